@@ -1,0 +1,34 @@
+#include "backend/backend.h"
+
+#include "backend/cpu_backend.h"
+#include "core/error.h"
+#if defined(ATTN_WITH_CUDA)
+#include "backend/cuda_backend.h"
+#endif
+
+namespace attn {
+
+bool cuda_available() {
+#if defined(ATTN_WITH_CUDA)
+  return cuda_device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Backend> make_backend(const GPTConfig& model, const BackendOptions& opts) {
+  std::string device = opts.device;
+  if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
+  if (device == "cpu") return make_cpu_backend(model, opts);
+  if (device == "cuda") {
+#if defined(ATTN_WITH_CUDA)
+    ATTN_CHECK(cuda_available(), "device.backend = \"cuda\" but no CUDA device is visible");
+    return make_cuda_backend(model, opts);
+#else
+    fail("device.backend = \"cuda\" but this binary was built without CUDA (nvcc was not found)");
+#endif
+  }
+  fail("device.backend: unknown backend '{}' (expected auto, cpu or cuda)", device);
+}
+
+}  // namespace attn

@@ -1,0 +1,93 @@
+// The backend interface: what the training loop, `eval` and `sample` need from a model
+// on some device. The CPU backend (Eigen) and the CUDA backend implement it; the trainer
+// never touches device memory directly.
+//
+// Parameters, gradients and the two AdamW moments are flat fp32 buffers in the order of
+// ParamLayout (model/param_layout.h); the host sees them only as whole buffers.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attention/attention.h"
+#include "model/param_layout.h"
+
+namespace attn {
+
+struct Batch {
+  const int32_t* inputs = nullptr;   // (B, T) token ids
+  const int32_t* targets = nullptr;  // (B, T) next-token ids; -1 = ignored position
+  int B = 0, T = 0;
+};
+
+// Identifies a micro-step, so that dropout draws are a pure function of it.
+struct StepContext {
+  uint64_t seed = 0;
+  int64_t step = 0;
+  int micro_step = 0;
+  bool train = true;  // false: dropout off
+};
+
+struct AdamWConfig {
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;
+};
+
+// Bytes per memory category, now and at peak (the CPU backend reports what it allocated).
+struct MemoryCategory {
+  std::string name;
+  size_t bytes = 0, peak = 0;
+};
+struct MemoryReport {
+  std::vector<MemoryCategory> categories;  // parameters, gradients, optimizer, activations, ...
+  size_t total_peak = 0;                   // peak of the sum
+  size_t device_used = 0;                  // what the driver says (CUDA), 0 on the CPU
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;  // "cpu", "cuda"
+  virtual const ParamLayout& layout() const = 0;
+
+  // Whole-buffer transfers (host fp32, layout().total() elements).
+  virtual void set_params(const float* host) = 0;
+  virtual void get_params(float* host) const = 0;
+  virtual void get_grads(float* host) const = 0;
+  virtual void set_optimizer_state(const float* m, const float* v) = 0;
+  virtual void get_optimizer_state(float* m, float* v) const = 0;
+
+  virtual void zero_grad() = 0;
+  // Forward and backward of one micro-batch: grads += grad_scale * d(mean loss)/d(params).
+  // Returns the mean loss over non-ignored targets.
+  virtual float forward_backward(const Batch& batch, float grad_scale, const StepContext& ctx) = 0;
+  // Mean loss with no gradient and no dropout.
+  virtual float forward_loss(const Batch& batch) = 0;
+  // Logits of the last position of each row: out is (B, vocab_size).
+  virtual void last_logits(const int32_t* tokens, int B, int T, float* out) = 0;
+
+  // sqrt(sum of squared gradients) over the whole buffer.
+  virtual float grad_norm() = 0;
+  // One AdamW step on all parameters with grads multiplied by grad_multiplier first (clipping).
+  // t is the 1-based step count for bias correction.
+  virtual void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) = 0;
+
+  virtual MemoryReport memory() const = 0;
+};
+
+struct BackendOptions {
+  std::string device = "auto";     // auto | cpu | cuda
+  std::string precision = "fp32";  // fp32 | bf16
+  AttentionOptions attention;
+  int max_batch = 0, max_seq = 0;  // sizes to plan activation memory for
+  int threads = 0;                 // CPU threads (0 = all cores)
+};
+
+// True when the binary was built with CUDA and a device is visible.
+bool cuda_available();
+
+// Creates the backend named by opts.device ("auto": cuda when available, else cpu).
+// Throws attn::Error for combinations a backend does not support.
+std::unique_ptr<Backend> make_backend(const GPTConfig& model, const BackendOptions& opts);
+
+}  // namespace attn

@@ -1,0 +1,11 @@
+// The CUDA backend: hand-written kernels plus cuBLASLt, fp32 or bf16 mixed precision.
+// Only declared when the binary is built with CUDA (ATTN_WITH_CUDA).
+#pragma once
+#include <memory>
+
+#include "backend/backend.h"
+
+namespace attn {
+int cuda_device_count();  // 0 when the driver or device is missing (never throws)
+std::unique_ptr<Backend> make_cuda_backend(const GPTConfig& model, const BackendOptions& opts);
+}
