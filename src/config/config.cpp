@@ -1,0 +1,352 @@
+#include "config/config.h"
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <variant>
+
+#include <toml++/toml.h>
+
+#include "core/error.h"
+
+namespace attn {
+
+namespace {
+
+using FieldPtr = std::variant<int*, int64_t*, double*, float*, bool*, std::string*, std::vector<std::string>*>;
+struct Field {
+  const char* key;  // "section.name"
+  FieldPtr ptr;
+};
+
+// The schema: every key a config may set, bound to its place in Config.
+std::vector<Field> fields(Config& c) {
+  auto& a = c.attention;
+  return {
+      {"model.n_layer", &c.model.n_layer},
+      {"model.n_head", &c.model.n_head},
+      {"model.n_kv_head", &c.model.n_kv_head},
+      {"model.n_embd", &c.model.n_embd},
+      {"model.block_size", &c.model.block_size},
+      {"model.vocab_pad_to", &c.model.vocab_pad_to},
+      {"model.dropout", &c.model.dropout},
+      {"model.attn_dropout", &c.model.attn_dropout},
+      {"attention.impl", &a.impl},
+      {"attention.causal", &a.causal},
+      {"attention.sliding_window", &a.sliding_window},
+      {"attention.document_mask", &a.document_mask},
+      {"attention.alibi", &a.alibi},
+      {"attention.softcap", &a.softcap},
+      {"attention.deterministic", &a.deterministic},
+      {"data.dir", &c.data.dir},
+      {"data.inputs", &c.data.inputs},
+      {"data.tokenizer", &c.data.tokenizer},
+      {"data.vocab_size", &c.data.vocab_size},
+      {"data.val_fraction", &c.data.val_fraction},
+      {"optimizer.lr", &c.optimizer.lr},
+      {"optimizer.beta1", &c.optimizer.beta1},
+      {"optimizer.beta2", &c.optimizer.beta2},
+      {"optimizer.eps", &c.optimizer.eps},
+      {"optimizer.weight_decay", &c.optimizer.weight_decay},
+      {"optimizer.grad_clip", &c.optimizer.grad_clip},
+      {"schedule.decay", &c.schedule.decay},
+      {"schedule.warmup_iters", &c.schedule.warmup_iters},
+      {"schedule.decay_iters", &c.schedule.decay_iters},
+      {"schedule.min_lr", &c.schedule.min_lr},
+      {"training.batch_size", &c.training.batch_size},
+      {"training.seq_len", &c.training.seq_len},
+      {"training.grad_accum", &c.training.grad_accum},
+      {"training.max_iters", &c.training.max_iters},
+      {"training.eval_interval", &c.training.eval_interval},
+      {"training.eval_iters", &c.training.eval_iters},
+      {"training.log_interval", &c.training.log_interval},
+      {"training.seed", &c.training.seed},
+      {"training.out_dir", &c.training.out_dir},
+      {"checkpoint.interval", &c.checkpoint.interval},
+      {"checkpoint.keep", &c.checkpoint.keep},
+      {"logging.jsonl", &c.logging.jsonl},
+      {"logging.plot", &c.logging.plot},
+      {"logging.progress", &c.logging.progress},
+      {"device.backend", &c.device.backend},
+      {"device.precision", &c.device.precision},
+      {"device.threads", &c.device.threads},
+      {"sample.num_samples", &c.sample.num_samples},
+      {"sample.max_new_tokens", &c.sample.max_new_tokens},
+      {"sample.temperature", &c.sample.temperature},
+      {"sample.top_k", &c.sample.top_k},
+      {"sample.top_p", &c.sample.top_p},
+      {"sample.prompt", &c.sample.prompt},
+      {"sample.seed", &c.sample.seed},
+  };
+}
+
+const char* type_name(const FieldPtr& p) {
+  struct V {
+    const char* operator()(int*) const { return "an integer"; }
+    const char* operator()(int64_t*) const { return "an integer"; }
+    const char* operator()(double*) const { return "a number"; }
+    const char* operator()(float*) const { return "a number"; }
+    const char* operator()(bool*) const { return "a boolean (true/false)"; }
+    const char* operator()(std::string*) const { return "a string"; }
+    const char* operator()(std::vector<std::string>*) const { return "a list of strings"; }
+  };
+  return std::visit(V{}, p);
+}
+
+const char* node_type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "a list";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+  }
+}
+
+// Stores `node` into the field; returns false when the TOML type does not fit.
+bool assign(const FieldPtr& ptr, const toml::node& node) {
+  if (auto p = std::get_if<int*>(&ptr)) {
+    auto v = node.value_exact<int64_t>();
+    if (!v || *v < std::numeric_limits<int>::min() || *v > std::numeric_limits<int>::max()) return false;
+    **p = static_cast<int>(*v);
+  } else if (auto p = std::get_if<int64_t*>(&ptr)) {
+    auto v = node.value_exact<int64_t>();
+    if (!v) return false;
+    **p = *v;
+  } else if (auto p = std::get_if<double*>(&ptr)) {
+    if (!node.is_number()) return false;
+    **p = *node.value<double>();
+  } else if (auto p = std::get_if<float*>(&ptr)) {
+    if (!node.is_number()) return false;
+    **p = static_cast<float>(*node.value<double>());
+  } else if (auto p = std::get_if<bool*>(&ptr)) {
+    auto v = node.value_exact<bool>();
+    if (!v) return false;
+    **p = *v;
+  } else if (auto p = std::get_if<std::string*>(&ptr)) {
+    auto v = node.value_exact<std::string>();
+    if (!v) return false;
+    **p = *v;
+  } else if (auto p = std::get_if<std::vector<std::string>*>(&ptr)) {
+    std::vector<std::string> out;
+    if (auto s = node.value_exact<std::string>()) {
+      out.push_back(*s);
+    } else if (auto arr = node.as_array()) {
+      for (const auto& el : *arr) {
+        auto s2 = el.value_exact<std::string>();
+        if (!s2) return false;
+        out.push_back(*s2);
+      }
+    } else {
+      return false;
+    }
+    **p = std::move(out);
+  }
+  return true;
+}
+
+void set_key(Config& cfg, const std::string& key, const toml::node& node, const std::string& source) {
+  for (const Field& f : fields(cfg)) {
+    if (key != f.key) continue;
+    if (!assign(f.ptr, node))
+      fail("{}: {} must be {}, got {}", source, key, type_name(f.ptr), node_type_name(node));
+    cfg.origin[key] = source;
+    return;
+  }
+  const std::string section = key.substr(0, key.find('.'));
+  std::string known;
+  for (const Field& f : fields(cfg))
+    if (std::string(f.key).rfind(section + ".", 0) == 0) known += (known.empty() ? "" : ", ") + std::string(f.key);
+  if (known.empty()) {
+    fail("{}: unknown config section '{}' (sections: model, attention, data, optimizer, schedule, "
+         "training, checkpoint, logging, device, sample)", source, section);
+  }
+  fail("{}: unknown config key '{}' (keys of [{}]: {})", source, key, section, known);
+}
+
+void apply_table(Config& cfg, const toml::table& root, const std::string& source) {
+  for (const auto& [section, node] : root) {
+    const std::string s(section.str());
+    const toml::table* tbl = node.as_table();
+    if (!tbl) fail("{}: top-level key '{}' must be a [section] table", source, s);
+    for (const auto& [key, value] : *tbl) set_key(cfg, s + "." + std::string(key.str()), value, source);
+  }
+}
+
+std::string where(const Config& cfg, const std::string& key) {
+  auto it = cfg.origin.find(key);
+  return it == cfg.origin.end() ? std::string("default") : it->second;
+}
+
+}  // namespace
+
+void apply_toml_text(Config& cfg, const std::string& text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    fail("{}:{}:{}: invalid TOML: {}", source, e.source().begin.line, e.source().begin.column, e.description());
+  }
+  apply_table(cfg, root, source);
+}
+
+void apply_overrides(Config& cfg, const std::vector<std::string>& overrides) {
+  for (std::string ov : overrides) {
+    if (ov.rfind("--", 0) == 0) ov = ov.substr(2);
+    const auto eq = ov.find('=');
+    if (eq == std::string::npos || ov.find('.') == std::string::npos || ov.find('.') > eq)
+      fail("command line: '{}' is not an override of the form --section.key=value", ov);
+    const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
+    toml::table parsed;
+    try {
+      parsed = toml::parse("v = " + value);
+    } catch (const toml::parse_error&) {
+      // A bare word (not TOML syntax) is taken as a string: --device.backend=cpu.
+      parsed = toml::table{{"v", value}};
+    }
+    set_key(cfg, key, *parsed.get("v"), "command line");
+  }
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Config cfg;
+  if (!path.empty()) {
+    std::ifstream in(path);
+    ATTN_CHECK(in.good(), "config file '{}' cannot be opened", path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    apply_toml_text(cfg, ss.str(), path);
+  }
+  apply_overrides(cfg, overrides);
+  validate(cfg);
+  return cfg;
+}
+
+void validate(const Config& c) {
+  auto require = [&](bool ok, const char* key, const std::string& problem) {
+    if (!ok) fail("{}: {} {}", where(c, key), key, problem);
+  };
+  const auto& m = c.model;
+  require(m.n_layer >= 1, "model.n_layer", fmt::format("must be >= 1 (got {})", m.n_layer));
+  require(m.n_head >= 1, "model.n_head", fmt::format("must be >= 1 (got {})", m.n_head));
+  require(m.n_embd >= 1, "model.n_embd", fmt::format("must be >= 1 (got {})", m.n_embd));
+  require(m.n_embd % m.n_head == 0, "model.n_embd",
+          fmt::format("({}) must be divisible by model.n_head ({})", m.n_embd, m.n_head));
+  const int kv = m.n_kv_head == 0 ? m.n_head : m.n_kv_head;
+  require(kv >= 1 && m.n_head % kv == 0, "model.n_kv_head",
+          fmt::format("({}) must divide model.n_head ({})", m.n_kv_head, m.n_head));
+  require(m.block_size >= 1, "model.block_size", fmt::format("must be >= 1 (got {})", m.block_size));
+  require(m.vocab_pad_to >= 1, "model.vocab_pad_to", "must be >= 1");
+  require(m.dropout >= 0 && m.dropout < 1, "model.dropout", fmt::format("must be in [0, 1) (got {})", m.dropout));
+  require(m.attn_dropout < 1, "model.attn_dropout", fmt::format("must be < 1 (got {})", m.attn_dropout));
+
+  const auto& a = c.attention;
+  require(a.impl == "naive" || a.impl == "flash", "attention.impl",
+          fmt::format("must be \"naive\" or \"flash\" (got \"{}\")", a.impl));
+  require(a.sliding_window >= 0, "attention.sliding_window", "must be >= 0 (0 = off)");
+  require(a.softcap >= 0, "attention.softcap", "must be >= 0 (0 = off)");
+  require(a.sliding_window == 0 || a.causal, "attention.sliding_window", "needs attention.causal = true");
+
+  const auto& d = c.data;
+  require(d.tokenizer == "bpe" || d.tokenizer == "char", "data.tokenizer",
+          fmt::format("must be \"bpe\" or \"char\" (got \"{}\")", d.tokenizer));
+  require(d.tokenizer != "bpe" || d.vocab_size >= 257, "data.vocab_size", fmt::format("must be >= 257 for BPE (got {})", d.vocab_size));
+  require(d.val_fraction > 0 && d.val_fraction < 1, "data.val_fraction", "must be in (0, 1)");
+  require(!d.dir.empty(), "data.dir", "must name the prepared dataset directory");
+
+  const auto& o = c.optimizer;
+  require(o.lr > 0, "optimizer.lr", fmt::format("must be > 0 (got {})", o.lr));
+  require(o.beta1 >= 0 && o.beta1 < 1, "optimizer.beta1", "must be in [0, 1)");
+  require(o.beta2 >= 0 && o.beta2 < 1, "optimizer.beta2", "must be in [0, 1)");
+  require(o.eps > 0, "optimizer.eps", "must be > 0");
+  require(o.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0");
+  require(o.grad_clip >= 0, "optimizer.grad_clip", "must be >= 0 (0 = off)");
+
+  const auto& s = c.schedule;
+  require(s.decay == "cosine" || s.decay == "constant", "schedule.decay", "must be \"cosine\" or \"constant\"");
+  require(s.warmup_iters >= 0, "schedule.warmup_iters", "must be >= 0");
+  require(s.decay_iters >= 0, "schedule.decay_iters", "must be >= 0");
+  require(s.min_lr >= 0 && s.min_lr <= o.lr, "schedule.min_lr",
+          fmt::format("must be in [0, optimizer.lr] (got {}, lr {})", s.min_lr, o.lr));
+
+  const auto& t = c.training;
+  require(t.batch_size >= 1, "training.batch_size", fmt::format("must be >= 1 (got {})", t.batch_size));
+  require(t.seq_len >= 0, "training.seq_len", "must be >= 0 (0 = model.block_size)");
+  require(c.seq_len() <= m.block_size, "training.seq_len",
+          fmt::format("({}) must be <= model.block_size ({})", c.seq_len(), m.block_size));
+  require(t.grad_accum >= 1, "training.grad_accum", "must be >= 1");
+  require(t.max_iters >= 0, "training.max_iters", "must be >= 0");
+  require(t.eval_interval >= 0, "training.eval_interval", "must be >= 0 (0 = only at the end)");
+  require(t.eval_iters >= 1, "training.eval_iters", "must be >= 1");
+  require(t.log_interval >= 1, "training.log_interval", "must be >= 1");
+  require(!t.out_dir.empty(), "training.out_dir", "must not be empty");
+
+  require(c.checkpoint.interval >= 0, "checkpoint.interval", "must be >= 0 (0 = only at the end)");
+  require(c.checkpoint.keep >= 1, "checkpoint.keep", "must be >= 1");
+
+  const auto& dv = c.device;
+  require(dv.backend == "auto" || dv.backend == "cpu" || dv.backend == "cuda", "device.backend",
+          fmt::format("must be \"auto\", \"cpu\" or \"cuda\" (got \"{}\")", dv.backend));
+  require(dv.precision == "fp32" || dv.precision == "bf16", "device.precision",
+          fmt::format("must be \"fp32\" or \"bf16\" (got \"{}\")", dv.precision));
+  require(dv.threads >= 0, "device.threads", "must be >= 0 (0 = all cores)");
+
+  const auto& sp = c.sample;
+  require(sp.num_samples >= 1, "sample.num_samples", "must be >= 1");
+  require(sp.max_new_tokens >= 0, "sample.max_new_tokens", "must be >= 0");
+  require(sp.temperature >= 0, "sample.temperature", "must be >= 0 (0 = greedy)");
+  require(sp.top_k >= 0, "sample.top_k", "must be >= 0 (0 = off)");
+  require(sp.top_p > 0 && sp.top_p <= 1, "sample.top_p", "must be in (0, 1]");
+}
+
+std::string to_toml(const Config& cfg_in) {
+  Config cfg = cfg_in;  // fields() needs mutable pointers
+  toml::table root;
+  for (const Field& f : fields(cfg)) {
+    const std::string key = f.key;
+    const std::string section = key.substr(0, key.find('.')), name = key.substr(key.find('.') + 1);
+    if (!root.contains(section)) root.insert(section, toml::table{});
+    toml::table& t = *root[section].as_table();
+    std::visit(
+        [&](auto* p) {
+          using T = std::remove_pointer_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            toml::array arr;
+            for (const auto& s : *p) arr.push_back(s);
+            t.insert(name, arr);
+          } else if constexpr (std::is_same_v<T, int>) {
+            t.insert(name, static_cast<int64_t>(*p));
+          } else if constexpr (std::is_same_v<T, float>) {
+            t.insert(name, static_cast<double>(*p));
+          } else {
+            t.insert(name, *p);
+          }
+        },
+        f.ptr);
+  }
+  std::stringstream ss;
+  ss << toml::toml_formatter(root) << "\n";
+  return ss.str();
+}
+
+}  // namespace attn
+
+namespace attn {
+GPTConfig make_gpt_config(const Config& cfg, int vocab_size) {
+  GPTConfig g;
+  g.vocab_size = vocab_size;
+  const int pad = cfg.model.vocab_pad_to;
+  g.padded_vocab_size = (vocab_size + pad - 1) / pad * pad;
+  g.block_size = cfg.model.block_size;
+  g.n_layer = cfg.model.n_layer;
+  g.n_head = cfg.model.n_head;
+  g.n_kv_head = cfg.model.n_kv_head == 0 ? cfg.model.n_head : cfg.model.n_kv_head;
+  g.n_embd = cfg.model.n_embd;
+  g.dropout = static_cast<float>(cfg.model.dropout);
+  g.attn_dropout = static_cast<float>(cfg.attn_dropout());
+  return g;
+}
+}  // namespace attn

@@ -1,0 +1,128 @@
+// The run configuration: TOML files in configs/ plus `--section.key=value` overrides.
+//
+// Every key has a type and a default here; an unknown key, a value of the wrong type
+// or an impossible combination is refused with a message naming the key and where it
+// came from (the file, or "command line"). The effective config is written next to a
+// run's outputs (config.toml) and into every checkpoint.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "attention/attention.h"
+
+namespace attn {
+
+struct ModelSection {
+  int n_layer = 4;
+  int n_head = 4;
+  int n_kv_head = 0;      // 0: same as n_head
+  int n_embd = 128;
+  int block_size = 64;
+  int vocab_pad_to = 64;  // rows of wte rounded up to a multiple of this
+  double dropout = 0.0;
+  double attn_dropout = -1.0;  // < 0: same as dropout
+};
+
+struct DataSection {
+  std::string dir = "runs/data/default";  // prepared dataset (attnlab prepare)
+  std::vector<std::string> inputs;        // if set and `dir` holds no dataset, train prepares it
+  std::string tokenizer = "bpe";          // bpe | char
+  int vocab_size = 4096;                  // bpe only
+  double val_fraction = 0.1;
+};
+
+struct OptimizerSection {
+  double lr = 6e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;  // 0: off
+};
+
+struct ScheduleSection {
+  std::string decay = "cosine";  // cosine | constant
+  int warmup_iters = 100;
+  int decay_iters = 0;  // step at which lr reaches min_lr; 0: training.max_iters
+  double min_lr = 6e-5;
+};
+
+struct TrainingSection {
+  int batch_size = 12;
+  int seq_len = 0;  // 0: model.block_size
+  int grad_accum = 1;
+  int max_iters = 2000;
+  int eval_interval = 250;
+  int eval_iters = 50;
+  int log_interval = 10;
+  int64_t seed = 1337;
+  std::string out_dir = "runs/default";
+};
+
+struct CheckpointSection {
+  int interval = 500;  // steps between checkpoints; 0: only at the end
+  int keep = 2;        // newest checkpoints kept
+};
+
+struct LoggingSection {
+  bool jsonl = true;
+  bool plot = true;
+  bool progress = true;
+};
+
+struct DeviceSection {
+  std::string backend = "auto";    // auto | cpu | cuda
+  std::string precision = "fp32";  // fp32 | bf16
+  int threads = 0;                 // CPU threads, 0: all cores
+};
+
+struct SampleSection {
+  int num_samples = 3;
+  int max_new_tokens = 200;
+  double temperature = 0.8;
+  int top_k = 200;  // 0: off
+  double top_p = 1.0;
+  std::string prompt;
+  int64_t seed = 42;
+};
+
+struct Config {
+  ModelSection model;
+  AttentionOptions attention;
+  DataSection data;
+  OptimizerSection optimizer;
+  ScheduleSection schedule;
+  TrainingSection training;
+  CheckpointSection checkpoint;
+  LoggingSection logging;
+  DeviceSection device;
+  SampleSection sample;
+
+  // Where each key's value came from ("configs/x.toml", "command line"); absent = default.
+  std::map<std::string, std::string> origin;
+
+  int seq_len() const { return training.seq_len > 0 ? training.seq_len : model.block_size; }
+  double attn_dropout() const { return model.attn_dropout >= 0 ? model.attn_dropout : model.dropout; }
+};
+
+// Parses a TOML file (path "" = defaults only) then applies overrides of the form
+// "section.key=value" (value in TOML syntax; bare words are strings), then validates.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Applies overrides and validates; used by load_config and by tests.
+void apply_overrides(Config& cfg, const std::vector<std::string>& overrides);
+void apply_toml_text(Config& cfg, const std::string& toml_text, const std::string& source);
+void validate(const Config& cfg);
+
+// The effective configuration as TOML text (every key, defaults included).
+std::string to_toml(const Config& cfg);
+
+}  // namespace attn
+
+#include "model/gpt_config.h"
+namespace attn {
+// The model shape a config describes, for a tokenizer of `vocab_size` tokens.
+GPTConfig make_gpt_config(const Config& cfg, int vocab_size);
+}  // namespace attn

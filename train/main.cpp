@@ -1,0 +1,210 @@
+// attnlab: one program, one subcommand per job.
+//
+//   attnlab prepare --input FILE_OR_DIR... --out DIR [--tokenizer bpe|char] [--vocab-size N]
+//   attnlab train   -c CONFIG [--resume] [--section.key=value ...]
+//   attnlab sample  --checkpoint RUN_OR_CKPT [--prompt TEXT] [--section.key=value ...]
+//   attnlab eval    --checkpoint RUN_OR_CKPT [--section.key=value ...]
+//
+// Every failure the user can cause ends in one line "error: ..." and exit code 1.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "backend/backend.h"
+#include "config/config.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "data/prepare.h"
+#include "data/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/generate.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace attn;
+
+namespace {
+
+// Arguments CLI11 did not recognise must all be --section.key=value overrides.
+std::vector<std::string> overrides_of(const CLI::App* sub) {
+  std::vector<std::string> out;
+  for (const std::string& a : sub->remaining()) {
+    ATTN_CHECK(a.rfind("--", 0) == 0 && a.find('.') != std::string::npos && a.find('=') != std::string::npos,
+               "unexpected argument '{}' (overrides look like --section.key=value)", a);
+    out.push_back(a);
+  }
+  return out;
+}
+
+// A model restored from a checkpoint, with the config it was trained with.
+struct LoadedModel {
+  Config cfg;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Backend> backend;
+  std::string dir;
+  TrainState state;
+};
+
+LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides, int max_batch,
+                       int max_seq_or_zero) {
+  LoadedModel lm;
+  lm.dir = resolve_checkpoint(checkpoint);
+  lm.cfg = load_config(checkpoint_config_path(lm.dir), overrides);
+  lm.tokenizer = load_tokenizer(checkpoint_tokenizer_path(lm.dir));
+  const GPTConfig gpt = make_gpt_config(lm.cfg, lm.tokenizer->vocab_size());
+  BackendOptions bopt;
+  bopt.device = lm.cfg.device.backend;
+  bopt.precision = lm.cfg.device.precision;
+  bopt.attention = lm.cfg.attention;
+  bopt.attention.eot_token = lm.tokenizer->eot_id();
+  bopt.max_batch = max_batch;
+  bopt.max_seq = max_seq_or_zero > 0 ? max_seq_or_zero : gpt.block_size;
+  bopt.threads = lm.cfg.device.threads;
+  lm.backend = make_backend(gpt, bopt);
+  CheckpointData ck = load_checkpoint(lm.dir, lm.backend->layout());
+  lm.backend->set_params(ck.params.data());
+  lm.state = ck.state;
+  return lm;
+}
+
+int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& prompt_text) {
+  LoadedModel lm = load_model(checkpoint, overrides, 1, 0);
+  if (!prompt_text.empty()) lm.cfg.sample.prompt = prompt_text;
+  const SampleSection& s = lm.cfg.sample;
+  std::vector<int32_t> prompt;
+  if (!s.prompt.empty()) {
+    prompt = lm.tokenizer->encode(s.prompt);
+  } else if (lm.tokenizer->eot_id() >= 0) {
+    prompt = {lm.tokenizer->eot_id()};
+  } else {
+    prompt = lm.tokenizer->encode("\n");  // nanoGPT's start for character models
+  }
+  fmt::print(stderr, "sampling from {} (step {}), {} sample(s) of up to {} tokens\n", lm.dir, lm.state.step,
+             s.num_samples, s.max_new_tokens);
+  for (int i = 0; i < s.num_samples; ++i) {
+    SamplingOptions opt;
+    opt.max_new_tokens = s.max_new_tokens;
+    opt.temperature = s.temperature;
+    opt.top_k = s.top_k;
+    opt.top_p = s.top_p;
+    opt.seed = mix64(static_cast<uint64_t>(s.seed) + static_cast<uint64_t>(i));
+    opt.stop_token = lm.tokenizer->eot_id();
+    if (!s.prompt.empty()) fmt::print("{}", s.prompt);
+    generate(*lm.backend, prompt, 1, opt, [&](int, int32_t tok) {
+      const int32_t one[1] = {tok};
+      fmt::print("{}", lm.tokenizer->decode(one));
+      std::fflush(stdout);
+    });
+    fmt::print("\n---------------\n");
+  }
+  return 0;
+}
+
+int cmd_eval(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& split) {
+  const Config run_cfg = load_config(checkpoint_config_path(resolve_checkpoint(checkpoint)), overrides);
+  LoadedModel lm = load_model(checkpoint, overrides, run_cfg.training.batch_size, run_cfg.seq_len());
+  const Config& cfg = lm.cfg;
+  const DatasetInfo data = load_dataset_info(cfg.data.dir);
+  ATTN_CHECK(data.vocab_size == lm.tokenizer->vocab_size(),
+             "dataset {} has vocab {} but the checkpoint's tokenizer has {}", cfg.data.dir, data.vocab_size,
+             lm.tokenizer->vocab_size());
+  DataLoader loader(split == "train" ? data.train_shards : data.val_shards, data.vocab_size);
+  const int B = cfg.training.batch_size, T = cfg.seq_len(), iters = cfg.training.eval_iters;
+  std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
+  const uint64_t eval_seed = mix64(static_cast<uint64_t>(cfg.training.seed) ^ 0xE7A1);
+  double sum = 0;
+  for (int i = 0; i < iters; ++i) {
+    loader.batch(eval_seed, i, 0, B, T, x.data(), y.data());
+    sum += lm.backend->forward_loss(Batch{x.data(), y.data(), B, T});
+  }
+  const double loss = sum / iters;
+  fmt::print("{} loss {:.4f} (perplexity {:.2f}) over {} batches of {}x{} tokens; checkpoint {} (step {})\n", split,
+             loss, std::exp(loss), iters, B, T, lm.dir, lm.state.step);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"attnlab: a GPT training framework for seeing what attention costs"};
+  app.require_subcommand(1);
+
+  auto* prep = app.add_subcommand("prepare", "tokenize text files or folders into train/val token shards");
+  std::vector<std::string> inputs;
+  std::string out_dir, tokenizer = "bpe", prep_config, reuse_tokenizer;
+  int vocab_size = 4096;
+  double val_fraction = 0.1;
+  prep->add_option("-i,--input", inputs, "text files or folders (recursive)");
+  prep->add_option("-o,--out", out_dir, "output dataset directory");
+  prep->add_option("-t,--tokenizer", tokenizer, "bpe or char")->check(CLI::IsMember({"bpe", "char"}));
+  prep->add_option("--vocab-size", vocab_size, "BPE vocabulary size");
+  prep->add_option("--val-fraction", val_fraction, "fraction of tokens held out for validation");
+  prep->add_option("--tokenizer-file", reuse_tokenizer, "reuse an existing tokenizer.json instead of training one");
+  prep->add_option("-c,--config", prep_config, "take inputs/out/tokenizer from this config's [data] section");
+  prep->allow_extras();
+
+  auto* train = app.add_subcommand("train", "train a model (overrides: --section.key=value)");
+  std::string config_path;
+  bool resume = false;
+  train->add_option("-c,--config", config_path, "TOML config file")->required();
+  train->add_flag("--resume", resume, "continue from the run's latest checkpoint");
+  train->allow_extras();
+
+  auto* sample = app.add_subcommand("sample", "generate text from a checkpoint");
+  std::string checkpoint, prompt;
+  sample->add_option("--checkpoint", checkpoint, "run directory or checkpoint directory")->required();
+  sample->add_option("--prompt", prompt, "text to continue (same as --sample.prompt=...)");
+  sample->allow_extras();
+
+  auto* eval = app.add_subcommand("eval", "loss of a checkpoint on its dataset");
+  std::string split = "val";
+  eval->add_option("--checkpoint", checkpoint, "run directory or checkpoint directory")->required();
+  eval->add_option("--split", split, "val or train")->check(CLI::IsMember({"val", "train"}));
+  eval->allow_extras();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*prep) {
+      const std::vector<std::string> ov = overrides_of(prep);
+      if (!prep_config.empty() || !ov.empty()) {
+        const Config cfg = load_config(prep_config, ov);
+        if (inputs.empty()) inputs = cfg.data.inputs;
+        if (out_dir.empty()) out_dir = cfg.data.dir;
+        tokenizer = cfg.data.tokenizer, vocab_size = cfg.data.vocab_size, val_fraction = cfg.data.val_fraction;
+      }
+      ATTN_CHECK(!inputs.empty(), "prepare: no --input given");
+      ATTN_CHECK(!out_dir.empty(), "prepare: no --out given");
+      PrepareOptions p;
+      p.inputs = inputs, p.out_dir = out_dir, p.tokenizer = tokenizer, p.vocab_size = vocab_size;
+      p.val_fraction = val_fraction, p.tokenizer_path = reuse_tokenizer;
+      const DatasetInfo info = prepare_dataset(p, [](const std::string& m) { fmt::print("  {}\n", m); });
+      fmt::print("prepared {}: {} train / {} val tokens, vocab {}\n", info.dir, info.train_tokens, info.val_tokens,
+                 info.vocab_size);
+      return 0;
+    }
+    if (*train) {
+      const Config cfg = load_config(config_path, overrides_of(train));
+      TrainOptions opts;
+      opts.resume = resume;
+      run_training(cfg, opts);
+      return 0;
+    }
+    if (*sample) {
+      return cmd_sample(checkpoint, overrides_of(sample), prompt);
+    }
+    if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split);
+  } catch (const Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,224 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "data/prepare.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+#include "train/schedule.h"
+#include "train/signals.h"
+
+namespace fs = std::filesystem;
+
+namespace attn {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string human_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int64_t t = static_cast<int64_t>(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (t / 60) % 60);
+  if (t >= 60) return fmt::format("{}m{:02d}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+// The prepared dataset of cfg.data; prepares it first when it is missing and inputs are given.
+DatasetInfo ensure_dataset(const Config& cfg, bool quiet) {
+  const fs::path meta = fs::path(cfg.data.dir) / "meta.json";
+  if (!fs::exists(meta) && !cfg.data.inputs.empty()) {
+    PrepareOptions p;
+    p.inputs = cfg.data.inputs;
+    p.out_dir = cfg.data.dir;
+    p.tokenizer = cfg.data.tokenizer;
+    p.vocab_size = cfg.data.vocab_size;
+    p.val_fraction = cfg.data.val_fraction;
+    if (!quiet) fmt::print("preparing dataset {} from {} input path(s)\n", cfg.data.dir, cfg.data.inputs.size());
+    return prepare_dataset(p, [&](const std::string& msg) {
+      if (!quiet) fmt::print("  {}\n", msg);
+    });
+  }
+  return load_dataset_info(cfg.data.dir);
+}
+
+// Mean loss over `iters` fixed batches (the same batches at every evaluation).
+double evaluate(Backend& model, const DataLoader& loader, int B, int T, int iters, uint64_t seed,
+                std::vector<int32_t>& x, std::vector<int32_t>& y) {
+  double sum = 0;
+  for (int i = 0; i < iters; ++i) {
+    loader.batch(seed, i, 0, B, T, x.data(), y.data());
+    sum += model.forward_loss(Batch{x.data(), y.data(), B, T});
+  }
+  return sum / iters;
+}
+
+}  // namespace
+
+TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
+  const auto t_start = Clock::now();
+  const bool log = !opts.quiet;
+  auto say = [&](const std::string& s) {
+    if (log) fmt::print("{}\n", s), std::fflush(stdout);
+  };
+
+  // ---- data -------------------------------------------------------------------
+  const DatasetInfo data = ensure_dataset(cfg, opts.quiet);
+  const int B = cfg.training.batch_size, T = cfg.seq_len(), accum = cfg.training.grad_accum;
+  DataLoader train_loader(data.train_shards, data.vocab_size);
+  DataLoader val_loader(data.val_shards, data.vocab_size);
+
+  // ---- model ----------------------------------------------------------------------
+  const GPTConfig gpt = make_gpt_config(cfg, data.vocab_size);
+  BackendOptions bopt;
+  bopt.device = cfg.device.backend;
+  bopt.precision = cfg.device.precision;
+  bopt.attention = cfg.attention;
+  bopt.attention.eot_token = data.eot_id;
+  bopt.max_batch = B;
+  bopt.max_seq = T;
+  bopt.threads = cfg.device.threads;
+  std::unique_ptr<Backend> model = make_backend(gpt, bopt);
+  const ParamLayout& layout = model->layout();
+
+  TrainState state;
+  std::vector<float> params(layout.total()), m(layout.total()), v(layout.total());
+  fs::create_directories(cfg.training.out_dir);
+  const std::string config_toml = to_toml(cfg);
+  if (opts.resume) {
+    const std::string dir = resolve_checkpoint(cfg.training.out_dir);
+    CheckpointData ck = load_checkpoint(dir, layout);
+    ATTN_CHECK(!ck.m.empty(), "checkpoint '{}' has no optimizer state; cannot resume training from it", dir);
+    params = std::move(ck.params), m = std::move(ck.m), v = std::move(ck.v);
+    state = ck.state;
+    model->set_optimizer_state(m.data(), v.data());
+    say(fmt::format("resumed from {} at step {}", dir, state.step));
+  } else {
+    init_gpt2_params(layout, static_cast<uint64_t>(cfg.training.seed), params.data());
+  }
+  model->set_params(params.data());
+  {
+    std::ofstream(fs::path(cfg.training.out_dir) / "config.toml") << config_toml;
+  }
+  MetricsLog metrics(cfg.training.out_dir, opts.resume ? state.step : -1, cfg.logging.jsonl);
+
+  const LrSchedule schedule{cfg.optimizer.lr, cfg.schedule.min_lr, cfg.schedule.warmup_iters,
+                            cfg.schedule.decay_iters > 0 ? cfg.schedule.decay_iters : cfg.training.max_iters,
+                            cfg.schedule.decay == "cosine"};
+  const AdamWConfig adamw{static_cast<float>(cfg.optimizer.beta1), static_cast<float>(cfg.optimizer.beta2),
+                          static_cast<float>(cfg.optimizer.eps), static_cast<float>(cfg.optimizer.weight_decay)};
+  const uint64_t seed = static_cast<uint64_t>(cfg.training.seed);
+  const uint64_t eval_seed = mix64(seed ^ 0xE7A1);
+  const int64_t tokens_per_step = static_cast<int64_t>(B) * T * accum;
+  say(fmt::format("model: {} layers, {} heads ({} kv), n_embd {}, vocab {} (padded {}), {:.2f}M parameters; "
+                  "backend {} ({}), attention {}",
+                  gpt.n_layer, gpt.n_head, gpt.n_kv_head, gpt.n_embd, gpt.vocab_size, gpt.padded_vocab_size,
+                  layout.num_parameters() / 1e6, model->name(), cfg.device.precision, cfg.attention.impl));
+  say(fmt::format("data: {} train / {} val tokens; {} tokens per step (batch {} x seq {} x accum {})",
+                  data.train_tokens, data.val_tokens, tokens_per_step, B, T, accum));
+
+  std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
+  TrainResult result;
+  result.step = state.step;
+  std::string last_ckpt;
+  auto save = [&]() {
+    model->get_params(params.data());
+    model->get_optimizer_state(m.data(), v.data());
+    last_ckpt = save_checkpoint(cfg.training.out_dir, layout, params.data(), m.data(), v.data(), state, config_toml,
+                                data.tokenizer_path, cfg.checkpoint.keep);
+    return last_ckpt;
+  };
+  auto run_eval = [&]() {
+    const double val = evaluate(*model, val_loader, B, T, cfg.training.eval_iters, eval_seed, x, y);
+    state.last_val_loss = val;
+    if (state.best_val_loss == 0 || val < state.best_val_loss) state.best_val_loss = val;
+    metrics.write({{"step", state.step}, {"val_loss", val}});
+    say(fmt::format("step {:>6} | val loss {:.4f}", state.step, val));
+    if (cfg.logging.plot)
+      write_loss_plot(metrics.path(), (fs::path(cfg.training.out_dir) / "loss.svg").string(), cfg.training.out_dir);
+    return val;
+  };
+
+  // ---- the loop ------------------------------------------------------------------
+  install_stop_handlers();
+  const int64_t max_iters = cfg.training.max_iters;
+  const int64_t first_step = state.step;
+  double window_time = 0;
+  int64_t window_steps = 0;
+  while (state.step < max_iters) {
+    if (cfg.training.eval_interval > 0 && state.step % cfg.training.eval_interval == 0) run_eval();
+
+    const auto t0 = Clock::now();
+    const double lr = schedule(state.step);
+    model->zero_grad();
+    double loss = 0;
+    for (int micro = 0; micro < accum; ++micro) {
+      train_loader.batch(seed, state.step, micro, B, T, x.data(), y.data());
+      const StepContext ctx{seed, state.step, micro, true};
+      loss += model->forward_backward(Batch{x.data(), y.data(), B, T}, 1.0f / accum, ctx) / accum;
+    }
+    if (!std::isfinite(loss)) {
+      fail("training loss is {} at step {} (lr {:.3g}); stopping without saving. The last good checkpoint is {}. "
+           "Try a lower optimizer.lr or a longer schedule.warmup_iters",
+           loss, state.step, lr, last_ckpt.empty() ? std::string("none") : last_ckpt);
+    }
+    const float norm = model->grad_norm();
+    const float clip = cfg.optimizer.grad_clip > 0 && norm > cfg.optimizer.grad_clip
+                           ? static_cast<float>(cfg.optimizer.grad_clip / norm)
+                           : 1.0f;
+    model->adamw_step(adamw, static_cast<float>(lr), clip, state.step + 1);
+    state.step += 1;
+    state.tokens_seen += tokens_per_step;
+    const double dt = seconds_since(t0);
+    window_time += dt, window_steps += 1;
+    result.last_loss = loss;
+
+    if (state.step % cfg.training.log_interval == 0 || state.step == max_iters) {
+      const double step_ms = 1000.0 * window_time / window_steps;
+      const double tok_s = tokens_per_step * window_steps / window_time;
+      const MemoryReport mem = model->memory();
+      metrics.write({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
+                     {"step_ms", step_ms}, {"tokens_per_s", tok_s}, {"tokens_seen", state.tokens_seen},
+                     {"mem_peak_bytes", mem.total_peak}});
+      say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | ETA {}",
+                      state.step, max_iters, loss, lr, norm, step_ms, tok_s,
+                      human_duration((max_iters - state.step) * step_ms / 1000.0)));
+      window_time = 0, window_steps = 0;
+    }
+    const bool stop_here = stop_requested() || (opts.stop_after >= 0 && state.step - first_step >= opts.stop_after);
+    if (stop_here) {
+      result.interrupted = true;
+      say(fmt::format("stopped at step {}: checkpoint {}; continue with `attnlab train ... --resume`", state.step,
+                      save()));
+      break;
+    }
+    if (cfg.checkpoint.interval > 0 && state.step % cfg.checkpoint.interval == 0 && state.step < max_iters)
+      say(fmt::format("checkpoint {}", save()));
+  }
+
+  if (!result.interrupted) {
+    if (max_iters > first_step || !opts.resume) result.val_loss = run_eval();
+    say(fmt::format("checkpoint {}", save()));
+  }
+  result.step = state.step;
+  result.val_loss = state.last_val_loss;
+  result.checkpoint = last_ckpt;
+  result.seconds = seconds_since(t_start);
+  say(fmt::format("done: step {}, val loss {:.4f}, {} total", result.step, result.val_loss,
+                  human_duration(result.seconds)));
+  return result;
+}
+
+}  // namespace attn
