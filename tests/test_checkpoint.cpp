@@ -1,0 +1,150 @@
+// Safetensors files and checkpoints: round trips, atomicity, and the errors for bad files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "train/checkpoint.h"
+#include "train/schedule.h"
+
+using namespace attn;
+namespace fs = std::filesystem;
+
+namespace {
+
+GPTConfig tiny_config() {
+  GPTConfig g;
+  g.vocab_size = 37, g.padded_vocab_size = 64, g.block_size = 16, g.n_layer = 2, g.n_head = 4, g.n_kv_head = 2,
+  g.n_embd = 24;
+  return g;
+}
+
+std::vector<float> random_buffer(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("attn_test_" + name + "_" + std::to_string(std::random_device{}()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+}  // namespace
+
+TEST(Safetensors, RoundTripAndHeaderLayout) {
+  const fs::path dir = fresh_dir("st");
+  const auto a = random_buffer(12, 1), b = random_buffer(5, 2);
+  write_safetensors((dir / "t.safetensors").string(), {{"a", {3, 4}, a.data()}, {"b", {5}, b.data()}}, {{"k", "v"}});
+  const SafetensorsFile f = read_safetensors((dir / "t.safetensors").string());
+  EXPECT_EQ(f.tensors.at("a").shape, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(f.tensors.at("a").data, a);
+  EXPECT_EQ(f.tensors.at("b").data, b);
+  EXPECT_EQ(f.metadata.at("k"), "v");
+  // The header length is a multiple of 8 and the data follows it directly.
+  std::ifstream in(dir / "t.safetensors", std::ios::binary);
+  uint64_t hlen = 0;
+  in.read(reinterpret_cast<char*>(&hlen), 8);
+  EXPECT_EQ(hlen % 8, 0u);
+  EXPECT_EQ(fs::file_size(dir / "t.safetensors"), 8 + hlen + 4 * (12 + 5));
+  fs::remove_all(dir);
+}
+
+TEST(Safetensors, TruncatedAndCorruptFilesAreErrors) {
+  const fs::path dir = fresh_dir("stbad");
+  const auto a = random_buffer(100, 3);
+  const std::string path = (dir / "t.safetensors").string();
+  write_safetensors(path, {{"a", {100}, a.data()}});
+  fs::resize_file(path, fs::file_size(path) - 10);
+  try {
+    read_safetensors(path);
+    FAIL() << "truncated file accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos);
+  }
+  std::ofstream(path, std::ios::trunc) << "garbage that is not a safetensors file";
+  EXPECT_THROW(read_safetensors(path), Error);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, RoundTripKeepsEverything) {
+  const ParamLayout layout(tiny_config());
+  const fs::path dir = fresh_dir("ck");
+  const auto p = random_buffer(layout.total(), 4), m = random_buffer(layout.total(), 5),
+             v = random_buffer(layout.total(), 6);
+  TrainState st;
+  st.step = 42, st.tokens_seen = 4242, st.best_val_loss = 1.5, st.last_val_loss = 1.6;
+  std::ofstream(dir / "tok.json") << "{}";
+  const std::string ck =
+      save_checkpoint(dir.string(), layout, p.data(), m.data(), v.data(), st, "[model]\n", (dir / "tok.json").string(), 2);
+  EXPECT_EQ(resolve_checkpoint(dir.string()), ck);
+  const CheckpointData d = load_checkpoint(ck, layout);
+  // Padding between tensors is not stored: compare tensor by tensor.
+  for (const auto& t : layout.tensors())
+    for (size_t i = 0; i < t.numel; ++i) {
+      ASSERT_EQ(d.params[t.offset + i], p[t.offset + i]) << t.name;
+      ASSERT_EQ(d.m[t.offset + i], m[t.offset + i]) << t.name;
+      ASSERT_EQ(d.v[t.offset + i], v[t.offset + i]) << t.name;
+    }
+  EXPECT_EQ(d.state.step, 42);
+  EXPECT_EQ(d.state.tokens_seen, 4242);
+  EXPECT_DOUBLE_EQ(d.state.best_val_loss, 1.5);
+  EXPECT_EQ(d.config_toml, "[model]\n");
+  EXPECT_TRUE(fs::exists(d.tokenizer_path));
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, KeepsNewestAndSurvivesTornWrite) {
+  const ParamLayout layout(tiny_config());
+  const fs::path dir = fresh_dir("ckkeep");
+  const auto p = random_buffer(layout.total(), 7);
+  TrainState st;
+  for (int s : {10, 20, 30}) {
+    st.step = s;
+    save_checkpoint(dir.string(), layout, p.data(), p.data(), p.data(), st, "", "", 2);
+  }
+  EXPECT_FALSE(fs::exists(dir / "checkpoints" / "step_000010"));
+  EXPECT_TRUE(fs::exists(dir / "checkpoints" / "step_000020"));
+  // A crash mid-save leaves a .tmp directory behind: the latest good checkpoint is still used.
+  fs::create_directories(dir / "checkpoints" / "step_000040.tmp");
+  std::ofstream(dir / "checkpoints" / "step_000040.tmp" / "model.safetensors") << "torn";
+  EXPECT_EQ(load_checkpoint(resolve_checkpoint(dir.string()), layout).state.step, 30);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, ShapeMismatchNamesTensor) {
+  const ParamLayout layout(tiny_config());
+  const fs::path dir = fresh_dir("ckshape");
+  const auto p = random_buffer(layout.total(), 8);
+  const std::string ck = save_checkpoint(dir.string(), layout, p.data(), nullptr, nullptr, TrainState{}, "", "", 1);
+  GPTConfig other = tiny_config();
+  other.n_embd = 32;
+  try {
+    load_checkpoint(ck, ParamLayout(other));
+    FAIL() << "shape mismatch accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("wte"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[64, 24]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[64, 32]"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(resolve_checkpoint((dir / "nothing").string()), Error);
+  fs::remove_all(dir);
+}
+
+TEST(Schedule, WarmupCosineAndFloor) {
+  const LrSchedule s{1e-3, 1e-4, 10, 110, true};
+  EXPECT_NEAR(s(0), 1e-3 / 11, 1e-12);
+  EXPECT_NEAR(s(10), 1e-3, 1e-12);
+  EXPECT_NEAR(s(60), 1e-4 + 0.5 * (1e-3 - 1e-4), 1e-12);
+  EXPECT_NEAR(s(110), 1e-4, 1e-12);
+  EXPECT_NEAR(s(500), 1e-4, 1e-12);
+  for (int i = 11; i < 110; ++i) EXPECT_LT(s(i), s(i - 1));
+}

@@ -1,0 +1,129 @@
+// Config: parsing, overrides, and the errors a user gets for bad keys, types and values.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "config/config.h"
+#include "core/error.h"
+
+using namespace attn;
+
+namespace {
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const auto dir = std::filesystem::temp_directory_path() / "attn_test_config";
+  std::filesystem::create_directories(dir);
+  const auto p = dir / name;
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+// The message of the attn::Error that f throws ("" when it throws none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, ParsesSectionsAndOverrides) {
+  const std::string path = write_temp("ok.toml", R"(
+[model]
+n_layer = 6
+n_head = 6
+n_embd = 384
+dropout = 0.2
+[attention]
+impl = "naive"
+[data]
+inputs = ["a.txt", "b"]
+tokenizer = "char"
+[optimizer]
+lr = 1e-3
+)");
+  const Config c = load_config(path, {"--model.n_layer=2", "--device.backend=cpu", "--training.out_dir=\"x y\""});
+  EXPECT_EQ(c.model.n_layer, 2);
+  EXPECT_EQ(c.model.n_head, 6);
+  EXPECT_DOUBLE_EQ(c.model.dropout, 0.2);
+  EXPECT_DOUBLE_EQ(c.attn_dropout(), 0.2);
+  EXPECT_EQ(c.data.inputs.size(), 2u);
+  EXPECT_EQ(c.device.backend, "cpu");
+  EXPECT_EQ(c.training.out_dir, "x y");
+  EXPECT_DOUBLE_EQ(c.optimizer.lr, 1e-3);
+  EXPECT_EQ(c.origin.at("model.n_layer"), "command line");
+  EXPECT_EQ(c.origin.at("model.n_head"), path);
+}
+
+TEST(Config, EffectiveConfigRoundTrips) {
+  Config c = load_config("", {"--model.n_layer=3", "--data.inputs=[\"q\"]", "--attention.softcap=30.0"});
+  Config d;
+  apply_toml_text(d, to_toml(c), "effective");
+  validate(d);
+  EXPECT_EQ(to_toml(c), to_toml(d));
+  EXPECT_EQ(d.model.n_layer, 3);
+  EXPECT_EQ(d.data.inputs, std::vector<std::string>{"q"});
+  EXPECT_FLOAT_EQ(d.attention.softcap, 30.0f);
+}
+
+TEST(Config, UnknownKeyNamesKeyAndFile) {
+  const std::string path = write_temp("unknown.toml", "[model]\nn_layr = 4\n");
+  const std::string msg = error_of([&] { load_config(path); });
+  EXPECT_NE(msg.find("model.n_layr"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(error_of([&] { load_config(write_temp("sec.toml", "[modle]\nn_layer = 4\n")); }).find("modle"),
+            std::string::npos);
+}
+
+TEST(Config, WrongTypeNamesKeyAndType) {
+  const std::string path = write_temp("type.toml", "[model]\nn_layer = \"four\"\n");
+  const std::string msg = error_of([&] { load_config(path); });
+  EXPECT_NE(msg.find("model.n_layer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("integer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(error_of([] { load_config("", {"--training.batch_size=1.5"}); }).find("training.batch_size"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_config("", {"--logging.jsonl=1"}); }).find("boolean"), std::string::npos);
+}
+
+TEST(Config, ImpossibleValuesAreRefused) {
+  const std::string path = write_temp("bad.toml", "[model]\nn_embd = 100\nn_head = 3\n");
+  const std::string msg = error_of([&] { load_config(path); });
+  EXPECT_NE(msg.find("divisible"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  auto refuses = [](std::vector<std::string> ov, const char* key) {
+    const std::string m = error_of([&] { load_config("", ov); });
+    EXPECT_NE(m.find(key), std::string::npos) << "expected an error naming " << key << ", got: '" << m << "'";
+  };
+  refuses({"--training.seq_len=128", "--model.block_size=64"}, "training.seq_len");
+  refuses({"--model.n_kv_head=3", "--model.n_head=4"}, "model.n_kv_head");
+  refuses({"--attention.impl=\"fast\""}, "attention.impl");
+  refuses({"--device.precision=fp16"}, "device.precision");
+  refuses({"--model.dropout=1.0"}, "model.dropout");
+  refuses({"--optimizer.lr=-1"}, "optimizer.lr");
+  refuses({"--schedule.min_lr=1.0"}, "schedule.min_lr");
+  refuses({"--training.batch_size=0"}, "training.batch_size");
+  refuses({"--device.backend=tpu"}, "device.backend");
+}
+
+TEST(Config, MalformedInputsAreRefused) {
+  EXPECT_NE(error_of([] { load_config("/nonexistent/x.toml"); }).find("/nonexistent/x.toml"), std::string::npos);
+  const std::string path = write_temp("syntax.toml", "[model\nn_layer = 4\n");
+  EXPECT_NE(error_of([&] { load_config(path); }).find("invalid TOML"), std::string::npos);
+  EXPECT_NE(error_of([] { load_config("", {"--nodot=3"}); }).find("nodot"), std::string::npos);
+}
+
+TEST(Config, ShippedConfigsAreValid) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(ATTN_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".toml" || e.path().filename().string().rfind("grid", 0) == 0) continue;
+    EXPECT_NO_THROW(load_config(e.path().string())) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 3);
+}
