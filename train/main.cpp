@@ -8,6 +8,7 @@
 // Every failure the user can cause ends in one line "error: ..." and exit code 1.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
+#include "train/bench.h"
 #include "train/checkpoint.h"
 #include "train/generate.h"
 #include "train/trainer.h"
@@ -168,6 +170,16 @@ int main(int argc, char** argv) {
   eval->add_option("--split", split, "val or train")->check(CLI::IsMember({"val", "train"}));
   eval->allow_extras();
 
+  auto* bench = app.add_subcommand("bench", "time training steps of a config's model on synthetic tokens");
+  std::string bench_config, bench_json;
+  BenchOptions bench_opts;
+  bench->add_option("-c,--config", bench_config, "TOML config file (model, attention, training, device)");
+  bench->add_option("--vocab-size", bench_opts.vocab_size, "vocabulary of the synthetic tokens");
+  bench->add_option("--steps", bench_opts.steps, "timed steps (median reported)");
+  bench->add_option("--warmup", bench_opts.warmup_steps, "untimed steps first");
+  bench->add_option("--json", bench_json, "also write the figures to this JSON file");
+  bench->allow_extras();
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*prep) {
@@ -197,6 +209,17 @@ int main(int argc, char** argv) {
     }
     if (*sample) {
       return cmd_sample(checkpoint, overrides_of(sample), prompt);
+    }
+    if (*bench) {
+      const Config cfg = load_config(bench_config, overrides_of(bench));
+      const nlohmann::json r = run_step_benchmark(cfg, bench_opts);
+      fmt::print("{}\n", r.dump());
+      fmt::print("bench: {} {} attention={} B={} T={}: {:.0f} tokens/s, {:.1f} ms/step, MFU {:.1f}%, peak {:.2f} GiB\n",
+                 r["backend"].get<std::string>(), r["precision"].get<std::string>(), r["attention"].get<std::string>(),
+                 r["batch"].get<int>(), r["seq_len"].get<int>(), r["tokens_per_s"].get<double>(),
+                 r["step_ms"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_bytes"].get<double>() / (1 << 30));
+      if (!bench_json.empty()) std::ofstream(bench_json) << r.dump(2) << "\n";
+      return 0;
     }
     if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split);
   } catch (const Error& e) {

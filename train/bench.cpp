@@ -1,0 +1,82 @@
+#include "train/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/rng.h"
+
+namespace attn {
+
+nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
+  const GPTConfig gpt = make_gpt_config(cfg, opts.vocab_size);
+  const int B = cfg.training.batch_size, T = cfg.seq_len(), accum = cfg.training.grad_accum;
+  BackendOptions bopt;
+  bopt.device = cfg.device.backend;
+  bopt.precision = cfg.device.precision;
+  bopt.attention = cfg.attention;
+  bopt.max_batch = B;
+  bopt.max_seq = T;
+  bopt.threads = cfg.device.threads;
+  auto model = make_backend(gpt, bopt);
+  const ParamLayout& layout = model->layout();
+  std::vector<float> params(layout.total());
+  init_gpt2_params(layout, static_cast<uint64_t>(cfg.training.seed), params.data());
+  model->set_params(params.data());
+
+  // Synthetic data: a fixed random token stream, windows at random offsets.
+  std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
+  auto fill = [&](int64_t step, int micro) {
+    const uint64_t key = stream_key(static_cast<uint64_t>(cfg.training.seed), step, micro);
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = static_cast<int32_t>(random_u64(key, 2 * i) % opts.vocab_size);
+      y[i] = static_cast<int32_t>(random_u64(key, 2 * i + 1) % opts.vocab_size);
+    }
+  };
+  const AdamWConfig adamw{0.9f, 0.95f, 1e-8f, 0.1f};
+  std::vector<double> times;
+  double loss_first = 0, loss_last = 0;
+  for (int s = 0; s < opts.warmup_steps + opts.steps; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model->zero_grad();
+    double loss = 0;
+    for (int micro = 0; micro < accum; ++micro) {
+      fill(s, micro);
+      loss += model->forward_backward(Batch{x.data(), y.data(), B, T}, 1.0f / accum, StepContext{1, s, micro, true});
+    }
+    const float norm = model->grad_norm();
+    model->adamw_step(adamw, 1e-4f, norm > 1.0f ? 1.0f / norm : 1.0f, s + 1);
+    model->grad_norm();  // a value read back: the step has finished on the device
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s == 0) loss_first = loss / accum;
+    loss_last = loss / accum;
+    if (s >= opts.warmup_steps) times.push_back(dt);
+  }
+  std::sort(times.begin(), times.end());
+  const double step_s = times[times.size() / 2];  // median
+  const double tokens = static_cast<double>(B) * T * accum;
+  // nanoGPT's estimate: 6N + 12 L H Q T flops per token (attention not halved for causal).
+  const double n_params = static_cast<double>(layout.num_parameters() - layout.get(layout.wpe()).numel);
+  const double flops_per_token = 6.0 * n_params + 12.0 * gpt.n_layer * gpt.n_head * gpt.head_dim() * T;
+  const MemoryReport mem = model->memory();
+  nlohmann::json memj = nlohmann::json::object();
+  for (const auto& c : mem.categories) memj[c.name] = c.peak;
+  return {{"backend", model->name()},
+          {"precision", cfg.device.precision},
+          {"attention", cfg.attention.impl},
+          {"batch", B},
+          {"seq_len", T},
+          {"grad_accum", accum},
+          {"params", layout.num_parameters()},
+          {"step_ms", step_s * 1e3},
+          {"tokens_per_s", tokens / step_s},
+          {"mfu", flops_per_token * tokens / step_s / (opts.peak_tflops * 1e12)},
+          {"peak_bytes", mem.total_peak},
+          {"device_used_bytes", mem.device_used},
+          {"memory_peak", memj},
+          {"loss_first", loss_first},
+          {"loss_last", loss_last}};
+}
+
+}  // namespace attn
