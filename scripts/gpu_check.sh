@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Everything the GPU machine is for, in one call (device time is scarce):
+#   scripts/gpu_check.sh [tests] [bench] [flash] [shakespeare] [sanitize]   (default: tests bench flash)
+# Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
+# Writes logs and JSON under $OUT (default /tmp/attn_out) and prints a short table last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/attn_out}; BUILD=${BUILD:-build}; mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+steps=("$@"); [ ${#steps[@]} -eq 0 ] && steps=(tests bench flash)
+has() { local s; for s in "${steps[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+table=()
+row() { table+=("$*"); }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+if [ ! -x "$BUILD/attnlab" ] || [ ! -x "$BUILD/attn_gpu_tests" ]; then
+  echo "== building in $BUILD"
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTN_CUDA=ON \
+        -DTOMLPP_INCLUDE="$PWD/.deps/include" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+  cmake --build "$BUILD" -j"$(nproc)" > "$OUT/build.log" 2>&1 || { grep -m20 -B2 -A8 error "$OUT/build.log"; exit 1; }
+fi
+A="$BUILD/attnlab"
+
+if has tests; then
+  echo "== GPU tests"
+  "$BUILD/attn_gpu_tests" 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|error" | head -60
+  row "gpu tests: $(grep -E '^\[  PASSED' "$OUT/gpu_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/gpu_tests.log" | head -1)"
+fi
+
+if has bench; then
+  echo "== GPT-2 124M step benchmark (B=16, T=1024, bf16)"
+  for impl in naive flash; do
+    $A bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --json "$OUT/ours_$impl.json" 2>&1 | tail -1 | tee -a "$OUT/bench.log"
+  done
+  for mode in "math 0" "math 1" "flash 0" "flash 1"; do
+    set -- $mode
+    python3 scripts/torch_gpt.py bench --sdpa $1 --compile $2 2>"$OUT/torch_$1_$2.err" | tee -a "$OUT/bench.log" | tail -1
+  done
+  row "$(python3 - "$OUT/bench.log" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+out = ["GPT-2 124M B=16 T=1024 bf16 | tokens/s | ms/step | peak GiB"]
+for r in rows:
+    who = f"ours {r['attention']}" if r.get("backend") else f"torch {r['attention']}{' compile' if r.get('compile') else ' eager'}"
+    out.append(f"  {who:24s} | {r['tokens_per_s']:9.0f} | {r['step_ms']:7.1f} | {r['peak_bytes']/2**30:6.2f}")
+print("\n".join(out))
+PY
+)"
+fi
+
+if has shakespeare; then
+  echo "== shakespeare_char (nanoGPT config, bf16): ours, then PyTorch"
+  mkdir -p runs
+  /usr/bin/time -f "%e" -o "$OUT/ours_shakespeare.time" $A train -c configs/shakespeare_char.toml \
+     --data.inputs='[".deps/data/input.txt"]' --checkpoint.interval=0 2>&1 | tee "$OUT/ours_shakespeare.log" | grep -E "val loss|done|error"
+  python3 scripts/torch_gpt.py shakespeare --data .deps/data/input.txt --sdpa ${TORCH_SDPA:-math} \
+     2>&1 | tee "$OUT/torch_shakespeare.log" | tail -2
+  row "shakespeare_char: ours $(grep -o 'val loss [0-9.]*' "$OUT/ours_shakespeare.log" | tail -1) in $(cat "$OUT/ours_shakespeare.time")s; torch $(tail -1 "$OUT/torch_shakespeare.log")"
+fi
+
+if has flash && [ -x "$BUILD/bench_flash_attention" ]; then
+  echo "== attention kernels"
+  "$BUILD/bench_flash_attention" 2>&1 | tee "$OUT/flash_bench.log" | tail -12
+  python3 scripts/bench_sdpa.py 2>&1 | tee "$OUT/sdpa_bench.log" | tail -12
+fi
+
+if has sanitize; then
+  echo "== compute-sanitizer"
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter='*Sanitize*' \
+      > "$OUT/sanitize_$tool.log" 2>&1; row "compute-sanitizer $tool: exit $? ($(grep -c 'ERROR SUMMARY: 0' "$OUT/sanitize_$tool.log") clean summaries)"
+  done
+fi
+
+echo; echo "================ summary ================"
+printf '%s\n' "${table[@]}"
