@@ -172,6 +172,27 @@ TEST_F(TokenizerBpe, TrainMatchesBruteForceReference) {
   for (size_t k = 0; k < fast.size(); ++k) ASSERT_EQ(fast[k], slow[k]) << "merge " << k;
 }
 
+TEST_F(TokenizerBpe, TrainMatchesBruteForceOnRepetitiveRandomText) {
+  // Words over a 3-letter alphabet: runs like "aaaa" and "abcabc" stress the
+  // incremental pair-count updates (overlapping and adjacent merges).
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::string text;
+  for (int i = 0; i < 4000; ++i) {
+    const int len = 1 + static_cast<int>(rng() % 14);
+    const int period = 1 + static_cast<int>(rng() % 3);
+    std::string unit;
+    for (int k = 0; k < period; ++k) unit += "abc"[rng() % 3];
+    text += ' ';
+    for (int k = 0; k < len; ++k) text += (rng() % 8 == 0) ? "abc"[rng() % 3] : unit[k % period];
+  }
+  const auto fast = BpeTokenizer::train({text}, 257 + 200).merges();
+  const auto slow = reference_bpe_merges(text, 200);
+  ASSERT_EQ(fast.size(), slow.size());
+  for (size_t k = 0; k < fast.size(); ++k) ASSERT_EQ(fast[k], slow[k]) << "merge " << k;
+}
+
 TEST_F(TokenizerBpe, TrainStopsWhenNothingIsLeftToMerge) {
   const auto tok = BpeTokenizer::train({"ab ab"}, 1000);
   EXPECT_EQ(tok.merges().size(), 2u);  // "ab", then " ab"
