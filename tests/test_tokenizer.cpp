@@ -224,6 +224,43 @@ TEST_F(TokenizerBpe, RoundTripsUtf8Text) {
   for (const auto& t : texts) EXPECT_EQ(tok_->decode(tok_->encode(t)), t);
 }
 
+TEST_F(TokenizerBpe, EncodeMatchesApplyingMergesInOrder) {
+  // Reference encoder: each merge in rank order, left to right, within each word.
+  const auto& merges = tok_->merges();
+  auto reference_encode = [&](std::string_view text) {
+    std::vector<int32_t> ids;
+    for (const auto& word : split_words(text)) {
+      std::vector<int32_t> s;
+      for (unsigned char c : word) s.push_back(c);
+      for (size_t k = 0; k < merges.size(); ++k) {
+        std::vector<int32_t> out;
+        for (size_t i = 0; i < s.size(); ++i) {
+          if (i + 1 < s.size() && s[i] == merges[k].first && s[i + 1] == merges[k].second) {
+            out.push_back(256 + static_cast<int32_t>(k));
+            ++i;
+          } else {
+            out.push_back(s[i]);
+          }
+        }
+        s = std::move(out);
+      }
+      ids.insert(ids.end(), s.begin(), s.end());
+    }
+    return ids;
+  };
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const std::string sample = corpus_->substr(rng() % 50000, 3000);
+  EXPECT_EQ(tok_->encode(sample), reference_encode(sample));
+  EXPECT_EQ(tok_->encode(" aaaaaaa abababab tokenizationtokenization"),
+            reference_encode(" aaaaaaa abababab tokenizationtokenization"));
+  for (int i = 0; i < 50; ++i) {
+    const std::string s = random_bytes(rng, 100);
+    ASSERT_EQ(tok_->encode(s), reference_encode(s));
+  }
+}
+
 TEST_F(TokenizerBpe, EndOfTextInInputIsOrdinaryBytes) {
   const auto ids = tok_->encode("a<|endoftext|>b");
   EXPECT_EQ(std::count(ids.begin(), ids.end(), tok_->eot_id()), 0);
