@@ -59,9 +59,11 @@ Scratch<S>& thread_scratch(int T) {
   return s;
 }
 
-void check_call(const AttentionShape& shape, const AttentionOptions& opts, const int32_t* inputs) {
+void check_call(const AttentionShape& shape, const AttentionOptions& opts, const int32_t* inputs,
+                const DropoutState& dropout) {
   check_cpu_attention_options(opts);
   check_attention_shape(shape);
+  ATTN_CHECK(dropout.p >= 0.0f && dropout.p < 1.0f, "attention dropout p = {} must be in [0, 1)", dropout.p);
   ATTN_CHECK(!opts.document_mask || inputs != nullptr, "attention.document_mask needs the input tokens");
 }
 
@@ -98,7 +100,7 @@ void dropout_probs(S* dst, const S* src, int T, size_t head_index, const Dropout
 template <typename S>
 void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, const AttentionShape& shape,
                              const AttentionOptions& opts, const DropoutState& dropout) {
-  check_call(shape, opts, inputs);
+  check_call(shape, opts, inputs, dropout);
   const int B = shape.B, T = shape.T, H = shape.n_head, Hkv = shape.n_kv_head, D = shape.head_dim;
   const int QKV = shape.qkv_dim(), C = H * D, group = H / Hkv;
   const S scale = S(1) / std::sqrt(static_cast<S>(D)), cap = static_cast<S>(opts.softcap);
@@ -155,7 +157,7 @@ template <typename S>
 void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, const int32_t* inputs,
                               const AttentionShape& shape, const AttentionOptions& opts,
                               const DropoutState& dropout) {
-  check_call(shape, opts, inputs);
+  check_call(shape, opts, inputs, dropout);
   const int B = shape.B, T = shape.T, H = shape.n_head, Hkv = shape.n_kv_head, D = shape.head_dim;
   const int QKV = shape.qkv_dim(), C = H * D, group = H / Hkv;
   const S scale = S(1) / std::sqrt(static_cast<S>(D)), cap = static_cast<S>(opts.softcap);

@@ -161,7 +161,6 @@ S CpuGPT<S>::forward(const int32_t* inputs, const int32_t* targets, int B, int T
   B_ = B, T_ = T, ctx_ = ctx;
   train_dropout_ = ctx.train && (cfg_.dropout > 0.0f || cfg_.attn_dropout > 0.0f);
   inputs_.assign(inputs, inputs + N);
-  has_targets_ = targets != nullptr;
   backward_ready_ = false;
 
   forward_trunk(inputs_.data(), B, T);
@@ -230,7 +229,7 @@ void CpuGPT<S>::last_logits(const int32_t* tokens, int B, int T, S* out) {
   B_ = B, T_ = T, ctx_ = StepContext{};
   ctx_.train = false;
   train_dropout_ = false;
-  has_targets_ = backward_ready_ = false;
+  backward_ready_ = false;
   inputs_.assign(tokens, tokens + N);
   forward_trunk(inputs_.data(), B, T);
   const S* P = params_.data();

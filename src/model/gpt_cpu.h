@@ -29,6 +29,8 @@ template <typename S>
 class CpuGPT {
  public:
   CpuGPT(const GPTConfig& cfg, const AttentionOptions& attention = {}, int max_batch = 0, int max_seq = 0);
+  CpuGPT(const CpuGPT&) = delete;  // activation pointers point into acts_
+  CpuGPT& operator=(const CpuGPT&) = delete;
 
   const GPTConfig& config() const { return cfg_; }
   const ParamLayout& layout() const { return layout_; }
@@ -86,7 +88,7 @@ class CpuGPT {
 
   // state of the last forward
   int B_ = 0, T_ = 0;
-  bool has_targets_ = false, backward_ready_ = false;
+  bool backward_ready_ = false;
   StepContext ctx_{};
   bool train_dropout_ = false;
 };
