@@ -38,6 +38,8 @@ struct AttentionOptions {
   bool alibi = false;           // ALiBi linear biases (slopes 2^(-8(h+1)/H))
   float softcap = 0.0f;         // 0 = off; else cap * tanh(s / cap)
   bool deterministic = false;   // flash backward without atomics
+  int eot_token = -1;           // document_mask: the end-of-text id that separates documents
+                                // (doc id of token t = number of eot among inputs[0..t-1] of its row)
 };
 
 // Training-time randomness for attention dropout: key = stream_key(seed, step, micro, layer).

@@ -1,0 +1,123 @@
+// The CPU backend: CpuGPT<float> plus AdamW moments, behind the Backend interface.
+#include "backend/cpu_backend.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "attention/cpu_attention.h"
+#include "core/error.h"
+#include "model/adamw.h"
+#include "model/gpt_cpu.h"
+
+namespace attn {
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const GPTConfig& model, const BackendOptions& opts)
+      : model_(model, opts.attention, opts.max_batch, opts.max_seq),
+        m_(model_.num_scalars(), 0.0f),
+        v_(model_.num_scalars(), 0.0f) {
+    peak_acts_ = model_.activation_bytes();
+  }
+
+  std::string name() const override { return "cpu"; }
+  const ParamLayout& layout() const override { return model_.layout(); }
+
+  void set_params(const float* host) override { std::copy(host, host + n(), model_.params()); }
+  void get_params(float* host) const override { std::copy(model_.params(), model_.params() + n(), host); }
+  void get_grads(float* host) const override { std::copy(model_.grads(), model_.grads() + n(), host); }
+  void set_optimizer_state(const float* m, const float* v) override {
+    std::copy(m, m + n(), m_.begin());
+    std::copy(v, v + n(), v_.begin());
+  }
+  void get_optimizer_state(float* m, float* v) const override {
+    std::copy(m_.begin(), m_.end(), m);
+    std::copy(v_.begin(), v_.end(), v);
+  }
+
+  void zero_grad() override { model_.zero_grad(); }
+
+  float forward_backward(const Batch& batch, float grad_scale, const StepContext& ctx) override {
+    ATTN_CHECK(batch.targets != nullptr, "forward_backward needs targets");
+    const float loss = model_.forward(batch.inputs, batch.targets, batch.B, batch.T, ctx);
+    model_.backward(grad_scale);
+    track();
+    return loss;
+  }
+
+  float forward_loss(const Batch& batch) override {
+    ATTN_CHECK(batch.targets != nullptr, "forward_loss needs targets");
+    StepContext ctx;
+    ctx.train = false;
+    const float loss = model_.forward(batch.inputs, batch.targets, batch.B, batch.T, ctx);
+    track();
+    return loss;
+  }
+
+  void last_logits(const int32_t* tokens, int B, int T, float* out) override {
+    model_.last_logits(tokens, B, T, out);
+    track();
+  }
+
+  float grad_norm() override {
+    const float* g = model_.grads();
+    const std::ptrdiff_t nn = static_cast<std::ptrdiff_t>(n());
+    double sum = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : sum)
+    for (std::ptrdiff_t i = 0; i < nn; ++i) sum += static_cast<double>(g[i]) * g[i];
+    return static_cast<float>(std::sqrt(sum));
+  }
+
+  void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) override {
+    ATTN_CHECK(t >= 1, "adamw_step: step count t = {} must be >= 1", t);
+    // One call per tensor (weight decay on matrices only); the alignment gaps stay zero.
+    for (const ParamTensor& pt : model_.layout().tensors()) {
+      const size_t o = pt.offset;
+      adamw_update(model_.params() + o, model_.grads() + o, m_.data() + o, v_.data() + o, pt.numel, lr, cfg.beta1,
+                   cfg.beta2, cfg.eps, pt.decay() ? cfg.weight_decay : 0.0f, grad_multiplier, t);
+    }
+  }
+
+  MemoryReport memory() const override {
+    const size_t p = n() * sizeof(float), a = model_.activation_bytes();
+    MemoryReport r;
+    r.categories = {{"parameters", p, p}, {"gradients", p, p}, {"optimizer", 2 * p, 2 * p}, {"activations", a, peak_acts_}};
+    r.total_peak = 4 * p + peak_acts_;
+    r.device_used = 0;
+    return r;
+  }
+
+ private:
+  size_t n() const { return model_.num_scalars(); }
+  void track() { peak_acts_ = std::max(peak_acts_, model_.activation_bytes()); }
+
+  CpuGPT<float> model_;
+  std::vector<float> m_, v_;
+  size_t peak_acts_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const GPTConfig& model, const BackendOptions& opts) {
+  if (opts.precision == "bf16") fail("device.precision = \"bf16\" needs the cuda backend");
+  ATTN_CHECK(opts.precision == "fp32", "device.precision = \"{}\" is unknown (expected fp32 or bf16)",
+             opts.precision);
+  check_cpu_attention_options(opts.attention);
+  ATTN_CHECK(opts.threads >= 0, "device.threads = {} must be >= 0", opts.threads);
+  if (opts.threads > 0) {
+#ifdef _OPENMP
+    omp_set_num_threads(opts.threads);
+#endif
+    Eigen::setNbThreads(opts.threads);
+  }
+  return std::make_unique<CpuBackend>(model, opts);
+}
+
+}  // namespace attn
