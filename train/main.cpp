@@ -85,7 +85,11 @@ int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& ov
   } else if (lm.tokenizer->eot_id() >= 0) {
     prompt = {lm.tokenizer->eot_id()};
   } else {
-    prompt = lm.tokenizer->encode("\n");  // nanoGPT's start for character models
+    try {
+      prompt = lm.tokenizer->encode("\n");  // nanoGPT's start for character models
+    } catch (const Error&) {
+      prompt = {0};  // a vocabulary without newline: start from its first token
+    }
   }
   fmt::print(stderr, "sampling from {} (step {}), {} sample(s) of up to {} tokens\n", lm.dir, lm.state.step,
              s.num_samples, s.max_new_tokens);

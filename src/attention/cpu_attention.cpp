@@ -1,4 +1,5 @@
 #include "attention/cpu_attention.h"
+#include "core/aligned_vector.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -46,7 +47,7 @@ struct Visibility {
 
 template <typename S>
 struct Scratch {
-  std::vector<S> a, b;
+  AlignedVector<S> a, b;
   std::vector<int> doc;
 };
 

@@ -7,6 +7,8 @@
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
+
+#include "model/cpu_layers.h"
 #endif
 
 #include "attention/cpu_attention.h"
@@ -69,9 +71,7 @@ class CpuBackend final : public Backend {
   float grad_norm() override {
     const float* g = model_.grads();
     const std::ptrdiff_t nn = static_cast<std::ptrdiff_t>(n());
-    double sum = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : sum)
-    for (std::ptrdiff_t i = 0; i < nn; ++i) sum += static_cast<double>(g[i]) * g[i];
+    const double sum = ordered_parallel_sum(nn, [g](std::ptrdiff_t i) { return static_cast<double>(g[i]) * g[i]; });
     return static_cast<float>(std::sqrt(sum));
   }
 
@@ -99,7 +99,7 @@ class CpuBackend final : public Backend {
   void track() { peak_acts_ = std::max(peak_acts_, model_.activation_bytes()); }
 
   CpuGPT<float> model_;
-  std::vector<float> m_, v_;
+  AlignedVector<float> m_, v_;
   size_t peak_acts_ = 0;
 };
 

@@ -61,6 +61,26 @@ void parallel_chunks(size_t n, F&& f, size_t min_chunk = 16384) {
   }
 }
 
+// sum_{i < n} term(i) in double, in an order that depends on n alone (64 fixed chunks,
+// added in chunk order), so the result is bitwise the same for any thread count or
+// scheduling. OpenMP's reduction clause combines partial sums in completion order, which
+// made resumed runs differ from uninterrupted ones in the last bits.
+template <typename F>
+double ordered_parallel_sum(std::ptrdiff_t n, F&& term, size_t work_per_item = 1) {
+  constexpr int kChunks = 64;
+  double part[kChunks] = {};
+#pragma omp parallel for schedule(static) if (static_cast<size_t>(n) * work_per_item > 32768)
+  for (int c = 0; c < kChunks; ++c) {
+    const std::ptrdiff_t begin = n * c / kChunks, end = n * (c + 1) / kChunks;
+    double s = 0;
+    for (std::ptrdiff_t i = begin; i < end; ++i) s += term(i);
+    part[c] = s;
+  }
+  double total = 0;
+  for (double p : part) total += p;
+  return total;
+}
+
 // ---------------------------------------------------------------------------------
 // Embedding: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]          (token + learned position)
 // backward:  dwte[inp[b,t],:] += dout[b,t,:],  dwpe[t,:] += dout[b,t,:]
@@ -271,28 +291,26 @@ S softmax_crossentropy(S* dlogits, const S* logits, const int32_t* targets, int 
   int64_t count = 0;
   for (int i = 0; i < N; ++i) count += targets[i] != -1;
   const S dscale = count > 0 ? grad_scale / static_cast<S>(count) : S(0);
-  double loss_sum = 0;
-#pragma omp parallel for schedule(static) reduction(+ : loss_sum) if (static_cast<size_t>(N) * V > 32768)
-  for (int i = 0; i < N; ++i) {
+  const double loss_sum = ordered_parallel_sum(N, [&](std::ptrdiff_t i) -> double {
     const S* l = logits + static_cast<size_t>(i) * Vp;
     const int y = targets[i];
     S* dl = dlogits ? dlogits + static_cast<size_t>(i) * Vp : nullptr;
     if (y == -1) {
       if (dl) std::fill(dl, dl + Vp, S(0));
-      continue;
+      return 0.0;
     }
     S mx = -std::numeric_limits<S>::infinity();
     for (int v = 0; v < V; ++v) mx = std::max(mx, l[v]);
     S sum = 0;
     for (int v = 0; v < V; ++v) sum += std::exp(l[v] - mx);
     const S lse = mx + std::log(sum);
-    loss_sum += static_cast<double>(lse - l[y]);
     if (dl) {
       for (int v = 0; v < V; ++v) dl[v] = dscale * std::exp(l[v] - lse);  // in place: same index
       dl[y] -= dscale;
       std::fill(dl + V, dl + Vp, S(0));
     }
-  }
+    return static_cast<double>(lse - l[y]);
+  }, static_cast<size_t>(V));
   return count > 0 ? static_cast<S>(loss_sum / static_cast<double>(count)) : S(0);
 }
 

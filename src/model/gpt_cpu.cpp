@@ -67,11 +67,13 @@ void CpuGPT<S>::ensure_capacity(int B, int T) {
   const size_t per_layer = N * C * 5 + N * 4 + N * QKV + att + N * 4 * C * 2;
   const size_t global = N * C * 2 + N * 2 + N * cfg_.padded_vocab_size;
   const size_t scratch = N * C * 3 + N * 4 * C + N * QKV;
-  acts_.assign(per_layer * cfg_.n_layer + global + scratch, S(0));
+  // Each buffer starts 64-byte aligned (16 floats of slack per buffer): see aligned_vector.h.
+  const size_t buffers = 13 * cfg_.n_layer + 10;
+  acts_.assign(per_layer * cfg_.n_layer + global + scratch + 16 * buffers, S(0));
   S* p = acts_.data();
   auto take = [&p](size_t n) {
     S* r = p;
-    p += n;
+    p += (n + 15) / 16 * 16;
     return r;
   };
   encoded_ = take(N * C);

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/aligned_vector.h"
+
 #include "attention/attention.h"
 #include "backend/backend.h"
 #include "model/gpt_config.h"
@@ -76,10 +78,10 @@ class CpuGPT {
   GPTConfig cfg_;
   ParamLayout layout_;
   AttentionOptions attn_;
-  std::vector<S> params_, grads_;
+  AlignedVector<S> params_, grads_;
 
   // activations (pointers into acts_), sized for (capB_, capT_)
-  std::vector<S> acts_;
+  AlignedVector<S> acts_;
   int capB_ = 0, capT_ = 0;
   S *encoded_ = nullptr, *lnf_ = nullptr, *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr, *logits_ = nullptr;
   S *branch_ = nullptr, *dres_ = nullptr, *dtmp_ = nullptr, *dbig_ = nullptr, *dqkv_ = nullptr;
