@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_wgmma.cuh"
 
 namespace attn::flash {
 
@@ -330,6 +331,246 @@ __global__ void __launch_bounds__(256, 1)
 }
 
 // ============================================================================================
+// bf16 main backward kernel, Hopper wgmma. Block: BC = 128 keys of kv head g, 2 warpgroups of
+// 64 keys; query blocks of BR = 64 rows. Per query block, warpgroup w computes
+//   S^T = K_w Q^T, dP^T = V_w dO^T         (both operands in shared memory)
+//   P^T, dS^T in registers (exactly as the mma.sync kernel, same per-warp layout)
+//   dV_w += P^T dO, dK_w += dS^T Q          (A = P^T / dS^T from registers, B from shared memory)
+//   dQ[:, w*D/2 : (w+1)*D/2] = dS K         (dS^T through shared memory; fp32 atomics)
+// ============================================================================================
+template <int D>
+struct BwdWgCfg {
+  static constexpr int BR = 64;
+  static constexpr int BC = 128;
+  static constexpr int NT = 256;
+  static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4 + 1024;
+};
+
+template <int D, bool CAUSAL>
+__global__ void __launch_bounds__(256, 1)
+    flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
+                        float* __restrict__ dq_accum) {
+  using Cfg = BwdWgCfg<D>;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
+  constexpr int KD = D / 16, NQ = BR / 8;
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sK = base;
+  const uint32_t sV = sK + BC * D * 2;
+  const uint32_t sQ0 = sV + BC * D * 2;        // 2 stages of BR x D
+  const uint32_t sdO0 = sQ0 + 2 * BR * D * 2;  // 2 stages of BR x D
+  const uint32_t sdS = sdO0 + 2 * BR * D * 2;  // BC x BR (dS^T, row = key)
+  const uint32_t sL0 = sdS + BC * BR * 2;      // 2 stages of BR floats (lse)
+  const uint32_t sDs0 = sL0 + 2 * BR * 4;      // 2 stages of BR floats (Dsum)
+  const float* sLf = reinterpret_cast<const float*>(smem_raw + (sL0 - smem_u32(smem_raw)));
+  const float* sDf = reinterpret_cast<const float*>(smem_raw + (sDs0 - smem_u32(smem_raw)));
+
+  const auto& f = p.fwd;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int wg = warp >> 2, wl = warp & 3;
+  const int T = f.T, H = f.H, G = f.H / f.Hkv;
+  const int kb = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  const int k0 = kb * BC;
+
+  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(f.k) + b * f.k_batch_stride + g * D;
+  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + g * D;
+  load_tile_b<BC, D, NT>(sK, Kg, f.k_token_stride, k0, T, tid);
+  load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
+
+  const int q_begin = CAUSAL ? k0 / BR : 0;
+  const int n_qb = (T + BR - 1) / BR;
+  const int nper = n_qb - q_begin;
+  const int total = G * nper;
+
+  auto issue = [&](int it, int st) {
+    const int hl = it / nper, qb = q_begin + it % nper;
+    const int h = g * G + hl, q0 = qb * BR;
+    const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(f.q) + b * f.q_batch_stride + h * D;
+    const __nv_bfloat16* dOg = static_cast<const __nv_bfloat16*>(p.dO) + b * p.do_batch_stride + h * D;
+    load_tile_b<BR, D, NT>(sQ0 + st * BR * D * 2, Qg, f.q_token_stride, q0, T, tid);
+    load_tile_b<BR, D, NT>(sdO0 + st * BR * D * 2, dOg, p.do_token_stride, q0, T, tid);
+    const int64_t rbase = ((int64_t)b * H + h) * T;
+    if (tid < BR) {
+      const bool ok = q0 + tid < T;
+      cp_async4(sL0 + (st * BR + tid) * 4, f.lse + rbase + (ok ? q0 + tid : 0), ok);
+    } else if (tid < 2 * BR) {
+      const int r = tid - BR;
+      const bool ok = q0 + r < T;
+      cp_async4(sDs0 + (st * BR + r) * 4, dsum + rbase + (ok ? q0 + r : 0), ok);
+    }
+  };
+  issue(0, 0);
+  cp_async_commit();
+
+  float dk[D / 2], dv[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) dk[i] = 0.f, dv[i] = 0.f;
+
+  const float sl2 = f.scale * kLog2e;
+  const int warp_key0 = k0 + wg * 64 + wl * 16;
+  const int key_lo = warp_key0 + (lane >> 2);  // + 8r
+
+  for (int it = 0; it < total; ++it) {
+    const int st = it & 1;
+    const int hl = it / nper, qb = q_begin + it % nper;
+    const int h = g * G + hl, q0 = qb * BR;
+    const uint32_t sQ = sQ0 + st * BR * D * 2, sdO = sdO0 + st * BR * D * 2;
+    const float* sL = sLf + st * BR;
+    const float* sDs = sDf + st * BR;
+
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // stage st visible; every warp done with stage st^1 and with sdS
+    if (it + 1 < total) issue(it + 1, st ^ 1);
+    cp_async_commit();
+
+    float s[BR / 2], dp[BR / 2];
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      const uint64_t da = wg_desc(sK + (kk >> 2) * (BC * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
+      const uint64_t db = wg_desc(sQ + (kk >> 2) * (BR * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma_ss<BR, 0, 0>(s, da, db, kk > 0 ? 1 : 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      const uint64_t da = wg_desc(sV + (kk >> 2) * (BC * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
+      const uint64_t db = wg_desc(sdO + (kk >> 2) * (BR * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma_ss<BR, 0, 0>(dp, da, db, kk > 0 ? 1 : 0);
+    }
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_regs(s);
+    wg_fence_regs(dp);
+
+    // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum); masked entries 0.
+    const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && warp_key0 + 15 > q0);
+#pragma unroll
+    for (int n = 0; n < NQ; ++n) {
+      const int qc = n * 8 + 2 * (lane & 3);
+      const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+      const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
+      const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float pv = fast_exp2(fmaf(s[4 * n + e], sl2, -((e & 1) ? L1 : L0)));
+        if (need_mask) {
+          const int key = key_lo + ((e >> 1) << 3);
+          const int q = q0 + qc + (e & 1);
+          if (key >= T || q >= T || (CAUSAL && key > q)) pv = 0.f;
+        }
+        s[4 * n + e] = pv;
+        dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+      }
+    }
+    uint32_t pa[BR / 16][4], da[BR / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) {
+      pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+      pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+      da[kk][0] = pack_bf16(dp[8 * kk + 0], dp[8 * kk + 1]);
+      da[kk][1] = pack_bf16(dp[8 * kk + 2], dp[8 * kk + 3]);
+      da[kk][2] = pack_bf16(dp[8 * kk + 4], dp[8 * kk + 5]);
+      da[kk][3] = pack_bf16(dp[8 * kk + 6], dp[8 * kk + 7]);
+    }
+    if (dq_accum != nullptr) {  // dS^T -> shared memory (row = key) for dQ = dS K
+#pragma unroll
+      for (int kk = 0; kk < BR / 16; ++kk)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int row = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS + swb<BC>(row, 2 * kk) + (lane & 3) * 4),
+                       "r"(da[kk][r]));
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS + swb<BC>(row, 2 * kk + 1) + (lane & 3) * 4),
+                       "r"(da[kk][2 + r]));
+        }
+    }
+
+    // dV += P^T dO, dK += dS^T Q   (64 keys x D per warpgroup; B operands N-major)
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) wgmma_rs<D, 1>(dv, pa[kk], wg_desc(sdO + kk * 2048, BR * 128, 1024), 1);
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) wgmma_rs<D, 1>(dk, da[kk], wg_desc(sQ + kk * 2048, BR * 128, 1024), 1);
+    wg_commit();
+
+    if (dq_accum != nullptr) {
+      // dQ (BR x D): warpgroup w computes columns [w*D/2, (w+1)*D/2) over the block's 128 keys.
+      fence_proxy_async();
+      __syncthreads();  // dS^T of both warpgroups in shared memory
+      float acc[D / 4];
+      const uint32_t kcol = D == 128 ? wg * (BC * 128) : wg * 64;  // column block / half block of K
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BC / 16; ++kk) {
+        const uint64_t a = wg_desc(sdS + kk * 2048, BC * 128, 1024);             // dS: M-major
+        const uint64_t bk = wg_desc(sK + kcol + kk * 2048, BC * 128, 1024);      // K: N-major
+        wgmma_ss<D / 2, 1, 1>(acc, a, bk, kk > 0 ? 1 : 0);
+      }
+      wg_commit();
+      wg_wait<0>();
+      wg_fence_regs(acc);
+      float* dqa = dq_accum + (((int64_t)b * H + h) * T) * D;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int q = q0 + wl * 16 + (lane >> 2) + r * 8;
+        if (q < T) {
+#pragma unroll
+          for (int n = 0; n < D / 16; ++n) {
+            const int col = wg * (D / 2) + n * 8 + 2 * (lane & 3);
+            atomicAdd(reinterpret_cast<float2*>(dqa + (int64_t)q * D + col),
+                      make_float2(acc[4 * n + 2 * r], acc[4 * n + 2 * r + 1]));
+          }
+        }
+      }
+    } else {
+      wg_wait<0>();
+    }
+    wg_fence_regs(dk);
+    wg_fence_regs(dv);
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) {
+      wg_fence_regs(pa[kk]);
+      wg_fence_regs(da[kk]);
+    }
+  }
+
+  // Write dK (scaled) and dV through this warp's own rows of sK / sV.
+  cp_async_wait<0>();
+  __syncthreads();
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
+      const uint32_t off = swb<BC>(row, n) + (lane & 3) * 4;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sK + off),
+                   "r"(pack_bf16(dk[4 * n + 2 * r] * f.scale, dk[4 * n + 2 * r + 1] * f.scale)));
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sV + off), "r"(pack_bf16(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1])));
+    }
+  __syncwarp();
+  __nv_bfloat16* dKg = static_cast<__nv_bfloat16*>(p.dk) + b * p.dk_batch_stride + g * D;
+  __nv_bfloat16* dVg = static_cast<__nv_bfloat16*>(p.dv) + b * p.dv_batch_stride + g * D;
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = 0; i < 16 * CH / 32; ++i) {
+    const int idx = lane + i * 32;
+    const int row = wg * 64 + wl * 16 + idx / CH, c = idx % CH;
+    if (k0 + row < T) {
+      uint4 x, y;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(sK + swb<BC>(row, c)));
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(y.x), "=r"(y.y), "=r"(y.z), "=r"(y.w) : "r"(sV + swb<BC>(row, c)));
+      *reinterpret_cast<uint4*>(dKg + (int64_t)(k0 + row) * p.dk_token_stride + c * 8) = x;
+      *reinterpret_cast<uint4*>(dVg + (int64_t)(k0 + row) * p.dv_token_stride + c * 8) = y;
+    }
+  }
+}
+
+// ============================================================================================
 // bf16 dQ pass (deterministic mode): block = 64 query rows of (b, h), 4 warps x 16 rows;
 // K/V blocks of 64 keys double-buffered; dQ accumulated in registers in key order.
 // ============================================================================================
@@ -456,6 +697,7 @@ __global__ void __launch_bounds__(128)
 
   // Write dQ * scale through this warp's own rows of sQ.
   cp_async_wait<0>();
+  __syncwarp();  // every lane's ldmatrix reads of sQ done before any lane overwrites it
 #pragma unroll
   for (int n = 0; n < D / 8; ++n)
 #pragma unroll
@@ -653,7 +895,14 @@ template <int D, bool CAUSAL>
 static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   const auto& f = p.fwd;
-  {
+  if (!use_mma_sync_kernels()) {
+    using Cfg = BwdWgCfg<D>;
+    auto kern = flash_bwd_wg_kernel<D, CAUSAL>;
+    set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
+    dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
+    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
+    FLASH_CUDA_CHECK(cudaGetLastError());
+  } else {
     using Cfg = BwdCfg<D>;
     auto kern = flash_bwd_bf16_kernel<D, CAUSAL>;
     set_smem_limit_once<flash_bwd_bf16_kernel<D, CAUSAL>>(Cfg::SMEM);

@@ -100,6 +100,32 @@ __device__ __forceinline__ void load_tile(uint32_t s_base, const __nv_bfloat16* 
   }
 }
 
+// Blocked 128-byte-swizzle layout (the wgmma layout, see flash_attention_wgmma.cuh): a tile of R
+// rows x C bf16 columns is stored as C/64 column blocks of R rows x 128 bytes; 16-byte chunk k of
+// a row sits at chunk position (k ^ row) & 7 of its block. For C = 64 it equals swz<64>.
+template <int R>
+__device__ __forceinline__ uint32_t swb(int row, int chunk) {
+  return static_cast<uint32_t>((chunk >> 3) * (R * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
+}
+
+template <int R, int C, int NT>
+__device__ __forceinline__ void load_tile_b(uint32_t s_base, const __nv_bfloat16* g, int64_t stride,
+                                            int row0, int T, int tid) {
+  constexpr int CH = C / 8;
+  static_assert((R * CH) % NT == 0, "tile load must divide evenly");
+#pragma unroll
+  for (int i = 0; i < R * CH / NT; ++i) {
+    const int idx = tid + i * NT;
+    const int r = idx / CH, c = idx % CH;
+    const bool ok = row0 + r < T;
+    const __nv_bfloat16* src = g + (ok ? (int64_t)(row0 + r) * stride + c * 8 : 0);
+    cp_async16(s_base + swb<R>(r, c), src, ok);
+  }
+}
+
+// Use the mma.sync kernels instead of the wgmma ones (env ATTN_FLASH_MMA_SYNC=1), for comparisons.
+bool use_mma_sync_kernels();
+
 // ---- host-side helpers -------------------------------------------------------------------
 // Raise a kernel's dynamic shared-memory limit once per device (cudaFuncSetAttribute is
 // per device; a bit per device ordinal < 64).

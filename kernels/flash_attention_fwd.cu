@@ -2,7 +2,10 @@
 // and an fp32 tiled kernel for parity tests. See flash_attention.h for the interface.
 #include <cmath>
 
+#include <cstdlib>
+
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_wgmma.cuh"
 
 namespace attn::flash {
 
@@ -183,6 +186,7 @@ __global__ void __launch_bounds__(128, 2) flash_fwd_bf16_kernel(const __grid_con
   }
 
   // Finalize: full row sums, normalize, lse; stage O through this warp's own rows of sQ.
+  __syncwarp();  // every lane's ldmatrix reads of sQ done before any lane overwrites it
   __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + b * p.o_batch_stride + h * D;
   float* lse = p.lse + ((int64_t)b * p.H + h) * T;
 #pragma unroll
@@ -214,6 +218,181 @@ __global__ void __launch_bounds__(128, 2) flash_fwd_bf16_kernel(const __grid_con
       asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
                    : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                    : "r"(sQ + swz<D>(lrow, c)));
+      *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
+    }
+  }
+}
+
+// ============================================================================================
+// bf16 forward, Hopper wgmma. A block owns BR = 128 query rows of one (b, h): 2 warpgroups of
+// 64 rows. S = Q K^T with both operands in shared memory, O += P V with P in registers (the
+// S accumulators converted in place) and V in shared memory. Same K/V streaming as above.
+// ============================================================================================
+template <int D>
+struct FwdWgCfg {
+  static constexpr int BR = 128;
+  static constexpr int BC = D == 64 ? 64 : 128;
+  static constexpr int NT = 256;
+  static constexpr int MINB = D == 64 ? 2 : 1;
+  static constexpr int SMEM = (BR + 2 * BC) * D * 2 + 1024;
+};
+
+template <int D, bool CAUSAL>
+__global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
+    flash_fwd_wg_kernel(const __grid_constant__ FlashAttentionParams p) {
+  using Cfg = FwdWgCfg<D>;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
+  constexpr int KD = D / 16, NS = BC / 8, NO = D / 8;
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t sQ = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sK = sQ + BR * D * 2;
+  const uint32_t sV = sK + BC * D * 2;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int wg = warp >> 2, wl = warp & 3;
+  const int T = p.T;
+  const int qb = CAUSAL ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int kvh = h / (p.H / p.Hkv);
+  const int q0 = qb * BR;
+
+  const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(p.q) + b * p.q_batch_stride + h * D;
+  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(p.k) + b * p.k_batch_stride + kvh * D;
+  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(p.v) + b * p.v_batch_stride + kvh * D;
+
+  const int kv_end = CAUSAL ? min(T, q0 + BR) : T;
+  const int n_kb = (kv_end + BC - 1) / BC;
+
+  load_tile_b<BR, D, NT>(sQ, Qg, p.q_token_stride, q0, T, tid);
+  load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, 0, T, tid);
+  cp_async_commit();
+
+  const float sl2 = p.scale * kLog2e;
+  float o[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+  const int warp_row0 = q0 + wg * 64 + wl * 16;  // first query row of this warp
+  const int row_lo = warp_row0 + (lane >> 2);    // + 8r
+
+  for (int j = 0; j < n_kb; ++j) {
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // K_j (and Q) visible; every warp done with V_{j-1}
+    load_tile_b<BC, D, NT>(sV, Vg, p.v_token_stride, j * BC, T, tid);
+    cp_async_commit();
+
+    float s[BC / 2];
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      const uint64_t da = wg_desc(sQ + (kk >> 2) * (BR * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
+      const uint64_t db = wg_desc(sK + (kk >> 2) * (BC * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma_ss<BC, 0, 0>(s, da, db, kk > 0 ? 1 : 0);
+    }
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_regs(s);
+
+    const int key0 = j * BC;
+    const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > warp_row0);
+    if (need_mask) {
+#pragma unroll
+      for (int n = 0; n < NS; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = row_lo + ((e >> 1) << 3);
+          const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+          if (col >= T || (CAUSAL && col > row)) s[4 * n + e] = -INFINITY;
+        }
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s[4 * n + 2 * r], s[4 * n + 2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m_run[r], mx);
+      const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
+      const float alpha = fast_exp2(m_run[r] * sl2 - m_sc);
+      m_run[r] = m_new;
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < NS; ++n) {
+        const float p0 = fast_exp2(fmaf(s[4 * n + 2 * r], sl2, -m_sc));
+        const float p1 = fast_exp2(fmaf(s[4 * n + 2 * r + 1], sl2, -m_sc));
+        s[4 * n + 2 * r] = p0;
+        s[4 * n + 2 * r + 1] = p1;
+        sum += p0 + p1;
+      }
+      l_run[r] = l_run[r] * alpha + sum;
+#pragma unroll
+      for (int n = 0; n < NO; ++n) {
+        o[4 * n + 2 * r] *= alpha;
+        o[4 * n + 2 * r + 1] *= alpha;
+      }
+    }
+    uint32_t pa[BC / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) {
+      pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+      pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // V_j visible; every warp done with K_j
+    if (j + 1 < n_kb) {
+      load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, (j + 1) * BC, T, tid);
+      cp_async_commit();
+    }
+
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) {
+      const uint64_t db = wg_desc(sV + kk * 2048, BC * 128, 1024);
+      wgmma_rs<D, 1>(o, pa[kk], db, 1);
+    }
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_regs(o);
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) wg_fence_regs(pa[kk]);
+  }
+
+  // Finalize: row sums, normalize, lse; stage O through this warp's rows of sQ.
+  __syncthreads();
+  __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + b * p.o_batch_stride + h * D;
+  float* lse = p.lse + ((int64_t)b * p.H + h) * T;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = l_run[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const int lrow = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
+    if ((lane & 3) == 0 && q0 + lrow < T) lse[q0 + lrow] = l > 0.f ? m_run[r] * p.scale + logf(l) : -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      const uint32_t v = pack_bf16(o[4 * n + 2 * r] * inv, o[4 * n + 2 * r + 1] * inv);
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sQ + swb<BR>(lrow, n) + (lane & 3) * 4), "r"(v));
+    }
+  }
+  __syncwarp();
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = 0; i < 16 * CH / 32; ++i) {
+    const int idx = lane + i * 32;
+    const int lrow = wg * 64 + wl * 16 + idx / CH, c = idx % CH;
+    if (q0 + lrow < T) {
+      uint4 v;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                   : "r"(sQ + swb<BR>(lrow, c)));
       *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
     }
   }
@@ -317,8 +496,25 @@ void check_forward_params(const FlashAttentionParams& p) {
              "flash attention: token stride smaller than heads * head_dim");
 }
 
+bool use_mma_sync_kernels() {
+  static const bool v = [] {
+    const char* e = std::getenv("ATTN_FLASH_MMA_SYNC");
+    return e != nullptr && e[0] == '1';
+  }();
+  return v;
+}
+
 template <int D, bool CAUSAL>
 static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) {
+  if (!use_mma_sync_kernels()) {
+    using Cfg = FwdWgCfg<D>;
+    auto kern = flash_fwd_wg_kernel<D, CAUSAL>;
+    set_smem_limit_once<flash_fwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
+    dim3 grid((p.T + Cfg::BR - 1) / Cfg::BR, p.H, p.B);
+    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p);
+    FLASH_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   using Cfg = FwdCfg<D>;
   auto kern = flash_fwd_bf16_kernel<D, CAUSAL>;
   set_smem_limit_once<flash_fwd_bf16_kernel<D, CAUSAL>>(Cfg::SMEM);
