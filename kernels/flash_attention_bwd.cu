@@ -11,6 +11,7 @@
 //              dS K, accumulated in registers in a fixed order.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
@@ -338,19 +339,19 @@ __global__ void __launch_bounds__(256, 1)
 //   dV_w += P^T dO, dK_w += dS^T Q          (A = P^T / dS^T from registers, B from shared memory)
 //   dQ[:, w*D/2 : (w+1)*D/2] = dS K         (dS^T through shared memory; fp32 atomics)
 // ============================================================================================
-template <int D>
+template <int D, int BR_ = (D == 64 ? 128 : 64)>
 struct BwdWgCfg {
-  static constexpr int BR = 64;
+  static constexpr int BR = BR_;
   static constexpr int BC = 128;
   static constexpr int NT = 256;
   static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4 + 1024;
 };
 
-template <int D, bool CAUSAL>
+template <int D, bool CAUSAL, int BR_>
 __global__ void __launch_bounds__(256, 1)
     flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
                         float* __restrict__ dq_accum) {
-  using Cfg = BwdWgCfg<D>;
+  using Cfg = BwdWgCfg<D, BR_>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NQ = BR / 8;
   extern __shared__ uint8_t smem_raw[];
@@ -497,29 +498,34 @@ __global__ void __launch_bounds__(256, 1)
     wg_commit();
 
     if (dq_accum != nullptr) {
-      // dQ (BR x D): warpgroup w computes columns [w*D/2, (w+1)*D/2) over the block's 128 keys.
+      // dQ (BR x D) over the block's 128 keys. BR = 128: warpgroup w computes query rows
+      // [64w, 64w+64), all D columns; BR = 64: all rows, columns [w*D/2, (w+1)*D/2).
+      constexpr int QN = BR == 128 ? D : D / 2;  // wgmma N
       fence_proxy_async();
       __syncthreads();  // dS^T of both warpgroups in shared memory
-      float acc[D / 4];
-      const uint32_t kcol = D == 128 ? wg * (BC * 128) : wg * 64;  // column block / half block of K
+      float acc[QN / 2];
+      const uint32_t arow = BR == 128 ? wg * (BC * 128) : 0;  // column block of dS^T (query rows)
+      const uint32_t kcol = BR == 128 ? 0 : (D == 128 ? wg * (BC * 128) : wg * 64);  // K columns
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BC / 16; ++kk) {
-        const uint64_t a = wg_desc(sdS + kk * 2048, BC * 128, 1024);             // dS: M-major
+        const uint64_t a = wg_desc(sdS + arow + kk * 2048, BC * 128, 1024);      // dS: M-major
         const uint64_t bk = wg_desc(sK + kcol + kk * 2048, BC * 128, 1024);      // K: N-major
-        wgmma_ss<D / 2, 1, 1>(acc, a, bk, kk > 0 ? 1 : 0);
+        wgmma_ss<QN, 1, 1>(acc, a, bk, kk > 0 ? 1 : 0);
       }
       wg_commit();
       wg_wait<0>();
       wg_fence_regs(acc);
       float* dqa = dq_accum + (((int64_t)b * H + h) * T) * D;
+      const int qrow0 = BR == 128 ? wg * 64 : 0;
+      const int col0 = BR == 128 ? 0 : wg * (D / 2);
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int q = q0 + wl * 16 + (lane >> 2) + r * 8;
+        const int q = q0 + qrow0 + wl * 16 + (lane >> 2) + r * 8;
         if (q < T) {
 #pragma unroll
-          for (int n = 0; n < D / 16; ++n) {
-            const int col = wg * (D / 2) + n * 8 + 2 * (lane & 3);
+          for (int n = 0; n < QN / 8; ++n) {
+            const int col = col0 + n * 8 + 2 * (lane & 3);
             atomicAdd(reinterpret_cast<float2*>(dqa + (int64_t)q * D + col),
                       make_float2(acc[4 * n + 2 * r], acc[4 * n + 2 * r + 1]));
           }
@@ -895,13 +901,26 @@ template <int D, bool CAUSAL>
 static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   const auto& f = p.fwd;
-  if (!use_mma_sync_kernels()) {
-    using Cfg = BwdWgCfg<D>;
-    auto kern = flash_bwd_wg_kernel<D, CAUSAL>;
-    set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
+  static const bool br64 = [] {
+    const char* e = std::getenv("ATTN_FLASH_BWD_BR64");
+    return e != nullptr && e[0] == '1';
+  }();
+  if (!use_mma_sync_kernels() && (D == 128 || br64)) {
+    using Cfg = BwdWgCfg<D, 64>;
+    auto kern = flash_bwd_wg_kernel<D, CAUSAL, 64>;
+    set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL, 64>>(Cfg::SMEM);
     dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
     kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
     FLASH_CUDA_CHECK(cudaGetLastError());
+  } else if (!use_mma_sync_kernels()) {
+    if constexpr (D == 64) {
+      using Cfg = BwdWgCfg<D, 128>;
+      auto kern = flash_bwd_wg_kernel<D, CAUSAL, 128>;
+      set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL, 128>>(Cfg::SMEM);
+      dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
+      kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
+      FLASH_CUDA_CHECK(cudaGetLastError());
+    }
   } else {
     using Cfg = BwdCfg<D>;
     auto kern = flash_bwd_bf16_kernel<D, CAUSAL>;
