@@ -1,17 +1,19 @@
-// Flash attention backward: bf16 tensor-core kernels (mma.sync + ldmatrix, cp.async) and fp32
-// tiled kernels for parity tests. See flash_attention.h for the interface.
+// Flash attention backward: bf16 tensor-core kernels (Hopper wgmma for the main pass, mma.sync +
+// ldmatrix for the deterministic dQ pass; cp.async double buffering) and fp32 tiled kernels for
+// parity tests. See flash_attention.h for the interface.
 //
 //   pre-pass : Dsum_i = rowsum(dO_i * O_i)                                  (fp32, B x H x T)
 //   main     : one block per (key block, kv head, batch); loops over the query heads of the
-//              kv head's group and over query blocks, recomputes P = exp(scale*QK^T - lse),
-//              accumulates dV += P^T dO and dK += dS^T Q in registers (dS = P * (dP - Dsum),
-//              dP = dO V^T), and (non-deterministic mode) adds dQ += dS K into an fp32
-//              workspace with atomics, converted to bf16 by a last small kernel.
+//              kv head's group (GQA: dK, dV summed in registers, no extra workspace) and over
+//              query blocks, recomputes P = exp(scale*QK^T - lse), accumulates dV += P^T dO and
+//              dK += dS^T Q in registers (dS = P * (dP - Dsum), dP = dO V^T), and
+//              (non-deterministic mode) adds dQ += dS K into an fp32 workspace with atomics,
+//              converted to bf16 by a last small kernel.
 //   dQ pass  : (deterministic mode) one block per query block: dQ = sum over key blocks of
-//              dS K, accumulated in registers in a fixed order.
+//              dS K, accumulated in registers in a fixed order; no atomics anywhere, so two
+//              runs are bitwise identical.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
@@ -76,282 +78,32 @@ __global__ void __launch_bounds__(256) flash_bwd_dq_convert_kernel(const __grid_
 }
 
 // ============================================================================================
-// bf16 main backward kernel.
-// Block: BC = 128 keys of kv head g, 8 warps, warp w owns keys [16w, 16w+16) for dK, dV and
-// computes S^T, dP^T for those keys against a query block of BR rows (K_w, V_w as the A
-// operand; Q, dO as B). P^T and dS^T stay in registers as the A operand of dV += P^T dO and
-// dK += dS^T Q. For dQ, dS^T goes through shared memory and the 8 warps split the BR x D dQ
-// tile, reduced over the block's 128 keys, then added to the fp32 workspace (float2 atomics).
+// bf16 main backward kernel, Hopper wgmma. Block: BC = 128 keys of kv head g, 2 warpgroups of
+// 64 keys (warp w of a warpgroup: 16 keys); query blocks of BR rows (128 for D = 64, 64 for
+// D = 128). Per query block, warpgroup w computes
+//   S^T = K_w Q^T, dP^T = V_w dO^T         (both operands in shared memory)
+//   P^T, dS^T in registers (rows = keys, columns = queries; lse and Dsum per column)
+//   dV_w += P^T dO, dK_w += dS^T Q          (A = P^T / dS^T from registers, B from shared memory)
+//   dQ part = dS K                          (dS^T through shared memory; BR = 128: warpgroup w
+//                                            takes query rows [64w, 64w+64); BR = 64: columns
+//                                            [w*D/2, (w+1)*D/2)); fp32 float2 atomics
 // Q, dO, lse, Dsum of the next query block load (cp.async) while this one is processed.
+// Causal: a key block starts at the first query block that can see it; blocks crossing the
+// diagonal, keys >= T and queries >= T are masked (P = 0).
 // ============================================================================================
 template <int D>
-struct BwdCfg {
-  static constexpr int BR = D == 64 ? 128 : 64;
-  static constexpr int BC = 128;
-  static constexpr int NT = 256;
-  static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4;
-};
-
-template <int D, bool CAUSAL>
-__global__ void __launch_bounds__(256, 1)
-    flash_bwd_bf16_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
-                          float* __restrict__ dq_accum) {
-  using Cfg = BwdCfg<D>;
-  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
-  constexpr int KD = D / 16, NQ = BR / 8;
-  extern __shared__ __align__(128) uint8_t smem[];
-  const uint32_t sK = smem_u32(smem);
-  const uint32_t sV = sK + BC * D * 2;
-  const uint32_t sQ0 = sV + BC * D * 2;        // 2 stages of BR x D
-  const uint32_t sdO0 = sQ0 + 2 * BR * D * 2;  // 2 stages of BR x D
-  const uint32_t sdS = sdO0 + 2 * BR * D * 2;  // BC x BR (dS^T, row = key)
-  const uint32_t sL0 = sdS + BC * BR * 2;      // 2 stages of BR floats (lse)
-  const uint32_t sDs0 = sL0 + 2 * BR * 4;      // 2 stages of BR floats (Dsum)
-  const float* sLf = reinterpret_cast<const float*>(smem + (sL0 - sK));
-  const float* sDf = reinterpret_cast<const float*>(smem + (sDs0 - sK));
-
-  const auto& f = p.fwd;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int T = f.T, H = f.H, G = f.H / f.Hkv;
-  const int kb = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
-  const int k0 = kb * BC;
-
-  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(f.k) + b * f.k_batch_stride + g * D;
-  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + g * D;
-  load_tile<BC, D, NT>(sK, Kg, f.k_token_stride, k0, T, tid);
-  load_tile<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
-
-  const int q_begin = CAUSAL ? k0 / BR : 0;
-  const int n_qb = (T + BR - 1) / BR;
-  const int nper = n_qb - q_begin;
-  const int total = G * nper;
-
-  auto issue = [&](int it, int st) {
-    const int hl = it / nper, qb = q_begin + it % nper;
-    const int h = g * G + hl, q0 = qb * BR;
-    const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(f.q) + b * f.q_batch_stride + h * D;
-    const __nv_bfloat16* dOg = static_cast<const __nv_bfloat16*>(p.dO) + b * p.do_batch_stride + h * D;
-    load_tile<BR, D, NT>(sQ0 + st * BR * D * 2, Qg, f.q_token_stride, q0, T, tid);
-    load_tile<BR, D, NT>(sdO0 + st * BR * D * 2, dOg, p.do_token_stride, q0, T, tid);
-    const int64_t rbase = ((int64_t)b * H + h) * T;
-    if (tid < BR) {
-      const bool ok = q0 + tid < T;
-      cp_async4(sL0 + (st * BR + tid) * 4, f.lse + rbase + (ok ? q0 + tid : 0), ok);
-    } else if (tid < 2 * BR) {
-      const int r = tid - BR;
-      const bool ok = q0 + r < T;
-      cp_async4(sDs0 + (st * BR + r) * 4, dsum + rbase + (ok ? q0 + r : 0), ok);
-    }
-  };
-  issue(0, 0);
-  cp_async_commit();
-
-  float dk[D / 8][4], dv[D / 8][4];
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) dk[n][e] = 0.f, dv[n][e] = 0.f;
-
-  const float sl2 = f.scale * kLog2e;
-  const int a_row = warp * 16 + (lane & 15);             // A non-trans (K_w, V_w rows)
-  const int a_chk = lane >> 4;                           // + 2*kk
-  const int b_row = (lane & 7) + ((lane >> 4) << 3);     // B non-trans from [n][k]
-  const int b_chk = (lane >> 3) & 1;                     // + 2*kk
-  const int t_row = (lane & 7) + (((lane >> 3) & 1) << 3);  // B trans from [k][n]
-  const int t_chk = lane >> 4;                              // + 2*dp
-  const int key_lo = k0 + warp * 16 + (lane >> 2);          // + 8*r
-
-  for (int it = 0; it < total; ++it) {
-    const int st = it & 1;
-    const int hl = it / nper, qb = q_begin + it % nper;
-    const int h = g * G + hl, q0 = qb * BR;
-    const uint32_t sQ = sQ0 + st * BR * D * 2, sdO = sdO0 + st * BR * D * 2;
-    const float* sL = sLf + st * BR;
-    const float* sDs = sDf + st * BR;
-
-    cp_async_wait<0>();
-    __syncthreads();  // stage st visible; every warp done with stage st^1 and with sdS
-    if (it + 1 < total) issue(it + 1, st ^ 1);
-    cp_async_commit();
-
-    // S^T = K_w Q^T and dP^T = V_w dO^T   (16 keys x BR queries per warp)
-    float s[NQ][4], dp[NQ][4];
-#pragma unroll
-    for (int n = 0; n < NQ; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = 0.f, dp[n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      uint32_t ak[4], av[4];
-      ldsm_x4(ak, sK + swz<D>(a_row, 2 * kk + a_chk));
-      ldsm_x4(av, sV + swz<D>(a_row, 2 * kk + a_chk));
-#pragma unroll
-      for (int np = 0; np < NQ / 2; ++np) {
-        uint32_t bq[4], bo[4];
-        ldsm_x4(bq, sQ + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
-        ldsm_x4(bo, sdO + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
-        mma16816(s[2 * np], ak, bq[0], bq[1]);
-        mma16816(s[2 * np + 1], ak, bq[2], bq[3]);
-        mma16816(dp[2 * np], av, bo[0], bo[1]);
-        mma16816(dp[2 * np + 1], av, bo[2], bo[3]);
-      }
-    }
-
-    // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum); masked entries 0.
-    const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && k0 + warp * 16 + 15 > q0);
-#pragma unroll
-    for (int n = 0; n < NQ; ++n) {
-      const int qc = n * 8 + 2 * (lane & 3);
-      const float2 L = *reinterpret_cast<const float2*>(sL + qc);
-      const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
-      const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float pv = fast_exp2(fmaf(s[n][e], sl2, -((e & 1) ? L1 : L0)));
-        if (need_mask) {
-          const int key = key_lo + ((e >> 1) << 3);
-          const int q = q0 + qc + (e & 1);
-          if (key >= T || q >= T || (CAUSAL && key > q)) pv = 0.f;
-        }
-        s[n][e] = pv;
-        dp[n][e] = pv * (dp[n][e] - ((e & 1) ? Dd.y : Dd.x));
-      }
-    }
-
-    uint32_t pa[BR / 16][4], da[BR / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < BR / 16; ++kk) {
-      pa[kk][0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-      pa[kk][1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-      pa[kk][2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[kk][3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      da[kk][0] = pack_bf16(dp[2 * kk][0], dp[2 * kk][1]);
-      da[kk][1] = pack_bf16(dp[2 * kk][2], dp[2 * kk][3]);
-      da[kk][2] = pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-      da[kk][3] = pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
-    }
-
-    if (dq_accum != nullptr) {  // dS^T -> shared memory for the dQ product
-#pragma unroll
-      for (int kk = 0; kk < BR / 16; ++kk)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int row = warp * 16 + (lane >> 2) + r * 8;
-          // columns 16kk + 2t (+8): n8 tiles 2kk and 2kk+1
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS + swz<BR>(row, 2 * kk) + (lane & 3) * 4),
-                       "r"(da[kk][r]));
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS + swz<BR>(row, 2 * kk + 1) + (lane & 3) * 4),
-                       "r"(da[kk][2 + r]));
-        }
-    }
-
-    // dV += P^T dO, dK += dS^T Q   (16 keys x D per warp)
-#pragma unroll
-    for (int kk = 0; kk < BR / 16; ++kk) {
-#pragma unroll
-      for (int dd = 0; dd < D / 16; ++dd) {
-        uint32_t bo[4], bq[4];
-        ldsm_x4_t(bo, sdO + swz<D>(kk * 16 + t_row, 2 * dd + t_chk));
-        ldsm_x4_t(bq, sQ + swz<D>(kk * 16 + t_row, 2 * dd + t_chk));
-        mma16816(dv[2 * dd], pa[kk], bo[0], bo[1]);
-        mma16816(dv[2 * dd + 1], pa[kk], bo[2], bo[3]);
-        mma16816(dk[2 * dd], da[kk], bq[0], bq[1]);
-        mma16816(dk[2 * dd + 1], da[kk], bq[2], bq[3]);
-      }
-    }
-
-    if (dq_accum != nullptr) {
-      // dQ (BR x D) += dS (BR x BC) K (BC x D); warp tile 16 rows x NW columns.
-      constexpr int MT = BR / 16, NPART = 8 / MT, NW = D / NPART;
-      const int mt = warp % MT, part = warp / MT;
-      __syncthreads();
-      float acc[NW / 8][4];
-#pragma unroll
-      for (int n = 0; n < NW / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[n][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < BC / 16; ++kk) {
-        uint32_t a[4];
-        ldsm_x4_t(a, sdS + swz<BR>(kk * 16 + (lane & 7) + ((lane >> 4) << 3), mt * 2 + ((lane >> 3) & 1)));
-#pragma unroll
-        for (int dd = 0; dd < NW / 16; ++dd) {
-          uint32_t bk[4];
-          ldsm_x4_t(bk, sK + swz<D>(kk * 16 + t_row, part * (NW / 8) + 2 * dd + t_chk));
-          mma16816(acc[2 * dd], a, bk[0], bk[1]);
-          mma16816(acc[2 * dd + 1], a, bk[2], bk[3]);
-        }
-      }
-      float* dqa = dq_accum + (((int64_t)b * H + h) * T) * D;
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int q = q0 + mt * 16 + (lane >> 2) + r * 8;
-        if (q < T) {
-#pragma unroll
-          for (int n = 0; n < NW / 8; ++n) {
-            const int col = part * NW + n * 8 + 2 * (lane & 3);
-            atomicAdd(reinterpret_cast<float2*>(dqa + (int64_t)q * D + col),
-                      make_float2(acc[n][2 * r], acc[n][2 * r + 1]));
-          }
-        }
-      }
-    }
-  }
-
-  // Write dK (scaled) and dV through this warp's own rows of sK / sV.
-  cp_async_wait<0>();
-  __syncthreads();
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = warp * 16 + (lane >> 2) + r * 8;
-      const uint32_t off = swz<D>(row, n) + (lane & 3) * 4;
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sK + off),
-                   "r"(pack_bf16(dk[n][2 * r] * f.scale, dk[n][2 * r + 1] * f.scale)));
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sV + off), "r"(pack_bf16(dv[n][2 * r], dv[n][2 * r + 1])));
-    }
-  __syncwarp();
-  __nv_bfloat16* dKg = static_cast<__nv_bfloat16*>(p.dk) + b * p.dk_batch_stride + g * D;
-  __nv_bfloat16* dVg = static_cast<__nv_bfloat16*>(p.dv) + b * p.dv_batch_stride + g * D;
-  constexpr int CH = D / 8;
-#pragma unroll
-  for (int i = 0; i < 16 * CH / 32; ++i) {
-    const int idx = lane + i * 32;
-    const int row = warp * 16 + idx / CH, c = idx % CH;
-    if (k0 + row < T) {
-      uint4 x, y;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(sK + swz<D>(row, c)));
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(y.x), "=r"(y.y), "=r"(y.z), "=r"(y.w) : "r"(sV + swz<D>(row, c)));
-      *reinterpret_cast<uint4*>(dKg + (int64_t)(k0 + row) * p.dk_token_stride + c * 8) = x;
-      *reinterpret_cast<uint4*>(dVg + (int64_t)(k0 + row) * p.dv_token_stride + c * 8) = y;
-    }
-  }
-}
-
-// ============================================================================================
-// bf16 main backward kernel, Hopper wgmma. Block: BC = 128 keys of kv head g, 2 warpgroups of
-// 64 keys; query blocks of BR = 64 rows. Per query block, warpgroup w computes
-//   S^T = K_w Q^T, dP^T = V_w dO^T         (both operands in shared memory)
-//   P^T, dS^T in registers (exactly as the mma.sync kernel, same per-warp layout)
-//   dV_w += P^T dO, dK_w += dS^T Q          (A = P^T / dS^T from registers, B from shared memory)
-//   dQ[:, w*D/2 : (w+1)*D/2] = dS K         (dS^T through shared memory; fp32 atomics)
-// ============================================================================================
-template <int D, int BR_ = (D == 64 ? 128 : 64)>
 struct BwdWgCfg {
-  static constexpr int BR = BR_;
+  static constexpr int BR = D == 64 ? 128 : 64;
   static constexpr int BC = 128;
   static constexpr int NT = 256;
   static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4 + 1024;
 };
 
-template <int D, bool CAUSAL, int BR_>
+template <int D, bool CAUSAL>
 __global__ void __launch_bounds__(256, 1)
     flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
                         float* __restrict__ dq_accum) {
-  using Cfg = BwdWgCfg<D, BR_>;
+  using Cfg = BwdWgCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NQ = BR / 8;
   extern __shared__ uint8_t smem_raw[];
@@ -901,30 +653,10 @@ template <int D, bool CAUSAL>
 static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   const auto& f = p.fwd;
-  static const bool br64 = [] {
-    const char* e = std::getenv("ATTN_FLASH_BWD_BR64");
-    return e != nullptr && e[0] == '1';
-  }();
-  if (!use_mma_sync_kernels() && (D == 128 || br64)) {
-    using Cfg = BwdWgCfg<D, 64>;
-    auto kern = flash_bwd_wg_kernel<D, CAUSAL, 64>;
-    set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL, 64>>(Cfg::SMEM);
-    dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
-    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
-    FLASH_CUDA_CHECK(cudaGetLastError());
-  } else if (!use_mma_sync_kernels()) {
-    if constexpr (D == 64) {
-      using Cfg = BwdWgCfg<D, 128>;
-      auto kern = flash_bwd_wg_kernel<D, CAUSAL, 128>;
-      set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL, 128>>(Cfg::SMEM);
-      dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
-      kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
-      FLASH_CUDA_CHECK(cudaGetLastError());
-    }
-  } else {
-    using Cfg = BwdCfg<D>;
-    auto kern = flash_bwd_bf16_kernel<D, CAUSAL>;
-    set_smem_limit_once<flash_bwd_bf16_kernel<D, CAUSAL>>(Cfg::SMEM);
+  {
+    using Cfg = BwdWgCfg<D>;
+    auto kern = flash_bwd_wg_kernel<D, CAUSAL>;
+    set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
     dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
     kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
     FLASH_CUDA_CHECK(cudaGetLastError());

@@ -123,9 +123,6 @@ __device__ __forceinline__ void load_tile_b(uint32_t s_base, const __nv_bfloat16
   }
 }
 
-// Use the mma.sync kernels instead of the wgmma ones (env ATTN_FLASH_MMA_SYNC=1), for comparisons.
-bool use_mma_sync_kernels();
-
 // ---- host-side helpers -------------------------------------------------------------------
 // Raise a kernel's dynamic shared-memory limit once per device (cudaFuncSetAttribute is
 // per device; a bit per device ordinal < 64).

@@ -1,8 +1,7 @@
-// Flash attention forward: bf16 tensor-core kernel (mma.sync m16n8k16 + ldmatrix, cp.async)
-// and an fp32 tiled kernel for parity tests. See flash_attention.h for the interface.
+// Flash attention forward: bf16 tensor-core kernel (Hopper wgmma; K / V streamed with cp.async,
+// each load overlapped with a product) and an fp32 tiled kernel for parity tests.
+// See flash_attention.h.
 #include <cmath>
-
-#include <cstdlib>
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
@@ -10,223 +9,14 @@
 namespace attn::flash {
 
 // ============================================================================================
-// bf16 forward.
-// A block owns BR = 128 query rows of one (b, h); 4 warps, 32 rows each (two m16 tiles).
-// K/V blocks of BC keys stream through one K and one V buffer: V_j loads while S_j = Q K_j^T
-// is computed, K_{j+1} loads while O += P_j V_j is computed. Online softmax in fp32 (log2
-// domain), O normalized at the end, lse written.
-// ============================================================================================
-template <int D>
-struct FwdCfg {
-  static constexpr int BR = 128;
-  static constexpr int BC = D == 64 ? 128 : 64;
-  static constexpr int NT = 128;
-  static constexpr int SMEM = (BR + 2 * BC) * D * 2;
-};
-
-template <int D, bool CAUSAL>
-__global__ void __launch_bounds__(128, 2) flash_fwd_bf16_kernel(const __grid_constant__ FlashAttentionParams p) {
-  using Cfg = FwdCfg<D>;
-  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
-  constexpr int KD = D / 16;   // k16 steps over the head dim
-  constexpr int NS = BC / 8;   // n8 tiles of S
-  constexpr int NO = D / 8;    // n8 tiles of O
-  extern __shared__ __align__(128) uint8_t smem[];
-  const uint32_t sQ = smem_u32(smem);
-  const uint32_t sK = sQ + BR * D * 2;
-  const uint32_t sV = sK + BC * D * 2;
-
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int T = p.T;
-  const int qb = CAUSAL ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;  // heavy first
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int kvh = h / (p.H / p.Hkv);
-  const int q0 = qb * BR;
-
-  const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(p.q) + b * p.q_batch_stride + h * D;
-  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(p.k) + b * p.k_batch_stride + kvh * D;
-  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(p.v) + b * p.v_batch_stride + kvh * D;
-
-  const int kv_end = CAUSAL ? min(T, q0 + BR) : T;
-  const int n_kb = (kv_end + BC - 1) / BC;
-
-  load_tile<BR, D, NT>(sQ, Qg, p.q_token_stride, q0, T, tid);
-  load_tile<BC, D, NT>(sK, Kg, p.k_token_stride, 0, T, tid);
-  cp_async_commit();
-
-  const float sl2 = p.scale * kLog2e;
-  float o[2][NO][4];
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int j = 0; j < NO; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) o[mi][j][e] = 0.f;
-  float m_run[2][2], l_run[2][2];
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) m_run[mi][r] = -INFINITY, l_run[mi][r] = 0.f;
-
-  // Per-lane ldmatrix row/chunk pieces.
-  const int a_row = warp * 32 + (lane & 15);            // + mi*16   (A, non-trans)
-  const int a_chk = lane >> 4;                          // + 2*kk
-  const int b_row = (lane & 7) + ((lane >> 4) << 3);    // + np*16   (B from [n][k], non-trans)
-  const int b_chk = (lane >> 3) & 1;                    // + 2*kk
-  const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3);  // + kk*16 (B from [k][n], trans)
-  const int v_chk = lane >> 4;                              // + 2*dp
-
-  for (int j = 0; j < n_kb; ++j) {
-    cp_async_wait<0>();
-    __syncthreads();  // K_j (and Q) visible; every warp done with V_{j-1}
-    load_tile<BC, D, NT>(sV, Vg, p.v_token_stride, j * BC, T, tid);
-    cp_async_commit();
-
-    float s[2][NS][4];
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-      for (int n = 0; n < NS; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[mi][n][e] = 0.f;
-
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      uint32_t a[2][4];
-#pragma unroll
-      for (int mi = 0; mi < 2; ++mi) ldsm_x4(a[mi], sQ + swz<D>(a_row + mi * 16, 2 * kk + a_chk));
-#pragma unroll
-      for (int np = 0; np < NS / 2; ++np) {
-        uint32_t bk[4];
-        ldsm_x4(bk, sK + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
-#pragma unroll
-        for (int mi = 0; mi < 2; ++mi) {
-          mma16816(s[mi][2 * np], a[mi], bk[0], bk[1]);
-          mma16816(s[mi][2 * np + 1], a[mi], bk[2], bk[3]);
-        }
-      }
-    }
-
-    // Mask keys >= T and (causal) keys after the query.
-    const int key0 = j * BC;
-    const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > q0 + warp * 32);
-    if (need_mask) {
-#pragma unroll
-      for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-        for (int n = 0; n < NS; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int row = q0 + warp * 32 + mi * 16 + (lane >> 2) + ((e >> 1) << 3);
-            const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-            if (col >= T || (CAUSAL && col > row)) s[mi][n][e] = -INFINITY;
-          }
-    }
-
-    // Online softmax. Row r of m-tile mi: elements e = 2r, 2r+1 of every n8 tile.
-    uint32_t pa[2][BC / 16][4];
-#pragma unroll
-    for (int mi = 0; mi < 2; ++mi) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * r], s[mi][n][2 * r + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m_run[mi][r], mx);
-        const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
-        const float alpha = fast_exp2(m_run[mi][r] * sl2 - m_sc);
-        m_run[mi][r] = m_new;
-        float sum = 0.f;
-#pragma unroll
-        for (int n = 0; n < NS; ++n) {
-          const float p0 = fast_exp2(fmaf(s[mi][n][2 * r], sl2, -m_sc));
-          const float p1 = fast_exp2(fmaf(s[mi][n][2 * r + 1], sl2, -m_sc));
-          s[mi][n][2 * r] = p0;
-          s[mi][n][2 * r + 1] = p1;
-          sum += p0 + p1;
-        }
-        l_run[mi][r] = l_run[mi][r] * alpha + sum;
-#pragma unroll
-        for (int n = 0; n < NO; ++n) {
-          o[mi][n][2 * r] *= alpha;
-          o[mi][n][2 * r + 1] *= alpha;
-        }
-      }
-#pragma unroll
-      for (int kk = 0; kk < BC / 16; ++kk) {
-        pa[mi][kk][0] = pack_bf16(s[mi][2 * kk][0], s[mi][2 * kk][1]);
-        pa[mi][kk][1] = pack_bf16(s[mi][2 * kk][2], s[mi][2 * kk][3]);
-        pa[mi][kk][2] = pack_bf16(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
-        pa[mi][kk][3] = pack_bf16(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
-      }
-    }
-
-    cp_async_wait<0>();
-    __syncthreads();  // V_j visible; every warp done with K_j
-    if (j + 1 < n_kb) {
-      load_tile<BC, D, NT>(sK, Kg, p.k_token_stride, (j + 1) * BC, T, tid);
-      cp_async_commit();
-    }
-
-#pragma unroll
-    for (int kk = 0; kk < BC / 16; ++kk) {
-#pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t bv[4];
-        ldsm_x4_t(bv, sV + swz<D>(kk * 16 + v_row, 2 * dp + v_chk));
-#pragma unroll
-        for (int mi = 0; mi < 2; ++mi) {
-          mma16816(o[mi][2 * dp], pa[mi][kk], bv[0], bv[1]);
-          mma16816(o[mi][2 * dp + 1], pa[mi][kk], bv[2], bv[3]);
-        }
-      }
-    }
-  }
-
-  // Finalize: full row sums, normalize, lse; stage O through this warp's own rows of sQ.
-  __syncwarp();  // every lane's ldmatrix reads of sQ done before any lane overwrites it
-  __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + b * p.o_batch_stride + h * D;
-  float* lse = p.lse + ((int64_t)b * p.H + h) * T;
-#pragma unroll
-  for (int mi = 0; mi < 2; ++mi)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float l = l_run[mi][r];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const float inv = l > 0.f ? 1.f / l : 0.f;
-      const int lrow = warp * 32 + mi * 16 + (lane >> 2) + r * 8;
-      if ((lane & 3) == 0 && q0 + lrow < T)
-        lse[q0 + lrow] = l > 0.f ? m_run[mi][r] * p.scale + logf(l) : -INFINITY;
-#pragma unroll
-      for (int n = 0; n < NO; ++n) {
-        const uint32_t v = pack_bf16(o[mi][n][2 * r] * inv, o[mi][n][2 * r + 1] * inv);
-        const uint32_t addr = sQ + swz<D>(lrow, n) + (lane & 3) * 4;
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v));
-      }
-    }
-  __syncwarp();
-  constexpr int CH = D / 8;
-#pragma unroll
-  for (int i = 0; i < 32 * CH / 32; ++i) {
-    const int idx = lane + i * 32;
-    const int lrow = warp * 32 + idx / CH, c = idx % CH;
-    if (q0 + lrow < T) {
-      uint4 v;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                   : "r"(sQ + swz<D>(lrow, c)));
-      *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
-    }
-  }
-}
-
-// ============================================================================================
 // bf16 forward, Hopper wgmma. A block owns BR = 128 query rows of one (b, h): 2 warpgroups of
-// 64 rows. S = Q K^T with both operands in shared memory, O += P V with P in registers (the
-// S accumulators converted in place) and V in shared memory. Same K/V streaming as above.
+// 64 rows (warp w of a warpgroup: 16 rows). S = Q K^T with both operands in shared memory,
+// O += P V with P in registers (the S accumulators converted in place) and V in shared memory.
+// K/V blocks of BC keys stream through one K and one V buffer: V_j loads (cp.async) while
+// S_j = Q K_j^T is computed, K_{j+1} loads while O += P_j V_j is computed. Online softmax in
+// fp32 (log2 domain), O normalized at the end, lse written. Causal: key blocks past the last
+// query row are skipped, blocks crossing the diagonal (and keys >= T) masked; query blocks are
+// launched heaviest first.
 // ============================================================================================
 template <int D>
 struct FwdWgCfg {
@@ -496,28 +286,11 @@ void check_forward_params(const FlashAttentionParams& p) {
              "flash attention: token stride smaller than heads * head_dim");
 }
 
-bool use_mma_sync_kernels() {
-  static const bool v = [] {
-    const char* e = std::getenv("ATTN_FLASH_MMA_SYNC");
-    return e != nullptr && e[0] == '1';
-  }();
-  return v;
-}
-
 template <int D, bool CAUSAL>
 static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) {
-  if (!use_mma_sync_kernels()) {
-    using Cfg = FwdWgCfg<D>;
-    auto kern = flash_fwd_wg_kernel<D, CAUSAL>;
-    set_smem_limit_once<flash_fwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
-    dim3 grid((p.T + Cfg::BR - 1) / Cfg::BR, p.H, p.B);
-    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p);
-    FLASH_CUDA_CHECK(cudaGetLastError());
-    return;
-  }
-  using Cfg = FwdCfg<D>;
-  auto kern = flash_fwd_bf16_kernel<D, CAUSAL>;
-  set_smem_limit_once<flash_fwd_bf16_kernel<D, CAUSAL>>(Cfg::SMEM);
+  using Cfg = FwdWgCfg<D>;
+  auto kern = flash_fwd_wg_kernel<D, CAUSAL>;
+  set_smem_limit_once<flash_fwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
   dim3 grid((p.T + Cfg::BR - 1) / Cfg::BR, p.H, p.B);
   kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p);
   FLASH_CUDA_CHECK(cudaGetLastError());

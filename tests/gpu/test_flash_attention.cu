@@ -4,6 +4,17 @@
 //
 // Metric: ||x - ref|| / ||ref|| over the whole tensor (O, lse, dQ, dK, dV).
 // Tolerances: bf16 path <= 1e-2, fp32 path <= 1e-4.
+//
+// Measured on an H100 (PyTorch 2.11 SDPA flash backend on the same kind of inputs: N(0,1),
+// B=2 H=4 T=1000, scripts/bench_sdpa.py --accuracy), bf16:
+//            ours (D=64/128, full | causal)        PyTorch flash
+//   O        2.2e-3 | 2.0e-3                       2.2e-3 | 2.0e-3
+//   dQ       2.4e-3 | 2.4e-3 .. 2.5e-3             2.4e-3 | 2.5e-3
+//   dK       2.4e-3 | 2.4e-3                       2.3e-3 | 2.5e-3
+//   dV       2.4e-3 | 2.3e-3                       2.3e-3 | 2.3e-3
+// i.e. ~1.0x PyTorch's error (the issue asks <= 1.5x). Worst over all cases here: O 2.3e-3,
+// dQ / dK 3.0e-3 (T = 17), dV 2.4e-3, lse 2e-7; fp32 path <= 1.3e-6 (<= 2e-5 at T = 1, where
+// dQ and dK are rounding noise around 0, see rel_err).
 // Every output buffer is poisoned (NaN) before each run: a non-finite value fails the test,
 // and the padding of y (token stride H*D + 8) must come back untouched.
 #include <cuda_bf16.h>
@@ -255,7 +266,6 @@ void expect_within(const RunErrors& e, double tol, const char* tag) {
   EXPECT_LE(e.dv.rel, tol) << tag << " dV";
 }
 
-// Measured on an H100 (see the report in the commit log); the bf16 bound is 1e-2 for now.
 TEST_P(FlashAttention, MatchesFloat64Reference) {
   REQUIRE_GPU();
   const CaseParam c = GetParam();
