@@ -1,0 +1,67 @@
+// Flash attention (FlashAttention-2 style): forward and backward CUDA kernels.
+//
+// Plain C++: includable without CUDA headers (cudaStream_t is forward-declared below).
+//
+// Layout: q, k, v, o, dO, dq, dk, dv are addressed as
+//   ptr + b * batch_stride + t * token_stride + head * D      (strides in elements)
+// so the kernels read q, k, v straight out of the packed qkv buffer of attention.h
+// (B, T, (H + 2*Hkv)*D) and write dq, dk, dv straight into dqkv (every element written).
+// Query head h uses kv head h / (H / Hkv).
+//
+//   lse : (B, H, T) fp32, natural-log logsumexp of each row of the scaled scores
+//         (lse_i = log sum_j exp(scale * q_i.k_j), masked j excluded).
+//
+// bf16 = true : bf16 in/out, fp32 accumulation, tensor cores (mma.sync, sm_90).
+// bf16 = false: fp32 in/out, a simple tiled kernel (no tensor cores), for parity tests.
+//
+// Requirements (violations throw attn::Error): D in {64, 128}; H % Hkv == 0; B, T, H >= 1;
+// every pointer 16-byte aligned and every stride a multiple of 16 bytes (8 bf16 / 4 fp32).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace attn {
+
+struct FlashAttentionParams {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* o = nullptr;
+  float* lse = nullptr;  // (B, H, T)
+  int B = 0, T = 0, H = 0, Hkv = 0, D = 0;
+  int64_t q_batch_stride = 0, q_token_stride = 0;
+  int64_t k_batch_stride = 0, k_token_stride = 0;
+  int64_t v_batch_stride = 0, v_token_stride = 0;
+  int64_t o_batch_stride = 0, o_token_stride = 0;
+  bool causal = true;
+  float scale = 0.0f;  // usually 1/sqrt(D)
+  bool bf16 = true;    // else fp32
+};
+
+void flash_attention_forward(const FlashAttentionParams& p, cudaStream_t stream);
+
+struct FlashAttentionBackwardParams {
+  FlashAttentionParams fwd;  // q, k, v, o and lse of the forward (o and lse as it wrote them)
+  const void* dO = nullptr;
+  int64_t do_batch_stride = 0, do_token_stride = 0;
+  void* dq = nullptr;
+  void* dk = nullptr;
+  void* dv = nullptr;
+  int64_t dq_batch_stride = 0, dq_token_stride = 0;
+  int64_t dk_batch_stride = 0, dk_token_stride = 0;
+  int64_t dv_batch_stride = 0, dv_token_stride = 0;
+  // true: no atomics, results bitwise identical across runs (dQ by a separate pass).
+  bool deterministic = false;
+};
+
+// Workspace: D_i = rowsum(dO_i * O_i) in fp32 (B, H, T), plus (bf16, non-deterministic)
+// an fp32 dQ accumulator (B, H, T, D). 256-byte aligned pointer expected.
+size_t flash_attention_backward_workspace_bytes(const FlashAttentionBackwardParams& p);
+
+void flash_attention_backward(const FlashAttentionBackwardParams& p, void* workspace,
+                              cudaStream_t stream);
+
+}  // namespace attn

@@ -1,0 +1,734 @@
+// Flash attention backward: bf16 tensor-core kernels (Hopper wgmma for the main pass, mma.sync +
+// ldmatrix for the deterministic dQ pass; cp.async double buffering) and fp32 tiled kernels for
+// parity tests. See flash_attention.h for the interface.
+//
+//   pre-pass : Dsum_i = rowsum(dO_i * O_i)                                  (fp32, B x H x T)
+//   main     : one block per (key block, kv head, batch); loops over the query heads of the
+//              kv head's group (GQA: dK, dV summed in registers, no extra workspace) and over
+//              query blocks, recomputes P = exp(scale*QK^T - lse), accumulates dV += P^T dO and
+//              dK += dS^T Q in registers (dS = P * (dP - Dsum), dP = dO V^T), and
+//              (non-deterministic mode) adds dQ += dS K into an fp32 workspace with atomics,
+//              converted to bf16 by a last small kernel.
+//   dQ pass  : (deterministic mode) one block per query block: dQ = sum over key blocks of
+//              dS K, accumulated in registers in a fixed order; no atomics anywhere, so two
+//              runs are bitwise identical.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_wgmma.cuh"
+
+namespace attn::flash {
+
+// ============================================================================================
+// Dsum = rowsum(dO * O), fp32 or bf16 inputs.
+// ============================================================================================
+template <typename E, int D>
+__global__ void __launch_bounds__(256) flash_bwd_dsum_kernel(const __grid_constant__ FlashAttentionBackwardParams p,
+                                                             float* dsum) {
+  constexpr int EPV = 16 / sizeof(E);  // elements per 16-byte vector
+  constexpr int TPR = D / EPV;         // threads per row (8..32)
+  constexpr int RPB = 256 / TPR;
+  const int T = p.fwd.T, H = p.fwd.H;
+  const int64_t rows = (int64_t)p.fwd.B * H * T;
+  const int64_t row = (int64_t)blockIdx.x * RPB + threadIdx.x / TPR;
+  const int sub = threadIdx.x % TPR;
+  float acc = 0.f;
+  if (row < rows) {
+    const int t = (int)(row % T);
+    const int64_t bh = row / T;
+    const int h = (int)(bh % H), b = (int)(bh / H);
+    const E* o = static_cast<const E*>(p.fwd.o) + b * p.fwd.o_batch_stride + t * p.fwd.o_token_stride + h * D + sub * EPV;
+    const E* d = static_cast<const E*>(p.dO) + b * p.do_batch_stride + t * p.do_token_stride + h * D + sub * EPV;
+    const uint4 ov = *reinterpret_cast<const uint4*>(o);
+    const uint4 dv = *reinterpret_cast<const uint4*>(d);
+    const E* oe = reinterpret_cast<const E*>(&ov);
+    const E* de = reinterpret_cast<const E*>(&dv);
+#pragma unroll
+    for (int i = 0; i < EPV; ++i) acc = fmaf(static_cast<float>(oe[i]), static_cast<float>(de[i]), acc);
+  }
+#pragma unroll
+  for (int off = TPR / 2; off; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (row < rows && sub == 0) dsum[row] = acc;
+}
+
+// dq (bf16, strided) = scale * dq_accum (fp32, B x H x T x D).
+__global__ void __launch_bounds__(256) flash_bwd_dq_convert_kernel(const __grid_constant__ FlashAttentionBackwardParams p,
+                                                                   const float* acc) {
+  const int T = p.fwd.T, H = p.fwd.H, D = p.fwd.D, CH = D / 8;
+  const int64_t n = (int64_t)p.fwd.B * H * T * CH;
+  for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n;
+       idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t row = idx / CH;
+    const int c = (int)(idx % CH);
+    const int t = (int)(row % T);
+    const int64_t bh = row / T;
+    const int h = (int)(bh % H), b = (int)(bh / H);
+    const float4 x0 = *reinterpret_cast<const float4*>(acc + row * D + c * 8);
+    const float4 x1 = *reinterpret_cast<const float4*>(acc + row * D + c * 8 + 4);
+    const float s = p.fwd.scale;
+    uint4 v;
+    v.x = pack_bf16(x0.x * s, x0.y * s);
+    v.y = pack_bf16(x0.z * s, x0.w * s);
+    v.z = pack_bf16(x1.x * s, x1.y * s);
+    v.w = pack_bf16(x1.z * s, x1.w * s);
+    *reinterpret_cast<uint4*>(static_cast<__nv_bfloat16*>(p.dq) + b * p.dq_batch_stride +
+                              t * p.dq_token_stride + h * D + c * 8) = v;
+  }
+}
+
+// ============================================================================================
+// bf16 main backward kernel, Hopper wgmma. Block: BC = 128 keys of kv head g, 2 warpgroups of
+// 64 keys (warp w of a warpgroup: 16 keys); query blocks of BR rows (128 for D = 64, 64 for
+// D = 128). Per query block, warpgroup w computes
+//   S^T = K_w Q^T, dP^T = V_w dO^T         (both operands in shared memory)
+//   P^T, dS^T in registers (rows = keys, columns = queries; lse and Dsum per column)
+//   dV_w += P^T dO, dK_w += dS^T Q          (A = P^T / dS^T from registers, B from shared memory)
+//   dQ part = dS K                          (dS^T through shared memory; BR = 128: warpgroup w
+//                                            takes query rows [64w, 64w+64); BR = 64: columns
+//                                            [w*D/2, (w+1)*D/2)); fp32 float2 atomics
+// Q, dO, lse, Dsum of the next query block load (cp.async) while this one is processed.
+// Causal: a key block starts at the first query block that can see it; blocks crossing the
+// diagonal, keys >= T and queries >= T are masked (P = 0).
+// ============================================================================================
+template <int D>
+struct BwdWgCfg {
+  static constexpr int BR = D == 64 ? 128 : 64;
+  static constexpr int BC = 128;
+  static constexpr int NT = 256;
+  static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4 + 1024;
+};
+
+template <int D, bool CAUSAL>
+__global__ void __launch_bounds__(256, 1)
+    flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
+                        float* __restrict__ dq_accum) {
+  using Cfg = BwdWgCfg<D>;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
+  constexpr int KD = D / 16, NQ = BR / 8;
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sK = base;
+  const uint32_t sV = sK + BC * D * 2;
+  const uint32_t sQ0 = sV + BC * D * 2;        // 2 stages of BR x D
+  const uint32_t sdO0 = sQ0 + 2 * BR * D * 2;  // 2 stages of BR x D
+  const uint32_t sdS = sdO0 + 2 * BR * D * 2;  // BC x BR (dS^T, row = key)
+  const uint32_t sL0 = sdS + BC * BR * 2;      // 2 stages of BR floats (lse)
+  const uint32_t sDs0 = sL0 + 2 * BR * 4;      // 2 stages of BR floats (Dsum)
+  const float* sLf = reinterpret_cast<const float*>(smem_raw + (sL0 - smem_u32(smem_raw)));
+  const float* sDf = reinterpret_cast<const float*>(smem_raw + (sDs0 - smem_u32(smem_raw)));
+
+  const auto& f = p.fwd;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int wg = warp >> 2, wl = warp & 3;
+  const int T = f.T, H = f.H, G = f.H / f.Hkv;
+  const int kb = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  const int k0 = kb * BC;
+
+  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(f.k) + b * f.k_batch_stride + g * D;
+  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + g * D;
+  load_tile_b<BC, D, NT>(sK, Kg, f.k_token_stride, k0, T, tid);
+  load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
+
+  const int q_begin = CAUSAL ? k0 / BR : 0;
+  const int n_qb = (T + BR - 1) / BR;
+  const int nper = n_qb - q_begin;
+  const int total = G * nper;
+
+  auto issue = [&](int it, int st) {
+    const int hl = it / nper, qb = q_begin + it % nper;
+    const int h = g * G + hl, q0 = qb * BR;
+    const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(f.q) + b * f.q_batch_stride + h * D;
+    const __nv_bfloat16* dOg = static_cast<const __nv_bfloat16*>(p.dO) + b * p.do_batch_stride + h * D;
+    load_tile_b<BR, D, NT>(sQ0 + st * BR * D * 2, Qg, f.q_token_stride, q0, T, tid);
+    load_tile_b<BR, D, NT>(sdO0 + st * BR * D * 2, dOg, p.do_token_stride, q0, T, tid);
+    const int64_t rbase = ((int64_t)b * H + h) * T;
+    if (tid < BR) {
+      const bool ok = q0 + tid < T;
+      cp_async4(sL0 + (st * BR + tid) * 4, f.lse + rbase + (ok ? q0 + tid : 0), ok);
+    } else if (tid < 2 * BR) {
+      const int r = tid - BR;
+      const bool ok = q0 + r < T;
+      cp_async4(sDs0 + (st * BR + r) * 4, dsum + rbase + (ok ? q0 + r : 0), ok);
+    }
+  };
+  issue(0, 0);
+  cp_async_commit();
+
+  float dk[D / 2], dv[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) dk[i] = 0.f, dv[i] = 0.f;
+
+  const float sl2 = f.scale * kLog2e;
+  const int warp_key0 = k0 + wg * 64 + wl * 16;
+  const int key_lo = warp_key0 + (lane >> 2);  // + 8r
+
+  for (int it = 0; it < total; ++it) {
+    const int st = it & 1;
+    const int hl = it / nper, qb = q_begin + it % nper;
+    const int h = g * G + hl, q0 = qb * BR;
+    const uint32_t sQ = sQ0 + st * BR * D * 2, sdO = sdO0 + st * BR * D * 2;
+    const float* sL = sLf + st * BR;
+    const float* sDs = sDf + st * BR;
+
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // stage st visible; every warp done with stage st^1 and with sdS
+    if (it + 1 < total) issue(it + 1, st ^ 1);
+    cp_async_commit();
+
+    float s[BR / 2], dp[BR / 2];
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      const uint64_t da = wg_desc(sK + (kk >> 2) * (BC * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
+      const uint64_t db = wg_desc(sQ + (kk >> 2) * (BR * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma_ss<BR, 0, 0>(s, da, db, kk > 0 ? 1 : 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      const uint64_t da = wg_desc(sV + (kk >> 2) * (BC * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
+      const uint64_t db = wg_desc(sdO + (kk >> 2) * (BR * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma_ss<BR, 0, 0>(dp, da, db, kk > 0 ? 1 : 0);
+    }
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_regs(s);
+    wg_fence_regs(dp);
+
+    // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum); masked entries 0.
+    const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && warp_key0 + 15 > q0);
+#pragma unroll
+    for (int n = 0; n < NQ; ++n) {
+      const int qc = n * 8 + 2 * (lane & 3);
+      const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+      const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
+      const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float pv = fast_exp2(fmaf(s[4 * n + e], sl2, -((e & 1) ? L1 : L0)));
+        if (need_mask) {
+          const int key = key_lo + ((e >> 1) << 3);
+          const int q = q0 + qc + (e & 1);
+          if (key >= T || q >= T || (CAUSAL && key > q)) pv = 0.f;
+        }
+        s[4 * n + e] = pv;
+        dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+      }
+    }
+    uint32_t pa[BR / 16][4], da[BR / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) {
+      pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+      pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+      da[kk][0] = pack_bf16(dp[8 * kk + 0], dp[8 * kk + 1]);
+      da[kk][1] = pack_bf16(dp[8 * kk + 2], dp[8 * kk + 3]);
+      da[kk][2] = pack_bf16(dp[8 * kk + 4], dp[8 * kk + 5]);
+      da[kk][3] = pack_bf16(dp[8 * kk + 6], dp[8 * kk + 7]);
+    }
+    if (dq_accum != nullptr) {  // dS^T -> shared memory (row = key) for dQ = dS K
+#pragma unroll
+      for (int kk = 0; kk < BR / 16; ++kk)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int row = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS + swb<BC>(row, 2 * kk) + (lane & 3) * 4),
+                       "r"(da[kk][r]));
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS + swb<BC>(row, 2 * kk + 1) + (lane & 3) * 4),
+                       "r"(da[kk][2 + r]));
+        }
+    }
+
+    // dV += P^T dO, dK += dS^T Q   (64 keys x D per warpgroup; B operands N-major)
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) wgmma_rs<D, 1>(dv, pa[kk], wg_desc(sdO + kk * 2048, BR * 128, 1024), 1);
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) wgmma_rs<D, 1>(dk, da[kk], wg_desc(sQ + kk * 2048, BR * 128, 1024), 1);
+    wg_commit();
+
+    if (dq_accum != nullptr) {
+      // dQ (BR x D) over the block's 128 keys. BR = 128: warpgroup w computes query rows
+      // [64w, 64w+64), all D columns; BR = 64: all rows, columns [w*D/2, (w+1)*D/2).
+      constexpr int QN = BR == 128 ? D : D / 2;  // wgmma N
+      fence_proxy_async();
+      __syncthreads();  // dS^T of both warpgroups in shared memory
+      float acc[QN / 2];
+      const uint32_t arow = BR == 128 ? wg * (BC * 128) : 0;  // column block of dS^T (query rows)
+      const uint32_t kcol = BR == 128 ? 0 : (D == 128 ? wg * (BC * 128) : wg * 64);  // K columns
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BC / 16; ++kk) {
+        const uint64_t a = wg_desc(sdS + arow + kk * 2048, BC * 128, 1024);      // dS: M-major
+        const uint64_t bk = wg_desc(sK + kcol + kk * 2048, BC * 128, 1024);      // K: N-major
+        wgmma_ss<QN, 1, 1>(acc, a, bk, kk > 0 ? 1 : 0);
+      }
+      wg_commit();
+      wg_wait<0>();
+      wg_fence_regs(acc);
+      float* dqa = dq_accum + (((int64_t)b * H + h) * T) * D;
+      const int qrow0 = BR == 128 ? wg * 64 : 0;
+      const int col0 = BR == 128 ? 0 : wg * (D / 2);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int q = q0 + qrow0 + wl * 16 + (lane >> 2) + r * 8;
+        if (q < T) {
+#pragma unroll
+          for (int n = 0; n < QN / 8; ++n) {
+            const int col = col0 + n * 8 + 2 * (lane & 3);
+            atomicAdd(reinterpret_cast<float2*>(dqa + (int64_t)q * D + col),
+                      make_float2(acc[4 * n + 2 * r], acc[4 * n + 2 * r + 1]));
+          }
+        }
+      }
+    } else {
+      wg_wait<0>();
+    }
+    wg_fence_regs(dk);
+    wg_fence_regs(dv);
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; ++kk) {
+      wg_fence_regs(pa[kk]);
+      wg_fence_regs(da[kk]);
+    }
+  }
+
+  // Write dK (scaled) and dV through this warp's own rows of sK / sV.
+  cp_async_wait<0>();
+  __syncthreads();
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
+      const uint32_t off = swb<BC>(row, n) + (lane & 3) * 4;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sK + off),
+                   "r"(pack_bf16(dk[4 * n + 2 * r] * f.scale, dk[4 * n + 2 * r + 1] * f.scale)));
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sV + off), "r"(pack_bf16(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1])));
+    }
+  __syncwarp();
+  __nv_bfloat16* dKg = static_cast<__nv_bfloat16*>(p.dk) + b * p.dk_batch_stride + g * D;
+  __nv_bfloat16* dVg = static_cast<__nv_bfloat16*>(p.dv) + b * p.dv_batch_stride + g * D;
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = 0; i < 16 * CH / 32; ++i) {
+    const int idx = lane + i * 32;
+    const int row = wg * 64 + wl * 16 + idx / CH, c = idx % CH;
+    if (k0 + row < T) {
+      uint4 x, y;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(sK + swb<BC>(row, c)));
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(y.x), "=r"(y.y), "=r"(y.z), "=r"(y.w) : "r"(sV + swb<BC>(row, c)));
+      *reinterpret_cast<uint4*>(dKg + (int64_t)(k0 + row) * p.dk_token_stride + c * 8) = x;
+      *reinterpret_cast<uint4*>(dVg + (int64_t)(k0 + row) * p.dv_token_stride + c * 8) = y;
+    }
+  }
+}
+
+// ============================================================================================
+// bf16 dQ pass (deterministic mode): block = 64 query rows of (b, h), 4 warps x 16 rows;
+// K/V blocks of 64 keys double-buffered; dQ accumulated in registers in key order.
+// ============================================================================================
+template <int D>
+struct DqCfg {
+  static constexpr int BR = 64, BC = 64, NT = 128;
+  static constexpr int SMEM = (2 * BR + 4 * BC) * D * 2;
+};
+
+template <int D, bool CAUSAL>
+__global__ void __launch_bounds__(128)
+    flash_bwd_dq_bf16_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
+  using Cfg = DqCfg<D>;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
+  constexpr int KD = D / 16, NS = BC / 8;
+  extern __shared__ __align__(128) uint8_t smem[];
+  const uint32_t sQ = smem_u32(smem);
+  const uint32_t sdO = sQ + BR * D * 2;
+  const uint32_t sK0 = sdO + BR * D * 2;       // 2 stages
+  const uint32_t sV0 = sK0 + 2 * BC * D * 2;   // 2 stages
+
+  const auto& f = p.fwd;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int T = f.T, H = f.H;
+  const int qb = CAUSAL ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+  const int h = blockIdx.y, b = blockIdx.z, kvh = h / (f.H / f.Hkv);
+  const int q0 = qb * BR;
+
+  const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(f.q) + b * f.q_batch_stride + h * D;
+  const __nv_bfloat16* dOg = static_cast<const __nv_bfloat16*>(p.dO) + b * p.do_batch_stride + h * D;
+  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(f.k) + b * f.k_batch_stride + kvh * D;
+  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + kvh * D;
+  load_tile<BR, D, NT>(sQ, Qg, f.q_token_stride, q0, T, tid);
+  load_tile<BR, D, NT>(sdO, dOg, p.do_token_stride, q0, T, tid);
+  load_tile<BC, D, NT>(sK0, Kg, f.k_token_stride, 0, T, tid);
+  load_tile<BC, D, NT>(sV0, Vg, f.v_token_stride, 0, T, tid);
+  cp_async_commit();
+
+  const int64_t rbase = ((int64_t)b * H + h) * T;
+  float L2[2], Dr[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
+    L2[r] = q < T ? f.lse[rbase + q] * kLog2e : 0.f;
+    Dr[r] = q < T ? dsum[rbase + q] : 0.f;
+  }
+  const float sl2 = f.scale * kLog2e;
+  const int kv_end = CAUSAL ? min(T, q0 + BR) : T;
+  const int n_kb = (kv_end + BC - 1) / BC;
+
+  float dq[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dq[n][e] = 0.f;
+
+  const int a_row = warp * 16 + (lane & 15), a_chk = lane >> 4;
+  const int b_row = (lane & 7) + ((lane >> 4) << 3), b_chk = (lane >> 3) & 1;
+  const int t_row = (lane & 7) + (((lane >> 3) & 1) << 3), t_chk = lane >> 4;
+
+  for (int j = 0; j < n_kb; ++j) {
+    const int st = j & 1;
+    const uint32_t sK = sK0 + st * BC * D * 2, sV = sV0 + st * BC * D * 2;
+    cp_async_wait<0>();
+    __syncthreads();
+    if (j + 1 < n_kb) {
+      load_tile<BC, D, NT>(sK0 + (st ^ 1) * BC * D * 2, Kg, f.k_token_stride, (j + 1) * BC, T, tid);
+      load_tile<BC, D, NT>(sV0 + (st ^ 1) * BC * D * 2, Vg, f.v_token_stride, (j + 1) * BC, T, tid);
+    }
+    cp_async_commit();
+
+    float s[NS][4], dp[NS][4];
+#pragma unroll
+    for (int n = 0; n < NS; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = 0.f, dp[n][e] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      uint32_t aq[4], ao[4];
+      ldsm_x4(aq, sQ + swz<D>(a_row, 2 * kk + a_chk));
+      ldsm_x4(ao, sdO + swz<D>(a_row, 2 * kk + a_chk));
+#pragma unroll
+      for (int np = 0; np < NS / 2; ++np) {
+        uint32_t bk[4], bv[4];
+        ldsm_x4(bk, sK + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
+        ldsm_x4(bv, sV + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
+        mma16816(s[2 * np], aq, bk[0], bk[1]);
+        mma16816(s[2 * np + 1], aq, bk[2], bk[3]);
+        mma16816(dp[2 * np], ao, bv[0], bv[1]);
+        mma16816(dp[2 * np + 1], ao, bv[2], bv[3]);
+      }
+    }
+    const int key0 = j * BC;
+    const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > q0 + warp * 16);
+#pragma unroll
+    for (int n = 0; n < NS; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = e >> 1;
+        float pv = fast_exp2(fmaf(s[n][e], sl2, -L2[r]));
+        if (need_mask) {
+          const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
+          const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+          if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+        }
+        dp[n][e] = pv * (dp[n][e] - Dr[r]);
+      }
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) {
+      uint32_t a[4];
+      a[0] = pack_bf16(dp[2 * kk][0], dp[2 * kk][1]);
+      a[1] = pack_bf16(dp[2 * kk][2], dp[2 * kk][3]);
+      a[2] = pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
+      a[3] = pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+#pragma unroll
+      for (int dd = 0; dd < D / 16; ++dd) {
+        uint32_t bk[4];
+        ldsm_x4_t(bk, sK + swz<D>(kk * 16 + t_row, 2 * dd + t_chk));
+        mma16816(dq[2 * dd], a, bk[0], bk[1]);
+        mma16816(dq[2 * dd + 1], a, bk[2], bk[3]);
+      }
+    }
+  }
+
+  // Write dQ * scale through this warp's own rows of sQ.
+  cp_async_wait<0>();
+  __syncwarp();  // every lane's ldmatrix reads of sQ done before any lane overwrites it
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = warp * 16 + (lane >> 2) + r * 8;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sQ + swz<D>(row, n) + (lane & 3) * 4),
+                   "r"(pack_bf16(dq[n][2 * r] * f.scale, dq[n][2 * r + 1] * f.scale)));
+    }
+  __syncwarp();
+  __nv_bfloat16* dQg = static_cast<__nv_bfloat16*>(p.dq) + b * p.dq_batch_stride + h * D;
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = 0; i < 16 * CH / 32; ++i) {
+    const int idx = lane + i * 32;
+    const int row = warp * 16 + idx / CH, c = idx % CH;
+    if (q0 + row < T) {
+      uint4 x;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(sQ + swz<D>(row, c)));
+      *reinterpret_cast<uint4*>(dQg + (int64_t)(q0 + row) * p.dq_token_stride + c * 8) = x;
+    }
+  }
+}
+
+// ============================================================================================
+// fp32 backward (parity path): dQ kernel (warp per query row) and dK/dV kernel (warp per key
+// row, looping over the group's query heads), tiles of 32 rows through shared memory.
+// ============================================================================================
+template <int D>
+__global__ void __launch_bounds__(256)
+    flash_bwd_dq_f32_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
+  constexpr int TK = 32, ROWS = 8, DL = D / 32;
+  __shared__ float sQ[ROWS][D];
+  __shared__ float sdO[ROWS][D];
+  __shared__ float sK[TK][D + 1];
+  __shared__ float sV[TK][D + 1];
+  const auto& f = p.fwd;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y, b = blockIdx.z, kvh = h / (f.H / f.Hkv), T = f.T;
+  const int row0 = blockIdx.x * ROWS, q = row0 + warp;
+  const float* Qg = static_cast<const float*>(f.q) + b * f.q_batch_stride + h * D;
+  const float* dOg = static_cast<const float*>(p.dO) + b * p.do_batch_stride + h * D;
+  const float* Kg = static_cast<const float*>(f.k) + b * f.k_batch_stride + kvh * D;
+  const float* Vg = static_cast<const float*>(f.v) + b * f.v_batch_stride + kvh * D;
+#pragma unroll
+  for (int i = 0; i < DL; ++i) {
+    sQ[warp][lane + 32 * i] = q < T ? Qg[(int64_t)q * f.q_token_stride + lane + 32 * i] : 0.f;
+    sdO[warp][lane + 32 * i] = q < T ? dOg[(int64_t)q * p.do_token_stride + lane + 32 * i] : 0.f;
+  }
+  const int64_t rbase = ((int64_t)b * f.H + h) * T;
+  const float Lq = q < T ? f.lse[rbase + q] : 0.f;
+  const float Dq = q < T ? dsum[rbase + q] : 0.f;
+  float dq[DL];
+#pragma unroll
+  for (int i = 0; i < DL; ++i) dq[i] = 0.f;
+  const int kend = f.causal ? min(T, row0 + ROWS) : T;
+  for (int kt = 0; kt < kend; kt += TK) {
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < TK * D; idx += blockDim.x) {
+      const int r = idx / D, c = idx % D, key = kt + r;
+      sK[r][c] = key < T ? Kg[(int64_t)key * f.k_token_stride + c] : 0.f;
+      sV[r][c] = key < T ? Vg[(int64_t)key * f.v_token_stride + c] : 0.f;
+    }
+    __syncthreads();
+    const int key = kt + lane;
+    float s = 0.f, dpv = 0.f;
+#pragma unroll 8
+    for (int c = 0; c < D; ++c) {
+      s = fmaf(sQ[warp][c], sK[lane][c], s);
+      dpv = fmaf(sdO[warp][c], sV[lane][c], dpv);
+    }
+    const bool valid = q < T && key < T && (!f.causal || key <= q);
+    const float pr = valid ? expf(s * f.scale - Lq) : 0.f;
+    const float ds = pr * (dpv - Dq);
+    for (int jj = 0; jj < TK; ++jj) {
+      const float dsj = __shfl_sync(0xffffffffu, ds, jj);
+#pragma unroll
+      for (int i = 0; i < DL; ++i) dq[i] = fmaf(dsj, sK[jj][lane + 32 * i], dq[i]);
+    }
+  }
+  if (q < T) {
+    float* dQg = static_cast<float*>(p.dq) + b * p.dq_batch_stride + h * D + (int64_t)q * p.dq_token_stride;
+#pragma unroll
+    for (int i = 0; i < DL; ++i) dQg[lane + 32 * i] = dq[i] * f.scale;
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(256)
+    flash_bwd_dkdv_f32_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
+  constexpr int TQ = 32, ROWS = 8, DL = D / 32;
+  __shared__ float sK[ROWS][D];
+  __shared__ float sV[ROWS][D];
+  __shared__ float sQ[TQ][D + 1];
+  __shared__ float sdO[TQ][D + 1];
+  __shared__ float sL[TQ], sDs[TQ];
+  const auto& f = p.fwd;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = blockIdx.y, b = blockIdx.z, G = f.H / f.Hkv, T = f.T;
+  const int row0 = blockIdx.x * ROWS, key = row0 + warp;
+  const float* Kg = static_cast<const float*>(f.k) + b * f.k_batch_stride + g * D;
+  const float* Vg = static_cast<const float*>(f.v) + b * f.v_batch_stride + g * D;
+#pragma unroll
+  for (int i = 0; i < DL; ++i) {
+    sK[warp][lane + 32 * i] = key < T ? Kg[(int64_t)key * f.k_token_stride + lane + 32 * i] : 0.f;
+    sV[warp][lane + 32 * i] = key < T ? Vg[(int64_t)key * f.v_token_stride + lane + 32 * i] : 0.f;
+  }
+  float dk[DL], dv[DL];
+#pragma unroll
+  for (int i = 0; i < DL; ++i) dk[i] = 0.f, dv[i] = 0.f;
+  const int qstart = f.causal ? (row0 / TQ) * TQ : 0;
+  for (int hl = 0; hl < G; ++hl) {
+    const int h = g * G + hl;
+    const float* Qg = static_cast<const float*>(f.q) + b * f.q_batch_stride + h * D;
+    const float* dOg = static_cast<const float*>(p.dO) + b * p.do_batch_stride + h * D;
+    const int64_t rbase = ((int64_t)b * f.H + h) * T;
+    for (int qt = qstart; qt < T; qt += TQ) {
+      __syncthreads();
+      for (int idx = threadIdx.x; idx < TQ * D; idx += blockDim.x) {
+        const int r = idx / D, c = idx % D, qq = qt + r;
+        sQ[r][c] = qq < T ? Qg[(int64_t)qq * f.q_token_stride + c] : 0.f;
+        sdO[r][c] = qq < T ? dOg[(int64_t)qq * p.do_token_stride + c] : 0.f;
+      }
+      if (threadIdx.x < TQ) {
+        const int qq = qt + threadIdx.x;
+        sL[threadIdx.x] = qq < T ? f.lse[rbase + qq] : 0.f;
+        sDs[threadIdx.x] = qq < T ? dsum[rbase + qq] : 0.f;
+      }
+      __syncthreads();
+      const int qq = qt + lane;
+      float s = 0.f, dpv = 0.f;
+#pragma unroll 8
+      for (int c = 0; c < D; ++c) {
+        s = fmaf(sK[warp][c], sQ[lane][c], s);
+        dpv = fmaf(sV[warp][c], sdO[lane][c], dpv);
+      }
+      const bool valid = qq < T && key < T && (!f.causal || key <= qq);
+      const float pr = valid ? expf(s * f.scale - sL[lane]) : 0.f;
+      const float ds = pr * (dpv - sDs[lane]);
+      for (int jj = 0; jj < TQ; ++jj) {
+        const float pj = __shfl_sync(0xffffffffu, pr, jj);
+        const float dsj = __shfl_sync(0xffffffffu, ds, jj);
+#pragma unroll
+        for (int i = 0; i < DL; ++i) {
+          dv[i] = fmaf(pj, sdO[jj][lane + 32 * i], dv[i]);
+          dk[i] = fmaf(dsj, sQ[jj][lane + 32 * i], dk[i]);
+        }
+      }
+    }
+  }
+  if (key < T) {
+    float* dKg = static_cast<float*>(p.dk) + b * p.dk_batch_stride + g * D + (int64_t)key * p.dk_token_stride;
+    float* dVg = static_cast<float*>(p.dv) + b * p.dv_batch_stride + g * D + (int64_t)key * p.dv_token_stride;
+#pragma unroll
+    for (int i = 0; i < DL; ++i) {
+      dKg[lane + 32 * i] = dk[i] * f.scale;
+      dVg[lane + 32 * i] = dv[i];
+    }
+  }
+}
+
+// ============================================================================================
+// host
+// ============================================================================================
+static size_t align256(size_t x) { return (x + 255) & ~size_t(255); }
+
+static void check_backward_params(const FlashAttentionBackwardParams& p) {
+  const auto& f = p.fwd;
+  check_forward_params(f);
+  ATTN_CHECK(p.dO && p.dq && p.dk && p.dv, "flash attention backward: null dO/dq/dk/dv pointer");
+  const int64_t align = f.bf16 ? 8 : 4;
+  const char* names[4] = {"dO", "dq", "dk", "dv"};
+  const void* ptrs[4] = {p.dO, p.dq, p.dk, p.dv};
+  const int64_t bs[4] = {p.do_batch_stride, p.dq_batch_stride, p.dk_batch_stride, p.dv_batch_stride};
+  const int64_t ts[4] = {p.do_token_stride, p.dq_token_stride, p.dk_token_stride, p.dv_token_stride};
+  for (int i = 0; i < 4; ++i) {
+    ATTN_CHECK(reinterpret_cast<uintptr_t>(ptrs[i]) % 16 == 0,
+               "flash attention backward: {} pointer not 16-byte aligned", names[i]);
+    ATTN_CHECK(bs[i] % align == 0 && ts[i] % align == 0 && bs[i] >= 0 && ts[i] > 0,
+               "flash attention backward: {} strides (batch {}, token {}) must be positive multiples "
+               "of {} elements (16 bytes)",
+               names[i], bs[i], ts[i], align);
+  }
+}
+
+size_t backward_workspace_bytes(const FlashAttentionBackwardParams& p) {
+  const auto& f = p.fwd;
+  const size_t rows = (size_t)f.B * f.H * f.T;
+  size_t bytes = align256(rows * sizeof(float));  // Dsum
+  if (f.bf16 && !p.deterministic) bytes += align256(rows * f.D * sizeof(float));  // dQ accumulator
+  return bytes;
+}
+
+template <int D, bool CAUSAL>
+static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
+                            cudaStream_t stream) {
+  const auto& f = p.fwd;
+  {
+    using Cfg = BwdWgCfg<D>;
+    auto kern = flash_bwd_wg_kernel<D, CAUSAL>;
+    set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
+    dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
+    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
+    FLASH_CUDA_CHECK(cudaGetLastError());
+  }
+  if (dq_acc == nullptr) {
+    using Cfg = DqCfg<D>;
+    auto kern = flash_bwd_dq_bf16_kernel<D, CAUSAL>;
+    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, CAUSAL>>(Cfg::SMEM);
+    dim3 grid((f.T + Cfg::BR - 1) / Cfg::BR, f.H, f.B);
+    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum);
+    FLASH_CUDA_CHECK(cudaGetLastError());
+  }
+}
+
+void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
+  check_backward_params(p);
+  const auto& f = p.fwd;
+  ATTN_CHECK(workspace != nullptr && reinterpret_cast<uintptr_t>(workspace) % 256 == 0,
+             "flash attention backward: workspace must be non-null and 256-byte aligned");
+  const size_t rows = (size_t)f.B * f.H * f.T;
+  float* dsum = static_cast<float*>(workspace);
+  float* dq_acc = (f.bf16 && !p.deterministic)
+                      ? reinterpret_cast<float*>(static_cast<char*>(workspace) + align256(rows * sizeof(float)))
+                      : nullptr;
+  {
+    const int tpr = f.D / (f.bf16 ? 8 : 4);
+    const int rpb = 256 / tpr;
+    const unsigned blocks = (unsigned)((rows + rpb - 1) / rpb);
+    if (f.bf16 && f.D == 64)
+      flash_bwd_dsum_kernel<__nv_bfloat16, 64><<<blocks, 256, 0, stream>>>(p, dsum);
+    else if (f.bf16)
+      flash_bwd_dsum_kernel<__nv_bfloat16, 128><<<blocks, 256, 0, stream>>>(p, dsum);
+    else if (f.D == 64)
+      flash_bwd_dsum_kernel<float, 64><<<blocks, 256, 0, stream>>>(p, dsum);
+    else
+      flash_bwd_dsum_kernel<float, 128><<<blocks, 256, 0, stream>>>(p, dsum);
+    FLASH_CUDA_CHECK(cudaGetLastError());
+  }
+  if (f.bf16) {
+    if (dq_acc) FLASH_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
+    if (f.D == 64)
+      f.causal ? launch_bwd_bf16<64, true>(p, dsum, dq_acc, stream)
+               : launch_bwd_bf16<64, false>(p, dsum, dq_acc, stream);
+    else
+      f.causal ? launch_bwd_bf16<128, true>(p, dsum, dq_acc, stream)
+               : launch_bwd_bf16<128, false>(p, dsum, dq_acc, stream);
+    if (dq_acc) {
+      const int64_t n = (int64_t)rows * (f.D / 8);
+      const unsigned blocks = (unsigned)std::min<int64_t>((n + 255) / 256, 132 * 16);
+      flash_bwd_dq_convert_kernel<<<blocks, 256, 0, stream>>>(p, dq_acc);
+      FLASH_CUDA_CHECK(cudaGetLastError());
+    }
+  } else {
+    dim3 gq((f.T + 7) / 8, f.H, f.B), gk((f.T + 7) / 8, f.Hkv, f.B);
+    if (f.D == 64) {
+      flash_bwd_dq_f32_kernel<64><<<gq, 256, 0, stream>>>(p, dsum);
+      flash_bwd_dkdv_f32_kernel<64><<<gk, 256, 0, stream>>>(p, dsum);
+    } else {
+      flash_bwd_dq_f32_kernel<128><<<gq, 256, 0, stream>>>(p, dsum);
+      flash_bwd_dkdv_f32_kernel<128><<<gk, 256, 0, stream>>>(p, dsum);
+    }
+    FLASH_CUDA_CHECK(cudaGetLastError());
+  }
+}
+
+}  // namespace attn::flash
+
+namespace attn {
+size_t flash_attention_backward_workspace_bytes(const FlashAttentionBackwardParams& p) {
+  return flash::backward_workspace_bytes(p);
+}
+void flash_attention_backward(const FlashAttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
+  flash::backward_dispatch(p, workspace, stream);
+}
+}  // namespace attn

@@ -1,0 +1,143 @@
+// Device helpers shared by the flash attention kernels: cp.async, ldmatrix, mma.sync
+// (m16n8k16 bf16 -> fp32), the swizzled shared-memory tile layout, parameter checks.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/error.h"
+#include "kernels/flash_attention.h"
+
+namespace attn::flash {
+
+#define FLASH_CUDA_CHECK(expr)                                                          \
+  do {                                                                                  \
+    cudaError_t e_ = (expr);                                                            \
+    if (e_ != cudaSuccess) ::attn::fail("flash attention: {} failed: {}", #expr,        \
+                                        cudaGetErrorString(e_));                        \
+  } while (0)
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// ---- PTX wrappers -----------------------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy global -> shared; when !pred the 16 bytes are zero-filled (no read).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool pred) {
+  const int n = pred ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool pred) {
+  const int n = pred ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// c += a * b, m16n8k16, bf16 inputs, fp32 accumulators.
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// ---- swizzled tile layout ------------------------------------------------------------------
+// A tile of R rows x C bf16 (C = 64 or 128) is stored row-major, 16-byte chunk c of row r at
+// chunk position c ^ (r & 7): ldmatrix over 8 consecutive rows at one chunk column then hits
+// 8 different bank groups.
+template <int C>
+__device__ __forceinline__ uint32_t swz(int row, int chunk) {
+  return static_cast<uint32_t>(row * (C * 2) + ((chunk ^ (row & 7)) << 4));
+}
+
+// Load rows [row0, row0 + R) of a (T x C) bf16 matrix (row stride `stride` elements) into a
+// swizzled tile; rows >= T are zero-filled.
+template <int R, int C, int NT>
+__device__ __forceinline__ void load_tile(uint32_t s_base, const __nv_bfloat16* g, int64_t stride,
+                                          int row0, int T, int tid) {
+  constexpr int CH = C / 8;
+  static_assert((R * CH) % NT == 0, "tile load must divide evenly");
+#pragma unroll
+  for (int i = 0; i < R * CH / NT; ++i) {
+    const int idx = tid + i * NT;
+    const int r = idx / CH, c = idx % CH;
+    const bool ok = row0 + r < T;
+    const __nv_bfloat16* src = g + (ok ? (int64_t)(row0 + r) * stride + c * 8 : 0);
+    cp_async16(s_base + swz<C>(r, c), src, ok);
+  }
+}
+
+// Blocked 128-byte-swizzle layout (the wgmma layout, see flash_attention_wgmma.cuh): a tile of R
+// rows x C bf16 columns is stored as C/64 column blocks of R rows x 128 bytes; 16-byte chunk k of
+// a row sits at chunk position (k ^ row) & 7 of its block. For C = 64 it equals swz<64>.
+template <int R>
+__device__ __forceinline__ uint32_t swb(int row, int chunk) {
+  return static_cast<uint32_t>((chunk >> 3) * (R * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
+}
+
+template <int R, int C, int NT>
+__device__ __forceinline__ void load_tile_b(uint32_t s_base, const __nv_bfloat16* g, int64_t stride,
+                                            int row0, int T, int tid) {
+  constexpr int CH = C / 8;
+  static_assert((R * CH) % NT == 0, "tile load must divide evenly");
+#pragma unroll
+  for (int i = 0; i < R * CH / NT; ++i) {
+    const int idx = tid + i * NT;
+    const int r = idx / CH, c = idx % CH;
+    const bool ok = row0 + r < T;
+    const __nv_bfloat16* src = g + (ok ? (int64_t)(row0 + r) * stride + c * 8 : 0);
+    cp_async16(s_base + swb<R>(r, c), src, ok);
+  }
+}
+
+// ---- host-side helpers -------------------------------------------------------------------
+// Raise a kernel's dynamic shared-memory limit once per device (cudaFuncSetAttribute is
+// per device; a bit per device ordinal < 64).
+template <auto Kern>
+inline void set_smem_limit_once(int bytes) {
+  static std::atomic<uint64_t> done{0};
+  int dev = 0;
+  FLASH_CUDA_CHECK(cudaGetDevice(&dev));
+  const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
+  if (bit && (done.load(std::memory_order_relaxed) & bit)) return;
+  FLASH_CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done.fetch_or(bit, std::memory_order_relaxed);
+}
+
+// ---- host-side checks ---------------------------------------------------------------------
+void check_forward_params(const FlashAttentionParams& p);
+
+}  // namespace attn::flash

@@ -1,0 +1,322 @@
+// Flash attention forward: bf16 tensor-core kernel (Hopper wgmma; K / V streamed with cp.async,
+// each load overlapped with a product) and an fp32 tiled kernel for parity tests.
+// See flash_attention.h.
+#include <cmath>
+
+#include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_wgmma.cuh"
+
+namespace attn::flash {
+
+// ============================================================================================
+// bf16 forward, Hopper wgmma. A block owns BR = 128 query rows of one (b, h): 2 warpgroups of
+// 64 rows (warp w of a warpgroup: 16 rows). S = Q K^T with both operands in shared memory,
+// O += P V with P in registers (the S accumulators converted in place) and V in shared memory.
+// K/V blocks of BC keys stream through one K and one V buffer: V_j loads (cp.async) while
+// S_j = Q K_j^T is computed, K_{j+1} loads while O += P_j V_j is computed. Online softmax in
+// fp32 (log2 domain), O normalized at the end, lse written. Causal: key blocks past the last
+// query row are skipped, blocks crossing the diagonal (and keys >= T) masked; query blocks are
+// launched heaviest first.
+// ============================================================================================
+template <int D>
+struct FwdWgCfg {
+  static constexpr int BR = 128;
+  static constexpr int BC = D == 64 ? 64 : 128;
+  static constexpr int NT = 256;
+  static constexpr int MINB = D == 64 ? 2 : 1;
+  static constexpr int SMEM = (BR + 2 * BC) * D * 2 + 1024;
+};
+
+template <int D, bool CAUSAL>
+__global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
+    flash_fwd_wg_kernel(const __grid_constant__ FlashAttentionParams p) {
+  using Cfg = FwdWgCfg<D>;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
+  constexpr int KD = D / 16, NS = BC / 8, NO = D / 8;
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t sQ = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sK = sQ + BR * D * 2;
+  const uint32_t sV = sK + BC * D * 2;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int wg = warp >> 2, wl = warp & 3;
+  const int T = p.T;
+  const int qb = CAUSAL ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int kvh = h / (p.H / p.Hkv);
+  const int q0 = qb * BR;
+
+  const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(p.q) + b * p.q_batch_stride + h * D;
+  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(p.k) + b * p.k_batch_stride + kvh * D;
+  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(p.v) + b * p.v_batch_stride + kvh * D;
+
+  const int kv_end = CAUSAL ? min(T, q0 + BR) : T;
+  const int n_kb = (kv_end + BC - 1) / BC;
+
+  load_tile_b<BR, D, NT>(sQ, Qg, p.q_token_stride, q0, T, tid);
+  load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, 0, T, tid);
+  cp_async_commit();
+
+  const float sl2 = p.scale * kLog2e;
+  float o[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+  const int warp_row0 = q0 + wg * 64 + wl * 16;  // first query row of this warp
+  const int row_lo = warp_row0 + (lane >> 2);    // + 8r
+
+  for (int j = 0; j < n_kb; ++j) {
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // K_j (and Q) visible; every warp done with V_{j-1}
+    load_tile_b<BC, D, NT>(sV, Vg, p.v_token_stride, j * BC, T, tid);
+    cp_async_commit();
+
+    float s[BC / 2];
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      const uint64_t da = wg_desc(sQ + (kk >> 2) * (BR * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
+      const uint64_t db = wg_desc(sK + (kk >> 2) * (BC * 128) + (kk & 3) * 32, 16, 1024);
+      wgmma_ss<BC, 0, 0>(s, da, db, kk > 0 ? 1 : 0);
+    }
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_regs(s);
+
+    const int key0 = j * BC;
+    const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > warp_row0);
+    if (need_mask) {
+#pragma unroll
+      for (int n = 0; n < NS; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = row_lo + ((e >> 1) << 3);
+          const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+          if (col >= T || (CAUSAL && col > row)) s[4 * n + e] = -INFINITY;
+        }
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s[4 * n + 2 * r], s[4 * n + 2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m_run[r], mx);
+      const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
+      const float alpha = fast_exp2(m_run[r] * sl2 - m_sc);
+      m_run[r] = m_new;
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < NS; ++n) {
+        const float p0 = fast_exp2(fmaf(s[4 * n + 2 * r], sl2, -m_sc));
+        const float p1 = fast_exp2(fmaf(s[4 * n + 2 * r + 1], sl2, -m_sc));
+        s[4 * n + 2 * r] = p0;
+        s[4 * n + 2 * r + 1] = p1;
+        sum += p0 + p1;
+      }
+      l_run[r] = l_run[r] * alpha + sum;
+#pragma unroll
+      for (int n = 0; n < NO; ++n) {
+        o[4 * n + 2 * r] *= alpha;
+        o[4 * n + 2 * r + 1] *= alpha;
+      }
+    }
+    uint32_t pa[BC / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) {
+      pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+      pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();  // V_j visible; every warp done with K_j
+    if (j + 1 < n_kb) {
+      load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, (j + 1) * BC, T, tid);
+      cp_async_commit();
+    }
+
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) {
+      const uint64_t db = wg_desc(sV + kk * 2048, BC * 128, 1024);
+      wgmma_rs<D, 1>(o, pa[kk], db, 1);
+    }
+    wg_commit();
+    wg_wait<0>();
+    wg_fence_regs(o);
+#pragma unroll
+    for (int kk = 0; kk < BC / 16; ++kk) wg_fence_regs(pa[kk]);
+  }
+
+  // Finalize: row sums, normalize, lse; stage O through this warp's rows of sQ.
+  __syncthreads();
+  __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + b * p.o_batch_stride + h * D;
+  float* lse = p.lse + ((int64_t)b * p.H + h) * T;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = l_run[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const int lrow = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
+    if ((lane & 3) == 0 && q0 + lrow < T) lse[q0 + lrow] = l > 0.f ? m_run[r] * p.scale + logf(l) : -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      const uint32_t v = pack_bf16(o[4 * n + 2 * r] * inv, o[4 * n + 2 * r + 1] * inv);
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sQ + swb<BR>(lrow, n) + (lane & 3) * 4), "r"(v));
+    }
+  }
+  __syncwarp();
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = 0; i < 16 * CH / 32; ++i) {
+    const int idx = lane + i * 32;
+    const int lrow = wg * 64 + wl * 16 + idx / CH, c = idx % CH;
+    if (q0 + lrow < T) {
+      uint4 v;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                   : "r"(sQ + swb<BR>(lrow, c)));
+      *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
+    }
+  }
+}
+
+// ============================================================================================
+// fp32 forward (parity path). A block of 8 warps owns 8 query rows, one per warp; K/V tiles of
+// 32 keys go through shared memory. Lane j scores key j of the tile; lanes split D for O.
+// ============================================================================================
+template <int D>
+__global__ void __launch_bounds__(256) flash_fwd_f32_kernel(const __grid_constant__ FlashAttentionParams p) {
+  constexpr int TK = 32, ROWS = 8, DL = D / 32;
+  __shared__ float sQ[ROWS][D];
+  __shared__ float sK[TK][D + 1];
+  __shared__ float sV[TK][D];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y, b = blockIdx.z, kvh = h / (p.H / p.Hkv), T = p.T;
+  const int row0 = blockIdx.x * ROWS, q = row0 + warp;
+  const float* Qg = static_cast<const float*>(p.q) + b * p.q_batch_stride + h * D;
+  const float* Kg = static_cast<const float*>(p.k) + b * p.k_batch_stride + kvh * D;
+  const float* Vg = static_cast<const float*>(p.v) + b * p.v_batch_stride + kvh * D;
+#pragma unroll
+  for (int i = 0; i < DL; ++i)
+    sQ[warp][lane + 32 * i] = q < T ? Qg[(int64_t)q * p.q_token_stride + lane + 32 * i] : 0.f;
+  float o[DL];
+#pragma unroll
+  for (int i = 0; i < DL; ++i) o[i] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  const int kend = p.causal ? min(T, row0 + ROWS) : T;
+  for (int kt = 0; kt < kend; kt += TK) {
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < TK * D; idx += blockDim.x) {
+      const int r = idx / D, c = idx % D, key = kt + r;
+      sK[r][c] = key < T ? Kg[(int64_t)key * p.k_token_stride + c] : 0.f;
+      sV[r][c] = key < T ? Vg[(int64_t)key * p.v_token_stride + c] : 0.f;
+    }
+    __syncthreads();
+    const int key = kt + lane;
+    float s = 0.f;
+#pragma unroll 8
+    for (int c = 0; c < D; ++c) s = fmaf(sQ[warp][c], sK[lane][c], s);
+    s *= p.scale;
+    const bool valid = key < T && (!p.causal || key <= q);
+    s = valid ? s : -INFINITY;
+    float mx = s;
+#pragma unroll
+    for (int off = 16; off; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    const float m_new = fmaxf(m, mx);
+    const float pr = valid ? expf(s - m_new) : 0.f;
+    const float alpha = m == -INFINITY ? 0.f : expf(m - m_new);
+    float sum = pr;
+#pragma unroll
+    for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    l = l * alpha + sum;
+#pragma unroll
+    for (int i = 0; i < DL; ++i) o[i] *= alpha;
+    for (int jj = 0; jj < TK; ++jj) {
+      const float pj = __shfl_sync(0xffffffffu, pr, jj);
+#pragma unroll
+      for (int i = 0; i < DL; ++i) o[i] = fmaf(pj, sV[jj][lane + 32 * i], o[i]);
+    }
+    m = m_new;
+  }
+  if (q < T) {
+    float* Og = static_cast<float*>(p.o) + b * p.o_batch_stride + h * D + (int64_t)q * p.o_token_stride;
+    const float inv = 1.f / l;
+#pragma unroll
+    for (int i = 0; i < DL; ++i) Og[lane + 32 * i] = o[i] * inv;
+    if (lane == 0) p.lse[((int64_t)b * p.H + h) * T + q] = m + logf(l);
+  }
+}
+
+// ============================================================================================
+// host
+// ============================================================================================
+void check_forward_params(const FlashAttentionParams& p) {
+  ATTN_CHECK(p.D == 64 || p.D == 128, "flash attention: head_dim {} not supported (64 or 128)", p.D);
+  ATTN_CHECK(p.B >= 1 && p.T >= 1 && p.H >= 1 && p.Hkv >= 1,
+             "flash attention: bad shape B={} T={} H={} Hkv={}", p.B, p.T, p.H, p.Hkv);
+  ATTN_CHECK(p.H % p.Hkv == 0, "flash attention: n_head {} not a multiple of n_kv_head {}", p.H,
+             p.Hkv);
+  ATTN_CHECK(p.H <= 65535 && p.B <= 65535, "flash attention: B={} or H={} over 65535", p.B, p.H);
+  ATTN_CHECK(p.q && p.k && p.v && p.o && p.lse, "flash attention: null q/k/v/o/lse pointer");
+  ATTN_CHECK(std::isfinite(p.scale) && p.scale > 0.f, "flash attention: bad scale {}", p.scale);
+  const int64_t align = p.bf16 ? 8 : 4;  // elements per 16 bytes
+  const char* names[4] = {"q", "k", "v", "o"};
+  const void* ptrs[4] = {p.q, p.k, p.v, p.o};
+  const int64_t bs[4] = {p.q_batch_stride, p.k_batch_stride, p.v_batch_stride, p.o_batch_stride};
+  const int64_t ts[4] = {p.q_token_stride, p.k_token_stride, p.v_token_stride, p.o_token_stride};
+  for (int i = 0; i < 4; ++i) {
+    ATTN_CHECK(reinterpret_cast<uintptr_t>(ptrs[i]) % 16 == 0,
+               "flash attention: {} pointer not 16-byte aligned", names[i]);
+    ATTN_CHECK(bs[i] % align == 0 && ts[i] % align == 0 && bs[i] >= 0 && ts[i] > 0,
+               "flash attention: {} strides (batch {}, token {}) must be positive multiples of {} "
+               "elements (16 bytes)",
+               names[i], bs[i], ts[i], align);
+  }
+  const int heads_q = p.H, heads_kv = p.Hkv;
+  ATTN_CHECK(p.q_token_stride >= (int64_t)heads_q * p.D && p.o_token_stride >= (int64_t)heads_q * p.D &&
+                 p.k_token_stride >= (int64_t)heads_kv * p.D && p.v_token_stride >= (int64_t)heads_kv * p.D,
+             "flash attention: token stride smaller than heads * head_dim");
+}
+
+template <int D, bool CAUSAL>
+static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) {
+  using Cfg = FwdWgCfg<D>;
+  auto kern = flash_fwd_wg_kernel<D, CAUSAL>;
+  set_smem_limit_once<flash_fwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
+  dim3 grid((p.T + Cfg::BR - 1) / Cfg::BR, p.H, p.B);
+  kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p);
+  FLASH_CUDA_CHECK(cudaGetLastError());
+}
+
+void forward_dispatch(const FlashAttentionParams& p, cudaStream_t stream) {
+  check_forward_params(p);
+  if (p.bf16) {
+    if (p.D == 64)
+      p.causal ? launch_fwd_bf16<64, true>(p, stream) : launch_fwd_bf16<64, false>(p, stream);
+    else
+      p.causal ? launch_fwd_bf16<128, true>(p, stream) : launch_fwd_bf16<128, false>(p, stream);
+  } else {
+    dim3 grid((p.T + 7) / 8, p.H, p.B);
+    if (p.D == 64)
+      flash_fwd_f32_kernel<64><<<grid, 256, 0, stream>>>(p);
+    else
+      flash_fwd_f32_kernel<128><<<grid, 256, 0, stream>>>(p);
+    FLASH_CUDA_CHECK(cudaGetLastError());
+  }
+}
+
+}  // namespace attn::flash
+
+namespace attn {
+void flash_attention_forward(const FlashAttentionParams& p, cudaStream_t stream) {
+  flash::forward_dispatch(p, stream);
+}
+}  // namespace attn

@@ -1,0 +1,165 @@
+// Benchmark of the flash attention kernels: forward, backward and forward+backward, bf16,
+// causal by default, on the issue's shapes. CUDA events around each call, warm-up, median of
+// N, inputs rotated over several buffer sets so that repeated calls do not run from L2.
+// FLOPs: forward 4*B*H*T*T*D (halved when causal); backward 2.5x forward.
+// Extra memory: lse + backward workspace (inputs, outputs and gradients not counted).
+//
+// usage: bench_flash_attention [--full] [--det] [--reps N]
+//   --full : non-causal instead of causal;  --det : also time the deterministic backward
+// scripts/bench_sdpa.py prints the same table for PyTorch's SDPA backends.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels/flash_attention.h"
+
+#define CK(x)                                                                                    \
+  do {                                                                                           \
+    cudaError_t e_ = (x);                                                                        \
+    if (e_ != cudaSuccess) {                                                                     \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                              \
+    }                                                                                            \
+  } while (0)
+
+__global__ void fill_random(__nv_bfloat16* x, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const float u = (float)(z >> 40) * (1.0f / 16777216.0f);
+    x[i] = __float2bfloat16((u - 0.5f) * 3.4641016f);  // unit variance
+  }
+}
+
+struct Set {
+  __nv_bfloat16 *qkv, *dy, *y, *dqkv;
+  float* lse;
+  void* ws;
+};
+
+static float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int main(int argc, char** argv) {
+  bool causal = true, det = false;
+  int reps = 20;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--full")) causal = false;
+    else if (!std::strcmp(argv[i], "--det")) det = true;
+    else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+  }
+  struct Shape { int B, H, T, D; };
+  const Shape shapes[] = {{16, 12, 1024, 64}, {4, 12, 4096, 64}, {1, 12, 16384, 64}, {8, 16, 2048, 128}, {2, 16, 8192, 128}};
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("attnlab flash attention, %s, bf16, %s, median of %d\n", prop.name, causal ? "causal" : "non-causal", reps);
+  std::printf("%-22s %9s %7s %9s %7s %9s %7s %9s%s\n", "B,H,T,D", "fwd ms", "TFLOP/s", "bwd ms", "TFLOP/s", "f+b ms",
+              "TFLOP/s", "extra MB", det ? "  det-bwd ms TFLOP/s" : "");
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  for (const Shape& sh : shapes) {
+    const int W = 3 * sh.H * sh.D, HD = sh.H * sh.D;
+    const size_t n_qkv = (size_t)sh.B * sh.T * W, n_y = (size_t)sh.B * sh.T * HD;
+    attn::FlashAttentionParams p;
+    p.B = sh.B, p.T = sh.T, p.H = sh.H, p.Hkv = sh.H, p.D = sh.D;
+    p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = (int64_t)sh.T * W;
+    p.q_token_stride = p.k_token_stride = p.v_token_stride = W;
+    p.o_batch_stride = (int64_t)sh.T * HD;
+    p.o_token_stride = HD;
+    p.causal = causal;
+    p.scale = 1.0f / std::sqrt((float)sh.D);
+    p.bf16 = true;
+    attn::FlashAttentionBackwardParams bp;
+    bp.fwd = p;
+    bp.do_batch_stride = (int64_t)sh.T * HD;
+    bp.do_token_stride = HD;
+    bp.dq_batch_stride = bp.dk_batch_stride = bp.dv_batch_stride = (int64_t)sh.T * W;
+    bp.dq_token_stride = bp.dk_token_stride = bp.dv_token_stride = W;
+    bp.deterministic = false;
+    const size_t ws_bytes = attn::flash_attention_backward_workspace_bytes(bp);
+    bp.deterministic = true;
+    const size_t ws_det = attn::flash_attention_backward_workspace_bytes(bp);
+    const size_t set_bytes = (2 * n_qkv + 2 * n_y) * 2 + (size_t)sh.B * sh.H * sh.T * 4 + ws_bytes;
+    const int nrot = (int)std::clamp<size_t>((size_t)(3 * prop.l2CacheSize) / set_bytes + 1, 1, 6);
+    std::vector<Set> sets(nrot);
+    for (int i = 0; i < nrot; ++i) {
+      Set& s = sets[i];
+      CK(cudaMalloc(&s.qkv, n_qkv * 2));
+      CK(cudaMalloc(&s.dqkv, n_qkv * 2));
+      CK(cudaMalloc(&s.dy, n_y * 2));
+      CK(cudaMalloc(&s.y, n_y * 2));
+      CK(cudaMalloc(&s.lse, (size_t)sh.B * sh.H * sh.T * 4));
+      CK(cudaMalloc(&s.ws, ws_bytes));
+      fill_random<<<1024, 256>>>(s.qkv, n_qkv, 1234 + 2 * i);
+      fill_random<<<1024, 256>>>(s.dy, n_y, 4321 + 2 * i);
+      CK(cudaGetLastError());
+    }
+    auto bind = [&](const Set& s, bool deterministic) {
+      attn::FlashAttentionBackwardParams b = bp;
+      b.fwd.q = s.qkv;
+      b.fwd.k = s.qkv + HD;
+      b.fwd.v = s.qkv + 2 * HD;
+      b.fwd.o = s.y;
+      b.fwd.lse = s.lse;
+      b.dO = s.dy;
+      b.dq = s.dqkv;
+      b.dk = s.dqkv + HD;
+      b.dv = s.dqkv + 2 * HD;
+      b.deterministic = deterministic;
+      return b;
+    };
+    auto time_it = [&](auto&& fn) {
+      for (int i = 0; i < 3; ++i) fn(sets[i % nrot]);
+      std::vector<float> t;
+      for (int i = 0; i < reps; ++i) {
+        CK(cudaEventRecord(e0));
+        fn(sets[i % nrot]);
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms = 0.f;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        t.push_back(ms);
+      }
+      CK(cudaGetLastError());
+      return median(t);
+    };
+    auto fwd = [&](const Set& s) { attn::flash_attention_forward(bind(s, false).fwd, nullptr); };
+    auto bwd = [&](const Set& s) { attn::flash_attention_backward(bind(s, false), s.ws, nullptr); };
+    auto bwd_det = [&](const Set& s) { attn::flash_attention_backward(bind(s, true), s.ws, nullptr); };
+    auto both = [&](const Set& s) { fwd(s); bwd(s); };
+    const float t_f = time_it(fwd);
+    for (auto& s : sets) fwd(s);
+    const float t_b = time_it(bwd);
+    const float t_fb = time_it(both);
+    const float t_bd = det ? time_it(bwd_det) : 0.f;
+    const double flop_f = 4.0 * sh.B * sh.H * (double)sh.T * sh.T * sh.D * (causal ? 0.5 : 1.0);
+    const double extra_mb = ((size_t)sh.B * sh.H * sh.T * 4 + ws_bytes) / 1048576.0;
+    char name[64];
+    std::snprintf(name, sizeof name, "%d,%d,%d,%d", sh.B, sh.H, sh.T, sh.D);
+    std::printf("%-22s %9.3f %7.1f %9.3f %7.1f %9.3f %7.1f %9.1f", name, t_f, flop_f / t_f * 1e-9, t_b,
+                2.5 * flop_f / t_b * 1e-9, t_fb, 3.5 * flop_f / t_fb * 1e-9, extra_mb);
+    if (det) std::printf("  %9.3f %7.1f (ws %.1f MB)", t_bd, 2.5 * flop_f / t_bd * 1e-9, ws_det / 1048576.0);
+    std::printf("\n");
+    std::fflush(stdout);
+    for (auto& s : sets) {
+      CK(cudaFree(s.qkv));
+      CK(cudaFree(s.dqkv));
+      CK(cudaFree(s.dy));
+      CK(cudaFree(s.y));
+      CK(cudaFree(s.lse));
+      CK(cudaFree(s.ws));
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,358 @@
+// Flash attention kernels (kernels/flash_attention.h) against the float64 CPU reference
+// (tests/gpu/attention_reference.h), on fresh random inputs read from a packed qkv buffer
+// through strides, outputs written into a padded y and into dqkv.
+//
+// Metric: ||x - ref|| / ||ref|| over the whole tensor (O, lse, dQ, dK, dV).
+// Tolerances: bf16 path <= 1e-2, fp32 path <= 1e-4.
+//
+// Measured on an H100 (PyTorch 2.11 SDPA flash backend on the same kind of inputs: N(0,1),
+// B=2 H=4 T=1000, scripts/bench_sdpa.py --accuracy), bf16:
+//            ours (D=64/128, full | causal)        PyTorch flash
+//   O        2.2e-3 | 2.0e-3                       2.2e-3 | 2.0e-3
+//   dQ       2.4e-3 | 2.4e-3 .. 2.5e-3             2.4e-3 | 2.5e-3
+//   dK       2.4e-3 | 2.4e-3                       2.3e-3 | 2.5e-3
+//   dV       2.4e-3 | 2.3e-3                       2.3e-3 | 2.3e-3
+// i.e. ~1.0x PyTorch's error (the issue asks <= 1.5x). Worst over all cases here: O 2.3e-3,
+// dQ / dK 3.0e-3 (T = 17), dV 2.4e-3, lse 2e-7; fp32 path <= 1.3e-6 (<= 2e-5 at T = 1, where
+// dQ and dK are rounding noise around 0, see rel_err).
+// Every output buffer is poisoned (NaN) before each run: a non-finite value fails the test,
+// and the padding of y (token stride H*D + 8) must come back untouched.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/flash_attention.h"
+#include "tests/gpu/attention_reference.h"
+
+namespace {
+
+#define REQUIRE_GPU()                                                   \
+  do {                                                                  \
+    int n_ = 0;                                                         \
+    if (cudaGetDeviceCount(&n_) != cudaSuccess || n_ == 0) GTEST_SKIP() << "no CUDA device"; \
+  } while (0)
+
+#define CK(x) ASSERT_EQ((x), cudaSuccess) << #x << ": " << cudaGetErrorString(cudaGetLastError())
+
+using attn::FlashAttentionBackwardParams;
+using attn::FlashAttentionParams;
+using attn::ref::AttnShape;
+
+double bf16_round(double x) { return static_cast<double>(__bfloat162float(__float2bfloat16(static_cast<float>(x)))); }
+
+// Device buffer of E (float or __nv_bfloat16), uploaded from / downloaded to doubles.
+template <typename E>
+struct DevBuf {
+  E* ptr = nullptr;
+  size_t n = 0;
+  explicit DevBuf(size_t n_) : n(n_) {
+    if (cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(E)) != cudaSuccess) ptr = nullptr;
+  }
+  ~DevBuf() { cudaFree(ptr); }
+  DevBuf(const DevBuf&) = delete;
+  void upload(const std::vector<double>& x) {
+    std::vector<E> h(n);
+    for (size_t i = 0; i < n; ++i) h[i] = static_cast<E>(static_cast<float>(x[i]));
+    cudaMemcpy(ptr, h.data(), n * sizeof(E), cudaMemcpyHostToDevice);
+  }
+  void poison() { cudaMemset(ptr, 0xFF, n * sizeof(E)); }  // NaN in bf16 and fp32
+  std::vector<E> raw() const {
+    std::vector<E> h(n);
+    cudaMemcpy(h.data(), ptr, n * sizeof(E), cudaMemcpyDeviceToHost);
+    return h;
+  }
+  std::vector<double> download() const {
+    std::vector<E> h = raw();
+    std::vector<double> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = static_cast<double>(static_cast<float>(h[i]));
+    return x;
+  }
+};
+
+struct Err {
+  double rel = 0.0;
+  bool finite = true;
+};
+
+// Relative L2 error of the elements selected by sel(i) (all when null).
+template <typename Sel>
+Err rel_err(const std::vector<double>& x, const std::vector<double>& ref, Sel sel) {
+  double num = 0.0, den = 0.0;
+  size_t cnt = 0;
+  Err e;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!sel(i)) continue;
+    if (!std::isfinite(x[i])) e.finite = false;
+    num += (x[i] - ref[i]) * (x[i] - ref[i]);
+    den += ref[i] * ref[i];
+    ++cnt;
+  }
+  // Floor: a reference that is (nearly) all zero is compared absolutely (RMS error <= tol/100).
+  // At T = 1, dS = P (dP - rowsum(dO*O)) is exactly 0 in exact arithmetic, and any fp32
+  // evaluation leaves rounding noise of ~1e-7 in dQ and dK.
+  const double floor = 1e-2 * std::sqrt(static_cast<double>(std::max<size_t>(cnt, 1)));
+  e.rel = std::sqrt(num) / std::max(std::sqrt(den), floor);
+  if (!e.finite) e.rel = INFINITY;
+  return e;
+}
+
+struct RefResult {
+  std::vector<double> qkv, dy, y, lse, dqkv;
+};
+
+RefResult make_reference(const AttnShape& s, uint64_t seed) {
+  RefResult r;
+  const size_t n_qkv = (size_t)s.B * s.T * s.width(), n_y = (size_t)s.B * s.T * s.H * s.D;
+  r.qkv.resize(n_qkv);
+  r.dy.resize(n_y);
+  r.y.resize(n_y);
+  r.lse.resize((size_t)s.B * s.H * s.T);
+  r.dqkv.resize(n_qkv);
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  // bf16-representable inputs, so the bf16 and fp32 paths see the same values.
+  for (auto& x : r.qkv) x = bf16_round(nd(gen));
+  for (auto& x : r.dy) x = bf16_round(nd(gen));
+  // Tasks: (batch, head, block of 128 query rows), each with its own dK/dV partial buffers.
+  const int RB = 128, nrb = (s.T + RB - 1) / RB, G = s.H / s.Hkv;
+  const int tasks = s.B * s.H * nrb;
+  const size_t part = (size_t)s.T * s.D;
+  std::vector<double> dk_parts(part * tasks, 0.0), dv_parts(part * tasks, 0.0);
+  std::atomic<int> next{0};
+  std::vector<std::thread> th;
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned w = 0; w < std::min<unsigned>(hw, tasks); ++w)
+    th.emplace_back([&] {
+      for (int t; (t = next.fetch_add(1)) < tasks;) {
+        const int rb = t % nrb, h = (t / nrb) % s.H, b = t / nrb / s.H;
+        attn::ref::attention_reference_rows(s, r.qkv.data(), r.dy.data(), r.y.data(), r.lse.data(), r.dqkv.data(),
+                                            dk_parts.data() + part * t, dv_parts.data() + part * t, b, h, rb * RB,
+                                            std::min(s.T, (rb + 1) * RB));
+      }
+    });
+  for (auto& t : th) t.join();
+  const int W = s.width();
+  for (int b = 0; b < s.B; ++b)
+    for (int g = 0; g < s.Hkv; ++g)
+      for (int tk = 0; tk < s.T; ++tk)
+        for (int d = 0; d < s.D; ++d) {
+          double dk = 0.0, dv = 0.0;
+          for (int h = g * G; h < (g + 1) * G; ++h)
+            for (int rb = 0; rb < nrb; ++rb) {
+              const size_t t = ((size_t)b * s.H + h) * nrb + rb;
+              dk += dk_parts[part * t + (size_t)tk * s.D + d];
+              dv += dv_parts[part * t + (size_t)tk * s.D + d];
+            }
+          r.dqkv[((size_t)b * s.T + tk) * W + (size_t)(s.H + g) * s.D + d] = dk;
+          r.dqkv[((size_t)b * s.T + tk) * W + (size_t)(s.H + s.Hkv + g) * s.D + d] = dv;
+        }
+  return r;
+}
+
+struct RunErrors {
+  Err o, lse, dq, dk, dv;
+  bool pad_ok = true;
+};
+
+// Runs forward + backward on the GPU in precision E; returns errors vs the reference and the
+// raw dqkv of the backward (for bitwise comparisons).
+template <typename E>
+RunErrors run_case(const AttnShape& s, const RefResult& r, bool deterministic, std::vector<E>* dqkv_raw) {
+  RunErrors out;
+  const int W = s.width(), HD = s.H * s.D, OS = HD + 8;  // padded y token stride
+  DevBuf<E> qkv((size_t)s.B * s.T * W), y((size_t)s.B * s.T * OS), dy((size_t)s.B * s.T * HD),
+      dqkv((size_t)s.B * s.T * W);
+  DevBuf<float> lse((size_t)s.B * s.H * s.T);
+  qkv.upload(r.qkv);
+  dy.upload(r.dy);
+  y.poison();
+  lse.poison();
+  dqkv.poison();
+
+  FlashAttentionParams p;
+  p.q = qkv.ptr;
+  p.k = qkv.ptr + (size_t)s.H * s.D;
+  p.v = qkv.ptr + (size_t)(s.H + s.Hkv) * s.D;
+  p.o = y.ptr;
+  p.lse = lse.ptr;
+  p.B = s.B, p.T = s.T, p.H = s.H, p.Hkv = s.Hkv, p.D = s.D;
+  p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = (int64_t)s.T * W;
+  p.q_token_stride = p.k_token_stride = p.v_token_stride = W;
+  p.o_batch_stride = (int64_t)s.T * OS;
+  p.o_token_stride = OS;
+  p.causal = s.causal;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(s.D));
+  p.bf16 = std::is_same_v<E, __nv_bfloat16>;
+  attn::flash_attention_forward(p, nullptr);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  FlashAttentionBackwardParams bp;
+  bp.fwd = p;
+  bp.dO = dy.ptr;
+  bp.do_batch_stride = (int64_t)s.T * HD;
+  bp.do_token_stride = HD;
+  bp.dq = dqkv.ptr;
+  bp.dk = dqkv.ptr + (size_t)s.H * s.D;
+  bp.dv = dqkv.ptr + (size_t)(s.H + s.Hkv) * s.D;
+  bp.dq_batch_stride = bp.dk_batch_stride = bp.dv_batch_stride = (int64_t)s.T * W;
+  bp.dq_token_stride = bp.dk_token_stride = bp.dv_token_stride = W;
+  bp.deterministic = deterministic;
+  const size_t ws_bytes = attn::flash_attention_backward_workspace_bytes(bp);
+  void* ws = nullptr;
+  EXPECT_EQ(cudaMalloc(&ws, ws_bytes), cudaSuccess);
+  cudaMemset(ws, 0xFF, ws_bytes);
+  attn::flash_attention_backward(bp, ws, nullptr);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cudaFree(ws);
+
+  // y: compare the H*D real columns, check the padding is untouched.
+  std::vector<E> yraw = y.raw();
+  std::vector<double> yv((size_t)s.B * s.T * HD);
+  for (size_t t = 0; t < (size_t)s.B * s.T; ++t) {
+    for (int c = 0; c < HD; ++c) yv[t * HD + c] = static_cast<double>(static_cast<float>(yraw[t * OS + c]));
+    for (int c = HD; c < OS; ++c) {
+      unsigned char bytes[sizeof(E)];
+      std::memcpy(bytes, &yraw[t * OS + c], sizeof(E));
+      for (unsigned char bt : bytes) out.pad_ok &= bt == 0xFF;
+    }
+  }
+  auto all = [](size_t) { return true; };
+  out.o = rel_err(yv, r.y, all);
+  out.lse = rel_err(lse.download(), r.lse, all);
+  const std::vector<double> g = dqkv.download();
+  const size_t Wz = (size_t)W;
+  const size_t qe = (size_t)s.H * s.D, ke = qe + (size_t)s.Hkv * s.D;
+  out.dq = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz < qe; });
+  out.dk = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz >= qe && i % Wz < ke; });
+  out.dv = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz >= ke; });
+  if (dqkv_raw) *dqkv_raw = dqkv.raw();
+  return out;
+}
+
+struct CaseParam {
+  int T, H, Hkv, D;
+  bool causal;
+};
+
+std::string case_name(const CaseParam& c) {
+  return "T" + std::to_string(c.T) + "_H" + std::to_string(c.H) + "_Hkv" + std::to_string(c.Hkv) + "_D" +
+         std::to_string(c.D) + (c.causal ? "_causal" : "_full");
+}
+
+class FlashAttention : public ::testing::TestWithParam<CaseParam> {};
+
+void report(const char* tag, const AttnShape& s, const RunErrors& e) {
+  std::printf("[flash] %-9s B=%d T=%-5d H=%d Hkv=%d D=%-3d %s  O %.2e lse %.2e dQ %.2e dK %.2e dV %.2e\n", tag,
+              s.B, s.T, s.H, s.Hkv, s.D, s.causal ? "causal" : "full  ", e.o.rel, e.lse.rel, e.dq.rel, e.dk.rel,
+              e.dv.rel);
+}
+
+void expect_within(const RunErrors& e, double tol, const char* tag) {
+  EXPECT_TRUE(e.pad_ok) << tag << ": y padding overwritten";
+  EXPECT_LE(e.o.rel, tol) << tag << " O";
+  EXPECT_LE(e.lse.rel, tol) << tag << " lse";
+  EXPECT_LE(e.dq.rel, tol) << tag << " dQ";
+  EXPECT_LE(e.dk.rel, tol) << tag << " dK";
+  EXPECT_LE(e.dv.rel, tol) << tag << " dV";
+}
+
+TEST_P(FlashAttention, MatchesFloat64Reference) {
+  REQUIRE_GPU();
+  const CaseParam c = GetParam();
+  AttnShape s;
+  s.B = c.Hkv == c.H ? 2 : (c.T >= 1000 ? 1 : 3);
+  s.T = c.T, s.H = c.H, s.Hkv = c.Hkv, s.D = c.D, s.causal = c.causal;
+  const uint64_t seed = std::random_device{}() ^ ((uint64_t)std::random_device{}() << 32);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const RefResult r = make_reference(s, seed);
+
+  std::vector<__nv_bfloat16> det1, det2;
+  const RunErrors bf = run_case<__nv_bfloat16>(s, r, false, nullptr);
+  report("bf16", s, bf);
+  expect_within(bf, 1e-2, "bf16");
+  const RunErrors bd = run_case<__nv_bfloat16>(s, r, true, &det1);
+  report("bf16-det", s, bd);
+  expect_within(bd, 1e-2, "bf16 deterministic");
+  run_case<__nv_bfloat16>(s, r, true, &det2);
+  EXPECT_EQ(0, std::memcmp(det1.data(), det2.data(), det1.size() * sizeof(__nv_bfloat16)))
+      << "deterministic backward differs between two runs";
+  const RunErrors f = run_case<float>(s, r, false, nullptr);
+  report("fp32", s, f);
+  expect_within(f, 1e-4, "fp32");
+}
+
+std::vector<CaseParam> all_cases() {
+  std::vector<CaseParam> v;
+  for (int D : {64, 128})
+    for (bool causal : {false, true})
+      for (int T : {1, 17, 77, 1000, 1025})
+        for (auto hk : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}})
+          v.push_back({T, hk.first, hk.second, D, causal});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, FlashAttention, ::testing::ValuesIn(all_cases()),
+                         [](const ::testing::TestParamInfo<CaseParam>& i) { return case_name(i.param); });
+
+// Larger problem, deterministic mode: two backward runs bitwise equal; atomic mode close to it.
+TEST(FlashAttentionDeterminism, LargeCausalGqaBitwise) {
+  REQUIRE_GPU();
+  AttnShape s;
+  s.B = 2, s.T = 2048 + 33, s.H = 8, s.Hkv = 2, s.D = 128, s.causal = true;
+  RefResult r;  // inputs only, no reference
+  std::mt19937_64 gen(std::random_device{}());
+  std::normal_distribution<double> nd(0.0, 1.0);
+  r.qkv.resize((size_t)s.B * s.T * s.width());
+  r.dy.resize((size_t)s.B * s.T * s.H * s.D);
+  for (auto& x : r.qkv) x = nd(gen);
+  for (auto& x : r.dy) x = nd(gen);
+  r.y.assign(r.dy.size(), 0.0);
+  r.lse.assign((size_t)s.B * s.H * s.T, 0.0);
+  r.dqkv.assign(r.qkv.size(), 0.0);
+  std::vector<__nv_bfloat16> a, b, c;
+  run_case<__nv_bfloat16>(s, r, true, &a);
+  run_case<__nv_bfloat16>(s, r, true, &b);
+  run_case<__nv_bfloat16>(s, r, false, &c);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(__nv_bfloat16)));
+  std::vector<double> da(a.size()), dc(c.size());
+  for (size_t i = 0; i < a.size(); ++i) da[i] = __bfloat162float(a[i]), dc[i] = __bfloat162float(c[i]);
+  const Err e = rel_err(dc, da, [](size_t) { return true; });
+  std::printf("[flash] deterministic vs atomic dqkv rel diff %.2e\n", e.rel);
+  EXPECT_LE(e.rel, 1e-2);
+}
+
+TEST(FlashAttentionErrors, RejectsBadShapesAndStrides) {
+  REQUIRE_GPU();
+  FlashAttentionParams p;
+  alignas(16) static float dummy[64];
+  p.q = p.k = p.v = dummy;
+  p.o = dummy;
+  p.lse = dummy;
+  p.B = 1, p.T = 4, p.H = 2, p.Hkv = 1, p.D = 96;
+  p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = p.o_batch_stride = 4 * 4 * 128;
+  p.q_token_stride = p.k_token_stride = p.v_token_stride = p.o_token_stride = 4 * 128;
+  p.scale = 0.1f;
+  EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);  // D = 96
+  p.D = 64;
+  p.q_token_stride = 4 * 128 + 3;  // not a multiple of 16 bytes
+  EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
+  p.q_token_stride = 4 * 128;
+  p.Hkv = 3;  // 2 % 3 != 0
+  EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
+  p.Hkv = 1;
+  p.q = reinterpret_cast<const char*>(dummy) + 2;  // misaligned
+  EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
+}
+
+}  // namespace
