@@ -1,0 +1,102 @@
+// attention.impl = "flash": our FlashAttention kernels (kernels/flash_attention*.cu) behind
+// the CudaAttention interface. They read q, k, v straight out of the packed qkv buffer and
+// write dq, dk, dv straight into dqkv through strides, so nothing is permuted or copied.
+// Saved between forward and backward: the row logsumexp, (B, H, T) fp32 — O(T), not O(T^2).
+#include <fmt/format.h>
+
+#include "attention/cuda_attention.h"
+#include "core/error.h"
+#include "kernels/flash_attention.h"
+
+namespace attn {
+
+namespace {
+
+class CudaFlashAttention final : public CudaAttention {
+ public:
+  CudaFlashAttention(const AttentionOptions& opts, DType act) : opts_(opts), act_(act) {
+    auto refuse = [](bool on, const char* key) {
+      if (on) fail("{} is not supported by attention.impl = \"flash\" yet (use attention.impl = \"naive\")", key);
+    };
+    refuse(opts.sliding_window > 0, "attention.sliding_window");
+    refuse(opts.document_mask, "attention.document_mask");
+    refuse(opts.alibi, "attention.alibi");
+    refuse(opts.softcap > 0, "attention.softcap");
+  }
+
+  std::string name() const override { return "flash"; }
+
+  size_t saved_bytes(const AttentionShape& s) const override {
+    return sizeof(float) * static_cast<size_t>(s.B) * s.n_head * s.T;
+  }
+
+  size_t scratch_bytes(const AttentionShape& s) const override {
+    return flash_attention_backward_workspace_bytes(backward_params(nullptr, nullptr, nullptr, nullptr, nullptr, s));
+  }
+
+  void forward(const void* qkv, void* y, void* saved, void*, const AttentionShape& s, const DropoutState& dropout,
+               cudaStream_t stream) override {
+    check_dropout(dropout);
+    flash_attention_forward(forward_params(qkv, y, saved, s), stream);
+  }
+
+  void backward(const void* qkv, const void* y, const void* dy, const void* saved, void* dqkv, void* scratch,
+                const AttentionShape& s, const DropoutState& dropout, cudaStream_t stream) override {
+    check_dropout(dropout);
+    flash_attention_backward(backward_params(qkv, y, dy, saved, dqkv, s), scratch, stream);
+  }
+
+ private:
+  static void check_dropout(const DropoutState& d) {
+    if (d.p > 0.0f)
+      fail("model.attn_dropout = {} is not supported by attention.impl = \"flash\" yet (set model.attn_dropout = 0)",
+           d.p);
+  }
+
+  // qkv (B, T, (H + 2 Hkv) D): q heads at column 0, k heads at H D, v heads at (H + Hkv) D.
+  FlashAttentionParams forward_params(const void* qkv, const void* y, const void* lse, const AttentionShape& s) const {
+    const size_t es = dtype_size(act_);
+    const int64_t QKV = s.qkv_dim(), C = static_cast<int64_t>(s.n_head) * s.head_dim;
+    const char* base = static_cast<const char*>(qkv);
+    FlashAttentionParams p;
+    p.q = base;
+    p.k = base ? base + es * static_cast<size_t>(s.n_head) * s.head_dim : nullptr;
+    p.v = base ? base + es * static_cast<size_t>(s.n_head + s.n_kv_head) * s.head_dim : nullptr;
+    p.o = const_cast<void*>(y);
+    p.lse = static_cast<float*>(const_cast<void*>(lse));
+    p.B = s.B, p.T = s.T, p.H = s.n_head, p.Hkv = s.n_kv_head, p.D = s.head_dim;
+    p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = s.T * QKV;
+    p.q_token_stride = p.k_token_stride = p.v_token_stride = QKV;
+    p.o_batch_stride = s.T * C;
+    p.o_token_stride = C;
+    p.causal = opts_.causal;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    p.bf16 = act_ == DType::BF16;
+    return p;
+  }
+
+  FlashAttentionBackwardParams backward_params(const void* qkv, const void* y, const void* dy, const void* lse,
+                                               void* dqkv, const AttentionShape& s) const {
+    FlashAttentionBackwardParams b;
+    b.fwd = forward_params(qkv, y, lse, s);
+    const FlashAttentionParams grads = forward_params(dqkv, dy, nullptr, s);
+    b.dO = grads.o;
+    b.do_batch_stride = grads.o_batch_stride, b.do_token_stride = grads.o_token_stride;
+    b.dq = const_cast<void*>(grads.q), b.dk = const_cast<void*>(grads.k), b.dv = const_cast<void*>(grads.v);
+    b.dq_batch_stride = b.dk_batch_stride = b.dv_batch_stride = grads.q_batch_stride;
+    b.dq_token_stride = b.dk_token_stride = b.dv_token_stride = grads.q_token_stride;
+    b.deterministic = opts_.deterministic;
+    return b;
+  }
+
+  AttentionOptions opts_;
+  DType act_;
+};
+
+}  // namespace
+
+std::unique_ptr<CudaAttention> make_cuda_flash_attention(const AttentionOptions& opts, DType act) {
+  return std::make_unique<CudaFlashAttention>(opts, act);
+}
+
+}  // namespace attn
