@@ -2,6 +2,8 @@
 // the CudaAttention interface. They read q, k, v straight out of the packed qkv buffer and
 // write dq, dk, dv straight into dqkv through strides, so nothing is permuted or copied.
 // Saved between forward and backward: the row logsumexp, (B, H, T) fp32 — O(T), not O(T^2).
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "attention/cuda_attention.h"
