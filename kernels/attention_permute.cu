@@ -36,6 +36,18 @@ __global__ void attention_unpermute_kernel(T* y, const T* yh, int B, int seq, in
   y[i] = yh[((b * H + h) * seq + t) * D + d];
 }
 
+// xh[b,h,t,d] = x[b,t, h D + d]
+template <typename T>
+__global__ void attention_split_heads_kernel(T* xh, const T* x, int B, int seq, int H, int D) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<size_t>(B) * seq * H * D) return;
+  const int c = static_cast<int>(i % (static_cast<size_t>(H) * D));
+  const size_t bt = i / (static_cast<size_t>(H) * D);
+  const size_t b = bt / seq, t = bt % seq;
+  const int h = c / D, d = c % D;
+  xh[((b * H + h) * seq + t) * D + d] = x[i];
+}
+
 // dqkv[b,t, col]:  col in q part: dq[b,h,t,d];  in the k (v) part of kv head g:
 // sum over the group's query heads h = g G .. g G + G - 1 (in order) of dk (dv)[b,h,t,d].
 template <typename T>
@@ -78,6 +90,14 @@ void attention_unpermute(T* y, const T* yh, int B, int seq, int H, int D, cudaSt
 }
 
 template <typename T>
+void attention_split_heads(T* xh, const T* x, int B, int seq, int H, int D, cudaStream_t stream) {
+  const size_t n = static_cast<size_t>(B) * H * seq * D;
+  if (n == 0) return;
+  attention_split_heads_kernel<<<ceil_div<size_t>(n, 256), 256, 0, stream>>>(xh, x, B, seq, H, D);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
 void attention_permute_backward(T* dqkv, const T* dq, const T* dk, const T* dv, int B, int seq, int H, int Hkv, int D,
                                 cudaStream_t stream) {
   const size_t n = static_cast<size_t>(B) * seq * (H + 2 * Hkv) * D;
@@ -90,6 +110,7 @@ void attention_permute_backward(T* dqkv, const T* dq, const T* dk, const T* dv, 
 #define INSTANTIATE(T)                                                                                        \
   template void attention_permute<T>(T*, T*, T*, const T*, int, int, int, int, int, cudaStream_t);           \
   template void attention_unpermute<T>(T*, const T*, int, int, int, int, cudaStream_t);                      \
+  template void attention_split_heads<T>(T*, const T*, int, int, int, int, cudaStream_t);                    \
   template void attention_permute_backward<T>(T*, const T*, const T*, const T*, int, int, int, int, int,     \
                                               cudaStream_t);
 INSTANTIATE(float)

@@ -107,6 +107,9 @@ void gather_last_logits(float* out, const T* logits, int B, int seq, int V, int 
 // qkv (B,T,(H+2Hkv)D) -> q, k, v (B,H,T,D); k and v repeated over each group of H/Hkv heads.
 template <typename T>
 void attention_permute(T* q, T* k, T* v, const T* qkv, int B, int seq, int H, int Hkv, int D, cudaStream_t stream);
+// x (B,T,H*D) -> xh (B,H,T,D)    (the inverse of attention_unpermute)
+template <typename T>
+void attention_split_heads(T* xh, const T* x, int B, int seq, int H, int D, cudaStream_t stream);
 // yh (B,H,T,D) -> y (B,T,H*D)
 template <typename T>
 void attention_unpermute(T* y, const T* yh, int B, int seq, int H, int D, cudaStream_t stream);
