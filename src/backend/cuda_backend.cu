@@ -55,16 +55,43 @@ struct LayerActs {
   T* res_out;                // (N, C)   x_{l+1} = res_mid + drop(mlp.c_proj(fch_gelu))
 };
 
+// RAII for the stream and page-locked host buffers (also when the constructor throws).
+class Stream {
+ public:
+  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
+  ~Stream() { cudaStreamDestroy(s_); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+template <typename U>
+class Pinned {
+ public:
+  Pinned() = default;
+  ~Pinned() { if (p_) cudaFreeHost(p_); }
+  Pinned(const Pinned&) = delete;
+  Pinned& operator=(const Pinned&) = delete;
+  U* allocate(size_t n) {
+    CUDA_CHECK(cudaMallocHost(&p_, std::max<size_t>(n, 1) * sizeof(U)));
+    return p_;
+  }
+
+ private:
+  U* p_ = nullptr;
+};
+
 template <typename T>
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const GPTConfig& model, const BackendOptions& opts, DType dt)
-      : cfg_(model), layout_(model), opts_(opts), dt_(dt) {
-    validate_config();
+      : cfg_(validated(model)), layout_(cfg_), opts_(opts), dt_(dt) {
     maxB_ = opts.max_batch > 0 ? opts.max_batch : 1;
     maxT_ = opts.max_seq > 0 ? opts.max_seq : cfg_.block_size;
     ATTN_CHECK(maxT_ <= cfg_.block_size, "max_seq {} exceeds model.block_size {}", maxT_, cfg_.block_size);
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     attention_ = make_cuda_attention(opts.attention, dt_);
     allocate_parameters();
     allocate_activations();
@@ -72,14 +99,7 @@ class CudaBackend final : public Backend {
     matmul_ = std::make_unique<CudaMatmul>(dt_, /*fuse_gelu=*/dt_ == DType::BF16, lt_workspace_, stream_);
   }
 
-  ~CudaBackend() override {
-    if (stream_) cudaStreamSynchronize(stream_);
-    if (host_ints_) cudaFreeHost(host_ints_);
-    if (host_floats_) cudaFreeHost(host_floats_);
-    matmul_.reset();
-    attention_.reset();
-    if (stream_) cudaStreamDestroy(stream_);
-  }
+  ~CudaBackend() override { cudaStreamSynchronize(stream_); }  // the rest: members, in reverse order
 
   std::string name() const override { return "cuda"; }
   const ParamLayout& layout() const override { return layout_; }
@@ -305,8 +325,7 @@ class CudaBackend final : public Backend {
   size_t total_bytes() const { return layout_.total() * sizeof(float); }
 
   // ---- setup -----------------------------------------------------------------------------
-  void validate_config() const {
-    const GPTConfig& g = cfg_;
+  static const GPTConfig& validated(const GPTConfig& g) {
     ATTN_CHECK(g.n_layer >= 1 && g.n_head >= 1 && g.n_embd >= 1 && g.block_size >= 1 && g.vocab_size >= 1,
                "model: n_layer, n_head, n_embd, block_size and vocab_size must be positive");
     ATTN_CHECK(g.n_embd % g.n_head == 0, "model.n_embd = {} is not a multiple of model.n_head = {}", g.n_embd,
@@ -318,6 +337,7 @@ class CudaBackend final : public Backend {
     ATTN_CHECK(g.dropout >= 0.0f && g.dropout < 1.0f, "model.dropout = {} must be in [0, 1)", g.dropout);
     ATTN_CHECK(g.attn_dropout >= 0.0f && g.attn_dropout < 1.0f, "model.attn_dropout = {} must be in [0, 1)",
                g.attn_dropout);
+    return g;
   }
 
   void allocate_parameters() {
@@ -335,11 +355,10 @@ class CudaBackend final : public Backend {
       for (size_t c = t.offset / 64; c < (t.offset + t.numel + 63) / 64; ++c) bits[c / 32] |= 1u << (c % 32);
     }
     decay_bits_ = mem_.allocate_n<uint32_t>(bits.size(), MemCategory::Optimizer);
-    CUDA_CHECK(cudaMemcpy(decay_bits_, bits.data(), bits.size() * sizeof(uint32_t), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemset(params_, 0, n * sizeof(float)));
-    CUDA_CHECK(cudaMemset(grads_, 0, n * sizeof(float)));
-    CUDA_CHECK(cudaMemset(m_, 0, n * sizeof(float)));
-    CUDA_CHECK(cudaMemset(v_, 0, n * sizeof(float)));
+    // (on stream_: a non-blocking stream does not order itself after the legacy stream)
+    CUDA_CHECK(cudaMemcpyAsync(decay_bits_, bits.data(), bits.size() * sizeof(uint32_t), cudaMemcpyHostToDevice,
+                               stream_));
+    for (float* buf : {params_, grads_, m_, v_}) CUDA_CHECK(cudaMemsetAsync(buf, 0, n * sizeof(float), stream_));
     refresh_param_copy();
     sync();
   }
@@ -409,8 +428,8 @@ class CudaBackend final : public Backend {
     dev_ints_ = reinterpret_cast<int32_t*>(base + in);
     losses_ = reinterpret_cast<float*>(base + loss);
     last_logits_ = reinterpret_cast<float*>(base + last);
-    CUDA_CHECK(cudaMallocHost(&host_ints_, ints * sizeof(int32_t)));
-    CUDA_CHECK(cudaMallocHost(&host_floats_, static_cast<size_t>(N) * sizeof(float)));
+    host_ints_ = host_ints_holder_.allocate(ints);
+    host_floats_ = host_floats_holder_.allocate(N);
   }
 
   GPTConfig cfg_;
@@ -419,7 +438,8 @@ class CudaBackend final : public Backend {
   DType dt_;
   int maxB_ = 0, maxT_ = 0;
   CudaAllocator mem_;  // frees every device buffer last
-  cudaStream_t stream_ = nullptr;
+  Stream stream_holder_;
+  cudaStream_t stream_ = stream_holder_.get();
   std::unique_ptr<CudaAttention> attention_;
   std::unique_ptr<CudaMatmul> matmul_;
 
@@ -447,8 +467,10 @@ class CudaBackend final : public Backend {
   int32_t* dev_ints_ = nullptr;
   float* losses_ = nullptr;
   float* last_logits_ = nullptr;
-  int32_t* host_ints_ = nullptr;  // pinned
-  float* host_floats_ = nullptr;  // pinned
+  Pinned<int32_t> host_ints_holder_;  // page-locked: asynchronous copies
+  Pinned<float> host_floats_holder_;
+  int32_t* host_ints_ = nullptr;
+  float* host_floats_ = nullptr;
   std::vector<int32_t> bucket_tmp_;
   int num_buckets_ = 0;
   int cur_N_ = 0;
