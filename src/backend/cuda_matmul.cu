@@ -39,8 +39,13 @@ struct CudaMatmul::Call {
   int64_t aux_ld = 0;
 };
 
-CudaMatmul::CudaMatmul(DType act, bool fuse_gelu, void* workspace, cudaStream_t stream)
-    : act_(act), fuse_gelu_(fuse_gelu), workspace_(workspace), stream_(stream) {
+CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream)
+    : act_(act),
+      epilogues_(epilogues),
+      fuse_gelu_(epilogues == Epilogues::All),
+      fuse_bias_(epilogues != Epilogues::None),
+      workspace_(workspace),
+      stream_(stream) {
   CUBLAS_CHECK(cublasLtCreate(&lt_));
 }
 
@@ -128,7 +133,7 @@ void CudaMatmul::forward(void* out, const void* inp, const void* weight, const v
   void* target = pre_gelu ? pre_gelu : out;
   c.D = target;
   bool done = false;
-  if (bias) {
+  if (bias && fuse_bias_) {
     c.epilogue = CUBLASLT_EPILOGUE_BIAS, c.bias = bias;
     done = lt_matmul(c);
     if (!done) note_fallback("BIAS");
@@ -191,7 +196,7 @@ void CudaMatmul::backward_weight(float* dweight, float* dbias, const void* dout,
   c.ab_type = cuda_type(act_), c.d_type = CUDA_R_32F;
   c.A = inp, c.B = dout, c.D = dweight;
   c.beta = 1.0f;
-  if (dbias) {
+  if (dbias && fuse_bias_) {
     Call g = c;
     g.epilogue = CUBLASLT_EPILOGUE_BGRADB;
     g.bias = scratch;

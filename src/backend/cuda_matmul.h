@@ -5,11 +5,13 @@
 // (accumulated straight into the fp32 gradient buffer). fp32 mode: fp32 everywhere with
 // CUBLAS_COMPUTE_32F (no TF32), for parity with the CPU.
 //
-// Epilogues: bias (CUBLASLT_EPILOGUE_BIAS), bias + GELU keeping the GELU input
-// (GELU_AUX_BIAS) and its backward (DGELU) when fuse_gelu, bias gradient (BGRADB) in the
-// weight-gradient matmul. Where cuBLASLt has no algorithm for an epilogue on a shape, the
-// call falls back to a plain matmul plus the kernel (bias_add, gelu, bias_backward), and
-// notes it once (fallbacks()). Algorithm heuristics are cached per shape.
+// Epilogues (Epilogues::All): bias (CUBLASLT_EPILOGUE_BIAS), bias + GELU keeping the GELU
+// input (GELU_AUX_BIAS) and its backward (DGELU), bias gradient (BGRADB) in the
+// weight-gradient matmul. NoGelu keeps GELU in our kernels (exact tanh; the fp32 parity
+// mode), None uses no epilogue at all (tests of the fallback path). Where cuBLASLt has no
+// algorithm for an epilogue on a shape, the call falls back to a plain matmul plus the
+// kernel (bias_add, gelu, bias_backward) and notes it once (fallbacks()). Algorithm
+// heuristics are cached per shape.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime.h>
@@ -27,8 +29,10 @@ class CudaMatmul {
  public:
   static constexpr size_t kWorkspaceBytes = 32u << 20;
 
+  enum class Epilogues { All, NoGelu, None };
+
   // workspace: kWorkspaceBytes of device memory (the caller's, accounted as "workspace").
-  CudaMatmul(DType act, bool fuse_gelu, void* workspace, cudaStream_t stream);
+  CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream);
   ~CudaMatmul();
   CudaMatmul(const CudaMatmul&) = delete;
   CudaMatmul& operator=(const CudaMatmul&) = delete;
@@ -47,7 +51,7 @@ class CudaMatmul {
   static size_t backward_weight_scratch_floats(int N, int OC);
 
   DType dtype() const { return act_; }
-  bool fuse_gelu() const { return fuse_gelu_; }
+  Epilogues epilogues() const { return epilogues_; }
   // Epilogues that had no cuBLASLt algorithm for some shape (each noted once).
   const std::vector<std::string>& fallbacks() const { return fallbacks_; }
 
@@ -59,7 +63,8 @@ class CudaMatmul {
   void note_fallback(const std::string& what);
 
   DType act_;
-  bool fuse_gelu_;
+  Epilogues epilogues_;
+  bool fuse_gelu_, fuse_bias_;
   void* workspace_;
   cudaStream_t stream_;
   cublasLtHandle_t lt_ = nullptr;

@@ -32,11 +32,14 @@ const Shape kShapes[] = {{231, 72, 216, true, false},    // c_attn (H=6, Hkv=3, 
 TYPED_TEST(Matmul, ForwardBackward) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
-  for (bool fuse : {true, false}) {
+  using E = attn::CudaMatmul::Epilogues;
+  for (E epi : {E::All, E::NoGelu, E::None}) {
+    const bool fuse = epi == E::All;
+    const char* epi_name = epi == E::All ? " epilogues=all" : epi == E::NoGelu ? " epilogues=nogelu" : " epilogues=none";
     DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
-    attn::CudaMatmul mm(tu::dtype_of<T>(), fuse, ws.get(), 0);
+    attn::CudaMatmul mm(tu::dtype_of<T>(), epi, ws.get(), 0);
     for (const Shape& s : kShapes) {
-      const std::string tag = std::string(" ") + tu::type_name<T>() + (fuse ? " fused" : " unfused") + " N=" +
+      const std::string tag = std::string(" ") + tu::type_name<T>() + epi_name + " N=" +
                               std::to_string(s.N) + " IC=" + std::to_string(s.IC) + " OC=" + std::to_string(s.OC) +
                               (s.gelu ? " gelu" : "");
       const Vec x = tu::rounded<T>(tu::random_vec(static_cast<size_t>(s.N) * s.IC, 1));

@@ -32,13 +32,13 @@ const char* type_name() { return std::is_same_v<T, float> ? "fp32" : "bf16"; }
 
 template <typename T>
 inline T to_t(double x) {
-  if constexpr (std::is_same_v<T, float>) return static_cast<float>(x);
-  else return __float2bfloat16_rn(static_cast<float>(x));
+  if constexpr (std::is_same_v<T, bf16>) return __float2bfloat16_rn(static_cast<float>(x));
+  else return static_cast<T>(x);
 }
 template <typename T>
 inline double from_t(T x) {
-  if constexpr (std::is_same_v<T, float>) return x;
-  else return static_cast<double>(__bfloat162float(x));
+  if constexpr (std::is_same_v<T, bf16>) return static_cast<double>(__bfloat162float(x));
+  else return static_cast<double>(x);
 }
 // x rounded to what a T holds (the reference then sees exactly the device's input).
 template <typename T>
