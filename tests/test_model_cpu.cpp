@@ -187,7 +187,7 @@ TEST_F(LayerFd, Dropout) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   const size_t n = 200;
   const float p = 0.3f;
-  const uint64_t key = stream_key(seed, 5, 1, dropout_site_embedding());
+  const uint64_t key = stream_key(seed, 5, 1, dropout_site::kEmbedding);
   auto x = randn(rng, n), R = randn(rng, n);
   std::vector<double> out(n), dx(n);
   auto f = [&] {
@@ -233,8 +233,8 @@ TEST_F(LayerFd, SoftmaxCrossEntropy) {
 TEST(Dropout, SameKeySameMaskAndRate) {
   const size_t n = 100000;
   std::vector<float> x(n, 1.0f), a(n), b(n), c(n);
-  const uint64_t k1 = dropout_key(42, 7, 0, dropout_site_attn_resid(1));
-  const uint64_t k2 = dropout_key(42, 7, 1, dropout_site_attn_resid(1));
+  const uint64_t k1 = dropout_site::key(42, 7, 0, dropout_site::attention_branch(1));
+  const uint64_t k2 = dropout_site::key(42, 7, 1, dropout_site::attention_branch(1));
   dropout_forward(a.data(), x.data(), n, 0.25f, k1);
   dropout_forward(b.data(), x.data(), n, 0.25f, k1);
   dropout_forward(c.data(), x.data(), n, 0.25f, k2);
@@ -247,8 +247,8 @@ TEST(Dropout, SameKeySameMaskAndRate) {
   }
   EXPECT_NEAR(static_cast<double>(kept) / n, 0.75, 0.01);
   // the sites of one micro-step are distinct streams
-  EXPECT_NE(dropout_site_attn_resid(0), dropout_site_mlp_resid(0));
-  EXPECT_NE(dropout_site_embedding(), dropout_site_attn_probs(0));
+  EXPECT_NE(dropout_site::attention_branch(0), dropout_site::mlp_branch(0));
+  EXPECT_NE(dropout_site::kEmbedding, dropout_site::attention_probs(0));
 }
 
 // ---- the whole model ----------------------------------------------------------------

@@ -42,7 +42,8 @@ struct AttentionOptions {
                                 // (doc id of token t = number of eot among inputs[0..t-1] of its row)
 };
 
-// Training-time randomness for attention dropout: key = stream_key(seed, step, micro, layer).
+// Training-time randomness for attention dropout: key = stream_key(seed, step, micro,
+// dropout_site::attention_probs(layer)); mask rule and element index in model/dropout_sites.h.
 struct DropoutState {
   float p = 0.0f;
   uint64_t key = 0;

@@ -111,7 +111,7 @@ void CpuGPT<S>::check_tokens(const int32_t* tokens, const int32_t* targets, int 
 template <typename S>
 DropoutState CpuGPT<S>::dropout(float p, uint64_t site) const {
   if (!train_dropout_ || p <= 0.0f) return {};
-  return {p, dropout_key(ctx_.seed, ctx_.step, ctx_.micro_step, site)};
+  return {p, dropout_site::key(ctx_.seed, ctx_.step, ctx_.micro_step, site)};
 }
 
 template <typename S>
@@ -127,7 +127,7 @@ void CpuGPT<S>::forward_trunk(const int32_t* inputs, int B, int T) {
   auto W = [&](int idx) { return P + layout_.get(idx).offset; };
 
   encoder_forward(encoded_, inputs, W(layout_.wte()), W(layout_.wpe()), B, T, C);
-  const DropoutState de = dropout(cfg_.dropout, dropout_site_embedding());
+  const DropoutState de = dropout(cfg_.dropout, dropout_site::kEmbedding);
   dropout_forward(encoded_, encoded_, NC, de.p, de.key);
 
   const AttentionShape shape{B, T, cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim()};
@@ -139,9 +139,9 @@ void CpuGPT<S>::forward_trunk(const int32_t* inputs, int B, int T) {
     layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, W(lp.ln1_w), W(lp.ln1_b), N, C);
     matmul_forward(a.qkv, a.ln1, W(lp.qkv_w), W(lp.qkv_b), N, C, QKV);
     naive_attention_forward(a.atty, a.att, a.qkv, inputs, shape, attn_,
-                            dropout(cfg_.attn_dropout, dropout_site_attn_probs(l)));
+                            dropout(cfg_.attn_dropout, dropout_site::attention_probs(l)));
     matmul_forward(branch_, a.atty, W(lp.attproj_w), W(lp.attproj_b), N, C, C);
-    const DropoutState d1 = dropout(cfg_.dropout, dropout_site_attn_resid(l));
+    const DropoutState d1 = dropout(cfg_.dropout, dropout_site::attention_branch(l));
     dropout_forward(branch_, branch_, NC, d1.p, d1.key);
     residual_forward(a.res2, x, branch_, NC);
     // x = x + drop(mlp.c_proj(gelu(mlp.c_fc(ln_2(x)))))
@@ -149,7 +149,7 @@ void CpuGPT<S>::forward_trunk(const int32_t* inputs, int B, int T) {
     matmul_forward(a.fch, a.ln2, W(lp.fc_w), W(lp.fc_b), N, C, 4 * C);
     gelu_forward(a.fch_gelu, a.fch, NC * 4);
     matmul_forward(branch_, a.fch_gelu, W(lp.fcproj_w), W(lp.fcproj_b), N, 4 * C, C);
-    const DropoutState d2 = dropout(cfg_.dropout, dropout_site_mlp_resid(l));
+    const DropoutState d2 = dropout(cfg_.dropout, dropout_site::mlp_branch(l));
     dropout_forward(branch_, branch_, NC, d2.p, d2.key);
     residual_forward(a.res3, a.res2, branch_, NC);
   }
@@ -201,24 +201,24 @@ void CpuGPT<S>::backward(S grad_scale) {
     LayerActs& a = layers_[l];
     const S* x = l == 0 ? encoded_ : layers_[l - 1].res3;
     // MLP branch: dres is d(res3); the skip passes it to d(res2) unchanged.
-    const DropoutState d2 = dropout(cfg_.dropout, dropout_site_mlp_resid(l));
+    const DropoutState d2 = dropout(cfg_.dropout, dropout_site::mlp_branch(l));
     dropout_backward(dtmp_, dres_, NC, d2.p, d2.key);
     matmul_backward(dbig_, dW(lp.fcproj_w), dW(lp.fcproj_b), dtmp_, a.fch_gelu, W(lp.fcproj_w), N, 4 * C, C);
     gelu_backward(dbig_, a.fch, dbig_, NC * 4);
     matmul_backward(dtmp_, dW(lp.fc_w), dW(lp.fc_b), dbig_, a.ln2, W(lp.fc_w), N, C, 4 * C);
     layernorm_backward(dres_, dW(lp.ln2_w), dW(lp.ln2_b), dtmp_, a.res2, W(lp.ln2_w), a.ln2_mean, a.ln2_rstd, N, C);
     // attention branch: dres is now d(res2); the skip passes it to d(x).
-    const DropoutState d1 = dropout(cfg_.dropout, dropout_site_attn_resid(l));
+    const DropoutState d1 = dropout(cfg_.dropout, dropout_site::attention_branch(l));
     dropout_backward(dtmp_, dres_, NC, d1.p, d1.key);
     S* datty = dbig_;  // (N, C) fits in the (N, 4C) scratch
     matmul_backward(datty, dW(lp.attproj_w), dW(lp.attproj_b), dtmp_, a.atty, W(lp.attproj_w), N, C, C);
     naive_attention_backward(dqkv_, datty, a.qkv, a.att, inputs_.data(), shape, attn_,
-                             dropout(cfg_.attn_dropout, dropout_site_attn_probs(l)));
+                             dropout(cfg_.attn_dropout, dropout_site::attention_probs(l)));
     matmul_backward(dtmp_, dW(lp.qkv_w), dW(lp.qkv_b), dqkv_, a.ln1, W(lp.qkv_w), N, C, QKV);
     layernorm_backward(dres_, dW(lp.ln1_w), dW(lp.ln1_b), dtmp_, x, W(lp.ln1_w), a.ln1_mean, a.ln1_rstd, N, C);
   }
   // embedding: dres is d(encoded after dropout)
-  const DropoutState de = dropout(cfg_.dropout, dropout_site_embedding());
+  const DropoutState de = dropout(cfg_.dropout, dropout_site::kEmbedding);
   dropout_backward(dres_, dres_, NC, de.p, de.key);
   encoder_backward(dW(layout_.wte()), dW(layout_.wpe()), dres_, inputs_.data(), B, T, C);
 }

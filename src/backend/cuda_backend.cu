@@ -1,0 +1,491 @@
+// The CUDA backend: the nanoGPT GPT-2 on one GPU, fp32 or bf16 mixed precision.
+//
+// Memory (all from one CudaAllocator, by category):
+//   parameters   fp32 master weights (ParamLayout order) + the bf16 copy the matmuls read (bf16)
+//   gradients    fp32, same layout; every kernel and matmul ACCUMULATES into it
+//   optimizer    AdamW m and v (fp32) + one decay bit per 64-float chunk
+//   activations  everything forward keeps for backward, sized once for (max_batch, max_seq),
+//                plus the backward's gradient buffers
+//   attention    what the attention implementation keeps per layer + its shared scratch
+//   workspace    cuBLASLt workspace (32 MiB), reduction partials, the batch, per-position losses
+//
+// One stream; the host waits only where a value comes back (loss, grad norm, logits,
+// whole-buffer copies).
+#include <cmath>
+#include <vector>
+
+#include "attention/cuda_attention.h"
+#include "backend/cuda_backend.h"
+#include "backend/cuda_check.h"
+#include "backend/cuda_matmul.h"
+#include "backend/cuda_memory.h"
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "model/dropout_sites.h"
+
+namespace attn {
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear it: "no device" is an answer, not an error
+    return 0;
+  }
+  return n;
+}
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+namespace site = dropout_site;
+
+// What forward keeps per layer (x_l = the layer's input residual, x_{l+1} its output).
+template <typename T>
+struct LayerActs {
+  T* ln1;                    // (N, C)   ln_1(x_l)
+  float *ln1_mean, *ln1_rstd;  // (N)
+  T* qkv;                    // (N, QKV) c_attn output
+  void* att_saved;           // what attention keeps (naive: P)
+  T* atty;                   // (N, C)   attention output (heads concatenated)
+  T* res_mid;                // (N, C)   x_l + drop(c_proj(atty))
+  T* ln2;                    // (N, C)   ln_2(res_mid)
+  float *ln2_mean, *ln2_rstd;
+  T* fch;                    // (N, 4C)  c_fc output (GELU input)
+  T* fch_gelu;               // (N, 4C)  gelu(fch)
+  T* res_out;                // (N, C)   x_{l+1} = res_mid + drop(mlp.c_proj(fch_gelu))
+};
+
+// RAII for the stream and page-locked host buffers (also when the constructor throws).
+class Stream {
+ public:
+  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
+  ~Stream() { cudaStreamDestroy(s_); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
+template <typename U>
+class Pinned {
+ public:
+  Pinned() = default;
+  ~Pinned() { if (p_) cudaFreeHost(p_); }
+  Pinned(const Pinned&) = delete;
+  Pinned& operator=(const Pinned&) = delete;
+  U* allocate(size_t n) {
+    CUDA_CHECK(cudaMallocHost(&p_, std::max<size_t>(n, 1) * sizeof(U)));
+    return p_;
+  }
+
+ private:
+  U* p_ = nullptr;
+};
+
+template <typename T>
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const GPTConfig& model, const BackendOptions& opts, DType dt)
+      : cfg_(validated(model)), layout_(cfg_), opts_(opts), dt_(dt) {
+    maxB_ = opts.max_batch > 0 ? opts.max_batch : 1;
+    maxT_ = opts.max_seq > 0 ? opts.max_seq : cfg_.block_size;
+    ATTN_CHECK(maxT_ <= cfg_.block_size, "max_seq {} exceeds model.block_size {}", maxT_, cfg_.block_size);
+    attention_ = make_cuda_attention(opts.attention, dt_);
+    allocate_parameters();
+    allocate_activations();
+    allocate_workspace();
+    // fp32 is the parity mode: GELU in our exact kernel rather than cuBLASLt's epilogue
+    // (measured ~1e-6 relative off the tanh formula); bf16 fuses everything.
+    matmul_ = std::make_unique<CudaMatmul>(
+        dt_, dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu, lt_workspace_, stream_);
+  }
+
+  ~CudaBackend() override { cudaStreamSynchronize(stream_); }  // the rest: members, in reverse order
+
+  std::string name() const override { return "cuda"; }
+  const ParamLayout& layout() const override { return layout_; }
+
+  // ---- whole-buffer transfers ------------------------------------------------------------
+  void set_params(const float* host) override {
+    CUDA_CHECK(cudaMemcpyAsync(params_, host, total_bytes(), cudaMemcpyHostToDevice, stream_));
+    refresh_param_copy();
+    sync();
+  }
+  void get_params(float* host) const override { download(host, params_); }
+  void get_grads(float* host) const override { download(host, grads_); }
+  void set_optimizer_state(const float* m, const float* v) override {
+    CUDA_CHECK(cudaMemcpyAsync(m_, m, total_bytes(), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(v_, v, total_bytes(), cudaMemcpyHostToDevice, stream_));
+    sync();
+  }
+  void get_optimizer_state(float* m, float* v) const override {
+    download(m, m_);
+    download(v, v_);
+  }
+
+  void zero_grad() override { CUDA_CHECK(cudaMemsetAsync(grads_, 0, total_bytes(), stream_)); }
+
+  // ---- the training step -------------------------------------------------------------------
+  float forward_backward(const Batch& batch, float grad_scale, const StepContext& ctx) override {
+    const int count = upload_batch(batch, /*with_targets=*/true, /*with_buckets=*/true);
+    forward(batch.B, batch.T, &ctx);
+    const float dloss = count > 0 ? grad_scale / static_cast<float>(count) : 0.0f;
+    classifier(batch.B * batch.T, dloss, /*write_grad=*/true);
+    download_losses(batch.B * batch.T);  // async; read after backward is queued
+    backward(batch.B, batch.T, ctx);
+    return mean_loss(batch.B * batch.T, count);
+  }
+
+  float forward_loss(const Batch& batch) override {
+    const int count = upload_batch(batch, /*with_targets=*/true, /*with_buckets=*/false);
+    forward(batch.B, batch.T, nullptr);
+    classifier(batch.B * batch.T, 0.0f, /*write_grad=*/false);
+    download_losses(batch.B * batch.T);
+    return mean_loss(batch.B * batch.T, count);
+  }
+
+  void last_logits(const int32_t* tokens, int B, int seq, float* out) override {
+    upload_batch(Batch{tokens, nullptr, B, seq}, /*with_targets=*/false, /*with_buckets=*/false);
+    forward(B, seq, nullptr);
+    kern::gather_last_logits(last_logits_, acts_logits_, B, seq, cfg_.vocab_size, cfg_.padded_vocab_size, stream_);
+    CUDA_CHECK(cudaMemcpyAsync(out, last_logits_, sizeof(float) * B * cfg_.vocab_size, cudaMemcpyDeviceToHost,
+                               stream_));
+    sync();
+  }
+
+  float grad_norm() override {
+    kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_);
+    double sq = 0.0;
+    CUDA_CHECK(cudaMemcpyAsync(&sq, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    sync();
+    return static_cast<float>(std::sqrt(sq));
+  }
+
+  void adamw_step(const AdamWConfig& c, float lr, float grad_multiplier, int64_t t) override {
+    ATTN_CHECK(t >= 1, "adamw_step: step count t = {} (1-based)", t);
+    const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
+    const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
+    kern::adamw_update(params_, grads_, m_, v_, dt_ == DType::BF16 ? reinterpret_cast<bf16*>(cparams_) : nullptr,
+                       decay_bits_, layout_.total(), lr, c.beta1, c.beta2, static_cast<float>(bc1),
+                       static_cast<float>(bc2), c.eps, c.weight_decay, grad_multiplier, stream_);
+  }
+
+  MemoryReport memory() const override { return mem_.report(); }
+
+ private:
+  // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f; logits = x wte^T ----------------------
+  void forward(int B, int T_, const StepContext* ctx) {
+    const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
+    const size_t NC = static_cast<size_t>(N) * C;
+    const AttentionShape shape = attention_shape(B, T_);
+    kern::encoder_forward(encoded_, tokens_dev(), P(layout_.wte()), P(layout_.wpe()), B, T_, C,
+                          dropout(ctx, cfg_.dropout, site::kEmbedding), stream_);
+    for (int l = 0; l < cfg_.n_layer; ++l) {
+      const LayerParams& lp = layout_.layer(l);
+      LayerActs<T>& a = layers_[l];
+      const T* x = layer_input(l);
+      // attention branch: res_mid = x + drop(c_proj(attn(ln_1(x))))
+      kern::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w), P(lp.ln1_b), N, C, stream_);
+      matmul_->forward(a.qkv, a.ln1, P(lp.qkv_w), P(lp.qkv_b), N, C, QKV);
+      attention_->forward(a.qkv, a.atty, a.att_saved, att_scratch_, shape,
+                          dropout(ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
+      matmul_->forward(tmp_, a.atty, P(lp.attproj_w), P(lp.attproj_b), N, C, C);
+      kern::residual_forward(a.res_mid, x, tmp_, NC, dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
+      // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid)))))
+      kern::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res_mid, P(lp.ln2_w), P(lp.ln2_b), N, C, stream_);
+      matmul_->forward(a.fch_gelu, a.ln2, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/a.fch);
+      matmul_->forward(tmp_, a.fch_gelu, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C);
+      kern::residual_forward(a.res_out, a.res_mid, tmp_, NC, dropout(ctx, cfg_.dropout, site::mlp_branch(l)), stream_);
+    }
+    kern::layernorm_forward(lnf_, lnf_mean_, lnf_rstd_, layer_input(cfg_.n_layer), P(layout_.lnf_w()),
+                            P(layout_.lnf_b()), N, C, stream_);
+    matmul_->forward(acts_logits_, lnf_, P(layout_.wte()), nullptr, N, C, Vp);
+  }
+
+  // losses per position; with write_grad the logits become dlogits (scaled by dloss).
+  void classifier(int N, float dloss, bool write_grad) {
+    kern::classifier_forward_backward(acts_logits_, losses_, targets_dev(), N, cfg_.vocab_size,
+                                      cfg_.padded_vocab_size, dloss, write_grad, stream_);
+  }
+
+  // ---- backward: from dlogits (in the logits buffer) to every parameter gradient ----------------
+  void backward(int B, int T_, const StepContext& ctx) {
+    const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
+    const size_t NC = static_cast<size_t>(N) * C;
+    const AttentionShape shape = attention_shape(B, T_);
+    // logits = ln_f(x) wte^T
+    matmul_->backward_input(dbuf_, acts_logits_, P(layout_.wte()), N, C, Vp);
+    matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, lnf_, N, C, Vp, reduce_scratch_);
+    CUDA_CHECK(cudaMemsetAsync(dres_, 0, NC * sizeof(T), stream_));
+    kern::layernorm_backward(dres_, G(layout_.lnf_w()), G(layout_.lnf_b()), reduce_scratch_, dbuf_,
+                             layer_input(cfg_.n_layer), P(layout_.lnf_w()), lnf_mean_, lnf_rstd_, N, C, stream_);
+    for (int l = cfg_.n_layer - 1; l >= 0; --l) {
+      const LayerParams& lp = layout_.layer(l);
+      const LayerActs<T>& a = layers_[l];
+      // MLP branch (dres = d res_out)
+      const T* dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::mlp_branch(l)));
+      matmul_->backward_weight(G(lp.fcproj_w), G(lp.fcproj_b), dbranch, a.fch_gelu, N, 4 * C, C, reduce_scratch_);
+      matmul_->backward_input(dfch_, dbranch, P(lp.fcproj_w), N, 4 * C, C, /*pre_gelu=*/a.fch);
+      matmul_->backward_weight(G(lp.fc_w), G(lp.fc_b), dfch_, a.ln2, N, C, 4 * C, reduce_scratch_);
+      matmul_->backward_input(dbuf_, dfch_, P(lp.fc_w), N, C, 4 * C);
+      kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
+                               a.ln2_mean, a.ln2_rstd, N, C, stream_);
+      // attention branch (dres = d res_mid)
+      dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::attention_branch(l)));
+      matmul_->backward_weight(G(lp.attproj_w), G(lp.attproj_b), dbranch, a.atty, N, C, C, reduce_scratch_);
+      matmul_->backward_input(dbuf_, dbranch, P(lp.attproj_w), N, C, C);
+      attention_->backward(a.qkv, a.atty, dbuf_, a.att_saved, dqkv_, att_scratch_, shape,
+                           dropout(&ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
+      matmul_->backward_weight(G(lp.qkv_w), G(lp.qkv_b), dqkv_, a.ln1, N, C, QKV, reduce_scratch_);
+      matmul_->backward_input(dbuf_, dqkv_, P(lp.qkv_w), N, C, QKV);
+      kern::layernorm_backward(dres_, G(lp.ln1_w), G(lp.ln1_b), reduce_scratch_, dbuf_, layer_input(l), P(lp.ln1_w),
+                               a.ln1_mean, a.ln1_rstd, N, C, stream_);
+    }
+    kern::encoder_backward(G(layout_.wte()), G(layout_.wpe()), dres_, buckets_dev(B * T_), num_buckets_, B, T_, C,
+                           dropout(&ctx, cfg_.dropout, site::kEmbedding), stream_);
+  }
+
+  // Gradient of a dropped branch: dres itself without dropout, else drop(dres) in tmp_.
+  const T* dropout_backward(const T* dres, size_t n, DropoutState d) {
+    if (d.p <= 0.0f) return dres;
+    kern::dropout_apply(tmp_, dres, n, d, stream_);
+    return tmp_;
+  }
+
+  DropoutState dropout(const StepContext* ctx, float p, uint64_t s) const {
+    if (ctx == nullptr || !ctx->train || p <= 0.0f) return DropoutState{};
+    return DropoutState{p, site::key(ctx->seed, ctx->step, ctx->micro_step, s)};
+  }
+
+  AttentionShape attention_shape(int B, int T_) const {
+    AttentionShape s;
+    s.B = B, s.T = T_, s.n_head = cfg_.n_head, s.n_kv_head = cfg_.n_kv_head, s.head_dim = cfg_.head_dim();
+    return s;
+  }
+
+  const T* layer_input(int l) const { return l == 0 ? encoded_ : layers_[l - 1].res_out; }
+  const T* P(int tensor) const { return cparams_ + layout_.get(tensor).offset; }
+  float* G(int tensor) { return grads_ + layout_.get(tensor).offset; }
+
+  // ---- the batch: tokens (and targets, and the embedding-backward buckets) to the device ------
+  // Returns the number of counted (non -1) targets.
+  int upload_batch(const Batch& b, bool with_targets, bool with_buckets) {
+    ATTN_CHECK(b.B >= 1 && b.B <= maxB_, "batch of {} rows, but the CUDA backend was sized for max_batch = {}", b.B,
+               maxB_);
+    ATTN_CHECK(b.T >= 1 && b.T <= maxT_, "sequence length {}, but the CUDA backend was sized for max_seq = {}", b.T,
+               maxT_);
+    const int N = b.B * b.T, V = cfg_.vocab_size;
+    for (int i = 0; i < N; ++i)
+      ATTN_CHECK(b.inputs[i] >= 0 && b.inputs[i] < V, "token id {} at position {} is outside the vocabulary [0, {})",
+                 b.inputs[i], i, V);
+    std::copy(b.inputs, b.inputs + N, host_ints_);
+    size_t count = N;
+    int counted = 0;
+    if (with_targets) {
+      ATTN_CHECK(b.targets != nullptr, "batch without targets");
+      for (int i = 0; i < N; ++i) {
+        ATTN_CHECK(b.targets[i] >= -1 && b.targets[i] < V, "target id {} at position {} is outside [-1, {})",
+                   b.targets[i], i, V);
+        counted += b.targets[i] != -1;
+      }
+      std::copy(b.targets, b.targets + N, host_ints_ + N);
+      count = 2 * static_cast<size_t>(N);
+    }
+    if (with_buckets) {
+      num_buckets_ = kern::build_token_buckets(b.inputs, N, bucket_tmp_);
+      std::copy(bucket_tmp_.begin(), bucket_tmp_.end(), host_ints_ + 2 * static_cast<size_t>(N));
+      count = 2 * static_cast<size_t>(N) + bucket_tmp_.size();
+    }
+    // host_ints_ is pinned; the previous use of it has finished (every public call ends synced).
+    CUDA_CHECK(cudaMemcpyAsync(dev_ints_, host_ints_, count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    cur_N_ = N;
+    return counted;
+  }
+  const int32_t* tokens_dev() const { return dev_ints_; }
+  const int32_t* targets_dev() const { return dev_ints_ + cur_N_; }
+  const int32_t* buckets_dev(int N) const { return dev_ints_ + 2 * static_cast<size_t>(N); }
+
+  void download_losses(int N) {
+    CUDA_CHECK(cudaMemcpyAsync(host_floats_, losses_, sizeof(float) * N, cudaMemcpyDeviceToHost, stream_));
+  }
+  float mean_loss(int N, int count) {
+    sync();
+    double s = 0.0;
+    for (int i = 0; i < N; ++i) s += host_floats_[i];
+    return count > 0 ? static_cast<float>(s / count) : 0.0f;
+  }
+
+  void refresh_param_copy() {
+    if (dt_ == DType::BF16) kern::cast_f32_to_bf16(reinterpret_cast<bf16*>(cparams_), params_, layout_.total(), stream_);
+  }
+  void download(float* host, const float* dev) const {
+    CUDA_CHECK(cudaMemcpyAsync(host, dev, total_bytes(), cudaMemcpyDeviceToHost, stream_));
+    sync();
+  }
+  void sync() const { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  size_t total_bytes() const { return layout_.total() * sizeof(float); }
+
+  // ---- setup -----------------------------------------------------------------------------
+  static const GPTConfig& validated(const GPTConfig& g) {
+    ATTN_CHECK(g.n_layer >= 1 && g.n_head >= 1 && g.n_embd >= 1 && g.block_size >= 1 && g.vocab_size >= 1,
+               "model: n_layer, n_head, n_embd, block_size and vocab_size must be positive");
+    ATTN_CHECK(g.n_embd % g.n_head == 0, "model.n_embd = {} is not a multiple of model.n_head = {}", g.n_embd,
+               g.n_head);
+    ATTN_CHECK(g.n_kv_head >= 1 && g.n_head % g.n_kv_head == 0,
+               "model.n_kv_head = {} must divide model.n_head = {}", g.n_kv_head, g.n_head);
+    ATTN_CHECK(g.padded_vocab_size >= g.vocab_size, "padded_vocab_size {} < vocab_size {}", g.padded_vocab_size,
+               g.vocab_size);
+    ATTN_CHECK(g.dropout >= 0.0f && g.dropout < 1.0f, "model.dropout = {} must be in [0, 1)", g.dropout);
+    ATTN_CHECK(g.attn_dropout >= 0.0f && g.attn_dropout < 1.0f, "model.attn_dropout = {} must be in [0, 1)",
+               g.attn_dropout);
+    return g;
+  }
+
+  void allocate_parameters() {
+    const size_t n = layout_.total();
+    params_ = mem_.allocate_n<float>(n, MemCategory::Parameters);
+    cparams_ = dt_ == DType::F32 ? reinterpret_cast<T*>(params_) : mem_.allocate_n<T>(n, MemCategory::Parameters);
+    grads_ = mem_.allocate_n<float>(n, MemCategory::Gradients);
+    m_ = mem_.allocate_n<float>(n, MemCategory::Optimizer);
+    v_ = mem_.allocate_n<float>(n, MemCategory::Optimizer);
+    // One weight-decay bit per 64-float chunk (tensors start on 64-float boundaries).
+    const size_t chunks = (n + 63) / 64;
+    std::vector<uint32_t> bits((chunks + 31) / 32, 0u);
+    for (const ParamTensor& t : layout_.tensors()) {
+      if (!t.decay()) continue;
+      for (size_t c = t.offset / 64; c < (t.offset + t.numel + 63) / 64; ++c) bits[c / 32] |= 1u << (c % 32);
+    }
+    decay_bits_ = mem_.allocate_n<uint32_t>(bits.size(), MemCategory::Optimizer);
+    // (on stream_: a non-blocking stream does not order itself after the legacy stream)
+    CUDA_CHECK(cudaMemcpyAsync(decay_bits_, bits.data(), bits.size() * sizeof(uint32_t), cudaMemcpyHostToDevice,
+                               stream_));
+    for (float* buf : {params_, grads_, m_, v_}) CUDA_CHECK(cudaMemsetAsync(buf, 0, n * sizeof(float), stream_));
+    refresh_param_copy();
+    sync();
+  }
+
+  void allocate_activations() {
+    const size_t N = static_cast<size_t>(maxB_) * maxT_, C = cfg_.n_embd, QKV = cfg_.qkv_dim();
+    const size_t Vp = cfg_.padded_vocab_size, L = cfg_.n_layer;
+    const size_t nc = N * C * sizeof(T), stat = N * sizeof(float);
+    ArenaPlan plan;
+    struct Off { size_t ln1, m1, r1, qkv, atty, res_mid, ln2, m2, r2, fch, fch_gelu, res_out; };
+    std::vector<Off> off(L);
+    const size_t encoded = plan.add(nc);
+    for (size_t l = 0; l < L; ++l) {
+      Off& o = off[l];
+      o.ln1 = plan.add(nc), o.m1 = plan.add(stat), o.r1 = plan.add(stat);
+      o.qkv = plan.add(N * QKV * sizeof(T)), o.atty = plan.add(nc), o.res_mid = plan.add(nc);
+      o.ln2 = plan.add(nc), o.m2 = plan.add(stat), o.r2 = plan.add(stat);
+      o.fch = plan.add(4 * nc), o.fch_gelu = plan.add(4 * nc), o.res_out = plan.add(nc);
+    }
+    const size_t lnf = plan.add(nc), lnf_m = plan.add(stat), lnf_r = plan.add(stat);
+    const size_t logits = plan.add(N * Vp * sizeof(T));
+    const size_t tmp = plan.add(nc), dbuf = plan.add(nc), dres = plan.add(nc);
+    const size_t dqkv = plan.add(N * QKV * sizeof(T)), dfch = plan.add(4 * nc);
+    char* base = static_cast<char*>(mem_.allocate(plan.bytes(), MemCategory::Activations));
+    auto t = [&](size_t o) { return reinterpret_cast<T*>(base + o); };
+    auto f = [&](size_t o) { return reinterpret_cast<float*>(base + o); };
+    encoded_ = t(encoded);
+    layers_.resize(L);
+    for (size_t l = 0; l < L; ++l) {
+      const Off& o = off[l];
+      layers_[l] = LayerActs<T>{t(o.ln1), f(o.m1), f(o.r1), t(o.qkv), nullptr, t(o.atty), t(o.res_mid),
+                                t(o.ln2), f(o.m2), f(o.r2), t(o.fch), t(o.fch_gelu), t(o.res_out)};
+    }
+    lnf_ = t(lnf), lnf_mean_ = f(lnf_m), lnf_rstd_ = f(lnf_r), acts_logits_ = t(logits);
+    tmp_ = t(tmp), dbuf_ = t(dbuf), dres_ = t(dres), dqkv_ = t(dqkv), dfch_ = t(dfch);
+
+    // attention: per-layer saved state + one scratch
+    const AttentionShape s = attention_shape(maxB_, maxT_);
+    ArenaPlan aplan;
+    std::vector<size_t> saved(L);
+    for (size_t l = 0; l < L; ++l) saved[l] = aplan.add(attention_->saved_bytes(s));
+    const size_t scratch = aplan.add(attention_->scratch_bytes(s));
+    char* abase = static_cast<char*>(mem_.allocate(aplan.bytes(), MemCategory::Attention));
+    for (size_t l = 0; l < L; ++l) layers_[l].att_saved = abase + saved[l];
+    att_scratch_ = abase + scratch;
+  }
+
+  void allocate_workspace() {
+    const int N = maxB_ * maxT_, C = cfg_.n_embd;
+    const int widest = std::max({cfg_.qkv_dim(), 4 * C, C});
+    const size_t reduce = std::max(kern::layernorm_backward_scratch_floats(N, C),
+                                   CudaMatmul::backward_weight_scratch_floats(N, widest));
+    const size_t ints = 5 * static_cast<size_t>(N) + 1;  // inputs, targets, buckets (<= 3N + 1)
+    ArenaPlan plan;
+    const size_t lt = plan.add(CudaMatmul::kWorkspaceBytes);
+    const size_t red = plan.add(reduce * sizeof(float));
+    const size_t parts = plan.add(kern::kNormPartials * sizeof(float));
+    const size_t norm = plan.add(sizeof(double));
+    const size_t in = plan.add(ints * sizeof(int32_t));
+    const size_t loss = plan.add(static_cast<size_t>(N) * sizeof(float));
+    const size_t last = plan.add(static_cast<size_t>(maxB_) * cfg_.vocab_size * sizeof(float));
+    char* base = static_cast<char*>(mem_.allocate(plan.bytes(), MemCategory::Workspace));
+    lt_workspace_ = base + lt;
+    reduce_scratch_ = reinterpret_cast<float*>(base + red);
+    norm_partials_ = reinterpret_cast<float*>(base + parts);
+    norm_out_ = reinterpret_cast<double*>(base + norm);
+    dev_ints_ = reinterpret_cast<int32_t*>(base + in);
+    losses_ = reinterpret_cast<float*>(base + loss);
+    last_logits_ = reinterpret_cast<float*>(base + last);
+    host_ints_ = host_ints_holder_.allocate(ints);
+    host_floats_ = host_floats_holder_.allocate(N);
+  }
+
+  GPTConfig cfg_;
+  ParamLayout layout_;
+  BackendOptions opts_;
+  DType dt_;
+  int maxB_ = 0, maxT_ = 0;
+  CudaAllocator mem_;  // frees every device buffer last
+  Stream stream_holder_;
+  cudaStream_t stream_ = stream_holder_.get();
+  std::unique_ptr<CudaAttention> attention_;
+  std::unique_ptr<CudaMatmul> matmul_;
+
+  // parameters, gradients, optimizer
+  float* params_ = nullptr;  // fp32 master
+  T* cparams_ = nullptr;     // what the kernels read: params_ (fp32) or its bf16 copy
+  float* grads_ = nullptr;
+  float *m_ = nullptr, *v_ = nullptr;
+  uint32_t* decay_bits_ = nullptr;
+
+  // activations
+  T* encoded_ = nullptr;
+  std::vector<LayerActs<T>> layers_;
+  T* lnf_ = nullptr;
+  float *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;
+  T* acts_logits_ = nullptr;  // (N, Vp): logits, then dlogits in place
+  T *tmp_ = nullptr, *dbuf_ = nullptr, *dres_ = nullptr, *dqkv_ = nullptr, *dfch_ = nullptr;
+  void* att_scratch_ = nullptr;
+
+  // workspace
+  void* lt_workspace_ = nullptr;
+  float* reduce_scratch_ = nullptr;
+  float* norm_partials_ = nullptr;
+  double* norm_out_ = nullptr;
+  int32_t* dev_ints_ = nullptr;
+  float* losses_ = nullptr;
+  float* last_logits_ = nullptr;
+  Pinned<int32_t> host_ints_holder_;  // page-locked: asynchronous copies
+  Pinned<float> host_floats_holder_;
+  int32_t* host_ints_ = nullptr;
+  float* host_floats_ = nullptr;
+  std::vector<int32_t> bucket_tmp_;
+  int num_buckets_ = 0;
+  int cur_N_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const GPTConfig& model, const BackendOptions& opts) {
+  ATTN_CHECK(cuda_device_count() > 0, "device.backend = \"cuda\" but no CUDA device is visible");
+  if (opts.precision == "fp32") return std::make_unique<CudaBackend<float>>(model, opts, DType::F32);
+  if (opts.precision == "bf16") return std::make_unique<CudaBackend<bf16>>(model, opts, DType::BF16);
+  fail("device.precision: unknown precision '{}' (expected fp32 or bf16)", opts.precision);
+}
+
+}  // namespace attn

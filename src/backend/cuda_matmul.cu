@@ -1,0 +1,218 @@
+#include "backend/cuda_matmul.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "backend/cuda_check.h"
+#include "core/error.h"
+#include "kernels/kernels.h"
+
+namespace attn {
+
+namespace {
+
+// Largest power of two (<= 256) dividing the address: what the algorithm may assume.
+int alignment_of(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  int al = 256;
+  while (al > 1 && a % al != 0) al /= 2;
+  return al;
+}
+
+cudaDataType_t cuda_type(DType t) { return t == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
+
+}  // namespace
+
+// One cuBLASLt call, column-major: D (m, n) = op(A) op(B), op(A) (m, k), op(B) (k, n).
+struct CudaMatmul::Call {
+  bool transA = false, transB = false;
+  int m = 0, n = 0, k = 0;
+  int lda = 0, ldb = 0, ldd = 0;
+  cudaDataType_t ab_type = CUDA_R_32F, d_type = CUDA_R_32F;
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const void* A = nullptr;
+  const void* B = nullptr;
+  void* D = nullptr;
+  float beta = 0.0f;           // D = op(A) op(B) + beta D
+  const void* bias = nullptr;  // bias (BIAS) or bias-gradient output (BGRADB)
+  const void* aux = nullptr;   // GELU input (GELU_AUX_BIAS writes it, DGELU reads it)
+  int64_t aux_ld = 0;
+};
+
+CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream)
+    : act_(act),
+      epilogues_(epilogues),
+      fuse_gelu_(epilogues == Epilogues::All),
+      fuse_bias_(epilogues != Epilogues::None),
+      workspace_(workspace),
+      stream_(stream) {
+  CUBLAS_CHECK(cublasLtCreate(&lt_));
+}
+
+CudaMatmul::~CudaMatmul() {
+  if (lt_) cublasLtDestroy(lt_);
+}
+
+void CudaMatmul::note_fallback(const std::string& what) {
+  if (std::find(fallbacks_.begin(), fallbacks_.end(), what) == fallbacks_.end()) fallbacks_.push_back(what);
+}
+
+bool CudaMatmul::lt_matmul(const Call& c) {
+  const Key key{c.transA, c.transB, c.m, c.n, c.k, c.lda, c.ldb, c.ldd, static_cast<int>(c.ab_type),
+                static_cast<int>(c.d_type), static_cast<int>(c.epilogue), c.beta != 0.0f, alignment_of(c.A),
+                alignment_of(c.B), alignment_of(c.D), static_cast<int>(c.aux_ld)};
+
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t opA = c.transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = c.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &c.epilogue, sizeof(c.epilogue)));
+  if (c.bias)
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c.bias, sizeof(c.bias)));
+  if (c.aux) {
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &c.aux, sizeof(c.aux)));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &c.aux_ld, sizeof(c.aux_ld)));
+  }
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, c.ab_type, c.transA ? c.k : c.m, c.transA ? c.m : c.k, c.lda));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, c.ab_type, c.transB ? c.n : c.k, c.transB ? c.k : c.n, c.ldb));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, c.d_type, c.m, c.n, c.ldd));
+
+  auto it = cache_.find(key);
+  if (it == cache_.end()) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const uint64_t ws = kWorkspaceBytes;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    const uint32_t al_a = alignment_of(c.A), al_b = alignment_of(c.B), al_d = alignment_of(c.D);
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof(al_d)));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof(al_d)));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, desc, la, lb, ld, ld, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    Cached entry;
+    entry.ok = st == CUBLAS_STATUS_SUCCESS && found > 0;
+    if (entry.ok) entry.algo = result.algo;
+    it = cache_.emplace(key, entry).first;
+  }
+  if (it->second.ok) {
+    const float alpha = 1.0f;
+    CUBLAS_CHECK(cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld, &it->second.algo,
+                                workspace_, kWorkspaceBytes, stream_));
+  }
+  cublasLtMatrixLayoutDestroy(la);
+  cublasLtMatrixLayoutDestroy(lb);
+  cublasLtMatrixLayoutDestroy(ld);
+  cublasLtMatmulDescDestroy(desc);
+  return it->second.ok;
+}
+
+// Row-major out (N, OC) = inp (N, IC) W^T is column-major out^T (OC, N) = W (OC, IC) inp^T:
+// A = W stored column-major (IC, OC), transposed; B = inp stored (IC, N).
+void CudaMatmul::forward(void* out, const void* inp, const void* weight, const void* bias, int N, int IC, int OC,
+                         void* pre_gelu) {
+  Call c;
+  c.transA = true;
+  c.m = OC, c.n = N, c.k = IC;
+  c.lda = IC, c.ldb = IC, c.ldd = OC;
+  c.ab_type = c.d_type = cuda_type(act_);
+  c.A = weight, c.B = inp;
+  if (pre_gelu && fuse_gelu_) {
+    Call g = c;
+    g.D = out;
+    g.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    g.bias = bias;
+    g.aux = pre_gelu, g.aux_ld = OC;
+    if (lt_matmul(g)) return;
+    note_fallback("GELU_AUX_BIAS");
+  }
+  void* target = pre_gelu ? pre_gelu : out;
+  c.D = target;
+  bool done = false;
+  if (bias && fuse_bias_) {
+    c.epilogue = CUBLASLT_EPILOGUE_BIAS, c.bias = bias;
+    done = lt_matmul(c);
+    if (!done) note_fallback("BIAS");
+    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT, c.bias = nullptr;
+  }
+  if (!done) {
+    if (!lt_matmul(c)) fail("cuBLASLt has no matmul algorithm for ({} x {}) @ ({} x {})^T", N, IC, OC, IC);
+    if (bias) {
+      if (act_ == DType::F32) kern::bias_add(static_cast<float*>(target), static_cast<const float*>(bias), N, OC, stream_);
+      else kern::bias_add(static_cast<__nv_bfloat16*>(target), static_cast<const __nv_bfloat16*>(bias), N, OC, stream_);
+    }
+  }
+  if (pre_gelu) {
+    const size_t n = static_cast<size_t>(N) * OC;
+    if (act_ == DType::F32) kern::gelu_forward(static_cast<float*>(out), static_cast<const float*>(pre_gelu), n, stream_);
+    else kern::gelu_forward(static_cast<__nv_bfloat16*>(out), static_cast<const __nv_bfloat16*>(pre_gelu), n, stream_);
+  }
+}
+
+// Row-major dinp (N, IC) = dout (N, OC) W (OC, IC) is column-major dinp^T (IC, N) =
+// W^T (IC, OC) dout^T (OC, N): A = W stored (IC, OC), not transposed; B = dout stored (OC, N).
+void CudaMatmul::backward_input(void* dinp, const void* dout, const void* weight, int N, int IC, int OC,
+                                const void* pre_gelu) {
+  Call c;
+  c.m = IC, c.n = N, c.k = OC;
+  c.lda = IC, c.ldb = OC, c.ldd = IC;
+  c.ab_type = c.d_type = cuda_type(act_);
+  c.A = weight, c.B = dout, c.D = dinp;
+  if (pre_gelu && fuse_gelu_) {
+    Call g = c;
+    g.epilogue = CUBLASLT_EPILOGUE_DGELU;
+    g.aux = pre_gelu, g.aux_ld = IC;
+    if (lt_matmul(g)) return;
+    note_fallback("DGELU");
+  }
+  if (!lt_matmul(c)) fail("cuBLASLt has no matmul algorithm for ({} x {}) @ ({} x {})", N, OC, OC, IC);
+  if (pre_gelu) {
+    const size_t n = static_cast<size_t>(N) * IC;
+    if (act_ == DType::F32)
+      kern::gelu_backward_inplace(static_cast<float*>(dinp), static_cast<const float*>(pre_gelu), n, stream_);
+    else
+      kern::gelu_backward_inplace(static_cast<__nv_bfloat16*>(dinp), static_cast<const __nv_bfloat16*>(pre_gelu), n,
+                                  stream_);
+  }
+}
+
+size_t CudaMatmul::backward_weight_scratch_floats(int N, int OC) {
+  return std::max(static_cast<size_t>(OC), kern::bias_backward_scratch_floats(N, OC));
+}
+
+// Row-major dweight (OC, IC) += dout^T (OC, N) inp (N, IC) is column-major dweight^T (IC, OC)
+// += inp^T (IC, N) dout (N, OC): A = inp stored (IC, N); B = dout stored (OC, N), transposed.
+// BGRADB reduces op(B) over k = N: the bias gradient, written (not added) to scratch.
+void CudaMatmul::backward_weight(float* dweight, float* dbias, const void* dout, const void* inp, int N, int IC,
+                                 int OC, float* scratch) {
+  Call c;
+  c.transB = true;
+  c.m = IC, c.n = OC, c.k = N;
+  c.lda = IC, c.ldb = OC, c.ldd = IC;
+  c.ab_type = cuda_type(act_), c.d_type = CUDA_R_32F;
+  c.A = inp, c.B = dout, c.D = dweight;
+  c.beta = 1.0f;
+  if (dbias && fuse_bias_) {
+    Call g = c;
+    g.epilogue = CUBLASLT_EPILOGUE_BGRADB;
+    g.bias = scratch;
+    if (lt_matmul(g)) {
+      kern::add_inplace(dbias, scratch, OC, stream_);
+      return;
+    }
+    note_fallback("BGRADB");
+  }
+  if (!lt_matmul(c)) fail("cuBLASLt has no matmul algorithm for ({} x {})^T @ ({} x {})", N, OC, N, IC);
+  if (dbias) {
+    if (act_ == DType::F32)
+      kern::bias_backward(dbias, scratch, static_cast<const float*>(dout), N, OC, stream_);
+    else
+      kern::bias_backward(dbias, scratch, static_cast<const __nv_bfloat16*>(dout), N, OC, stream_);
+  }
+}
+
+}  // namespace attn

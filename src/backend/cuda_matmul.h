@@ -1,0 +1,80 @@
+// Linear-layer matmuls on cuBLASLt.
+//
+// Row-major, torch.nn.Linear convention: inp (N, IC), weight (OC, IC), out (N, OC).
+// bf16 mode: bf16 inputs and outputs, fp32 accumulation, fp32 weight gradients
+// (accumulated straight into the fp32 gradient buffer). fp32 mode: fp32 everywhere with
+// CUBLAS_COMPUTE_32F (no TF32), for parity with the CPU.
+//
+// Epilogues (Epilogues::All): bias (CUBLASLT_EPILOGUE_BIAS), bias + GELU keeping the GELU
+// input (GELU_AUX_BIAS) and its backward (DGELU), bias gradient (BGRADB) in the
+// weight-gradient matmul. NoGelu keeps GELU in our kernels (exact tanh; the fp32 parity
+// mode), None uses no epilogue at all (tests of the fallback path). Where cuBLASLt has no
+// algorithm for an epilogue on a shape, the call falls back to a plain matmul plus the
+// kernel (bias_add, gelu, bias_backward) and notes it once (fallbacks()). Algorithm
+// heuristics are cached per shape.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace attn {
+
+class CudaMatmul {
+ public:
+  static constexpr size_t kWorkspaceBytes = 32u << 20;
+
+  enum class Epilogues { All, NoGelu, None };
+
+  // workspace: kWorkspaceBytes of device memory (the caller's, accounted as "workspace").
+  CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream);
+  ~CudaMatmul();
+  CudaMatmul(const CudaMatmul&) = delete;
+  CudaMatmul& operator=(const CudaMatmul&) = delete;
+
+  // out = inp W^T + bias (bias: (OC) or nullptr).
+  // With pre_gelu: pre_gelu = inp W^T + bias, out = gelu_tanh(pre_gelu) (both (N, OC)).
+  void forward(void* out, const void* inp, const void* weight, const void* bias, int N, int IC, int OC,
+               void* pre_gelu = nullptr);
+  // dinp = dout W (overwritten). With pre_gelu (N, IC): dinp = (dout W) * gelu'(pre_gelu).
+  void backward_input(void* dinp, const void* dout, const void* weight, int N, int IC, int OC,
+                      const void* pre_gelu = nullptr);
+  // dweight (OC, IC, fp32) += dout^T inp;  dbias (OC, fp32) += sum_n dout[n, :] when dbias.
+  // scratch: backward_weight_scratch_floats(N, OC) fp32 on the device.
+  void backward_weight(float* dweight, float* dbias, const void* dout, const void* inp, int N, int IC, int OC,
+                       float* scratch);
+  static size_t backward_weight_scratch_floats(int N, int OC);
+
+  DType dtype() const { return act_; }
+  Epilogues epilogues() const { return epilogues_; }
+  // Epilogues that had no cuBLASLt algorithm for some shape (each noted once).
+  const std::vector<std::string>& fallbacks() const { return fallbacks_; }
+
+ private:
+  struct Call;
+  // Runs D = op(A) op(B) (+ epilogue) in cuBLASLt's column-major terms; false when
+  // cuBLASLt has no algorithm for it (nothing was launched).
+  bool lt_matmul(const Call& c);
+  void note_fallback(const std::string& what);
+
+  DType act_;
+  Epilogues epilogues_;
+  bool fuse_gelu_, fuse_bias_;
+  void* workspace_;
+  cudaStream_t stream_;
+  cublasLtHandle_t lt_ = nullptr;
+  using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int>;
+  struct Cached {
+    bool ok = false;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  std::map<Key, Cached> cache_;
+  std::vector<std::string> fallbacks_;
+};
+
+}  // namespace attn

@@ -1,0 +1,239 @@
+// Each kernel against the float64 reference, fp32 and bf16, on sizes that are not
+// multiples of any tile or pack (B=3, T=77, C=72 or 37, V=101 padded to 128).
+#include <string>
+
+#include "kernels/kernels.h"
+#include "reference.h"
+#include "test_util.h"
+
+namespace {
+
+using tu::DevBuf;
+using tu::Vec;
+
+template <typename T>
+class Kernels : public ::testing::Test {};
+using Types = ::testing::Types<float, __nv_bfloat16>;
+TYPED_TEST_SUITE(Kernels, Types);
+
+constexpr int B = 3, T_ = 77, V = 101, Vp = 128;
+
+std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(g() % vocab);
+  return t;
+}
+
+TYPED_TEST(Kernels, EncoderForwardBackward) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  for (int C : {72, 37}) {
+    for (double p : {0.0, 0.2}) {
+      const int N = B * T_;
+      const uint64_t key = 12345;
+      const auto tok = random_tokens(N, V, 1);
+      const Vec wte = tu::rounded<T>(tu::random_vec(static_cast<size_t>(Vp) * C, 2));
+      const Vec wpe = tu::rounded<T>(tu::random_vec(static_cast<size_t>(T_) * C, 3));
+      const Vec dout = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 4));
+      Vec dwte = tu::random_vec(wte.size(), 5), dwpe = tu::random_vec(wpe.size(), 6);  // accumulated into
+      DevBuf<T> d_wte(wte), d_wpe(wpe), d_out(static_cast<size_t>(N) * C), d_dout(dout);
+      DevBuf<int32_t> d_tok(tok);
+      DevBuf<float> d_dwte(dwte), d_dwpe(dwpe);
+      const attn::DropoutState drop{static_cast<float>(p), key};
+      attn::kern::encoder_forward(d_out.get(), d_tok.get(), d_wte.get(), d_wpe.get(), B, T_, C, drop, 0);
+      std::vector<int32_t> buckets;
+      const int nb = attn::kern::build_token_buckets(tok.data(), N, buckets);
+      DevBuf<int32_t> d_buckets(buckets);
+      attn::kern::encoder_backward(d_dwte.get(), d_dwpe.get(), d_dout.get(), d_buckets.get(), nb, B, T_, C, drop, 0);
+      Vec out;
+      ref::encoder_forward(out, tok, wte, wpe, B, T_, C, p, key);
+      ref::encoder_backward(dwte, dwpe, dout, tok, B, T_, C, p, key);
+      const std::string tag = " C=" + std::to_string(C) + " p=" + std::to_string(p);
+      EXPECT_REL(d_out.download(), out, tu::tol<T>(), "encoder out" + tag);
+      EXPECT_REL(d_dwte.download(), dwte, 1e-5, "encoder dwte (fp32 acc)" + tag);
+      EXPECT_REL(d_dwpe.download(), dwpe, 1e-5, "encoder dwpe (fp32 acc)" + tag);
+    }
+  }
+}
+
+TYPED_TEST(Kernels, LayerNormForwardBackward) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  for (int C : {72, 37}) {
+    const int N = B * T_;
+    const Vec x = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 10, 2.0, 0.5));
+    const Vec w = tu::rounded<T>(tu::random_vec(C, 11, 0.3, 1.0)), b = tu::rounded<T>(tu::random_vec(C, 12, 0.1));
+    const Vec dout = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 13));
+    Vec dx = tu::rounded<T>(tu::random_vec(dout.size(), 14)), dw = tu::random_vec(C, 15), db = tu::random_vec(C, 16);
+    DevBuf<T> d_x(x), d_w(w), d_b(b), d_out(x.size()), d_dout(dout), d_dx(dx);
+    DevBuf<float> d_mean(N), d_rstd(N), d_dw(dw), d_db(db);
+    DevBuf<float> scratch(attn::kern::layernorm_backward_scratch_floats(N, C));
+    attn::kern::layernorm_forward(d_out.get(), d_mean.get(), d_rstd.get(), d_x.get(), d_w.get(), d_b.get(), N, C, 0);
+    attn::kern::layernorm_backward(d_dx.get(), d_dw.get(), d_db.get(), scratch.get(), d_dout.get(), d_x.get(),
+                                   d_w.get(), d_mean.get(), d_rstd.get(), N, C, 0);
+    Vec out, mean, rstd;
+    ref::layernorm_forward(out, mean, rstd, x, w, b, N, C);
+    ref::layernorm_backward(dx, dw, db, dout, x, w, N, C);
+    const std::string tag = " C=" + std::to_string(C);
+    EXPECT_REL(d_out.download(), out, tu::tol<T>(), "layernorm out" + tag);
+    EXPECT_REL(d_mean.download(), mean, 1e-5, "layernorm mean" + tag);
+    EXPECT_REL(d_rstd.download(), rstd, 1e-5, "layernorm rstd" + tag);
+    EXPECT_REL(d_dx.download(), dx, tu::tol<T>(), "layernorm dinp" + tag);
+    EXPECT_REL(d_dw.download(), dw, 1e-5, "layernorm dweight" + tag);
+    EXPECT_REL(d_db.download(), db, 1e-5, "layernorm dbias" + tag);
+  }
+}
+
+TYPED_TEST(Kernels, Gelu) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  const size_t n = static_cast<size_t>(B) * T_ * 37;  // not a multiple of the pack
+  const Vec x = tu::rounded<T>(tu::random_vec(n, 20, 2.0));
+  const Vec d = tu::rounded<T>(tu::random_vec(n, 21));
+  DevBuf<T> d_x(x), d_y(n), d_d(d);
+  attn::kern::gelu_forward(d_y.get(), d_x.get(), n, 0);
+  attn::kern::gelu_backward_inplace(d_d.get(), d_x.get(), n, 0);
+  Vec y(n), dd(n);
+  for (size_t i = 0; i < n; ++i) y[i] = ref::gelu(x[i]), dd[i] = d[i] * ref::gelu_grad(x[i]);
+  EXPECT_REL(d_y.download(), y, tu::tol<T>(), "gelu");
+  EXPECT_REL(d_d.download(), dd, tu::tol<T>(), "gelu backward");
+}
+
+TYPED_TEST(Kernels, ResidualAndDropout) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  const size_t n = static_cast<size_t>(B) * T_ * 37;
+  const Vec r = tu::rounded<T>(tu::random_vec(n, 30)), x = tu::rounded<T>(tu::random_vec(n, 31));
+  for (double p : {0.0, 0.3}) {
+    const uint64_t key = attn::dropout_site::key(7, 3, 1, attn::dropout_site::mlp_branch(2));
+    const attn::DropoutState drop{static_cast<float>(p), key};
+    DevBuf<T> d_r(r), d_x(x), d_out(n), d_drop(n);
+    attn::kern::residual_forward(d_out.get(), d_r.get(), d_x.get(), n, drop, 0);
+    attn::kern::dropout_apply(d_drop.get(), d_x.get(), n, drop, 0);
+    Vec out(n), dropped(n);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double m = ref::drop_mult(key, i, p);
+      out[i] = r[i] + x[i] * m, dropped[i] = x[i] * m;
+      kept += m != 0.0;
+    }
+    const std::string tag = " p=" + std::to_string(p);
+    EXPECT_REL(d_out.download(), out, tu::tol<T>(), "residual + dropout" + tag);
+    EXPECT_REL(d_drop.download(), dropped, tu::tol<T>(), "dropout" + tag);
+    if (p > 0) EXPECT_NEAR(static_cast<double>(kept) / n, 1.0 - p, 0.02);
+  }
+}
+
+TYPED_TEST(Kernels, BiasForwardBackward) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  const int N = B * T_, OC = V;
+  const Vec out0 = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * OC, 40));
+  const Vec bias = tu::rounded<T>(tu::random_vec(OC, 41));
+  const Vec dout = tu::rounded<T>(tu::random_vec(out0.size(), 42));
+  Vec db = tu::random_vec(OC, 43);
+  DevBuf<T> d_out(out0), d_bias(bias), d_dout(dout);
+  DevBuf<float> d_db(db), scratch(attn::kern::bias_backward_scratch_floats(N, OC));
+  attn::kern::bias_add(d_out.get(), d_bias.get(), N, OC, 0);
+  attn::kern::bias_backward(d_db.get(), scratch.get(), d_dout.get(), N, OC, 0);
+  Vec out = out0;
+  for (int n = 0; n < N; ++n)
+    for (int o = 0; o < OC; ++o) out[static_cast<size_t>(n) * OC + o] += bias[o], db[o] += dout[static_cast<size_t>(n) * OC + o];
+  EXPECT_REL(d_out.download(), out, tu::tol<T>(), "bias add");
+  EXPECT_REL(d_db.download(), db, 1e-5, "bias backward (fp32 acc)");
+}
+
+TYPED_TEST(Kernels, Classifier) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  const int N = B * T_;
+  Vec logits = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * Vp, 50, 3.0));
+  auto tgt = random_tokens(N, V, 51);
+  for (int n = 0; n < N; n += 7) tgt[n] = -1;  // ignored positions
+  int count = 0;
+  for (int t : tgt) count += t != -1;
+  const double dloss = 0.5 / count;
+  Vec losses, dlogits;
+  ref::classifier(losses, dlogits, logits, tgt, N, V, Vp, dloss);
+  DevBuf<T> d_logits(logits);
+  DevBuf<int32_t> d_tgt(tgt);
+  DevBuf<float> d_losses(N);
+  attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
+                                          static_cast<float>(dloss), false, 0);
+  EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses (no grad)");
+  EXPECT_REL(d_logits.download(), logits, 0.0, "classifier leaves logits without grad");
+  attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
+                                          static_cast<float>(dloss), true, 0);
+  EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses");
+  EXPECT_REL(d_logits.download(), dlogits, tu::tol<T>(), "classifier dlogits (in place)");
+}
+
+TEST(KernelsF32, AdamW) {
+  SKIP_WITHOUT_GPU();
+  const size_t n = 64 * 97;  // 97 chunks of 64 floats
+  const Vec p0 = tu::rounded<float>(tu::random_vec(n, 60)), g = tu::rounded<float>(tu::random_vec(n, 61, 0.1));
+  const Vec m0 = tu::rounded<float>(tu::random_vec(n, 62, 0.01));
+  Vec v0 = tu::random_vec(n, 63, 0.001);
+  for (double& x : v0) x = static_cast<float>(std::abs(x));
+  std::vector<uint32_t> bits((n / 64 + 31) / 32, 0u);
+  for (size_t c = 0; c < n / 64; ++c)
+    if (c % 3 != 0) bits[c / 32] |= 1u << (c % 32);
+  DevBuf<float> d_p(p0), d_g(g), d_m(m0), d_v(v0);
+  DevBuf<__nv_bfloat16> d_pb(n);
+  uint32_t* d_bits = nullptr;
+  CUDA_CHECK(cudaMalloc(&d_bits, bits.size() * 4));
+  CUDA_CHECK(cudaMemcpy(d_bits, bits.data(), bits.size() * 4, cudaMemcpyHostToDevice));
+  const double lr = 1e-3, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1, mult = 0.7;
+  const int64_t t = 5;
+  attn::kern::adamw_update(d_p.get(), d_g.get(), d_m.get(), d_v.get(), d_pb.get(), d_bits, n, lr, b1, b2,
+                           static_cast<float>(1 - std::pow(b1, t)), static_cast<float>(1 - std::pow(b2, t)), eps, wd,
+                           mult, 0);
+  Vec p = p0, m = m0, v = v0;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t c = i / 64;
+    const bool decay = (bits[c / 32] >> (c % 32)) & 1u;
+    ref::adamw(p[i], m[i], v[i], g[i], lr, b1, b2, eps, decay ? wd : 0.0, mult, t);
+  }
+  Vec dp(n), dpnew(n);
+  for (size_t i = 0; i < n; ++i) dp[i] = p[i] - p0[i];
+  const Vec got = d_p.download();
+  for (size_t i = 0; i < n; ++i) dpnew[i] = got[i] - static_cast<float>(p0[i]);
+  EXPECT_REL(got, p, 1e-5, "adamw params");
+  EXPECT_REL(dpnew, dp, 1e-4, "adamw update (p_new - p_old)");
+  EXPECT_REL(d_m.download(), m, 1e-5, "adamw m");
+  EXPECT_REL(d_v.download(), v, 1e-5, "adamw v");
+  EXPECT_REL(d_pb.download(), tu::rounded<__nv_bfloat16>(p), 1e-2, "adamw bf16 copy");
+  cudaFree(d_bits);
+}
+
+TEST(KernelsF32, GlobalNorm) {
+  SKIP_WITHOUT_GPU();
+  const size_t n = 1000003;
+  const Vec x = tu::random_vec(n, 70);
+  DevBuf<float> d_x(x), partials(attn::kern::kNormPartials);
+  DevBuf<double> out(1);
+  attn::kern::global_norm_squared(out.get(), partials.get(), d_x.get(), n, 0);
+  double s = 0.0;
+  for (double v : x) s += static_cast<float>(v) * static_cast<double>(static_cast<float>(v));
+  EXPECT_REL(out.download(), Vec{s}, 1e-5, "global norm^2");
+  // deterministic: the same bits twice
+  const double first = out.download()[0];
+  attn::kern::global_norm_squared(out.get(), partials.get(), d_x.get(), n, 0);
+  EXPECT_EQ(out.download()[0], first);
+}
+
+TEST(KernelsF32, Casts) {
+  SKIP_WITHOUT_GPU();
+  const size_t n = 1237;
+  const Vec x = tu::random_vec(n, 80);
+  DevBuf<float> d_x(x), d_back(n);
+  DevBuf<__nv_bfloat16> d_b(n);
+  attn::kern::cast_f32_to_bf16(d_b.get(), d_x.get(), n, 0);
+  attn::kern::cast_bf16_to_f32(d_back.get(), d_b.get(), n, 0);
+  const Vec r = tu::rounded<__nv_bfloat16>(x);
+  EXPECT_REL(d_b.download(), r, 0.0, "cast f32->bf16 (round to nearest even)");
+  EXPECT_REL(d_back.download(), r, 0.0, "cast bf16->f32");
+}
+
+}  // namespace
