@@ -50,32 +50,35 @@ TYPED_TEST(NaiveAttention, ForwardBackwardMatchReference) {
   }
 }
 
-TEST(NaiveAttentionOptions, UnsupportedOptionsNameTheKey) {
+TEST(CudaAttentionOptions, UnsupportedOptionsNameTheKey) {
   SKIP_WITHOUT_GPU();
   auto expect_error = [](attn::AttentionOptions o, const std::string& key) {
     try {
       attn::make_cuda_attention(o, attn::DType::F32);
-      ADD_FAILURE() << "no error for " << key;
+      ADD_FAILURE() << "no error for " << key << " with attention.impl = " << o.impl;
     } catch (const attn::Error& e) {
       EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
     }
   };
+  for (const char* impl : {"naive", "flash"}) {
+    attn::AttentionOptions o;
+    o.impl = impl;
+    o.sliding_window = 16;
+    expect_error(o, "attention.sliding_window");
+    o = {};
+    o.impl = impl;
+    o.alibi = true;
+    expect_error(o, "attention.alibi");
+    o = {};
+    o.impl = impl;
+    o.softcap = 30.0f;
+    expect_error(o, "attention.softcap");
+    o = {};
+    o.impl = impl;
+    o.document_mask = true;
+    expect_error(o, "attention.document_mask");
+  }
   attn::AttentionOptions o;
-  o.sliding_window = 16;
-  expect_error(o, "attention.sliding_window");
-  o = {};
-  o.alibi = true;
-  expect_error(o, "attention.alibi");
-  o = {};
-  o.softcap = 30.0f;
-  expect_error(o, "attention.softcap");
-  o = {};
-  o.document_mask = true;
-  expect_error(o, "attention.document_mask");
-  o = {};
-  o.impl = "flash";
-  expect_error(o, "flash");
-  o = {};
   o.impl = "bogus";
   expect_error(o, "attention.impl");
 }
