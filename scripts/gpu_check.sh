@@ -55,7 +55,7 @@ if has shakespeare; then
   t0=$(date +%s.%N)
   $A train -c configs/shakespeare_char.toml \
      --data.inputs='[".deps/data/input.txt"]' --checkpoint.interval=0 2>&1 | tee "$OUT/ours_shakespeare.log" | grep -E "val loss|done|error"
-  echo "$(date +%s.%N) - $t0" | bc > "$OUT/ours_shakespeare.time"
+  python3 -c "print(round($(date +%s.%N) - $t0, 1))" > "$OUT/ours_shakespeare.time"
   python3 scripts/torch_gpt.py shakespeare --data .deps/data/input.txt --sdpa ${TORCH_SDPA:-flash} --compile ${TORCH_COMPILE:-1} \
      2>&1 | tee "$OUT/torch_shakespeare.log" | tail -2
   row "shakespeare_char: ours $(grep -o 'val loss [0-9.]*' "$OUT/ours_shakespeare.log" | tail -1) in $(cat "$OUT/ours_shakespeare.time")s; torch $(tail -1 "$OUT/torch_shakespeare.log")"
