@@ -61,6 +61,22 @@ if has shakespeare; then
   row "shakespeare_char: ours $(grep -o 'val loss [0-9.]*' "$OUT/ours_shakespeare.log" | tail -1) in $(cat "$OUT/ours_shakespeare.time")s; torch $(tail -1 "$OUT/torch_shakespeare.log")"
 fi
 
+if has curves; then
+  echo "== loss curves, naive vs flash (bf16, same seed and data)"
+  for impl in naive flash; do
+    $A train -c configs/shakespeare_char.toml --data.inputs='[".deps/data/input.txt"]' --model.attn_dropout=0.0 \
+      --attention.impl=\"$impl\" --training.max_iters=1000 --training.out_dir=\"runs/sc_$impl\" --checkpoint.interval=0 \
+      --logging.progress=false > "$OUT/curve_sc_$impl.log" 2>&1
+    $A train -c configs/gpt2_124m.toml --data.inputs='[".deps/data/input.txt"]' --attention.impl=\"$impl\" \
+      --training.max_iters=200 --training.eval_interval=100 --training.out_dir=\"runs/g2_$impl\" --checkpoint.interval=0 \
+      > "$OUT/curve_g2_$impl.log" 2>&1
+  done
+  for run in sc g2; do
+    row "$run val loss naive: $(grep -o 'val loss [0-9.]*' "$OUT/curve_${run}_naive.log" | cut -d' ' -f3 | tr '\n' ' ')"
+    row "$run val loss flash: $(grep -o 'val loss [0-9.]*' "$OUT/curve_${run}_flash.log" | cut -d' ' -f3 | tr '\n' ' ')"
+  done
+fi
+
 if has flash && [ -x "$BUILD/bench_flash_attention" ]; then
   echo "== attention kernels"
   "$BUILD/bench_flash_attention" 2>&1 | tee "$OUT/flash_bench.log" | tail -12
@@ -71,7 +87,7 @@ if has sanitize; then
   echo "== compute-sanitizer"
   for tool in memcheck racecheck; do
     compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter='Cases/FlashAttention.MatchesFloat64Reference/T77_H4_Hkv2_D64_*' \
-      > "$OUT/sanitize_$tool.log" 2>&1; row "compute-sanitizer $tool: exit $? ($(grep -c 'ERROR SUMMARY: 0' "$OUT/sanitize_$tool.log") clean summaries)"
+      > "$OUT/sanitize_$tool.log" 2>&1; row "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_$tool.log" | tail -1))"
   done
 fi
 

@@ -143,9 +143,16 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   auto run_eval = [&]() {
     const double val = evaluate(*model, val_loader, B, T, cfg.training.eval_iters, eval_seed, x, y);
     state.last_val_loss = val;
-    if (state.best_val_loss == 0 || val < state.best_val_loss) state.best_val_loss = val;
+    const bool best = state.best_val_loss == 0 || val < state.best_val_loss;
+    if (best) state.best_val_loss = val;
     metrics.write({{"step", state.step}, {"val_loss", val}});
-    say(fmt::format("step {:>6} | val loss {:.4f}", state.step, val));
+    say(fmt::format("step {:>6} | val loss {:.4f}{}", state.step, val, best ? " (best)" : ""));
+    // Small datasets overfit (nanoGPT's shakespeare_char does by design): keep the best model.
+    if (best && cfg.checkpoint.save_best && state.step > 0) {
+      model->get_params(params.data());
+      save_checkpoint((fs::path(cfg.training.out_dir) / "best").string(), layout, params.data(), nullptr, nullptr,
+                      state, config_toml, data.tokenizer_path, 1);
+    }
     if (cfg.logging.plot)
       write_loss_plot(metrics.path(), (fs::path(cfg.training.out_dir) / "loss.svg").string(), cfg.training.out_dir);
     return val;

@@ -65,6 +65,7 @@ std::vector<Field> fields(Config& c) {
       {"training.out_dir", &c.training.out_dir},
       {"checkpoint.interval", &c.checkpoint.interval},
       {"checkpoint.keep", &c.checkpoint.keep},
+      {"checkpoint.save_best", &c.checkpoint.save_best},
       {"logging.jsonl", &c.logging.jsonl},
       {"logging.plot", &c.logging.plot},
       {"logging.progress", &c.logging.progress},

@@ -64,6 +64,7 @@ struct TrainingSection {
 struct CheckpointSection {
   int interval = 500;  // steps between checkpoints; 0: only at the end
   int keep = 2;        // newest checkpoints kept
+  bool save_best = true;  // also keep the checkpoint of the best validation loss in <out_dir>/best
 };
 
 struct LoggingSection {
