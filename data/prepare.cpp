@@ -94,7 +94,8 @@ class DocumentCollector {
       } else if (fs::is_regular_file(st)) {
         std::string text = read_file_bytes(p.string(), "input");
         if (looks_binary(text)) {
-          say(fmt::format("skip {} (binary: a NUL byte in its first 8 KiB)", p.string()));
+          // Name the first few; the summary counts them all.
+          if (skipped_binary_ < 3) say(fmt::format("skip {} (binary: a NUL byte in its first 8 KiB)", p.string()));
           ++skipped_binary_;
           continue;
         }

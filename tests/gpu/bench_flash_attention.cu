@@ -4,8 +4,9 @@
 // FLOPs: forward 4*B*H*T*T*D (halved when causal); backward 2.5x forward.
 // Extra memory: lse + backward workspace (inputs, outputs and gradients not counted).
 //
-// usage: bench_flash_attention [--full] [--det] [--reps N]
+// usage: bench_flash_attention [--full] [--det] [--reps N] [--shape B,H,Hkv,T,D ...]
 //   --full : non-causal instead of causal;  --det : also time the deterministic backward
+//   --shape: time these shapes (Hkv < H: grouped-query) instead of the issue's five
 // scripts/bench_sdpa.py prints the same table for PyTorch's SDPA backends.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -53,26 +54,41 @@ static float median(std::vector<float> v) {
 int main(int argc, char** argv) {
   bool causal = true, det = false;
   int reps = 20;
+  struct Shape { int B, H, Hkv, T, D; };
+  std::vector<Shape> shapes;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--full")) causal = false;
     else if (!std::strcmp(argv[i], "--det")) det = true;
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
+      Shape sh{};
+      if (std::sscanf(argv[++i], "%d,%d,%d,%d,%d", &sh.B, &sh.H, &sh.Hkv, &sh.T, &sh.D) != 5 || sh.Hkv < 1 ||
+          sh.H % sh.Hkv != 0) {
+        std::fprintf(stderr, "--shape wants B,H,Hkv,T,D with Hkv dividing H, got '%s'\n", argv[i]);
+        return 2;
+      }
+      shapes.push_back(sh);
+    } else {
+      std::fprintf(stderr, "unknown argument '%s'\n", argv[i]);
+      return 2;
+    }
   }
-  struct Shape { int B, H, T, D; };
-  const Shape shapes[] = {{16, 12, 1024, 64}, {4, 12, 4096, 64}, {1, 12, 16384, 64}, {8, 16, 2048, 128}, {2, 16, 8192, 128}};
+  if (shapes.empty())
+    shapes = {{16, 12, 12, 1024, 64}, {4, 12, 12, 4096, 64}, {1, 12, 12, 16384, 64}, {8, 16, 16, 2048, 128},
+              {2, 16, 16, 8192, 128}};
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("attnlab flash attention, %s, bf16, %s, median of %d\n", prop.name, causal ? "causal" : "non-causal", reps);
-  std::printf("%-22s %9s %7s %9s %7s %9s %7s %9s%s\n", "B,H,T,D", "fwd ms", "TFLOP/s", "bwd ms", "TFLOP/s", "f+b ms",
+  std::printf("%-22s %9s %7s %9s %7s %9s %7s %9s%s\n", "B,H,Hkv,T,D", "fwd ms", "TFLOP/s", "bwd ms", "TFLOP/s", "f+b ms",
               "TFLOP/s", "extra MB", det ? "  det-bwd ms TFLOP/s" : "");
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
   for (const Shape& sh : shapes) {
-    const int W = 3 * sh.H * sh.D, HD = sh.H * sh.D;
+    const int W = (sh.H + 2 * sh.Hkv) * sh.D, HD = sh.H * sh.D, KD = sh.Hkv * sh.D;
     const size_t n_qkv = (size_t)sh.B * sh.T * W, n_y = (size_t)sh.B * sh.T * HD;
     attn::FlashAttentionParams p;
-    p.B = sh.B, p.T = sh.T, p.H = sh.H, p.Hkv = sh.H, p.D = sh.D;
+    p.B = sh.B, p.T = sh.T, p.H = sh.H, p.Hkv = sh.Hkv, p.D = sh.D;
     p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = (int64_t)sh.T * W;
     p.q_token_stride = p.k_token_stride = p.v_token_stride = W;
     p.o_batch_stride = (int64_t)sh.T * HD;
@@ -109,13 +125,13 @@ int main(int argc, char** argv) {
       attn::FlashAttentionBackwardParams b = bp;
       b.fwd.q = s.qkv;
       b.fwd.k = s.qkv + HD;
-      b.fwd.v = s.qkv + 2 * HD;
+      b.fwd.v = s.qkv + HD + KD;
       b.fwd.o = s.y;
       b.fwd.lse = s.lse;
       b.dO = s.dy;
       b.dq = s.dqkv;
       b.dk = s.dqkv + HD;
-      b.dv = s.dqkv + 2 * HD;
+      b.dv = s.dqkv + HD + KD;
       b.deterministic = deterministic;
       return b;
     };
@@ -146,7 +162,7 @@ int main(int argc, char** argv) {
     const double flop_f = 4.0 * sh.B * sh.H * (double)sh.T * sh.T * sh.D * (causal ? 0.5 : 1.0);
     const double extra_mb = ((size_t)sh.B * sh.H * sh.T * 4 + ws_bytes) / 1048576.0;
     char name[64];
-    std::snprintf(name, sizeof name, "%d,%d,%d,%d", sh.B, sh.H, sh.T, sh.D);
+    std::snprintf(name, sizeof name, "%d,%d,%d,%d,%d", sh.B, sh.H, sh.Hkv, sh.T, sh.D);
     std::printf("%-22s %9.3f %7.1f %9.3f %7.1f %9.3f %7.1f %9.1f", name, t_f, flop_f / t_f * 1e-9, t_b,
                 2.5 * flop_f / t_b * 1e-9, t_fb, 3.5 * flop_f / t_fb * 1e-9, extra_mb);
     if (det) std::printf("  %9.3f %7.1f (ws %.1f MB)", t_bd, 2.5 * flop_f / t_bd * 1e-9, ws_det / 1048576.0);
