@@ -35,7 +35,7 @@ if has bench; then
   done
   for mode in "math 0" "math 1" "flash 0" "flash 1"; do
     set -- $mode
-    python3 scripts/torch_gpt.py bench --sdpa $1 --compile $2 2>"$OUT/torch_$1_$2.err" | tee -a "$OUT/bench.log" | tail -1
+    python3 scripts/torch_gpt.py bench --sdpa $1 --compile $2 2>>"$OUT/torch_bench.err" | tee -a "$OUT/bench.log" | tail -1
   done
   row "$(python3 - "$OUT/bench.log" <<'PY'
 import json, sys
@@ -77,10 +77,24 @@ if has curves; then
   done
 fi
 
+if has xdevice; then
+  echo "== checkpoints across devices: train on the GPU (bf16, flash), eval and sample on GPU and CPU"
+  $A train -c configs/shakespeare_char.toml --data.inputs='[".deps/data/input.txt"]' --attention.impl=\"flash\" --model.attn_dropout=0.0 \
+    --training.max_iters=300 --training.eval_interval=0 --training.out_dir=\"runs/xdev\" > "$OUT/xdevice.log" 2>&1
+  for dev in cuda cpu; do
+    $A eval --checkpoint runs/xdev --device.backend=$dev --training.eval_iters=4 --device.threads=8 2>&1 | tee -a "$OUT/xdevice.log"
+    $A sample --checkpoint runs/xdev --device.backend=$dev --sample.num_samples=1 --sample.max_new_tokens=60 \
+      --sample.temperature=0 2>/dev/null > "$OUT/sample_$dev.txt"
+  done
+  cmp -s "$OUT/sample_cuda.txt" "$OUT/sample_cpu.txt" && same=identical || same=different
+  row "checkpoint GPU->CPU: $(grep -o 'val loss [0-9.]*' "$OUT/xdevice.log" | tr '\n' ' ') greedy samples $same"
+  cat "$OUT/sample_cuda.txt" >> "$OUT/xdevice.log"; rm -f "$OUT"/sample_*.txt
+fi
+
 if has flash && [ -x "$BUILD/bench_flash_attention" ]; then
   echo "== attention kernels"
-  "$BUILD/bench_flash_attention" 2>&1 | tee "$OUT/flash_bench.log" | tail -12
-  python3 scripts/bench_sdpa.py 2>&1 | tee "$OUT/sdpa_bench.log" | tail -12
+  "$BUILD/bench_flash_attention" ${FLASH_ARGS:-} 2>&1 | tee "$OUT/attention_bench.log"
+  python3 scripts/bench_sdpa.py ${SDPA_ARGS:-} 2>&1 | tee -a "$OUT/attention_bench.log" | grep -E "^(flash|cudnn) "
 fi
 
 if has sanitize; then

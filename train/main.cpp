@@ -63,7 +63,14 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   BackendOptions bopt;
   bopt.device = lm.cfg.device.backend;
   bopt.precision = lm.cfg.device.precision;
+  const bool on_cpu = bopt.device == "cpu" || (bopt.device == "auto" && !cuda_available());
+  if (on_cpu && bopt.precision != "fp32") {
+    // A checkpoint holds fp32 master weights whatever precision trained it: run them in fp32.
+    fmt::print(stderr, "note: the cpu backend runs in fp32 (the run trained in {})\n", bopt.precision);
+    bopt.precision = "fp32";
+  }
   bopt.attention = lm.cfg.attention;
+  if (on_cpu) bopt.attention.impl = "naive";  // flash computes the same function; the CPU has the reference
   bopt.attention.eot_token = lm.tokenizer->eot_id();
   bopt.max_batch = max_batch;
   bopt.max_seq = max_seq_or_zero > 0 ? max_seq_or_zero : gpt.block_size;
