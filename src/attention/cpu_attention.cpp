@@ -100,7 +100,7 @@ void dropout_probs(S* dst, const S* src, int T, size_t head_index, const Dropout
 
 template <typename S>
 void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, const AttentionShape& shape,
-                             const AttentionOptions& opts, const DropoutState& dropout) {
+                             const AttentionOptions& opts, const DropoutState& dropout, S* lse) {
   check_call(shape, opts, inputs, dropout);
   const int B = shape.B, T = shape.T, H = shape.n_head, Hkv = shape.n_kv_head, D = shape.head_dim;
   const int QKV = shape.qkv_dim(), C = H * D, group = H / Hkv;
@@ -141,6 +141,7 @@ void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, co
           }
         }
         const S inv = S(1) / sum;  // the diagonal is always visible: sum >= 1
+        if (lse) lse[head * T + i] = mx + std::log(sum);
         for (int j = lo; j <= hi; ++j) r[j] *= inv;
       }
       StridedMatMap<S> Y(y + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D, T, D, Strided(C));
@@ -222,9 +223,10 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
 }
 
 template void naive_attention_forward<float>(float*, float*, const float*, const int32_t*, const AttentionShape&,
-                                             const AttentionOptions&, const DropoutState&);
+                                             const AttentionOptions&, const DropoutState&, float*);
 template void naive_attention_forward<double>(double*, double*, const double*, const int32_t*,
-                                              const AttentionShape&, const AttentionOptions&, const DropoutState&);
+                                              const AttentionShape&, const AttentionOptions&, const DropoutState&,
+                                              double*);
 template void naive_attention_backward<float>(float*, const float*, const float*, const float*, const int32_t*,
                                               const AttentionShape&, const AttentionOptions&, const DropoutState&);
 template void naive_attention_backward<double>(double*, const double*, const double*, const double*,

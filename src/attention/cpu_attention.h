@@ -27,11 +27,13 @@ void check_cpu_attention_options(const AttentionOptions& opts);
 // Throws attn::Error for an inconsistent shape (H not a multiple of Hkv, ...).
 void check_attention_shape(const AttentionShape& shape);
 
+// lse (optional): (B, H, T) natural-log logsumexp_j of the visible scores s_ij, the
+// quantity a flash kernel saves for its backward pass.
 // qkv: (B, T, (H + 2 Hkv) D); y: (B, T, H D); P: (B, H, T, T) written;
 // inputs: (B, T) token ids, read only when opts.document_mask.
 template <typename S>
 void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, const AttentionShape& shape,
-                             const AttentionOptions& opts, const DropoutState& dropout);
+                             const AttentionOptions& opts, const DropoutState& dropout, S* lse = nullptr);
 
 // dqkv: (B, T, (H + 2 Hkv) D) written; P from the forward with the same arguments.
 template <typename S>

@@ -1,5 +1,5 @@
 // Flash attention kernels (kernels/flash_attention.h) against the float64 CPU reference
-// (tests/gpu/attention_reference.h), on fresh random inputs read from a packed qkv buffer
+// (the CPU backend's naive attention, attention/cpu_attention.h), on fresh random inputs read from a packed qkv buffer
 // through strides, outputs written into a padded y and into dqkv.
 //
 // Metric: ||x - ref|| / ||ref|| over the whole tensor (O, lse, dQ, dK, dV).
@@ -32,7 +32,7 @@
 
 #include "core/error.h"
 #include "kernels/flash_attention.h"
-#include "tests/gpu/attention_reference.h"
+#include "attention/cpu_attention.h"
 
 namespace {
 
@@ -46,7 +46,13 @@ namespace {
 
 using attn::FlashAttentionBackwardParams;
 using attn::FlashAttentionParams;
-using attn::ref::AttnShape;
+// The attention problem of a test case; the float64 reference is the CPU backend's naive
+// attention (attention/cpu_attention.h), which also gives the logsumexp.
+struct AttnShape {
+  int B = 1, T = 1, H = 1, Hkv = 1, D = 64;
+  bool causal = false;
+  int width() const { return (H + 2 * Hkv) * D; }
+};
 
 double bf16_round(double x) { return static_cast<double>(__bfloat162float(__float2bfloat16(static_cast<float>(x)))); }
 
@@ -123,39 +129,14 @@ RefResult make_reference(const AttnShape& s, uint64_t seed) {
   // bf16-representable inputs, so the bf16 and fp32 paths see the same values.
   for (auto& x : r.qkv) x = bf16_round(nd(gen));
   for (auto& x : r.dy) x = bf16_round(nd(gen));
-  // Tasks: (batch, head, block of 128 query rows), each with its own dK/dV partial buffers.
-  const int RB = 128, nrb = (s.T + RB - 1) / RB, G = s.H / s.Hkv;
-  const int tasks = s.B * s.H * nrb;
-  const size_t part = (size_t)s.T * s.D;
-  std::vector<double> dk_parts(part * tasks, 0.0), dv_parts(part * tasks, 0.0);
-  std::atomic<int> next{0};
-  std::vector<std::thread> th;
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned w = 0; w < std::min<unsigned>(hw, tasks); ++w)
-    th.emplace_back([&] {
-      for (int t; (t = next.fetch_add(1)) < tasks;) {
-        const int rb = t % nrb, h = (t / nrb) % s.H, b = t / nrb / s.H;
-        attn::ref::attention_reference_rows(s, r.qkv.data(), r.dy.data(), r.y.data(), r.lse.data(), r.dqkv.data(),
-                                            dk_parts.data() + part * t, dv_parts.data() + part * t, b, h, rb * RB,
-                                            std::min(s.T, (rb + 1) * RB));
-      }
-    });
-  for (auto& t : th) t.join();
-  const int W = s.width();
-  for (int b = 0; b < s.B; ++b)
-    for (int g = 0; g < s.Hkv; ++g)
-      for (int tk = 0; tk < s.T; ++tk)
-        for (int d = 0; d < s.D; ++d) {
-          double dk = 0.0, dv = 0.0;
-          for (int h = g * G; h < (g + 1) * G; ++h)
-            for (int rb = 0; rb < nrb; ++rb) {
-              const size_t t = ((size_t)b * s.H + h) * nrb + rb;
-              dk += dk_parts[part * t + (size_t)tk * s.D + d];
-              dv += dv_parts[part * t + (size_t)tk * s.D + d];
-            }
-          r.dqkv[((size_t)b * s.T + tk) * W + (size_t)(s.H + g) * s.D + d] = dk;
-          r.dqkv[((size_t)b * s.T + tk) * W + (size_t)(s.H + s.Hkv + g) * s.D + d] = dv;
-        }
+  const attn::AttentionShape shape{s.B, s.T, s.H, s.Hkv, s.D};
+  attn::AttentionOptions opts;
+  opts.causal = s.causal;
+  std::vector<double> P((size_t)s.B * s.H * s.T * s.T);
+  attn::naive_attention_forward(r.y.data(), P.data(), r.qkv.data(), nullptr, shape, opts, attn::DropoutState{},
+                                r.lse.data());
+  attn::naive_attention_backward(r.dqkv.data(), r.dy.data(), r.qkv.data(), P.data(), nullptr, shape, opts,
+                                 attn::DropoutState{});
   return r;
 }
 
