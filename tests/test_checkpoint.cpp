@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
+#include "temp_dir.h"
 
 using namespace attn;
 namespace fs = std::filesystem;
@@ -30,17 +31,12 @@ std::vector<float> random_buffer(size_t n, uint32_t seed) {
   return v;
 }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("attn_test_" + name + "_" + std::to_string(std::random_device{}()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 }  // namespace
 
 TEST(Safetensors, RoundTripAndHeaderLayout) {
-  const fs::path dir = fresh_dir("st");
+  const attn::testing::TempDir tmp("st");
+  const fs::path& dir = tmp.path;
   const auto a = random_buffer(12, 1), b = random_buffer(5, 2);
   write_safetensors((dir / "t.safetensors").string(), {{"a", {3, 4}, a.data()}, {"b", {5}, b.data()}}, {{"k", "v"}});
   const SafetensorsFile f = read_safetensors((dir / "t.safetensors").string());
@@ -54,11 +50,11 @@ TEST(Safetensors, RoundTripAndHeaderLayout) {
   in.read(reinterpret_cast<char*>(&hlen), 8);
   EXPECT_EQ(hlen % 8, 0u);
   EXPECT_EQ(fs::file_size(dir / "t.safetensors"), 8 + hlen + 4 * (12 + 5));
-  fs::remove_all(dir);
 }
 
 TEST(Safetensors, TruncatedAndCorruptFilesAreErrors) {
-  const fs::path dir = fresh_dir("stbad");
+  const attn::testing::TempDir tmp("stbad");
+  const fs::path& dir = tmp.path;
   const auto a = random_buffer(100, 3);
   const std::string path = (dir / "t.safetensors").string();
   write_safetensors(path, {{"a", {100}, a.data()}});
@@ -71,12 +67,12 @@ TEST(Safetensors, TruncatedAndCorruptFilesAreErrors) {
   }
   std::ofstream(path, std::ios::trunc) << "garbage that is not a safetensors file";
   EXPECT_THROW(read_safetensors(path), Error);
-  fs::remove_all(dir);
 }
 
 TEST(Checkpoint, RoundTripKeepsEverything) {
   const ParamLayout layout(tiny_config());
-  const fs::path dir = fresh_dir("ck");
+  const attn::testing::TempDir tmp("ck");
+  const fs::path& dir = tmp.path;
   const auto p = random_buffer(layout.total(), 4), m = random_buffer(layout.total(), 5),
              v = random_buffer(layout.total(), 6);
   TrainState st;
@@ -98,12 +94,12 @@ TEST(Checkpoint, RoundTripKeepsEverything) {
   EXPECT_DOUBLE_EQ(d.state.best_val_loss, 1.5);
   EXPECT_EQ(d.config_toml, "[model]\n");
   EXPECT_TRUE(fs::exists(d.tokenizer_path));
-  fs::remove_all(dir);
 }
 
 TEST(Checkpoint, KeepsNewestAndSurvivesTornWrite) {
   const ParamLayout layout(tiny_config());
-  const fs::path dir = fresh_dir("ckkeep");
+  const attn::testing::TempDir tmp("ckkeep");
+  const fs::path& dir = tmp.path;
   const auto p = random_buffer(layout.total(), 7);
   TrainState st;
   for (int s : {10, 20, 30}) {
@@ -116,12 +112,12 @@ TEST(Checkpoint, KeepsNewestAndSurvivesTornWrite) {
   fs::create_directories(dir / "checkpoints" / "step_000040.tmp");
   std::ofstream(dir / "checkpoints" / "step_000040.tmp" / "model.safetensors") << "torn";
   EXPECT_EQ(load_checkpoint(resolve_checkpoint(dir.string()), layout).state.step, 30);
-  fs::remove_all(dir);
 }
 
 TEST(Checkpoint, ShapeMismatchNamesTensor) {
   const ParamLayout layout(tiny_config());
-  const fs::path dir = fresh_dir("ckshape");
+  const attn::testing::TempDir tmp("ckshape");
+  const fs::path& dir = tmp.path;
   const auto p = random_buffer(layout.total(), 8);
   const std::string ck = save_checkpoint(dir.string(), layout, p.data(), nullptr, nullptr, TrainState{}, "", "", 1);
   GPTConfig other = tiny_config();
@@ -136,7 +132,6 @@ TEST(Checkpoint, ShapeMismatchNamesTensor) {
     EXPECT_NE(msg.find("[64, 32]"), std::string::npos) << msg;
   }
   EXPECT_THROW(resolve_checkpoint((dir / "nothing").string()), Error);
-  fs::remove_all(dir);
 }
 
 TEST(Schedule, WarmupCosineAndFloor) {

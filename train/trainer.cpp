@@ -199,7 +199,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
       metrics.write({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
                      {"step_ms", step_ms}, {"tokens_per_s", tok_s}, {"tokens_seen", state.tokens_seen},
                      {"mem_peak_bytes", mem.total_peak}});
-      say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | ETA {}",
+      if (cfg.logging.progress)
+        say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | ETA {}",
                       state.step, max_iters, loss, lr, norm, step_ms, tok_s,
                       human_duration((max_iters - state.step) * step_ms / 1000.0)));
       window_time = 0, window_steps = 0;
