@@ -247,8 +247,9 @@ void Rendezvous::connect() {
         why = fmt::format("rank {} is out of range 1..{}", r, world - 1);
       else if (peer_fds_[r] >= 0)
         why = fmt::format("rank {} joined twice", r);
-      Blob reply{static_cast<uint8_t>(why.empty() ? 0 : 1)};
-      reply.insert(reply.end(), why.begin(), why.end());
+      Blob reply(1 + why.size());  // status byte (0 = accepted), then the reason
+      reply[0] = why.empty() ? 0 : 1;
+      std::memcpy(reply.data() + 1, why.data(), why.size());
       write_frame(fd, reply, deadline_);
       if (!why.empty()) {
         refused += (refused.empty() ? "" : "; ") + why;
