@@ -161,6 +161,15 @@ TEST(Rendezvous, BlobArrivesAtEveryRank) {
   }
 }
 
+TEST(Rendezvous, SameValueOnAllRanks) {
+  auto errors = run_ranks(4, 10, [](Rendezvous& rv) { require_same_on_all_ranks(rv, "config hash", "abc123"); });
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  errors = run_ranks(3, 10, [](Rendezvous& rv) {
+    require_same_on_all_ranks(rv, "config hash", rv.rank() == 2 ? "fff" : "abc123");
+  });
+  for (const auto& e : errors) EXPECT_EQ(e, "config hash differs between ranks: rank 0 has 'abc123', rank 2 has 'fff'");
+}
+
 TEST(Rendezvous, UnreachableRankZeroTimesOut) {
   int port = 0;
   {

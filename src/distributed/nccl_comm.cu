@@ -33,7 +33,7 @@ void nccl_check(ncclResult_t r, const char* call, ncclComm_t comm) {
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(Rendezvous& rv, int device) : rank_(rv.rank()), world_(rv.world_size()), device_(device) {
-    ::setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
+    if (!std::getenv("NCCL_NVLS_ENABLE")) ::setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
     CUDA_CHECK(cudaSetDevice(device_));
     ncclUniqueId id;
     static_assert(sizeof(id.internal) == NCCL_UNIQUE_ID_BYTES);

@@ -326,4 +326,15 @@ std::vector<Blob> Rendezvous::all_gather(const Blob& mine) {
   return all;
 }
 
+void require_same_on_all_ranks(Rendezvous& rv, const std::string& what, const std::string& value) {
+  const std::vector<Blob> all = rv.all_gather(Blob(value.begin(), value.end()));
+  auto text = [](const Blob& b) {
+    std::string s(b.begin(), b.end());
+    return s.size() > 40 ? s.substr(0, 37) + "..." : s;
+  };
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      fail("{} differs between ranks: rank 0 has '{}', rank {} has '{}'", what, text(all[0]), r, text(all[r]));
+}
+
 }  // namespace attn

@@ -58,4 +58,8 @@ class Rendezvous {
   bool connected_ = false;
 };
 
+// Collective: throws on every rank unless all ranks pass the same `value` (a config hash,
+// a dataset checksum), naming the first rank that differs from rank 0.
+void require_same_on_all_ranks(Rendezvous& rv, const std::string& what, const std::string& value);
+
 }  // namespace attn
