@@ -234,7 +234,8 @@ void Rendezvous::connect() {
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
       Blob hello;
-      if (read_frame(fd, hello, deadline_) != Io::Ok || hello.size() != 12 ||
+      // A rank sends its hello right after connecting; a silent peer must not hold up the others.
+      if (read_frame(fd, hello, std::min(deadline_, now_s() + 10.0)) != Io::Ok || hello.size() != 12 ||
           std::memcmp(hello.data(), kMagic, 4) != 0) {
         close_fd(fd);  // a stray connection (port scanner, health check): not ours
         continue;
