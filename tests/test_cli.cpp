@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include "distributed/devices.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -126,4 +128,13 @@ TEST_F(Cli, SigintSavesCheckpointAndResumes) {
   const RunResult r = run("train -c /dev/null " + tiny() + " --training.max_iters=12 --resume");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, MultiGpuRequestWithoutEnoughGpusIsOneLine) {
+  const int gpus = attn::visible_cuda_devices();
+  if (gpus >= 2) GTEST_SKIP() << "this machine has " << gpus << " CUDA devices";
+  expect_error(run("train -c /dev/null " + tiny() + " --distributed.nproc=2"),
+               "distributed.nproc = 2 needs 2 CUDA devices; this machine has " + std::to_string(gpus));
+  EXPECT_FALSE(fs::exists(root / "data")) << "refused before preparing data";
+  expect_error(run("train -c /dev/null --distributed.zero=2"), "distributed.zero must be 0 or 1");
 }

@@ -23,6 +23,7 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
+#include "distributed/devices.h"
 #include "train/bench.h"
 #include "train/checkpoint.h"
 #include "train/generate.h"
@@ -213,6 +214,7 @@ int main(int argc, char** argv) {
     }
     if (*train) {
       const Config cfg = load_config(config_path, overrides_of(train));
+      check_distributed_request(cfg.distributed, visible_cuda_devices());
       TrainOptions opts;
       opts.resume = resume;
       run_training(cfg, opts);

@@ -72,6 +72,10 @@ std::vector<Field> fields(Config& c) {
       {"device.backend", &c.device.backend},
       {"device.precision", &c.device.precision},
       {"device.threads", &c.device.threads},
+      {"distributed.nproc", &c.distributed.nproc},
+      {"distributed.bucket_mb", &c.distributed.bucket_mb},
+      {"distributed.zero", &c.distributed.zero},
+      {"distributed.timeout_s", &c.distributed.timeout_s},
       {"sample.num_samples", &c.sample.num_samples},
       {"sample.max_new_tokens", &c.sample.max_new_tokens},
       {"sample.temperature", &c.sample.temperature},
@@ -163,7 +167,7 @@ void set_key(Config& cfg, const std::string& key, const toml::node& node, const 
     if (std::string(f.key).rfind(section + ".", 0) == 0) known += (known.empty() ? "" : ", ") + std::string(f.key);
   if (known.empty()) {
     fail("{}: unknown config section '{}' (sections: model, attention, data, optimizer, schedule, "
-         "training, checkpoint, logging, device, sample)", source, section);
+         "training, checkpoint, logging, device, distributed, sample)", source, section);
   }
   fail("{}: unknown config key '{}' (keys of [{}]: {})", source, key, section, known);
 }
@@ -294,6 +298,12 @@ void validate(const Config& c) {
   require(dv.precision == "fp32" || dv.precision == "bf16", "device.precision",
           fmt::format("must be \"fp32\" or \"bf16\" (got \"{}\")", dv.precision));
   require(dv.threads >= 0, "device.threads", "must be >= 0 (0 = all cores)");
+
+  const DistributedSection& ds = c.distributed;
+  require(ds.nproc >= 1, "distributed.nproc", fmt::format("must be >= 1 (got {})", ds.nproc));
+  require(ds.bucket_mb >= 1, "distributed.bucket_mb", fmt::format("must be >= 1 (got {})", ds.bucket_mb));
+  require(ds.zero == 0 || ds.zero == 1, "distributed.zero", fmt::format("must be 0 or 1 (got {})", ds.zero));
+  require(ds.timeout_s >= 1, "distributed.timeout_s", fmt::format("must be >= 1 (got {})", ds.timeout_s));
 
   const auto& sp = c.sample;
   require(sp.num_samples >= 1, "sample.num_samples", "must be >= 1");

@@ -79,6 +79,14 @@ struct DeviceSection {
   int threads = 0;                 // CPU threads, 0: all cores
 };
 
+// Data-parallel training (src/distributed/). nproc > 1 needs that many CUDA devices.
+struct DistributedSection {
+  int nproc = 1;        // processes (one per GPU) on this machine
+  int bucket_mb = 25;   // gradient all-reduce bucket size in MiB
+  int zero = 0;         // 1: ZeRO-1 (optimizer state sharded over the ranks)
+  int timeout_s = 60;   // rendezvous and collective timeout
+};
+
 struct SampleSection {
   int num_samples = 3;
   int max_new_tokens = 200;
@@ -99,6 +107,7 @@ struct Config {
   CheckpointSection checkpoint;
   LoggingSection logging;
   DeviceSection device;
+  DistributedSection distributed;
   SampleSection sample;
 
   // Where each key's value came from ("configs/x.toml", "command line"); absent = default.

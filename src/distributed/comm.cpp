@@ -1,0 +1,26 @@
+// LocalCommunicator, and the stand-ins for the NCCL communicator in builds without NCCL.
+#include "distributed/comm.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace attn {
+
+void LocalCommunicator::reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream) {
+  if (send != recv && count > 0) std::memmove(recv, send, count * sizeof(float));
+}
+
+void LocalCommunicator::all_gather(const float* send, float* recv, size_t count, CommStream) {
+  if (send != recv && count > 0) std::memmove(recv, send, count * sizeof(float));
+}
+
+#if !(defined(ATTN_WITH_CUDA) && defined(ATTN_WITH_NCCL))
+bool nccl_available() { return false; }
+
+std::unique_ptr<Communicator> make_nccl_communicator(Rendezvous&, int) {
+  fail("multi-GPU training needs NCCL, and this binary was built without it (CUDA and libnccl in /usr/local/cuda)");
+}
+#endif
+
+}  // namespace attn
