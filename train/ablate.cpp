@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -33,7 +33,7 @@ struct GridAxis {
 struct GridSpec {
   int tokens_per_batch = 0;  // 0: keep the config's batch size
   int steps = 10, warmup = 3, vocab_size = 0;
-  std::vector<GridAxis> axes;  // arrays: one value per cell along each axis
+  std::vector<GridAxis> axes;                              // arrays: one value per cell along each axis
   std::vector<std::pair<std::string, std::string>> fixed;  // single values: every cell
 };
 
@@ -179,9 +179,10 @@ void write_reports(const std::vector<AblateCellResult>& cells, const GridSpec& s
   {
     std::ofstream md(dir / "results.md", std::ios::trunc);
     ATTN_CHECK(md.good(), "cannot write '{}'", (dir / "results.md").string());
-    md << fmt::format("| variant | seq_len | batch | precision | tokens/s | step ms | MFU | peak GiB | attention share | "
-                      "loss after {} steps |\n",
-                      spec.warmup + spec.steps)
+    md << fmt::format(
+              "| variant | seq_len | batch | precision | tokens/s | step ms | MFU | peak GiB | attention share | "
+              "loss after {} steps |\n",
+              spec.warmup + spec.steps)
        << "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for (const auto& c : cells) {
       if (c.status == "ok") {
@@ -216,12 +217,12 @@ void write_reports(const std::vector<AblateCellResult>& cells, const GridSpec& s
     }
     return out;
   };
-  write_svg_file((dir / "throughput.svg").string(),
-                 plot_svg(PlotAxes{"throughput vs sequence length", "seq_len (log2)", "tokens/s", true},
-                          as_lines(throughput)));
-  write_svg_file((dir / "memory.svg").string(),
-                 plot_svg(PlotAxes{"peak memory vs sequence length", "seq_len (log2)", "peak GiB", true},
-                          as_lines(memory)));
+  write_svg_file(
+      (dir / "throughput.svg").string(),
+      plot_svg(PlotAxes{"throughput vs sequence length", "seq_len (log2)", "tokens/s", true}, as_lines(throughput)));
+  write_svg_file(
+      (dir / "memory.svg").string(),
+      plot_svg(PlotAxes{"peak memory vs sequence length", "seq_len (log2)", "peak GiB", true}, as_lines(memory)));
   // Pareto front: no other cell has both less (or equal) memory and more throughput.
   std::vector<PlotSeries> pareto;
   for (auto& [name, s] : scatter) {
@@ -235,9 +236,9 @@ void write_reports(const std::vector<AblateCellResult>& cells, const GridSpec& s
   for (auto [m, t] : mem_tps)
     if (t > best) front.points.emplace_back(m, t), best = t;
   pareto.push_back(front);
-  write_svg_file((dir / "pareto.svg").string(),
-                 plot_svg(PlotAxes{"memory vs throughput (Pareto front in black)", "peak GiB", "tokens/s", false},
-                          pareto));
+  write_svg_file(
+      (dir / "pareto.svg").string(),
+      plot_svg(PlotAxes{"memory vs throughput (Pareto front in black)", "peak GiB", "tokens/s", false}, pareto));
 }
 
 }  // namespace
@@ -271,8 +272,8 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
     std::string setup_error;
     if (spec.tokens_per_batch > 0) {
       if (spec.tokens_per_batch % r.seq_len != 0)
-        setup_error = fmt::format("tokens_per_batch {} is not a multiple of seq_len {}", spec.tokens_per_batch,
-                                  r.seq_len);
+        setup_error =
+            fmt::format("tokens_per_batch {} is not a multiple of seq_len {}", spec.tokens_per_batch, r.seq_len);
       r.batch = spec.tokens_per_batch / r.seq_len;
       kv.emplace_back("training.batch_size", std::to_string(r.batch));
       kv.emplace_back("training.grad_accum", "1");
@@ -285,9 +286,15 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
     const std::string log_path = (cells_dir / (r.name + ".log")).string();
     fs::remove(json_path);
     if (setup_error.empty()) {
-      std::vector<std::string> args = {"bench",   "-c",        opts.config_path,
-                                       "--steps", std::to_string(spec.steps), "--warmup",
-                                       std::to_string(spec.warmup), "--profile", "--json",
+      std::vector<std::string> args = {"bench",
+                                       "-c",
+                                       opts.config_path,
+                                       "--steps",
+                                       std::to_string(spec.steps),
+                                       "--warmup",
+                                       std::to_string(spec.warmup),
+                                       "--profile",
+                                       "--json",
                                        json_path};
       if (spec.vocab_size > 0) args.insert(args.end(), {"--vocab-size", std::to_string(spec.vocab_size)});
       args.insert(args.end(), r.overrides.begin(), r.overrides.end());
@@ -319,8 +326,8 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
       std::string ov;
       for (const auto& o : r.overrides) ov += " " + o;
       if (r.status == "ok")
-        fmt::print("{} [{}/{}]{}: {:.0f} tokens/s, {:.1f} ms/step, peak {:.2f} GiB, attention {:.1f}%\n", r.name,
-                   i + 1, n_cells, ov, r.tokens_per_s, r.step_ms, r.peak_gib, 100 * r.attention_share);
+        fmt::print("{} [{}/{}]{}: {:.0f} tokens/s, {:.1f} ms/step, peak {:.2f} GiB, attention {:.1f}%\n", r.name, i + 1,
+                   n_cells, ov, r.tokens_per_s, r.step_ms, r.peak_gib, 100 * r.attention_share);
       else
         fmt::print("{} [{}/{}]{}: {} ({})\n", r.name, i + 1, n_cells, ov, r.status == "oom" ? "OOM" : "failed",
                    r.error);

@@ -198,7 +198,8 @@ int main(int argc, char** argv) {
   bench->add_option("--json", bench_json, "also write the figures to this JSON file");
   std::string bench_profile_json;
   bench->add_flag("--profile", bench_opts.profile, "time per operation category and print the table");
-  bench->add_option("--profile-json", bench_profile_json, "write the step profile to this JSON file (implies --profile)");
+  bench->add_option("--profile-json", bench_profile_json,
+                    "write the step profile to this JSON file (implies --profile)");
   bench->allow_extras();
 
   auto* ablate = app.add_subcommand("ablate", "benchmark a grid of configs (one process per cell) and report it");
@@ -258,7 +259,8 @@ int main(int argc, char** argv) {
       o.config_path = ablate_config, o.grid_path = ablate_grid, o.out_dir = ablate_out;
       o.executable = fs::read_symlink("/proc/self/exe").string();
       const auto cells = run_ablation(o);
-      const auto ok = std::count_if(cells.begin(), cells.end(), [](const AblateCellResult& c) { return c.status == "ok"; });
+      const auto ok =
+          std::count_if(cells.begin(), cells.end(), [](const AblateCellResult& c) { return c.status == "ok"; });
       fmt::print("ablate: {} of {} cells ran; results in {}/results.md\n", ok, cells.size(), ablate_out);
       return 0;
     }

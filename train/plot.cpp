@@ -21,10 +21,14 @@ const char* palette(size_t i) {
 std::string escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
   }
   return out;
 }
@@ -48,7 +52,9 @@ std::string plot_svg(const PlotAxes& axes, const std::vector<PlotSeries>& series
   auto px = [&](double x) { return L + (fx(x) - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
   std::ostringstream svg;
-  svg << fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">)", W, H)
+  svg << fmt::format(
+             R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">)",
+             W, H)
       << "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << fmt::format(R"(<text x="{}" y="24" font-size="15" text-anchor="middle">{}</text>)", W / 2, escape(axes.title))
       << "\n";
@@ -68,8 +74,8 @@ std::string plot_svg(const PlotAxes& axes, const std::vector<PlotSeries>& series
   }
   svg << fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{}</text>)", W / 2, H - 12, escape(axes.x_label))
       << "\n"
-      << fmt::format(R"svg(<text x="14" y="{}" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>)svg", H / 2, H / 2,
-                     escape(axes.y_label))
+      << fmt::format(R"svg(<text x="14" y="{}" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>)svg", H / 2,
+                     H / 2, escape(axes.y_label))
       << "\n";
   int legend = 0;
   for (size_t i = 0; i < series.size(); ++i) {

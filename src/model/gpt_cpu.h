@@ -101,8 +101,10 @@ class CpuGPT {
   // Runs call, timed under category c when a timer is set.
   template <typename F>
   void timed(OpCategory c, F&& call) {
-    if (timer_) timer_->time(c, std::forward<F>(call));
-    else call();
+    if (timer_)
+      timer_->time(c, std::forward<F>(call));
+    else
+      call();
   }
 };
 
