@@ -317,7 +317,10 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
         }
       } else {
         r.error = error_line(log_path, status);
-        r.status = r.error.find("out of GPU memory") != std::string::npos ? "oom" : "error";
+        // our allocator's text; a CUDA library that runs out on its own reports cudaErrorMemoryAllocation
+        const bool oom = r.error.find("out of GPU memory") != std::string::npos ||
+                         r.error.find("cudaErrorMemoryAllocation") != std::string::npos;
+        r.status = oom ? "oom" : "error";
       }
     } else {
       r.status = "error", r.error = setup_error;
