@@ -77,6 +77,20 @@ TEST_F(Cli, TrainSampleEvalRoundTrip) {
   EXPECT_NE(r.out.find("val loss"), std::string::npos) << r.out;
 }
 
+TEST_F(Cli, ProfileFlagsPrintTheTableAndWriteJson) {
+  RunResult r = run("train " + tiny() + " --training.max_iters=3 --profile -c /dev/null");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("attention_fwd"), std::string::npos) << r.out;
+  EXPECT_NE(slurp(root / "run" / "profile.json").find("\"unaccounted_share\""), std::string::npos);
+  const std::string json = (root / "bench_profile.json").string();
+  r = run("bench --steps 2 --warmup 1 --vocab-size 64 --profile-json " + json +
+          " --model.n_layer=1 --model.n_head=2 --model.n_embd=16 --model.block_size=16 --training.batch_size=2"
+          " --device.backend=cpu");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("% of step"), std::string::npos) << r.out;
+  EXPECT_NE(slurp(json).find("\"attention_bwd\""), std::string::npos);
+}
+
 TEST_F(Cli, BadConfigInputsGiveOneLineErrors) {
   std::ofstream(root / "bad.toml") << "[model]\nn_layers = 3\n";
   expect_error(run("train -c " + (root / "bad.toml").string()), "model.n_layers");

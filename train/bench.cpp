@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "core/rng.h"
+#include "train/profile.h"
 
 namespace attn {
 
@@ -37,7 +38,10 @@ nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
   const AdamWConfig adamw{0.9f, 0.95f, 1e-8f, 0.1f};
   std::vector<double> times;
   double loss_first = 0, loss_last = 0;
+  StepProfileReport profile;
+  model->set_profiling(opts.profile);
   for (int s = 0; s < opts.warmup_steps + opts.steps; ++s) {
+    if (opts.profile) model->reset_profile();
     const auto t0 = std::chrono::steady_clock::now();
     model->zero_grad();
     double loss = 0;
@@ -51,7 +55,10 @@ nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s == 0) loss_first = loss / accum;
     loss_last = loss / accum;
-    if (s >= opts.warmup_steps) times.push_back(dt);
+    if (s >= opts.warmup_steps) {
+      times.push_back(dt);
+      if (opts.profile) profile.add_step(model->profile(), dt * 1e3);
+    }
   }
   std::sort(times.begin(), times.end());
   const double step_s = times[times.size() / 2];  // median
@@ -62,7 +69,7 @@ nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
   const MemoryReport mem = model->memory();
   nlohmann::json memj = nlohmann::json::object();
   for (const auto& c : mem.categories) memj[c.name] = c.peak;
-  return {{"backend", model->name()},
+  nlohmann::json result = {{"backend", model->name()},
           {"precision", cfg.device.precision},
           {"attention", cfg.attention.impl},
           {"batch", B},
@@ -77,6 +84,8 @@ nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
           {"memory_peak", memj},
           {"loss_first", loss_first},
           {"loss_last", loss_last}};
+  if (opts.profile) result["profile"] = profile.to_json();
+  return result;
 }
 
 }  // namespace attn

@@ -4,8 +4,11 @@
 //   attnlab train   -c CONFIG [--resume] [--section.key=value ...]
 //   attnlab sample  --checkpoint RUN_OR_CKPT [--prompt TEXT] [--section.key=value ...]
 //   attnlab eval    --checkpoint RUN_OR_CKPT [--section.key=value ...]
+//   attnlab bench   -c CONFIG [--profile] [--profile-json FILE] [--json FILE] [--section.key=value ...]
+//   attnlab ablate  -c CONFIG --grid GRID.toml --out DIR
 //
 // Every failure the user can cause ends in one line "error: ..." and exit code 1.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -24,9 +27,11 @@
 #include "data/prepare.h"
 #include "data/tokenizer.h"
 #include "distributed/devices.h"
+#include "train/ablate.h"
 #include "train/bench.h"
 #include "train/checkpoint.h"
 #include "train/generate.h"
+#include "train/profile.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -168,6 +173,8 @@ int main(int argc, char** argv) {
   bool resume = false;
   train->add_option("-c,--config", config_path, "TOML config file")->required();
   train->add_flag("--resume", resume, "continue from the run's latest checkpoint");
+  bool train_profile = false;
+  train->add_flag("--profile", train_profile, "time per operation category; table at the end, <out_dir>/profile.json");
   train->allow_extras();
 
   auto* sample = app.add_subcommand("sample", "generate text from a checkpoint");
@@ -190,7 +197,17 @@ int main(int argc, char** argv) {
   bench->add_option("--steps", bench_opts.steps, "timed steps (median reported)");
   bench->add_option("--warmup", bench_opts.warmup_steps, "untimed steps first");
   bench->add_option("--json", bench_json, "also write the figures to this JSON file");
+  std::string bench_profile_json;
+  bench->add_flag("--profile", bench_opts.profile, "time per operation category and print the table");
+  bench->add_option("--profile-json", bench_profile_json,
+                    "write the step profile to this JSON file (implies --profile)");
   bench->allow_extras();
+
+  auto* ablate = app.add_subcommand("ablate", "benchmark a grid of configs (one process per cell) and report it");
+  std::string ablate_config, ablate_grid, ablate_out;
+  ablate->add_option("-c,--config", ablate_config, "base TOML config")->required();
+  ablate->add_option("--grid", ablate_grid, "grid TOML ([grid] axes, tokens_per_batch, steps, warmup)")->required();
+  ablate->add_option("--out", ablate_out, "output directory (results.csv, results.md, *.svg)")->required();
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -217,6 +234,7 @@ int main(int argc, char** argv) {
       check_distributed_request(cfg.distributed, visible_cuda_devices());
       TrainOptions opts;
       opts.resume = resume;
+      opts.profile = train_profile;
       run_training(cfg, opts);
       return 0;
     }
@@ -225,16 +243,29 @@ int main(int argc, char** argv) {
     }
     if (*bench) {
       const Config cfg = load_config(bench_config, overrides_of(bench));
+      if (!bench_profile_json.empty()) bench_opts.profile = true;
       const nlohmann::json r = run_step_benchmark(cfg, bench_opts);
       fmt::print("{}\n", r.dump());
       fmt::print("bench: {} {} attention={} B={} T={}: {:.0f} tokens/s, {:.1f} ms/step, MFU {:.1f}%, peak {:.2f} GiB\n",
                  r["backend"].get<std::string>(), r["precision"].get<std::string>(), r["attention"].get<std::string>(),
                  r["batch"].get<int>(), r["seq_len"].get<int>(), r["tokens_per_s"].get<double>(),
                  r["step_ms"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_bytes"].get<double>() / (1 << 30));
+      if (bench_opts.profile) fmt::print("{}", format_profile_table(r["profile"]));
+      if (!bench_profile_json.empty()) std::ofstream(bench_profile_json) << r["profile"].dump(2) << "\n";
       if (!bench_json.empty()) std::ofstream(bench_json) << r.dump(2) << "\n";
       return 0;
     }
     if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split);
+    if (*ablate) {
+      AblateOptions o;
+      o.config_path = ablate_config, o.grid_path = ablate_grid, o.out_dir = ablate_out;
+      o.executable = fs::read_symlink("/proc/self/exe").string();
+      const auto cells = run_ablation(o);
+      const auto ok =
+          std::count_if(cells.begin(), cells.end(), [](const AblateCellResult& c) { return c.status == "ok"; });
+      fmt::print("ablate: {} of {} cells ran; results in {}/results.md\n", ok, cells.size(), ablate_out);
+      return 0;
+    }
   } catch (const Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "train/plot.h"
 
 namespace attn {
 
@@ -42,65 +43,20 @@ void MetricsLog::write(const nlohmann::json& record) {
   out_.flush();
 }
 
-namespace {
-struct Series {
-  std::string name, color;
-  std::vector<std::pair<double, double>> pts;
-};
-}  // namespace
-
 void write_loss_plot(const std::string& metrics_path, const std::string& svg_path, const std::string& title) {
-  Series train{"train loss", "#1f77b4", {}}, val{"val loss", "#d62728", {}};
+  PlotSeries train{"train loss", "#1f77b4", {}}, val{"val loss", "#d62728", {}};
   std::ifstream in(metrics_path);
   for (std::string line; std::getline(in, line);) {
     try {
       const auto j = nlohmann::json::parse(line);
       const double step = j.value("step", 0.0);
-      if (j.contains("loss")) train.pts.emplace_back(step, j["loss"].get<double>());
-      if (j.contains("val_loss")) val.pts.emplace_back(step, j["val_loss"].get<double>());
+      if (j.contains("loss")) train.points.emplace_back(step, j["loss"].get<double>());
+      if (j.contains("val_loss")) val.points.emplace_back(step, j["val_loss"].get<double>());
     } catch (const std::exception&) {
     }
   }
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  for (const Series* s : {&train, &val})
-    for (auto [x, y] : s->pts)
-      if (std::isfinite(y)) {
-        x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
-      }
-  if (x0 > x1) return;  // nothing to draw yet
-  if (x1 == x0) x1 = x0 + 1;
-  if (y1 - y0 < 1e-9) y1 = y0 + 1;
-  const double W = 720, H = 420, L = 60, R = 20, T = 40, B = 50;
-  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-  auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
-  std::ostringstream svg;
-  svg << fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12">)", W, H)
-      << "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << fmt::format(R"(<text x="{}" y="24" font-size="15" text-anchor="middle">{}</text>)", W / 2, title) << "\n";
-  for (int i = 0; i <= 5; ++i) {  // grid and axis labels
-    const double y = y0 + (y1 - y0) * i / 5, x = x0 + (x1 - x0) * i / 5;
-    svg << fmt::format(R"(<line x1="{}" y1="{:.1f}" x2="{}" y2="{:.1f}" stroke="#ddd"/>)", L, py(y), W - R, py(y))
-        << fmt::format(R"(<text x="{}" y="{:.1f}" text-anchor="end">{:.3f}</text>)", L - 5, py(y) + 4, y)
-        << fmt::format(R"(<text x="{:.1f}" y="{}" text-anchor="middle">{:.0f}</text>)", px(x), H - B + 18, x) << "\n";
-  }
-  svg << fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">step</text>)", W / 2, H - 12) << "\n";
-  int legend = 0;
-  for (const Series* s : {&train, &val}) {
-    if (s->pts.empty()) continue;
-    svg << "<polyline fill=\"none\" stroke=\"" << s->color << "\" stroke-width=\"1.5\" points=\"";
-    for (auto [x, y] : s->pts)
-      if (std::isfinite(y)) svg << fmt::format("{:.1f},{:.1f} ", px(x), py(y));
-    svg << "\"/>\n"
-        << fmt::format(R"(<text x="{}" y="{}" fill="{}">{}</text>)", W - R - 110, T + 16 + 16 * legend++, s->color, s->name)
-        << "\n";
-  }
-  svg << "</svg>\n";
-  const std::string tmp = svg_path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << svg.str();
-  }
-  std::filesystem::rename(tmp, svg_path);
+  // nothing to draw yet: plot_svg returns "" and no file is written
+  write_svg_file(svg_path, plot_svg(PlotAxes{title, "step", "loss"}, {train, val}));
 }
 
 }  // namespace attn

@@ -16,6 +16,7 @@
 #include "data/prepare.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
+#include "train/profile.h"
 #include "train/schedule.h"
 #include "train/signals.h"
 
@@ -164,9 +165,12 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   const int64_t first_step = state.step;
   double window_time = 0;
   int64_t window_steps = 0;
+  StepProfileReport profile;
+  model->set_profiling(opts.profile);
   while (state.step < max_iters) {
     if (cfg.training.eval_interval > 0 && state.step % cfg.training.eval_interval == 0) run_eval();
 
+    if (opts.profile) model->reset_profile();  // evaluation is not part of the step
     const auto t0 = Clock::now();
     const double lr = schedule(state.step);
     model->zero_grad();
@@ -190,6 +194,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     state.tokens_seen += tokens_per_step;
     const double dt = seconds_since(t0);
     window_time += dt, window_steps += 1;
+    if (opts.profile) profile.add_step(model->profile(), dt * 1e3);
     result.last_loss = loss;
 
     if (state.step % cfg.training.log_interval == 0 || state.step == max_iters) {
@@ -219,6 +224,11 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   if (!result.interrupted) {
     if (max_iters > first_step || !opts.resume) result.val_loss = run_eval();
     say(fmt::format("checkpoint {}", save()));
+  }
+  if (opts.profile && profile.steps() > 0) {
+    const std::string path = (fs::path(cfg.training.out_dir) / "profile.json").string();
+    profile.write_json(path);
+    say(fmt::format("step profile ({}):\n{}", path, profile.table()));
   }
   result.step = state.step;
   result.val_loss = state.last_val_loss;

@@ -12,6 +12,7 @@ struct TrainOptions {
   bool resume = false;       // continue from <out_dir>/checkpoints/latest
   bool quiet = false;        // no progress lines (tests)
   int64_t stop_after = -1;   // stop (with a checkpoint) after this many steps in this process
+  bool profile = false;      // time per operation category: table at the end, <out_dir>/profile.json
 };
 
 struct TrainResult {

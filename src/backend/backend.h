@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "attention/attention.h"
+#include "backend/step_profile.h"
 #include "model/param_layout.h"
 
 namespace attn {
@@ -73,6 +74,13 @@ class Backend {
   virtual void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) = 0;
 
   virtual MemoryReport memory() const = 0;
+
+  // Time per operation category (backend/step_profile.h). Off by default; when off no call
+  // is timed and nothing is synchronised. profile() waits for the timed work to finish
+  // (CUDA: once, on the last event) and returns what accumulated since reset_profile().
+  virtual void set_profiling(bool on) = 0;
+  virtual StepProfile profile() const = 0;
+  virtual void reset_profile() = 0;
 };
 
 struct BackendOptions {

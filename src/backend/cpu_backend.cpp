@@ -3,6 +3,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <vector>
 #ifdef _OPENMP
@@ -27,6 +28,7 @@ class CpuBackend final : public Backend {
         m_(model_.num_scalars(), 0.0f),
         v_(model_.num_scalars(), 0.0f) {
     peak_acts_ = model_.activation_bytes();
+    model_.set_op_timer(&timer_);
   }
 
   std::string name() const override { return "cpu"; }
@@ -44,12 +46,17 @@ class CpuBackend final : public Backend {
     std::copy(v_.begin(), v_.end(), v);
   }
 
-  void zero_grad() override { model_.zero_grad(); }
+  void zero_grad() override {
+    timer_.time(OpCategory::Other, [&] { model_.zero_grad(); });
+  }
 
   float forward_backward(const Batch& batch, float grad_scale, const StepContext& ctx) override {
     ATTN_CHECK(batch.targets != nullptr, "forward_backward needs targets");
-    const float loss = model_.forward(batch.inputs, batch.targets, batch.B, batch.T, ctx);
-    model_.backward(grad_scale);
+    float loss = 0;
+    whole_call([&] {
+      loss = model_.forward(batch.inputs, batch.targets, batch.B, batch.T, ctx);
+      model_.backward(grad_scale);
+    });
     track();
     return loss;
   }
@@ -71,18 +78,23 @@ class CpuBackend final : public Backend {
   float grad_norm() override {
     const float* g = model_.grads();
     const std::ptrdiff_t nn = static_cast<std::ptrdiff_t>(n());
-    const double sum = ordered_parallel_sum(nn, [g](std::ptrdiff_t i) { return static_cast<double>(g[i]) * g[i]; });
+    double sum = 0;
+    timer_.time(OpCategory::Optimizer, [&] {
+      sum = ordered_parallel_sum(nn, [g](std::ptrdiff_t i) { return static_cast<double>(g[i]) * g[i]; });
+    });
     return static_cast<float>(std::sqrt(sum));
   }
 
   void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) override {
     ATTN_CHECK(t >= 1, "adamw_step: step count t = {} must be >= 1", t);
     // One call per tensor (weight decay on matrices only); the alignment gaps stay zero.
-    for (const ParamTensor& pt : model_.layout().tensors()) {
-      const size_t o = pt.offset;
-      adamw_update(model_.params() + o, model_.grads() + o, m_.data() + o, v_.data() + o, pt.numel, lr, cfg.beta1,
-                   cfg.beta2, cfg.eps, pt.decay() ? cfg.weight_decay : 0.0f, grad_multiplier, t);
-    }
+    timer_.time(OpCategory::Optimizer, [&] {
+      for (const ParamTensor& pt : model_.layout().tensors()) {
+        const size_t o = pt.offset;
+        adamw_update(model_.params() + o, model_.grads() + o, m_.data() + o, v_.data() + o, pt.numel, lr, cfg.beta1,
+                     cfg.beta2, cfg.eps, pt.decay() ? cfg.weight_decay : 0.0f, grad_multiplier, t);
+      }
+    });
   }
 
   MemoryReport memory() const override {
@@ -94,13 +106,30 @@ class CpuBackend final : public Backend {
     return r;
   }
 
+  void set_profiling(bool on) override { timer_.set_enabled(on); }
+  StepProfile profile() const override { return timer_.profile(); }
+  void reset_profile() override { timer_.reset(); }
+
  private:
   size_t n() const { return model_.num_scalars(); }
   void track() { peak_acts_ = std::max(peak_acts_, model_.activation_bytes()); }
+  // Runs a call whose named ops time themselves; what the call spends outside them (token
+  // checks, copies of the batch) is added to "other".
+  template <typename F>
+  void whole_call(F&& call) {
+    if (!timer_.enabled()) return call();
+    const double inside_before = timer_.profile().total_ms();
+    const auto t0 = std::chrono::steady_clock::now();
+    call();
+    const double whole = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double inside = timer_.profile().total_ms() - inside_before;
+    timer_.add(OpCategory::Other, std::max(0.0, whole - inside));
+  }
 
   CpuGPT<float> model_;
   AlignedVector<float> m_, v_;
   size_t peak_acts_ = 0;
+  HostOpTimer timer_;
 };
 
 }  // namespace

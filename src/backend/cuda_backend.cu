@@ -12,6 +12,7 @@
 // One stream; the host waits only where a value comes back (loss, grad norm, logits,
 // whole-buffer copies).
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "attention/cuda_attention.h"
@@ -19,6 +20,7 @@
 #include "backend/cuda_check.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
+#include "backend/cuda_op_timer.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "model/dropout_sites.h"
@@ -125,7 +127,9 @@ class CudaBackend final : public Backend {
     download(v, v_);
   }
 
-  void zero_grad() override { CUDA_CHECK(cudaMemsetAsync(grads_, 0, total_bytes(), stream_)); }
+  void zero_grad() override {
+    timed(OpCategory::Other, [&] { CUDA_CHECK(cudaMemsetAsync(grads_, 0, total_bytes(), stream_)); });
+  }
 
   // ---- the training step -------------------------------------------------------------------
   float forward_backward(const Batch& batch, float grad_scale, const StepContext& ctx) override {
@@ -156,7 +160,8 @@ class CudaBackend final : public Backend {
   }
 
   float grad_norm() override {
-    kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_);
+    timed(OpCategory::Optimizer,
+          [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
     double sq = 0.0;
     CUDA_CHECK(cudaMemcpyAsync(&sq, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
     sync();
@@ -167,12 +172,18 @@ class CudaBackend final : public Backend {
     ATTN_CHECK(t >= 1, "adamw_step: step count t = {} (1-based)", t);
     const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
     const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
-    kern::adamw_update(params_, grads_, m_, v_, dt_ == DType::BF16 ? reinterpret_cast<bf16*>(cparams_) : nullptr,
-                       decay_bits_, layout_.total(), lr, c.beta1, c.beta2, static_cast<float>(bc1),
-                       static_cast<float>(bc2), c.eps, c.weight_decay, grad_multiplier, stream_);
+    timed(OpCategory::Optimizer, [&] {
+      kern::adamw_update(params_, grads_, m_, v_, dt_ == DType::BF16 ? reinterpret_cast<bf16*>(cparams_) : nullptr,
+                         decay_bits_, layout_.total(), lr, c.beta1, c.beta2, static_cast<float>(bc1),
+                         static_cast<float>(bc2), c.eps, c.weight_decay, grad_multiplier, stream_);
+    });
   }
 
   MemoryReport memory() const override { return mem_.report(); }
+
+  void set_profiling(bool on) override { timer_.set_enabled(on); }
+  StepProfile profile() const override { return timer_.profile(); }
+  void reset_profile() override { timer_.reset(); }
 
  private:
   // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f; logits = x wte^T ----------------------
@@ -180,34 +191,53 @@ class CudaBackend final : public Backend {
     const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
     const size_t NC = static_cast<size_t>(N) * C;
     const AttentionShape shape = attention_shape(B, T_);
-    kern::encoder_forward(encoded_, tokens_dev(), P(layout_.wte()), P(layout_.wpe()), B, T_, C,
-                          dropout(ctx, cfg_.dropout, site::kEmbedding), stream_);
+    timed(OpCategory::Other, [&] {
+      kern::encoder_forward(encoded_, tokens_dev(), P(layout_.wte()), P(layout_.wpe()), B, T_, C,
+                            dropout(ctx, cfg_.dropout, site::kEmbedding), stream_);
+    });
     for (int l = 0; l < cfg_.n_layer; ++l) {
       const LayerParams& lp = layout_.layer(l);
       LayerActs<T>& a = layers_[l];
       const T* x = layer_input(l);
       // attention branch: res_mid = x + drop(c_proj(attn(ln_1(x))))
-      kern::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w), P(lp.ln1_b), N, C, stream_);
-      matmul_->forward(a.qkv, a.ln1, P(lp.qkv_w), P(lp.qkv_b), N, C, QKV);
-      attention_->forward(a.qkv, a.atty, a.att_saved, att_scratch_, shape,
-                          dropout(ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
-      matmul_->forward(tmp_, a.atty, P(lp.attproj_w), P(lp.attproj_b), N, C, C);
-      kern::residual_forward(a.res_mid, x, tmp_, NC, dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
+      timed(OpCategory::Norm, [&] {
+        kern::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w), P(lp.ln1_b), N, C, stream_);
+      });
+      timed(OpCategory::Matmul, [&] { matmul_->forward(a.qkv, a.ln1, P(lp.qkv_w), P(lp.qkv_b), N, C, QKV); });
+      timed(OpCategory::AttentionFwd, [&] {
+        attention_->forward(a.qkv, a.atty, a.att_saved, att_scratch_, shape,
+                            dropout(ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
+      });
+      timed(OpCategory::Matmul, [&] { matmul_->forward(tmp_, a.atty, P(lp.attproj_w), P(lp.attproj_b), N, C, C); });
+      timed(OpCategory::Other, [&] {
+        kern::residual_forward(a.res_mid, x, tmp_, NC, dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
+      });
       // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid)))))
-      kern::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res_mid, P(lp.ln2_w), P(lp.ln2_b), N, C, stream_);
-      matmul_->forward(a.fch_gelu, a.ln2, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/a.fch);
-      matmul_->forward(tmp_, a.fch_gelu, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C);
-      kern::residual_forward(a.res_out, a.res_mid, tmp_, NC, dropout(ctx, cfg_.dropout, site::mlp_branch(l)), stream_);
+      timed(OpCategory::Norm, [&] {
+        kern::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res_mid, P(lp.ln2_w), P(lp.ln2_b), N, C, stream_);
+      });
+      timed(OpCategory::Matmul,
+            [&] { matmul_->forward(a.fch_gelu, a.ln2, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/a.fch); });
+      timed(OpCategory::Matmul,
+            [&] { matmul_->forward(tmp_, a.fch_gelu, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C); });
+      timed(OpCategory::Other, [&] {
+        kern::residual_forward(a.res_out, a.res_mid, tmp_, NC, dropout(ctx, cfg_.dropout, site::mlp_branch(l)),
+                               stream_);
+      });
     }
-    kern::layernorm_forward(lnf_, lnf_mean_, lnf_rstd_, layer_input(cfg_.n_layer), P(layout_.lnf_w()),
-                            P(layout_.lnf_b()), N, C, stream_);
-    matmul_->forward(acts_logits_, lnf_, P(layout_.wte()), nullptr, N, C, Vp);
+    timed(OpCategory::Norm, [&] {
+      kern::layernorm_forward(lnf_, lnf_mean_, lnf_rstd_, layer_input(cfg_.n_layer), P(layout_.lnf_w()),
+                              P(layout_.lnf_b()), N, C, stream_);
+    });
+    timed(OpCategory::Classifier, [&] { matmul_->forward(acts_logits_, lnf_, P(layout_.wte()), nullptr, N, C, Vp); });
   }
 
   // losses per position; with write_grad the logits become dlogits (scaled by dloss).
   void classifier(int N, float dloss, bool write_grad) {
-    kern::classifier_forward_backward(acts_logits_, losses_, targets_dev(), N, cfg_.vocab_size,
-                                      cfg_.padded_vocab_size, dloss, write_grad, stream_);
+    timed(OpCategory::Classifier, [&] {
+      kern::classifier_forward_backward(acts_logits_, losses_, targets_dev(), N, cfg_.vocab_size,
+                                        cfg_.padded_vocab_size, dloss, write_grad, stream_);
+    });
   }
 
   // ---- backward: from dlogits (in the logits buffer) to every parameter gradient ----------------
@@ -216,41 +246,59 @@ class CudaBackend final : public Backend {
     const size_t NC = static_cast<size_t>(N) * C;
     const AttentionShape shape = attention_shape(B, T_);
     // logits = ln_f(x) wte^T
-    matmul_->backward_input(dbuf_, acts_logits_, P(layout_.wte()), N, C, Vp);
-    matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, lnf_, N, C, Vp, reduce_scratch_);
-    CUDA_CHECK(cudaMemsetAsync(dres_, 0, NC * sizeof(T), stream_));
-    kern::layernorm_backward(dres_, G(layout_.lnf_w()), G(layout_.lnf_b()), reduce_scratch_, dbuf_,
-                             layer_input(cfg_.n_layer), P(layout_.lnf_w()), lnf_mean_, lnf_rstd_, N, C, stream_);
+    timed(OpCategory::Classifier, [&] { matmul_->backward_input(dbuf_, acts_logits_, P(layout_.wte()), N, C, Vp); });
+    timed(OpCategory::Classifier,
+          [&] { matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, lnf_, N, C, Vp, reduce_scratch_); });
+    timed(OpCategory::Other, [&] { CUDA_CHECK(cudaMemsetAsync(dres_, 0, NC * sizeof(T), stream_)); });
+    timed(OpCategory::Norm, [&] {
+      kern::layernorm_backward(dres_, G(layout_.lnf_w()), G(layout_.lnf_b()), reduce_scratch_, dbuf_,
+                               layer_input(cfg_.n_layer), P(layout_.lnf_w()), lnf_mean_, lnf_rstd_, N, C, stream_);
+    });
     for (int l = cfg_.n_layer - 1; l >= 0; --l) {
       const LayerParams& lp = layout_.layer(l);
       const LayerActs<T>& a = layers_[l];
       // MLP branch (dres = d res_out)
       const T* dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::mlp_branch(l)));
-      matmul_->backward_weight(G(lp.fcproj_w), G(lp.fcproj_b), dbranch, a.fch_gelu, N, 4 * C, C, reduce_scratch_);
-      matmul_->backward_input(dfch_, dbranch, P(lp.fcproj_w), N, 4 * C, C, /*pre_gelu=*/a.fch);
-      matmul_->backward_weight(G(lp.fc_w), G(lp.fc_b), dfch_, a.ln2, N, C, 4 * C, reduce_scratch_);
-      matmul_->backward_input(dbuf_, dfch_, P(lp.fc_w), N, C, 4 * C);
-      kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
-                               a.ln2_mean, a.ln2_rstd, N, C, stream_);
+      timed(OpCategory::Matmul, [&] {
+        matmul_->backward_weight(G(lp.fcproj_w), G(lp.fcproj_b), dbranch, a.fch_gelu, N, 4 * C, C, reduce_scratch_);
+      });
+      timed(OpCategory::Matmul,
+            [&] { matmul_->backward_input(dfch_, dbranch, P(lp.fcproj_w), N, 4 * C, C, /*pre_gelu=*/a.fch); });
+      timed(OpCategory::Matmul,
+            [&] { matmul_->backward_weight(G(lp.fc_w), G(lp.fc_b), dfch_, a.ln2, N, C, 4 * C, reduce_scratch_); });
+      timed(OpCategory::Matmul, [&] { matmul_->backward_input(dbuf_, dfch_, P(lp.fc_w), N, C, 4 * C); });
+      timed(OpCategory::Norm, [&] {
+        kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
+                                 a.ln2_mean, a.ln2_rstd, N, C, stream_);
+      });
       // attention branch (dres = d res_mid)
       dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::attention_branch(l)));
-      matmul_->backward_weight(G(lp.attproj_w), G(lp.attproj_b), dbranch, a.atty, N, C, C, reduce_scratch_);
-      matmul_->backward_input(dbuf_, dbranch, P(lp.attproj_w), N, C, C);
-      attention_->backward(a.qkv, a.atty, dbuf_, a.att_saved, dqkv_, att_scratch_, shape,
-                           dropout(&ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
-      matmul_->backward_weight(G(lp.qkv_w), G(lp.qkv_b), dqkv_, a.ln1, N, C, QKV, reduce_scratch_);
-      matmul_->backward_input(dbuf_, dqkv_, P(lp.qkv_w), N, C, QKV);
-      kern::layernorm_backward(dres_, G(lp.ln1_w), G(lp.ln1_b), reduce_scratch_, dbuf_, layer_input(l), P(lp.ln1_w),
-                               a.ln1_mean, a.ln1_rstd, N, C, stream_);
+      timed(OpCategory::Matmul, [&] {
+        matmul_->backward_weight(G(lp.attproj_w), G(lp.attproj_b), dbranch, a.atty, N, C, C, reduce_scratch_);
+      });
+      timed(OpCategory::Matmul, [&] { matmul_->backward_input(dbuf_, dbranch, P(lp.attproj_w), N, C, C); });
+      timed(OpCategory::AttentionBwd, [&] {
+        attention_->backward(a.qkv, a.atty, dbuf_, a.att_saved, dqkv_, att_scratch_, shape,
+                             dropout(&ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
+      });
+      timed(OpCategory::Matmul,
+            [&] { matmul_->backward_weight(G(lp.qkv_w), G(lp.qkv_b), dqkv_, a.ln1, N, C, QKV, reduce_scratch_); });
+      timed(OpCategory::Matmul, [&] { matmul_->backward_input(dbuf_, dqkv_, P(lp.qkv_w), N, C, QKV); });
+      timed(OpCategory::Norm, [&] {
+        kern::layernorm_backward(dres_, G(lp.ln1_w), G(lp.ln1_b), reduce_scratch_, dbuf_, layer_input(l), P(lp.ln1_w),
+                                 a.ln1_mean, a.ln1_rstd, N, C, stream_);
+      });
     }
-    kern::encoder_backward(G(layout_.wte()), G(layout_.wpe()), dres_, buckets_dev(B * T_), num_buckets_, B, T_, C,
-                           dropout(&ctx, cfg_.dropout, site::kEmbedding), stream_);
+    timed(OpCategory::Other, [&] {
+      kern::encoder_backward(G(layout_.wte()), G(layout_.wpe()), dres_, buckets_dev(B * T_), num_buckets_, B, T_, C,
+                             dropout(&ctx, cfg_.dropout, site::kEmbedding), stream_);
+    });
   }
 
   // Gradient of a dropped branch: dres itself without dropout, else drop(dres) in tmp_.
   const T* dropout_backward(const T* dres, size_t n, DropoutState d) {
     if (d.p <= 0.0f) return dres;
-    kern::dropout_apply(tmp_, dres, n, d, stream_);
+    timed(OpCategory::Other, [&] { kern::dropout_apply(tmp_, dres, n, d, stream_); });
     return tmp_;
   }
 
@@ -299,7 +347,9 @@ class CudaBackend final : public Backend {
       count = 2 * static_cast<size_t>(N) + bucket_tmp_.size();
     }
     // host_ints_ is pinned; the previous use of it has finished (every public call ends synced).
-    CUDA_CHECK(cudaMemcpyAsync(dev_ints_, host_ints_, count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    timed(OpCategory::Other, [&] {
+      CUDA_CHECK(cudaMemcpyAsync(dev_ints_, host_ints_, count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    });
     cur_N_ = N;
     return counted;
   }
@@ -308,7 +358,9 @@ class CudaBackend final : public Backend {
   const int32_t* buckets_dev(int N) const { return dev_ints_ + 2 * static_cast<size_t>(N); }
 
   void download_losses(int N) {
-    CUDA_CHECK(cudaMemcpyAsync(host_floats_, losses_, sizeof(float) * N, cudaMemcpyDeviceToHost, stream_));
+    timed(OpCategory::Other, [&] {
+      CUDA_CHECK(cudaMemcpyAsync(host_floats_, losses_, sizeof(float) * N, cudaMemcpyDeviceToHost, stream_));
+    });
   }
   float mean_loss(int N, int count) {
     sync();
@@ -324,7 +376,16 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemcpyAsync(host, dev, total_bytes(), cudaMemcpyDeviceToHost, stream_));
     sync();
   }
-  void sync() const { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  // Every event recorded so far has completed after a stream sync: read them now (no extra wait).
+  void sync() const {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    timer_.collect(/*wait=*/false);
+  }
+  // Runs a named call, timed under its category while profiling is on.
+  template <typename F>
+  void timed(OpCategory c, F&& call) {
+    timer_.time(c, std::forward<F>(call));
+  }
   size_t total_bytes() const { return layout_.total() * sizeof(float); }
 
   // ---- setup -----------------------------------------------------------------------------
@@ -443,6 +504,7 @@ class CudaBackend final : public Backend {
   CudaAllocator mem_;  // frees every device buffer last
   Stream stream_holder_;
   cudaStream_t stream_ = stream_holder_.get();
+  CudaOpTimer timer_{stream_};
   std::unique_ptr<CudaAttention> attention_;
   std::unique_ptr<CudaMatmul> matmul_;
 

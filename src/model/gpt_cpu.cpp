@@ -126,9 +126,9 @@ void CpuGPT<S>::forward_trunk(const int32_t* inputs, int B, int T) {
   const S* P = params_.data();
   auto W = [&](int idx) { return P + layout_.get(idx).offset; };
 
-  encoder_forward(encoded_, inputs, W(layout_.wte()), W(layout_.wpe()), B, T, C);
+  timed(OpCategory::Other, [&] { encoder_forward(encoded_, inputs, W(layout_.wte()), W(layout_.wpe()), B, T, C); });
   const DropoutState de = dropout(cfg_.dropout, dropout_site::kEmbedding);
-  dropout_forward(encoded_, encoded_, NC, de.p, de.key);
+  timed(OpCategory::Other, [&] { dropout_forward(encoded_, encoded_, NC, de.p, de.key); });
 
   const AttentionShape shape{B, T, cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim()};
   for (int l = 0; l < cfg_.n_layer; ++l) {
@@ -136,22 +136,27 @@ void CpuGPT<S>::forward_trunk(const int32_t* inputs, int B, int T) {
     LayerActs& a = layers_[l];
     const S* x = l == 0 ? encoded_ : layers_[l - 1].res3;
     // x = x + drop(attn.c_proj(attention(ln_1(x))))
-    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, W(lp.ln1_w), W(lp.ln1_b), N, C);
-    matmul_forward(a.qkv, a.ln1, W(lp.qkv_w), W(lp.qkv_b), N, C, QKV);
-    naive_attention_forward(a.atty, a.att, a.qkv, inputs, shape, attn_,
-                            dropout(cfg_.attn_dropout, dropout_site::attention_probs(l)));
-    matmul_forward(branch_, a.atty, W(lp.attproj_w), W(lp.attproj_b), N, C, C);
+    timed(OpCategory::Norm,
+          [&] { layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, W(lp.ln1_w), W(lp.ln1_b), N, C); });
+    timed(OpCategory::Matmul, [&] { matmul_forward(a.qkv, a.ln1, W(lp.qkv_w), W(lp.qkv_b), N, C, QKV); });
+    timed(OpCategory::AttentionFwd, [&] {
+      naive_attention_forward(a.atty, a.att, a.qkv, inputs, shape, attn_,
+                              dropout(cfg_.attn_dropout, dropout_site::attention_probs(l)));
+    });
+    timed(OpCategory::Matmul, [&] { matmul_forward(branch_, a.atty, W(lp.attproj_w), W(lp.attproj_b), N, C, C); });
     const DropoutState d1 = dropout(cfg_.dropout, dropout_site::attention_branch(l));
-    dropout_forward(branch_, branch_, NC, d1.p, d1.key);
-    residual_forward(a.res2, x, branch_, NC);
+    timed(OpCategory::Other, [&] { dropout_forward(branch_, branch_, NC, d1.p, d1.key); });
+    timed(OpCategory::Other, [&] { residual_forward(a.res2, x, branch_, NC); });
     // x = x + drop(mlp.c_proj(gelu(mlp.c_fc(ln_2(x)))))
-    layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res2, W(lp.ln2_w), W(lp.ln2_b), N, C);
-    matmul_forward(a.fch, a.ln2, W(lp.fc_w), W(lp.fc_b), N, C, 4 * C);
-    gelu_forward(a.fch_gelu, a.fch, NC * 4);
-    matmul_forward(branch_, a.fch_gelu, W(lp.fcproj_w), W(lp.fcproj_b), N, 4 * C, C);
+    timed(OpCategory::Norm,
+          [&] { layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res2, W(lp.ln2_w), W(lp.ln2_b), N, C); });
+    timed(OpCategory::Matmul, [&] { matmul_forward(a.fch, a.ln2, W(lp.fc_w), W(lp.fc_b), N, C, 4 * C); });
+    timed(OpCategory::Other, [&] { gelu_forward(a.fch_gelu, a.fch, NC * 4); });
+    timed(OpCategory::Matmul,
+          [&] { matmul_forward(branch_, a.fch_gelu, W(lp.fcproj_w), W(lp.fcproj_b), N, 4 * C, C); });
     const DropoutState d2 = dropout(cfg_.dropout, dropout_site::mlp_branch(l));
-    dropout_forward(branch_, branch_, NC, d2.p, d2.key);
-    residual_forward(a.res3, a.res2, branch_, NC);
+    timed(OpCategory::Other, [&] { dropout_forward(branch_, branch_, NC, d2.p, d2.key); });
+    timed(OpCategory::Other, [&] { residual_forward(a.res3, a.res2, branch_, NC); });
   }
 }
 
@@ -167,13 +172,18 @@ S CpuGPT<S>::forward(const int32_t* inputs, const int32_t* targets, int B, int T
 
   forward_trunk(inputs_.data(), B, T);
   const S* P = params_.data();
-  layernorm_forward(lnf_, lnf_mean_, lnf_rstd_, residual_out(), P + layout_.get(layout_.lnf_w()).offset,
-                    P + layout_.get(layout_.lnf_b()).offset, N, C);
-  lm_head_forward(logits_, lnf_, P + layout_.get(layout_.wte()).offset, N, C, V, Vp);
+  timed(OpCategory::Norm, [&] {
+    layernorm_forward(lnf_, lnf_mean_, lnf_rstd_, residual_out(), P + layout_.get(layout_.lnf_w()).offset,
+                      P + layout_.get(layout_.lnf_b()).offset, N, C);
+  });
+  timed(OpCategory::Classifier,
+        [&] { lm_head_forward(logits_, lnf_, P + layout_.get(layout_.wte()).offset, N, C, V, Vp); });
   if (!targets) return S(0);
   targets_.assign(targets, targets + N);
   backward_ready_ = true;
-  return softmax_crossentropy<S>(nullptr, logits_, targets_.data(), N, V, Vp);
+  S loss = S(0);
+  timed(OpCategory::Classifier, [&] { loss = softmax_crossentropy<S>(nullptr, logits_, targets_.data(), N, V, Vp); });
+  return loss;
 }
 
 template <typename S>
@@ -189,11 +199,15 @@ void CpuGPT<S>::backward(S grad_scale) {
   auto dW = [&](int idx) { return G + layout_.get(idx).offset; };
 
   // loss -> logits (in place) -> ln_f -> residual stream gradient dres
-  softmax_crossentropy<S>(logits_, logits_, targets_.data(), N, V, Vp, grad_scale);
-  lm_head_backward(dtmp_, dW(layout_.wte()), logits_, lnf_, W(layout_.wte()), N, C, V, Vp);
-  std::fill(dres_, dres_ + NC, S(0));
-  layernorm_backward(dres_, dW(layout_.lnf_w()), dW(layout_.lnf_b()), dtmp_, residual_out(), W(layout_.lnf_w()),
-                     lnf_mean_, lnf_rstd_, N, C);
+  timed(OpCategory::Classifier,
+        [&] { softmax_crossentropy<S>(logits_, logits_, targets_.data(), N, V, Vp, grad_scale); });
+  timed(OpCategory::Classifier,
+        [&] { lm_head_backward(dtmp_, dW(layout_.wte()), logits_, lnf_, W(layout_.wte()), N, C, V, Vp); });
+  timed(OpCategory::Other, [&] { std::fill(dres_, dres_ + NC, S(0)); });
+  timed(OpCategory::Norm, [&] {
+    layernorm_backward(dres_, dW(layout_.lnf_w()), dW(layout_.lnf_b()), dtmp_, residual_out(), W(layout_.lnf_w()),
+                       lnf_mean_, lnf_rstd_, N, C);
+  });
 
   const AttentionShape shape{B, T, cfg_.n_head, cfg_.n_kv_head, cfg_.head_dim()};
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
@@ -202,25 +216,37 @@ void CpuGPT<S>::backward(S grad_scale) {
     const S* x = l == 0 ? encoded_ : layers_[l - 1].res3;
     // MLP branch: dres is d(res3); the skip passes it to d(res2) unchanged.
     const DropoutState d2 = dropout(cfg_.dropout, dropout_site::mlp_branch(l));
-    dropout_backward(dtmp_, dres_, NC, d2.p, d2.key);
-    matmul_backward(dbig_, dW(lp.fcproj_w), dW(lp.fcproj_b), dtmp_, a.fch_gelu, W(lp.fcproj_w), N, 4 * C, C);
-    gelu_backward(dbig_, a.fch, dbig_, NC * 4);
-    matmul_backward(dtmp_, dW(lp.fc_w), dW(lp.fc_b), dbig_, a.ln2, W(lp.fc_w), N, C, 4 * C);
-    layernorm_backward(dres_, dW(lp.ln2_w), dW(lp.ln2_b), dtmp_, a.res2, W(lp.ln2_w), a.ln2_mean, a.ln2_rstd, N, C);
+    timed(OpCategory::Other, [&] { dropout_backward(dtmp_, dres_, NC, d2.p, d2.key); });
+    timed(OpCategory::Matmul, [&] {
+      matmul_backward(dbig_, dW(lp.fcproj_w), dW(lp.fcproj_b), dtmp_, a.fch_gelu, W(lp.fcproj_w), N, 4 * C, C);
+    });
+    timed(OpCategory::Other, [&] { gelu_backward(dbig_, a.fch, dbig_, NC * 4); });
+    timed(OpCategory::Matmul,
+          [&] { matmul_backward(dtmp_, dW(lp.fc_w), dW(lp.fc_b), dbig_, a.ln2, W(lp.fc_w), N, C, 4 * C); });
+    timed(OpCategory::Norm, [&] {
+      layernorm_backward(dres_, dW(lp.ln2_w), dW(lp.ln2_b), dtmp_, a.res2, W(lp.ln2_w), a.ln2_mean, a.ln2_rstd, N, C);
+    });
     // attention branch: dres is now d(res2); the skip passes it to d(x).
     const DropoutState d1 = dropout(cfg_.dropout, dropout_site::attention_branch(l));
-    dropout_backward(dtmp_, dres_, NC, d1.p, d1.key);
+    timed(OpCategory::Other, [&] { dropout_backward(dtmp_, dres_, NC, d1.p, d1.key); });
     S* datty = dbig_;  // (N, C) fits in the (N, 4C) scratch
-    matmul_backward(datty, dW(lp.attproj_w), dW(lp.attproj_b), dtmp_, a.atty, W(lp.attproj_w), N, C, C);
-    naive_attention_backward(dqkv_, datty, a.qkv, a.att, inputs_.data(), shape, attn_,
-                             dropout(cfg_.attn_dropout, dropout_site::attention_probs(l)));
-    matmul_backward(dtmp_, dW(lp.qkv_w), dW(lp.qkv_b), dqkv_, a.ln1, W(lp.qkv_w), N, C, QKV);
-    layernorm_backward(dres_, dW(lp.ln1_w), dW(lp.ln1_b), dtmp_, x, W(lp.ln1_w), a.ln1_mean, a.ln1_rstd, N, C);
+    timed(OpCategory::Matmul,
+          [&] { matmul_backward(datty, dW(lp.attproj_w), dW(lp.attproj_b), dtmp_, a.atty, W(lp.attproj_w), N, C, C); });
+    timed(OpCategory::AttentionBwd, [&] {
+      naive_attention_backward(dqkv_, datty, a.qkv, a.att, inputs_.data(), shape, attn_,
+                               dropout(cfg_.attn_dropout, dropout_site::attention_probs(l)));
+    });
+    timed(OpCategory::Matmul,
+          [&] { matmul_backward(dtmp_, dW(lp.qkv_w), dW(lp.qkv_b), dqkv_, a.ln1, W(lp.qkv_w), N, C, QKV); });
+    timed(OpCategory::Norm, [&] {
+      layernorm_backward(dres_, dW(lp.ln1_w), dW(lp.ln1_b), dtmp_, x, W(lp.ln1_w), a.ln1_mean, a.ln1_rstd, N, C);
+    });
   }
   // embedding: dres is d(encoded after dropout)
   const DropoutState de = dropout(cfg_.dropout, dropout_site::kEmbedding);
-  dropout_backward(dres_, dres_, NC, de.p, de.key);
-  encoder_backward(dW(layout_.wte()), dW(layout_.wpe()), dres_, inputs_.data(), B, T, C);
+  timed(OpCategory::Other, [&] { dropout_backward(dres_, dres_, NC, de.p, de.key); });
+  timed(OpCategory::Other,
+        [&] { encoder_backward(dW(layout_.wte()), dW(layout_.wpe()), dres_, inputs_.data(), B, T, C); });
 }
 
 template <typename S>

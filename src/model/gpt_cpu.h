@@ -19,6 +19,7 @@
 
 #include "attention/attention.h"
 #include "backend/backend.h"
+#include "backend/step_profile.h"
 #include "model/gpt_config.h"
 #include "model/param_layout.h"
 
@@ -64,6 +65,9 @@ class CpuGPT {
 
   size_t activation_bytes() const { return acts_.size() * sizeof(S); }
 
+  // Times every named call by category (backend/step_profile.h); nullptr (default): none.
+  void set_op_timer(HostOpTimer* timer) { timer_ = timer; }
+
  private:
   struct LayerActs {
     S *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *res3;
@@ -93,6 +97,15 @@ class CpuGPT {
   bool backward_ready_ = false;
   StepContext ctx_{};
   bool train_dropout_ = false;
+  HostOpTimer* timer_ = nullptr;
+  // Runs call, timed under category c when a timer is set.
+  template <typename F>
+  void timed(OpCategory c, F&& call) {
+    if (timer_)
+      timer_->time(c, std::forward<F>(call));
+    else
+      call();
+  }
 };
 
 extern template class CpuGPT<float>;

@@ -1,0 +1,45 @@
+// `attnlab ablate`: a grid of step benchmarks (attention variant x sequence length x
+// precision x ...), one separate `attnlab bench` process per cell so that each cell's
+// memory figures start from a clean device, and a report of the sweep: results.csv,
+// results.md, throughput.svg, memory.svg (against seq_len, log2) and pareto.svg.
+//
+// The grid file (TOML):
+//   tokens_per_batch = 16384   # optional: batch = tokens_per_batch / seq_len, grad_accum = 1
+//   steps = 10                 # timed steps per cell
+//   warmup = 3
+//   vocab_size = 50257         # optional: vocabulary of the synthetic tokens
+//   [grid]
+//   attention.impl = ["naive", "flash"]   # an array: an axis
+//   training.seq_len = [1024, 2048]
+//   device.precision = "bf16"             # a single value: applied to every cell
+// A cell whose seq_len exceeds model.block_size also overrides block_size. A cell that runs
+// out of GPU memory is recorded as OOM, any other failure with its one-line error; the sweep
+// goes on either way.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace attn {
+
+struct AblateOptions {
+  std::string config_path;  // the base config (-c)
+  std::string grid_path;    // the grid TOML (--grid)
+  std::string out_dir;      // results (--out)
+  std::string executable;   // the attnlab binary that runs each cell (/proc/self/exe)
+  bool quiet = false;
+};
+
+struct AblateCellResult {
+  std::string name;                    // cell_00, cell_01, ...
+  std::vector<std::string> overrides;  // --section.key=value given to the cell
+  std::string variant, precision;      // attention.impl and device.precision
+  int seq_len = 0, batch = 0;
+  std::string status;                  // ok | oom | error
+  std::string error;                   // the cell's one-line error (oom and error)
+  double tokens_per_s = 0, step_ms = 0, mfu = 0, peak_gib = 0, attention_share = 0, loss_last = 0;
+};
+
+// Runs every cell and writes the report; returns the cells in grid order.
+std::vector<AblateCellResult> run_ablation(const AblateOptions& opts);
+
+}  // namespace attn
