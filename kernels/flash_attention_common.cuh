@@ -83,9 +83,18 @@ __device__ __forceinline__ uint32_t swz(int row, int chunk) {
   return static_cast<uint32_t>(row * (C * 2) + ((chunk ^ (row & 7)) << 4));
 }
 
+// Blocked 128-byte-swizzle layout (the wgmma layout, see flash_attention_wgmma.cuh): a tile of R
+// rows x C bf16 columns is stored as C/64 column blocks of R rows x 128 bytes; 16-byte chunk k of
+// a row sits at chunk position (k ^ row) & 7 of its block. For C = 64 it equals swz<64>.
+template <int R>
+__device__ __forceinline__ uint32_t swb(int row, int chunk) {
+  return static_cast<uint32_t>((chunk >> 3) * (R * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
+}
+
 // Load rows [row0, row0 + R) of a (T x C) bf16 matrix (row stride `stride` elements) into a
-// swizzled tile; rows >= T are zero-filled.
-template <int R, int C, int NT>
+// swizzled tile; rows >= T are zero-filled. kBlocked picks the layout: swz<C> (row-swizzled,
+// for ldmatrix) or swb<R> (the blocked wgmma layout above).
+template <int R, int C, int NT, bool kBlocked = false>
 __device__ __forceinline__ void load_tile(uint32_t s_base, const __nv_bfloat16* g, int64_t stride,
                                           int row0, int T, int tid) {
   constexpr int CH = C / 8;
@@ -96,31 +105,19 @@ __device__ __forceinline__ void load_tile(uint32_t s_base, const __nv_bfloat16* 
     const int r = idx / CH, c = idx % CH;
     const bool ok = row0 + r < T;
     const __nv_bfloat16* src = g + (ok ? (int64_t)(row0 + r) * stride + c * 8 : 0);
-    cp_async16(s_base + swz<C>(r, c), src, ok);
+    if constexpr (kBlocked) {
+      cp_async16(s_base + swb<R>(r, c), src, ok);
+    } else {
+      cp_async16(s_base + swz<C>(r, c), src, ok);
+    }
   }
 }
 
-// Blocked 128-byte-swizzle layout (the wgmma layout, see flash_attention_wgmma.cuh): a tile of R
-// rows x C bf16 columns is stored as C/64 column blocks of R rows x 128 bytes; 16-byte chunk k of
-// a row sits at chunk position (k ^ row) & 7 of its block. For C = 64 it equals swz<64>.
-template <int R>
-__device__ __forceinline__ uint32_t swb(int row, int chunk) {
-  return static_cast<uint32_t>((chunk >> 3) * (R * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
-}
-
+// The wgmma-layout load.
 template <int R, int C, int NT>
 __device__ __forceinline__ void load_tile_b(uint32_t s_base, const __nv_bfloat16* g, int64_t stride,
                                             int row0, int T, int tid) {
-  constexpr int CH = C / 8;
-  static_assert((R * CH) % NT == 0, "tile load must divide evenly");
-#pragma unroll
-  for (int i = 0; i < R * CH / NT; ++i) {
-    const int idx = tid + i * NT;
-    const int r = idx / CH, c = idx % CH;
-    const bool ok = row0 + r < T;
-    const __nv_bfloat16* src = g + (ok ? (int64_t)(row0 + r) * stride + c * 8 : 0);
-    cp_async16(s_base + swb<R>(r, c), src, ok);
-  }
+  load_tile<R, C, NT, true>(s_base, g, stride, row0, T, tid);
 }
 
 // ---- host-side helpers -------------------------------------------------------------------

@@ -9,7 +9,7 @@
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
-#include "temp_dir.h"
+#include "test_support.h"
 
 using namespace attn;
 namespace fs = std::filesystem;

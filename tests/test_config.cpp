@@ -1,6 +1,8 @@
 // Config: parsing, overrides, and the errors a user gets for bad keys, types and values.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -19,16 +21,7 @@ std::string write_temp(const std::string& name, const std::string& text) {
   return p.string();
 }
 
-// The message of the attn::Error that f throws ("" when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using attn::testing::error_of;
 
 }  // namespace
 

@@ -16,7 +16,7 @@
 #include "data/prepare.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
-#include "temp_dir.h"
+#include "test_support.h"
 
 namespace attn {
 namespace {

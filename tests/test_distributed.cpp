@@ -2,6 +2,8 @@
 // (ranks as threads on 127.0.0.1), gradient buckets and ZeRO-1 shards, the config keys.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <chrono>
 #include <algorithm>
 #include <exception>
@@ -22,15 +24,7 @@ using namespace attn;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using attn::testing::error_of;
 
 }  // namespace
 

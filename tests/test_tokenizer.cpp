@@ -16,7 +16,7 @@
 #include "data/char_tokenizer.h"
 #include "data/pretokenizer.h"
 #include "data/tokenizer.h"
-#include "temp_dir.h"
+#include "test_support.h"
 
 namespace attn {
 namespace {

@@ -1,4 +1,4 @@
-// A fresh temporary directory for one test, removed when the test ends.
+// Small helpers shared by the test suites.
 #pragma once
 #include <unistd.h>
 
@@ -6,8 +6,11 @@
 #include <filesystem>
 #include <string>
 
+#include "core/error.h"
+
 namespace attn::testing {
 
+// A fresh temporary directory for one test, removed when the test ends.
 struct TempDir {
   std::filesystem::path path;
   explicit TempDir(const std::string& tag = "test") {
@@ -22,5 +25,16 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+// The message of the attn::Error that f throws ("" when it throws none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const attn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace attn::testing
