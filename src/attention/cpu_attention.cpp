@@ -4,6 +4,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -43,6 +44,25 @@ struct Visibility {
   int lo(int i) const { return window > 0 ? std::max(0, i - window + 1) : 0; }
   int hi(int i) const { return causal ? i : T - 1; }
   bool same_doc(int i, int j) const { return doc == nullptr || doc[i] == doc[j]; }
+};
+
+// Row b of a packed (B, T, (H + 2 Hkv) D) buffer (qkv or dqkv) seen as per-head (T x D)
+// matrices with row stride (H + 2 Hkv) D: query head h, key head g, value head g.
+// E is `const S` for inputs, `S` for gradients.
+template <typename E>
+struct PackedHeads {
+  using S = std::remove_const_t<E>;
+  using Map = std::conditional_t<std::is_const_v<E>, ConstStridedMatMap<S>, StridedMatMap<S>>;
+  E* row;
+  const AttentionShape& s;
+  PackedHeads(E* buf, const AttentionShape& shape, int b)
+      : row(buf + static_cast<size_t>(b) * shape.T * shape.qkv_dim()), s(shape) {}
+  Map head(int i) const {
+    return Map(row + static_cast<size_t>(i) * s.head_dim, s.T, s.head_dim, Eigen::OuterStride<>(s.qkv_dim()));
+  }
+  Map q(int h) const { return head(h); }
+  Map k(int g) const { return head(s.n_head + g); }
+  Map v(int g) const { return head(s.n_head + s.n_kv_head + g); }
 };
 
 template <typename S>
@@ -103,7 +123,7 @@ void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, co
                              const AttentionOptions& opts, const DropoutState& dropout, S* lse) {
   check_call(shape, opts, inputs, dropout);
   const int B = shape.B, T = shape.T, H = shape.n_head, Hkv = shape.n_kv_head, D = shape.head_dim;
-  const int QKV = shape.qkv_dim(), C = H * D, group = H / Hkv;
+  const int C = H * D, group = H / Hkv;
   const S scale = S(1) / std::sqrt(static_cast<S>(D)), cap = static_cast<S>(opts.softcap);
   const bool drop = dropout.p > 0.0f;
   using Strided = Eigen::OuterStride<>;
@@ -113,13 +133,12 @@ void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, co
     const int b = task / Hkv, g = task % Hkv;
     Scratch<S>& scr = thread_scratch<S>(T);
     const Visibility vis{T, opts.causal, opts.sliding_window, document_ids(scr.doc.data(), inputs, b, T, opts)};
-    const S* base = qkv + static_cast<size_t>(b) * T * QKV;
-    ConstStridedMatMap<S> K(base + static_cast<size_t>(H + g) * D, T, D, Strided(QKV));
-    ConstStridedMatMap<S> V(base + static_cast<size_t>(H + Hkv + g) * D, T, D, Strided(QKV));
+    const PackedHeads<const S> in(qkv, shape, b);
+    const auto K = in.k(g), V = in.v(g);
     for (int h = g * group; h < (g + 1) * group; ++h) {
       const size_t head = static_cast<size_t>(b) * H + h;
       const S slope = opts.alibi ? static_cast<S>(alibi_slope(h, H)) : S(0);
-      ConstStridedMatMap<S> Q(base + static_cast<size_t>(h) * D, T, D, Strided(QKV));
+      const auto Q = in.q(h);
       MatMap<S> Ph(P + head * T * T, T, T);
       Ph.noalias() = (scale * Q) * K.transpose();
       for (int i = 0; i < T; ++i) {
@@ -161,7 +180,7 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
                               const DropoutState& dropout) {
   check_call(shape, opts, inputs, dropout);
   const int B = shape.B, T = shape.T, H = shape.n_head, Hkv = shape.n_kv_head, D = shape.head_dim;
-  const int QKV = shape.qkv_dim(), C = H * D, group = H / Hkv;
+  const int C = H * D, group = H / Hkv;
   const S scale = S(1) / std::sqrt(static_cast<S>(D)), cap = static_cast<S>(opts.softcap);
   const bool drop = dropout.p > 0.0f;
   using Strided = Eigen::OuterStride<>;
@@ -171,20 +190,18 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
     const int b = task / Hkv, g = task % Hkv;
     Scratch<S>& scr = thread_scratch<S>(T);
     const Visibility vis{T, opts.causal, opts.sliding_window, document_ids(scr.doc.data(), inputs, b, T, opts)};
-    const S* base = qkv + static_cast<size_t>(b) * T * QKV;
-    S* dbase = dqkv + static_cast<size_t>(b) * T * QKV;
-    ConstStridedMatMap<S> K(base + static_cast<size_t>(H + g) * D, T, D, Strided(QKV));
-    ConstStridedMatMap<S> V(base + static_cast<size_t>(H + Hkv + g) * D, T, D, Strided(QKV));
-    StridedMatMap<S> dK(dbase + static_cast<size_t>(H + g) * D, T, D, Strided(QKV));
-    StridedMatMap<S> dV(dbase + static_cast<size_t>(H + Hkv + g) * D, T, D, Strided(QKV));
+    const PackedHeads<const S> in(qkv, shape, b);
+    const PackedHeads<S> grad(dqkv, shape, b);
+    const auto K = in.k(g), V = in.v(g);
+    auto dK = grad.k(g), dV = grad.v(g);
     dK.setZero();
     dV.setZero();
     MatMap<S> A(scr.a.data(), T, T), dS(scr.b.data(), T, T);
     for (int h = g * group; h < (g + 1) * group; ++h) {
       const size_t head = static_cast<size_t>(b) * H + h;
       const S slope = opts.alibi ? static_cast<S>(alibi_slope(h, H)) : S(0);
-      ConstStridedMatMap<S> Q(base + static_cast<size_t>(h) * D, T, D, Strided(QKV));
-      StridedMatMap<S> dQ(dbase + static_cast<size_t>(h) * D, T, D, Strided(QKV));
+      const auto Q = in.q(h);
+      auto dQ = grad.q(h);
       ConstStridedMatMap<S> dY(dy + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D, T, D,
                                Strided(C));
       ConstMatMap<S> Ph(P + head * T * T, T, T);
