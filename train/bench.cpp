@@ -1,4 +1,5 @@
 #include "train/bench.h"
+#include "train/trainer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -13,13 +14,7 @@ namespace attn {
 nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
   const GPTConfig gpt = make_gpt_config(cfg, opts.vocab_size);
   const int B = cfg.training.batch_size, T = cfg.seq_len(), accum = cfg.training.grad_accum;
-  BackendOptions bopt;
-  bopt.device = cfg.device.backend;
-  bopt.precision = cfg.device.precision;
-  bopt.attention = cfg.attention;
-  bopt.max_batch = B;
-  bopt.max_seq = T;
-  bopt.threads = cfg.device.threads;
+  const BackendOptions bopt = backend_options(cfg, -1, B, T);
   auto model = make_backend(gpt, bopt);
   const ParamLayout& layout = model->layout();
   std::vector<float> params(layout.total());

@@ -66,21 +66,15 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   lm.cfg = load_config(checkpoint_config_path(lm.dir), overrides);
   lm.tokenizer = load_tokenizer(checkpoint_tokenizer_path(lm.dir));
   const GPTConfig gpt = make_gpt_config(lm.cfg, lm.tokenizer->vocab_size());
-  BackendOptions bopt;
-  bopt.device = lm.cfg.device.backend;
-  bopt.precision = lm.cfg.device.precision;
+  const int max_seq = max_seq_or_zero > 0 ? max_seq_or_zero : gpt.block_size;
+  BackendOptions bopt = backend_options(lm.cfg, lm.tokenizer->eot_id(), max_batch, max_seq);
   const bool on_cpu = bopt.device == "cpu" || (bopt.device == "auto" && !cuda_available());
   if (on_cpu && bopt.precision != "fp32") {
     // A checkpoint holds fp32 master weights whatever precision trained it: run them in fp32.
     fmt::print(stderr, "note: the cpu backend runs in fp32 (the run trained in {})\n", bopt.precision);
     bopt.precision = "fp32";
   }
-  bopt.attention = lm.cfg.attention;
   if (on_cpu) bopt.attention.impl = "naive";  // flash computes the same function; the CPU has the reference
-  bopt.attention.eot_token = lm.tokenizer->eot_id();
-  bopt.max_batch = max_batch;
-  bopt.max_seq = max_seq_or_zero > 0 ? max_seq_or_zero : gpt.block_size;
-  bopt.threads = lm.cfg.device.threads;
   lm.backend = make_backend(gpt, bopt);
   CheckpointData ck = load_checkpoint(lm.dir, lm.backend->layout());
   lm.backend->set_params(ck.params.data());
@@ -134,17 +128,10 @@ int cmd_eval(const std::string& checkpoint, const std::vector<std::string>& over
              "dataset {} has vocab {} but the checkpoint's tokenizer has {}", cfg.data.dir, data.vocab_size,
              lm.tokenizer->vocab_size());
   DataLoader loader(split == "train" ? data.train_shards : data.val_shards, data.vocab_size);
-  const int B = cfg.training.batch_size, T = cfg.seq_len(), iters = cfg.training.eval_iters;
-  std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
-  const uint64_t eval_seed = mix64(static_cast<uint64_t>(cfg.training.seed) ^ 0xE7A1);
-  double sum = 0;
-  for (int i = 0; i < iters; ++i) {
-    loader.batch(eval_seed, i, 0, B, T, x.data(), y.data());
-    sum += lm.backend->forward_loss(Batch{x.data(), y.data(), B, T});
-  }
-  const double loss = sum / iters;
+  const double loss = evaluate(*lm.backend, loader, cfg);
   fmt::print("{} loss {:.4f} (perplexity {:.2f}) over {} batches of {}x{} tokens; checkpoint {} (step {})\n", split,
-             loss, std::exp(loss), iters, B, T, lm.dir, lm.state.step);
+             loss, std::exp(loss), cfg.training.eval_iters, cfg.training.batch_size, cfg.seq_len(), lm.dir,
+             lm.state.step);
   return 0;
 }
 

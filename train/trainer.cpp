@@ -55,9 +55,24 @@ DatasetInfo ensure_dataset(const Config& cfg, bool quiet) {
   return load_dataset_info(cfg.data.dir);
 }
 
-// Mean loss over `iters` fixed batches (the same batches at every evaluation).
-double evaluate(Backend& model, const DataLoader& loader, int B, int T, int iters, uint64_t seed,
-                std::vector<int32_t>& x, std::vector<int32_t>& y) {
+}  // namespace
+
+BackendOptions backend_options(const Config& cfg, int eot_token, int max_batch, int max_seq) {
+  BackendOptions o;
+  o.device = cfg.device.backend;
+  o.precision = cfg.device.precision;
+  o.attention = cfg.attention;
+  o.attention.eot_token = eot_token;
+  o.max_batch = max_batch;
+  o.max_seq = max_seq;
+  o.threads = cfg.device.threads;
+  return o;
+}
+
+double evaluate(Backend& model, const DataLoader& loader, const Config& cfg) {
+  const int B = cfg.training.batch_size, T = cfg.seq_len(), iters = cfg.training.eval_iters;
+  const uint64_t seed = mix64(static_cast<uint64_t>(cfg.training.seed) ^ 0xE7A1);
+  std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
   double sum = 0;
   for (int i = 0; i < iters; ++i) {
     loader.batch(seed, i, 0, B, T, x.data(), y.data());
@@ -65,8 +80,6 @@ double evaluate(Backend& model, const DataLoader& loader, int B, int T, int iter
   }
   return sum / iters;
 }
-
-}  // namespace
 
 TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   const auto t_start = Clock::now();
@@ -83,15 +96,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
 
   // ---- model ----------------------------------------------------------------------
   const GPTConfig gpt = make_gpt_config(cfg, data.vocab_size);
-  BackendOptions bopt;
-  bopt.device = cfg.device.backend;
-  bopt.precision = cfg.device.precision;
-  bopt.attention = cfg.attention;
-  bopt.attention.eot_token = data.eot_id;
-  bopt.max_batch = B;
-  bopt.max_seq = T;
-  bopt.threads = cfg.device.threads;
-  std::unique_ptr<Backend> model = make_backend(gpt, bopt);
+  std::unique_ptr<Backend> model = make_backend(gpt, backend_options(cfg, data.eot_id, B, T));
   const ParamLayout& layout = model->layout();
 
   TrainState state;
@@ -121,7 +126,6 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   const AdamWConfig adamw{static_cast<float>(cfg.optimizer.beta1), static_cast<float>(cfg.optimizer.beta2),
                           static_cast<float>(cfg.optimizer.eps), static_cast<float>(cfg.optimizer.weight_decay)};
   const uint64_t seed = static_cast<uint64_t>(cfg.training.seed);
-  const uint64_t eval_seed = mix64(seed ^ 0xE7A1);
   const int64_t tokens_per_step = static_cast<int64_t>(B) * T * accum;
   say(fmt::format("model: {} layers, {} heads ({} kv), n_embd {}, vocab {} (padded {}), {:.2f}M parameters; "
                   "backend {} ({}), attention {}",
@@ -142,7 +146,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     return last_ckpt;
   };
   auto run_eval = [&]() {
-    const double val = evaluate(*model, val_loader, B, T, cfg.training.eval_iters, eval_seed, x, y);
+    const double val = evaluate(*model, val_loader, cfg);
     state.last_val_loss = val;
     const bool best = state.best_val_loss == 0 || val < state.best_val_loss;
     if (best) state.best_val_loss = val;

@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <string>
 
+#include "backend/backend.h"
 #include "config/config.h"
+#include "data/loader.h"
 
 namespace attn {
 
@@ -25,5 +27,13 @@ struct TrainResult {
 };
 
 TrainResult run_training(const Config& cfg, const TrainOptions& opts);
+
+// The backend options a config asks for (device, precision, attention, threads), planned
+// for batches of up to max_batch x max_seq tokens; eot_token feeds document masking.
+BackendOptions backend_options(const Config& cfg, int eot_token, int max_batch, int max_seq);
+
+// Mean loss over training.eval_iters fixed batches of `loader` (the same batches at every
+// evaluation of a run, and in `attnlab eval`).
+double evaluate(Backend& model, const DataLoader& loader, const Config& cfg);
 
 }  // namespace attn
