@@ -1,0 +1,77 @@
+// Decode attention over a KV cache (generation), and the cache writes that feed it.
+//
+// Plain C++: includable without CUDA headers. Implemented in kernels/decode_attention.cu.
+//
+// The cache of one layer holds, per sequence b, kv head g and position t < max_len:
+//   K[b, g, t, 0:D], V[b, g, t, 0:D]        in `cache` precision, contiguous in that order
+//   (element (b, g, t, d) at ((b * Hkv + g) * max_len + t) * D + d),
+//   and for the 8-bit precisions one fp32 scale per (b, g, t) for K and one for V:
+//   stored = round(x / scale) (int8) or fp8_e4m3(x / scale), scale = amax(|x[0:D]|) / qmax
+//   (qmax 127 for int8, 448 for e4m3; scale = 1 when amax = 0); x = stored * scale.
+//
+// Decode: one new query token per sequence (its K and V already written at position
+// lengths[b] - 1), for query head h (kv head g = h / (H / Hkv)):
+//   s_t = scale * q_h . K[b, g, t]     for t < lengths[b]
+//   o_h = sum_t softmax(s)_t V[b, g, t]
+// Split along t across thread blocks ("flash-decoding"): each block produces a partial
+// (max, sum, unnormalised o) for its chunk in fp32 workspace, and a combine pass merges them.
+// The number of splits depends only on (B, Hkv, max_len), never on lengths[], so a decode
+// step can be captured once in a CUDA graph and replayed while the lengths grow.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace attn {
+
+enum class KVCacheDType { FP32, BF16, FP8_E4M3, INT8 };
+
+// bytes per stored element (4, 2, 1, 1)
+size_t kv_cache_element_bytes(KVCacheDType t);
+// "fp32" | "bf16" | "fp8" | "int8" -> dtype; throws attn::Error naming the value otherwise.
+KVCacheDType parse_kv_cache_dtype(const char* name);
+
+// One layer's cache on the device.
+struct KVCacheLayer {
+  void* k = nullptr;          // (B, Hkv, max_len, D) stored elements
+  void* v = nullptr;
+  float* k_scale = nullptr;   // (B, Hkv, max_len), 8-bit precisions only (else nullptr)
+  float* v_scale = nullptr;
+};
+
+struct KVCacheShape {
+  int B = 0, Hkv = 0, max_len = 0, D = 0;
+  KVCacheDType dtype = KVCacheDType::BF16;
+};
+
+// Writes K and V of n_new tokens per sequence from the packed qkv rows
+//   qkv[b * qkv_batch_stride + i * qkv_token_stride + ...]  ((H + 2 Hkv) D per token: q heads,
+//   then k heads, then v heads; activation dtype bf16 when act_bf16 else fp32)
+// into cache positions start[b] + i, i < n_new (positions >= max_len are not written).
+// start: (B) int32 on the device. Quantizes for the 8-bit precisions.
+void kv_cache_write(const void* qkv, int64_t qkv_batch_stride, int64_t qkv_token_stride, bool act_bf16, int H,
+                    int n_new, const int32_t* start, const KVCacheLayer& cache, const KVCacheShape& shape,
+                    cudaStream_t stream);
+
+struct DecodeAttentionParams {
+  const void* q = nullptr;        // (B, H, D) activation dtype: q[b * q_batch_stride + h * D + d]
+  int64_t q_batch_stride = 0;     // elements (the packed qkv row: (H + 2 Hkv) D)
+  void* o = nullptr;              // (B, H, D) activation dtype: o[b * o_batch_stride + h * D + d]
+  int64_t o_batch_stride = 0;
+  bool act_bf16 = true;           // q and o bf16 (else fp32)
+  KVCacheLayer cache;
+  KVCacheShape shape;             // B, Hkv, max_len, D, cache dtype
+  const int32_t* lengths = nullptr;  // (B) on the device, 1 <= lengths[b] <= max_len
+  int H = 0;
+  float scale = 0.0f;             // usually 1/sqrt(D)
+};
+
+// fp32 workspace for the partial results (256-byte aligned pointer expected).
+size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p);
+
+// Requirements (attn::Error otherwise): D in {64, 128}; H % Hkv == 0; every pointer 16-byte aligned.
+void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream);
+
+}  // namespace attn
