@@ -8,8 +8,10 @@
 // (B, T, (H + 2*Hkv)*D) and write dq, dk, dv straight into dqkv (every element written).
 // Query head h uses kv head h / (H / Hkv).
 //
-//   lse : (B, H, T) fp32, natural-log logsumexp of each row of the scaled scores
-//         (lse_i = log sum_j exp(scale * q_i.k_j), masked j excluded).
+//   lse : (B, H, T) fp32, natural-log logsumexp of each row of the scaled (and ALiBi-biased,
+//         soft-capped) scores (lse_i = log sum_j exp(s_ij), masked j excluded).
+//
+// Masked tiles (causal, window, documents) are never loaded or computed, in forward and backward.
 //
 // bf16 = true : bf16 in/out, fp32 accumulation, tensor cores (mma.sync, sm_90).
 // bf16 = false: fp32 in/out, a simple tiled kernel (no tensor cores), for parity tests.
@@ -39,6 +41,11 @@ struct FlashAttentionParams {
   bool causal = true;
   float scale = 0.0f;  // usually 1/sqrt(D)
   bool bf16 = true;    // else fp32
+  // Masks and score modifications (attention.h; kernels/flash_attention_mask.cuh):
+  int window = 0;                    // sliding window: key j visible from i only if i - j < window (0 = off)
+  const int32_t* doc_ids = nullptr;  // document mask: (B, T) int32 on the device, non-decreasing along a row
+  bool alibi = false;                // ALiBi bias -slope_h * (i - j)
+  float softcap = 0.0f;              // cap * tanh(s / cap) (0 = off)
 };
 
 void flash_attention_forward(const FlashAttentionParams& p, cudaStream_t stream);

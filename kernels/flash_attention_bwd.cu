@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_mask.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
 
 namespace attn::flash {
@@ -88,8 +89,11 @@ __global__ void __launch_bounds__(256) flash_bwd_dq_convert_kernel(const __grid_
 //                                            takes query rows [64w, 64w+64); BR = 64: columns
 //                                            [w*D/2, (w+1)*D/2)); fp32 float2 atomics
 // Q, dO, lse, Dsum of the next query block load (cp.async) while this one is processed.
-// Causal: a key block starts at the first query block that can see it; blocks crossing the
-// diagonal, keys >= T and queries >= T are masked (P = 0).
+// Masks (flash_attention_mask.cuh): a key block visits only the query blocks in
+// [query_lo, query_hi] of its keys (causal, window, documents), so skipped tiles cost nothing,
+// dQ atomics included; blocks not entirely visible to a warp, keys >= T and queries >= T are
+// masked per element (P = 0). ALiBi / soft-capping: S recomputed as in the forward, and
+// dS scaled by the soft-capping derivative 1 - tanh^2.
 // ============================================================================================
 template <int D>
 struct BwdWgCfg {
@@ -130,9 +134,9 @@ __global__ void __launch_bounds__(256, 1)
   load_tile_b<BC, D, NT>(sK, Kg, f.k_token_stride, k0, T, tid);
   load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
 
-  const int q_begin = CAUSAL ? k0 / BR : 0;
-  const int n_qb = (T + BR - 1) / BR;
-  const int nper = n_qb - q_begin;
+  const FlashMask mask(f, b);
+  const int q_begin = mask.query_lo(k0) / BR;
+  const int nper = mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 - q_begin;
   const int total = G * nper;
 
   auto issue = [&](int it, int st) {
@@ -196,8 +200,11 @@ __global__ void __launch_bounds__(256, 1)
     wg_fence_regs(s);
     wg_fence_regs(dp);
 
-    // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum); masked entries 0.
-    const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && warp_key0 + 15 > q0);
+    // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum) (* soft-capping derivative);
+    // masked entries 0.
+    const ScoreMod mod(f, h);
+    const bool need_mask =
+        k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
 #pragma unroll
     for (int n = 0; n < NQ; ++n) {
       const int qc = n * 8 + 2 * (lane & 3);
@@ -206,14 +213,16 @@ __global__ void __launch_bounds__(256, 1)
       const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float pv = fast_exp2(fmaf(s[4 * n + e], sl2, -((e & 1) ? L1 : L0)));
+        const int key = key_lo + ((e >> 1) << 3);
+        const int q = q0 + qc + (e & 1);
+        float sv = s[4 * n + e], dfac = 1.f;
+        if (mod.active) sv = mod.apply(sv, q, key, &dfac);
+        float pv = fast_exp2(fmaf(sv, sl2, -((e & 1) ? L1 : L0)));
         if (need_mask) {
-          const int key = key_lo + ((e >> 1) << 3);
-          const int q = q0 + qc + (e & 1);
-          if (key >= T || q >= T || (CAUSAL && key > q)) pv = 0.f;
+          if (key >= T || q >= T || !mask.visible(q, key, mask.row_doc(q))) pv = 0.f;
         }
         s[4 * n + e] = pv;
-        dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+        dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x)) * dfac;
       }
     }
     uint32_t pa[BR / 16][4], da[BR / 16][4];
@@ -363,8 +372,12 @@ __global__ void __launch_bounds__(128)
   const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + kvh * D;
   load_tile<BR, D, NT>(sQ, Qg, f.q_token_stride, q0, T, tid);
   load_tile<BR, D, NT>(sdO, dOg, p.do_token_stride, q0, T, tid);
-  load_tile<BC, D, NT>(sK0, Kg, f.k_token_stride, 0, T, tid);
-  load_tile<BC, D, NT>(sV0, Vg, f.v_token_stride, 0, T, tid);
+  const FlashMask mask(f, b);
+  const ScoreMod mod(f, h);
+  const int kb_begin = mask.key_lo(q0) / BC;
+  const int kb_end = mask.key_hi(min(T, q0 + BR) - 1) / BC + 1;
+  load_tile<BC, D, NT>(sK0, Kg, f.k_token_stride, kb_begin * BC, T, tid);
+  load_tile<BC, D, NT>(sV0, Vg, f.v_token_stride, kb_begin * BC, T, tid);
   cp_async_commit();
 
   const int64_t rbase = ((int64_t)b * H + h) * T;
@@ -376,8 +389,6 @@ __global__ void __launch_bounds__(128)
     Dr[r] = q < T ? dsum[rbase + q] : 0.f;
   }
   const float sl2 = f.scale * kLog2e;
-  const int kv_end = CAUSAL ? min(T, q0 + BR) : T;
-  const int n_kb = (kv_end + BC - 1) / BC;
 
   float dq[D / 8][4];
 #pragma unroll
@@ -389,12 +400,16 @@ __global__ void __launch_bounds__(128)
   const int b_row = (lane & 7) + ((lane >> 4) << 3), b_chk = (lane >> 3) & 1;
   const int t_row = (lane & 7) + (((lane >> 3) & 1) << 3), t_chk = lane >> 4;
 
-  for (int j = 0; j < n_kb; ++j) {
-    const int st = j & 1;
+  int row_doc[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) row_doc[r] = mask.row_doc(q0 + warp * 16 + (lane >> 2) + r * 8);
+
+  for (int j = kb_begin; j < kb_end; ++j) {
+    const int st = (j - kb_begin) & 1;  // stage 0 holds the first block
     const uint32_t sK = sK0 + st * BC * D * 2, sV = sV0 + st * BC * D * 2;
     cp_async_wait<0>();
     __syncthreads();
-    if (j + 1 < n_kb) {
+    if (j + 1 < kb_end) {
       load_tile<BC, D, NT>(sK0 + (st ^ 1) * BC * D * 2, Kg, f.k_token_stride, (j + 1) * BC, T, tid);
       load_tile<BC, D, NT>(sV0 + (st ^ 1) * BC * D * 2, Vg, f.v_token_stride, (j + 1) * BC, T, tid);
     }
@@ -422,19 +437,22 @@ __global__ void __launch_bounds__(128)
       }
     }
     const int key0 = j * BC;
-    const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > q0 + warp * 16);
+    const bool need_mask =
+        key0 + BC > T || !mask.all_visible(q0 + warp * 16, q0 + warp * 16 + 15, key0, key0 + BC - 1);
 #pragma unroll
     for (int n = 0; n < NS; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
-        float pv = fast_exp2(fmaf(s[n][e], sl2, -L2[r]));
+        const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
+        const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+        float sv = s[n][e], dfac = 1.f;
+        if (mod.active) sv = mod.apply(sv, q, key, &dfac);
+        float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
         if (need_mask) {
-          const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
-          const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-          if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+          if (key >= T || !mask.visible(q, key, row_doc[r])) pv = 0.f;
         }
-        dp[n][e] = pv * (dp[n][e] - Dr[r]);
+        dp[n][e] = pv * (dp[n][e] - Dr[r]) * dfac;
       }
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
@@ -511,8 +529,12 @@ __global__ void __launch_bounds__(256)
   float dq[DL];
 #pragma unroll
   for (int i = 0; i < DL; ++i) dq[i] = 0.f;
-  const int kend = f.causal ? min(T, row0 + ROWS) : T;
-  for (int kt = 0; kt < kend; kt += TK) {
+  const FlashMask mask(f, b);
+  const ScoreMod mod(f, h);
+  const int q_doc = mask.row_doc(q);
+  const int kbegin = mask.key_lo(row0) / TK * TK;
+  const int kend = mask.key_hi(min(T, row0 + ROWS) - 1) + 1;
+  for (int kt = kbegin; kt < kend; kt += TK) {
     __syncthreads();
     for (int idx = threadIdx.x; idx < TK * D; idx += blockDim.x) {
       const int r = idx / D, c = idx % D, key = kt + r;
@@ -527,9 +549,11 @@ __global__ void __launch_bounds__(256)
       s = fmaf(sQ[warp][c], sK[lane][c], s);
       dpv = fmaf(sdO[warp][c], sV[lane][c], dpv);
     }
-    const bool valid = q < T && key < T && (!f.causal || key <= q);
+    const bool valid = q < T && key < T && mask.visible(q, key, q_doc);
+    float dfac = 1.f;
+    if (mod.active) s = mod.apply(s, q, key, &dfac);
     const float pr = valid ? expf(s * f.scale - Lq) : 0.f;
-    const float ds = pr * (dpv - Dq);
+    const float ds = pr * (dpv - Dq) * dfac;
     for (int jj = 0; jj < TK; ++jj) {
       const float dsj = __shfl_sync(0xffffffffu, ds, jj);
 #pragma unroll
@@ -566,13 +590,16 @@ __global__ void __launch_bounds__(256)
   float dk[DL], dv[DL];
 #pragma unroll
   for (int i = 0; i < DL; ++i) dk[i] = 0.f, dv[i] = 0.f;
-  const int qstart = f.causal ? (row0 / TQ) * TQ : 0;
+  const FlashMask mask(f, b);
+  const int qstart = mask.query_lo(row0) / TQ * TQ;
+  const int qend = mask.query_hi(min(T, row0 + ROWS) - 1) + 1;
   for (int hl = 0; hl < G; ++hl) {
     const int h = g * G + hl;
+    const ScoreMod mod(f, h);
     const float* Qg = static_cast<const float*>(f.q) + b * f.q_batch_stride + h * D;
     const float* dOg = static_cast<const float*>(p.dO) + b * p.do_batch_stride + h * D;
     const int64_t rbase = ((int64_t)b * f.H + h) * T;
-    for (int qt = qstart; qt < T; qt += TQ) {
+    for (int qt = qstart; qt < qend; qt += TQ) {
       __syncthreads();
       for (int idx = threadIdx.x; idx < TQ * D; idx += blockDim.x) {
         const int r = idx / D, c = idx % D, qq = qt + r;
@@ -592,9 +619,11 @@ __global__ void __launch_bounds__(256)
         s = fmaf(sK[warp][c], sQ[lane][c], s);
         dpv = fmaf(sV[warp][c], sdO[lane][c], dpv);
       }
-      const bool valid = qq < T && key < T && (!f.causal || key <= qq);
+      const bool valid = qq < T && key < T && mask.visible(qq, key, mask.row_doc(qq));
+      float dfac = 1.f;
+      if (mod.active) s = mod.apply(s, qq, key, &dfac);
       const float pr = valid ? expf(s * f.scale - sL[lane]) : 0.f;
-      const float ds = pr * (dpv - sDs[lane]);
+      const float ds = pr * (dpv - sDs[lane]) * dfac;
       for (int jj = 0; jj < TQ; ++jj) {
         const float pj = __shfl_sync(0xffffffffu, pr, jj);
         const float dsj = __shfl_sync(0xffffffffu, ds, jj);

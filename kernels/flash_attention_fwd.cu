@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_mask.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
 
 namespace attn::flash {
@@ -14,9 +15,11 @@ namespace attn::flash {
 // O += P V with P in registers (the S accumulators converted in place) and V in shared memory.
 // K/V blocks of BC keys stream through one K and one V buffer: V_j loads (cp.async) while
 // S_j = Q K_j^T is computed, K_{j+1} loads while O += P_j V_j is computed. Online softmax in
-// fp32 (log2 domain), O normalized at the end, lse written. Causal: key blocks past the last
-// query row are skipped, blocks crossing the diagonal (and keys >= T) masked; query blocks are
-// launched heaviest first.
+// fp32 (log2 domain), O normalized at the end, lse written. Masks (flash_attention_mask.cuh):
+// only the key blocks in [key_lo, key_hi] of the query block are visited (causal: none past the
+// last query row; window; documents), only blocks not entirely visible to a warp evaluate the
+// per-element mask (and keys >= T); ALiBi / soft-capping rewrite S before the softmax when on.
+// Causal query blocks are launched heaviest first.
 // ============================================================================================
 template <int D>
 struct FwdWgCfg {
@@ -50,11 +53,13 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(p.k) + b * p.k_batch_stride + kvh * D;
   const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(p.v) + b * p.v_batch_stride + kvh * D;
 
-  const int kv_end = CAUSAL ? min(T, q0 + BR) : T;
-  const int n_kb = (kv_end + BC - 1) / BC;
+  const FlashMask mask(p, b);
+  const ScoreMod mod(p, h);
+  const int kb_begin = mask.key_lo(q0) / BC;
+  const int kb_end = mask.key_hi(min(T, q0 + BR) - 1) / BC + 1;
 
   load_tile_b<BR, D, NT>(sQ, Qg, p.q_token_stride, q0, T, tid);
-  load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, 0, T, tid);
+  load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, kb_begin * BC, T, tid);
   cp_async_commit();
 
   const float sl2 = p.scale * kLog2e;
@@ -64,8 +69,9 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   const int warp_row0 = q0 + wg * 64 + wl * 16;  // first query row of this warp
   const int row_lo = warp_row0 + (lane >> 2);    // + 8r
+  const int row_doc[2] = {mask.row_doc(row_lo), mask.row_doc(row_lo + 8)};
 
-  for (int j = 0; j < n_kb; ++j) {
+  for (int j = kb_begin; j < kb_end; ++j) {
     cp_async_wait<0>();
     fence_proxy_async();
     __syncthreads();  // K_j (and Q) visible; every warp done with V_{j-1}
@@ -85,7 +91,17 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
     wg_fence_regs(s);
 
     const int key0 = j * BC;
-    const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > warp_row0);
+    if (mod.active) {
+#pragma unroll
+      for (int n = 0; n < NS; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float unused;
+          s[4 * n + e] = mod.apply(s[4 * n + e], row_lo + ((e >> 1) << 3), key0 + n * 8 + 2 * (lane & 3) + (e & 1),
+                                   &unused);
+        }
+    }
+    const bool need_mask = key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + 15, key0, key0 + BC - 1);
     if (need_mask) {
 #pragma unroll
       for (int n = 0; n < NS; ++n)
@@ -93,7 +109,7 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
         for (int e = 0; e < 4; ++e) {
           const int row = row_lo + ((e >> 1) << 3);
           const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-          if (col >= T || (CAUSAL && col > row)) s[4 * n + e] = -INFINITY;
+          if (col >= T || !mask.visible(row, col, row_doc[e >> 1])) s[4 * n + e] = -INFINITY;
         }
     }
 
@@ -136,7 +152,7 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
     cp_async_wait<0>();
     fence_proxy_async();
     __syncthreads();  // V_j visible; every warp done with K_j
-    if (j + 1 < n_kb) {
+    if (j + 1 < kb_end) {
       load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, (j + 1) * BC, T, tid);
       cp_async_commit();
     }
@@ -211,8 +227,12 @@ __global__ void __launch_bounds__(256) flash_fwd_f32_kernel(const __grid_constan
 #pragma unroll
   for (int i = 0; i < DL; ++i) o[i] = 0.f;
   float m = -INFINITY, l = 0.f;
-  const int kend = p.causal ? min(T, row0 + ROWS) : T;
-  for (int kt = 0; kt < kend; kt += TK) {
+  const FlashMask mask(p, b);
+  const ScoreMod mod(p, h);
+  const int q_doc = mask.row_doc(q);
+  const int kbegin = mask.key_lo(row0) / TK * TK;
+  const int kend = mask.key_hi(min(T, row0 + ROWS) - 1) + 1;
+  for (int kt = kbegin; kt < kend; kt += TK) {
     __syncthreads();
     for (int idx = threadIdx.x; idx < TK * D; idx += blockDim.x) {
       const int r = idx / D, c = idx % D, key = kt + r;
@@ -224,8 +244,9 @@ __global__ void __launch_bounds__(256) flash_fwd_f32_kernel(const __grid_constan
     float s = 0.f;
 #pragma unroll 8
     for (int c = 0; c < D; ++c) s = fmaf(sQ[warp][c], sK[lane][c], s);
-    s *= p.scale;
-    const bool valid = key < T && (!p.causal || key <= q);
+    float unused;
+    s = (mod.active ? mod.apply(s, q, key, &unused) : s) * p.scale;
+    const bool valid = key < T && mask.visible(q, key, q_doc);
     s = valid ? s : -INFINITY;
     float mx = s;
 #pragma unroll
@@ -267,6 +288,9 @@ void check_forward_params(const FlashAttentionParams& p) {
   ATTN_CHECK(p.H <= 65535 && p.B <= 65535, "flash attention: B={} or H={} over 65535", p.B, p.H);
   ATTN_CHECK(p.q && p.k && p.v && p.o && p.lse, "flash attention: null q/k/v/o/lse pointer");
   ATTN_CHECK(std::isfinite(p.scale) && p.scale > 0.f, "flash attention: bad scale {}", p.scale);
+  ATTN_CHECK(p.window >= 0, "flash attention: sliding window {} must be >= 0", p.window);
+  ATTN_CHECK(std::isfinite(p.softcap) && p.softcap >= 0.f, "flash attention: softcap {} must be >= 0", p.softcap);
+  ATTN_CHECK(reinterpret_cast<uintptr_t>(p.doc_ids) % 4 == 0, "flash attention: doc_ids pointer not 4-byte aligned");
   const int64_t align = p.bf16 ? 8 : 4;  // elements per 16 bytes
   const char* names[4] = {"q", "k", "v", "o"};
   const void* ptrs[4] = {p.q, p.k, p.v, p.o};

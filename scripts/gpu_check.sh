@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
-#   scripts/gpu_check.sh [tests] [bench] [flash] [shakespeare] [sanitize]   (default: tests bench flash)
+#   scripts/gpu_check.sh [tests] [bench] [flash] [shakespeare] [variants] [sanitize]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # Writes logs and JSON under $OUT (default /tmp/attn_out) and prints a short table last.
 set -uo pipefail
@@ -95,6 +95,17 @@ if has flash && [ -x "$BUILD/bench_flash_attention" ]; then
   echo "== attention kernels"
   "$BUILD/bench_flash_attention" ${FLASH_ARGS:-} 2>&1 | tee "$OUT/attention_bench.log"
   python3 scripts/bench_sdpa.py ${SDPA_ARGS:-} 2>&1 | tee -a "$OUT/attention_bench.log" | grep -E "^(flash|cudnn) "
+fi
+
+if has variants; then
+  echo "== flash masks and score modifications: tests, then T=16384 causal vs window 1024"
+  "$BUILD/attn_gpu_tests" --gtest_filter='FlashVariants*:*BackendVsCpu*' > "$OUT/variants_tests.log" 2>&1; rc=$?
+  grep -E -A3 "Failure" "$OUT/variants_tests.log" | head -40
+  vb="$BUILD/bench_flash_attention --det --reps 10 --shape 1,12,12,16384,64"
+  $vb > "$OUT/variants_bench.log" 2>&1; $vb --window 1024 >> "$OUT/variants_bench.log" 2>&1; cat "$OUT/variants_bench.log"
+  # columns of a shape row: name fwd TF bwd TF f+b TF MB det-bwd TF
+  read -r fb_c det_c fb_w det_w <<< "$(awk '$1 == "1,12,12,16384,64" {printf "%s %s ", $6, $9}' "$OUT/variants_bench.log")"
+  row "variants: tests exit $rc ($(grep -E '^\[  PASSED' "$OUT/variants_tests.log" | head -1)$(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/variants_tests.log" | head -1)); T=16384 f+b causal ${fb_c:-?} ms, window 1024 ${fb_w:-?} ms, speedup $(python3 -c "print(f'{$fb_c/$fb_w:.1f}x')" 2>/dev/null || echo ?) (det bwd ${det_c:-?} vs ${det_w:-?} ms)"
 fi
 
 if has sanitize; then

@@ -94,19 +94,26 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"everything_noncausal", 7, 4, 1, false, 3, true, true, 2.0f, 0.2f}),
     [](const ::testing::TestParamInfo<Variant>& i) { return i.param.name; });
 
-// Runs the attention forward on (B=1) qkv rows [t0, t1) of a packed row.
+// Runs the attention forward and backward on (B=1) rows [t0, t1) of a packed row; returns y
+// and (in *dqkv) the gradient of sum(y * dy) over those rows.
 std::vector<double> run_segment(const std::vector<double>& qkv, const std::vector<int32_t>& inputs, int t0, int t1,
-                                const AttentionShape& full, const AttentionOptions& o) {
+                                const AttentionShape& full, const AttentionOptions& o,
+                                const std::vector<double>& dy, std::vector<double>* dqkv) {
   const int Q = full.qkv_dim(), C = full.n_head * full.head_dim, T = t1 - t0;
   AttentionShape s = full;
   s.B = 1, s.T = T;
   std::vector<double> part(qkv.begin() + static_cast<size_t>(t0) * Q, qkv.begin() + static_cast<size_t>(t1) * Q);
+  std::vector<double> dpart(dy.begin() + static_cast<size_t>(t0) * C, dy.begin() + static_cast<size_t>(t1) * C);
   std::vector<int32_t> in(inputs.begin() + t0, inputs.begin() + t1);
   std::vector<double> y(static_cast<size_t>(T) * C), P(static_cast<size_t>(s.n_head) * T * T);
   naive_attention_forward(y.data(), P.data(), part.data(), in.data(), s, o, DropoutState{});
+  dqkv->assign(part.size(), 0.0);
+  naive_attention_backward(dqkv->data(), dpart.data(), part.data(), P.data(), in.data(), s, o, DropoutState{});
   return y;
 }
 
+// Document masking on a packed row equals running each document separately: outputs and every
+// gradient (dQ, dK, dV of a token come from its own document only), with ALiBi, soft-capping, window.
 TEST(Attention, DocumentMaskEqualsSeparateDocuments) {
   const uint64_t seed = testing::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -119,6 +126,8 @@ TEST(Attention, DocumentMaskEqualsSeparateDocuments) {
   inputs[5] = kEot, inputs[6] = kEot, inputs[15] = kEot;
   const std::vector<std::pair<int, int>> docs{{0, 6}, {6, 7}, {7, 16}, {16, 23}};
   const auto qkv = randn(rng, static_cast<size_t>(T) * s.qkv_dim());
+  const auto dy = randn(rng, static_cast<size_t>(T) * C);
+  const int Q = s.qkv_dim();
   for (int variant = 0; variant < 4; ++variant) {
     AttentionOptions o;
     o.document_mask = true;
@@ -128,14 +137,21 @@ TEST(Attention, DocumentMaskEqualsSeparateDocuments) {
     o.sliding_window = variant >= 3 ? 4 : 0;
     std::vector<double> y(static_cast<size_t>(T) * C), P(static_cast<size_t>(H) * T * T);
     naive_attention_forward(y.data(), P.data(), qkv.data(), inputs.data(), s, o, DropoutState{});
+    std::vector<double> dqkv(qkv.size());
+    naive_attention_backward(dqkv.data(), dy.data(), qkv.data(), P.data(), inputs.data(), s, o, DropoutState{});
     AttentionOptions plain = o;
     plain.document_mask = false;
     for (auto [t0, t1] : docs) {
-      const auto ys = run_segment(qkv, inputs, t0, t1, s, plain);
-      for (int t = t0; t < t1; ++t)
+      std::vector<double> dseg;
+      const auto ys = run_segment(qkv, inputs, t0, t1, s, plain, dy, &dseg);
+      for (int t = t0; t < t1; ++t) {
         for (int c = 0; c < C; ++c)
           ASSERT_NEAR(y[static_cast<size_t>(t) * C + c], ys[static_cast<size_t>(t - t0) * C + c], 1e-12)
               << "variant " << variant << " t " << t;
+        for (int c = 0; c < Q; ++c)  // dQ, dK, dV of the token: only its own document contributes
+          ASSERT_NEAR(dqkv[static_cast<size_t>(t) * Q + c], dseg[static_cast<size_t>(t - t0) * Q + c], 1e-12)
+              << "variant " << variant << " dqkv t " << t << " column " << c;
+      }
     }
   }
 }

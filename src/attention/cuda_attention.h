@@ -26,6 +26,11 @@ class CudaAttention {
                        const DropoutState& dropout, cudaStream_t stream) = 0;
   virtual void backward(const void* qkv, const void* y, const void* dy, const void* saved, void* dqkv, void* scratch,
                         const AttentionShape& shape, const DropoutState& dropout, cudaStream_t stream) = 0;
+  // attention.document_mask: the current batch's document ids, (B, T) int32 on the device
+  // (doc id of token t = number of eot among inputs[0..t-1] of its row, kernels/document_ids.h),
+  // used by every later forward/backward until replaced. Implementations that refuse
+  // document_mask ignore it.
+  virtual void set_document_ids(const int32_t* doc_ids) { (void)doc_ids; }
 };
 
 // The implementation named by opts.impl ("naive" or "flash") for activations of

@@ -2,6 +2,8 @@
 // the CudaAttention interface. They read q, k, v straight out of the packed qkv buffer and
 // write dq, dk, dv straight into dqkv through strides, so nothing is permuted or copied.
 // Saved between forward and backward: the row logsumexp, (B, H, T) fp32 — O(T), not O(T^2).
+// Sliding window, document mask (doc ids from set_document_ids), ALiBi and soft-capping go
+// straight to the kernels; attention dropout is refused.
 #include <cmath>
 
 #include <fmt/format.h>
@@ -17,14 +19,12 @@ namespace {
 class CudaFlashAttention final : public CudaAttention {
  public:
   CudaFlashAttention(const AttentionOptions& opts, DType act) : opts_(opts), act_(act) {
-    auto refuse = [](bool on, const char* key) {
-      if (on) fail("{} is not supported by attention.impl = \"flash\" yet (use attention.impl = \"naive\")", key);
-    };
-    refuse(opts.sliding_window > 0, "attention.sliding_window");
-    refuse(opts.document_mask, "attention.document_mask");
-    refuse(opts.alibi, "attention.alibi");
-    refuse(opts.softcap > 0, "attention.softcap");
+    ATTN_CHECK(opts.sliding_window >= 0, "attention.sliding_window = {} must be >= 0", opts.sliding_window);
+    ATTN_CHECK(opts.softcap >= 0.0f && std::isfinite(opts.softcap), "attention.softcap = {} must be >= 0",
+               opts.softcap);
   }
+
+  void set_document_ids(const int32_t* doc_ids) override { doc_ids_ = doc_ids; }
 
   std::string name() const override { return "flash"; }
 
@@ -39,12 +39,14 @@ class CudaFlashAttention final : public CudaAttention {
   void forward(const void* qkv, void* y, void* saved, void*, const AttentionShape& s, const DropoutState& dropout,
                cudaStream_t stream) override {
     check_dropout(dropout);
+    check_document_ids();
     flash_attention_forward(forward_params(qkv, y, saved, s), stream);
   }
 
   void backward(const void* qkv, const void* y, const void* dy, const void* saved, void* dqkv, void* scratch,
                 const AttentionShape& s, const DropoutState& dropout, cudaStream_t stream) override {
     check_dropout(dropout);
+    check_document_ids();
     flash_attention_backward(backward_params(qkv, y, dy, saved, dqkv, s), scratch, stream);
   }
 
@@ -53,6 +55,11 @@ class CudaFlashAttention final : public CudaAttention {
     if (d.p > 0.0f)
       fail("model.attn_dropout = {} is not supported by attention.impl = \"flash\" yet (set model.attn_dropout = 0)",
            d.p);
+  }
+
+  void check_document_ids() const {
+    if (opts_.document_mask && doc_ids_ == nullptr)
+      fail("attention.document_mask = true, but the caller set no document ids (CudaAttention::set_document_ids)");
   }
 
   // qkv (B, T, (H + 2 Hkv) D): q heads at column 0, k heads at H D, v heads at (H + Hkv) D.
@@ -74,6 +81,10 @@ class CudaFlashAttention final : public CudaAttention {
     p.causal = opts_.causal;
     p.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     p.bf16 = act_ == DType::BF16;
+    p.window = opts_.sliding_window;
+    p.doc_ids = opts_.document_mask ? doc_ids_ : nullptr;
+    p.alibi = opts_.alibi;
+    p.softcap = opts_.softcap;
     return p;
   }
 
@@ -93,6 +104,7 @@ class CudaFlashAttention final : public CudaAttention {
 
   AttentionOptions opts_;
   DType act_;
+  const int32_t* doc_ids_ = nullptr;  // set_document_ids: the current batch's (B, T) doc ids
 };
 
 }  // namespace

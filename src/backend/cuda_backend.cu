@@ -22,6 +22,7 @@
 #include "backend/cuda_memory.h"
 #include "backend/cuda_op_timer.h"
 #include "core/error.h"
+#include "kernels/document_ids.h"
 #include "kernels/kernels.h"
 #include "model/dropout_sites.h"
 
@@ -351,6 +352,11 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaMemcpyAsync(dev_ints_, host_ints_, count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
     });
     cur_N_ = N;
+    if (opts_.attention.document_mask) {  // doc ids (B, T) from the tokens, after the buckets' 3N + 1 ints
+      int32_t* doc = dev_ints_ + 5 * static_cast<size_t>(maxB_) * maxT_ + 1;
+      timed(OpCategory::Other, [&] { kern::document_ids(doc, tokens_dev(), b.B, b.T, opts_.attention.eot_token, stream_); });
+      attention_->set_document_ids(doc);
+    }
     return counted;
   }
   const int32_t* tokens_dev() const { return dev_ints_; }
@@ -475,7 +481,7 @@ class CudaBackend final : public Backend {
     const int widest = std::max({cfg_.qkv_dim(), 4 * C, C});
     const size_t reduce = std::max(kern::layernorm_backward_scratch_floats(N, C),
                                    CudaMatmul::backward_weight_scratch_floats(N, widest));
-    const size_t ints = 5 * static_cast<size_t>(N) + 1;  // inputs, targets, buckets (<= 3N + 1)
+    const size_t ints = 6 * static_cast<size_t>(N) + 1;  // inputs, targets, buckets (<= 3N + 1), doc ids
     ArenaPlan plan;
     const size_t lt = plan.add(CudaMatmul::kWorkspaceBytes);
     const size_t red = plan.add(reduce * sizeof(float));

@@ -5,8 +5,12 @@
 // Extra memory: lse + backward workspace (inputs, outputs and gradients not counted).
 //
 // usage: bench_flash_attention [--full] [--det] [--reps N] [--shape B,H,Hkv,T,D ...]
+//                              [--window W] [--alibi] [--softcap C] [--doc-len L]
 //   --full : non-causal instead of causal;  --det : also time the deterministic backward
 //   --shape: time these shapes (Hkv < H: grouped-query) instead of the issue's five
+//   --window W / --alibi / --softcap C / --doc-len L: sliding window, ALiBi, soft-capping,
+//            document mask with documents of L tokens. TFLOP/s stays the nominal count of the
+//            unmasked (causal or full) problem, so with masks compare the ms.
 // scripts/bench_sdpa.py prints the same table for PyTorch's SDPA backends.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -16,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/flash_attention.h"
@@ -52,14 +57,19 @@ static float median(std::vector<float> v) {
 }
 
 int main(int argc, char** argv) {
-  bool causal = true, det = false;
-  int reps = 20;
+  bool causal = true, det = false, alibi = false;
+  int reps = 20, window = 0, doc_len = 0;
+  float softcap = 0.0f;
   struct Shape { int B, H, Hkv, T, D; };
   std::vector<Shape> shapes;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--full")) causal = false;
     else if (!std::strcmp(argv[i], "--det")) det = true;
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--window") && i + 1 < argc) window = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--alibi")) alibi = true;
+    else if (!std::strcmp(argv[i], "--softcap") && i + 1 < argc) softcap = (float)std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--doc-len") && i + 1 < argc) doc_len = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       Shape sh{};
       if (std::sscanf(argv[++i], "%d,%d,%d,%d,%d", &sh.B, &sh.H, &sh.Hkv, &sh.T, &sh.D) != 5 || sh.Hkv < 1 ||
@@ -78,7 +88,13 @@ int main(int argc, char** argv) {
               {2, 16, 16, 8192, 128}};
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("attnlab flash attention, %s, bf16, %s, median of %d\n", prop.name, causal ? "causal" : "non-causal", reps);
+  std::string mods;
+  if (window > 0) mods += ", window " + std::to_string(window);
+  if (doc_len > 0) mods += ", documents of " + std::to_string(doc_len);
+  if (alibi) mods += ", alibi";
+  if (softcap > 0) mods += ", softcap " + std::to_string(softcap);
+  std::printf("attnlab flash attention, %s, bf16, %s%s, median of %d\n", prop.name, causal ? "causal" : "non-causal",
+              mods.c_str(), reps);
   std::printf("%-22s %9s %7s %9s %7s %9s %7s %9s%s\n", "B,H,Hkv,T,D", "fwd ms", "TFLOP/s", "bwd ms", "TFLOP/s", "f+b ms",
               "TFLOP/s", "extra MB", det ? "  det-bwd ms TFLOP/s" : "");
   cudaEvent_t e0, e1;
@@ -96,6 +112,17 @@ int main(int argc, char** argv) {
     p.causal = causal;
     p.scale = 1.0f / std::sqrt((float)sh.D);
     p.bf16 = true;
+    p.window = window;
+    p.alibi = alibi;
+    p.softcap = softcap;
+    int32_t* doc_ids = nullptr;  // doc(t) = t / doc_len in every row
+    if (doc_len > 0) {
+      std::vector<int32_t> h((size_t)sh.B * sh.T);
+      for (size_t i = 0; i < h.size(); ++i) h[i] = (int32_t)((i % sh.T) / doc_len);
+      CK(cudaMalloc(&doc_ids, h.size() * sizeof(int32_t)));
+      CK(cudaMemcpy(doc_ids, h.data(), h.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+      p.doc_ids = doc_ids;
+    }
     attn::FlashAttentionBackwardParams bp;
     bp.fwd = p;
     bp.do_batch_stride = (int64_t)sh.T * HD;
@@ -176,6 +203,7 @@ int main(int argc, char** argv) {
       CK(cudaFree(s.lse));
       CK(cudaFree(s.ws));
     }
+    CK(cudaFree(doc_ids));
   }
   return 0;
 }
