@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
-#   scripts/gpu_check.sh [tests] [bench] [flash] [shakespeare] [variants] [sanitize]   (default: tests bench flash)
+#   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
+#                        [speed] [generate] [hf] [ddp]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # Writes logs and JSON under $OUT (default /tmp/attn_out) and prints a short table last.
 set -uo pipefail
@@ -114,6 +115,33 @@ if has sanitize; then
     compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter='Cases/FlashAttention.MatchesFloat64Reference/T77_H4_Hkv2_D64_*' \
       > "$OUT/sanitize_$tool.log" 2>&1; row "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_$tool.log" | tail -1))"
   done
+fi
+
+if has decode; then
+  echo "== decode attention over a KV cache: tests, then ours vs PyTorch SDPA (L2 flushed, GB/s of cache read)"
+  "$BUILD/attn_gpu_tests" --gtest_filter='Decode*:KVCache*' > "$OUT/decode_tests.log" 2>&1; rc=$?
+  grep -E -A3 "Failure" "$OUT/decode_tests.log" | head -30
+  row "decode tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/decode_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/decode_tests.log" | head -1)"
+  [ -x "$BUILD/bench_decode_attention" ] || cmake --build "$BUILD" -j"$(nproc)" --target bench_decode_attention > "$OUT/build_decode.log" 2>&1
+  "$BUILD/bench_decode_attention" ${DECODE_ARGS:-} > "$OUT/decode_bench.jsonl" 2> "$OUT/decode_bench.err"
+  python3 scripts/bench_decode_sdpa.py >> "$OUT/decode_bench.jsonl" 2>> "$OUT/decode_bench.err"
+  tail -3 "$OUT/decode_bench.err"
+  row "$(python3 - "$OUT/decode_bench.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+dec = [r for r in rows if r.get("what") == "decode"]
+out = ["decode B,H,Hkv,D,ctx,cache | ours GB/s (% copy) | torch best GB/s (% copy)"]
+for r in (r for r in dec if r["who"] == "ours"):
+    key = (r["B"], r["H"], r["Hkv"], r["D"], r["ctx"], r["cache"])
+    ours = f"{r['gbps']:7.0f} ({100 * r['frac_copy']:4.1f}%)" if "gbps" in r else "error: " + r.get("error", "?")
+    peers = [p for p in dec if p["who"] != "ours" and "gbps" in p
+             and (p["B"], p["H"], p["Hkv"], p["D"], p["ctx"], p["cache"]) == key]
+    best = max(peers, key=lambda p: p["gbps"], default=None)
+    torch = f"{best['gbps']:7.0f} ({100 * best['frac_copy']:4.1f}%) {best['who']}" if best else "-"
+    out.append(f"  {','.join(map(str, key)):26s} | {ours} | {torch}")
+print("\n".join(out))
+PY
+)"
 fi
 
 echo; echo "================ summary ================"

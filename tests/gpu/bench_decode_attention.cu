@@ -1,0 +1,215 @@
+// Benchmark of the decode attention kernel (kernels/decode_attention.h) against the device's
+// memory bandwidth. For each shape (B, H, Hkv, D, context, cache dtype):
+//   copy:   cudaMemcpyAsync device-to-device of a 1 GiB buffer, bandwidth = 2 * bytes / time
+//           (read + write), median of 10;
+//   decode: one call (split kernel + combine) at lengths = max_len = context, the L2 cache
+//           flushed before every timed call (a memset of 2x the L2 size, then a short GPU spin so
+//           that launch overhead is not timed, both outside the events),
+//           median of --reps; bandwidth = cache bytes read / time, with
+//           cache bytes = 2 * B * Hkv * context * D * element bytes (+ 2 * B * Hkv * context * 4
+//           for the 8-bit scales).
+// Prints one JSON line per shape (scripts/bench_decode_sdpa.py prints PyTorch's peers).
+//
+// usage: bench_decode_attention [--reps N] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/decode_attention.h"
+
+#define CK(x)                                                                                  \
+  do {                                                                                         \
+    cudaError_t e_ = (x);                                                                      \
+    if (e_ != cudaSuccess) {                                                                   \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                            \
+    }                                                                                          \
+  } while (0)
+
+// Random stored elements of any cache dtype: for 8-bit, bytes with bit 6 clear (e4m3 values
+// below 2, never the NaN codes 0x7f/0xff); for bf16/fp32, uniform values in [-1, 1).
+__global__ void fill_cache(uint8_t* p, size_t bytes, int elem_bytes, uint64_t seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i * 4 < bytes; i += (size_t)gridDim.x * blockDim.x) {
+    uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    uint32_t w = (uint32_t)z;
+    if (elem_bytes == 1) w &= 0xBFBFBFBFu;
+    else if (elem_bytes == 2) w &= 0xBFFFBFFFu;  // two bf16 with exponent bit 7 clear: |x| < 2
+    else w = __float_as_uint(__uint_as_float(0x3F800000u | (w & 0x7FFFFFu)) - 1.5f);
+    reinterpret_cast<uint32_t*>(p)[i] = w;
+  }
+}
+__global__ void fill_float(float* p, size_t n, float v) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) p[i] = v;
+}
+
+// Keeps the GPU busy for `cycles` while the host enqueues the timed call: the events then
+// time GPU work only (the same as scripts/bench_decode_sdpa.py's torch.cuda._sleep).
+__global__ void spin(long long cycles) {
+  const long long t0 = clock64();
+  while (clock64() - t0 < cycles) {
+  }
+}
+
+static float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Shape {
+  int B, H, Hkv, D, ctx;
+  std::string dtype;
+};
+
+int main(int argc, char** argv) {
+  int reps = 50;
+  std::vector<Shape> shapes;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
+      Shape s{};
+      char dt[16] = {0};
+      if (std::sscanf(argv[++i], "%d,%d,%d,%d,%d,%15s", &s.B, &s.H, &s.Hkv, &s.D, &s.ctx, dt) != 6) {
+        std::fprintf(stderr, "--shape wants B,H,Hkv,D,ctx,dtype, got '%s'\n", argv[i]);
+        return 2;
+      }
+      s.dtype = dt;
+      shapes.push_back(s);
+    } else {
+      std::fprintf(stderr, "unknown argument '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  if (shapes.empty())
+    shapes = {{1, 12, 12, 64, 32768, "bf16"}, {32, 12, 12, 64, 4096, "bf16"}, {1, 12, 12, 64, 32768, "fp8"},
+              {32, 12, 12, 64, 4096, "fp8"},  {1, 12, 12, 64, 32768, "int8"}, {32, 12, 12, 64, 4096, "int8"},
+              {1, 12, 4, 64, 32768, "bf16"},  {32, 12, 4, 64, 4096, "bf16"},  {1, 32, 8, 128, 32768, "bf16"},
+              {1, 12, 1, 64, 32768, "bf16"}};
+
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  cudaStream_t stream;
+  CK(cudaStreamCreate(&stream));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+
+  // ---- device-to-device copy bandwidth -------------------------------------------------
+  const size_t copy_bytes = size_t(1) << 30;
+  void *src, *dst;
+  CK(cudaMalloc(&src, copy_bytes));
+  CK(cudaMalloc(&dst, copy_bytes));
+  CK(cudaMemsetAsync(src, 1, copy_bytes, stream));
+  std::vector<float> ts;
+  for (int i = 0; i < 12; ++i) {
+    CK(cudaEventRecord(e0, stream));
+    CK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice, stream));
+    CK(cudaEventRecord(e1, stream));
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    if (i >= 2) ts.push_back(ms);
+  }
+  const double copy_gbps = 2.0 * copy_bytes / (median(ts) * 1e-3) / 1e9;
+  CK(cudaFree(src));
+  CK(cudaFree(dst));
+  std::printf("{\"what\": \"copy\", \"device\": \"%s\", \"bytes\": %zu, \"gbps\": %.1f}\n", prop.name, copy_bytes, copy_gbps);
+  std::fflush(stdout);
+
+  // ---- L2 flush buffer ---------------------------------------------------------------------
+  const size_t flush_bytes = 2 * (size_t)prop.l2CacheSize;
+  void* flush;
+  CK(cudaMalloc(&flush, flush_bytes));
+
+  for (const Shape& s : shapes) {
+    try {
+      const attn::KVCacheDType dt = attn::parse_kv_cache_dtype(s.dtype.c_str());
+      const size_t eb = attn::kv_cache_element_bytes(dt);
+      const bool q8 = dt == attn::KVCacheDType::FP8_E4M3 || dt == attn::KVCacheDType::INT8;
+      const size_t rows = (size_t)s.B * s.Hkv * s.ctx, cache_bytes = rows * s.D * eb;
+      uint8_t *k, *v;
+      float *ks = nullptr, *vs = nullptr;
+      void *q, *o, *ws;
+      int32_t* lengths;
+      CK(cudaMalloc(&k, cache_bytes));
+      CK(cudaMalloc(&v, cache_bytes));
+      fill_cache<<<1024, 256, 0, stream>>>(k, cache_bytes, (int)eb, 1);
+      fill_cache<<<1024, 256, 0, stream>>>(v, cache_bytes, (int)eb, 2);
+      if (q8) {
+        CK(cudaMalloc(&ks, rows * 4));
+        CK(cudaMalloc(&vs, rows * 4));
+        fill_float<<<1024, 256, 0, stream>>>(ks, rows, 0.01f);
+        fill_float<<<1024, 256, 0, stream>>>(vs, rows, 0.01f);
+      }
+      const size_t qo_bytes = (size_t)s.B * s.H * s.D * 2;
+      CK(cudaMalloc(&q, qo_bytes));
+      CK(cudaMalloc(&o, qo_bytes));
+      fill_cache<<<64, 256, 0, stream>>>(static_cast<uint8_t*>(q), qo_bytes, 2, 3);
+      CK(cudaMalloc(&lengths, s.B * 4));
+      std::vector<int32_t> lens(s.B, s.ctx);
+      CK(cudaMemcpy(lengths, lens.data(), s.B * 4, cudaMemcpyHostToDevice));
+      CK(cudaGetLastError());
+
+      attn::DecodeAttentionParams p;
+      p.q = q;
+      p.q_batch_stride = (int64_t)s.H * s.D;
+      p.o = o;
+      p.o_batch_stride = (int64_t)s.H * s.D;
+      p.act_bf16 = true;
+      p.cache.k = k;
+      p.cache.v = v;
+      p.cache.k_scale = ks;
+      p.cache.v_scale = vs;
+      p.shape = {s.B, s.Hkv, s.ctx, s.D, dt};
+      p.lengths = lengths;
+      p.H = s.H;
+      p.scale = 1.0f / std::sqrt((float)s.D);
+      CK(cudaMalloc(&ws, attn::decode_attention_workspace_bytes(p)));
+
+      for (int i = 0; i < 3; ++i) attn::decode_attention(p, ws, stream);  // warm-up
+      ts.clear();
+      for (int i = 0; i < reps; ++i) {
+        CK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, stream));  // evict the cache from L2
+        spin<<<1, 1, 0, stream>>>(400000);
+        CK(cudaEventRecord(e0, stream));
+        attn::decode_attention(p, ws, stream);
+        CK(cudaEventRecord(e1, stream));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        ts.push_back(ms);
+      }
+      const double t = median(ts) * 1e-3;
+      const double bytes = 2.0 * cache_bytes + (q8 ? 2.0 * rows * 4 : 0.0);
+      const double gbps = bytes / t / 1e9;
+      std::printf(
+          "{\"what\": \"decode\", \"who\": \"ours\", \"B\": %d, \"H\": %d, \"Hkv\": %d, \"D\": %d, \"ctx\": %d, "
+          "\"cache\": \"%s\", \"us\": %.2f, \"bytes\": %.0f, \"gbps\": %.1f, \"copy_gbps\": %.1f, \"frac_copy\": %.3f}\n",
+          s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), t * 1e6, bytes, gbps, copy_gbps, gbps / copy_gbps);
+      std::fflush(stdout);
+      CK(cudaFree(k));
+      CK(cudaFree(v));
+      if (ks) CK(cudaFree(ks));
+      if (vs) CK(cudaFree(vs));
+      CK(cudaFree(q));
+      CK(cudaFree(o));
+      CK(cudaFree(ws));
+      CK(cudaFree(lengths));
+    } catch (const attn::Error& e) {
+      std::printf("{\"what\": \"decode\", \"who\": \"ours\", \"B\": %d, \"H\": %d, \"Hkv\": %d, \"D\": %d, \"ctx\": %d, "
+                  "\"cache\": \"%s\", \"error\": \"%s\"}\n",
+                  s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), e.what());
+    }
+  }
+  CK(cudaFree(flush));
+  return 0;
+}
