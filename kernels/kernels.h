@@ -42,6 +42,13 @@ template <typename T>
 void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, const T* dout, const T* inp,
                         const T* weight, const float* mean, const float* rstd, int N, int C, cudaStream_t stream);
 size_t layernorm_backward_scratch_floats(int N, int C);
+// The residual add of a block fused with the layernorm that reads it (one pass over the row):
+//   res_out = res + drop(branch)  (rounded to T; may alias res),  out = layernorm(res_out)
+// Same result as residual_forward followed by layernorm_forward.
+template <typename T>
+void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, const T* res, const T* branch,
+                                const T* weight, const T* bias, int N, int C, DropoutState drop,
+                                cudaStream_t stream);
 
 // ---- GELU, tanh approximation (gelu.cu) ----------------------------------------------
 template <typename T>

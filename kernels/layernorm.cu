@@ -1,4 +1,6 @@
 // LayerNorm over the last dimension C, eps = 1e-5 (nanoGPT / torch.nn.LayerNorm).
+#include <algorithm>
+
 #include "kernels/common.cuh"
 #include "kernels/kernels.h"
 
@@ -6,9 +8,9 @@ namespace attn::kern {
 
 namespace {
 constexpr float kEps = 1e-5f;
-constexpr int kRowsPerChunk = 128;  // rows per partial sum of the parameter gradients
-}
+constexpr int kRowsPerChunk = 128;  // rows per partial sum of the parameter gradients (generic path)
 
+// ---- the generic path: any C (C % pack != 0 or C > 1024) ------------------------------------
 // mean = sum_c x_c / C;  rstd = 1 / sqrt(sum_c (x_c - mean)^2 / C + eps)
 // out_c = (x_c - mean) * rstd * w_c + b_c.    One warp per row; mean, rstd saved (fp32).
 template <typename T>
@@ -103,13 +105,207 @@ __global__ void layernorm_backward_params_final_kernel(float* dweight, float* db
   dbias[c] += tb;
 }
 
+// ---- the fast path: one warp per row, the row held in registers ---------------------------
+//
+// Why: the kernels above read each element with a 2-byte load, three times in the forward
+// (mean, variance, output) and twice more for the parameter gradients in a second kernel.
+// Here every lane owns the same 128-bit packs of every row (packs lane, lane + 32, ...), so
+// a row is read from memory once, with 16-byte loads, and the parameter gradients of the
+// lane's columns are summed in its registers over all the rows its warp handles: no second
+// read of dout and x, no atomics. Needs C % (16 / sizeof(T)) == 0 and C <= 32 * kRowRegs.
+
+// bf16 and fp32 both keep 32 floats of a row per lane: C <= 1024 (GPT-2 small/medium).
+constexpr int kRowRegs = 32;
+constexpr int kWarpsPerBlock = 8;
+constexpr int kBackwardMaxBlocks = 256;  // fixed by N only: the summation order does not depend on the GPU
+
+template <typename T>
+bool rows_fit_registers(int C) {
+  constexpr int W = Pack128<T>::size;
+  return C % W == 0 && C <= 32 * kRowRegs;
+}
+
+// One warp per row n. With branch != nullptr (the fused residual of the transformer block):
+//   r_c = T(res_c + drop(branch_c)),  res_out[n, c] = r_c,  and r is normalised below
+// (the rounded value, exactly what a separate residual kernel would have stored); else r = inp.
+//   mean = sum_c r_c / C;  rstd = 1 / sqrt(sum_c (r_c - mean)^2 / C + eps)
+//   out_c = (r_c - mean) * rstd * w_c + b_c
+// Dropout indices are the flat element index n * C + c, as in residual_forward.
+template <typename T>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    layernorm_forward_rows_kernel(T* out, float* mean, float* rstd, T* res_out, const T* inp, const T* branch,
+                                  const T* w, const T* b, int N, int C, float drop_p, float drop_scale,
+                                  uint64_t drop_key) {
+  constexpr int W = Pack128<T>::size, kPacks = kRowRegs / W;
+  const int lane = threadIdx.x % 32;
+  const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
+  if (row >= N) return;
+  const int packs = C / W;
+  const size_t base = static_cast<size_t>(row) * C;
+  float x[kRowRegs];
+  float sum = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kPacks; ++k) {
+    const int pk = k * 32 + lane;
+    if (pk < packs) {
+      const size_t i = base + static_cast<size_t>(pk) * W;
+      Pack128<T> r = load128(inp + i);
+      if (branch != nullptr) {
+        const Pack128<T> br = load128cs(branch + i);
+#pragma unroll
+        for (int j = 0; j < W; ++j) {
+          const float m = drop_p > 0.0f ? dropout_mult(drop_key, i + j, drop_p, drop_scale) : 1.0f;
+          r.set(j, r.get(j) + br.get(j) * m);
+        }
+        store128(res_out + i, r);
+      }
+#pragma unroll
+      for (int j = 0; j < W; ++j) x[k * W + j] = r.get(j), sum += x[k * W + j];
+    }
+  }
+  const float m = warp_sum(sum) / C;
+  float var = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kPacks; ++k)
+    if (k * 32 + lane < packs)
+#pragma unroll
+      for (int j = 0; j < W; ++j) var += (x[k * W + j] - m) * (x[k * W + j] - m);
+  const float r = rsqrtf(warp_sum(var) / C + kEps);
+#pragma unroll
+  for (int k = 0; k < kPacks; ++k) {
+    const int pk = k * 32 + lane;
+    if (pk < packs) {
+      const Pack128<T> wk = load128(w + pk * W), bk = load128(b + pk * W);
+      Pack128<T> o;
+#pragma unroll
+      for (int j = 0; j < W; ++j) o.set(j, (x[k * W + j] - m) * r * wk.get(j) + bk.get(j));
+      store128(out + base + static_cast<size_t>(pk) * W, o);
+    }
+  }
+  if (lane == 0) {
+    mean[row] = m;
+    rstd[row] = r;
+  }
+}
+
+// Backward, one pass over dout and x. Warp g of G = gridDim.x * kWarpsPerBlock handles rows
+// g, g + G, ... in order; per row, with norm_c = (x_c - mean) * rstd and g_c = w_c * dout_c,
+//   dinp_c += (g_c - mean_c(g) - norm_c * mean_c(g * norm)) * rstd
+// and each lane adds dout_c * norm_c and dout_c of its own columns to registers. At the end the
+// block's warps add their sums in warp order (shared memory, no atomics) and the block writes
+//   scratch[block][c] = sum dout * norm,  scratch[block][C + c] = sum dout
+// for layernorm_params_final_kernel.
+template <typename T>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    layernorm_backward_rows_kernel(T* dinp, float* scratch, const T* dout, const T* inp, const T* w,
+                                   const float* mean, const float* rstd, int N, int C) {
+  constexpr int W = Pack128<T>::size, kPacks = kRowRegs / W;
+  __shared__ float block_sums[2 * 32 * kRowRegs];  // [dweight | dbias] partials, 2C <= this
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int packs = C / W;
+  float dw[kRowRegs], db[kRowRegs];
+#pragma unroll
+  for (int e = 0; e < kRowRegs; ++e) dw[e] = 0.0f, db[e] = 0.0f;
+  const int warps = gridDim.x * kWarpsPerBlock;
+  for (int row = blockIdx.x * kWarpsPerBlock + warp; row < N; row += warps) {
+    const size_t base = static_cast<size_t>(row) * C;
+    const float m = mean[row], r = rstd[row];
+    Pack128<T> xk[kPacks], dk[kPacks];
+    float sg = 0.0f, sgn = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kPacks; ++k) {
+      const int pk = k * 32 + lane;
+      if (pk < packs) {
+        xk[k] = load128cs(inp + base + static_cast<size_t>(pk) * W);
+        dk[k] = load128cs(dout + base + static_cast<size_t>(pk) * W);
+        const Pack128<T> wk = load128(w + pk * W);
+#pragma unroll
+        for (int j = 0; j < W; ++j) {
+          const float norm = (xk[k].get(j) - m) * r, d = dk[k].get(j), g = wk.get(j) * d;
+          sg += g;
+          sgn += g * norm;
+          dw[k * W + j] += d * norm;
+          db[k * W + j] += d;
+        }
+      }
+    }
+    const float g_mean = warp_sum(sg) / C, gn_mean = warp_sum(sgn) / C;
+#pragma unroll
+    for (int k = 0; k < kPacks; ++k) {
+      const int pk = k * 32 + lane;
+      if (pk < packs) {
+        const size_t i = base + static_cast<size_t>(pk) * W;
+        const Pack128<T> wk = load128(w + pk * W);
+        Pack128<T> dx = load128(dinp + i);
+#pragma unroll
+        for (int j = 0; j < W; ++j) {
+          const float norm = (xk[k].get(j) - m) * r, g = wk.get(j) * dk[k].get(j);
+          dx.set(j, dx.get(j) + (g - g_mean - norm * gn_mean) * r);
+        }
+        store128(dinp + i, dx);
+      }
+    }
+  }
+  // warps add into the block's sums one after the other: a fixed order
+  for (int turn = 0; turn < kWarpsPerBlock; ++turn) {
+    if (warp == turn) {
+#pragma unroll
+      for (int k = 0; k < kPacks; ++k) {
+        const int pk = k * 32 + lane;
+        if (pk < packs)
+#pragma unroll
+          for (int j = 0; j < W; ++j) {
+            const int c = pk * W + j;
+            block_sums[c] = turn == 0 ? dw[k * W + j] : block_sums[c] + dw[k * W + j];
+            block_sums[C + c] = turn == 0 ? db[k * W + j] : block_sums[C + c] + db[k * W + j];
+          }
+      }
+    }
+    __syncthreads();
+  }
+  for (int c = threadIdx.x; c < 2 * C; c += blockDim.x)
+    scratch[static_cast<size_t>(blockIdx.x) * 2 * C + c] = block_sums[c];
+}
+
+// dweight[c] += sum_k scratch[k][c],  dbias[c] += sum_k scratch[k][C + c]   (k = 0..blocks-1)
+// Block (32 columns x 8 lanes) over the 2C columns [dweight | dbias]; lane y sums k = y, y + 8,
+// ... in order, the 8 lanes are added in order: deterministic.
+__global__ void layernorm_params_final_kernel(float* dweight, float* dbias, const float* scratch, int blocks, int C) {
+  __shared__ float s[8][33];
+  const int c = blockIdx.x * 32 + threadIdx.x;
+  float t = 0.0f;
+  if (c < 2 * C)
+    for (int k = threadIdx.y; k < blocks; k += 8) t += scratch[static_cast<size_t>(k) * 2 * C + c];
+  s[threadIdx.y][threadIdx.x] = t;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= 2 * C) return;
+  float total = 0.0f;
+  for (int y = 0; y < 8; ++y) total += s[y][threadIdx.x];
+  if (c < C)
+    dweight[c] += total;
+  else
+    dbias[c - C] += total;
+}
+
+int backward_blocks(int N) { return std::min(ceil_div(N, kWarpsPerBlock), kBackwardMaxBlocks); }
+
+}  // namespace
+
 size_t layernorm_backward_scratch_floats(int N, int C) {
-  return static_cast<size_t>(ceil_div(N, kRowsPerChunk)) * 2 * C;
+  const size_t parts = std::max(ceil_div(N, kRowsPerChunk), backward_blocks(N));
+  return parts * 2 * static_cast<size_t>(C);
 }
 
 template <typename T>
 void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int N, int C,
                        cudaStream_t stream) {
+  if (N == 0) return;
+  if (rows_fit_registers<T>(C)) {
+    layernorm_forward_rows_kernel<T><<<ceil_div(N, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream>>>(
+        out, mean, rstd, nullptr, inp, nullptr, weight, bias, N, C, 0.0f, 1.0f, 0);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   const int block = 256, rows_per_block = block / 32;
   layernorm_forward_kernel<<<ceil_div(N, rows_per_block), block, 0, stream>>>(out, mean, rstd, inp, weight, bias, N,
                                                                               C);
@@ -117,8 +313,35 @@ void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* 
 }
 
 template <typename T>
+void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, const T* res, const T* branch,
+                                const T* weight, const T* bias, int N, int C, DropoutState drop,
+                                cudaStream_t stream) {
+  if (N == 0) return;
+  if (!rows_fit_registers<T>(C)) {  // the two separate kernels give the same result
+    residual_forward(res_out, res, branch, static_cast<size_t>(N) * C, drop, stream);
+    layernorm_forward(out, mean, rstd, res_out, weight, bias, N, C, stream);
+    return;
+  }
+  const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
+  layernorm_forward_rows_kernel<T><<<ceil_div(N, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream>>>(
+      out, mean, rstd, res_out, res, branch, weight, bias, N, C, drop.p, scale, drop.key);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
 void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, const T* dout, const T* inp,
                         const T* weight, const float* mean, const float* rstd, int N, int C, cudaStream_t stream) {
+  if (N == 0) return;
+  if (rows_fit_registers<T>(C)) {
+    const int blocks = backward_blocks(N);
+    layernorm_backward_rows_kernel<<<blocks, kWarpsPerBlock * 32, 0, stream>>>(dinp, scratch, dout, inp, weight,
+                                                                               mean, rstd, N, C);
+    CUDA_CHECK_LAUNCH();
+    layernorm_params_final_kernel<<<ceil_div(2 * C, 32), dim3(32, 8), 0, stream>>>(dweight, dbias, scratch, blocks,
+                                                                                  C);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   const int block = 256, rows_per_block = block / 32;
   layernorm_backward_input_kernel<<<ceil_div(N, rows_per_block), block, 0, stream>>>(dinp, dout, inp, weight, mean,
                                                                                      rstd, N, C);
@@ -134,7 +357,9 @@ void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, c
 #define INSTANTIATE(T)                                                                                              \
   template void layernorm_forward<T>(T*, float*, float*, const T*, const T*, const T*, int, int, cudaStream_t);    \
   template void layernorm_backward<T>(T*, float*, float*, float*, const T*, const T*, const T*, const float*,      \
-                                      const float*, int, int, cudaStream_t);
+                                      const float*, int, int, cudaStream_t);                                     \
+  template void residual_layernorm_forward<T>(T*, T*, float*, float*, const T*, const T*, const T*, const T*, int, \
+                                              int, DropoutState, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 

@@ -50,6 +50,36 @@ PY
 )"
 fi
 
+if has speed; then
+  echo "== step speed: ours (flash, --profile) vs torch.compile + flash SDPA, GPT-2 124M bf16, same call"
+  for shape in "1024 16" "4096 4"; do
+    set -- $shape
+    $A bench -c configs/gpt2_124m.toml --attention.impl=\"flash\" --training.seq_len=$1 --training.batch_size=$2 \
+      --model.block_size=$1 --profile --json "$OUT/speed_ours_T$1.json" > "$OUT/speed_ours_T$1.log" 2>&1 \
+      || tail -3 "$OUT/speed_ours_T$1.log"
+    python3 scripts/torch_gpt.py bench --sdpa flash --compile 1 --batch $2 --seq $1 2>>"$OUT/speed_torch.err" \
+      | tail -1 > "$OUT/speed_torch_T$1.json"
+  done
+  row "$(python3 - "$OUT" <<'PY'
+import json, os, sys
+out = ["speed (bf16 flash) | ours tok/s GiB | torch.compile+flash tok/s GiB | ours/torch | top of our profile (ms)"]
+for T, B in ((1024, 16), (4096, 4)):
+    try:
+        o = json.load(open(os.path.join(sys.argv[1], f"speed_ours_T{T}.json")))
+        t = json.loads(open(os.path.join(sys.argv[1], f"speed_torch_T{T}.json")).read() or "{}")
+        cats = sorted(o["profile"]["categories"].items(), key=lambda kv: -kv[1]["ms"])[:4]
+        top = " ".join(f"{k}={v['ms']:.1f}" for k, v in cats)
+        tt = t.get("tokens_per_s", float("nan"))
+        out.append(f"  T={T} B={B} | {o['tokens_per_s']:7.0f} {o['peak_bytes']/2**30:5.2f} | "
+                   f"{tt:7.0f} {t.get('peak_bytes', 0)/2**30:5.2f} | {o['tokens_per_s']/tt:5.3f} | "
+                   f"step={o['profile']['step_ms']:.1f} {top}")
+    except Exception as e:
+        out.append(f"  T={T} B={B} | missing result ({e})")
+print("\n".join(out))
+PY
+)"
+fi
+
 if has shakespeare; then
   echo "== shakespeare_char (nanoGPT config, bf16): ours, then PyTorch"
   mkdir -p runs

@@ -110,6 +110,10 @@ def bench(a):
     r = {"who": "pytorch", "attention": a.sdpa, "compile": bool(a.compile), "batch": a.batch, "seq_len": a.seq,
          "step_ms": dt * 1e3, "tokens_per_s": a.batch * a.seq / dt,
          "peak_bytes": torch.cuda.max_memory_allocated(), "loss_last": loss.item()}
+    # MFU with attnlab bench's estimate: 6 N + 12 L H Q T flops per token, N without wpe
+    n_params = sum(p.numel() for p in model.parameters()) - model.wpe.weight.numel()
+    flops_per_token = 6 * n_params + 12 * a.n_layer * a.n_embd * a.seq
+    r["mfu"] = flops_per_token * r["tokens_per_s"] / (a.peak_tflops * 1e12)
     print(json.dumps(r))
 
 
@@ -180,13 +184,14 @@ def main():
     b.add_argument("--sdpa", default="math", choices=["naive"] + list(BACKENDS))
     b.add_argument("--compile", type=int, default=0)
     b.add_argument("--batch", type=int, default=16)
-    b.add_argument("--seq", type=int, default=1024)
+    b.add_argument("--seq", "--seq-len", dest="seq", type=int, default=1024)
     b.add_argument("--vocab", type=int, default=50304)
     b.add_argument("--n_layer", type=int, default=12)
     b.add_argument("--n_head", type=int, default=12)
     b.add_argument("--n_embd", type=int, default=768)
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--warmup", type=int, default=5)
+    b.add_argument("--peak-tflops", type=float, default=989.0, help="for MFU (H100 SXM dense bf16, as attnlab bench)")
     s = sub.add_parser("shakespeare")
     s.add_argument("--data", required=True)
     s.add_argument("--sdpa", default="math", choices=["naive"] + list(BACKENDS))

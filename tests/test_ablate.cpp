@@ -90,6 +90,48 @@ TEST_F(Ablate, AFailingCellIsRecordedAndTheSweepGoesOn) {
   EXPECT_NE(slurp(root / "out" / "results.md").find("error: "), std::string::npos);
 }
 
+// [[variant]] tables: named rows crossed with the axes (the variant varying slowest), each
+// with its own overrides; [[torch]] peers: one process per seq_len, here a stand-in script
+// that prints the JSON line torch_gpt.py would, and runs out of memory at seq_len 16.
+TEST_F(Ablate, NamedVariantsAndTorchPeers) {
+  std::ofstream(root / "peer.sh") << "for a in \"$@\"; do echo \"arg $a\"; done\n"
+                                     "case \"$*\" in *'--seq 16'*) echo 'torch.OutOfMemoryError: CUDA out of memory.'; "
+                                     "exit 1;; esac\n"
+                                     "echo '{\"who\": \"pytorch\", \"tokens_per_s\": 1234.4, \"step_ms\": 2.5, "
+                                     "\"peak_bytes\": 1073741824, \"loss_last\": 4.25, \"mfu\": 0.5}'\n";
+  ASSERT_EQ(0, ablate("tokens_per_batch = 32\nsteps = 1\nwarmup = 0\nvocab_size = 64\n"
+                      "python = \"/bin/sh\"\ntorch_script = \"" + (root / "peer.sh").string() + "\"\n"
+                      "[grid]\ntraining.seq_len = [8, 16]\n"
+                      "[[variant]]\nname = \"one-layer\"\nmodel.n_layer = 1\n"
+                      "[[variant]]\nname = \"two+layers\"\nmodel.n_layer = 2\nattention.impl = \"naive\"\n"
+                      "[[torch]]\nname = \"torch.compile+flash\"\nsdpa = \"flash\"\ncompile = true\n"))
+      << slurp(root / "log");
+  const auto csv = lines_of(slurp(root / "out" / "results.csv"));
+  ASSERT_EQ(csv.size(), 7u) << slurp(root / "out" / "results.csv");  // header + 2 x 2 cells + 2 peer rows
+  EXPECT_EQ(csv[1].find("cell_00,one-layer,8,4,fp32,ok"), 0u) << csv[1];
+  EXPECT_EQ(csv[2].find("cell_01,one-layer,16,2,fp32,ok"), 0u) << csv[2];
+  EXPECT_EQ(csv[3].find("cell_02,two+layers,8,4,fp32,ok"), 0u) << csv[3];
+  EXPECT_NE(csv[3].find("--model.n_layer=2"), std::string::npos) << csv[3];
+  EXPECT_EQ(csv[1].find("--model.n_layer=2"), std::string::npos) << csv[1];
+  EXPECT_EQ(csv[5].find("cell_04,torch.compile+flash,8,4,bf16,ok,1234.4,2.500,0.5000,1.0000"), 0u) << csv[5];
+  EXPECT_EQ(csv[6].find("cell_05,torch.compile+flash,16,2,bf16,oom"), 0u) << csv[6];
+  // the peer got the model shape and the batch of the grid
+  const std::string peer_log = slurp(root / "out" / "cells" / "cell_04.log");
+  for (const char* arg : {"arg --sdpa\narg flash\n", "arg --compile\narg 1\n", "arg --batch\narg 4\n",
+                          "arg --seq\narg 8\n", "arg --n_embd\narg 16\n", "arg --n_head\narg 2\n"})
+    EXPECT_NE(peer_log.find(arg), std::string::npos) << arg << peer_log;
+  const std::string md = slurp(root / "out" / "results.md");
+  EXPECT_NE(md.find("| torch.compile+flash | 8 | 4 | bf16 | 1234 | 2.5 | 50.0% | 1.00 | n/a |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| torch.compile+flash | 16 | 2 | bf16 | OOM |"), std::string::npos) << md;
+}
+
+TEST_F(Ablate, AVariantWithAnArrayIsOneLineError) {
+  EXPECT_EQ(1, ablate("[grid]\ntraining.seq_len = [8]\n[[variant]]\nname = \"x\"\nmodel.n_layer = [1, 2]\n"));
+  EXPECT_NE(slurp(root / "log").find("[[variant]] 'x': model.n_layer is an array"), std::string::npos)
+      << slurp(root / "log");
+}
+
 TEST_F(Ablate, ABadGridIsOneLineError) {
   EXPECT_EQ(1, ablate("stepz = 1\n[grid]\nattention.impl = [\"naive\"]\n"));
   EXPECT_NE(slurp(root / "log").find("unknown key 'stepz'"), std::string::npos) << slurp(root / "log");

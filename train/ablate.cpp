@@ -30,11 +30,28 @@ struct GridAxis {
   std::vector<std::string> values;
 };
 
+using Overrides = std::vector<std::pair<std::string, std::string>>;  // (dotted key, TOML value text)
+
+// A named variant ([[variant]]): its overrides apply to every cell of the grid it is crossed with.
+struct NamedVariant {
+  std::string name;
+  Overrides overrides;
+};
+
+// A PyTorch peer row ([[torch]]): `python torch_script bench` at each seq_len of the grid.
+struct TorchPeer {
+  std::string name, sdpa;
+  bool compile = false;
+};
+
 struct GridSpec {
   int tokens_per_batch = 0;  // 0: keep the config's batch size
   int steps = 10, warmup = 3, vocab_size = 0;
-  std::vector<GridAxis> axes;                              // arrays: one value per cell along each axis
-  std::vector<std::pair<std::string, std::string>> fixed;  // single values: every cell
+  std::vector<GridAxis> axes;     // arrays: one value per cell along each axis
+  Overrides fixed;                // single values: every cell
+  std::vector<NamedVariant> variants;  // empty: the cells have no variant axis
+  std::vector<TorchPeer> torch;
+  std::string python = "python3", torch_script = "scripts/torch_gpt.py";
 };
 
 std::string toml_value_text(const toml::node& n) {
@@ -86,9 +103,68 @@ GridSpec load_grid(const std::string& path) {
   };
   for (const auto& [k, node] : doc) {
     const std::string key(k.str());
-    ATTN_CHECK(key == "grid" || key == "tokens_per_batch" || key == "steps" || key == "warmup" || key == "vocab_size",
-               "{}: unknown key '{}' (expected tokens_per_batch, steps, warmup, vocab_size and a [grid] table)", path,
-               key);
+    ATTN_CHECK(key == "grid" || key == "tokens_per_batch" || key == "steps" || key == "warmup" ||
+                   key == "vocab_size" || key == "variant" || key == "torch" || key == "python" ||
+                   key == "torch_script",
+               "{}: unknown key '{}' (expected tokens_per_batch, steps, warmup, vocab_size, python, torch_script, a "
+               "[grid] table, [[variant]] and [[torch]] tables)",
+               path, key);
+  }
+  auto get_string = [&](const char* key, std::string& out) {
+    if (const auto* n = doc.get(key)) {
+      ATTN_CHECK(n->is_string(), "{}: {} must be a string", path, key);
+      out = n->as_string()->get();
+    }
+  };
+  get_string("python", spec.python);
+  get_string("torch_script", spec.torch_script);
+  // an array of tables, each with a string `name` (unique) and the rest its own keys
+  auto tables_of = [&](const char* key) {
+    std::vector<const toml::table*> out;
+    if (const auto* n = doc.get(key)) {
+      const auto* arr = n->as_array();
+      ATTN_CHECK(arr != nullptr && arr->is_array_of_tables(), "{}: {} must be an array of tables ([[{}]])", path, key,
+                 key);
+      for (const auto& t : *arr) {
+        const auto* name = t.as_table()->get("name");
+        ATTN_CHECK(name != nullptr && name->is_string() && !name->as_string()->get().empty(),
+                   "{}: every [[{}]] needs a name = \"...\"", path, key);
+        out.push_back(t.as_table());
+      }
+    }
+    return out;
+  };
+  for (const toml::table* t : tables_of("variant")) {
+    NamedVariant v{t->get("name")->as_string()->get(), {}};
+    for (const auto& o : spec.variants)
+      ATTN_CHECK(o.name != v.name, "{}: two [[variant]] tables are named '{}'", path, v.name);
+    GridSpec own;
+    toml::table rest = *t;
+    rest.erase("name");
+    collect_grid(rest, "", own, path);
+    ATTN_CHECK(own.axes.empty(), "{}: [[variant]] '{}': {} is an array; a variant sets single values", path, v.name,
+               own.axes.empty() ? "" : own.axes.front().key);
+    v.overrides = std::move(own.fixed);
+    spec.variants.push_back(std::move(v));
+  }
+  for (const toml::table* t : tables_of("torch")) {
+    TorchPeer peer{t->get("name")->as_string()->get(), "", false};
+    for (const auto& [k, node] : *t) {
+      const std::string key(k.str());
+      if (key == "name") continue;
+      if (key == "sdpa" && node.is_string()) {
+        peer.sdpa = node.as_string()->get();
+      } else if (key == "compile" && node.is_boolean()) {
+        peer.compile = node.as_boolean()->get();
+      } else {
+        fail("{}: [[torch]] '{}': unknown key '{}' (expected name, sdpa = \"flash\"|\"cudnn\"|\"math\"|... and "
+             "compile = true|false)",
+             path, peer.name, key);
+      }
+    }
+    ATTN_CHECK(!peer.sdpa.empty(), "{}: [[torch]] '{}' needs sdpa = \"flash\", \"cudnn\", \"math\", ...", path,
+               peer.name);
+    spec.torch.push_back(std::move(peer));
   }
   get_int("tokens_per_batch", spec.tokens_per_batch);
   get_int("steps", spec.steps);
@@ -129,7 +205,7 @@ int run_process(const std::string& exe, const std::vector<std::string>& args, co
     argv.push_back(const_cast<char*>(exe.c_str()));
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(exe.c_str(), argv.data());
+    execvp(exe.c_str(), argv.data());  // a bare name (python3) is looked up on PATH
     _exit(127);
   }
   int status = 0;
@@ -186,9 +262,10 @@ void write_reports(const std::vector<AblateCellResult>& cells, const GridSpec& s
        << "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for (const auto& c : cells) {
       if (c.status == "ok") {
-        md << fmt::format("| {} | {} | {} | {} | {:.0f} | {:.1f} | {:.1f}% | {:.2f} | {:.1f}% | {:.4f} |\n", c.variant,
-                          c.seq_len, c.batch, c.precision, c.tokens_per_s, c.step_ms, 100 * c.mfu, c.peak_gib,
-                          100 * c.attention_share, c.loss_last);
+        const std::string share = c.has_profile ? fmt::format("{:.1f}%", 100 * c.attention_share) : "n/a";
+        md << fmt::format("| {} | {} | {} | {} | {:.0f} | {:.1f} | {:.1f}% | {:.2f} | {} | {:.4f} |\n", c.variant,
+                          c.seq_len, c.batch, c.precision, c.tokens_per_s, c.step_ms, 100 * c.mfu, c.peak_gib, share,
+                          c.loss_last);
       } else {
         std::string why = c.status == "oom" ? "OOM" : "error: " + c.error;
         std::replace(why.begin(), why.end(), '|', '/');
@@ -243,27 +320,85 @@ void write_reports(const std::vector<AblateCellResult>& cells, const GridSpec& s
 
 }  // namespace
 
+namespace {
+
+bool is_oom(const std::string& error) {
+  // our allocator's text; a CUDA library that runs out on its own reports cudaErrorMemoryAllocation;
+  // PyTorch: "torch.OutOfMemoryError: CUDA out of memory"
+  return error.find("out of GPU memory") != std::string::npos ||
+         error.find("cudaErrorMemoryAllocation") != std::string::npos ||
+         error.find("CUDA out of memory") != std::string::npos || error.find("OutOfMemoryError") != std::string::npos;
+}
+
+// The last line of a peer's log that is a JSON object (its result), or "".
+std::string last_json_line(const std::string& log_path) {
+  std::ifstream in(log_path);
+  std::string found;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line.front() == '{') found = line;
+  return found;
+}
+
+// The seq_len values the grid runs (its training.seq_len axis, else the one fixed value).
+std::vector<int> grid_seq_lens(const GridSpec& spec, const Config& base) {
+  std::vector<int> out;
+  for (const auto& a : spec.axes)
+    if (a.key == "training.seq_len")
+      for (const auto& v : a.values) out.push_back(std::atoi(unquoted(v).c_str()));
+  if (out.empty()) out.push_back(std::atoi(cell_value(spec.fixed, "training.seq_len", std::to_string(base.seq_len())).c_str()));
+  for (int& t : out)
+    if (t <= 0) t = base.model.block_size;
+  return out;
+}
+
+}  // namespace
+
 std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
   const Config base = load_config(opts.config_path);  // a broken base config stops before any cell
   const GridSpec spec = load_grid(opts.grid_path);
   const fs::path dir(opts.out_dir), cells_dir = dir / "cells";
   fs::create_directories(cells_dir);
 
-  // The cells: the cartesian product of the axes, the first axis varying slowest.
-  size_t n_cells = 1;
-  for (const auto& a : spec.axes) n_cells *= a.values.size();
+  // The cells: each named variant (if any) crossed with the cartesian product of the axes,
+  // the variant varying slowest, then the first axis; then the PyTorch peers at each seq_len.
+  const std::vector<NamedVariant> variants = spec.variants.empty() ? std::vector<NamedVariant>(1) : spec.variants;
+  size_t per_variant = 1;
+  for (const auto& a : spec.axes) per_variant *= a.values.size();
+  const size_t n_grid = variants.size() * per_variant;
+  const std::vector<int> peer_seq_lens = grid_seq_lens(spec, base);
+  const size_t n_cells = n_grid + spec.torch.size() * peer_seq_lens.size();
   std::vector<AblateCellResult> results;
-  for (size_t i = 0; i < n_cells; ++i) {
-    std::vector<std::pair<std::string, std::string>> kv = spec.fixed;
-    size_t rest = i;
+  auto report = [&](AblateCellResult& r, size_t i) {
+    if (!opts.quiet) {
+      std::string ov;
+      for (const auto& o : r.overrides) ov += " " + o;
+      if (r.status == "ok")
+        fmt::print("{} [{}/{}] {}{}: {:.0f} tokens/s, {:.1f} ms/step, peak {:.2f} GiB, attention {}\n", r.name, i + 1,
+                   n_cells, r.variant, ov, r.tokens_per_s, r.step_ms, r.peak_gib,
+                   r.has_profile ? fmt::format("{:.1f}%", 100 * r.attention_share) : std::string("n/a"));
+      else
+        fmt::print("{} [{}/{}] {}{}: {} ({})\n", r.name, i + 1, n_cells, r.variant, ov,
+                   r.status == "oom" ? "OOM" : "failed", r.error);
+      std::fflush(stdout);
+    }
+    results.push_back(std::move(r));
+    write_reports(results, spec, dir);  // a report after every cell: an interrupted sweep keeps what it ran
+  };
+
+  for (size_t i = 0; i < n_grid; ++i) {
+    const NamedVariant& variant = variants[i / per_variant];
+    Overrides kv = spec.fixed;
+    kv.insert(kv.end(), variant.overrides.begin(), variant.overrides.end());
+    const size_t axes_begin = kv.size();
+    size_t rest = i % per_variant;
     for (size_t a = spec.axes.size(); a-- > 0;) {
       const GridAxis& axis = spec.axes[a];
-      kv.insert(kv.begin() + spec.fixed.size(), {axis.key, axis.values[rest % axis.values.size()]});
+      kv.insert(kv.begin() + axes_begin, {axis.key, axis.values[rest % axis.values.size()]});
       rest /= axis.values.size();
     }
     AblateCellResult r;
     r.name = fmt::format("cell_{:02d}", i);
-    r.variant = cell_value(kv, "attention.impl", base.attention.impl);
+    r.variant = variant.name.empty() ? cell_value(kv, "attention.impl", base.attention.impl) : variant.name;
     r.precision = cell_value(kv, "device.precision", base.device.precision);
     const std::string seq_text = cell_value(kv, "training.seq_len", std::to_string(base.seq_len()));
     r.seq_len = std::atoi(seq_text.c_str());
@@ -304,40 +439,92 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
           std::ifstream in(json_path);
           const nlohmann::json j = nlohmann::json::parse(in);
           r.status = "ok";
-          r.variant = j.at("attention").get<std::string>();
+          if (variant.name.empty()) r.variant = j.at("attention").get<std::string>();
           r.precision = j.at("precision").get<std::string>();
           r.seq_len = j.at("seq_len").get<int>(), r.batch = j.at("batch").get<int>();
           r.tokens_per_s = j.at("tokens_per_s").get<double>(), r.step_ms = j.at("step_ms").get<double>();
           r.mfu = j.at("mfu").get<double>();
           r.peak_gib = j.at("peak_bytes").get<double>() / double(1ull << 30);
           r.loss_last = j.at("loss_last").get<double>();
-          if (j.contains("profile")) r.attention_share = j["profile"].at("attention_share").get<double>();
+          if (j.contains("profile")) {
+            r.attention_share = j["profile"].at("attention_share").get<double>();
+            r.has_profile = true;
+          }
         } catch (const std::exception& e) {
           r.status = "error", r.error = fmt::format("unreadable {}: {}", json_path, e.what());
         }
       } else {
         r.error = error_line(log_path, status);
-        // our allocator's text; a CUDA library that runs out on its own reports cudaErrorMemoryAllocation
-        const bool oom = r.error.find("out of GPU memory") != std::string::npos ||
-                         r.error.find("cudaErrorMemoryAllocation") != std::string::npos;
-        r.status = oom ? "oom" : "error";
+        r.status = is_oom(r.error) ? "oom" : "error";
       }
     } else {
       r.status = "error", r.error = setup_error;
     }
-    if (!opts.quiet) {
-      std::string ov;
-      for (const auto& o : r.overrides) ov += " " + o;
-      if (r.status == "ok")
-        fmt::print("{} [{}/{}]{}: {:.0f} tokens/s, {:.1f} ms/step, peak {:.2f} GiB, attention {:.1f}%\n", r.name, i + 1,
-                   n_cells, ov, r.tokens_per_s, r.step_ms, r.peak_gib, 100 * r.attention_share);
-      else
-        fmt::print("{} [{}/{}]{}: {} ({})\n", r.name, i + 1, n_cells, ov, r.status == "oom" ? "OOM" : "failed",
-                   r.error);
-      std::fflush(stdout);
+    report(r, i);
+  }
+
+  // PyTorch peers: the same model shape (the base config with the grid's fixed values) and the
+  // same tokens per batch, one process per (peer, seq_len), bf16 autocast.
+  const int peer_vocab = make_gpt_config(base, spec.vocab_size > 0 ? spec.vocab_size : 50257).padded_vocab_size;
+  auto model_int = [&](const char* key, int fallback) {
+    return std::atoi(cell_value(spec.fixed, key, std::to_string(fallback)).c_str());
+  };
+  size_t i = n_grid;
+  for (const TorchPeer& peer : spec.torch) {
+    for (const int seq : peer_seq_lens) {
+      AblateCellResult r;
+      r.name = fmt::format("cell_{:02d}", i);
+      r.variant = peer.name;
+      r.precision = "bf16";
+      r.seq_len = seq;
+      r.batch = spec.tokens_per_batch > 0 ? spec.tokens_per_batch / seq : base.training.batch_size;
+      r.overrides = {spec.torch_script,
+                     "bench",
+                     "--sdpa",
+                     peer.sdpa,
+                     "--compile",
+                     peer.compile ? "1" : "0",
+                     "--batch",
+                     std::to_string(r.batch),
+                     "--seq",
+                     std::to_string(seq),
+                     "--vocab",
+                     std::to_string(peer_vocab),
+                     "--n_layer",
+                     std::to_string(model_int("model.n_layer", base.model.n_layer)),
+                     "--n_head",
+                     std::to_string(model_int("model.n_head", base.model.n_head)),
+                     "--n_embd",
+                     std::to_string(model_int("model.n_embd", base.model.n_embd)),
+                     "--steps",
+                     std::to_string(spec.steps),
+                     "--warmup",
+                     std::to_string(spec.warmup)};
+      const std::string log_path = (cells_dir / (r.name + ".log")).string();
+      if (spec.tokens_per_batch > 0 && spec.tokens_per_batch % seq != 0) {
+        r.status = "error";
+        r.error = fmt::format("tokens_per_batch {} is not a multiple of seq_len {}", spec.tokens_per_batch, seq);
+      } else {
+        const int status = run_process(spec.python, r.overrides, log_path);
+        const std::string line = last_json_line(log_path);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !line.empty()) {
+          try {
+            const nlohmann::json j = nlohmann::json::parse(line);
+            r.status = "ok";
+            r.tokens_per_s = j.at("tokens_per_s").get<double>(), r.step_ms = j.at("step_ms").get<double>();
+            r.mfu = j.value("mfu", 0.0);
+            r.peak_gib = j.at("peak_bytes").get<double>() / double(1ull << 30);
+            r.loss_last = j.value("loss_last", 0.0);
+          } catch (const std::exception& e) {
+            r.status = "error", r.error = fmt::format("unreadable result of {}: {}", log_path, e.what());
+          }
+        } else {
+          r.error = error_line(log_path, status);
+          r.status = is_oom(r.error) ? "oom" : "error";
+        }
+      }
+      report(r, i++);
     }
-    results.push_back(std::move(r));
-    write_reports(results, spec, dir);  // a report after every cell: an interrupted sweep keeps what it ran
   }
   return results;
 }

@@ -12,6 +12,14 @@
 //   attention.impl = ["naive", "flash"]   # an array: an axis
 //   training.seq_len = [1024, 2048]
 //   device.precision = "bf16"             # a single value: applied to every cell
+//   [[variant]]                           # optional, repeatable: named variants, an axis of their own
+//   name = "flash+window1024"             #   (the row's name; varies slowest)
+//   attention.impl = "flash"              #   its overrides (single values)
+//   attention.sliding_window = 1024
+//   [[torch]]                             # optional, repeatable: a PyTorch peer row at each seq_len:
+//   name = "torch.compile+flash"          #   `python torch_script bench --sdpa flash --compile 1 ...`
+//   sdpa = "flash"                        #   (python = "python3", torch_script = "scripts/torch_gpt.py"
+//   compile = true                        #    at the top level; relative to the working directory)
 // A cell whose seq_len exceeds model.block_size also overrides block_size. A cell that runs
 // out of GPU memory is recorded as OOM, any other failure with its one-line error; the sweep
 // goes on either way.
@@ -37,6 +45,7 @@ struct AblateCellResult {
   std::string status;                  // ok | oom | error
   std::string error;                   // the cell's one-line error (oom and error)
   double tokens_per_s = 0, step_ms = 0, mfu = 0, peak_gib = 0, attention_share = 0, loss_last = 0;
+  bool has_profile = false;            // attention_share measured (our cells; not the PyTorch peers)
 };
 
 // Runs every cell and writes the report; returns the cells in grid order.

@@ -190,7 +190,6 @@ class CudaBackend final : public Backend {
   // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f; logits = x wte^T ----------------------
   void forward(int B, int T_, const StepContext* ctx) {
     const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
-    const size_t NC = static_cast<size_t>(N) * C;
     const AttentionShape shape = attention_shape(B, T_);
     timed(OpCategory::Other, [&] {
       kern::encoder_forward(encoded_, tokens_dev(), P(layout_.wte()), P(layout_.wpe()), B, T_, C,
@@ -200,36 +199,42 @@ class CudaBackend final : public Backend {
       const LayerParams& lp = layout_.layer(l);
       LayerActs<T>& a = layers_[l];
       const T* x = layer_input(l);
-      // attention branch: res_mid = x + drop(c_proj(attn(ln_1(x))))
-      timed(OpCategory::Norm, [&] {
-        kern::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w), P(lp.ln1_b), N, C, stream_);
-      });
+      // attention branch: res_mid = x + drop(c_proj(attn(ln_1(x)))); ln_1 of a later layer was
+      // computed with the previous layer's residual add (residual_layernorm_forward)
+      if (l == 0)
+        timed(OpCategory::Norm, [&] {
+          kern::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w), P(lp.ln1_b), N, C, stream_);
+        });
       timed(OpCategory::Matmul, [&] { matmul_->forward(a.qkv, a.ln1, P(lp.qkv_w), P(lp.qkv_b), N, C, QKV); });
       timed(OpCategory::AttentionFwd, [&] {
         attention_->forward(a.qkv, a.atty, a.att_saved, att_scratch_, shape,
                             dropout(ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
       });
       timed(OpCategory::Matmul, [&] { matmul_->forward(tmp_, a.atty, P(lp.attproj_w), P(lp.attproj_b), N, C, C); });
-      timed(OpCategory::Other, [&] {
-        kern::residual_forward(a.res_mid, x, tmp_, NC, dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
-      });
-      // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid)))))
+      // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid))))); the residual
+      // add and the layernorm that reads it are one pass over the row
       timed(OpCategory::Norm, [&] {
-        kern::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.res_mid, P(lp.ln2_w), P(lp.ln2_b), N, C, stream_);
+        kern::residual_layernorm_forward(a.res_mid, a.ln2, a.ln2_mean, a.ln2_rstd, x, tmp_, P(lp.ln2_w),
+                                         P(lp.ln2_b), N, C,
+                                         dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
       });
       timed(OpCategory::Matmul,
             [&] { matmul_->forward(a.fch_gelu, a.ln2, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/a.fch); });
       timed(OpCategory::Matmul,
             [&] { matmul_->forward(tmp_, a.fch_gelu, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C); });
-      timed(OpCategory::Other, [&] {
-        kern::residual_forward(a.res_out, a.res_mid, tmp_, NC, dropout(ctx, cfg_.dropout, site::mlp_branch(l)),
-                               stream_);
+      // res_out, fused with the next layernorm: ln_1 of layer l + 1, or ln_f after the last layer
+      const bool last = l + 1 == cfg_.n_layer;
+      LayerActs<T>* next = last ? nullptr : &layers_[l + 1];
+      T* next_out = last ? lnf_ : next->ln1;
+      float* next_mean = last ? lnf_mean_ : next->ln1_mean;
+      float* next_rstd = last ? lnf_rstd_ : next->ln1_rstd;
+      const T* next_w = last ? P(layout_.lnf_w()) : P(layout_.layer(l + 1).ln1_w);
+      const T* next_b = last ? P(layout_.lnf_b()) : P(layout_.layer(l + 1).ln1_b);
+      timed(OpCategory::Norm, [&] {
+        kern::residual_layernorm_forward(a.res_out, next_out, next_mean, next_rstd, a.res_mid, tmp_, next_w, next_b,
+                                         N, C, dropout(ctx, cfg_.dropout, site::mlp_branch(l)), stream_);
       });
     }
-    timed(OpCategory::Norm, [&] {
-      kern::layernorm_forward(lnf_, lnf_mean_, lnf_rstd_, layer_input(cfg_.n_layer), P(layout_.lnf_w()),
-                              P(layout_.lnf_b()), N, C, stream_);
-    });
     timed(OpCategory::Classifier, [&] { matmul_->forward(acts_logits_, lnf_, P(layout_.wte()), nullptr, N, C, Vp); });
   }
 

@@ -57,11 +57,14 @@ TYPED_TEST(Kernels, EncoderForwardBackward) {
   }
 }
 
+// C = 72: the register fast path (a multiple of the pack), C = 37: the generic kernels;
+// C = 1024: the largest row the fast path keeps in registers, 1032 (bf16: the generic path).
+// N = 4099: more rows than backward warps, so warps sum several rows into their registers.
 TYPED_TEST(Kernels, LayerNormForwardBackward) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
-  for (int C : {72, 37}) {
-    const int N = B * T_;
+  const std::pair<int, int> shapes[] = {{B * T_, 72}, {B * T_, 37}, {4099, 72}, {515, 1024}, {67, 1032}};
+  for (auto [N, C] : shapes) {
     const Vec x = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 10, 2.0, 0.5));
     const Vec w = tu::rounded<T>(tu::random_vec(C, 11, 0.3, 1.0)), b = tu::rounded<T>(tu::random_vec(C, 12, 0.1));
     const Vec dout = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 13));
@@ -75,13 +78,44 @@ TYPED_TEST(Kernels, LayerNormForwardBackward) {
     Vec out, mean, rstd;
     ref::layernorm_forward(out, mean, rstd, x, w, b, N, C);
     ref::layernorm_backward(dx, dw, db, dout, x, w, N, C);
-    const std::string tag = " C=" + std::to_string(C);
+    const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C);
     EXPECT_REL(d_out.download(), out, tu::tol<T>(), "layernorm out" + tag);
     EXPECT_REL(d_mean.download(), mean, 1e-5, "layernorm mean" + tag);
     EXPECT_REL(d_rstd.download(), rstd, 1e-5, "layernorm rstd" + tag);
     EXPECT_REL(d_dx.download(), dx, tu::tol<T>(), "layernorm dinp" + tag);
     EXPECT_REL(d_dw.download(), dw, 1e-5, "layernorm dweight" + tag);
     EXPECT_REL(d_db.download(), db, 1e-5, "layernorm dbias" + tag);
+  }
+}
+
+// residual_layernorm_forward == residual_forward then layernorm_forward, checked against the
+// float64 reference of both (the residual rounded to T before it is normalised), with dropout.
+TYPED_TEST(Kernels, ResidualLayerNormForward) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  for (int C : {72, 37}) {
+    for (double p : {0.0, 0.2}) {
+      const int N = B * T_ + 2;
+      const size_t n = static_cast<size_t>(N) * C;
+      const uint64_t key = attn::dropout_site::key(3, 9, 0, attn::dropout_site::attention_branch(1));
+      const Vec res = tu::rounded<T>(tu::random_vec(n, 90, 2.0, 0.5)), br = tu::rounded<T>(tu::random_vec(n, 91));
+      const Vec w = tu::rounded<T>(tu::random_vec(C, 92, 0.3, 1.0)), b = tu::rounded<T>(tu::random_vec(C, 93, 0.1));
+      DevBuf<T> d_res(res), d_br(br), d_w(w), d_b(b), d_sum(n), d_out(n);
+      DevBuf<float> d_mean(N), d_rstd(N);
+      attn::kern::residual_layernorm_forward(d_sum.get(), d_out.get(), d_mean.get(), d_rstd.get(), d_res.get(),
+                                             d_br.get(), d_w.get(), d_b.get(), N, C,
+                                             attn::DropoutState{static_cast<float>(p), key}, 0);
+      Vec sum(n);
+      for (size_t i = 0; i < n; ++i) sum[i] = res[i] + br[i] * ref::drop_mult(key, i, p);
+      const Vec sum_t = tu::rounded<T>(sum);
+      Vec out, mean, rstd;
+      ref::layernorm_forward(out, mean, rstd, sum_t, w, b, N, C);
+      const std::string tag = " C=" + std::to_string(C) + " p=" + std::to_string(p);
+      EXPECT_REL(d_sum.download(), sum, tu::tol<T>(), "fused residual" + tag);
+      EXPECT_REL(d_out.download(), out, tu::tol<T>(), "fused layernorm out" + tag);
+      EXPECT_REL(d_mean.download(), mean, 1e-5, "fused layernorm mean" + tag);
+      EXPECT_REL(d_rstd.download(), rstd, 1e-5, "fused layernorm rstd" + tag);
+    }
   }
 }
 
@@ -144,10 +178,14 @@ TYPED_TEST(Kernels, BiasForwardBackward) {
   EXPECT_REL(d_db.download(), db, 1e-5, "bias backward (fp32 acc)");
 }
 
+// Vp = 128: the vectorized kernel (V = 101 ends inside a pack; packs of padding only);
+// Vp = 130: not a multiple of the pack, the scalar kernel; the GPT-2 vocabulary: many packs per thread.
 TYPED_TEST(Kernels, Classifier) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
-  const int N = B * T_;
+  struct Shape { int N, V, Vp; };
+  for (const Shape sh : {Shape{B * T_, V, Vp}, Shape{B * T_, V, 130}, Shape{9, 50257, 50304}}) {
+  const int N = sh.N, V = sh.V, Vp = sh.Vp;
   Vec logits = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * Vp, 50, 3.0));
   auto tgt = random_tokens(N, V, 51);
   for (int n = 0; n < N; n += 7) tgt[n] = -1;  // ignored positions
@@ -166,18 +204,20 @@ TYPED_TEST(Kernels, Classifier) {
   attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
                                           static_cast<float>(dloss), true, 0);
   EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses");
-  EXPECT_REL(d_logits.download(), dlogits, tu::tol<T>(), "classifier dlogits (in place)");
+  EXPECT_REL(d_logits.download(), dlogits, tu::tol<T>(), "classifier dlogits (in place) Vp=" + std::to_string(Vp));
+  }
 }
 
 TEST(KernelsF32, AdamW) {
   SKIP_WITHOUT_GPU();
-  const size_t n = 64 * 97;  // 97 chunks of 64 floats
+  const size_t n = 64 * 97 + 3;  // 97 chunks of 64 floats + a partial one: the scalar tail
   const Vec p0 = tu::rounded<float>(tu::random_vec(n, 60)), g = tu::rounded<float>(tu::random_vec(n, 61, 0.1));
   const Vec m0 = tu::rounded<float>(tu::random_vec(n, 62, 0.01));
   Vec v0 = tu::random_vec(n, 63, 0.001);
   for (double& x : v0) x = static_cast<float>(std::abs(x));
-  std::vector<uint32_t> bits((n / 64 + 31) / 32, 0u);
-  for (size_t c = 0; c < n / 64; ++c)
+  const size_t chunks = (n + 63) / 64;
+  std::vector<uint32_t> bits((chunks + 31) / 32, 0u);
+  for (size_t c = 0; c < chunks; ++c)
     if (c % 3 != 0) bits[c / 32] |= 1u << (c % 32);
   DevBuf<float> d_p(p0), d_g(g), d_m(m0), d_v(v0);
   DevBuf<__nv_bfloat16> d_pb(n);
