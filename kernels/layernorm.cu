@@ -116,8 +116,12 @@ __global__ void layernorm_backward_params_final_kernel(float* dweight, float* db
 
 // bf16 and fp32 both keep 32 floats of a row per lane: C <= 1024 (GPT-2 small/medium).
 constexpr int kRowRegs = 32;
-constexpr int kWarpsPerBlock = 8;
-constexpr int kBackwardMaxBlocks = 256;  // fixed by N only: the summation order does not depend on the GPU
+constexpr int kWarpsPerBlock = 8;  // forward
+// Backward: ~160 registers per thread (the row's packs + 64 fp32 gradient sums), so blocks of
+// 4 warps fit 3 to an SM and 384 blocks are one wave on an H100 (132 SMs). The grid depends on
+// N only: the summation order does not depend on the GPU.
+constexpr int kBackwardWarps = 4;
+constexpr int kBackwardMaxBlocks = 384;
 
 template <typename T>
 bool rows_fit_registers(int C) {
@@ -188,7 +192,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
-// Backward, one pass over dout and x. Warp g of G = gridDim.x * kWarpsPerBlock handles rows
+// Backward, one pass over dout and x. Warp g of G = gridDim.x * kBackwardWarps handles rows
 // g, g + G, ... in order; per row, with norm_c = (x_c - mean) * rstd and g_c = w_c * dout_c,
 //   dinp_c += (g_c - mean_c(g) - norm_c * mean_c(g * norm)) * rstd
 // and each lane adds dout_c * norm_c and dout_c of its own columns to registers. At the end the
@@ -196,7 +200,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 //   scratch[block][c] = sum dout * norm,  scratch[block][C + c] = sum dout
 // for layernorm_params_final_kernel.
 template <typename T>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+__global__ void __launch_bounds__(kBackwardWarps * 32, 3)
     layernorm_backward_rows_kernel(T* dinp, float* scratch, const T* dout, const T* inp, const T* w,
                                    const float* mean, const float* rstd, int N, int C) {
   constexpr int W = Pack128<T>::size, kPacks = kRowRegs / W;
@@ -206,8 +210,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   float dw[kRowRegs], db[kRowRegs];
 #pragma unroll
   for (int e = 0; e < kRowRegs; ++e) dw[e] = 0.0f, db[e] = 0.0f;
-  const int warps = gridDim.x * kWarpsPerBlock;
-  for (int row = blockIdx.x * kWarpsPerBlock + warp; row < N; row += warps) {
+  const int warps = gridDim.x * kBackwardWarps;
+  for (int row = blockIdx.x * kBackwardWarps + warp; row < N; row += warps) {
     const size_t base = static_cast<size_t>(row) * C;
     const float m = mean[row], r = rstd[row];
     Pack128<T> xk[kPacks], dk[kPacks];
@@ -247,7 +251,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
   }
   // warps add into the block's sums one after the other: a fixed order
-  for (int turn = 0; turn < kWarpsPerBlock; ++turn) {
+  for (int turn = 0; turn < kBackwardWarps; ++turn) {
     if (warp == turn) {
 #pragma unroll
       for (int k = 0; k < kPacks; ++k) {
@@ -287,7 +291,7 @@ __global__ void layernorm_params_final_kernel(float* dweight, float* dbias, cons
     dbias[c - C] += total;
 }
 
-int backward_blocks(int N) { return std::min(ceil_div(N, kWarpsPerBlock), kBackwardMaxBlocks); }
+int backward_blocks(int N) { return std::min(ceil_div(N, kBackwardWarps), kBackwardMaxBlocks); }
 
 }  // namespace
 
@@ -334,7 +338,7 @@ void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, c
   if (N == 0) return;
   if (rows_fit_registers<T>(C)) {
     const int blocks = backward_blocks(N);
-    layernorm_backward_rows_kernel<<<blocks, kWarpsPerBlock * 32, 0, stream>>>(dinp, scratch, dout, inp, weight,
+    layernorm_backward_rows_kernel<<<blocks, kBackwardWarps * 32, 0, stream>>>(dinp, scratch, dout, inp, weight,
                                                                                mean, rstd, N, C);
     CUDA_CHECK_LAUNCH();
     layernorm_params_final_kernel<<<ceil_div(2 * C, 32), dim3(32, 8), 0, stream>>>(dweight, dbias, scratch, blocks,

@@ -185,26 +185,26 @@ TYPED_TEST(Kernels, Classifier) {
   using T = TypeParam;
   struct Shape { int N, V, Vp; };
   for (const Shape sh : {Shape{B * T_, V, Vp}, Shape{B * T_, V, 130}, Shape{9, 50257, 50304}}) {
-  const int N = sh.N, V = sh.V, Vp = sh.Vp;
-  Vec logits = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * Vp, 50, 3.0));
-  auto tgt = random_tokens(N, V, 51);
-  for (int n = 0; n < N; n += 7) tgt[n] = -1;  // ignored positions
-  int count = 0;
-  for (int t : tgt) count += t != -1;
-  const double dloss = 0.5 / count;
-  Vec losses, dlogits;
-  ref::classifier(losses, dlogits, logits, tgt, N, V, Vp, dloss);
-  DevBuf<T> d_logits(logits);
-  DevBuf<int32_t> d_tgt(tgt);
-  DevBuf<float> d_losses(N);
-  attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
-                                          static_cast<float>(dloss), false, 0);
-  EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses (no grad)");
-  EXPECT_REL(d_logits.download(), logits, 0.0, "classifier leaves logits without grad");
-  attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
-                                          static_cast<float>(dloss), true, 0);
-  EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses");
-  EXPECT_REL(d_logits.download(), dlogits, tu::tol<T>(), "classifier dlogits (in place) Vp=" + std::to_string(Vp));
+    const int N = sh.N, V = sh.V, Vp = sh.Vp;
+    Vec logits = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * Vp, 50, 3.0));
+    auto tgt = random_tokens(N, V, 51);
+    for (int n = 0; n < N; n += 7) tgt[n] = -1;  // ignored positions
+    int count = 0;
+    for (int t : tgt) count += t != -1;
+    const double dloss = 0.5 / count;
+    Vec losses, dlogits;
+    ref::classifier(losses, dlogits, logits, tgt, N, V, Vp, dloss);
+    DevBuf<T> d_logits(logits);
+    DevBuf<int32_t> d_tgt(tgt);
+    DevBuf<float> d_losses(N);
+    attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
+                                            static_cast<float>(dloss), false, 0);
+    EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses (no grad)");
+    EXPECT_REL(d_logits.download(), logits, 0.0, "classifier leaves logits without grad");
+    attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
+                                            static_cast<float>(dloss), true, 0);
+    EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses");
+    EXPECT_REL(d_logits.download(), dlogits, tu::tol<T>(), "classifier dlogits (in place) Vp=" + std::to_string(Vp));
   }
 }
 
