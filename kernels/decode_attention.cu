@@ -535,7 +535,10 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  // Programmatic dependent launch on created streams only (the legacy default stream keeps
+  // plain stream order: its implicit synchronization is not worth testing the corner of).
+  const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
+  cfg.numAttrs = default_stream ? 0 : 1;
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_combine_kernel, c));
 }
 

@@ -390,9 +390,12 @@ std::vector<double> reference(const DecodeCase& c, const std::vector<double>& q,
 
 class DecodeAttention : public ::testing::TestWithParam<DecodeCase> {};
 
-// Runs one case; with `graph`, captures the call once for lengths - 1 and replays it after
-// the lengths grew to c.lengths (the split count must not depend on them).
-void run_decode_case(const DecodeCase& c, bool graph) {
+// How a case is launched: on a created stream (the combine kernel then uses programmatic
+// dependent launch), on the legacy default stream (plain stream order), or captured once in a
+// CUDA graph for lengths - 1 and replayed after the lengths grew to c.lengths (the split count
+// must not depend on them).
+enum class Launch { Stream, DefaultStream, Graph };
+void run_decode_case(const DecodeCase& c, Launch launch) {
   const int B = (int)c.lengths.size(), D = c.D, H = c.H, Hkv = c.Hkv;
   const uint64_t seed = 99 + 7 * D + 31 * H + 131 * Hkv + (uint64_t)c.max_len + 17 * (int)c.dtype;
   const HostCache hc = make_cache(c, seed);
@@ -444,10 +447,17 @@ void run_decode_case(const DecodeCase& c, bool graph) {
   CK(cudaMemset(ws.p, 0xFF, ws.n));  // stale partials would be NaN
 
   std::vector<int32_t> lens(c.lengths.begin(), c.lengths.end());
-  if (!graph) {
+  if (launch == Launch::DefaultStream) {
     d_len.upload(lens.data());
     ASSERT_NO_THROW(attn::decode_attention(p, ws.p, nullptr));
     CK(cudaDeviceSynchronize());
+  } else if (launch == Launch::Stream) {
+    d_len.upload(lens.data());
+    cudaStream_t stream;
+    CK(cudaStreamCreate(&stream));
+    ASSERT_NO_THROW(attn::decode_attention(p, ws.p, stream));
+    CK(cudaStreamSynchronize(stream));
+    cudaStreamDestroy(stream);
   } else {
     std::vector<int32_t> shorter = lens;
     for (int32_t& l : shorter) l = std::max(1, l - 1);
@@ -536,7 +546,7 @@ void run_decode_case(const DecodeCase& c, bool graph) {
 
 TEST_P(DecodeAttention, MatchesFloat64Reference) {
   REQUIRE_GPU();
-  run_decode_case(GetParam(), false);
+  run_decode_case(GetParam(), Launch::Stream);
 }
 
 std::string decode_name(const ::testing::TestParamInfo<DecodeCase>& info) {
@@ -572,8 +582,14 @@ INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cas
 // the new lengths (the split count and grid do not depend on them).
 TEST(DecodeAttentionGraph, ReplayFollowsGrowingLengths) {
   REQUIRE_GPU();
-  run_decode_case({KVCacheDType::BF16, true, 8, 2, 64, 3000, {2049, 1, 700}}, true);
-  run_decode_case({KVCacheDType::FP8_E4M3, true, 4, 4, 128, 600, {513, 2}}, true);
+  run_decode_case({KVCacheDType::BF16, true, 8, 2, 64, 3000, {2049, 1, 700}}, Launch::Graph);
+  run_decode_case({KVCacheDType::FP8_E4M3, true, 4, 4, 128, 600, {513, 2}}, Launch::Graph);
+}
+
+TEST(DecodeAttentionDefaultStream, MatchesFloat64Reference) {
+  REQUIRE_GPU();
+  run_decode_case({KVCacheDType::INT8, true, 8, 2, 128, 2000, {1999, 3}}, Launch::DefaultStream);
+  run_decode_case({KVCacheDType::FP32, false, 4, 4, 64, 1000, {1000, 17}}, Launch::DefaultStream);
 }
 
 TEST(DecodeAttentionErrors, RefusesUnsupportedShapes) {
