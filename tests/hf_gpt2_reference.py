@@ -9,7 +9,7 @@ model.safetensors by hand (8-byte little-endian header length, JSON header, raw 
   1. export: trains a tiny char model on the CPU (a few steps at a high learning rate so
      that biases and norms move), exports it, checks config.json and every tensor's name
      and shape, and compares the HF-math loss on a val batch with `attnlab loss` on the
-     same tokens: relative difference <= 1e-5 (ours is fp32, this is fp64).
+     same tokens: relative difference <= 1e-6 (ours is fp32, this is fp64).
   2. import: writes a random HF-style GPT2 file (hub naming: no "transformer." prefix,
      lm_head.weight present, attn.bias mask buffers), imports it with `attnlab import-hf`
      and compares the losses the same way.
@@ -30,7 +30,9 @@ except Exception as e:  # pragma: no cover - depends on the machine
     print(f"SKIPPED: torch not importable ({e})")
     sys.exit(77)
 
-TOL = 1e-5
+# Ours runs in fp32, this in fp64: observed 3e-8..8e-8. 1e-6 (tighter than the 1e-5 asked) because
+# erf GELU instead of gelu_new already moves the loss by 2e-6..7e-6 here.
+TOL = 1e-6
 B, T = 3, 37
 
 

@@ -137,9 +137,9 @@ HfExportSummary export_hf_gpt2(const std::string& ckpt, const std::string& out_d
   js["n_inner"] = 4 * g.n_embd;
   js["activation_function"] = "gelu_new";  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), ours
   js["layer_norm_epsilon"] = 1e-5;
-  js["resid_pdrop"] = g.dropout;
-  js["embd_pdrop"] = g.dropout;
-  js["attn_pdrop"] = g.attn_dropout;
+  js["resid_pdrop"] = cfg.model.dropout;  // the config's doubles: 0.1, not float 0.1's 0.10000000149
+  js["embd_pdrop"] = cfg.model.dropout;
+  js["attn_pdrop"] = cfg.attn_dropout();
   js["initializer_range"] = 0.02;
   js["scale_attn_weights"] = true;
   js["scale_attn_by_inverse_layer_idx"] = false;
