@@ -216,8 +216,12 @@ TEST(HfGpt2, ImportErrorsNameTheTensorOrKey) {
   EXPECT_NE(import_error().find("activation_function \"relu\""), std::string::npos) << import_error();
   restore();
 
-  edit_config_json(cfg_json, "n_embd", 24);  // every block tensor now has the wrong shape
-  EXPECT_NE(import_error().find("has shape"), std::string::npos) << import_error();
+  edit_config_json(cfg_json, "n_embd", 24);  // n_inner (48) no longer 4 * n_embd
+  EXPECT_NE(import_error().find("n_inner = 48"), std::string::npos) << import_error();
+  edit_config_json(cfg_json, "n_inner", nullptr);  // every tensor now has the wrong shape
+  EXPECT_NE(import_error().find("'transformer.wte.weight' has shape [11, 12] but config.json implies [11, 24]"),
+            std::string::npos)
+      << import_error();
   restore();
 
   edit_config_json(cfg_json, "vocab_size", 12);  // the shipped tokenizer has 11
