@@ -9,8 +9,10 @@
   hf_generate.py generate --hf DIR [--batch 1 32] [--prompt 128] [--new 512]
       bf16 greedy generate() of exactly --new tokens (min_new_tokens = max_new_tokens) after a
       random prompt, eager (dynamic cache) and with cache_implementation="static" +
-      torch.compile(model.forward, mode="reduce-overhead", fullgraph=True) (HF's recipe).
-      Timed after warmup; tokens_per_s = batch * new / seconds of the whole generate() call
+      torch.compile(model.forward, mode="reduce-overhead", fullgraph=True) (HF's recipe; should it
+      fail on the installed transformers, the static cache alone, which generate() compiles itself).
+      Best of --repeats after warmup; a fresh model per (mode, batch), so peak_bytes is that run's;
+      tokens_per_s = batch * new / seconds of the whole generate() call
       (prefill included), ms_per_token = seconds / new; peak_bytes = max_memory_allocated.
 Every result is one JSON line. Without transformers: {"skipped": "transformers not installed"}.
 """
@@ -91,26 +93,43 @@ def time_generate(model, batch, prompt, new, warmup, repeats):
             "ms_per_token": 1000 * best / new, "peak_bytes": torch.cuda.max_memory_allocated()}
 
 
+def prepare(hf_dir, mode):
+    """eager: dynamic cache. static: HF's recipe, static cache + torch.compile of forward.
+    static-auto: static cache alone (recent transformers compile it inside generate())."""
+    model = load(hf_dir, torch.bfloat16)
+    if mode != "eager":
+        model.generation_config.cache_implementation = "static"
+    if mode == "static":
+        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+    return model, {"eager": "hf eager", "static": "hf static+compile", "static-auto": "hf static (auto-compile)"}[mode]
+
+
 def cmd_generate(a):
     if not torch.cuda.is_available():
         print(json.dumps({"skipped": "no CUDA device"}))
         return
     for mode in a.modes:
-        model = load(a.hf, torch.bfloat16)
-        who = "hf eager"
-        if mode == "static":
-            who = "hf static+compile"
-            model.generation_config.cache_implementation = "static"
-            model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
         for batch in a.batch:
+            model, who = prepare(a.hf, mode)
+            warmup = a.warmup + (1 if mode != "eager" else 0)  # the first call compiles
             try:
-                r = time_generate(model, batch, a.prompt, a.new, a.warmup + (1 if mode == "static" else 0), a.repeats)
+                r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats)
                 print(json.dumps({"who": who, **r, "transformers": transformers.__version__}), flush=True)
             except Exception as e:  # report and go on: one failing mode must not hide the others
                 print(json.dumps({"who": who, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}), flush=True)
-        del model
-        torch.cuda.empty_cache()
-        torch._dynamo.reset()
+                if mode == "static":  # the recipe broke on this transformers version: try its built-in compile
+                    del model
+                    torch._dynamo.reset()
+                    model, who = prepare(a.hf, "static-auto")
+                    try:
+                        r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats)
+                        print(json.dumps({"who": who, **r, "transformers": transformers.__version__}), flush=True)
+                    except Exception as e2:
+                        print(json.dumps({"who": who, "batch": batch, "error": f"{type(e2).__name__}: {e2}"[:300]}),
+                              flush=True)
+            del model
+            torch.cuda.empty_cache()
+            torch._dynamo.reset()
 
 
 def main():
@@ -127,7 +146,7 @@ def main():
     g.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     g.add_argument("--prompt", type=int, default=128)
     g.add_argument("--new", type=int, default=512)
-    g.add_argument("--modes", nargs="+", default=["eager", "static"], choices=["eager", "static"])
+    g.add_argument("--modes", nargs="+", default=["eager", "static"], choices=["eager", "static", "static-auto"])
     g.add_argument("--warmup", type=int, default=1)
     g.add_argument("--repeats", type=int, default=2)
     a = p.parse_args()
