@@ -170,6 +170,43 @@ for r in (r for r in dec if r["who"] == "ours"):
     torch = f"{best['gbps']:7.0f} ({100 * best['frac_copy']:4.1f}%) {best['who']}" if best else "-"
     out.append(f"  {','.join(map(str, key)):26s} | {ours} | {torch}")
 print("\n".join(out))
+if has hf; then
+  echo "== HF GPT2 export: loss parity in fp32 (issue 9, acceptance 5) and HF generate() speed in bf16"
+  $A train -c configs/shakespeare_char.toml --data.inputs='[".deps/data/input.txt"]' --device.precision=\"fp32\" \
+    --training.max_iters=200 --training.eval_interval=0 --training.out_dir=\"runs/hf_sc\" --checkpoint.interval=0 \
+    --logging.progress=false > "$OUT/hf.log" 2>&1
+  $A export-hf runs/hf_sc runs/hf_sc_export >> "$OUT/hf.log" 2>&1
+  val=runs/data/shakespeare_char/val_000.bin
+  $A loss --checkpoint runs/hf_sc --tokens $val --batch 8 --seq 256 --device.precision=\"fp32\" \
+    > "$OUT/hf_loss_ours.json" 2>>"$OUT/hf.log"
+  python3 scripts/hf_generate.py loss --hf runs/hf_sc_export --tokens $val --batch 8 --seq 256 \
+    --ours "$OUT/hf_loss_ours.json" 2>>"$OUT/hf.log" | tee "$OUT/hf_loss.json"
+  row "hf loss (shakespeare_char 200 steps, fp32, 8x256 val tokens): $(python3 - "$OUT/hf_loss.json" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.startswith("{")]
+r = json.loads(lines[-1]) if lines else {"error": "no output (see hf.log)"}
+if "rel_diff" in r:
+    print("ours %.6f hf %.6f rel %.2e (transformers %s)" % (r["ours"], r["loss"], r["rel_diff"], r["transformers"]))
+else:
+    print(r.get("skipped") or r.get("error") or r)
+PY
+)"
+  $A train -c configs/gpt2_124m.toml --data.inputs='[".deps/data/input.txt"]' --training.max_iters=1 \
+    --training.eval_interval=0 --training.eval_iters=1 --training.out_dir=\"runs/hf_g2\" --logging.progress=false \
+    >> "$OUT/hf.log" 2>&1
+  $A export-hf runs/hf_g2 runs/hf_g2_export >> "$OUT/hf.log" 2>&1
+  python3 scripts/hf_generate.py generate --hf runs/hf_g2_export --batch 1 32 --prompt 128 --new 512 \
+    2>>"$OUT/hf.log" | tee "$OUT/hf_generate.json"
+  row "$(python3 - "$OUT/hf_generate.json" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+out = ["HF GPT2 124M-shaped generate, bf16, prompt 128, 512 new | tokens/s | ms/token | peak GiB"]
+for r in rows:
+    if "tokens_per_s" in r:
+        out.append(f"  {r['who']:18s} batch {r['batch']:3d} | {r['tokens_per_s']:9.0f} | {r['ms_per_token']:7.2f} | {r['peak_bytes']/2**30:6.2f}")
+    else:
+        out.append(f"  {r.get('who', '')} batch {r.get('batch', '')}: {r.get('skipped') or r.get('error')}")
+print("\n".join(out) if rows else "HF generate: no output (see hf.log)")
 PY
 )"
 fi

@@ -6,6 +6,9 @@
 //   attnlab eval    --checkpoint RUN_OR_CKPT [--section.key=value ...]
 //   attnlab bench   -c CONFIG [--profile] [--profile-json FILE] [--json FILE] [--section.key=value ...]
 //   attnlab ablate  -c CONFIG --grid GRID.toml --out DIR
+//   attnlab export-hf CKPT OUT_DIR       (HF transformers GPT2LMHeadModel format)
+//   attnlab import-hf HF_DIR OUT_RUN_DIR [--tokenizer FILE]
+//   attnlab loss    --checkpoint RUN_OR_CKPT --tokens SHARD [--batch B] [--seq T]
 //
 // Every failure the user can cause ends in one line "error: ..." and exit code 1.
 #include <algorithm>
@@ -24,6 +27,7 @@
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "data/shard.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
 #include "distributed/devices.h"
@@ -31,6 +35,7 @@
 #include "train/bench.h"
 #include "train/checkpoint.h"
 #include "train/generate.h"
+#include "train/hf_gpt2.h"
 #include "train/profile.h"
 #include "train/trainer.h"
 
@@ -135,6 +140,35 @@ int cmd_eval(const std::string& checkpoint, const std::vector<std::string>& over
   return 0;
 }
 
+// Mean loss on fixed tokens, for comparisons with other implementations (scripts/hf_generate.py,
+// tests/hf_gpt2_reference.py): row b is tokens [b*T, b*T + T] of the shard, inputs its first
+// T tokens and targets its last T. Prints one JSON line.
+int cmd_loss(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& tokens,
+             int B, int T) {
+  ATTN_CHECK(B > 0 && T > 0, "loss: --batch {} and --seq {} must be positive", B, T);
+  LoadedModel lm = load_model(checkpoint, overrides, B, T);
+  ATTN_CHECK(T <= lm.backend->layout().config().block_size, "loss: --seq {} exceeds the model's block_size {}", T,
+             lm.backend->layout().config().block_size);
+  const Shard shard(tokens);
+  ATTN_CHECK(shard.vocab_size() <= lm.tokenizer->vocab_size(), "loss: shard '{}' has vocab {} but the model has {}",
+             tokens, shard.vocab_size(), lm.tokenizer->vocab_size());
+  ATTN_CHECK(shard.size() >= static_cast<int64_t>(B) * T + 1, "loss: shard '{}' has {} tokens, {}x{}+1 are needed",
+             tokens, shard.size(), B, T);
+  std::vector<int32_t> inputs(static_cast<size_t>(B) * T), targets(inputs.size()), row(T + 1);
+  for (int b = 0; b < B; ++b) {
+    shard.copy(static_cast<int64_t>(b) * T, T + 1, row.data());
+    std::copy(row.begin(), row.end() - 1, inputs.begin() + static_cast<ptrdiff_t>(b) * T);
+    std::copy(row.begin() + 1, row.end(), targets.begin() + static_cast<ptrdiff_t>(b) * T);
+  }
+  Batch batch;
+  batch.inputs = inputs.data(), batch.targets = targets.data(), batch.B = B, batch.T = T;
+  const double loss = lm.backend->forward_loss(batch);
+  const nlohmann::json r = {{"who", "attnlab"}, {"backend", lm.backend->name()}, {"batch", B}, {"seq", T},
+                            {"loss", loss}};
+  fmt::print("{}\n", r.dump());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,6 +230,22 @@ int main(int argc, char** argv) {
   ablate->add_option("--grid", ablate_grid, "grid TOML ([grid] axes, tokens_per_batch, steps, warmup)")->required();
   ablate->add_option("--out", ablate_out, "output directory (results.csv, results.md, *.svg)")->required();
 
+  auto* export_hf = app.add_subcommand("export-hf", "write a checkpoint as HF transformers' GPT2LMHeadModel");
+  std::string hf_src, hf_dst, hf_tokenizer, loss_tokens;
+  export_hf->add_option("checkpoint", hf_src, "run directory or checkpoint directory")->required();
+  export_hf->add_option("out_dir", hf_dst, "output directory (model.safetensors, config.json, ...)")->required();
+  auto* import_hf = app.add_subcommand("import-hf", "read a HF GPT2 model.safetensors + config.json as a checkpoint");
+  import_hf->add_option("hf_dir", hf_src, "directory with config.json and model.safetensors")->required();
+  import_hf->add_option("out_dir", hf_dst, "run directory to write (checkpoints/step_000000)")->required();
+  import_hf->add_option("--tokenizer", hf_tokenizer, "attnlab tokenizer.json (default: HF_DIR/tokenizer.json if ours)");
+  auto* loss_cmd = app.add_subcommand("loss", "mean loss of a checkpoint on the first tokens of a shard (JSON line)");
+  int loss_batch = 4, loss_seq = 0;
+  loss_cmd->add_option("--checkpoint", checkpoint, "run directory or checkpoint directory")->required();
+  loss_cmd->add_option("--tokens", loss_tokens, "token shard (e.g. <data.dir>/val_000.bin)")->required();
+  loss_cmd->add_option("--batch", loss_batch, "rows");
+  loss_cmd->add_option("--seq", loss_seq, "tokens per row (default: block_size)");
+  loss_cmd->allow_extras();
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*prep) {
@@ -243,6 +293,27 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split);
+    if (*export_hf) {
+      const HfExportSummary s = export_hf_gpt2(hf_src, hf_dst);
+      fmt::print("exported {} ({} layers, {} heads, n_embd {}, vocab {}, {} positions; {} parameters) to {}\n",
+                 resolve_checkpoint(hf_src), s.n_layer, s.n_head, s.n_embd, s.vocab_size, s.n_positions,
+                 s.num_parameters, hf_dst);
+      return 0;
+    }
+    if (*import_hf) {
+      const std::string dir = import_hf_gpt2(hf_src, hf_dst, hf_tokenizer);
+      fmt::print("imported {} as {}\n", hf_src, dir);
+      if (!std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"))
+        fmt::print(stderr, "note: no attnlab tokenizer came with it; eval/sample need one (import again with --tokenizer)\n");
+      return 0;
+    }
+    if (*loss_cmd) {
+      if (loss_seq == 0) {
+        const Config c = load_config(checkpoint_config_path(resolve_checkpoint(checkpoint)), overrides_of(loss_cmd));
+        loss_seq = c.model.block_size;
+      }
+      return cmd_loss(checkpoint, overrides_of(loss_cmd), loss_tokens, loss_batch, loss_seq);
+    }
     if (*ablate) {
       AblateOptions o;
       o.config_path = ablate_config, o.grid_path = ablate_grid, o.out_dir = ablate_out;

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""HF transformers' GPT2 on a checkpoint exported by `attnlab export-hf`, for the GPU machine.
+
+  hf_generate.py loss --hf DIR --tokens SHARD --batch B --seq T [--ours FILE.json]
+      GPT2LMHeadModel.from_pretrained(DIR) in fp32 (TF32 off); the mean loss over rows
+      b = tokens[b*T : b*T+T+1] of our token shard (the rows `attnlab loss` uses), printed
+      next to ours (the JSON line `attnlab loss` wrote to FILE.json) with the relative
+      difference (issue 9, acceptance 5: <= 1e-3).
+  hf_generate.py generate --hf DIR [--batch 1 32] [--prompt 128] [--new 512]
+      bf16 greedy generate() of exactly --new tokens (min_new_tokens = max_new_tokens) after a
+      random prompt, eager (dynamic cache) and with cache_implementation="static" +
+      torch.compile(model.forward, mode="reduce-overhead", fullgraph=True) (HF's recipe; should it
+      fail on the installed transformers, the static cache alone, which generate() compiles itself).
+      Best of --repeats after warmup; a fresh model per (mode, batch), so peak_bytes is that run's;
+      tokens_per_s = batch * new / seconds of the whole generate() call
+      (prefill included), ms_per_token = seconds / new; peak_bytes = max_memory_allocated.
+Every result is one JSON line. Without transformers: {"skipped": "transformers not installed"}.
+"""
+import argparse
+import json
+import struct
+import sys
+import time
+
+import torch
+
+try:
+    import transformers
+    from transformers import GPT2LMHeadModel
+except Exception:  # pragma: no cover - depends on the machine
+    print(json.dumps({"skipped": "transformers not installed"}))
+    sys.exit(0)
+
+
+def read_shard(path):
+    """Our token shard (data/shard.h): 64-byte header (magic, version, dtype 1=u16 2=u32, count)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    if blob[:8] != b"ATTNTOK1":
+        sys.exit(f"error: {path} is not an attnlab token shard")
+    dtype, count = struct.unpack("<IQ", blob[12:24])
+    np_dtype = {1: torch.int16, 2: torch.int32}[dtype]
+    raw = torch.frombuffer(bytearray(blob[64:64 + count * (2 if dtype == 1 else 4)]), dtype=np_dtype)
+    return raw.to(torch.int64) & (0xFFFF if dtype == 1 else 0xFFFFFFFF)
+
+
+def load(hf_dir, dtype):
+    try:
+        model = GPT2LMHeadModel.from_pretrained(hf_dir, dtype=dtype)
+    except TypeError:  # transformers before `dtype` was the name
+        model = GPT2LMHeadModel.from_pretrained(hf_dir, torch_dtype=dtype)
+    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+
+
+def cmd_loss(a):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    model = load(a.hf, torch.float32)
+    tokens = read_shard(a.tokens)
+    need = a.batch * a.seq + 1
+    if tokens.numel() < need:
+        sys.exit(f"error: {a.tokens} has {tokens.numel()} tokens, {need} are needed")
+    rows = torch.stack([tokens[b * a.seq:b * a.seq + a.seq + 1] for b in range(a.batch)]).to(model.device)
+    with torch.no_grad():
+        logits = model(input_ids=rows[:, :-1]).logits.float()
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1)).item()
+    out = {"who": "hf", "transformers": transformers.__version__, "device": str(model.device), "batch": a.batch,
+           "seq": a.seq, "loss": loss}
+    if a.ours:
+        ours = json.loads(open(a.ours).read().strip().splitlines()[-1])["loss"]
+        out.update({"ours": ours, "rel_diff": abs(ours - loss) / abs(loss)})
+    print(json.dumps(out))
+
+
+def time_generate(model, batch, prompt, new, warmup, repeats):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (batch, prompt), generator=g).to(model.device)
+    kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, do_sample=False,
+              pad_token_id=model.config.eos_token_id if model.config.eos_token_id is not None else 0)
+    with torch.no_grad():
+        for _ in range(warmup):
+            out = model.generate(ids, **kw)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = model.generate(ids, **kw)
+            torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+    assert out.shape == (batch, prompt + new), out.shape
+    return {"batch": batch, "prompt": prompt, "new_tokens": new, "tokens_per_s": batch * new / best,
+            "ms_per_token": 1000 * best / new, "peak_bytes": torch.cuda.max_memory_allocated()}
+
+
+def prepare(hf_dir, mode):
+    """eager: dynamic cache. static: HF's recipe, static cache + torch.compile of forward.
+    static-auto: static cache alone (recent transformers compile it inside generate())."""
+    model = load(hf_dir, torch.bfloat16)
+    if mode != "eager":
+        model.generation_config.cache_implementation = "static"
+    if mode == "static":
+        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+    return model, {"eager": "hf eager", "static": "hf static+compile", "static-auto": "hf static (auto-compile)"}[mode]
+
+
+def cmd_generate(a):
+    if not torch.cuda.is_available():
+        print(json.dumps({"skipped": "no CUDA device"}))
+        return
+    for mode in a.modes:
+        for batch in a.batch:
+            model, who = prepare(a.hf, mode)
+            warmup = a.warmup + (1 if mode != "eager" else 0)  # the first call compiles
+            try:
+                r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats)
+                print(json.dumps({"who": who, **r, "transformers": transformers.__version__}), flush=True)
+            except Exception as e:  # report and go on: one failing mode must not hide the others
+                print(json.dumps({"who": who, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}), flush=True)
+                if mode == "static":  # the recipe broke on this transformers version: try its built-in compile
+                    del model
+                    torch._dynamo.reset()
+                    model, who = prepare(a.hf, "static-auto")
+                    try:
+                        r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats)
+                        print(json.dumps({"who": who, **r, "transformers": transformers.__version__}), flush=True)
+                    except Exception as e2:
+                        print(json.dumps({"who": who, "batch": batch, "error": f"{type(e2).__name__}: {e2}"[:300]}),
+                              flush=True)
+            del model
+            torch.cuda.empty_cache()
+            torch._dynamo.reset()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    l = sub.add_parser("loss")
+    l.add_argument("--hf", required=True)
+    l.add_argument("--tokens", required=True, help="attnlab token shard, e.g. runs/data/x/val_000.bin")
+    l.add_argument("--batch", type=int, default=8)
+    l.add_argument("--seq", type=int, default=256)
+    l.add_argument("--ours", help="file holding the JSON line of `attnlab loss` on the same rows")
+    g = sub.add_parser("generate")
+    g.add_argument("--hf", required=True)
+    g.add_argument("--batch", type=int, nargs="+", default=[1, 32])
+    g.add_argument("--prompt", type=int, default=128)
+    g.add_argument("--new", type=int, default=512)
+    g.add_argument("--modes", nargs="+", default=["eager", "static"], choices=["eager", "static", "static-auto"])
+    g.add_argument("--warmup", type=int, default=1)
+    g.add_argument("--repeats", type=int, default=2)
+    a = p.parse_args()
+    cmd_loss(a) if a.cmd == "loss" else cmd_generate(a)
+
+
+if __name__ == "__main__":
+    main()
