@@ -241,7 +241,8 @@ std::vector<Variant> variants() {
   };
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, FlashVariants, ::testing::ValuesIn(variants()),
+// Prefix FlashVariants: every test of this file matches --gtest_filter='FlashVariants*'.
+INSTANTIATE_TEST_SUITE_P(FlashVariants, FlashVariants, ::testing::ValuesIn(variants()),
                          [](const ::testing::TestParamInfo<Variant>& i) { return i.param.name; });
 
 // kern::document_ids against the CPU rule doc(t) = #eot among inputs[0..t-1], on rows longer
@@ -326,7 +327,7 @@ std::unique_ptr<attn::Backend> model_backend(const std::string& device, const st
 }
 
 class FlashVariantsBackendVsCpu : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
-INSTANTIATE_TEST_SUITE_P(Precisions, FlashVariantsBackendVsCpu,
+INSTANTIATE_TEST_SUITE_P(FlashVariants, FlashVariantsBackendVsCpu,
                          ::testing::Combine(::testing::Values("fp32", "bf16"), ::testing::Bool()),
                          [](const auto& i) {
                            return std::get<0>(i.param) + (std::get<1>(i.param) ? "_document_mask" : "_window_alibi_softcap");
