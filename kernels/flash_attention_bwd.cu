@@ -400,9 +400,8 @@ __global__ void __launch_bounds__(128)
   const int b_row = (lane & 7) + ((lane >> 4) << 3), b_chk = (lane >> 3) & 1;
   const int t_row = (lane & 7) + (((lane >> 3) & 1) << 3), t_chk = lane >> 4;
 
-  int row_doc[2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r) row_doc[r] = mask.row_doc(q0 + warp * 16 + (lane >> 2) + r * 8);
+  // doc ids of this thread's two query rows (scalars, not an array: no local-memory frame)
+  const int row_doc0 = mask.row_doc(q0 + warp * 16 + (lane >> 2)), row_doc1 = mask.row_doc(q0 + warp * 16 + (lane >> 2) + 8);
 
   for (int j = kb_begin; j < kb_end; ++j) {
     const int st = (j - kb_begin) & 1;  // stage 0 holds the first block
@@ -450,7 +449,7 @@ __global__ void __launch_bounds__(128)
         if (mod.active) sv = mod.apply(sv, q, key, &dfac);
         float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
         if (need_mask) {
-          if (key >= T || !mask.visible(q, key, row_doc[r])) pv = 0.f;
+          if (key >= T || !mask.visible(q, key, r ? row_doc1 : row_doc0)) pv = 0.f;
         }
         dp[n][e] = pv * (dp[n][e] - Dr[r]) * dfac;
       }

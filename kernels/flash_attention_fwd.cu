@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   const int warp_row0 = q0 + wg * 64 + wl * 16;  // first query row of this warp
   const int row_lo = warp_row0 + (lane >> 2);    // + 8r
-  const int row_doc[2] = {mask.row_doc(row_lo), mask.row_doc(row_lo + 8)};
+  const int row_doc0 = mask.row_doc(row_lo), row_doc1 = mask.row_doc(row_lo + 8);  // scalars: no local frame
 
   for (int j = kb_begin; j < kb_end; ++j) {
     cp_async_wait<0>();
@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
         for (int e = 0; e < 4; ++e) {
           const int row = row_lo + ((e >> 1) << 3);
           const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-          if (col >= T || !mask.visible(row, col, row_doc[e >> 1])) s[4 * n + e] = -INFINITY;
+          if (col >= T || !mask.visible(row, col, (e >> 1) ? row_doc1 : row_doc0)) s[4 * n + e] = -INFINITY;
         }
     }
 

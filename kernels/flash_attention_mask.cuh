@@ -23,19 +23,26 @@
 
 namespace attn::flash {
 
+// Host and device: the host side lets tests check the tile ranges by brute force.
 struct FlashMask {
   int T;
   bool causal;
   int window;         // 0 = off
   const int32_t* doc;  // this batch row's doc ids (T), or null
 
-  __device__ __forceinline__ FlashMask(const FlashAttentionParams& p, int b)
+  __host__ __device__ __forceinline__ FlashMask(const FlashAttentionParams& p, int b)
       : T(p.T), causal(p.causal), window(p.window), doc(p.doc_ids ? p.doc_ids + (int64_t)b * p.T : nullptr) {}
 
-  __device__ __forceinline__ int doc_of(int i) const { return __ldg(doc + i); }
+  __host__ __device__ __forceinline__ int doc_of(int i) const {
+#ifdef __CUDA_ARCH__
+    return __ldg(doc + i);
+#else
+    return doc[i];
+#endif
+  }
 
   // First index whose doc id is >= d (doc non-decreasing), in [0, T].
-  __device__ int doc_lower_bound(int d) const {
+  __host__ __device__ int doc_lower_bound(int d) const {
     int lo = 0, hi = T;
     while (lo < hi) {
       const int mid = (lo + hi) >> 1;
@@ -45,23 +52,23 @@ struct FlashMask {
   }
 
   // Keys visible from some query row of [q_first, q_last] (q_last < T) lie in [key_lo, key_hi].
-  __device__ int key_lo(int q_first) const {
+  __host__ __device__ int key_lo(int q_first) const {
     int lo = window > 0 ? max(0, q_first - window + 1) : 0;
     if (doc) lo = max(lo, doc_lower_bound(doc_of(q_first)));
     return lo;
   }
-  __device__ int key_hi(int q_last) const {
+  __host__ __device__ int key_hi(int q_last) const {
     int hi = causal ? q_last : T - 1;
     if (doc) hi = min(hi, doc_lower_bound(doc_of(q_last) + 1) - 1);
     return hi;
   }
   // Queries that see some key of [k_first, k_last] (k_last < T) lie in [query_lo, query_hi].
-  __device__ int query_lo(int k_first) const {
+  __host__ __device__ int query_lo(int k_first) const {
     int lo = causal ? k_first : 0;
     if (doc) lo = max(lo, doc_lower_bound(doc_of(k_first)));
     return lo;
   }
-  __device__ int query_hi(int k_last) const {
+  __host__ __device__ int query_hi(int k_last) const {
     int hi = window > 0 ? min(T - 1, k_last + window - 1) : T - 1;
     if (doc) hi = min(hi, doc_lower_bound(doc_of(k_last) + 1) - 1);
     return hi;
@@ -69,7 +76,7 @@ struct FlashMask {
 
   // Every (i, j) with i in [q_first, q_last], j in [k_first, k_last] visible, ignoring T
   // (callers test i, j < T separately). Uniform over the rectangle.
-  __device__ __forceinline__ bool all_visible(int q_first, int q_last, int k_first, int k_last) const {
+  __host__ __device__ __forceinline__ bool all_visible(int q_first, int q_last, int k_first, int k_last) const {
     if (causal && k_last > q_first) return false;
     if (window > 0 && q_last - k_first >= window) return false;
     if (doc) {
@@ -80,13 +87,13 @@ struct FlashMask {
   }
 
   // Per element (i, j < T assumed), for tiles that are not all visible.
-  __device__ __forceinline__ bool visible(int i, int j, int doc_i) const {
+  __host__ __device__ __forceinline__ bool visible(int i, int j, int doc_i) const {
     if (causal && j > i) return false;
     if (window > 0 && i - j >= window) return false;
     if (doc && doc_of(j) != doc_i) return false;
     return true;
   }
-  __device__ __forceinline__ int row_doc(int i) const { return doc && i < T ? doc_of(i) : 0; }
+  __host__ __device__ __forceinline__ int row_doc(int i) const { return doc && i < T ? doc_of(i) : 0; }
 };
 
 // ALiBi slope of head h of H, the formula of attention.cpp's alibi_slope (in float): P the

@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "kernels/document_ids.h"
 #include "kernels/flash_attention.h"
+#include "kernels/flash_attention_mask.cuh"
 #include "test_util.h"
 
 namespace {
@@ -241,7 +242,8 @@ std::vector<Variant> variants() {
   };
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, FlashVariants, ::testing::ValuesIn(variants()),
+// Prefix FlashVariants: every test of this file matches --gtest_filter='FlashVariants*'.
+INSTANTIATE_TEST_SUITE_P(FlashVariants, FlashVariants, ::testing::ValuesIn(variants()),
                          [](const ::testing::TestParamInfo<Variant>& i) { return i.param.name; });
 
 // kern::document_ids against the CPU rule doc(t) = #eot among inputs[0..t-1], on rows longer
@@ -265,6 +267,50 @@ TEST(FlashVariantsDocumentIds, MatchTheCpuRule) {
         ASSERT_EQ(got[static_cast<size_t>(b) * T + t], d) << "T " << T << " b " << b << " t " << t;
         d += tok[static_cast<size_t>(b) * T + t] == kEot;
       }
+    }
+  }
+}
+
+// The tile ranges of kernels/flash_attention_mask.cuh (host side of the same code) against brute
+// force on random masks: every visible (query, key) pair of a block of rows / keys lies inside
+// [key_lo, key_hi] / [query_lo, query_hi] (else the kernels would skip a tile they need),
+// all_visible is exact, visible() is the math of attention.h. Needs no GPU.
+TEST(FlashVariantsMask, TileRangesCoverEveryVisiblePair) {
+  std::mt19937 g(1);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int T = 1 + static_cast<int>(g() % 300);
+    const bool causal = g() % 2, docs = g() % 2;
+    const int window = g() % 3 == 0 ? 0 : 1 + static_cast<int>(g() % 200);
+    std::vector<int32_t> doc(T);
+    for (int t = 0, d = 0; t < T; ++t) doc[t] = d, d += g() % 17 == 0;
+    attn::FlashAttentionParams p;
+    p.T = T, p.causal = causal, p.window = window, p.doc_ids = docs ? doc.data() : nullptr;
+    const attn::flash::FlashMask m(p, 0);
+    auto vis = [&](int i, int j) {
+      return (!causal || j <= i) && (window == 0 || i - j < window) && (!docs || doc[i] == doc[j]);
+    };
+    const std::string where = "T " + std::to_string(T) + " causal " + std::to_string(causal) + " window " +
+                              std::to_string(window) + " docs " + std::to_string(docs);
+    for (int k = 0; k < 10; ++k) {
+      const int a = static_cast<int>(g() % T), b = a + static_cast<int>(g() % std::min(T - a, 130));
+      int lo = T, hi = -1, qlo = T, qhi = -1;
+      for (int i = a; i <= b; ++i)
+        for (int j = 0; j < T; ++j) {
+          if (vis(i, j)) lo = std::min(lo, j), hi = std::max(hi, j);  // keys seen by rows [a, b]
+          if (vis(j, i)) qlo = std::min(qlo, j), qhi = std::max(qhi, j);  // queries seeing keys [a, b]
+        }
+      ASSERT_LE(m.key_lo(a), lo) << where;
+      ASSERT_GE(m.key_hi(b), hi) << where;
+      ASSERT_LE(m.query_lo(a), qlo) << where;
+      ASSERT_GE(m.query_hi(b), qhi) << where;
+      const int c = static_cast<int>(g() % T), e = c + static_cast<int>(g() % std::min(T - c, 70));
+      bool all = true;
+      for (int i = a; i <= b; ++i)
+        for (int j = c; j <= e; ++j) {
+          all &= vis(i, j);
+          ASSERT_EQ(m.visible(i, j, m.row_doc(i)), vis(i, j)) << where << " i " << i << " j " << j;
+        }
+      ASSERT_EQ(m.all_visible(a, b, c, e), all) << where;
     }
   }
 }
@@ -326,7 +372,7 @@ std::unique_ptr<attn::Backend> model_backend(const std::string& device, const st
 }
 
 class FlashVariantsBackendVsCpu : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
-INSTANTIATE_TEST_SUITE_P(Precisions, FlashVariantsBackendVsCpu,
+INSTANTIATE_TEST_SUITE_P(FlashVariants, FlashVariantsBackendVsCpu,
                          ::testing::Combine(::testing::Values("fp32", "bf16"), ::testing::Bool()),
                          [](const auto& i) {
                            return std::get<0>(i.param) + (std::get<1>(i.param) ? "_document_mask" : "_window_alibi_softcap");
