@@ -158,7 +158,7 @@ TEST_F(Cli, MultiGpuRequestWithoutEnoughGpusIsOneLine) {
 // `train --nproc N` on the CPU backend: the program starts N ranks itself (TCP communicator);
 // rank 0 alone prints progress and writes the run; a failing rank fails the whole job, named.
 TEST_F(Cli, NprocStartsLocalRanksOnTheCpu) {
-  for (const int n : {2, 4}) {
+  for (const int n : {2, 4, 8}) {  // 4 and 8: the launcher side of issue #7 on the CPU
     fs::remove_all(root / "run");
     const RunResult r = run("train -c /dev/null " + tiny() + " --training.max_iters=3 --device.threads=1 --nproc " +
                             std::to_string(n));
