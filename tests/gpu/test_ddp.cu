@@ -4,7 +4,10 @@
 // with bucketed all-reduce overlapped with backward (small buckets: many of them) and ZeRO-1.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <random>
