@@ -209,6 +209,49 @@ for r in rows:
     else:
         out.append(f"  {r.get('who', '')} batch {r.get('batch', '')}: {r.get('skipped') or r.get('error')}")
 print("\n".join(out) if rows else "HF generate: no output (see hf.log)")
+if has ddp; then
+  # (a) same model as 1 GPU: fp32, 50 steps, global batch 2 x 8 x 1024 either way;
+  # (b) scaling: bf16 flash B=16 T=1024 per GPU, tokens/s on 1 and DDP_GPUS GPUs (steps 21-30),
+  #     optimizer memory per GPU with/without ZeRO-1, exposed communication share (--profile).
+  echo "== data-parallel (ddp): correctness on ${DDP_GPUS:=2} GPUs vs 1, then scaling"
+  D="--data.inputs=[\".deps/data/input.txt\"] --checkpoint.interval=0 --training.eval_interval=0 --training.eval_iters=1 --checkpoint.keep=1"
+  C="--device.precision=\"fp32\" --attention.impl=\"naive\" --training.batch_size=8 --training.max_iters=50 --training.log_interval=1 --logging.progress=false"
+  $A train -c configs/gpt2_124m.toml $D $C --training.grad_accum=$DDP_GPUS --training.out_dir=\"runs/ddp_fp32_1\" >> "$OUT/ddp.log" 2>&1 || echo "ddp fp32 1-GPU run failed (exit $?)"
+  for z in 0 1; do
+    $A train -c configs/gpt2_124m.toml $D $C --nproc $DDP_GPUS --distributed.zero=$z --training.out_dir=\"runs/ddp_fp32_z$z\" >> "$OUT/ddp.log" 2>&1 || echo "ddp fp32 z$z run failed (exit $?)"
+  done
+  S="--device.precision=\"bf16\" --attention.impl=\"flash\" --training.batch_size=16 --training.max_iters=30 --training.log_interval=10 --profile"
+  $A train -c configs/gpt2_124m.toml $D $S --training.out_dir=\"runs/ddp_bf16_1\" >> "$OUT/ddp.log" 2>&1 || echo "ddp bf16 1-GPU run failed (exit $?)"
+  for z in 0 1; do
+    $A train -c configs/gpt2_124m.toml $D $S --nproc $DDP_GPUS --distributed.zero=$z --training.out_dir=\"runs/ddp_bf16_z$z\" >> "$OUT/ddp.log" 2>&1 || echo "ddp bf16 z$z run failed (exit $?)"
+  done
+  grep -E "^error|rank [0-9]+ of" "$OUT/ddp.log" | head -5
+  row "$(python3 - "$DDP_GPUS" <<'PY'
+import json, sys
+W = int(sys.argv[1])
+def lines(run):
+    try: return [json.loads(l) for l in open(f"runs/{run}/metrics.jsonl")]
+    except OSError: return []
+def losses(run): return [r["loss"] for r in lines(run) if "loss" in r]
+def last(run, key):
+    v = [r[key] for r in lines(run) if key in r]
+    return v[-1] if v else float("nan")
+def prof(run, cat):
+    try: return json.load(open(f"runs/{run}/profile.json"))["categories"][cat]["share"]
+    except (OSError, KeyError): return float("nan")
+ref = losses("ddp_fp32_1")
+out = [f"ddp fp32 50 steps, max |dloss| vs 1 GPU (target <= 1e-3; {len(ref)} ref steps):"]
+for z in (0, 1):
+    got = losses(f"ddp_fp32_z{z}")
+    d = max((abs(a - b) for a, b in zip(ref, got)), default=float("nan")) if len(got) == len(ref) else float("nan")
+    out.append(f"  {W} GPUs zero={z}: {d:.3g} ({len(got)} steps; final loss {got[-1] if got else 'n/a'} vs {ref[-1] if ref else 'n/a'})")
+one = last("ddp_bf16_1", "tokens_per_s")
+out.append(f"ddp bf16 flash B=16 T=1024 | tokens/s total | per GPU | x 1 GPU (target >= {0.95*W:.1f}) | optimizer MiB/GPU | comm share")
+for run, n in (("ddp_bf16_1", 1), ("ddp_bf16_z0", W), ("ddp_bf16_z1", W)):
+    t = last(run, "tokens_per_s")
+    opt = last(run, "mem_optimizer_bytes") / 2**20
+    out.append(f"  {run:12s} {n} GPU | {t:10.0f} | {t/n:9.0f} | {t/one:5.2f}x | {opt:8.1f} | {100*prof(run, 'communication'):5.1f}%")
+print("\n".join(out))
 PY
 )"
 fi

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -147,8 +148,31 @@ TEST_F(Cli, SigintSavesCheckpointAndResumes) {
 TEST_F(Cli, MultiGpuRequestWithoutEnoughGpusIsOneLine) {
   const int gpus = attn::visible_cuda_devices();
   if (gpus >= 2) GTEST_SKIP() << "this machine has " << gpus << " CUDA devices";
-  expect_error(run("train -c /dev/null " + tiny() + " --distributed.nproc=2"),
-               "distributed.nproc = 2 needs 2 CUDA devices; this machine has " + std::to_string(gpus));
+  expect_error(run("train -c /dev/null " + tiny() + " --device.backend=cuda --distributed.nproc=2"),
+               "distributed.nproc = 2 with device.backend = \"cuda\" needs 2 CUDA devices; this machine has " +
+                   std::to_string(gpus));
   EXPECT_FALSE(fs::exists(root / "data")) << "refused before preparing data";
   expect_error(run("train -c /dev/null --distributed.zero=2"), "distributed.zero must be 0 or 1");
+}
+
+// `train --nproc N` on the CPU backend: the program starts N ranks itself (TCP communicator);
+// rank 0 alone prints progress and writes the run; a failing rank fails the whole job, named.
+TEST_F(Cli, NprocStartsLocalRanksOnTheCpu) {
+  for (const int n : {2, 4, 8}) {  // 4 and 8: the launcher side of issue #7 on the CPU
+    fs::remove_all(root / "run");
+    const RunResult r = run("train -c /dev/null " + tiny() + " --training.max_iters=3 --device.threads=1 --nproc " +
+                            std::to_string(n));
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("x ranks " + std::to_string(n)), std::string::npos) << r.out;
+    size_t lines = 0;
+    for (size_t at = r.out.find("step      3/3"); at != std::string::npos; at = r.out.find("step      3/3", at + 1)) ++lines;
+    EXPECT_EQ(lines, 1u) << "only rank 0 logs:\n" << r.out;
+    EXPECT_TRUE(fs::exists(root / "run" / "checkpoints" / "latest"));
+  }
+  // Every rank fails (the checkpoint to resume from is missing): the launcher names one.
+  const RunResult bad = run("train -c /dev/null " + tiny() + " --training.max_iters=3 --nproc 2 --resume --training.out_dir=\"" +
+                            (root / "nothing").string() + "\"");
+  EXPECT_EQ(bad.code, 1) << bad.err;
+  EXPECT_NE(bad.err.find("error: rank "), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(" of 2 exited with status 1; the other ranks were stopped"), std::string::npos) << bad.err;
 }

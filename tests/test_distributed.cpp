@@ -333,13 +333,17 @@ TEST(DistributedConfig, DefaultsValidationAndDeviceCheck) {
             std::string::npos);
 
   DistributedSection d;
-  check_distributed_request(d, 0);  // one process: nothing to check
+  check_distributed_request(d, "cuda", 0);  // one process: nothing to check
   d.nproc = 2;
-  EXPECT_EQ(error_of([&] { check_distributed_request(d, 0); }),
-            "distributed.nproc = 2 needs 2 CUDA devices; this machine has 0");
-  EXPECT_EQ(error_of([&] { check_distributed_request(d, 1); }),
-            "distributed.nproc = 2 needs 2 CUDA devices; this machine has 1");
-  EXPECT_NE(error_of([&] { check_distributed_request(d, 8); }).find("not wired"), std::string::npos);
+  EXPECT_EQ(error_of([&] { check_distributed_request(d, "cuda", 0); }),
+            "distributed.nproc = 2 with device.backend = \"cuda\" needs 2 CUDA devices; this machine has 0");
+  EXPECT_EQ(error_of([&] { check_distributed_request(d, "cuda", 1); }),
+            "distributed.nproc = 2 with device.backend = \"cuda\" needs 2 CUDA devices; this machine has 1");
+  EXPECT_EQ(error_of([&] { check_distributed_request(d, "auto", 1); }),
+            "distributed.nproc = 2 with device.backend = \"cuda\" needs 2 CUDA devices; this machine has 1");
+  check_distributed_request(d, "cuda", 8);
+  check_distributed_request(d, "cpu", 0);   // the CPU backend runs ranks over TCP
+  check_distributed_request(d, "auto", 0);  // auto without a GPU is the CPU
 }
 
 TEST(LocalCommunicator, IsTheIdentity) {

@@ -36,6 +36,7 @@
 #include "train/checkpoint.h"
 #include "train/generate.h"
 #include "train/hf_gpt2.h"
+#include "train/launcher.h"
 #include "train/profile.h"
 #include "train/trainer.h"
 
@@ -196,6 +197,8 @@ int main(int argc, char** argv) {
   train->add_flag("--resume", resume, "continue from the run's latest checkpoint");
   bool train_profile = false;
   train->add_flag("--profile", train_profile, "time per operation category; table at the end, <out_dir>/profile.json");
+  int train_nproc = 0;
+  train->add_option("--nproc", train_nproc, "data-parallel ranks on this machine (same as --distributed.nproc=N)");
   train->allow_extras();
 
   auto* sample = app.add_subcommand("sample", "generate text from a checkpoint");
@@ -267,8 +270,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*train) {
-      const Config cfg = load_config(config_path, overrides_of(train));
-      check_distributed_request(cfg.distributed, visible_cuda_devices());
+      std::vector<std::string> ov = overrides_of(train);
+      if (train_nproc > 0) ov.push_back(fmt::format("--distributed.nproc={}", train_nproc));
+      const Config cfg = load_config(config_path, ov);
+      check_distributed_request(cfg.distributed, cfg.device.backend, visible_cuda_devices());
+      // Data-parallel on this machine without an external launcher: start the ranks here.
+      if (cfg.distributed.nproc > 1 && !launched_as_rank())
+        return run_local_ranks(cfg.distributed.nproc, std::vector<std::string>(argv, argv + argc));
       TrainOptions opts;
       opts.resume = resume;
       opts.profile = train_profile;

@@ -15,6 +15,7 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "train/checkpoint.h"
+#include "train/data_parallel.h"
 #include "train/metrics.h"
 #include "train/profile.h"
 #include "train/schedule.h"
@@ -55,6 +56,14 @@ DatasetInfo ensure_dataset(const Config& cfg, bool quiet) {
   return load_dataset_info(cfg.data.dir);
 }
 
+// Bytes of AdamW state this rank holds now (ZeRO-1 shards it: ~1/W; in use rather than
+// peak, because the CUDA backend allocates whole moments before data parallelism is enabled).
+size_t optimizer_bytes(const MemoryReport& mem) {
+  for (const MemoryCategory& c : mem.categories)
+    if (c.name == "optimizer") return c.bytes;
+  return 0;
+}
+
 }  // namespace
 
 BackendOptions backend_options(const Config& cfg, int eot_token, int max_batch, int max_seq) {
@@ -69,27 +78,38 @@ BackendOptions backend_options(const Config& cfg, int eot_token, int max_batch, 
   return o;
 }
 
-double evaluate(Backend& model, const DataLoader& loader, const Config& cfg) {
+double evaluate(Backend& model, const DataLoader& loader, const Config& cfg, DataParallelRun* dp) {
   const int B = cfg.training.batch_size, T = cfg.seq_len(), iters = cfg.training.eval_iters;
   const uint64_t seed = mix64(static_cast<uint64_t>(cfg.training.seed) ^ 0xE7A1);
   std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
+  // Data-parallel: rank r evaluates batches r, r + W, ...; the sum over ranks is the same
+  // set of batches one process evaluates.
+  const int rank = dp ? dp->rank() : 0, world = dp ? dp->world_size() : 1;
   double sum = 0;
-  for (int i = 0; i < iters; ++i) {
+  for (int i = rank; i < iters; i += world) {
     loader.batch(seed, i, 0, B, T, x.data(), y.data());
     sum += model.forward_loss(Batch{x.data(), y.data(), B, T});
   }
+  if (dp) sum = dp->sum({sum})[0];
   return sum / iters;
 }
 
 TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   const auto t_start = Clock::now();
-  const bool log = !opts.quiet;
+  // ---- ranks (one process: world size 1, nothing happens) ------------------------------
+  const std::string config_toml = to_toml(cfg);
+  DataParallelRun dp(opts.dist_env ? *opts.dist_env : detect_dist_env(process_env()), cfg, config_toml);
+  const bool root = dp.is_root();  // only rank 0 logs and writes files
+  const bool log = !opts.quiet && root;
   auto say = [&](const std::string& s) {
     if (log) fmt::print("{}\n", s), std::fflush(stdout);
   };
 
   // ---- data -------------------------------------------------------------------
-  const DatasetInfo data = ensure_dataset(cfg, opts.quiet);
+  // Rank 0 prepares a missing dataset while the others wait, so that they never write it at once.
+  if (!root) dp.sum({});
+  const DatasetInfo data = ensure_dataset(cfg, !log);
+  if (root) dp.sum({});
   const int B = cfg.training.batch_size, T = cfg.seq_len(), accum = cfg.training.grad_accum;
   DataLoader train_loader(data.train_shards, data.vocab_size);
   DataLoader val_loader(data.val_shards, data.vocab_size);
@@ -97,12 +117,12 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   // ---- model ----------------------------------------------------------------------
   const GPTConfig gpt = make_gpt_config(cfg, data.vocab_size);
   std::unique_ptr<Backend> model = make_backend(gpt, backend_options(cfg, data.eot_id, B, T));
+  dp.attach(*model, cfg);
   const ParamLayout& layout = model->layout();
 
   TrainState state;
   std::vector<float> params(layout.total()), m(layout.total()), v(layout.total());
-  fs::create_directories(cfg.training.out_dir);
-  const std::string config_toml = to_toml(cfg);
+  if (root) fs::create_directories(cfg.training.out_dir);
   if (opts.resume) {
     const std::string dir = resolve_checkpoint(cfg.training.out_dir);
     CheckpointData ck = load_checkpoint(dir, layout);
@@ -115,10 +135,11 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     init_gpt2_params(layout, static_cast<uint64_t>(cfg.training.seed), params.data());
   }
   model->set_params(params.data());
-  {
+  std::optional<MetricsLog> metrics;
+  if (root) {
     std::ofstream(fs::path(cfg.training.out_dir) / "config.toml") << config_toml;
+    metrics.emplace(cfg.training.out_dir, opts.resume ? state.step : -1, cfg.logging.jsonl);
   }
-  MetricsLog metrics(cfg.training.out_dir, opts.resume ? state.step : -1, cfg.logging.jsonl);
 
   const LrSchedule schedule{cfg.optimizer.lr, cfg.schedule.min_lr, cfg.schedule.warmup_iters,
                             cfg.schedule.decay_iters > 0 ? cfg.schedule.decay_iters : cfg.training.max_iters,
@@ -126,31 +147,34 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   const AdamWConfig adamw{static_cast<float>(cfg.optimizer.beta1), static_cast<float>(cfg.optimizer.beta2),
                           static_cast<float>(cfg.optimizer.eps), static_cast<float>(cfg.optimizer.weight_decay)};
   const uint64_t seed = static_cast<uint64_t>(cfg.training.seed);
-  const int64_t tokens_per_step = static_cast<int64_t>(B) * T * accum;
+  const int64_t tokens_per_step = static_cast<int64_t>(B) * T * accum * dp.world_size();
   say(fmt::format("model: {} layers, {} heads ({} kv), n_embd {}, vocab {} (padded {}), {:.2f}M parameters; "
                   "backend {} ({}), attention {}",
                   gpt.n_layer, gpt.n_head, gpt.n_kv_head, gpt.n_embd, gpt.vocab_size, gpt.padded_vocab_size,
                   layout.num_parameters() / 1e6, model->name(), cfg.device.precision, cfg.attention.impl));
-  say(fmt::format("data: {} train / {} val tokens; {} tokens per step (batch {} x seq {} x accum {})",
-                  data.train_tokens, data.val_tokens, tokens_per_step, B, T, accum));
+  say(fmt::format("data: {} train / {} val tokens; {} tokens per step (batch {} x seq {} x accum {} x ranks {})",
+                  data.train_tokens, data.val_tokens, tokens_per_step, B, T, accum, dp.world_size()));
 
   std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
   TrainResult result;
   result.step = state.step;
   std::string last_ckpt;
+  // Every rank calls save (ZeRO-1 gathers the moments collectively); rank 0 writes.
   auto save = [&]() {
     model->get_params(params.data());
     model->get_optimizer_state(m.data(), v.data());
+    if (!root) return std::string();
     last_ckpt = save_checkpoint(cfg.training.out_dir, layout, params.data(), m.data(), v.data(), state, config_toml,
                                 data.tokenizer_path, cfg.checkpoint.keep);
     return last_ckpt;
   };
   auto run_eval = [&]() {
-    const double val = evaluate(*model, val_loader, cfg);
+    const double val = evaluate(*model, val_loader, cfg, &dp);
     state.last_val_loss = val;
     const bool best = state.best_val_loss == 0 || val < state.best_val_loss;
     if (best) state.best_val_loss = val;
-    metrics.write({{"step", state.step}, {"val_loss", val}});
+    if (!root) return val;
+    metrics->write({{"step", state.step}, {"val_loss", val}});
     say(fmt::format("step {:>6} | val loss {:.4f}{}", state.step, val, best ? " (best)" : ""));
     // Small datasets overfit (nanoGPT's shakespeare_char does by design): keep the best model.
     if (best && cfg.checkpoint.save_best && state.step > 0) {
@@ -159,7 +183,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
                       state, config_toml, data.tokenizer_path, 1);
     }
     if (cfg.logging.plot)
-      write_loss_plot(metrics.path(), (fs::path(cfg.training.out_dir) / "loss.svg").string(), cfg.training.out_dir);
+      write_loss_plot(metrics->path(), (fs::path(cfg.training.out_dir) / "loss.svg").string(), cfg.training.out_dir);
     return val;
   };
 
@@ -180,9 +204,19 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     model->zero_grad();
     double loss = 0;
     for (int micro = 0; micro < accum; ++micro) {
-      train_loader.batch(seed, state.step, micro, B, T, x.data(), y.data());
-      const StepContext ctx{seed, state.step, micro, true};
+      // Data-parallel: this rank's micro-batch of the global batch (data_parallel.h).
+      const int global_micro = dp.global_micro(micro);
+      train_loader.batch(seed, state.step, global_micro, B, T, x.data(), y.data());
+      StepContext ctx{seed, state.step, global_micro, true};
+      ctx.sync_grads = micro == accum - 1;  // average over ranks once, after the last micro-step
       loss += model->forward_backward(Batch{x.data(), y.data(), B, T}, 1.0f / accum, ctx) / accum;
+    }
+    // The step's loss over the global batch, and whether any rank was asked to stop, agreed
+    // by all ranks so that they all take the same branches below.
+    bool stop_signal = stop_requested();
+    if (dp.active()) {
+      const std::vector<double> agreed = dp.sum({loss, stop_signal ? 1.0 : 0.0});
+      loss = agreed[0] / dp.world_size(), stop_signal = agreed[1] > 0;
     }
     if (!std::isfinite(loss)) {
       fail("training loss is {} at step {} (lr {:.3g}); stopping without saving. The last good checkpoint is {}. "
@@ -205,16 +239,16 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
       const double step_ms = 1000.0 * window_time / window_steps;
       const double tok_s = tokens_per_step * window_steps / window_time;
       const MemoryReport mem = model->memory();
-      metrics.write({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
+      if (root) metrics->write({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
                      {"step_ms", step_ms}, {"tokens_per_s", tok_s}, {"tokens_seen", state.tokens_seen},
-                     {"mem_peak_bytes", mem.total_peak}});
+                     {"mem_peak_bytes", mem.total_peak}, {"mem_optimizer_bytes", optimizer_bytes(mem)}});
       if (cfg.logging.progress)
         say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | ETA {}",
                       state.step, max_iters, loss, lr, norm, step_ms, tok_s,
                       human_duration((max_iters - state.step) * step_ms / 1000.0)));
       window_time = 0, window_steps = 0;
     }
-    const bool stop_here = stop_requested() || (opts.stop_after >= 0 && state.step - first_step >= opts.stop_after);
+    const bool stop_here = stop_signal || (opts.stop_after >= 0 && state.step - first_step >= opts.stop_after);
     if (stop_here) {
       result.interrupted = true;
       say(fmt::format("stopped at step {}: checkpoint {}; continue with `attnlab train ... --resume`", state.step,
@@ -229,7 +263,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     if (max_iters > first_step || !opts.resume) result.val_loss = run_eval();
     say(fmt::format("checkpoint {}", save()));
   }
-  if (opts.profile && profile.steps() > 0) {
+  if (opts.profile && profile.steps() > 0 && root) {
     const std::string path = (fs::path(cfg.training.out_dir) / "profile.json").string();
     profile.write_json(path);
     say(fmt::format("step profile ({}):\n{}", path, profile.table()));

@@ -2,11 +2,13 @@
 // evaluation, metrics, checkpoints. Read run_training top to bottom.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "backend/backend.h"
 #include "config/config.h"
 #include "data/loader.h"
+#include "distributed/launch_env.h"
 
 namespace attn {
 
@@ -15,6 +17,9 @@ struct TrainOptions {
   bool quiet = false;        // no progress lines (tests)
   int64_t stop_after = -1;   // stop (with a checkpoint) after this many steps in this process
   bool profile = false;      // time per operation category: table at the end, <out_dir>/profile.json
+  // This process's rank in a data-parallel job; unset: read from the launcher's variables
+  // (launch_env.h). Tests run the ranks as threads and pass it.
+  std::optional<DistEnv> dist_env;
 };
 
 struct TrainResult {
@@ -32,8 +37,11 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts);
 // for batches of up to max_batch x max_seq tokens; eot_token feeds document masking.
 BackendOptions backend_options(const Config& cfg, int eot_token, int max_batch, int max_seq);
 
+class DataParallelRun;
+
 // Mean loss over training.eval_iters fixed batches of `loader` (the same batches at every
-// evaluation of a run, and in `attnlab eval`).
-double evaluate(Backend& model, const DataLoader& loader, const Config& cfg);
+// evaluation of a run, and in `attnlab eval`). With dp, the ranks share the batches and the
+// result (collective; the same value on every rank).
+double evaluate(Backend& model, const DataLoader& loader, const Config& cfg, DataParallelRun* dp = nullptr);
 
 }  // namespace attn

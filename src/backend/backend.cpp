@@ -8,6 +8,10 @@
 
 namespace attn {
 
+void Backend::enable_data_parallel(Communicator&, bool, size_t) {
+  fail("the {} backend does not support data-parallel training (distributed.nproc > 1)", name());
+}
+
 bool cuda_available() {
 #if defined(ATTN_WITH_CUDA)
   return cuda_device_count() > 0;

@@ -16,6 +16,8 @@
 
 namespace attn {
 
+class Communicator;
+
 struct Batch {
   const int32_t* inputs = nullptr;   // (B, T) token ids
   const int32_t* targets = nullptr;  // (B, T) next-token ids; -1 = ignored position
@@ -28,6 +30,9 @@ struct StepContext {
   int64_t step = 0;
   int micro_step = 0;
   bool train = true;  // false: dropout off
+  // Data-parallel only (Backend::enable_data_parallel): average the gradients over the ranks
+  // after this micro-step's backward. The trainer sets it on the last micro-step of accumulation.
+  bool sync_grads = true;
 };
 
 struct AdamWConfig {
@@ -74,6 +79,15 @@ class Backend {
   virtual void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) = 0;
 
   virtual MemoryReport memory() const = 0;
+
+  // Data-parallel training over comm's ranks (src/distributed/comm.h), for the rest of this
+  // backend's life. forward_backward with ctx.sync_grads then leaves the mean gradient over
+  // the ranks (with zero1: only this rank's ZeRO-1 shard of it, buckets.h); grad_norm is the
+  // global norm; adamw_step updates the parameters identically on every rank (zero1: AdamW on
+  // the shard, moments kept for the shard only, parameters all-gathered). Moments in
+  // get/set_optimizer_state stay whole buffers, so checkpoints do not depend on the ranks;
+  // with zero1 get_optimizer_state is collective. Default: refused.
+  virtual void enable_data_parallel(Communicator& comm, bool zero1, size_t bucket_bytes);
 
   // Time per operation category (backend/step_profile.h). Off by default; when off no call
   // is timed and nothing is synchronised. profile() waits for the timed work to finish

@@ -13,6 +13,7 @@
 #endif
 
 #include "attention/cpu_attention.h"
+#include "backend/host_data_parallel.h"
 #include "core/error.h"
 #include "model/adamw.h"
 #include "model/gpt_cpu.h"
@@ -38,10 +39,12 @@ class CpuBackend final : public Backend {
   void get_params(float* host) const override { std::copy(model_.params(), model_.params() + n(), host); }
   void get_grads(float* host) const override { std::copy(model_.grads(), model_.grads() + n(), host); }
   void set_optimizer_state(const float* m, const float* v) override {
+    if (dp_ && dp_->zero1()) return dp_->set_moments(m, v);
     std::copy(m, m + n(), m_.begin());
     std::copy(v, v + n(), v_.begin());
   }
   void get_optimizer_state(float* m, float* v) const override {
+    if (dp_ && dp_->zero1()) return dp_->get_moments(m, v);
     std::copy(m_.begin(), m_.end(), m);
     std::copy(v_.begin(), v_.end(), v);
   }
@@ -57,6 +60,7 @@ class CpuBackend final : public Backend {
       loss = model_.forward(batch.inputs, batch.targets, batch.B, batch.T, ctx);
       model_.backward(grad_scale);
     });
+    if (dp_ && ctx.sync_grads) timer_.time(OpCategory::Communication, [&] { dp_->sync_grads(model_.grads()); });
     track();
     return loss;
   }
@@ -79,6 +83,10 @@ class CpuBackend final : public Backend {
     const float* g = model_.grads();
     const std::ptrdiff_t nn = static_cast<std::ptrdiff_t>(n());
     double sum = 0;
+    if (dp_ && dp_->zero1()) {
+      timer_.time(OpCategory::Communication, [&] { sum = dp_->grad_norm_squared(); });
+      return static_cast<float>(std::sqrt(sum));
+    }
     timer_.time(OpCategory::Optimizer, [&] {
       sum = ordered_parallel_sum(nn, [g](std::ptrdiff_t i) { return static_cast<double>(g[i]) * g[i]; });
     });
@@ -87,6 +95,10 @@ class CpuBackend final : public Backend {
 
   void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) override {
     ATTN_CHECK(t >= 1, "adamw_step: step count t = {} must be >= 1", t);
+    if (dp_ && dp_->zero1()) {
+      timer_.time(OpCategory::Optimizer, [&] { dp_->adamw_step(model_.params(), cfg, lr, grad_multiplier, t); });
+      return;
+    }
     // One call per tensor (weight decay on matrices only); the alignment gaps stay zero.
     timer_.time(OpCategory::Optimizer, [&] {
       for (const ParamTensor& pt : model_.layout().tensors()) {
@@ -99,11 +111,17 @@ class CpuBackend final : public Backend {
 
   MemoryReport memory() const override {
     const size_t p = n() * sizeof(float), a = model_.activation_bytes();
+    const size_t o = 2 * (dp_ && dp_->zero1() ? dp_->moment_floats() * sizeof(float) : p);
     MemoryReport r;
-    r.categories = {{"parameters", p, p}, {"gradients", p, p}, {"optimizer", 2 * p, 2 * p}, {"activations", a, peak_acts_}};
-    r.total_peak = 4 * p + peak_acts_;
+    r.categories = {{"parameters", p, p}, {"gradients", p, p}, {"optimizer", o, o}, {"activations", a, peak_acts_}};
+    r.total_peak = 2 * p + o + peak_acts_;
     r.device_used = 0;
     return r;
+  }
+
+  void enable_data_parallel(Communicator& comm, bool zero1, size_t) override {
+    dp_ = std::make_unique<HostDataParallel>(comm, zero1, model_.layout());
+    if (zero1) m_ = AlignedVector<float>(), v_ = AlignedVector<float>();  // the shards live in dp_
   }
 
   void set_profiling(bool on) override { timer_.set_enabled(on); }
@@ -130,6 +148,7 @@ class CpuBackend final : public Backend {
   AlignedVector<float> m_, v_;
   size_t peak_acts_ = 0;
   HostOpTimer timer_;
+  std::unique_ptr<HostDataParallel> dp_;  // data-parallel training, when enabled
 };
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "attention/cuda_attention.h"
 #include "backend/cuda_backend.h"
 #include "backend/cuda_check.h"
+#include "backend/cuda_data_parallel.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
 #include "backend/cuda_op_timer.h"
@@ -119,11 +120,13 @@ class CudaBackend final : public Backend {
   void get_params(float* host) const override { download(host, params_); }
   void get_grads(float* host) const override { download(host, grads_); }
   void set_optimizer_state(const float* m, const float* v) override {
+    if (dp_ && dp_->zero1()) return dp_->set_moments(m, v);
     CUDA_CHECK(cudaMemcpyAsync(m_, m, total_bytes(), cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaMemcpyAsync(v_, v, total_bytes(), cudaMemcpyHostToDevice, stream_));
     sync();
   }
   void get_optimizer_state(float* m, float* v) const override {
+    if (dp_ && dp_->zero1()) return dp_->get_moments(m, v, /*scratch=*/grads_);  // grads are consumed by now
     download(m, m_);
     download(v, v_);
   }
@@ -161,6 +164,7 @@ class CudaBackend final : public Backend {
   }
 
   float grad_norm() override {
+    if (dp_ && dp_->zero1()) return static_cast<float>(std::sqrt(dp_->grad_norm_squared(grads_, norm_partials_, norm_out_)));
     timed(OpCategory::Optimizer,
           [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
     double sq = 0.0;
@@ -171,6 +175,10 @@ class CudaBackend final : public Backend {
 
   void adamw_step(const AdamWConfig& c, float lr, float grad_multiplier, int64_t t) override {
     ATTN_CHECK(t >= 1, "adamw_step: step count t = {} (1-based)", t);
+    if (dp_ && dp_->zero1()) {
+      dp_->adamw_step(params_, grads_, c, lr, grad_multiplier, t);
+      return refresh_param_copy();
+    }
     const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
     const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
     timed(OpCategory::Optimizer, [&] {
@@ -181,6 +189,12 @@ class CudaBackend final : public Backend {
   }
 
   MemoryReport memory() const override { return mem_.report(); }
+
+  // Data parallelism lives in cuda_data_parallel.cu; backward calls stage_done() below.
+  void enable_data_parallel(Communicator& comm, bool zero1, size_t bucket_bytes) override {
+    dp_ = std::make_unique<CudaDataParallel>(comm, zero1, bucket_bytes, layout_, mem_, stream_, timer_);
+    if (zero1) mem_.release(m_), mem_.release(v_), m_ = v_ = nullptr;  // the shards live in dp_
+  }
 
   void set_profiling(bool on) override { timer_.set_enabled(on); }
   StepProfile profile() const override { return timer_.profile(); }
@@ -260,6 +274,7 @@ class CudaBackend final : public Backend {
       kern::layernorm_backward(dres_, G(layout_.lnf_w()), G(layout_.lnf_b()), reduce_scratch_, dbuf_,
                                layer_input(cfg_.n_layer), P(layout_.lnf_w()), lnf_mean_, lnf_rstd_, N, C, stream_);
     });
+    stage_done(cfg_.n_layer, ctx);
     for (int l = cfg_.n_layer - 1; l >= 0; --l) {
       const LayerParams& lp = layout_.layer(l);
       const LayerActs<T>& a = layers_[l];
@@ -294,11 +309,17 @@ class CudaBackend final : public Backend {
         kern::layernorm_backward(dres_, G(lp.ln1_w), G(lp.ln1_b), reduce_scratch_, dbuf_, layer_input(l), P(lp.ln1_w),
                                  a.ln1_mean, a.ln1_rstd, N, C, stream_);
       });
+      stage_done(l, ctx);
     }
     timed(OpCategory::Other, [&] {
       kern::encoder_backward(G(layout_.wte()), G(layout_.wpe()), dres_, buckets_dev(B * T_), num_buckets_, B, T_, C,
                              dropout(&ctx, cfg_.dropout, site::kEmbedding), stream_);
     });
+    stage_done(-1, ctx);
+  }
+  // Data-parallel: gradients of this backward stage are queued (buckets.h stages).
+  void stage_done(int stage, const StepContext& ctx) {
+    if (dp_ && ctx.sync_grads) dp_->backward_stage_done(stage, grads_);
   }
 
   // Gradient of a dropped branch: dres itself without dropout, else drop(dres) in tmp_.
@@ -417,9 +438,10 @@ class CudaBackend final : public Backend {
 
   void allocate_parameters() {
     const size_t n = layout_.total();
-    params_ = mem_.allocate_n<float>(n, MemCategory::Parameters);
+    const size_t padded = CudaDataParallel::padded_floats(n);  // ZeRO-1 splits these two evenly
+    params_ = mem_.allocate_n<float>(padded, MemCategory::Parameters);
     cparams_ = dt_ == DType::F32 ? reinterpret_cast<T*>(params_) : mem_.allocate_n<T>(n, MemCategory::Parameters);
-    grads_ = mem_.allocate_n<float>(n, MemCategory::Gradients);
+    grads_ = mem_.allocate_n<float>(padded, MemCategory::Gradients);
     m_ = mem_.allocate_n<float>(n, MemCategory::Optimizer);
     v_ = mem_.allocate_n<float>(n, MemCategory::Optimizer);
     // One weight-decay bit per 64-float chunk (tensors start on 64-float boundaries).
@@ -433,7 +455,8 @@ class CudaBackend final : public Backend {
     // (on stream_: a non-blocking stream does not order itself after the legacy stream)
     CUDA_CHECK(cudaMemcpyAsync(decay_bits_, bits.data(), bits.size() * sizeof(uint32_t), cudaMemcpyHostToDevice,
                                stream_));
-    for (float* buf : {params_, grads_, m_, v_}) CUDA_CHECK(cudaMemsetAsync(buf, 0, n * sizeof(float), stream_));
+    for (float* buf : {params_, grads_}) CUDA_CHECK(cudaMemsetAsync(buf, 0, padded * sizeof(float), stream_));
+    for (float* buf : {m_, v_}) CUDA_CHECK(cudaMemsetAsync(buf, 0, n * sizeof(float), stream_));
     refresh_param_copy();
     sync();
   }
@@ -550,6 +573,7 @@ class CudaBackend final : public Backend {
   std::vector<int32_t> bucket_tmp_;
   int num_buckets_ = 0;
   int cur_N_ = 0;
+  std::unique_ptr<CudaDataParallel> dp_;  // data-parallel training, when enabled (destroyed first)
 };
 
 }  // namespace

@@ -4,7 +4,8 @@
 // (CUDA: a cudaEvent pair on the stream; CPU: steady_clock) and adds it to its category.
 // Categories: attention_fwd, attention_bwd, matmul (the blocks' linear layers), norm
 // (layernorms), classifier (LM head matmuls + softmax cross-entropy), optimizer (grad norm +
-// AdamW), other (embedding, residual, GELU, dropout, zero_grad, batch upload).
+// AdamW), communication (data-parallel collectives; CUDA overlaps them with backward, so this
+// is the exposed part: the time the compute stream waited for them), other (embedding, residual, GELU, dropout, zero_grad, batch upload).
 #pragma once
 #include <array>
 #include <chrono>
@@ -14,12 +15,12 @@
 
 namespace attn {
 
-enum class OpCategory { AttentionFwd, AttentionBwd, Matmul, Norm, Classifier, Optimizer, Other };
-inline constexpr size_t kNumOpCategories = 7;
+enum class OpCategory { AttentionFwd, AttentionBwd, Matmul, Norm, Classifier, Optimizer, Communication, Other };
+inline constexpr size_t kNumOpCategories = 8;
 
 inline const char* op_category_name(OpCategory c) {
   static constexpr const char* names[kNumOpCategories] = {"attention_fwd", "attention_bwd", "matmul", "norm",
-                                                          "classifier",    "optimizer",     "other"};
+                                                          "classifier",    "optimizer",     "communication", "other"};
   return names[static_cast<size_t>(c)];
 }
 
