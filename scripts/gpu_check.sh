@@ -172,6 +172,10 @@ for r in (r for r in dec if r["who"] == "ours"):
     torch = f"{best['gbps']:7.0f} ({100 * best['frac_copy']:4.1f}%) {best['who']}" if best else "-"
     out.append(f"  {','.join(map(str, key)):26s} | {ours} | {torch}")
 print("\n".join(out))
+PY
+)"
+fi
+
 if has hf; then
   echo "== HF GPT2 export: loss parity in fp32 (issue 9, acceptance 5) and HF generate() speed in bf16"
   $A train -c configs/shakespeare_char.toml --data.inputs='[".deps/data/input.txt"]' --device.precision=\"fp32\" \
@@ -209,6 +213,10 @@ for r in rows:
     else:
         out.append(f"  {r.get('who', '')} batch {r.get('batch', '')}: {r.get('skipped') or r.get('error')}")
 print("\n".join(out) if rows else "HF generate: no output (see hf.log)")
+PY
+)"
+fi
+
 if has ddp; then
   # (a) same model as 1 GPU: fp32, 50 steps, global batch 2 x 8 x 1024 either way;
   # (b) scaling: bf16 flash B=16 T=1024 per GPU, tokens/s on 1 and DDP_GPUS GPUs (steps 21-30),
