@@ -16,6 +16,9 @@
 
 namespace attn {
 
+class Generator;  // backend/generator.h
+struct GeneratorOptions;
+
 struct Batch {
   const int32_t* inputs = nullptr;   // (B, T) token ids
   const int32_t* targets = nullptr;  // (B, T) next-token ids; -1 = ignored position
@@ -74,6 +77,10 @@ class Backend {
   virtual void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) = 0;
 
   virtual MemoryReport memory() const = 0;
+
+  // Cached generation over this backend's current parameters (backend/generator.h);
+  // allocates the KV cache, refusing one that does not fit. Must not outlive the backend.
+  virtual std::unique_ptr<Generator> make_generator(const GeneratorOptions& opt) = 0;
 
   // Time per operation category (backend/step_profile.h). Off by default; when off no call
   // is timed and nothing is synchronised. profile() waits for the timed work to finish

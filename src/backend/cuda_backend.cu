@@ -20,6 +20,7 @@
 #include "backend/cuda_check.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
+#include "backend/cuda_model_view.h"
 #include "backend/cuda_op_timer.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
@@ -180,6 +181,12 @@ class CudaBackend final : public Backend {
   }
 
   MemoryReport memory() const override { return mem_.report(); }
+
+  std::unique_ptr<Generator> make_generator(const GeneratorOptions& opt) override {
+    sync();  // the generator's work follows whatever this stream has queued
+    return make_cuda_generator(
+        CudaModelView{&cfg_, &layout_, dt_, cparams_, matmul_.get(), stream_, &mem_, opts_.attention}, opt);
+  }
 
   void set_profiling(bool on) override { timer_.set_enabled(on); }
   StepProfile profile() const override { return timer_.profile(); }
