@@ -49,7 +49,7 @@ std::vector<int32_t> random_tokens(std::mt19937_64& rng, int n, int V) {
 }  // namespace
 
 TEST(GenerateCpu, GreedyCachedEqualsRecomputeFp32) {
-  const uint64_t seed = testing::test_seed();
+  const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);
   auto be = make_cpu_backend(gen_config(), BackendOptions{});
   const auto p = spread_params(be->layout(), seed);
@@ -70,7 +70,7 @@ TEST(GenerateCpu, GreedyCachedEqualsRecomputeFp32) {
 }
 
 TEST(GenerateCpu, CachedLogitsEqualRecomputeFp64) {
-  const uint64_t seed = testing::test_seed();
+  const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);
   const GPTConfig g = gen_config();
   CpuGPT<double> model(g);
@@ -112,7 +112,7 @@ TEST(GenerateCpu, CachedLogitsEqualRecomputeFp64) {
 }
 
 TEST(GenerateCpu, BatchedPromptsOfDifferentLengthsEqualEachAlone) {
-  const uint64_t seed = testing::test_seed();
+  const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);
   auto be = make_cpu_backend(gen_config(), BackendOptions{});
   const auto p = spread_params(be->layout(), seed);
@@ -148,7 +148,7 @@ TEST(GenerateCpu, StopsAtTheStopTokenAndAtTheEndOfTheCache) {
 }
 
 TEST(GenerateCpu, TeacherForcedCachedLossEqualsForwardLoss) {
-  const uint64_t seed = testing::test_seed();
+  const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);
   auto be = make_cpu_backend(gen_config(), BackendOptions{});
   std::vector<float> p(be->layout().total());
@@ -179,7 +179,7 @@ TEST(GenerateCpu, KVCacheSizeFormula) {
   g.n_kv_head = 3;  // GQA: a quarter
   EXPECT_EQ(kv_cache_bytes(g, 1, 1024, KVCacheDType::BF16), 2ull * 12 * 3 * 1024 * 64 * 2);
   EXPECT_EQ(kv_cache_dtype_from_name("fp8"), KVCacheDType::FP8_E4M3);
-  EXPECT_NE(testing::error_of([] { kv_cache_dtype_from_name("fp4"); }).find("--kv-cache"), std::string::npos);
+  EXPECT_NE(attn::testing::error_of([] { kv_cache_dtype_from_name("fp4"); }).find("--kv-cache"), std::string::npos);
 }
 
 TEST(GenerateCpu, RefusesACacheTooLarge) {
@@ -188,12 +188,12 @@ TEST(GenerateCpu, RefusesACacheTooLarge) {
   auto be = make_cpu_backend(g, BackendOptions{});
   GeneratorOptions go;
   go.batch = 1 << 20, go.max_len = 1 << 16;  // 2 x 2 layers x 2^20 x 2 x 2^16 x 8 x 4 bytes: 16 TiB
-  const std::string msg = testing::error_of([&] { be->make_generator(go); });
+  const std::string msg = attn::testing::error_of([&] { be->make_generator(go); });
   EXPECT_NE(msg.find("KV cache"), std::string::npos) << msg;
   EXPECT_NE(msg.find("16384.00 GiB"), std::string::npos) << msg;
   EXPECT_NE(msg.find("free on the host"), std::string::npos) << msg;
   go.batch = 1, go.max_len = (1 << 16) + 1;
-  EXPECT_NE(testing::error_of([&] { be->make_generator(go); }).find("block_size"), std::string::npos);
+  EXPECT_NE(attn::testing::error_of([&] { be->make_generator(go); }).find("block_size"), std::string::npos);
 }
 
 TEST(GenerateCpu, CacheRoundingMatchesTheStoredFormats) {

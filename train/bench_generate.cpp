@@ -119,6 +119,7 @@ GenerateBenchRow baseline_cell(Backend& be, const Config& cfg, int prompt, int n
 }
 
 std::string gib(double b) { return fmt::format("{:.3f}", b / (1ull << 30)); }
+std::string mib(double b) { return fmt::format("{:.2f}", b / (1ull << 20)); }
 
 void write_reports(const std::vector<GenerateBenchRow>& rows, const std::string& dir) {
   std::filesystem::create_directories(dir);
@@ -127,14 +128,14 @@ void write_reports(const std::vector<GenerateBenchRow>& rows, const std::string&
          "cache_bytes,cache_formula_bytes,peak_bytes\n";
   std::ofstream md(dir + "/results.md");
   md << "| mode | cache | n_kv_head | batch | prompt | new | prefill ms | ms/step | tokens/s | of weight-read limit | "
-        "cache GiB (formula) | peak GiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "cache MiB (formula) | peak GiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows) {
     csv << fmt::format("{},{},{},{},{},{},{:.3f},{:.4f},{:.1f},{:.4f},{:.0f},{:.0f},{:.0f}\n", r.mode, r.cache,
                        r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step, r.tokens_per_s,
                        r.weight_limit_fraction, r.cache_bytes, r.cache_formula_bytes, r.peak_bytes);
     md << fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} | {:.3f} | {:.0f} | {:.1f}% | {} ({}) | {} |\n", r.mode,
                       r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
-                      r.tokens_per_s, 100 * r.weight_limit_fraction, gib(r.cache_bytes), gib(r.cache_formula_bytes),
+                      r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
                       gib(r.peak_bytes));
   }
   // Plots against the context length (prompt + new tokens), one series per (mode, cache, heads, batch).
@@ -193,9 +194,9 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
     be->set_params(params.data());
     auto report = [&](const GenerateBenchRow& r) {
       fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
-                 "{:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} GiB (formula {})  peak {} GiB\n",
+                 "{:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} MiB (formula {})  peak {} GiB\n",
                  r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
-                 r.tokens_per_s, 100 * r.weight_limit_fraction, gib(r.cache_bytes), gib(r.cache_formula_bytes),
+                 r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
                  gib(r.peak_bytes));
       std::fflush(stdout);
       rows.push_back(r);

@@ -43,7 +43,7 @@ class CudaGenerator final : public Generator {
     B_ = opt_.batch;
     L_ = opt_.max_len;
     ATTN_CHECK(c.head_dim() == 64 || c.head_dim() == 128,
-               "cached generation on the GPU needs a head dim of 64 or 128 (model.n_embd / model.n_head = {})",
+               "cached generation on the GPU needs a head dim of 64 or 128 (model.n_embd / model.n_head = {}); use --no-cache",
                c.head_dim());
     shape_.B = B_, shape_.Hkv = c.n_kv_head, shape_.max_len = L_, shape_.D = c.head_dim(), shape_.dtype = opt_.cache;
     const size_t cache = kv_cache_bytes(c, B_, L_, opt_.cache);
@@ -51,15 +51,19 @@ class CudaGenerator final : public Generator {
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     check_kv_cache_fits(cache, free_b, c, opt_, "the GPU");
     attention_ = make_cuda_attention(m.attention, m.act);
-    allocate();
+    try {
+      allocate();
+    } catch (...) {  // the destructor does not run: give back what was taken
+      release_all();
+      throw;
+    }
   }
 
   ~CudaGenerator() override {
     cudaStreamSynchronize(m_.stream);
     if (exec_) cudaGraphExecDestroy(exec_);
     if (graph_) cudaGraphDestroy(graph_);
-    for (void* p : owned_) m_.mem->release(p);
-    if (host_ints_) cudaFreeHost(host_ints_);
+    release_all();
   }
 
   int batch() const override { return B_; }
@@ -68,18 +72,18 @@ class CudaGenerator final : public Generator {
   size_t cache_bytes() const override { return cache_bytes_; }
   int length(int b) const override { return lengths_.at(b); }
 
-  void prefill(const int32_t* tokens, const int* lengths, int T, float* logits) override {
+  void prefill(const int32_t* tokens, const int* lengths, int seq, float* logits) override {
     const GPTConfig& c = *m_.cfg;
-    ATTN_CHECK(T >= 1 && T <= L_, "prompts padded to {} tokens, but the cache holds {} positions", T, L_);
+    ATTN_CHECK(seq >= 1 && seq <= L_, "prompts padded to {} tokens, but the cache holds {} positions", seq, L_);
     for (int b = 0; b < B_; ++b) {
-      ATTN_CHECK(lengths[b] >= 1 && lengths[b] <= T, "prompt {} has length {}: it must be in [1, {}]", b, lengths[b], T);
+      ATTN_CHECK(lengths[b] >= 1 && lengths[b] <= seq, "prompt {} has length {}: it must be in [1, {}]", b, lengths[b], seq);
       lengths_[b] = lengths[b];
     }
-    const size_t N = static_cast<size_t>(B_) * T;
+    const size_t N = static_cast<size_t>(B_) * seq;
     for (size_t i = 0; i < N; ++i) {
-      const bool used = static_cast<int>(i % T) < lengths[i / T];
+      const bool used = static_cast<int>(i % seq) < lengths[i / seq];
       ATTN_CHECK(!used || (tokens[i] >= 0 && tokens[i] < c.vocab_size),
-                 "token id {} of prompt {} is outside the vocabulary [0, {})", tokens[i], i / T, c.vocab_size);
+                 "token id {} of prompt {} is outside the vocabulary [0, {})", tokens[i], i / seq, c.vocab_size);
       host_ints_[i] = used ? tokens[i] : 0;  // padding: any valid id
     }
     for (int b = 0; b < B_; ++b) host_ints_[N + b] = lengths[b];
@@ -88,18 +92,18 @@ class CudaGenerator final : public Generator {
     CUDA_CHECK(cudaMemcpyAsync(lengths_dev_, host_ints_ + N, B_ * sizeof(int32_t), cudaMemcpyHostToDevice, s));
 
     const int C = c.n_embd, QKV = c.qkv_dim(), Vp = c.padded_vocab_size, Ni = static_cast<int>(N);
-    kern::encoder_forward(x_, prefill_tokens_, P(m_.layout->wte()), P(m_.layout->wpe()), B_, T, C, DropoutState{}, s);
+    kern::encoder_forward(x_, prefill_tokens_, P(m_.layout->wte()), P(m_.layout->wpe()), B_, seq, C, DropoutState{}, s);
     AttentionShape ash;
-    ash.B = B_, ash.T = T, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
+    ash.B = B_, ash.T = seq, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
     for (int l = 0; l < c.n_layer; ++l) {
       const LayerParams& lp = m_.layout->layer(l);
       kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln1_w), P(lp.ln1_b), Ni, C, s);
       m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), Ni, C, QKV);
-      kv_cache_write(qkv_, static_cast<int64_t>(T) * QKV, QKV, act_bf16(), c.n_head, T, zeros_, layers_[l], shape_, s);
+      kv_cache_write(qkv_, static_cast<int64_t>(seq) * QKV, QKV, act_bf16(), c.n_head, seq, zeros_, layers_[l], shape_, s);
       attention_->forward(qkv_, y_, att_saved_, att_scratch_, ash, DropoutState{}, s);
       mlp_and_residuals(l, Ni);
     }
-    kern::gather_last_rows(last_, x_, lengths_dev_, B_, T, C, s);
+    kern::gather_last_rows(last_, x_, lengths_dev_, B_, seq, C, s);
     lm_head(last_, logits);
   }
 
@@ -205,6 +209,16 @@ class CudaGenerator final : public Generator {
     p.H = c.n_head;
     p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim())));
     return p;
+  }
+
+  void release_all() noexcept {
+    try {
+      for (void* p : owned_) m_.mem->release(p);
+    } catch (...) {  // a destructor must not throw; the allocator frees the rest with the backend
+    }
+    owned_.clear();
+    if (host_ints_) cudaFreeHost(host_ints_);
+    host_ints_ = nullptr;
   }
 
   void* take(size_t bytes, MemCategory cat) {
