@@ -91,7 +91,7 @@ class CudaGenerator final : public Generator {
     CUDA_CHECK(cudaMemcpyAsync(prefill_tokens_, host_ints_, N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
     CUDA_CHECK(cudaMemcpyAsync(lengths_dev_, host_ints_ + N, B_ * sizeof(int32_t), cudaMemcpyHostToDevice, s));
 
-    const int C = c.n_embd, QKV = c.qkv_dim(), Vp = c.padded_vocab_size, Ni = static_cast<int>(N);
+    const int C = c.n_embd, QKV = c.qkv_dim(), Ni = static_cast<int>(N);
     kern::encoder_forward(x_, prefill_tokens_, P(m_.layout->wte()), P(m_.layout->wpe()), B_, seq, C, DropoutState{}, s);
     AttentionShape ash;
     ash.B = B_, ash.T = seq, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "backend/generator.h"
+#include "core/error.h"
 #include "model/gpt_cpu.h"
 #include "test_util.h"
 #include "train/generate.h"
@@ -92,7 +93,7 @@ double worst_vs_fp64(Backend& gpu, const std::vector<float>& params, KVCacheDTyp
 }
 
 class GenerateGpu : public ::testing::TestWithParam<std::string> {};
-INSTANTIATE_TEST_SUITE_P(Impl, GenerateGpu, ::testing::Values("naive", "flash"));
+INSTANTIATE_TEST_SUITE_P(Generate, GenerateGpu, ::testing::Values("naive", "flash"));
 
 // fp32: the cached logits equal the float64 recompute; greedy tokens equal the uncached
 // generate() of the same backend; a batch of different prompt lengths equals each alone.
@@ -164,7 +165,7 @@ TEST_P(GenerateGpu, GraphReplayEqualsLaunchedDecode) {
     }
     double worst = 0;
     for (size_t s = 0; s < out[0].size(); ++s)
-      for (size_t i = 0; i < out[0][s].size(); ++i) worst = std::max(worst, std::fabs(out[0][s][i] - out[1][s][i]));
+      for (size_t i = 0; i < out[0][s].size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(out[0][s][i] - out[1][s][i])));
     printf("%s %s: graph vs launched max |diff| %.3g\n", prec, GetParam().c_str(), worst);
     EXPECT_LE(worst, 1e-6) << prec;
   }
