@@ -264,5 +264,51 @@ PY
 )"
 fi
 
+if has generate; then
+  # Cached generation (issue 9): GPU tests, bench-generate at the acceptance shapes, the 8-bit cache's
+  # effect on a trained model's val loss, HF transformers if scripts/hf_generate.py exists.
+  # Files: generate.log, gen_bench/{results.md,cache_memory.svg,tokens_per_s.svg}.
+  echo "== cached generation"
+  HBM=3.35e12; grep -q H200 "$OUT/gpu.txt" && HBM=4.8e12  # bytes/s: the weight-read limit per decode step
+  G="$OUT/generate.log"; GB=/tmp/attn_gen_bench; rm -rf "$GB" "$GB.sweep"; mkdir -p "$OUT/gen_bench"
+  "$BUILD/attn_gpu_tests" --gtest_filter='Generate*' > /tmp/attn_gen_tests.log 2>&1; rc=$?
+  grep -E "^(fp32|bf16) |Failure|^\[  (PASSED|FAILED)" -A2 /tmp/attn_gen_tests.log | head -80 | tee "$G"
+  row "generate gpu tests (exit $rc): $(grep -E '^\[  PASSED' /tmp/attn_gen_tests.log | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' /tmp/attn_gen_tests.log | head -1)"
+  $A bench-generate -c configs/gpt2_124m.toml --batches 1,32 --prompt-lens 128 --new-tokens 512 \
+     --kv-cache bf16,fp8,int8 --hbm-bytes-per-s $HBM --out "$GB" 2>&1 | tee -a "$G"
+  # context-length x head-layout sweep for the plots (no baseline)
+  $A bench-generate -c configs/gpt2_124m.toml --batches 8 --prompt-lens 64,256,768 --new-tokens 128 \
+     --kv-heads 12,4,1 --kv-cache bf16,int8 --no-baseline --out "$GB.sweep" >> "$G" 2>&1
+  cp "$GB/results.md" "$OUT/gen_bench/results.md"; cat "$GB.sweep/results.md" >> "$OUT/gen_bench/results.md"
+  cp "$GB.sweep/cache_memory.svg" "$GB.sweep/tokens_per_s.svg" "$OUT/gen_bench/" 2>/dev/null
+  # HF transformers rows: the `hf` step (run it in the same call, before this one) writes them.
+  HF="$OUT/hf_generate.json"; [ -f "$HF" ] || : > "$HF"
+  row "$(python3 - "$GB/results.csv" "$HF" <<'PY'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+hf = {}
+for l in open(sys.argv[2]):
+    try: r = json.loads(l)
+    except Exception: continue
+    b = r.get("batch", r.get("batch_size")); tps = r.get("tokens_per_s", r.get("tokens_per_sec"))
+    if b is not None and tps is not None: hf[int(b)] = max(hf.get(int(b), 0.0), float(tps))  # HF's best mode
+out = ["generate GPT-2 124M prompt 128 +512 | mode cache B | tokens/s | ms/step | HF tok/s | ratio | cache MiB | peak GiB | of weight-read limit"]
+for r in rows:
+    b = int(r["batch"]); t = float(r["tokens_per_s"]); h = hf.get(b) if r["mode"] == "cached" else None
+    out.append(f"  {r['mode']:8s} {r['cache']:4s} B={b:<3d} | {t:9.0f} | {float(r['ms_per_step']):7.3f} | "
+               f"{(f'{h:8.0f}' if h else '       -')} | {(f'{t/h:5.2f}' if h else '    -')} | "
+               f"{float(r['cache_bytes'])/2**20:8.1f} | {float(r['peak_bytes'])/2**30:6.2f} | {100*float(r['weight_limit_fraction']):5.1f}%")
+print("\n".join(out))
+PY
+)"
+  mkdir -p runs
+  $A train -c configs/shakespeare_char.toml --data.inputs='[".deps/data/input.txt"]' --training.max_iters=1500 \
+     --training.eval_interval=0 --checkpoint.interval=0 --training.out_dir=\"runs/gen_sc\" --logging.progress=false \
+     > /tmp/attn_gen_train.log 2>&1
+  tail -2 /tmp/attn_gen_train.log >> "$G"
+  $A eval --checkpoint runs/gen_sc --cached --kv-cache bf16,int8,fp8 --training.eval_iters=20 2>&1 | tee -a "$G"
+  row "cached val loss (shakespeare_char 1500 steps, 20 batches): $(grep -o 'loss [0-9.]* cached ([a-z0-9]* KV cache[^:]*: [^,]*, [^ ]* vs bf16' "$G" | sed 's/ KV cache, teacher-forced decode)//' | tr '\n' ';')"
+fi
+
 echo; echo "================ summary ================"
 printf '%s\n' "${table[@]}"

@@ -72,4 +72,94 @@ std::vector<std::vector<int32_t>> generate(Backend& model, const std::vector<int
   return seqs;
 }
 
+std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                  const SamplingOptions& opt, KVCacheDType cache,
+                                                  const std::function<void(int, int32_t)>& on_token) {
+  const GPTConfig& g = model.layout().config();
+  const int B = static_cast<int>(prompts.size());
+  ATTN_CHECK(B >= 1, "sampling needs at least one prompt");
+  ATTN_CHECK(g.block_size >= 2, "model.block_size = {} leaves no room to generate", g.block_size);
+  int T = 1;
+  for (const auto& p : prompts) {
+    ATTN_CHECK(!p.empty(), "sampling needs prompts of at least one token");
+    T = std::max(T, std::min(static_cast<int>(p.size()), g.block_size - 1));
+  }
+  std::vector<int32_t> padded(static_cast<size_t>(B) * T, 0);
+  std::vector<int> lengths(B);
+  for (int b = 0; b < B; ++b) {
+    const auto& p = prompts[b];
+    lengths[b] = std::min(static_cast<int>(p.size()), g.block_size - 1);
+    std::copy(p.end() - lengths[b], p.end(), padded.begin() + static_cast<ptrdiff_t>(b) * T);
+  }
+  GeneratorOptions go;
+  go.batch = B;
+  go.max_len = std::min(g.block_size, T + std::max(opt.max_new_tokens, 1));
+  go.cache = cache;
+  std::unique_ptr<Generator> gen = model.make_generator(go);
+
+  std::vector<std::vector<int32_t>> out(B);
+  std::vector<bool> done(B, false);
+  std::vector<float> logits(static_cast<size_t>(B) * g.vocab_size);
+  std::vector<int32_t> next(B);
+  gen->prefill(padded.data(), lengths.data(), T, logits.data());
+  for (int n = 0; n < opt.max_new_tokens; ++n) {
+    bool all_done = true;
+    for (int b = 0; b < B; ++b) {
+      next[b] = sample_token(logits.data() + static_cast<size_t>(b) * g.vocab_size, g.vocab_size, opt,
+                             stream_key(opt.seed, 0x5A3D, static_cast<uint64_t>(b)), static_cast<uint64_t>(n));
+      if (done[b]) continue;
+      if (next[b] == opt.stop_token) {
+        done[b] = true;
+        continue;
+      }
+      out[b].push_back(next[b]);
+      if (on_token) on_token(b, next[b]);
+      all_done = false;
+    }
+    if (all_done || n + 1 == opt.max_new_tokens) break;
+    bool full = false;
+    for (int b = 0; b < B; ++b) full = full || gen->length(b) >= gen->max_len();
+    if (full) break;
+    gen->decode(next.data(), logits.data());
+  }
+  return out;
+}
+
+double cached_teacher_forced_loss(Backend& model, const int32_t* inputs, const int32_t* targets, int B, int T,
+                                  KVCacheDType cache) {
+  const GPTConfig& g = model.layout().config();
+  const int V = g.vocab_size;
+  ATTN_CHECK(T >= 1 && T <= g.block_size, "sequence length {} must be in [1, model.block_size = {}]", T, g.block_size);
+  GeneratorOptions go;
+  go.batch = B;
+  go.max_len = T;
+  go.cache = cache;
+  std::unique_ptr<Generator> gen = model.make_generator(go);
+  std::vector<float> logits(static_cast<size_t>(B) * V);
+  std::vector<int32_t> col(B);
+  std::vector<int> ones(B, 1);
+  double sum = 0;
+  int64_t count = 0;
+  for (int t = 0; t < T; ++t) {
+    for (int b = 0; b < B; ++b) col[b] = inputs[static_cast<size_t>(b) * T + t];
+    if (t == 0)
+      gen->prefill(col.data(), ones.data(), 1, logits.data());
+    else
+      gen->decode(col.data(), logits.data());
+    for (int b = 0; b < B; ++b) {
+      const int32_t y = targets[static_cast<size_t>(b) * T + t];
+      if (y < 0) continue;
+      ATTN_CHECK(y < V, "target id {} at ({},{}) is outside the vocabulary [0, {})", y, b, t, V);
+      const float* row = logits.data() + static_cast<size_t>(b) * V;
+      const double mx = *std::max_element(row, row + V);
+      double z = 0;
+      for (int v = 0; v < V; ++v) z += std::exp(static_cast<double>(row[v]) - mx);
+      sum += mx + std::log(z) - row[y];
+      ++count;
+    }
+  }
+  return count > 0 ? sum / static_cast<double>(count) : 0.0;
+}
+
 }  // namespace attn
+

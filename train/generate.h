@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/generator.h"
 
 namespace attn {
 
@@ -27,5 +28,21 @@ int32_t sample_token(const float* logits, int vocab, const SamplingOptions& opt,
 std::vector<std::vector<int32_t>> generate(Backend& model, const std::vector<int32_t>& prompt, int rows,
                                            const SamplingOptions& opt,
                                            const std::function<void(int, int32_t)>& on_token);
+
+// Cached generation (backend/generator.h): the prompts (any lengths, one sequence each) are
+// prefilled together, then every sequence advances one token per decode step. Sampling uses
+// the same keys as generate(), so the same logits give the same tokens. A sequence ends at
+// opt.stop_token; all end after max_new_tokens or when the cache (block_size positions) is
+// full. Prompts longer than block_size - 1 keep their last block_size - 1 tokens.
+// Returns each sequence's new tokens (without the stop token).
+std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                  const SamplingOptions& opt, KVCacheDType cache,
+                                                  const std::function<void(int, int32_t)>& on_token);
+
+// Mean cross-entropy of targets (B, T; -1 ignored) computed teacher-forced through the cached
+// path: prefill of the first token, then one decode step per position. Equals
+// Backend::forward_loss up to the cache precision (the acceptance check of 8-bit caches).
+double cached_teacher_forced_loss(Backend& model, const int32_t* inputs, const int32_t* targets, int B, int T,
+                                  KVCacheDType cache);
 
 }  // namespace attn

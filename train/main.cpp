@@ -9,6 +9,8 @@
 //   attnlab export-hf CKPT OUT_DIR       (HF transformers GPT2LMHeadModel format)
 //   attnlab import-hf HF_DIR OUT_RUN_DIR [--tokenizer FILE]
 //   attnlab loss    --checkpoint RUN_OR_CKPT --tokens SHARD [--batch B] [--seq T]
+//   attnlab bench-generate -c CONFIG [--batches 1,32] [--prompt-lens 128] [--new-tokens 512] [--kv-cache bf16,int8]
+//                          [--kv-heads 12,4,1] [--no-baseline] [--out DIR]
 //
 // Every failure the user can cause ends in one line "error: ..." and exit code 1.
 #include <algorithm>
@@ -33,6 +35,8 @@
 #include "distributed/devices.h"
 #include "train/ablate.h"
 #include "train/bench.h"
+#include "train/bench_generate.h"
+#include "train/cached_eval.h"
 #include "train/checkpoint.h"
 #include "train/generate.h"
 #include "train/hf_gpt2.h"
@@ -44,6 +48,15 @@ namespace fs = std::filesystem;
 using namespace attn;
 
 namespace {
+
+std::vector<std::string> split_list(const std::string& s) {  // "a,b,c" -> {a, b, c}
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t comma; (comma = s.find(',', start)) != std::string::npos; start = comma + 1)
+    out.push_back(s.substr(start, comma - start));
+  out.push_back(s.substr(start));
+  return out;
+}
 
 // Arguments CLI11 did not recognise must all be --section.key=value overrides.
 std::vector<std::string> overrides_of(const CLI::App* sub) {
@@ -88,24 +101,48 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   return lm;
 }
 
-int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& prompt_text) {
-  LoadedModel lm = load_model(checkpoint, overrides, 1, 0);
-  if (!prompt_text.empty()) lm.cfg.sample.prompt = prompt_text;
-  const SampleSection& s = lm.cfg.sample;
-  std::vector<int32_t> prompt;
-  if (!s.prompt.empty()) {
-    prompt = lm.tokenizer->encode(s.prompt);
-  } else if (lm.tokenizer->eot_id() >= 0) {
-    prompt = {lm.tokenizer->eot_id()};
-  } else {
-    try {
-      prompt = lm.tokenizer->encode("\n");  // nanoGPT's start for character models
-    } catch (const Error&) {
-      prompt = {0};  // a vocabulary without newline: start from its first token
-    }
+// Default cache precision: the activation precision the backend runs in.
+KVCacheDType default_kv_cache(const LoadedModel& lm, const std::string& requested) {
+  if (!requested.empty()) return kv_cache_dtype_from_name(requested);
+  const bool on_cpu = lm.backend->name() == "cpu";
+  return !on_cpu && lm.cfg.device.precision == "bf16" ? KVCacheDType::BF16 : KVCacheDType::FP32;
+}
+
+struct SampleArgs {
+  std::vector<std::string> prompts;
+  std::string prompt_file, kv_cache;
+  bool no_cache = false;
+};
+
+int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& overrides, const SampleArgs& args) {
+  std::vector<std::string> texts = args.prompts;
+  if (!args.prompt_file.empty()) {
+    std::ifstream in(args.prompt_file);
+    ATTN_CHECK(in.good(), "--prompt-file {}: cannot open it", args.prompt_file);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) texts.push_back(line);
+    ATTN_CHECK(!texts.empty(), "--prompt-file {} has no non-empty line", args.prompt_file);
   }
-  fmt::print(stderr, "sampling from {} (step {}), {} sample(s) of up to {} tokens\n", lm.dir, lm.state.step,
-             s.num_samples, s.max_new_tokens);
+  LoadedModel lm = load_model(checkpoint, overrides, std::max<int>(1, static_cast<int>(texts.size())), 0);
+  if (texts.size() == 1) lm.cfg.sample.prompt = texts[0];
+  const SampleSection& s = lm.cfg.sample;
+  if (texts.empty()) texts.push_back(s.prompt);
+  auto encode = [&](const std::string& text) -> std::vector<int32_t> {
+    if (!text.empty()) return lm.tokenizer->encode(text);
+    if (lm.tokenizer->eot_id() >= 0) return {lm.tokenizer->eot_id()};
+    try {
+      return lm.tokenizer->encode("\n");  // nanoGPT's start for character models
+    } catch (const Error&) {
+      return {0};  // a vocabulary without newline: start from its first token
+    }
+  };
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& t : texts) prompts.push_back(encode(t));
+  ATTN_CHECK(!args.no_cache || prompts.size() == 1, "--no-cache samples one prompt at a time (got {})", prompts.size());
+  const KVCacheDType cache = default_kv_cache(lm, args.kv_cache);
+  fmt::print(stderr, "sampling from {} (step {}), {} sample(s) of up to {} tokens per prompt, {}\n", lm.dir,
+             lm.state.step, s.num_samples, s.max_new_tokens,
+             args.no_cache ? std::string("no cache (full recompute)") : fmt::format("{} KV cache", kv_cache_dtype_name(cache)));
   for (int i = 0; i < s.num_samples; ++i) {
     SamplingOptions opt;
     opt.max_new_tokens = s.max_new_tokens;
@@ -114,18 +151,29 @@ int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& ov
     opt.top_p = s.top_p;
     opt.seed = mix64(static_cast<uint64_t>(s.seed) + static_cast<uint64_t>(i));
     opt.stop_token = lm.tokenizer->eot_id();
-    if (!s.prompt.empty()) fmt::print("{}", s.prompt);
-    generate(*lm.backend, prompt, 1, opt, [&](int, int32_t tok) {
+    auto stream = [&](int, int32_t tok) {
       const int32_t one[1] = {tok};
       fmt::print("{}", lm.tokenizer->decode(one));
       std::fflush(stdout);
-    });
+    };
+    if (prompts.size() == 1) {  // streamed as produced
+      fmt::print("{}", texts[0]);
+      if (args.no_cache)
+        generate(*lm.backend, prompts[0], 1, opt, stream);
+      else
+        generate_cached(*lm.backend, prompts, opt, cache, stream);
+    } else {  // a batch: each sequence printed when all are done
+      const auto out = generate_cached(*lm.backend, prompts, opt, cache, nullptr);
+      for (size_t b = 0; b < out.size(); ++b)
+        fmt::print("{}{}{}", b ? "\n---------------\n" : "", texts[b], lm.tokenizer->decode(out[b]));
+    }
     fmt::print("\n---------------\n");
   }
   return 0;
 }
 
-int cmd_eval(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& split) {
+int cmd_eval(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& split,
+             bool cached, const std::string& kv_caches) {
   const Config run_cfg = load_config(checkpoint_config_path(resolve_checkpoint(checkpoint)), overrides);
   LoadedModel lm = load_model(checkpoint, overrides, run_cfg.training.batch_size, run_cfg.seq_len());
   const Config& cfg = lm.cfg;
@@ -134,6 +182,8 @@ int cmd_eval(const std::string& checkpoint, const std::vector<std::string>& over
              "dataset {} has vocab {} but the checkpoint's tokenizer has {}", cfg.data.dir, data.vocab_size,
              lm.tokenizer->vocab_size());
   DataLoader loader(split == "train" ? data.train_shards : data.val_shards, data.vocab_size);
+  if (cached) return eval_cached(*lm.backend, loader, cfg, kv_caches.empty() ? std::vector<std::string>{
+      kv_cache_dtype_name(default_kv_cache(lm, ""))} : split_list(kv_caches), split);
   const double loss = evaluate(*lm.backend, loader, cfg);
   fmt::print("{} loss {:.4f} (perplexity {:.2f}) over {} batches of {}x{} tokens; checkpoint {} (step {})\n", split,
              loss, std::exp(loss), cfg.training.eval_iters, cfg.training.batch_size, cfg.seq_len(), lm.dir,
@@ -202,15 +252,23 @@ int main(int argc, char** argv) {
   train->allow_extras();
 
   auto* sample = app.add_subcommand("sample", "generate text from a checkpoint");
-  std::string checkpoint, prompt;
+  std::string checkpoint;
   sample->add_option("--checkpoint", checkpoint, "run directory or checkpoint directory")->required();
-  sample->add_option("--prompt", prompt, "text to continue (same as --sample.prompt=...)");
+  SampleArgs sample_args;
+  sample->add_option("--prompt", sample_args.prompts, "text to continue (repeatable: one sequence each, batched)");
+  sample->add_option("--prompt-file", sample_args.prompt_file, "more prompts, one per line");
+  sample->add_flag("--no-cache", sample_args.no_cache, "recompute the whole context every token (the old baseline)");
+  sample->add_option("--kv-cache", sample_args.kv_cache, "cache precision: bf16, fp8, int8 or fp32 (default: activations')");
   sample->allow_extras();
 
   auto* eval = app.add_subcommand("eval", "loss of a checkpoint on its dataset");
   std::string split = "val";
   eval->add_option("--checkpoint", checkpoint, "run directory or checkpoint directory")->required();
   eval->add_option("--split", split, "val or train")->check(CLI::IsMember({"val", "train"}));
+  bool eval_cached_flag = false;
+  std::string eval_kv_cache;
+  eval->add_flag("--cached", eval_cached_flag, "teacher-forced loss through the KV-cache decode path");
+  eval->add_option("--kv-cache", eval_kv_cache, "with --cached: cache precision(s), e.g. bf16,int8,fp8");
   eval->allow_extras();
 
   auto* bench = app.add_subcommand("bench", "time training steps of a config's model on synthetic tokens");
@@ -248,6 +306,22 @@ int main(int argc, char** argv) {
   loss_cmd->add_option("--batch", loss_batch, "rows");
   loss_cmd->add_option("--seq", loss_seq, "tokens per row (default: block_size)");
   loss_cmd->allow_extras();
+  auto* bgen = app.add_subcommand("bench-generate", "time cached generation over a grid (tokens/s, cache memory)");
+  std::string bgen_config;
+  GenerateBenchOptions bgen_opts;
+  std::string bgen_caches;
+  bool bgen_no_baseline = false;
+  bgen->add_option("-c,--config", bgen_config, "TOML config file (model shape, device)")->required();
+  bgen->add_option("--prompt-lens", bgen_opts.prompt_lens, "prompt lengths")->delimiter(',');
+  bgen->add_option("--new-tokens", bgen_opts.new_tokens, "tokens generated per sequence")->delimiter(',');
+  bgen->add_option("--batches", bgen_opts.batches, "sequences generated together")->delimiter(',');
+  bgen->add_option("--kv-heads", bgen_opts.kv_heads, "n_kv_head values (default: the config's)")->delimiter(',');
+  bgen->add_option("--kv-cache", bgen_caches, "cache precisions, e.g. bf16,fp8,int8 (default: activations')");
+  bgen->add_option("--vocab-size", bgen_opts.vocab_size, "vocabulary of the random-init model");
+  bgen->add_option("--hbm-bytes-per-s", bgen_opts.hbm_bytes_per_s, "memory bandwidth in bytes/s for the weight-read limit");
+  bgen->add_flag("--no-baseline", bgen_no_baseline, "skip the no-cache (full recompute) rows");
+  bgen->add_option("--out", bgen_opts.out_dir, "write results.csv, results.md and SVG plots here");
+  bgen->allow_extras();
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -284,7 +358,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*sample) {
-      return cmd_sample(checkpoint, overrides_of(sample), prompt);
+      return cmd_sample(checkpoint, overrides_of(sample), sample_args);
     }
     if (*bench) {
       const Config cfg = load_config(bench_config, overrides_of(bench));
@@ -300,7 +374,6 @@ int main(int argc, char** argv) {
       if (!bench_json.empty()) std::ofstream(bench_json) << r.dump(2) << "\n";
       return 0;
     }
-    if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split);
     if (*export_hf) {
       const HfExportSummary s = export_hf_gpt2(hf_src, hf_dst);
       fmt::print("exported {} ({} layers, {} heads, n_embd {}, vocab {}, {} positions; {} parameters) to {}\n",
@@ -322,6 +395,14 @@ int main(int argc, char** argv) {
       }
       return cmd_loss(checkpoint, overrides_of(loss_cmd), loss_tokens, loss_batch, loss_seq);
     }
+    if (*bgen) {
+      const Config cfg = load_config(bgen_config, overrides_of(bgen));
+      if (!bgen_caches.empty()) bgen_opts.kv_caches = split_list(bgen_caches);
+      bgen_opts.baseline = !bgen_no_baseline;
+      run_generate_benchmark(cfg, bgen_opts);
+      return 0;
+    }
+    if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split, eval_cached_flag, eval_kv_cache);
     if (*ablate) {
       AblateOptions o;
       o.config_path = ablate_config, o.grid_path = ablate_grid, o.out_dir = ablate_out;

@@ -17,6 +17,8 @@
 namespace attn {
 
 class Communicator;
+class Generator;  // backend/generator.h
+struct GeneratorOptions;
 
 struct Batch {
   const int32_t* inputs = nullptr;   // (B, T) token ids
@@ -88,6 +90,9 @@ class Backend {
   // get/set_optimizer_state stay whole buffers, so checkpoints do not depend on the ranks;
   // with zero1 get_optimizer_state is collective. Default: refused.
   virtual void enable_data_parallel(Communicator& comm, bool zero1, size_t bucket_bytes);
+  // Cached generation over this backend's current parameters (backend/generator.h);
+  // allocates the KV cache, refusing one that does not fit. Must not outlive the backend.
+  virtual std::unique_ptr<Generator> make_generator(const GeneratorOptions& opt) = 0;
 
   // Time per operation category (backend/step_profile.h). Off by default; when off no call
   // is timed and nothing is synchronised. profile() waits for the timed work to finish

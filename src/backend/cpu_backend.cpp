@@ -14,6 +14,7 @@
 
 #include "attention/cpu_attention.h"
 #include "backend/host_data_parallel.h"
+#include "backend/cpu_generator.h"
 #include "core/error.h"
 #include "model/adamw.h"
 #include "model/gpt_cpu.h"
@@ -107,6 +108,11 @@ class CpuBackend final : public Backend {
                      cfg.beta2, cfg.eps, pt.decay() ? cfg.weight_decay : 0.0f, grad_multiplier, t);
       }
     });
+  }
+
+  std::unique_ptr<Generator> make_generator(const GeneratorOptions& opt) override {
+    check_generation_attention(model_.attention());
+    return make_cpu_generator(model_, opt);
   }
 
   MemoryReport memory() const override {

@@ -21,6 +21,7 @@
 #include "backend/cuda_data_parallel.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
+#include "backend/cuda_model_view.h"
 #include "backend/cuda_op_timer.h"
 #include "core/error.h"
 #include "kernels/document_ids.h"
@@ -194,6 +195,12 @@ class CudaBackend final : public Backend {
   void enable_data_parallel(Communicator& comm, bool zero1, size_t bucket_bytes) override {
     dp_ = std::make_unique<CudaDataParallel>(comm, zero1, bucket_bytes, layout_, mem_, stream_, timer_);
     if (zero1) mem_.release(m_), mem_.release(v_), m_ = v_ = nullptr;  // the shards live in dp_
+  }
+
+  std::unique_ptr<Generator> make_generator(const GeneratorOptions& opt) override {
+    sync();  // the generator's work follows whatever this stream has queued
+    return make_cuda_generator(
+        CudaModelView{&cfg_, &layout_, dt_, cparams_, matmul_.get(), stream_, &mem_, opts_.attention}, opt);
   }
 
   void set_profiling(bool on) override { timer_.set_enabled(on); }

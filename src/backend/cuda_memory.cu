@@ -15,6 +15,7 @@ const char* mem_category_name(MemCategory c) {
     case MemCategory::Activations: return "activations";
     case MemCategory::Attention: return "attention";
     case MemCategory::Workspace: return "workspace";
+    case MemCategory::KVCache: return "kv_cache";
   }
   return "?";
 }

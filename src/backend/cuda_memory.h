@@ -15,8 +15,8 @@
 
 namespace attn {
 
-enum class MemCategory { Parameters, Gradients, Optimizer, Activations, Attention, Workspace };
-constexpr int kNumMemCategories = 6;
+enum class MemCategory { Parameters, Gradients, Optimizer, Activations, Attention, Workspace, KVCache };
+constexpr int kNumMemCategories = 7;
 const char* mem_category_name(MemCategory c);  // "parameters", ... (lower case)
 
 std::string format_bytes(size_t bytes);  // "1.2 GiB", "34.0 MiB", "512 B"

@@ -1,0 +1,63 @@
+// Kernels of cached generation: see kernels/generation.h for the math of each.
+#include "backend/cuda_check.h"
+#include "kernels/common.cuh"
+#include "kernels/generation.h"
+
+namespace attn::kern {
+
+// positions[b] = lengths[b]; lengths[b] += 1
+__global__ void advance_positions_kernel(int32_t* positions, int32_t* lengths, int B) {
+  const int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= B) return;
+  const int32_t len = lengths[b];
+  positions[b] = len;
+  lengths[b] = len + 1;
+}
+
+// out[b, c] = wte[tokens[b], c] + wpe[positions[b], c]; the sum in fp32, rounded once (as encoder.cu)
+template <typename T>
+__global__ void embed_at_positions_kernel(T* out, const int32_t* tokens, const int32_t* positions, const T* wte,
+                                          const T* wpe, int B, int C) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<size_t>(B) * C) return;
+  const size_t b = i / C, c = i % C;
+  out[i] = from_f<T>(to_f(wte[static_cast<size_t>(tokens[b]) * C + c]) + to_f(wpe[static_cast<size_t>(positions[b]) * C + c]));
+}
+
+// out[b, c] = x[(b * seq + lengths[b] - 1) * C + c]
+template <typename T>
+__global__ void gather_last_rows_kernel(T* out, const T* x, const int32_t* lengths, int B, int seq, int C) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<size_t>(B) * C) return;
+  const size_t b = i / C, c = i % C;
+  out[i] = x[(b * seq + lengths[b] - 1) * C + c];
+}
+
+void advance_positions(int32_t* positions, int32_t* lengths, int B, cudaStream_t stream) {
+  advance_positions_kernel<<<ceil_div(B, 128), 128, 0, stream>>>(positions, lengths, B);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void embed_at_positions(T* out, const int32_t* tokens, const int32_t* positions, const T* wte, const T* wpe, int B,
+                        int C, cudaStream_t stream) {
+  const size_t n = static_cast<size_t>(B) * C;
+  embed_at_positions_kernel<<<ceil_div<size_t>(n, 256), 256, 0, stream>>>(out, tokens, positions, wte, wpe, B, C);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void gather_last_rows(T* out, const T* x, const int32_t* lengths, int B, int seq, int C, cudaStream_t stream) {
+  const size_t n = static_cast<size_t>(B) * C;
+  gather_last_rows_kernel<<<ceil_div<size_t>(n, 256), 256, 0, stream>>>(out, x, lengths, B, seq, C);
+  CUDA_CHECK_LAUNCH();
+}
+
+template void embed_at_positions<float>(float*, const int32_t*, const int32_t*, const float*, const float*, int, int,
+                                        cudaStream_t);
+template void embed_at_positions<bf16>(bf16*, const int32_t*, const int32_t*, const bf16*, const bf16*, int, int,
+                                       cudaStream_t);
+template void gather_last_rows<float>(float*, const float*, const int32_t*, int, int, int, cudaStream_t);
+template void gather_last_rows<bf16>(bf16*, const bf16*, const int32_t*, int, int, int, cudaStream_t);
+
+}  // namespace attn::kern

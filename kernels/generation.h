@@ -1,0 +1,22 @@
+// Small kernels of cached generation (kernels/generation.cu): per-sequence positions that
+// live on the device, so one captured decode step (CUDA graph) serves every step.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace attn::kern {
+
+// The start of a decode step: positions[b] = lengths[b]; lengths[b] += 1.
+void advance_positions(int32_t* positions, int32_t* lengths, int B, cudaStream_t stream);
+
+// out[b, :] = wte[tokens[b], :] + wpe[positions[b], :]       (one token per sequence)
+template <typename T>
+void embed_at_positions(T* out, const int32_t* tokens, const int32_t* positions, const T* wte, const T* wpe, int B,
+                        int C, cudaStream_t stream);
+
+// out[b, :] = x[b, lengths[b] - 1, :]   for x (B, seq, C): each prompt's last position
+template <typename T>
+void gather_last_rows(T* out, const T* x, const int32_t* lengths, int B, int seq, int C, cudaStream_t stream);
+
+}  // namespace attn::kern

@@ -1,0 +1,309 @@
+// Cached generation on the CUDA backend (backend/generator.h).
+//
+// prefill (prompts right-padded to T, lengths on the device):
+//   x = wte[tok] + wpe[t] for all (b, t < T); per layer h = ln_1(x), qkv = h W + b,
+//   kv_cache_write(all T positions from 0; padding beyond a prompt is overwritten by decode
+//   before it is ever read), y = causal attention (the backend's implementation: naive or
+//   flash), x += proj(y), x += mlp(ln_2(x)); then the row at lengths[b] - 1 of each prompt
+//   goes through ln_f and the LM head.
+// decode (one token per sequence, everything in device memory so it is captured once):
+//   positions = lengths; lengths += 1   (kern::advance_positions)
+//   x = wte[tok] + wpe[positions]; per layer ln_1 -> qkv -> kv_cache_write at positions ->
+//   decode_attention over lengths -> proj -> residual -> ln_2 -> MLP -> residual;
+//   ln_f -> LM head -> (B, vocab) fp32 logits.
+// The decode step is launched kernel by kernel on the first call (this also settles the
+// cuBLASLt algorithm choices), captured into a CUDA graph on the second and replayed after
+// (GeneratorOptions::cuda_graph). Token upload and logits download stay outside the graph.
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <vector>
+
+#include "attention/cuda_attention.h"
+#include "backend/cuda_check.h"
+#include "backend/cuda_model_view.h"
+#include "core/error.h"
+#include "kernels/decode_attention.h"
+#include "kernels/generation.h"
+#include "kernels/kernels.h"
+
+namespace attn {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+template <typename T>
+class CudaGenerator final : public Generator {
+ public:
+  CudaGenerator(const CudaModelView& m, const GeneratorOptions& opt) : m_(m), opt_(opt) {
+    const GPTConfig& c = *m.cfg;
+    check_generation_attention(m.attention);
+    opt_.max_len = resolved_max_len(c, opt);
+    B_ = opt_.batch;
+    L_ = opt_.max_len;
+    ATTN_CHECK(c.head_dim() == 64 || c.head_dim() == 128,
+               "cached generation on the GPU needs a head dim of 64 or 128 (model.n_embd / model.n_head = {}); use --no-cache",
+               c.head_dim());
+    shape_.B = B_, shape_.Hkv = c.n_kv_head, shape_.max_len = L_, shape_.D = c.head_dim(), shape_.dtype = opt_.cache;
+    const size_t cache = kv_cache_bytes(c, B_, L_, opt_.cache);
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    check_kv_cache_fits(cache, free_b, c, opt_, "the GPU");
+    attention_ = make_cuda_attention(m.attention, m.act);
+    try {
+      allocate();
+    } catch (...) {  // the destructor does not run: give back what was taken
+      release_all();
+      throw;
+    }
+  }
+
+  ~CudaGenerator() override {
+    cudaStreamSynchronize(m_.stream);
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+    release_all();
+  }
+
+  int batch() const override { return B_; }
+  int max_len() const override { return L_; }
+  KVCacheDType cache_dtype() const override { return opt_.cache; }
+  size_t cache_bytes() const override { return cache_bytes_; }
+  int length(int b) const override { return lengths_.at(b); }
+
+  void prefill(const int32_t* tokens, const int* lengths, int seq, float* logits) override {
+    const GPTConfig& c = *m_.cfg;
+    ATTN_CHECK(seq >= 1 && seq <= L_, "prompts padded to {} tokens, but the cache holds {} positions", seq, L_);
+    for (int b = 0; b < B_; ++b) {
+      ATTN_CHECK(lengths[b] >= 1 && lengths[b] <= seq, "prompt {} has length {}: it must be in [1, {}]", b, lengths[b], seq);
+      lengths_[b] = lengths[b];
+    }
+    const size_t N = static_cast<size_t>(B_) * seq;
+    for (size_t i = 0; i < N; ++i) {
+      const bool used = static_cast<int>(i % seq) < lengths[i / seq];
+      ATTN_CHECK(!used || (tokens[i] >= 0 && tokens[i] < c.vocab_size),
+                 "token id {} of prompt {} is outside the vocabulary [0, {})", tokens[i], i / seq, c.vocab_size);
+      host_ints_[i] = used ? tokens[i] : 0;  // padding: any valid id
+    }
+    for (int b = 0; b < B_; ++b) host_ints_[N + b] = lengths[b];
+    cudaStream_t s = m_.stream;
+    CUDA_CHECK(cudaMemcpyAsync(prefill_tokens_, host_ints_, N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaMemcpyAsync(lengths_dev_, host_ints_ + N, B_ * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+
+    const int C = c.n_embd, QKV = c.qkv_dim(), Ni = static_cast<int>(N);
+    kern::encoder_forward(x_, prefill_tokens_, P(m_.layout->wte()), P(m_.layout->wpe()), B_, seq, C, DropoutState{}, s);
+    AttentionShape ash;
+    ash.B = B_, ash.T = seq, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
+    for (int l = 0; l < c.n_layer; ++l) {
+      const LayerParams& lp = m_.layout->layer(l);
+      kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln1_w), P(lp.ln1_b), Ni, C, s);
+      m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), Ni, C, QKV);
+      kv_cache_write(qkv_, static_cast<int64_t>(seq) * QKV, QKV, act_bf16(), c.n_head, seq, zeros_, layers_[l], shape_, s);
+      attention_->forward(qkv_, y_, att_saved_, att_scratch_, ash, DropoutState{}, s);
+      mlp_and_residuals(l, Ni);
+    }
+    kern::gather_last_rows(last_, x_, lengths_dev_, B_, seq, C, s);
+    lm_head(last_, logits);
+  }
+
+  void decode(const int32_t* tokens, float* logits) override {
+    const GPTConfig& c = *m_.cfg;
+    for (int b = 0; b < B_; ++b) {
+      ATTN_CHECK(lengths_[b] >= 1, "decode before prefill (sequence {} is empty)", b);
+      ATTN_CHECK(lengths_[b] < L_, "sequence {} is full: the cache holds {} positions", b, L_);
+      ATTN_CHECK(tokens[b] >= 0 && tokens[b] < c.vocab_size, "token id {} of sequence {} is outside the vocabulary [0, {})",
+                 tokens[b], b, c.vocab_size);
+      host_ints_[b] = tokens[b];
+    }
+    cudaStream_t s = m_.stream;
+    CUDA_CHECK(cudaMemcpyAsync(decode_tokens_, host_ints_, B_ * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+    if (!opt_.cuda_graph || decode_calls_ == 0) {
+      decode_step();  // first call uncaptured: cuBLASLt picks its algorithms outside the capture
+    } else {
+      if (!exec_) {
+        CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        try {
+          decode_step();
+        } catch (...) {
+          cudaGraph_t broken = nullptr;
+          cudaStreamEndCapture(s, &broken);  // leave the stream usable
+          if (broken) cudaGraphDestroy(broken);
+          throw;
+        }
+        CUDA_CHECK(cudaStreamEndCapture(s, &graph_));
+        CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
+      }
+      CUDA_CHECK(cudaGraphLaunch(exec_, s));
+    }
+    ++decode_calls_;
+    for (int b = 0; b < B_; ++b) ++lengths_[b];
+    download_logits(logits);
+  }
+
+ private:
+  bool act_bf16() const { return m_.act == DType::BF16; }
+  const T* P(int tensor) const { return static_cast<const T*>(m_.params) + m_.layout->get(tensor).offset; }
+
+  // x += proj(y); x += c_proj(gelu(c_fc(ln_2(x)))) for N rows of layer l.
+  void mlp_and_residuals(int l, int N) {
+    const GPTConfig& c = *m_.cfg;
+    const LayerParams& lp = m_.layout->layer(l);
+    const int C = c.n_embd;
+    const size_t NC = static_cast<size_t>(N) * C;
+    cudaStream_t s = m_.stream;
+    m_.matmul->forward(branch_, y_, P(lp.attproj_w), P(lp.attproj_b), N, C, C);
+    kern::residual_forward(x_, x_, branch_, NC, DropoutState{}, s);
+    kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln2_w), P(lp.ln2_b), N, C, s);
+    m_.matmul->forward(fc_gelu_, h_, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/fc_);
+    m_.matmul->forward(branch_, fc_gelu_, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C);
+    kern::residual_forward(x_, x_, branch_, NC, DropoutState{}, s);
+  }
+
+  // logits_f_ (B, V) = ln_f(rows) wte^T for the B rows at `rows`; copied to the host when out.
+  void lm_head(const T* rows, float* out) {
+    const GPTConfig& c = *m_.cfg;
+    cudaStream_t s = m_.stream;
+    kern::layernorm_forward(lnf_, mean_, rstd_, rows, P(m_.layout->lnf_w()), P(m_.layout->lnf_b()), B_, c.n_embd, s);
+    m_.matmul->forward(logits_, lnf_, P(m_.layout->wte()), nullptr, B_, c.n_embd, c.padded_vocab_size);
+    kern::gather_last_logits(logits_f_, logits_, B_, 1, c.vocab_size, c.padded_vocab_size, s);
+    if (out) download_logits(out);
+  }
+
+  void download_logits(float* out) {
+    const size_t n = static_cast<size_t>(B_) * m_.cfg->vocab_size;
+    CUDA_CHECK(cudaMemcpyAsync(out, logits_f_, n * sizeof(float), cudaMemcpyDeviceToHost, m_.stream));
+    CUDA_CHECK(cudaStreamSynchronize(m_.stream));
+  }
+
+  // One decode step, all on the device (what the graph holds).
+  void decode_step() {
+    const GPTConfig& c = *m_.cfg;
+    const int C = c.n_embd, QKV = c.qkv_dim();
+    cudaStream_t s = m_.stream;
+    kern::advance_positions(positions_, lengths_dev_, B_, s);
+    kern::embed_at_positions(x_, decode_tokens_, positions_, P(m_.layout->wte()), P(m_.layout->wpe()), B_, C, s);
+    for (int l = 0; l < c.n_layer; ++l) {
+      const LayerParams& lp = m_.layout->layer(l);
+      kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln1_w), P(lp.ln1_b), B_, C, s);
+      m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), B_, C, QKV);
+      kv_cache_write(qkv_, QKV, QKV, act_bf16(), c.n_head, 1, positions_, layers_[l], shape_, s);
+      DecodeAttentionParams p = decode_params();
+      p.cache = layers_[l];
+      decode_attention(p, decode_ws_, s);
+      mlp_and_residuals(l, B_);
+    }
+    lm_head(x_, nullptr);
+  }
+
+  DecodeAttentionParams decode_params() const {
+    const GPTConfig& c = *m_.cfg;
+    DecodeAttentionParams p;
+    p.q = qkv_;
+    p.q_batch_stride = c.qkv_dim();
+    p.o = y_;
+    p.o_batch_stride = c.n_embd;
+    p.act_bf16 = act_bf16();
+    p.shape = shape_;
+    p.lengths = lengths_dev_;
+    p.H = c.n_head;
+    p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim())));
+    return p;
+  }
+
+  void release_all() noexcept {
+    try {
+      for (void* p : owned_) m_.mem->release(p);
+    } catch (...) {  // a destructor must not throw; the allocator frees the rest with the backend
+    }
+    owned_.clear();
+    if (host_ints_) cudaFreeHost(host_ints_);
+    host_ints_ = nullptr;
+  }
+
+  void* take(size_t bytes, MemCategory cat) {
+    void* p = m_.mem->allocate(bytes, cat);
+    owned_.push_back(p);
+    return p;
+  }
+
+  void allocate() {
+    const GPTConfig& c = *m_.cfg;
+    const size_t N = static_cast<size_t>(B_) * L_, C = c.n_embd, QKV = c.qkv_dim(), t = sizeof(T);
+    // the cache: one allocation per layer and K/V (and their scales)
+    const size_t elems = static_cast<size_t>(B_) * c.n_kv_head * L_ * c.head_dim();
+    const size_t slots = static_cast<size_t>(B_) * c.n_kv_head * L_;
+    const bool scaled = opt_.cache == KVCacheDType::FP8_E4M3 || opt_.cache == KVCacheDType::INT8;
+    const size_t eb = kv_cache_element_bytes(opt_.cache);
+    layers_.resize(c.n_layer);
+    for (KVCacheLayer& layer : layers_) {
+      layer.k = take(elems * eb, MemCategory::KVCache);
+      layer.v = take(elems * eb, MemCategory::KVCache);
+      cache_bytes_ += 2 * elems * eb;
+      if (scaled) {
+        layer.k_scale = static_cast<float*>(take(slots * sizeof(float), MemCategory::KVCache));
+        layer.v_scale = static_cast<float*>(take(slots * sizeof(float), MemCategory::KVCache));
+        cache_bytes_ += 2 * slots * sizeof(float);
+      }
+    }
+    // activations for the widest pass (prefill of B x max_len rows)
+    ArenaPlan plan;
+    const size_t ox = plan.add(N * C * t), oh = plan.add(N * C * t), oq = plan.add(N * QKV * t);
+    const size_t oy = plan.add(N * C * t), ob = plan.add(N * C * t), of = plan.add(4 * N * C * t);
+    const size_t og = plan.add(4 * N * C * t), om = plan.add(N * sizeof(float)), orr = plan.add(N * sizeof(float));
+    const size_t ol = plan.add(B_ * C * t), olnf = plan.add(B_ * C * t);
+    const size_t olog = plan.add(static_cast<size_t>(B_) * c.padded_vocab_size * t);
+    const size_t olf = plan.add(static_cast<size_t>(B_) * c.vocab_size * sizeof(float));
+    const size_t oints = plan.add((N + 4 * static_cast<size_t>(B_)) * sizeof(int32_t));
+    char* a = static_cast<char*>(take(plan.bytes(), MemCategory::Activations));
+    x_ = reinterpret_cast<T*>(a + ox), h_ = reinterpret_cast<T*>(a + oh), qkv_ = reinterpret_cast<T*>(a + oq);
+    y_ = reinterpret_cast<T*>(a + oy), branch_ = reinterpret_cast<T*>(a + ob), fc_ = reinterpret_cast<T*>(a + of);
+    fc_gelu_ = reinterpret_cast<T*>(a + og), mean_ = reinterpret_cast<float*>(a + om);
+    rstd_ = reinterpret_cast<float*>(a + orr), last_ = reinterpret_cast<T*>(a + ol), lnf_ = reinterpret_cast<T*>(a + olnf);
+    logits_ = reinterpret_cast<T*>(a + olog), logits_f_ = reinterpret_cast<float*>(a + olf);
+    int32_t* ints = reinterpret_cast<int32_t*>(a + oints);
+    prefill_tokens_ = ints, decode_tokens_ = ints + N, lengths_dev_ = ints + N + B_, positions_ = ints + N + 2 * B_;
+    zeros_ = ints + N + 3 * B_;
+    CUDA_CHECK(cudaMemsetAsync(ints, 0, (N + 4 * static_cast<size_t>(B_)) * sizeof(int32_t), m_.stream));
+    // prefill attention (one layer at a time) and the decode partials
+    AttentionShape ash;
+    ash.B = B_, ash.T = L_, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
+    ArenaPlan ap;
+    const size_t osaved = ap.add(attention_->saved_bytes(ash)), oscr = ap.add(attention_->scratch_bytes(ash));
+    const size_t ows = ap.add(decode_attention_workspace_bytes(decode_params()));
+    char* at = static_cast<char*>(take(ap.bytes(), MemCategory::Attention));
+    att_saved_ = at + osaved, att_scratch_ = at + oscr, decode_ws_ = at + ows;
+    CUDA_CHECK(cudaMallocHost(&host_ints_, (N + B_) * sizeof(int32_t)));
+    lengths_.assign(B_, 0);
+    CUDA_CHECK(cudaStreamSynchronize(m_.stream));
+  }
+
+  CudaModelView m_;
+  GeneratorOptions opt_;
+  int B_ = 0, L_ = 0;
+  KVCacheShape shape_;
+  std::unique_ptr<CudaAttention> attention_;
+  std::vector<void*> owned_;
+  std::vector<KVCacheLayer> layers_;
+  size_t cache_bytes_ = 0;
+  T *x_ = nullptr, *h_ = nullptr, *qkv_ = nullptr, *y_ = nullptr, *branch_ = nullptr, *fc_ = nullptr, *fc_gelu_ = nullptr;
+  T *last_ = nullptr, *lnf_ = nullptr, *logits_ = nullptr;
+  float *mean_ = nullptr, *rstd_ = nullptr, *logits_f_ = nullptr;
+  int32_t *prefill_tokens_ = nullptr, *decode_tokens_ = nullptr, *lengths_dev_ = nullptr, *positions_ = nullptr,
+          *zeros_ = nullptr;
+  void *att_saved_ = nullptr, *att_scratch_ = nullptr, *decode_ws_ = nullptr;
+  int32_t* host_ints_ = nullptr;  // page-locked
+  std::vector<int> lengths_;
+  int64_t decode_calls_ = 0;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Generator> make_cuda_generator(const CudaModelView& model, const GeneratorOptions& opt) {
+  if (model.act == DType::BF16) return std::make_unique<CudaGenerator<bf16>>(model, opt);
+  return std::make_unique<CudaGenerator<float>>(model, opt);
+}
+
+}  // namespace attn

@@ -1,0 +1,73 @@
+// Cached autoregressive generation: a KV cache per layer and the two passes that use it.
+//
+//   prefill(tokens (B, T) right-padded, lengths (B)): runs every prompt through the model,
+//     writes K and V of positions [0, lengths[b]) of every layer into the cache, returns the
+//     logits at each prompt's last position (B, vocab).
+//   decode(tokens (B)): appends one token per sequence at position lengths[b] (then
+//     lengths[b] += 1), attends over the cache, returns (B, vocab) logits.
+//
+// Both compute exactly the function of Backend::last_logits on the sequence so far (the
+// cache only avoids recomputing K and V), up to the rounding of the cache precision.
+// A Generator is created by its Backend (Backend::make_generator) and reads the backend's
+// parameters as they are at each call; it must not outlive the backend.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/decode_attention.h"
+#include "model/gpt_config.h"
+
+namespace attn {
+
+struct GeneratorOptions {
+  int batch = 1;                          // sequences generated together
+  int max_len = 0;                        // cache positions per sequence (0: model.block_size)
+  KVCacheDType cache = KVCacheDType::FP32;  // what K and V are stored in
+  bool cuda_graph = true;                 // CUDA: replay the captured decode step (else launch each kernel)
+};
+
+// Bytes of the KV cache: 2 (K and V) * layers * B * Hkv * max_len * D * element bytes,
+// plus one fp32 scale per (layer, K/V, b, kv head, position) for the 8-bit precisions.
+size_t kv_cache_bytes(const GPTConfig& cfg, int batch, int max_len, KVCacheDType dtype);
+const char* kv_cache_dtype_name(KVCacheDType t);  // "fp32", "bf16", "fp8", "int8"
+// The inverse of kv_cache_dtype_name; throws attn::Error naming --kv-cache otherwise.
+KVCacheDType kv_cache_dtype_from_name(const std::string& name);
+
+class Generator {
+ public:
+  virtual ~Generator() = default;
+  virtual int batch() const = 0;
+  virtual int max_len() const = 0;
+  virtual KVCacheDType cache_dtype() const = 0;
+  // Bytes allocated for the cache (what kv_cache_bytes says, on the device or the host).
+  virtual size_t cache_bytes() const = 0;
+
+  // tokens: (batch, T) row-major, row b valid for t < lengths[b] (1 <= lengths[b] <= min(T,
+  // max_len)); the rest is ignored. logits: (batch, vocab_size) on the host.
+  virtual void prefill(const int32_t* tokens, const int* lengths, int T, float* logits) = 0;
+  // tokens: (batch) on the host; every sequence must have room (lengths[b] < max_len).
+  virtual void decode(const int32_t* tokens, float* logits) = 0;
+  // Current length of sequence b (prompt + decoded tokens).
+  virtual int length(int b) const = 0;
+};
+
+}  // namespace attn
+
+namespace attn {
+// Throws attn::Error ("the KV cache needs X (...) but only Y is free on WHERE ...") when
+// `need` bytes do not fit in `available`.
+void check_kv_cache_fits(size_t need, size_t available, const GPTConfig& cfg, const GeneratorOptions& opt,
+                         const char* where);
+// Validates batch and max_len against the model (names the option) and returns max_len with
+// 0 replaced by block_size.
+int resolved_max_len(const GPTConfig& cfg, const GeneratorOptions& opt);
+}  // namespace attn
+
+namespace attn {
+struct AttentionOptions;
+// The cached path computes plain causal softmax attention: refuses (naming the key) models
+// trained with other masks or score modifications.
+void check_generation_attention(const AttentionOptions& a);
+}  // namespace attn

@@ -1,0 +1,212 @@
+// Cached generation on the CPU (backend/generator.h, backend/cpu_generator.*, train/generate.*):
+// the cache must compute the same function as full recomputation.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu_backend.h"
+#include "backend/cpu_generator.h"
+#include "backend/generator.h"
+#include "fd_check.h"
+#include "model/gpt_cpu.h"
+#include "test_support.h"
+#include "train/generate.h"
+
+using namespace attn;
+
+namespace {
+
+// Awkward sizes: GQA (6 heads over 2 kv heads), head dim 8, vocab 53 padded to 64.
+GPTConfig gen_config() {
+  GPTConfig g;
+  g.vocab_size = 53, g.padded_vocab_size = 64, g.block_size = 48;
+  g.n_layer = 2, g.n_head = 6, g.n_kv_head = 2, g.n_embd = 48;
+  return g;
+}
+
+// GPT-2 init with the weights scaled up so that logits are far apart (greedy choices are
+// then not decided by rounding noise; a wrong cache still changes them).
+std::vector<float> spread_params(const ParamLayout& layout, uint64_t seed) {
+  std::vector<float> p(layout.total());
+  init_gpt2_params(layout, seed, p.data());
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n(0.0f, 0.3f);
+  for (float& x : p) x = x * 8.0f + (x != 0.0f && x != 1.0f ? n(rng) * 0.1f : 0.0f);
+  return p;
+}
+
+std::vector<int32_t> random_tokens(std::mt19937_64& rng, int n, int V) {
+  std::uniform_int_distribution<int32_t> d(0, V - 1);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = d(rng);
+  return t;
+}
+
+}  // namespace
+
+TEST(GenerateCpu, GreedyCachedEqualsRecomputeFp32) {
+  const uint64_t seed = attn::testing::test_seed();
+  SCOPED_TRACE(seed);
+  auto be = make_cpu_backend(gen_config(), BackendOptions{});
+  const auto p = spread_params(be->layout(), seed);
+  be->set_params(p.data());
+  std::mt19937_64 rng(seed);
+  const auto prompt = random_tokens(rng, 7, 53);
+  SamplingOptions opt;
+  opt.temperature = 0;
+  opt.max_new_tokens = 30;
+  const auto full = generate(*be, prompt, 1, opt, nullptr);
+  const auto cached = generate_cached(*be, {prompt}, opt, KVCacheDType::FP32, nullptr);
+  ASSERT_EQ(cached.size(), 1u);
+  EXPECT_EQ(cached[0], full[0]);
+  EXPECT_EQ(cached[0].size(), 30u);
+  // also with sampling (same keys, same logits -> same draws)
+  opt.temperature = 1.0, opt.top_k = 10, opt.seed = seed;
+  EXPECT_EQ(generate_cached(*be, {prompt}, opt, KVCacheDType::FP32, nullptr)[0], generate(*be, prompt, 1, opt, nullptr)[0]);
+}
+
+TEST(GenerateCpu, CachedLogitsEqualRecomputeFp64) {
+  const uint64_t seed = attn::testing::test_seed();
+  SCOPED_TRACE(seed);
+  const GPTConfig g = gen_config();
+  CpuGPT<double> model(g);
+  const auto pf = spread_params(model.layout(), seed);
+  std::copy(pf.begin(), pf.end(), model.params());
+  std::mt19937_64 rng(seed + 1);
+  const int B = 3, steps = 12;
+  const std::vector<int> lengths{5, 1, 9};
+  const int T = 9;
+  std::vector<std::vector<int32_t>> seqs;
+  std::vector<int32_t> padded(B * T, 0);
+  for (int b = 0; b < B; ++b) {
+    seqs.push_back(random_tokens(rng, lengths[b], g.vocab_size));
+    std::copy(seqs[b].begin(), seqs[b].end(), padded.begin() + b * T);
+  }
+  GeneratorOptions go;
+  go.batch = B, go.max_len = T + steps;
+  auto gen = make_cpu_generator(model, go);
+  EXPECT_EQ(gen->cache_bytes(), kv_cache_bytes(g, B, T + steps, KVCacheDType::FP32) * 2);  // doubles
+  std::vector<float> logits(B * g.vocab_size);
+  gen->prefill(padded.data(), lengths.data(), T, logits.data());
+  double worst = 0;
+  for (int s = 0; s <= steps; ++s) {
+    std::vector<int32_t> next(B);
+    for (int b = 0; b < B; ++b) {
+      std::vector<double> ref(g.vocab_size);
+      model.last_logits(seqs[b].data(), 1, static_cast<int>(seqs[b].size()), ref.data());
+      for (int v = 0; v < g.vocab_size; ++v) {
+        const double got = logits[b * g.vocab_size + v];  // the generator returns float logits
+        worst = std::max(worst, std::fabs(got - ref[v]) / (1.0 + std::fabs(ref[v])));
+      }
+      next[b] = random_tokens(rng, 1, g.vocab_size)[0];
+      seqs[b].push_back(next[b]);
+      EXPECT_EQ(gen->length(b), static_cast<int>(seqs[b].size()) - 1);
+    }
+    if (s < steps) gen->decode(next.data(), logits.data());
+  }
+  EXPECT_LT(worst, 1e-6) << "only the final float rounding of the logits may differ";
+}
+
+TEST(GenerateCpu, BatchedPromptsOfDifferentLengthsEqualEachAlone) {
+  const uint64_t seed = attn::testing::test_seed();
+  SCOPED_TRACE(seed);
+  auto be = make_cpu_backend(gen_config(), BackendOptions{});
+  const auto p = spread_params(be->layout(), seed);
+  be->set_params(p.data());
+  std::mt19937_64 rng(seed);
+  const std::vector<std::vector<int32_t>> prompts{random_tokens(rng, 1, 53), random_tokens(rng, 11, 53),
+                                                  random_tokens(rng, 4, 53)};
+  SamplingOptions opt;
+  opt.temperature = 0;
+  opt.max_new_tokens = 20;
+  const auto together = generate_cached(*be, prompts, opt, KVCacheDType::FP32, nullptr);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto alone = generate_cached(*be, {prompts[i]}, opt, KVCacheDType::FP32, nullptr);
+    EXPECT_EQ(together[i], alone[0]) << "prompt " << i;
+    EXPECT_EQ(together[i], generate(*be, prompts[i], 1, opt, nullptr)[0]) << "prompt " << i;
+  }
+}
+
+TEST(GenerateCpu, StopsAtTheStopTokenAndAtTheEndOfTheCache) {
+  auto be = make_cpu_backend(gen_config(), BackendOptions{});
+  const auto p = spread_params(be->layout(), 5);
+  be->set_params(p.data());
+  SamplingOptions opt;
+  opt.temperature = 0;
+  opt.max_new_tokens = 1000;  // more than block_size: ends when the cache (48 positions) is full
+  const std::vector<int32_t> prompt{1, 2, 3};
+  const auto out = generate_cached(*be, {prompt}, opt, KVCacheDType::FP32, nullptr);
+  EXPECT_EQ(out[0].size(), 48u - 3u + 1u);  // the last sampled token needs no cache position
+  opt.stop_token = out[0][5];
+  const auto stopped = generate_cached(*be, {prompt}, opt, KVCacheDType::FP32, nullptr);
+  const auto first = std::find(out[0].begin(), out[0].end(), opt.stop_token) - out[0].begin();
+  EXPECT_EQ(stopped[0], std::vector<int32_t>(out[0].begin(), out[0].begin() + first));
+}
+
+TEST(GenerateCpu, TeacherForcedCachedLossEqualsForwardLoss) {
+  const uint64_t seed = attn::testing::test_seed();
+  SCOPED_TRACE(seed);
+  auto be = make_cpu_backend(gen_config(), BackendOptions{});
+  std::vector<float> p(be->layout().total());
+  init_gpt2_params(be->layout(), seed, p.data());
+  be->set_params(p.data());
+  std::mt19937_64 rng(seed);
+  const int B = 3, T = 29;
+  auto inputs = random_tokens(rng, B * T, 53), targets = random_tokens(rng, B * T, 53);
+  targets[4] = -1;
+  const double ref = be->forward_loss(Batch{inputs.data(), targets.data(), B, T});
+  const double fp32 = cached_teacher_forced_loss(*be, inputs.data(), targets.data(), B, T, KVCacheDType::FP32);
+  EXPECT_NEAR(fp32, ref, 2e-5 * std::fabs(ref));
+  // an 8-bit cache changes the loss, but only a little
+  const double int8 = cached_teacher_forced_loss(*be, inputs.data(), targets.data(), B, T, KVCacheDType::INT8);
+  EXPECT_NE(int8, fp32);
+  EXPECT_NEAR(int8, ref, 0.01);
+}
+
+TEST(GenerateCpu, KVCacheSizeFormula) {
+  GPTConfig g;  // GPT-2 124M
+  g.vocab_size = 50257, g.padded_vocab_size = 50304, g.block_size = 1024;
+  g.n_layer = 12, g.n_head = 12, g.n_kv_head = 12, g.n_embd = 768;
+  // 2 (K, V) x 12 layers x 12 heads x 1024 positions x 64 dims
+  EXPECT_EQ(kv_cache_bytes(g, 1, 1024, KVCacheDType::BF16), 2ull * 12 * 12 * 1024 * 64 * 2);
+  EXPECT_EQ(kv_cache_bytes(g, 32, 640, KVCacheDType::FP32), 2ull * 12 * 32 * 12 * 640 * 64 * 4);
+  EXPECT_EQ(kv_cache_bytes(g, 1, 1024, KVCacheDType::INT8), 2ull * 12 * 12 * 1024 * (64 + 4));
+  EXPECT_EQ(kv_cache_bytes(g, 1, 1024, KVCacheDType::FP8_E4M3), 2ull * 12 * 12 * 1024 * (64 + 4));
+  g.n_kv_head = 3;  // GQA: a quarter
+  EXPECT_EQ(kv_cache_bytes(g, 1, 1024, KVCacheDType::BF16), 2ull * 12 * 3 * 1024 * 64 * 2);
+  EXPECT_EQ(kv_cache_dtype_from_name("fp8"), KVCacheDType::FP8_E4M3);
+  EXPECT_NE(attn::testing::error_of([] { kv_cache_dtype_from_name("fp4"); }).find("--kv-cache"), std::string::npos);
+}
+
+TEST(GenerateCpu, RefusesACacheTooLarge) {
+  GPTConfig g = gen_config();
+  g.block_size = 1 << 16;
+  auto be = make_cpu_backend(g, BackendOptions{});
+  GeneratorOptions go;
+  go.batch = 1 << 20, go.max_len = 1 << 16;  // 2 x 2 layers x 2^20 x 2 x 2^16 x 8 x 4 bytes: 16 TiB
+  const std::string msg = attn::testing::error_of([&] { be->make_generator(go); });
+  EXPECT_NE(msg.find("KV cache"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("16384.00 GiB"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("free on the host"), std::string::npos) << msg;
+  go.batch = 1, go.max_len = (1 << 16) + 1;
+  EXPECT_NE(attn::testing::error_of([&] { be->make_generator(go); }).find("block_size"), std::string::npos);
+}
+
+TEST(GenerateCpu, CacheRoundingMatchesTheStoredFormats) {
+  // fp8 e4m3 with amax 448 -> scale 1: 1.0625 is a tie between 1 and 1.125 (even: 1),
+  // 300 lies between 288 and 320 (step 32), 2^-9 is the smallest subnormal.
+  std::vector<double> x{448.0, 1.0625, 300.0, std::ldexp(1.0, -9), -3.3};
+  round_like_kv_cache(x.data(), 5, KVCacheDType::FP8_E4M3);
+  EXPECT_EQ(x, (std::vector<double>{448.0, 1.0, 288.0, std::ldexp(1.0, -9), -3.25}));
+  // int8: scale = 127 / 127 = 1 -> rounding to integers
+  std::vector<double> y{127.0, 0.4, -2.6, 10.5};
+  round_like_kv_cache(y.data(), 4, KVCacheDType::INT8);
+  EXPECT_EQ(y, (std::vector<double>{127.0, 0.0, -3.0, 10.0}));
+  std::vector<float> z{1.0f + 1.0f / 256, 3.0f};  // bf16 keeps 8 mantissa bits: 1 + 2^-8 is a tie -> 1
+  round_like_kv_cache(z.data(), 2, KVCacheDType::BF16);
+  EXPECT_EQ(z, (std::vector<float>{1.0f, 3.0f}));
+}

@@ -1,0 +1,215 @@
+// The bench-generate grid (train/bench_generate.h). One backend per head layout; per cell a
+// fresh generator: prefill of random prompts, then greedy decode steps with the host argmax
+// in the loop (what `sample` does). The first two decode steps are untimed: the first runs
+// kernel by kernel and fixes cuBLASLt's algorithms, the second captures the CUDA graph.
+#include "train/bench_generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "backend/backend.h"
+#include "backend/generator.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "train/generate.h"
+#include "train/plot.h"
+#include "train/trainer.h"
+
+namespace attn {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+std::vector<int32_t> random_prompts(int B, int T, int V, uint64_t seed) {
+  std::vector<int32_t> t(static_cast<size_t>(B) * T);
+  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<int32_t>(random_u64(seed, i) % static_cast<uint64_t>(V));
+  return t;
+}
+
+void argmax_rows(const std::vector<float>& logits, int B, int V, std::vector<int32_t>& out) {
+  for (int b = 0; b < B; ++b) {
+    const float* r = logits.data() + static_cast<size_t>(b) * V;
+    out[b] = static_cast<int32_t>(std::max_element(r, r + V) - r);
+  }
+}
+
+size_t weight_bytes(const Backend& be, const std::string& precision) {
+  return be.layout().total() * (precision == "bf16" ? 2 : 4);
+}
+
+GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new_tokens, int B, KVCacheDType dt,
+                             const GenerateBenchOptions& o) {
+  const GPTConfig& g = be.layout().config();
+  GenerateBenchRow r;
+  r.mode = "cached", r.cache = kv_cache_dtype_name(dt), r.prompt = prompt, r.new_tokens = new_tokens, r.batch = B;
+  r.n_kv_head = g.n_kv_head;
+  GeneratorOptions go;
+  go.batch = B, go.max_len = prompt + new_tokens, go.cache = dt;
+  std::unique_ptr<Generator> gen = be.make_generator(go);
+  r.cache_bytes = static_cast<double>(gen->cache_bytes());
+  r.cache_formula_bytes = static_cast<double>(kv_cache_bytes(g, B, go.max_len, dt));
+  const auto tokens = random_prompts(B, prompt, g.vocab_size, 0xBE7C);
+  const std::vector<int> lengths(B, prompt);
+  std::vector<float> logits(static_cast<size_t>(B) * g.vocab_size);
+  std::vector<int32_t> next(B);
+  auto t0 = Clock::now();
+  gen->prefill(tokens.data(), lengths.data(), prompt, logits.data());
+  r.prefill_ms = ms_since(t0);
+  argmax_rows(logits, B, g.vocab_size, next);
+  const int warm = std::min(2, new_tokens - 1), timed = new_tokens - 1 - warm;
+  for (int s = 0; s < warm; ++s) {
+    gen->decode(next.data(), logits.data());
+    argmax_rows(logits, B, g.vocab_size, next);
+  }
+  t0 = Clock::now();
+  for (int s = 0; s < timed; ++s) {
+    gen->decode(next.data(), logits.data());
+    argmax_rows(logits, B, g.vocab_size, next);
+  }
+  const double ms = ms_since(t0);
+  r.ms_per_step = timed > 0 ? ms / timed : 0;
+  r.tokens_per_s = r.ms_per_step > 0 ? B * 1000.0 / r.ms_per_step : 0;
+  const double limit_ms = 1000.0 * static_cast<double>(weight_bytes(be, cfg.device.precision)) / o.hbm_bytes_per_s;
+  r.weight_limit_fraction = r.ms_per_step > 0 ? limit_ms / r.ms_per_step : 0;
+  r.peak_bytes = static_cast<double>(be.memory().total_peak);
+  return r;
+}
+
+// Full recompute per token (Backend::last_logits over the whole context), as `sample --no-cache`.
+GenerateBenchRow baseline_cell(Backend& be, const Config& cfg, int prompt, int new_tokens, int B,
+                               const GenerateBenchOptions& o) {
+  const GPTConfig& g = be.layout().config();
+  GenerateBenchRow r;
+  r.mode = "no-cache", r.cache = "-", r.prompt = prompt, r.new_tokens = new_tokens, r.batch = B;
+  r.n_kv_head = g.n_kv_head;
+  const int total = prompt + new_tokens;
+  std::vector<int32_t> seqs = random_prompts(B, total, g.vocab_size, 0xBE7C);  // row b: prompt, then decoded
+  std::vector<int32_t> ctx;
+  std::vector<float> logits(static_cast<size_t>(B) * g.vocab_size);
+  std::vector<int32_t> next(B);
+  auto step = [&](int len) {
+    ctx.resize(static_cast<size_t>(B) * len);
+    for (int b = 0; b < B; ++b)
+      std::copy_n(seqs.begin() + static_cast<ptrdiff_t>(b) * total, len, ctx.begin() + static_cast<ptrdiff_t>(b) * len);
+    be.last_logits(ctx.data(), B, len, logits.data());
+    argmax_rows(logits, B, g.vocab_size, next);
+    if (len < total)
+      for (int b = 0; b < B; ++b) seqs[static_cast<size_t>(b) * total + len] = next[b];
+  };
+  auto t0 = Clock::now();
+  step(prompt);
+  r.prefill_ms = ms_since(t0);
+  t0 = Clock::now();
+  for (int len = prompt + 1; len < total; ++len) step(len);
+  const int timed = new_tokens - 1;
+  r.ms_per_step = timed > 0 ? ms_since(t0) / timed : 0;
+  r.tokens_per_s = r.ms_per_step > 0 ? B * 1000.0 / r.ms_per_step : 0;
+  const double limit_ms = 1000.0 * static_cast<double>(weight_bytes(be, cfg.device.precision)) / o.hbm_bytes_per_s;
+  r.weight_limit_fraction = r.ms_per_step > 0 ? limit_ms / r.ms_per_step : 0;
+  r.peak_bytes = static_cast<double>(be.memory().total_peak);
+  return r;
+}
+
+std::string gib(double b) { return fmt::format("{:.3f}", b / (1ull << 30)); }
+std::string mib(double b) { return fmt::format("{:.2f}", b / (1ull << 20)); }
+
+void write_reports(const std::vector<GenerateBenchRow>& rows, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  std::ofstream csv(dir + "/results.csv");
+  csv << "mode,cache,n_kv_head,batch,prompt,new_tokens,prefill_ms,ms_per_step,tokens_per_s,weight_limit_fraction,"
+         "cache_bytes,cache_formula_bytes,peak_bytes\n";
+  std::ofstream md(dir + "/results.md");
+  md << "| mode | cache | n_kv_head | batch | prompt | new | prefill ms | ms/step | tokens/s | of weight-read limit | "
+        "cache MiB (formula) | peak GiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : rows) {
+    csv << fmt::format("{},{},{},{},{},{},{:.3f},{:.4f},{:.1f},{:.4f},{:.0f},{:.0f},{:.0f}\n", r.mode, r.cache,
+                       r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step, r.tokens_per_s,
+                       r.weight_limit_fraction, r.cache_bytes, r.cache_formula_bytes, r.peak_bytes);
+    md << fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} | {:.3f} | {:.0f} | {:.1f}% | {} ({}) | {} |\n", r.mode,
+                      r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
+                      r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
+                      gib(r.peak_bytes));
+  }
+  // Plots against the context length (prompt + new tokens), one series per (mode, cache, heads, batch).
+  std::map<std::string, std::pair<PlotSeries, PlotSeries>> series;
+  for (const auto& r : rows) {
+    const std::string name = r.mode == "cached" ? fmt::format("{} kv_heads={} B={}", r.cache, r.n_kv_head, r.batch)
+                                                : fmt::format("no cache B={}", r.batch);
+    auto& [mem, tps] = series[name];
+    mem.name = tps.name = name;
+    mem.markers = tps.markers = true;
+    const double ctx = r.prompt + r.new_tokens;
+    if (r.mode == "cached") mem.points.push_back({ctx, r.cache_bytes / (1 << 20)});
+    tps.points.push_back({ctx, r.tokens_per_s});
+  }
+  std::vector<PlotSeries> mem, tps;
+  for (auto& [name, s] : series) {
+    if (!s.first.points.empty()) mem.push_back(s.first);
+    tps.push_back(s.second);
+  }
+  for (auto* v : {&mem, &tps})
+    for (auto& s : *v) std::sort(s.points.begin(), s.points.end());
+  write_svg_file(dir + "/cache_memory.svg",
+                 plot_svg(PlotAxes{"KV cache size", "context length (tokens)", "MiB", true}, mem));
+  write_svg_file(dir + "/tokens_per_s.svg",
+                 plot_svg(PlotAxes{"generation speed", "context length (tokens)", "tokens/s", true}, tps));
+}
+
+}  // namespace
+
+std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const GenerateBenchOptions& o) {
+  std::vector<int> heads = o.kv_heads;
+  const GPTConfig base = make_gpt_config(cfg, o.vocab_size);
+  if (heads.empty()) heads.push_back(base.n_kv_head);
+  std::vector<KVCacheDType> caches;
+  for (const auto& c : o.kv_caches) caches.push_back(kv_cache_dtype_from_name(c));
+  if (caches.empty()) caches.push_back(cfg.device.precision == "bf16" ? KVCacheDType::BF16 : KVCacheDType::FP32);
+  int max_batch = 1, max_ctx = 1;
+  for (int b : o.batches) max_batch = std::max(max_batch, b);
+  for (int p : o.prompt_lens)
+    for (int n : o.new_tokens) {
+      ATTN_CHECK(p >= 1 && n >= 1, "bench-generate: prompt length {} and new tokens {} must be >= 1", p, n);
+      ATTN_CHECK(p + n <= base.block_size, "bench-generate: prompt {} + new tokens {} exceed model.block_size = {}", p,
+                 n, base.block_size);
+      max_ctx = std::max(max_ctx, p + n);
+    }
+  std::vector<GenerateBenchRow> rows;
+  for (size_t hi = 0; hi < heads.size(); ++hi) {
+    GPTConfig g = base;
+    g.n_kv_head = heads[hi];
+    // The baseline needs the backend's activations for the whole context; cached cells use
+    // only the weights (the generator has its own buffers).
+    const bool with_baseline = o.baseline && hi == 0;
+    auto be = make_backend(g, backend_options(cfg, -1, with_baseline ? max_batch : 1, with_baseline ? max_ctx : 1));
+    std::vector<float> params(be->layout().total());
+    init_gpt2_params(be->layout(), static_cast<uint64_t>(cfg.training.seed), params.data());
+    be->set_params(params.data());
+    auto report = [&](const GenerateBenchRow& r) {
+      fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
+                 "{:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} MiB (formula {})  peak {} GiB\n",
+                 r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
+                 r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
+                 gib(r.peak_bytes));
+      std::fflush(stdout);
+      rows.push_back(r);
+    };
+    for (int p : o.prompt_lens)
+      for (int n : o.new_tokens)
+        for (int b : o.batches) {
+          for (KVCacheDType dt : caches) report(cached_cell(*be, cfg, p, n, b, dt, o));
+          if (with_baseline) report(baseline_cell(*be, cfg, p, n, b, o));
+        }
+  }
+  if (!o.out_dir.empty()) write_reports(rows, o.out_dir);
+  return rows;
+}
+
+}  // namespace attn

@@ -1,0 +1,34 @@
+// `attnlab bench-generate`: what cached generation costs. A grid of prompt length x new
+// tokens x batch x cache precision x n_kv_head on a random-init model of the config's shape
+// (n_kv_head replaced per cell) -> tokens/s, ms per token, prefill time, cache bytes
+// (allocated and by the formula), peak memory; plus the no-cache baseline (full recompute
+// per token). Writes results.csv, results.md and SVG plots (memory and tokens/s against
+// context length, per precision and head layout) to out_dir.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace attn {
+
+struct GenerateBenchOptions {
+  std::vector<int> prompt_lens{128}, new_tokens{512}, batches{1, 32}, kv_heads;  // kv_heads empty: the config's
+  std::vector<std::string> kv_caches;  // empty: the activation precision
+  bool baseline = true;                // also time the no-cache path (first precision, first head layout)
+  int vocab_size = 50257;
+  std::string out_dir;                 // "" : print only
+  double hbm_bytes_per_s = 3.35e12;    // H100 SXM: the weight-read limit of one decode step
+};
+
+struct GenerateBenchRow {
+  std::string mode;  // "cached" or "no-cache"
+  std::string cache;
+  int prompt = 0, new_tokens = 0, batch = 0, n_kv_head = 0;
+  double prefill_ms = 0, ms_per_step = 0, tokens_per_s = 0, weight_limit_fraction = 0;
+  double cache_bytes = 0, cache_formula_bytes = 0, peak_bytes = 0;
+};
+
+std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const GenerateBenchOptions& opts);
+
+}  // namespace attn
