@@ -39,10 +39,10 @@ class Ablate : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root); }
 
-  int ablate(const std::string& grid_toml) {
+  int ablate(const std::string& grid_toml, const std::string& extra = "") {
     std::ofstream(root / "grid.toml") << grid_toml;
     const std::string cmd = std::string(ATTN_BINARY) + " ablate -c " + (root / "tiny.toml").string() + " --grid " +
-                            (root / "grid.toml").string() + " --out " + (root / "out").string() + " > " +
+                            (root / "grid.toml").string() + " --out " + (root / "out").string() + extra + " > " +
                             (root / "log").string() + " 2>&1";
     const int status = std::system(cmd.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -138,3 +138,30 @@ TEST_F(Ablate, ABadGridIsOneLineError) {
 }
 
 }  // namespace
+
+// --resume keeps the measured cells of an interrupted sweep and runs only the missing ones: a
+// cell whose row is kept is not run again (its log is not rewritten), a missing one is.
+TEST_F(Ablate, ResumeKeepsMeasuredCellsAndRunsTheRest) {
+  const std::string grid = "tokens_per_batch = 32\nsteps = 1\nwarmup = 0\nvocab_size = 64\n"
+                           "[grid]\ntraining.seq_len = [8, 16]\n";
+  ASSERT_EQ(0, ablate(grid)) << slurp(root / "log");
+  const fs::path out = root / "out";
+  auto csv = lines_of(slurp(out / "results.csv"));
+  ASSERT_EQ(csv.size(), 3u);
+  // Pretend the sweep stopped after the first cell, with a marker in its row to recognise it.
+  const std::string kept = csv[1].substr(0, csv[1].find(",ok,")) + ",ok,12345.0" +
+                           csv[1].substr(csv[1].find(',', csv[1].find(",ok,") + 4));
+  std::ofstream(out / "results.csv", std::ios::trunc) << csv[0] << "\n" << kept << "\n";
+  fs::remove(out / "cells" / "cell_01.log");
+  std::ofstream(out / "cells" / "cell_00.log", std::ios::trunc) << "untouched";
+  ASSERT_EQ(0, ablate(grid, " --resume")) << slurp(root / "log");
+  csv = lines_of(slurp(out / "results.csv"));
+  ASSERT_EQ(csv.size(), 3u) << slurp(out / "results.csv");
+  EXPECT_NE(csv[1].find(",ok,12345.0,"), std::string::npos) << csv[1];  // kept, not re-measured
+  EXPECT_NE(csv[2].find(",ok,"), std::string::npos) << csv[2];          // run now
+  EXPECT_EQ(slurp(out / "cells" / "cell_00.log"), "untouched");
+  EXPECT_TRUE(fs::exists(out / "cells" / "cell_01.log"));
+  // Without --resume everything runs again.
+  ASSERT_EQ(0, ablate(grid)) << slurp(root / "log");
+  EXPECT_EQ(slurp(out / "results.csv").find("12345.0"), std::string::npos);
+}

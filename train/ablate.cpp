@@ -351,6 +351,48 @@ std::vector<int> grid_seq_lens(const GridSpec& spec, const Config& base) {
   return out;
 }
 
+
+// The fields of one results.csv line (write_reports' quoting: "..." with "" for a quote).
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
+    else if (c == '"') quoted = !quoted;
+    else if (c == ',' && !quoted) out.emplace_back();
+    else out.back() += c;
+  }
+  return out;
+}
+
+// The ok and OOM cells of an earlier sweep's results.csv, by cell name (empty when absent).
+std::map<std::string, AblateCellResult> previous_cells(const fs::path& csv_path) {
+  std::map<std::string, AblateCellResult> out;
+  std::ifstream in(csv_path);
+  std::string line;
+  if (!std::getline(in, line)) return out;  // header
+  while (std::getline(in, line)) {
+    const std::vector<std::string> f = csv_fields(line);
+    if (f.size() < 14 || (f[5] != "ok" && f[5] != "oom")) continue;
+    AblateCellResult r;
+    r.name = f[0], r.variant = f[1], r.seq_len = std::atoi(f[2].c_str()), r.batch = std::atoi(f[3].c_str());
+    r.precision = f[4], r.status = f[5];
+    r.tokens_per_s = std::atof(f[6].c_str()), r.step_ms = std::atof(f[7].c_str()), r.mfu = std::atof(f[8].c_str());
+    r.peak_gib = std::atof(f[9].c_str()), r.attention_share = std::atof(f[10].c_str());
+    r.loss_last = std::atof(f[11].c_str());
+    r.has_profile = r.attention_share > 0;
+    for (size_t a = 0, b; a < f[12].size(); a = b + 1) {
+      b = f[12].find(' ', a);
+      if (b == std::string::npos) b = f[12].size();
+      if (b > a) r.overrides.push_back(f[12].substr(a, b - a));
+    }
+    r.error = f[13];
+    out[r.name] = std::move(r);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
@@ -368,6 +410,15 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
   const std::vector<int> peer_seq_lens = grid_seq_lens(spec, base);
   const size_t n_cells = n_grid + spec.torch.size() * peer_seq_lens.size();
   std::vector<AblateCellResult> results;
+  const std::map<std::string, AblateCellResult> previous =
+      opts.resume ? previous_cells(dir / "results.csv") : std::map<std::string, AblateCellResult>{};
+  // The earlier sweep's result for the cell r describes (same name, variant, seq_len, precision).
+  auto measured_before = [&](const AblateCellResult& r) -> const AblateCellResult* {
+    const auto it = previous.find(r.name);
+    if (it == previous.end()) return nullptr;
+    const AblateCellResult& p = it->second;
+    return p.variant == r.variant && p.seq_len == r.seq_len && p.precision == r.precision ? &p : nullptr;
+  };
   auto report = [&](AblateCellResult& r, size_t i) {
     if (!opts.quiet) {
       std::string ov;
@@ -417,6 +468,11 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
     if (r.seq_len > block) kv.emplace_back("model.block_size", std::to_string(r.seq_len));
     for (const auto& [k, v] : kv) r.overrides.push_back(fmt::format("--{}={}", k, v));
 
+    if (const AblateCellResult* before = setup_error.empty() ? measured_before(r) : nullptr) {
+      AblateCellResult kept = *before;
+      report(kept, i);
+      continue;
+    }
     const std::string json_path = (cells_dir / (r.name + ".json")).string();
     const std::string log_path = (cells_dir / (r.name + ".log")).string();
     fs::remove(json_path);
@@ -501,6 +557,11 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
                      "--warmup",
                      std::to_string(spec.warmup)};
       const std::string log_path = (cells_dir / (r.name + ".log")).string();
+      if (const AblateCellResult* before = measured_before(r)) {
+        AblateCellResult kept = *before;
+        report(kept, i++);
+        continue;
+      }
       if (spec.tokens_per_batch > 0 && spec.tokens_per_batch % seq != 0) {
         r.status = "error";
         r.error = fmt::format("tokens_per_batch {} is not a multiple of seq_len {}", spec.tokens_per_batch, seq);

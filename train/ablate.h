@@ -22,7 +22,8 @@
 //   compile = true                        #    at the top level; relative to the working directory)
 // A cell whose seq_len exceeds model.block_size also overrides block_size. A cell that runs
 // out of GPU memory is recorded as OOM, any other failure with its one-line error; the sweep
-// goes on either way.
+// goes on either way. --resume keeps the cells an earlier (interrupted) sweep into the same
+// directory measured (ok or OOM, same name, variant, seq_len and precision) and runs the rest.
 #pragma once
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@ struct AblateOptions {
   std::string out_dir;      // results (--out)
   std::string executable;   // the attnlab binary that runs each cell (/proc/self/exe)
   bool quiet = false;
+  bool resume = false;      // keep the ok/OOM cells of <out_dir>/results.csv that match this grid
 };
 
 struct AblateCellResult {

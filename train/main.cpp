@@ -290,6 +290,8 @@ int main(int argc, char** argv) {
   ablate->add_option("-c,--config", ablate_config, "base TOML config")->required();
   ablate->add_option("--grid", ablate_grid, "grid TOML ([grid] axes, tokens_per_batch, steps, warmup)")->required();
   ablate->add_option("--out", ablate_out, "output directory (results.csv, results.md, *.svg)")->required();
+  bool ablate_resume = false;
+  ablate->add_flag("--resume", ablate_resume, "keep the measured cells of an earlier sweep into --out, run the rest");
 
   auto* export_hf = app.add_subcommand("export-hf", "write a checkpoint as HF transformers' GPT2LMHeadModel");
   std::string hf_src, hf_dst, hf_tokenizer, loss_tokens;
@@ -406,6 +408,7 @@ int main(int argc, char** argv) {
     if (*ablate) {
       AblateOptions o;
       o.config_path = ablate_config, o.grid_path = ablate_grid, o.out_dir = ablate_out;
+      o.resume = ablate_resume;
       o.executable = fs::read_symlink("/proc/self/exe").string();
       const auto cells = run_ablation(o);
       const auto ok =
