@@ -222,7 +222,9 @@ if has ddp; then
   # (b) scaling: bf16 flash B=16 T=1024 per GPU, tokens/s on 1 and DDP_GPUS GPUs (steps 21-30),
   #     optimizer memory per GPU with/without ZeRO-1, exposed communication share (--profile).
   echo "== data-parallel (ddp): correctness on ${DDP_GPUS:=2} GPUs vs 1, then scaling"
-  D="--data.inputs=[\".deps/data/input.txt\"] --checkpoint.interval=0 --training.eval_interval=0 --training.eval_iters=1 --checkpoint.keep=1"
+  # The tinyshakespeare BPE has 4096 tokens: padding the vocabulary to 50304 (GPT-2's padded
+  # size) gives the model GPT-2 124M's parameter count, so all-reduce volume and the LM head match.
+  D="--model.vocab_pad_to=50304 --data.inputs=[\".deps/data/input.txt\"] --checkpoint.interval=0 --training.eval_interval=0 --training.eval_iters=1 --checkpoint.keep=1"
   C="--device.precision=\"fp32\" --attention.impl=\"naive\" --training.batch_size=8 --training.max_iters=50 --training.log_interval=1 --logging.progress=false"
   $A train -c configs/gpt2_124m.toml $D $C --training.grad_accum=$DDP_GPUS --training.out_dir=\"runs/ddp_fp32_1\" >> "$OUT/ddp.log" 2>&1 || echo "ddp fp32 1-GPU run failed (exit $?)"
   for z in 0 1; do
