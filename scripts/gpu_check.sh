@@ -226,10 +226,12 @@ if has ddp; then
   # size) gives the model GPT-2 124M's parameter count, so all-reduce volume and the LM head match.
   D="--model.vocab_pad_to=50304 --data.inputs=[\".deps/data/input.txt\"] --checkpoint.interval=0 --training.eval_interval=0 --training.eval_iters=1 --checkpoint.keep=1"
   C="--device.precision=\"fp32\" --attention.impl=\"naive\" --training.batch_size=8 --training.max_iters=50 --training.log_interval=1 --logging.progress=false"
+  if [ -z "${DDP_SCALING_ONLY:-}" ]; then  # DDP_SCALING_ONLY=1: skip (a)
   $A train -c configs/gpt2_124m.toml $D $C --training.grad_accum=$DDP_GPUS --training.out_dir=\"runs/ddp_fp32_1\" >> "$OUT/ddp.log" 2>&1 || echo "ddp fp32 1-GPU run failed (exit $?)"
   for z in 0 1; do
     $A train -c configs/gpt2_124m.toml $D $C --nproc $DDP_GPUS --distributed.zero=$z --training.out_dir=\"runs/ddp_fp32_z$z\" >> "$OUT/ddp.log" 2>&1 || echo "ddp fp32 z$z run failed (exit $?)"
   done
+  fi
   S="--device.precision=\"bf16\" --attention.impl=\"flash\" --training.batch_size=16 --training.max_iters=30 --training.log_interval=10 --profile"
   $A train -c configs/gpt2_124m.toml $D $S --training.out_dir=\"runs/ddp_bf16_1\" >> "$OUT/ddp.log" 2>&1 || echo "ddp bf16 1-GPU run failed (exit $?)"
   for z in 0 1; do
