@@ -14,6 +14,7 @@
 //              runs are bitwise identical.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_mask.cuh"
@@ -103,10 +104,48 @@ struct BwdWgCfg {
   static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4 + 1024;
 };
 
-template <int D, bool CAUSAL>
+// General kind, P^T and dS^T of one (64-key, BR-query) warpgroup tile in registers (the plain
+// kinds inline the same loop without the mask and modification). MOD: ALiBi / soft-capping on;
+// a separate instantiation so that with MOD off the hot loop carries none of it (a runtime
+// `if (active)` per element became predicated code, issued for every element).
+template <bool MOD, int NQ>
+__device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (&dp)[4 * NQ], const float* sL,
+                                                     const float* sDs, const FlashMask& mask, const ScoreMod& mod,
+                                                     bool need_mask, int q0, int key_lo, int key_doc0, int key_doc1,
+                                                     float sl2, int lane) {
+  const int T = mask.T;
+#pragma unroll
+  for (int n = 0; n < NQ; ++n) {
+    const int qc = n * 8 + 2 * (lane & 3);
+    const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+    const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
+    const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int key = key_lo + ((e >> 1) << 3);
+      const int q = q0 + qc + (e & 1);
+      float sv = s[4 * n + e], dfac = 1.f;
+      if constexpr (MOD) sv = mod.apply(sv, q, key, &dfac);
+      float pv = fast_exp2(fmaf(sv, sl2, -((e & 1) ? L1 : L0)));
+      if (need_mask) {
+        if (key >= T || q >= T || !mask.visible_docs(q, key, mask.row_doc(q), (e >> 1) ? key_doc1 : key_doc0))
+          pv = 0.f;
+      }
+      s[4 * n + e] = pv;
+      float ds = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+      if constexpr (MOD) ds *= dfac;
+      dp[4 * n + e] = ds;
+    }
+  }
+}
+
+template <int D, MaskKind MK>
 __global__ void __launch_bounds__(256, 1)
     flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
                         float* __restrict__ dq_accum) {
+  // Plain kinds: compile-time causal/full, no mask state (FlashMask unused, compiled away).
+  constexpr bool GENERAL = MK == MaskKind::kGeneral;
+  constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = BwdWgCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NQ = BR / 8;
@@ -135,8 +174,8 @@ __global__ void __launch_bounds__(256, 1)
   load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
 
   const FlashMask mask(f, b);
-  const int q_begin = mask.query_lo(k0) / BR;
-  const int nper = mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 - q_begin;
+  const int q_begin = GENERAL ? mask.query_lo(k0) / BR : (CAUSAL ? k0 / BR : 0);
+  const int nper = (GENERAL ? mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 : (T + BR - 1) / BR) - q_begin;
   const int total = G * nper;
 
   auto issue = [&](int it, int st) {
@@ -166,6 +205,8 @@ __global__ void __launch_bounds__(256, 1)
   const float sl2 = f.scale * kLog2e;
   const int warp_key0 = k0 + wg * 64 + wl * 16;
   const int key_lo = warp_key0 + (lane >> 2);  // + 8r
+  // doc ids of this thread's two keys (fixed for the whole kernel); general kind only
+  const int key_doc0 = GENERAL ? mask.row_doc(key_lo) : 0, key_doc1 = GENERAL ? mask.row_doc(key_lo + 8) : 0;
 
   for (int it = 0; it < total; ++it) {
     const int st = it & 1;
@@ -202,27 +243,34 @@ __global__ void __launch_bounds__(256, 1)
 
     // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum) (* soft-capping derivative);
     // masked entries 0.
-    const ScoreMod mod(f, h);
-    const bool need_mask =
-        k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
+    if constexpr (GENERAL) {
+      const bool need_mask =
+          k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
+      if (mod_enabled(f))  // uniform: one of two loops per tile
+        bwd_wg_probs_general<true, NQ>(s, dp, sL, sDs, mask, ScoreMod(f, h), need_mask, q0, key_lo, key_doc0,
+                                       key_doc1, sl2, lane);
+      else
+        bwd_wg_probs_general<false, NQ>(s, dp, sL, sDs, mask, ScoreMod(f, h), need_mask, q0, key_lo, key_doc0,
+                                        key_doc1, sl2, lane);
+    } else {
+      const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && warp_key0 + 15 > q0);
 #pragma unroll
-    for (int n = 0; n < NQ; ++n) {
-      const int qc = n * 8 + 2 * (lane & 3);
-      const float2 L = *reinterpret_cast<const float2*>(sL + qc);
-      const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
-      const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
+      for (int n = 0; n < NQ; ++n) {
+        const int qc = n * 8 + 2 * (lane & 3);
+        const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+        const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
+        const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = key_lo + ((e >> 1) << 3);
-        const int q = q0 + qc + (e & 1);
-        float sv = s[4 * n + e], dfac = 1.f;
-        if (mod.active) sv = mod.apply(sv, q, key, &dfac);
-        float pv = fast_exp2(fmaf(sv, sl2, -((e & 1) ? L1 : L0)));
-        if (need_mask) {
-          if (key >= T || q >= T || !mask.visible(q, key, mask.row_doc(q))) pv = 0.f;
+        for (int e = 0; e < 4; ++e) {
+          float pv = fast_exp2(fmaf(s[4 * n + e], sl2, -((e & 1) ? L1 : L0)));
+          if (need_mask) {
+            const int key = key_lo + ((e >> 1) << 3);
+            const int q = q0 + qc + (e & 1);
+            if (key >= T || q >= T || (CAUSAL && key > q)) pv = 0.f;
+          }
+          s[4 * n + e] = pv;
+          dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
         }
-        s[4 * n + e] = pv;
-        dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x)) * dfac;
       }
     }
     uint32_t pa[BR / 16][4], da[BR / 16][4];
@@ -347,9 +395,12 @@ struct DqCfg {
   static constexpr int SMEM = (2 * BR + 4 * BC) * D * 2;
 };
 
-template <int D, bool CAUSAL>
+template <int D, MaskKind MK>
 __global__ void __launch_bounds__(128)
     flash_bwd_dq_bf16_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
+  // Plain kinds: compile-time causal/full, no mask state (FlashMask unused, compiled away).
+  constexpr bool GENERAL = MK == MaskKind::kGeneral;
+  constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = DqCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NS = BC / 8;
@@ -362,7 +413,8 @@ __global__ void __launch_bounds__(128)
   const auto& f = p.fwd;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int T = f.T, H = f.H;
-  const int qb = CAUSAL ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+  const bool heaviest_first = CAUSAL || (GENERAL && f.causal);
+  const int qb = heaviest_first ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
   const int h = blockIdx.y, b = blockIdx.z, kvh = h / (f.H / f.Hkv);
   const int q0 = qb * BR;
 
@@ -373,9 +425,9 @@ __global__ void __launch_bounds__(128)
   load_tile<BR, D, NT>(sQ, Qg, f.q_token_stride, q0, T, tid);
   load_tile<BR, D, NT>(sdO, dOg, p.do_token_stride, q0, T, tid);
   const FlashMask mask(f, b);
-  const ScoreMod mod(f, h);
-  const int kb_begin = mask.key_lo(q0) / BC;
-  const int kb_end = mask.key_hi(min(T, q0 + BR) - 1) / BC + 1;
+  const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
+  const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
+                             : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;
   load_tile<BC, D, NT>(sK0, Kg, f.k_token_stride, kb_begin * BC, T, tid);
   load_tile<BC, D, NT>(sV0, Vg, f.v_token_stride, kb_begin * BC, T, tid);
   cp_async_commit();
@@ -400,8 +452,10 @@ __global__ void __launch_bounds__(128)
   const int b_row = (lane & 7) + ((lane >> 4) << 3), b_chk = (lane >> 3) & 1;
   const int t_row = (lane & 7) + (((lane >> 3) & 1) << 3), t_chk = lane >> 4;
 
-  // doc ids of this thread's two query rows (scalars, not an array: no local-memory frame)
-  const int row_doc0 = mask.row_doc(q0 + warp * 16 + (lane >> 2)), row_doc1 = mask.row_doc(q0 + warp * 16 + (lane >> 2) + 8);
+  // doc ids of this thread's two query rows (scalars, not an array: no local-memory frame);
+  // general kind only
+  const int row_doc0 = GENERAL ? mask.row_doc(q0 + warp * 16 + (lane >> 2)) : 0;
+  const int row_doc1 = GENERAL ? mask.row_doc(q0 + warp * 16 + (lane >> 2) + 8) : 0;
 
   for (int j = kb_begin; j < kb_end; ++j) {
     const int st = (j - kb_begin) & 1;  // stage 0 holds the first block
@@ -436,23 +490,52 @@ __global__ void __launch_bounds__(128)
       }
     }
     const int key0 = j * BC;
-    const bool need_mask =
-        key0 + BC > T || !mask.all_visible(q0 + warp * 16, q0 + warp * 16 + 15, key0, key0 + BC - 1);
+    if constexpr (GENERAL) {
+      const bool need_mask =
+          key0 + BC > T || !mask.all_visible(q0 + warp * 16, q0 + warp * 16 + 15, key0, key0 + BC - 1);
+      // dS = P (dP - Dsum) (* soft-capping derivative); one of two loops per tile (uniform), so
+      // with ALiBi / soft-capping off the loop carries none of it.
+      auto probs = [&](auto mod_on) {
+        constexpr bool MOD = decltype(mod_on)::value;
+        const ScoreMod mod(f, h);
 #pragma unroll
-    for (int n = 0; n < NS; ++n)
+        for (int n = 0; n < NS; ++n)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = e >> 1;
-        const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
-        const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-        float sv = s[n][e], dfac = 1.f;
-        if (mod.active) sv = mod.apply(sv, q, key, &dfac);
-        float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
-        if (need_mask) {
-          if (key >= T || !mask.visible(q, key, r ? row_doc1 : row_doc0)) pv = 0.f;
+          for (int e = 0; e < 4; ++e) {
+            const int r = e >> 1;
+            const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
+            const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+            float sv = s[n][e], dfac = 1.f;
+            if constexpr (MOD) sv = mod.apply(sv, q, key, &dfac);
+            float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
+            if (need_mask) {
+              if (key >= T || !mask.visible(q, key, r ? row_doc1 : row_doc0)) pv = 0.f;
+            }
+            float ds = pv * (dp[n][e] - Dr[r]);
+            if constexpr (MOD) ds *= dfac;
+            dp[n][e] = ds;
+          }
+      };
+      if (mod_enabled(f))
+        probs(std::true_type{});
+      else
+        probs(std::false_type{});
+    } else {
+      const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > q0 + warp * 16);
+#pragma unroll
+      for (int n = 0; n < NS; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = e >> 1;
+          float pv = fast_exp2(fmaf(s[n][e], sl2, -L2[r]));
+          if (need_mask) {
+            const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
+            const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+            if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+          }
+          dp[n][e] = pv * (dp[n][e] - Dr[r]);
         }
-        dp[n][e] = pv * (dp[n][e] - Dr[r]) * dfac;
-      }
+    }
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
       uint32_t a[4];
@@ -677,22 +760,22 @@ size_t backward_workspace_bytes(const FlashAttentionBackwardParams& p) {
   return bytes;
 }
 
-template <int D, bool CAUSAL>
+template <int D, MaskKind MK>
 static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   const auto& f = p.fwd;
   {
     using Cfg = BwdWgCfg<D>;
-    auto kern = flash_bwd_wg_kernel<D, CAUSAL>;
-    set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
+    auto kern = flash_bwd_wg_kernel<D, MK>;
+    set_smem_limit_once<flash_bwd_wg_kernel<D, MK>>(Cfg::SMEM);
     dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
     kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
     FLASH_CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc == nullptr) {
     using Cfg = DqCfg<D>;
-    auto kern = flash_bwd_dq_bf16_kernel<D, CAUSAL>;
-    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, CAUSAL>>(Cfg::SMEM);
+    auto kern = flash_bwd_dq_bf16_kernel<D, MK>;
+    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, MK>>(Cfg::SMEM);
     dim3 grid((f.T + Cfg::BR - 1) / Cfg::BR, f.H, f.B);
     kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum);
     FLASH_CUDA_CHECK(cudaGetLastError());
@@ -725,12 +808,21 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
   }
   if (f.bf16) {
     if (dq_acc) FLASH_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
-    if (f.D == 64)
-      f.causal ? launch_bwd_bf16<64, true>(p, dsum, dq_acc, stream)
-               : launch_bwd_bf16<64, false>(p, dsum, dq_acc, stream);
-    else
-      f.causal ? launch_bwd_bf16<128, true>(p, dsum, dq_acc, stream)
-               : launch_bwd_bf16<128, false>(p, dsum, dq_acc, stream);
+    // 2 head dims x 3 mask kinds = 6 instantiations of each of the two kernels.
+    switch (mask_kind(f)) {
+      case MaskKind::kFull:
+        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kFull>(p, dsum, dq_acc, stream)
+                  : launch_bwd_bf16<128, MaskKind::kFull>(p, dsum, dq_acc, stream);
+        break;
+      case MaskKind::kCausal:
+        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kCausal>(p, dsum, dq_acc, stream)
+                  : launch_bwd_bf16<128, MaskKind::kCausal>(p, dsum, dq_acc, stream);
+        break;
+      case MaskKind::kGeneral:
+        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kGeneral>(p, dsum, dq_acc, stream)
+                  : launch_bwd_bf16<128, MaskKind::kGeneral>(p, dsum, dq_acc, stream);
+        break;
+    }
     if (dq_acc) {
       const int64_t n = (int64_t)rows * (f.D / 8);
       const unsigned blocks = (unsigned)std::min<int64_t>((n + 255) / 256, 132 * 16);

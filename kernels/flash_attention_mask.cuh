@@ -93,6 +93,13 @@ struct FlashMask {
     if (doc && doc_of(j) != doc_i) return false;
     return true;
   }
+  // The same with both doc ids already at hand (the backward keeps its keys' doc ids in registers).
+  __host__ __device__ __forceinline__ bool visible_docs(int i, int j, int doc_i, int doc_j) const {
+    if (causal && j > i) return false;
+    if (window > 0 && i - j >= window) return false;
+    if (doc && doc_j != doc_i) return false;
+    return true;
+  }
   __host__ __device__ __forceinline__ int row_doc(int i) const { return doc && i < T ? doc_of(i) : 0; }
 };
 
@@ -105,33 +112,50 @@ __device__ __forceinline__ float alibi_slope_device(int h, int H) {
   return exp2f(-8.0f * (float)(2 * (h - p) + 1) / (2.0f * (float)p));
 }
 
-// The score modification of head h in raw units (see the top of this file). `active` is uniform
-// over the kernel: with neither ALiBi nor soft-capping the kernels skip it entirely.
+// The score modification of head h, folded into raw units once per head (see the top of this
+// file): with x = scale * s,
+//   s' = s + (slope / scale) * (j - i)                       (ALiBi; exact integer j - i)
+//   s'' = (cap / scale) * tanh(s' * scale / cap),  dfac = 1 - tanh^2   (soft-capping)
+// Forward and backward call the same `apply`, so the backward's recomputed P matches the lse.
+// Kernels construct it only inside a branch taken when `mod_enabled(p)` (uniform over the
+// kernel), so the hot loops of plain masks carry none of it.
+__host__ __device__ __forceinline__ bool mod_enabled(const FlashAttentionParams& p) {
+  return p.alibi || p.softcap > 0.f;
+}
+
 struct ScoreMod {
   bool active;
-  float scale, inv_scale, slope, cap, inv_cap;
+  float slope_raw, cap_raw, inv_cap_raw;  // inv_cap_raw == 0: soft-capping off
 
   __device__ __forceinline__ ScoreMod(const FlashAttentionParams& p, int h)
-      : active(p.alibi || p.softcap > 0.f),
-        scale(p.scale),
-        inv_scale(1.f / p.scale),
-        slope(p.alibi ? alibi_slope_device(h, p.H) : 0.f),
-        cap(p.softcap),
-        inv_cap(p.softcap > 0.f ? 1.f / p.softcap : 0.f) {}
+      : active(mod_enabled(p)),
+        slope_raw(p.alibi ? alibi_slope_device(h, p.H) / p.scale : 0.f),
+        cap_raw(p.softcap / p.scale),
+        inv_cap_raw(p.softcap > 0.f ? p.scale / p.softcap : 0.f) {}
 
   // Raw score s (= q.k) of query i, key j -> modified score in raw units; *dfac = d mod / d s
-  // up to the scale the kernels apply themselves (1 - tanh^2 with soft-capping, else 1).
+  // (1 - tanh^2 with soft-capping, else 1).
   __device__ __forceinline__ float apply(float s, int i, int j, float* dfac) const {
-    float x = fmaf(s, scale, -slope * (float)(i - j));
+    float x = fmaf(slope_raw, (float)(j - i), s);
     float d = 1.f;
-    if (cap > 0.f) {
-      const float th = tanhf(x * inv_cap);
-      x = cap * th;
-      d = 1.f - th * th;
+    if (inv_cap_raw > 0.f) {
+      const float th = tanhf(x * inv_cap_raw);
+      x = cap_raw * th;
+      d = fmaf(-th, th, 1.f);
     }
     *dfac = d;
-    return x * inv_scale;
+    return x;
   }
 };
+
+// Which compiled variant of a bf16 kernel serves p: the plain ones (compile-time causal or full,
+// no mask state at all: the code and speed of the kernels before masks existed) unless a window,
+// documents, ALiBi or soft-capping is on; then the general one (causal a runtime flag).
+enum class MaskKind { kFull, kCausal, kGeneral };
+
+inline MaskKind mask_kind(const FlashAttentionParams& p) {
+  if (p.window > 0 || p.doc_ids != nullptr || mod_enabled(p)) return MaskKind::kGeneral;
+  return p.causal ? MaskKind::kCausal : MaskKind::kFull;
+}
 
 }  // namespace attn::flash
