@@ -105,15 +105,20 @@ struct BwdWgCfg {
 };
 
 // General kind, P^T and dS^T of one (64-key, BR-query) warpgroup tile in registers (the plain
-// kinds inline the same loop without the mask and modification). MOD: ALiBi / soft-capping on;
-// a separate instantiation so that with MOD off the hot loop carries none of it (a runtime
-// `if (active)` per element became predicated code, issued for every element).
-template <bool MOD, int NQ>
+// kinds inline the same loop without the mask and modification). MODK: the ModKind that is on;
+// MASK: the tile is not entirely visible to this warp. Both are uniform per tile and chosen by
+// the caller, so each of the six loops carries only its own work (a runtime `if` per element
+// compiles to predicated code that is issued for every element of every tile).
+template <int MODK, bool MASK, int NQ>
 __device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (&dp)[4 * NQ], const float* sL,
                                                      const float* sDs, const FlashMask& mask, const ScoreMod& mod,
-                                                     bool need_mask, int q0, int key_lo, int key_doc0, int key_doc1,
+                                                     int q0, int key_lo,
                                                      float sl2, int lane) {
   const int T = mask.T;
+  // doc ids of this thread's two keys: two cached loads per masked tile rather than two
+  // registers held across the whole kernel (the kernel is at the 255-register limit)
+  int key_doc0 = 0, key_doc1 = 0;
+  if constexpr (MASK) key_doc0 = mask.row_doc(key_lo), key_doc1 = mask.row_doc(key_lo + 8);
 #pragma unroll
   for (int n = 0; n < NQ; ++n) {
     const int qc = n * 8 + 2 * (lane & 3);
@@ -125,15 +130,15 @@ __device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (
       const int key = key_lo + ((e >> 1) << 3);
       const int q = q0 + qc + (e & 1);
       float sv = s[4 * n + e], dfac = 1.f;
-      if constexpr (MOD) sv = mod.apply(sv, q, key, &dfac);
+      if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
       float pv = fast_exp2(fmaf(sv, sl2, -((e & 1) ? L1 : L0)));
-      if (need_mask) {
+      if constexpr (MASK) {
         if (key >= T || q >= T || !mask.visible_docs(q, key, mask.row_doc(q), (e >> 1) ? key_doc1 : key_doc0))
           pv = 0.f;
       }
       s[4 * n + e] = pv;
       float ds = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
-      if constexpr (MOD) ds *= dfac;
+      if constexpr (MODK == kModSoftcap) ds *= dfac;
       dp[4 * n + e] = ds;
     }
   }
@@ -205,8 +210,6 @@ __global__ void __launch_bounds__(256, 1)
   const float sl2 = f.scale * kLog2e;
   const int warp_key0 = k0 + wg * 64 + wl * 16;
   const int key_lo = warp_key0 + (lane >> 2);  // + 8r
-  // doc ids of this thread's two keys (fixed for the whole kernel); general kind only
-  const int key_doc0 = GENERAL ? mask.row_doc(key_lo) : 0, key_doc1 = GENERAL ? mask.row_doc(key_lo + 8) : 0;
 
   for (int it = 0; it < total; ++it) {
     const int st = it & 1;
@@ -246,12 +249,28 @@ __global__ void __launch_bounds__(256, 1)
     if constexpr (GENERAL) {
       const bool need_mask =
           k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
-      if (mod_enabled(f))  // uniform: one of two loops per tile
-        bwd_wg_probs_general<true, NQ>(s, dp, sL, sDs, mask, ScoreMod(f, h), need_mask, q0, key_lo, key_doc0,
-                                       key_doc1, sl2, lane);
-      else
-        bwd_wg_probs_general<false, NQ>(s, dp, sL, sDs, mask, ScoreMod(f, h), need_mask, q0, key_lo, key_doc0,
-                                        key_doc1, sl2, lane);
+      // uniform per tile: one of six loops
+      const int modk = mod_kind(f);
+      if (modk == kModNone) {
+        const ScoreMod none{};  // unused by these loops
+        if (need_mask)
+          bwd_wg_probs_general<kModNone, true, NQ>(s, dp, sL, sDs, mask, none, q0, key_lo, sl2, lane);
+        else
+          bwd_wg_probs_general<kModNone, false, NQ>(s, dp, sL, sDs, mask, none, q0, key_lo, sl2, lane);
+      } else {
+        const ScoreMod mod(f, h);
+        if (modk == kModAlibi) {
+          if (need_mask)
+            bwd_wg_probs_general<kModAlibi, true, NQ>(s, dp, sL, sDs, mask, mod, q0, key_lo, sl2, lane);
+          else
+            bwd_wg_probs_general<kModAlibi, false, NQ>(s, dp, sL, sDs, mask, mod, q0, key_lo, sl2, lane);
+        } else {
+          if (need_mask)
+            bwd_wg_probs_general<kModSoftcap, true, NQ>(s, dp, sL, sDs, mask, mod, q0, key_lo, sl2, lane);
+          else
+            bwd_wg_probs_general<kModSoftcap, false, NQ>(s, dp, sL, sDs, mask, mod, q0, key_lo, sl2, lane);
+        }
+      }
     } else {
       const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && warp_key0 + 15 > q0);
 #pragma unroll
@@ -493,11 +512,12 @@ __global__ void __launch_bounds__(128)
     if constexpr (GENERAL) {
       const bool need_mask =
           key0 + BC > T || !mask.all_visible(q0 + warp * 16, q0 + warp * 16 + 15, key0, key0 + BC - 1);
-      // dS = P (dP - Dsum) (* soft-capping derivative); one of two loops per tile (uniform), so
-      // with ALiBi / soft-capping off the loop carries none of it.
-      auto probs = [&](auto mod_on) {
-        constexpr bool MOD = decltype(mod_on)::value;
-        const ScoreMod mod(f, h);
+      // dS = P (dP - Dsum) (* soft-capping derivative); one of six loops per tile (MODK, MASK
+      // uniform), so each carries only its own work (no predicated per-element code).
+      auto probs = [&](auto modk_c, auto mask_on) {
+        constexpr int MODK = decltype(modk_c)::value;
+        constexpr bool MASK = decltype(mask_on)::value;
+        const ScoreMod mod = MODK != kModNone ? ScoreMod(f, h) : ScoreMod{};
 #pragma unroll
         for (int n = 0; n < NS; ++n)
 #pragma unroll
@@ -506,20 +526,26 @@ __global__ void __launch_bounds__(128)
             const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
             const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
             float sv = s[n][e], dfac = 1.f;
-            if constexpr (MOD) sv = mod.apply(sv, q, key, &dfac);
+            if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
             float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
-            if (need_mask) {
+            if constexpr (MASK) {
               if (key >= T || !mask.visible(q, key, r ? row_doc1 : row_doc0)) pv = 0.f;
             }
             float ds = pv * (dp[n][e] - Dr[r]);
-            if constexpr (MOD) ds *= dfac;
+            if constexpr (MODK == kModSoftcap) ds *= dfac;
             dp[n][e] = ds;
           }
       };
-      if (mod_enabled(f))
-        probs(std::true_type{});
+      using None = std::integral_constant<int, kModNone>;
+      using Alibi = std::integral_constant<int, kModAlibi>;
+      using Softcap = std::integral_constant<int, kModSoftcap>;
+      const int modk = mod_kind(f);
+      if (modk == kModNone)
+        need_mask ? probs(None{}, std::true_type{}) : probs(None{}, std::false_type{});
+      else if (modk == kModAlibi)
+        need_mask ? probs(Alibi{}, std::true_type{}) : probs(Alibi{}, std::false_type{});
       else
-        probs(std::false_type{});
+        need_mask ? probs(Softcap{}, std::true_type{}) : probs(Softcap{}, std::false_type{});
     } else {
       const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > q0 + warp * 16);
 #pragma unroll

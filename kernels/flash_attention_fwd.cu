@@ -2,6 +2,7 @@
 // each load overlapped with a product) and an fp32 tiled kernel for parity tests.
 // See flash_attention.h.
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_mask.cuh"
@@ -98,16 +99,23 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
 
     const int key0 = j * BC;
     if constexpr (GENERAL) {
-      if (mod_enabled(p)) {  // uniform branch around the whole tile, never per element
+      const int modk = mod_kind(p);
+      if (modk != kModNone) {  // uniform branches around the whole tile, never per element
         const ScoreMod mod(p, h);
+        auto modify = [&](auto cap_on) {
 #pragma unroll
-        for (int n = 0; n < NS; ++n)
+          for (int n = 0; n < NS; ++n)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float unused;
-            s[4 * n + e] = mod.apply(s[4 * n + e], row_lo + ((e >> 1) << 3),
-                                     key0 + n * 8 + 2 * (lane & 3) + (e & 1), &unused);
-          }
+            for (int e = 0; e < 4; ++e) {
+              float unused;
+              s[4 * n + e] = mod.apply_k<decltype(cap_on)::value>(s[4 * n + e], row_lo + ((e >> 1) << 3),
+                                                                  key0 + n * 8 + 2 * (lane & 3) + (e & 1), &unused);
+            }
+        };
+        if (modk == kModSoftcap)
+          modify(std::true_type{});
+        else
+          modify(std::false_type{});
       }
       const bool need_mask = key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + 15, key0, key0 + BC - 1);
       if (need_mask) {

@@ -116,16 +116,23 @@ __device__ __forceinline__ float alibi_slope_device(int h, int H) {
 // file): with x = scale * s,
 //   s' = s + (slope / scale) * (j - i)                       (ALiBi; exact integer j - i)
 //   s'' = (cap / scale) * tanh(s' * scale / cap),  dfac = 1 - tanh^2   (soft-capping)
-// Forward and backward call the same `apply`, so the backward's recomputed P matches the lse.
-// Kernels construct it only inside a branch taken when `mod_enabled(p)` (uniform over the
-// kernel), so the hot loops of plain masks carry none of it.
+// Forward and backward compute it the same way, so the backward's recomputed P matches the lse.
+// The bf16 kernels pick one copy of their per-element loops by `ModKind` (uniform over the
+// kernel), so a loop carries only the modification that is on: none, ALiBi alone (slope_raw
+// != 0), or soft-capping (with ALiBi or with slope_raw = 0).
 __host__ __device__ __forceinline__ bool mod_enabled(const FlashAttentionParams& p) {
   return p.alibi || p.softcap > 0.f;
 }
+enum ModKind : int { kModNone = 0, kModAlibi = 1, kModSoftcap = 2 };
+__host__ __device__ __forceinline__ int mod_kind(const FlashAttentionParams& p) {
+  return p.softcap > 0.f ? kModSoftcap : (p.alibi ? kModAlibi : kModNone);
+}
 
 struct ScoreMod {
-  bool active;
-  float slope_raw, cap_raw, inv_cap_raw;  // inv_cap_raw == 0: soft-capping off
+  bool active = false;
+  float slope_raw = 0.f, cap_raw = 0.f, inv_cap_raw = 0.f;  // inv_cap_raw == 0: soft-capping off
+
+  ScoreMod() = default;  // no modification
 
   __device__ __forceinline__ ScoreMod(const FlashAttentionParams& p, int h)
       : active(mod_enabled(p)),
@@ -134,17 +141,22 @@ struct ScoreMod {
         inv_cap_raw(p.softcap > 0.f ? p.scale / p.softcap : 0.f) {}
 
   // Raw score s (= q.k) of query i, key j -> modified score in raw units; *dfac = d mod / d s
-  // (1 - tanh^2 with soft-capping, else 1).
-  __device__ __forceinline__ float apply(float s, int i, int j, float* dfac) const {
+  // (1 - tanh^2 with soft-capping, else 1). CAP: soft-capping on (compile time, for the loops of
+  // the bf16 kernels); `apply` decides at runtime (fp32 parity kernels).
+  template <bool CAP>
+  __device__ __forceinline__ float apply_k(float s, int i, int j, float* dfac) const {
     float x = fmaf(slope_raw, (float)(j - i), s);
     float d = 1.f;
-    if (inv_cap_raw > 0.f) {
+    if constexpr (CAP) {
       const float th = tanhf(x * inv_cap_raw);
       x = cap_raw * th;
       d = fmaf(-th, th, 1.f);
     }
     *dfac = d;
     return x;
+  }
+  __device__ __forceinline__ float apply(float s, int i, int j, float* dfac) const {
+    return inv_cap_raw > 0.f ? apply_k<true>(s, i, j, dfac) : apply_k<false>(s, i, j, dfac);
   }
 };
 
