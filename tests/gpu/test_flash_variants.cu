@@ -123,7 +123,8 @@ struct Errors {
 
 // Forward + backward of the flash kernels in precision E (float or bf16).
 template <typename E>
-Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::vector<E>* dqkv_raw) {
+Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::vector<E>* dqkv_raw,
+                 std::vector<E>* y_raw = nullptr) {
   const int W = v.width(), HD = v.H * v.D;
   tu::DevBuf<E> qkv(r.qkv), dy(r.dy), y(static_cast<size_t>(v.B) * v.T * HD), dqkv(r.qkv.size());
   tu::DevBuf<float> lse(r.lse.size());
@@ -179,6 +180,10 @@ Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::
   e.dq = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz < qe; });
   e.dk = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz >= qe && i % Wz < ke; });
   e.dv = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz >= ke; });
+  if (y_raw) {
+    y_raw->resize(y.size());
+    CUDA_CHECK(cudaMemcpy(y_raw->data(), y.get(), y.size() * sizeof(E), cudaMemcpyDeviceToHost));
+  }
   if (dqkv_raw) {
     dqkv_raw->resize(dqkv.size());
     CUDA_CHECK(cudaMemcpy(dqkv_raw->data(), dqkv.get(), dqkv.size() * sizeof(E), cudaMemcpyDeviceToHost));
@@ -245,6 +250,32 @@ std::vector<Variant> variants() {
 // Prefix FlashVariants: every test of this file matches --gtest_filter='FlashVariants*'.
 INSTANTIATE_TEST_SUITE_P(FlashVariants, FlashVariants, ::testing::ValuesIn(variants()),
                          [](const ::testing::TestParamInfo<Variant>& i) { return i.param.name; });
+
+// The general kernels (chosen whenever a window is set) with a window that masks nothing
+// (window = T) against the plain causal / full kernels (window 0): the same tiles and the same
+// arithmetic, so O and the deterministic gradients must agree bit for bit. Catches the two code
+// paths (kernels/flash_attention_mask.cuh: MaskKind) drifting apart, e.g. a tile range or a
+// per-element mask of the general path that differs from the plain one.
+TEST(FlashVariantsGeneralVsPlain, WindowCoveringAllIsBitwiseThePlainKernel) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  for (const bool causal : {true, false})
+    for (const int D : {64, 128}) {
+      const Variant plain{causal ? "plain_causal" : "plain_full", 2, 333, 4, 2, D, causal};
+      Variant general = plain;
+      general.name += "_window_T";
+      general.window = plain.T;
+      const Reference r = make_reference(plain, seed + D + causal);
+      std::vector<tu::bf16> y_plain, y_general, g_plain, g_general;
+      check(plain, "bf16-det", run_flash<tu::bf16>(plain, r, true, &g_plain, &y_plain), 1e-2);
+      check(general, "bf16-det", run_flash<tu::bf16>(general, r, true, &g_general, &y_general), 1e-2);
+      EXPECT_EQ(0, std::memcmp(y_plain.data(), y_general.data(), y_plain.size() * sizeof(tu::bf16)))
+          << "O of the general kernel differs from the plain one, D " << D << (causal ? " causal" : " full");
+      EXPECT_EQ(0, std::memcmp(g_plain.data(), g_general.data(), g_plain.size() * sizeof(tu::bf16)))
+          << "dQKV of the general kernels differs from the plain ones, D " << D << (causal ? " causal" : " full");
+    }
+}
 
 // kern::document_ids against the CPU rule doc(t) = #eot among inputs[0..t-1], on rows longer
 // than one chunk per thread (T > 256) and shorter, with eot at the first and last positions.
