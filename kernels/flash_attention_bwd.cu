@@ -102,6 +102,7 @@ struct BwdWgCfg {
   static constexpr int BC = 128;
   static constexpr int NT = 256;
   static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4 + 1024;
+  static constexpr int SMEM_RANGES = BC * 8;  // general kind: int2 query range per key
 };
 
 // General kind, P^T and dS^T of one (64-key, BR-query) warpgroup tile in registers (the plain
@@ -109,16 +110,15 @@ struct BwdWgCfg {
 // MASK: the tile is not entirely visible to this warp. Both are uniform per tile and chosen by
 // the caller, so each of the six loops carries only its own work (a runtime `if` per element
 // compiles to predicated code that is issued for every element of every tile).
+// The mask of a masked tile is two compares per element: key j is seen by exactly the queries
+// [query_lo(j), query_hi(j)] (flash_attention_mask.cuh; empty for j >= T, and q >= T is past
+// every range), computed once per kernel into shared memory (sRange, int2 per key of the block).
 template <int MODK, bool MASK, int NQ>
 __device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (&dp)[4 * NQ], const float* sL,
-                                                     const float* sDs, const FlashMask& mask, const ScoreMod& mod,
-                                                     int q0, int key_lo,
-                                                     float sl2, int lane) {
-  const int T = mask.T;
-  // doc ids of this thread's two keys: two cached loads per masked tile rather than two
-  // registers held across the whole kernel (the kernel is at the 255-register limit)
-  int key_doc0 = 0, key_doc1 = 0;
-  if constexpr (MASK) key_doc0 = mask.row_doc(key_lo), key_doc1 = mask.row_doc(key_lo + 8);
+                                                     const float* sDs, const int2* sRange, int key_row,
+                                                     const ScoreMod& mod, int q0, int key_lo, float sl2, int lane) {
+  int2 qr[2] = {make_int2(0, 0), make_int2(0, 0)};  // query range of this thread's keys key_lo + 8r
+  if constexpr (MASK) qr[0] = sRange[key_row], qr[1] = sRange[key_row + 8];
 #pragma unroll
   for (int n = 0; n < NQ; ++n) {
     const int qc = n * 8 + 2 * (lane & 3);
@@ -133,8 +133,7 @@ __device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (
       if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
       float pv = fast_exp2(fmaf(sv, sl2, -((e & 1) ? L1 : L0)));
       if constexpr (MASK) {
-        if (key >= T || q >= T || !mask.visible_docs(q, key, mask.row_doc(q), (e >> 1) ? key_doc1 : key_doc0))
-          pv = 0.f;
+        if (q < qr[e >> 1].x || q > qr[e >> 1].y) pv = 0.f;
       }
       s[4 * n + e] = pv;
       float ds = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
@@ -165,6 +164,8 @@ __global__ void __launch_bounds__(256, 1)
   const uint32_t sDs0 = sL0 + 2 * BR * 4;      // 2 stages of BR floats (Dsum)
   const float* sLf = reinterpret_cast<const float*>(smem_raw + (sL0 - smem_u32(smem_raw)));
   const float* sDf = reinterpret_cast<const float*>(smem_raw + (sDs0 - smem_u32(smem_raw)));
+  // general kind only (Cfg::SMEM_RANGES more bytes): the queries that see each key of the block
+  int2* sRange = reinterpret_cast<int2*>(smem_raw + (sDs0 + 2 * BR * 4 - smem_u32(smem_raw)));
 
   const auto& f = p.fwd;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -182,6 +183,12 @@ __global__ void __launch_bounds__(256, 1)
   const int q_begin = GENERAL ? mask.query_lo(k0) / BR : (CAUSAL ? k0 / BR : 0);
   const int nper = (GENERAL ? mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 : (T + BR - 1) / BR) - q_begin;
   const int total = G * nper;
+  if constexpr (GENERAL) {
+    if (tid < BC) {  // visible to all after the loop's first __syncthreads
+      const int j = k0 + tid;
+      sRange[tid] = j < T ? make_int2(mask.query_lo(j), mask.query_hi(j)) : make_int2(T, -1);
+    }
+  }
 
   auto issue = [&](int it, int st) {
     const int hl = it / nper, qb = q_begin + it % nper;
@@ -249,26 +256,29 @@ __global__ void __launch_bounds__(256, 1)
     if constexpr (GENERAL) {
       const bool need_mask =
           k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
+      const int key_row = key_lo - k0;  // this thread's first key as a row of the block
       // uniform per tile: one of six loops
       const int modk = mod_kind(f);
       if (modk == kModNone) {
         const ScoreMod none{};  // unused by these loops
         if (need_mask)
-          bwd_wg_probs_general<kModNone, true, NQ>(s, dp, sL, sDs, mask, none, q0, key_lo, sl2, lane);
+          bwd_wg_probs_general<kModNone, true, NQ>(s, dp, sL, sDs, sRange, key_row, none, q0, key_lo, sl2, lane);
         else
-          bwd_wg_probs_general<kModNone, false, NQ>(s, dp, sL, sDs, mask, none, q0, key_lo, sl2, lane);
+          bwd_wg_probs_general<kModNone, false, NQ>(s, dp, sL, sDs, sRange, key_row, none, q0, key_lo, sl2, lane);
       } else {
         const ScoreMod mod(f, h);
         if (modk == kModAlibi) {
           if (need_mask)
-            bwd_wg_probs_general<kModAlibi, true, NQ>(s, dp, sL, sDs, mask, mod, q0, key_lo, sl2, lane);
+            bwd_wg_probs_general<kModAlibi, true, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2, lane);
           else
-            bwd_wg_probs_general<kModAlibi, false, NQ>(s, dp, sL, sDs, mask, mod, q0, key_lo, sl2, lane);
+            bwd_wg_probs_general<kModAlibi, false, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2, lane);
         } else {
           if (need_mask)
-            bwd_wg_probs_general<kModSoftcap, true, NQ>(s, dp, sL, sDs, mask, mod, q0, key_lo, sl2, lane);
+            bwd_wg_probs_general<kModSoftcap, true, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2,
+                                                        lane);
           else
-            bwd_wg_probs_general<kModSoftcap, false, NQ>(s, dp, sL, sDs, mask, mod, q0, key_lo, sl2, lane);
+            bwd_wg_probs_general<kModSoftcap, false, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2,
+                                                         lane);
         }
       }
     } else {
@@ -471,10 +481,14 @@ __global__ void __launch_bounds__(128)
   const int b_row = (lane & 7) + ((lane >> 4) << 3), b_chk = (lane >> 3) & 1;
   const int t_row = (lane & 7) + (((lane >> 3) & 1) << 3), t_chk = lane >> 4;
 
-  // doc ids of this thread's two query rows (scalars, not an array: no local-memory frame);
-  // general kind only
-  const int row_doc0 = GENERAL ? mask.row_doc(q0 + warp * 16 + (lane >> 2)) : 0;
-  const int row_doc1 = GENERAL ? mask.row_doc(q0 + warp * 16 + (lane >> 2) + 8) : 0;
+  // General kind: row i (< T) sees exactly the keys [key_lo(i), key_hi(i)] (flash_attention_mask.cuh),
+  // so a masked tile costs two compares per element; rows >= T (never written) keep [0, T-1].
+  // Scalars, not arrays: no local-memory frame.
+  const int row0 = q0 + warp * 16 + (lane >> 2);
+  const int klo0 = GENERAL && row0 < T ? mask.key_lo(row0) : 0;
+  const int khi0 = GENERAL && row0 < T ? mask.key_hi(row0) : T - 1;
+  const int klo1 = GENERAL && row0 + 8 < T ? mask.key_lo(row0 + 8) : 0;
+  const int khi1 = GENERAL && row0 + 8 < T ? mask.key_hi(row0 + 8) : T - 1;
 
   for (int j = kb_begin; j < kb_end; ++j) {
     const int st = (j - kb_begin) & 1;  // stage 0 holds the first block
@@ -529,7 +543,7 @@ __global__ void __launch_bounds__(128)
             if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
             float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
             if constexpr (MASK) {
-              if (key >= T || !mask.visible(q, key, r ? row_doc1 : row_doc0)) pv = 0.f;
+              if (key < (r ? klo1 : klo0) || key > (r ? khi1 : khi0)) pv = 0.f;
             }
             float ds = pv * (dp[n][e] - Dr[r]);
             if constexpr (MODK == kModSoftcap) ds *= dfac;
@@ -793,9 +807,10 @@ static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* 
   {
     using Cfg = BwdWgCfg<D>;
     auto kern = flash_bwd_wg_kernel<D, MK>;
-    set_smem_limit_once<flash_bwd_wg_kernel<D, MK>>(Cfg::SMEM);
+    const int smem = Cfg::SMEM + (MK == MaskKind::kGeneral ? Cfg::SMEM_RANGES : 0);
+    set_smem_limit_once<flash_bwd_wg_kernel<D, MK>>(smem);
     dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
-    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
+    kern<<<grid, Cfg::NT, smem, stream>>>(p, dsum, dq_acc);
     FLASH_CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc == nullptr) {

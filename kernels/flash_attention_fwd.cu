@@ -75,8 +75,13 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   const int warp_row0 = q0 + wg * 64 + wl * 16;  // first query row of this warp
   const int row_lo = warp_row0 + (lane >> 2);    // + 8r
-  // doc ids of this thread's two rows (scalars: no local frame); general kind only
-  const int row_doc0 = GENERAL ? mask.row_doc(row_lo) : 0, row_doc1 = GENERAL ? mask.row_doc(row_lo + 8) : 0;
+  // General kind: row i (< T) sees exactly the keys [key_lo(i), key_hi(i)] (flash_attention_mask.cuh),
+  // so a masked tile costs two compares per element. Rows >= T (never written) keep [0, T-1].
+  // Scalars, not arrays: no local-memory frame.
+  const int klo0 = GENERAL && row_lo < T ? mask.key_lo(row_lo) : 0;
+  const int khi0 = GENERAL && row_lo < T ? mask.key_hi(row_lo) : T - 1;
+  const int klo1 = GENERAL && row_lo + 8 < T ? mask.key_lo(row_lo + 8) : 0;
+  const int khi1 = GENERAL && row_lo + 8 < T ? mask.key_hi(row_lo + 8) : T - 1;
 
   for (int j = kb_begin; j < kb_end; ++j) {
     cp_async_wait<0>();
@@ -123,9 +128,8 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
         for (int n = 0; n < NS; ++n)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const int row = row_lo + ((e >> 1) << 3);
             const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-            if (col >= T || !mask.visible(row, col, (e >> 1) ? row_doc1 : row_doc0)) s[4 * n + e] = -INFINITY;
+            if (col < ((e >> 1) ? klo1 : klo0) || col > ((e >> 1) ? khi1 : khi0)) s[4 * n + e] = -INFINITY;
           }
       }
     } else {

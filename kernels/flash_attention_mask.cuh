@@ -16,6 +16,10 @@
 // [q_first, q_last] can see lie in [key_lo, key_hi] (window, causal, documents of the first and
 // last row), and likewise the queries of a key block; tiles outside are never loaded.
 // `all_visible` says whether a (rows x keys) rectangle needs no per-element mask at all.
+// For a single row i (q_first = q_last = i < T) the range is exact: i sees precisely the keys
+// [key_lo(i), key_hi(i)], and key j precisely the queries [query_lo(j), query_hi(j)] (window and
+// causal bound an interval, a document is a contiguous run); the bf16 kernels' per-element mask
+// is these two compares.
 #pragma once
 #include <cstdint>
 
@@ -91,13 +95,6 @@ struct FlashMask {
     if (causal && j > i) return false;
     if (window > 0 && i - j >= window) return false;
     if (doc && doc_of(j) != doc_i) return false;
-    return true;
-  }
-  // The same with both doc ids already at hand (the backward keeps its keys' doc ids in registers).
-  __host__ __device__ __forceinline__ bool visible_docs(int i, int j, int doc_i, int doc_j) const {
-    if (causal && j > i) return false;
-    if (window > 0 && i - j >= window) return false;
-    if (doc && doc_j != doc_i) return false;
     return true;
   }
   __host__ __device__ __forceinline__ int row_doc(int i) const { return doc && i < T ? doc_of(i) : 0; }

@@ -346,6 +346,31 @@ TEST(FlashVariantsMask, TileRangesCoverEveryVisiblePair) {
   }
 }
 
+// The per-element mask of the bf16 kernels: for one row i the keys it sees are exactly
+// [key_lo(i), key_hi(i)], and the queries that see key j exactly [query_lo(j), query_hi(j)]
+// (brute force over every pair, random masks; documents of length 1 included). Needs no GPU.
+TEST(FlashVariantsMask, SingleRowRangesAreExact) {
+  std::mt19937 g(2);
+  for (int trial = 0; trial < 1000; ++trial) {
+    const int T = 1 + static_cast<int>(g() % 200);
+    const bool causal = g() % 2, docs = g() % 2;
+    const int window = g() % 3 == 0 ? 0 : 1 + static_cast<int>(g() % 150);
+    std::vector<int32_t> doc(T);
+    for (int t = 0, d = 0; t < T; ++t) doc[t] = d, d += g() % 9 == 0;
+    attn::FlashAttentionParams p;
+    p.T = T, p.causal = causal, p.window = window, p.doc_ids = docs ? doc.data() : nullptr;
+    const attn::flash::FlashMask m(p, 0);
+    const std::string where = "T " + std::to_string(T) + " causal " + std::to_string(causal) + " window " +
+                              std::to_string(window) + " docs " + std::to_string(docs);
+    for (int i = 0; i < T; ++i)
+      for (int j = 0; j < T; ++j) {
+        const bool vis = (!causal || j <= i) && (window == 0 || i - j < window) && (!docs || doc[i] == doc[j]);
+        ASSERT_EQ(m.key_lo(i) <= j && j <= m.key_hi(i), vis) << where << " row " << i << " key " << j;
+        ASSERT_EQ(m.query_lo(j) <= i && i <= m.query_hi(j), vis) << where << " key " << j << " query " << i;
+      }
+  }
+}
+
 TEST(FlashVariantsErrors, RejectsBadOptions) {
   SKIP_WITHOUT_GPU();
   attn::FlashAttentionParams p;
