@@ -14,6 +14,7 @@
 //              runs are bitwise identical.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_mask.cuh"
@@ -101,12 +102,54 @@ struct BwdWgCfg {
   static constexpr int BC = 128;
   static constexpr int NT = 256;
   static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4 + 1024;
+  static constexpr int SMEM_RANGES = BC * 8;  // general kind: int2 query range per key
 };
 
-template <int D, bool CAUSAL>
+// General kind, P^T and dS^T of one (64-key, BR-query) warpgroup tile in registers (the plain
+// kinds inline the same loop without the mask and modification). MODK: the ModKind that is on;
+// MASK: the tile is not entirely visible to this warp. Both are uniform per tile and chosen by
+// the caller, so each of the six loops carries only its own work (a runtime `if` per element
+// compiles to predicated code that is issued for every element of every tile).
+// The mask of a masked tile is two compares per element: key j is seen by exactly the queries
+// [query_lo(j), query_hi(j)] (flash_attention_mask.cuh; empty for j >= T, and q >= T is past
+// every range), computed once per kernel into shared memory (sRange, int2 per key of the block).
+template <int MODK, bool MASK, int NQ>
+__device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (&dp)[4 * NQ], const float* sL,
+                                                     const float* sDs, const int2* sRange, int key_row,
+                                                     const ScoreMod& mod, int q0, int key_lo, float sl2, int lane) {
+  int2 qr[2] = {make_int2(0, 0), make_int2(0, 0)};  // query range of this thread's keys key_lo + 8r
+  if constexpr (MASK) qr[0] = sRange[key_row], qr[1] = sRange[key_row + 8];
+#pragma unroll
+  for (int n = 0; n < NQ; ++n) {
+    const int qc = n * 8 + 2 * (lane & 3);
+    const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+    const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
+    const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int key = key_lo + ((e >> 1) << 3);
+      const int q = q0 + qc + (e & 1);
+      float sv = s[4 * n + e], dfac = 1.f;
+      if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
+      float pv = fast_exp2(fmaf(sv, sl2, -((e & 1) ? L1 : L0)));
+      if constexpr (MASK) {
+        if (q < qr[e >> 1].x || q > qr[e >> 1].y) pv = 0.f;
+      }
+      s[4 * n + e] = pv;
+      float ds = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+      if constexpr (MODK == kModSoftcap) ds *= dfac;
+      dp[4 * n + e] = ds;
+    }
+  }
+}
+
+template <int D, MaskKind MK>
 __global__ void __launch_bounds__(256, 1)
     flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
                         float* __restrict__ dq_accum) {
+  // Plain kinds: compile-time causal/full, no mask state (FlashMask unused, compiled away).
+  constexpr bool GENERAL = MK == MaskKind::kGeneral;
+  constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = BwdWgCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NQ = BR / 8;
@@ -121,6 +164,8 @@ __global__ void __launch_bounds__(256, 1)
   const uint32_t sDs0 = sL0 + 2 * BR * 4;      // 2 stages of BR floats (Dsum)
   const float* sLf = reinterpret_cast<const float*>(smem_raw + (sL0 - smem_u32(smem_raw)));
   const float* sDf = reinterpret_cast<const float*>(smem_raw + (sDs0 - smem_u32(smem_raw)));
+  // general kind only (Cfg::SMEM_RANGES more bytes): the queries that see each key of the block
+  int2* sRange = reinterpret_cast<int2*>(smem_raw + (sDs0 + 2 * BR * 4 - smem_u32(smem_raw)));
 
   const auto& f = p.fwd;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -135,9 +180,15 @@ __global__ void __launch_bounds__(256, 1)
   load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
 
   const FlashMask mask(f, b);
-  const int q_begin = mask.query_lo(k0) / BR;
-  const int nper = mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 - q_begin;
+  const int q_begin = GENERAL ? mask.query_lo(k0) / BR : (CAUSAL ? k0 / BR : 0);
+  const int nper = (GENERAL ? mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 : (T + BR - 1) / BR) - q_begin;
   const int total = G * nper;
+  if constexpr (GENERAL) {
+    if (tid < BC) {  // visible to all after the loop's first __syncthreads
+      const int j = k0 + tid;
+      sRange[tid] = j < T ? make_int2(mask.query_lo(j), mask.query_hi(j)) : make_int2(T, -1);
+    }
+  }
 
   auto issue = [&](int it, int st) {
     const int hl = it / nper, qb = q_begin + it % nper;
@@ -202,27 +253,53 @@ __global__ void __launch_bounds__(256, 1)
 
     // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum) (* soft-capping derivative);
     // masked entries 0.
-    const ScoreMod mod(f, h);
-    const bool need_mask =
-        k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
-#pragma unroll
-    for (int n = 0; n < NQ; ++n) {
-      const int qc = n * 8 + 2 * (lane & 3);
-      const float2 L = *reinterpret_cast<const float2*>(sL + qc);
-      const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
-      const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = key_lo + ((e >> 1) << 3);
-        const int q = q0 + qc + (e & 1);
-        float sv = s[4 * n + e], dfac = 1.f;
-        if (mod.active) sv = mod.apply(sv, q, key, &dfac);
-        float pv = fast_exp2(fmaf(sv, sl2, -((e & 1) ? L1 : L0)));
-        if (need_mask) {
-          if (key >= T || q >= T || !mask.visible(q, key, mask.row_doc(q))) pv = 0.f;
+    if constexpr (GENERAL) {
+      const bool need_mask =
+          k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
+      const int key_row = key_lo - k0;  // this thread's first key as a row of the block
+      // uniform per tile: one of six loops
+      const int modk = mod_kind(f);
+      if (modk == kModNone) {
+        const ScoreMod none{};  // unused by these loops
+        if (need_mask)
+          bwd_wg_probs_general<kModNone, true, NQ>(s, dp, sL, sDs, sRange, key_row, none, q0, key_lo, sl2, lane);
+        else
+          bwd_wg_probs_general<kModNone, false, NQ>(s, dp, sL, sDs, sRange, key_row, none, q0, key_lo, sl2, lane);
+      } else {
+        const ScoreMod mod(f, h);
+        if (modk == kModAlibi) {
+          if (need_mask)
+            bwd_wg_probs_general<kModAlibi, true, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2, lane);
+          else
+            bwd_wg_probs_general<kModAlibi, false, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2, lane);
+        } else {
+          if (need_mask)
+            bwd_wg_probs_general<kModSoftcap, true, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2,
+                                                        lane);
+          else
+            bwd_wg_probs_general<kModSoftcap, false, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2,
+                                                         lane);
         }
-        s[4 * n + e] = pv;
-        dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x)) * dfac;
+      }
+    } else {
+      const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && warp_key0 + 15 > q0);
+#pragma unroll
+      for (int n = 0; n < NQ; ++n) {
+        const int qc = n * 8 + 2 * (lane & 3);
+        const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+        const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
+        const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float pv = fast_exp2(fmaf(s[4 * n + e], sl2, -((e & 1) ? L1 : L0)));
+          if (need_mask) {
+            const int key = key_lo + ((e >> 1) << 3);
+            const int q = q0 + qc + (e & 1);
+            if (key >= T || q >= T || (CAUSAL && key > q)) pv = 0.f;
+          }
+          s[4 * n + e] = pv;
+          dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+        }
       }
     }
     uint32_t pa[BR / 16][4], da[BR / 16][4];
@@ -347,9 +424,12 @@ struct DqCfg {
   static constexpr int SMEM = (2 * BR + 4 * BC) * D * 2;
 };
 
-template <int D, bool CAUSAL>
+template <int D, MaskKind MK>
 __global__ void __launch_bounds__(128)
     flash_bwd_dq_bf16_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
+  // Plain kinds: compile-time causal/full, no mask state (FlashMask unused, compiled away).
+  constexpr bool GENERAL = MK == MaskKind::kGeneral;
+  constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = DqCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NS = BC / 8;
@@ -362,7 +442,8 @@ __global__ void __launch_bounds__(128)
   const auto& f = p.fwd;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int T = f.T, H = f.H;
-  const int qb = CAUSAL ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+  const bool heaviest_first = CAUSAL || (GENERAL && f.causal);
+  const int qb = heaviest_first ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
   const int h = blockIdx.y, b = blockIdx.z, kvh = h / (f.H / f.Hkv);
   const int q0 = qb * BR;
 
@@ -373,9 +454,9 @@ __global__ void __launch_bounds__(128)
   load_tile<BR, D, NT>(sQ, Qg, f.q_token_stride, q0, T, tid);
   load_tile<BR, D, NT>(sdO, dOg, p.do_token_stride, q0, T, tid);
   const FlashMask mask(f, b);
-  const ScoreMod mod(f, h);
-  const int kb_begin = mask.key_lo(q0) / BC;
-  const int kb_end = mask.key_hi(min(T, q0 + BR) - 1) / BC + 1;
+  const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
+  const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
+                             : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;
   load_tile<BC, D, NT>(sK0, Kg, f.k_token_stride, kb_begin * BC, T, tid);
   load_tile<BC, D, NT>(sV0, Vg, f.v_token_stride, kb_begin * BC, T, tid);
   cp_async_commit();
@@ -400,8 +481,14 @@ __global__ void __launch_bounds__(128)
   const int b_row = (lane & 7) + ((lane >> 4) << 3), b_chk = (lane >> 3) & 1;
   const int t_row = (lane & 7) + (((lane >> 3) & 1) << 3), t_chk = lane >> 4;
 
-  // doc ids of this thread's two query rows (scalars, not an array: no local-memory frame)
-  const int row_doc0 = mask.row_doc(q0 + warp * 16 + (lane >> 2)), row_doc1 = mask.row_doc(q0 + warp * 16 + (lane >> 2) + 8);
+  // General kind: row i (< T) sees exactly the keys [key_lo(i), key_hi(i)] (flash_attention_mask.cuh),
+  // so a masked tile costs two compares per element; rows >= T (never written) keep [0, T-1].
+  // Scalars, not arrays: no local-memory frame.
+  const int row0 = q0 + warp * 16 + (lane >> 2);
+  const int klo0 = GENERAL && row0 < T ? mask.key_lo(row0) : 0;
+  const int khi0 = GENERAL && row0 < T ? mask.key_hi(row0) : T - 1;
+  const int klo1 = GENERAL && row0 + 8 < T ? mask.key_lo(row0 + 8) : 0;
+  const int khi1 = GENERAL && row0 + 8 < T ? mask.key_hi(row0 + 8) : T - 1;
 
   for (int j = kb_begin; j < kb_end; ++j) {
     const int st = (j - kb_begin) & 1;  // stage 0 holds the first block
@@ -436,23 +523,59 @@ __global__ void __launch_bounds__(128)
       }
     }
     const int key0 = j * BC;
-    const bool need_mask =
-        key0 + BC > T || !mask.all_visible(q0 + warp * 16, q0 + warp * 16 + 15, key0, key0 + BC - 1);
+    if constexpr (GENERAL) {
+      const bool need_mask =
+          key0 + BC > T || !mask.all_visible(q0 + warp * 16, q0 + warp * 16 + 15, key0, key0 + BC - 1);
+      // dS = P (dP - Dsum) (* soft-capping derivative); one of six loops per tile (MODK, MASK
+      // uniform), so each carries only its own work (no predicated per-element code).
+      auto probs = [&](auto modk_c, auto mask_on) {
+        constexpr int MODK = decltype(modk_c)::value;
+        constexpr bool MASK = decltype(mask_on)::value;
+        const ScoreMod mod = MODK != kModNone ? ScoreMod(f, h) : ScoreMod{};
 #pragma unroll
-    for (int n = 0; n < NS; ++n)
+        for (int n = 0; n < NS; ++n)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = e >> 1;
-        const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
-        const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-        float sv = s[n][e], dfac = 1.f;
-        if (mod.active) sv = mod.apply(sv, q, key, &dfac);
-        float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
-        if (need_mask) {
-          if (key >= T || !mask.visible(q, key, r ? row_doc1 : row_doc0)) pv = 0.f;
+          for (int e = 0; e < 4; ++e) {
+            const int r = e >> 1;
+            const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
+            const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+            float sv = s[n][e], dfac = 1.f;
+            if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
+            float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
+            if constexpr (MASK) {
+              if (key < (r ? klo1 : klo0) || key > (r ? khi1 : khi0)) pv = 0.f;
+            }
+            float ds = pv * (dp[n][e] - Dr[r]);
+            if constexpr (MODK == kModSoftcap) ds *= dfac;
+            dp[n][e] = ds;
+          }
+      };
+      using None = std::integral_constant<int, kModNone>;
+      using Alibi = std::integral_constant<int, kModAlibi>;
+      using Softcap = std::integral_constant<int, kModSoftcap>;
+      const int modk = mod_kind(f);
+      if (modk == kModNone)
+        need_mask ? probs(None{}, std::true_type{}) : probs(None{}, std::false_type{});
+      else if (modk == kModAlibi)
+        need_mask ? probs(Alibi{}, std::true_type{}) : probs(Alibi{}, std::false_type{});
+      else
+        need_mask ? probs(Softcap{}, std::true_type{}) : probs(Softcap{}, std::false_type{});
+    } else {
+      const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > q0 + warp * 16);
+#pragma unroll
+      for (int n = 0; n < NS; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = e >> 1;
+          float pv = fast_exp2(fmaf(s[n][e], sl2, -L2[r]));
+          if (need_mask) {
+            const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
+            const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+            if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+          }
+          dp[n][e] = pv * (dp[n][e] - Dr[r]);
         }
-        dp[n][e] = pv * (dp[n][e] - Dr[r]) * dfac;
-      }
+    }
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
       uint32_t a[4];
@@ -677,22 +800,23 @@ size_t backward_workspace_bytes(const FlashAttentionBackwardParams& p) {
   return bytes;
 }
 
-template <int D, bool CAUSAL>
+template <int D, MaskKind MK>
 static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   const auto& f = p.fwd;
   {
     using Cfg = BwdWgCfg<D>;
-    auto kern = flash_bwd_wg_kernel<D, CAUSAL>;
-    set_smem_limit_once<flash_bwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
+    auto kern = flash_bwd_wg_kernel<D, MK>;
+    const int smem = Cfg::SMEM + (MK == MaskKind::kGeneral ? Cfg::SMEM_RANGES : 0);
+    set_smem_limit_once<flash_bwd_wg_kernel<D, MK>>(smem);
     dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
-    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum, dq_acc);
+    kern<<<grid, Cfg::NT, smem, stream>>>(p, dsum, dq_acc);
     FLASH_CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc == nullptr) {
     using Cfg = DqCfg<D>;
-    auto kern = flash_bwd_dq_bf16_kernel<D, CAUSAL>;
-    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, CAUSAL>>(Cfg::SMEM);
+    auto kern = flash_bwd_dq_bf16_kernel<D, MK>;
+    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, MK>>(Cfg::SMEM);
     dim3 grid((f.T + Cfg::BR - 1) / Cfg::BR, f.H, f.B);
     kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum);
     FLASH_CUDA_CHECK(cudaGetLastError());
@@ -725,12 +849,21 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
   }
   if (f.bf16) {
     if (dq_acc) FLASH_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
-    if (f.D == 64)
-      f.causal ? launch_bwd_bf16<64, true>(p, dsum, dq_acc, stream)
-               : launch_bwd_bf16<64, false>(p, dsum, dq_acc, stream);
-    else
-      f.causal ? launch_bwd_bf16<128, true>(p, dsum, dq_acc, stream)
-               : launch_bwd_bf16<128, false>(p, dsum, dq_acc, stream);
+    // 2 head dims x 3 mask kinds = 6 instantiations of each of the two kernels.
+    switch (mask_kind(f)) {
+      case MaskKind::kFull:
+        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kFull>(p, dsum, dq_acc, stream)
+                  : launch_bwd_bf16<128, MaskKind::kFull>(p, dsum, dq_acc, stream);
+        break;
+      case MaskKind::kCausal:
+        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kCausal>(p, dsum, dq_acc, stream)
+                  : launch_bwd_bf16<128, MaskKind::kCausal>(p, dsum, dq_acc, stream);
+        break;
+      case MaskKind::kGeneral:
+        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kGeneral>(p, dsum, dq_acc, stream)
+                  : launch_bwd_bf16<128, MaskKind::kGeneral>(p, dsum, dq_acc, stream);
+        break;
+    }
     if (dq_acc) {
       const int64_t n = (int64_t)rows * (f.D / 8);
       const unsigned blocks = (unsigned)std::min<int64_t>((n + 255) / 256, 132 * 16);

@@ -2,6 +2,7 @@
 // each load overlapped with a product) and an fp32 tiled kernel for parity tests.
 // See flash_attention.h.
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_mask.cuh"
@@ -30,9 +31,13 @@ struct FwdWgCfg {
   static constexpr int SMEM = (BR + 2 * BC) * D * 2 + 1024;
 };
 
-template <int D, bool CAUSAL>
+template <int D, MaskKind MK>
 __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
     flash_fwd_wg_kernel(const __grid_constant__ FlashAttentionParams p) {
+  // Plain kinds: compile-time causal/full and no mask state (FlashMask below is then unused and
+  // compiled away). General: tile ranges and per-element masks from FlashMask, causal at runtime.
+  constexpr bool GENERAL = MK == MaskKind::kGeneral;
+  constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = FwdWgCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NS = BC / 8, NO = D / 8;
@@ -44,7 +49,8 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int wg = warp >> 2, wl = warp & 3;
   const int T = p.T;
-  const int qb = CAUSAL ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+  const bool heaviest_first = CAUSAL || (GENERAL && p.causal);
+  const int qb = heaviest_first ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
   const int h = blockIdx.y, b = blockIdx.z;
   const int kvh = h / (p.H / p.Hkv);
   const int q0 = qb * BR;
@@ -54,9 +60,9 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(p.v) + b * p.v_batch_stride + kvh * D;
 
   const FlashMask mask(p, b);
-  const ScoreMod mod(p, h);
-  const int kb_begin = mask.key_lo(q0) / BC;
-  const int kb_end = mask.key_hi(min(T, q0 + BR) - 1) / BC + 1;
+  const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
+  const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
+                             : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;
 
   load_tile_b<BR, D, NT>(sQ, Qg, p.q_token_stride, q0, T, tid);
   load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, kb_begin * BC, T, tid);
@@ -69,7 +75,13 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   const int warp_row0 = q0 + wg * 64 + wl * 16;  // first query row of this warp
   const int row_lo = warp_row0 + (lane >> 2);    // + 8r
-  const int row_doc0 = mask.row_doc(row_lo), row_doc1 = mask.row_doc(row_lo + 8);  // scalars: no local frame
+  // General kind: row i (< T) sees exactly the keys [key_lo(i), key_hi(i)] (flash_attention_mask.cuh),
+  // so a masked tile costs two compares per element. Rows >= T (never written) keep [0, T-1].
+  // Scalars, not arrays: no local-memory frame.
+  const int klo0 = GENERAL && row_lo < T ? mask.key_lo(row_lo) : 0;
+  const int khi0 = GENERAL && row_lo < T ? mask.key_hi(row_lo) : T - 1;
+  const int klo1 = GENERAL && row_lo + 8 < T ? mask.key_lo(row_lo + 8) : 0;
+  const int khi1 = GENERAL && row_lo + 8 < T ? mask.key_hi(row_lo + 8) : T - 1;
 
   for (int j = kb_begin; j < kb_end; ++j) {
     cp_async_wait<0>();
@@ -91,26 +103,47 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
     wg_fence_regs(s);
 
     const int key0 = j * BC;
-    if (mod.active) {
+    if constexpr (GENERAL) {
+      const int modk = mod_kind(p);
+      if (modk != kModNone) {  // uniform branches around the whole tile, never per element
+        const ScoreMod mod(p, h);
+        auto modify = [&](auto cap_on) {
 #pragma unroll
-      for (int n = 0; n < NS; ++n)
+          for (int n = 0; n < NS; ++n)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float unused;
-          s[4 * n + e] = mod.apply(s[4 * n + e], row_lo + ((e >> 1) << 3), key0 + n * 8 + 2 * (lane & 3) + (e & 1),
-                                   &unused);
-        }
-    }
-    const bool need_mask = key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + 15, key0, key0 + BC - 1);
-    if (need_mask) {
+            for (int e = 0; e < 4; ++e) {
+              float unused;
+              s[4 * n + e] = mod.apply_k<decltype(cap_on)::value>(s[4 * n + e], row_lo + ((e >> 1) << 3),
+                                                                  key0 + n * 8 + 2 * (lane & 3) + (e & 1), &unused);
+            }
+        };
+        if (modk == kModSoftcap)
+          modify(std::true_type{});
+        else
+          modify(std::false_type{});
+      }
+      const bool need_mask = key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + 15, key0, key0 + BC - 1);
+      if (need_mask) {
 #pragma unroll
-      for (int n = 0; n < NS; ++n)
+        for (int n = 0; n < NS; ++n)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int row = row_lo + ((e >> 1) << 3);
-          const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-          if (col >= T || !mask.visible(row, col, (e >> 1) ? row_doc1 : row_doc0)) s[4 * n + e] = -INFINITY;
-        }
+          for (int e = 0; e < 4; ++e) {
+            const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+            if (col < ((e >> 1) ? klo1 : klo0) || col > ((e >> 1) ? khi1 : khi0)) s[4 * n + e] = -INFINITY;
+          }
+      }
+    } else {
+      const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > warp_row0);
+      if (need_mask) {
+#pragma unroll
+        for (int n = 0; n < NS; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int row = row_lo + ((e >> 1) << 3);
+            const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+            if (col >= T || (CAUSAL && col > row)) s[4 * n + e] = -INFINITY;
+          }
+      }
     }
 
 #pragma unroll
@@ -310,11 +343,11 @@ void check_forward_params(const FlashAttentionParams& p) {
              "flash attention: token stride smaller than heads * head_dim");
 }
 
-template <int D, bool CAUSAL>
+template <int D, MaskKind MK>
 static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) {
   using Cfg = FwdWgCfg<D>;
-  auto kern = flash_fwd_wg_kernel<D, CAUSAL>;
-  set_smem_limit_once<flash_fwd_wg_kernel<D, CAUSAL>>(Cfg::SMEM);
+  auto kern = flash_fwd_wg_kernel<D, MK>;
+  set_smem_limit_once<flash_fwd_wg_kernel<D, MK>>(Cfg::SMEM);
   dim3 grid((p.T + Cfg::BR - 1) / Cfg::BR, p.H, p.B);
   kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p);
   FLASH_CUDA_CHECK(cudaGetLastError());
@@ -323,10 +356,20 @@ static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) 
 void forward_dispatch(const FlashAttentionParams& p, cudaStream_t stream) {
   check_forward_params(p);
   if (p.bf16) {
-    if (p.D == 64)
-      p.causal ? launch_fwd_bf16<64, true>(p, stream) : launch_fwd_bf16<64, false>(p, stream);
-    else
-      p.causal ? launch_fwd_bf16<128, true>(p, stream) : launch_fwd_bf16<128, false>(p, stream);
+    // 2 head dims x 3 mask kinds = 6 instantiations.
+    switch (mask_kind(p)) {
+      case MaskKind::kFull:
+        p.D == 64 ? launch_fwd_bf16<64, MaskKind::kFull>(p, stream) : launch_fwd_bf16<128, MaskKind::kFull>(p, stream);
+        break;
+      case MaskKind::kCausal:
+        p.D == 64 ? launch_fwd_bf16<64, MaskKind::kCausal>(p, stream)
+                  : launch_fwd_bf16<128, MaskKind::kCausal>(p, stream);
+        break;
+      case MaskKind::kGeneral:
+        p.D == 64 ? launch_fwd_bf16<64, MaskKind::kGeneral>(p, stream)
+                  : launch_fwd_bf16<128, MaskKind::kGeneral>(p, stream);
+        break;
+    }
   } else {
     dim3 grid((p.T + 7) / 8, p.H, p.B);
     if (p.D == 64)

@@ -16,6 +16,10 @@
 // [q_first, q_last] can see lie in [key_lo, key_hi] (window, causal, documents of the first and
 // last row), and likewise the queries of a key block; tiles outside are never loaded.
 // `all_visible` says whether a (rows x keys) rectangle needs no per-element mask at all.
+// For a single row i (q_first = q_last = i < T) the range is exact: i sees precisely the keys
+// [key_lo(i), key_hi(i)], and key j precisely the queries [query_lo(j), query_hi(j)] (window and
+// causal bound an interval, a document is a contiguous run); the bf16 kernels' per-element mask
+// is these two compares.
 #pragma once
 #include <cstdint>
 
@@ -105,33 +109,62 @@ __device__ __forceinline__ float alibi_slope_device(int h, int H) {
   return exp2f(-8.0f * (float)(2 * (h - p) + 1) / (2.0f * (float)p));
 }
 
-// The score modification of head h in raw units (see the top of this file). `active` is uniform
-// over the kernel: with neither ALiBi nor soft-capping the kernels skip it entirely.
+// The score modification of head h, folded into raw units once per head (see the top of this
+// file): with x = scale * s,
+//   s' = s + (slope / scale) * (j - i)                       (ALiBi; exact integer j - i)
+//   s'' = (cap / scale) * tanh(s' * scale / cap),  dfac = 1 - tanh^2   (soft-capping)
+// Forward and backward compute it the same way, so the backward's recomputed P matches the lse.
+// The bf16 kernels pick one copy of their per-element loops by `ModKind` (uniform over the
+// kernel), so a loop carries only the modification that is on: none, ALiBi alone (slope_raw
+// != 0), or soft-capping (with ALiBi or with slope_raw = 0).
+__host__ __device__ __forceinline__ bool mod_enabled(const FlashAttentionParams& p) {
+  return p.alibi || p.softcap > 0.f;
+}
+enum ModKind : int { kModNone = 0, kModAlibi = 1, kModSoftcap = 2 };
+__host__ __device__ __forceinline__ int mod_kind(const FlashAttentionParams& p) {
+  return p.softcap > 0.f ? kModSoftcap : (p.alibi ? kModAlibi : kModNone);
+}
+
 struct ScoreMod {
-  bool active;
-  float scale, inv_scale, slope, cap, inv_cap;
+  bool active = false;
+  float slope_raw = 0.f, cap_raw = 0.f, inv_cap_raw = 0.f;  // inv_cap_raw == 0: soft-capping off
+
+  ScoreMod() = default;  // no modification
 
   __device__ __forceinline__ ScoreMod(const FlashAttentionParams& p, int h)
-      : active(p.alibi || p.softcap > 0.f),
-        scale(p.scale),
-        inv_scale(1.f / p.scale),
-        slope(p.alibi ? alibi_slope_device(h, p.H) : 0.f),
-        cap(p.softcap),
-        inv_cap(p.softcap > 0.f ? 1.f / p.softcap : 0.f) {}
+      : active(mod_enabled(p)),
+        slope_raw(p.alibi ? alibi_slope_device(h, p.H) / p.scale : 0.f),
+        cap_raw(p.softcap / p.scale),
+        inv_cap_raw(p.softcap > 0.f ? p.scale / p.softcap : 0.f) {}
 
   // Raw score s (= q.k) of query i, key j -> modified score in raw units; *dfac = d mod / d s
-  // up to the scale the kernels apply themselves (1 - tanh^2 with soft-capping, else 1).
-  __device__ __forceinline__ float apply(float s, int i, int j, float* dfac) const {
-    float x = fmaf(s, scale, -slope * (float)(i - j));
+  // (1 - tanh^2 with soft-capping, else 1). CAP: soft-capping on (compile time, for the loops of
+  // the bf16 kernels); `apply` decides at runtime (fp32 parity kernels).
+  template <bool CAP>
+  __device__ __forceinline__ float apply_k(float s, int i, int j, float* dfac) const {
+    float x = fmaf(slope_raw, (float)(j - i), s);
     float d = 1.f;
-    if (cap > 0.f) {
-      const float th = tanhf(x * inv_cap);
-      x = cap * th;
-      d = 1.f - th * th;
+    if constexpr (CAP) {
+      const float th = tanhf(x * inv_cap_raw);
+      x = cap_raw * th;
+      d = fmaf(-th, th, 1.f);
     }
     *dfac = d;
-    return x * inv_scale;
+    return x;
+  }
+  __device__ __forceinline__ float apply(float s, int i, int j, float* dfac) const {
+    return inv_cap_raw > 0.f ? apply_k<true>(s, i, j, dfac) : apply_k<false>(s, i, j, dfac);
   }
 };
+
+// Which compiled variant of a bf16 kernel serves p: the plain ones (compile-time causal or full,
+// no mask state at all: the code and speed of the kernels before masks existed) unless a window,
+// documents, ALiBi or soft-capping is on; then the general one (causal a runtime flag).
+enum class MaskKind { kFull, kCausal, kGeneral };
+
+inline MaskKind mask_kind(const FlashAttentionParams& p) {
+  if (p.window > 0 || p.doc_ids != nullptr || mod_enabled(p)) return MaskKind::kGeneral;
+  return p.causal ? MaskKind::kCausal : MaskKind::kFull;
+}
 
 }  // namespace attn::flash

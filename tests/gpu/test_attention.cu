@@ -60,7 +60,10 @@ TEST(CudaAttentionOptions, UnsupportedOptionsNameTheKey) {
       EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
     }
   };
-  for (const char* impl : {"naive", "flash"}) {
+  // Naive CUDA attention has no masks beyond causal and no score modifications (flash has them
+  // all: tests/gpu/test_flash_variants.cu), so it must refuse each one by its key.
+  {
+    const char* impl = "naive";
     attn::AttentionOptions o;
     o.impl = impl;
     o.sliding_window = 16;
@@ -77,6 +80,28 @@ TEST(CudaAttentionOptions, UnsupportedOptionsNameTheKey) {
     o.impl = impl;
     o.document_mask = true;
     expect_error(o, "attention.document_mask");
+  }
+  // Flash accepts every mask and score modification together ...
+  {
+    attn::AttentionOptions o;
+    o.impl = "flash";
+    o.sliding_window = 16, o.alibi = true, o.softcap = 30.0f, o.document_mask = true;
+    EXPECT_NO_THROW(attn::make_cuda_attention(o, attn::DType::F32));
+  }
+  // ... but refuses attention dropout, naming the config key, before touching any buffer.
+  {
+    attn::AttentionOptions o;
+    o.impl = "flash";
+    auto att = attn::make_cuda_attention(o, attn::DType::F32);
+    attn::AttentionShape s;
+    s.B = 1, s.T = 8, s.n_head = 2, s.n_kv_head = 2, s.head_dim = 64;
+    const attn::DropoutState drop{0.1f, 1234};
+    try {
+      att->forward(nullptr, nullptr, nullptr, nullptr, s, drop, 0);
+      ADD_FAILURE() << "flash attention accepted attention dropout";
+    } catch (const attn::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("model.attn_dropout"), std::string::npos) << e.what();
+    }
   }
   attn::AttentionOptions o;
   o.impl = "bogus";

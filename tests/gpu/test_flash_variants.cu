@@ -123,7 +123,8 @@ struct Errors {
 
 // Forward + backward of the flash kernels in precision E (float or bf16).
 template <typename E>
-Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::vector<E>* dqkv_raw) {
+Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::vector<E>* dqkv_raw,
+                 std::vector<E>* y_raw = nullptr) {
   const int W = v.width(), HD = v.H * v.D;
   tu::DevBuf<E> qkv(r.qkv), dy(r.dy), y(static_cast<size_t>(v.B) * v.T * HD), dqkv(r.qkv.size());
   tu::DevBuf<float> lse(r.lse.size());
@@ -179,6 +180,10 @@ Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::
   e.dq = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz < qe; });
   e.dk = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz >= qe && i % Wz < ke; });
   e.dv = rel_err(g, r.dqkv, [&](size_t i) { return i % Wz >= ke; });
+  if (y_raw) {
+    y_raw->resize(y.size());
+    CUDA_CHECK(cudaMemcpy(y_raw->data(), y.get(), y.size() * sizeof(E), cudaMemcpyDeviceToHost));
+  }
   if (dqkv_raw) {
     dqkv_raw->resize(dqkv.size());
     CUDA_CHECK(cudaMemcpy(dqkv_raw->data(), dqkv.get(), dqkv.size() * sizeof(E), cudaMemcpyDeviceToHost));
@@ -246,6 +251,32 @@ std::vector<Variant> variants() {
 INSTANTIATE_TEST_SUITE_P(FlashVariants, FlashVariants, ::testing::ValuesIn(variants()),
                          [](const ::testing::TestParamInfo<Variant>& i) { return i.param.name; });
 
+// The general kernels (chosen whenever a window is set) with a window that masks nothing
+// (window = T) against the plain causal / full kernels (window 0): the same tiles and the same
+// arithmetic, so O and the deterministic gradients must agree bit for bit. Catches the two code
+// paths (kernels/flash_attention_mask.cuh: MaskKind) drifting apart, e.g. a tile range or a
+// per-element mask of the general path that differs from the plain one.
+TEST(FlashVariantsGeneralVsPlain, WindowCoveringAllIsBitwiseThePlainKernel) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  for (const bool causal : {true, false})
+    for (const int D : {64, 128}) {
+      const Variant plain{causal ? "plain_causal" : "plain_full", 2, 333, 4, 2, D, causal};
+      Variant general = plain;
+      general.name += "_window_T";
+      general.window = plain.T;
+      const Reference r = make_reference(plain, seed + D + causal);
+      std::vector<tu::bf16> y_plain, y_general, g_plain, g_general;
+      check(plain, "bf16-det", run_flash<tu::bf16>(plain, r, true, &g_plain, &y_plain), 1e-2);
+      check(general, "bf16-det", run_flash<tu::bf16>(general, r, true, &g_general, &y_general), 1e-2);
+      EXPECT_EQ(0, std::memcmp(y_plain.data(), y_general.data(), y_plain.size() * sizeof(tu::bf16)))
+          << "O of the general kernel differs from the plain one, D " << D << (causal ? " causal" : " full");
+      EXPECT_EQ(0, std::memcmp(g_plain.data(), g_general.data(), g_plain.size() * sizeof(tu::bf16)))
+          << "dQKV of the general kernels differs from the plain ones, D " << D << (causal ? " causal" : " full");
+    }
+}
+
 // kern::document_ids against the CPU rule doc(t) = #eot among inputs[0..t-1], on rows longer
 // than one chunk per thread (T > 256) and shorter, with eot at the first and last positions.
 TEST(FlashVariantsDocumentIds, MatchTheCpuRule) {
@@ -312,6 +343,31 @@ TEST(FlashVariantsMask, TileRangesCoverEveryVisiblePair) {
         }
       ASSERT_EQ(m.all_visible(a, b, c, e), all) << where;
     }
+  }
+}
+
+// The per-element mask of the bf16 kernels: for one row i the keys it sees are exactly
+// [key_lo(i), key_hi(i)], and the queries that see key j exactly [query_lo(j), query_hi(j)]
+// (brute force over every pair, random masks; documents of length 1 included). Needs no GPU.
+TEST(FlashVariantsMask, SingleRowRangesAreExact) {
+  std::mt19937 g(2);
+  for (int trial = 0; trial < 1000; ++trial) {
+    const int T = 1 + static_cast<int>(g() % 200);
+    const bool causal = g() % 2, docs = g() % 2;
+    const int window = g() % 3 == 0 ? 0 : 1 + static_cast<int>(g() % 150);
+    std::vector<int32_t> doc(T);
+    for (int t = 0, d = 0; t < T; ++t) doc[t] = d, d += g() % 9 == 0;
+    attn::FlashAttentionParams p;
+    p.T = T, p.causal = causal, p.window = window, p.doc_ids = docs ? doc.data() : nullptr;
+    const attn::flash::FlashMask m(p, 0);
+    const std::string where = "T " + std::to_string(T) + " causal " + std::to_string(causal) + " window " +
+                              std::to_string(window) + " docs " + std::to_string(docs);
+    for (int i = 0; i < T; ++i)
+      for (int j = 0; j < T; ++j) {
+        const bool vis = (!causal || j <= i) && (window == 0 || i - j < window) && (!docs || doc[i] == doc[j]);
+        ASSERT_EQ(m.key_lo(i) <= j && j <= m.key_hi(i), vis) << where << " row " << i << " key " << j;
+        ASSERT_EQ(m.query_lo(j) <= i && i <= m.query_hi(j), vis) << where << " key " << j << " query " << i;
+      }
   }
 }
 
