@@ -2,20 +2,9 @@
 """PyTorch peers of tests/gpu/bench_decode_attention.cu: decode attention (one query token per
 sequence) over a bf16 KV cache through F.scaled_dot_product_attention with each SDPA backend
 (cuDNN, flash, efficient, math), and flash_attn_with_kvcache when the flash_attn package is
-importable. Same timing as ours: before every timed call the L2 cache is flushed (a fill of
-2x the L2 size) and the GPU kept busy by a short spin so that Python's launch overhead is not
-timed (both outside the events); CUDA events around the call alone, median of --reps. Same
-bandwidth formula: cache bytes read = 2 * B * H * ctx * D * 2, against the device-to-device
-copy bandwidth (a 1 GiB copy, read + write bytes) measured in the same process.
-A backend that refuses a shape is reported ("error"), not fatal. Prints JSON lines.
-
-usage: python3 scripts/bench_decode_sdpa.py [--reps N] [--shape B,H,D,ctx ...]
-"""PyTorch peers of tests/gpu/bench_decode_attention.cu: decode attention (one query token per
-sequence) over a bf16 KV cache through F.scaled_dot_product_attention with each SDPA backend
-(cuDNN, flash, efficient, math), and flash_attn_with_kvcache when the flash_attn package is
 importable. Same timing as ours: the L2 cache flushed before every timed call (a fill of 2x
-the L2 size, then a GPU spin so that launch overhead is not timed, both outside the events), CUDA events around the call alone, median of --reps; the same
-bandwidth formula (cache bytes read = 2 * B * H * ctx * D * 2) against the device-to-device
+the L2 size, then a GPU spin so that launch overhead is not timed, both outside the events),
+CUDA events around the call alone, median of --reps; the same bandwidth formula (cache bytes read = 2 * B * H * ctx * D * 2) against the device-to-device
 copy bandwidth (a 1 GiB copy, read + write bytes) measured in the same process.
 A backend that refuses a shape is reported ("error"), not fatal. Prints JSON lines.
 
