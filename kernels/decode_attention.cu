@@ -4,7 +4,7 @@
 // decode_split_kernel, grid (head groups x splits, Hkv, B), 128 threads: block (j, s, g, b)
 // streams cache rows [s * chunk, min((s + 1) * chunk, lengths[b])) of kv head g once, straight
 // from 16-byte (8-byte for 8-bit) loads into registers (no shared-memory staging), and serves
-// query heads g*G + 4j .. g*G + 4j + 3 from that read (blocks of the other head groups read
+// query heads g*G + 4j .. g*G + 4j + 3 (MHA: head g) from that read (blocks of the other head groups read
 // the same rows at the same time, from L2):
 //   s_t = (scale * log2 e) * ks_t * (q_h . k_t)             (ks_t = 1 unless 8-bit)
 //   m = max_t s_t,  l = sum_t 2^(s_t - m),  o = sum_t 2^(s_t - m) vs_t v_t   (online, per lane)
@@ -57,13 +57,11 @@ namespace {
 
 constexpr int kDecodeThreads = 128;  // 4 warps
 constexpr int kDecodeWarps = kDecodeThreads / 32;
-constexpr int kHeadsPerBlock = 4;    // query heads of one kv head served by one block (registers)
+// Query heads of one kv head served by one block: kHeadsPerBlock (q and acc in registers), or
+// one for MHA, whose kernel then needs half the registers: twice the resident blocks, twice
+// the loads in flight.
+constexpr int kHeadsPerBlock = 4;
 constexpr int kCombineThreads = 256;
-// Bytes of K/V rows a block asks L2 to fetch ahead of its register loads: the register double
-// buffer alone keeps one iteration (8-16 KiB per block) in flight, too little to cover HBM
-// latency under load (Little's law: ~3 TB/s x ~1 us); bulk L2 prefetches keep this much more
-// in flight without registers (~400 resident blocks x 64 KiB ~ 25 MB, within the 50 MB L2).
-constexpr int kPrefetchBytes = 64 * 1024;
 
 constexpr bool is_8bit(KVCacheDType c) { return c == KVCacheDType::FP8_E4M3 || c == KVCacheDType::INT8; }
 constexpr int element_bytes(KVCacheDType c) { return c == KVCacheDType::FP32 ? 4 : c == KVCacheDType::BF16 ? 2 : 1; }
@@ -72,18 +70,18 @@ constexpr int element_bytes(KVCacheDType c) { return c == KVCacheDType::FP32 ? 4
 // (one 16-byte load for fp32/bf16, one 8-byte load for 8-bit: 8 columns, so the dot product
 // and the output accumulator cost the same registers for bf16 and 8-bit); kLanesPerRow lanes
 // cover a row, so one warp load instruction reads kRowsPerLoad consecutive rows (contiguous
-// bytes). Each lane issues kLoadsPerLane loads of K and as many of V per iteration, the next
-// iteration's before the current one is computed; they wait for L2 only (kPrefetchBytes).
+// bytes). Each lane issues kLoadsPerLane loads of K and as many of V per iteration (128 bytes
+// per lane, 16 KiB per block in flight: Little's law wants ~24 KiB per SM), and the next
+// iteration's loads are issued before the current one is computed.
 template <KVCacheDType C, int D>
 struct DecodeGeometry {
   static constexpr int kVec = C == KVCacheDType::FP32 ? 4 : 8;
   static constexpr int kLoadBytes = kVec * element_bytes(C);
   static constexpr int kLanesPerRow = D / kVec;
   static constexpr int kRowsPerLoad = 32 / kLanesPerRow;
-  static constexpr int kLoadsPerLane = 4;
+  static constexpr int kLoadsPerLane = 64 / kLoadBytes;
   static constexpr int kWarpRows = kRowsPerLoad * kLoadsPerLane;  // rows per warp per iteration
   static constexpr int kBlockRows = kDecodeWarps * kWarpRows;       // rows per block per iteration
-  static constexpr int kPrefetchIters = std::max(1, kPrefetchBytes / (2 * kBlockRows * D * element_bytes(C)));
   using Raw = std::conditional_t<kLoadBytes == 16, int4, uint2>;
   static_assert(kLanesPerRow <= 32 && 32 % kLanesPerRow == 0, "a row must be covered by a power-of-two lane group");
 };
@@ -136,15 +134,6 @@ struct DecodeArgs {
   float* part_l;
 };
 
-// Asks L2 to fetch [p, p + bytes) from global memory (no completion to wait for). The span is
-// widened to 16-byte boundaries (the instruction's unit): each widened 16-byte block still holds
-// a requested byte, so it lies in the same mapped allocation.
-__device__ __forceinline__ void prefetch_l2(const void* p, uint32_t bytes) {
-  const size_t begin = __cvta_generic_to_global(p) & ~size_t(15);
-  const size_t end = (__cvta_generic_to_global(p) + bytes + 15) & ~size_t(15);
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(begin), "r"((uint32_t)(end - begin)) : "memory");
-}
-
 // exp2 argument shift that is never -inf (a state that has seen no row yet has m = -inf).
 __device__ __forceinline__ float finite_or_zero(float m) { return m == -INFINITY ? 0.0f : m; }
 
@@ -155,13 +144,17 @@ __device__ __forceinline__ float finite_or_zero(float m) { return m == -INFINITY
 //   m' = max(m, max_t s_t),  l' = 2^(m - m') l + sum_t 2^(s_t - m'),
 //   acc' = 2^(m - m') acc + sum_t 2^(s_t - m') vs_t v_t
 // At the end the states of a warp's row streams, then of the 4 warps, merge by the same rule.
-template <KVCacheDType C, int D>
-__global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(DecodeArgs a) {
+// Resident blocks per SM the register budget is held to (what each variant reaches without
+// spilling; more blocks = more loads in flight).
+template <KVCacheDType C, int kHG>
+constexpr int kDecodeMinBlocks = kHG == 1 ? (is_8bit(C) ? 3 : 4) : (is_8bit(C) ? 2 : 3);
+
+template <KVCacheDType C, int D, int kHG>
+__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) decode_split_kernel(DecodeArgs a) {
   using Geo = DecodeGeometry<C, D>;
   using Raw = typename Geo::Raw;
   constexpr int kVec = Geo::kVec, kL = Geo::kLanesPerRow, kR = Geo::kRowsPerLoad, kN = Geo::kLoadsPerLane;
   constexpr int kRowBytes = D * element_bytes(C);
-  constexpr int kHG = kHeadsPerBlock;
   const int head_group = blockIdx.x % a.head_groups, split = blockIdx.x / a.head_groups;
   const int g = blockIdx.y, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row_in_load = lane / kL, col = lane % kL;
@@ -218,24 +211,8 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(DecodeArgs
     }
   };
 
-  // Lanes 0-3 of warp 0 prefetch one iteration's K rows, V rows, K scales, V scales into L2.
-  const uint8_t* k_rows = a.k + row0 * kRowBytes;
-  const uint8_t* v_rows = a.v + row0 * kRowBytes;
-  auto prefetch_iteration = [&](int t0) {
-    const int t1 = min(t0 + Geo::kBlockRows, t_end);
-    if (threadIdx.x >= (is_8bit(C) ? 4 : 2) || t0 >= t1) return;
-    const int n = t1 - t0;
-    if (threadIdx.x == 0) prefetch_l2(k_rows + (size_t)t0 * kRowBytes, (uint32_t)n * kRowBytes);
-    else if (threadIdx.x == 1) prefetch_l2(v_rows + (size_t)t0 * kRowBytes, (uint32_t)n * kRowBytes);
-    else if (threadIdx.x == 2) prefetch_l2(k_scale + t0, (uint32_t)n * 4);
-    else prefetch_l2(v_scale + t0, (uint32_t)n * 4);
-  };
-#pragma unroll 1
-  for (int i = 0; i < Geo::kPrefetchIters; ++i) prefetch_iteration(t_begin + i * Geo::kBlockRows);
-
   load(t_begin, k_cur, v_cur, ks_cur, vs_cur);
   for (int t0 = t_begin; t0 < t_end; t0 += Geo::kBlockRows) {
-    prefetch_iteration(t0 + Geo::kPrefetchIters * Geo::kBlockRows);
     Raw k_next[kN], v_next[kN];
     float ks_next[kN], vs_next[kN];
     load(t0 + Geo::kBlockRows, k_next, v_next, ks_next, vs_next);  // in flight while this one is computed
@@ -495,16 +472,19 @@ __global__ void kv_cache_write_kernel(WriteArgs a) {
 // ---- host side ----------------------------------------------------------------------------
 using SplitKernel = void (*)(DecodeArgs);
 
+int heads_per_block(int G) { return G == 1 ? 1 : kHeadsPerBlock; }
+
 template <KVCacheDType C>
-SplitKernel split_kernel_for_d(int D) {
-  return D == 64 ? decode_split_kernel<C, 64> : decode_split_kernel<C, 128>;
+SplitKernel split_kernel_for(int D, int G) {
+  if (G == 1) return D == 64 ? decode_split_kernel<C, 64, 1> : decode_split_kernel<C, 128, 1>;
+  return D == 64 ? decode_split_kernel<C, 64, kHeadsPerBlock> : decode_split_kernel<C, 128, kHeadsPerBlock>;
 }
-SplitKernel split_kernel(KVCacheDType c, int D) {
+SplitKernel split_kernel(KVCacheDType c, int D, int G) {
   switch (c) {
-    case KVCacheDType::FP32: return split_kernel_for_d<KVCacheDType::FP32>(D);
-    case KVCacheDType::BF16: return split_kernel_for_d<KVCacheDType::BF16>(D);
-    case KVCacheDType::FP8_E4M3: return split_kernel_for_d<KVCacheDType::FP8_E4M3>(D);
-    case KVCacheDType::INT8: return split_kernel_for_d<KVCacheDType::INT8>(D);
+    case KVCacheDType::FP32: return split_kernel_for<KVCacheDType::FP32>(D, G);
+    case KVCacheDType::BF16: return split_kernel_for<KVCacheDType::BF16>(D, G);
+    case KVCacheDType::FP8_E4M3: return split_kernel_for<KVCacheDType::FP8_E4M3>(D, G);
+    case KVCacheDType::INT8: return split_kernel_for<KVCacheDType::INT8>(D, G);
   }
   return nullptr;
 }
@@ -541,8 +521,8 @@ int blocks_per_sm(int dev, SplitKernel kernel) {
 
 // Rows a block consumes per iteration (the chunk is a multiple of it).
 int block_rows(KVCacheDType c, int D) {
-  const int vec = c == KVCacheDType::FP32 ? 4 : 8;
-  return kDecodeWarps * (32 / (D / vec)) * 4;  // DecodeGeometry::kBlockRows
+  const int vec = c == KVCacheDType::FP32 ? 4 : 8, load_bytes = vec * (int)kv_cache_element_bytes(c);
+  return kDecodeWarps * (32 / (D / vec)) * (64 / load_bytes);
 }
 
 // How one decode call is cut up: a function of (dtype, B, Hkv, max_len, D, G, device) only.
@@ -556,8 +536,8 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   check_shape(s, p.H, "decode_attention");
   DecodePlan plan;
   plan.G = p.H / s.Hkv;
-  plan.head_groups = ceil_div(plan.G, kHeadsPerBlock);
-  plan.kernel = split_kernel(s.dtype, s.D);
+  plan.head_groups = ceil_div(plan.G, heads_per_block(plan.G));
+  plan.kernel = split_kernel(s.dtype, s.D, plan.G);
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
