@@ -1,16 +1,18 @@
 // Decode attention over a KV cache ("flash-decoding") and the cache writes that feed it.
 // The contract and the math are in kernels/decode_attention.h; here, how it runs:
 //
-// decode_split_kernel, grid (splits, Hkv, B), 128 threads: block (s, g, b) streams cache rows
-// [s * chunk, min((s + 1) * chunk, lengths[b])) of kv head g once, in tiles of 8 KiB of K and
-// 8 KiB of V (16-byte loads, the next tile's loads in flight while the current one is
-// computed), and serves all G = H / Hkv query heads of g from that one read:
+// decode_split_kernel, grid (head groups x splits, Hkv, B), 128 threads: block (j, s, g, b)
+// streams cache rows [s * chunk, min((s + 1) * chunk, lengths[b])) of kv head g once, straight
+// from 16-byte (8-byte for 8-bit) loads into registers (no shared-memory staging), and serves
+// query heads g*G + 4j .. g*G + 4j + 3 (MHA: head g) from that read (blocks of the other head groups read
+// the same rows at the same time, from L2):
 //   s_t = (scale * log2 e) * ks_t * (q_h . k_t)             (ks_t = 1 unless 8-bit)
-//   m = max_t s_t,  l = sum_t 2^(s_t - m),  o = sum_t 2^(s_t - m) vs_t v_t   (online over tiles)
+//   m = max_t s_t,  l = sum_t 2^(s_t - m),  o = sum_t 2^(s_t - m) vs_t v_t   (online, per lane)
 // and writes the partial (m, l, o) of its chunk to fp32 workspace. Blocks whose chunk starts
-// at or beyond lengths[b] exit at once; the split count depends on (B, Hkv, max_len, device)
-// only, so a captured CUDA graph stays valid while the lengths grow.
-// decode_combine_kernel, grid B * H, D threads: the log-sum-exp merge of the valid splits
+// at or beyond lengths[b] exit at once; the split count depends on (B, Hkv, H, max_len, device)
+// only (one full wave of resident blocks), so a captured CUDA graph stays valid while the
+// lengths grow.
+// decode_combine_kernel, grid B * H, 256 threads: the log-sum-exp merge of the valid splits
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
 // launched with programmatic dependent launch (it waits for the split kernel in-kernel, so
 // its launch latency overlaps the split kernel's tail).
@@ -24,6 +26,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 #include "core/error.h"
 #include "kernels/common.cuh"
@@ -52,54 +55,67 @@ KVCacheDType parse_kv_cache_dtype(const char* name) {
 namespace kern {
 namespace {
 
-constexpr int kDecodeThreads = 128;
-constexpr int kTileBytes = 8192;  // bytes of K (and of V) per tile
+constexpr int kDecodeThreads = 128;  // 4 warps
+constexpr int kDecodeWarps = kDecodeThreads / 32;
+// Query heads of one kv head served by one block: kHeadsPerBlock (q and acc in registers), or
+// one for MHA, whose kernel then needs half the registers: twice the resident blocks, twice
+// the loads in flight.
+constexpr int kHeadsPerBlock = 4;
+constexpr int kCombineThreads = 256;
 
 constexpr bool is_8bit(KVCacheDType c) { return c == KVCacheDType::FP8_E4M3 || c == KVCacheDType::INT8; }
 constexpr int element_bytes(KVCacheDType c) { return c == KVCacheDType::FP32 ? 4 : c == KVCacheDType::BF16 ? 2 : 1; }
 
-// Tile geometry of one (cache dtype, D): every thread issues kLoads 16-byte loads of K and as
-// many of V per tile (4 for every dtype and D).
+// Register geometry of one (cache dtype, D). A lane owns kVec consecutive columns of a row
+// (one 16-byte load for fp32/bf16, one 8-byte load for 8-bit: 8 columns, so the dot product
+// and the output accumulator cost the same registers for bf16 and 8-bit); kLanesPerRow lanes
+// cover a row, so one warp load instruction reads kRowsPerLoad consecutive rows (contiguous
+// bytes). Each lane issues kLoadsPerLane loads of K and as many of V per iteration (128 bytes
+// per lane, 16 KiB per block in flight: Little's law wants ~24 KiB per SM), and the next
+// iteration's loads are issued before the current one is computed.
 template <KVCacheDType C, int D>
-struct DecodeTile {
-  static constexpr int kVec = 16 / element_bytes(C);              // elements per 16-byte load
-  static constexpr int kVecsPerRow = D / kVec;
-  static constexpr int kRows = kTileBytes / (D * element_bytes(C));  // cache positions per tile
-  static constexpr int kLoads = kRows * kVecsPerRow / kDecodeThreads;
-  static constexpr int kStride = D + 1;  // floats per row in shared memory: column reads conflict-free
-  static_assert(kLoads * kDecodeThreads == kRows * kVecsPerRow, "tile must divide evenly over the block");
-  static_assert(kRows <= kDecodeThreads, "one thread per row loads the row scales");
+struct DecodeGeometry {
+  static constexpr int kVec = C == KVCacheDType::FP32 ? 4 : 8;
+  static constexpr int kLoadBytes = kVec * element_bytes(C);
+  static constexpr int kLanesPerRow = D / kVec;
+  static constexpr int kRowsPerLoad = 32 / kLanesPerRow;
+  static constexpr int kLoadsPerLane = 64 / kLoadBytes;
+  static constexpr int kWarpRows = kRowsPerLoad * kLoadsPerLane;  // rows per warp per iteration
+  static constexpr int kBlockRows = kDecodeWarps * kWarpRows;       // rows per block per iteration
+  using Raw = std::conditional_t<kLoadBytes == 16, int4, uint2>;
+  static_assert(kLanesPerRow <= 32 && 32 % kLanesPerRow == 0, "a row must be covered by a power-of-two lane group");
 };
 
-// Shared memory of the split kernel, in floats.
-__host__ __device__ constexpr size_t decode_smem_floats(int rows, int D, int G) {
-  return 2 * (size_t)rows * (D + 1) + 2 * (size_t)rows + 2 * (size_t)G * D + (size_t)G * rows + 3 * (size_t)G;
+// Stored cache elements of one load -> floats (the stored values; 8-bit scales applied later).
+__device__ __forceinline__ void unpack(const int4& w, float* out, std::integral_constant<KVCacheDType, KVCacheDType::FP32>) {
+  out[0] = __int_as_float(w.x); out[1] = __int_as_float(w.y); out[2] = __int_as_float(w.z); out[3] = __int_as_float(w.w);
 }
-
-// 16 bytes of stored cache elements -> floats (the stored values; 8-bit scales applied later).
-template <KVCacheDType C>
-__device__ __forceinline__ void unpack16(const int4& bits, float* out) {
-  if constexpr (C == KVCacheDType::FP32) {
-    out[0] = __int_as_float(bits.x); out[1] = __int_as_float(bits.y);
-    out[2] = __int_as_float(bits.z); out[3] = __int_as_float(bits.w);
-  } else if constexpr (C == KVCacheDType::BF16) {
-    const Pack128<bf16> p = [&] { Pack128<bf16> q; memcpy(&q, &bits, 16); return q; }();
+// bf16 is the top half of an fp32: element 2i is the low half of word i.
+__device__ __forceinline__ void unpack(const int4& w, float* out, std::integral_constant<KVCacheDType, KVCacheDType::BF16>) {
+  const uint32_t u[4] = {(uint32_t)w.x, (uint32_t)w.y, (uint32_t)w.z, (uint32_t)w.w};
 #pragma unroll
-    for (int i = 0; i < 8; ++i) out[i] = p.get(i);
-  } else if constexpr (C == KVCacheDType::FP8_E4M3) {
-    const uint32_t w[4] = {(uint32_t)bits.x, (uint32_t)bits.y, (uint32_t)bits.z, (uint32_t)bits.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const __half2 lo = __half2(__nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(w[i] & 0xffffu), __NV_E4M3));
-      const __half2 hi = __half2(__nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(w[i] >> 16), __NV_E4M3));
-      const float2 a = __half22float2(lo), b = __half22float2(hi);
-      out[4 * i + 0] = a.x; out[4 * i + 1] = a.y; out[4 * i + 2] = b.x; out[4 * i + 3] = b.y;
-    }
-  } else {
-    const uint32_t w[4] = {(uint32_t)bits.x, (uint32_t)bits.y, (uint32_t)bits.z, (uint32_t)bits.w};
-#pragma unroll
-    for (int i = 0; i < 16; ++i) out[i] = (float)(int8_t)((w[i / 4] >> (8 * (i % 4))) & 0xffu);
+  for (int i = 0; i < 4; ++i) {
+    out[2 * i] = __uint_as_float(u[i] << 16);
+    out[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
   }
+}
+// e4m3 pairs -> half2 in one conversion each, then to float.
+__device__ __forceinline__ void unpack(const uint2& w, float* out, std::integral_constant<KVCacheDType, KVCacheDType::FP8_E4M3>) {
+  const uint32_t u[2] = {w.x, w.y};
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const float2 a = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(u[i] & 0xffffu), __NV_E4M3)));
+    const float2 b = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(u[i] >> 16), __NV_E4M3)));
+    out[4 * i + 0] = a.x; out[4 * i + 1] = a.y; out[4 * i + 2] = b.x; out[4 * i + 3] = b.y;
+  }
+}
+// int8 x -> float exactly: the byte (x + 128) as the mantissa of 2^23, i.e. 2^23 + x + 128,
+// minus 2^23 + 128 (one byte permute and one add per element).
+__device__ __forceinline__ void unpack(const uint2& w, float* out, std::integral_constant<KVCacheDType, KVCacheDType::INT8>) {
+  const uint32_t u[2] = {w.x ^ 0x80808080u, w.y ^ 0x80808080u};
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    out[i] = __uint_as_float(__byte_perm(u[i / 4], 0x4B000000u, 0x7540u | (i % 4))) - 8388736.0f;
 }
 
 struct DecodeArgs {
@@ -111,173 +127,216 @@ struct DecodeArgs {
   const float* k_scale;  // nullptr unless 8-bit
   const float* v_scale;
   const int32_t* lengths;
-  int H, Hkv, G, max_len, chunk, splits;
+  int H, Hkv, G, head_groups, max_len, chunk, splits;
   float q_scale;  // scale * log2(e): scores in the exp2 domain
   float* part_o;  // (B, H, splits, D)
   float* part_m;  // (B, H, splits)
   float* part_l;
 };
 
-template <KVCacheDType C, int D>
-__global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(DecodeArgs a) {
-  using Tile = DecodeTile<C, D>;
-  constexpr int kRows = Tile::kRows, kStride = Tile::kStride, kVec = Tile::kVec, kLoads = Tile::kLoads;
+// exp2 argument shift that is never -inf (a state that has seen no row yet has m = -inf).
+__device__ __forceinline__ float finite_or_zero(float m) { return m == -INFINITY ? 0.0f : m; }
+
+// Block (head group, split) x kv head g x sequence b. Each lane keeps, for each of the block's
+// heads h and its own stream of rows (rows t with (t mod kWarpRows) / kRowsPerLoad fixed),
+// the online-softmax state m_h, l_h and acc_h[kVec] of its columns:
+//   s_t = q_h . k_t (q pre-scaled, lane partial dots summed over the row's lanes by shuffles) * ks_t
+//   m' = max(m, max_t s_t),  l' = 2^(m - m') l + sum_t 2^(s_t - m'),
+//   acc' = 2^(m - m') acc + sum_t 2^(s_t - m') vs_t v_t
+// At the end the states of a warp's row streams, then of the 4 warps, merge by the same rule.
+// Resident blocks per SM the register budget is held to (what each variant reaches without
+// spilling; more blocks = more loads in flight).
+template <KVCacheDType C, int kHG>
+constexpr int kDecodeMinBlocks = kHG == 1 ? (is_8bit(C) ? 3 : 4) : (is_8bit(C) ? 2 : 3);
+
+template <KVCacheDType C, int D, int kHG>
+__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) decode_split_kernel(DecodeArgs a) {
+  using Geo = DecodeGeometry<C, D>;
+  using Raw = typename Geo::Raw;
+  constexpr int kVec = Geo::kVec, kL = Geo::kLanesPerRow, kR = Geo::kRowsPerLoad, kN = Geo::kLoadsPerLane;
   constexpr int kRowBytes = D * element_bytes(C);
-  const int split = blockIdx.x, g = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+  const int head_group = blockIdx.x % a.head_groups, split = blockIdx.x / a.head_groups;
+  const int g = blockIdx.y, b = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row_in_load = lane / kL, col = lane % kL;
   const int len = min(max(a.lengths[b], 0), a.max_len);
   const int t_begin = split * a.chunk, t_end = min(t_begin + a.chunk, len);
   if (t_begin >= t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
+  const int h0 = g * a.G + head_group * kHG;           // first query head of this block
+  const int heads = min(kHG, a.G - head_group * kHG);  // 1..kHG
 
-  const int G = a.G;
-  extern __shared__ float smem[];
-  float* k_tile = smem;                      // [kRows][kStride] stored K values as floats
-  float* v_tile = k_tile + kRows * kStride;  // [kRows][kStride]
-  float* k_row_scale = v_tile + kRows * kStride;  // [kRows]
-  float* v_row_scale = k_row_scale + kRows;       // [kRows] (0 for rows past the end)
-  float* q_s = v_row_scale + kRows;               // [G][D] q * scale * log2 e
-  float* acc = q_s + G * D;                       // [G][D] unnormalised output
-  float* p_s = acc + G * D;                       // [G][kRows] scores, then probabilities * v scale
-  float* m_s = p_s + G * kRows;                   // [G] running max (exp2 domain)
-  float* l_s = m_s + G;                           // [G] running sum
-  float* alpha_s = l_s + G;                       // [G] rescale of this tile
-
-  for (int i = tid; i < G * D; i += kDecodeThreads) {
-    const int64_t off = (int64_t)b * a.q_batch_stride + (int64_t)(g * G) * D + i;  // heads g*G.. are contiguous
-    const float x = a.act_bf16 ? __bfloat162float(static_cast<const bf16*>(a.q)[off]) : static_cast<const float*>(a.q)[off];
-    q_s[i] = x * a.q_scale;
-    acc[i] = 0.0f;
-  }
-  for (int h = tid; h < G; h += kDecodeThreads) {
-    m_s[h] = -INFINITY;
-    l_s[h] = 0.0f;
+  float q[kHG][kVec], acc[kHG][kVec], m[kHG], l[kHG];
+#pragma unroll
+  for (int h = 0; h < kHG; ++h) {
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      acc[h][e] = 0.0f;
+      q[h][e] = 0.0f;
+      if (h < heads) {
+        const int64_t off = (int64_t)b * a.q_batch_stride + (int64_t)(h0 + h) * D + col * kVec + e;
+        const float x = a.act_bf16 ? __bfloat162float(static_cast<const bf16*>(a.q)[off]) : static_cast<const float*>(a.q)[off];
+        q[h][e] = x * a.q_scale;
+      }
+    }
   }
 
   const size_t row0 = ((size_t)b * a.Hkv + g) * a.max_len;  // cache row of (b, g, t = 0)
-  const uint8_t* k_base = a.k + row0 * kRowBytes;
-  const uint8_t* v_base = a.v + row0 * kRowBytes;
+  const uint8_t* k_base = a.k + row0 * kRowBytes + col * Geo::kLoadBytes;
+  const uint8_t* v_base = a.v + row0 * kRowBytes + col * Geo::kLoadBytes;
   const float* k_scale = is_8bit(C) ? a.k_scale + row0 : nullptr;
   const float* v_scale = is_8bit(C) ? a.v_scale + row0 : nullptr;
+  const int lane_row = warp * Geo::kWarpRows + row_in_load;  // + n * kR: this lane's rows of an iteration
 
-  // Registers of the tile in flight: rows past t_end are never read (their memory may hold
-  // garbage or lie past max_len); they come in as zeros with V scale 0.
-  int4 k_reg[kLoads], v_reg[kLoads];
-  float k_sc = 1.0f, v_sc = 1.0f;
-  auto load_tile = [&](int t0) {
+  // One iteration's loads; rows at or past t_end are never read (their memory may hold garbage
+  // or lie past max_len): they come in as zeros, and their scores are set to -inf below.
+  Raw k_cur[kN], v_cur[kN];
+  float ks_cur[kN], vs_cur[kN];
+  auto load = [&](int t0, Raw* kr, Raw* vr, float* ks, float* vs) {
 #pragma unroll
-    for (int j = 0; j < kLoads; ++j) {
-      const int i = tid + j * kDecodeThreads, row = i / Tile::kVecsPerRow, col = i % Tile::kVecsPerRow;
-      if (t0 + row < t_end) {
-        const size_t off = (size_t)(t0 + row) * kRowBytes + (size_t)col * 16;
-        k_reg[j] = __ldcs(reinterpret_cast<const int4*>(k_base + off));
-        v_reg[j] = __ldcs(reinterpret_cast<const int4*>(v_base + off));
-      } else {
-        k_reg[j] = make_int4(0, 0, 0, 0);
-        v_reg[j] = make_int4(0, 0, 0, 0);
-      }
-    }
-    if (tid < kRows) {
-      const bool valid = t0 + tid < t_end;
-      if constexpr (is_8bit(C)) {
-        k_sc = valid ? __ldcs(k_scale + t0 + tid) : 0.0f;
-        v_sc = valid ? __ldcs(v_scale + t0 + tid) : 0.0f;
-      } else {
-        k_sc = 1.0f;
-        v_sc = valid ? 1.0f : 0.0f;
+    for (int n = 0; n < kN; ++n) {
+      const int t = t0 + lane_row + n * kR;
+      kr[n] = Raw{};
+      vr[n] = Raw{};
+      ks[n] = 1.0f;
+      vs[n] = 1.0f;
+      if (t < t_end) {
+        kr[n] = __ldcs(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
+        vr[n] = __ldcs(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
+        if constexpr (is_8bit(C)) {
+          ks[n] = __ldg(k_scale + t);
+          vs[n] = __ldg(v_scale + t);
+        }
       }
     }
   };
 
-  const int warp = tid / 32, lane = tid % 32;
-  load_tile(t_begin);
-  for (int t0 = t_begin; t0 < t_end; t0 += kRows) {
-    // 1. the tile in registers -> floats in shared memory
-#pragma unroll
-    for (int j = 0; j < kLoads; ++j) {
-      const int i = tid + j * kDecodeThreads, row = i / Tile::kVecsPerRow, col = i % Tile::kVecsPerRow;
-      float kx[kVec], vx[kVec];
-      unpack16<C>(k_reg[j], kx);
-      unpack16<C>(v_reg[j], vx);
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) {
-        k_tile[row * kStride + col * kVec + e] = kx[e];
-        v_tile[row * kStride + col * kVec + e] = vx[e];
-      }
-    }
-    if (tid < kRows) {
-      k_row_scale[tid] = k_sc;
-      v_row_scale[tid] = v_sc;
-    }
-    __syncthreads();
-    // 2. the next tile's loads go out now and land while this tile is computed
-    if (t0 + kRows < t_end) load_tile(t0 + kRows);
-    const int rows = min(kRows, t_end - t0);
+  load(t_begin, k_cur, v_cur, ks_cur, vs_cur);
+  for (int t0 = t_begin; t0 < t_end; t0 += Geo::kBlockRows) {
+    Raw k_next[kN], v_next[kN];
+    float ks_next[kN], vs_next[kN];
+    load(t0 + Geo::kBlockRows, k_next, v_next, ks_next, vs_next);  // in flight while this one is computed
 
-    // 3. scores s[h][r] (exp2 domain); -inf past the end
-    for (int i = tid; i < G * kRows; i += kDecodeThreads) {
-      const int h = i / kRows, r = i % kRows;
-      float s = -INFINITY;
-      if (r < rows) {
-        const float* qh = q_s + h * D;
-        const float* kr = k_tile + r * kStride;
-        float dot0 = 0.0f, dot1 = 0.0f;
-#pragma unroll 16
-        for (int d = 0; d < D; d += 2) {
-          dot0 = fmaf(qh[d], kr[d], dot0);
-          dot1 = fmaf(qh[d + 1], kr[d + 1], dot1);
+    // scores s[h][n] (exp2 domain), -inf for rows past the end
+    float s[kHG][kN];
+#pragma unroll
+    for (int n = 0; n < kN; ++n) {
+      float kx[kVec];
+      unpack(k_cur[n], kx, std::integral_constant<KVCacheDType, C>{});
+#pragma unroll
+      for (int h = 0; h < kHG; ++h) {
+        float dot = 0.0f;
+        if (h < heads) {
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) dot = fmaf(q[h][e], kx[e], dot);
+#pragma unroll
+          for (int off = kL / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
         }
-        s = (dot0 + dot1) * k_row_scale[r];
+        s[h][n] = dot;
       }
-      p_s[i] = s;
     }
-    __syncthreads();
+#pragma unroll
+    for (int n = 0; n < kN; ++n) {
+      const bool valid = t0 + lane_row + n * kR < t_end;
+#pragma unroll
+      for (int h = 0; h < kHG; ++h) s[h][n] = valid ? s[h][n] * ks_cur[n] : -INFINITY;
+    }
 
-    // 4. online softmax, one warp per head: new max, rescale factor, probabilities
-    for (int h = warp; h < G; h += kDecodeThreads / 32) {
-      float* ph = p_s + h * kRows;
-      float mx = -INFINITY;
-      for (int r = lane; r < kRows; r += 32) mx = fmaxf(mx, ph[r]);
-      mx = warp_max(mx);
-      const float m_old = m_s[h], m_new = fmaxf(m_old, mx);  // finite: the tile has a valid row
+    // online softmax update; s becomes the probability times the row's V scale
+#pragma unroll
+    for (int h = 0; h < kHG; ++h) {
+      if (h >= heads) continue;
+      float mx = m[h];
+#pragma unroll
+      for (int n = 0; n < kN; ++n) mx = fmaxf(mx, s[h][n]);
+      const float shift = finite_or_zero(mx);
+      const float alpha = exp2f(m[h] - shift);
       float sum = 0.0f;
-      for (int r = lane; r < kRows; r += 32) {
-        const float p = exp2f(ph[r] - m_new);
+#pragma unroll
+      for (int n = 0; n < kN; ++n) {
+        const float p = exp2f(s[h][n] - shift);
         sum += p;
-        ph[r] = p * v_row_scale[r];
+        s[h][n] = p * vs_cur[n];
       }
-      sum = warp_sum(sum);
-      if (lane == 0) {
-        const float alpha = exp2f(m_old - m_new);
-        alpha_s[h] = alpha;
-        l_s[h] = l_s[h] * alpha + sum;
-        m_s[h] = m_new;
+      m[h] = mx;
+      l[h] = fmaf(l[h], alpha, sum);
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) acc[h][e] *= alpha;
+    }
+#pragma unroll
+    for (int n = 0; n < kN; ++n) {
+      float vx[kVec];
+      unpack(v_cur[n], vx, std::integral_constant<KVCacheDType, C>{});
+#pragma unroll
+      for (int h = 0; h < kHG; ++h) {
+        if (h >= heads) continue;
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) acc[h][e] = fmaf(s[h][n], vx[e], acc[h][e]);
       }
     }
-    __syncthreads();
 
-    // 5. acc = acc * alpha + P V (each thread owns outputs (h, d))
-    for (int i = tid; i < G * D; i += kDecodeThreads) {
-      const int h = i / D, d = i % D;
-      const float* ph = p_s + h * kRows;
-      float o0 = acc[i] * alpha_s[h], o1 = 0.0f;
-      int r = 0;
-      for (; r + 1 < rows; r += 2) {
-        o0 = fmaf(ph[r], v_tile[r * kStride + d], o0);
-        o1 = fmaf(ph[r + 1], v_tile[(r + 1) * kStride + d], o1);
-      }
-      if (r < rows) o0 = fmaf(ph[r], v_tile[r * kStride + d], o0);
-      acc[i] = o0 + o1;
+#pragma unroll
+    for (int n = 0; n < kN; ++n) {
+      k_cur[n] = k_next[n];
+      v_cur[n] = v_next[n];
+      ks_cur[n] = ks_next[n];
+      vs_cur[n] = vs_next[n];
     }
-    __syncthreads();  // the next iteration overwrites the tiles and p_s
   }
 
-  const int64_t part = ((int64_t)b * a.H + (int64_t)g * G) * a.splits + split;  // (b, h = g*G, split)
-  for (int i = tid; i < G * D; i += kDecodeThreads) {
+  // merge the row streams of the warp (lanes with the same columns), then the warps
+  auto merge = [](float& m_a, float& l_a, float* acc_a, float m_b, float l_b, const float* acc_b) {
+    const float mx = fmaxf(m_a, m_b), shift = finite_or_zero(mx);
+    const float wa = exp2f(m_a - shift), wb = exp2f(m_b - shift);
+    m_a = mx;
+    l_a = l_a * wa + l_b * wb;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) acc_a[e] = acc_a[e] * wa + acc_b[e] * wb;
+  };
+#pragma unroll
+  for (int h = 0; h < kHG; ++h) {
+#pragma unroll
+    for (int off = kL; off < 32; off <<= 1) {
+      float other[kVec];
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) other[e] = __shfl_xor_sync(0xffffffffu, acc[h][e], off);
+      const float m_o = __shfl_xor_sync(0xffffffffu, m[h], off), l_o = __shfl_xor_sync(0xffffffffu, l[h], off);
+      merge(m[h], l[h], acc[h], m_o, l_o, other);
+    }
+  }
+  __shared__ float warp_o[kDecodeWarps][kHG][D];
+  __shared__ float warp_m[kDecodeWarps][kHG], warp_l[kDecodeWarps][kHG];
+  if (row_in_load == 0) {
+#pragma unroll
+    for (int h = 0; h < kHG; ++h) {
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) warp_o[warp][h][col * kVec + e] = acc[h][e];
+      if (col == 0) {
+        warp_m[warp][h] = m[h];
+        warp_l[warp][h] = l[h];
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < heads * D; i += kDecodeThreads) {
     const int h = i / D, d = i % D;
-    a.part_o[(part + (int64_t)h * a.splits) * D + d] = acc[i];
-  }
-  for (int h = tid; h < G; h += kDecodeThreads) {
-    a.part_m[part + (int64_t)h * a.splits] = m_s[h];
-    a.part_l[part + (int64_t)h * a.splits] = l_s[h];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, warp_m[w][h]);
+    const float shift = finite_or_zero(mx);
+    float o = 0.0f, sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) {
+      const float wt = exp2f(warp_m[w][h] - shift);
+      o = fmaf(warp_o[w][h][d], wt, o);
+      sum = fmaf(warp_l[w][h], wt, sum);
+    }
+    const int64_t part = ((int64_t)b * a.H + h0 + h) * a.splits + split;  // (b, h0 + h, split)
+    a.part_o[part * D + d] = o;
+    if (d == 0) {
+      a.part_m[part] = mx;
+      a.part_l[part] = sum;
+    }
   }
 }
 
@@ -292,27 +351,54 @@ struct CombineArgs {
   const float* part_l;
 };
 
-// One block per (b, h), one thread per d.
-__global__ void decode_combine_kernel(CombineArgs a) {
+// One block per (b, h); thread (group, d) sums splits group, group + groups, ... of column d,
+// then the groups are added in shared memory (fixed order).
+__global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(CombineArgs a) {
   cudaGridDependencySynchronize();  // the split kernel's partials are complete and visible
-  const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H, d = threadIdx.x;
+  __shared__ float red[kCombineThreads];
+  __shared__ float red_l[kCombineThreads / 32];
+  const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
   const int len = min(max(a.lengths[b], 0), a.max_len);
   const int n = min(a.splits, ceil_div(len, a.chunk));  // splits that ran for this sequence
   const float* m = a.part_m + (int64_t)bh * a.splits;
   const float* l = a.part_l + (int64_t)bh * a.splits;
-  const float* po = a.part_o + (int64_t)bh * a.splits * a.D + d;
+  // M = max_s m_s over the block
   float M = -INFINITY;
-  for (int s = 0; s < n; ++s) M = fmaxf(M, m[s]);
-  float L = 0.0f, o = 0.0f;
-  for (int s = 0; s < n; ++s) {
-    const float w = exp2f(m[s] - M);
-    L = fmaf(l[s], w, L);
-    o = fmaf(po[(int64_t)s * a.D], w, o);
+  for (int s = threadIdx.x; s < n; s += kCombineThreads) M = fmaxf(M, m[s]);
+  M = warp_max(M);
+  if (threadIdx.x % 32 == 0) red_l[threadIdx.x / 32] = M;
+  __syncthreads();
+  M = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kCombineThreads / 32; ++w) M = fmaxf(M, red_l[w]);
+  const float shift = M == -INFINITY ? 0.0f : M;
+  __syncthreads();  // red_l is reused below
+
+  const int groups = kCombineThreads / a.D, group = threadIdx.x / a.D, d = threadIdx.x % a.D;
+  const float* po = a.part_o + (int64_t)bh * a.splits * a.D + d;
+  float o = 0.0f, L = 0.0f;
+  if (group < groups) {
+#pragma unroll 4
+    for (int s = group; s < n; s += groups) {
+      const float w = exp2f(m[s] - shift);
+      o = fmaf(po[(int64_t)s * a.D], w, o);
+      L = fmaf(l[s], w, L);
+    }
   }
-  const float y = L > 0.0f ? o / L : 0.0f;
-  const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)h * a.D + d;
-  if (a.act_bf16) static_cast<bf16*>(a.o)[off] = __float2bfloat16_rn(y);
-  else static_cast<float*>(a.o)[off] = y;
+  red[threadIdx.x] = o;
+  if (d == 0 && group < groups) red_l[group] = L;
+  __syncthreads();
+  if (threadIdx.x < a.D) {
+    float y = 0.0f, sum = 0.0f;
+    for (int gi = 0; gi < groups; ++gi) {
+      y += red[gi * a.D + threadIdx.x];
+      sum += red_l[gi];
+    }
+    y = sum > 0.0f ? y / sum : 0.0f;
+    const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)h * a.D + threadIdx.x;
+    if (a.act_bf16) static_cast<bf16*>(a.o)[off] = __float2bfloat16_rn(y);
+    else static_cast<float*>(a.o)[off] = y;
+  }
 }
 
 // ---- cache writes --------------------------------------------------------------------------
@@ -386,16 +472,19 @@ __global__ void kv_cache_write_kernel(WriteArgs a) {
 // ---- host side ----------------------------------------------------------------------------
 using SplitKernel = void (*)(DecodeArgs);
 
+int heads_per_block(int G) { return G == 1 ? 1 : kHeadsPerBlock; }
+
 template <KVCacheDType C>
-SplitKernel split_kernel_for_d(int D) {
-  return D == 64 ? decode_split_kernel<C, 64> : decode_split_kernel<C, 128>;
+SplitKernel split_kernel_for(int D, int G) {
+  if (G == 1) return D == 64 ? decode_split_kernel<C, 64, 1> : decode_split_kernel<C, 128, 1>;
+  return D == 64 ? decode_split_kernel<C, 64, kHeadsPerBlock> : decode_split_kernel<C, 128, kHeadsPerBlock>;
 }
-SplitKernel split_kernel(KVCacheDType c, int D) {
+SplitKernel split_kernel(KVCacheDType c, int D, int G) {
   switch (c) {
-    case KVCacheDType::FP32: return split_kernel_for_d<KVCacheDType::FP32>(D);
-    case KVCacheDType::BF16: return split_kernel_for_d<KVCacheDType::BF16>(D);
-    case KVCacheDType::FP8_E4M3: return split_kernel_for_d<KVCacheDType::FP8_E4M3>(D);
-    case KVCacheDType::INT8: return split_kernel_for_d<KVCacheDType::INT8>(D);
+    case KVCacheDType::FP32: return split_kernel_for<KVCacheDType::FP32>(D, G);
+    case KVCacheDType::BF16: return split_kernel_for<KVCacheDType::BF16>(D, G);
+    case KVCacheDType::FP8_E4M3: return split_kernel_for<KVCacheDType::FP8_E4M3>(D, G);
+    case KVCacheDType::INT8: return split_kernel_for<KVCacheDType::INT8>(D, G);
   }
   return nullptr;
 }
@@ -416,28 +505,29 @@ void check_cache(const KVCacheLayer& c, const KVCacheShape& s, const char* who) 
     ATTN_CHECK(c.k_scale && c.v_scale, "{}: an 8-bit cache needs k_scale and v_scale", who);
 }
 
-// Resident blocks per SM of a split kernel with `smem` bytes: queried once per (device, kernel,
-// smem), since a decode step runs once per layer and token.
-int blocks_per_sm(int dev, SplitKernel kernel, size_t smem) {
+// Resident blocks per SM of a split kernel: queried once per (device, kernel), since a decode
+// step runs once per layer and token.
+int blocks_per_sm(int dev, SplitKernel kernel) {
   static std::mutex mu;
-  static std::map<std::tuple<int, const void*, size_t>, int> known;
+  static std::map<std::pair<int, const void*>, int> known;
   const std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_tuple(dev, reinterpret_cast<const void*>(kernel), smem);
+  const auto key = std::make_pair(dev, reinterpret_cast<const void*>(kernel));
   if (const auto it = known.find(key); it != known.end()) return it->second;
-  // The device's limit rather than `smem`: another key's smaller value must not undo this one.
-  int dev_max = 0;
-  CUDA_CHECK(cudaDeviceGetAttribute(&dev_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dev_max));
   int n = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kDecodeThreads, smem));
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kDecodeThreads, 0));
   known[key] = n;
   return n;
 }
 
+// Rows a block consumes per iteration (the chunk is a multiple of it).
+int block_rows(KVCacheDType c, int D) {
+  const int vec = c == KVCacheDType::FP32 ? 4 : 8, load_bytes = vec * (int)kv_cache_element_bytes(c);
+  return kDecodeWarps * (32 / (D / vec)) * (64 / load_bytes);
+}
+
 // How one decode call is cut up: a function of (dtype, B, Hkv, max_len, D, G, device) only.
 struct DecodePlan {
-  int G = 1, rows = 0, splits = 1, chunk = 0;
-  size_t smem = 0;
+  int G = 1, head_groups = 1, splits = 1, chunk = 0;
   SplitKernel kernel = nullptr;
 };
 
@@ -446,22 +536,20 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   check_shape(s, p.H, "decode_attention");
   DecodePlan plan;
   plan.G = p.H / s.Hkv;
-  plan.rows = kTileBytes / (s.D * (int)kv_cache_element_bytes(s.dtype));
-  plan.smem = decode_smem_floats(plan.rows, s.D, plan.G) * sizeof(float);
-  plan.kernel = split_kernel(s.dtype, s.D);
-  int dev = 0, sms = 0, max_smem = 0;
+  plan.head_groups = ceil_div(plan.G, heads_per_block(plan.G));
+  plan.kernel = split_kernel(s.dtype, s.D, plan.G);
+  int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  ATTN_CHECK(plan.smem <= (size_t)max_smem,
-             "decode_attention: H / Hkv = {} query heads per kv head need {} bytes of shared memory (device has {})",
-             plan.G, plan.smem, max_smem);
-  const int per_sm = blocks_per_sm(dev, plan.kernel, plan.smem);
-  // One wave of resident blocks over all (b, g): enough 16-byte loads in flight to keep HBM busy.
-  const int64_t target = (int64_t)std::max(per_sm, 1) * sms;
-  const int64_t pairs = (int64_t)s.B * s.Hkv;
-  const int want = (int)std::clamp<int64_t>(target / pairs, 1, ceil_div(s.max_len, plan.rows));
-  plan.chunk = ceil_div(ceil_div(s.max_len, want), plan.rows) * plan.rows;
+  const int per_sm = std::max(blocks_per_sm(dev, plan.kernel), 1);
+  // One full wave of resident blocks over all (b, g, head group), so that every SM keeps its
+  // share of loads in flight; the work per kv head (and so the splits) grows with B * Hkv *
+  // head groups, never with lengths[] (graph replay).
+  const int rows = block_rows(s.dtype, s.D);
+  const int64_t target = (int64_t)per_sm * sms;
+  const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
+  const int want = (int)std::clamp<int64_t>(target / blocks_per_split, 1, ceil_div(s.max_len, rows));
+  plan.chunk = ceil_div(ceil_div(s.max_len, want), rows) * rows;
   plan.splits = ceil_div(s.max_len, plan.chunk);
   return plan;
 }
@@ -503,6 +591,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.H = p.H;
   a.Hkv = s.Hkv;
   a.G = plan.G;
+  a.head_groups = plan.head_groups;
   a.max_len = s.max_len;
   a.chunk = plan.chunk;
   a.splits = plan.splits;
@@ -510,7 +599,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.part_o = part_o;
   a.part_m = part_m;
   a.part_l = part_l;
-  plan.kernel<<<dim3(plan.splits, s.Hkv, s.B), kDecodeThreads, plan.smem, stream>>>(a);
+  plan.kernel<<<dim3(plan.splits * plan.head_groups, s.Hkv, s.B), kDecodeThreads, 0, stream>>>(a);
   CUDA_CHECK_LAUNCH();
 
   CombineArgs c{};
@@ -528,7 +617,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   c.part_l = part_l;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(s.B * p.H);
-  cfg.blockDim = dim3(s.D);
+  cfg.blockDim = dim3(kCombineThreads);
   cfg.dynamicSmemBytes = 0;
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];

@@ -2,20 +2,10 @@
 """PyTorch peers of tests/gpu/bench_decode_attention.cu: decode attention (one query token per
 sequence) over a bf16 KV cache through F.scaled_dot_product_attention with each SDPA backend
 (cuDNN, flash, efficient, math), and flash_attn_with_kvcache when the flash_attn package is
-importable. Same timing as ours: before every timed call the L2 cache is flushed (a fill of
-2x the L2 size) and the GPU kept busy by a short spin so that Python's launch overhead is not
-timed (both outside the events); CUDA events around the call alone, median of --reps. Same
-bandwidth formula: cache bytes read = 2 * B * H * ctx * D * 2, against the device-to-device
-copy bandwidth (a 1 GiB copy, read + write bytes) measured in the same process.
-A backend that refuses a shape is reported ("error"), not fatal. Prints JSON lines.
-
-usage: python3 scripts/bench_decode_sdpa.py [--reps N] [--shape B,H,D,ctx ...]
-"""PyTorch peers of tests/gpu/bench_decode_attention.cu: decode attention (one query token per
-sequence) over a bf16 KV cache through F.scaled_dot_product_attention with each SDPA backend
-(cuDNN, flash, efficient, math), and flash_attn_with_kvcache when the flash_attn package is
-importable. Same timing as ours: the L2 cache flushed before every timed call (a fill of 2x
-the L2 size, then a GPU spin so that launch overhead is not timed, both outside the events), CUDA events around the call alone, median of --reps; the same
-bandwidth formula (cache bytes read = 2 * B * H * ctx * D * 2) against the device-to-device
+importable. Same timing as ours: the L2 cache flushed before every timed call (--flush read,
+the default: a read of a buffer of 2x the L2 size, leaving clean lines; --flush write: a fill
+of it, whose dirty lines are then written back inside the timed call), then a GPU spin so that launch overhead is not timed, both outside the events),
+CUDA events around the call alone, median of --reps; the same bandwidth formula (cache bytes read = 2 * B * H * ctx * D * 2) against the device-to-device
 copy bandwidth (a 1 GiB copy, read + write bytes) measured in the same process.
 A backend that refuses a shape is reported ("error"), not fatal. Prints JSON lines.
 
@@ -56,12 +46,15 @@ def copy_gbps():
     return 2 * n / (statistics.median(ts) * 1e-3) / 1e9
 
 
-def time_flushed(fn, reps, flush):
+def time_flushed(fn, reps, flush, by_write):
     for _ in range(3):
         fn()
     ts = []
     for i in range(reps):
-        flush.fill_(i & 0xFF)  # evict the cache from L2
+        if by_write:
+            flush.fill_(i & 0xFF)  # evict the cache from L2
+        else:
+            flush.max()  # evict the cache from L2, leaving no dirty lines
         torch.cuda._sleep(SPIN_CYCLES)  # keeps the GPU busy while Python enqueues: events time GPU work only
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         e0.record()
@@ -75,13 +68,14 @@ def time_flushed(fn, reps, flush):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=50)
+    ap.add_argument("--flush", choices=["read", "write"], default="read")
     ap.add_argument("--shape", action="append", help="B,H,D,ctx")
     args = ap.parse_args()
     shapes = [tuple(int(x) for x in s.split(",")) for s in args.shape] if args.shape else SHAPES
     copy = copy_gbps()
     print(json.dumps({"what": "copy", "who": "torch", "device": torch.cuda.get_device_name(), "gbps": round(copy, 1)}),
           flush=True)
-    flush = torch.empty(2 * torch.cuda.get_device_properties(0).L2_cache_size, dtype=torch.uint8, device="cuda")
+    flush = torch.ones(2 * torch.cuda.get_device_properties(0).L2_cache_size, dtype=torch.uint8, device="cuda")
     try:
         from flash_attn import flash_attn_with_kvcache  # optional
     except Exception:
@@ -100,10 +94,11 @@ def main():
             seqlens = torch.full((B,), ctx, dtype=torch.int32, device="cuda")
             runs["flash_attn_kvcache"] = lambda: flash_attn_with_kvcache(qf, kc, vc, cache_seqlens=seqlens)
         for name, fn in runs.items():
-            row = {"what": "decode", "who": f"torch-{name}", "B": B, "H": H, "Hkv": H, "D": D, "ctx": ctx, "cache": "bf16"}
+            row = {"what": "decode", "who": f"torch-{name}", "B": B, "H": H, "Hkv": H, "D": D, "ctx": ctx, "cache": "bf16",
+                   "flush": args.flush}
             try:
                 with torch.no_grad(), sdpa_kernel([BACKENDS.get(name, SDPBackend.MATH)]):
-                    t = time_flushed(fn, args.reps, flush)
+                    t = time_flushed(fn, args.reps, flush, args.flush == "write")
                 gbps = nbytes / t / 1e9
                 row.update(us=round(t * 1e6, 2), bytes=nbytes, gbps=round(gbps, 1), copy_gbps=round(copy, 1),
                            frac_copy=round(gbps / copy, 3))

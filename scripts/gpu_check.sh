@@ -151,7 +151,7 @@ if has sanitize; then
 fi
 
 if has decode; then
-  echo "== decode attention over a KV cache: tests, then ours vs PyTorch SDPA (L2 flushed, GB/s of cache read)"
+  echo "== decode attention over a KV cache: tests, then ours vs PyTorch SDPA (L2 flushed by a read, GB/s of cache read)"
   "$BUILD/attn_gpu_tests" --gtest_filter='Decode*:KVCache*' > "$OUT/decode_tests.log" 2>&1; rc=$?
   grep -E -A3 "Failure" "$OUT/decode_tests.log" | head -30
   row "decode tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/decode_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/decode_tests.log" | head -1)"

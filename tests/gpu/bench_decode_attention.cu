@@ -3,14 +3,17 @@
 //   copy:   cudaMemcpyAsync device-to-device of a 1 GiB buffer, bandwidth = 2 * bytes / time
 //           (read + write), median of 10;
 //   decode: one call (split kernel + combine) at lengths = max_len = context, the L2 cache
-//           flushed before every timed call (a memset of 2x the L2 size, then a short GPU spin so
+//           flushed before every timed call (--flush read, the default: a read of a buffer of
+//           2x the L2 size, which leaves L2 holding clean lines; --flush write: a memset of it,
+//           which leaves ~L2-size dirty lines whose write-back to HBM then lands inside the
+//           timed call, ~17 us on the H100 for every implementation alike; then a short GPU spin so
 //           that launch overhead is not timed, both outside the events),
 //           median of --reps; bandwidth = cache bytes read / time, with
 //           cache bytes = 2 * B * Hkv * context * D * element bytes (+ 2 * B * Hkv * context * 4
 //           for the 8-bit scales).
 // Prints one JSON line per shape (scripts/bench_decode_sdpa.py prints PyTorch's peers).
 //
-// usage: bench_decode_attention [--reps N] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
+// usage: bench_decode_attention [--reps N] [--flush read|write] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -52,6 +55,17 @@ __global__ void fill_float(float* p, size_t n, float v) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) p[i] = v;
 }
 
+// Reads n 16-byte words (evicts L2 without leaving dirty lines); the sink is written only on
+// an XOR no fill produces, so the reads cannot be optimised away.
+__global__ void read_all(const int4* p, size_t n, int* sink) {
+  int acc = 0;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const int4 w = p[i];
+    acc ^= w.x ^ w.y ^ w.z ^ w.w;
+  }
+  if (acc == 0x5eed1234) *sink = acc;
+}
+
 // Keeps the GPU busy for `cycles` while the host enqueues the timed call: the events then
 // time GPU work only (the same as scripts/bench_decode_sdpa.py's torch.cuda._sleep).
 __global__ void spin(long long cycles) {
@@ -72,9 +86,11 @@ struct Shape {
 
 int main(int argc, char** argv) {
   int reps = 50;
+  bool flush_by_write = false;
   std::vector<Shape> shapes;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--flush") && i + 1 < argc) flush_by_write = !std::strcmp(argv[++i], "write");
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       Shape s{};
       char dt[16] = {0};
@@ -129,6 +145,9 @@ int main(int argc, char** argv) {
   const size_t flush_bytes = 2 * (size_t)prop.l2CacheSize;
   void* flush;
   CK(cudaMalloc(&flush, flush_bytes));
+  CK(cudaMemset(flush, 1, flush_bytes));
+  int* sink;
+  CK(cudaMalloc(&sink, sizeof(int)));
 
   for (const Shape& s : shapes) {
     try {
@@ -178,7 +197,8 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 3; ++i) attn::decode_attention(p, ws, stream);  // warm-up
       ts.clear();
       for (int i = 0; i < reps; ++i) {
-        CK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, stream));  // evict the cache from L2
+        if (flush_by_write) CK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, stream));  // evict the cache from L2
+        else read_all<<<1024, 256, 0, stream>>>(static_cast<const int4*>(flush), flush_bytes / 16, sink);
         spin<<<1, 1, 0, stream>>>(400000);
         CK(cudaEventRecord(e0, stream));
         attn::decode_attention(p, ws, stream);
@@ -193,8 +213,8 @@ int main(int argc, char** argv) {
       const double gbps = bytes / t / 1e9;
       std::printf(
           "{\"what\": \"decode\", \"who\": \"ours\", \"B\": %d, \"H\": %d, \"Hkv\": %d, \"D\": %d, \"ctx\": %d, "
-          "\"cache\": \"%s\", \"us\": %.2f, \"bytes\": %.0f, \"gbps\": %.1f, \"copy_gbps\": %.1f, \"frac_copy\": %.3f}\n",
-          s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), t * 1e6, bytes, gbps, copy_gbps, gbps / copy_gbps);
+          "\"cache\": \"%s\", \"flush\": \"%s\", \"us\": %.2f, \"bytes\": %.0f, \"gbps\": %.1f, \"copy_gbps\": %.1f, \"frac_copy\": %.3f}\n",
+          s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), flush_by_write ? "write" : "read", t * 1e6, bytes, gbps, copy_gbps, gbps / copy_gbps);
       std::fflush(stdout);
       CK(cudaFree(k));
       CK(cudaFree(v));
@@ -211,5 +231,6 @@ int main(int argc, char** argv) {
     }
   }
   CK(cudaFree(flush));
+  CK(cudaFree(sink));
   return 0;
 }

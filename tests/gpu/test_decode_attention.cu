@@ -574,6 +574,11 @@ std::vector<DecodeCase> decode_cases() {
   out.push_back({KVCacheDType::INT8, false, 4, 2, 64, 1100, {1000, 1}});
   out.push_back({KVCacheDType::FP8_E4M3, false, 6, 1, 128, 4100, {4097, 17}});
   out.push_back({KVCacheDType::BF16, false, 4, 4, 128, 1100, {17, 1000}});
+  // query heads per kv head beyond one block's 4 (head groups 4 + 4 + 1 and 4 + 4 + 4), and
+  // many sequences (few splits each)
+  out.push_back({KVCacheDType::BF16, true, 9, 1, 64, 4100, mixed});
+  out.push_back({KVCacheDType::INT8, true, 24, 2, 128, 4100, mixed});
+  out.push_back({KVCacheDType::FP8_E4M3, true, 12, 1, 64, 2000, std::vector<int>(40, 1999)});
   return out;
 }
 INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cases()), decode_name);
