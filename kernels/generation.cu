@@ -3,6 +3,9 @@
 #include "kernels/common.cuh"
 #include "kernels/generation.h"
 
+#include <cmath>
+#include <cstdint>
+
 namespace attn::kern {
 
 // positions[b] = lengths[b]; lengths[b] += 1
@@ -31,6 +34,42 @@ __global__ void gather_last_rows_kernel(T* out, const T* x, const int32_t* lengt
   if (i >= static_cast<size_t>(B) * C) return;
   const size_t b = i / C, c = i % C;
   out[i] = x[(b * seq + lengths[b] - 1) * C + c];
+}
+
+// (value, index) pairs ordered by value, then by the smaller index (std::max_element keeps the
+// first of equal maxima). The initial index INT32_MAX loses every tie, so -inf rows give 0.
+struct ArgmaxPair {
+  float v;
+  int32_t i;
+};
+__device__ __forceinline__ ArgmaxPair better(ArgmaxPair a, ArgmaxPair b) {
+  return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a;
+}
+
+// One block per row: each thread scans a stride of the row, then a warp-shuffle and a
+// shared-memory round reduce the per-thread bests. next[b] = argmax_v logits[b * V + v].
+constexpr int kArgmaxThreads = 1024;
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_rows_kernel(int32_t* next, const float* logits, int V) {
+  const float* row = logits + static_cast<size_t>(blockIdx.x) * V;
+  ArgmaxPair best{-INFINITY, INT32_MAX};
+  for (int v = threadIdx.x; v < V; v += blockDim.x) best = better(best, ArgmaxPair{row[v], v});
+  for (int off = 16; off > 0; off >>= 1)
+    best = better(best, ArgmaxPair{__shfl_down_sync(0xffffffffu, best.v, off), __shfl_down_sync(0xffffffffu, best.i, off)});
+  __shared__ ArgmaxPair warp_best[kArgmaxThreads / 32];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  if (lane == 0) warp_best[warp] = best;
+  __syncthreads();
+  if (warp != 0) return;
+  best = lane < warps ? warp_best[lane] : ArgmaxPair{-INFINITY, INT32_MAX};
+  for (int off = 16; off > 0; off >>= 1)
+    best = better(best, ArgmaxPair{__shfl_down_sync(0xffffffffu, best.v, off), __shfl_down_sync(0xffffffffu, best.i, off)});
+  if (lane == 0) next[blockIdx.x] = best.i == INT32_MAX ? 0 : best.i;
+}
+
+void argmax_rows(int32_t* next, const float* logits, int B, int V, cudaStream_t stream) {
+  if (B <= 0) return;
+  argmax_rows_kernel<<<B, kArgmaxThreads, 0, stream>>>(next, logits, V);
+  CUDA_CHECK_LAUNCH();
 }
 
 void advance_positions(int32_t* positions, int32_t* lengths, int B, cudaStream_t stream) {

@@ -19,4 +19,8 @@ void embed_at_positions(T* out, const int32_t* tokens, const int32_t* positions,
 template <typename T>
 void gather_last_rows(T* out, const T* x, const int32_t* lengths, int B, int seq, int C, cudaStream_t stream);
 
+// next[b] = argmax_v logits[b, v] over v < V, the first index among equal maxima (as
+// std::max_element): greedy decoding on the device, so a step returns B ids, not (B, V) floats.
+void argmax_rows(int32_t* next, const float* logits, int B, int V, cudaStream_t stream);
+
 }  // namespace attn::kern

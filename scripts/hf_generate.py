@@ -9,8 +9,15 @@
   hf_generate.py generate --hf DIR [--batch 1 32] [--prompt 128] [--new 512]
       bf16 greedy generate() of exactly --new tokens (min_new_tokens = max_new_tokens) after a
       random prompt, eager (dynamic cache) and with cache_implementation="static" +
-      torch.compile(model.forward, mode="reduce-overhead", fullgraph=True) (HF's recipe; should it
-      fail on the installed transformers, the static cache alone, which generate() compiles itself).
+      torch.compile(model.forward, mode="reduce-overhead", fullgraph=True) (HF's recipe). On
+      transformers 5.x the recipe as written fails ("accessing tensor output of CUDAGraphs that
+      has been overwritten by a subsequent run": generate() keeps an output of one forward past
+      the next replay), so the compiled forward is wrapped: torch.compiler.cudagraph_mark_step_begin()
+      before each call (one generation step = one cudagraph-trees step) and the logits cloned
+      out of the graph's memory after it; generate()'s own auto-compile is disabled so it does
+      not compile a second time. Fallbacks, each tried only when the one before fails:
+      "static-notrees" (the same, with inductor's older non-tree CUDA graphs) and "static-auto"
+      (the static cache alone, which generate() compiles itself).
       Best of --repeats after warmup; a fresh model per (mode, batch), so peak_bytes is that run's;
       tokens_per_s = batch * new / seconds of the whole generate() call
       (prefill included), ms_per_token = seconds / new; peak_bytes = max_memory_allocated.
@@ -93,43 +100,63 @@ def time_generate(model, batch, prompt, new, warmup, repeats):
             "ms_per_token": 1000 * best / new, "peak_bytes": torch.cuda.max_memory_allocated()}
 
 
+def compiled_forward(forward):
+    """torch.compile(forward, mode="reduce-overhead", fullgraph=True), made safe for generate():
+    every call starts a new cudagraph-trees step and returns logits that live outside the
+    graph's output pool (a later replay may reuse that memory)."""
+    compiled = torch.compile(forward, mode="reduce-overhead", fullgraph=True)
+
+    def step(*args, **kwargs):
+        torch.compiler.cudagraph_mark_step_begin()
+        out = compiled(*args, **kwargs)
+        if getattr(out, "logits", None) is not None:
+            out.logits = out.logits.clone()
+        return out
+    return step
+
+
+MODE_NAMES = {"eager": "hf eager", "static": "hf static+compile", "static-notrees": "hf static+compile (no cg trees)",
+              "static-auto": "hf static (auto-compile)"}
+FALLBACK = {"static": "static-notrees", "static-notrees": "static-auto"}
+
+
 def prepare(hf_dir, mode):
-    """eager: dynamic cache. static: HF's recipe, static cache + torch.compile of forward.
+    """eager: dynamic cache. static: HF's recipe, static cache + torch.compile of forward
+    (compiled_forward). static-notrees: the same with inductor's non-tree CUDA graphs.
     static-auto: static cache alone (recent transformers compile it inside generate())."""
+    import torch._inductor.config as inductor_config
+    inductor_config.triton.cudagraph_trees = mode != "static-notrees"
     model = load(hf_dir, torch.bfloat16)
     if mode != "eager":
         model.generation_config.cache_implementation = "static"
-    if mode == "static":
-        model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
-    return model, {"eager": "hf eager", "static": "hf static+compile", "static-auto": "hf static (auto-compile)"}[mode]
+    if mode in ("static", "static-notrees"):
+        if hasattr(model.generation_config, "disable_compile"):
+            model.generation_config.disable_compile = True  # we compiled forward ourselves
+        model.forward = compiled_forward(model.forward)
+    return model, MODE_NAMES[mode]
 
 
 def cmd_generate(a):
     if not torch.cuda.is_available():
         print(json.dumps({"skipped": "no CUDA device"}))
         return
-    for mode in a.modes:
+    for first_mode in a.modes:
         for batch in a.batch:
-            model, who = prepare(a.hf, mode)
-            warmup = a.warmup + (1 if mode != "eager" else 0)  # the first call compiles
-            try:
-                r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats)
-                print(json.dumps({"who": who, **r, "transformers": transformers.__version__}), flush=True)
-            except Exception as e:  # report and go on: one failing mode must not hide the others
-                print(json.dumps({"who": who, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}), flush=True)
-                if mode == "static":  # the recipe broke on this transformers version: try its built-in compile
-                    del model
-                    torch._dynamo.reset()
-                    model, who = prepare(a.hf, "static-auto")
-                    try:
-                        r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats)
-                        print(json.dumps({"who": who, **r, "transformers": transformers.__version__}), flush=True)
-                    except Exception as e2:
-                        print(json.dumps({"who": who, "batch": batch, "error": f"{type(e2).__name__}: {e2}"[:300]}),
-                              flush=True)
-            del model
-            torch.cuda.empty_cache()
-            torch._dynamo.reset()
+            mode = first_mode
+            while mode:  # report and go on: one failing mode must not hide the others
+                model, who = prepare(a.hf, mode)
+                warmup = a.warmup + (1 if mode != "eager" else 0)  # the first call compiles
+                try:
+                    r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats)
+                    print(json.dumps({"who": who, **r, "transformers": transformers.__version__}), flush=True)
+                    mode = None
+                except Exception as e:
+                    print(json.dumps({"who": who, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}),
+                          flush=True)
+                    mode = FALLBACK.get(mode)  # this transformers broke the recipe: the next way to compile
+                del model
+                torch.cuda.empty_cache()
+                torch._dynamo.reset()
 
 
 def main():
@@ -146,7 +173,7 @@ def main():
     g.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     g.add_argument("--prompt", type=int, default=128)
     g.add_argument("--new", type=int, default=512)
-    g.add_argument("--modes", nargs="+", default=["eager", "static"], choices=["eager", "static", "static-auto"])
+    g.add_argument("--modes", nargs="+", default=["eager", "static"], choices=list(MODE_NAMES))
     g.add_argument("--warmup", type=int, default=1)
     g.add_argument("--repeats", type=int, default=2)
     a = p.parse_args()

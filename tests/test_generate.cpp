@@ -147,6 +147,34 @@ TEST(GenerateCpu, StopsAtTheStopTokenAndAtTheEndOfTheCache) {
   EXPECT_EQ(stopped[0], std::vector<int32_t>(out[0].begin(), out[0].begin() + first));
 }
 
+// The default decode_greedy (CPU) is decode followed by std::max_element per row, ids fed back.
+TEST(GenerateCpu, DecodeGreedyIsTheArgmaxOfDecode) {
+  auto be = make_cpu_backend(gen_config(), BackendOptions{});
+  std::vector<float> p(be->layout().total());
+  init_gpt2_params(be->layout(), 77, p.data());
+  for (float& x : p) x *= 5.0f;
+  be->set_params(p.data());
+  GeneratorOptions go;
+  go.batch = 2, go.max_len = 30;
+  auto plain = be->make_generator(go), greedy = be->make_generator(go);
+  const std::vector<int32_t> prompts{5, 9, 11, 2, 0, 0};
+  const std::vector<int> lengths{3, 1};
+  const int V = gen_config().vocab_size;
+  std::vector<float> logits(2 * V);
+  plain->prefill(prompts.data(), lengths.data(), 3, logits.data());
+  greedy->prefill(prompts.data(), lengths.data(), 3, logits.data());
+  EXPECT_EQ(greedy->vocab_size(), V);
+  std::vector<int32_t> a{1, 2}, g{1, 2};
+  for (int s = 0; s < 20; ++s) {
+    plain->decode(a.data(), logits.data());
+    greedy->decode_greedy(g.data(), g.data());
+    for (int b = 0; b < 2; ++b) {
+      a[b] = static_cast<int32_t>(std::max_element(&logits[b * V], &logits[b * V] + V) - &logits[b * V]);
+      ASSERT_EQ(g[b], a[b]) << "step " << s << " sequence " << b;
+    }
+  }
+}
+
 TEST(GenerateCpu, TeacherForcedCachedLossEqualsForwardLoss) {
   const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);

@@ -1,7 +1,9 @@
 // The bench-generate grid (train/bench_generate.h). One backend per head layout; per cell a
-// fresh generator: prefill of random prompts, then greedy decode steps with the host argmax
-// in the loop (what `sample` does). The first two decode steps are untimed: the first runs
-// kernel by kernel and fixes cuBLASLt's algorithms, the second captures the CUDA graph.
+// fresh generator: prefill of random prompts, then greedy decode steps (Generator::decode_greedy:
+// the argmax on the device, B ids back per step, what `sample` does at temperature 0). The
+// first two decode steps are untimed: the first runs kernel by kernel and fixes cuBLASLt's
+// algorithms, the second captures the CUDA graph. Backends are built for inference only
+// (no gradients, optimizer state or fp32 master): the peak is what generation needs.
 #include "train/bench_generate.h"
 
 #include <algorithm>
@@ -52,7 +54,7 @@ GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new
   r.mode = "cached", r.cache = kv_cache_dtype_name(dt), r.prompt = prompt, r.new_tokens = new_tokens, r.batch = B;
   r.n_kv_head = g.n_kv_head;
   GeneratorOptions go;
-  go.batch = B, go.max_len = prompt + new_tokens, go.cache = dt;
+  go.batch = B, go.max_len = prompt + new_tokens, go.max_prompt = prompt, go.cache = dt;
   std::unique_ptr<Generator> gen = be.make_generator(go);
   r.cache_bytes = static_cast<double>(gen->cache_bytes());
   r.cache_formula_bytes = static_cast<double>(kv_cache_bytes(g, B, go.max_len, dt));
@@ -65,15 +67,9 @@ GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new
   r.prefill_ms = ms_since(t0);
   argmax_rows(logits, B, g.vocab_size, next);
   const int warm = std::min(2, new_tokens - 1), timed = new_tokens - 1 - warm;
-  for (int s = 0; s < warm; ++s) {
-    gen->decode(next.data(), logits.data());
-    argmax_rows(logits, B, g.vocab_size, next);
-  }
+  for (int s = 0; s < warm; ++s) gen->decode_greedy(next.data(), next.data());
   t0 = Clock::now();
-  for (int s = 0; s < timed; ++s) {
-    gen->decode(next.data(), logits.data());
-    argmax_rows(logits, B, g.vocab_size, next);
-  }
+  for (int s = 0; s < timed; ++s) gen->decode_greedy(next.data(), next.data());
   const double ms = ms_since(t0);
   r.ms_per_step = timed > 0 ? ms / timed : 0;
   r.tokens_per_s = r.ms_per_step > 0 ? B * 1000.0 / r.ms_per_step : 0;
@@ -185,13 +181,21 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
   for (size_t hi = 0; hi < heads.size(); ++hi) {
     GPTConfig g = base;
     g.n_kv_head = heads[hi];
-    // The baseline needs the backend's activations for the whole context; cached cells use
-    // only the weights (the generator has its own buffers).
+    // Cached cells use only the backend's weights (the generator has its own buffers); the
+    // baseline needs activations for the whole context: its own backend, made when first
+    // needed, so that the cached rows' peak does not include them.
     const bool with_baseline = o.baseline && hi == 0;
-    auto be = make_backend(g, backend_options(cfg, -1, with_baseline ? max_batch : 1, with_baseline ? max_ctx : 1));
-    std::vector<float> params(be->layout().total());
-    init_gpt2_params(be->layout(), static_cast<uint64_t>(cfg.training.seed), params.data());
-    be->set_params(params.data());
+    auto inference_backend = [&](int batch, int seq) {
+      BackendOptions bo = backend_options(cfg, -1, batch, seq);
+      bo.inference_only = true;
+      auto b = make_backend(g, bo);
+      std::vector<float> params(b->layout().total());
+      init_gpt2_params(b->layout(), static_cast<uint64_t>(cfg.training.seed), params.data());
+      b->set_params(params.data());
+      return b;
+    };
+    auto be = inference_backend(1, 1);
+    std::unique_ptr<Backend> baseline_be;
     auto report = [&](const GenerateBenchRow& r) {
       fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
                  "{:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} MiB (formula {})  peak {} GiB\n",
@@ -205,7 +209,9 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
       for (int n : o.new_tokens)
         for (int b : o.batches) {
           for (KVCacheDType dt : caches) report(cached_cell(*be, cfg, p, n, b, dt, o));
-          if (with_baseline) report(baseline_cell(*be, cfg, p, n, b, o));
+          if (!with_baseline) continue;
+          if (!baseline_be) baseline_be = inference_backend(max_batch, max_ctx);
+          report(baseline_cell(*baseline_be, cfg, p, n, b, o));
         }
   }
   if (!o.out_dir.empty()) write_reports(rows, o.out_dir);

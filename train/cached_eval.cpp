@@ -23,7 +23,7 @@ int eval_cached(Backend& model, const DataLoader& loader, const Config& cfg, con
     full += model.forward_loss(Batch{x.data(), y.data(), B, T});
   }
   full /= iters;
-  fmt::print("{} loss {:.4f} (full forward, no cache) over {} batches of {}x{} tokens\n", split, full, iters, B, T);
+  fmt::print("{} loss {:.6f} (full forward, no cache) over {} batches of {}x{} tokens\n", split, full, iters, B, T);
   for (size_t k = 0; k < kv_caches.size(); ++k) {
     const KVCacheDType dt = kv_cache_dtype_from_name(kv_caches[k]);
     const auto t0 = std::chrono::steady_clock::now();
@@ -35,7 +35,7 @@ int eval_cached(Backend& model, const DataLoader& loader, const Config& cfg, con
     const double loss = sum / iters;
     if (k == 0) first = loss;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print("{} loss {:.4f} cached ({} KV cache, teacher-forced decode): {:+.4f} vs full forward, {:+.4f} vs {} "
+    fmt::print("{} loss {:.6f} cached ({} KV cache, teacher-forced decode): {:+.6f} vs full forward, {:+.6f} vs {} "
                "({:.1f} s)\n",
                split, loss, kv_caches[k], loss - full, loss - first, kv_caches[0], s);
     std::fflush(stdout);

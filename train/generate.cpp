@@ -94,8 +94,13 @@ std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vec
   GeneratorOptions go;
   go.batch = B;
   go.max_len = std::min(g.block_size, T + std::max(opt.max_new_tokens, 1));
+  go.max_prompt = T;
   go.cache = cache;
   std::unique_ptr<Generator> gen = model.make_generator(go);
+  // Greedy (temperature 0) after the prompt: the argmax runs where the logits are (decode_greedy)
+  // and gives what sample_token's std::max_element gives.
+  const bool greedy = opt.temperature <= 0;
+  bool have_next = false;
 
   std::vector<std::vector<int32_t>> out(B);
   std::vector<bool> done(B, false);
@@ -105,8 +110,9 @@ std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vec
   for (int n = 0; n < opt.max_new_tokens; ++n) {
     bool all_done = true;
     for (int b = 0; b < B; ++b) {
-      next[b] = sample_token(logits.data() + static_cast<size_t>(b) * g.vocab_size, g.vocab_size, opt,
-                             stream_key(opt.seed, 0x5A3D, static_cast<uint64_t>(b)), static_cast<uint64_t>(n));
+      if (!have_next)
+        next[b] = sample_token(logits.data() + static_cast<size_t>(b) * g.vocab_size, g.vocab_size, opt,
+                               stream_key(opt.seed, 0x5A3D, static_cast<uint64_t>(b)), static_cast<uint64_t>(n));
       if (done[b]) continue;
       if (next[b] == opt.stop_token) {
         done[b] = true;
@@ -120,7 +126,12 @@ std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vec
     bool full = false;
     for (int b = 0; b < B; ++b) full = full || gen->length(b) >= gen->max_len();
     if (full) break;
-    gen->decode(next.data(), logits.data());
+    if (greedy) {
+      gen->decode_greedy(next.data(), next.data());
+      have_next = true;
+    } else {
+      gen->decode(next.data(), logits.data());
+    }
   }
   return out;
 }
@@ -133,6 +144,7 @@ double cached_teacher_forced_loss(Backend& model, const int32_t* inputs, const i
   GeneratorOptions go;
   go.batch = B;
   go.max_len = T;
+  go.max_prompt = 1;
   go.cache = cache;
   std::unique_ptr<Generator> gen = model.make_generator(go);
   std::vector<float> logits(static_cast<size_t>(B) * V);

@@ -78,8 +78,10 @@ struct LoadedModel {
   TrainState state;
 };
 
+// inference_only: sample/eval never train, so no gradients, optimizer state or fp32 master
+// (bf16) on the device (BackendOptions::inference_only).
 LoadedModel load_model(const std::string& checkpoint, const std::vector<std::string>& overrides, int max_batch,
-                       int max_seq_or_zero) {
+                       int max_seq_or_zero, bool inference_only = false) {
   LoadedModel lm;
   lm.dir = resolve_checkpoint(checkpoint);
   lm.cfg = load_config(checkpoint_config_path(lm.dir), overrides);
@@ -87,6 +89,7 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   const GPTConfig gpt = make_gpt_config(lm.cfg, lm.tokenizer->vocab_size());
   const int max_seq = max_seq_or_zero > 0 ? max_seq_or_zero : gpt.block_size;
   BackendOptions bopt = backend_options(lm.cfg, lm.tokenizer->eot_id(), max_batch, max_seq);
+  bopt.inference_only = inference_only;
   const bool on_cpu = bopt.device == "cpu" || (bopt.device == "auto" && !cuda_available());
   if (on_cpu && bopt.precision != "fp32") {
     // A checkpoint holds fp32 master weights whatever precision trained it: run them in fp32.
@@ -123,7 +126,7 @@ int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& ov
       if (!line.empty()) texts.push_back(line);
     ATTN_CHECK(!texts.empty(), "--prompt-file {} has no non-empty line", args.prompt_file);
   }
-  LoadedModel lm = load_model(checkpoint, overrides, std::max<int>(1, static_cast<int>(texts.size())), 0);
+  LoadedModel lm = load_model(checkpoint, overrides, std::max<int>(1, static_cast<int>(texts.size())), 0, true);
   if (texts.size() == 1) lm.cfg.sample.prompt = texts[0];
   const SampleSection& s = lm.cfg.sample;
   if (texts.empty()) texts.push_back(s.prompt);
@@ -175,7 +178,7 @@ int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& ov
 int cmd_eval(const std::string& checkpoint, const std::vector<std::string>& overrides, const std::string& split,
              bool cached, const std::string& kv_caches) {
   const Config run_cfg = load_config(checkpoint_config_path(resolve_checkpoint(checkpoint)), overrides);
-  LoadedModel lm = load_model(checkpoint, overrides, run_cfg.training.batch_size, run_cfg.seq_len());
+  LoadedModel lm = load_model(checkpoint, overrides, run_cfg.training.batch_size, run_cfg.seq_len(), true);
   const Config& cfg = lm.cfg;
   const DatasetInfo data = load_dataset_info(cfg.data.dir);
   ATTN_CHECK(data.vocab_size == lm.tokenizer->vocab_size(),

@@ -108,6 +108,9 @@ struct BackendOptions {
   AttentionOptions attention;
   int max_batch = 0, max_seq = 0;  // sizes to plan activation memory for
   int threads = 0;                 // CPU threads (0 = all cores)
+  // Generation/evaluation only: the CUDA backend allocates no gradients, no optimizer state
+  // and (bf16) no fp32 master copy, and refuses the training calls (the CPU backend ignores it).
+  bool inference_only = false;
 };
 
 // True when the binary was built with CUDA and a device is visible.

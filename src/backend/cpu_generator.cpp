@@ -80,6 +80,7 @@ class CpuGenerator final : public Generator {
 
   int batch() const override { return opt_.batch; }
   int max_len() const override { return opt_.max_len; }
+  int vocab_size() const override { return model_.config().vocab_size; }
   KVCacheDType cache_dtype() const override { return opt_.cache; }
   size_t cache_bytes() const override { return (k_.size() + v_.size()) * sizeof(S); }
   int length(int b) const override { return lengths_.at(b); }

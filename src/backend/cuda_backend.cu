@@ -114,30 +114,41 @@ class CudaBackend final : public Backend {
 
   // ---- whole-buffer transfers ------------------------------------------------------------
   void set_params(const float* host) override {
+    if (!params_) return set_params_bf16_only(host);
     CUDA_CHECK(cudaMemcpyAsync(params_, host, total_bytes(), cudaMemcpyHostToDevice, stream_));
     refresh_param_copy();
     sync();
   }
-  void get_params(float* host) const override { download(host, params_); }
-  void get_grads(float* host) const override { download(host, grads_); }
+  void get_params(float* host) const override {
+    if (!params_) return get_params_bf16_only(host);
+    download(host, params_);
+  }
+  void get_grads(float* host) const override {
+    require_training("get_grads");
+    download(host, grads_);
+  }
   void set_optimizer_state(const float* m, const float* v) override {
+    require_training("set_optimizer_state");
     if (dp_ && dp_->zero1()) return dp_->set_moments(m, v);
     CUDA_CHECK(cudaMemcpyAsync(m_, m, total_bytes(), cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaMemcpyAsync(v_, v, total_bytes(), cudaMemcpyHostToDevice, stream_));
     sync();
   }
   void get_optimizer_state(float* m, float* v) const override {
+    require_training("get_optimizer_state");
     if (dp_ && dp_->zero1()) return dp_->get_moments(m, v, /*scratch=*/grads_);  // grads are consumed by now
     download(m, m_);
     download(v, v_);
   }
 
   void zero_grad() override {
+    require_training("zero_grad");
     timed(OpCategory::Other, [&] { CUDA_CHECK(cudaMemsetAsync(grads_, 0, total_bytes(), stream_)); });
   }
 
   // ---- the training step -------------------------------------------------------------------
   float forward_backward(const Batch& batch, float grad_scale, const StepContext& ctx) override {
+    require_training("forward_backward");
     const int count = upload_batch(batch, /*with_targets=*/true, /*with_buckets=*/true);
     forward(batch.B, batch.T, &ctx);
     const float dloss = count > 0 ? grad_scale / static_cast<float>(count) : 0.0f;
@@ -165,6 +176,7 @@ class CudaBackend final : public Backend {
   }
 
   float grad_norm() override {
+    require_training("grad_norm");
     if (dp_ && dp_->zero1()) return static_cast<float>(std::sqrt(dp_->grad_norm_squared(grads_, norm_partials_, norm_out_)));
     timed(OpCategory::Optimizer,
           [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
@@ -175,6 +187,7 @@ class CudaBackend final : public Backend {
   }
 
   void adamw_step(const AdamWConfig& c, float lr, float grad_multiplier, int64_t t) override {
+    require_training("adamw_step");
     ATTN_CHECK(t >= 1, "adamw_step: step count t = {} (1-based)", t);
     if (dp_ && dp_->zero1()) {
       dp_->adamw_step(params_, grads_, c, lr, grad_multiplier, t);
@@ -193,6 +206,7 @@ class CudaBackend final : public Backend {
 
   // Data parallelism lives in cuda_data_parallel.cu; backward calls stage_done() below.
   void enable_data_parallel(Communicator& comm, bool zero1, size_t bucket_bytes) override {
+    require_training("enable_data_parallel");
     dp_ = std::make_unique<CudaDataParallel>(comm, zero1, bucket_bytes, layout_, mem_, stream_, timer_);
     if (zero1) mem_.release(m_), mem_.release(v_), m_ = v_ = nullptr;  // the shards live in dp_
   }
@@ -443,8 +457,42 @@ class CudaBackend final : public Backend {
     return g;
   }
 
+  void require_training(const char* call) const {
+    ATTN_CHECK(!opts_.inference_only, "{} on a backend built for inference only (BackendOptions::inference_only): "
+               "it has no gradients or optimizer state", call);
+  }
+
+  // Inference-only bf16 keeps no fp32 master: the host rounds to bf16 (round to nearest even,
+  // as refresh_param_copy does on the device) and uploads the kernels' copy directly.
+  void set_params_bf16_only(const float* host) {
+    const size_t n = layout_.total();
+    std::vector<bf16> staged(n);
+    for (size_t i = 0; i < n; ++i) staged[i] = __float2bfloat16_rn(host[i]);
+    CUDA_CHECK(cudaMemcpyAsync(cparams_, staged.data(), n * sizeof(bf16), cudaMemcpyHostToDevice, stream_));
+    sync();  // `staged` is pageable and dies here
+  }
+  void get_params_bf16_only(float* host) const {
+    const size_t n = layout_.total();
+    std::vector<bf16> staged(n);
+    CUDA_CHECK(cudaMemcpyAsync(staged.data(), cparams_, n * sizeof(bf16), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (size_t i = 0; i < n; ++i) host[i] = __bfloat162float(staged[i]);
+  }
+
   void allocate_parameters() {
     const size_t n = layout_.total();
+    if (opts_.inference_only) {  // the kernels' copy only: fp32 params_, or bf16 cparams_ with no master
+      if (dt_ == DType::F32) {
+        params_ = mem_.allocate_n<float>(n, MemCategory::Parameters);
+        cparams_ = reinterpret_cast<T*>(params_);
+        CUDA_CHECK(cudaMemsetAsync(params_, 0, n * sizeof(float), stream_));
+      } else {
+        cparams_ = mem_.allocate_n<T>(n, MemCategory::Parameters);
+        CUDA_CHECK(cudaMemsetAsync(cparams_, 0, n * sizeof(T), stream_));
+      }
+      sync();
+      return;
+    }
     const size_t padded = CudaDataParallel::padded_floats(n);  // ZeRO-1 splits these two evenly
     params_ = mem_.allocate_n<float>(padded, MemCategory::Parameters);
     cparams_ = dt_ == DType::F32 ? reinterpret_cast<T*>(params_) : mem_.allocate_n<T>(n, MemCategory::Parameters);

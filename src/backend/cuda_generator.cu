@@ -10,12 +10,15 @@
 //   positions = lengths; lengths += 1   (kern::advance_positions)
 //   x = wte[tok] + wpe[positions]; per layer ln_1 -> qkv -> kv_cache_write at positions ->
 //   decode_attention over lengths -> proj -> residual -> ln_2 -> MLP -> residual;
-//   ln_f -> LM head -> (B, vocab) fp32 logits.
+//   ln_f -> LM head -> (B, vocab) fp32 logits -> next[b] = argmax_v logits[b, v] (greedy ids).
 // The decode step is launched kernel by kernel on the first call (this also settles the
 // cuBLASLt algorithm choices), captured into a CUDA graph on the second and replayed after
-// (GeneratorOptions::cuda_graph). Token upload and logits download stay outside the graph.
+// (GeneratorOptions::cuda_graph). Only the token upload and the download stay outside the
+// graph: decode copies the (B, V) logits, decode_greedy only the B argmax ids (into pinned
+// memory: a pageable copy would add a staging copy and a host argmax over B x V floats).
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -42,6 +45,9 @@ class CudaGenerator final : public Generator {
     opt_.max_len = resolved_max_len(c, opt);
     B_ = opt_.batch;
     L_ = opt_.max_len;
+    ATTN_CHECK(opt_.max_prompt >= 0 && opt_.max_prompt <= L_,
+               "generation max_prompt = {} must be in [0, max_len = {}] (0: max_len)", opt_.max_prompt, L_);
+    P_ = opt_.max_prompt > 0 ? opt_.max_prompt : L_;
     ATTN_CHECK(c.head_dim() == 64 || c.head_dim() == 128,
                "cached generation on the GPU needs a head dim of 64 or 128 (model.n_embd / model.n_head = {}); use --no-cache",
                c.head_dim());
@@ -68,13 +74,15 @@ class CudaGenerator final : public Generator {
 
   int batch() const override { return B_; }
   int max_len() const override { return L_; }
+  int vocab_size() const override { return m_.cfg->vocab_size; }
   KVCacheDType cache_dtype() const override { return opt_.cache; }
   size_t cache_bytes() const override { return cache_bytes_; }
   int length(int b) const override { return lengths_.at(b); }
 
   void prefill(const int32_t* tokens, const int* lengths, int seq, float* logits) override {
     const GPTConfig& c = *m_.cfg;
-    ATTN_CHECK(seq >= 1 && seq <= L_, "prompts padded to {} tokens, but the cache holds {} positions", seq, L_);
+    ATTN_CHECK(seq >= 1 && seq <= P_, "prompts padded to {} tokens, but the generator was made for at most {} "
+               "(GeneratorOptions::max_prompt, the cache holds {} positions)", seq, P_, L_);
     for (int b = 0; b < B_; ++b) {
       ATTN_CHECK(lengths[b] >= 1 && lengths[b] <= seq, "prompt {} has length {}: it must be in [1, {}]", b, lengths[b], seq);
       lengths_[b] = lengths[b];
@@ -108,6 +116,21 @@ class CudaGenerator final : public Generator {
   }
 
   void decode(const int32_t* tokens, float* logits) override {
+    run_decode_step(tokens);
+    download_logits(logits);
+  }
+
+  void decode_greedy(const int32_t* tokens, int32_t* next) override {
+    run_decode_step(tokens);
+    CUDA_CHECK(cudaMemcpyAsync(host_next_, next_dev_, B_ * sizeof(int32_t), cudaMemcpyDeviceToHost, m_.stream));
+    CUDA_CHECK(cudaStreamSynchronize(m_.stream));
+    std::copy_n(host_next_, B_, next);
+  }
+
+ private:
+  // Uploads the tokens and runs one decode step (graph replay after the first two calls);
+  // leaves logits_f_ and next_dev_ on the device.
+  void run_decode_step(const int32_t* tokens) {
     const GPTConfig& c = *m_.cfg;
     for (int b = 0; b < B_; ++b) {
       ATTN_CHECK(lengths_[b] >= 1, "decode before prefill (sequence {} is empty)", b);
@@ -138,10 +161,8 @@ class CudaGenerator final : public Generator {
     }
     ++decode_calls_;
     for (int b = 0; b < B_; ++b) ++lengths_[b];
-    download_logits(logits);
   }
 
- private:
   bool act_bf16() const { return m_.act == DType::BF16; }
   const T* P(int tensor) const { return static_cast<const T*>(m_.params) + m_.layout->get(tensor).offset; }
 
@@ -194,6 +215,7 @@ class CudaGenerator final : public Generator {
       mlp_and_residuals(l, B_);
     }
     lm_head(x_, nullptr);
+    kern::argmax_rows(next_dev_, logits_f_, B_, c.vocab_size, s);
   }
 
   DecodeAttentionParams decode_params() const {
@@ -218,7 +240,7 @@ class CudaGenerator final : public Generator {
     }
     owned_.clear();
     if (host_ints_) cudaFreeHost(host_ints_);
-    host_ints_ = nullptr;
+    host_ints_ = nullptr, host_next_ = nullptr;
   }
 
   void* take(size_t bytes, MemCategory cat) {
@@ -229,7 +251,8 @@ class CudaGenerator final : public Generator {
 
   void allocate() {
     const GPTConfig& c = *m_.cfg;
-    const size_t N = static_cast<size_t>(B_) * L_, C = c.n_embd, QKV = c.qkv_dim(), t = sizeof(T);
+    // prefill is the widest pass: B x max_prompt rows (decode uses the first B rows)
+    const size_t N = static_cast<size_t>(B_) * P_, C = c.n_embd, QKV = c.qkv_dim(), t = sizeof(T);
     // the cache: one allocation per layer and K/V (and their scales)
     const size_t elems = static_cast<size_t>(B_) * c.n_kv_head * L_ * c.head_dim();
     const size_t slots = static_cast<size_t>(B_) * c.n_kv_head * L_;
@@ -254,7 +277,7 @@ class CudaGenerator final : public Generator {
     const size_t ol = plan.add(B_ * C * t), olnf = plan.add(B_ * C * t);
     const size_t olog = plan.add(static_cast<size_t>(B_) * c.padded_vocab_size * t);
     const size_t olf = plan.add(static_cast<size_t>(B_) * c.vocab_size * sizeof(float));
-    const size_t oints = plan.add((N + 4 * static_cast<size_t>(B_)) * sizeof(int32_t));
+    const size_t oints = plan.add((N + 5 * static_cast<size_t>(B_)) * sizeof(int32_t));
     char* a = static_cast<char*>(take(plan.bytes(), MemCategory::Activations));
     x_ = reinterpret_cast<T*>(a + ox), h_ = reinterpret_cast<T*>(a + oh), qkv_ = reinterpret_cast<T*>(a + oq);
     y_ = reinterpret_cast<T*>(a + oy), branch_ = reinterpret_cast<T*>(a + ob), fc_ = reinterpret_cast<T*>(a + of);
@@ -263,24 +286,25 @@ class CudaGenerator final : public Generator {
     logits_ = reinterpret_cast<T*>(a + olog), logits_f_ = reinterpret_cast<float*>(a + olf);
     int32_t* ints = reinterpret_cast<int32_t*>(a + oints);
     prefill_tokens_ = ints, decode_tokens_ = ints + N, lengths_dev_ = ints + N + B_, positions_ = ints + N + 2 * B_;
-    zeros_ = ints + N + 3 * B_;
-    CUDA_CHECK(cudaMemsetAsync(ints, 0, (N + 4 * static_cast<size_t>(B_)) * sizeof(int32_t), m_.stream));
+    zeros_ = ints + N + 3 * B_, next_dev_ = ints + N + 4 * B_;
+    CUDA_CHECK(cudaMemsetAsync(ints, 0, (N + 5 * static_cast<size_t>(B_)) * sizeof(int32_t), m_.stream));
     // prefill attention (one layer at a time) and the decode partials
     AttentionShape ash;
-    ash.B = B_, ash.T = L_, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
+    ash.B = B_, ash.T = P_, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
     ArenaPlan ap;
     const size_t osaved = ap.add(attention_->saved_bytes(ash)), oscr = ap.add(attention_->scratch_bytes(ash));
     const size_t ows = ap.add(decode_attention_workspace_bytes(decode_params()));
     char* at = static_cast<char*>(take(ap.bytes(), MemCategory::Attention));
     att_saved_ = at + osaved, att_scratch_ = at + oscr, decode_ws_ = at + ows;
-    CUDA_CHECK(cudaMallocHost(&host_ints_, (N + B_) * sizeof(int32_t)));
+    CUDA_CHECK(cudaMallocHost(&host_ints_, (N + 2 * static_cast<size_t>(B_)) * sizeof(int32_t)));
+    host_next_ = host_ints_ + N + B_;
     lengths_.assign(B_, 0);
     CUDA_CHECK(cudaStreamSynchronize(m_.stream));
   }
 
   CudaModelView m_;
   GeneratorOptions opt_;
-  int B_ = 0, L_ = 0;
+  int B_ = 0, L_ = 0, P_ = 0;  // batch, cache positions, longest prompt
   KVCacheShape shape_;
   std::unique_ptr<CudaAttention> attention_;
   std::vector<void*> owned_;
@@ -290,9 +314,10 @@ class CudaGenerator final : public Generator {
   T *last_ = nullptr, *lnf_ = nullptr, *logits_ = nullptr;
   float *mean_ = nullptr, *rstd_ = nullptr, *logits_f_ = nullptr;
   int32_t *prefill_tokens_ = nullptr, *decode_tokens_ = nullptr, *lengths_dev_ = nullptr, *positions_ = nullptr,
-          *zeros_ = nullptr;
+          *zeros_ = nullptr, *next_dev_ = nullptr;
   void *att_saved_ = nullptr, *att_scratch_ = nullptr, *decode_ws_ = nullptr;
-  int32_t* host_ints_ = nullptr;  // page-locked
+  int32_t* host_ints_ = nullptr;  // page-locked: prompt/token upload, then B ids of decode_greedy
+  int32_t* host_next_ = nullptr;
   std::vector<int> lengths_;
   int64_t decode_calls_ = 0;
   cudaGraph_t graph_ = nullptr;

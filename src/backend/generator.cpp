@@ -2,7 +2,11 @@
 // does not call kv_cache_element_bytes from kernels/decode_attention.cu).
 #include "backend/generator.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "core/error.h"
+#include "model/gpt_config.h"
 
 namespace attn {
 
@@ -75,4 +79,16 @@ void check_generation_attention(const AttentionOptions& a) {
              "(use --no-cache)");
 }
 
+}  // namespace attn
+
+namespace attn {
+void Generator::decode_greedy(const int32_t* tokens, int32_t* next) {
+  const int V = vocab_size();
+  std::vector<float> logits(static_cast<size_t>(batch()) * V);
+  decode(tokens, logits.data());
+  for (int b = 0; b < batch(); ++b) {
+    const float* row = logits.data() + static_cast<size_t>(b) * V;
+    next[b] = static_cast<int32_t>(std::max_element(row, row + V) - row);
+  }
+}
 }  // namespace attn

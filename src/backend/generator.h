@@ -24,6 +24,8 @@ namespace attn {
 struct GeneratorOptions {
   int batch = 1;                          // sequences generated together
   int max_len = 0;                        // cache positions per sequence (0: model.block_size)
+  int max_prompt = 0;                     // longest padded prompt prefill accepts (0: max_len); sizes
+                                          // the prefill activations (batch x max_prompt rows)
   KVCacheDType cache = KVCacheDType::FP32;  // what K and V are stored in
   bool cuda_graph = true;                 // CUDA: replay the captured decode step (else launch each kernel)
 };
@@ -40,6 +42,7 @@ class Generator {
   virtual ~Generator() = default;
   virtual int batch() const = 0;
   virtual int max_len() const = 0;
+  virtual int vocab_size() const = 0;  // columns of the logits
   virtual KVCacheDType cache_dtype() const = 0;
   // Bytes allocated for the cache (what kv_cache_bytes says, on the device or the host).
   virtual size_t cache_bytes() const = 0;
@@ -49,6 +52,12 @@ class Generator {
   virtual void prefill(const int32_t* tokens, const int* lengths, int T, float* logits) = 0;
   // tokens: (batch) on the host; every sequence must have room (lengths[b] < max_len).
   virtual void decode(const int32_t* tokens, float* logits) = 0;
+  // Greedy decoding: one decode step whose logits stay where they are computed; next[b] is
+  // the argmax of sequence b's new logits (the first index among equal maxima, exactly what
+  // std::max_element over decode's logits gives). The CUDA generator runs the argmax on the
+  // device and copies back only the B ids; this default calls decode and reduces on the host.
+  // tokens and next may be the same array.
+  virtual void decode_greedy(const int32_t* tokens, int32_t* next);
   // Current length of sequence b (prompt + decoded tokens).
   virtual int length(int b) const = 0;
 };
