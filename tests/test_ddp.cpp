@@ -21,6 +21,7 @@
 #include "distributed/rendezvous.h"
 #include "distributed/tcp_comm.h"
 #include "test_support.h"
+#include "word_dataset.h"
 #include "train/trainer.h"
 
 using namespace attn;
@@ -29,21 +30,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path make_dataset(const fs::path& root) {
-  static const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"};
-  std::mt19937 rng(1234);
-  fs::create_directories(root / "text");
-  std::ofstream out(root / "text" / "corpus.txt");
-  for (int i = 0; i < 6000; ++i) out << words[rng() % 12] << (i % 9 == 8 ? ".\n" : " ");
-  out.close();
-  PrepareOptions p;
-  p.inputs = {(root / "text").string()};
-  p.out_dir = (root / "data").string();
-  p.tokenizer = "char";
-  p.val_fraction = 0.1;
-  prepare_dataset(p, [](const std::string&) {});
-  return root / "data";
-}
+// The word corpus in the same order every run.
+fs::path make_dataset(const fs::path& root) { return attn::testing::make_word_dataset(root, 1234); }
 
 Config ddp_config(const fs::path& data, const fs::path& out, std::vector<std::string> extra) {
   std::vector<std::string> ov = {"--model.n_layer=2", "--model.n_head=2", "--model.n_embd=32",
