@@ -20,7 +20,9 @@
 #include "data/prepare.h"
 #include "distributed/rendezvous.h"
 #include "distributed/tcp_comm.h"
+#include "rank_threads.h"
 #include "test_support.h"
+#include "word_dataset.h"
 #include "train/trainer.h"
 
 using namespace attn;
@@ -29,21 +31,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path make_dataset(const fs::path& root) {
-  static const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"};
-  std::mt19937 rng(1234);
-  fs::create_directories(root / "text");
-  std::ofstream out(root / "text" / "corpus.txt");
-  for (int i = 0; i < 6000; ++i) out << words[rng() % 12] << (i % 9 == 8 ? ".\n" : " ");
-  out.close();
-  PrepareOptions p;
-  p.inputs = {(root / "text").string()};
-  p.out_dir = (root / "data").string();
-  p.tokenizer = "char";
-  p.val_fraction = 0.1;
-  prepare_dataset(p, [](const std::string&) {});
-  return root / "data";
-}
+// The word corpus in the same order every run.
+fs::path make_dataset(const fs::path& root) { return attn::testing::make_word_dataset(root, 1234); }
 
 Config ddp_config(const fs::path& data, const fs::path& out, std::vector<std::string> extra) {
   std::vector<std::string> ov = {"--model.n_layer=2", "--model.n_head=2", "--model.n_embd=32",
@@ -222,41 +211,21 @@ TEST(DataParallelTrainer, RanksWithDifferentConfigsAreRefused) {
 TEST(TcpCommunicator, CollectivesOnFourAndEightRanks) {
   for (const int world : {2, 4, 8}) {
     const size_t count = 37;  // per rank: an awkward size
-    DistEnv e0;
-    e0.world_size = world, e0.master_port = 0;
-    Rendezvous rv0(e0, 10);
-    const int port = rv0.port();
     std::vector<std::vector<float>> reduced(world), scattered(world), gathered(world);
-    std::vector<std::string> errors(world);
-    std::vector<std::thread> threads;
-    for (int r = 0; r < world; ++r)
-      threads.emplace_back([&, r] {
-        try {
-          std::unique_ptr<Rendezvous> own;
-          if (r > 0) {
-            DistEnv e = e0;
-            e.rank = r, e.master_port = port;
-            own = std::make_unique<Rendezvous>(e, 10);
-          }
-          Rendezvous& rv = r == 0 ? rv0 : *own;
-          rv.connect();
-          auto comm = make_tcp_communicator(rv);
-          std::vector<float> h(count * world);
-          for (size_t i = 0; i < h.size(); ++i) h[i] = 0.25f * float(r + 1) * float(i % 13) - 3.0f;  // exact in float
-          reduced[r] = h;
-          comm->all_reduce_mean(reduced[r].data(), h.size(), nullptr);
-          std::vector<float> inplace = h;
-          comm->reduce_scatter_mean(inplace.data(), inplace.data() + r * count, count, nullptr);
-          scattered[r].assign(inplace.begin() + r * count, inplace.begin() + (r + 1) * count);
-          gathered[r].assign(count * world, 0.0f);
-          for (size_t i = 0; i < count; ++i) gathered[r][r * count + i] = float(r * 1000 + i);
-          comm->all_gather(gathered[r].data() + r * count, gathered[r].data(), count, nullptr);
-          comm->barrier(nullptr);
-        } catch (const std::exception& ex) {
-          errors[r] = ex.what();
-        }
-      });
-    for (auto& t : threads) t.join();
+    const std::vector<std::string> errors = attn::testing::run_rank_threads(world, 10, [&](Rendezvous& rv, int r) {
+      auto comm = make_tcp_communicator(rv);
+      std::vector<float> h(count * world);
+      for (size_t i = 0; i < h.size(); ++i) h[i] = 0.25f * float(r + 1) * float(i % 13) - 3.0f;  // exact in float
+      reduced[r] = h;
+      comm->all_reduce_mean(reduced[r].data(), h.size(), nullptr);
+      std::vector<float> inplace = h;
+      comm->reduce_scatter_mean(inplace.data(), inplace.data() + r * count, count, nullptr);
+      scattered[r].assign(inplace.begin() + r * count, inplace.begin() + (r + 1) * count);
+      gathered[r].assign(count * world, 0.0f);
+      for (size_t i = 0; i < count; ++i) gathered[r][r * count + i] = float(r * 1000 + i);
+      comm->all_gather(gathered[r].data() + r * count, gathered[r].data(), count, nullptr);
+      comm->barrier(nullptr);
+    });
     for (int r = 0; r < world; ++r) {
       ASSERT_EQ(errors[r], "") << "world " << world << " rank " << r;
       for (size_t i = 0; i < count * world; ++i) {

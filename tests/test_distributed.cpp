@@ -2,6 +2,7 @@
 // (ranks as threads on 127.0.0.1), gradient buckets and ZeRO-1 shards, the config keys.
 #include <gtest/gtest.h>
 
+#include "rank_threads.h"
 #include "test_support.h"
 
 #include <chrono>
@@ -103,29 +104,8 @@ DistEnv local_env(int rank, int world, int port) {
 // first (so they exercise the retry) and connect. Returns each rank's error ("" = none).
 std::vector<std::string> run_ranks(int world, double timeout_s,
                                    const std::function<void(Rendezvous&)>& body) {
-  Rendezvous rv0(local_env(0, world, 0), timeout_s);
-  const int port = rv0.port();
-  std::vector<std::string> errors(world);
-  std::vector<std::thread> threads;
-  for (int r = 1; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        Rendezvous rv(local_env(r, world, port), timeout_s);
-        rv.connect();
-        body(rv);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  try {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    rv0.connect();
-    body(rv0);
-  } catch (const std::exception& e) {
-    errors[0] = e.what();
-  }
-  for (auto& t : threads) t.join();
-  return errors;
+  return attn::testing::run_rank_threads(
+      world, timeout_s, [&](Rendezvous& rv, int) { body(rv); }, std::chrono::milliseconds(50));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "word_dataset.h"
 
 using namespace attn;
 namespace fs = std::filesystem;
@@ -17,21 +18,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // A small synthetic English-like corpus (words from a fixed list, fresh order each run).
-fs::path make_dataset(const fs::path& root) {
-  static const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"};
-  std::mt19937 rng(std::random_device{}());
-  fs::create_directories(root / "text");
-  std::ofstream out(root / "text" / "corpus.txt");
-  for (int i = 0; i < 6000; ++i) out << words[rng() % 12] << (i % 9 == 8 ? ".\n" : " ");
-  out.close();
-  PrepareOptions p;
-  p.inputs = {(root / "text").string()};
-  p.out_dir = (root / "data").string();
-  p.tokenizer = "char";
-  p.val_fraction = 0.1;
-  prepare_dataset(p, [](const std::string&) {});
-  return root / "data";
-}
+fs::path make_dataset(const fs::path& root) { return attn::testing::make_word_dataset(root, std::random_device{}()); }
 
 Config tiny_config(const fs::path& data, const fs::path& out, std::vector<std::string> extra = {}) {
   std::vector<std::string> ov = {"--model.n_layer=2", "--model.n_head=2", "--model.n_embd=32",

@@ -17,13 +17,9 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-except Exception as e:  # pragma: no cover - depends on the machine
-    print(f"SKIPPED: torch/numpy not importable ({e})")
-    sys.exit(77)
+from import_or_skip import import_or_skip
+
+np, torch, F = import_or_skip("numpy", "torch", "torch.nn.functional")
 
 TOL = 1e-9
 

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "io/text_file.h"
 
 namespace fs = std::filesystem;
 
@@ -20,34 +21,12 @@ namespace attn {
 
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 void fsync_path(const fs::path& p) {
   const int fd = ::open(p.c_str(), O_RDONLY);
   if (fd >= 0) {
     ::fsync(fd);
     ::close(fd);
   }
-}
-
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  ATTN_CHECK(out.good(), "cannot write '{}'", p.string());
-  out << text;
-  out.flush();
-  ATTN_CHECK(out.good(), "writing '{}' failed (disk full?)", p.string());
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  ATTN_CHECK(in.good(), "cannot read '{}'", p.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::vector<TensorView> views(const ParamLayout& layout, const float* base, const std::string& prefix) {
@@ -66,7 +45,7 @@ void fill_from(const SafetensorsFile& file, const ParamLayout& layout, const std
                path, prefix + t.name);
     ATTN_CHECK(it->second.shape == t.shape,
                "checkpoint '{}': tensor '{}' has shape {} but the config needs {} (model config differs)", path,
-               prefix + t.name, shape_str(it->second.shape), shape_str(t.shape));
+               prefix + t.name, shape_string(it->second.shape), shape_string(t.shape));
     std::copy(it->second.data.begin(), it->second.data.end(), dst.begin() + static_cast<ptrdiff_t>(t.offset));
   }
   ATTN_CHECK(file.tensors.size() == layout.tensors().size(),
@@ -98,8 +77,8 @@ std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layou
                        {"tokens_seen", state.tokens_seen},
                        {"best_val_loss", state.best_val_loss},
                        {"last_val_loss", state.last_val_loss}};
-  write_text(tmp / "state.json", js.dump(2) + "\n");
-  write_text(tmp / "config.toml", config_toml);
+  write_text_file(tmp / "state.json", js.dump(2) + "\n");
+  write_text_file(tmp / "config.toml", config_toml);
   if (!tokenizer_path.empty()) fs::copy_file(tokenizer_path, tmp / "tokenizer.json", fs::copy_options::overwrite_existing);
   for (const auto& e : fs::directory_iterator(tmp)) fsync_path(e.path());
   fsync_path(tmp);
@@ -115,7 +94,7 @@ std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layou
     fs::rename(tmp, final_dir);
   }
   fsync_path(root);
-  write_text(root / "latest.tmp", name + "\n");
+  write_text_file(root / "latest.tmp", name + "\n");
   fsync_path(root / "latest.tmp");
   fs::rename(root / "latest.tmp", root / "latest");
   fsync_path(root);
@@ -138,7 +117,7 @@ std::string resolve_checkpoint(const std::string& path) {
   if (fs::exists(p / "model.safetensors")) return p.string();
   for (const fs::path& root : {p / "checkpoints", p}) {
     if (fs::exists(root / "latest")) {
-      std::string name = read_text(root / "latest");
+      std::string name = read_text_file(root / "latest");
       name.erase(name.find_last_not_of(" \n\r\t") + 1);
       const fs::path dir = root / name;
       ATTN_CHECK(fs::exists(dir / "model.safetensors"), "'{}' points to '{}', which holds no model.safetensors",
@@ -177,7 +156,7 @@ CheckpointData load_checkpoint(const std::string& ckpt_dir, const ParamLayout& l
   }
   if (fs::exists(dir / "state.json")) {
     try {
-      const auto js = nlohmann::json::parse(read_text(dir / "state.json"));
+      const auto js = nlohmann::json::parse(read_text_file(dir / "state.json"));
       out.state.step = js.at("step").get<int64_t>();
       out.state.tokens_seen = js.value("tokens_seen", int64_t{0});
       out.state.best_val_loss = js.value("best_val_loss", 0.0);
@@ -186,7 +165,7 @@ CheckpointData load_checkpoint(const std::string& ckpt_dir, const ParamLayout& l
       fail("checkpoint '{}': corrupt state.json: {}", ckpt_dir, e.what());
     }
   }
-  if (fs::exists(dir / "config.toml")) out.config_toml = read_text(dir / "config.toml");
+  if (fs::exists(dir / "config.toml")) out.config_toml = read_text_file(dir / "config.toml");
   if (fs::exists(dir / "tokenizer.json")) out.tokenizer_path = (dir / "tokenizer.json").string();
   return out;
 }

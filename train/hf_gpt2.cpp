@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "data/tokenizer.h"
 #include "io/safetensors.h"
+#include "io/text_file.h"
 #include "model/param_layout.h"
 #include "train/checkpoint.h"
 
@@ -22,28 +23,6 @@ namespace fs = std::filesystem;
 namespace attn {
 
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  ATTN_CHECK(in.good(), "cannot read '{}'", p.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  ATTN_CHECK(out.good(), "cannot write '{}'", p.string());
-  out << text;
-  out.flush();
-  ATTN_CHECK(out.good(), "writing '{}' failed (disk full?)", p.string());
-}
 
 // Our tensor name -> HF's, without the "transformer." prefix: wte/wpe gain ".weight".
 std::string hf_name(const ParamTensor& t) {
@@ -151,11 +130,11 @@ HfExportSummary export_hf_gpt2(const std::string& ckpt, const std::string& out_d
   js["bos_token_id"] = eot >= 0 ? nlohmann::ordered_json(eot) : nlohmann::ordered_json(nullptr);
   js["eos_token_id"] = eot >= 0 ? nlohmann::ordered_json(eot) : nlohmann::ordered_json(nullptr);
   js["torch_dtype"] = "float32";
-  write_text(out / "config.json", js.dump(2) + "\n");
+  write_text_file(out / "config.json", js.dump(2) + "\n");
 
   fs::copy_file(tokenizer_path, out / "tokenizer.json", fs::copy_options::overwrite_existing);
-  write_text(out / "attnlab_config.toml", ck.config_toml);
-  write_text(out / "README.txt", kReadme);
+  write_text_file(out / "attnlab_config.toml", ck.config_toml);
+  write_text_file(out / "README.txt", kReadme);
 
   HfExportSummary s;
   s.vocab_size = g.vocab_size, s.n_layer = g.n_layer, s.n_head = g.n_head, s.n_embd = g.n_embd;
@@ -199,7 +178,7 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
              hf_dir);
   nlohmann::json js;
   try {
-    js = nlohmann::json::parse(read_text(cfg_path));
+    js = nlohmann::json::parse(read_text_file(cfg_path));
   } catch (const nlohmann::json::exception& e) {
     fail("'{}' is not valid JSON: {}", cfg_path, e.what());
   }
@@ -276,7 +255,7 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
     ATTN_CHECK(it != file.tensors.end(), "'{}' has no tensor '{}'", st_path, name);
     const std::vector<int64_t> want = hf_shape(t, g);
     ATTN_CHECK(it->second.shape == want, "'{}': tensor '{}' has shape {} but config.json implies {}", st_path, name,
-               shape_str(it->second.shape), shape_str(want));
+               shape_string(it->second.shape), shape_string(want));
     float* dst = params.data() + t.offset;
     if (t.kind == ParamKind::Matrix)
       transpose(it->second.data.data(), want[0], want[1], dst);  // (in, out) -> (out, in)

@@ -34,4 +34,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
 // (short file, bad header, offsets out of range or overlapping) throws attn::Error naming the file.
 SafetensorsFile read_safetensors(const std::string& path);
 
+// A tensor shape as error messages print it: "[768, 2304]".
+std::string shape_string(const std::vector<int64_t>& shape);
+
 }  // namespace attn

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda_backend.h"
+#include "backend_parity.h"
 #include "test_util.h"
 
 namespace {
@@ -47,10 +48,7 @@ TEST_P(VsCpu, LossGradientsAndAdamW) {
   auto cpu = backend("cpu", "fp32", impl);
   auto gpu = backend("cuda", prec_, impl);
   const attn::ParamLayout& layout = cpu->layout();
-  std::vector<float> params(layout.total());
-  attn::init_gpt2_params(layout, 1, params.data());
-  cpu->set_params(params.data());
-  gpu->set_params(params.data());
+  const std::vector<float> params = tu::set_same_initial_params(*cpu, *gpu);
 
   const int B = 3, T = 77;
   std::mt19937_64 g(2);
@@ -58,22 +56,8 @@ TEST_P(VsCpu, LossGradientsAndAdamW) {
   for (auto& v : x) v = static_cast<int32_t>(g() % 101);
   for (auto& v : y) v = static_cast<int32_t>(g() % 101);
   for (int i = 0; i < B * T; i += 9) y[i] = -1;
-  const attn::Batch batch{x.data(), y.data(), B, T};
-  const attn::StepContext ctx{7, 3, 0, true};
-  cpu->zero_grad();
-  gpu->zero_grad();
-  const float lc = cpu->forward_backward(batch, 1.0f, ctx);
-  const float lg = gpu->forward_backward(batch, 1.0f, ctx);
-  EXPECT_REL(Vec{lg}, Vec{lc}, tol, prec + " loss vs cpu");
-
-  std::vector<float> gc(layout.total()), gg(layout.total());
-  cpu->get_grads(gc.data());
-  gpu->get_grads(gg.data());
-  for (const attn::ParamTensor& t : layout.tensors()) {
-    const Vec a(gg.begin() + t.offset, gg.begin() + t.offset + t.numel);
-    const Vec b(gc.begin() + t.offset, gc.begin() + t.offset + t.numel);
-    EXPECT_REL(a, b, tol, prec + " grad " + t.name);
-  }
+  tu::expect_loss_and_grads_match(*cpu, *gpu, attn::Batch{x.data(), y.data(), B, T}, attn::StepContext{7, 3, 0, true},
+                                  tol, prec);
 
   // one AdamW step on the CPU's gradients from the same state
   const float norm = cpu->grad_norm();

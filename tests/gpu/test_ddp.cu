@@ -23,6 +23,7 @@
 #include "distributed/comm.h"
 #include "distributed/rendezvous.h"
 #include "model/param_layout.h"
+#include "tests/rank_threads.h"
 
 using namespace attn;
 
@@ -91,48 +92,30 @@ TEST(DataParallelCuda, RanksMatchOneProcessAccumulating) {
   ref->get_params(ref_params.data());
 
   for (const bool zero1 : {false, true}) {
-    DistEnv e0;
-    e0.world_size = world, e0.master_port = 0;
-    Rendezvous rv0(e0, 30);
-    const int port = rv0.port();
     std::vector<RankOut> out(world);
-    std::vector<std::thread> threads;
-    for (int r = 0; r < world; ++r)
-      threads.emplace_back([&, r] {
-        try {
-          CUDA_CHECK(cudaSetDevice(r));
-          std::unique_ptr<Rendezvous> own;
-          if (r > 0) {
-            DistEnv e = e0;
-            e.rank = r, e.master_port = port;
-            own = std::make_unique<Rendezvous>(e, 30);
-          }
-          Rendezvous& rv = r == 0 ? rv0 : *own;
-          rv.connect();
-          auto comm = make_nccl_communicator(rv, r);
-          BackendOptions o;
-          o.device = "cuda", o.max_batch = kB, o.max_seq = kT;
-          auto model = make_cuda_backend(cfg, o);
-          model->enable_data_parallel(*comm, zero1, /*bucket_bytes=*/64 << 10);  // ~10 buckets
-          model->set_params(init.data());
-          model->zero_grad();
-          const Micro m = micro_batch(r);
-          StepContext ctx{1, 0, r, true};
-          ctx.sync_grads = true;
-          model->forward_backward(Batch{m.x.data(), m.y.data(), kB, kT}, 1.0f, ctx);
-          out[r].grads.resize(layout.total());
-          model->get_grads(out[r].grads.data());
-          out[r].norm = model->grad_norm();
-          model->adamw_step(adamw, lr, 0.5f, 1);
-          out[r].params.resize(layout.total());
-          model->get_params(out[r].params.data());
-          std::vector<float> mm(layout.total()), vv(layout.total());
-          model->get_optimizer_state(mm.data(), vv.data());  // collective with ZeRO-1
-        } catch (const std::exception& ex) {
-          out[r].error = ex.what();
-        }
-      });
-    for (auto& t : threads) t.join();
+    const std::vector<std::string> errors = attn::testing::run_rank_threads(world, 30, [&](Rendezvous& rv, int r) {
+      CUDA_CHECK(cudaSetDevice(r));
+      auto comm = make_nccl_communicator(rv, r);
+      BackendOptions o;
+      o.device = "cuda", o.max_batch = kB, o.max_seq = kT;
+      auto model = make_cuda_backend(cfg, o);
+      model->enable_data_parallel(*comm, zero1, /*bucket_bytes=*/64 << 10);  // ~10 buckets
+      model->set_params(init.data());
+      model->zero_grad();
+      const Micro m = micro_batch(r);
+      StepContext ctx{1, 0, r, true};
+      ctx.sync_grads = true;
+      model->forward_backward(Batch{m.x.data(), m.y.data(), kB, kT}, 1.0f, ctx);
+      out[r].grads.resize(layout.total());
+      model->get_grads(out[r].grads.data());
+      out[r].norm = model->grad_norm();
+      model->adamw_step(adamw, lr, 0.5f, 1);
+      out[r].params.resize(layout.total());
+      model->get_params(out[r].params.data());
+      std::vector<float> mm(layout.total()), vv(layout.total());
+      model->get_optimizer_state(mm.data(), vv.data());  // collective with ZeRO-1
+    });
+    for (int r = 0; r < world; ++r) out[r].error = errors[r];
     for (int r = 0; r < world; ++r) {
       ASSERT_EQ(out[r].error, "") << "zero1 " << zero1 << " rank " << r;
       EXPECT_NEAR(out[r].norm, ref_norm, 1e-5 * ref_norm) << "zero1 " << zero1 << " rank " << r;

@@ -397,6 +397,7 @@ TEST(FlashVariantsErrors, RejectsBadOptions) {
 #if __has_include("model/gpt_cpu.h")
 #include "backend/backend.h"
 #include "backend/cuda_backend.h"
+#include "backend_parity.h"
 
 namespace {
 
@@ -441,11 +442,7 @@ TEST_P(FlashVariantsBackendVsCpu, LossAndGradients) {
   const double tol = prec == "fp32" ? 1e-4 : 2e-2;
   auto cpu = model_backend("cpu", "fp32", docs);
   auto gpu = model_backend("cuda", prec, docs);
-  const attn::ParamLayout& layout = cpu->layout();
-  std::vector<float> params(layout.total());
-  attn::init_gpt2_params(layout, 1, params.data());
-  cpu->set_params(params.data());
-  gpu->set_params(params.data());
+  tu::set_same_initial_params(*cpu, *gpu);
 
   const int B = 3, T = 150;  // > 128: two flash tiles
   std::mt19937_64 g(5);
@@ -455,21 +452,8 @@ TEST_P(FlashVariantsBackendVsCpu, LossAndGradients) {
   // documents: boundaries on the tile edge (eot at 63 / 127), inside tiles, row 2 one document
   for (int t : {10, 63, 64, 100, 127, 140}) x[t] = kEot;
   for (int t : {0, 1, 77}) x[T + t] = kEot;
-  const attn::Batch batch{x.data(), y.data(), B, T};
-  const attn::StepContext ctx{7, 3, 0, true};
-  cpu->zero_grad();
-  gpu->zero_grad();
-  const float lc = cpu->forward_backward(batch, 1.0f, ctx);
-  const float lg = gpu->forward_backward(batch, 1.0f, ctx);
-  EXPECT_REL(tu::Vec{lg}, tu::Vec{lc}, tol, what + " loss vs cpu");
-  std::vector<float> gc(layout.total()), gg(layout.total());
-  cpu->get_grads(gc.data());
-  gpu->get_grads(gg.data());
-  for (const attn::ParamTensor& t : layout.tensors()) {
-    const tu::Vec a(gg.begin() + t.offset, gg.begin() + t.offset + t.numel);
-    const tu::Vec b(gc.begin() + t.offset, gc.begin() + t.offset + t.numel);
-    EXPECT_REL(a, b, tol, what + " grad " + t.name);
-  }
+  tu::expect_loss_and_grads_match(*cpu, *gpu, attn::Batch{x.data(), y.data(), B, T}, attn::StepContext{7, 3, 0, true},
+                                  tol, what);
 }
 
 }  // namespace

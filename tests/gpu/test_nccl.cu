@@ -15,6 +15,7 @@
 #include "backend/cuda_check.h"
 #include "distributed/comm.h"
 #include "distributed/rendezvous.h"
+#include "tests/rank_threads.h"
 
 using namespace attn;
 
@@ -22,31 +23,10 @@ namespace {
 
 // Runs body(comm) on `world` ranks (rank r on device r); returns each rank's error.
 std::vector<std::string> run_nccl_ranks(int world, const std::function<void(Communicator&)>& body) {
-  DistEnv e0;
-  e0.world_size = world, e0.master_port = 0;
-  Rendezvous rv0(e0, 30);
-  const int port = rv0.port();
-  std::vector<std::string> errors(world);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        std::unique_ptr<Rendezvous> own;
-        if (r > 0) {
-          DistEnv e = e0;
-          e.rank = r, e.master_port = port;
-          own = std::make_unique<Rendezvous>(e, 30);
-        }
-        Rendezvous& rv = r == 0 ? rv0 : *own;
-        rv.connect();
-        auto comm = make_nccl_communicator(rv, r);
-        body(*comm);
-      } catch (const std::exception& ex) {
-        errors[r] = ex.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  return errors;
+  return attn::testing::run_rank_threads(world, 30, [&](Rendezvous& rv, int r) {
+    auto comm = make_nccl_communicator(rv, r);
+    body(*comm);
+  });
 }
 
 }  // namespace

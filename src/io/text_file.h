@@ -1,0 +1,14 @@
+// Whole small text files (JSON, TOML, README, the `latest` pointer), read and written in
+// one piece; every failure throws attn::Error naming the file.
+#pragma once
+#include <string>
+
+namespace attn {
+
+// The file's bytes as they are (binary mode: no newline translation).
+std::string read_text_file(const std::string& path);
+
+// Replaces the file with `text` and checks that the write reached the stream (disk full).
+void write_text_file(const std::string& path, const std::string& text);
+
+}  // namespace attn
