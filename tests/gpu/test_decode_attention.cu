@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/generator.h"
 #include "core/error.h"
 #include "kernels/decode_attention.h"
 
@@ -49,15 +50,7 @@ namespace {
 
 using attn::KVCacheDType;
 
-const char* dtype_name(KVCacheDType t) {
-  switch (t) {
-    case KVCacheDType::FP32: return "fp32";
-    case KVCacheDType::BF16: return "bf16";
-    case KVCacheDType::FP8_E4M3: return "fp8";
-    case KVCacheDType::INT8: return "int8";
-  }
-  return "?";
-}
+const char* dtype_name(KVCacheDType t) { return attn::kv_cache_dtype_name(t); }
 bool is_8bit(KVCacheDType t) { return t == KVCacheDType::FP8_E4M3 || t == KVCacheDType::INT8; }
 
 float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
