@@ -219,8 +219,8 @@ PY
 fi
 
 if has ddp; then
-  # (a) same model as 1 GPU: fp32, 50 steps, global batch 2 x 8 x 1024 either way;
-  # (b) scaling: bf16 flash B=16 T=1024 per GPU, tokens/s on 1 and DDP_GPUS GPUs (steps 21-30),
+  # (a) same model as 1 GPU: fp32 and bf16, 50 steps, global batch 2 x 8 x 1024 either way;
+  # (b) scaling: bf16 flash B=16 T=1024 per GPU, tokens/s on 1 and DDP_GPUS GPUs (steps 41-60),
   #     optimizer memory per GPU with/without ZeRO-1, exposed communication share (--profile).
   echo "== data-parallel (ddp): correctness on ${DDP_GPUS:=2} GPUs vs 1, then scaling"
   # The tinyshakespeare BPE has 4096 tokens: padding the vocabulary to 50304 (GPT-2's padded
@@ -232,8 +232,15 @@ if has ddp; then
   for z in 0 1; do
     $A train -c configs/gpt2_124m.toml $D $C --nproc $DDP_GPUS --distributed.zero=$z --training.out_dir=\"runs/ddp_fp32_z$z\" >> "$OUT/ddp.log" 2>&1 || echo "ddp fp32 z$z run failed (exit $?)"
   done
+  # the same pair in bf16 (flash): the curves must agree within bf16 noise
+  CB="--device.precision=\"bf16\" --attention.impl=\"flash\" --training.batch_size=8 --training.max_iters=50 --training.log_interval=1 --logging.progress=false"
+  $A train -c configs/gpt2_124m.toml $D $CB --training.grad_accum=$DDP_GPUS --training.out_dir=\"runs/ddp_bf16c_1\" >> "$OUT/ddp.log" 2>&1 || echo "ddp bf16 1-GPU run failed (exit $?)"
+  for z in 0 1; do
+    $A train -c configs/gpt2_124m.toml $D $CB --nproc $DDP_GPUS --distributed.zero=$z --training.out_dir=\"runs/ddp_bf16c_z$z\" >> "$OUT/ddp.log" 2>&1 || echo "ddp bf16 z$z run failed (exit $?)"
+  done
   fi
-  S="--device.precision=\"bf16\" --attention.impl=\"flash\" --training.batch_size=16 --training.max_iters=30 --training.log_interval=10 --profile"
+  # tokens/s of steps 41-60 (the last log window)
+  S="--device.precision=\"bf16\" --attention.impl=\"flash\" --training.batch_size=16 --training.max_iters=60 --training.log_interval=20 --profile"
   $A train -c configs/gpt2_124m.toml $D $S --training.out_dir=\"runs/ddp_bf16_1\" >> "$OUT/ddp.log" 2>&1 || echo "ddp bf16 1-GPU run failed (exit $?)"
   for z in 0 1; do
     $A train -c configs/gpt2_124m.toml $D $S --nproc $DDP_GPUS --distributed.zero=$z --training.out_dir=\"runs/ddp_bf16_z$z\" >> "$OUT/ddp.log" 2>&1 || echo "ddp bf16 z$z run failed (exit $?)"
@@ -252,12 +259,14 @@ def last(run, key):
 def prof(run, cat):
     try: return json.load(open(f"runs/{run}/profile.json"))["categories"][cat]["share"]
     except (OSError, KeyError): return float("nan")
-ref = losses("ddp_fp32_1")
-out = [f"ddp fp32 50 steps, max |dloss| vs 1 GPU (target <= 1e-3; {len(ref)} ref steps):"]
-for z in (0, 1):
-    got = losses(f"ddp_fp32_z{z}")
-    d = max((abs(a - b) for a, b in zip(ref, got)), default=float("nan")) if len(got) == len(ref) else float("nan")
-    out.append(f"  {W} GPUs zero={z}: {d:.3g} ({len(got)} steps; final loss {got[-1] if got else 'n/a'} vs {ref[-1] if ref else 'n/a'})")
+out = []
+for prec, target in (("fp32", "<= 1e-3"), ("bf16c", "bf16 noise")):
+    ref = losses(f"ddp_{prec}_1")
+    out.append(f"ddp {prec} 50 steps, max |dloss| vs 1 GPU (target {target}; {len(ref)} ref steps):")
+    for z in (0, 1):
+        got = losses(f"ddp_{prec}_z{z}")
+        d = max((abs(a - b) for a, b in zip(ref, got)), default=float("nan")) if len(got) == len(ref) else float("nan")
+        out.append(f"  {W} GPUs zero={z}: {d:.3g} ({len(got)} steps; final loss {got[-1] if got else 'n/a'} vs {ref[-1] if ref else 'n/a'})")
 one = last("ddp_bf16_1", "tokens_per_s")
 out.append(f"ddp bf16 flash B=16 T=1024 | tokens/s total | per GPU | x 1 GPU (target >= {0.95*W:.1f}) | optimizer MiB/GPU | comm share")
 for run, n in (("ddp_bf16_1", 1), ("ddp_bf16_z0", W), ("ddp_bf16_z1", W)):
