@@ -27,14 +27,7 @@
 #include "core/error.h"
 #include "kernels/decode_attention.h"
 
-#define CK(x)                                                                                  \
-  do {                                                                                         \
-    cudaError_t e_ = (x);                                                                      \
-    if (e_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                            \
-    }                                                                                          \
-  } while (0)
+#include "bench_util.h"
 
 // Random stored elements of any cache dtype: for 8-bit, bytes with bit 6 clear (e4m3 values
 // below 2, never the NaN codes 0x7f/0xff); for bf16/fp32, uniform values in [-1, 1).

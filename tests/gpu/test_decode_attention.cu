@@ -38,15 +38,9 @@
 #include "backend/generator.h"
 #include "core/error.h"
 #include "kernels/decode_attention.h"
+#include "test_util.h"
 
 namespace {
-
-#define REQUIRE_GPU()                                                                        \
-  do {                                                                                       \
-    int n_ = 0;                                                                              \
-    if (cudaGetDeviceCount(&n_) != cudaSuccess || n_ == 0) GTEST_SKIP() << "no CUDA device"; \
-  } while (0)
-#define CK(x) ASSERT_EQ((x), cudaSuccess) << #x << ": " << cudaGetErrorString(cudaGetLastError())
 
 using attn::KVCacheDType;
 
@@ -196,7 +190,7 @@ struct WriteCase {
 class KVCacheWrite : public ::testing::TestWithParam<WriteCase> {};
 
 TEST_P(KVCacheWrite, MatchesCpuQuantizationModelBitExactly) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   const WriteCase c = GetParam();
   const int B = 3, H = 4, Hkv = 2, D = c.D, n_new = 5, max_len = 19;
   const int width = (H + 2 * Hkv) * D;
@@ -223,7 +217,7 @@ TEST_P(KVCacheWrite, MatchesCpuQuantizationModelBitExactly) {
   ASSERT_TRUE(d_qkv.p && d_k.p && d_v.p && d_ks.p && d_vs.p && d_start.p);
   d_qkv.upload(qkv_b.data());
   d_start.upload(start.data());
-  for (const DevBytes* d : {&d_k, &d_v, &d_ks, &d_vs}) CK(cudaMemset(d->p, 0xFF, d->n));
+  for (const DevBytes* d : {&d_k, &d_v, &d_ks, &d_vs}) ASSERT_CUDA(cudaMemset(d->p, 0xFF, d->n));
 
   attn::KVCacheLayer layer;
   layer.k = d_k.p;
@@ -235,7 +229,7 @@ TEST_P(KVCacheWrite, MatchesCpuQuantizationModelBitExactly) {
   attn::KVCacheShape shape{B, Hkv, max_len, D, c.dtype};
   ASSERT_NO_THROW(attn::kv_cache_write(d_qkv.p, batch_stride, token_stride, c.act_bf16, H, n_new,
                                        d_start.as<int32_t>(), layer, shape, nullptr));
-  CK(cudaDeviceSynchronize());
+  ASSERT_CUDA(cudaDeviceSynchronize());
 
   std::vector<uint8_t> want_k(rows * D * eb, 0xFF), want_v = want_k, want_ks(rows * 4, 0xFF), want_vs = want_ks;
   for (int b = 0; b < B; ++b)
@@ -415,7 +409,7 @@ void run_decode_case(const DecodeCase& c, Launch launch) {
   d_v.upload(hc.bytes_v.data());
   d_ks.upload(hc.scales_k.data());
   d_vs.upload(hc.scales_v.data());
-  CK(cudaMemset(d_o.p, 0xFF, d_o.n));  // NaN poison: padding must stay, outputs must be overwritten
+  ASSERT_CUDA(cudaMemset(d_o.p, 0xFF, d_o.n));  // NaN poison: padding must stay, outputs must be overwritten
 
   attn::DecodeAttentionParams p;
   p.q = d_q.p;
@@ -437,37 +431,37 @@ void run_decode_case(const DecodeCase& c, Launch launch) {
   ASSERT_NO_THROW(ws_bytes = attn::decode_attention_workspace_bytes(p));
   DevBytes ws(ws_bytes);
   ASSERT_TRUE(ws.p);
-  CK(cudaMemset(ws.p, 0xFF, ws.n));  // stale partials would be NaN
+  ASSERT_CUDA(cudaMemset(ws.p, 0xFF, ws.n));  // stale partials would be NaN
 
   std::vector<int32_t> lens(c.lengths.begin(), c.lengths.end());
   if (launch == Launch::DefaultStream) {
     d_len.upload(lens.data());
     ASSERT_NO_THROW(attn::decode_attention(p, ws.p, nullptr));
-    CK(cudaDeviceSynchronize());
+    ASSERT_CUDA(cudaDeviceSynchronize());
   } else if (launch == Launch::Stream) {
     d_len.upload(lens.data());
     cudaStream_t stream;
-    CK(cudaStreamCreate(&stream));
+    ASSERT_CUDA(cudaStreamCreate(&stream));
     ASSERT_NO_THROW(attn::decode_attention(p, ws.p, stream));
-    CK(cudaStreamSynchronize(stream));
+    ASSERT_CUDA(cudaStreamSynchronize(stream));
     cudaStreamDestroy(stream);
   } else {
     std::vector<int32_t> shorter = lens;
     for (int32_t& l : shorter) l = std::max(1, l - 1);
     d_len.upload(shorter.data());
     cudaStream_t stream;
-    CK(cudaStreamCreate(&stream));
+    ASSERT_CUDA(cudaStreamCreate(&stream));
     cudaGraph_t g;
     cudaGraphExec_t exec;
-    CK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     ASSERT_NO_THROW(attn::decode_attention(p, ws.p, stream));
-    CK(cudaStreamEndCapture(stream, &g));
-    CK(cudaGraphInstantiate(&exec, g, 0));
-    CK(cudaGraphLaunch(exec, stream));  // at the shorter lengths
-    CK(cudaStreamSynchronize(stream));
-    CK(cudaMemcpy(d_len.p, lens.data(), B * 4, cudaMemcpyHostToDevice));
-    CK(cudaGraphLaunch(exec, stream));  // replayed after the lengths grew
-    CK(cudaStreamSynchronize(stream));
+    ASSERT_CUDA(cudaStreamEndCapture(stream, &g));
+    ASSERT_CUDA(cudaGraphInstantiate(&exec, g, 0));
+    ASSERT_CUDA(cudaGraphLaunch(exec, stream));  // at the shorter lengths
+    ASSERT_CUDA(cudaStreamSynchronize(stream));
+    ASSERT_CUDA(cudaMemcpy(d_len.p, lens.data(), B * 4, cudaMemcpyHostToDevice));
+    ASSERT_CUDA(cudaGraphLaunch(exec, stream));  // replayed after the lengths grew
+    ASSERT_CUDA(cudaStreamSynchronize(stream));
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(g);
     cudaStreamDestroy(stream);
@@ -538,7 +532,7 @@ void run_decode_case(const DecodeCase& c, Launch launch) {
 }
 
 TEST_P(DecodeAttention, MatchesFloat64Reference) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   run_decode_case(GetParam(), Launch::Stream);
 }
 
@@ -579,19 +573,19 @@ INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cas
 // A decode step captured once in a CUDA graph and replayed after the lengths grew must see
 // the new lengths (the split count and grid do not depend on them).
 TEST(DecodeAttentionGraph, ReplayFollowsGrowingLengths) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   run_decode_case({KVCacheDType::BF16, true, 8, 2, 64, 3000, {2049, 1, 700}}, Launch::Graph);
   run_decode_case({KVCacheDType::FP8_E4M3, true, 4, 4, 128, 600, {513, 2}}, Launch::Graph);
 }
 
 TEST(DecodeAttentionDefaultStream, MatchesFloat64Reference) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   run_decode_case({KVCacheDType::INT8, true, 8, 2, 128, 2000, {1999, 3}}, Launch::DefaultStream);
   run_decode_case({KVCacheDType::FP32, false, 4, 4, 64, 1000, {1000, 17}}, Launch::DefaultStream);
 }
 
 TEST(DecodeAttentionErrors, RefusesUnsupportedShapes) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   attn::DecodeAttentionParams p;
   p.shape = {1, 2, 16, 96, KVCacheDType::BF16};
   p.H = 4;

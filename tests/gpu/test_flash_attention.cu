@@ -33,16 +33,9 @@
 #include "core/error.h"
 #include "kernels/flash_attention.h"
 #include "attention/cpu_attention.h"
+#include "test_util.h"
 
 namespace {
-
-#define REQUIRE_GPU()                                                   \
-  do {                                                                  \
-    int n_ = 0;                                                         \
-    if (cudaGetDeviceCount(&n_) != cudaSuccess || n_ == 0) GTEST_SKIP() << "no CUDA device"; \
-  } while (0)
-
-#define CK(x) ASSERT_EQ((x), cudaSuccess) << #x << ": " << cudaGetErrorString(cudaGetLastError())
 
 using attn::FlashAttentionBackwardParams;
 using attn::FlashAttentionParams;
@@ -248,7 +241,7 @@ void expect_within(const RunErrors& e, double tol, const char* tag) {
 }
 
 TEST_P(FlashAttention, MatchesFloat64Reference) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   const CaseParam c = GetParam();
   AttnShape s;
   s.B = c.Hkv == c.H ? 2 : (c.T >= 1000 ? 1 : 3);
@@ -287,7 +280,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, FlashAttention, ::testing::ValuesIn(all_cases())
 
 // Larger problem, deterministic mode: two backward runs bitwise equal; atomic mode close to it.
 TEST(FlashAttentionDeterminism, LargeCausalGqaBitwise) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   AttnShape s;
   s.B = 2, s.T = 2048 + 33, s.H = 8, s.Hkv = 2, s.D = 128, s.causal = true;
   RefResult r;  // inputs only, no reference
@@ -314,7 +307,7 @@ TEST(FlashAttentionDeterminism, LargeCausalGqaBitwise) {
 }
 
 TEST(FlashAttentionErrors, RejectsBadShapesAndStrides) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   FlashAttentionParams p;
   alignas(16) static float dummy[64];
   p.q = p.k = p.v = dummy;

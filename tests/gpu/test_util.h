@@ -18,6 +18,9 @@
 #define SKIP_WITHOUT_GPU() \
   if (attn::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
 
+// A CUDA runtime call that must succeed inside a test (a failed assertion, not an exception).
+#define ASSERT_CUDA(x) ASSERT_EQ((x), cudaSuccess) << #x << ": " << cudaGetErrorString(cudaGetLastError())
+
 namespace tu {
 
 using bf16 = __nv_bfloat16;
