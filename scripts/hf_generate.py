@@ -170,7 +170,7 @@ def prepare(hf_dir, mode, batch, max_len):
 def run_one(a, mode, batch):
     """One (mode, batch) in this process: its JSON line."""
     try:
-        model, cache, who = prepare(a.hf, mode, batch, a.prompt + a.new)
+        model, cache, _ = prepare(a.hf, mode, batch, a.prompt + a.new)
         warmup = a.warmup + (1 if mode != "eager" else 0)  # the first call compiles
         r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats, cache)
         return {"who": MODE_NAMES[mode], **r, "transformers": transformers.__version__}
