@@ -8,16 +8,21 @@
       difference (issue 9, acceptance 5: <= 1e-3).
   hf_generate.py generate --hf DIR [--batch 1 32] [--prompt 128] [--new 512]
       bf16 greedy generate() of exactly --new tokens (min_new_tokens = max_new_tokens) after a
-      random prompt, eager (dynamic cache) and with cache_implementation="static" +
+      random prompt, eager (dynamic cache) and with a static cache +
       torch.compile(model.forward, mode="reduce-overhead", fullgraph=True) (HF's recipe). On
-      transformers 5.x the recipe as written fails ("accessing tensor output of CUDAGraphs that
-      has been overwritten by a subsequent run": generate() keeps an output of one forward past
-      the next replay), so the compiled forward is wrapped: torch.compiler.cudagraph_mark_step_begin()
-      before each call (one generation step = one cudagraph-trees step) and the logits cloned
-      out of the graph's memory after it; generate()'s own auto-compile is disabled so it does
-      not compile a second time. Fallbacks, each tried only when the one before fails:
-      "static-notrees" (the same, with inductor's older non-tree CUDA graphs) and "static-auto"
-      (the static cache alone, which generate() compiles itself).
+      transformers 5.x the recipe as written does not get CUDA graphs: the static cache is
+      allocated lazily inside the compiled forward, so its tensors (and the write counter
+      `cumulative_length` it advances in place) are not static addresses, inductor skips CUDA
+      graphs ("mutated inputs") and generate() then fails with "accessing tensor output of
+      CUDAGraphs that has been overwritten by a subsequent run". So here: the StaticCache is
+      made and filled once eagerly (its tensors marked static), reset and passed to every
+      generate(); the compiled forward starts a new cudagraph-trees step per call
+      (torch.compiler.cudagraph_mark_step_begin) and clones the logits out of the graph's pool;
+      generate()'s own auto-compile is off. Fallbacks, each tried only when the one before fails:
+      "static-notrees" (the same with inductor's non-tree CUDA graphs) and "static-auto"
+      (cache_implementation="static" alone, which generate() compiles itself). Each (mode,
+      batch) runs in its own process: a crash is reported as that row's error, and peak memory
+      is that run's alone.
       Best of --repeats after warmup; a fresh model per (mode, batch), so peak_bytes is that run's;
       tokens_per_s = batch * new / seconds of the whole generate() call
       (prefill included), ms_per_token = seconds / new; peak_bytes = max_memory_allocated.
@@ -79,20 +84,25 @@ def cmd_loss(a):
     print(json.dumps(out))
 
 
-def time_generate(model, batch, prompt, new, warmup, repeats):
+def time_generate(model, batch, prompt, new, warmup, repeats, cache=None):
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (batch, prompt), generator=g).to(model.device)
     kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, do_sample=False,
               pad_token_id=model.config.eos_token_id if model.config.eos_token_id is not None else 0)
+    def run():
+        if cache is not None:  # the same static cache every call, emptied in place
+            cache.reset()
+            kw["past_key_values"] = cache
+        return model.generate(ids, **kw)
     with torch.no_grad():
         for _ in range(warmup):
-            out = model.generate(ids, **kw)
+            out = run()
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         best = float("inf")
         for _ in range(repeats):
             t0 = time.perf_counter()
-            out = model.generate(ids, **kw)
+            out = run()
             torch.cuda.synchronize()
             best = min(best, time.perf_counter() - t0)
     assert out.shape == (batch, prompt + new), out.shape
@@ -120,43 +130,85 @@ MODE_NAMES = {"eager": "hf eager", "static": "hf static+compile", "static-notree
 FALLBACK = {"static": "static-notrees", "static-notrees": "static-auto"}
 
 
-def prepare(hf_dir, mode):
-    """eager: dynamic cache. static: HF's recipe, static cache + torch.compile of forward
-    (compiled_forward). static-notrees: the same with inductor's non-tree CUDA graphs.
-    static-auto: static cache alone (recent transformers compile it inside generate())."""
+def static_cache(model, batch, max_len):
+    """A StaticCache allocated outside torch.compile with every tensor a static address."""
+    from transformers import StaticCache
+    try:
+        cache = StaticCache(config=model.config, max_cache_len=max_len)
+    except TypeError:  # transformers 4.x
+        cache = StaticCache(config=model.config, max_batch_size=batch, max_cache_len=max_len, device=model.device,
+                            dtype=model.dtype)
+    with torch.no_grad():  # one eager step allocates the (lazy) layers on the device
+        model(input_ids=torch.zeros((batch, 1), dtype=torch.long, device=model.device), past_key_values=cache,
+              use_cache=True)
+    for layer in getattr(cache, "layers", []):
+        for t in vars(layer).values():
+            if torch.is_tensor(t) and t.is_cuda:
+                torch._dynamo.mark_static_address(t)
+    cache.reset()
+    return cache
+
+
+def prepare(hf_dir, mode, batch, max_len):
+    """eager: dynamic cache. static: HF's recipe, static cache (static_cache) + torch.compile of
+    forward (compiled_forward). static-notrees: the same with inductor's non-tree CUDA graphs.
+    static-auto: cache_implementation="static" alone (transformers compile it in generate())."""
     import torch._inductor.config as inductor_config
     inductor_config.triton.cudagraph_trees = mode != "static-notrees"
     model = load(hf_dir, torch.bfloat16)
-    if mode != "eager":
+    cache = None
+    if mode == "static-auto":
         model.generation_config.cache_implementation = "static"
     if mode in ("static", "static-notrees"):
+        cache = static_cache(model, batch, max_len)
         if hasattr(model.generation_config, "disable_compile"):
             model.generation_config.disable_compile = True  # we compiled forward ourselves
         model.forward = compiled_forward(model.forward)
-    return model, MODE_NAMES[mode]
+    return model, cache, MODE_NAMES[mode]
+
+
+def run_one(a, mode, batch):
+    """One (mode, batch) in this process: its JSON line."""
+    try:
+        model, cache, _ = prepare(a.hf, mode, batch, a.prompt + a.new)
+        warmup = a.warmup + (1 if mode != "eager" else 0)  # the first call compiles
+        r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats, cache)
+        return {"who": MODE_NAMES[mode], **r, "transformers": transformers.__version__}
+    except Exception as e:
+        return {"who": MODE_NAMES[mode], "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
+
+
+def run_child(a, mode, batch):
+    """run_one in a fresh process (a segfault or a poisoned CUDA context stays there)."""
+    import subprocess
+    cmd = [sys.executable, __file__, "generate", "--hf", a.hf, "--batch", str(batch), "--prompt", str(a.prompt),
+           "--new", str(a.new), "--modes", mode, "--warmup", str(a.warmup), "--repeats", str(a.repeats), "--one"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
+    except subprocess.TimeoutExpired:
+        return {"who": MODE_NAMES[mode], "batch": batch, "error": f"timed out after {a.timeout} s"}
+    sys.stderr.write(p.stderr[-4000:])
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if lines:
+        return json.loads(lines[-1])
+    return {"who": MODE_NAMES[mode], "batch": batch,
+            "error": f"process exited {p.returncode}: {p.stderr.strip().splitlines()[-1:] or ''}"[:300]}
 
 
 def cmd_generate(a):
     if not torch.cuda.is_available():
         print(json.dumps({"skipped": "no CUDA device"}))
         return
+    if a.one:
+        print(json.dumps(run_one(a, a.modes[0], a.batch[0])), flush=True)
+        return
     for first_mode in a.modes:
         for batch in a.batch:
             mode = first_mode
             while mode:  # report and go on: one failing mode must not hide the others
-                model, who = prepare(a.hf, mode)
-                warmup = a.warmup + (1 if mode != "eager" else 0)  # the first call compiles
-                try:
-                    r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats)
-                    print(json.dumps({"who": who, **r, "transformers": transformers.__version__}), flush=True)
-                    mode = None
-                except Exception as e:
-                    print(json.dumps({"who": who, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}),
-                          flush=True)
-                    mode = FALLBACK.get(mode)  # this transformers broke the recipe: the next way to compile
-                del model
-                torch.cuda.empty_cache()
-                torch._dynamo.reset()
+                r = run_child(a, mode, batch)
+                print(json.dumps(r), flush=True)
+                mode = FALLBACK.get(mode) if "error" in r else None  # the next way to compile
 
 
 def main():
@@ -176,6 +228,8 @@ def main():
     g.add_argument("--modes", nargs="+", default=["eager", "static"], choices=list(MODE_NAMES))
     g.add_argument("--warmup", type=int, default=1)
     g.add_argument("--repeats", type=int, default=2)
+    g.add_argument("--timeout", type=int, default=400, help="seconds for one (mode, batch) process")
+    g.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # run_child's process
     a = p.parse_args()
     cmd_loss(a) if a.cmd == "loss" else cmd_generate(a)
 

@@ -185,16 +185,18 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
     // baseline needs activations for the whole context: its own backend, made when first
     // needed, so that the cached rows' peak does not include them.
     const bool with_baseline = o.baseline && hi == 0;
+    std::vector<float> params;  // drawn once per head layout
     auto inference_backend = [&](int batch, int seq) {
       BackendOptions bo = backend_options(cfg, -1, batch, seq);
       bo.inference_only = true;
       auto b = make_backend(g, bo);
-      std::vector<float> params(b->layout().total());
-      init_gpt2_params(b->layout(), static_cast<uint64_t>(cfg.training.seed), params.data());
+      if (params.empty()) {
+        params.resize(b->layout().total());
+        init_gpt2_params(b->layout(), static_cast<uint64_t>(cfg.training.seed), params.data());
+      }
       b->set_params(params.data());
       return b;
     };
-    auto be = inference_backend(1, 1);
     std::unique_ptr<Backend> baseline_be;
     auto report = [&](const GenerateBenchRow& r) {
       fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
@@ -208,7 +210,8 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
     for (int p : o.prompt_lens)
       for (int n : o.new_tokens)
         for (int b : o.batches) {
-          for (KVCacheDType dt : caches) report(cached_cell(*be, cfg, p, n, b, dt, o));
+          // a fresh backend per cell: its peak memory is this cell's alone
+          for (KVCacheDType dt : caches) report(cached_cell(*inference_backend(1, 1), cfg, p, n, b, dt, o));
           if (!with_baseline) continue;
           if (!baseline_be) baseline_be = inference_backend(max_batch, max_ctx);
           report(baseline_cell(*baseline_be, cfg, p, n, b, o));

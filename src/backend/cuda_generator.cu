@@ -48,6 +48,9 @@ class CudaGenerator final : public Generator {
     ATTN_CHECK(opt_.max_prompt >= 0 && opt_.max_prompt <= L_,
                "generation max_prompt = {} must be in [0, max_len = {}] (0: max_len)", opt_.max_prompt, L_);
     P_ = opt_.max_prompt > 0 ? opt_.max_prompt : L_;
+    ATTN_CHECK(opt_.prefill_rows >= 0, "generation prefill_rows = {} must be >= 0", opt_.prefill_rows);
+    // rows of one prefill pass: at least one whole prompt, at most the whole batch
+    rows_ = std::max(P_, std::min(B_ * P_, opt_.prefill_rows > 0 ? opt_.prefill_rows : kPrefillRows));
     ATTN_CHECK(c.head_dim() == 64 || c.head_dim() == 128,
                "cached generation on the GPU needs a head dim of 64 or 128 (model.n_embd / model.n_head = {}); use --no-cache",
                c.head_dim());
@@ -99,25 +102,44 @@ class CudaGenerator final : public Generator {
     CUDA_CHECK(cudaMemcpyAsync(prefill_tokens_, host_ints_, N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
     CUDA_CHECK(cudaMemcpyAsync(lengths_dev_, host_ints_ + N, B_ * sizeof(int32_t), cudaMemcpyHostToDevice, s));
 
-    const int C = c.n_embd, QKV = c.qkv_dim(), Ni = static_cast<int>(N);
-    kern::encoder_forward(x_, prefill_tokens_, P(m_.layout->wte()), P(m_.layout->wpe()), B_, seq, C, DropoutState{}, s);
-    AttentionShape ash;
-    ash.B = B_, ash.T = seq, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
-    for (int l = 0; l < c.n_layer; ++l) {
-      const LayerParams& lp = m_.layout->layer(l);
-      kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln1_w), P(lp.ln1_b), Ni, C, s);
-      m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), Ni, C, QKV);
-      kv_cache_write(qkv_, static_cast<int64_t>(seq) * QKV, QKV, act_bf16(), c.n_head, seq, zeros_, layers_[l], shape_, s);
-      attention_->forward(qkv_, y_, att_saved_, att_scratch_, ash, DropoutState{}, s);
-      mlp_and_residuals(l, Ni);
-    }
-    kern::gather_last_rows(last_, x_, lengths_dev_, B_, seq, C, s);
+    // Sequences in passes of at most rows_ rows (B x T activations would otherwise be held
+    // for the widest batch): per pass embed, run every layer, keep each prompt's last row.
+    const int chunk = std::max(1, std::min(B_, rows_ / seq));
+    for (int b0 = 0; b0 < B_; b0 += chunk) prefill_pass(b0, std::min(chunk, B_ - b0), seq);
     lm_head(last_, logits);
   }
 
   void decode(const int32_t* tokens, float* logits) override {
     run_decode_step(tokens);
     download_logits(logits);
+  }
+
+  // Prefill of sequences [b0, b0 + nb) (prompts padded to seq) through all layers; writes their
+  // cache rows and their last rows into last_[b0 ..).
+  void prefill_pass(int b0, int nb, int seq) {
+    const GPTConfig& c = *m_.cfg;
+    cudaStream_t s = m_.stream;
+    const int C = c.n_embd, QKV = c.qkv_dim(), Ni = nb * seq;
+    kern::encoder_forward(x_, prefill_tokens_ + static_cast<size_t>(b0) * seq, P(m_.layout->wte()),
+                          P(m_.layout->wpe()), nb, seq, C, DropoutState{}, s);
+    AttentionShape ash;
+    ash.B = nb, ash.T = seq, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
+    KVCacheShape sub = shape_;  // the cache rows of these sequences: (nb, Hkv, max_len, D) at b0
+    sub.B = nb;
+    const size_t slots = static_cast<size_t>(b0) * c.n_kv_head * L_;
+    const size_t skip = slots * c.head_dim() * kv_cache_element_bytes(opt_.cache);
+    for (int l = 0; l < c.n_layer; ++l) {
+      const LayerParams& lp = m_.layout->layer(l);
+      KVCacheLayer part = layers_[l];
+      part.k = static_cast<char*>(part.k) + skip, part.v = static_cast<char*>(part.v) + skip;
+      if (part.k_scale) part.k_scale += slots, part.v_scale += slots;
+      kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln1_w), P(lp.ln1_b), Ni, C, s);
+      m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), Ni, C, QKV);
+      kv_cache_write(qkv_, static_cast<int64_t>(seq) * QKV, QKV, act_bf16(), c.n_head, seq, zeros_, part, sub, s);
+      attention_->forward(qkv_, y_, att_saved_, att_scratch_, ash, DropoutState{}, s);
+      mlp_and_residuals(l, Ni);
+    }
+    kern::gather_last_rows(last_ + static_cast<size_t>(b0) * C, x_, lengths_dev_ + b0, nb, seq, C, s);
   }
 
   void decode_greedy(const int32_t* tokens, int32_t* next) override {
@@ -251,8 +273,10 @@ class CudaGenerator final : public Generator {
 
   void allocate() {
     const GPTConfig& c = *m_.cfg;
-    // prefill is the widest pass: B x max_prompt rows (decode uses the first B rows)
-    const size_t N = static_cast<size_t>(B_) * P_, C = c.n_embd, QKV = c.qkv_dim(), t = sizeof(T);
+    // the widest pass is one prefill pass (rows_ rows; decode uses the first B); the tokens of
+    // every prompt (B x max_prompt) are uploaded at once
+    const size_t N = static_cast<size_t>(std::max(rows_, B_)), C = c.n_embd, QKV = c.qkv_dim(), t = sizeof(T);
+    const size_t NT = static_cast<size_t>(B_) * P_;
     // the cache: one allocation per layer and K/V (and their scales)
     const size_t elems = static_cast<size_t>(B_) * c.n_kv_head * L_ * c.head_dim();
     const size_t slots = static_cast<size_t>(B_) * c.n_kv_head * L_;
@@ -277,7 +301,7 @@ class CudaGenerator final : public Generator {
     const size_t ol = plan.add(B_ * C * t), olnf = plan.add(B_ * C * t);
     const size_t olog = plan.add(static_cast<size_t>(B_) * c.padded_vocab_size * t);
     const size_t olf = plan.add(static_cast<size_t>(B_) * c.vocab_size * sizeof(float));
-    const size_t oints = plan.add((N + 5 * static_cast<size_t>(B_)) * sizeof(int32_t));
+    const size_t oints = plan.add((NT + 5 * static_cast<size_t>(B_)) * sizeof(int32_t));
     char* a = static_cast<char*>(take(plan.bytes(), MemCategory::Activations));
     x_ = reinterpret_cast<T*>(a + ox), h_ = reinterpret_cast<T*>(a + oh), qkv_ = reinterpret_cast<T*>(a + oq);
     y_ = reinterpret_cast<T*>(a + oy), branch_ = reinterpret_cast<T*>(a + ob), fc_ = reinterpret_cast<T*>(a + of);
@@ -285,26 +309,31 @@ class CudaGenerator final : public Generator {
     rstd_ = reinterpret_cast<float*>(a + orr), last_ = reinterpret_cast<T*>(a + ol), lnf_ = reinterpret_cast<T*>(a + olnf);
     logits_ = reinterpret_cast<T*>(a + olog), logits_f_ = reinterpret_cast<float*>(a + olf);
     int32_t* ints = reinterpret_cast<int32_t*>(a + oints);
-    prefill_tokens_ = ints, decode_tokens_ = ints + N, lengths_dev_ = ints + N + B_, positions_ = ints + N + 2 * B_;
-    zeros_ = ints + N + 3 * B_, next_dev_ = ints + N + 4 * B_;
-    CUDA_CHECK(cudaMemsetAsync(ints, 0, (N + 5 * static_cast<size_t>(B_)) * sizeof(int32_t), m_.stream));
+    prefill_tokens_ = ints, decode_tokens_ = ints + NT, lengths_dev_ = ints + NT + B_, positions_ = ints + NT + 2 * B_;
+    zeros_ = ints + NT + 3 * B_, next_dev_ = ints + NT + 4 * B_;
+    CUDA_CHECK(cudaMemsetAsync(ints, 0, (NT + 5 * static_cast<size_t>(B_)) * sizeof(int32_t), m_.stream));
     // prefill attention (one layer at a time) and the decode partials
     AttentionShape ash;
-    ash.B = B_, ash.T = P_, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
+    // a pass holds nb <= rows_ / seq sequences of seq <= P_ positions: nb * seq <= rows_ and
+    // nb * seq^2 <= rows_ * P_, both covered by ceil(rows_ / P_) sequences of P_ (at most B_)
+    ash.B = std::min(B_, (rows_ + P_ - 1) / P_), ash.T = P_, ash.n_head = c.n_head, ash.n_kv_head = c.n_kv_head, ash.head_dim = c.head_dim();
     ArenaPlan ap;
     const size_t osaved = ap.add(attention_->saved_bytes(ash)), oscr = ap.add(attention_->scratch_bytes(ash));
     const size_t ows = ap.add(decode_attention_workspace_bytes(decode_params()));
     char* at = static_cast<char*>(take(ap.bytes(), MemCategory::Attention));
     att_saved_ = at + osaved, att_scratch_ = at + oscr, decode_ws_ = at + ows;
-    CUDA_CHECK(cudaMallocHost(&host_ints_, (N + 2 * static_cast<size_t>(B_)) * sizeof(int32_t)));
-    host_next_ = host_ints_ + N + B_;
+    CUDA_CHECK(cudaMallocHost(&host_ints_, (NT + 2 * static_cast<size_t>(B_)) * sizeof(int32_t)));
+    host_next_ = host_ints_ + NT + B_;
     lengths_.assign(B_, 0);
     CUDA_CHECK(cudaStreamSynchronize(m_.stream));
   }
 
   CudaModelView m_;
   GeneratorOptions opt_;
-  int B_ = 0, L_ = 0, P_ = 0;  // batch, cache positions, longest prompt
+  // Default rows of one prefill pass: enough for the matmuls to run at full speed, few enough
+  // that the prefill activations stay small next to the cache (~25 MiB for GPT-2 124M in bf16).
+  static constexpr int kPrefillRows = 1024;
+  int B_ = 0, L_ = 0, P_ = 0, rows_ = 0;  // batch, cache positions, longest prompt, rows per prefill pass
   KVCacheShape shape_;
   std::unique_ptr<CudaAttention> attention_;
   std::vector<void*> owned_;

@@ -25,7 +25,9 @@ struct GeneratorOptions {
   int batch = 1;                          // sequences generated together
   int max_len = 0;                        // cache positions per sequence (0: model.block_size)
   int max_prompt = 0;                     // longest padded prompt prefill accepts (0: max_len); sizes
-                                          // the prefill activations (batch x max_prompt rows)
+                                          // the prefill activations
+  int prefill_rows = 0;                   // CUDA: rows (sequences x prompt length) of one prefill pass;
+                                          // more sequences run in several passes (0: 1024)
   KVCacheDType cache = KVCacheDType::FP32;  // what K and V are stored in
   bool cuda_graph = true;                 // CUDA: replay the captured decode step (else launch each kernel)
 };

@@ -129,6 +129,50 @@ TEST(GenerateGreedy, DecodeGreedyEqualsArgmaxOfDecode) {
   }
 }
 
+// Prefill in several passes (GeneratorOptions::prefill_rows: 1 and 2 sequences per pass, the
+// last pass shorter) equals one pass: prefill logits and the decode steps after it read the
+// cache rows each pass wrote (an offset error in the cache or its 8-bit scales would show).
+TEST(GenerateGreedy, PrefillInPassesEqualsOnePass) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = backend("fp32", false, 5);
+  const auto params = spread_params(gpu->layout(), 41);
+  gpu->set_params(params.data());
+  const int B = 5, T = 13, V = 101, steps = 10;
+  std::mt19937_64 rng(42);
+  std::vector<int32_t> prompts(B * T);
+  for (auto& t : prompts) t = static_cast<int32_t>(rng() % V);
+  const std::vector<int> lengths{13, 2, 9, 13, 1};
+  std::vector<std::vector<int32_t>> steps_tokens(steps, std::vector<int32_t>(B));
+  for (auto& st : steps_tokens)
+    for (auto& t : st) t = static_cast<int32_t>(rng() % V);
+  for (auto [dt, tol] : {std::pair{KVCacheDType::FP32, 1e-5}, std::pair{KVCacheDType::INT8, 3e-3}}) {
+    std::vector<std::vector<float>> runs;  // per prefill_rows: prefill logits, then each step's
+    for (int rows : {0, 13, 30}) {
+      GeneratorOptions go;
+      go.batch = B, go.max_len = T + steps, go.max_prompt = T, go.prefill_rows = rows, go.cache = dt;
+      auto gen = gpu->make_generator(go);
+      std::vector<float> all(B * V), logits(B * V);
+      gen->prefill(prompts.data(), lengths.data(), T, all.data());
+      for (const auto& st : steps_tokens) {
+        gen->decode(st.data(), logits.data());
+        all.insert(all.end(), logits.begin(), logits.end());
+      }
+      runs.push_back(all);
+    }
+    for (int r = 1; r < 3; ++r) {
+      double e2 = 0, r2 = 0;
+      for (size_t i = 0; i < runs[0].size(); ++i) {
+        e2 += std::pow(static_cast<double>(runs[r][i]) - runs[0][i], 2);
+        r2 += std::pow(static_cast<double>(runs[0][i]), 2);
+      }
+      const double rel = std::sqrt(e2 / r2);
+      printf("%s cache, prefill in passes (%s) vs one pass: rms rel diff %.3g (tol %.g)\n", kv_cache_dtype_name(dt),
+             r == 1 ? "1 sequence each" : "2 sequences each", rel, tol);
+      EXPECT_LE(rel, tol) << kv_cache_dtype_name(dt) << " run " << r;
+    }
+  }
+}
+
 // An inference-only bf16 backend holds only the bf16 weights: its memory is the training
 // backend's less gradients, moments and the fp32 master; its weights are the training
 // backend's bf16 copy (same rounding), so cached logits are bitwise equal; training calls are
