@@ -23,6 +23,8 @@
       (cache_implementation="static" alone, which generate() compiles itself). Each (mode,
       batch) runs in its own process: a crash is reported as that row's error, and peak memory
       is that run's alone.
+      --vocab V grows the exported vocabulary to V (resize_token_embeddings) so that the model has
+      the shape `attnlab bench-generate --vocab-size V` times (GPT-2: 50257).
       Best of --repeats after warmup; a fresh model per (mode, batch), so peak_bytes is that run's;
       tokens_per_s = batch * new / seconds of the whole generate() call
       (prefill included), ms_per_token = seconds / new; peak_bytes = max_memory_allocated.
@@ -149,13 +151,16 @@ def static_cache(model, batch, max_len):
     return cache
 
 
-def prepare(hf_dir, mode, batch, max_len):
+def prepare(hf_dir, mode, batch, max_len, vocab=0):
     """eager: dynamic cache. static: HF's recipe, static cache (static_cache) + torch.compile of
     forward (compiled_forward). static-notrees: the same with inductor's non-tree CUDA graphs.
     static-auto: cache_implementation="static" alone (transformers compile it in generate())."""
     import torch._inductor.config as inductor_config
     inductor_config.triton.cudagraph_trees = mode != "static-notrees"
     model = load(hf_dir, torch.bfloat16)
+    if vocab and vocab > model.config.vocab_size:
+        # the exported rows, then new ones: the LM head reads as many weights as a model of that vocabulary
+        model.resize_token_embeddings(vocab)
     cache = None
     if mode == "static-auto":
         model.generation_config.cache_implementation = "static"
@@ -170,10 +175,10 @@ def prepare(hf_dir, mode, batch, max_len):
 def run_one(a, mode, batch):
     """One (mode, batch) in this process: its JSON line."""
     try:
-        model, cache, _ = prepare(a.hf, mode, batch, a.prompt + a.new)
+        model, cache, _ = prepare(a.hf, mode, batch, a.prompt + a.new, a.vocab)
         warmup = a.warmup + (1 if mode != "eager" else 0)  # the first call compiles
         r = time_generate(model, batch, a.prompt, a.new, warmup, a.repeats, cache)
-        return {"who": MODE_NAMES[mode], **r, "transformers": transformers.__version__}
+        return {"who": MODE_NAMES[mode], **r, "vocab": model.config.vocab_size, "transformers": transformers.__version__}
     except Exception as e:
         return {"who": MODE_NAMES[mode], "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
 
@@ -182,7 +187,7 @@ def run_child(a, mode, batch):
     """run_one in a fresh process (a segfault or a poisoned CUDA context stays there)."""
     import subprocess
     cmd = [sys.executable, __file__, "generate", "--hf", a.hf, "--batch", str(batch), "--prompt", str(a.prompt),
-           "--new", str(a.new), "--modes", mode, "--warmup", str(a.warmup), "--repeats", str(a.repeats), "--one"]
+           "--new", str(a.new), "--vocab", str(a.vocab), "--modes", mode, "--warmup", str(a.warmup), "--repeats", str(a.repeats), "--one"]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
     except subprocess.TimeoutExpired:
@@ -226,6 +231,8 @@ def main():
     g.add_argument("--prompt", type=int, default=128)
     g.add_argument("--new", type=int, default=512)
     g.add_argument("--modes", nargs="+", default=["eager", "static"], choices=list(MODE_NAMES))
+    g.add_argument("--vocab", type=int, default=0,
+                   help="grow the vocabulary to this size (new rows random) so the model has GPT-2's shape, e.g. 50257")
     g.add_argument("--warmup", type=int, default=1)
     g.add_argument("--repeats", type=int, default=2)
     g.add_argument("--timeout", type=int, default=400, help="seconds for one (mode, batch) process")

@@ -26,6 +26,7 @@ struct GenerateBenchRow {
   std::string cache;
   int prompt = 0, new_tokens = 0, batch = 0, n_kv_head = 0;
   double prefill_ms = 0, ms_per_step = 0, tokens_per_s = 0, weight_limit_fraction = 0;
+  double call_tokens_per_s = 0;  // batch * new_tokens / (prefill + decode steps): generate()'s whole call
   double cache_bytes = 0, cache_formula_bytes = 0, peak_bytes = 0;
 };
 
