@@ -8,20 +8,26 @@
 // the same rows at the same time, from L2):
 //   s_t = (scale * log2 e) * ks_t * (q_h . k_t)             (ks_t = 1 unless 8-bit)
 //   m = max_t s_t,  l = sum_t 2^(s_t - m),  o = sum_t 2^(s_t - m) vs_t v_t   (online, per lane)
-// and writes the partial (m, l, o) of its chunk to fp32 workspace. Blocks whose chunk starts
-// at or beyond lengths[b] exit at once; the split count depends on (B, Hkv, H, max_len, device)
-// only (one full wave of resident blocks), so a captured CUDA graph stays valid while the
-// lengths grow.
-// decode_combine_kernel, grid B * H, 256 threads: the log-sum-exp merge of the valid splits
+// and writes the partial (m, l, o) of its chunk to fp32 workspace (with one split, o / l to
+// the output directly). Blocks whose chunk starts at or beyond lengths[b] exit at once; the
+// split count depends on (B, Hkv, H, max_len, device) only (one full wave of resident
+// blocks), so a captured CUDA graph stays valid while the lengths grow.
+// decode_combine_kernel (more than one split), grid B * H, 256 threads: the log-sum-exp merge
+// of the valid splits
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
-// launched with programmatic dependent launch (it waits for the split kernel in-kernel, so
-// its launch latency overlaps the split kernel's tail).
+// each thread merging its own splits online from loads issued together, then the threads of a
+// column in shared memory; launched with programmatic dependent launch (it waits for the split
+// kernel in-kernel, so its launch latency overlaps the split kernel's tail).
+// Measured on the H100 (bench_decode_attention): staging the rows through a cp.async ring of
+// 2-6 shared-memory stages read 2-6% less than these register loads; sizing the splits for
+// 0.5, 0.75 or 1.5 waves instead of 1 did not help.
 #include "kernels/decode_attention.h"
 
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <string>
@@ -121,6 +127,8 @@ __device__ __forceinline__ void unpack(const uint2& w, float* out, std::integral
 struct DecodeArgs {
   const void* q;
   int64_t q_batch_stride;
+  void* o;  // written here when splits == 1, else by the combine kernel
+  int64_t o_batch_stride;
   bool act_bf16;
   const uint8_t* k;
   const uint8_t* v;
@@ -137,88 +145,45 @@ struct DecodeArgs {
 // exp2 argument shift that is never -inf (a state that has seen no row yet has m = -inf).
 __device__ __forceinline__ float finite_or_zero(float m) { return m == -INFINITY ? 0.0f : m; }
 
-// Block (head group, split) x kv head g x sequence b. Each lane keeps, for each of the block's
-// heads h and its own stream of rows (rows t with (t mod kWarpRows) / kRowsPerLoad fixed),
-// the online-softmax state m_h, l_h and acc_h[kVec] of its columns:
+// One lane's share of a block's work: for each of the block's heads h and the lane's own
+// stream of rows (rows t with (t mod kWarpRows) / kRowsPerLoad fixed), the online-softmax
+// state m_h, l_h and acc_h[kVec] of the lane's columns:
 //   s_t = q_h . k_t (q pre-scaled, lane partial dots summed over the row's lanes by shuffles) * ks_t
 //   m' = max(m, max_t s_t),  l' = 2^(m - m') l + sum_t 2^(s_t - m'),
 //   acc' = 2^(m - m') acc + sum_t 2^(s_t - m') vs_t v_t
-// At the end the states of a warp's row streams, then of the 4 warps, merge by the same rule.
-// Resident blocks per SM the register budget is held to (what each variant reaches without
-// spilling; more blocks = more loads in flight).
-template <KVCacheDType C, int kHG>
-constexpr int kDecodeMinBlocks = kHG == 1 ? (is_8bit(C) ? 3 : 4) : (is_8bit(C) ? 2 : 3);
-
+// consume() takes one iteration's rows (kLoadsPerLane loads of K and V per lane, wherever they
+// were loaded from); finish() merges the row streams of the warp, then the 4 warps, and writes
+// the block's partial (m, l, o) per head.
 template <KVCacheDType C, int D, int kHG>
-__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) decode_split_kernel(DecodeArgs a) {
+struct DecodeLaneState {
   using Geo = DecodeGeometry<C, D>;
   using Raw = typename Geo::Raw;
-  constexpr int kVec = Geo::kVec, kL = Geo::kLanesPerRow, kR = Geo::kRowsPerLoad, kN = Geo::kLoadsPerLane;
-  constexpr int kRowBytes = D * element_bytes(C);
-  const int head_group = blockIdx.x % a.head_groups, split = blockIdx.x / a.head_groups;
-  const int g = blockIdx.y, b = blockIdx.z;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row_in_load = lane / kL, col = lane % kL;
-  const int len = min(max(a.lengths[b], 0), a.max_len);
-  const int t_begin = split * a.chunk, t_end = min(t_begin + a.chunk, len);
-  if (t_begin >= t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
-  const int h0 = g * a.G + head_group * kHG;           // first query head of this block
-  const int heads = min(kHG, a.G - head_group * kHG);  // 1..kHG
-
+  static constexpr int kVec = Geo::kVec, kL = Geo::kLanesPerRow, kR = Geo::kRowsPerLoad, kN = Geo::kLoadsPerLane;
   float q[kHG][kVec], acc[kHG][kVec], m[kHG], l[kHG];
+  int heads;  // 1..kHG heads of this block
+
+  __device__ __forceinline__ void init(const DecodeArgs& a, int b, int h0, int col) {
 #pragma unroll
-  for (int h = 0; h < kHG; ++h) {
-    m[h] = -INFINITY;
-    l[h] = 0.0f;
+    for (int h = 0; h < kHG; ++h) {
+      m[h] = -INFINITY;
+      l[h] = 0.0f;
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) {
-      acc[h][e] = 0.0f;
-      q[h][e] = 0.0f;
-      if (h < heads) {
-        const int64_t off = (int64_t)b * a.q_batch_stride + (int64_t)(h0 + h) * D + col * kVec + e;
-        const float x = a.act_bf16 ? __bfloat162float(static_cast<const bf16*>(a.q)[off]) : static_cast<const float*>(a.q)[off];
-        q[h][e] = x * a.q_scale;
+      for (int e = 0; e < kVec; ++e) {
+        acc[h][e] = 0.0f;
+        q[h][e] = 0.0f;
+        if (h < heads) {
+          const int64_t off = (int64_t)b * a.q_batch_stride + (int64_t)(h0 + h) * D + col * kVec + e;
+          const float x = a.act_bf16 ? __bfloat162float(static_cast<const bf16*>(a.q)[off]) : static_cast<const float*>(a.q)[off];
+          q[h][e] = x * a.q_scale;
+        }
       }
     }
   }
 
-  const size_t row0 = ((size_t)b * a.Hkv + g) * a.max_len;  // cache row of (b, g, t = 0)
-  const uint8_t* k_base = a.k + row0 * kRowBytes + col * Geo::kLoadBytes;
-  const uint8_t* v_base = a.v + row0 * kRowBytes + col * Geo::kLoadBytes;
-  const float* k_scale = is_8bit(C) ? a.k_scale + row0 : nullptr;
-  const float* v_scale = is_8bit(C) ? a.v_scale + row0 : nullptr;
-  const int lane_row = warp * Geo::kWarpRows + row_in_load;  // + n * kR: this lane's rows of an iteration
-
-  // One iteration's loads; rows at or past t_end are never read (their memory may hold garbage
-  // or lie past max_len): they come in as zeros, and their scores are set to -inf below.
-  Raw k_cur[kN], v_cur[kN];
-  float ks_cur[kN], vs_cur[kN];
-  auto load = [&](int t0, Raw* kr, Raw* vr, float* ks, float* vs) {
-#pragma unroll
-    for (int n = 0; n < kN; ++n) {
-      const int t = t0 + lane_row + n * kR;
-      kr[n] = Raw{};
-      vr[n] = Raw{};
-      ks[n] = 1.0f;
-      vs[n] = 1.0f;
-      if (t < t_end) {
-        kr[n] = __ldcs(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
-        vr[n] = __ldcs(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
-        if constexpr (is_8bit(C)) {
-          ks[n] = __ldg(k_scale + t);
-          vs[n] = __ldg(v_scale + t);
-        }
-      }
-    }
-  };
-
-  load(t_begin, k_cur, v_cur, ks_cur, vs_cur);
-  for (int t0 = t_begin; t0 < t_end; t0 += Geo::kBlockRows) {
-    Raw k_next[kN], v_next[kN];
-    float ks_next[kN], vs_next[kN];
-    load(t0 + Geo::kBlockRows, k_next, v_next, ks_next, vs_next);  // in flight while this one is computed
-
-    // scores s[h][n] (exp2 domain), -inf for rows past the end
-    float s[kHG][kN];
+  // valid_rows: rows of this iteration before the end (lane_row + n * kR < valid_rows)
+  __device__ __forceinline__ void consume(const Raw* k_cur, const Raw* v_cur, const float* ks_cur, const float* vs_cur,
+                                          int lane_row, int valid_rows) {
+    float s[kHG][kN];  // scores (exp2 domain), -inf for rows past the end
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
       float kx[kVec];
@@ -237,11 +202,10 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) deco
     }
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
-      const bool valid = t0 + lane_row + n * kR < t_end;
+      const bool valid = lane_row + n * kR < valid_rows;
 #pragma unroll
       for (int h = 0; h < kHG; ++h) s[h][n] = valid ? s[h][n] * ks_cur[n] : -INFINITY;
     }
-
     // online softmax update; s becomes the probability times the row's V scale
 #pragma unroll
     for (int h = 0; h < kHG; ++h) {
@@ -274,7 +238,146 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) deco
         for (int e = 0; e < kVec; ++e) acc[h][e] = fmaf(s[h][n], vx[e], acc[h][e]);
       }
     }
+  }
 
+  // part index of (b, h0 + h, split): ((b * H) + h0 + h) * splits + split
+  __device__ __forceinline__ void finish(const DecodeArgs& a, int b, int h0, int split, int warp, int row_in_load,
+                                         int col) {
+    auto merge = [](float& m_a, float& l_a, float* acc_a, float m_b, float l_b, const float* acc_b) {
+      const float mx = fmaxf(m_a, m_b), shift = finite_or_zero(mx);
+      const float wa = exp2f(m_a - shift), wb = exp2f(m_b - shift);
+      m_a = mx;
+      l_a = l_a * wa + l_b * wb;
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) acc_a[e] = acc_a[e] * wa + acc_b[e] * wb;
+    };
+#pragma unroll
+    for (int h = 0; h < kHG; ++h) {
+#pragma unroll
+      for (int off = kL; off < 32; off <<= 1) {
+        float other[kVec];
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) other[e] = __shfl_xor_sync(0xffffffffu, acc[h][e], off);
+        const float m_o = __shfl_xor_sync(0xffffffffu, m[h], off), l_o = __shfl_xor_sync(0xffffffffu, l[h], off);
+        merge(m[h], l[h], acc[h], m_o, l_o, other);
+      }
+    }
+    __shared__ float warp_o[kDecodeWarps][kHG][D];
+    __shared__ float warp_m[kDecodeWarps][kHG], warp_l[kDecodeWarps][kHG];
+    if (row_in_load == 0) {
+#pragma unroll
+      for (int h = 0; h < kHG; ++h) {
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) warp_o[warp][h][col * kVec + e] = acc[h][e];
+        if (col == 0) {
+          warp_m[warp][h] = m[h];
+          warp_l[warp][h] = l[h];
+        }
+      }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < heads * D; i += kDecodeThreads) {
+      const int h = i / D, d = i % D;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, warp_m[w][h]);
+      const float shift = finite_or_zero(mx);
+      float o = 0.0f, sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kDecodeWarps; ++w) {
+        const float wt = exp2f(warp_m[w][h] - shift);
+        o = fmaf(warp_o[w][h][d], wt, o);
+        sum = fmaf(warp_l[w][h], wt, sum);
+      }
+      if (a.splits == 1) {  // the block saw every row: the output itself, no combine pass
+        const float y = sum > 0.0f ? o / sum : 0.0f;
+        const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)(h0 + h) * D + d;
+        if (a.act_bf16) static_cast<bf16*>(a.o)[off] = __float2bfloat16_rn(y);
+        else static_cast<float*>(a.o)[off] = y;
+        continue;
+      }
+      const int64_t part = ((int64_t)b * a.H + h0 + h) * a.splits + split;
+      a.part_o[part * D + d] = o;
+      if (d == 0) {
+        a.part_m[part] = mx;
+        a.part_l[part] = sum;
+      }
+    }
+  }
+};
+
+// Where a block's work lies: block (head group j, split s) x kv head g x sequence b serves
+// query heads g*G + j*kHG .. (+ heads - 1) over cache rows [t_begin, t_end).
+struct DecodeBlock {
+  int head_group, split, g, b, t_begin, t_end, h0, heads;
+  size_t row0;  // cache row of (b, g, t = 0)
+  __device__ __forceinline__ DecodeBlock(const DecodeArgs& a, int kHG) {
+    head_group = blockIdx.x % a.head_groups, split = blockIdx.x / a.head_groups;
+    g = blockIdx.y, b = blockIdx.z;
+    const int len = min(max(a.lengths[b], 0), a.max_len);
+    t_begin = split * a.chunk, t_end = min(t_begin + a.chunk, len);
+    h0 = g * a.G + head_group * kHG;
+    heads = min(kHG, a.G - head_group * kHG);
+    row0 = ((size_t)b * a.Hkv + g) * a.max_len;
+  }
+};
+
+// Resident blocks per SM the register budget is held to (what each variant reaches without
+// spilling; more blocks = more loads in flight).
+template <KVCacheDType C, int kHG>
+constexpr int kDecodeMinBlocks = kHG == 1 ? (is_8bit(C) ? 3 : 4) : (is_8bit(C) ? 2 : 3);
+
+// Loads straight into registers, the next iteration's issued before the current one is
+// computed (kLoadsPerLane 16- or 8-byte loads of K and of V per lane in flight).
+template <KVCacheDType C, int D, int kHG>
+__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) decode_split_kernel(DecodeArgs a) {
+  using Geo = DecodeGeometry<C, D>;
+  using Raw = typename Geo::Raw;
+  constexpr int kN = Geo::kLoadsPerLane, kR = Geo::kRowsPerLoad;
+  constexpr int kRowBytes = D * element_bytes(C);
+  const DecodeBlock blk(a, kHG);
+  if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row_in_load = lane / Geo::kLanesPerRow;
+  const int col = lane % Geo::kLanesPerRow;
+  DecodeLaneState<C, D, kHG> st;
+  st.heads = blk.heads;
+  st.init(a, blk.b, blk.h0, col);
+
+  const uint8_t* k_base = a.k + blk.row0 * kRowBytes + col * Geo::kLoadBytes;
+  const uint8_t* v_base = a.v + blk.row0 * kRowBytes + col * Geo::kLoadBytes;
+  const float* k_scale = is_8bit(C) ? a.k_scale + blk.row0 : nullptr;
+  const float* v_scale = is_8bit(C) ? a.v_scale + blk.row0 : nullptr;
+  const int lane_row = warp * Geo::kWarpRows + row_in_load;  // + n * kR: this lane's rows of an iteration
+  const int t_end = blk.t_end;
+
+  // One iteration's loads; rows at or past t_end are never read (their memory may hold garbage
+  // or lie past max_len): they come in as zeros, and their scores are set to -inf.
+  Raw k_cur[kN], v_cur[kN];
+  float ks_cur[kN], vs_cur[kN];
+  auto load = [&](int t0, Raw* kr, Raw* vr, float* ks, float* vs) {
+#pragma unroll
+    for (int n = 0; n < kN; ++n) {
+      const int t = t0 + lane_row + n * kR;
+      kr[n] = Raw{};
+      vr[n] = Raw{};
+      ks[n] = 1.0f;
+      vs[n] = 1.0f;
+      if (t < t_end) {
+        kr[n] = __ldcs(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
+        vr[n] = __ldcs(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
+        if constexpr (is_8bit(C)) {
+          ks[n] = __ldg(k_scale + t);
+          vs[n] = __ldg(v_scale + t);
+        }
+      }
+    }
+  };
+  load(blk.t_begin, k_cur, v_cur, ks_cur, vs_cur);
+  for (int t0 = blk.t_begin; t0 < t_end; t0 += Geo::kBlockRows) {
+    Raw k_next[kN], v_next[kN];
+    float ks_next[kN], vs_next[kN];
+    load(t0 + Geo::kBlockRows, k_next, v_next, ks_next, vs_next);  // in flight while this one is computed
+    st.consume(k_cur, v_cur, ks_cur, vs_cur, lane_row, t_end - t0);
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
       k_cur[n] = k_next[n];
@@ -283,61 +386,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) deco
       vs_cur[n] = vs_next[n];
     }
   }
-
-  // merge the row streams of the warp (lanes with the same columns), then the warps
-  auto merge = [](float& m_a, float& l_a, float* acc_a, float m_b, float l_b, const float* acc_b) {
-    const float mx = fmaxf(m_a, m_b), shift = finite_or_zero(mx);
-    const float wa = exp2f(m_a - shift), wb = exp2f(m_b - shift);
-    m_a = mx;
-    l_a = l_a * wa + l_b * wb;
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) acc_a[e] = acc_a[e] * wa + acc_b[e] * wb;
-  };
-#pragma unroll
-  for (int h = 0; h < kHG; ++h) {
-#pragma unroll
-    for (int off = kL; off < 32; off <<= 1) {
-      float other[kVec];
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) other[e] = __shfl_xor_sync(0xffffffffu, acc[h][e], off);
-      const float m_o = __shfl_xor_sync(0xffffffffu, m[h], off), l_o = __shfl_xor_sync(0xffffffffu, l[h], off);
-      merge(m[h], l[h], acc[h], m_o, l_o, other);
-    }
-  }
-  __shared__ float warp_o[kDecodeWarps][kHG][D];
-  __shared__ float warp_m[kDecodeWarps][kHG], warp_l[kDecodeWarps][kHG];
-  if (row_in_load == 0) {
-#pragma unroll
-    for (int h = 0; h < kHG; ++h) {
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) warp_o[warp][h][col * kVec + e] = acc[h][e];
-      if (col == 0) {
-        warp_m[warp][h] = m[h];
-        warp_l[warp][h] = l[h];
-      }
-    }
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < heads * D; i += kDecodeThreads) {
-    const int h = i / D, d = i % D;
-    float mx = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, warp_m[w][h]);
-    const float shift = finite_or_zero(mx);
-    float o = 0.0f, sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) {
-      const float wt = exp2f(warp_m[w][h] - shift);
-      o = fmaf(warp_o[w][h][d], wt, o);
-      sum = fmaf(warp_l[w][h], wt, sum);
-    }
-    const int64_t part = ((int64_t)b * a.H + h0 + h) * a.splits + split;  // (b, h0 + h, split)
-    a.part_o[part * D + d] = o;
-    if (d == 0) {
-      a.part_m[part] = mx;
-      a.part_l[part] = sum;
-    }
-  }
+  st.finish(a, blk.b, blk.h0, blk.split, warp, row_in_load, col);
 }
 
 struct CombineArgs {
@@ -351,53 +400,47 @@ struct CombineArgs {
   const float* part_l;
 };
 
-// One block per (b, h); thread (group, d) sums splits group, group + groups, ... of column d,
-// then the groups are added in shared memory (fixed order).
+// One block per (b, h). Thread (r, c) owns float4 column c of the partial o and split rows
+// r, r + kRowsPerPass, ...: it loads all of them (independent loads, issued together) and
+// merges them by the rule above into its own (M, L, o); the kRowsPerPass states of a column
+// then merge in shared memory in a fixed order (deterministic).
+template <int D>
 __global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(CombineArgs a) {
+  constexpr int kCols = D / 4, kRowsPerPass = kCombineThreads / kCols;
   cudaGridDependencySynchronize();  // the split kernel's partials are complete and visible
-  __shared__ float red[kCombineThreads];
-  __shared__ float red_l[kCombineThreads / 32];
+  __shared__ float4 red_o[kRowsPerPass][kCols];
+  __shared__ float red_m[kRowsPerPass], red_l[kRowsPerPass];
   const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
   const int len = min(max(a.lengths[b], 0), a.max_len);
   const int n = min(a.splits, ceil_div(len, a.chunk));  // splits that ran for this sequence
-  const float* m = a.part_m + (int64_t)bh * a.splits;
-  const float* l = a.part_l + (int64_t)bh * a.splits;
-  // M = max_s m_s over the block
-  float M = -INFINITY;
-  for (int s = threadIdx.x; s < n; s += kCombineThreads) M = fmaxf(M, m[s]);
-  M = warp_max(M);
-  if (threadIdx.x % 32 == 0) red_l[threadIdx.x / 32] = M;
+  const int c = threadIdx.x % kCols, r = threadIdx.x / kCols;
+  const float* pm = a.part_m + (int64_t)bh * a.splits;
+  const float* pl = a.part_l + (int64_t)bh * a.splits;
+  const float4* po = reinterpret_cast<const float4*>(a.part_o + (int64_t)bh * a.splits * D) + c;
+  float M = -INFINITY, L = 0.0f;
+  float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  auto merge = [](float& M, float& L, float4& o, float m_b, float l_b, float4 o_b) {
+    const float mx = fmaxf(M, m_b), shift = finite_or_zero(mx);
+    const float wa = exp2f(M - shift), wb = exp2f(m_b - shift);
+    M = mx;
+    L = L * wa + l_b * wb;
+    o.x = o.x * wa + o_b.x * wb, o.y = o.y * wa + o_b.y * wb, o.z = o.z * wa + o_b.z * wb, o.w = o.w * wa + o_b.w * wb;
+  };
+#pragma unroll 8
+  for (int s = r; s < n; s += kRowsPerPass) merge(M, L, o, pm[s], pl[s], po[(int64_t)s * kCols]);
+  red_o[r][c] = o;
+  if (c == 0) red_m[r] = M, red_l[r] = L;
   __syncthreads();
-  M = -INFINITY;
+  if (r == 0) {
+    for (int i = 1; i < kRowsPerPass; ++i) merge(M, L, o, red_m[i], red_l[i], red_o[i][c]);
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    const float y[4] = {o.x * inv, o.y * inv, o.z * inv, o.w * inv};
+    const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)h * D + 4 * c;
 #pragma unroll
-  for (int w = 0; w < kCombineThreads / 32; ++w) M = fmaxf(M, red_l[w]);
-  const float shift = M == -INFINITY ? 0.0f : M;
-  __syncthreads();  // red_l is reused below
-
-  const int groups = kCombineThreads / a.D, group = threadIdx.x / a.D, d = threadIdx.x % a.D;
-  const float* po = a.part_o + (int64_t)bh * a.splits * a.D + d;
-  float o = 0.0f, L = 0.0f;
-  if (group < groups) {
-#pragma unroll 4
-    for (int s = group; s < n; s += groups) {
-      const float w = exp2f(m[s] - shift);
-      o = fmaf(po[(int64_t)s * a.D], w, o);
-      L = fmaf(l[s], w, L);
+    for (int e = 0; e < 4; ++e) {
+      if (a.act_bf16) static_cast<bf16*>(a.o)[off + e] = __float2bfloat16_rn(y[e]);
+      else static_cast<float*>(a.o)[off + e] = y[e];
     }
-  }
-  red[threadIdx.x] = o;
-  if (d == 0 && group < groups) red_l[group] = L;
-  __syncthreads();
-  if (threadIdx.x < a.D) {
-    float y = 0.0f, sum = 0.0f;
-    for (int gi = 0; gi < groups; ++gi) {
-      y += red[gi * a.D + threadIdx.x];
-      sum += red_l[gi];
-    }
-    y = sum > 0.0f ? y / sum : 0.0f;
-    const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)h * a.D + threadIdx.x;
-    if (a.act_bf16) static_cast<bf16*>(a.o)[off] = __float2bfloat16_rn(y);
-    else static_cast<float*>(a.o)[off] = y;
   }
 }
 
@@ -474,6 +517,11 @@ using SplitKernel = void (*)(DecodeArgs);
 
 int heads_per_block(int G) { return G == 1 ? 1 : kHeadsPerBlock; }
 
+DecodeAttentionTuning& tuning() {
+  static DecodeAttentionTuning t;
+  return t;
+}
+
 template <KVCacheDType C>
 SplitKernel split_kernel_for(int D, int G) {
   if (G == 1) return D == 64 ? decode_split_kernel<C, 64, 1> : decode_split_kernel<C, 128, 1>;
@@ -546,7 +594,7 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   // share of loads in flight; the work per kv head (and so the splits) grows with B * Hkv *
   // head groups, never with lengths[] (graph replay).
   const int rows = block_rows(s.dtype, s.D);
-  const int64_t target = (int64_t)per_sm * sms;
+  const int64_t target = std::max<int64_t>(1, std::llround(tuning().waves * per_sm * sms));
   const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
   const int want = (int)std::clamp<int64_t>(target / blocks_per_split, 1, ceil_div(s.max_len, rows));
   plan.chunk = ceil_div(ceil_div(s.max_len, want), rows) * rows;
@@ -560,6 +608,11 @@ size_t partial_floats(const DecodeAttentionParams& p, int splits) {
 
 }  // namespace
 }  // namespace kern
+
+void set_decode_attention_tuning(const DecodeAttentionTuning& t) {
+  ATTN_CHECK(t.waves > 0, "decode attention tuning: waves {} must be > 0", t.waves);
+  kern::tuning() = t;
+}
 
 size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p) {
   const kern::DecodePlan plan = kern::plan_decode(p);
@@ -582,6 +635,8 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   DecodeArgs a{};
   a.q = p.q;
   a.q_batch_stride = p.q_batch_stride;
+  a.o = p.o;
+  a.o_batch_stride = p.o_batch_stride;
   a.act_bf16 = p.act_bf16;
   a.k = static_cast<const uint8_t*>(p.cache.k);
   a.v = static_cast<const uint8_t*>(p.cache.v);
@@ -601,6 +656,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.part_l = part_l;
   plan.kernel<<<dim3(plan.splits * plan.head_groups, s.Hkv, s.B), kDecodeThreads, 0, stream>>>(a);
   CUDA_CHECK_LAUNCH();
+  if (plan.splits == 1) return;  // the split kernel wrote o
 
   CombineArgs c{};
   c.o = p.o;
@@ -628,7 +684,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   // plain stream order: its implicit synchronization is not worth testing the corner of).
   const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
   cfg.numAttrs = default_stream ? 0 : 1;
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, decode_combine_kernel, c));
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, s.D == 64 ? decode_combine_kernel<64> : decode_combine_kernel<128>, c));
 }
 
 void kv_cache_write(const void* qkv, int64_t qkv_batch_stride, int64_t qkv_token_stride, bool act_bf16, int H,

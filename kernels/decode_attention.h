@@ -74,4 +74,12 @@ size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p);
 // Requirements (attn::Error otherwise): D in {64, 128}; H % Hkv == 0; every pointer 16-byte aligned.
 void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream);
 
+// Benchmark knob (bench_decode_attention --waves): the waves of resident blocks the splits are
+// sized for (default 1). Process-wide; set it before any decode call (the split count and the
+// workspace size depend on it).
+struct DecodeAttentionTuning {
+  double waves = 1.0;
+};
+void set_decode_attention_tuning(const DecodeAttentionTuning& t);
+
 }  // namespace attn

@@ -56,7 +56,12 @@ void finish_row(GenerateBenchRow& r, const Backend& be, const Config& cfg, const
   r.call_tokens_per_s = call_ms > 0 ? r.batch * r.new_tokens * 1000.0 / call_ms : 0;
   const double limit_ms = 1000.0 * static_cast<double>(weight_bytes(be, cfg.device.precision)) / o.hbm_bytes_per_s;
   r.weight_limit_fraction = r.ms_per_step > 0 ? limit_ms / r.ms_per_step : 0;
-  r.peak_bytes = static_cast<double>(be.memory().total_peak);
+  const MemoryReport mem = be.memory();
+  r.peak_bytes = static_cast<double>(mem.total_peak);
+  for (const MemoryCategory& c : mem.categories)
+    if (c.peak > 0)
+      r.peak_by_category += fmt::format("{}{} {:.1f}", r.peak_by_category.empty() ? "" : ", ", c.name, c.peak / 1048576.0);
+  r.peak_by_category += " MiB";
 }
 
 GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new_tokens, int B, KVCacheDType dt,
@@ -139,7 +144,7 @@ void write_reports(const std::vector<GenerateBenchRow>& rows, const std::string&
     md << fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} | {:.3f} | {:.0f} | {:.0f} | {:.1f}% | {} ({}) | {} |\n",
                       r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
                       r.tokens_per_s, r.call_tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
-                      gib(r.peak_bytes));
+                      gib(r.peak_bytes), r.peak_by_category);
   }
   // Plots against the context length (prompt + new tokens), one series per (mode, cache, heads, batch).
   std::map<std::string, std::pair<PlotSeries, PlotSeries>> series;
@@ -207,10 +212,10 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
     std::unique_ptr<Backend> baseline_be;
     auto report = [&](const GenerateBenchRow& r) {
       fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
-                 "{:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} MiB (formula {})  peak {} GiB\n",
+                 "{:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} MiB (formula {})  peak {} GiB ({})\n",
                  r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
                  r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
-                 gib(r.peak_bytes));
+                 gib(r.peak_bytes), r.peak_by_category);
       std::fflush(stdout);
       rows.push_back(r);
     };

@@ -28,6 +28,7 @@ struct GenerateBenchRow {
   double prefill_ms = 0, ms_per_step = 0, tokens_per_s = 0, weight_limit_fraction = 0;
   double call_tokens_per_s = 0;  // batch * new_tokens / (prefill + decode steps): generate()'s whole call
   double cache_bytes = 0, cache_formula_bytes = 0, peak_bytes = 0;
+  std::string peak_by_category;  // "parameters 237.4, kv_cache 22.5, ... MiB" (each category's own peak)
 };
 
 std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const GenerateBenchOptions& opts);

@@ -7,7 +7,7 @@
 //   activations  everything forward keeps for backward, sized once for (max_batch, max_seq),
 //                plus the backward's gradient buffers
 //   attention    what the attention implementation keeps per layer + its shared scratch
-//   workspace    cuBLASLt workspace (32 MiB), reduction partials, the batch, per-position losses
+//   workspace    cuBLASLt workspace (32 MiB; 4 MiB inference-only), reduction partials, the batch, per-position losses
 //
 // One stream; the host waits only where a value comes back (loss, grad norm, logits,
 // whole-buffer copies).
@@ -103,8 +103,9 @@ class CudaBackend final : public Backend {
     allocate_workspace();
     // fp32 is the parity mode: GELU in our exact kernel rather than cuBLASLt's epilogue
     // (measured ~1e-6 relative off the tanh formula); bf16 fuses everything.
-    matmul_ = std::make_unique<CudaMatmul>(
-        dt_, dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu, lt_workspace_, stream_);
+    matmul_ = std::make_unique<CudaMatmul>(dt_,
+                                           dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu,
+                                           lt_workspace_, stream_, lt_workspace_bytes());
   }
 
   ~CudaBackend() override { cudaStreamSynchronize(stream_); }  // the rest: members, in reverse order
@@ -568,6 +569,10 @@ class CudaBackend final : public Backend {
     for (size_t l = 0; l < L; ++l) layers_[l].att_saved = abase + saved[l];
   }
 
+  size_t lt_workspace_bytes() const {
+    return opts_.inference_only ? CudaMatmul::kInferenceWorkspaceBytes : CudaMatmul::kWorkspaceBytes;
+  }
+
   void allocate_workspace() {
     const int N = maxB_ * maxT_, C = cfg_.n_embd;
     const int widest = std::max({cfg_.qkv_dim(), 4 * C, C});
@@ -575,7 +580,7 @@ class CudaBackend final : public Backend {
                                    CudaMatmul::backward_weight_scratch_floats(N, widest));
     const size_t ints = 6 * static_cast<size_t>(N) + 1;  // inputs, targets, buckets (<= 3N + 1), doc ids
     ArenaPlan plan;
-    const size_t lt = plan.add(CudaMatmul::kWorkspaceBytes);
+    const size_t lt = plan.add(lt_workspace_bytes());
     const size_t red = plan.add(reduce * sizeof(float));
     const size_t parts = plan.add(kern::kNormPartials * sizeof(float));
     const size_t norm = plan.add(sizeof(double));

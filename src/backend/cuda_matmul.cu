@@ -39,12 +39,13 @@ struct CudaMatmul::Call {
   int64_t aux_ld = 0;
 };
 
-CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream)
+CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream, size_t workspace_bytes)
     : act_(act),
       epilogues_(epilogues),
       fuse_gelu_(epilogues == Epilogues::All),
       fuse_bias_(epilogues != Epilogues::None),
       workspace_(workspace),
+      workspace_bytes_(workspace_bytes),
       stream_(stream) {
   CUBLAS_CHECK(cublasLtCreate(&lt_));
 }
@@ -83,7 +84,7 @@ bool CudaMatmul::lt_matmul(const Call& c) {
   if (it == cache_.end()) {
     cublasLtMatmulPreference_t pref = nullptr;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const uint64_t ws = kWorkspaceBytes;
+    const uint64_t ws = workspace_bytes_;
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
     const uint32_t al_a = alignment_of(c.A), al_b = alignment_of(c.B), al_d = alignment_of(c.D);
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
@@ -102,7 +103,7 @@ bool CudaMatmul::lt_matmul(const Call& c) {
   if (it->second.ok) {
     const float alpha = 1.0f;
     CUBLAS_CHECK(cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld, &it->second.algo,
-                                workspace_, kWorkspaceBytes, stream_));
+                                workspace_, workspace_bytes_, stream_));
   }
   cublasLtMatrixLayoutDestroy(la);
   cublasLtMatrixLayoutDestroy(lb);

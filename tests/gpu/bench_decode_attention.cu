@@ -14,6 +14,7 @@
 // Prints one JSON line per shape (scripts/bench_decode_sdpa.py prints PyTorch's peers).
 //
 // usage: bench_decode_attention [--reps N] [--flush read|write] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
+//        [--waves X]   (DecodeAttentionTuning)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -80,10 +81,12 @@ struct Shape {
 int main(int argc, char** argv) {
   int reps = 50;
   bool flush_by_write = false;
+  attn::DecodeAttentionTuning tune;
   std::vector<Shape> shapes;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--flush") && i + 1 < argc) flush_by_write = !std::strcmp(argv[++i], "write");
+    else if (!std::strcmp(argv[i], "--waves") && i + 1 < argc) tune.waves = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       Shape s{};
       char dt[16] = {0};
@@ -104,6 +107,8 @@ int main(int argc, char** argv) {
               {1, 12, 4, 64, 32768, "bf16"},  {32, 12, 4, 64, 4096, "bf16"},  {1, 32, 8, 128, 32768, "bf16"},
               {1, 12, 1, 64, 32768, "bf16"}};
 
+  attn::set_decode_attention_tuning(tune);
+  const std::string pipeline = "waves " + std::to_string(tune.waves).substr(0, 4);
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   cudaStream_t stream;
@@ -206,8 +211,8 @@ int main(int argc, char** argv) {
       const double gbps = bytes / t / 1e9;
       std::printf(
           "{\"what\": \"decode\", \"who\": \"ours\", \"B\": %d, \"H\": %d, \"Hkv\": %d, \"D\": %d, \"ctx\": %d, "
-          "\"cache\": \"%s\", \"flush\": \"%s\", \"us\": %.2f, \"bytes\": %.0f, \"gbps\": %.1f, \"copy_gbps\": %.1f, \"frac_copy\": %.3f}\n",
-          s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), flush_by_write ? "write" : "read", t * 1e6, bytes, gbps, copy_gbps, gbps / copy_gbps);
+          "\"cache\": \"%s\", \"flush\": \"%s\", \"pipeline\": \"%s\", \"us\": %.2f, \"bytes\": %.0f, \"gbps\": %.1f, \"copy_gbps\": %.1f, \"frac_copy\": %.3f}\n",
+          s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), flush_by_write ? "write" : "read", pipeline.c_str(), t * 1e6, bytes, gbps, copy_gbps, gbps / copy_gbps);
       std::fflush(stdout);
       CK(cudaFree(k));
       CK(cudaFree(v));
