@@ -173,12 +173,15 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     state.last_val_loss = val;
     const bool best = state.best_val_loss == 0 || val < state.best_val_loss;
     if (best) state.best_val_loss = val;
+    // Small datasets overfit (nanoGPT's shakespeare_char does by design): keep the best model.
+    // (val is the same on every rank, so all of them take this branch: get_params may be
+    // collective, e.g. under ZeRO-1 in bf16)
+    const bool save_best = best && cfg.checkpoint.save_best && state.step > 0;
+    if (save_best) model->get_params(params.data());
     if (!root) return val;
     metrics->write({{"step", state.step}, {"val_loss", val}});
     say(fmt::format("step {:>6} | val loss {:.4f}{}", state.step, val, best ? " (best)" : ""));
-    // Small datasets overfit (nanoGPT's shakespeare_char does by design): keep the best model.
-    if (best && cfg.checkpoint.save_best && state.step > 0) {
-      model->get_params(params.data());
+    if (save_best) {
       save_checkpoint((fs::path(cfg.training.out_dir) / "best").string(), layout, params.data(), nullptr, nullptr,
                       state, config_toml, data.tokenizer_path, 1);
     }

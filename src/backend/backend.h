@@ -58,7 +58,8 @@ class Backend {
   virtual std::string name() const = 0;  // "cpu", "cuda"
   virtual const ParamLayout& layout() const = 0;
 
-  // Whole-buffer transfers (host fp32, layout().total() elements).
+  // Whole-buffer transfers (host fp32, layout().total() elements). Under data parallelism
+  // get_params and get_optimizer_state are collective (every rank calls them: ZeRO-1 gathers).
   virtual void set_params(const float* host) = 0;
   virtual void get_params(float* host) const = 0;
   virtual void get_grads(float* host) const = 0;

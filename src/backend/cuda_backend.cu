@@ -117,11 +117,14 @@ class CudaBackend final : public Backend {
   void set_params(const float* host) override {
     if (!params_) return set_params_bf16_only(host);
     CUDA_CHECK(cudaMemcpyAsync(params_, host, total_bytes(), cudaMemcpyHostToDevice, stream_));
+    master_sharded_ = false;
     refresh_param_copy();
     sync();
   }
   void get_params(float* host) const override {
     if (!params_) return get_params_bf16_only(host);
+    if (master_sharded_) dp_->gather_master(params_);  // collective: every rank calls get_params
+    master_sharded_ = false;
     download(host, params_);
   }
   void get_grads(float* host) const override {
@@ -191,8 +194,10 @@ class CudaBackend final : public Backend {
     require_training("adamw_step");
     ATTN_CHECK(t >= 1, "adamw_step: step count t = {} (1-based)", t);
     if (dp_ && dp_->zero1()) {
-      dp_->adamw_step(params_, grads_, c, lr, grad_multiplier, t);
-      return refresh_param_copy();
+      if (dt_ == DType::F32) return dp_->adamw_step(params_, nullptr, grads_, c, lr, grad_multiplier, t);
+      dp_->adamw_step(params_, reinterpret_cast<bf16*>(cparams_), grads_, c, lr, grad_multiplier, t);
+      master_sharded_ = true;  // only this rank's shard of params_ is current
+      return;
     }
     const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
     const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
@@ -496,7 +501,8 @@ class CudaBackend final : public Backend {
     }
     const size_t padded = CudaDataParallel::padded_floats(n);  // ZeRO-1 splits these two evenly
     params_ = mem_.allocate_n<float>(padded, MemCategory::Parameters);
-    cparams_ = dt_ == DType::F32 ? reinterpret_cast<T*>(params_) : mem_.allocate_n<T>(n, MemCategory::Parameters);
+    // (the bf16 copy padded too: ZeRO-1 all-gathers it by shards)
+    cparams_ = dt_ == DType::F32 ? reinterpret_cast<T*>(params_) : mem_.allocate_n<T>(padded, MemCategory::Parameters);
     grads_ = mem_.allocate_n<float>(padded, MemCategory::Gradients);
     m_ = mem_.allocate_n<float>(n, MemCategory::Optimizer);
     v_ = mem_.allocate_n<float>(n, MemCategory::Optimizer);
@@ -512,6 +518,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemcpyAsync(decay_bits_, bits.data(), bits.size() * sizeof(uint32_t), cudaMemcpyHostToDevice,
                                stream_));
     for (float* buf : {params_, grads_}) CUDA_CHECK(cudaMemsetAsync(buf, 0, padded * sizeof(float), stream_));
+    if (dt_ == DType::BF16) CUDA_CHECK(cudaMemsetAsync(cparams_, 0, padded * sizeof(T), stream_));
     for (float* buf : {m_, v_}) CUDA_CHECK(cudaMemsetAsync(buf, 0, n * sizeof(float), stream_));
     refresh_param_copy();
     sync();
@@ -614,6 +621,7 @@ class CudaBackend final : public Backend {
   // parameters, gradients, optimizer
   float* params_ = nullptr;  // fp32 master
   T* cparams_ = nullptr;     // what the kernels read: params_ (fp32) or its bf16 copy
+  mutable bool master_sharded_ = false;  // ZeRO-1 bf16: params_ is current on this rank's shard only
   float* grads_ = nullptr;
   float *m_ = nullptr, *v_ = nullptr;
   uint32_t* decay_bits_ = nullptr;

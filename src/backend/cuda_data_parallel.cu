@@ -106,17 +106,26 @@ double CudaDataParallel::grad_norm_squared(const float* grads, float* norm_parti
   return (static_cast<double>(pair[0]) + pair[1]) * comm_.world_size();
 }
 
-void CudaDataParallel::adamw_step(float* params, const float* grads, const AdamWConfig& c, float lr,
-                                  float grad_multiplier, int64_t t) {
+void CudaDataParallel::adamw_step(float* params, __nv_bfloat16* params_bf16, const float* grads,
+                                  const AdamWConfig& c, float lr, float grad_multiplier, int64_t t) {
   const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
   const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
   const size_t sb = shards_.begin(comm_.rank()), s = shards_.shard_size;
   timer_.time(OpCategory::Optimizer, [&] {
-    kern::adamw_update(params + sb, grads + sb, m_, v_, nullptr, shard_decay_bits_, s, lr, c.beta1, c.beta2,
-                       static_cast<float>(bc1), static_cast<float>(bc2), c.eps, c.weight_decay, grad_multiplier,
-                       compute_);
+    kern::adamw_update(params + sb, grads + sb, m_, v_, params_bf16 ? params_bf16 + sb : nullptr, shard_decay_bits_,
+                       s, lr, c.beta1, c.beta2, static_cast<float>(bc1), static_cast<float>(bc2), c.eps,
+                       c.weight_decay, grad_multiplier, compute_);
   });
-  timer_.time(OpCategory::Communication, [&] { comm_.all_gather(params + sb, params, s, compute_); });
+  timer_.time(OpCategory::Communication, [&] {
+    if (params_bf16)
+      comm_.all_gather_bytes(params_bf16 + sb, params_bf16, s * sizeof(__nv_bfloat16), compute_);
+    else
+      comm_.all_gather(params + sb, params, s, compute_);
+  });
+}
+
+void CudaDataParallel::gather_master(float* params) {
+  comm_.all_gather(params + shards_.begin(comm_.rank()), params, shards_.shard_size, compute_);
 }
 
 void CudaDataParallel::get_moments(float* m, float* v, float* scratch) {

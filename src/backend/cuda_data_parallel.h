@@ -10,7 +10,10 @@
 //
 // ZeRO-1 (distributed.zero = 1): after backward, g[shard r] <- mean over ranks
 // (reduce_scatter, in place); |g|^2 = sum over ranks of |g[shard]|^2; AdamW on
-// params[shard] with m, v allocated for the shard only; params <- all_gather(shards).
+// params[shard] with m, v allocated for the shard only; then, in fp32,
+// params <- all_gather(shards); in bf16, AdamW writes the bf16 copy of its shard and only the
+// bf16 copy is all-gathered (half the bytes, no full-buffer cast): the fp32 master stays
+// sharded until gather_master() (checkpoints).
 // (Not overlapped: the reduce-scatter runs after backward, on the compute stream.)
 //
 // Parameter and gradient buffers must be padded_floats(total) long (zeros past total).
@@ -50,8 +53,12 @@ class CudaDataParallel {
 
   // ZeRO-1 only. Squared global norm of the averaged gradient, from the shards (collective).
   double grad_norm_squared(const float* grads, float* norm_partials, double* norm_out);
-  // AdamW on this rank's shard, then params all-gathered (the caller refreshes its bf16 copy).
-  void adamw_step(float* params, const float* grads, const AdamWConfig& c, float lr, float grad_multiplier, int64_t t);
+  // AdamW on this rank's shard, then the parameters all-gathered: the bf16 copy when
+  // params_bf16 (padded_floats long), else the fp32 params.
+  void adamw_step(float* params, __nv_bfloat16* params_bf16, const float* grads, const AdamWConfig& c, float lr,
+                  float grad_multiplier, int64_t t);
+  // fp32 params <- all_gather(shards) (collective): the whole master after bf16 steps.
+  void gather_master(float* params);
   // Whole host moment buffers (layout.total() floats). get uses `scratch` (a padded buffer,
   // e.g. the gradients, consumed by then) and is collective.
   void get_moments(float* m, float* v, float* scratch);

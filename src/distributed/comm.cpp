@@ -11,8 +11,8 @@ void LocalCommunicator::reduce_scatter_mean(const float* send, float* recv, size
   if (send != recv && count > 0) std::memmove(recv, send, count * sizeof(float));
 }
 
-void LocalCommunicator::all_gather(const float* send, float* recv, size_t count, CommStream) {
-  if (send != recv && count > 0) std::memmove(recv, send, count * sizeof(float));
+void LocalCommunicator::all_gather_bytes(const void* send, void* recv, size_t bytes, CommStream) {
+  if (send != recv && bytes > 0) std::memmove(recv, send, bytes);
 }
 
 #if !(defined(ATTN_WITH_CUDA) && defined(ATTN_WITH_NCCL))

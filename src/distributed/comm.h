@@ -29,9 +29,13 @@ class Communicator {
   // recv[0, count) <- mean over ranks of send[rank * count, (rank + 1) * count); send has
   // world_size * count floats (ZeRO-1 gradient shards; in place when recv == send + rank * count).
   virtual void reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream stream) = 0;
-  // recv[r * count, (r + 1) * count) <- rank r's send[0, count) (ZeRO-1 parameter shards;
-  // in place when send == recv + rank * count).
-  virtual void all_gather(const float* send, float* recv, size_t count, CommStream stream) = 0;
+  // recv[r * bytes, (r + 1) * bytes) <- rank r's send[0, bytes) (ZeRO-1 parameter shards, any
+  // element type; in place when send == recv + rank * bytes).
+  virtual void all_gather_bytes(const void* send, void* recv, size_t bytes, CommStream stream) = 0;
+  // The same for count floats per rank.
+  void all_gather(const float* send, float* recv, size_t count, CommStream stream) {
+    all_gather_bytes(send, recv, count * sizeof(float), stream);
+  }
   // Returns once every rank has reached it and the work queued on `stream` before it is done.
   virtual void barrier(CommStream stream) = 0;
 };
@@ -45,7 +49,7 @@ class LocalCommunicator final : public Communicator {
   const char* name() const override { return "local"; }
   void all_reduce_mean(float*, size_t, CommStream) override {}
   void reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream) override;
-  void all_gather(const float* send, float* recv, size_t count, CommStream) override;
+  void all_gather_bytes(const void* send, void* recv, size_t bytes, CommStream) override;
   void barrier(CommStream) override {}
 };
 

@@ -64,8 +64,8 @@ class NcclCommunicator final : public Communicator {
   void reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream stream) override {
     NCCL_CHECK(ncclReduceScatter(send, recv, count, ncclFloat32, ncclAvg, comm_, s(stream)), comm_);
   }
-  void all_gather(const float* send, float* recv, size_t count, CommStream stream) override {
-    NCCL_CHECK(ncclAllGather(send, recv, count, ncclFloat32, comm_, s(stream)), comm_);
+  void all_gather_bytes(const void* send, void* recv, size_t bytes, CommStream stream) override {
+    NCCL_CHECK(ncclAllGather(send, recv, bytes, ncclUint8, comm_, s(stream)), comm_);
   }
   void barrier(CommStream stream) override {
     NCCL_CHECK(ncclAllReduce(scratch_, scratch_, 1, ncclFloat32, ncclSum, comm_, s(stream)), comm_);

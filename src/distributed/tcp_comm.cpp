@@ -18,28 +18,26 @@ class TcpCommunicator final : public Communicator {
   const char* name() const override { return "tcp"; }
 
   void all_reduce_mean(float* buf, size_t n, CommStream) override {
-    const std::vector<Blob> all = gather(buf, n);
+    const std::vector<Blob> all = gather(buf, n * sizeof(float));
     mean_of(all, 0, n, buf);
   }
   void reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream) override {
-    const std::vector<Blob> all = gather(send, count * world_size());
+    const std::vector<Blob> all = gather(send, count * world_size() * sizeof(float));
     mean_of(all, count * rank(), count, recv);
   }
-  void all_gather(const float* send, float* recv, size_t count, CommStream) override {
-    std::vector<float> mine(send, send + count);  // send may alias recv
-    const std::vector<Blob> all = gather(mine.data(), count);
+  void all_gather_bytes(const void* send, void* recv, size_t bytes, CommStream) override {
+    const std::vector<Blob> all = gather(send, bytes);  // (copies send first: it may alias recv)
     for (int r = 0; r < world_size(); ++r)
-      if (count > 0) std::memcpy(recv + count * r, all[r].data(), count * sizeof(float));
+      if (bytes > 0) std::memcpy(static_cast<uint8_t*>(recv) + bytes * r, all[r].data(), bytes);
   }
   void barrier(CommStream) override { rv_.barrier(); }
 
  private:
-  std::vector<Blob> gather(const float* buf, size_t n) {
-    const size_t bytes = n * sizeof(float);
+  std::vector<Blob> gather(const void* buf, size_t bytes) {
     ATTN_CHECK(bytes * world_size() < (size_t{64} << 20),
-               "the CPU communicator moves {} floats x {} ranks per collective, over its 64 MiB message limit; "
+               "the CPU communicator moves {} bytes x {} ranks per collective, over its 64 MiB message limit; "
                "data-parallel training of a model this size needs the cuda backend (NCCL)",
-               n, world_size());
+               bytes, world_size());
     Blob mine(bytes);
     if (bytes > 0) std::memcpy(mine.data(), buf, bytes);
     std::vector<Blob> all = rv_.all_gather(mine);
