@@ -212,8 +212,11 @@ TEST(TcpCommunicator, CollectivesOnFourAndEightRanks) {
   for (const int world : {2, 4, 8}) {
     const size_t count = 37;  // per rank: an awkward size
     std::vector<std::vector<float>> reduced(world), scattered(world), gathered(world);
+    std::vector<std::vector<double>> summed(world);
     const std::vector<std::string> errors = attn::testing::run_rank_threads(world, 10, [&](Rendezvous& rv, int r) {
       auto comm = make_tcp_communicator(rv);
+      summed[r] = {1.0 / 3 + r, 1e-17 * (r + 1)};  // float64 kept: 1e-17 would vanish next to 1 in float
+      comm->all_reduce_sum(summed[r].data(), 2, nullptr);
       std::vector<float> h(count * world);
       for (size_t i = 0; i < h.size(); ++i) h[i] = 0.25f * float(r + 1) * float(i % 13) - 3.0f;  // exact in float
       reduced[r] = h;
@@ -236,6 +239,30 @@ TEST(TcpCommunicator, CollectivesOnFourAndEightRanks) {
       }
       for (size_t i = 0; i < count; ++i) EXPECT_EQ(scattered[r][i], reduced[r][r * count + i]);
       EXPECT_TRUE(reduced[r] == reduced[0]);
+      double s0 = 0, s1 = 0;
+      for (int q = 0; q < world; ++q) s0 += 1.0 / 3 + q, s1 += 1e-17 * (q + 1);
+      EXPECT_EQ(summed[r][0], s0) << "all_reduce_sum, world " << world;
+      EXPECT_EQ(summed[r][1], s1) << "all_reduce_sum, world " << world;
     }
+  }
+}
+
+// A run that diverges stops on every rank at the same step with the same message and saves
+// nothing, also on steps where the ranks do not exchange their losses (log_interval 100: they
+// go by the shared gradient norm there).
+TEST(DataParallelTrainer, DivergingRunStopsEveryRankWithoutSaving) {
+  attn::testing::TempDir tmp("ddp_nan");
+  const fs::path data = make_dataset(tmp.path);
+  for (const int world : {1, 2}) {
+    const fs::path out = tmp.path / ("run" + std::to_string(world));
+    const Config cfg = ddp_config(data, out, {"--optimizer.lr=1e30", "--optimizer.grad_clip=0",
+                                              "--schedule.warmup_iters=0", "--training.log_interval=100",
+                                              "--training.max_iters=30", "--training.eval_interval=0"});
+    const auto runs = run_same(world, cfg, quiet());
+    for (int r = 0; r < world; ++r) {
+      EXPECT_NE(runs[r].error.find("stopping without saving"), std::string::npos) << "rank " << r << ": " << runs[r].error;
+      EXPECT_EQ(runs[r].error, runs[0].error) << "rank " << r;
+    }
+    EXPECT_FALSE(fs::exists(out / "checkpoints")) << "world " << world;
   }
 }

@@ -28,6 +28,8 @@ namespace attn {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// Data-parallel ranks exchange their loss and stop requests at least every this many steps.
+constexpr int64_t kAgreeEvery = 10;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string human_duration(double s) {
@@ -214,19 +216,27 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
       ctx.sync_grads = micro == accum - 1;  // average over ranks once, after the last micro-step
       loss += model->forward_backward(Batch{x.data(), y.data(), B, T}, 1.0f / accum, ctx) / accum;
     }
-    // The step's loss over the global batch, and whether any rank was asked to stop, agreed
-    // by all ranks so that they all take the same branches below.
-    bool stop_signal = stop_requested();
-    if (dp.active()) {
+    // Data-parallel ranks must take the same branches below. The step's loss over the global
+    // batch and whether any rank was asked to stop are exchanged (a host round trip) only on
+    // steps that log, save or end, and every kAgreeEvery steps (how late a stop may come); on
+    // the others each rank goes by the gradient norm, which all ranks share (a non-finite loss
+    // makes it non-finite), and its own loss is not looked at.
+    const int64_t next = state.step + 1;
+    const bool agree = !dp.active() || next % kAgreeEvery == 0 || next % cfg.training.log_interval == 0 ||
+                       next == max_iters || (cfg.checkpoint.interval > 0 && next % cfg.checkpoint.interval == 0) ||
+                       (opts.stop_after >= 0 && next - first_step >= opts.stop_after);
+    bool stop_signal = agree && stop_requested();
+    if (dp.active() && agree) {
       const std::vector<double> agreed = dp.sum({loss, stop_signal ? 1.0 : 0.0});
       loss = agreed[0] / dp.world_size(), stop_signal = agreed[1] > 0;
     }
-    if (!std::isfinite(loss)) {
-      fail("training loss is {} at step {} (lr {:.3g}); stopping without saving. The last good checkpoint is {}. "
-           "Try a lower optimizer.lr or a longer schedule.warmup_iters",
-           loss, state.step, lr, last_ckpt.empty() ? std::string("none") : last_ckpt);
-    }
     const float norm = model->grad_norm();
+    if ((agree && !std::isfinite(loss)) || !std::isfinite(norm)) {
+      fail("training loss is {} and the gradient norm {} at step {} (lr {:.3g}); stopping without saving. The last "
+           "good checkpoint is {}. Try a lower optimizer.lr or a longer schedule.warmup_iters",
+           agree ? fmt::format("{}", loss) : std::string("(not exchanged)"), norm, state.step, lr,
+           last_ckpt.empty() ? std::string("none") : last_ckpt);
+    }
     const float clip = cfg.optimizer.grad_clip > 0 && norm > cfg.optimizer.grad_clip
                            ? static_cast<float>(cfg.optimizer.grad_clip / norm)
                            : 1.0f;

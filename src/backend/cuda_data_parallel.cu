@@ -44,7 +44,6 @@ CudaDataParallel::CudaDataParallel(Communicator& comm, bool zero1, size_t bucket
     shard_decay_bits_ = mem_.allocate_n<uint32_t>(bits.size(), MemCategory::Optimizer);
     CUDA_CHECK(cudaMemcpyAsync(shard_decay_bits_, bits.data(), bits.size() * sizeof(uint32_t), cudaMemcpyHostToDevice,
                                compute_));
-    pair_dev_ = mem_.allocate_n<float>(2, MemCategory::Workspace);
     CUDA_CHECK(cudaStreamSynchronize(compute_));  // `bits` dies here
     return;
   }
@@ -60,8 +59,7 @@ CudaDataParallel::~CudaDataParallel() {  // destructors do not throw: best effor
   for (cudaEvent_t e : ready_) cudaEventDestroy(e);
   if (done_) cudaEventDestroy(done_);
   if (comm_stream_) cudaStreamDestroy(comm_stream_);
-  for (void* p : {static_cast<void*>(m_), static_cast<void*>(v_), static_cast<void*>(shard_decay_bits_),
-                  static_cast<void*>(pair_dev_)})
+  for (void* p : {static_cast<void*>(m_), static_cast<void*>(v_), static_cast<void*>(shard_decay_bits_)})
     if (p) mem_.release(p);
 }
 
@@ -87,23 +85,16 @@ void CudaDataParallel::backward_stage_done(int stage, float* grads) {
 }
 
 double CudaDataParallel::grad_norm_squared(const float* grads, float* norm_partials, double* norm_out) {
-  double local = 0;
   timer_.time(OpCategory::Optimizer, [&] {
     kern::global_norm_squared(norm_out, norm_partials, grads + shards_.begin(comm_.rank()), shards_.shard_size,
                               compute_);
   });
-  CUDA_CHECK(cudaMemcpyAsync(&local, norm_out, sizeof(double), cudaMemcpyDeviceToHost, compute_));
+  // summed over ranks on the device (float64): one wait for the host
+  timer_.time(OpCategory::Communication, [&] { comm_.all_reduce_sum(norm_out, 1, compute_); });
+  double sum = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&sum, norm_out, sizeof(double), cudaMemcpyDeviceToHost, compute_));
   CUDA_CHECK(cudaStreamSynchronize(compute_));
-  // The communicator averages floats: the double goes as hi + lo to keep its precision.
-  float pair[2] = {static_cast<float>(local), 0.0f};
-  pair[1] = static_cast<float>(local - pair[0]);
-  timer_.time(OpCategory::Communication, [&] {
-    CUDA_CHECK(cudaMemcpyAsync(pair_dev_, pair, sizeof pair, cudaMemcpyHostToDevice, compute_));
-    comm_.all_reduce_mean(pair_dev_, 2, compute_);
-    CUDA_CHECK(cudaMemcpyAsync(pair, pair_dev_, sizeof pair, cudaMemcpyDeviceToHost, compute_));
-  });
-  CUDA_CHECK(cudaStreamSynchronize(compute_));
-  return (static_cast<double>(pair[0]) + pair[1]) * comm_.world_size();
+  return sum;
 }
 
 void CudaDataParallel::adamw_step(float* params, __nv_bfloat16* params_bf16, const float* grads,

@@ -78,7 +78,6 @@ class CudaDataParallel {
   ZeroShards shards_;
   float *m_ = nullptr, *v_ = nullptr;  // ZeRO-1: this rank's shard of the moments
   uint32_t* shard_decay_bits_ = nullptr;
-  float* pair_dev_ = nullptr;  // two floats for the norm's cross-rank sum
 };
 
 }  // namespace attn

@@ -25,14 +25,10 @@ void HostDataParallel::sync_grads(float* grads) {
 }
 
 double HostDataParallel::grad_norm_squared() {
-  double local = 0;
-  for (float g : grad_shard_) local += static_cast<double>(g) * g;
-  // The communicator averages floats: send the double as a float pair (hi + lo) to keep
-  // its precision, and multiply the mean back into a sum.
-  float pair[2] = {static_cast<float>(local), 0.0f};
-  pair[1] = static_cast<float>(local - pair[0]);
-  comm_.all_reduce_mean(pair, 2, nullptr);
-  return (static_cast<double>(pair[0]) + pair[1]) * comm_.world_size();
+  double sum = 0;
+  for (float g : grad_shard_) sum += static_cast<double>(g) * g;
+  comm_.all_reduce_sum(&sum, 1, nullptr);
+  return sum;
 }
 
 void HostDataParallel::adamw_step(float* params, const AdamWConfig& c, float lr, float grad_multiplier, int64_t t) {

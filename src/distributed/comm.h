@@ -26,6 +26,8 @@ class Communicator {
 
   // buf[0, n) <- mean over ranks of buf[0, n), in place (gradient averaging).
   virtual void all_reduce_mean(float* buf, size_t n, CommStream stream) = 0;
+  // buf[0, n) <- sum over ranks of buf[0, n) in float64, in place (norms, counts).
+  virtual void all_reduce_sum(double* buf, size_t n, CommStream stream) = 0;
   // recv[0, count) <- mean over ranks of send[rank * count, (rank + 1) * count); send has
   // world_size * count floats (ZeRO-1 gradient shards; in place when recv == send + rank * count).
   virtual void reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream stream) = 0;
@@ -48,6 +50,7 @@ class LocalCommunicator final : public Communicator {
   int world_size() const override { return 1; }
   const char* name() const override { return "local"; }
   void all_reduce_mean(float*, size_t, CommStream) override {}
+  void all_reduce_sum(double*, size_t, CommStream) override {}
   void reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream) override;
   void all_gather_bytes(const void* send, void* recv, size_t bytes, CommStream) override;
   void barrier(CommStream) override {}

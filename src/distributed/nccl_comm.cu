@@ -61,6 +61,9 @@ class NcclCommunicator final : public Communicator {
   void all_reduce_mean(float* buf, size_t n, CommStream stream) override {
     NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat32, ncclAvg, comm_, s(stream)), comm_);
   }
+  void all_reduce_sum(double* buf, size_t n, CommStream stream) override {
+    NCCL_CHECK(ncclAllReduce(buf, buf, n, ncclFloat64, ncclSum, comm_, s(stream)), comm_);
+  }
   void reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream stream) override {
     NCCL_CHECK(ncclReduceScatter(send, recv, count, ncclFloat32, ncclAvg, comm_, s(stream)), comm_);
   }

@@ -21,6 +21,14 @@ class TcpCommunicator final : public Communicator {
     const std::vector<Blob> all = gather(buf, n * sizeof(float));
     mean_of(all, 0, n, buf);
   }
+  void all_reduce_sum(double* buf, size_t n, CommStream) override {
+    const std::vector<Blob> all = gather(buf, n * sizeof(double));
+    for (size_t i = 0; i < n; ++i) {
+      double sum = 0.0;  // in rank order: the same bits on every rank
+      for (const Blob& b : all) sum += reinterpret_cast<const double*>(b.data())[i];
+      buf[i] = sum;
+    }
+  }
   void reduce_scatter_mean(const float* send, float* recv, size_t count, CommStream) override {
     const std::vector<Blob> all = gather(send, count * world_size() * sizeof(float));
     mean_of(all, count * rank(), count, recv);

@@ -3,8 +3,8 @@
 // NCCL and a GPU (world 1) or two or more GPUs (world = device count); skips otherwise.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdlib>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,6 +39,7 @@ TEST(Nccl, CollectivesAverageAndGather) {
   ::setenv("NCCL_NVLS_ENABLE", "0", 0);  // before the rank threads: setenv is not thread-safe
   const size_t count = 1000;  // per rank
   std::vector<std::vector<float>> reduced(world), scattered(world), gathered(world);
+  std::vector<std::array<double, 2>> sums(world);
   const auto errors = run_nccl_ranks(world, [&](Communicator& c) {
     const int r = c.rank();
     ASSERT_EQ(c.world_size(), world);
@@ -56,6 +57,13 @@ TEST(Nccl, CollectivesAverageAndGather) {
     scattered[r].resize(count);
     CUDA_CHECK(cudaMemcpy(scattered[r].data(), g, count * sizeof(float), cudaMemcpyDeviceToHost));
     c.all_gather(g, d, count, nullptr);
+    double* s = nullptr;  // float64 sum: 1e-17 would vanish next to 1 in float
+    const double mine[2] = {1.0 + r, 1e-17 * (r + 1)};
+    CUDA_CHECK(cudaMalloc(&s, sizeof mine));
+    CUDA_CHECK(cudaMemcpy(s, mine, sizeof mine, cudaMemcpyHostToDevice));
+    c.all_reduce_sum(s, 2, nullptr);
+    CUDA_CHECK(cudaMemcpy(sums[r].data(), s, sizeof mine, cudaMemcpyDeviceToHost));
+    cudaFree(s);
     c.barrier(nullptr);
     gathered[r].resize(h.size());
     CUDA_CHECK(cudaMemcpy(gathered[r].data(), d, h.size() * sizeof(float), cudaMemcpyDeviceToHost));
@@ -64,6 +72,8 @@ TEST(Nccl, CollectivesAverageAndGather) {
   const float mean_factor = float(world + 1) / 2;  // mean of (r + 1) over ranks
   for (int r = 0; r < world; ++r) {
     ASSERT_EQ(errors[r], "") << "rank " << r;
+    EXPECT_DOUBLE_EQ(sums[r][0], world * (world + 1) / 2.0) << "all_reduce_sum rank " << r;
+    EXPECT_DOUBLE_EQ(sums[r][1], 1e-17 * world * (world + 1) / 2.0) << "all_reduce_sum rank " << r;
     for (size_t i = 0; i < count * world; ++i) {
       const float want = mean_factor * float(i % 97);
       ASSERT_NEAR(reduced[r][i], want, 1e-4f * want + 1e-6f) << "all_reduce rank " << r << " i " << i;
