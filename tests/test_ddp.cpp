@@ -23,6 +23,7 @@
 #include "rank_threads.h"
 #include "test_support.h"
 #include "word_dataset.h"
+#include "train/signals.h"
 #include "train/trainer.h"
 
 using namespace attn;
@@ -265,4 +266,30 @@ TEST(DataParallelTrainer, DivergingRunStopsEveryRankWithoutSaving) {
     }
     EXPECT_FALSE(fs::exists(out / "checkpoints")) << "world " << world;
   }
+}
+
+// A stop request (Ctrl-C) reaches the ranks at different steps; they agree on it at the next
+// exchange (every 10 steps here: log_interval is 1000) and all stop there, saving one checkpoint.
+TEST(DataParallelTrainer, StopRequestStopsEveryRankAtTheSameStep) {
+  attn::testing::TempDir tmp("ddp_stop");
+  const fs::path data = make_dataset(tmp.path);
+  const fs::path out = tmp.path / "run";
+  const Config cfg = ddp_config(data, out, {"--training.max_iters=20000", "--training.log_interval=1000",
+                                            "--training.eval_interval=0"});
+  clear_stop_request();
+  std::thread stopper([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    request_stop();
+  });
+  const auto runs = run_same(2, cfg, quiet());
+  stopper.join();
+  clear_stop_request();
+  for (const auto& r : runs) {
+    ASSERT_EQ(r.error, "");
+    EXPECT_TRUE(r.result.interrupted);
+    EXPECT_EQ(r.result.step, runs[0].result.step);
+  }
+  EXPECT_LT(runs[0].result.step, 20000);
+  EXPECT_EQ(runs[0].result.step % 10, 0) << "stopped between exchanges";
+  EXPECT_TRUE(fs::exists(out / "checkpoints"));
 }

@@ -26,5 +26,6 @@ void install_stop_handlers() {
 }
 bool stop_requested() { return g_stop.load(); }
 void request_stop() { g_stop.store(true); }
+void clear_stop_request() { g_stop.store(false); }
 
 }  // namespace attn

@@ -5,5 +5,6 @@
 namespace attn {
 void install_stop_handlers();
 bool stop_requested();
-void request_stop();  // for tests
+void request_stop();        // for tests: as if a signal had come
+void clear_stop_request();  // for tests: back to no request
 }  // namespace attn
