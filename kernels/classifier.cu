@@ -11,6 +11,20 @@ namespace attn::kern {
 //   losses[n] = lse - logits[n, t]                          0 when t == -1
 //   write_grad: logits[n, j] <- (exp(logits[n, j] - lse) - [j == t]) * dloss   (j < V)
 //               logits[n, j] <- 0                                             (j >= V or t == -1)
+// Both kernels end the same way: each thread's running (max m, sum s of exp(x - m)) merge over
+// the block into lse; thread 0 writes the loss lse - logits[n, t]. Returns lse once every
+// thread has read row[target] (the gradient pass then overwrites the row).
+template <typename T>
+__device__ __forceinline__ float row_lse_and_loss(float m, float s, const T* row, int target, float* loss) {
+  const float M = block_max(m);
+  const float S = block_sum(m == -INFINITY ? 0.0f : s * expf(m - M));
+  const float lse = M + logf(S);
+  const float x_target = to_f(row[target]);
+  __syncthreads();  // row[target] is read by all before any thread overwrites it
+  if (threadIdx.x == 0) *loss = lse - x_target;
+  return lse;
+}
+
 template <typename T>
 __global__ void classifier_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp, float dloss,
                                   bool write_grad) {
@@ -33,12 +47,7 @@ __global__ void classifier_kernel(T* logits, float* losses, const int32_t* targe
       s += expf(x - m);
     }
   }
-  const float M = block_max(m);
-  const float S = block_sum(m == -INFINITY ? 0.0f : s * expf(m - M));
-  const float lse = M + logf(S);
-  const float x_target = to_f(row[target]);
-  __syncthreads();  // row[target] is read by all before any thread overwrites it
-  if (threadIdx.x == 0) losses[n] = lse - x_target;
+  const float lse = row_lse_and_loss(m, s, row, target, losses + n);
   if (!write_grad) return;
   for (int j = threadIdx.x; j < Vp; j += blockDim.x) {
     float g = 0.0f;
@@ -90,12 +99,7 @@ __global__ void __launch_bounds__(kClassifierThreads)
     s = (m == -INFINITY ? 0.0f : s * expf(m - m_new)) + add;
     m = m_new;
   }
-  const float M = block_max(m);
-  const float S = block_sum(m == -INFINITY ? 0.0f : s * expf(m - M));
-  const float lse = M + logf(S);
-  const float x_target = to_f(row[target]);
-  __syncthreads();  // row[target] is read by all before any thread overwrites it
-  if (threadIdx.x == 0) losses[n] = lse - x_target;
+  const float lse = row_lse_and_loss(m, s, row, target, losses + n);
   if (!write_grad) return;
   for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) {
     const Pack128<T> x = load128cs(row + pk * W);

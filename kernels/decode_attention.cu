@@ -145,6 +145,29 @@ struct DecodeArgs {
 // exp2 argument shift that is never -inf (a state that has seen no row yet has m = -inf).
 __device__ __forceinline__ float finite_or_zero(float m) { return m == -INFINITY ? 0.0f : m; }
 
+// (m, l, o[N]) <- the merge of two partial softmax states over disjoint rows (exp2 domain):
+//   M = max(m, m_b),  l = 2^(m - M) l + 2^(m_b - M) l_b,  o = 2^(m - M) o + 2^(m_b - M) o_b
+// (lanes of a warp, and the splits in the combine pass).
+template <int N>
+__device__ __forceinline__ void merge_softmax_state(float& m, float& l, float* o, float m_b, float l_b,
+                                                    const float* o_b) {
+  const float mx = fmaxf(m, m_b), shift = finite_or_zero(mx);
+  const float wa = exp2f(m - shift), wb = exp2f(m_b - shift);
+  m = mx;
+  l = l * wa + l_b * wb;
+#pragma unroll
+  for (int e = 0; e < N; ++e) o[e] = o[e] * wa + o_b[e] * wb;
+}
+
+// Activations (q, o, the packed qkv rows) are bf16 or fp32, chosen at run time (act_bf16).
+__device__ __forceinline__ float load_act(const void* p, int64_t off, bool act_bf16) {
+  return act_bf16 ? __bfloat162float(static_cast<const bf16*>(p)[off]) : static_cast<const float*>(p)[off];
+}
+__device__ __forceinline__ void store_act(void* p, int64_t off, float y, bool act_bf16) {
+  if (act_bf16) static_cast<bf16*>(p)[off] = __float2bfloat16_rn(y);
+  else static_cast<float*>(p)[off] = y;
+}
+
 // One lane's share of a block's work: for each of the block's heads h and the lane's own
 // stream of rows (rows t with (t mod kWarpRows) / kRowsPerLoad fixed), the online-softmax
 // state m_h, l_h and acc_h[kVec] of the lane's columns:
@@ -173,8 +196,7 @@ struct DecodeLaneState {
         q[h][e] = 0.0f;
         if (h < heads) {
           const int64_t off = (int64_t)b * a.q_batch_stride + (int64_t)(h0 + h) * D + col * kVec + e;
-          const float x = a.act_bf16 ? __bfloat162float(static_cast<const bf16*>(a.q)[off]) : static_cast<const float*>(a.q)[off];
-          q[h][e] = x * a.q_scale;
+          q[h][e] = load_act(a.q, off, a.act_bf16) * a.q_scale;
         }
       }
     }
@@ -243,14 +265,6 @@ struct DecodeLaneState {
   // part index of (b, h0 + h, split): ((b * H) + h0 + h) * splits + split
   __device__ __forceinline__ void finish(const DecodeArgs& a, int b, int h0, int split, int warp, int row_in_load,
                                          int col) {
-    auto merge = [](float& m_a, float& l_a, float* acc_a, float m_b, float l_b, const float* acc_b) {
-      const float mx = fmaxf(m_a, m_b), shift = finite_or_zero(mx);
-      const float wa = exp2f(m_a - shift), wb = exp2f(m_b - shift);
-      m_a = mx;
-      l_a = l_a * wa + l_b * wb;
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) acc_a[e] = acc_a[e] * wa + acc_b[e] * wb;
-    };
 #pragma unroll
     for (int h = 0; h < kHG; ++h) {
 #pragma unroll
@@ -259,7 +273,7 @@ struct DecodeLaneState {
 #pragma unroll
         for (int e = 0; e < kVec; ++e) other[e] = __shfl_xor_sync(0xffffffffu, acc[h][e], off);
         const float m_o = __shfl_xor_sync(0xffffffffu, m[h], off), l_o = __shfl_xor_sync(0xffffffffu, l[h], off);
-        merge(m[h], l[h], acc[h], m_o, l_o, other);
+        merge_softmax_state<kVec>(m[h], l[h], acc[h], m_o, l_o, other);
       }
     }
     __shared__ float warp_o[kDecodeWarps][kHG][D];
@@ -290,10 +304,8 @@ struct DecodeLaneState {
         sum = fmaf(warp_l[w][h], wt, sum);
       }
       if (a.splits == 1) {  // the block saw every row: the output itself, no combine pass
-        const float y = sum > 0.0f ? o / sum : 0.0f;
-        const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)(h0 + h) * D + d;
-        if (a.act_bf16) static_cast<bf16*>(a.o)[off] = __float2bfloat16_rn(y);
-        else static_cast<float*>(a.o)[off] = y;
+        store_act(a.o, (int64_t)b * a.o_batch_stride + (int64_t)(h0 + h) * D + d, sum > 0.0f ? o / sum : 0.0f,
+                  a.act_bf16);
         continue;
       }
       const int64_t part = ((int64_t)b * a.H + h0 + h) * a.splits + split;
@@ -417,30 +429,22 @@ __global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(Combine
   const float* pm = a.part_m + (int64_t)bh * a.splits;
   const float* pl = a.part_l + (int64_t)bh * a.splits;
   const float4* po = reinterpret_cast<const float4*>(a.part_o + (int64_t)bh * a.splits * D) + c;
-  float M = -INFINITY, L = 0.0f;
-  float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  auto merge = [](float& M, float& L, float4& o, float m_b, float l_b, float4 o_b) {
-    const float mx = fmaxf(M, m_b), shift = finite_or_zero(mx);
-    const float wa = exp2f(M - shift), wb = exp2f(m_b - shift);
-    M = mx;
-    L = L * wa + l_b * wb;
-    o.x = o.x * wa + o_b.x * wb, o.y = o.y * wa + o_b.y * wb, o.z = o.z * wa + o_b.z * wb, o.w = o.w * wa + o_b.w * wb;
-  };
+  float M = -INFINITY, L = 0.0f, o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll 8
-  for (int s = r; s < n; s += kRowsPerPass) merge(M, L, o, pm[s], pl[s], po[(int64_t)s * kCols]);
-  red_o[r][c] = o;
+  for (int s = r; s < n; s += kRowsPerPass) {
+    const float4 o_s = po[(int64_t)s * kCols];
+    merge_softmax_state<4>(M, L, o, pm[s], pl[s], reinterpret_cast<const float*>(&o_s));
+  }
+  red_o[r][c] = make_float4(o[0], o[1], o[2], o[3]);
   if (c == 0) red_m[r] = M, red_l[r] = L;
   __syncthreads();
   if (r == 0) {
-    for (int i = 1; i < kRowsPerPass; ++i) merge(M, L, o, red_m[i], red_l[i], red_o[i][c]);
+    for (int i = 1; i < kRowsPerPass; ++i)
+      merge_softmax_state<4>(M, L, o, red_m[i], red_l[i], reinterpret_cast<const float*>(&red_o[i][c]));
     const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    const float y[4] = {o.x * inv, o.y * inv, o.z * inv, o.w * inv};
     const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)h * D + 4 * c;
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if (a.act_bf16) static_cast<bf16*>(a.o)[off + e] = __float2bfloat16_rn(y[e]);
-      else static_cast<float*>(a.o)[off + e] = y[e];
-    }
+    for (int e = 0; e < 4; ++e) store_act(a.o, off + e, o[e] * inv, a.act_bf16);
   }
 }
 
@@ -479,7 +483,7 @@ __global__ void kv_cache_write_kernel(WriteArgs a) {
     x[j] = 0.0f;
     if (j < per_lane) {
       const int64_t off = src + lane + 32 * j;
-      x[j] = a.act_bf16 ? __bfloat162float(static_cast<const bf16*>(a.qkv)[off]) : static_cast<const float*>(a.qkv)[off];
+      x[j] = load_act(a.qkv, off, a.act_bf16);
     }
   }
   void* dst = kv ? a.v : a.k;

@@ -111,7 +111,7 @@ void CudaDataParallel::adamw_step(float* params, __nv_bfloat16* params_bf16, con
     if (params_bf16)
       comm_.all_gather_bytes(params_bf16 + sb, params_bf16, s * sizeof(__nv_bfloat16), compute_);
     else
-      comm_.all_gather(params + sb, params, s, compute_);
+      gather_master(params);
   });
 }
 
@@ -120,13 +120,12 @@ void CudaDataParallel::gather_master(float* params) {
 }
 
 void CudaDataParallel::get_moments(float* m, float* v, float* scratch) {
-  const size_t sb = shards_.begin(comm_.rank()), s = shards_.shard_size, n = layout_.total();
+  const size_t s = shards_.shard_size, n = layout_.total();
   for (auto [shard, host] : {std::pair{m_, m}, std::pair{v_, v}}) {
     comm_.all_gather(shard, scratch, s, compute_);
     CUDA_CHECK(cudaMemcpyAsync(host, scratch, n * sizeof(float), cudaMemcpyDeviceToHost, compute_));
     CUDA_CHECK(cudaStreamSynchronize(compute_));
   }
-  (void)sb;
 }
 
 void CudaDataParallel::set_moments(const float* m, const float* v) {
