@@ -1,7 +1,4 @@
 // Token + position embedding ("encoder" in llm.c terms), with the embedding dropout.
-#include <algorithm>
-#include <numeric>
-
 #include "kernels/common.cuh"
 #include "kernels/kernels.h"
 
@@ -107,23 +104,27 @@ void encoder_backward(float* dwte, float* dwpe, const T* dout, const int32_t* bu
   CUDA_CHECK_LAUNCH();
 }
 
-int build_token_buckets(const int32_t* tokens, int N, std::vector<int32_t>& out) {
-  std::vector<int32_t> order(N);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return tokens[a] < tokens[b]; });
-  std::vector<int32_t> toks, starts;
-  for (int k = 0; k < N; ++k) {
-    if (k == 0 || tokens[order[k]] != tokens[order[k - 1]]) {
-      toks.push_back(tokens[order[k]]);
-      starts.push_back(k);
-    }
+// A counting sort by token id: O(N + vocab), stable (positions stay in increasing order inside
+// a bucket), so the layout is what a stable sort of the positions by token gives. It runs on
+// the host before every training step while the GPU waits: at N = 16384 a comparison sort took
+// about a millisecond there.
+int build_token_buckets(const int32_t* tokens, int N, int vocab, std::vector<int32_t>& out) {
+  std::vector<int32_t> next(static_cast<size_t>(vocab) + 1, 0);  // count, then the next slot of each token
+  for (int i = 0; i < N; ++i) next[tokens[i] + 1] += 1;
+  int num_buckets = 0;
+  for (int t = 0; t < vocab; ++t) num_buckets += next[t + 1] > 0;
+  out.resize(2 * static_cast<size_t>(num_buckets) + 1 + N);
+  int32_t* toks = out.data();
+  int32_t* starts = toks + num_buckets;
+  int32_t* order = starts + num_buckets + 1;
+  int b = 0;
+  for (int t = 0; t < vocab; ++t) {
+    next[t + 1] += next[t];  // next[t] = first slot of token t
+    if (next[t + 1] > next[t]) toks[b] = t, starts[b] = next[t], ++b;
   }
-  starts.push_back(N);
-  out.clear();
-  out.insert(out.end(), toks.begin(), toks.end());
-  out.insert(out.end(), starts.begin(), starts.end());
-  out.insert(out.end(), order.begin(), order.end());
-  return static_cast<int>(toks.size());
+  starts[num_buckets] = N;
+  for (int i = 0; i < N; ++i) order[next[tokens[i]]++] = i;
+  return num_buckets;
 }
 
 #define INSTANTIATE(T)                                                                                          \

@@ -29,8 +29,9 @@ void encoder_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, 
 template <typename T>
 void encoder_backward(float* dwte, float* dwpe, const T* dout, const int32_t* buckets, int num_buckets, int B,
                       int seq, int C, DropoutState drop, cudaStream_t stream);
-// Host: fills `out` with the bucket layout above for tokens[0..N); returns num_buckets.
-int build_token_buckets(const int32_t* tokens, int N, std::vector<int32_t>& out);
+// Host: fills `out` with the bucket layout above for tokens[0..N), each in [0, vocab) (buckets in
+// increasing token order, positions increasing inside each); returns num_buckets.
+int build_token_buckets(const int32_t* tokens, int N, int vocab, std::vector<int32_t>& out);
 
 // ---- layernorm (layernorm.cu), eps = 1e-5 ---------------------------------------------
 template <typename T>

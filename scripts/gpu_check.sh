@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-#                        [speed] [generate] [hf] [ddp]   (default: tests bench flash)
+#                        [speed] [generate] [hf] [ddp] [llmc]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
+# $BASE (optional): an older build's folder, benchmarked beside it in the llmc step (before/after).
 # Writes logs and JSON under $OUT (default /tmp/attn_out) and prints a short table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,72 @@ out = ["GPT-2 124M B=16 T=1024 bf16 | tokens/s | ms/step | peak GiB"]
 for r in rows:
     who = f"ours {r['attention']}" if r.get("backend") else f"torch {r['attention']}{' compile' if r.get('compile') else ' eager'}"
     out.append(f"  {who:24s} | {r['tokens_per_s']:9.0f} | {r['step_ms']:7.1f} | {r['peak_bytes']/2**30:6.2f}")
+print("\n".join(out))
+PY
+)"
+fi
+
+if has llmc; then
+  # Issue 16: our GPT-2 124M step (B=16, T=1024, bf16) beside llm.c's train_gpt2cu (cuDNN and its
+  # own attention) and torch.compile + cuDNN SDPA, all in this call; per-op profile of ours; with
+  # NCU=1 also Nsight Compute's per-kernel durations of ours and of llm.c (2 steps each).
+  echo "== GPT-2 124M step beside llm.c (B=16, T=1024, bf16)"
+  LLMC=${LLMC:-.llmc}   # a writable copy of ../shared/anchors/llmc (carried)
+  for impl in flash naive; do
+    $A bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --profile --json "$OUT/step_$impl.json" \
+      > "$OUT/step_$impl.log" 2>&1 || tail -3 "$OUT/step_$impl.log"
+    if [ -n "${BASE:-}" ] && [ -x "$BASE/attnlab" ]; then
+      "$BASE/attnlab" bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --json "$OUT/step_base_$impl.json" \
+        > "$OUT/step_base_$impl.log" 2>&1 || tail -3 "$OUT/step_base_$impl.log"
+    fi
+  done
+  python3 scripts/torch_gpt.py bench --sdpa cudnn --compile 1 2>>"$OUT/torch_llmc.err" | tail -1 > "$OUT/step_torch.json"
+  if [ -f "$LLMC/run.sh" ]; then
+    LLMC_LOGDIR="$OUT" bash "$LLMC/run.sh" > "$OUT/llmc.log" 2>&1 || echo "llm.c run failed (see llmc.log)"
+  else
+    echo "no llm.c copy at $LLMC (cp -r ../shared/anchors/llmc .llmc and carry it)"
+  fi
+  if [ "${NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
+    ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
+      $A bench -c configs/gpt2_124m.toml --attention.impl=\"flash\" --warmup 1 --steps 1 > "$OUT/ncu_ours.txt" 2>&1
+    ld=$(grep -m1 '^LD_LIBRARY_PATH=' "$OUT/llmc.log" | cut -d= -f2-)
+    (cd "$LLMC" && mkdir -p ncu_id && LD_LIBRARY_PATH="$ld" ncu --clock-control none --metrics gpu__time_duration.sum \
+      --print-summary per-kernel ./train_gpt2cu -i data/train.bin -j data/val.bin -e d12 -b 16 -t 1024 -d 16384 -x 2 \
+      -v 1000000 -m 1 -s 0 -h 0 -n 0 -y 0 -pi fs -pf ncu_id -pn 1 -pr 0) > "$OUT/ncu_llmc.txt" 2>&1
+    for who in ours llmc; do python3 scripts/ncu_summary.py "$OUT/ncu_$who.txt" --top 40 > "$OUT/ncu_${who}_table.txt"; done
+  fi
+  row "$(python3 - "$OUT" <<'PY'
+import json, os, re, sys
+d = sys.argv[1]
+def load(name):  # a JSON file (bench --json), or the last JSON line of a log (torch_gpt.py)
+    try:
+        text = open(os.path.join(d, name)).read()
+    except OSError:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        lines = [l for l in text.splitlines() if l.startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+def llmc(label):
+    try:
+        m = re.search(r"steps \d+-\d+: mean ([\d.]+) ms/step = (\d+) tok/s", open(os.path.join(d, f"llmc_{label}_summary.txt")).read())
+        return (float(m.group(1)), float(m.group(2))) if m else None
+    except OSError:
+        return None
+ref = llmc("cudnn")
+out = ["GPT-2 124M B=16 T=1024 bf16 | ms/step | tokens/s | peak GiB | vs llm.c cuDNN"]
+def line(who, ms, tps, peak):
+    ratio = f"{tps / ref[1]:.3f}" if ref else "-"
+    out.append(f"  {who:28s} | {ms:7.2f} | {tps:9.0f} | {peak:8s} | {ratio}")
+for label, who in (("cudnn", "llm.c (cuDNN attention)"), ("nocudnn", "llm.c (own attention)")):
+    r = llmc(label)
+    if r: line(who, r[0], r[1], "-")
+for name, who in (("step_flash.json", "attnlab flash"), ("step_naive.json", "attnlab naive"),
+                  ("step_base_flash.json", "attnlab flash (BASE)"), ("step_base_naive.json", "attnlab naive (BASE)"),
+                  ("step_torch.json", "torch.compile + cuDNN SDPA")):
+    r = load(name)
+    if r and "tokens_per_s" in r: line(who, r["step_ms"], r["tokens_per_s"], f"{r['peak_bytes'] / 2**30:.2f}")
 print("\n".join(out))
 PY
 )"

@@ -73,6 +73,16 @@ TEST(StepProfile, CategoriesAddUpToTheStepTime) {
   EXPECT_EQ(j["steps"], 3);
   EXPECT_TRUE(j["categories"].contains("attention_fwd"));
   EXPECT_NE(format_profile_table(j).find("attention_bwd"), std::string::npos);
+  // the named ops: most time first, adding up to what was timed, listed under the categories
+  const nlohmann::json& ops = j["ops"];
+  ASSERT_FALSE(ops.empty());
+  double ops_ms = 0.0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    ops_ms += ops[i]["ms"].get<double>();
+    if (i > 0) EXPECT_GE(ops[i - 1]["ms"].get<double>(), ops[i]["ms"].get<double>());
+  }
+  EXPECT_NEAR(ops_ms, report.timed_ms(), 1e-6 * report.timed_ms());
+  EXPECT_NE(format_profile_table(j).find("op (top"), std::string::npos);
 }
 
 TEST(StepProfile, ProfilingChangesNoResultBit) {

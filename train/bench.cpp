@@ -46,7 +46,7 @@ nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
     }
     const float norm = model->grad_norm();
     model->adamw_step(adamw, 1e-4f, norm > 1.0f ? 1.0f / norm : 1.0f, s + 1);
-    model->grad_norm();  // a value read back: the step has finished on the device
+    model->synchronize();  // the step has finished on the device
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s == 0) loss_first = loss / accum;
     loss_last = loss / accum;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -11,6 +12,10 @@ namespace attn {
 
 void StepProfileReport::add_step(const StepProfile& profile, double step_ms) {
   for (size_t i = 0; i < kNumOpCategories; ++i) sum_.ms[i] += profile.ms[i];
+  for (const auto& [name, o] : profile.ops) {
+    OpStats& s = sum_.ops[name];
+    s.category = o.category, s.ms += o.ms, s.calls += o.calls, s.flops += o.flops, s.bytes += o.bytes;
+  }
   step_ms_sum_ += step_ms;
   steps_ += 1;
 }
@@ -48,7 +53,28 @@ nlohmann::json StepProfileReport::to_json() const {
           {"timed_ms", timed_ms()},
           {"unaccounted_share", unaccounted_share()},
           {"attention_share", attention_share()},
-          {"categories", cats}};
+          {"categories", cats},
+          {"ops", ops_json()}};
+}
+
+// Named ops, most time first: per step ms, calls and share; achieved TFLOP/s and GB/s over
+// the time the calls took (0 where the work was not counted).
+nlohmann::json StepProfileReport::ops_json() const {
+  std::vector<std::pair<std::string, OpStats>> ops(sum_.ops.begin(), sum_.ops.end());
+  std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+  const double step = step_ms();
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [name, o] : ops) {
+    const double seconds = o.ms * 1e-3;
+    out.push_back({{"name", name},
+                   {"category", op_category_name(o.category)},
+                   {"calls", static_cast<double>(o.calls) / steps_},
+                   {"ms", o.ms / steps_},
+                   {"share", step > 0 ? o.ms / steps_ / step : 0.0},
+                   {"tflops", seconds > 0 ? o.flops / seconds * 1e-12 : 0.0},
+                   {"gbps", seconds > 0 ? o.bytes / seconds * 1e-9 : 0.0}});
+  }
+  return out;
 }
 
 std::string StepProfileReport::table() const { return format_profile_table(to_json()); }
@@ -64,6 +90,21 @@ std::string format_profile_table(const nlohmann::json& profile) {
   out += fmt::format("{:<15} {:>10.3f} {:>9.1f}%\n", "step", step, 100.0);
   out += fmt::format("({} steps; {:.1f}% of the step time is outside the timed calls, counted in other)\n",
                      profile.at("steps").get<int>(), 100.0 * profile.at("unaccounted_share").get<double>());
+  if (profile.contains("ops")) out += format_ops_table(profile.at("ops"), step, kTopOps);
+  return out;
+}
+
+std::string format_ops_table(const nlohmann::json& ops, double step_ms, size_t top) {
+  std::string out = fmt::format("\n{:<26} {:<14} {:>6} {:>9} {:>9} {:>8} {:>8}\n", "op (top " + std::to_string(top) + ")",
+                                "category", "calls", "ms/step", "% of step", "TFLOP/s", "GB/s");
+  for (size_t i = 0; i < ops.size() && i < top; ++i) {
+    const nlohmann::json& o = ops[i];
+    const auto rate = [](double v) { return v > 0 ? fmt::format("{:.0f}", v) : std::string("-"); };
+    out += fmt::format("{:<26} {:<14} {:>6.0f} {:>9.3f} {:>8.1f}% {:>8} {:>8}\n", o.at("name").get<std::string>(),
+                       o.at("category").get<std::string>(), o.at("calls").get<double>(), o.at("ms").get<double>(),
+                       step_ms > 0 ? 100.0 * o.at("ms").get<double>() / step_ms : 0.0, rate(o.at("tflops").get<double>()),
+                       rate(o.at("gbps").get<double>()));
+  }
   return out;
 }
 

@@ -27,8 +27,11 @@ class StepProfileReport {
   StepProfile per_step() const;
 
   // {"steps", "step_ms", "timed_ms", "unaccounted_share", "attention_share",
-  //  "categories": {name: {"ms": ms/step, "share": fraction of step}}}
+  //  "categories": {name: {"ms": ms/step, "share": fraction of step}},
+  //  "ops": [{"name", "category", "calls", "ms", "share", "tflops", "gbps"}, ...]}
   nlohmann::json to_json() const;
+  // The named ops, most time first (the "ops" array of to_json()).
+  nlohmann::json ops_json() const;
   // category | ms/step | % of step, one line each, then the unaccounted share.
   std::string table() const;
   // Writes to_json() to path (one-line attn::Error when it cannot).
@@ -40,7 +43,13 @@ class StepProfileReport {
   int steps_ = 0;
 };
 
-// The table of a to_json() object (also as read back from bench's JSON).
+// How many named ops the printed table lists.
+inline constexpr size_t kTopOps = 15;
+
+// The table of a to_json() object (also as read back from bench's JSON): the categories, then
+// the top kTopOps named ops.
 std::string format_profile_table(const nlohmann::json& profile);
+// op | category | calls | ms/step | % of step | TFLOP/s | GB/s, for the first `top` ops.
+std::string format_ops_table(const nlohmann::json& ops, double step_ms, size_t top);
 
 }  // namespace attn

@@ -82,6 +82,8 @@ class Backend {
   virtual void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) = 0;
 
   virtual MemoryReport memory() const = 0;
+  // Returns once every call made so far has finished on the device (CPU: at once).
+  virtual void synchronize() {}
 
   // Data-parallel training over comm's ranks (src/distributed/comm.h), for the rest of this
   // backend's life. forward_backward with ctx.sync_grads then leaves the mean gradient over

@@ -147,7 +147,8 @@ class CudaBackend final : public Backend {
 
   void zero_grad() override {
     require_training("zero_grad");
-    timed(OpCategory::Other, [&] { CUDA_CHECK(cudaMemsetAsync(grads_, 0, total_bytes(), stream_)); });
+    timed(pass_op(OpCategory::Other, "zero_grad", total_bytes()),
+          [&] { CUDA_CHECK(cudaMemsetAsync(grads_, 0, total_bytes(), stream_)); });
   }
 
   // ---- the training step -------------------------------------------------------------------
@@ -182,7 +183,7 @@ class CudaBackend final : public Backend {
   float grad_norm() override {
     require_training("grad_norm");
     if (dp_ && dp_->zero1()) return static_cast<float>(std::sqrt(dp_->grad_norm_squared(grads_, norm_partials_, norm_out_)));
-    timed(OpCategory::Optimizer,
+    timed(pass_op(OpCategory::Optimizer, "grad norm", total_bytes()),
           [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
     double sq = 0.0;
     CUDA_CHECK(cudaMemcpyAsync(&sq, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
@@ -201,7 +202,9 @@ class CudaBackend final : public Backend {
     }
     const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
     const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
-    timed(OpCategory::Optimizer, [&] {
+    // reads param, grad, m, v (fp32); writes param, m, v and the bf16 copy
+    const double adamw_bytes = layout_.total() * (16.0 + 12.0 + (dt_ == DType::BF16 ? 2.0 : 0.0));
+    timed(pass_op(OpCategory::Optimizer, "adamw", adamw_bytes), [&] {
       kern::adamw_update(params_, grads_, m_, v_, dt_ == DType::BF16 ? reinterpret_cast<bf16*>(cparams_) : nullptr,
                          decay_bits_, layout_.total(), lr, c.beta1, c.beta2, static_cast<float>(bc1),
                          static_cast<float>(bc2), c.eps, c.weight_decay, grad_multiplier, stream_);
@@ -209,6 +212,7 @@ class CudaBackend final : public Backend {
   }
 
   MemoryReport memory() const override { return mem_.report(); }
+  void synchronize() override { sync(); }
 
   // Data parallelism lives in cuda_data_parallel.cu; backward calls stage_done() below.
   void enable_data_parallel(Communicator& comm, bool zero1, size_t bucket_bytes) override {
@@ -232,7 +236,7 @@ class CudaBackend final : public Backend {
   void forward(int B, int T_, const StepContext* ctx) {
     const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
     const AttentionShape shape = attention_shape(B, T_);
-    timed(OpCategory::Other, [&] {
+    timed(pass_op(OpCategory::Other, "encoder fwd", 3.0 * N * C * sizeof(T)), [&] {
       kern::encoder_forward(encoded_, tokens_dev(), P(layout_.wte()), P(layout_.wpe()), B, T_, C,
                             dropout(ctx, cfg_.dropout, site::kEmbedding), stream_);
     });
@@ -243,25 +247,26 @@ class CudaBackend final : public Backend {
       // attention branch: res_mid = x + drop(c_proj(attn(ln_1(x)))); ln_1 of a later layer was
       // computed with the previous layer's residual add (residual_layernorm_forward)
       if (l == 0)
-        timed(OpCategory::Norm, [&] {
+        timed(pass_op(OpCategory::Norm, "layernorm fwd", 2.0 * N * C * sizeof(T)), [&] {
           kern::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w), P(lp.ln1_b), N, C, stream_);
         });
-      timed(OpCategory::Matmul, [&] { matmul_->forward(a.qkv, a.ln1, P(lp.qkv_w), P(lp.qkv_b), N, C, QKV); });
-      timed(OpCategory::AttentionFwd, [&] {
+      timed(matmul_op("qkv fwd", N, C, QKV), [&] { matmul_->forward(a.qkv, a.ln1, P(lp.qkv_w), P(lp.qkv_b), N, C, QKV); });
+      timed(attention_op(OpCategory::AttentionFwd, shape, 1.0), [&] {
         attention_->forward(a.qkv, a.atty, a.att_saved, att_scratch_, shape,
                             dropout(ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
       });
-      timed(OpCategory::Matmul, [&] { matmul_->forward(tmp_, a.atty, P(lp.attproj_w), P(lp.attproj_b), N, C, C); });
+      timed(matmul_op("attproj fwd", N, C, C),
+            [&] { matmul_->forward(tmp_, a.atty, P(lp.attproj_w), P(lp.attproj_b), N, C, C); });
       // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid))))); the residual
       // add and the layernorm that reads it are one pass over the row
-      timed(OpCategory::Norm, [&] {
+      timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
         kern::residual_layernorm_forward(a.res_mid, a.ln2, a.ln2_mean, a.ln2_rstd, x, tmp_, P(lp.ln2_w),
                                          P(lp.ln2_b), N, C,
                                          dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
       });
-      timed(OpCategory::Matmul,
+      timed(matmul_op("fc+gelu fwd", N, C, 4 * C),
             [&] { matmul_->forward(a.fch_gelu, a.ln2, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/a.fch); });
-      timed(OpCategory::Matmul,
+      timed(matmul_op("fcproj fwd", N, 4 * C, C),
             [&] { matmul_->forward(tmp_, a.fch_gelu, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C); });
       // res_out, fused with the next layernorm: ln_1 of layer l + 1, or ln_f after the last layer
       const bool last = l + 1 == cfg_.n_layer;
@@ -271,17 +276,18 @@ class CudaBackend final : public Backend {
       float* next_rstd = last ? lnf_rstd_ : next->ln1_rstd;
       const T* next_w = last ? P(layout_.lnf_w()) : P(layout_.layer(l + 1).ln1_w);
       const T* next_b = last ? P(layout_.lnf_b()) : P(layout_.layer(l + 1).ln1_b);
-      timed(OpCategory::Norm, [&] {
+      timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
         kern::residual_layernorm_forward(a.res_out, next_out, next_mean, next_rstd, a.res_mid, tmp_, next_w, next_b,
                                          N, C, dropout(ctx, cfg_.dropout, site::mlp_branch(l)), stream_);
       });
     }
-    timed(OpCategory::Classifier, [&] { matmul_->forward(acts_logits_, lnf_, P(layout_.wte()), nullptr, N, C, Vp); });
+    timed(matmul_op("lm_head fwd", N, C, Vp, OpCategory::Classifier),
+          [&] { matmul_->forward(acts_logits_, lnf_, P(layout_.wte()), nullptr, N, C, Vp); });
   }
 
   // losses per position; with write_grad the logits become dlogits (scaled by dloss).
   void classifier(int N, float dloss, bool write_grad) {
-    timed(OpCategory::Classifier, [&] {
+    timed(pass_op(OpCategory::Classifier, "softmax+xent fwd/bwd", 2.0 * N * cfg_.padded_vocab_size * sizeof(T)), [&] {
       kern::classifier_forward_backward(acts_logits_, losses_, targets_dev(), N, cfg_.vocab_size,
                                         cfg_.padded_vocab_size, dloss, write_grad, stream_);
     });
@@ -293,11 +299,13 @@ class CudaBackend final : public Backend {
     const size_t NC = static_cast<size_t>(N) * C;
     const AttentionShape shape = attention_shape(B, T_);
     // logits = ln_f(x) wte^T
-    timed(OpCategory::Classifier, [&] { matmul_->backward_input(dbuf_, acts_logits_, P(layout_.wte()), N, C, Vp); });
-    timed(OpCategory::Classifier,
+    timed(matmul_op("lm_head dgrad", N, C, Vp, OpCategory::Classifier),
+          [&] { matmul_->backward_input(dbuf_, acts_logits_, P(layout_.wte()), N, C, Vp); });
+    timed(matmul_op("lm_head wgrad", N, C, Vp, OpCategory::Classifier),
           [&] { matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, lnf_, N, C, Vp, reduce_scratch_); });
-    timed(OpCategory::Other, [&] { CUDA_CHECK(cudaMemsetAsync(dres_, 0, NC * sizeof(T), stream_)); });
-    timed(OpCategory::Norm, [&] {
+    timed(pass_op(OpCategory::Other, "zero dres", NC * sizeof(T)),
+          [&] { CUDA_CHECK(cudaMemsetAsync(dres_, 0, NC * sizeof(T), stream_)); });
+    timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
       kern::layernorm_backward(dres_, G(layout_.lnf_w()), G(layout_.lnf_b()), reduce_scratch_, dbuf_,
                                layer_input(cfg_.n_layer), P(layout_.lnf_w()), lnf_mean_, lnf_rstd_, N, C, stream_);
     });
@@ -307,38 +315,40 @@ class CudaBackend final : public Backend {
       const LayerActs<T>& a = layers_[l];
       // MLP branch (dres = d res_out)
       const T* dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::mlp_branch(l)));
-      timed(OpCategory::Matmul, [&] {
+      timed(matmul_op("fcproj wgrad", N, 4 * C, C), [&] {
         matmul_->backward_weight(G(lp.fcproj_w), G(lp.fcproj_b), dbranch, a.fch_gelu, N, 4 * C, C, reduce_scratch_);
       });
-      timed(OpCategory::Matmul,
+      timed(matmul_op("fcproj dgrad+dgelu", N, 4 * C, C),
             [&] { matmul_->backward_input(dfch_, dbranch, P(lp.fcproj_w), N, 4 * C, C, /*pre_gelu=*/a.fch); });
-      timed(OpCategory::Matmul,
+      timed(matmul_op("fc wgrad", N, C, 4 * C),
             [&] { matmul_->backward_weight(G(lp.fc_w), G(lp.fc_b), dfch_, a.ln2, N, C, 4 * C, reduce_scratch_); });
-      timed(OpCategory::Matmul, [&] { matmul_->backward_input(dbuf_, dfch_, P(lp.fc_w), N, C, 4 * C); });
-      timed(OpCategory::Norm, [&] {
+      timed(matmul_op("fc dgrad", N, C, 4 * C),
+            [&] { matmul_->backward_input(dbuf_, dfch_, P(lp.fc_w), N, C, 4 * C); });
+      timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
                                  a.ln2_mean, a.ln2_rstd, N, C, stream_);
       });
       // attention branch (dres = d res_mid)
       dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::attention_branch(l)));
-      timed(OpCategory::Matmul, [&] {
+      timed(matmul_op("attproj wgrad", N, C, C), [&] {
         matmul_->backward_weight(G(lp.attproj_w), G(lp.attproj_b), dbranch, a.atty, N, C, C, reduce_scratch_);
       });
-      timed(OpCategory::Matmul, [&] { matmul_->backward_input(dbuf_, dbranch, P(lp.attproj_w), N, C, C); });
-      timed(OpCategory::AttentionBwd, [&] {
+      timed(matmul_op("attproj dgrad", N, C, C),
+            [&] { matmul_->backward_input(dbuf_, dbranch, P(lp.attproj_w), N, C, C); });
+      timed(attention_op(OpCategory::AttentionBwd, shape, 2.5), [&] {
         attention_->backward(a.qkv, a.atty, dbuf_, a.att_saved, dqkv_, att_scratch_, shape,
                              dropout(&ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
       });
-      timed(OpCategory::Matmul,
+      timed(matmul_op("qkv wgrad", N, C, QKV),
             [&] { matmul_->backward_weight(G(lp.qkv_w), G(lp.qkv_b), dqkv_, a.ln1, N, C, QKV, reduce_scratch_); });
-      timed(OpCategory::Matmul, [&] { matmul_->backward_input(dbuf_, dqkv_, P(lp.qkv_w), N, C, QKV); });
-      timed(OpCategory::Norm, [&] {
+      timed(matmul_op("qkv dgrad", N, C, QKV), [&] { matmul_->backward_input(dbuf_, dqkv_, P(lp.qkv_w), N, C, QKV); });
+      timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln1_w), G(lp.ln1_b), reduce_scratch_, dbuf_, layer_input(l), P(lp.ln1_w),
                                  a.ln1_mean, a.ln1_rstd, N, C, stream_);
       });
       stage_done(l, ctx);
     }
-    timed(OpCategory::Other, [&] {
+    timed(pass_op(OpCategory::Other, "encoder bwd", NC * (sizeof(T) + 2.0 * sizeof(float))), [&] {
       kern::encoder_backward(G(layout_.wte()), G(layout_.wpe()), dres_, buckets_dev(B * T_), num_buckets_, B, T_, C,
                              dropout(&ctx, cfg_.dropout, site::kEmbedding), stream_);
     });
@@ -352,7 +362,7 @@ class CudaBackend final : public Backend {
   // Gradient of a dropped branch: dres itself without dropout, else drop(dres) in tmp_.
   const T* dropout_backward(const T* dres, size_t n, DropoutState d) {
     if (d.p <= 0.0f) return dres;
-    timed(OpCategory::Other, [&] { kern::dropout_apply(tmp_, dres, n, d, stream_); });
+    timed(pass_op(OpCategory::Other, "dropout bwd", 2.0 * n * sizeof(T)), [&] { kern::dropout_apply(tmp_, dres, n, d, stream_); });
     return tmp_;
   }
 
@@ -396,18 +406,18 @@ class CudaBackend final : public Backend {
       count = 2 * static_cast<size_t>(N);
     }
     if (with_buckets) {
-      num_buckets_ = kern::build_token_buckets(b.inputs, N, bucket_tmp_);
+      num_buckets_ = kern::build_token_buckets(b.inputs, N, V, bucket_tmp_);
       std::copy(bucket_tmp_.begin(), bucket_tmp_.end(), host_ints_ + 2 * static_cast<size_t>(N));
       count = 2 * static_cast<size_t>(N) + bucket_tmp_.size();
     }
     // host_ints_ is pinned; the previous use of it has finished (every public call ends synced).
-    timed(OpCategory::Other, [&] {
+    timed(OpTag(OpCategory::Other, "batch upload"), [&] {
       CUDA_CHECK(cudaMemcpyAsync(dev_ints_, host_ints_, count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
     });
     cur_N_ = N;
     if (opts_.attention.document_mask) {  // doc ids (B, T) from the tokens, after the buckets' 3N + 1 ints
       int32_t* doc = dev_ints_ + 5 * static_cast<size_t>(maxB_) * maxT_ + 1;
-      timed(OpCategory::Other, [&] { kern::document_ids(doc, tokens_dev(), b.B, b.T, opts_.attention.eot_token, stream_); });
+      timed(OpTag(OpCategory::Other, "document ids"), [&] { kern::document_ids(doc, tokens_dev(), b.B, b.T, opts_.attention.eot_token, stream_); });
       attention_->set_document_ids(doc);
     }
     return counted;
@@ -417,7 +427,7 @@ class CudaBackend final : public Backend {
   const int32_t* buckets_dev(int N) const { return dev_ints_ + 2 * static_cast<size_t>(N); }
 
   void download_losses(int N) {
-    timed(OpCategory::Other, [&] {
+    timed(OpTag(OpCategory::Other, "loss download"), [&] {
       CUDA_CHECK(cudaMemcpyAsync(host_floats_, losses_, sizeof(float) * N, cudaMemcpyDeviceToHost, stream_));
     });
   }
@@ -440,10 +450,20 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     timer_.collect(/*wait=*/false);
   }
-  // Runs a named call, timed under its category while profiling is on.
+  // Runs a named call, timed under its category and name while profiling is on.
   template <typename F>
-  void timed(OpCategory c, F&& call) {
-    timer_.time(c, std::forward<F>(call));
+  void timed(const OpTag& op, F&& call) {
+    timer_.time(op, std::forward<F>(call));
+  }
+  // Profile names with their work: a matmul (N, IC) x (IC, OC); a pass over `bytes`; attention
+  // (forward 4 B H T^2 D flops, halved when causal; the backward `times` that).
+  static OpTag matmul_op(const char* name, int N, int IC, int OC, OpCategory c = OpCategory::Matmul) {
+    return OpTag(c, name, 2.0 * N * IC * OC);
+  }
+  static OpTag pass_op(OpCategory c, const char* name, double bytes) { return OpTag(c, name, 0, bytes); }
+  OpTag attention_op(OpCategory c, const AttentionShape& s, double times) const {
+    const double fwd = 4.0 * s.B * s.n_head * double(s.T) * s.T * s.head_dim * (opts_.attention.causal ? 0.5 : 1.0);
+    return OpTag(c, c == OpCategory::AttentionFwd ? "attention fwd" : "attention bwd", fwd * times);
   }
   size_t total_bytes() const { return layout_.total() * sizeof(float); }
 

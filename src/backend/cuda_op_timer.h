@@ -1,4 +1,4 @@
-// Times named calls on one CUDA stream by category: a cudaEvent pair recorded around each
+// Times named calls on one CUDA stream by category and name (OpTag): a cudaEvent pair recorded around each
 // call (only while enabled: otherwise nothing is recorded and nothing synchronises). The
 // pairs are read back when the backend synchronises anyway (collect(false) after a stream
 // sync) or, from profile(), after waiting once for the last event. Events are pooled and
@@ -29,7 +29,7 @@ class CudaOpTimer {
   }
 
   template <typename F>
-  void time(OpCategory c, F&& call) {
+  void time(const OpTag& op, F&& call) {
     if (!enabled_) {
       std::forward<F>(call)();
       return;
@@ -38,7 +38,7 @@ class CudaOpTimer {
     CUDA_CHECK(cudaEventRecord(begin, stream_));
     std::forward<F>(call)();
     CUDA_CHECK(cudaEventRecord(end, stream_));
-    pending_.push_back({c, begin, end});
+    pending_.push_back({op, begin, end});
   }
 
   // Adds the recorded pairs to the profile. wait = false only right after a stream sync.
@@ -48,7 +48,7 @@ class CudaOpTimer {
     for (const Pair& p : pending_) {
       float ms = 0;
       CUDA_CHECK(cudaEventElapsedTime(&ms, p.begin, p.end));
-      profile_[p.category] += ms;
+      profile_.add(p.op, ms);
     }
     pending_.clear();
     used_ = 0;  // every pooled event has completed: reusable
@@ -65,7 +65,7 @@ class CudaOpTimer {
 
  private:
   struct Pair {
-    OpCategory category;
+    OpTag op;
     cudaEvent_t begin, end;
   };
   cudaEvent_t next_event() {

@@ -6,10 +6,16 @@
 // (layernorms), classifier (LM head matmuls + softmax cross-entropy), optimizer (grad norm +
 // AdamW), communication (data-parallel collectives; CUDA overlaps them with backward, so this
 // is the exposed part: the time the compute stream waited for them), other (embedding, residual, GELU, dropout, zero_grad, batch upload).
+//
+// Inside a category each call may also carry a name and its work (OpTag): calls of the same
+// name add up (the 12 layers' "fc fwd" are one row), so the report can list the top operations
+// with their achieved TFLOP/s (matmuls, attention) or GB/s (memory-bound kernels).
 #pragma once
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 
@@ -25,14 +31,39 @@ inline const char* op_category_name(OpCategory c) {
 }
 
 // Milliseconds per category, accumulated since the last reset_profile().
+// A timed call: its category, a name (a static string; unnamed calls go by their category's
+// name) and the work of one call, 0 where not counted: floating-point operations, or the
+// fewest bytes it must move through device memory.
+struct OpTag {
+  OpCategory category;
+  const char* name;
+  double flops = 0, bytes = 0;
+  OpTag(OpCategory c, const char* n = nullptr, double f = 0, double b = 0)  // implicit from a category
+      : category(c), name(n ? n : op_category_name(c)), flops(f), bytes(b) {}
+};
+
+// The accumulated calls of one name.
+struct OpStats {
+  OpCategory category = OpCategory::Other;
+  double ms = 0;
+  int64_t calls = 0;
+  double flops = 0, bytes = 0;  // summed over the calls
+};
+
 struct StepProfile {
   std::array<double, kNumOpCategories> ms{};
+  std::map<std::string, OpStats> ops;  // by name
   double& operator[](OpCategory c) { return ms[static_cast<size_t>(c)]; }
   double operator[](OpCategory c) const { return ms[static_cast<size_t>(c)]; }
   double total_ms() const {
     double s = 0;
     for (double v : ms) s += v;
     return s;
+  }
+  void add(const OpTag& op, double call_ms) {
+    (*this)[op.category] += call_ms;
+    OpStats& o = ops[op.name];
+    o.category = op.category, o.ms += call_ms, o.calls += 1, o.flops += op.flops, o.bytes += op.bytes;
   }
 };
 
@@ -42,16 +73,16 @@ class HostOpTimer {
   void set_enabled(bool on) { enabled_ = on; }
   bool enabled() const { return enabled_; }
   template <typename F>
-  void time(OpCategory c, F&& call) {
+  void time(const OpTag& op, F&& call) {
     if (!enabled_) {
       std::forward<F>(call)();
       return;
     }
     const auto t0 = std::chrono::steady_clock::now();
     std::forward<F>(call)();
-    profile_[c] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    profile_.add(op, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  void add(OpCategory c, double ms) { profile_[c] += ms; }
+  void add(OpCategory c, double ms) { profile_.add(OpTag(c), ms); }
   const StepProfile& profile() const { return profile_; }
   void reset() { profile_ = StepProfile{}; }
 

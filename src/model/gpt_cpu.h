@@ -98,11 +98,11 @@ class CpuGPT {
   StepContext ctx_{};
   bool train_dropout_ = false;
   HostOpTimer* timer_ = nullptr;
-  // Runs call, timed under category c when a timer is set.
+  // Runs call, timed under op (a category, or a named op of one) when a timer is set.
   template <typename F>
-  void timed(OpCategory c, F&& call) {
+  void timed(const OpTag& op, F&& call) {
     if (timer_)
-      timer_->time(c, std::forward<F>(call));
+      timer_->time(op, std::forward<F>(call));
     else
       call();
   }

@@ -1,5 +1,8 @@
 // Each kernel against the float64 reference, fp32 and bf16, on sizes that are not
 // multiples of any tile or pack (B=3, T=77, C=72 or 37, V=101 padded to 128).
+#include <algorithm>
+#include <numeric>
+#include <random>
 #include <string>
 
 #include "kernels/kernels.h"
@@ -43,7 +46,7 @@ TYPED_TEST(Kernels, EncoderForwardBackward) {
       const attn::DropoutState drop{static_cast<float>(p), key};
       attn::kern::encoder_forward(d_out.get(), d_tok.get(), d_wte.get(), d_wpe.get(), B, T_, C, drop, 0);
       std::vector<int32_t> buckets;
-      const int nb = attn::kern::build_token_buckets(tok.data(), N, buckets);
+      const int nb = attn::kern::build_token_buckets(tok.data(), N, V, buckets);
       DevBuf<int32_t> d_buckets(buckets);
       attn::kern::encoder_backward(d_dwte.get(), d_dwpe.get(), d_dout.get(), d_buckets.get(), nb, B, T_, C, drop, 0);
       Vec out;
@@ -54,6 +57,32 @@ TYPED_TEST(Kernels, EncoderForwardBackward) {
       EXPECT_REL(d_dwte.download(), dwte, 1e-5, "encoder dwte (fp32 acc)" + tag);
       EXPECT_REL(d_dwpe.download(), dwpe, 1e-5, "encoder dwpe (fp32 acc)" + tag);
     }
+  }
+}
+
+// The host bucket layout (a counting sort) against a stable sort of the positions by token, on
+// fresh random tokens: tiny and large vocabularies, one token, all positions one token. Host
+// code only: runs without a GPU.
+TEST(TokenBuckets, EqualAStableSortByToken) {
+  std::mt19937 rng(std::random_device{}());
+  const std::pair<int, int> cases[] = {{1, 1}, {1, 50257}, {17, 1}, {4099, 3}, {16384, 50257}, {1000, 65}};
+  for (auto [N, vocab] : cases) {
+    std::vector<int32_t> tok(N);
+    for (auto& t : tok) t = static_cast<int32_t>(rng() % vocab);
+    std::vector<int32_t> order(N), expected;
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return tok[a] < tok[b]; });
+    std::vector<int32_t> toks, starts;
+    for (int k = 0; k < N; ++k)
+      if (k == 0 || tok[order[k]] != tok[order[k - 1]]) toks.push_back(tok[order[k]]), starts.push_back(k);
+    starts.push_back(N);
+    expected = toks;
+    expected.insert(expected.end(), starts.begin(), starts.end());
+    expected.insert(expected.end(), order.begin(), order.end());
+    std::vector<int32_t> got = {-7};  // stale content must be replaced
+    const int nb = attn::kern::build_token_buckets(tok.data(), N, vocab, got);
+    EXPECT_EQ(nb, static_cast<int>(toks.size())) << "N=" << N << " vocab=" << vocab;
+    EXPECT_EQ(got, expected) << "N=" << N << " vocab=" << vocab;
   }
 }
 
@@ -247,20 +276,25 @@ TEST(KernelsF32, AdamW) {
   cudaFree(d_bits);
 }
 
+// Sizes: below one float4 per thread, not a multiple of 4, and past 4 x the grid (the loop with
+// four loads in flight); offset 1: a buffer that is not 16-byte aligned (a ZeRO-1 shard can be).
 TEST(KernelsF32, GlobalNorm) {
   SKIP_WITHOUT_GPU();
-  const size_t n = 1000003;
-  const Vec x = tu::random_vec(n, 70);
-  DevBuf<float> d_x(x), partials(attn::kern::kNormPartials);
-  DevBuf<double> out(1);
-  attn::kern::global_norm_squared(out.get(), partials.get(), d_x.get(), n, 0);
-  double s = 0.0;
-  for (double v : x) s += static_cast<float>(v) * static_cast<double>(static_cast<float>(v));
-  EXPECT_REL(out.download(), Vec{s}, 1e-5, "global norm^2");
-  // deterministic: the same bits twice
-  const double first = out.download()[0];
-  attn::kern::global_norm_squared(out.get(), partials.get(), d_x.get(), n, 0);
-  EXPECT_EQ(out.download()[0], first);
+  const std::pair<size_t, size_t> cases[] = {{7, 0}, {1000003, 0}, {4000003, 0}, {4000003, 1}};
+  for (auto [n, offset] : cases) {
+    const Vec x = tu::random_vec(n + offset, 70 + n);
+    DevBuf<float> d_x(x), partials(attn::kern::kNormPartials);
+    DevBuf<double> out(1);
+    attn::kern::global_norm_squared(out.get(), partials.get(), d_x.get() + offset, n, 0);
+    double s = 0.0;
+    for (size_t i = offset; i < n + offset; ++i) s += static_cast<float>(x[i]) * static_cast<double>(static_cast<float>(x[i]));
+    const std::string tag = " n=" + std::to_string(n) + " offset=" + std::to_string(offset);
+    EXPECT_REL(out.download(), Vec{s}, 1e-5, "global norm^2" + tag);
+    // deterministic: the same bits twice
+    const double first = out.download()[0];
+    attn::kern::global_norm_squared(out.get(), partials.get(), d_x.get() + offset, n, 0);
+    EXPECT_EQ(out.download()[0], first) << tag;
+  }
 }
 
 TEST(KernelsF32, Casts) {
