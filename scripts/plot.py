@@ -190,7 +190,7 @@ def figure_legend(fig, axes, series, colors, extra=()):
     if any(s.failed for s in series):
         handles.append(Line2D([], [], color="0.3", marker="X", linestyle="none", label="out of memory / failed"))
     handles += list(extra)
-    ncol = min(len(handles), 4)
+    ncol = min(len(handles), 3 if max(len(h.get_label()) for h in handles) > 24 else 4)
     return fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
                       bbox_transform=fig.transFigure)
 
@@ -473,7 +473,7 @@ def loss_figure(out, x_mode, title, runs):
     ax.set_xlim(left=0)
     style_y(ax, "loss", lambda v: f"{v:g}", zero=False)
     ax.set_title(title)
-    handles = [Line2D([], [], color=colors[label], linewidth=2, label=label) for label, _, _ in data]
+    handles = [Line2D([], [], color=colors[label], linewidth=2, label=label) for label, _, _ in data if len(data) > 1]
     handles += [Line2D([], [], color="0.3", linewidth=1, alpha=0.55, label="train loss"),
                 Line2D([], [], color="0.3", linewidth=2, marker="o", markersize=4, label="val loss")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
