@@ -61,7 +61,8 @@ def number(row, key):
     try:
         return float(row[key])
     except (KeyError, TypeError, ValueError):
-        raise BadInput(f"results.csv: column '{key}' missing or not a number in row {row}")
+        where = row.get("cell") or row.get("mode") or "?"
+        raise BadInput(f"results.csv: {key} = {row.get(key)!r} is not a number (row {where})")
 
 
 class Series:

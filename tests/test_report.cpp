@@ -197,6 +197,24 @@ TEST_F(Report, AblateWithoutMatplotlibWarnsOnceAndGoesOn) {
   EXPECT_FALSE(fs::exists(root / "out" / "throughput.png"));
   const std::string html = file_text(root / "out" / "report.html");
   EXPECT_NE(html.find("throughput.png was not drawn"), std::string::npos) << html;
+  // `attnlab report` names what is wrong with a folder that is no result, or with a corrupt results.csv
+  attn::write_text_file((root / "out" / "env.json").string(), "{\"command\": ");
+  const RunResult torn = run("report " + (root / "out").string());
+  EXPECT_EQ(torn.code, 1);
+  EXPECT_NE(torn.err.find("error: report: " + (root / "out" / "env.json").string() + " is not valid JSON"),
+            std::string::npos)
+      << torn.err;
+  if (have_matplotlib()) {
+    std::string csv = file_text(root / "out" / "results.csv");
+    csv.replace(csv.find("one layer,8,"), 12, "one layer,x8,");
+    attn::write_text_file((root / "out" / "results.csv").string(), csv);
+    const RunResult corrupt = run("report " + (root / "out").string());
+    EXPECT_EQ(corrupt.code, 1);
+    EXPECT_NE(corrupt.err.find("plot.py: results.csv: seq_len = 'x8' is not a number (row cell_00)"),
+              std::string::npos)
+        << corrupt.err;
+    EXPECT_NE(corrupt.err.find("error: report: figures failed"), std::string::npos) << corrupt.err;
+  }
   // `attnlab report` names what is wrong with a folder that is no result
   const RunResult bad = run("report " + root.string());
   EXPECT_EQ(bad.code, 1);
@@ -225,6 +243,14 @@ TEST_F(Report, PlotTwoRunsNamesTheDifferingKey) {
     EXPECT_EQ(t.err.find("warning"), std::string::npos) << t.err;
     figure_record(root / "runs" / name / "loss.png");
   }
+  // without matplotlib training ends normally, with one warning line and no figure
+  const RunResult c = run(common + " --training.out_dir=\"" + (root / "runs" / "c").string() + "\"",
+                          "ATTN_PYTHON=/no/such/python3");
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.err.find("warning: figures skipped: no python3 with matplotlib"), std::string::npos) << c.err;
+  EXPECT_EQ(c.err.find("warning"), c.err.rfind("warning")) << c.err;
+  EXPECT_TRUE(fs::exists(root / "runs" / "c" / "metrics.jsonl"));
+  EXPECT_FALSE(fs::exists(root / "runs" / "c" / "loss.png"));
   const fs::path a = root / "runs" / "a", b = root / "runs" / "b";
   const std::vector<std::string> labels = attn::run_labels({a.string(), b.string()});
   EXPECT_EQ(labels, (std::vector<std::string>{"a: optimizer.lr=0.001", "b: optimizer.lr=0.002"}));
@@ -263,4 +289,25 @@ TEST_F(Report, RunLabelsNameAtMostThreeKeys) {
   EXPECT_EQ(labels[1], "y: model.n_layer=2, model.n_head=2, model.n_embd=64 (+1 more)");
   EXPECT_EQ(attn::run_labels({(root / "x").string(), (root / "z").string()}),
             (std::vector<std::string>{"x", "z"}));
+}
+
+// bench-generate on the CPU: its figures (tokens/s and cache size against context length, log2,
+// ticks at the measured lengths) and its page.
+TEST_F(Report, BenchGenerateWritesFiguresAndAPage) {
+  if (!have_matplotlib()) GTEST_SKIP() << "needs python3-matplotlib";
+  std::ofstream(root / "tiny.toml") << "[model]\nn_layer = 1\nn_head = 2\nn_embd = 16\nblock_size = 64\n"
+                                       "[device]\nbackend = \"cpu\"\nthreads = 1\n";
+  const RunResult r = run("bench-generate -c " + (root / "tiny.toml").string() +
+                          " --batches 1,2 --prompt-lens 8,24 --new-tokens 8 --kv-cache fp32 --vocab-size 64 --out " +
+                          (root / "gen").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json tps = figure_record(root / "gen" / "tokens_per_s.png");
+  EXPECT_EQ(tps.at("panels")[0].at("x_ticks"), nlohmann::json({"16", "32"}));  // prompt + new tokens
+  EXPECT_TRUE(contains(tps.at("legend"), "fp32 cache, kv_heads=2, B=2")) << tps.dump();
+  EXPECT_TRUE(contains(tps.at("legend"), "no cache, B=1")) << tps.dump();
+  figure_record(root / "gen" / "cache_memory.png");
+  const std::string html = file_text(root / "gen" / "report.html");
+  EXPECT_NE(html.find("attnlab generation benchmark"), std::string::npos);
+  EXPECT_NE(html.find("<img alt=\"cache_memory.png\""), std::string::npos);
+  EXPECT_NE(html.find("bench-generate -c"), std::string::npos);  // the command
 }

@@ -31,9 +31,14 @@ std::string command_line() {
   std::istringstream words(all);
   for (std::string w; std::getline(words, w, '\0');) {
     const bool plain = !w.empty() && w.find_first_of(" \t\"'\\$`*?;&|<>()") == std::string::npos;
-    std::string quoted = "'";
-    for (char c : w) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    out += (out.empty() ? "" : " ") + (plain ? w : quoted + "'");
+    if (!out.empty()) out += ' ';
+    if (plain) {
+      out += w;
+      continue;
+    }
+    out += '\'';
+    for (char c : w) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += '\'';
   }
   return out;
 }

@@ -227,7 +227,11 @@ std::string write_report(const std::string& dir_name, bool draw_figures) {
   for (const ReportKind& k : report_kinds())
     if (header.rfind(k.csv_header_start, 0) == 0) kind = &k;
   ATTN_CHECK(kind != nullptr, "report: {} is neither an ablate nor a bench-generate results.csv", csv.string());
-  if (draw_figures) draw_result_figures(kind->plot_kind, dir.string());
+  if (draw_figures) {  // asked for: data plot.py cannot read is an error, a missing matplotlib a warning
+    const FigureStatus s = run_plot_script({kind->plot_kind, dir.string()});
+    ATTN_CHECK(s != FigureStatus::failed, "report: {}", figure_status_text(s, csv.string()));
+    if (s == FigureStatus::no_matplotlib) fmt::print(stderr, "warning: {}\n", figure_status_text(s, csv.string()));
+  }
 
   nlohmann::json env;
   if (fs::exists(dir / "env.json")) {

@@ -10,7 +10,8 @@
 
 namespace attn {
 
-// Returns the page's path. Throws attn::Error when DIR has no results.csv of either kind.
+// Returns the page's path. Throws attn::Error when DIR has no results.csv of either kind, or
+// when plot.py fails on it (a corrupt results.csv); without matplotlib: a warning, no figures.
 // draw_figures = false embeds the PNGs already in DIR (the caller has just drawn them).
 std::string write_report(const std::string& dir, bool draw_figures = true);
 
