@@ -268,6 +268,11 @@ TEST_F(Report, PlotTwoRunsNamesTheDifferingKey) {
   RunResult e = run("plot " + a.string() + " " + root.string());
   EXPECT_EQ(e.code, 1);
   EXPECT_NE(e.err.find("error: plot: " + root.string() + " has no config.toml"), std::string::npos) << e.err;
+  e = run("plot " + a.string() + " --out " + (root / "nowhere" / "x.png").string());
+  EXPECT_EQ(e.code, 1);
+  EXPECT_NE(e.err.find("error: plot: the folder of --out " + (root / "nowhere" / "x.png").string() + " does not exist"),
+            std::string::npos)
+      << e.err;
   fs::remove(b / "metrics.jsonl");
   e = run("plot " + a.string() + " " + b.string());
   EXPECT_EQ(e.code, 1);

@@ -130,6 +130,8 @@ std::vector<std::string> run_labels(const std::vector<std::string>& run_dirs) {
 void plot_runs(const std::vector<std::string>& run_dirs, const std::string& out_png, const std::string& x) {
   ATTN_CHECK(!run_dirs.empty(), "plot: give at least one run directory");
   ATTN_CHECK(x == "step" || x == "tokens", "plot: --x must be step or tokens (got '{}')", x);
+  const fs::path folder = fs::absolute(out_png).parent_path();
+  ATTN_CHECK(fs::is_directory(folder), "plot: the folder of --out {} does not exist", out_png);
   const std::vector<std::string> labels = run_labels(run_dirs);
   std::vector<std::string> args = {"loss", "--out", out_png, "--x", x, "--title",
                                    run_dirs.size() == 1 ? "loss" : "loss of " + std::to_string(run_dirs.size()) + " runs"};
