@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-#                        [speed] [generate] [hf] [ddp] [llmc]   (default: tests bench flash)
+#                        [speed] [generate] [hf] [ddp] [llmc] [report]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it in the llmc step (before/after).
 # Writes logs and JSON under $OUT (default /tmp/attn_out) and prints a short table last.
@@ -371,7 +371,7 @@ fi
 if has generate; then
   # Cached generation (issue 9): GPU tests, bench-generate at the acceptance shapes, the 8-bit cache's
   # effect on a trained model's val loss, HF transformers if scripts/hf_generate.py exists.
-  # Files: generate.log, gen_bench/{results.md,cache_memory.svg,tokens_per_s.svg}.
+  # Files: generate.log, gen_bench/{results.md,cache_memory.png,tokens_per_s.png,report.html}.
   echo "== cached generation"
   HBM=3.35e12; grep -q H200 "$OUT/gpu.txt" && HBM=4.8e12  # bytes/s: the weight-read limit per decode step
   G="$OUT/generate.log"; GB=/tmp/attn_gen_bench; rm -rf "$GB" "$GB.sweep"; mkdir -p "$OUT/gen_bench"
@@ -384,7 +384,7 @@ if has generate; then
   [ -z "${GEN_QUICK:-}" ] && $A bench-generate -c configs/gpt2_124m.toml --batches 8 --prompt-lens 64,256,768 --new-tokens 128 \
      --kv-heads 12,4,1 --kv-cache bf16,int8 --no-baseline --out "$GB.sweep" >> "$G" 2>&1
   cp "$GB/results.md" "$OUT/gen_bench/results.md"; cat "$GB.sweep/results.md" >> "$OUT/gen_bench/results.md"
-  cp "$GB.sweep/cache_memory.svg" "$GB.sweep/tokens_per_s.svg" "$OUT/gen_bench/" 2>/dev/null
+  cp "$GB.sweep/cache_memory.png" "$GB.sweep/tokens_per_s.png" "$GB.sweep/report.html" "$OUT/gen_bench/" 2>/dev/null
   # HF transformers rows: the `hf` step (run it in the same call, before this one) writes them.
   HF="$OUT/hf_generate.json"; [ -f "$HF" ] || : > "$HF"
   row "$(python3 - "$GB/results.csv" "$HF" <<'PY'
@@ -417,6 +417,46 @@ PY
   $A eval --checkpoint runs/gen_sc --cached --kv-cache bf16,int8,fp8 --training.eval_iters=20 2>&1 | tee -a "$G"
   row "cached val loss (shakespeare_char 1500 steps, 20 batches): $(grep -o 'loss [0-9.]* cached ([a-z0-9]* KV cache[^:]*: [^,]*, [^ ]* vs bf16' "$G" | sed 's/ KV cache, teacher-forced decode)//' | tr '\n' ';')"
   fi
+fi
+
+if has report; then
+  # Issue 22: the figures and the page of a small GPU ablation (GPT-2 124M shapes, bf16, 16384 tokens
+  # per batch, naive / flash / flash+window1024 at 1024..8192 tokens, 5 timed steps) and the loss
+  # curves of two short shakespeare_char runs (naive vs flash, same seed) in one figure (attnlab plot).
+  # Files: report/{results.csv,results.md,env.json,throughput.png,memory.png,pareto.png,report.html,
+  # loss_naive_vs_flash.png, runs/{naive,flash}/{config.toml,metrics.jsonl}}: commit them under
+  # docs/results/. Where this machine's python3 has no matplotlib the row says so; then run
+  # `attnlab report DIR` and `attnlab plot DIR/runs/naive DIR/runs/flash --out ...` on the returned folder.
+  echo "== report: small attention ablation and naive-vs-flash loss curves, figures and report.html"
+  R="$OUT/report"; rm -rf "$R"; mkdir -p "$R/runs" runs
+  cat > /tmp/attn_report_grid.toml <<'TOML'
+tokens_per_batch = 16384
+steps = 5
+warmup = 2
+[grid]
+training.seq_len = [1024, 2048, 4096, 8192]
+device.precision = "bf16"
+device.backend = "cuda"
+[[variant]]
+name = "naive"
+attention.impl = "naive"
+[[variant]]
+name = "flash"
+attention.impl = "flash"
+[[variant]]
+name = "flash+window1024"
+attention.impl = "flash"
+attention.sliding_window = 1024
+TOML
+  $A ablate -c configs/gpt2_124m.toml --grid /tmp/attn_report_grid.toml --out "$R" > "$OUT/report.log" 2>&1
+  for impl in naive flash; do
+    $A train -c configs/shakespeare_char.toml --data.inputs='[".deps/data/input.txt"]' --model.attn_dropout=0.0 \
+      --attention.impl=\"$impl\" --training.max_iters=600 --training.eval_interval=50 --training.eval_iters=20 \
+      --training.out_dir=\"runs/report_$impl\" --checkpoint.interval=0 --logging.progress=false >> "$OUT/report.log" 2>&1
+    mkdir -p "$R/runs/$impl"; cp "runs/report_$impl/config.toml" "runs/report_$impl/metrics.jsonl" "$R/runs/$impl/"
+  done
+  $A plot "$R/runs/naive" "$R/runs/flash" --out "$R/loss_naive_vs_flash.png" >> "$OUT/report.log" 2>&1
+  row "report: $(grep -c ',ok,' "$R/results.csv" 2>/dev/null) ablation cells ok; files: $(cd "$R" && ls *.png report.html 2>/dev/null | tr '\n' ' ')$(grep -h -m1 -E '^(warning|error)' "$OUT/report.log")"
 fi
 
 echo; echo "================ summary ================"

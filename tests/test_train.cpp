@@ -79,7 +79,8 @@ TEST(Train, ResumeIsExact) {
     ASSERT_EQ(sa.size(), sb.size());
     for (const auto& [name, values] : sa) EXPECT_TRUE(values == sb.at(name)) << name << " differs after resume";
     EXPECT_EQ(losses(root / "a"), losses(root / "b"));
-    EXPECT_TRUE(fs::exists(root / "b" / "loss.svg"));
+    if (std::system("/usr/bin/python3 -c 'import matplotlib' > /dev/null 2>&1") == 0)  // else: warned and skipped
+      EXPECT_TRUE(fs::exists(root / "b" / "loss.png"));
     EXPECT_TRUE(fs::exists(root / "b" / "config.toml"));
   }
   fs::remove_all(root);

@@ -1,11 +1,8 @@
 #include "train/ablate.h"
 
-#include <fcntl.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,7 +13,11 @@
 
 #include "config/config.h"
 #include "core/error.h"
-#include "train/plot.h"
+#include "distributed/devices.h"
+#include "train/figures.h"
+#include "train/environment.h"
+#include "train/report.h"
+#include "train/subprocess.h"
 
 namespace fs = std::filesystem;
 
@@ -190,31 +191,6 @@ std::string cell_value(const std::vector<std::pair<std::string, std::string>>& k
   return base;
 }
 
-// Runs `exe args...` with stdout and stderr into log_path; returns the wait status.
-int run_process(const std::string& exe, const std::vector<std::string>& args, const std::string& log_path) {
-  const pid_t pid = fork();
-  ATTN_CHECK(pid >= 0, "ablate: cannot start a process for a cell");
-  if (pid == 0) {
-    const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-      close(fd);
-    }
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(exe.c_str()));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(exe.c_str(), argv.data());  // a bare name (python3) is looked up on PATH
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    ATTN_CHECK(errno == EINTR, "ablate: waiting for a cell's process failed");
-  }
-  return status;
-}
-
 // The cell's one-line error: the last "error: " line of its log, else its last line.
 std::string error_line(const std::string& log_path, int status) {
   std::ifstream in(log_path);
@@ -234,8 +210,6 @@ std::string csv_field(const std::string& s) {
   for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
 }
-
-std::string series_name(const AblateCellResult& c) { return c.variant + " " + c.precision; }
 
 void write_reports(const std::vector<AblateCellResult>& cells, const GridSpec& spec, const fs::path& dir) {
   {
@@ -273,49 +247,6 @@ void write_reports(const std::vector<AblateCellResult>& cells, const GridSpec& s
       }
     }
   }
-  // Plots over the cells that ran, one series per variant (and precision).
-  std::map<std::string, PlotSeries> throughput, memory, scatter;
-  std::vector<std::pair<double, double>> mem_tps;
-  for (const auto& c : cells) {
-    if (c.status != "ok") continue;
-    const std::string name = series_name(c);
-    throughput[name].name = memory[name].name = scatter[name].name = name;
-    throughput[name].points.emplace_back(c.seq_len, c.tokens_per_s);
-    memory[name].points.emplace_back(c.seq_len, c.peak_gib);
-    scatter[name].points.emplace_back(c.peak_gib, c.tokens_per_s);
-    mem_tps.emplace_back(c.peak_gib, c.tokens_per_s);
-  }
-  auto as_lines = [](std::map<std::string, PlotSeries>& m) {
-    std::vector<PlotSeries> out;
-    for (auto& [name, s] : m) {
-      std::sort(s.points.begin(), s.points.end());
-      s.markers = true;
-      out.push_back(s);
-    }
-    return out;
-  };
-  write_svg_file(
-      (dir / "throughput.svg").string(),
-      plot_svg(PlotAxes{"throughput vs sequence length", "seq_len (log2)", "tokens/s", true}, as_lines(throughput)));
-  write_svg_file(
-      (dir / "memory.svg").string(),
-      plot_svg(PlotAxes{"peak memory vs sequence length", "seq_len (log2)", "peak GiB", true}, as_lines(memory)));
-  // Pareto front: no other cell has both less (or equal) memory and more throughput.
-  std::vector<PlotSeries> pareto;
-  for (auto& [name, s] : scatter) {
-    s.lines = false, s.markers = true;
-    pareto.push_back(s);
-  }
-  std::sort(mem_tps.begin(), mem_tps.end(),
-            [](auto a, auto b) { return a.first != b.first ? a.first < b.first : a.second > b.second; });
-  PlotSeries front{"Pareto front", "#000000", {}, true, false};
-  double best = -1;
-  for (auto [m, t] : mem_tps)
-    if (t > best) front.points.emplace_back(m, t), best = t;
-  pareto.push_back(front);
-  write_svg_file(
-      (dir / "pareto.svg").string(),
-      plot_svg(PlotAxes{"memory vs throughput (Pareto front in black)", "peak GiB", "tokens/s", false}, pareto));
 }
 
 }  // namespace
@@ -400,6 +331,7 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
   const GridSpec spec = load_grid(opts.grid_path);
   const fs::path dir(opts.out_dir), cells_dir = dir / "cells";
   fs::create_directories(cells_dir);
+  write_environment(dir.string(), resolved_backend(cell_value(spec.fixed, "device.backend", base.device.backend)));
 
   // The cells: each named variant (if any) crossed with the cartesian product of the axes,
   // the variant varying slowest, then the first axis; then the PyTorch peers at each seq_len.
@@ -587,6 +519,9 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
       report(r, i++);
     }
   }
+  // The figures and the page once, at the end (`attnlab report DIR` redraws an interrupted sweep's).
+  draw_result_figures("ablate", dir.string());
+  write_report(dir.string(), false);
   return results;
 }
 

@@ -1,7 +1,9 @@
 // `attnlab ablate`: a grid of step benchmarks (attention variant x sequence length x
 // precision x ...), one separate `attnlab bench` process per cell so that each cell's
-// memory figures start from a clean device, and a report of the sweep: results.csv,
-// results.md, throughput.svg, memory.svg (against seq_len, log2) and pareto.svg.
+// memory figures start from a clean device, and a report of the sweep: results.csv and
+// results.md after every cell; env.json (where it ran, the command) first; at the end the
+// figures throughput.png, memory.png (each with its ratio to the first variant) and pareto.png
+// (scripts/plot.py, train/figures.h) and the page report.html (train/report.h).
 //
 // The grid file (TOML):
 //   tokens_per_batch = 16384   # optional: batch = tokens_per_batch / seq_len, grad_accum = 1

@@ -20,7 +20,10 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "train/generate.h"
-#include "train/plot.h"
+#include "distributed/devices.h"
+#include "train/environment.h"
+#include "train/figures.h"
+#include "train/report.h"
 #include "train/trainer.h"
 
 namespace attn {
@@ -146,29 +149,11 @@ void write_reports(const std::vector<GenerateBenchRow>& rows, const std::string&
                       r.tokens_per_s, r.call_tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
                       gib(r.peak_bytes), r.peak_by_category);
   }
-  // Plots against the context length (prompt + new tokens), one series per (mode, cache, heads, batch).
-  std::map<std::string, std::pair<PlotSeries, PlotSeries>> series;
-  for (const auto& r : rows) {
-    const std::string name = r.mode == "cached" ? fmt::format("{} kv_heads={} B={}", r.cache, r.n_kv_head, r.batch)
-                                                : fmt::format("no cache B={}", r.batch);
-    auto& [mem, tps] = series[name];
-    mem.name = tps.name = name;
-    mem.markers = tps.markers = true;
-    const double ctx = r.prompt + r.new_tokens;
-    if (r.mode == "cached") mem.points.push_back({ctx, r.cache_bytes / (1 << 20)});
-    tps.points.push_back({ctx, r.tokens_per_s});
-  }
-  std::vector<PlotSeries> mem, tps;
-  for (auto& [name, s] : series) {
-    if (!s.first.points.empty()) mem.push_back(s.first);
-    tps.push_back(s.second);
-  }
-  for (auto* v : {&mem, &tps})
-    for (auto& s : *v) std::sort(s.points.begin(), s.points.end());
-  write_svg_file(dir + "/cache_memory.svg",
-                 plot_svg(PlotAxes{"KV cache size", "context length (tokens)", "MiB", true}, mem));
-  write_svg_file(dir + "/tokens_per_s.svg",
-                 plot_svg(PlotAxes{"generation speed", "context length (tokens)", "tokens/s", true}, tps));
+  csv.close();
+  md.close();
+  ATTN_CHECK(csv.good() && md.good(), "writing {}/results.csv or results.md failed (disk full?)", dir);
+  draw_result_figures("generate", dir);  // tokens_per_s.png, cache_memory.png
+  write_report(dir, false);
 }
 
 }  // namespace
@@ -189,6 +174,7 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
                  n, base.block_size);
       max_ctx = std::max(max_ctx, p + n);
     }
+  if (!o.out_dir.empty()) write_environment(o.out_dir, resolved_backend(cfg.device.backend));
   std::vector<GenerateBenchRow> rows;
   for (size_t hi = 0; hi < heads.size(); ++hi) {
     GPTConfig g = base;

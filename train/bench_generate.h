@@ -2,8 +2,8 @@
 // tokens x batch x cache precision x n_kv_head on a random-init model of the config's shape
 // (n_kv_head replaced per cell) -> tokens/s, ms per token, prefill time, cache bytes
 // (allocated and by the formula), peak memory; plus the no-cache baseline (full recompute
-// per token). Writes results.csv, results.md and SVG plots (memory and tokens/s against
-// context length, per precision and head layout) to out_dir.
+// per token). Writes env.json, results.csv, results.md, the figures tokens_per_s.png and
+// cache_memory.png (against context length, per precision and head layout) and report.html to out_dir.
 #pragma once
 #include <string>
 #include <vector>

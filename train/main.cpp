@@ -11,6 +11,8 @@
 //   attnlab loss    --checkpoint RUN_OR_CKPT --tokens SHARD [--batch B] [--seq T]
 //   attnlab bench-generate -c CONFIG [--batches 1,32] [--prompt-lens 128] [--new-tokens 512] [--kv-cache bf16,int8]
 //                          [--kv-heads 12,4,1] [--no-baseline] [--out DIR]
+//   attnlab plot    RUN [RUN...] [--out FILE.png] [--x step|tokens]   (loss curves of runs in one figure)
+//   attnlab report  DIR          (report.html of an ablate or bench-generate --out folder)
 //
 // Every failure the user can cause ends in one line "error: ..." and exit code 1.
 #include <algorithm>
@@ -38,10 +40,12 @@
 #include "train/bench_generate.h"
 #include "train/cached_eval.h"
 #include "train/checkpoint.h"
+#include "train/figures.h"
 #include "train/generate.h"
 #include "train/hf_gpt2.h"
 #include "train/launcher.h"
 #include "train/profile.h"
+#include "train/report.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -292,7 +296,7 @@ int main(int argc, char** argv) {
   std::string ablate_config, ablate_grid, ablate_out;
   ablate->add_option("-c,--config", ablate_config, "base TOML config")->required();
   ablate->add_option("--grid", ablate_grid, "grid TOML ([grid] axes, tokens_per_batch, steps, warmup)")->required();
-  ablate->add_option("--out", ablate_out, "output directory (results.csv, results.md, *.svg)")->required();
+  ablate->add_option("--out", ablate_out, "output directory (results.csv, results.md, env.json, *.png, report.html)")->required();
   bool ablate_resume = false;
   ablate->add_flag("--resume", ablate_resume, "keep the measured cells of an earlier sweep into --out, run the rest");
 
@@ -325,8 +329,18 @@ int main(int argc, char** argv) {
   bgen->add_option("--vocab-size", bgen_opts.vocab_size, "vocabulary of the random-init model");
   bgen->add_option("--hbm-bytes-per-s", bgen_opts.hbm_bytes_per_s, "memory bandwidth in bytes/s for the weight-read limit");
   bgen->add_flag("--no-baseline", bgen_no_baseline, "skip the no-cache (full recompute) rows");
-  bgen->add_option("--out", bgen_opts.out_dir, "write results.csv, results.md and SVG plots here");
+  bgen->add_option("--out", bgen_opts.out_dir, "write results.csv, results.md, env.json, *.png and report.html here");
   bgen->allow_extras();
+
+  auto* plot = app.add_subcommand("plot", "train and val loss of runs in one figure, labelled by their config differences");
+  std::vector<std::string> plot_runs_dirs;
+  std::string plot_out, plot_x = "step";
+  plot->add_option("runs", plot_runs_dirs, "run directories (training.out_dir: config.toml, metrics.jsonl)")->required();
+  plot->add_option("--out", plot_out, "PNG to write (default: RUN/loss.png for one run, loss_comparison.png for more)");
+  plot->add_option("--x", plot_x, "x axis: step or tokens")->check(CLI::IsMember({"step", "tokens"}));
+  auto* report_cmd = app.add_subcommand("report", "one HTML page (table, figures, environment, command) of a results folder");
+  std::string report_dir;
+  report_cmd->add_option("dir", report_dir, "the --out folder of ablate or bench-generate")->required();
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -405,6 +419,17 @@ int main(int argc, char** argv) {
       if (!bgen_caches.empty()) bgen_opts.kv_caches = split_list(bgen_caches);
       bgen_opts.baseline = !bgen_no_baseline;
       run_generate_benchmark(cfg, bgen_opts);
+      return 0;
+    }
+    if (*plot) {
+      if (plot_out.empty())
+        plot_out = plot_runs_dirs.size() == 1 ? (fs::path(plot_runs_dirs[0]) / "loss.png").string() : "loss_comparison.png";
+      plot_runs(plot_runs_dirs, plot_out, plot_x);
+      fmt::print("plot: {}\n", plot_out);
+      return 0;
+    }
+    if (*report_cmd) {
+      fmt::print("report: {}\n", write_report(report_dir));
       return 0;
     }
     if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split, eval_cached_flag, eval_kv_cache);

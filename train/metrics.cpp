@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "train/plot.h"
 
 namespace attn {
 
@@ -41,22 +40,6 @@ void MetricsLog::write(const nlohmann::json& record) {
   if (!enabled_) return;
   out_ << record.dump() << "\n";
   out_.flush();
-}
-
-void write_loss_plot(const std::string& metrics_path, const std::string& svg_path, const std::string& title) {
-  PlotSeries train{"train loss", "#1f77b4", {}}, val{"val loss", "#d62728", {}};
-  std::ifstream in(metrics_path);
-  for (std::string line; std::getline(in, line);) {
-    try {
-      const auto j = nlohmann::json::parse(line);
-      const double step = j.value("step", 0.0);
-      if (j.contains("loss")) train.points.emplace_back(step, j["loss"].get<double>());
-      if (j.contains("val_loss")) val.points.emplace_back(step, j["val_loss"].get<double>());
-    } catch (const std::exception&) {
-    }
-  }
-  // nothing to draw yet: plot_svg returns "" and no file is written
-  write_svg_file(svg_path, plot_svg(PlotAxes{title, "step", "loss"}, {train, val}));
 }
 
 }  // namespace attn

@@ -1,5 +1,5 @@
-// Run metrics: one JSON object per line in <out_dir>/metrics.jsonl, and a loss plot
-// (<out_dir>/loss.svg) drawn from that file, so the plot can be remade after a crash.
+// Run metrics: one JSON object per line in <out_dir>/metrics.jsonl, the data of the run's
+// loss figure (loss.png, drawn from this file by train/figures.h; `attnlab plot RUN` redraws it).
 #pragma once
 #include <cstdint>
 #include <fstream>
@@ -23,9 +23,5 @@ class MetricsLog {
   std::ofstream out_;
   bool enabled_;
 };
-
-// Draws train loss (records with "loss") and validation loss (records with "val_loss")
-// against step from a metrics.jsonl file into an SVG.
-void write_loss_plot(const std::string& metrics_path, const std::string& svg_path, const std::string& title);
 
 }  // namespace attn

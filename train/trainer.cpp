@@ -16,6 +16,7 @@
 #include "data/prepare.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
+#include "train/figures.h"
 #include "train/metrics.h"
 #include "train/profile.h"
 #include "train/schedule.h"
@@ -187,8 +188,6 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
       save_checkpoint((fs::path(cfg.training.out_dir) / "best").string(), layout, params.data(), nullptr, nullptr,
                       state, config_toml, data.tokenizer_path, 1);
     }
-    if (cfg.logging.plot)
-      write_loss_plot(metrics->path(), (fs::path(cfg.training.out_dir) / "loss.svg").string(), cfg.training.out_dir);
     return val;
   };
 
@@ -281,6 +280,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     profile.write_json(path);
     say(fmt::format("step profile ({}):\n{}", path, profile.table()));
   }
+  // the loss figure once, at the end (a second or two of matplotlib); `attnlab plot RUN` draws it mid-run
+  if (root && cfg.logging.plot && cfg.logging.jsonl) draw_loss_figure(cfg.training.out_dir);
   result.step = state.step;
   result.val_loss = state.last_val_loss;
   result.checkpoint = last_ckpt;

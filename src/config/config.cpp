@@ -313,6 +313,31 @@ void validate(const Config& c) {
   require(sp.top_p > 0 && sp.top_p <= 1, "sample.top_p", "must be in (0, 1]");
 }
 
+std::vector<std::pair<std::string, std::string>> config_values(const Config& cfg_in) {
+  Config cfg = cfg_in;  // fields() needs mutable pointers
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Field& f : fields(cfg)) {
+    std::string text = std::visit(
+        [](auto* p) -> std::string {
+          using T = std::remove_pointer_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            std::string joined;
+            for (const auto& s : *p) joined += (joined.empty() ? "" : ",") + s;
+            return joined;
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            return *p;
+          } else if constexpr (std::is_same_v<T, bool>) {
+            return *p ? "true" : "false";
+          } else {
+            return fmt::format("{}", *p);
+          }
+        },
+        f.ptr);
+    out.emplace_back(f.key, std::move(text));
+  }
+  return out;
+}
+
 std::string to_toml(const Config& cfg_in) {
   Config cfg = cfg_in;  // fields() needs mutable pointers
   toml::table root;

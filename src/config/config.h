@@ -129,6 +129,11 @@ void validate(const Config& cfg);
 // The effective configuration as TOML text (every key, defaults included).
 std::string to_toml(const Config& cfg);
 
+// Every key with its value as plain text, in schema order: strings unquoted, lists joined by
+// ",", numbers in their shortest form ("attention.impl" -> "flash", "optimizer.lr" -> "0.0006").
+// What `attnlab plot` compares to name the differences between runs.
+std::vector<std::pair<std::string, std::string>> config_values(const Config& cfg);
+
 }  // namespace attn
 
 #include "model/gpt_config.h"
