@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build ccache pkg-config
           libeigen3-dev libgtest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-          python3 python3-numpy python3-torch fortunes)
+          libutf8proc-dev zlib1g-dev libzstd-dev
+          python3 python3-numpy python3-torch python3-regex fortunes)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
