@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-#                        [speed] [generate] [hf] [ddp]   (default: tests bench flash)
+#                        [speed] [generate] [hf] [ddp] [gpt2tok]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # Writes logs and JSON under $OUT (default /tmp/attn_out) and prints a short table last.
 set -uo pipefail
@@ -349,6 +349,35 @@ PY
   tail -2 /tmp/attn_gen_train.log >> "$G"
   $A eval --checkpoint runs/gen_sc --cached --kv-cache bf16,int8,fp8 --training.eval_iters=20 2>&1 | tee -a "$G"
   row "cached val loss (shakespeare_char 1500 steps, 20 batches): $(grep -o 'loss [0-9.]* cached ([a-z0-9]* KV cache[^:]*: [^,]*, [^ ]* vs bf16' "$G" | sed 's/ KV cache, teacher-forced decode)//' | tr '\n' ';')"
+  fi
+fi
+
+if has gpt2tok; then
+  echo "== GPT-2 tokenizer: ids vs HF GPT2TokenizerFast/GPT2Tokenizer, prepare --tokenizer gpt2 vs encode_batch (MB/s)"
+  V=""; for d in "${GPT2_VOCAB:-}" .deps/data/gpt2 shared/data/gpt2 ../shared/data/gpt2; do
+    [ -n "$d" ] && [ -f "$d/encoder.json" ] && { V=$d; break; }; done
+  TS=""; for f in .deps/data/input.txt shared/data/tinyshakespeare/input.txt ../shared/data/tinyshakespeare/input.txt; do
+    [ -f "$f" ] && { TS=$f; break; }; done
+  if [ -z "$V" ]; then
+    row "gpt2tok: skipped (no encoder.json + vocab.bpe in \$GPT2_VOCAB, .deps/data/gpt2 or ../shared/data/gpt2)"
+  else
+    python3 scripts/compare_gpt2_tokenizer.py --attnlab "$A" --vocab "$V" --tinyshakespeare "$TS" \
+      --work /tmp/attn_gpt2tok --mb ${GPT2TOK_MB:-300} 2>"$OUT/gpt2tok.err" | tee "$OUT/gpt2tok.jsonl"
+    row "$(python3 - "$OUT/gpt2tok.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+out = ["gpt2 tokenizer vs HF | file | tokens | equal fast/slow | decode exact"]
+for r in rows:
+    if r.get("check") == "ids":
+        out.append(f"  {r['file']:22s} | {r['tokens']:7d} | {r['equal_fast']}/{r['equal_slow']} | {r['decode_exact']}")
+    elif r.get("check") == "speed":
+        out.append(f"  speed {r['mb']} MB, {r['cores']} cores: prepare {r['ours_prepare_mb_s']} MB/s vs HF encode_batch "
+                   f"{r['hf_encode_batch_mb_s']} MB/s (x{r['ratio']}); tokens {r['tokens_ours']} vs {r['tokens_hf']}")
+    else:
+        out.append(f"  {r}")
+print("\n".join(out) if rows else "gpt2tok: no output (see gpt2tok.err)")
+PY
+)"
   fi
 fi
 
