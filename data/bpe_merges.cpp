@@ -14,9 +14,10 @@ constexpr uint64_t pair_key(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
 
-// Words up to this length are cached; the cache is emptied when it holds this many tokens.
+// Words up to this length are cached; the cache is emptied when it holds this many words
+// (a few MB per thread: frequent words come back within a few thousand words).
 constexpr size_t kMaxCachedWordBytes = 64;
-constexpr size_t kMaxCachedTokens = size_t{1} << 22;
+constexpr size_t kMaxCachedWords = size_t{1} << 16;
 
 uint64_t next_instance_id() {
   static std::atomic<uint64_t> counter{1};
@@ -114,7 +115,7 @@ void BpeMerges::encode_cached(std::string_view word, std::vector<int32_t>& out) 
   }
   const size_t first = out.size();
   encode_word(word, out);
-  if (cache.tokens.size() + (out.size() - first) > kMaxCachedTokens) cache.reset(instance_id_);
+  if (cache.words.size() >= kMaxCachedWords) cache.reset(instance_id_);
   const auto begin = static_cast<uint32_t>(cache.tokens.size());
   cache.tokens.insert(cache.tokens.end(), out.begin() + static_cast<ptrdiff_t>(first), out.end());
   cache.words.emplace(std::string(word), std::make_pair(begin, static_cast<uint32_t>(cache.tokens.size())));
