@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -238,26 +239,37 @@ DatasetInfo prepare_dataset(const PrepareOptions& opt, std::function<void(const 
   // 3. Encode batches of documents on every core; write each document's ids to its split.
   try {
     DocumentReader reader(files, opt.jsonl_key, log);
-    std::vector<TextUnit> units;
+    std::vector<TextUnit> units, next_units;
     std::vector<std::string_view> texts;
     const auto t0 = Clock::now();
     double last_report = 0;
-    while (reader.next_batch(opt.batch_bytes, units)) {
-      texts.assign(units.size(), {});
-      for (size_t i = 0; i < units.size(); ++i) texts[i] = units[i].text;
-      size_t failed = 0;
-      std::vector<std::vector<int32_t>> ids;
+    bool more = reader.next_batch(opt.batch_bytes, units);
+    while (more) {
+      // The next batch is read while this one is encoded and written (the reader is used
+      // by one thread at a time: this task until get()).
+      auto next = std::async(std::launch::async, [&] { return reader.next_batch(opt.batch_bytes, next_units); });
       try {
-        ids = encode_in_parallel(*tokenizer, texts, opt.threads, &failed);
-      } catch (const Error& e) {
-        fail("prepare: document {}: {}", units[failed].document, e.what());
+        texts.assign(units.size(), {});
+        for (size_t i = 0; i < units.size(); ++i) texts[i] = units[i].text;
+        size_t failed = 0;
+        std::vector<std::vector<int32_t>> ids;
+        try {
+          ids = encode_in_parallel(*tokenizer, texts, opt.threads, &failed);
+        } catch (const Error& e) {
+          fail("prepare: document {}: {}", units[failed].document, e.what());
+        }
+        for (size_t i = 0; i < units.size(); ++i) {
+          SplitWriter& split = by_documents && is_val_document(units[i].document, opt.val_fraction) ? val : train;
+          if (units[i].starts_document && split.tokens() > 0 && eot >= 0) split.append(eot);
+          split.append(ids[i]);
+        }
+      } catch (...) {
+        next.wait();
+        throw;
       }
-      for (size_t i = 0; i < units.size(); ++i) {
-        SplitWriter& split = by_documents && is_val_document(units[i].document, opt.val_fraction) ? val : train;
-        if (units[i].starts_document && split.tokens() > 0 && eot >= 0) split.append(eot);
-        split.append(ids[i]);
-      }
-      units.clear();
+      more = next.get();
+      units.swap(next_units);
+      next_units.clear();
       const double t = seconds_since(t0);
       if (t - last_report >= 5) {
         last_report = t;

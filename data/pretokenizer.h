@@ -33,25 +33,24 @@ size_t next_gpt2_word_end(std::string_view text, size_t begin);
 enum class CharClass { Letter, Number, Space, Other };
 CharClass gpt2_char_class(char32_t cp);
 
-// Calls on_word(std::string_view) for each word of text, in order.
+// Calls on_word(std::string_view) for each word of text, in order, words ending where
+// next_end (next_word_end or next_gpt2_word_end) says.
 template <typename F>
-void for_each_word(std::string_view text, F&& on_word) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const size_t end = next_word_end(text, i);
+void for_each_piece(std::string_view text, size_t (*next_end)(std::string_view, size_t), F&& on_word) {
+  for (size_t i = 0, end; i < text.size(); i = end) {
+    end = next_end(text, i);
     on_word(text.substr(i, end - i));
-    i = end;
   }
 }
 
 template <typename F>
+void for_each_word(std::string_view text, F&& on_word) {
+  for_each_piece(text, next_word_end, on_word);
+}
+
+template <typename F>
 void for_each_gpt2_word(std::string_view text, F&& on_word) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const size_t end = next_gpt2_word_end(text, i);
-    on_word(text.substr(i, end - i));
-    i = end;
-  }
+  for_each_piece(text, next_gpt2_word_end, on_word);
 }
 
 }  // namespace attn
