@@ -378,6 +378,31 @@ for r in rows:
 print("\n".join(out) if rows else "gpt2tok: no output (see gpt2tok.err)")
 PY
 )"
+    # Fine-tuning from an HF GPT2 directory (random 124M weights, GPT-2's vocabulary files):
+    # the imported model's fp32 loss beside HF's on the same tokens, a few steps of --init-from, a sample.
+    python3 - "$V" runs/hf_rand <<'PY' >> "$OUT/gpt2tok.log" 2>&1
+import shutil, sys, torch
+from transformers import GPT2Config, GPT2LMHeadModel
+torch.manual_seed(0)
+GPT2LMHeadModel(GPT2Config()).save_pretrained(sys.argv[2], safe_serialization=True)
+shutil.copy(f"{sys.argv[1]}/encoder.json", f"{sys.argv[2]}/vocab.json")
+shutil.copy(f"{sys.argv[1]}/vocab.bpe", f"{sys.argv[2]}/merges.txt")
+PY
+    $A prepare --tokenizer gpt2 --gpt2-vocab "$V" --input "$TS" --out runs/data/ts_gpt2 >> "$OUT/gpt2tok.log" 2>&1
+    $A train -c configs/gpt2_124m.toml --init-from runs/hf_rand --data.dir=\"runs/data/ts_gpt2\" --device.precision=\"fp32\" \
+      --model.dropout=0.0 --training.max_iters=10 --training.eval_interval=0 --training.log_interval=1 \
+      --checkpoint.interval=0 --training.out_dir=\"runs/ft_rand\" > "$OUT/gpt2tok_train.log" 2>&1
+    $A loss --checkpoint runs/ft_rand/init_from --tokens runs/data/ts_gpt2/val_000.bin --batch 4 --seq 1024 \
+      --device.precision=\"fp32\" > "$OUT/gpt2tok_loss_ours.json" 2>>"$OUT/gpt2tok.log"
+    python3 scripts/hf_generate.py loss --hf runs/hf_rand --tokens runs/data/ts_gpt2/val_000.bin --batch 4 --seq 1024 \
+      --ours "$OUT/gpt2tok_loss_ours.json" 2>>"$OUT/gpt2tok.log" | tee "$OUT/gpt2tok_loss.json"
+    $A sample --checkpoint runs/ft_rand --prompt "To be, or not to be" --sample.max_new_tokens=12 \
+      --sample.num_samples=1 > "$OUT/gpt2tok_sample.txt" 2>>"$OUT/gpt2tok.log"
+    row "gpt2 init-from (random HF GPT2 124M, fp32): $(python3 -c "
+import json,sys
+r=json.loads(open('$OUT/gpt2tok_loss.json').read().strip().splitlines()[-1]) if open('$OUT/gpt2tok_loss.json').read().strip() else {}
+print('ours %.6f hf %.6f rel %.2e' % (r['ours'], r['loss'], r['rel_diff']) if 'rel_diff' in r else 'no loss (see gpt2tok.log)')
+" 2>&1); train: $(grep -E '^step +1/' "$OUT/gpt2tok_train.log" | head -1 | cut -c1-40) .. $(grep -E '^step +10/' "$OUT/gpt2tok_train.log" | head -1 | cut -c1-40); sample ok: $(grep -c 'To be, or not to be' "$OUT/gpt2tok_sample.txt")"
   fi
 fi
 
