@@ -3,6 +3,9 @@
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [gpt2tok]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
+# The GPU machine has no libutf8proc-dev: carry .deps/include/utf8proc.h and
+# .deps/lib/libutf8proc.a (copies of this machine's), as toml++ under .deps/include;
+# step gpt2tok reads GPT-2's vocabulary from $GPT2_VOCAB, .deps/data/gpt2 or ../shared/data/gpt2.
 # Writes logs and JSON under $OUT (default /tmp/attn_out) and prints a short table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
