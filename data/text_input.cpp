@@ -246,13 +246,17 @@ void DocumentReader::read_plain(size_t bytes, std::vector<TextUnit>& units, size
   }
 }
 
-// A .jsonl file: each non-empty line is an object whose text field is a document.
+// A .jsonl file: each non-empty line is an object whose text field is a document. Lines
+// are taken from pending_ at an offset (pending_ is compacted only when more is read).
 void DocumentReader::read_jsonl(size_t bytes, std::vector<TextUnit>& units, size_t& produced) {
   const std::string& path = files_[file_index_ - 1].path;
+  size_t pos = 0;
   while (produced < bytes) {
-    size_t newline = pending_.find('\n');
+    size_t newline = pending_.find('\n', pos);
     bool at_end = false;
     while (newline == std::string::npos) {
+      pending_.erase(0, pos);
+      pos = 0;
       const size_t old = pending_.size();
       if (stream_->read(pending_, kReadBlockBytes) == 0) {
         at_end = true;
@@ -262,10 +266,11 @@ void DocumentReader::read_jsonl(size_t bytes, std::vector<TextUnit>& units, size
     }
     const size_t line_end = newline == std::string::npos ? pending_.size() : newline;
     ++line_;
-    if (line_end > 0 && !(line_end == 1 && pending_[0] == '\r')) {
+    const std::string_view line = std::string_view(pending_).substr(pos, line_end - pos);
+    if (!line.empty() && line != "\r") {
       std::string text;
       try {
-        const nlohmann::json j = nlohmann::json::parse(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(line_end));
+        const nlohmann::json j = nlohmann::json::parse(line);
         ATTN_CHECK(j.is_object() && j.contains(key_) && j[key_].is_string(),
                    "prepare: {} line {}: no string field \"{}\" (set the key with --jsonl-key)", path, line_, key_);
         text = j[key_].get<std::string>();
@@ -277,12 +282,14 @@ void DocumentReader::read_jsonl(size_t bytes, std::vector<TextUnit>& units, size
         units.push_back({next_document_++, true, std::move(text)});
       }
     }
-    pending_.erase(0, std::min(pending_.size(), line_end + 1));
-    if (at_end && pending_.empty()) {
+    pos = std::min(pending_.size(), line_end + 1);
+    if (at_end && pos == pending_.size()) {
+      pending_.clear();
       stream_.reset();
       return;
     }
   }
+  pending_.erase(0, pos);
 }
 
 }  // namespace attn

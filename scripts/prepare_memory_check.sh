@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Issue 18, acceptance 3: `attnlab prepare` of a generated corpus of GB gigabytes peaks below
 # 1 GB of RSS, and its shards equal those of a small run on a prefix of the same inputs.
-#   scripts/prepare_memory_check.sh ATTNLAB GB [WORK_DIR]   (GPT-2 vocabulary: $GPT2_VOCAB or ../shared/data/gpt2)
+#   scripts/prepare_memory_check.sh ATTNLAB GB [WORK_DIR]   (GPT-2 vocabulary: $GPT2_VOCAB or ../shared/data/gpt2;
+#                                                            KEEP_CORPUS=1 reuses WORK_DIR's corpus)
 # The corpus: tinyshakespeare windows of 4 KB with perturbed words (random case, digits,
 # non-ASCII letters and spaces), one JSON document per line, in files of 1 GB.
 set -euo pipefail
 A=$1; GB=$2; W=${3:-/tmp/attn_prepmem}
 V=${GPT2_VOCAB:-../shared/data/gpt2}; [ -f "$V/encoder.json" ] || V=/work/shared/data/gpt2
 TS=${TINYSHAKESPEARE:-../shared/data/tinyshakespeare/input.txt}; [ -f "$TS" ] || TS=/work/shared/data/tinyshakespeare/input.txt
+if [ -n "${KEEP_CORPUS:-}" ] && [ -d "$W/in" ]; then rm -rf "$W/full" "$W/small"; else
 rm -rf "$W"; mkdir -p "$W/in" "$W/prefix"
 /usr/bin/python3 - "$TS" "$W/in" "$GB" <<'PY'
 import json, random, sys
@@ -29,6 +31,7 @@ while written < target:
     f.write(line); written += len(line.encode())
 f.close()
 PY
+fi
 head -n 20000 "$W/in/part_000.jsonl" > "$W/prefix/part_000.jsonl"
 echo "corpus: $(du -sh "$W/in" | cut -f1) in $(ls "$W/in" | wc -l) files"
 /usr/bin/time -v "$A" prepare --tokenizer gpt2 --gpt2-vocab "$V" --input "$W/in" --out "$W/full" \
