@@ -22,10 +22,6 @@ constexpr uint64_t pair_key(int32_t left, int32_t right) {
 constexpr int32_t key_left(uint64_t key) { return static_cast<int32_t>(key >> 32); }
 constexpr int32_t key_right(uint64_t key) { return static_cast<int32_t>(key & 0xFFFFFFFFu); }
 
-// Words up to this length are cached by encode(); the cache is emptied when it gets big.
-constexpr size_t kMaxCachedWordBytes = 256;
-constexpr size_t kMaxCacheEntries = 1 << 20;
-
 // ---- training state ----------------------------------------------------------
 struct TrainWord {
   std::vector<int32_t> symbols;
@@ -116,24 +112,16 @@ void merge_in_word(TrainWord& word, int32_t w, int32_t left, int32_t right, int3
 BpeTokenizer::BpeTokenizer(std::vector<std::pair<int32_t, int32_t>> merges) : merges_(std::move(merges)) {
   token_bytes_.reserve(kNumByteTokens + merges_.size());
   for (int b = 0; b < kNumByteTokens; ++b) token_bytes_.emplace_back(1, static_cast<char>(b));
-  rank_of_pair_.reserve(merges_.size() * 2);
   for (size_t k = 0; k < merges_.size(); ++k) {
     const auto [a, b] = merges_[k];
     const int32_t next_id = static_cast<int32_t>(kNumByteTokens + k);
     ATTN_CHECK(a >= 0 && b >= 0 && a < next_id && b < next_id,
                "bpe tokenizer: merge {} ({}, {}) refers to a token that does not exist yet", k, a, b);
-    ATTN_CHECK(rank_of_pair_.emplace(pair_key(a, b), static_cast<int32_t>(k)).second,
+    ATTN_CHECK(bpe_.add(a, b, next_id),
                "bpe tokenizer: merge {} ({}, {}) is a duplicate", k, a, b);
     token_bytes_.push_back(token_bytes_[a] + token_bytes_[b]);
   }
 }
-
-BpeTokenizer::BpeTokenizer(const BpeTokenizer& o)
-    : merges_(o.merges_), token_bytes_(o.token_bytes_), rank_of_pair_(o.rank_of_pair_) {}
-
-BpeTokenizer::BpeTokenizer(BpeTokenizer&& o) noexcept
-    : merges_(std::move(o.merges_)), token_bytes_(std::move(o.token_bytes_)),
-      rank_of_pair_(std::move(o.rank_of_pair_)) {}
 
 // ---- training --------------------------------------------------------------------
 BpeTokenizer BpeTokenizer::train(const std::vector<std::string_view>& documents, int vocab_size) {
@@ -198,73 +186,10 @@ BpeTokenizer BpeTokenizer::train(const std::vector<std::string_view>& documents,
 }
 
 // ---- encoding ----------------------------------------------------------------------
-int32_t BpeTokenizer::merge_rank(int32_t left, int32_t right) const {
-  auto it = rank_of_pair_.find(pair_key(left, right));
-  return it == rank_of_pair_.end() ? -1 : it->second;
-}
-
-// Applies the merges to one word, lowest rank first (ties: leftmost first), with a
-// linked list of symbols and a heap of candidate pairs: O(n log n) even for huge words.
-void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) const {
-  const int n = static_cast<int>(word.size());
-  if (n == 1) {
-    out.push_back(static_cast<unsigned char>(word[0]));
-    return;
-  }
-  struct Symbol {
-    int32_t id;
-    int prev, next;  // -1 at the ends
-  };
-  std::vector<Symbol> sym(n);
-  for (int i = 0; i < n; ++i) sym[i] = {static_cast<unsigned char>(word[i]), i - 1, i + 1 < n ? i + 1 : -1};
-  using Candidate = std::pair<int32_t, int>;  // (rank, position of the left symbol)
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
-  auto consider = [&](int pos) {
-    if (pos < 0 || sym[pos].next < 0) return;
-    const int32_t r = merge_rank(sym[pos].id, sym[sym[pos].next].id);
-    if (r >= 0) heap.push({r, pos});
-  };
-  for (int i = 0; i + 1 < n; ++i) consider(i);
-  while (!heap.empty()) {
-    const auto [rank, pos] = heap.top();
-    heap.pop();
-    if (sym[pos].id < 0 || sym[pos].next < 0) continue;  // merged away
-    const int nxt = sym[pos].next;
-    if (merge_rank(sym[pos].id, sym[nxt].id) != rank) continue;  // pair changed since
-    sym[pos].id = kNumByteTokens + rank;
-    sym[pos].next = sym[nxt].next;
-    if (sym[nxt].next >= 0) sym[sym[nxt].next].prev = pos;
-    sym[nxt].id = -1;
-    consider(sym[pos].prev);
-    consider(pos);
-  }
-  for (int i = 0; i >= 0; i = sym[i].next) out.push_back(sym[i].id);
-}
-
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 16);
-  std::vector<int32_t> word_ids;
-  for_each_word(text, [&](std::string_view word) {
-    if (word.size() > kMaxCachedWordBytes) {
-      encode_word(word, ids);
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(cache_mutex_);
-      auto it = word_cache_.find(word);
-      if (it != word_cache_.end()) {
-        ids.insert(ids.end(), it->second.begin(), it->second.end());
-        return;
-      }
-    }
-    word_ids.clear();
-    encode_word(word, word_ids);
-    ids.insert(ids.end(), word_ids.begin(), word_ids.end());
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (word_cache_.size() >= kMaxCacheEntries) word_cache_.clear();
-    word_cache_.emplace(std::string(word), word_ids);
-  });
+  for_each_word(text, [&](std::string_view word) { bpe_.encode_cached(word, ids); });
   return ids;
 }
 

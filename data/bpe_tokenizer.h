@@ -8,14 +8,12 @@
 // The literal text "<|endoftext|>" in the input is encoded as ordinary bytes.
 #pragma once
 #include <cstdint>
-#include <functional>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "data/bpe_merges.h"
 #include "data/tokenizer.h"
 
 namespace attn {
@@ -27,8 +25,6 @@ class BpeTokenizer final : public Tokenizer {
 
   // merges[k] = (left id, right id) of token 256 + k; both must be < 256 + k.
   explicit BpeTokenizer(std::vector<std::pair<int32_t, int32_t>> merges);
-  BpeTokenizer(const BpeTokenizer& other);
-  BpeTokenizer(BpeTokenizer&& other) noexcept;
 
   // Learns vocab_size - 257 merges on the words of `documents` (the most frequent
   // adjacent pair first; ties go to the smallest (left, right) pair of ids, so the
@@ -51,21 +47,9 @@ class BpeTokenizer final : public Tokenizer {
   static BpeTokenizer from_json_text(const std::string& json_text, const std::string& path);
 
  private:
-  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
-  int32_t merge_rank(int32_t left, int32_t right) const;
-
   std::vector<std::pair<int32_t, int32_t>> merges_;
-  std::vector<std::string> token_bytes_;                 // bytes of ids 0 .. 255 + merges
-  std::unordered_map<uint64_t, int32_t> rank_of_pair_;  // (left << 32 | right) -> merge index
-
-  // Encoding cache: word -> ids, searched with a string_view (transparent hash).
-  // Guarded by a mutex so encode() stays thread-safe.
-  struct WordHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, WordHash, std::equal_to<>> word_cache_;
+  std::vector<std::string> token_bytes_;  // bytes of ids 0 .. 255 + merges
+  BpeMerges bpe_;                         // merge k: (left, right) -> 256 + k
 };
 
 }  // namespace attn

@@ -46,46 +46,78 @@ uint64_t fnv1a64(const void* data, size_t n, uint64_t hash) {
 }
 
 // ---- writing ---------------------------------------------------------------------
-void write_shard(const std::string& path, std::span<const int32_t> tokens, int vocab_size) {
-  ATTN_CHECK(vocab_size > 0, "shard {}: vocab size {} must be positive", path, vocab_size);
-  const uint32_t dtype = vocab_size <= 65536 ? 1 : 2;
-  const size_t width = dtype_bytes(dtype);
+namespace {
 
-  // Token bytes, converted in chunks; the checksum runs over exactly what is written.
-  std::vector<unsigned char> body(tokens.size() * width);
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const int32_t t = tokens[i];
-    ATTN_CHECK(t >= 0 && t < vocab_size, "shard {}: token {} at position {} is outside [0, {})", path, t, i,
-               vocab_size);
-    if (dtype == 1) put<uint16_t>(&body[i * 2], static_cast<uint16_t>(t));
-    else put<uint32_t>(&body[i * 4], static_cast<uint32_t>(t));
-  }
-  unsigned char header[kShardHeaderBytes] = {};
+void fill_header(unsigned char* header, uint32_t dtype, uint64_t count, int vocab_size, uint64_t checksum) {
+  std::memset(header, 0, kShardHeaderBytes);
   std::memcpy(header, kShardMagic, 8);
   put<uint32_t>(header + 8, kShardVersion);
   put<uint32_t>(header + 12, dtype);
-  put<uint64_t>(header + 16, tokens.size());
+  put<uint64_t>(header + 16, count);
   put<uint32_t>(header + 24, static_cast<uint32_t>(vocab_size));
-  put<uint64_t>(header + 32, fnv1a64(body.data(), body.size()));
+  put<uint64_t>(header + 32, checksum);
+}
 
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("shard {}: cannot create {} ({})", path, tmp, std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(header), sizeof(header));
-    out.write(reinterpret_cast<const char*>(body.data()), static_cast<std::streamsize>(body.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      fail("shard {}: write failed (disk full?)", path);
-    }
+}  // namespace
+
+ShardWriter::ShardWriter(const std::string& path, int vocab_size)
+    : path_(path), tmp_(path + ".tmp"), vocab_size_(vocab_size), dtype_(vocab_size <= 65536 ? 1 : 2),
+      checksum_(fnv1a64(nullptr, 0)) {
+  ATTN_CHECK(vocab_size > 0, "shard {}: vocab size {} must be positive", path, vocab_size);
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (!file_) fail("shard {}: cannot create {} ({})", path, tmp_, std::strerror(errno));
+  unsigned char header[kShardHeaderBytes] = {};  // placeholder until finish()
+  if (std::fwrite(header, 1, sizeof(header), file_) != sizeof(header)) {
+    std::fclose(file_), file_ = nullptr, std::remove(tmp_.c_str());
+    fail("shard {}: write failed (disk full?)", path);
+  }
+}
+
+ShardWriter::~ShardWriter() {
+  if (file_) {
+    std::fclose(file_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+void ShardWriter::append(std::span<const int32_t> tokens) {
+  const size_t width = dtype_bytes(dtype_);
+  buffer_.resize(tokens.size() * width);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t t = tokens[i];
+    ATTN_CHECK(t >= 0 && t < vocab_size_, "shard {}: token {} at position {} is outside [0, {})", path_, t,
+               count_ + static_cast<int64_t>(i), vocab_size_);
+    if (dtype_ == 1) put<uint16_t>(&buffer_[i * 2], static_cast<uint16_t>(t));
+    else put<uint32_t>(&buffer_[i * 4], static_cast<uint32_t>(t));
+  }
+  checksum_ = fnv1a64(buffer_.data(), buffer_.size(), checksum_);
+  if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
+    fail("shard {}: write failed (disk full?)", path_);
+  count_ += static_cast<int64_t>(tokens.size());
+}
+
+void ShardWriter::finish() {
+  unsigned char header[kShardHeaderBytes];
+  fill_header(header, dtype_, static_cast<uint64_t>(count_), vocab_size_, checksum_);
+  const bool ok = std::fseek(file_, 0, SEEK_SET) == 0 && std::fwrite(header, 1, sizeof(header), file_) == sizeof(header);
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!ok || !closed) {
+    std::remove(tmp_.c_str());
+    fail("shard {}: write failed (disk full?)", path_);
   }
   std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
+  std::filesystem::rename(tmp_, path_, ec);
   if (ec) {
-    std::remove(tmp.c_str());
-    fail("shard {}: cannot rename {} onto it ({})", path, tmp, ec.message());
+    std::remove(tmp_.c_str());
+    fail("shard {}: cannot rename {} onto it ({})", path_, tmp_, ec.message());
   }
+}
+
+void write_shard(const std::string& path, std::span<const int32_t> tokens, int vocab_size) {
+  ShardWriter writer(path, vocab_size);
+  writer.append(tokens);
+  writer.finish();
 }
 
 // ---- reading ---------------------------------------------------------------------

@@ -15,8 +15,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace attn {
 
@@ -29,6 +31,30 @@ uint64_t fnv1a64(const void* data, size_t n, uint64_t hash = 0xcbf29ce484222325u
 
 // Writes tokens (each in [0, vocab_size)) to path + ".tmp", then renames it onto path.
 void write_shard(const std::string& path, std::span<const int32_t> tokens, int vocab_size);
+
+// Writes one shard as its tokens arrive (append), in bounded memory: the header is written
+// last, with the count and the checksum, then path + ".tmp" is renamed onto path (finish).
+// Destroyed unfinished, it removes its .tmp file.
+class ShardWriter {
+ public:
+  ShardWriter(const std::string& path, int vocab_size);
+  ~ShardWriter();
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
+
+  void append(std::span<const int32_t> tokens);
+  int64_t count() const { return count_; }
+  void finish();
+
+ private:
+  std::string path_, tmp_;
+  int vocab_size_;
+  uint32_t dtype_;
+  std::FILE* file_ = nullptr;
+  int64_t count_ = 0;
+  uint64_t checksum_;
+  std::vector<unsigned char> buffer_;
+};
 
 // A validated, memory-mapped, read-only token shard (RAII: unmapped on destruction).
 class Shard {

@@ -1,4 +1,4 @@
-// Tokenizer: the interface shared by the byte-level BPE and the character-level
+// Tokenizer: the interface shared by the byte-level BPE, GPT-2's and the character-level
 // tokenizers. A tokenizer turns text (any bytes) into token ids and back, and
 // saves itself as a JSON file ({"type": ..., "version": ...}) that load_tokenizer()
 // reads back, so a dataset and a trained model always carry the exact tokenizer
@@ -17,7 +17,7 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  virtual std::string type() const = 0;  // "bpe" or "char"
+  virtual std::string type() const = 0;  // "bpe", "gpt2" or "char"
   virtual int vocab_size() const = 0;
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
   // Throws attn::Error on an id outside [0, vocab_size).
@@ -28,8 +28,8 @@ class Tokenizer {
   virtual void save(const std::string& path) const = 0;
 };
 
-// Reads a tokenizer JSON file written by Tokenizer::save. A missing, unreadable or
-// corrupt file throws attn::Error naming the file.
+// Reads a tokenizer JSON file written by Tokenizer::save, or an HF tokenizer.json of the
+// GPT-2 family. A missing, unreadable or corrupt file throws attn::Error naming the file.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 }  // namespace attn

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-#                        [speed] [generate] [hf] [ddp] [llmc] [report]   (default: tests bench flash)
+#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it in the llmc step (before/after).
+# The GPU machine has no libutf8proc-dev: carry .deps/include/utf8proc.h and
+# .deps/lib/libutf8proc.a (copies of this machine's), as toml++ under .deps/include;
+# step gpt2tok reads GPT-2's vocabulary from $GPT2_VOCAB, .deps/data/gpt2 or ../shared/data/gpt2.
 # Writes logs and JSON under $OUT (default /tmp/attn_out) and prints a short table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -457,6 +460,60 @@ TOML
   done
   $A plot "$R/runs/naive" "$R/runs/flash" --out "$R/loss_naive_vs_flash.png" >> "$OUT/report.log" 2>&1
   row "report: $(grep -c ',ok,' "$R/results.csv" 2>/dev/null) ablation cells ok; files: $(cd "$R" && ls *.png report.html 2>/dev/null | tr '\n' ' ')$(grep -h -m1 -E '^(warning|error)' "$OUT/report.log")"
+fi
+
+if has gpt2tok; then
+  echo "== GPT-2 tokenizer: ids vs HF GPT2TokenizerFast/GPT2Tokenizer, prepare --tokenizer gpt2 vs encode_batch (MB/s)"
+  V=""; for d in "${GPT2_VOCAB:-}" .deps/data/gpt2 shared/data/gpt2 ../shared/data/gpt2; do
+    [ -n "$d" ] && [ -f "$d/encoder.json" ] && { V=$d; break; }; done
+  TS=""; for f in .deps/data/input.txt shared/data/tinyshakespeare/input.txt ../shared/data/tinyshakespeare/input.txt; do
+    [ -f "$f" ] && { TS=$f; break; }; done
+  if [ -z "$V" ]; then
+    row "gpt2tok: skipped (no encoder.json + vocab.bpe in \$GPT2_VOCAB, .deps/data/gpt2 or ../shared/data/gpt2)"
+  else
+    python3 scripts/compare_gpt2_tokenizer.py --attnlab "$A" --vocab "$V" --tinyshakespeare "$TS" \
+      --work /tmp/attn_gpt2tok --mb ${GPT2TOK_MB:-300} 2>"$OUT/gpt2tok.err" | tee "$OUT/gpt2tok.jsonl"
+    row "$(python3 - "$OUT/gpt2tok.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+out = ["gpt2 tokenizer vs HF | file | tokens | equal fast/slow | decode exact"]
+for r in rows:
+    if r.get("check") == "ids":
+        out.append(f"  {r['file']:22s} | {r['tokens']:7d} | {r['equal_fast']}/{r['equal_slow']} | {r['decode_exact']}")
+    elif r.get("check") == "speed":
+        out.append(f"  speed {r['mb']} MB, {r['cores']} cores: prepare {r['ours_prepare_mb_s']} MB/s vs HF encode_batch "
+                   f"{r['hf_encode_batch_mb_s']} MB/s (x{r['ratio']}); tokens {r['tokens_ours']} vs {r['tokens_hf']}")
+    else:
+        out.append(f"  {r}")
+print("\n".join(out) if rows else "gpt2tok: no output (see gpt2tok.err)")
+PY
+)"
+    # Fine-tuning from an HF GPT2 directory (random 124M weights, GPT-2's vocabulary files):
+    # the imported model's fp32 loss beside HF's on the same tokens, a few steps of --init-from, a sample.
+    python3 - "$V" runs/hf_rand <<'PY' >> "$OUT/gpt2tok.log" 2>&1
+import shutil, sys, torch
+from transformers import GPT2Config, GPT2LMHeadModel
+torch.manual_seed(0)
+GPT2LMHeadModel(GPT2Config()).save_pretrained(sys.argv[2], safe_serialization=True)
+shutil.copy(f"{sys.argv[1]}/encoder.json", f"{sys.argv[2]}/vocab.json")
+shutil.copy(f"{sys.argv[1]}/vocab.bpe", f"{sys.argv[2]}/merges.txt")
+PY
+    $A prepare --tokenizer gpt2 --gpt2-vocab "$V" --input "$TS" --out runs/data/ts_gpt2 >> "$OUT/gpt2tok.log" 2>&1
+    $A train -c configs/gpt2_124m.toml --init-from runs/hf_rand --data.dir=\"runs/data/ts_gpt2\" --device.precision=\"fp32\" \
+      --model.dropout=0.0 --training.max_iters=10 --training.eval_interval=0 --training.log_interval=1 \
+      --checkpoint.interval=0 --training.out_dir=\"runs/ft_rand\" > "$OUT/gpt2tok_train.log" 2>&1
+    $A loss --checkpoint runs/ft_rand/init_from --tokens runs/data/ts_gpt2/val_000.bin --batch 4 --seq 1024 \
+      --device.precision=\"fp32\" > "$OUT/gpt2tok_loss_ours.json" 2>>"$OUT/gpt2tok.log"
+    python3 scripts/hf_generate.py loss --hf runs/hf_rand --tokens runs/data/ts_gpt2/val_000.bin --batch 4 --seq 1024 \
+      --ours "$OUT/gpt2tok_loss_ours.json" 2>>"$OUT/gpt2tok.log" | tee "$OUT/gpt2tok_loss.json"
+    $A sample --checkpoint runs/ft_rand --prompt "To be, or not to be" --sample.max_new_tokens=12 \
+      --sample.num_samples=1 > "$OUT/gpt2tok_sample.txt" 2>>"$OUT/gpt2tok.log"
+    row "gpt2 init-from (random HF GPT2 124M, fp32): $(python3 -c "
+import json,sys
+r=json.loads(open('$OUT/gpt2tok_loss.json').read().strip().splitlines()[-1]) if open('$OUT/gpt2tok_loss.json').read().strip() else {}
+print('ours %.6f hf %.6f rel %.2e' % (r['ours'], r['loss'], r['rel_diff']) if 'rel_diff' in r else 'no loss (see gpt2tok.log)')
+" 2>&1); train: $(grep -E '^step +1/' "$OUT/gpt2tok_train.log" | head -1 | cut -c1-40) .. $(grep -E '^step +10/' "$OUT/gpt2tok_train.log" | head -1 | cut -c1-40); sample ok: $(grep -c 'To be, or not to be' "$OUT/gpt2tok_sample.txt")"
+  fi
 fi
 
 echo; echo "================ summary ================"

@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build ccache pkg-config
           libeigen3-dev libgtest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-          python3 python3-numpy python3-torch fortunes
+          libutf8proc-dev zlib1g-dev libzstd-dev
+          python3 python3-numpy python3-torch python3-regex fortunes
           python3-matplotlib chromium)  # figures (scripts/plot.py); the report page's browser test
 missing=()
 for p in "${packages[@]}"; do

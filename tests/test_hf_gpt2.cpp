@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "data/char_tokenizer.h"
+#include "data/gpt2_tokenizer.h"
 #include "io/safetensors.h"
 #include "model/param_layout.h"
 #include "test_support.h"
@@ -233,4 +234,38 @@ TEST(HfGpt2, ImportErrorsNameTheTensorOrKey) {
   restore();
 
   EXPECT_NO_THROW(import_hf_gpt2(hf, ck.path("out"), ""));  // restore() put everything back
+}
+
+// An HF GPT2 directory with GPT-2's vocabulary files (vocab.json + merges.txt, as on the
+// hub) imports with GPT-2's tokenizer, and `sample` encodes and decodes with it.
+TEST(HfGpt2, ImportKeepsGpt2TokenizerAndSampleUsesIt) {
+  const std::string vocab = attn::testing::shared_data("data/gpt2");
+  if (vocab.empty()) GTEST_SKIP() << "GPT-2 vocabulary not found (../shared/data/gpt2)";
+  TempDir tmp("hf_gpt2tok");
+  const Config cfg = load_config("", {"model.n_layer=1", "model.n_head=2", "model.n_embd=8", "model.block_size=16",
+                                      "model.dropout=0.0", "device.backend=\"cpu\""});
+  const Gpt2Tokenizer gpt2 = load_gpt2_tokenizer(vocab);
+  gpt2.save(tmp.file("tokenizer.json"));
+  const ParamLayout layout(make_gpt_config(cfg, gpt2.vocab_size()));
+  std::vector<float> params(layout.total());
+  init_gpt2_params(layout, 3, params.data());
+  save_checkpoint(tmp.file("run"), layout, params.data(), nullptr, nullptr, TrainState{}, to_toml(cfg),
+                  tmp.file("tokenizer.json"), 1);
+  export_hf_gpt2(tmp.file("run"), tmp.file("hf"));
+  fs::remove(tmp.file("hf/tokenizer.json"));
+  fs::remove(tmp.file("hf/attnlab_config.toml"));
+  fs::copy_file(fs::path(vocab) / "encoder.json", tmp.file("hf/vocab.json"));
+  fs::copy_file(fs::path(vocab) / "vocab.bpe", tmp.file("hf/merges.txt"));
+  const std::string ckpt = import_hf_gpt2(tmp.file("hf"), tmp.file("back"), "");
+  const auto tok = load_tokenizer(ckpt + "/tokenizer.json");
+  EXPECT_EQ(tok->type(), "gpt2");
+  EXPECT_EQ(tok->encode("Hello world"), (std::vector<int32_t>{15496, 995}));
+
+  const std::string cmd = std::string(ATTN_BINARY) + " sample --checkpoint " + tmp.file("back") +
+                          " --prompt 'Hello world' --sample.max_new_tokens=4 --sample.num_samples=1 --device.backend=\"cpu\" > " +
+                          tmp.file("out.txt") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << [&] { std::ifstream in(tmp.file("out.txt")); return std::string((std::istreambuf_iterator<char>(in)), {}); }();
+  std::ifstream in(tmp.file("out.txt"));
+  const std::string out((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(out.find("Hello world"), std::string::npos) << out;
 }

@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -25,6 +27,22 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+// A file or folder of the shared data next to the repository ("data/gpt2",
+// "data/tinyshakespeare/input.txt"): under $ATTN_SHARED_DIR, ../shared or shared/ of the
+// source tree, or /work/shared; "" when none has it (tests then GTEST_SKIP naming it).
+inline std::string shared_data(const std::string& relative) {
+  std::vector<std::filesystem::path> roots;
+  if (const char* env = std::getenv("ATTN_SHARED_DIR")) roots.emplace_back(env);
+#ifdef ATTN_SOURCE_DIR
+  roots.emplace_back(std::filesystem::path(ATTN_SOURCE_DIR) / ".." / "shared");
+  roots.emplace_back(std::filesystem::path(ATTN_SOURCE_DIR) / "shared");
+#endif
+  roots.emplace_back("/work/shared");
+  for (const auto& root : roots)
+    if (std::filesystem::exists(root / relative)) return (root / relative).lexically_normal().string();
+  return "";
+}
 
 // The message of the attn::Error that f throws ("" when it throws none).
 template <typename F>

@@ -9,6 +9,8 @@
 #include "data/prepare.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
+#include "train/hf_gpt2.h"
+#include "test_support.h"
 #include "train/trainer.h"
 #include "word_dataset.h"
 
@@ -95,5 +97,54 @@ TEST(Train, LossDecreases) {
   const TrainResult r = run_training(cfg, quiet);
   // A 12-word language spelled in ~15 characters: far below the uniform ln(vocab) after 60 steps.
   EXPECT_LT(r.val_loss, 2.2) << "val loss " << r.val_loss;
+  fs::remove_all(root);
+}
+
+// --init-from: the loss of step 0 is the source model's loss on the same batch (the batch
+// is a pure function of (seed, step, micro-step)), from our run, from an HF GPT2 directory
+// (written by export-hf, tokenizer-less like a bare HF checkpoint), and with the block
+// size cropped; the optimizer and schedule start afresh at step 0.
+TEST(Train, InitFromStartsAtTheSourceModelsLoss) {
+  const fs::path root = fs::temp_directory_path() / ("attn_initfrom_" + std::to_string(std::random_device{}()));
+  const fs::path data = make_dataset(root);
+  Config src_cfg = tiny_config(data, root / "src", {"--training.max_iters=4", "--training.eval_interval=0"});
+  TrainOptions quiet;
+  quiet.quiet = true;
+  run_training(src_cfg, quiet);
+  export_hf_gpt2((root / "src").string(), (root / "hf").string());
+  fs::remove(root / "hf" / "tokenizer.json");
+  fs::remove(root / "hf" / "attnlab_config.toml");
+
+  const DatasetInfo info = load_dataset_info(data.string());
+  const DataLoader loader(info.train_shards, info.vocab_size);
+  for (const auto& [source, block] : {std::pair{root / "src", 16}, std::pair{root / "hf", 16}, std::pair{root / "hf", 8}}) {
+    SCOPED_TRACE(source.string() + " block " + std::to_string(block));
+    const std::string b = std::to_string(block);
+    Config cfg = tiny_config(data, root / "ft", {"--training.max_iters=1", "--training.eval_interval=0",
+                                                "--model.block_size=" + b, "--training.seq_len=" + b,
+                                                "--training.seed=77", "--model.dropout=0.0"});
+    fs::remove_all(root / "ft");
+    TrainOptions opts = quiet;
+    opts.init_from = source.string();
+    const TrainResult r = run_training(cfg, opts);
+    EXPECT_EQ(r.step, 1);
+
+    // The source model (block 16) on step 0's batch of the fine-tuning run.
+    Config eval_cfg = load_config((fs::path(resolve_checkpoint((root / "src").string())) / "config.toml").string());
+    const GPTConfig g = make_gpt_config(eval_cfg, info.vocab_size);
+    auto model = make_backend(g, backend_options(eval_cfg, info.eot_id, 4, block));
+    model->set_params(load_checkpoint(resolve_checkpoint((root / "src").string()), model->layout()).params.data());
+    std::vector<int32_t> x(4 * block), y(x.size());
+    loader.batch(77, 0, 0, 4, block, x.data(), y.data());
+    const double want = model->forward_loss(Batch{x.data(), y.data(), 4, block});
+    EXPECT_NEAR(r.last_loss, want, 1e-5);
+  }
+  // A shape that does not match is an error naming the key.
+  Config wide = tiny_config(data, root / "bad", {"--model.n_embd=64"});
+  TrainOptions opts = quiet;
+  opts.init_from = (root / "src").string();
+  EXPECT_NE(attn::testing::error_of([&] { run_training(wide, opts); }).find("model.n_embd = 64"), std::string::npos);
+  Config longer = tiny_config(data, root / "bad", {"--model.block_size=32"});
+  EXPECT_NE(attn::testing::error_of([&] { run_training(longer, opts); }).find("can only be cropped"), std::string::npos);
   fs::remove_all(root);
 }

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "data/gpt2_tokenizer.h"
 #include "data/tokenizer.h"
 #include "io/safetensors.h"
 #include "io/text_file.h"
@@ -228,8 +229,13 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
     try {
       load_tokenizer((in / "tokenizer.json").string());
       tok_path = (in / "tokenizer.json").string();
-    } catch (const Error&) {  // HF's tokenizer.json (GPT-2's BPE): not ours, not usable here
+    } catch (const Error&) {  // an HF tokenizer.json outside GPT-2's family: not usable here
     }
+  }
+  if (tok_path.empty() && has_gpt2_vocab_files(hf_dir)) {  // HF's vocab.json + merges.txt: saved as ours
+    fs::create_directories(out_run_dir);
+    tok_path = (fs::path(out_run_dir) / "tokenizer.json").string();
+    load_gpt2_tokenizer(hf_dir).save(tok_path);
   }
   if (!tok_path.empty()) {
     const auto tok = load_tokenizer(tok_path);

@@ -35,7 +35,8 @@ HfExportSummary export_hf_gpt2(const std::string& ckpt, const std::string& out_d
 // Reads HF_DIR/config.json and HF_DIR/model.safetensors and writes a params-only
 // checkpoint under out_run_dir (a run directory: eval/sample --checkpoint out_run_dir).
 // The tokenizer is `tokenizer_path` if given, else HF_DIR/tokenizer.json when it is one of
-// ours; without one the checkpoint is written but eval/sample will ask for it.
+// ours or GPT-2's family (HF's format), else HF_DIR's vocab.json + merges.txt (GPT-2's
+// vocabulary files, saved as our gpt2 tokenizer); without one the checkpoint is written but eval/sample will ask for it.
 // The base config is HF_DIR/attnlab_config.toml when present (our own export), else the
 // defaults; the model section comes from config.json. Returns the checkpoint directory.
 std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run_dir,

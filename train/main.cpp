@@ -1,7 +1,7 @@
 // attnlab: one program, one subcommand per job.
 //
-//   attnlab prepare --input FILE_OR_DIR... --out DIR [--tokenizer bpe|char] [--vocab-size N]
-//   attnlab train   -c CONFIG [--resume] [--section.key=value ...]
+//   attnlab prepare --input FILE_OR_DIR... --out DIR [--tokenizer bpe|char|gpt2] [--vocab-size N] [--gpt2-vocab DIR]
+//   attnlab train   -c CONFIG [--resume | --init-from RUN_OR_HF_DIR] [--section.key=value ...]
 //   attnlab sample  --checkpoint RUN_OR_CKPT [--prompt TEXT] [--section.key=value ...]
 //   attnlab eval    --checkpoint RUN_OR_CKPT [--section.key=value ...]
 //   attnlab bench   -c CONFIG [--profile] [--profile-json FILE] [--json FILE] [--section.key=value ...]
@@ -240,10 +240,17 @@ int main(int argc, char** argv) {
   double val_fraction = 0.1;
   prep->add_option("-i,--input", inputs, "text files or folders (recursive)");
   prep->add_option("-o,--out", out_dir, "output dataset directory");
-  prep->add_option("-t,--tokenizer", tokenizer, "bpe or char")->check(CLI::IsMember({"bpe", "char"}));
+  prep->add_option("-t,--tokenizer", tokenizer, "bpe, char or gpt2")->check(CLI::IsMember({"bpe", "char", "gpt2"}));
   prep->add_option("--vocab-size", vocab_size, "BPE vocabulary size");
   prep->add_option("--val-fraction", val_fraction, "fraction of tokens held out for validation");
   prep->add_option("--tokenizer-file", reuse_tokenizer, "reuse an existing tokenizer.json instead of training one");
+  PrepareOptions prep_more = prepare_options(DataSection{});
+  prep->add_option("--gpt2-vocab", prep_more.gpt2_vocab, "gpt2: folder with encoder.json + vocab.bpe (or tokenizer.json)");
+  prep->add_option("--val-split", prep_more.val_split, "auto, documents or tail")
+      ->check(CLI::IsMember({"auto", "documents", "tail"}));
+  prep->add_option("--jsonl-key", prep_more.jsonl_key, "text field of .jsonl inputs");
+  prep->add_option("--shard-tokens", prep_more.shard_tokens, "tokens per shard file");
+  prep->add_option("--threads", prep_more.threads, "encoding threads (0: all cores)");
   prep->add_option("-c,--config", prep_config, "take inputs/out/tokenizer from this config's [data] section");
   prep->allow_extras();
 
@@ -252,6 +259,8 @@ int main(int argc, char** argv) {
   bool resume = false;
   train->add_option("-c,--config", config_path, "TOML config file")->required();
   train->add_flag("--resume", resume, "continue from the run's latest checkpoint");
+  std::string init_from;
+  train->add_option("--init-from", init_from, "start from these weights (run, checkpoint or HF GPT2 dir), new optimizer");
   bool train_profile = false;
   train->add_flag("--profile", train_profile, "time per operation category; table at the end, <out_dir>/profile.json");
   int train_nproc = 0;
@@ -346,15 +355,17 @@ int main(int argc, char** argv) {
   try {
     if (*prep) {
       const std::vector<std::string> ov = overrides_of(prep);
+      PrepareOptions p = prep_more;
       if (!prep_config.empty() || !ov.empty()) {
         const Config cfg = load_config(prep_config, ov);
         if (inputs.empty()) inputs = cfg.data.inputs;
         if (out_dir.empty()) out_dir = cfg.data.dir;
+        const PrepareOptions from_cfg = prepare_options(cfg.data);
         tokenizer = cfg.data.tokenizer, vocab_size = cfg.data.vocab_size, val_fraction = cfg.data.val_fraction;
+        p.val_split = from_cfg.val_split, p.gpt2_vocab = from_cfg.gpt2_vocab, p.jsonl_key = from_cfg.jsonl_key;
       }
       ATTN_CHECK(!inputs.empty(), "prepare: no --input given");
       ATTN_CHECK(!out_dir.empty(), "prepare: no --out given");
-      PrepareOptions p;
       p.inputs = inputs, p.out_dir = out_dir, p.tokenizer = tokenizer, p.vocab_size = vocab_size;
       p.val_fraction = val_fraction, p.tokenizer_path = reuse_tokenizer;
       const DatasetInfo info = prepare_dataset(p, [](const std::string& m) { fmt::print("  {}\n", m); });
@@ -372,6 +383,7 @@ int main(int argc, char** argv) {
         return run_local_ranks(cfg.distributed.nproc, std::vector<std::string>(argv, argv + argc));
       TrainOptions opts;
       opts.resume = resume;
+      opts.init_from = init_from;
       opts.profile = train_profile;
       run_training(cfg, opts);
       return 0;

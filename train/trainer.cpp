@@ -14,9 +14,11 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/prepare.h"
+#include "data/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/figures.h"
+#include "train/hf_gpt2.h"
 #include "train/metrics.h"
 #include "train/profile.h"
 #include "train/schedule.h"
@@ -45,12 +47,7 @@ std::string human_duration(double s) {
 DatasetInfo ensure_dataset(const Config& cfg, bool quiet) {
   const fs::path meta = fs::path(cfg.data.dir) / "meta.json";
   if (!fs::exists(meta) && !cfg.data.inputs.empty()) {
-    PrepareOptions p;
-    p.inputs = cfg.data.inputs;
-    p.out_dir = cfg.data.dir;
-    p.tokenizer = cfg.data.tokenizer;
-    p.vocab_size = cfg.data.vocab_size;
-    p.val_fraction = cfg.data.val_fraction;
+    PrepareOptions p = prepare_options(cfg.data);
     if (!quiet) fmt::print("preparing dataset {} from {} input path(s)\n", cfg.data.dir, cfg.data.inputs.size());
     return prepare_dataset(p, [&](const std::string& msg) {
       if (!quiet) fmt::print("  {}\n", msg);
@@ -67,7 +64,58 @@ size_t optimizer_bytes(const MemoryReport& mem) {
   return 0;
 }
 
+// The weights of `source` in `layout`: our run/checkpoint directory, or an HF GPT2 directory
+// (config.json + model.safetensors), imported first into <out_dir>/init_from. The source must
+// have the same model shape and vocabulary; its block size may be larger (wpe is cropped).
+std::vector<float> init_weights(const std::string& source, const ParamLayout& layout, const Config& cfg,
+                                int vocab_size, bool root) {
+  const fs::path src(source);
+  std::string dir;
+  if (fs::exists(src / "config.json") && fs::exists(src / "model.safetensors")) {
+    const std::string imported = (fs::path(cfg.training.out_dir) / "init_from").string();
+    if (root) import_hf_gpt2(source, imported, "");
+    dir = resolve_checkpoint(imported);
+  } else {
+    dir = resolve_checkpoint(source);
+  }
+  const Config src_cfg = load_config(checkpoint_config_path(dir));
+  const GPTConfig& g = layout.config();
+  const GPTConfig s = make_gpt_config(src_cfg, vocab_size);
+  auto same = [&](const char* key, int ours, int theirs) {
+    ATTN_CHECK(ours == theirs, "--init-from {}: {} = {} but the model there has {}", source, key, ours, theirs);
+  };
+  same("model.n_layer", g.n_layer, s.n_layer), same("model.n_head", g.n_head, s.n_head);
+  same("model.n_kv_head", g.n_kv_head, s.n_kv_head), same("model.n_embd", g.n_embd, s.n_embd);
+  ATTN_CHECK(g.block_size <= s.block_size, "--init-from {}: model.block_size = {} exceeds the model's {} (it can only "
+             "be cropped)", source, g.block_size, s.block_size);
+  if (fs::exists(fs::path(dir) / "tokenizer.json")) {
+    const int src_vocab = load_tokenizer((fs::path(dir) / "tokenizer.json").string())->vocab_size();
+    same("the dataset's vocabulary", vocab_size, src_vocab);
+  }
+  const ParamLayout src_layout(s);
+  const CheckpointData ck = load_checkpoint(dir, src_layout);
+  std::vector<float> params(layout.total(), 0.0f);
+  for (size_t i = 0; i < layout.tensors().size(); ++i) {
+    const ParamTensor& to = layout.tensors()[i];
+    const ParamTensor& from = src_layout.tensors()[i];
+    // Row-major: the first rows of wte (the real vocabulary) and wpe (positions < block_size).
+    const size_t n = to.name == "wte" ? static_cast<size_t>(vocab_size) * static_cast<size_t>(to.shape[1]) : to.numel;
+    ATTN_CHECK(to.name == from.name && n <= from.numel && (to.name == "wpe" || to.shape == from.shape || to.name == "wte"),
+               "--init-from {}: tensor {} does not fit", source, to.name);
+    std::copy(ck.params.begin() + static_cast<ptrdiff_t>(from.offset),
+              ck.params.begin() + static_cast<ptrdiff_t>(from.offset + n), params.begin() + static_cast<ptrdiff_t>(to.offset));
+  }
+  return params;
+}
+
 }  // namespace
+
+PrepareOptions prepare_options(const DataSection& d) {
+  PrepareOptions p;
+  p.inputs = d.inputs, p.out_dir = d.dir, p.tokenizer = d.tokenizer, p.vocab_size = d.vocab_size;
+  p.val_fraction = d.val_fraction, p.val_split = d.val_split, p.gpt2_vocab = d.gpt2_vocab, p.jsonl_key = d.jsonl_key;
+  return p;
+}
 
 BackendOptions backend_options(const Config& cfg, int eot_token, int max_batch, int max_seq) {
   BackendOptions o;
@@ -126,6 +174,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   TrainState state;
   std::vector<float> params(layout.total()), m(layout.total()), v(layout.total());
   if (root) fs::create_directories(cfg.training.out_dir);
+  ATTN_CHECK(!(opts.resume && !opts.init_from.empty()),
+             "--resume and --init-from exclude each other (resume continues this run's own checkpoint)");
   if (opts.resume) {
     const std::string dir = resolve_checkpoint(cfg.training.out_dir);
     CheckpointData ck = load_checkpoint(dir, layout);
@@ -134,6 +184,11 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     state = ck.state;
     model->set_optimizer_state(m.data(), v.data());
     say(fmt::format("resumed from {} at step {}", dir, state.step));
+  } else if (!opts.init_from.empty()) {
+    if (!root) dp.sum({});  // rank 0 imports an HF directory first
+    params = init_weights(opts.init_from, layout, cfg, data.vocab_size, root);
+    if (root) dp.sum({});
+    say(fmt::format("initialised from {} (fresh optimizer and schedule)", opts.init_from));
   } else {
     init_gpt2_params(layout, static_cast<uint64_t>(cfg.training.seed), params.data());
   }

@@ -8,12 +8,16 @@
 #include "backend/backend.h"
 #include "config/config.h"
 #include "data/loader.h"
+#include "data/prepare.h"
 #include "distributed/launch_env.h"
 
 namespace attn {
 
 struct TrainOptions {
   bool resume = false;       // continue from <out_dir>/checkpoints/latest
+  // Start from these weights (a run or checkpoint of ours, or an HF GPT2 directory) with a
+  // fresh optimizer and schedule at step 0 (nanoGPT's init_from); block_size may be smaller.
+  std::string init_from;
   bool quiet = false;        // no progress lines (tests)
   int64_t stop_after = -1;   // stop (with a checkpoint) after this many steps in this process
   bool profile = false;      // time per operation category: table at the end, <out_dir>/profile.json
@@ -32,6 +36,9 @@ struct TrainResult {
 };
 
 TrainResult run_training(const Config& cfg, const TrainOptions& opts);
+
+// The prepare options of a config's [data] section.
+PrepareOptions prepare_options(const DataSection& data);
 
 // The backend options a config asks for (device, precision, attention, threads), planned
 // for batches of up to max_batch x max_seq tokens; eot_token feeds document masking.

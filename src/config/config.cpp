@@ -44,6 +44,9 @@ std::vector<Field> fields(Config& c) {
       {"data.tokenizer", &c.data.tokenizer},
       {"data.vocab_size", &c.data.vocab_size},
       {"data.val_fraction", &c.data.val_fraction},
+      {"data.val_split", &c.data.val_split},
+      {"data.gpt2_vocab", &c.data.gpt2_vocab},
+      {"data.jsonl_key", &c.data.jsonl_key},
       {"optimizer.lr", &c.optimizer.lr},
       {"optimizer.beta1", &c.optimizer.beta1},
       {"optimizer.beta2", &c.optimizer.beta2},
@@ -256,8 +259,11 @@ void validate(const Config& c) {
   require(a.sliding_window == 0 || a.causal, "attention.sliding_window", "needs attention.causal = true");
 
   const auto& d = c.data;
-  require(d.tokenizer == "bpe" || d.tokenizer == "char", "data.tokenizer",
-          fmt::format("must be \"bpe\" or \"char\" (got \"{}\")", d.tokenizer));
+  require(d.tokenizer == "bpe" || d.tokenizer == "char" || d.tokenizer == "gpt2", "data.tokenizer",
+          fmt::format("must be \"bpe\", \"char\" or \"gpt2\" (got \"{}\")", d.tokenizer));
+  require(d.val_split == "auto" || d.val_split == "documents" || d.val_split == "tail", "data.val_split",
+          fmt::format("must be \"auto\", \"documents\" or \"tail\" (got \"{}\")", d.val_split));
+  require(!d.jsonl_key.empty(), "data.jsonl_key", "must name the text field of .jsonl inputs");
   require(d.tokenizer != "bpe" || d.vocab_size >= 257, "data.vocab_size", fmt::format("must be >= 257 for BPE (got {})", d.vocab_size));
   require(d.val_fraction > 0 && d.val_fraction < 1, "data.val_fraction", "must be in (0, 1)");
   require(!d.dir.empty(), "data.dir", "must name the prepared dataset directory");

@@ -28,9 +28,12 @@ struct ModelSection {
 struct DataSection {
   std::string dir = "runs/data/default";  // prepared dataset (attnlab prepare)
   std::vector<std::string> inputs;        // if set and `dir` holds no dataset, train prepares it
-  std::string tokenizer = "bpe";          // bpe | char
+  std::string tokenizer = "bpe";          // bpe | char | gpt2
   int vocab_size = 4096;                  // bpe only
   double val_fraction = 0.1;
+  std::string val_split = "auto";         // auto | documents | tail (data/prepare.h)
+  std::string gpt2_vocab = "../shared/data/gpt2";  // gpt2: encoder.json + vocab.bpe (or tokenizer.json)
+  std::string jsonl_key = "text";         // the text field of .jsonl inputs
 };
 
 struct OptimizerSection {
