@@ -169,7 +169,9 @@ TEST_F(Cli, NprocStartsLocalRanksOnTheCpu) {
     EXPECT_EQ(lines, 1u) << "only rank 0 logs:\n" << r.out;
     EXPECT_TRUE(fs::exists(root / "run" / "checkpoints" / "latest"));
   }
-  // Every rank fails (the checkpoint to resume from is missing): the launcher names one.
+  // Every rank fails (a run whose checkpoints are missing): the launcher names one.
+  fs::create_directories(root / "nothing");
+  fs::copy_file(root / "run" / "config.toml", root / "nothing" / "config.toml");
   const RunResult bad = run("train -c /dev/null " + tiny() + " --training.max_iters=3 --nproc 2 --resume --training.out_dir=\"" +
                             (root / "nothing").string() + "\"");
   EXPECT_EQ(bad.code, 1) << bad.err;
