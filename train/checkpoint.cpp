@@ -135,8 +135,13 @@ std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layou
 
   // Keep the `keep` newest complete checkpoints.
   const std::vector<std::string> all = list_checkpoints(out_dir);
-  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i)
-    if (all[i] != final_dir.string()) fs::remove_all(all[i]);
+  // (renamed to *.old first: a kill in the middle of remove_all leaves no half-deleted step_N,
+  // and the next start removes the *.old)
+  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) {
+    if (all[i] == final_dir.string()) continue;
+    fs::rename(all[i], all[i] + ".old");
+    fs::remove_all(all[i] + ".old");
+  }
   return final_dir.string();
 }
 
@@ -153,9 +158,10 @@ std::vector<std::string> list_checkpoints(const std::string& out_dir) {
   return all;
 }
 
-std::vector<std::string> remove_partial_checkpoints(const std::string& out_dir) {
+std::vector<std::string> remove_interrupted_writes(const std::string& out_dir) {
   std::vector<std::string> removed;
-  for (const fs::path& root : {fs::path(out_dir) / "checkpoints", fs::path(out_dir) / "best" / "checkpoints"}) {
+  const fs::path run(out_dir);
+  for (const fs::path& root : {run, run / "checkpoints", run / "best", run / "best" / "checkpoints"}) {
     if (!fs::is_directory(root)) continue;
     for (const auto& e : fs::directory_iterator(root)) {
       const std::string n = e.path().filename().string();

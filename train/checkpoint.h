@@ -48,9 +48,9 @@ std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layou
 
 // <out_dir>/checkpoints/step_* (complete ones only), newest first.
 std::vector<std::string> list_checkpoints(const std::string& out_dir);
-// Removes what an interrupted save leaves behind (step_N.tmp/, step_N.old/ under checkpoints/
-// and best/checkpoints/); returns the removed paths.
-std::vector<std::string> remove_partial_checkpoints(const std::string& out_dir);
+// Removes what an interrupted write leaves behind: *.tmp and *.old in the run directory, its
+// checkpoints/ (step_N.tmp/, latest.tmp), best/ and best/checkpoints/. Returns the removed paths.
+std::vector<std::string> remove_interrupted_writes(const std::string& out_dir);
 // "" when every file state.json lists has the FNV-1a 64 checksum recorded there (checkpoints
 // of older builds record none), else what is wrong.
 std::string verify_checkpoint(const std::string& ckpt_dir);

@@ -120,8 +120,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   if (root) {
     fs::create_directories(out_dir);
     lock.emplace(out_dir, note);
-    for (const std::string& p : remove_partial_checkpoints(out_dir))
-      note(fmt::format("note: removed {}, left by an interrupted save", p));
+    for (const std::string& p : remove_interrupted_writes(out_dir))
+      note(fmt::format("note: removed {}, left by an interrupted write", p));
   }
 
   // ---- data -------------------------------------------------------------------
