@@ -87,34 +87,36 @@ std::string start_run_record(const std::string& out_dir, const DatasetInfo& data
   return run_tokenizer_path(out_dir);
 }
 
+std::optional<RunRecord> read_run_record(const std::string& run_dir) {
+  const std::string path = run_record_path(run_dir);
+  if (!fs::exists(path)) return std::nullopt;
+  try {
+    const auto j = nlohmann::json::parse(read_text_file(path));
+    return RunRecord{identity_from_json(j.at("data")), j.at("tokenizer_fnv1a64").get<std::string>()};
+  } catch (const std::exception& e) {
+    fail("{}: corrupt run record ({})", path, e.what());
+  }
+}
+
 std::string check_run_record(const std::string& out_dir, const DatasetInfo& data,
                              const std::function<void(const std::string&)>& note) {
   const DataIdentity now = data_identity(data);
-  const std::string record_path = run_record_path(out_dir);
-  if (!fs::exists(record_path)) {
+  const std::optional<RunRecord> record = read_run_record(out_dir);
+  if (!record) {
     note(fmt::format("note: {} has no record of its data (an older run): recording {} now", out_dir, data.dir));
     write_record(out_dir, now, data.tokenizer_path);
     return run_tokenizer_path(out_dir);
   }
-  nlohmann::json record;
-  DataIdentity was;
-  try {
-    record = nlohmann::json::parse(read_text_file(record_path));
-    was = identity_from_json(record.at("data"));
-  } catch (const std::exception& e) {
-    fail("{}: corrupt run record ({})", record_path, e.what());
-  }
-  const std::string diff = identity_difference(was, now);
+  const std::string diff = identity_difference(record->data, now);
   ATTN_CHECK(diff.empty(),
              "--resume: the data in {} is not the data the run in {} was trained on: {}; resume with the run's "
              "own data (the run started on {})",
-             data.dir, out_dir, diff, was.dir);
+             data.dir, out_dir, diff, record->data.dir);
   const std::string tokenizer = run_tokenizer_path(out_dir);
   ATTN_CHECK(fs::exists(tokenizer), "{}: missing (the run's tokenizer, copied at its start)", tokenizer);
   const uint64_t h = file_fnv1a64(tokenizer);
-  ATTN_CHECK(hash_hex(h) == record.value("tokenizer_fnv1a64", std::string()),
-             "{} changed since the run started (hash {}, recorded {})", tokenizer, hash_hex(h),
-             record.value("tokenizer_fnv1a64", std::string()));
+  ATTN_CHECK(hash_hex(h) == record->tokenizer_hash, "{} changed since the run started (hash {}, recorded {})",
+             tokenizer, hash_hex(h), record->tokenizer_hash);
   return tokenizer;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,15 @@ std::string identity_difference(const DataIdentity& recorded, const DataIdentity
 // <out_dir>/tokenizer.json and <out_dir>/run.json.
 std::string run_tokenizer_path(const std::string& out_dir);
 std::string run_record_path(const std::string& out_dir);
+
+// The data identity and tokenizer hash a run recorded (run.json), or nullopt when it has no
+// record (runs of older builds); throws attn::Error when the record is corrupt. For
+// --init-from: identity_difference(read_run_record(src)->data, data_identity(now)).
+struct RunRecord {
+  DataIdentity data;
+  std::string tokenizer_hash;  // hash_hex of the run's tokenizer.json
+};
+std::optional<RunRecord> read_run_record(const std::string& run_dir);
 
 // A new run: records the data's identity and copies its tokenizer into out_dir.
 // Returns the run's tokenizer path.
