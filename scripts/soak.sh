@@ -14,7 +14,8 @@ set -euo pipefail
 MINUTES=${1:-30}
 BIN=$(realpath "${2:-build-cpu/attnlab}")
 [ -x "$BIN" ] || { echo "error: $BIN is not built (cmake --build build-cpu --target attnlab)"; exit 1; }
-WORK=$(mktemp -d /tmp/attn_soak.XXXXXX)
+# (not /tmp/attn_*: test suites clean that pattern up; SOAK_TMP chooses another place)
+WORK=$(mktemp -d "${SOAK_TMP:-/var/tmp}/attnlab_soak.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 
