@@ -14,9 +14,10 @@ set -euo pipefail
 MINUTES=${1:-30}
 BIN=$(realpath "${2:-build-cpu/attnlab}")
 [ -x "$BIN" ] || { echo "error: $BIN is not built (cmake --build build-cpu --target attnlab)"; exit 1; }
-# (not /tmp/attn_*: test suites clean that pattern up; SOAK_TMP chooses another place)
 WORK=$(mktemp -d "${SOAK_TMP:-/var/tmp}/attnlab_soak.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+# Only this shell cleans up: a background child signalled before it execs the trainer runs the
+# EXIT trap too (a SIGTERM at 0.00 s used to delete the soak's own folder).
+trap '[ "$BASHPID" = "$$" ] && rm -rf "$WORK"' EXIT
 cd "$WORK"
 
 mkdir text
