@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "io/text_file.h"
 
 namespace attn {
 
@@ -32,11 +33,13 @@ void write_file_atomic(const std::string& path, std::string_view bytes, std::str
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) fail("{} {}: cannot create {} ({})", what, path, tmp, std::strerror(errno));
+    errno = 0;
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.flush();
     if (!out) {
+      const int err = errno;
       std::remove(tmp.c_str());
-      fail("{} {}: write failed (disk full?)", what, path);
+      fail("{} {}: {}", what, path, write_failure(tmp, err));
     }
   }
   std::error_code ec;

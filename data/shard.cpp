@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "data/shard_guard.h"
 
 namespace attn {
 
@@ -43,6 +44,27 @@ uint64_t fnv1a64(const void* data, size_t n, uint64_t hash) {
   const auto* p = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < n; ++i) hash = (hash ^ p[i]) * 0x100000001b3ull;
   return hash;
+}
+
+uint64_t file_fnv1a64(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  ATTN_CHECK(in.good(), "cannot read {}", path);
+  std::vector<char> buf(1 << 20);
+  uint64_t hash = 0xcbf29ce484222325ull;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    hash = fnv1a64(buf.data(), static_cast<size_t>(in.gcount()), hash);
+  }
+  ATTN_CHECK(in.eof(), "reading {} failed", path);
+  return hash;
+}
+
+uint64_t shard_stored_checksum(const std::string& path) {
+  unsigned char header[kShardHeaderBytes];
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(header), sizeof(header));
+  ATTN_CHECK(in.gcount() == static_cast<std::streamsize>(sizeof(header)), "shard {}: cannot read its header", path);
+  return get<uint64_t>(header + 32);
 }
 
 // ---- writing ---------------------------------------------------------------------
@@ -147,6 +169,7 @@ Shard::Shard(const std::string& path) : path_(path) {
     fail("shard {}: mmap failed ({})", path, std::strerror(map_errno));
   }
   map_bytes_ = file_bytes;
+  register_shard_mapping(map_, map_bytes_, path);
 
   try {
     const auto* base = static_cast<const unsigned char*>(map_);
@@ -200,7 +223,10 @@ Shard::Shard(const std::string& path) : path_(path) {
 Shard::~Shard() { release(); }
 
 void Shard::release() {
-  if (map_) ::munmap(map_, map_bytes_);
+  if (map_) {
+    unregister_shard_mapping(map_);
+    ::munmap(map_, map_bytes_);
+  }
   map_ = nullptr;
   map_bytes_ = 0;
   tokens_ = nullptr;

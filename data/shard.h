@@ -28,6 +28,10 @@ constexpr uint32_t kShardVersion = 1;
 
 // FNV-1a 64-bit hash of bytes (continuing from `hash`).
 uint64_t fnv1a64(const void* data, size_t n, uint64_t hash = 0xcbf29ce484222325ull);
+// FNV-1a 64 of a whole file, streamed (throws attn::Error naming it when it cannot be read).
+uint64_t file_fnv1a64(const std::string& path);
+// The token checksum a shard's header stores (reads the header only; no validation).
+uint64_t shard_stored_checksum(const std::string& path);
 
 // Writes tokens (each in [0, vocab_size)) to path + ".tmp", then renames it onto path.
 void write_shard(const std::string& path, std::span<const int32_t> tokens, int vocab_size);

@@ -87,6 +87,11 @@ TEST_F(Ablate, AFailingCellIsRecordedAndTheSweepGoesOn) {
   EXPECT_NE(slurp(root / "out" / "results.md").find("error: "), std::string::npos);
 }
 
+TEST_F(Ablate, NoRunnableCellIsAFailure) {  // used to say "0 of 1 cells ran" and exit 0
+  EXPECT_EQ(1, ablate("steps = 1\nwarmup = 0\nvocab_size = 64\n[grid]\nattention.impl = [\"bogus\"]\n"));
+  EXPECT_NE(slurp(root / "log").find("error: ablate: none of the 1 cells ran"), std::string::npos) << slurp(root / "log");
+}
+
 // [[variant]] tables: named rows crossed with the axes (the variant varying slowest), each
 // with its own overrides; [[torch]] peers: one process per seq_len, here a stand-in script
 // that prints the JSON line torch_gpt.py would, and runs out of memory at seq_len 16.

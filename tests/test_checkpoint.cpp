@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "io/text_file.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 #include "test_support.h"
@@ -132,6 +133,18 @@ TEST(Checkpoint, ShapeMismatchNamesTensor) {
     EXPECT_NE(msg.find("[64, 32]"), std::string::npos) << msg;
   }
   EXPECT_THROW(resolve_checkpoint((dir / "nothing").string()), Error);
+}
+
+// A full disk (ENOSPC, /dev/full) or a file-size limit (EFBIG) is named as such by every writer.
+TEST(Checkpoint, DiskFullWritesSayDiskFull) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const std::string want = "writing '/dev/full' failed (disk full or file-size limit: No space left on device)";
+  EXPECT_EQ(attn::testing::error_of([] { write_text_file("/dev/full", std::string(100000, 'x')); }), want);
+  const std::vector<float> data(1000, 1.0f);
+  EXPECT_EQ(attn::testing::error_of([&] {
+              write_safetensors("/dev/full", {{"w", {1000}, data.data()}}, {});
+            }),
+            want);
 }
 
 TEST(Schedule, WarmupCosineAndFloor) {

@@ -13,58 +13,11 @@
 #include <sstream>
 #include <thread>
 
+#include "cli_support.h"
 #include "distributed/devices.h"
 
 namespace fs = std::filesystem;
 
-namespace {
-
-struct RunResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class Cli : public ::testing::Test {
- protected:
-  fs::path root;
-  void SetUp() override {
-    root = fs::temp_directory_path() / ("attn_cli_" + std::to_string(std::random_device{}()));
-    fs::create_directories(root / "text");
-    std::mt19937 rng(std::random_device{}());
-    std::ofstream out(root / "text" / "a.txt");
-    for (int i = 0; i < 3000; ++i) out << "lorem ipsum dolor sit amet consectetur"[rng() % 38];
-  }
-  void TearDown() override { fs::remove_all(root); }
-
-  RunResult run(const std::string& args) {
-    const std::string cmd = std::string(ATTN_BINARY) + " " + args + " > " + (root / "stdout").string() + " 2> " +
-                            (root / "stderr").string();
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(root / "stdout"), slurp(root / "stderr")};
-  }
-  std::string tiny() const {
-    return "--model.n_layer=1 --model.n_head=2 --model.n_embd=16 --model.block_size=16 --training.batch_size=2 "
-           "--training.eval_iters=1 --training.eval_interval=0 --device.backend=cpu --data.tokenizer=char "
-           "--data.inputs='[\"" + (root / "text").string() + "\"]' --data.dir=\"" + (root / "data").string() +
-           "\" --training.out_dir=\"" + (root / "run").string() + "\"";
-  }
-  // One error line on stderr that contains `needle`, and exit code 1.
-  void expect_error(const RunResult& r, const std::string& needle) {
-    EXPECT_EQ(r.code, 1) << r.err;
-    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  }
-};
-
-}  // namespace
 
 TEST_F(Cli, TrainSampleEvalRoundTrip) {
   RunResult r = run("train " + tiny() + " --training.max_iters=4 -c /dev/null");
@@ -118,27 +71,17 @@ TEST_F(Cli, CheckpointShapeMismatchIsNamed) {
 }
 
 TEST_F(Cli, SigintSavesCheckpointAndResumes) {
-  const std::string log = (root / "train.log").string();
-  const std::string cmd = std::string(ATTN_BINARY) + " train -c /dev/null " + tiny() +
-                          " --training.max_iters=1000000 --training.log_interval=1 > " + log + " 2>&1";
-  const pid_t pid = fork();
+  const fs::path log = root / "train.log";
+  const pid_t pid = spawn("train -c /dev/null " + tiny() + " --training.max_iters=1000000 --training.log_interval=1", log);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    setpgid(0, 0);
-    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
   // Wait until training has logged a few steps, then interrupt.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (slurp(root / "run" / "metrics.jsonl").find("\"step\":5,") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  wait_for(root / "run" / "metrics.jsonl", "\"step\":5,");
   kill(pid, SIGINT);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << slurp(log);
-  EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(log);
+  const int code = wait_exit(pid);
+  EXPECT_EQ(code, 0) << slurp(log);
+  // The stop line gives the losses measured last, with their steps (not a stale step-0 val loss alone).
   EXPECT_NE(slurp(log).find("stopped at step"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("(train loss "), std::string::npos) << slurp(log);
   ASSERT_TRUE(fs::exists(root / "run" / "checkpoints" / "latest"));
   const RunResult r = run("train -c /dev/null " + tiny() + " --training.max_iters=12 --resume");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
@@ -169,7 +112,9 @@ TEST_F(Cli, NprocStartsLocalRanksOnTheCpu) {
     EXPECT_EQ(lines, 1u) << "only rank 0 logs:\n" << r.out;
     EXPECT_TRUE(fs::exists(root / "run" / "checkpoints" / "latest"));
   }
-  // Every rank fails (the checkpoint to resume from is missing): the launcher names one.
+  // Every rank fails (a run whose checkpoints are missing): the launcher names one.
+  fs::create_directories(root / "nothing");
+  fs::copy_file(root / "run" / "config.toml", root / "nothing" / "config.toml");
   const RunResult bad = run("train -c /dev/null " + tiny() + " --training.max_iters=3 --nproc 2 --resume --training.out_dir=\"" +
                             (root / "nothing").string() + "\"");
   EXPECT_EQ(bad.code, 1) << bad.err;

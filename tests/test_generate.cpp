@@ -131,20 +131,47 @@ TEST(GenerateCpu, BatchedPromptsOfDifferentLengthsEqualEachAlone) {
   }
 }
 
-TEST(GenerateCpu, StopsAtTheStopTokenAndAtTheEndOfTheCache) {
+TEST(GenerateCpu, StopsAtTheStopTokenAndGoesPastTheBlock) {
   auto be = make_cpu_backend(gen_config(), BackendOptions{});
   const auto p = spread_params(be->layout(), 5);
   be->set_params(p.data());
   SamplingOptions opt;
   opt.temperature = 0;
-  opt.max_new_tokens = 1000;  // more than block_size: ends when the cache (48 positions) is full
+  opt.max_new_tokens = 3 * 48;  // three blocks: the context slides (it used to end at the full cache)
   const std::vector<int32_t> prompt{1, 2, 3};
   const auto out = generate_cached(*be, {prompt}, opt, KVCacheDType::FP32, nullptr);
-  EXPECT_EQ(out[0].size(), 48u - 3u + 1u);  // the last sampled token needs no cache position
+  EXPECT_EQ(out[0].size(), 3u * 48u);
   opt.stop_token = out[0][5];
   const auto stopped = generate_cached(*be, {prompt}, opt, KVCacheDType::FP32, nullptr);
   const auto first = std::find(out[0].begin(), out[0].end(), opt.stop_token) - out[0].begin();
   EXPECT_EQ(stopped[0], std::vector<int32_t>(out[0].begin(), out[0].begin() + first));
+}
+
+// Issue 19 acceptance 4: a batch mixing a prompt of 2 x block_size with short ones, 3 x
+// block_size new tokens each: every sequence gets exactly what was asked, and the cached
+// tokens equal full recomputation of each prompt alone (fp32 greedy), which crops the
+// prompt to block_size - 1 tokens and feeds at most block_size.
+TEST(GenerateCpu, PastBlockSizeBatchedCachedEqualsRecompute) {
+  const uint64_t seed = attn::testing::test_seed();
+  SCOPED_TRACE(seed);
+  const GPTConfig g = gen_config();
+  auto be = make_cpu_backend(g, BackendOptions{});
+  const auto p = spread_params(be->layout(), seed);
+  be->set_params(p.data());
+  std::mt19937_64 rng(seed);
+  const std::vector<std::vector<int32_t>> prompts{random_tokens(rng, 2 * g.block_size, 53), random_tokens(rng, 3, 53),
+                                                  random_tokens(rng, g.block_size - 1, 53), random_tokens(rng, 1, 53)};
+  SamplingOptions opt;
+  opt.temperature = 0;
+  opt.max_new_tokens = 3 * g.block_size;
+  const auto cached = generate_cached(*be, prompts, opt, KVCacheDType::FP32, nullptr);
+  ASSERT_EQ(cached.size(), prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(cached[i].size(), static_cast<size_t>(opt.max_new_tokens)) << "prompt " << i;
+    EXPECT_EQ(cached[i], generate(*be, prompts[i], 1, opt, nullptr)[0]) << "prompt " << i;
+  }
+  EXPECT_EQ(crop_prompt(prompts[0], g.block_size).size(), static_cast<size_t>(g.block_size - 1));
+  EXPECT_EQ(crop_prompt(prompts[1], g.block_size), prompts[1]);
 }
 
 // The default decode_greedy (CPU) is decode followed by std::max_element per row, ids fed back.

@@ -538,7 +538,8 @@ TEST(CpuBackend, OptionsAndMemory) {
     make_cpu_backend(tiny_config(), o);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "device.precision = \"bf16\" needs the cuda backend");
+    EXPECT_STREQ(e.what(), "device.precision = \"bf16\" needs the cuda backend (a GPU); on the CPU add "
+                           "--device.precision=fp32");
   }
   o.precision = "fp32";
   o.attention.impl = "flash";

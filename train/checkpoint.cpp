@@ -14,6 +14,8 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/text_file.h"
+#include "data/shard.h"
+#include "train/run_identity.h"
 
 namespace fs = std::filesystem;
 
@@ -53,18 +55,22 @@ void fill_from(const SafetensorsFile& file, const ParamLayout& layout, const std
              file.tensors.size(), layout.tensors().size());
 }
 
-}  // namespace
+// Files whose checksums state.json records (state.json itself is checked by parsing it).
+constexpr const char* kChecksummedFiles[] = {"model.safetensors", "optimizer.safetensors", "config.toml",
+                                             "tokenizer.json"};
 
-std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layout, const float* params,
-                            const float* m, const float* v, const TrainState& state,
-                            const std::string& config_toml, const std::string& tokenizer_path, int keep) {
-  const fs::path root = fs::path(out_dir) / "checkpoints";
-  fs::create_directories(root);
-  const std::string name = fmt::format("step_{:06d}", state.step);
-  const fs::path final_dir = root / name, tmp = root / (name + ".tmp");
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+// The checkpoint directory root/latest names ("" when there is no `latest`).
+std::string latest_name(const fs::path& root) {
+  if (!fs::exists(root / "latest")) return "";
+  std::string name = read_text_file(root / "latest");
+  name.erase(name.find_last_not_of(" \n\r\t") + 1);
+  return (root / name).string();
+}
 
+// Writes every file of the checkpoint into tmp; state.json last, with the other files' checksums.
+void write_checkpoint_files(const fs::path& tmp, const ParamLayout& layout, const float* params, const float* m,
+                            const float* v, const TrainState& state, const std::string& config_toml,
+                            const std::string& tokenizer_path) {
   const std::map<std::string, std::string> meta = {{"format", "attnlab"}, {"step", std::to_string(state.step)}};
   write_safetensors((tmp / "model.safetensors").string(), views(layout, params, ""), meta);
   if (m && v) {
@@ -73,15 +79,43 @@ std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layou
     tensors.insert(tensors.end(), vt.begin(), vt.end());
     write_safetensors((tmp / "optimizer.safetensors").string(), tensors, meta);
   }
+  write_text_file(tmp / "config.toml", config_toml);
+  if (!tokenizer_path.empty()) write_text_file(tmp / "tokenizer.json", read_text_file(tokenizer_path));
+  nlohmann::json files = nlohmann::json::object();
+  for (const char* f : kChecksummedFiles)
+    if (fs::exists(tmp / f)) files[f] = hash_hex(file_fnv1a64((tmp / f).string()));
   nlohmann::json js = {{"step", state.step},
                        {"tokens_seen", state.tokens_seen},
                        {"best_val_loss", state.best_val_loss},
-                       {"last_val_loss", state.last_val_loss}};
+                       {"last_val_loss", state.last_val_loss},
+                       {"files_fnv1a64", files}};
   write_text_file(tmp / "state.json", js.dump(2) + "\n");
-  write_text_file(tmp / "config.toml", config_toml);
-  if (!tokenizer_path.empty()) fs::copy_file(tokenizer_path, tmp / "tokenizer.json", fs::copy_options::overwrite_existing);
   for (const auto& e : fs::directory_iterator(tmp)) fsync_path(e.path());
   fsync_path(tmp);
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layout, const float* params,
+                            const float* m, const float* v, const TrainState& state,
+                            const std::string& config_toml, const std::string& tokenizer_path, int keep) {
+  const fs::path root = fs::path(out_dir) / "checkpoints";
+  const std::string name = fmt::format("step_{:06d}", state.step);
+  const fs::path final_dir = root / name, tmp = root / (name + ".tmp");
+  try {
+    fs::create_directories(root);
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    write_checkpoint_files(tmp, layout, params, m, v, state, config_toml, tokenizer_path);
+  } catch (const std::exception& e) {
+    // Disk full, file-size limit...: nothing half-written stays, `latest` still names the last good one.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    const auto* fe = dynamic_cast<const fs::filesystem_error*>(&e);
+    fail("{}; removed the partial {}, the previous checkpoint stays ({})",
+         fe ? write_failure(fe->path1().string(), fe->code().value()) : std::string(e.what()), tmp.string(),
+         latest_name(root).empty() ? std::string("none") : latest_name(root));
+  }
 
   // Replace an older checkpoint of the same step (a rerun) only after the new one is complete.
   if (fs::exists(final_dir)) {
@@ -100,15 +134,64 @@ std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layou
   fsync_path(root);
 
   // Keep the `keep` newest complete checkpoints.
-  std::vector<fs::path> all;
+  const std::vector<std::string> all = list_checkpoints(out_dir);
+  // (renamed to *.old first: a kill in the middle of remove_all leaves no half-deleted step_N,
+  // and the next start removes the *.old)
+  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) {
+    if (all[i] == final_dir.string()) continue;
+    fs::rename(all[i], all[i] + ".old");
+    fs::remove_all(all[i] + ".old");
+  }
+  return final_dir.string();
+}
+
+std::vector<std::string> list_checkpoints(const std::string& out_dir) {
+  std::vector<std::string> all;
+  const fs::path root = fs::path(out_dir) / "checkpoints";
+  if (!fs::is_directory(root)) return all;
   for (const auto& e : fs::directory_iterator(root)) {
     const std::string n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("step_", 0) == 0 && n.find('.') == std::string::npos) all.push_back(e.path());
+    if (e.is_directory() && n.rfind("step_", 0) == 0 && n.find('.') == std::string::npos)
+      all.push_back(e.path().string());
   }
-  std::sort(all.begin(), all.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i)
-    if (all[i] != final_dir) fs::remove_all(all[i]);
-  return final_dir.string();
+  std::sort(all.rbegin(), all.rend());
+  return all;
+}
+
+std::vector<std::string> remove_interrupted_writes(const std::string& out_dir) {
+  std::vector<std::string> removed;
+  const fs::path run(out_dir);
+  for (const fs::path& root : {run, run / "checkpoints", run / "best", run / "best" / "checkpoints"}) {
+    if (!fs::is_directory(root)) continue;
+    for (const auto& e : fs::directory_iterator(root)) {
+      const std::string n = e.path().filename().string();
+      const auto ends = [&](const std::string& suffix) {
+        return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+      };
+      if (ends(".tmp") || ends(".old")) removed.push_back(e.path().string());
+    }
+  }
+  for (const std::string& p : removed) fs::remove_all(p);
+  return removed;
+}
+
+std::string verify_checkpoint(const std::string& ckpt_dir) {
+  const fs::path dir(ckpt_dir);
+  try {
+    ATTN_CHECK(fs::exists(dir / "model.safetensors"), "no model.safetensors");
+    ATTN_CHECK(fs::exists(dir / "state.json"), "no state.json");
+    const auto js = nlohmann::json::parse(read_text_file(dir / "state.json"));
+    if (!js.contains("files_fnv1a64")) return "";  // an older checkpoint: nothing recorded to compare
+    for (const auto& [name, hex] : js.at("files_fnv1a64").items()) {
+      ATTN_CHECK(fs::exists(dir / name), "{} is missing", name);
+      const std::string now = hash_hex(file_fnv1a64((dir / name).string()));
+      ATTN_CHECK(now == hex.get<std::string>(), "{} has checksum {}, state.json recorded {}", name, now,
+                 hex.get<std::string>());
+    }
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
 }
 
 std::string resolve_checkpoint(const std::string& path) {
@@ -117,9 +200,7 @@ std::string resolve_checkpoint(const std::string& path) {
   if (fs::exists(p / "model.safetensors")) return p.string();
   for (const fs::path& root : {p / "checkpoints", p}) {
     if (fs::exists(root / "latest")) {
-      std::string name = read_text_file(root / "latest");
-      name.erase(name.find_last_not_of(" \n\r\t") + 1);
-      const fs::path dir = root / name;
+      const fs::path dir = latest_name(root);
       ATTN_CHECK(fs::exists(dir / "model.safetensors"), "'{}' points to '{}', which holds no model.safetensors",
                  (root / "latest").string(), dir.string());
       return dir.string();
@@ -144,6 +225,8 @@ CheckpointData load_checkpoint(const std::string& ckpt_dir, const ParamLayout& l
   CheckpointData out;
   out.dir = ckpt_dir;
   const fs::path dir(ckpt_dir);
+  const std::string problem = verify_checkpoint(ckpt_dir);
+  ATTN_CHECK(problem.empty(), "checkpoint '{}' is corrupt: {}", ckpt_dir, problem);
   const std::string model_path = (dir / "model.safetensors").string();
   fill_from(read_safetensors(model_path), layout, "", model_path, out.params);
   const fs::path opt = dir / "optimizer.safetensors";
@@ -168,6 +251,27 @@ CheckpointData load_checkpoint(const std::string& ckpt_dir, const ParamLayout& l
   if (fs::exists(dir / "config.toml")) out.config_toml = read_text_file(dir / "config.toml");
   if (fs::exists(dir / "tokenizer.json")) out.tokenizer_path = (dir / "tokenizer.json").string();
   return out;
+}
+
+CheckpointData load_newest_valid_checkpoint(const std::string& out_dir, const ParamLayout& layout,
+                                            const std::function<void(const std::string&)>& warn) {
+  std::string newest, why;
+  try {
+    newest = resolve_checkpoint(out_dir);
+    return load_checkpoint(newest, layout);
+  } catch (const Error& e) {
+    why = e.what();
+  }
+  for (const std::string& dir : list_checkpoints(out_dir)) {
+    if (dir == newest) continue;
+    try {
+      CheckpointData ck = load_checkpoint(dir, layout);
+      warn(fmt::format("warning: the newest checkpoint cannot be used ({}); resuming from {} instead", why, dir));
+      return ck;
+    } catch (const Error&) {
+    }
+  }
+  fail("{}", why);
 }
 
 }  // namespace attn

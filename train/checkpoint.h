@@ -5,7 +5,8 @@
 //       optimizer.safetensors  AdamW moments "m.<name>", "v.<name>"
 //       state.json             step, tokens seen, best/last validation loss
 //       config.toml            the effective config of the run
-//       tokenizer.json         the dataset's tokenizer (sample/eval need nothing else)
+//       tokenizer.json         the run's tokenizer (<out_dir>/tokenizer.json, run_identity.h)
+// state.json, written last, also holds the FNV-1a 64 checksum of every other file.
 //   <out_dir>/checkpoints/latest   name of the newest complete checkpoint
 //
 // Writing is atomic: files go to step_N.tmp/, are flushed to disk, the directory is
@@ -15,6 +16,7 @@
 // the step number is the whole of their state.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,15 @@ std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layou
                             const float* m, const float* v, const TrainState& state,
                             const std::string& config_toml, const std::string& tokenizer_path, int keep);
 
+// <out_dir>/checkpoints/step_* (complete ones only), newest first.
+std::vector<std::string> list_checkpoints(const std::string& out_dir);
+// Removes what an interrupted write leaves behind: *.tmp and *.old in the run directory, its
+// checkpoints/ (step_N.tmp/, latest.tmp), best/ and best/checkpoints/. Returns the removed paths.
+std::vector<std::string> remove_interrupted_writes(const std::string& out_dir);
+// "" when every file state.json lists has the FNV-1a 64 checksum recorded there (checkpoints
+// of older builds record none), else what is wrong.
+std::string verify_checkpoint(const std::string& ckpt_dir);
+
 // A run directory (uses checkpoints/latest), its checkpoints/ folder, or a checkpoint
 // directory itself -> the checkpoint directory. Throws when there is none.
 std::string resolve_checkpoint(const std::string& path);
@@ -52,8 +63,14 @@ std::string resolve_checkpoint(const std::string& path);
 std::string checkpoint_config_path(const std::string& ckpt_dir);
 std::string checkpoint_tokenizer_path(const std::string& ckpt_dir);
 
-// Loads weights (and optimizer state when present), checking every tensor's name and
-// shape against `layout`; a mismatch names the tensor and both shapes.
+// Loads weights (and optimizer state when present), checking the files' checksums and every
+// tensor's name and shape against `layout`; a mismatch names the tensor and both shapes.
 CheckpointData load_checkpoint(const std::string& ckpt_dir, const ParamLayout& layout);
+
+// --resume: the checkpoint `latest` names, or when it cannot be loaded (corrupt, truncated,
+// missing) the newest one that can, after warn("warning: ...") naming both. Throws the newest
+// one's error when none loads.
+CheckpointData load_newest_valid_checkpoint(const std::string& out_dir, const ParamLayout& layout,
+                                            const std::function<void(const std::string&)>& warn);
 
 }  // namespace attn

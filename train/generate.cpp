@@ -35,11 +35,17 @@ int32_t sample_token(const float* logits, int vocab, const SamplingOptions& opt,
   return ids[keep - 1];
 }
 
-std::vector<std::vector<int32_t>> generate(Backend& model, const std::vector<int32_t>& prompt, int rows,
+std::vector<int32_t> crop_prompt(const std::vector<int32_t>& prompt, int block_size) {
+  const size_t keep = std::min(prompt.size(), static_cast<size_t>(std::max(block_size - 1, 1)));
+  return std::vector<int32_t>(prompt.end() - static_cast<ptrdiff_t>(keep), prompt.end());
+}
+
+std::vector<std::vector<int32_t>> generate(Backend& model, const std::vector<int32_t>& full_prompt, int rows,
                                            const SamplingOptions& opt,
                                            const std::function<void(int, int32_t)>& on_token) {
   const GPTConfig& g = model.layout().config();
-  ATTN_CHECK(!prompt.empty(), "sampling needs a prompt of at least one token");
+  ATTN_CHECK(!full_prompt.empty(), "sampling needs a prompt of at least one token");
+  const std::vector<int32_t> prompt = crop_prompt(full_prompt, g.block_size);
   std::vector<std::vector<int32_t>> seqs(rows, prompt);
   std::vector<bool> done(rows, false);
   std::vector<float> logits(static_cast<size_t>(rows) * g.vocab_size);
@@ -79,22 +85,19 @@ std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vec
   const int B = static_cast<int>(prompts.size());
   ATTN_CHECK(B >= 1, "sampling needs at least one prompt");
   ATTN_CHECK(g.block_size >= 2, "model.block_size = {} leaves no room to generate", g.block_size);
+  // seqs[b]: the (cropped) prompt and every token fed so far; the cache holds its last positions.
+  std::vector<std::vector<int32_t>> seqs;
   int T = 1;
   for (const auto& p : prompts) {
     ATTN_CHECK(!p.empty(), "sampling needs prompts of at least one token");
-    T = std::max(T, std::min(static_cast<int>(p.size()), g.block_size - 1));
+    seqs.push_back(crop_prompt(p, g.block_size));
+    T = std::max(T, static_cast<int>(seqs.back().size()));
   }
-  std::vector<int32_t> padded(static_cast<size_t>(B) * T, 0);
-  std::vector<int> lengths(B);
-  for (int b = 0; b < B; ++b) {
-    const auto& p = prompts[b];
-    lengths[b] = std::min(static_cast<int>(p.size()), g.block_size - 1);
-    std::copy(p.end() - lengths[b], p.end(), padded.begin() + static_cast<ptrdiff_t>(b) * T);
-  }
+  const bool slides = T + opt.max_new_tokens > g.block_size;  // some sequence outgrows the block
   GeneratorOptions go;
   go.batch = B;
   go.max_len = std::min(g.block_size, T + std::max(opt.max_new_tokens, 1));
-  go.max_prompt = T;
+  go.max_prompt = slides ? g.block_size - 1 : T;
   go.cache = cache;
   std::unique_ptr<Generator> gen = model.make_generator(go);
   // Greedy (temperature 0) after the prompt: the argmax runs where the logits are (decode_greedy)
@@ -106,7 +109,20 @@ std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vec
   std::vector<bool> done(B, false);
   std::vector<float> logits(static_cast<size_t>(B) * g.vocab_size);
   std::vector<int32_t> next(B);
-  gen->prefill(padded.data(), lengths.data(), T, logits.data());
+  // (Re)fills the cache with the last block_size - 1 tokens of every sequence: the start, and
+  // each step once a sequence's context is a whole block (the window slides by one token).
+  auto prefill_windows = [&]() {
+    int W = 1;
+    for (const auto& s : seqs) W = std::max(W, std::min(static_cast<int>(s.size()), g.block_size - 1));
+    std::vector<int32_t> padded(static_cast<size_t>(B) * W, 0);
+    std::vector<int> lengths(B);
+    for (int b = 0; b < B; ++b) {
+      lengths[b] = std::min(static_cast<int>(seqs[b].size()), W);
+      std::copy(seqs[b].end() - lengths[b], seqs[b].end(), padded.begin() + static_cast<ptrdiff_t>(b) * W);
+    }
+    gen->prefill(padded.data(), lengths.data(), W, logits.data());
+  };
+  prefill_windows();
   for (int n = 0; n < opt.max_new_tokens; ++n) {
     bool all_done = true;
     for (int b = 0; b < B; ++b) {
@@ -125,7 +141,10 @@ std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vec
     if (all_done || n + 1 == opt.max_new_tokens) break;
     bool full = false;
     for (int b = 0; b < B; ++b) full = full || gen->length(b) >= gen->max_len();
-    if (full) break;
+    // Past block_size the model sees the last block_size tokens (nanoGPT's crop): the K and V of
+    // a position depend on its absolute position embedding, so the window is computed again.
+    if (full) prefill_windows();
+    for (int b = 0; b < B; ++b) seqs[b].push_back(next[b]);
     if (greedy) {
       gen->decode_greedy(next.data(), next.data());
       have_next = true;

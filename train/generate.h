@@ -23,8 +23,13 @@ struct SamplingOptions {
 // Picks the next token from one row of logits.
 int32_t sample_token(const float* logits, int vocab, const SamplingOptions& opt, uint64_t key, uint64_t index);
 
-// Generates up to max_new_tokens after `prompt` for `rows` independent samples (same prompt),
-// feeding at most block_size tokens of context. on_token(row, token) streams each new token.
+// nanoGPT's context past block_size: the model sees at most block_size tokens. A prompt keeps
+// its last block_size - 1 tokens (room for the first new one), then the window slides.
+std::vector<int32_t> crop_prompt(const std::vector<int32_t>& prompt, int block_size);
+
+// Generates max_new_tokens (fewer only at the stop token) after `prompt` (cropped by
+// crop_prompt) for `rows` independent samples, feeding the last min(length, block_size)
+// tokens. on_token(row, token) streams each new token.
 std::vector<std::vector<int32_t>> generate(Backend& model, const std::vector<int32_t>& prompt, int rows,
                                            const SamplingOptions& opt,
                                            const std::function<void(int, int32_t)>& on_token);
@@ -32,8 +37,10 @@ std::vector<std::vector<int32_t>> generate(Backend& model, const std::vector<int
 // Cached generation (backend/generator.h): the prompts (any lengths, one sequence each) are
 // prefilled together, then every sequence advances one token per decode step. Sampling uses
 // the same keys as generate(), so the same logits give the same tokens. A sequence ends at
-// opt.stop_token; all end after max_new_tokens or when the cache (block_size positions) is
-// full. Prompts longer than block_size - 1 keep their last block_size - 1 tokens.
+// opt.stop_token; the others go on to max_new_tokens each. Prompts are cropped as in
+// generate(); once a sequence fills the cache (block_size positions) every step re-prefills the
+// last block_size - 1 tokens and decodes the newest, so the context is always the last
+// block_size tokens, exactly generate()'s (CUDA: the captured decode graph is unchanged).
 // Returns each sequence's new tokens (without the stop token).
 std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vector<std::vector<int32_t>>& prompts,
                                                   const SamplingOptions& opt, KVCacheDType cache,

@@ -8,6 +8,7 @@
 //   attnlab ablate  -c CONFIG --grid GRID.toml --out DIR
 //   attnlab export-hf CKPT OUT_DIR       (HF transformers GPT2LMHeadModel format)
 //   attnlab import-hf HF_DIR OUT_RUN_DIR [--tokenizer FILE]
+//   attnlab check   RUN_OR_CKPT          (verifies every checkpoint's checksums)
 //   attnlab loss    --checkpoint RUN_OR_CKPT --tokens SHARD [--batch B] [--seq T]
 //   attnlab bench-generate -c CONFIG [--batches 1,32] [--prompt-lens 128] [--new-tokens 512] [--kv-cache bf16,int8]
 //                          [--kv-heads 12,4,1] [--no-baseline] [--out DIR]
@@ -15,6 +16,8 @@
 //   attnlab report  DIR          (report.html of an ablate or bench-generate --out folder)
 //
 // Every failure the user can cause ends in one line "error: ..." and exit code 1.
+#include <signal.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -32,6 +35,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/shard.h"
+#include "data/shard_guard.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
 #include "distributed/devices.h"
@@ -145,6 +149,11 @@ int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& ov
   };
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& t : texts) prompts.push_back(encode(t));
+  const int block = lm.backend->layout().config().block_size;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (prompts[i].size() > crop_prompt(prompts[i], block).size())
+      fmt::print(stderr, "note: prompt {} has {} tokens; the model sees the last {} (block_size {}), then the context "
+                 "slides\n", i + 1, prompts[i].size(), block - 1, block);
   ATTN_CHECK(!args.no_cache || prompts.size() == 1, "--no-cache samples one prompt at a time (got {})", prompts.size());
   const KVCacheDType cache = default_kv_cache(lm, args.kv_cache);
   fmt::print(stderr, "sampling from {} (step {}), {} sample(s) of up to {} tokens per prompt, {}\n", lm.dir,
@@ -227,6 +236,24 @@ int cmd_loss(const std::string& checkpoint, const std::vector<std::string>& over
   return 0;
 }
 
+// Verifies every checkpoint of a run (checkpoints/ and best/), or one checkpoint directory:
+// one line each, exit 1 when any is corrupt.
+int cmd_check(const std::string& path) {
+  std::vector<std::string> dirs;
+  if (fs::exists(fs::path(path) / "model.safetensors")) dirs.push_back(path);
+  for (const fs::path& run : {fs::path(path), fs::path(path) / "best"})
+    for (const std::string& d : list_checkpoints(run.string())) dirs.push_back(d);
+  ATTN_CHECK(!dirs.empty(), "check: '{}' holds no checkpoint", path);
+  int bad = 0;
+  for (const std::string& d : dirs) {
+    const std::string problem = verify_checkpoint(d);
+    fmt::print("{} {}{}\n", problem.empty() ? "ok     " : "CORRUPT", d, problem.empty() ? "" : ": " + problem);
+    bad += !problem.empty();
+  }
+  ATTN_CHECK(bad == 0, "check: {} of {} checkpoints are corrupt", bad, dirs.size());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -264,7 +291,7 @@ int main(int argc, char** argv) {
   bool train_profile = false;
   train->add_flag("--profile", train_profile, "time per operation category; table at the end, <out_dir>/profile.json");
   int train_nproc = 0;
-  train->add_option("--nproc", train_nproc, "data-parallel ranks on this machine (same as --distributed.nproc=N)");
+  auto* nproc_opt = train->add_option("--nproc", train_nproc, "data-parallel ranks on this machine (same as --distributed.nproc=N)");
   train->allow_extras();
 
   auto* sample = app.add_subcommand("sample", "generate text from a checkpoint");
@@ -351,7 +378,24 @@ int main(int argc, char** argv) {
   std::string report_dir;
   report_cmd->add_option("dir", report_dir, "the --out folder of ablate or bench-generate")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  auto* check = app.add_subcommand("check", "verify the checksums of every checkpoint of a run");
+  std::string check_path;
+  check->add_option("run", check_path, "run directory or checkpoint directory")->required();
+
+  // A file-size limit (ulimit -f) makes writes fail with EFBIG instead of killing us silently:
+  // the failing write then says so. A truncated shard's SIGBUS names the shard (shard_guard.h).
+  ::signal(SIGXFSZ, SIG_IGN);
+  install_shard_fault_handler();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {  // one line, our exit code
+    fmt::print(stderr, "error: {} (see `attnlab --help`)\n", e.what());
+    return 1;
+  }
   try {
     if (*prep) {
       const std::vector<std::string> ov = overrides_of(prep);
@@ -375,8 +419,14 @@ int main(int argc, char** argv) {
     }
     if (*train) {
       std::vector<std::string> ov = overrides_of(train);
+      ATTN_CHECK(nproc_opt->count() == 0 || train_nproc >= 1, "--nproc {}: it must be at least 1", train_nproc);
       if (train_nproc > 0) ov.push_back(fmt::format("--distributed.nproc={}", train_nproc));
-      const Config cfg = load_config(config_path, ov);
+      Config cfg = load_config(config_path, ov);
+      if (resume) {  // the run's own config; the command line may change only what is safe to change
+        const std::string out_dir = cfg.training.out_dir;
+        cfg = load_resume_config((fs::path(out_dir) / "config.toml").string(), ov);
+        cfg.training.out_dir = out_dir;
+      }
       check_distributed_request(cfg.distributed, cfg.device.backend, visible_cuda_devices());
       // Data-parallel on this machine without an external launcher: start the ranks here.
       if (cfg.distributed.nproc > 1 && !launched_as_rank())
@@ -444,6 +494,7 @@ int main(int argc, char** argv) {
       fmt::print("report: {}\n", write_report(report_dir));
       return 0;
     }
+    if (*check) return cmd_check(check_path);
     if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split, eval_cached_flag, eval_kv_cache);
     if (*ablate) {
       AblateOptions o;
@@ -454,6 +505,8 @@ int main(int argc, char** argv) {
       const auto ok =
           std::count_if(cells.begin(), cells.end(), [](const AblateCellResult& c) { return c.status == "ok"; });
       fmt::print("ablate: {} of {} cells ran; results in {}/results.md\n", ok, cells.size(), ablate_out);
+      ATTN_CHECK(ok > 0, "ablate: none of the {} cells ran (see {}/results.md for each cell's reason)", cells.size(),
+                 ablate_out);
       return 0;
     }
   } catch (const Error& e) {

@@ -1,6 +1,7 @@
 #include "train/metrics.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -9,6 +10,8 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "data/file_io.h"
+#include "io/text_file.h"
 
 namespace attn {
 
@@ -30,16 +33,20 @@ MetricsLog::MetricsLog(const std::string& out_dir, int64_t resume_step, bool ena
       }
     }
   }
-  out_.open(path_, std::ios::trunc);
+  // Replaced whole by rename, then appended to: a kill at any moment leaves a readable log.
+  std::string text;
+  for (const auto& l : kept) text += l + "\n";
+  write_file_atomic(path_, text, "metrics log");
+  out_.open(path_, std::ios::app);
   ATTN_CHECK(out_.good(), "cannot write '{}'", path_);
-  for (const auto& l : kept) out_ << l << "\n";
-  out_.flush();
 }
 
 void MetricsLog::write(const nlohmann::json& record) {
   if (!enabled_) return;
+  errno = 0;
   out_ << record.dump() << "\n";
   out_.flush();
+  if (!out_.good()) fail("{}", write_failure(path_, errno));
 }
 
 }  // namespace attn

@@ -15,12 +15,16 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
+#include "data/file_io.h"
+#include "data/shard_guard.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/figures.h"
 #include "train/hf_gpt2.h"
 #include "train/metrics.h"
 #include "train/profile.h"
+#include "train/run_identity.h"
+#include "train/run_lock.h"
 #include "train/schedule.h"
 #include "train/signals.h"
 
@@ -155,6 +159,19 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   auto say = [&](const std::string& s) {
     if (log) fmt::print("{}\n", s), std::fflush(stdout);
   };
+  auto note = [&](const std::string& s) {  // notes and warnings: stderr, even when quiet
+    if (root) fmt::print(stderr, "{}\n", s);
+  };
+  const std::string& out_dir = cfg.training.out_dir;
+
+  // ---- the run directory: one trainer at a time, nothing left of an interrupted save ------
+  std::optional<RunLock> lock;
+  if (root) {
+    fs::create_directories(out_dir);
+    lock.emplace(out_dir, note);
+    for (const std::string& p : remove_interrupted_writes(out_dir))
+      note(fmt::format("note: removed {}, left by an interrupted write", p));
+  }
 
   // ---- data -------------------------------------------------------------------
   // Rank 0 prepares a missing dataset while the others wait, so that they never write it at once.
@@ -164,6 +181,12 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   const int B = cfg.training.batch_size, T = cfg.seq_len(), accum = cfg.training.grad_accum;
   DataLoader train_loader(data.train_shards, data.vocab_size);
   DataLoader val_loader(data.val_shards, data.vocab_size);
+  std::vector<std::string> all_shards = data.train_shards;
+  all_shards.insert(all_shards.end(), data.val_shards.begin(), data.val_shards.end());
+  const ShardWatch shard_watch(all_shards);  // checked at each evaluation and checkpoint
+  // The run's tokenizer, copied once at the start; a resumed run must see the data it recorded.
+  std::string tokenizer;
+  if (root) tokenizer = opts.resume ? check_run_record(out_dir, data, note) : start_run_record(out_dir, data);
 
   // ---- model ----------------------------------------------------------------------
   const GPTConfig gpt = make_gpt_config(cfg, data.vocab_size);
@@ -173,12 +196,11 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
 
   TrainState state;
   std::vector<float> params(layout.total()), m(layout.total()), v(layout.total());
-  if (root) fs::create_directories(cfg.training.out_dir);
   ATTN_CHECK(!(opts.resume && !opts.init_from.empty()),
              "--resume and --init-from exclude each other (resume continues this run's own checkpoint)");
   if (opts.resume) {
-    const std::string dir = resolve_checkpoint(cfg.training.out_dir);
-    CheckpointData ck = load_checkpoint(dir, layout);
+    CheckpointData ck = load_newest_valid_checkpoint(out_dir, layout, note);
+    const std::string& dir = ck.dir;
     ATTN_CHECK(!ck.m.empty(), "checkpoint '{}' has no optimizer state; cannot resume training from it", dir);
     params = std::move(ck.params), m = std::move(ck.m), v = std::move(ck.v);
     state = ck.state;
@@ -195,7 +217,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   model->set_params(params.data());
   std::optional<MetricsLog> metrics;
   if (root) {
-    std::ofstream(fs::path(cfg.training.out_dir) / "config.toml") << config_toml;
+    write_file_atomic((fs::path(out_dir) / "config.toml").string(), config_toml, "run config");
     metrics.emplace(cfg.training.out_dir, opts.resume ? state.step : -1, cfg.logging.jsonl);
   }
 
@@ -217,18 +239,22 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   TrainResult result;
   result.step = state.step;
   std::string last_ckpt;
+  int64_t val_step = -1;  // the step of state.last_val_loss, when measured by this process
   // Every rank calls save (ZeRO-1 gathers the moments collectively); rank 0 writes.
   auto save = [&]() {
+    shard_watch.check();
     model->get_params(params.data());
     model->get_optimizer_state(m.data(), v.data());
     if (!root) return std::string();
     last_ckpt = save_checkpoint(cfg.training.out_dir, layout, params.data(), m.data(), v.data(), state, config_toml,
-                                data.tokenizer_path, cfg.checkpoint.keep);
+                                tokenizer, cfg.checkpoint.keep);
     return last_ckpt;
   };
   auto run_eval = [&]() {
+    shard_watch.check();
     const double val = evaluate(*model, val_loader, cfg, &dp);
     state.last_val_loss = val;
+    val_step = state.step;
     const bool best = state.best_val_loss == 0 || val < state.best_val_loss;
     if (best) state.best_val_loss = val;
     // Small datasets overfit (nanoGPT's shakespeare_char does by design): keep the best model.
@@ -241,7 +267,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     say(fmt::format("step {:>6} | val loss {:.4f}{}", state.step, val, best ? " (best)" : ""));
     if (save_best) {
       save_checkpoint((fs::path(cfg.training.out_dir) / "best").string(), layout, params.data(), nullptr, nullptr,
-                      state, config_toml, data.tokenizer_path, 1);
+                      state, config_toml, tokenizer, 1);
     }
     return val;
   };
@@ -250,6 +276,15 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   install_stop_handlers();
   const int64_t max_iters = cfg.training.max_iters;
   const int64_t first_step = state.step;
+  // The last measured losses and their steps, for the closing line.
+  auto measured = [&]() {
+    const std::string train = state.step > first_step
+                                  ? fmt::format("train loss {:.4f} (step {})", result.last_loss, state.step)
+                                  : std::string("no train step run");
+    const std::string val = val_step >= 0 ? fmt::format("val loss {:.4f} (step {})", state.last_val_loss, val_step)
+                                          : std::string("no val loss measured");
+    return train + ", " + val;
+  };
   double window_time = 0;
   int64_t window_steps = 0;
   StepProfileReport profile;
@@ -318,8 +353,9 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
     const bool stop_here = stop_signal || (opts.stop_after >= 0 && state.step - first_step >= opts.stop_after);
     if (stop_here) {
       result.interrupted = true;
-      say(fmt::format("stopped at step {}: checkpoint {}; continue with `attnlab train ... --resume`", state.step,
-                      save()));
+      const std::string ckpt = save();
+      say(fmt::format("stopped at step {} ({}): checkpoint {}; continue with `attnlab train ... --resume`",
+                      state.step, measured(), ckpt));
       break;
     }
     if (cfg.checkpoint.interval > 0 && state.step % cfg.checkpoint.interval == 0 && state.step < max_iters)
@@ -341,8 +377,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
   result.val_loss = state.last_val_loss;
   result.checkpoint = last_ckpt;
   result.seconds = seconds_since(t_start);
-  say(fmt::format("done: step {}, val loss {:.4f}, {} total", result.step, result.val_loss,
-                  human_duration(result.seconds)));
+  say(fmt::format("done: step {}, {}, {} total", result.step, measured(), human_duration(result.seconds)));
   return result;
 }
 

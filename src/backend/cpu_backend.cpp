@@ -160,7 +160,7 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(const GPTConfig& model, const BackendOptions& opts) {
-  if (opts.precision == "bf16") fail("device.precision = \"bf16\" needs the cuda backend");
+  if (opts.precision == "bf16") fail("device.precision = \"bf16\" needs the cuda backend (a GPU); on the CPU add --device.precision=fp32");
   ATTN_CHECK(opts.precision == "fp32", "device.precision = \"{}\" is unknown (expected fp32 or bf16)",
              opts.precision);
   check_cpu_attention_options(opts.attention);

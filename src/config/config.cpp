@@ -233,6 +233,42 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   return cfg;
 }
 
+bool resume_may_override(const std::string& key) {
+  static const char* const kKeys[] = {"training.max_iters", "training.eval_interval", "training.eval_iters",
+                                      "training.log_interval", "training.out_dir"};
+  static const char* const kSections[] = {"checkpoint.", "logging.", "device.", "distributed.", "sample."};
+  for (const char* k : kKeys)
+    if (key == k) return true;
+  for (const char* sec : kSections)
+    if (key.rfind(sec, 0) == 0) return true;
+  return false;
+}
+
+Config load_resume_config(const std::string& run_config_path, const std::vector<std::string>& overrides) {
+  std::ifstream in(run_config_path);
+  ATTN_CHECK(in.good(), "--resume: {} does not exist (no run was started in that training.out_dir)", run_config_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Config run;
+  apply_toml_text(run, ss.str(), run_config_path);
+  const std::string saved = to_toml(run);
+  for (const std::string& ov : overrides) {
+    const std::string bare = ov.rfind("--", 0) == 0 ? ov.substr(2) : ov;
+    const std::string key = bare.substr(0, bare.find('='));
+    if (resume_may_override(key)) continue;
+    Config changed = run;
+    apply_overrides(changed, {ov});
+    if (to_toml(changed) == saved) continue;  // the run's own value, repeated: harmless
+    fail("--resume: {} would change {} of the run in {}: a resumed run keeps its data, model, optimizer and "
+         "schedule; only training.max_iters, eval/log intervals, checkpoint.*, logging.*, device.* and "
+         "distributed.* may change (train into a new training.out_dir instead)",
+         bare, key, run_config_path);
+  }
+  apply_overrides(run, overrides);
+  validate(run);
+  return run;
+}
+
 void validate(const Config& c) {
   auto require = [&](bool ok, const char* key, const std::string& problem) {
     if (!ok) fail("{}: {} {}", where(c, key), key, problem);

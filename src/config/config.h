@@ -136,6 +136,14 @@ std::string to_toml(const Config& cfg);
 // ",", numbers in their shortest form ("attention.impl" -> "flash", "optimizer.lr" -> "0.0006").
 // What `attnlab plot` compares to name the differences between runs.
 std::vector<std::pair<std::string, std::string>> config_values(const Config& cfg);
+// `train --resume`: a run continues with its own config. Only keys that change how long it
+// runs, how often it evaluates, logs and saves, and where it runs may differ on the command
+// line (training.max_iters, eval/log intervals, eval_iters, out_dir, checkpoint.*, logging.*,
+// device.*, distributed.*, sample.*); anything else changes what a step computes.
+bool resume_may_override(const std::string& key);
+// The config saved at run_config_path with `overrides` applied; an override of any other key
+// that changes its value is refused, naming the key, both values and why.
+Config load_resume_config(const std::string& run_config_path, const std::vector<std::string>& overrides);
 
 }  // namespace attn
 

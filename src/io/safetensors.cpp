@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/text_file.h"
 
 namespace attn {
 
@@ -26,6 +28,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   ATTN_CHECK(out.good(), "cannot write '{}'", path);
   const uint64_t hlen = h.size();
+  errno = 0;
   out.write(reinterpret_cast<const char*>(&hlen), 8);
   out.write(h.data(), static_cast<std::streamsize>(h.size()));
   for (const auto& t : tensors) {
@@ -34,7 +37,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
     out.write(reinterpret_cast<const char*>(t.data), static_cast<std::streamsize>(4 * n));
   }
   out.flush();
-  ATTN_CHECK(out.good(), "writing '{}' failed (disk full?)", path);
+  if (!out.good()) fail("{}", write_failure(path, errno));
 }
 
 namespace {

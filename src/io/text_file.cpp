@@ -1,5 +1,7 @@
 #include "io/text_file.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -15,12 +17,20 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
+std::string write_failure(const std::string& path, int err) {
+  if (err == 0 || err == ENOSPC || err == EFBIG || err == EDQUOT)
+    return fmt::format("writing '{}' failed (disk full or file-size limit{}{})", path, err ? ": " : "",
+                       err ? std::strerror(err) : "");
+  return fmt::format("writing '{}' failed ({})", path, std::strerror(err));
+}
+
 void write_text_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  ATTN_CHECK(out.good(), "cannot write '{}'", path);
+  ATTN_CHECK(out.good(), "cannot write '{}' ({})", path, std::strerror(errno));
+  errno = 0;
   out << text;
   out.flush();
-  ATTN_CHECK(out.good(), "writing '{}' failed (disk full?)", path);
+  if (!out.good()) fail("{}", write_failure(path, errno));
 }
 
 }  // namespace attn

@@ -121,6 +121,28 @@ TEST_P(GenerateGpu, Fp32CachedEqualsRecompute) {
   }
 }
 
+// Past block_size (issue 19): a batch mixing a prompt of 2 x block_size with short ones, 3 x
+// block_size new tokens each; the full cache is re-prefilled with the last block_size - 1
+// tokens every step (the captured decode graph unchanged): every sequence gets every token
+// asked, equal to the uncached generate() of each prompt alone (fp32 greedy).
+TEST_P(GenerateGpu, PastBlockSizeEqualsRecompute) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = gpu_backend("fp32", GetParam());
+  const auto spread = params_for(gpu->layout(), 7, 6.0f);
+  gpu->set_params(spread.data());
+  const int block = gpu->layout().config().block_size;
+  std::mt19937_64 rng(8);
+  const std::vector<std::vector<int32_t>> prompts{random_tokens(rng, 2 * block), random_tokens(rng, 3),
+                                                  random_tokens(rng, block - 1)};
+  SamplingOptions opt;
+  opt.temperature = 0, opt.max_new_tokens = 3 * block;
+  const auto together = generate_cached(*gpu, prompts, opt, KVCacheDType::FP32, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(together[i].size(), static_cast<size_t>(3 * block)) << "prompt " << i;
+    EXPECT_EQ(together[i], generate(*gpu, prompts[i], 1, opt, nullptr)[0]) << "prompt " << i;
+  }
+}
+
 // bf16 activations and weights: the error of every cache precision against float64 stays
 // within bf16 noise (fp32/bf16 cache) or a little more (8-bit caches).
 TEST_P(GenerateGpu, Bf16LogitsWithinNoise) {
