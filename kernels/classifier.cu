@@ -62,11 +62,7 @@ __global__ void classifier_kernel(T* logits, float* losses, const int32_t* targe
 // element:  m' = max(m, max_j x_j),  s' = s exp(m - m') + sum_j exp(x_j - m').
 // Why: the scalar kernel above moves 2 bytes per load and pays a branch + expf per element
 // in the online softmax; this one is bound by memory bandwidth.
-// The second read hits L2 only while the rows in flight fit there: 1024 threads a block keep
-// 2 rows an SM in flight (264 x 100 KB at GPT-2's vocabulary, half the H200's L2; 512 threads
-// kept twice that and read the rows from memory again). The gradient goes out with streaming
-// stores, so it does not evict rows still to be read.
-constexpr int kClassifierThreads = 1024;
+constexpr int kClassifierThreads = 512;
 
 template <typename T>
 __global__ void __launch_bounds__(kClassifierThreads)
@@ -113,7 +109,7 @@ __global__ void __launch_bounds__(kClassifierThreads)
       const int col = pk * W + j;
       g.set(j, col < V ? (expf(x.get(j) - lse) - (col == target ? 1.0f : 0.0f)) * dloss : 0.0f);
     }
-    store128cs(row + pk * W, g);
+    store128(row + pk * W, g);
   }
 }
 

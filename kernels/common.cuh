@@ -83,14 +83,6 @@ __device__ __forceinline__ void store_floats(T* p, const float (&in)[W]) {
   }
 }
 
-// Streaming store (written once, not read soon: do not keep in cache).
-template <typename T>
-__device__ __forceinline__ void store128cs(T* p, const Pack128<T>& x) {
-  int4 bits;
-  memcpy(&bits, &x, 16);
-  __stcs(reinterpret_cast<int4*>(p), bits);
-}
-
 // ---- reductions (fixed order: deterministic) ---------------------------------------
 __device__ __forceinline__ float warp_sum(float x) {
   for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(0xffffffffu, x, off);

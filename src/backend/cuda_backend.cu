@@ -318,13 +318,10 @@ class CudaBackend final : public Backend {
       timed(matmul_op("fcproj wgrad", N, 4 * C, C), [&] {
         matmul_->backward_weight(G(lp.fcproj_w), G(lp.fcproj_b), dbranch, a.fch_gelu, N, 4 * C, C, reduce_scratch_);
       });
-      // dfch = (dbranch W_fcproj) gelu'(fch), and c_fc's bias gradient from it in the same epilogue
-      timed(matmul_op("fcproj dgrad+dgelu", N, 4 * C, C), [&] {
-        matmul_->backward_input(dfch_, dbranch, P(lp.fcproj_w), N, 4 * C, C, /*pre_gelu=*/a.fch, G(lp.fc_b),
-                                reduce_scratch_);
-      });
+      timed(matmul_op("fcproj dgrad+dgelu", N, 4 * C, C),
+            [&] { matmul_->backward_input(dfch_, dbranch, P(lp.fcproj_w), N, 4 * C, C, /*pre_gelu=*/a.fch); });
       timed(matmul_op("fc wgrad", N, C, 4 * C),
-            [&] { matmul_->backward_weight(G(lp.fc_w), nullptr, dfch_, a.ln2, N, C, 4 * C, reduce_scratch_); });
+            [&] { matmul_->backward_weight(G(lp.fc_w), G(lp.fc_b), dfch_, a.ln2, N, C, 4 * C, reduce_scratch_); });
       timed(matmul_op("fc dgrad", N, C, 4 * C),
             [&] { matmul_->backward_input(dbuf_, dfch_, P(lp.fc_w), N, C, 4 * C); });
       timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {

@@ -34,8 +34,7 @@ struct CudaMatmul::Call {
   const void* B = nullptr;
   void* D = nullptr;
   float beta = 0.0f;           // D = op(A) op(B) + beta D
-  const void* bias = nullptr;  // bias (BIAS) or bias-gradient output (BGRADB, DGELU_BGRAD)
-  bool fp32_bias = false;      // the bias (gradient) is fp32 whatever D is
+  const void* bias = nullptr;  // bias (BIAS) or bias-gradient output (BGRADB)
   const void* aux = nullptr;   // GELU input (GELU_AUX_BIAS writes it, DGELU reads it)
   int64_t aux_ld = 0;
 };
@@ -61,7 +60,7 @@ void CudaMatmul::note_fallback(const std::string& what) {
 
 bool CudaMatmul::lt_matmul(const Call& c) {
   const Key key{c.transA, c.transB, c.m, c.n, c.k, c.lda, c.ldb, c.ldd, static_cast<int>(c.ab_type),
-                static_cast<int>(c.d_type), static_cast<int>(c.epilogue) | (c.fp32_bias ? 1 << 30 : 0), c.beta != 0.0f, alignment_of(c.A),
+                static_cast<int>(c.d_type), static_cast<int>(c.epilogue), c.beta != 0.0f, alignment_of(c.A),
                 alignment_of(c.B), alignment_of(c.D), static_cast<int>(c.aux_ld)};
 
   cublasLtMatmulDesc_t desc = nullptr;
@@ -73,10 +72,6 @@ bool CudaMatmul::lt_matmul(const Call& c) {
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &c.epilogue, sizeof(c.epilogue)));
   if (c.bias)
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c.bias, sizeof(c.bias)));
-  if (c.fp32_bias) {
-    const cudaDataType_t t = CUDA_R_32F;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &t, sizeof(t)));
-  }
   if (c.aux) {
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &c.aux, sizeof(c.aux)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &c.aux_ld, sizeof(c.aux_ld)));
@@ -161,9 +156,8 @@ void CudaMatmul::forward(void* out, const void* inp, const void* weight, const v
 
 // Row-major dinp (N, IC) = dout (N, OC) W (OC, IC) is column-major dinp^T (IC, N) =
 // W^T (IC, OC) dout^T (OC, N): A = W stored (IC, OC), not transposed; B = dout stored (OC, N).
-// DGELU_BGRAD reduces the result D (IC, N) over n into the bias gradient (IC), fp32 in scratch.
 void CudaMatmul::backward_input(void* dinp, const void* dout, const void* weight, int N, int IC, int OC,
-                                const void* pre_gelu, float* dbias, float* scratch) {
+                                const void* pre_gelu) {
   Call c;
   c.m = IC, c.n = N, c.k = OC;
   c.lda = IC, c.ldb = OC, c.ldd = IC;
@@ -173,17 +167,7 @@ void CudaMatmul::backward_input(void* dinp, const void* dout, const void* weight
     Call g = c;
     g.epilogue = CUBLASLT_EPILOGUE_DGELU;
     g.aux = pre_gelu, g.aux_ld = IC;
-    if (dbias) {
-      Call gb = g;
-      gb.epilogue = CUBLASLT_EPILOGUE_DGELU_BGRAD;
-      gb.bias = scratch, gb.fp32_bias = true;
-      if (lt_matmul(gb)) {
-        kern::add_inplace(dbias, scratch, IC, stream_);
-        return;
-      }
-      note_fallback("DGELU_BGRAD");
-    }
-    if (lt_matmul(g)) return input_bias_backward(dinp, dbias, scratch, N, IC);
+    if (lt_matmul(g)) return;
     note_fallback("DGELU");
   }
   if (!lt_matmul(c)) fail("cuBLASLt has no matmul algorithm for ({} x {}) @ ({} x {})", N, OC, OC, IC);
@@ -195,16 +179,6 @@ void CudaMatmul::backward_input(void* dinp, const void* dout, const void* weight
       kern::gelu_backward_inplace(static_cast<__nv_bfloat16*>(dinp), static_cast<const __nv_bfloat16*>(pre_gelu), n,
                                   stream_);
   }
-  input_bias_backward(dinp, dbias, scratch, N, IC);
-}
-
-// dbias += sum_n dinp[n, :] by our kernel (no epilogue did it); nothing when dbias is null.
-void CudaMatmul::input_bias_backward(const void* dinp, float* dbias, float* scratch, int N, int IC) {
-  if (!dbias) return;
-  if (act_ == DType::F32)
-    kern::bias_backward(dbias, scratch, static_cast<const float*>(dinp), N, IC, stream_);
-  else
-    kern::bias_backward(dbias, scratch, static_cast<const __nv_bfloat16*>(dinp), N, IC, stream_);
 }
 
 size_t CudaMatmul::backward_weight_scratch_floats(int N, int OC) {

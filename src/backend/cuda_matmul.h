@@ -6,8 +6,8 @@
 // CUBLAS_COMPUTE_32F (no TF32), for parity with the CPU.
 //
 // Epilogues (Epilogues::All): bias (CUBLASLT_EPILOGUE_BIAS), bias + GELU keeping the GELU
-// input (GELU_AUX_BIAS) and its backward with the bias gradient of that layer (DGELU_BGRAD),
-// bias gradient (BGRADB) in the weight-gradient matmul. NoGelu keeps GELU in our kernels (exact tanh; the fp32 parity
+// input (GELU_AUX_BIAS) and its backward (DGELU), bias gradient (BGRADB) in the
+// weight-gradient matmul. NoGelu keeps GELU in our kernels (exact tanh; the fp32 parity
 // mode), None uses no epilogue at all (tests of the fallback path). Where cuBLASLt has no
 // algorithm for an epilogue on a shape, the call falls back to a plain matmul plus the
 // kernel (bias_add, gelu, bias_backward) and notes it once (fallbacks()). Algorithm
@@ -45,12 +45,9 @@ class CudaMatmul {
   // With pre_gelu: pre_gelu = inp W^T + bias, out = gelu_tanh(pre_gelu) (both (N, OC)).
   void forward(void* out, const void* inp, const void* weight, const void* bias, int N, int IC, int OC,
                void* pre_gelu = nullptr);
-  // dinp = dout W (overwritten). With pre_gelu (N, IC): dinp = (dout W) * gelu'(pre_gelu), and
-  // with dbias too, dbias (IC, fp32) += sum_n dinp[n, :]: the bias gradient of the layer whose
-  // output was pre_gelu (the MLP's c_fc), from the GEMM's epilogue where cuBLASLt has one
-  // (DGELU_BGRAD; scratch: backward_weight_scratch_floats(N, IC) fp32 on the device).
+  // dinp = dout W (overwritten). With pre_gelu (N, IC): dinp = (dout W) * gelu'(pre_gelu).
   void backward_input(void* dinp, const void* dout, const void* weight, int N, int IC, int OC,
-                      const void* pre_gelu = nullptr, float* dbias = nullptr, float* scratch = nullptr);
+                      const void* pre_gelu = nullptr);
   // dweight (OC, IC, fp32) += dout^T inp;  dbias (OC, fp32) += sum_n dout[n, :] when dbias.
   // scratch: backward_weight_scratch_floats(N, OC) fp32 on the device.
   void backward_weight(float* dweight, float* dbias, const void* dout, const void* inp, int N, int IC, int OC,
@@ -67,7 +64,6 @@ class CudaMatmul {
   // Runs D = op(A) op(B) (+ epilogue) in cuBLASLt's column-major terms; false when
   // cuBLASLt has no algorithm for it (nothing was launched).
   bool lt_matmul(const Call& c);
-  void input_bias_backward(const void* dinp, float* dbias, float* scratch, int N, int IC);
   void note_fallback(const std::string& what);
 
   DType act_;
