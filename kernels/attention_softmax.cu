@@ -1,100 +1,151 @@
 // Row softmax of the attention scores for the naive (O(T^2)) attention, and its backward.
 // Rows r = (b H + h) T + i of length T; column j of row r is element r T + j, which is
-// also the attention-dropout index (model/dropout_sites.h).
+// also the attention-dropout index (model/dropout_sites.h). Scores, probabilities and their
+// gradients are stored in the activation type T (bf16 like PyTorch's math backend under
+// autocast; fp32 in the parity mode); every sum is fp32.
 #include "kernels/common.cuh"
 #include "kernels/kernels.h"
 
 namespace attn::kern {
 
-// One warp per row; visible columns j < len (len = i + 1 when causal, else T):
+namespace {
+
+// The row a warp owns (one warp per row): its first element and how many columns it sees
+// (len = i + 1 when causal, else T). False past the last row.
+struct ScoreRow {
+  size_t base;
+  int len;
+};
+__device__ __forceinline__ bool warp_score_row(int rows, int seq, bool causal, ScoreRow& row) {
+  const int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  if (r >= rows) return false;
+  row.base = static_cast<size_t>(r) * seq;
+  row.len = causal ? r % seq + 1 : seq;
+  return true;
+}
+
+// Each lane walks its row W columns at a time (W = the 16-byte pack when T % W == 0, else 1):
+// lane l takes columns [l W, l W + W), then 32 W further on. Columns j >= len are never read.
 //   P[r, j] = exp(S[r, j] - max) / sum_{j' < len} exp(S[r, j'] - max),   0 for j >= len
 //   Pdrop[r, j] = P[r, j] * (keep(key, r T + j) ? 1/(1-p) : 0)   (from the stored, rounded P)
-template <typename T>
-__global__ void attention_softmax_forward_kernel(T* P, T* Pdrop, const float* S, int rows, int seq, bool causal,
-                                                 float p, float scale, uint64_t key) {
+// The running (max m, sum s) is rescaled once per W columns: m' = max(m, max_j x_j),
+// s' = s exp(m - m') + sum_j exp(x_j - m').
+template <typename T, int W>
+__global__ void attention_softmax_forward_kernel(T* P, T* Pdrop, const T* S, int rows, int seq, bool causal, float p,
+                                                 float scale, uint64_t key) {
+  ScoreRow row;
+  if (!warp_score_row(rows, seq, causal, row)) return;
   const int lane = threadIdx.x % 32;
-  const int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  if (r >= rows) return;
-  const int i = r % seq;
-  const int len = causal ? i + 1 : seq;
-  const size_t base = static_cast<size_t>(r) * seq;
   float m = -INFINITY, s = 0.0f;
-  for (int j = lane; j < len; j += 32) {
-    const float x = S[base + j];
-    if (x > m) {
-      s = s * expf(m - x) + 1.0f;
-      m = x;
-    } else {
-      s += expf(x - m);
-    }
+  for (int j0 = lane * W; j0 < row.len; j0 += 32 * W) {
+    float x[W];
+    load_floats<T, W>(S + row.base + j0, x);
+    float vmax = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < W; ++j)
+      if (j0 + j < row.len) vmax = fmaxf(vmax, x[j]);
+    const float m_new = fmaxf(m, vmax);
+    float add = 0.0f;
+#pragma unroll
+    for (int j = 0; j < W; ++j)
+      if (j0 + j < row.len) add += expf(x[j] - m_new);
+    s = (m == -INFINITY ? 0.0f : s * expf(m - m_new)) + add;
+    m = m_new;
   }
   const float M = warp_max(m);
   const float inv = 1.0f / warp_sum(m == -INFINITY ? 0.0f : s * expf(m - M));
-  for (int j = lane; j < seq; j += 32) {
-    const T pj = from_f<T>(j < len ? expf(S[base + j] - M) * inv : 0.0f);
-    P[base + j] = pj;
-    if (Pdrop != nullptr) Pdrop[base + j] = from_f<T>(to_f(pj) * dropout_mult(key, base + j, p, scale));
+  for (int j0 = lane * W; j0 < seq; j0 += 32 * W) {
+    float x[W], pj[W];
+    if (j0 < row.len) load_floats<T, W>(S + row.base + j0, x);
+#pragma unroll
+    for (int j = 0; j < W; ++j) pj[j] = to_f(from_f<T>(j0 + j < row.len ? expf(x[j] - M) * inv : 0.0f));
+    store_floats<T, W>(P + row.base + j0, pj);
+    if (Pdrop != nullptr) {
+#pragma unroll
+      for (int j = 0; j < W; ++j) pj[j] *= dropout_mult(key, row.base + j0 + j, p, scale);
+      store_floats<T, W>(Pdrop + row.base + j0, pj);
+    }
   }
 }
 
 // One warp per row:  dP[j] = dPdrop[j] * mask_j (dropout backward, identity when p == 0)
 //   rowsum = sum_{j < len} P[j] dP[j];     dS[j] = P[j] (dP[j] - rowsum),  0 for j >= len
-template <typename T>
-__global__ void attention_softmax_backward_kernel(T* dS, const T* P, const float* dPdrop, int rows, int seq,
-                                                  bool causal, float p, float scale, uint64_t key) {
+template <typename T, int W>
+__global__ void attention_softmax_backward_kernel(T* dS, const T* P, const T* dPdrop, int rows, int seq, bool causal,
+                                                  float p, float scale, uint64_t key) {
+  ScoreRow row;
+  if (!warp_score_row(rows, seq, causal, row)) return;
   const int lane = threadIdx.x % 32;
-  const int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-  if (r >= rows) return;
-  const int i = r % seq;
-  const int len = causal ? i + 1 : seq;
-  const size_t base = static_cast<size_t>(r) * seq;
+  // dP and P of W columns from j0 (dropout applied); columns past len are not used
+  auto load = [&](int j0, float (&pv)[W], float (&dp)[W]) {
+    load_floats<T, W>(P + row.base + j0, pv);
+    load_floats<T, W>(dPdrop + row.base + j0, dp);
+    if (p > 0.0f)
+#pragma unroll
+      for (int j = 0; j < W; ++j) dp[j] *= dropout_mult(key, row.base + j0 + j, p, scale);
+  };
   float s = 0.0f;
-  for (int j = lane; j < len; j += 32) {
-    float dp = dPdrop[base + j];
-    if (p > 0.0f) dp *= dropout_mult(key, base + j, p, scale);
-    s += to_f(P[base + j]) * dp;
+  for (int j0 = lane * W; j0 < row.len; j0 += 32 * W) {
+    float pv[W], dp[W];
+    load(j0, pv, dp);
+#pragma unroll
+    for (int j = 0; j < W; ++j)
+      if (j0 + j < row.len) s += pv[j] * dp[j];
   }
   const float rowsum = warp_sum(s);
-  for (int j = lane; j < seq; j += 32) {
-    float ds = 0.0f;
-    if (j < len) {
-      float dp = dPdrop[base + j];
-      if (p > 0.0f) dp *= dropout_mult(key, base + j, p, scale);
-      ds = to_f(P[base + j]) * (dp - rowsum);
-    }
-    dS[base + j] = from_f<T>(ds);
+  for (int j0 = lane * W; j0 < seq; j0 += 32 * W) {
+    float pv[W], dp[W], ds[W];
+    if (j0 < row.len) load(j0, pv, dp);
+#pragma unroll
+    for (int j = 0; j < W; ++j) ds[j] = j0 + j < row.len ? pv[j] * (dp[j] - rowsum) : 0.0f;
+    store_floats<T, W>(dS + row.base + j0, ds);
   }
 }
 
+constexpr int kSoftmaxBlock = 256;  // 8 rows a block
+
+}  // namespace
+
 template <typename T>
-void attention_softmax_forward(T* P, T* Pdrop, const float* S, int BH, int seq, bool causal, DropoutState drop,
+void attention_softmax_forward(T* P, T* Pdrop, const T* S, int BH, int seq, bool causal, DropoutState drop,
                                cudaStream_t stream) {
-  const int rows = BH * seq, block = 256;
+  const int rows = BH * seq;
   if (rows == 0) return;
   const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-  attention_softmax_forward_kernel<<<ceil_div(rows, block / 32), block, 0, stream>>>(P, Pdrop, S, rows, seq, causal,
-                                                                                     drop.p, scale, drop.key);
+  const int grid = ceil_div(rows, kSoftmaxBlock / 32);
+  constexpr int W = Pack128<T>::size;
+  if (seq % W == 0)  // rows start on 16 bytes
+    attention_softmax_forward_kernel<T, W>
+        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal, drop.p, scale, drop.key);
+  else
+    attention_softmax_forward_kernel<T, 1>
+        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal, drop.p, scale, drop.key);
   CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void attention_softmax_backward(T* dS, const T* P, const float* dPdrop, int BH, int seq, bool causal,
-                                DropoutState drop, cudaStream_t stream) {
-  const int rows = BH * seq, block = 256;
+void attention_softmax_backward(T* dS, const T* P, const T* dPdrop, int BH, int seq, bool causal, DropoutState drop,
+                                cudaStream_t stream) {
+  const int rows = BH * seq;
   if (rows == 0) return;
   const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-  attention_softmax_backward_kernel<<<ceil_div(rows, block / 32), block, 0, stream>>>(dS, P, dPdrop, rows, seq,
-                                                                                      causal, drop.p, scale, drop.key);
+  const int grid = ceil_div(rows, kSoftmaxBlock / 32);
+  constexpr int W = Pack128<T>::size;
+  if (seq % W == 0)
+    attention_softmax_backward_kernel<T, W>
+        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal, drop.p, scale, drop.key);
+  else
+    attention_softmax_backward_kernel<T, 1>
+        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal, drop.p, scale, drop.key);
   CUDA_CHECK_LAUNCH();
 }
 
 template void attention_softmax_forward<float>(float*, float*, const float*, int, int, bool, DropoutState,
                                                cudaStream_t);
-template void attention_softmax_forward<bf16>(bf16*, bf16*, const float*, int, int, bool, DropoutState,
-                                              cudaStream_t);
+template void attention_softmax_forward<bf16>(bf16*, bf16*, const bf16*, int, int, bool, DropoutState, cudaStream_t);
 template void attention_softmax_backward<float>(float*, const float*, const float*, int, int, bool, DropoutState,
                                                 cudaStream_t);
-template void attention_softmax_backward<bf16>(bf16*, const bf16*, const float*, int, int, bool, DropoutState,
+template void attention_softmax_backward<bf16>(bf16*, const bf16*, const bf16*, int, int, bool, DropoutState,
                                                cudaStream_t);
 
 }  // namespace attn::kern

@@ -57,6 +57,32 @@ __device__ __forceinline__ void store128(T* p, const Pack128<T>& x) {
   *reinterpret_cast<int4*>(p) = bits;
 }
 
+// W consecutive elements as floats: one 16-byte access when W is the pack width (p 16-byte
+// aligned), else W scalar accesses.
+template <typename T, int W>
+__device__ __forceinline__ void load_floats(const T* p, float (&out)[W]) {
+  if constexpr (W == Pack128<T>::size) {
+    const Pack128<T> v = load128(p);
+#pragma unroll
+    for (int j = 0; j < W; ++j) out[j] = v.get(j);
+  } else {
+#pragma unroll
+    for (int j = 0; j < W; ++j) out[j] = to_f(p[j]);
+  }
+}
+template <typename T, int W>
+__device__ __forceinline__ void store_floats(T* p, const float (&in)[W]) {
+  if constexpr (W == Pack128<T>::size) {
+    Pack128<T> v;
+#pragma unroll
+    for (int j = 0; j < W; ++j) v.set(j, in[j]);
+    store128(p, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < W; ++j) p[j] = from_f<T>(in[j]);
+  }
+}
+
 // ---- reductions (fixed order: deterministic) ---------------------------------------
 __device__ __forceinline__ float warp_sum(float x) {
   for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(0xffffffffu, x, off);

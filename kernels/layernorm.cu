@@ -117,8 +117,8 @@ __global__ void layernorm_backward_params_final_kernel(float* dweight, float* db
 // bf16 and fp32 both keep 32 floats of a row per lane: C <= 1024 (GPT-2 small/medium).
 constexpr int kRowRegs = 32;
 constexpr int kWarpsPerBlock = 8;  // forward
-// Backward: ~160 registers per thread (the row's packs + 64 fp32 gradient sums), so blocks of
-// 4 warps fit 3 to an SM and 384 blocks are one wave on an H100 (132 SMs). The grid depends on
+// Backward: at most ~160 registers per thread (two rows' packs + the fp32 gradient sums), so
+// blocks of 4 warps fit 3 to an SM and 384 blocks are one wave on an H100 (132 SMs). The grid depends on
 // N only: the summation order does not depend on the GPU.
 constexpr int kBackwardWarps = 4;
 constexpr int kBackwardMaxBlocks = 384;
@@ -199,33 +199,73 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 // block's warps add their sums in warp order (shared memory, no atomics) and the block writes
 //   scratch[block][c] = sum dout * norm,  scratch[block][C + c] = sum dout
 // for layernorm_params_final_kernel.
-template <typename T>
+// The loads of x and dout for the warp's next row are issued before the current row is
+// computed, and the current row's dinp before its sums: the grid is fixed at a few warps per
+// SM, and with one row's loads in flight (and dinp read only after the row's sums) the kernel
+// waited on memory latency, not bandwidth. (Prefetching dinp a row ahead too spilled.) Rows of
+// more packs per lane (bf16 C > 768, fp32 C > 640) skip the prefetch: two rows spill there.
+// kPacks = packs per lane (C / W / 32 rounded up): the registers a row needs, no more.
+template <typename T, int kPacks>
+struct LayerNormBackwardRow {
+  Pack128<T> x[kPacks], dout[kPacks];
+  float mean = 0.0f, rstd = 0.0f;
+
+  __device__ void load(const T* inp, const T* dout_all, const float* means, const float* rstds, int row, int C,
+                       int packs, int lane) {
+    const size_t base = static_cast<size_t>(row) * C;
+    mean = means[row], rstd = rstds[row];
+#pragma unroll
+    for (int k = 0; k < kPacks; ++k) {
+      const int pk = k * 32 + lane;
+      if (pk < packs) {
+        const size_t i = base + static_cast<size_t>(pk) * Pack128<T>::size;
+        x[k] = load128cs(inp + i);
+        dout[k] = load128cs(dout_all + i);
+      }
+    }
+  }
+};
+
+template <typename T, int kPacks>
 __global__ void __launch_bounds__(kBackwardWarps * 32, 3)
     layernorm_backward_rows_kernel(T* dinp, float* scratch, const T* dout, const T* inp, const T* w,
                                    const float* mean, const float* rstd, int N, int C) {
-  constexpr int W = Pack128<T>::size, kPacks = kRowRegs / W;
+  constexpr int W = Pack128<T>::size;
+  // registers: a row's x and dout (8 per pack), dx (4), the gradient sums (2 W): ptxas spills past ~140
+  constexpr bool kPrefetch = (2 * 8 + 4 + 2 * W) * kPacks <= 140;
   __shared__ float block_sums[2 * 32 * kRowRegs];  // [dweight | dbias] partials, 2C <= this
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int packs = C / W;
-  float dw[kRowRegs], db[kRowRegs];
+  float dw[kPacks * W], db[kPacks * W];
 #pragma unroll
-  for (int e = 0; e < kRowRegs; ++e) dw[e] = 0.0f, db[e] = 0.0f;
+  for (int e = 0; e < kPacks * W; ++e) dw[e] = 0.0f, db[e] = 0.0f;
   const int warps = gridDim.x * kBackwardWarps;
-  for (int row = blockIdx.x * kBackwardWarps + warp; row < N; row += warps) {
+  int row = blockIdx.x * kBackwardWarps + warp;
+  LayerNormBackwardRow<T, kPacks> cur, next;
+  if (kPrefetch && row < N) cur.load(inp, dout, mean, rstd, row, C, packs, lane);
+  for (; row < N; row += warps) {
+    if constexpr (kPrefetch) {
+      if (row + warps < N) next.load(inp, dout, mean, rstd, row + warps, C, packs, lane);
+    } else {
+      cur.load(inp, dout, mean, rstd, row, C, packs, lane);
+    }
     const size_t base = static_cast<size_t>(row) * C;
-    const float m = mean[row], r = rstd[row];
-    Pack128<T> xk[kPacks], dk[kPacks];
+    Pack128<T> dx[kPacks];  // dinp of this row: issued now where registers allow, else just before use
+    if constexpr (kPrefetch) {
+#pragma unroll
+      for (int k = 0; k < kPacks; ++k)
+        if (k * 32 + lane < packs) dx[k] = load128(dinp + base + static_cast<size_t>(k * 32 + lane) * W);
+    }
+    const float m = cur.mean, r = cur.rstd;
     float sg = 0.0f, sgn = 0.0f;
 #pragma unroll
     for (int k = 0; k < kPacks; ++k) {
       const int pk = k * 32 + lane;
       if (pk < packs) {
-        xk[k] = load128cs(inp + base + static_cast<size_t>(pk) * W);
-        dk[k] = load128cs(dout + base + static_cast<size_t>(pk) * W);
         const Pack128<T> wk = load128(w + pk * W);
 #pragma unroll
         for (int j = 0; j < W; ++j) {
-          const float norm = (xk[k].get(j) - m) * r, d = dk[k].get(j), g = wk.get(j) * d;
+          const float norm = (cur.x[k].get(j) - m) * r, d = cur.dout[k].get(j), g = wk.get(j) * d;
           sg += g;
           sgn += g * norm;
           dw[k * W + j] += d * norm;
@@ -238,17 +278,17 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 3)
     for (int k = 0; k < kPacks; ++k) {
       const int pk = k * 32 + lane;
       if (pk < packs) {
-        const size_t i = base + static_cast<size_t>(pk) * W;
         const Pack128<T> wk = load128(w + pk * W);
-        Pack128<T> dx = load128(dinp + i);
+        if constexpr (!kPrefetch) dx[k] = load128(dinp + base + static_cast<size_t>(pk) * W);
 #pragma unroll
         for (int j = 0; j < W; ++j) {
-          const float norm = (xk[k].get(j) - m) * r, g = wk.get(j) * dk[k].get(j);
-          dx.set(j, dx.get(j) + (g - g_mean - norm * gn_mean) * r);
+          const float norm = (cur.x[k].get(j) - m) * r, g = wk.get(j) * cur.dout[k].get(j);
+          dx[k].set(j, dx[k].get(j) + (g - g_mean - norm * gn_mean) * r);
         }
-        store128(dinp + i, dx);
+        store128(dinp + base + static_cast<size_t>(pk) * W, dx[k]);
       }
     }
+    if constexpr (kPrefetch) cur = next;
   }
   // warps add into the block's sums one after the other: a fixed order
   for (int turn = 0; turn < kBackwardWarps; ++turn) {
@@ -269,6 +309,21 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 3)
   }
   for (int c = threadIdx.x; c < 2 * C; c += blockDim.x)
     scratch[static_cast<size_t>(blockIdx.x) * 2 * C + c] = block_sums[c];
+}
+
+// Launches the backward rows kernel with the fewest packs per lane that hold a row of C.
+template <typename T, int kPacks = 1>
+void launch_layernorm_backward_rows(int blocks, T* dinp, float* scratch, const T* dout, const T* inp, const T* w,
+                                    const float* mean, const float* rstd, int N, int C, cudaStream_t stream) {
+  constexpr int W = Pack128<T>::size;
+  if constexpr (kPacks < kRowRegs / W) {
+    if (C > kPacks * 32 * W)
+      return launch_layernorm_backward_rows<T, kPacks + 1>(blocks, dinp, scratch, dout, inp, w, mean, rstd, N, C,
+                                                           stream);
+  }
+  layernorm_backward_rows_kernel<T, kPacks>
+      <<<blocks, kBackwardWarps * 32, 0, stream>>>(dinp, scratch, dout, inp, w, mean, rstd, N, C);
+  CUDA_CHECK_LAUNCH();
 }
 
 // dweight[c] += sum_k scratch[k][c],  dbias[c] += sum_k scratch[k][C + c]   (k = 0..blocks-1)
@@ -338,9 +393,7 @@ void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, c
   if (N == 0) return;
   if (rows_fit_registers<T>(C)) {
     const int blocks = backward_blocks(N);
-    layernorm_backward_rows_kernel<<<blocks, kBackwardWarps * 32, 0, stream>>>(dinp, scratch, dout, inp, weight,
-                                                                               mean, rstd, N, C);
-    CUDA_CHECK_LAUNCH();
+    launch_layernorm_backward_rows(blocks, dinp, scratch, dout, inp, weight, mean, rstd, N, C, stream);
     layernorm_params_final_kernel<<<ceil_div(2 * C, 32), dim3(32, 8), 0, stream>>>(dweight, dbias, scratch, blocks,
                                                                                   C);
     CUDA_CHECK_LAUNCH();

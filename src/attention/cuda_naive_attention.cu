@@ -2,7 +2,8 @@
 //
 // Forward, per (b, h) as strided batched GEMMs over B*H (k, v repeated over GQA groups):
 //   q, k, v = permute(qkv) to (B, H, T, D)
-//   S = Q K^T / sqrt(D)                          (fp32, scratch)
+//   S = Q K^T / sqrt(D)                          (scratch, in T: bf16 as PyTorch's math backend
+//                                                 under autocast, and half the bytes of fp32)
 //   P = softmax(causal_mask(S))                  (kept for backward: `saved`, B H T T)
 //   Pd = drop(P)                                 (scratch, only with dropout)
 //   Y = Pd V,  y = unpermute(Y)
@@ -58,7 +59,7 @@ class NaiveAttention final : public CudaAttention {
     bind(w, stream);
     kern::attention_permute(w.q, w.k, w.v, static_cast<const T*>(qkv_), B, T_, H, s.n_kv_head, D, stream);
     // S = Q K^T / sqrt(D)
-    gemm_rm(handle_, false, true, T_, T_, D, scale, w.q, D, sTD, w.k, D, sTD, kType, 0.0f, w.S, T_, sTT, CUDA_R_32F, BH);
+    gemm_rm(handle_, false, true, T_, T_, D, scale, w.q, D, sTD, w.k, D, sTD, kType, 0.0f, w.S, T_, sTT, kType, BH);
     // P = softmax(S), Pd = drop(P)
     const bool dropout = drop.p > 0.0f;
     kern::attention_softmax_forward(P, dropout ? w.Pd : static_cast<T*>(nullptr), w.S, BH, T_, opts_.causal, drop,
@@ -84,8 +85,8 @@ class NaiveAttention final : public CudaAttention {
     // dV = Pd^T dY
     gemm_rm(handle_, true, false, T_, D, T_, 1.0f, dropout ? w.Pd : P, T_, sTT, w.o, D, sTD, kType, 0.0f, w.dv, D, sTD,
             kType, BH);
-    // dPd = dY V^T (fp32, into S)
-    gemm_rm(handle_, false, true, T_, T_, D, 1.0f, w.o, D, sTD, w.v, D, sTD, kType, 0.0f, w.S, T_, sTT, CUDA_R_32F, BH);
+    // dPd = dY V^T (into S)
+    gemm_rm(handle_, false, true, T_, T_, D, 1.0f, w.o, D, sTD, w.v, D, sTD, kType, 0.0f, w.S, T_, sTT, kType, BH);
     // dS = P * (dP - rowsum(dP * P)), into Pd (no longer needed)
     kern::attention_softmax_backward(w.Pd, P, w.S, BH, T_, opts_.causal, drop, stream);
     // dQ = dS K / sqrt(D),  dK = dS^T Q / sqrt(D)
@@ -100,7 +101,7 @@ class NaiveAttention final : public CudaAttention {
   struct Scratch {
     void* ws;
     T *q, *k, *v, *o, *dq, *dk, *dv;  // (B, H, T, D); o = Y in forward, dY in backward
-    float* S;                         // (B, H, T, T) scores, then dPd
+    T* S;                             // (B, H, T, T) scores, then dPd
     T* Pd;                            // (B, H, T, T) dropped probabilities, then dS
   };
   struct Layout {
@@ -116,7 +117,7 @@ class NaiveAttention final : public CudaAttention {
     l.ws = plan.add(kCublasWorkspace);
     l.q = plan.add(heads), l.k = plan.add(heads), l.v = plan.add(heads), l.o = plan.add(heads);
     l.dq = plan.add(heads), l.dk = plan.add(heads), l.dv = plan.add(heads);
-    l.S = plan.add(scores(s) * sizeof(float));
+    l.S = plan.add(scores(s) * sizeof(T));
     l.Pd = plan.add(scores(s) * sizeof(T));
     l.bytes = plan.bytes();
     return l;
@@ -126,8 +127,7 @@ class NaiveAttention final : public CudaAttention {
     char* base = static_cast<char*>(scratch);
     const Layout l = layout(s);
     auto t = [&](size_t off) { return reinterpret_cast<T*>(base + off); };
-    return Scratch{base + l.ws, t(l.q), t(l.k), t(l.v), t(l.o), t(l.dq), t(l.dk), t(l.dv),
-                   reinterpret_cast<float*>(base + l.S), t(l.Pd)};
+    return Scratch{base + l.ws, t(l.q), t(l.k), t(l.v), t(l.o), t(l.dq), t(l.dk), t(l.dv), t(l.S), t(l.Pd)};
   }
 
   void bind(const Scratch& w, cudaStream_t stream) {
