@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -77,9 +78,21 @@ def main():
         print(json.dumps({"skipped": f"transformers not importable ({e})"}))
         return 0
     os.makedirs(a.work, exist_ok=True)
-    enc, merges = os.path.join(a.vocab, "encoder.json"), os.path.join(a.vocab, "vocab.bpe")
-    fast = GPT2TokenizerFast(vocab_file=enc, merges_file=merges)
-    slow = GPT2Tokenizer(vocab_file=enc, merges_file=merges)
+    # HF's own layout (vocab.json + merges.txt) loaded with from_pretrained: transformers 5.17
+    # builds an empty vocabulary from GPT2TokenizerFast(vocab_file=encoder.json, ...) without a
+    # word (36 tokens for 300 MB, only <|endoftext|>), so both are checked on GPT-2's known ids.
+    hf_dir = os.path.join(a.work, "hf_gpt2")
+    os.makedirs(hf_dir, exist_ok=True)
+    shutil.copy(os.path.join(a.vocab, "encoder.json"), os.path.join(hf_dir, "vocab.json"))
+    shutil.copy(os.path.join(a.vocab, "vocab.bpe"), os.path.join(hf_dir, "merges.txt"))
+    fast = GPT2TokenizerFast.from_pretrained(hf_dir)
+    slow = GPT2Tokenizer.from_pretrained(hf_dir)
+    for name, t in (("GPT2TokenizerFast", fast), ("GPT2Tokenizer", slow)):
+        got = t("Hello world<|endoftext|>")["input_ids"]
+        if got != [15496, 995, 50256]:
+            print(json.dumps({"error": f"HF {name} from {hf_dir} gives {got} for 'Hello world<|endoftext|>', "
+                                       "not GPT-2's [15496, 995, 50256]: the reference is broken"}))
+            return 1
 
     files = {}
     for name, text in TEXTS.items():
