@@ -10,31 +10,37 @@ namespace attn::kern {
 
 namespace {
 
-// The row a warp owns (one warp per row): its first element and how many columns it sees
-// (len = i + 1 when causal, else T). False past the last row.
+// The row a warp owns (one warp per row): its first element, how many columns it sees
+// (len = i + 1 when causal, else T) and how many it writes (end): causal rows are in blocks of
+// `causal_rows` (the naive attention's GEMM blocks), and the masked columns of the diagonal
+// block, [len, end), are written as zeros for the GEMMs that read the block; columns past end
+// are neither read nor written. causal_rows == 0: full attention, len = end = T.
 struct ScoreRow {
   size_t base;
-  int len;
+  int len, end;
 };
-__device__ __forceinline__ bool warp_score_row(int rows, int seq, bool causal, ScoreRow& row) {
+__device__ __forceinline__ bool warp_score_row(int rows, int seq, int causal_rows, ScoreRow& row) {
   const int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   if (r >= rows) return false;
+  const int i = r % seq;
   row.base = static_cast<size_t>(r) * seq;
-  row.len = causal ? r % seq + 1 : seq;
+  row.len = causal_rows > 0 ? i + 1 : seq;
+  row.end = causal_rows > 0 ? min(seq, (i / causal_rows + 1) * causal_rows) : seq;
   return true;
 }
 
 // Each lane walks its row W columns at a time (W = the 16-byte pack when T % W == 0, else 1):
-// lane l takes columns [l W, l W + W), then 32 W further on. Columns j >= len are never read.
+// lane l takes columns [l W, l W + W), then 32 W further on. Columns j >= len are never read;
+// columns [len, end) are written as 0.
 //   P[r, j] = exp(S[r, j] - max) / sum_{j' < len} exp(S[r, j'] - max),   0 for j >= len
 //   Pdrop[r, j] = P[r, j] * (keep(key, r T + j) ? 1/(1-p) : 0)   (from the stored, rounded P)
 // The running (max m, sum s) is rescaled once per W columns: m' = max(m, max_j x_j),
 // s' = s exp(m - m') + sum_j exp(x_j - m').
 template <typename T, int W>
-__global__ void attention_softmax_forward_kernel(T* P, T* Pdrop, const T* S, int rows, int seq, bool causal, float p,
-                                                 float scale, uint64_t key) {
+__global__ void attention_softmax_forward_kernel(T* P, T* Pdrop, const T* S, int rows, int seq, int causal_rows,
+                                                 float p, float scale, uint64_t key) {
   ScoreRow row;
-  if (!warp_score_row(rows, seq, causal, row)) return;
+  if (!warp_score_row(rows, seq, causal_rows, row)) return;
   const int lane = threadIdx.x % 32;
   float m = -INFINITY, s = 0.0f;
   for (int j0 = lane * W; j0 < row.len; j0 += 32 * W) {
@@ -54,7 +60,7 @@ __global__ void attention_softmax_forward_kernel(T* P, T* Pdrop, const T* S, int
   }
   const float M = warp_max(m);
   const float inv = 1.0f / warp_sum(m == -INFINITY ? 0.0f : s * expf(m - M));
-  for (int j0 = lane * W; j0 < seq; j0 += 32 * W) {
+  for (int j0 = lane * W; j0 < row.end; j0 += 32 * W) {
     float x[W], pj[W];
     if (j0 < row.len) load_floats<T, W>(S + row.base + j0, x);
 #pragma unroll
@@ -71,10 +77,10 @@ __global__ void attention_softmax_forward_kernel(T* P, T* Pdrop, const T* S, int
 // One warp per row:  dP[j] = dPdrop[j] * mask_j (dropout backward, identity when p == 0)
 //   rowsum = sum_{j < len} P[j] dP[j];     dS[j] = P[j] (dP[j] - rowsum),  0 for j >= len
 template <typename T, int W>
-__global__ void attention_softmax_backward_kernel(T* dS, const T* P, const T* dPdrop, int rows, int seq, bool causal,
-                                                  float p, float scale, uint64_t key) {
+__global__ void attention_softmax_backward_kernel(T* dS, const T* P, const T* dPdrop, int rows, int seq,
+                                                  int causal_rows, float p, float scale, uint64_t key) {
   ScoreRow row;
-  if (!warp_score_row(rows, seq, causal, row)) return;
+  if (!warp_score_row(rows, seq, causal_rows, row)) return;
   const int lane = threadIdx.x % 32;
   // dP and P of W columns from j0 (dropout applied); columns past len are not used
   auto load = [&](int j0, float (&pv)[W], float (&dp)[W]) {
@@ -93,7 +99,7 @@ __global__ void attention_softmax_backward_kernel(T* dS, const T* P, const T* dP
       if (j0 + j < row.len) s += pv[j] * dp[j];
   }
   const float rowsum = warp_sum(s);
-  for (int j0 = lane * W; j0 < seq; j0 += 32 * W) {
+  for (int j0 = lane * W; j0 < row.end; j0 += 32 * W) {
     float pv[W], dp[W], ds[W];
     if (j0 < row.len) load(j0, pv, dp);
 #pragma unroll
@@ -107,7 +113,7 @@ constexpr int kSoftmaxBlock = 256;  // 8 rows a block
 }  // namespace
 
 template <typename T>
-void attention_softmax_forward(T* P, T* Pdrop, const T* S, int BH, int seq, bool causal, DropoutState drop,
+void attention_softmax_forward(T* P, T* Pdrop, const T* S, int BH, int seq, int causal_rows, DropoutState drop,
                                cudaStream_t stream) {
   const int rows = BH * seq;
   if (rows == 0) return;
@@ -116,15 +122,15 @@ void attention_softmax_forward(T* P, T* Pdrop, const T* S, int BH, int seq, bool
   constexpr int W = Pack128<T>::size;
   if (seq % W == 0)  // rows start on 16 bytes
     attention_softmax_forward_kernel<T, W>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal, drop.p, scale, drop.key);
+        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal_rows, drop.p, scale, drop.key);
   else
     attention_softmax_forward_kernel<T, 1>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal, drop.p, scale, drop.key);
+        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal_rows, drop.p, scale, drop.key);
   CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
-void attention_softmax_backward(T* dS, const T* P, const T* dPdrop, int BH, int seq, bool causal, DropoutState drop,
+void attention_softmax_backward(T* dS, const T* P, const T* dPdrop, int BH, int seq, int causal_rows, DropoutState drop,
                                 cudaStream_t stream) {
   const int rows = BH * seq;
   if (rows == 0) return;
@@ -133,19 +139,19 @@ void attention_softmax_backward(T* dS, const T* P, const T* dPdrop, int BH, int 
   constexpr int W = Pack128<T>::size;
   if (seq % W == 0)
     attention_softmax_backward_kernel<T, W>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal, drop.p, scale, drop.key);
+        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal_rows, drop.p, scale, drop.key);
   else
     attention_softmax_backward_kernel<T, 1>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal, drop.p, scale, drop.key);
+        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal_rows, drop.p, scale, drop.key);
   CUDA_CHECK_LAUNCH();
 }
 
-template void attention_softmax_forward<float>(float*, float*, const float*, int, int, bool, DropoutState,
+template void attention_softmax_forward<float>(float*, float*, const float*, int, int, int, DropoutState,
                                                cudaStream_t);
-template void attention_softmax_forward<bf16>(bf16*, bf16*, const bf16*, int, int, bool, DropoutState, cudaStream_t);
-template void attention_softmax_backward<float>(float*, const float*, const float*, int, int, bool, DropoutState,
+template void attention_softmax_forward<bf16>(bf16*, bf16*, const bf16*, int, int, int, DropoutState, cudaStream_t);
+template void attention_softmax_backward<float>(float*, const float*, const float*, int, int, int, DropoutState,
                                                 cudaStream_t);
-template void attention_softmax_backward<bf16>(bf16*, const bf16*, const bf16*, int, int, bool, DropoutState,
+template void attention_softmax_backward<bf16>(bf16*, const bf16*, const bf16*, int, int, int, DropoutState,
                                                cudaStream_t);
 
 }  // namespace attn::kern

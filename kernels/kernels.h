@@ -125,14 +125,16 @@ void attention_unpermute(T* y, const T* yh, int B, int seq, int H, int D, cudaSt
 template <typename T>
 void attention_permute_backward(T* dqkv, const T* dq, const T* dk, const T* dv, int B, int seq, int H, int Hkv, int D,
                                 cudaStream_t stream);
-// Row-wise softmax of scores S (BH*T rows of T, already scaled), causal: j > i -> 0.
+// Row-wise softmax of scores S (BH*T rows of T, already scaled). causal_rows > 0: causal, and
+// row i is written up to the end of its block of causal_rows rows (j > i -> 0), the rest of the
+// row is left untouched; causal_rows == 0: full rows.
 //   P = softmax(S) (kept for backward);  Pdrop = drop(P) when Pdrop != nullptr.
 template <typename T>
-void attention_softmax_forward(T* P, T* Pdrop, const T* S, int BH, int seq, bool causal, DropoutState drop,
+void attention_softmax_forward(T* P, T* Pdrop, const T* S, int BH, int seq, int causal_rows, DropoutState drop,
                                cudaStream_t stream);
-// dP = drop'(dPdrop);  dS = P * (dP - rowsum(dP * P))
+// dP = drop'(dPdrop);  dS = P * (dP - rowsum(dP * P)), written as the forward writes P
 template <typename T>
-void attention_softmax_backward(T* dS, const T* P, const T* dPdrop, int BH, int seq, bool causal, DropoutState drop,
-                                cudaStream_t stream);
+void attention_softmax_backward(T* dS, const T* P, const T* dPdrop, int BH, int seq, int causal_rows,
+                                DropoutState drop, cudaStream_t stream);
 
 }  // namespace attn::kern

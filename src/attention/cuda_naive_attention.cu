@@ -10,6 +10,14 @@
 // Backward (Pd recomputed from P and the counter-based mask):
 //   dV = Pd^T dY,  dPd = dY V^T,  dP = drop'(dPd),  dS = P * (dP - rowsum(dP * P))
 //   dQ = dS K / sqrt(D),  dK = dS^T Q / sqrt(D);  dqkv = permute^-1 (dK, dV summed per group)
+//
+// Causal: the rows are cut into `causal_blocks` blocks of R rows, and each GEMM runs once per
+// block on the part of the T x T matrices that block can see: query rows [r0, r1) only need
+// key columns [0, r1) (S, dPd, Y, dQ), and key columns [k0, k1) are only seen by query rows
+// [k0, T) (dV, dK). With 8 blocks the T^2 work and bytes are 9/16 of the full square. Only the
+// diagonal blocks hold masked entries, which the softmax kernels write as zeros; what lies
+// right of a block's last column is never written nor read.
+#include <algorithm>
 #include <cmath>
 
 #include "attention/cuda_attention.h"
@@ -58,15 +66,24 @@ class NaiveAttention final : public CudaAttention {
     T* P = static_cast<T*>(saved);
     bind(w, stream);
     kern::attention_permute(w.q, w.k, w.v, static_cast<const T*>(qkv_), B, T_, H, s.n_kv_head, D, stream);
-    // S = Q K^T / sqrt(D)
-    gemm_rm(handle_, false, true, T_, T_, D, scale, w.q, D, sTD, w.k, D, sTD, kType, 0.0f, w.S, T_, sTT, kType, BH);
+    const RowBlocks blocks = row_blocks(T_);
+    // S[r0:r1, 0:r1] = Q[r0:r1] K[0:r1]^T / sqrt(D)
+    for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
+      const int r1 = blocks.end(r0);
+      gemm_rm(handle_, false, true, r1 - r0, r1, D, scale, at(w.q, r0, D), D, sTD, w.k, D, sTD, kType, 0.0f,
+              at(w.S, r0, T_), T_, sTT, kType, BH);
+    }
     // P = softmax(S), Pd = drop(P)
     const bool dropout = drop.p > 0.0f;
-    kern::attention_softmax_forward(P, dropout ? w.Pd : static_cast<T*>(nullptr), w.S, BH, T_, opts_.causal, drop,
-                                    stream);
-    // Y = Pd V
-    gemm_rm(handle_, false, false, T_, D, T_, 1.0f, dropout ? w.Pd : P, T_, sTT, w.v, D, sTD, kType, 0.0f, w.o, D, sTD,
-            kType, BH);
+    const T* Pv = dropout ? w.Pd : P;
+    kern::attention_softmax_forward(P, dropout ? w.Pd : static_cast<T*>(nullptr), w.S, BH, T_, blocks.causal_rows(),
+                                    drop, stream);
+    // Y[r0:r1] = Pd[r0:r1, 0:r1] V[0:r1]
+    for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
+      const int r1 = blocks.end(r0);
+      gemm_rm(handle_, false, false, r1 - r0, D, r1, 1.0f, at(Pv, r0, T_), T_, sTT, w.v, D, sTD, kType, 0.0f,
+              at(w.o, r0, D), D, sTD, kType, BH);
+    }
     kern::attention_unpermute(static_cast<T*>(y_), w.o, B, T_, H, D, stream);
   }
 
@@ -82,21 +99,55 @@ class NaiveAttention final : public CudaAttention {
     kern::attention_split_heads(w.o, static_cast<const T*>(dy_), B, T_, H, D, stream);  // dY
     const bool dropout = drop.p > 0.0f;
     if (dropout) kern::dropout_apply(w.Pd, P, static_cast<size_t>(BH) * sTT, drop, stream);
-    // dV = Pd^T dY
-    gemm_rm(handle_, true, false, T_, D, T_, 1.0f, dropout ? w.Pd : P, T_, sTT, w.o, D, sTD, kType, 0.0f, w.dv, D, sTD,
-            kType, BH);
-    // dPd = dY V^T (into S)
-    gemm_rm(handle_, false, true, T_, T_, D, 1.0f, w.o, D, sTD, w.v, D, sTD, kType, 0.0f, w.S, T_, sTT, kType, BH);
+    const T* Pv = dropout ? w.Pd : P;
+    const RowBlocks blocks = row_blocks(T_);
+    for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
+      const int r1 = blocks.end(r0), seen_from = blocks.first_row_seeing(r0);
+      // dV[r0:r1] = Pd[seen_from:T, r0:r1]^T dY[seen_from:T]   (key block r0:r1)
+      gemm_rm(handle_, true, false, r1 - r0, D, T_ - seen_from, 1.0f, at(Pv, seen_from, T_, r0), T_, sTT,
+              at(w.o, seen_from, D), D, sTD, kType, 0.0f, at(w.dv, r0, D), D, sTD, kType, BH);
+      // dPd[r0:r1, 0:r1] = dY[r0:r1] V[0:r1]^T (into S)
+      gemm_rm(handle_, false, true, r1 - r0, r1, D, 1.0f, at(w.o, r0, D), D, sTD, w.v, D, sTD, kType, 0.0f,
+              at(w.S, r0, T_), T_, sTT, kType, BH);
+    }
     // dS = P * (dP - rowsum(dP * P)), into Pd (no longer needed)
-    kern::attention_softmax_backward(w.Pd, P, w.S, BH, T_, opts_.causal, drop, stream);
-    // dQ = dS K / sqrt(D),  dK = dS^T Q / sqrt(D)
-    gemm_rm(handle_, false, false, T_, D, T_, scale, w.Pd, T_, sTT, w.k, D, sTD, kType, 0.0f, w.dq, D, sTD, kType, BH);
-    gemm_rm(handle_, true, false, T_, D, T_, scale, w.Pd, T_, sTT, w.q, D, sTD, kType, 0.0f, w.dk, D, sTD, kType, BH);
+    kern::attention_softmax_backward(w.Pd, P, w.S, BH, T_, blocks.causal_rows(), drop, stream);
+    for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
+      const int r1 = blocks.end(r0), seen_from = blocks.first_row_seeing(r0);
+      // dQ[r0:r1] = dS[r0:r1, 0:r1] K[0:r1] / sqrt(D)
+      gemm_rm(handle_, false, false, r1 - r0, D, r1, scale, at(w.Pd, r0, T_), T_, sTT, w.k, D, sTD, kType, 0.0f,
+              at(w.dq, r0, D), D, sTD, kType, BH);
+      // dK[r0:r1] = dS[seen_from:T, r0:r1]^T Q[seen_from:T] / sqrt(D)   (key block r0:r1)
+      gemm_rm(handle_, true, false, r1 - r0, D, T_ - seen_from, scale, at(w.Pd, seen_from, T_, r0), T_, sTT,
+              at(w.q, seen_from, D), D, sTD, kType, 0.0f, at(w.dk, r0, D), D, sTD, kType, BH);
+    }
     kern::attention_permute_backward(static_cast<T*>(dqkv_), w.dq, w.dk, w.dv, B, T_, H, s.n_kv_head, D, stream);
   }
 
  private:
   static constexpr cudaDataType_t kType = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
+  static constexpr int kCausalBlocks = 8;
+
+  // The row blocks of the header comment: causal -> ~T/8 rows (a multiple of 16, so the softmax
+  // kernels' 16-byte packs never straddle a block's end); full attention -> one block of T.
+  struct RowBlocks {
+    int seq, rows;
+    bool causal;
+    int end(int r0) const { return std::min(seq, r0 + rows); }
+    // the first query row that sees key column r0 (rows before it are masked there)
+    int first_row_seeing(int r0) const { return causal ? r0 : 0; }
+    int causal_rows() const { return causal ? rows : 0; }  // for the softmax kernels: 0 = full
+  };
+  // &m[row][col] of a row-major matrix with leading dimension ld (the first matrix of the batch)
+  template <typename E>
+  static E* at(E* m, int row, int ld, int col = 0) {
+    return m + static_cast<size_t>(row) * ld + col;
+  }
+  RowBlocks row_blocks(int T_) const {
+    if (!opts_.causal) return RowBlocks{T_, T_, false};
+    const int rows = ((T_ + kCausalBlocks - 1) / kCausalBlocks + 15) / 16 * 16;
+    return RowBlocks{T_, rows, true};
+  }
 
   struct Scratch {
     void* ws;

@@ -1,6 +1,7 @@
 // Naive CUDA attention (forward and backward) against the float64 reference: causal and
 // not, MHA / GQA / MQA, with and without attention dropout. Plus the option errors.
 #include <string>
+#include <utility>
 
 #include "attention/cuda_attention.h"
 #include "core/error.h"
@@ -23,7 +24,11 @@ TYPED_TEST(NaiveAttention, ForwardBackwardMatchReference) {
   struct Case { int H, Hkv; bool causal; double p; };
   const Case cases[] = {{4, 4, true, 0.0}, {4, 4, false, 0.0}, {4, 2, true, 0.0},
                         {4, 1, true, 0.0}, {4, 2, true, 0.1}, {4, 4, false, 0.1}};
-  const int B = 3, T_ = 77, D = 18;
+  // T = 77: causal GEMMs in row blocks of 16 (the last one 13 rows); T = 200: blocks of 32.
+  // D = 18: the layout kernels move single elements; D = 64: 16-byte packs.
+  const int B = 3;
+  const std::pair<int, int> sizes[] = {{77, 18}, {77, 64}, {200, 64}};
+  for (const auto& [T_, D] : sizes)
   for (const Case& c : cases) {
     attn::AttentionOptions opts;
     opts.impl = "naive";
@@ -43,7 +48,7 @@ TYPED_TEST(NaiveAttention, ForwardBackwardMatchReference) {
     Vec y, dqkv;
     ref::attention_forward(y, qkv, rs, c.p, key);
     ref::attention_backward(dqkv, qkv, dy, rs, c.p, key);
-    const std::string tag = std::string(" ") + tu::type_name<T>() + " H=" + std::to_string(c.H) + " Hkv=" +
+    const std::string tag = std::string(" ") + tu::type_name<T>() + " T=" + std::to_string(T_) + " D=" + std::to_string(D) + " H=" + std::to_string(c.H) + " Hkv=" +
                             std::to_string(c.Hkv) + (c.causal ? " causal" : " full") + " p=" + std::to_string(c.p);
     EXPECT_REL(d_y.download(), y, tu::tol<T>(), "attention y" + tag);
     EXPECT_REL(d_dqkv.download(), dqkv, tu::tol<T>(), "attention dqkv" + tag);
