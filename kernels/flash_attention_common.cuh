@@ -7,17 +7,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/flash_attention.h"
 
 namespace attn::flash {
-
-#define FLASH_CUDA_CHECK(expr)                                                          \
-  do {                                                                                  \
-    cudaError_t e_ = (expr);                                                            \
-    if (e_ != cudaSuccess) ::attn::fail("flash attention: {} failed: {}", #expr,        \
-                                        cudaGetErrorString(e_));                        \
-  } while (0)
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cli_support.h"
+#include "core/device.h"
 #include "distributed/devices.h"
 
 namespace fs = std::filesystem;
@@ -89,7 +90,7 @@ TEST_F(Cli, SigintSavesCheckpointAndResumes) {
 }
 
 TEST_F(Cli, MultiGpuRequestWithoutEnoughGpusIsOneLine) {
-  const int gpus = attn::visible_cuda_devices();
+  const int gpus = attn::cuda_device_count();
   if (gpus >= 2) GTEST_SKIP() << "this machine has " << gpus << " CUDA devices";
   expect_error(run("train -c /dev/null " + tiny() + " --device.backend=cuda --distributed.nproc=2"),
                "distributed.nproc = 2 with device.backend = \"cuda\" needs 2 CUDA devices; this machine has " +

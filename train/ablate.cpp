@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "config/config.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "distributed/devices.h"
 #include "train/figures.h"
@@ -331,7 +332,7 @@ std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
   const GridSpec spec = load_grid(opts.grid_path);
   const fs::path dir(opts.out_dir), cells_dir = dir / "cells";
   fs::create_directories(cells_dir);
-  write_environment(dir.string(), resolved_backend(cell_value(spec.fixed, "device.backend", base.device.backend)));
+  write_environment(dir.string(), resolve_device(cell_value(spec.fixed, "device.backend", base.device.backend)));
 
   // The cells: each named variant (if any) crossed with the cartesian product of the axes,
   // the variant varying slowest, then the first axis; then the PyTorch peers at each seq_len.

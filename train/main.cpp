@@ -30,6 +30,7 @@
 
 #include "backend/backend.h"
 #include "config/config.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/dataset.h"
@@ -98,7 +99,7 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   const int max_seq = max_seq_or_zero > 0 ? max_seq_or_zero : gpt.block_size;
   BackendOptions bopt = backend_options(lm.cfg, lm.tokenizer->eot_id(), max_batch, max_seq);
   bopt.inference_only = inference_only;
-  const bool on_cpu = bopt.device == "cpu" || (bopt.device == "auto" && !cuda_available());
+  const bool on_cpu = resolve_device(bopt.device) == "cpu";
   if (on_cpu && bopt.precision != "fp32") {
     // A checkpoint holds fp32 master weights whatever precision trained it: run them in fp32.
     fmt::print(stderr, "note: the cpu backend runs in fp32 (the run trained in {})\n", bopt.precision);
@@ -427,7 +428,7 @@ int main(int argc, char** argv) {
         cfg = load_resume_config((fs::path(out_dir) / "config.toml").string(), ov);
         cfg.training.out_dir = out_dir;
       }
-      check_distributed_request(cfg.distributed, cfg.device.backend, visible_cuda_devices());
+      check_distributed_request(cfg.distributed, cfg.device.backend, cuda_device_count());
       // Data-parallel on this machine without an external launcher: start the ranks here.
       if (cfg.distributed.nproc > 1 && !launched_as_rank())
         return run_local_ranks(cfg.distributed.nproc, std::vector<std::string>(argv, argv + argc));
