@@ -121,10 +121,10 @@ template <auto Kern>
 inline void set_smem_limit_once(int bytes) {
   static std::atomic<uint64_t> done{0};
   int dev = 0;
-  FLASH_CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaGetDevice(&dev));
   const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
   if (bit && (done.load(std::memory_order_relaxed) & bit)) return;
-  FLASH_CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   done.fetch_or(bit, std::memory_order_relaxed);
 }
 
