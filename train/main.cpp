@@ -129,30 +129,37 @@ struct SampleArgs {
   bool no_cache = false;
 };
 
-int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& overrides, const SampleArgs& args) {
+// The --prompt texts, then the non-empty lines of --prompt-file.
+std::vector<std::string> prompt_texts(const SampleArgs& args) {
   std::vector<std::string> texts = args.prompts;
-  if (!args.prompt_file.empty()) {
-    std::ifstream in(args.prompt_file);
-    ATTN_CHECK(in.good(), "--prompt-file {}: cannot open it", args.prompt_file);
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) texts.push_back(line);
-    ATTN_CHECK(!texts.empty(), "--prompt-file {} has no non-empty line", args.prompt_file);
+  if (args.prompt_file.empty()) return texts;
+  std::ifstream in(args.prompt_file);
+  ATTN_CHECK(in.good(), "--prompt-file {}: cannot open it", args.prompt_file);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) texts.push_back(line);
+  ATTN_CHECK(!texts.empty(), "--prompt-file {} has no non-empty line", args.prompt_file);
+  return texts;
+}
+
+// A prompt's tokens; an empty prompt starts from end-of-text (or a newline, or token 0).
+std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, const std::string& text) {
+  if (!text.empty()) return tokenizer.encode(text);
+  if (tokenizer.eot_id() >= 0) return {tokenizer.eot_id()};
+  try {
+    return tokenizer.encode("\n");  // nanoGPT's start for character models
+  } catch (const Error&) {
+    return {0};  // a vocabulary without newline: start from its first token
   }
+}
+
+int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& overrides, const SampleArgs& args) {
+  std::vector<std::string> texts = prompt_texts(args);
   LoadedModel lm = load_model(checkpoint, overrides, std::max<int>(1, static_cast<int>(texts.size())), 0, true);
   if (texts.size() == 1) lm.cfg.sample.prompt = texts[0];
   const SampleSection& s = lm.cfg.sample;
   if (texts.empty()) texts.push_back(s.prompt);
-  auto encode = [&](const std::string& text) -> std::vector<int32_t> {
-    if (!text.empty()) return lm.tokenizer->encode(text);
-    if (lm.tokenizer->eot_id() >= 0) return {lm.tokenizer->eot_id()};
-    try {
-      return lm.tokenizer->encode("\n");  // nanoGPT's start for character models
-    } catch (const Error&) {
-      return {0};  // a vocabulary without newline: start from its first token
-    }
-  };
   std::vector<std::vector<int32_t>> prompts;
-  for (const auto& t : texts) prompts.push_back(encode(t));
+  for (const auto& t : texts) prompts.push_back(encode_prompt(*lm.tokenizer, t));
   const int block = lm.backend->layout().config().block_size;
   for (size_t i = 0; i < prompts.size(); ++i)
     if (prompts[i].size() > crop_prompt(prompts[i], block).size())
