@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "backend/cuda_check.h"
+#include "core/cuda_check.h"
 #include "core/rng.h"
 
 namespace attn::kern {

@@ -39,25 +39,6 @@
 
 namespace attn {
 
-size_t kv_cache_element_bytes(KVCacheDType t) {
-  switch (t) {
-    case KVCacheDType::FP32: return 4;
-    case KVCacheDType::BF16: return 2;
-    case KVCacheDType::FP8_E4M3:
-    case KVCacheDType::INT8: return 1;
-  }
-  return 0;
-}
-
-KVCacheDType parse_kv_cache_dtype(const char* name) {
-  const std::string s = name ? name : "";
-  if (s == "fp32") return KVCacheDType::FP32;
-  if (s == "bf16") return KVCacheDType::BF16;
-  if (s == "fp8") return KVCacheDType::FP8_E4M3;
-  if (s == "int8") return KVCacheDType::INT8;
-  fail("kv cache dtype \"{}\" is not one of \"fp32\", \"bf16\", \"fp8\", \"int8\"", s);
-}
-
 namespace kern {
 namespace {
 
@@ -69,8 +50,8 @@ constexpr int kDecodeWarps = kDecodeThreads / 32;
 constexpr int kHeadsPerBlock = 4;
 constexpr int kCombineThreads = 256;
 
-constexpr bool is_8bit(KVCacheDType c) { return c == KVCacheDType::FP8_E4M3 || c == KVCacheDType::INT8; }
-constexpr int element_bytes(KVCacheDType c) { return c == KVCacheDType::FP32 ? 4 : c == KVCacheDType::BF16 ? 2 : 1; }
+constexpr bool is_8bit(KVCacheDType c) { return kv_cache_is_scaled(c); }
+constexpr int element_bytes(KVCacheDType c) { return static_cast<int>(kv_cache_element_bytes(c)); }
 
 // Register geometry of one (cache dtype, D). A lane owns kVec consecutive columns of a row
 // (one 16-byte load for fp32/bf16, one 8-byte load for 8-bit: 8 columns, so the dot product

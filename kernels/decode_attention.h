@@ -21,17 +21,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/kv_cache_dtype.h"
+
 struct CUstream_st;
 typedef CUstream_st* cudaStream_t;
 
 namespace attn {
-
-enum class KVCacheDType { FP32, BF16, FP8_E4M3, INT8 };
-
-// bytes per stored element (4, 2, 1, 1)
-size_t kv_cache_element_bytes(KVCacheDType t);
-// "fp32" | "bf16" | "fp8" | "int8" -> dtype; throws attn::Error naming the value otherwise.
-KVCacheDType parse_kv_cache_dtype(const char* name);
 
 // One layer's cache on the device.
 struct KVCacheLayer {

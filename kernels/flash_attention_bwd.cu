@@ -811,7 +811,7 @@ static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* 
     set_smem_limit_once<flash_bwd_wg_kernel<D, MK>>(smem);
     dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
     kern<<<grid, Cfg::NT, smem, stream>>>(p, dsum, dq_acc);
-    FLASH_CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc == nullptr) {
     using Cfg = DqCfg<D>;
@@ -819,7 +819,7 @@ static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* 
     set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, MK>>(Cfg::SMEM);
     dim3 grid((f.T + Cfg::BR - 1) / Cfg::BR, f.H, f.B);
     kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum);
-    FLASH_CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaGetLastError());
   }
 }
 
@@ -845,10 +845,10 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
       flash_bwd_dsum_kernel<float, 64><<<blocks, 256, 0, stream>>>(p, dsum);
     else
       flash_bwd_dsum_kernel<float, 128><<<blocks, 256, 0, stream>>>(p, dsum);
-    FLASH_CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaGetLastError());
   }
   if (f.bf16) {
-    if (dq_acc) FLASH_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
+    if (dq_acc) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
     // 2 head dims x 3 mask kinds = 6 instantiations of each of the two kernels.
     switch (mask_kind(f)) {
       case MaskKind::kFull:
@@ -868,7 +868,7 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
       const int64_t n = (int64_t)rows * (f.D / 8);
       const unsigned blocks = (unsigned)std::min<int64_t>((n + 255) / 256, 132 * 16);
       flash_bwd_dq_convert_kernel<<<blocks, 256, 0, stream>>>(p, dq_acc);
-      FLASH_CUDA_CHECK(cudaGetLastError());
+      CUDA_CHECK(cudaGetLastError());
     }
   } else {
     dim3 gq((f.T + 7) / 8, f.H, f.B), gk((f.T + 7) / 8, f.Hkv, f.B);
@@ -879,7 +879,7 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
       flash_bwd_dq_f32_kernel<128><<<gq, 256, 0, stream>>>(p, dsum);
       flash_bwd_dkdv_f32_kernel<128><<<gk, 256, 0, stream>>>(p, dsum);
     }
-    FLASH_CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaGetLastError());
   }
 }
 

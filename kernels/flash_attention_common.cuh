@@ -7,17 +7,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/flash_attention.h"
 
 namespace attn::flash {
-
-#define FLASH_CUDA_CHECK(expr)                                                          \
-  do {                                                                                  \
-    cudaError_t e_ = (expr);                                                            \
-    if (e_ != cudaSuccess) ::attn::fail("flash attention: {} failed: {}", #expr,        \
-                                        cudaGetErrorString(e_));                        \
-  } while (0)
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -127,10 +121,10 @@ template <auto Kern>
 inline void set_smem_limit_once(int bytes) {
   static std::atomic<uint64_t> done{0};
   int dev = 0;
-  FLASH_CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaGetDevice(&dev));
   const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
   if (bit && (done.load(std::memory_order_relaxed) & bit)) return;
-  FLASH_CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   done.fetch_or(bit, std::memory_order_relaxed);
 }
 

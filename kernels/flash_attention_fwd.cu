@@ -350,7 +350,7 @@ static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) 
   set_smem_limit_once<flash_fwd_wg_kernel<D, MK>>(Cfg::SMEM);
   dim3 grid((p.T + Cfg::BR - 1) / Cfg::BR, p.H, p.B);
   kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p);
-  FLASH_CUDA_CHECK(cudaGetLastError());
+  CUDA_CHECK(cudaGetLastError());
 }
 
 void forward_dispatch(const FlashAttentionParams& p, cudaStream_t stream) {
@@ -376,7 +376,7 @@ void forward_dispatch(const FlashAttentionParams& p, cudaStream_t stream) {
       flash_fwd_f32_kernel<64><<<grid, 256, 0, stream>>>(p);
     else
       flash_fwd_f32_kernel<128><<<grid, 256, 0, stream>>>(p);
-    FLASH_CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaGetLastError());
   }
 }
 

@@ -1,5 +1,5 @@
 // Kernels of cached generation: see kernels/generation.h for the math of each.
-#include "backend/cuda_check.h"
+#include "core/cuda_check.h"
 #include "kernels/common.cuh"
 #include "kernels/generation.h"
 

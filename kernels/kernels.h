@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "attention/attention.h"  // DropoutState
+#include "core/dropout.h"
 
 namespace attn::kern {
 

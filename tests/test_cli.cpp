@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cli_support.h"
+#include "core/device.h"
 #include "distributed/devices.h"
 
 namespace fs = std::filesystem;
@@ -29,6 +30,16 @@ TEST_F(Cli, TrainSampleEvalRoundTrip) {
   r = run("eval --checkpoint " + (root / "run").string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("val loss"), std::string::npos) << r.out;
+  // --prompt-file: one sequence per non-empty line, batched; a missing file is one error line
+  const fs::path prompts = root / "prompts.txt";
+  std::ofstream(prompts) << "lorem ipsum\n\ndolor sit\n";
+  r = run("sample --checkpoint " + (root / "run").string() + " --prompt-file " + prompts.string() +
+          " --sample.max_new_tokens=5");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("lorem ipsum"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("dolor sit"), std::string::npos) << r.out;
+  expect_error(run("sample --checkpoint " + (root / "run").string() + " --prompt-file " + (root / "none.txt").string()),
+               "cannot open it");
 }
 
 TEST_F(Cli, ProfileFlagsPrintTheTableAndWriteJson) {
@@ -89,7 +100,7 @@ TEST_F(Cli, SigintSavesCheckpointAndResumes) {
 }
 
 TEST_F(Cli, MultiGpuRequestWithoutEnoughGpusIsOneLine) {
-  const int gpus = attn::visible_cuda_devices();
+  const int gpus = attn::cuda_device_count();
   if (gpus >= 2) GTEST_SKIP() << "this machine has " << gpus << " CUDA devices";
   expect_error(run("train -c /dev/null " + tiny() + " --device.backend=cuda --distributed.nproc=2"),
                "distributed.nproc = 2 with device.backend = \"cuda\" needs 2 CUDA devices; this machine has " +

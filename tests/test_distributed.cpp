@@ -13,8 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/error.h"
 #include "config/config.h"
+#include "core/device.h"
+#include "core/error.h"
 #include "distributed/buckets.h"
 #include "distributed/comm.h"
 #include "distributed/devices.h"
@@ -324,6 +325,16 @@ TEST(DistributedConfig, DefaultsValidationAndDeviceCheck) {
   check_distributed_request(d, "cuda", 8);
   check_distributed_request(d, "cpu", 0);   // the CPU backend runs ranks over TCP
   check_distributed_request(d, "auto", 0);  // auto without a GPU is the CPU
+}
+
+// device.backend = "auto" is resolved in one place (core/device.h), by the visible CUDA devices.
+TEST(Devices, AutoIsCudaExactlyWhenADeviceIsVisible) {
+  EXPECT_EQ(resolve_device("auto", 0), "cpu");
+  EXPECT_EQ(resolve_device("auto", 1), "cuda");
+  EXPECT_EQ(resolve_device("auto", 8), "cuda");
+  EXPECT_EQ(resolve_device("cpu", 8), "cpu");
+  EXPECT_EQ(resolve_device("cuda", 0), "cuda");  // refused later, by make_backend, naming the key
+  EXPECT_EQ(resolve_device("auto"), cuda_device_count() > 0 ? "cuda" : "cpu");
 }
 
 TEST(LocalCommunicator, IsTheIdentity) {

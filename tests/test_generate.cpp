@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
 #include "backend/cpu_backend.h"
 #include "backend/cpu_generator.h"
 #include "backend/generator.h"
+#include "core/kv_cache_dtype.h"
 #include "fd_check.h"
 #include "model/gpt_cpu.h"
 #include "test_support.h"
@@ -233,8 +235,22 @@ TEST(GenerateCpu, KVCacheSizeFormula) {
   EXPECT_EQ(kv_cache_bytes(g, 1, 1024, KVCacheDType::FP8_E4M3), 2ull * 12 * 12 * 1024 * (64 + 4));
   g.n_kv_head = 3;  // GQA: a quarter
   EXPECT_EQ(kv_cache_bytes(g, 1, 1024, KVCacheDType::BF16), 2ull * 12 * 3 * 1024 * 64 * 2);
+}
+
+// One definition of the cache precisions (core/kv_cache_dtype.h) for the kernel, the
+// generators and --kv-cache: every name round-trips, sizes match the stored types.
+TEST(GenerateCpu, KVCacheDTypeNamesAndSizes) {
+  const std::pair<KVCacheDType, size_t> all[] = {
+      {KVCacheDType::FP32, 4}, {KVCacheDType::BF16, 2}, {KVCacheDType::FP8_E4M3, 1}, {KVCacheDType::INT8, 1}};
+  for (const auto& [t, bytes] : all) {
+    EXPECT_EQ(kv_cache_dtype_from_name(kv_cache_dtype_name(t)), t);
+    EXPECT_EQ(kv_cache_element_bytes(t), bytes) << kv_cache_dtype_name(t);
+    EXPECT_EQ(kv_cache_is_scaled(t), bytes == 1) << kv_cache_dtype_name(t);
+  }
   EXPECT_EQ(kv_cache_dtype_from_name("fp8"), KVCacheDType::FP8_E4M3);
-  EXPECT_NE(attn::testing::error_of([] { kv_cache_dtype_from_name("fp4"); }).find("--kv-cache"), std::string::npos);
+  const std::string e = attn::testing::error_of([] { kv_cache_dtype_from_name("fp16"); });
+  EXPECT_NE(e.find("--kv-cache"), std::string::npos) << e;
+  EXPECT_NE(e.find("fp16"), std::string::npos) << e;
 }
 
 TEST(GenerateCpu, RefusesACacheTooLarge) {

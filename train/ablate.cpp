@@ -12,10 +12,11 @@
 #include <toml++/toml.h>
 
 #include "config/config.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "distributed/devices.h"
-#include "train/figures.h"
 #include "train/environment.h"
+#include "train/figures.h"
 #include "train/report.h"
 #include "train/subprocess.h"
 
@@ -326,203 +327,232 @@ std::map<std::string, AblateCellResult> previous_cells(const fs::path& csv_path)
 
 }  // namespace
 
-std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) {
-  const Config base = load_config(opts.config_path);  // a broken base config stops before any cell
-  const GridSpec spec = load_grid(opts.grid_path);
-  const fs::path dir(opts.out_dir), cells_dir = dir / "cells";
-  fs::create_directories(cells_dir);
-  write_environment(dir.string(), resolved_backend(cell_value(spec.fixed, "device.backend", base.device.backend)));
+namespace {
 
-  // The cells: each named variant (if any) crossed with the cartesian product of the axes,
-  // the variant varying slowest, then the first axis; then the PyTorch peers at each seq_len.
-  const std::vector<NamedVariant> variants = spec.variants.empty() ? std::vector<NamedVariant>(1) : spec.variants;
-  size_t per_variant = 1;
-  for (const auto& a : spec.axes) per_variant *= a.values.size();
-  const size_t n_grid = variants.size() * per_variant;
-  const std::vector<int> peer_seq_lens = grid_seq_lens(spec, base);
-  const size_t n_cells = n_grid + spec.torch.size() * peer_seq_lens.size();
-  std::vector<AblateCellResult> results;
-  const std::map<std::string, AblateCellResult> previous =
-      opts.resume ? previous_cells(dir / "results.csv") : std::map<std::string, AblateCellResult>{};
-  // The earlier sweep's result for the cell r describes (same name, variant, seq_len, precision).
-  auto measured_before = [&](const AblateCellResult& r) -> const AblateCellResult* {
-    const auto it = previous.find(r.name);
-    if (it == previous.end()) return nullptr;
-    const AblateCellResult& p = it->second;
-    return p.variant == r.variant && p.seq_len == r.seq_len && p.precision == r.precision ? &p : nullptr;
-  };
-  auto report = [&](AblateCellResult& r, size_t i) {
-    if (!opts.quiet) {
-      std::string ov;
-      for (const auto& o : r.overrides) ov += " " + o;
-      if (r.status == "ok")
-        fmt::print("{} [{}/{}] {}{}: {:.0f} tokens/s, {:.1f} ms/step, peak {:.2f} GiB, attention {}\n", r.name, i + 1,
-                   n_cells, r.variant, ov, r.tokens_per_s, r.step_ms, r.peak_gib,
-                   r.has_profile ? fmt::format("{:.1f}%", 100 * r.attention_share) : std::string("n/a"));
-      else
-        fmt::print("{} [{}/{}] {}{}: {} ({})\n", r.name, i + 1, n_cells, r.variant, ov,
-                   r.status == "oom" ? "OOM" : "failed", r.error);
-      std::fflush(stdout);
+// A finished cell's outcome from its process: exit status, then `read` on the result it printed
+// or wrote (which may throw: the cell is then an error naming `what`).
+template <typename Read>
+void record_outcome(AblateCellResult& r, int status, bool result_exists, const std::string& log_path,
+                    const std::string& what, Read&& read) {
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && result_exists) {
+    try {
+      r.status = "ok";
+      read();
+    } catch (const std::exception& e) {
+      r.status = "error", r.error = fmt::format("unreadable {}: {}", what, e.what());
     }
-    results.push_back(std::move(r));
-    write_reports(results, spec, dir);  // a report after every cell: an interrupted sweep keeps what it ran
-  };
+  } else {
+    r.error = error_line(log_path, status);
+    r.status = is_oom(r.error) ? "oom" : "error";
+  }
+}
 
-  for (size_t i = 0; i < n_grid; ++i) {
-    const NamedVariant& variant = variants[i / per_variant];
-    Overrides kv = spec.fixed;
+// One `attnlab ablate`: the grid's cells (each named variant crossed with the cartesian product
+// of the axes, the variant varying slowest, then the first axis), then the PyTorch peers at each
+// seq_len; one process per cell, a report after each.
+class Ablation {
+ public:
+  explicit Ablation(const AblateOptions& opts)
+      : opts_(opts),
+        base_(load_config(opts.config_path)),  // a broken base config stops before any cell
+        spec_(load_grid(opts.grid_path)),
+        dir_(opts.out_dir),
+        cells_dir_(dir_ / "cells"),
+        variants_(spec_.variants.empty() ? std::vector<NamedVariant>(1) : spec_.variants),
+        peer_seq_lens_(grid_seq_lens(spec_, base_)),
+        previous_(opts.resume ? previous_cells(dir_ / "results.csv") : std::map<std::string, AblateCellResult>{}) {
+    for (const auto& a : spec_.axes) per_variant_ *= a.values.size();
+    n_grid_ = variants_.size() * per_variant_;
+    n_cells_ = n_grid_ + spec_.torch.size() * peer_seq_lens_.size();
+  }
+
+  std::vector<AblateCellResult> run() {
+    fs::create_directories(cells_dir_);
+    write_environment(dir_.string(),
+                      resolve_device(cell_value(spec_.fixed, "device.backend", base_.device.backend)));
+    for (size_t i = 0; i < n_grid_; ++i) run_grid_cell(i);
+    size_t i = n_grid_;
+    for (const TorchPeer& peer : spec_.torch)
+      for (const int seq : peer_seq_lens_) run_peer_cell(peer, seq, i++);
+    // The figures and the page once, at the end (`attnlab report DIR` redraws an interrupted sweep's).
+    draw_result_figures("ablate", dir_.string());
+    write_report(dir_.string(), false);
+    return results_;
+  }
+
+ private:
+  // The grid's fixed values, then cell i's variant, then its value on each axis.
+  Overrides grid_cell_overrides(size_t i) const {
+    const NamedVariant& variant = variants_[i / per_variant_];
+    Overrides kv = spec_.fixed;
     kv.insert(kv.end(), variant.overrides.begin(), variant.overrides.end());
     const size_t axes_begin = kv.size();
-    size_t rest = i % per_variant;
-    for (size_t a = spec.axes.size(); a-- > 0;) {
-      const GridAxis& axis = spec.axes[a];
-      kv.insert(kv.begin() + axes_begin, {axis.key, axis.values[rest % axis.values.size()]});
+    size_t rest = i % per_variant_;
+    for (size_t a = spec_.axes.size(); a-- > 0;) {
+      const GridAxis& axis = spec_.axes[a];
+      kv.insert(kv.begin() + static_cast<ptrdiff_t>(axes_begin), {axis.key, axis.values[rest % axis.values.size()]});
       rest /= axis.values.size();
     }
+    return kv;
+  }
+
+  // Cell i's name, variant, precision, length and batch, and its overrides with the batch size
+  // set by tokens_per_batch and block_size grown to seq_len; setup_error when it cannot run.
+  AblateCellResult describe_grid_cell(size_t i, std::string& setup_error) const {
+    const NamedVariant& variant = variants_[i / per_variant_];
+    Overrides kv = grid_cell_overrides(i);
     AblateCellResult r;
     r.name = fmt::format("cell_{:02d}", i);
-    r.variant = variant.name.empty() ? cell_value(kv, "attention.impl", base.attention.impl) : variant.name;
-    r.precision = cell_value(kv, "device.precision", base.device.precision);
-    const std::string seq_text = cell_value(kv, "training.seq_len", std::to_string(base.seq_len()));
+    r.variant = variant.name.empty() ? cell_value(kv, "attention.impl", base_.attention.impl) : variant.name;
+    r.precision = cell_value(kv, "device.precision", base_.device.precision);
+    const std::string seq_text = cell_value(kv, "training.seq_len", std::to_string(base_.seq_len()));
     r.seq_len = std::atoi(seq_text.c_str());
-    if (r.seq_len <= 0) r.seq_len = base.model.block_size;
-    r.batch = base.training.batch_size;
-    std::string setup_error;
-    if (spec.tokens_per_batch > 0) {
-      if (spec.tokens_per_batch % r.seq_len != 0)
+    if (r.seq_len <= 0) r.seq_len = base_.model.block_size;
+    r.batch = base_.training.batch_size;
+    if (spec_.tokens_per_batch > 0) {
+      if (spec_.tokens_per_batch % r.seq_len != 0)
         setup_error =
-            fmt::format("tokens_per_batch {} is not a multiple of seq_len {}", spec.tokens_per_batch, r.seq_len);
-      r.batch = spec.tokens_per_batch / r.seq_len;
+            fmt::format("tokens_per_batch {} is not a multiple of seq_len {}", spec_.tokens_per_batch, r.seq_len);
+      r.batch = spec_.tokens_per_batch / r.seq_len;
       kv.emplace_back("training.batch_size", std::to_string(r.batch));
       kv.emplace_back("training.grad_accum", "1");
     }
-    const int block = std::atoi(cell_value(kv, "model.block_size", std::to_string(base.model.block_size)).c_str());
+    const int block = std::atoi(cell_value(kv, "model.block_size", std::to_string(base_.model.block_size)).c_str());
     if (r.seq_len > block) kv.emplace_back("model.block_size", std::to_string(r.seq_len));
     for (const auto& [k, v] : kv) r.overrides.push_back(fmt::format("--{}={}", k, v));
+    return r;
+  }
 
+  void run_grid_cell(size_t i) {
+    std::string setup_error;
+    AblateCellResult r = describe_grid_cell(i, setup_error);
     if (const AblateCellResult* before = setup_error.empty() ? measured_before(r) : nullptr) {
       AblateCellResult kept = *before;
       report(kept, i);
-      continue;
+      return;
     }
-    const std::string json_path = (cells_dir / (r.name + ".json")).string();
-    const std::string log_path = (cells_dir / (r.name + ".log")).string();
+    const std::string json_path = (cells_dir_ / (r.name + ".json")).string();
     fs::remove(json_path);
-    if (setup_error.empty()) {
-      std::vector<std::string> args = {"bench",
-                                       "-c",
-                                       opts.config_path,
-                                       "--steps",
-                                       std::to_string(spec.steps),
-                                       "--warmup",
-                                       std::to_string(spec.warmup),
-                                       "--profile",
-                                       "--json",
-                                       json_path};
-      if (spec.vocab_size > 0) args.insert(args.end(), {"--vocab-size", std::to_string(spec.vocab_size)});
-      args.insert(args.end(), r.overrides.begin(), r.overrides.end());
-      const int status = run_process(opts.executable, args, log_path);
-      if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::exists(json_path)) {
-        try {
-          std::ifstream in(json_path);
-          const nlohmann::json j = nlohmann::json::parse(in);
-          r.status = "ok";
-          if (variant.name.empty()) r.variant = j.at("attention").get<std::string>();
-          r.precision = j.at("precision").get<std::string>();
-          r.seq_len = j.at("seq_len").get<int>(), r.batch = j.at("batch").get<int>();
-          r.tokens_per_s = j.at("tokens_per_s").get<double>(), r.step_ms = j.at("step_ms").get<double>();
-          r.mfu = j.at("mfu").get<double>();
-          r.peak_gib = j.at("peak_bytes").get<double>() / double(1ull << 30);
-          r.loss_last = j.at("loss_last").get<double>();
-          if (j.contains("profile")) {
-            r.attention_share = j["profile"].at("attention_share").get<double>();
-            r.has_profile = true;
-          }
-        } catch (const std::exception& e) {
-          r.status = "error", r.error = fmt::format("unreadable {}: {}", json_path, e.what());
-        }
-      } else {
-        r.error = error_line(log_path, status);
-        r.status = is_oom(r.error) ? "oom" : "error";
-      }
-    } else {
+    if (setup_error.empty())
+      run_bench(r, json_path, variants_[i / per_variant_].name.empty());
+    else
       r.status = "error", r.error = setup_error;
+    report(r, i);
+  }
+
+  // `attnlab bench` on the cell's overrides; its JSON gives the figures (and, without a named
+  // variant, the attention it ran as the variant).
+  void run_bench(AblateCellResult& r, const std::string& json_path, bool variant_from_result) const {
+    const std::string log_path = (cells_dir_ / (r.name + ".log")).string();
+    std::vector<std::string> args = {"bench",  "-c", opts_.config_path, "--steps", std::to_string(spec_.steps),
+                                     "--warmup", std::to_string(spec_.warmup), "--profile", "--json", json_path};
+    if (spec_.vocab_size > 0) args.insert(args.end(), {"--vocab-size", std::to_string(spec_.vocab_size)});
+    args.insert(args.end(), r.overrides.begin(), r.overrides.end());
+    const int status = run_process(opts_.executable, args, log_path);
+    record_outcome(r, status, fs::exists(json_path), log_path, json_path, [&] {
+      std::ifstream in(json_path);
+      const nlohmann::json j = nlohmann::json::parse(in);
+      if (variant_from_result) r.variant = j.at("attention").get<std::string>();
+      r.precision = j.at("precision").get<std::string>();
+      r.seq_len = j.at("seq_len").get<int>(), r.batch = j.at("batch").get<int>();
+      r.tokens_per_s = j.at("tokens_per_s").get<double>(), r.step_ms = j.at("step_ms").get<double>();
+      r.mfu = j.at("mfu").get<double>();
+      r.peak_gib = j.at("peak_bytes").get<double>() / double(1ull << 30);
+      r.loss_last = j.at("loss_last").get<double>();
+      if (j.contains("profile")) {
+        r.attention_share = j["profile"].at("attention_share").get<double>();
+        r.has_profile = true;
+      }
+    });
+  }
+
+  // A PyTorch peer: the same model shape (the base config with the grid's fixed values) and the
+  // same tokens per batch, bf16 autocast; its command line is the cell's "overrides".
+  AblateCellResult describe_peer_cell(const TorchPeer& peer, int seq, size_t i) const {
+    const int peer_vocab = make_gpt_config(base_, spec_.vocab_size > 0 ? spec_.vocab_size : 50257).padded_vocab_size;
+    auto model_int = [&](const char* key, int fallback) {
+      return std::to_string(std::atoi(cell_value(spec_.fixed, key, std::to_string(fallback)).c_str()));
+    };
+    AblateCellResult r;
+    r.name = fmt::format("cell_{:02d}", i);
+    r.variant = peer.name;
+    r.precision = "bf16";
+    r.seq_len = seq;
+    r.batch = spec_.tokens_per_batch > 0 ? spec_.tokens_per_batch / seq : base_.training.batch_size;
+    r.overrides = {spec_.torch_script, "bench", "--sdpa", peer.sdpa, "--compile", peer.compile ? "1" : "0",
+                   "--batch", std::to_string(r.batch), "--seq", std::to_string(seq),
+                   "--vocab", std::to_string(peer_vocab),
+                   "--n_layer", model_int("model.n_layer", base_.model.n_layer),
+                   "--n_head", model_int("model.n_head", base_.model.n_head),
+                   "--n_embd", model_int("model.n_embd", base_.model.n_embd),
+                   "--steps", std::to_string(spec_.steps), "--warmup", std::to_string(spec_.warmup)};
+    return r;
+  }
+
+  void run_peer_cell(const TorchPeer& peer, int seq, size_t i) {
+    AblateCellResult r = describe_peer_cell(peer, seq, i);
+    if (const AblateCellResult* before = measured_before(r)) {
+      AblateCellResult kept = *before;
+      report(kept, i);
+      return;
+    }
+    const std::string log_path = (cells_dir_ / (r.name + ".log")).string();
+    if (spec_.tokens_per_batch > 0 && spec_.tokens_per_batch % seq != 0) {
+      r.status = "error";
+      r.error = fmt::format("tokens_per_batch {} is not a multiple of seq_len {}", spec_.tokens_per_batch, seq);
+    } else {
+      const int status = run_process(spec_.python, r.overrides, log_path);
+      const std::string line = last_json_line(log_path);
+      record_outcome(r, status, !line.empty(), log_path, "result of " + log_path, [&] {
+        const nlohmann::json j = nlohmann::json::parse(line);
+        r.tokens_per_s = j.at("tokens_per_s").get<double>(), r.step_ms = j.at("step_ms").get<double>();
+        r.mfu = j.value("mfu", 0.0);
+        r.peak_gib = j.at("peak_bytes").get<double>() / double(1ull << 30);
+        r.loss_last = j.value("loss_last", 0.0);
+      });
     }
     report(r, i);
   }
 
-  // PyTorch peers: the same model shape (the base config with the grid's fixed values) and the
-  // same tokens per batch, one process per (peer, seq_len), bf16 autocast.
-  const int peer_vocab = make_gpt_config(base, spec.vocab_size > 0 ? spec.vocab_size : 50257).padded_vocab_size;
-  auto model_int = [&](const char* key, int fallback) {
-    return std::atoi(cell_value(spec.fixed, key, std::to_string(fallback)).c_str());
-  };
-  size_t i = n_grid;
-  for (const TorchPeer& peer : spec.torch) {
-    for (const int seq : peer_seq_lens) {
-      AblateCellResult r;
-      r.name = fmt::format("cell_{:02d}", i);
-      r.variant = peer.name;
-      r.precision = "bf16";
-      r.seq_len = seq;
-      r.batch = spec.tokens_per_batch > 0 ? spec.tokens_per_batch / seq : base.training.batch_size;
-      r.overrides = {spec.torch_script,
-                     "bench",
-                     "--sdpa",
-                     peer.sdpa,
-                     "--compile",
-                     peer.compile ? "1" : "0",
-                     "--batch",
-                     std::to_string(r.batch),
-                     "--seq",
-                     std::to_string(seq),
-                     "--vocab",
-                     std::to_string(peer_vocab),
-                     "--n_layer",
-                     std::to_string(model_int("model.n_layer", base.model.n_layer)),
-                     "--n_head",
-                     std::to_string(model_int("model.n_head", base.model.n_head)),
-                     "--n_embd",
-                     std::to_string(model_int("model.n_embd", base.model.n_embd)),
-                     "--steps",
-                     std::to_string(spec.steps),
-                     "--warmup",
-                     std::to_string(spec.warmup)};
-      const std::string log_path = (cells_dir / (r.name + ".log")).string();
-      if (const AblateCellResult* before = measured_before(r)) {
-        AblateCellResult kept = *before;
-        report(kept, i++);
-        continue;
-      }
-      if (spec.tokens_per_batch > 0 && spec.tokens_per_batch % seq != 0) {
-        r.status = "error";
-        r.error = fmt::format("tokens_per_batch {} is not a multiple of seq_len {}", spec.tokens_per_batch, seq);
-      } else {
-        const int status = run_process(spec.python, r.overrides, log_path);
-        const std::string line = last_json_line(log_path);
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !line.empty()) {
-          try {
-            const nlohmann::json j = nlohmann::json::parse(line);
-            r.status = "ok";
-            r.tokens_per_s = j.at("tokens_per_s").get<double>(), r.step_ms = j.at("step_ms").get<double>();
-            r.mfu = j.value("mfu", 0.0);
-            r.peak_gib = j.at("peak_bytes").get<double>() / double(1ull << 30);
-            r.loss_last = j.value("loss_last", 0.0);
-          } catch (const std::exception& e) {
-            r.status = "error", r.error = fmt::format("unreadable result of {}: {}", log_path, e.what());
-          }
-        } else {
-          r.error = error_line(log_path, status);
-          r.status = is_oom(r.error) ? "oom" : "error";
-        }
-      }
-      report(r, i++);
-    }
+  // The earlier sweep's result for the cell r describes (same name, variant, seq_len, precision).
+  const AblateCellResult* measured_before(const AblateCellResult& r) const {
+    const auto it = previous_.find(r.name);
+    if (it == previous_.end()) return nullptr;
+    const AblateCellResult& p = it->second;
+    return p.variant == r.variant && p.seq_len == r.seq_len && p.precision == r.precision ? &p : nullptr;
   }
-  // The figures and the page once, at the end (`attnlab report DIR` redraws an interrupted sweep's).
-  draw_result_figures("ablate", dir.string());
-  write_report(dir.string(), false);
-  return results;
-}
+
+  // One line per cell, then the reports rewritten: an interrupted sweep keeps what it ran.
+  void report(AblateCellResult& r, size_t i) {
+    if (!opts_.quiet) {
+      std::string ov;
+      for (const auto& o : r.overrides) ov += " " + o;
+      if (r.status == "ok")
+        fmt::print("{} [{}/{}] {}{}: {:.0f} tokens/s, {:.1f} ms/step, peak {:.2f} GiB, attention {}\n", r.name, i + 1,
+                   n_cells_, r.variant, ov, r.tokens_per_s, r.step_ms, r.peak_gib,
+                   r.has_profile ? fmt::format("{:.1f}%", 100 * r.attention_share) : std::string("n/a"));
+      else
+        fmt::print("{} [{}/{}] {}{}: {} ({})\n", r.name, i + 1, n_cells_, r.variant, ov,
+                   r.status == "oom" ? "OOM" : "failed", r.error);
+      std::fflush(stdout);
+    }
+    results_.push_back(std::move(r));
+    write_reports(results_, spec_, dir_);
+  }
+
+  const AblateOptions& opts_;
+  const Config base_;
+  const GridSpec spec_;
+  const fs::path dir_, cells_dir_;
+  const std::vector<NamedVariant> variants_;
+  const std::vector<int> peer_seq_lens_;
+  const std::map<std::string, AblateCellResult> previous_;
+  size_t per_variant_ = 1, n_grid_ = 0, n_cells_ = 0;
+  std::vector<AblateCellResult> results_;
+};
+
+}  // namespace
+
+std::vector<AblateCellResult> run_ablation(const AblateOptions& opts) { return Ablation(opts).run(); }
 
 }  // namespace attn

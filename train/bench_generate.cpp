@@ -4,6 +4,7 @@
 // first two decode steps are untimed: the first runs kernel by kernel and fixes cuBLASLt's
 // algorithms, the second captures the CUDA graph. Backends are built for inference only
 // (no gradients, optimizer state or fp32 master): the peak is what generation needs.
+#include "core/device.h"
 #include "train/bench_generate.h"
 
 #include <algorithm>
@@ -19,10 +20,10 @@
 #include "backend/generator.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "train/generate.h"
 #include "distributed/devices.h"
 #include "train/environment.h"
 #include "train/figures.h"
+#include "train/generate.h"
 #include "train/report.h"
 #include "train/trainer.h"
 
@@ -101,7 +102,8 @@ GenerateBenchRow baseline_cell(Backend& be, const Config& cfg, int prompt, int n
                                const GenerateBenchOptions& o) {
   const GPTConfig& g = be.layout().config();
   GenerateBenchRow r;
-  r.mode = "no-cache", r.cache = "-", r.prompt = prompt, r.new_tokens = new_tokens, r.batch = B;
+  // (a std::string, not the literal: GCC 12 at -O3 warns a false -Wrestrict on assigning "-" here)
+  r.mode = "no-cache", r.cache = std::string("-"), r.prompt = prompt, r.new_tokens = new_tokens, r.batch = B;
   r.n_kv_head = g.n_kv_head;
   const int total = prompt + new_tokens;
   std::vector<int32_t> seqs = random_prompts(B, total, g.vocab_size, 0xBE7C);  // row b: prompt, then decoded
@@ -174,7 +176,7 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
                  n, base.block_size);
       max_ctx = std::max(max_ctx, p + n);
     }
-  if (!o.out_dir.empty()) write_environment(o.out_dir, resolved_backend(cfg.device.backend));
+  if (!o.out_dir.empty()) write_environment(o.out_dir, resolve_device(cfg.device.backend));
   std::vector<GenerateBenchRow> rows;
   for (size_t hi = 0; hi < heads.size(); ++hi) {
     GPTConfig g = base;

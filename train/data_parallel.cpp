@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "distributed/devices.h"
@@ -29,7 +30,7 @@ DataParallelRun::DataParallelRun(const DistEnv& env, const Config& cfg, const st
   rv_->connect();
   require_same_on_all_ranks(*rv_, "config (hash of the effective config; start every rank with the same one)",
                             config_fingerprint(config_toml));
-  if (resolved_backend(cfg.device.backend) == "cuda") use_cuda_device(env_.local_rank);
+  if (resolve_device(cfg.device.backend) == "cuda") use_cuda_device(env_.local_rank);
 }
 
 void DataParallelRun::attach(Backend& backend, const Config& cfg) {

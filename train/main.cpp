@@ -22,7 +22,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -30,13 +33,14 @@
 
 #include "backend/backend.h"
 #include "config/config.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "data/prepare.h"
 #include "data/shard.h"
 #include "data/shard_guard.h"
-#include "data/prepare.h"
 #include "data/tokenizer.h"
 #include "distributed/devices.h"
 #include "train/ablate.h"
@@ -98,7 +102,7 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
   const int max_seq = max_seq_or_zero > 0 ? max_seq_or_zero : gpt.block_size;
   BackendOptions bopt = backend_options(lm.cfg, lm.tokenizer->eot_id(), max_batch, max_seq);
   bopt.inference_only = inference_only;
-  const bool on_cpu = bopt.device == "cpu" || (bopt.device == "auto" && !cuda_available());
+  const bool on_cpu = resolve_device(bopt.device) == "cpu";
   if (on_cpu && bopt.precision != "fp32") {
     // A checkpoint holds fp32 master weights whatever precision trained it: run them in fp32.
     fmt::print(stderr, "note: the cpu backend runs in fp32 (the run trained in {})\n", bopt.precision);
@@ -125,30 +129,37 @@ struct SampleArgs {
   bool no_cache = false;
 };
 
-int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& overrides, const SampleArgs& args) {
+// The --prompt texts, then the non-empty lines of --prompt-file.
+std::vector<std::string> prompt_texts(const SampleArgs& args) {
   std::vector<std::string> texts = args.prompts;
-  if (!args.prompt_file.empty()) {
-    std::ifstream in(args.prompt_file);
-    ATTN_CHECK(in.good(), "--prompt-file {}: cannot open it", args.prompt_file);
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) texts.push_back(line);
-    ATTN_CHECK(!texts.empty(), "--prompt-file {} has no non-empty line", args.prompt_file);
+  if (args.prompt_file.empty()) return texts;
+  std::ifstream in(args.prompt_file);
+  ATTN_CHECK(in.good(), "--prompt-file {}: cannot open it", args.prompt_file);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) texts.push_back(line);
+  ATTN_CHECK(!texts.empty(), "--prompt-file {} has no non-empty line", args.prompt_file);
+  return texts;
+}
+
+// A prompt's tokens; an empty prompt starts from end-of-text (or a newline, or token 0).
+std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, const std::string& text) {
+  if (!text.empty()) return tokenizer.encode(text);
+  if (tokenizer.eot_id() >= 0) return {tokenizer.eot_id()};
+  try {
+    return tokenizer.encode("\n");  // nanoGPT's start for character models
+  } catch (const Error&) {
+    return {0};  // a vocabulary without newline: start from its first token
   }
+}
+
+int cmd_sample(const std::string& checkpoint, const std::vector<std::string>& overrides, const SampleArgs& args) {
+  std::vector<std::string> texts = prompt_texts(args);
   LoadedModel lm = load_model(checkpoint, overrides, std::max<int>(1, static_cast<int>(texts.size())), 0, true);
   if (texts.size() == 1) lm.cfg.sample.prompt = texts[0];
   const SampleSection& s = lm.cfg.sample;
   if (texts.empty()) texts.push_back(s.prompt);
-  auto encode = [&](const std::string& text) -> std::vector<int32_t> {
-    if (!text.empty()) return lm.tokenizer->encode(text);
-    if (lm.tokenizer->eot_id() >= 0) return {lm.tokenizer->eot_id()};
-    try {
-      return lm.tokenizer->encode("\n");  // nanoGPT's start for character models
-    } catch (const Error&) {
-      return {0};  // a vocabulary without newline: start from its first token
-    }
-  };
   std::vector<std::vector<int32_t>> prompts;
-  for (const auto& t : texts) prompts.push_back(encode(t));
+  for (const auto& t : texts) prompts.push_back(encode_prompt(*lm.tokenizer, t));
   const int block = lm.backend->layout().config().block_size;
   for (size_t i = 0; i < prompts.size(); ++i)
     if (prompts[i].size() > crop_prompt(prompts[i], block).size())
@@ -254,265 +265,344 @@ int cmd_check(const std::string& path) {
   return 0;
 }
 
+// Times training steps (run_step_benchmark); prints the JSON line and a summary, writes the
+// JSON files asked for.
+int cmd_bench(const Config& cfg, BenchOptions opts, const std::string& json_path, const std::string& profile_json) {
+  if (!profile_json.empty()) opts.profile = true;
+  const nlohmann::json r = run_step_benchmark(cfg, opts);
+  fmt::print("{}\n", r.dump());
+  fmt::print("bench: {} {} attention={} B={} T={}: {:.0f} tokens/s, {:.1f} ms/step, MFU {:.1f}%, peak {:.2f} GiB\n",
+             r["backend"].get<std::string>(), r["precision"].get<std::string>(), r["attention"].get<std::string>(),
+             r["batch"].get<int>(), r["seq_len"].get<int>(), r["tokens_per_s"].get<double>(),
+             r["step_ms"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_bytes"].get<double>() / (1 << 30));
+  if (opts.profile) fmt::print("{}", format_profile_table(r["profile"]));
+  if (!profile_json.empty()) std::ofstream(profile_json) << r["profile"].dump(2) << "\n";
+  if (!json_path.empty()) std::ofstream(json_path) << r.dump(2) << "\n";
+  return 0;
+}
+
+// Runs the grid (one `attnlab bench` process per cell, this executable); fails when no cell ran.
+int cmd_ablate(AblateOptions o) {
+  o.executable = fs::read_symlink("/proc/self/exe").string();
+  const auto cells = run_ablation(o);
+  const auto ok = std::count_if(cells.begin(), cells.end(), [](const AblateCellResult& c) { return c.status == "ok"; });
+  fmt::print("ablate: {} of {} cells ran; results in {}/results.md\n", ok, cells.size(), o.out_dir);
+  ATTN_CHECK(ok > 0, "ablate: none of the {} cells ran (see {}/results.md for each cell's reason)", cells.size(),
+             o.out_dir);
+  return 0;
+}
+
+// ---- the subcommands: each registers its options and returns what runs it ----------------
+
+// A subcommand: its CLI11 node and the call that runs it once the command line is parsed (the
+// options are parsed into state the call owns).
+struct Subcommand {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+Subcommand add_prepare(CLI::App& app) {
+  struct Args {
+    std::vector<std::string> inputs;
+    std::string out_dir, tokenizer = "bpe", config, reuse_tokenizer;
+    int vocab_size = 4096;
+    double val_fraction = 0.1;
+    PrepareOptions more = prepare_options(DataSection{});
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("prepare", "tokenize text files or folders into train/val token shards");
+  cmd->add_option("-i,--input", a->inputs, "text files or folders (recursive)");
+  cmd->add_option("-o,--out", a->out_dir, "output dataset directory");
+  cmd->add_option("-t,--tokenizer", a->tokenizer, "bpe, char or gpt2")->check(CLI::IsMember({"bpe", "char", "gpt2"}));
+  cmd->add_option("--vocab-size", a->vocab_size, "BPE vocabulary size");
+  cmd->add_option("--val-fraction", a->val_fraction, "fraction of tokens held out for validation");
+  cmd->add_option("--tokenizer-file", a->reuse_tokenizer, "reuse an existing tokenizer.json instead of training one");
+  cmd->add_option("--gpt2-vocab", a->more.gpt2_vocab, "gpt2: folder with encoder.json + vocab.bpe (or tokenizer.json)");
+  cmd->add_option("--val-split", a->more.val_split, "auto, documents or tail")
+      ->check(CLI::IsMember({"auto", "documents", "tail"}));
+  cmd->add_option("--jsonl-key", a->more.jsonl_key, "text field of .jsonl inputs");
+  cmd->add_option("--shard-tokens", a->more.shard_tokens, "tokens per shard file");
+  cmd->add_option("--threads", a->more.threads, "encoding threads (0: all cores)");
+  cmd->add_option("-c,--config", a->config, "take inputs/out/tokenizer from this config's [data] section");
+  cmd->allow_extras();
+  return {cmd, [cmd, a] {
+            Args& x = *a;
+            const std::vector<std::string> ov = overrides_of(cmd);
+            PrepareOptions p = x.more;
+            if (!x.config.empty() || !ov.empty()) {  // the config's [data] section fills what is not given
+              const Config cfg = load_config(x.config, ov);
+              if (x.inputs.empty()) x.inputs = cfg.data.inputs;
+              if (x.out_dir.empty()) x.out_dir = cfg.data.dir;
+              const PrepareOptions from_cfg = prepare_options(cfg.data);
+              x.tokenizer = cfg.data.tokenizer, x.vocab_size = cfg.data.vocab_size;
+              x.val_fraction = cfg.data.val_fraction;
+              p.val_split = from_cfg.val_split, p.gpt2_vocab = from_cfg.gpt2_vocab, p.jsonl_key = from_cfg.jsonl_key;
+            }
+            ATTN_CHECK(!x.inputs.empty(), "prepare: no --input given");
+            ATTN_CHECK(!x.out_dir.empty(), "prepare: no --out given");
+            p.inputs = x.inputs, p.out_dir = x.out_dir, p.tokenizer = x.tokenizer, p.vocab_size = x.vocab_size;
+            p.val_fraction = x.val_fraction, p.tokenizer_path = x.reuse_tokenizer;
+            const DatasetInfo info = prepare_dataset(p, [](const std::string& m) { fmt::print("  {}\n", m); });
+            fmt::print("prepared {}: {} train / {} val tokens, vocab {}\n", info.dir, info.train_tokens,
+                       info.val_tokens, info.vocab_size);
+            return 0;
+          }};
+}
+
+// `command_line`: this process's argv, re-executed once per rank by --nproc.
+Subcommand add_train(CLI::App& app, std::vector<std::string> command_line) {
+  struct Args {
+    std::string config;
+    bool resume = false, profile = false;
+    std::string init_from;
+    int nproc = 0;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("train", "train a model (overrides: --section.key=value)");
+  cmd->add_option("-c,--config", a->config, "TOML config file")->required();
+  cmd->add_flag("--resume", a->resume, "continue from the run's latest checkpoint");
+  cmd->add_option("--init-from", a->init_from, "start from these weights (run, checkpoint or HF GPT2 dir), new optimizer");
+  cmd->add_flag("--profile", a->profile, "time per operation category; table at the end, <out_dir>/profile.json");
+  auto* nproc = cmd->add_option("--nproc", a->nproc, "data-parallel ranks on this machine (same as --distributed.nproc=N)");
+  cmd->allow_extras();
+  return {cmd, [cmd, a, nproc, command_line] {
+            std::vector<std::string> ov = overrides_of(cmd);
+            ATTN_CHECK(nproc->count() == 0 || a->nproc >= 1, "--nproc {}: it must be at least 1", a->nproc);
+            if (a->nproc > 0) ov.push_back(fmt::format("--distributed.nproc={}", a->nproc));
+            Config cfg = load_config(a->config, ov);
+            if (a->resume) {  // the run's own config; the command line may change only what is safe to change
+              const std::string out_dir = cfg.training.out_dir;
+              cfg = load_resume_config((fs::path(out_dir) / "config.toml").string(), ov);
+              cfg.training.out_dir = out_dir;
+            }
+            check_distributed_request(cfg.distributed, cfg.device.backend, cuda_device_count());
+            // Data-parallel on this machine without an external launcher: start the ranks here.
+            if (cfg.distributed.nproc > 1 && !launched_as_rank())
+              return run_local_ranks(cfg.distributed.nproc, command_line);
+            TrainOptions opts;
+            opts.resume = a->resume;
+            opts.init_from = a->init_from;
+            opts.profile = a->profile;
+            run_training(cfg, opts);
+            return 0;
+          }};
+}
+
+Subcommand add_sample(CLI::App& app) {
+  struct Args {
+    std::string checkpoint;
+    SampleArgs sample;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("sample", "generate text from a checkpoint");
+  cmd->add_option("--checkpoint", a->checkpoint, "run directory or checkpoint directory")->required();
+  cmd->add_option("--prompt", a->sample.prompts, "text to continue (repeatable: one sequence each, batched)");
+  cmd->add_option("--prompt-file", a->sample.prompt_file, "more prompts, one per line");
+  cmd->add_flag("--no-cache", a->sample.no_cache, "recompute the whole context every token (the old baseline)");
+  cmd->add_option("--kv-cache", a->sample.kv_cache, "cache precision: bf16, fp8, int8 or fp32 (default: activations')");
+  cmd->allow_extras();
+  return {cmd, [cmd, a] { return cmd_sample(a->checkpoint, overrides_of(cmd), a->sample); }};
+}
+
+Subcommand add_eval(CLI::App& app) {
+  struct Args {
+    std::string checkpoint, split = "val", kv_cache;
+    bool cached = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("eval", "loss of a checkpoint on its dataset");
+  cmd->add_option("--checkpoint", a->checkpoint, "run directory or checkpoint directory")->required();
+  cmd->add_option("--split", a->split, "val or train")->check(CLI::IsMember({"val", "train"}));
+  cmd->add_flag("--cached", a->cached, "teacher-forced loss through the KV-cache decode path");
+  cmd->add_option("--kv-cache", a->kv_cache, "with --cached: cache precision(s), e.g. bf16,int8,fp8");
+  cmd->allow_extras();
+  return {cmd, [cmd, a] { return cmd_eval(a->checkpoint, overrides_of(cmd), a->split, a->cached, a->kv_cache); }};
+}
+
+Subcommand add_bench(CLI::App& app) {
+  struct Args {
+    std::string config, json, profile_json;
+    BenchOptions opts;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("bench", "time training steps of a config's model on synthetic tokens");
+  cmd->add_option("-c,--config", a->config, "TOML config file (model, attention, training, device)");
+  cmd->add_option("--vocab-size", a->opts.vocab_size, "vocabulary of the synthetic tokens");
+  cmd->add_option("--steps", a->opts.steps, "timed steps (median reported)");
+  cmd->add_option("--warmup", a->opts.warmup_steps, "untimed steps first");
+  cmd->add_option("--json", a->json, "also write the figures to this JSON file");
+  cmd->add_flag("--profile", a->opts.profile, "time per operation category and print the table");
+  cmd->add_option("--profile-json", a->profile_json, "write the step profile to this JSON file (implies --profile)");
+  cmd->allow_extras();
+  return {cmd, [cmd, a] { return cmd_bench(load_config(a->config, overrides_of(cmd)), a->opts, a->json, a->profile_json); }};
+}
+
+Subcommand add_ablate(CLI::App& app) {
+  auto o = std::make_shared<AblateOptions>();
+  auto* cmd = app.add_subcommand("ablate", "benchmark a grid of configs (one process per cell) and report it");
+  cmd->add_option("-c,--config", o->config_path, "base TOML config")->required();
+  cmd->add_option("--grid", o->grid_path, "grid TOML ([grid] axes, tokens_per_batch, steps, warmup)")->required();
+  cmd->add_option("--out", o->out_dir, "output directory (results.csv, results.md, env.json, *.png, report.html)")
+      ->required();
+  cmd->add_flag("--resume", o->resume, "keep the measured cells of an earlier sweep into --out, run the rest");
+  return {cmd, [o] { return cmd_ablate(*o); }};
+}
+
+Subcommand add_export_hf(CLI::App& app) {
+  auto a = std::make_shared<std::pair<std::string, std::string>>();  // checkpoint, out_dir
+  auto* cmd = app.add_subcommand("export-hf", "write a checkpoint as HF transformers' GPT2LMHeadModel");
+  cmd->add_option("checkpoint", a->first, "run directory or checkpoint directory")->required();
+  cmd->add_option("out_dir", a->second, "output directory (model.safetensors, config.json, ...)")->required();
+  return {cmd, [a] {
+            const HfExportSummary s = export_hf_gpt2(a->first, a->second);
+            fmt::print("exported {} ({} layers, {} heads, n_embd {}, vocab {}, {} positions; {} parameters) to {}\n",
+                       resolve_checkpoint(a->first), s.n_layer, s.n_head, s.n_embd, s.vocab_size, s.n_positions,
+                       s.num_parameters, a->second);
+            return 0;
+          }};
+}
+
+Subcommand add_import_hf(CLI::App& app) {
+  struct Args {
+    std::string hf_dir, out_dir, tokenizer;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("import-hf", "read a HF GPT2 model.safetensors + config.json as a checkpoint");
+  cmd->add_option("hf_dir", a->hf_dir, "directory with config.json and model.safetensors")->required();
+  cmd->add_option("out_dir", a->out_dir, "run directory to write (checkpoints/step_000000)")->required();
+  cmd->add_option("--tokenizer", a->tokenizer, "attnlab tokenizer.json (default: HF_DIR/tokenizer.json if ours)");
+  return {cmd, [a] {
+            const std::string dir = import_hf_gpt2(a->hf_dir, a->out_dir, a->tokenizer);
+            fmt::print("imported {} as {}\n", a->hf_dir, dir);
+            if (!fs::exists(fs::path(dir) / "tokenizer.json"))
+              fmt::print(stderr,
+                         "note: no attnlab tokenizer came with it; eval/sample need one (import again with --tokenizer)\n");
+            return 0;
+          }};
+}
+
+Subcommand add_loss(CLI::App& app) {
+  struct Args {
+    std::string checkpoint, tokens;
+    int batch = 4, seq = 0;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("loss", "mean loss of a checkpoint on the first tokens of a shard (JSON line)");
+  cmd->add_option("--checkpoint", a->checkpoint, "run directory or checkpoint directory")->required();
+  cmd->add_option("--tokens", a->tokens, "token shard (e.g. <data.dir>/val_000.bin)")->required();
+  cmd->add_option("--batch", a->batch, "rows");
+  cmd->add_option("--seq", a->seq, "tokens per row (default: block_size)");
+  cmd->allow_extras();
+  return {cmd, [cmd, a] {
+            const std::vector<std::string> ov = overrides_of(cmd);
+            int seq = a->seq;
+            if (seq == 0) seq = load_config(checkpoint_config_path(resolve_checkpoint(a->checkpoint)), ov).model.block_size;
+            return cmd_loss(a->checkpoint, ov, a->tokens, a->batch, seq);
+          }};
+}
+
+Subcommand add_bench_generate(CLI::App& app) {
+  struct Args {
+    std::string config, caches;
+    bool no_baseline = false;
+    GenerateBenchOptions opts;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("bench-generate", "time cached generation over a grid (tokens/s, cache memory)");
+  GenerateBenchOptions& o = a->opts;
+  cmd->add_option("-c,--config", a->config, "TOML config file (model shape, device)")->required();
+  cmd->add_option("--prompt-lens", o.prompt_lens, "prompt lengths")->delimiter(',');
+  cmd->add_option("--new-tokens", o.new_tokens, "tokens generated per sequence")->delimiter(',');
+  cmd->add_option("--batches", o.batches, "sequences generated together")->delimiter(',');
+  cmd->add_option("--kv-heads", o.kv_heads, "n_kv_head values (default: the config's)")->delimiter(',');
+  cmd->add_option("--kv-cache", a->caches, "cache precisions, e.g. bf16,fp8,int8 (default: activations')");
+  cmd->add_option("--vocab-size", o.vocab_size, "vocabulary of the random-init model");
+  cmd->add_option("--hbm-bytes-per-s", o.hbm_bytes_per_s, "memory bandwidth in bytes/s for the weight-read limit");
+  cmd->add_flag("--no-baseline", a->no_baseline, "skip the no-cache (full recompute) rows");
+  cmd->add_option("--out", o.out_dir, "write results.csv, results.md, env.json, *.png and report.html here");
+  cmd->allow_extras();
+  return {cmd, [cmd, a] {
+            const Config cfg = load_config(a->config, overrides_of(cmd));
+            if (!a->caches.empty()) a->opts.kv_caches = split_list(a->caches);
+            a->opts.baseline = !a->no_baseline;
+            run_generate_benchmark(cfg, a->opts);
+            return 0;
+          }};
+}
+
+Subcommand add_plot(CLI::App& app) {
+  struct Args {
+    std::vector<std::string> runs;
+    std::string out, x = "step";
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("plot", "train and val loss of runs in one figure, labelled by their config differences");
+  cmd->add_option("runs", a->runs, "run directories (training.out_dir: config.toml, metrics.jsonl)")->required();
+  cmd->add_option("--out", a->out, "PNG to write (default: RUN/loss.png for one run, loss_comparison.png for more)");
+  cmd->add_option("--x", a->x, "x axis: step or tokens")->check(CLI::IsMember({"step", "tokens"}));
+  return {cmd, [a] {
+            std::string out = a->out;
+            if (out.empty())
+              out = a->runs.size() == 1 ? (fs::path(a->runs[0]) / "loss.png").string() : "loss_comparison.png";
+            plot_runs(a->runs, out, a->x);
+            fmt::print("plot: {}\n", out);
+            return 0;
+          }};
+}
+
+Subcommand add_report(CLI::App& app) {
+  auto dir = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand("report", "one HTML page (table, figures, environment, command) of a results folder");
+  cmd->add_option("dir", *dir, "the --out folder of ablate or bench-generate")->required();
+  return {cmd, [dir] {
+            fmt::print("report: {}\n", write_report(*dir));
+            return 0;
+          }};
+}
+
+Subcommand add_check(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand("check", "verify the checksums of every checkpoint of a run");
+  cmd->add_option("run", *path, "run directory or checkpoint directory")->required();
+  return {cmd, [path] { return cmd_check(*path); }};
+}
+
+// Parses the command line; false (with the exit code in `code`) for --help and for a
+// command line CLI11 refuses (one error line).
+bool parse_command_line(CLI::App& app, int argc, char** argv, int& code) {
+  try {
+    app.parse(argc, argv);
+    return true;
+  } catch (const CLI::CallForHelp& e) {
+    code = app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    code = app.exit(e);
+  } catch (const CLI::ParseError& e) {  // one line, our exit code
+    fmt::print(stderr, "error: {} (see `attnlab --help`)\n", e.what());
+    code = 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"attnlab: a GPT training framework for seeing what attention costs"};
   app.require_subcommand(1);
-
-  auto* prep = app.add_subcommand("prepare", "tokenize text files or folders into train/val token shards");
-  std::vector<std::string> inputs;
-  std::string out_dir, tokenizer = "bpe", prep_config, reuse_tokenizer;
-  int vocab_size = 4096;
-  double val_fraction = 0.1;
-  prep->add_option("-i,--input", inputs, "text files or folders (recursive)");
-  prep->add_option("-o,--out", out_dir, "output dataset directory");
-  prep->add_option("-t,--tokenizer", tokenizer, "bpe, char or gpt2")->check(CLI::IsMember({"bpe", "char", "gpt2"}));
-  prep->add_option("--vocab-size", vocab_size, "BPE vocabulary size");
-  prep->add_option("--val-fraction", val_fraction, "fraction of tokens held out for validation");
-  prep->add_option("--tokenizer-file", reuse_tokenizer, "reuse an existing tokenizer.json instead of training one");
-  PrepareOptions prep_more = prepare_options(DataSection{});
-  prep->add_option("--gpt2-vocab", prep_more.gpt2_vocab, "gpt2: folder with encoder.json + vocab.bpe (or tokenizer.json)");
-  prep->add_option("--val-split", prep_more.val_split, "auto, documents or tail")
-      ->check(CLI::IsMember({"auto", "documents", "tail"}));
-  prep->add_option("--jsonl-key", prep_more.jsonl_key, "text field of .jsonl inputs");
-  prep->add_option("--shard-tokens", prep_more.shard_tokens, "tokens per shard file");
-  prep->add_option("--threads", prep_more.threads, "encoding threads (0: all cores)");
-  prep->add_option("-c,--config", prep_config, "take inputs/out/tokenizer from this config's [data] section");
-  prep->allow_extras();
-
-  auto* train = app.add_subcommand("train", "train a model (overrides: --section.key=value)");
-  std::string config_path;
-  bool resume = false;
-  train->add_option("-c,--config", config_path, "TOML config file")->required();
-  train->add_flag("--resume", resume, "continue from the run's latest checkpoint");
-  std::string init_from;
-  train->add_option("--init-from", init_from, "start from these weights (run, checkpoint or HF GPT2 dir), new optimizer");
-  bool train_profile = false;
-  train->add_flag("--profile", train_profile, "time per operation category; table at the end, <out_dir>/profile.json");
-  int train_nproc = 0;
-  auto* nproc_opt = train->add_option("--nproc", train_nproc, "data-parallel ranks on this machine (same as --distributed.nproc=N)");
-  train->allow_extras();
-
-  auto* sample = app.add_subcommand("sample", "generate text from a checkpoint");
-  std::string checkpoint;
-  sample->add_option("--checkpoint", checkpoint, "run directory or checkpoint directory")->required();
-  SampleArgs sample_args;
-  sample->add_option("--prompt", sample_args.prompts, "text to continue (repeatable: one sequence each, batched)");
-  sample->add_option("--prompt-file", sample_args.prompt_file, "more prompts, one per line");
-  sample->add_flag("--no-cache", sample_args.no_cache, "recompute the whole context every token (the old baseline)");
-  sample->add_option("--kv-cache", sample_args.kv_cache, "cache precision: bf16, fp8, int8 or fp32 (default: activations')");
-  sample->allow_extras();
-
-  auto* eval = app.add_subcommand("eval", "loss of a checkpoint on its dataset");
-  std::string split = "val";
-  eval->add_option("--checkpoint", checkpoint, "run directory or checkpoint directory")->required();
-  eval->add_option("--split", split, "val or train")->check(CLI::IsMember({"val", "train"}));
-  bool eval_cached_flag = false;
-  std::string eval_kv_cache;
-  eval->add_flag("--cached", eval_cached_flag, "teacher-forced loss through the KV-cache decode path");
-  eval->add_option("--kv-cache", eval_kv_cache, "with --cached: cache precision(s), e.g. bf16,int8,fp8");
-  eval->allow_extras();
-
-  auto* bench = app.add_subcommand("bench", "time training steps of a config's model on synthetic tokens");
-  std::string bench_config, bench_json;
-  BenchOptions bench_opts;
-  bench->add_option("-c,--config", bench_config, "TOML config file (model, attention, training, device)");
-  bench->add_option("--vocab-size", bench_opts.vocab_size, "vocabulary of the synthetic tokens");
-  bench->add_option("--steps", bench_opts.steps, "timed steps (median reported)");
-  bench->add_option("--warmup", bench_opts.warmup_steps, "untimed steps first");
-  bench->add_option("--json", bench_json, "also write the figures to this JSON file");
-  std::string bench_profile_json;
-  bench->add_flag("--profile", bench_opts.profile, "time per operation category and print the table");
-  bench->add_option("--profile-json", bench_profile_json,
-                    "write the step profile to this JSON file (implies --profile)");
-  bench->allow_extras();
-
-  auto* ablate = app.add_subcommand("ablate", "benchmark a grid of configs (one process per cell) and report it");
-  std::string ablate_config, ablate_grid, ablate_out;
-  ablate->add_option("-c,--config", ablate_config, "base TOML config")->required();
-  ablate->add_option("--grid", ablate_grid, "grid TOML ([grid] axes, tokens_per_batch, steps, warmup)")->required();
-  ablate->add_option("--out", ablate_out, "output directory (results.csv, results.md, env.json, *.png, report.html)")->required();
-  bool ablate_resume = false;
-  ablate->add_flag("--resume", ablate_resume, "keep the measured cells of an earlier sweep into --out, run the rest");
-
-  auto* export_hf = app.add_subcommand("export-hf", "write a checkpoint as HF transformers' GPT2LMHeadModel");
-  std::string hf_src, hf_dst, hf_tokenizer, loss_tokens;
-  export_hf->add_option("checkpoint", hf_src, "run directory or checkpoint directory")->required();
-  export_hf->add_option("out_dir", hf_dst, "output directory (model.safetensors, config.json, ...)")->required();
-  auto* import_hf = app.add_subcommand("import-hf", "read a HF GPT2 model.safetensors + config.json as a checkpoint");
-  import_hf->add_option("hf_dir", hf_src, "directory with config.json and model.safetensors")->required();
-  import_hf->add_option("out_dir", hf_dst, "run directory to write (checkpoints/step_000000)")->required();
-  import_hf->add_option("--tokenizer", hf_tokenizer, "attnlab tokenizer.json (default: HF_DIR/tokenizer.json if ours)");
-  auto* loss_cmd = app.add_subcommand("loss", "mean loss of a checkpoint on the first tokens of a shard (JSON line)");
-  int loss_batch = 4, loss_seq = 0;
-  loss_cmd->add_option("--checkpoint", checkpoint, "run directory or checkpoint directory")->required();
-  loss_cmd->add_option("--tokens", loss_tokens, "token shard (e.g. <data.dir>/val_000.bin)")->required();
-  loss_cmd->add_option("--batch", loss_batch, "rows");
-  loss_cmd->add_option("--seq", loss_seq, "tokens per row (default: block_size)");
-  loss_cmd->allow_extras();
-  auto* bgen = app.add_subcommand("bench-generate", "time cached generation over a grid (tokens/s, cache memory)");
-  std::string bgen_config;
-  GenerateBenchOptions bgen_opts;
-  std::string bgen_caches;
-  bool bgen_no_baseline = false;
-  bgen->add_option("-c,--config", bgen_config, "TOML config file (model shape, device)")->required();
-  bgen->add_option("--prompt-lens", bgen_opts.prompt_lens, "prompt lengths")->delimiter(',');
-  bgen->add_option("--new-tokens", bgen_opts.new_tokens, "tokens generated per sequence")->delimiter(',');
-  bgen->add_option("--batches", bgen_opts.batches, "sequences generated together")->delimiter(',');
-  bgen->add_option("--kv-heads", bgen_opts.kv_heads, "n_kv_head values (default: the config's)")->delimiter(',');
-  bgen->add_option("--kv-cache", bgen_caches, "cache precisions, e.g. bf16,fp8,int8 (default: activations')");
-  bgen->add_option("--vocab-size", bgen_opts.vocab_size, "vocabulary of the random-init model");
-  bgen->add_option("--hbm-bytes-per-s", bgen_opts.hbm_bytes_per_s, "memory bandwidth in bytes/s for the weight-read limit");
-  bgen->add_flag("--no-baseline", bgen_no_baseline, "skip the no-cache (full recompute) rows");
-  bgen->add_option("--out", bgen_opts.out_dir, "write results.csv, results.md, env.json, *.png and report.html here");
-  bgen->allow_extras();
-
-  auto* plot = app.add_subcommand("plot", "train and val loss of runs in one figure, labelled by their config differences");
-  std::vector<std::string> plot_runs_dirs;
-  std::string plot_out, plot_x = "step";
-  plot->add_option("runs", plot_runs_dirs, "run directories (training.out_dir: config.toml, metrics.jsonl)")->required();
-  plot->add_option("--out", plot_out, "PNG to write (default: RUN/loss.png for one run, loss_comparison.png for more)");
-  plot->add_option("--x", plot_x, "x axis: step or tokens")->check(CLI::IsMember({"step", "tokens"}));
-  auto* report_cmd = app.add_subcommand("report", "one HTML page (table, figures, environment, command) of a results folder");
-  std::string report_dir;
-  report_cmd->add_option("dir", report_dir, "the --out folder of ablate or bench-generate")->required();
-
-  auto* check = app.add_subcommand("check", "verify the checksums of every checkpoint of a run");
-  std::string check_path;
-  check->add_option("run", check_path, "run directory or checkpoint directory")->required();
+  const std::vector<Subcommand> commands = {
+      add_prepare(app), add_train(app, std::vector<std::string>(argv, argv + argc)), add_sample(app), add_eval(app),
+      add_bench(app), add_ablate(app), add_export_hf(app), add_import_hf(app), add_loss(app),
+      add_bench_generate(app), add_plot(app), add_report(app), add_check(app)};
 
   // A file-size limit (ulimit -f) makes writes fail with EFBIG instead of killing us silently:
   // the failing write then says so. A truncated shard's SIGBUS names the shard (shard_guard.h).
   ::signal(SIGXFSZ, SIG_IGN);
   install_shard_fault_handler();
+  if (int code = 0; !parse_command_line(app, argc, argv, code)) return code;
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {  // one line, our exit code
-    fmt::print(stderr, "error: {} (see `attnlab --help`)\n", e.what());
-    return 1;
-  }
-  try {
-    if (*prep) {
-      const std::vector<std::string> ov = overrides_of(prep);
-      PrepareOptions p = prep_more;
-      if (!prep_config.empty() || !ov.empty()) {
-        const Config cfg = load_config(prep_config, ov);
-        if (inputs.empty()) inputs = cfg.data.inputs;
-        if (out_dir.empty()) out_dir = cfg.data.dir;
-        const PrepareOptions from_cfg = prepare_options(cfg.data);
-        tokenizer = cfg.data.tokenizer, vocab_size = cfg.data.vocab_size, val_fraction = cfg.data.val_fraction;
-        p.val_split = from_cfg.val_split, p.gpt2_vocab = from_cfg.gpt2_vocab, p.jsonl_key = from_cfg.jsonl_key;
-      }
-      ATTN_CHECK(!inputs.empty(), "prepare: no --input given");
-      ATTN_CHECK(!out_dir.empty(), "prepare: no --out given");
-      p.inputs = inputs, p.out_dir = out_dir, p.tokenizer = tokenizer, p.vocab_size = vocab_size;
-      p.val_fraction = val_fraction, p.tokenizer_path = reuse_tokenizer;
-      const DatasetInfo info = prepare_dataset(p, [](const std::string& m) { fmt::print("  {}\n", m); });
-      fmt::print("prepared {}: {} train / {} val tokens, vocab {}\n", info.dir, info.train_tokens, info.val_tokens,
-                 info.vocab_size);
-      return 0;
-    }
-    if (*train) {
-      std::vector<std::string> ov = overrides_of(train);
-      ATTN_CHECK(nproc_opt->count() == 0 || train_nproc >= 1, "--nproc {}: it must be at least 1", train_nproc);
-      if (train_nproc > 0) ov.push_back(fmt::format("--distributed.nproc={}", train_nproc));
-      Config cfg = load_config(config_path, ov);
-      if (resume) {  // the run's own config; the command line may change only what is safe to change
-        const std::string out_dir = cfg.training.out_dir;
-        cfg = load_resume_config((fs::path(out_dir) / "config.toml").string(), ov);
-        cfg.training.out_dir = out_dir;
-      }
-      check_distributed_request(cfg.distributed, cfg.device.backend, visible_cuda_devices());
-      // Data-parallel on this machine without an external launcher: start the ranks here.
-      if (cfg.distributed.nproc > 1 && !launched_as_rank())
-        return run_local_ranks(cfg.distributed.nproc, std::vector<std::string>(argv, argv + argc));
-      TrainOptions opts;
-      opts.resume = resume;
-      opts.init_from = init_from;
-      opts.profile = train_profile;
-      run_training(cfg, opts);
-      return 0;
-    }
-    if (*sample) {
-      return cmd_sample(checkpoint, overrides_of(sample), sample_args);
-    }
-    if (*bench) {
-      const Config cfg = load_config(bench_config, overrides_of(bench));
-      if (!bench_profile_json.empty()) bench_opts.profile = true;
-      const nlohmann::json r = run_step_benchmark(cfg, bench_opts);
-      fmt::print("{}\n", r.dump());
-      fmt::print("bench: {} {} attention={} B={} T={}: {:.0f} tokens/s, {:.1f} ms/step, MFU {:.1f}%, peak {:.2f} GiB\n",
-                 r["backend"].get<std::string>(), r["precision"].get<std::string>(), r["attention"].get<std::string>(),
-                 r["batch"].get<int>(), r["seq_len"].get<int>(), r["tokens_per_s"].get<double>(),
-                 r["step_ms"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_bytes"].get<double>() / (1 << 30));
-      if (bench_opts.profile) fmt::print("{}", format_profile_table(r["profile"]));
-      if (!bench_profile_json.empty()) std::ofstream(bench_profile_json) << r["profile"].dump(2) << "\n";
-      if (!bench_json.empty()) std::ofstream(bench_json) << r.dump(2) << "\n";
-      return 0;
-    }
-    if (*export_hf) {
-      const HfExportSummary s = export_hf_gpt2(hf_src, hf_dst);
-      fmt::print("exported {} ({} layers, {} heads, n_embd {}, vocab {}, {} positions; {} parameters) to {}\n",
-                 resolve_checkpoint(hf_src), s.n_layer, s.n_head, s.n_embd, s.vocab_size, s.n_positions,
-                 s.num_parameters, hf_dst);
-      return 0;
-    }
-    if (*import_hf) {
-      const std::string dir = import_hf_gpt2(hf_src, hf_dst, hf_tokenizer);
-      fmt::print("imported {} as {}\n", hf_src, dir);
-      if (!std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"))
-        fmt::print(stderr, "note: no attnlab tokenizer came with it; eval/sample need one (import again with --tokenizer)\n");
-      return 0;
-    }
-    if (*loss_cmd) {
-      if (loss_seq == 0) {
-        const Config c = load_config(checkpoint_config_path(resolve_checkpoint(checkpoint)), overrides_of(loss_cmd));
-        loss_seq = c.model.block_size;
-      }
-      return cmd_loss(checkpoint, overrides_of(loss_cmd), loss_tokens, loss_batch, loss_seq);
-    }
-    if (*bgen) {
-      const Config cfg = load_config(bgen_config, overrides_of(bgen));
-      if (!bgen_caches.empty()) bgen_opts.kv_caches = split_list(bgen_caches);
-      bgen_opts.baseline = !bgen_no_baseline;
-      run_generate_benchmark(cfg, bgen_opts);
-      return 0;
-    }
-    if (*plot) {
-      if (plot_out.empty())
-        plot_out = plot_runs_dirs.size() == 1 ? (fs::path(plot_runs_dirs[0]) / "loss.png").string() : "loss_comparison.png";
-      plot_runs(plot_runs_dirs, plot_out, plot_x);
-      fmt::print("plot: {}\n", plot_out);
-      return 0;
-    }
-    if (*report_cmd) {
-      fmt::print("report: {}\n", write_report(report_dir));
-      return 0;
-    }
-    if (*check) return cmd_check(check_path);
-    if (*eval) return cmd_eval(checkpoint, overrides_of(eval), split, eval_cached_flag, eval_kv_cache);
-    if (*ablate) {
-      AblateOptions o;
-      o.config_path = ablate_config, o.grid_path = ablate_grid, o.out_dir = ablate_out;
-      o.resume = ablate_resume;
-      o.executable = fs::read_symlink("/proc/self/exe").string();
-      const auto cells = run_ablation(o);
-      const auto ok =
-          std::count_if(cells.begin(), cells.end(), [](const AblateCellResult& c) { return c.status == "ok"; });
-      fmt::print("ablate: {} of {} cells ran; results in {}/results.md\n", ok, cells.size(), ablate_out);
-      ATTN_CHECK(ok > 0, "ablate: none of the {} cells ran (see {}/results.md for each cell's reason)", cells.size(),
-                 ablate_out);
-      return 0;
-    }
-  } catch (const Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
+    for (const Subcommand& c : commands)
+      if (*c.app) return c.run();
+  } catch (const std::exception& e) {  // attn::Error and the rest: one line, exit code 1
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   }

@@ -1,4 +1,4 @@
-// The step profile report: per-category time of training steps (backend/step_profile.h)
+// The step profile report: per-category time of training steps (core/step_profile.h)
 // averaged per step, set against the measured step time, as a table and as JSON.
 //
 // What the timed calls do not cover (host work between calls, launch gaps) is added to
@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backend/step_profile.h"
+#include "core/step_profile.h"
 
 namespace attn {
 

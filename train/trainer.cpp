@@ -4,6 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -12,11 +15,11 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "data/file_io.h"
 #include "data/loader.h"
 #include "data/prepare.h"
-#include "data/tokenizer.h"
-#include "data/file_io.h"
 #include "data/shard_guard.h"
+#include "data/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/figures.h"
@@ -149,236 +152,353 @@ double evaluate(Backend& model, const DataLoader& loader, const Config& cfg, Dat
   return sum / iters;
 }
 
-TrainResult run_training(const Config& cfg, const TrainOptions& opts) {
-  const auto t_start = Clock::now();
-  // ---- ranks (one process: world size 1, nothing happens) ------------------------------
-  const std::string config_toml = to_toml(cfg);
-  DataParallelRun dp(opts.dist_env ? *opts.dist_env : detect_dist_env(process_env()), cfg, config_toml);
-  const bool root = dp.is_root();  // only rank 0 logs and writes files
-  const bool log = !opts.quiet && root;
-  auto say = [&](const std::string& s) {
-    if (log) fmt::print("{}\n", s), std::fflush(stdout);
-  };
-  auto note = [&](const std::string& s) {  // notes and warnings: stderr, even when quiet
-    if (root) fmt::print(stderr, "{}\n", s);
-  };
-  const std::string& out_dir = cfg.training.out_dir;
+namespace {
 
-  // ---- the run directory: one trainer at a time, nothing left of an interrupted save ------
-  std::optional<RunLock> lock;
-  if (root) {
-    fs::create_directories(out_dir);
-    lock.emplace(out_dir, note);
-    for (const std::string& p : remove_interrupted_writes(out_dir))
-      note(fmt::format("note: removed {}, left by an interrupted write", p));
+using Note = std::function<void(const std::string&)>;
+
+LrSchedule lr_schedule(const Config& cfg) {
+  return LrSchedule{cfg.optimizer.lr, cfg.schedule.min_lr, cfg.schedule.warmup_iters,
+                    cfg.schedule.decay_iters > 0 ? cfg.schedule.decay_iters : cfg.training.max_iters,
+                    cfg.schedule.decay == "cosine"};
+}
+
+AdamWConfig adamw_config(const Config& cfg) {
+  return AdamWConfig{static_cast<float>(cfg.optimizer.beta1), static_cast<float>(cfg.optimizer.beta2),
+                     static_cast<float>(cfg.optimizer.eps), static_cast<float>(cfg.optimizer.weight_decay)};
+}
+
+// What one optimizer step measured.
+struct StepOutcome {
+  double loss = 0;           // mean over the global batch when agreed, else this rank's
+  float norm = 0;            // global gradient norm (the same on every rank)
+  double lr = 0;
+  bool agreed = false;       // ranks exchanged loss and stop requests at this step
+  bool stop_signal = false;  // SIGINT/SIGTERM on some rank (known only when agreed)
+  double seconds = 0;
+};
+
+// One call of run_training: the run's state, and the steps it goes through as methods, in the
+// order run() calls them. Every rank runs all of them; only rank 0 (root_) logs and writes files.
+class TrainingRun {
+ public:
+  TrainingRun(const Config& cfg, const TrainOptions& opts)
+      : cfg_(cfg),
+        opts_(opts),
+        config_toml_(to_toml(cfg)),
+        dp_(opts.dist_env ? *opts.dist_env : detect_dist_env(process_env()), cfg, config_toml_),
+        root_(dp_.is_root()),
+        log_(!opts.quiet && root_),
+        B_(cfg.training.batch_size),
+        T_(cfg.seq_len()),
+        accum_(cfg.training.grad_accum),
+        schedule_(lr_schedule(cfg)),
+        adamw_(adamw_config(cfg)),
+        seed_(static_cast<uint64_t>(cfg.training.seed)),
+        x_(static_cast<size_t>(B_) * T_),
+        y_(x_.size()) {}
+
+  TrainResult run() {
+    open_run_directory();
+    load_data();
+    build_model();
+    restore_or_initialise_weights();
+    start_metrics();
+    print_summary();
+    train_until_done();
+    if (!result_.interrupted) {
+      if (cfg_.training.max_iters > first_step_ || !opts_.resume) result_.val_loss = evaluate_and_keep_best();
+      say(fmt::format("checkpoint {}", save()));
+    }
+    write_profile();
+    // the loss figure once, at the end (a second or two of matplotlib); `attnlab plot RUN` draws it mid-run
+    if (root_ && cfg_.logging.plot && cfg_.logging.jsonl) draw_loss_figure(cfg_.training.out_dir);
+    result_.step = state_.step;
+    result_.val_loss = state_.last_val_loss;
+    result_.checkpoint = last_ckpt_;
+    result_.seconds = seconds_since(t_start_);
+    say(fmt::format("done: step {}, {}, {} total", result_.step, measured(), human_duration(result_.seconds)));
+    return result_;
   }
 
-  // ---- data -------------------------------------------------------------------
-  // Rank 0 prepares a missing dataset while the others wait, so that they never write it at once.
-  if (!root) dp.sum({});
-  const DatasetInfo data = ensure_dataset(cfg, !log);
-  if (root) dp.sum({});
-  const int B = cfg.training.batch_size, T = cfg.seq_len(), accum = cfg.training.grad_accum;
-  DataLoader train_loader(data.train_shards, data.vocab_size);
-  DataLoader val_loader(data.val_shards, data.vocab_size);
-  std::vector<std::string> all_shards = data.train_shards;
-  all_shards.insert(all_shards.end(), data.val_shards.begin(), data.val_shards.end());
-  const ShardWatch shard_watch(all_shards);  // checked at each evaluation and checkpoint
-  // The run's tokenizer, copied once at the start; a resumed run must see the data it recorded.
-  std::string tokenizer;
-  if (root) tokenizer = opts.resume ? check_run_record(out_dir, data, note) : start_run_record(out_dir, data);
-
-  // ---- model ----------------------------------------------------------------------
-  const GPTConfig gpt = make_gpt_config(cfg, data.vocab_size);
-  std::unique_ptr<Backend> model = make_backend(gpt, backend_options(cfg, data.eot_id, B, T));
-  dp.attach(*model, cfg);
-  const ParamLayout& layout = model->layout();
-
-  TrainState state;
-  std::vector<float> params(layout.total()), m(layout.total()), v(layout.total());
-  ATTN_CHECK(!(opts.resume && !opts.init_from.empty()),
-             "--resume and --init-from exclude each other (resume continues this run's own checkpoint)");
-  if (opts.resume) {
-    CheckpointData ck = load_newest_valid_checkpoint(out_dir, layout, note);
-    const std::string& dir = ck.dir;
-    ATTN_CHECK(!ck.m.empty(), "checkpoint '{}' has no optimizer state; cannot resume training from it", dir);
-    params = std::move(ck.params), m = std::move(ck.m), v = std::move(ck.v);
-    state = ck.state;
-    model->set_optimizer_state(m.data(), v.data());
-    say(fmt::format("resumed from {} at step {}", dir, state.step));
-  } else if (!opts.init_from.empty()) {
-    if (!root) dp.sum({});  // rank 0 imports an HF directory first
-    params = init_weights(opts.init_from, layout, cfg, data.vocab_size, root);
-    if (root) dp.sum({});
-    say(fmt::format("initialised from {} (fresh optimizer and schedule)", opts.init_from));
-  } else {
-    init_gpt2_params(layout, static_cast<uint64_t>(cfg.training.seed), params.data());
+ private:
+  void say(const std::string& s) const {
+    if (log_) fmt::print("{}\n", s), std::fflush(stdout);
   }
-  model->set_params(params.data());
-  std::optional<MetricsLog> metrics;
-  if (root) {
-    write_file_atomic((fs::path(out_dir) / "config.toml").string(), config_toml, "run config");
-    metrics.emplace(cfg.training.out_dir, opts.resume ? state.step : -1, cfg.logging.jsonl);
+  Note note() const {  // notes and warnings: stderr, even when quiet
+    return [root = root_](const std::string& s) {
+      if (root) fmt::print(stderr, "{}\n", s);
+    };
   }
 
-  const LrSchedule schedule{cfg.optimizer.lr, cfg.schedule.min_lr, cfg.schedule.warmup_iters,
-                            cfg.schedule.decay_iters > 0 ? cfg.schedule.decay_iters : cfg.training.max_iters,
-                            cfg.schedule.decay == "cosine"};
-  const AdamWConfig adamw{static_cast<float>(cfg.optimizer.beta1), static_cast<float>(cfg.optimizer.beta2),
-                          static_cast<float>(cfg.optimizer.eps), static_cast<float>(cfg.optimizer.weight_decay)};
-  const uint64_t seed = static_cast<uint64_t>(cfg.training.seed);
-  const int64_t tokens_per_step = static_cast<int64_t>(B) * T * accum * dp.world_size();
-  say(fmt::format("model: {} layers, {} heads ({} kv), n_embd {}, vocab {} (padded {}), {:.2f}M parameters; "
-                  "backend {} ({}), attention {}",
-                  gpt.n_layer, gpt.n_head, gpt.n_kv_head, gpt.n_embd, gpt.vocab_size, gpt.padded_vocab_size,
-                  layout.num_parameters() / 1e6, model->name(), cfg.device.precision, cfg.attention.impl));
-  say(fmt::format("data: {} train / {} val tokens; {} tokens per step (batch {} x seq {} x accum {} x ranks {})",
-                  data.train_tokens, data.val_tokens, tokens_per_step, B, T, accum, dp.world_size()));
+  // One trainer at a time in out_dir, and nothing left of an interrupted save.
+  void open_run_directory() {
+    if (!root_) return;
+    fs::create_directories(cfg_.training.out_dir);
+    lock_.emplace(cfg_.training.out_dir, note());
+    for (const std::string& p : remove_interrupted_writes(cfg_.training.out_dir))
+      note()(fmt::format("note: removed {}, left by an interrupted write", p));
+  }
 
-  std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
-  TrainResult result;
-  result.step = state.step;
-  std::string last_ckpt;
-  int64_t val_step = -1;  // the step of state.last_val_loss, when measured by this process
+  // The dataset (rank 0 prepares a missing one while the others wait, so that they never write
+  // it at once), its loaders, the shard watch, and the run's record of both.
+  void load_data() {
+    if (!root_) dp_.sum({});
+    data_ = ensure_dataset(cfg_, !log_);
+    if (root_) dp_.sum({});
+    train_loader_.emplace(data_.train_shards, data_.vocab_size);
+    val_loader_.emplace(data_.val_shards, data_.vocab_size);
+    std::vector<std::string> all_shards = data_.train_shards;
+    all_shards.insert(all_shards.end(), data_.val_shards.begin(), data_.val_shards.end());
+    shard_watch_.emplace(all_shards);  // checked at each evaluation and checkpoint
+    // The run's tokenizer, copied once at the start; a resumed run must see the data it recorded.
+    if (root_)
+      tokenizer_ = opts_.resume ? check_run_record(cfg_.training.out_dir, data_, note())
+                                : start_run_record(cfg_.training.out_dir, data_);
+  }
+
+  void build_model() {
+    gpt_ = make_gpt_config(cfg_, data_.vocab_size);
+    model_ = make_backend(gpt_, backend_options(cfg_, data_.eot_id, B_, T_));
+    dp_.attach(*model_, cfg_);
+    const size_t n = model_->layout().total();
+    params_.assign(n, 0.0f), m_.assign(n, 0.0f), v_.assign(n, 0.0f);
+    tokens_per_step_ = static_cast<int64_t>(B_) * T_ * accum_ * dp_.world_size();
+  }
+
+  // --resume: the newest valid checkpoint with its optimizer state; --init-from: other
+  // weights, fresh optimizer; else GPT-2's initialisation.
+  void restore_or_initialise_weights() {
+    const ParamLayout& layout = model_->layout();
+    ATTN_CHECK(!(opts_.resume && !opts_.init_from.empty()),
+               "--resume and --init-from exclude each other (resume continues this run's own checkpoint)");
+    if (opts_.resume) {
+      CheckpointData ck = load_newest_valid_checkpoint(cfg_.training.out_dir, layout, note());
+      ATTN_CHECK(!ck.m.empty(), "checkpoint '{}' has no optimizer state; cannot resume training from it", ck.dir);
+      params_ = std::move(ck.params), m_ = std::move(ck.m), v_ = std::move(ck.v);
+      state_ = ck.state;
+      model_->set_optimizer_state(m_.data(), v_.data());
+      say(fmt::format("resumed from {} at step {}", ck.dir, state_.step));
+    } else if (!opts_.init_from.empty()) {
+      if (!root_) dp_.sum({});  // rank 0 imports an HF directory first
+      params_ = init_weights(opts_.init_from, layout, cfg_, data_.vocab_size, root_);
+      if (root_) dp_.sum({});
+      say(fmt::format("initialised from {} (fresh optimizer and schedule)", opts_.init_from));
+    } else {
+      init_gpt2_params(layout, seed_, params_.data());
+    }
+    model_->set_params(params_.data());
+    result_.step = state_.step;
+    first_step_ = state_.step;
+  }
+
+  void start_metrics() {
+    if (!root_) return;
+    write_file_atomic((fs::path(cfg_.training.out_dir) / "config.toml").string(), config_toml_, "run config");
+    metrics_.emplace(cfg_.training.out_dir, opts_.resume ? state_.step : -1, cfg_.logging.jsonl);
+  }
+
+  void print_summary() const {
+    const ParamLayout& layout = model_->layout();
+    say(fmt::format("model: {} layers, {} heads ({} kv), n_embd {}, vocab {} (padded {}), {:.2f}M parameters; "
+                    "backend {} ({}), attention {}",
+                    gpt_.n_layer, gpt_.n_head, gpt_.n_kv_head, gpt_.n_embd, gpt_.vocab_size, gpt_.padded_vocab_size,
+                    layout.num_parameters() / 1e6, model_->name(), cfg_.device.precision, cfg_.attention.impl));
+    say(fmt::format("data: {} train / {} val tokens; {} tokens per step (batch {} x seq {} x accum {} x ranks {})",
+                    data_.train_tokens, data_.val_tokens, tokens_per_step_, B_, T_, accum_, dp_.world_size()));
+  }
+
+  // The loop: evaluate when due, one step, log, stop (with a checkpoint) when asked, save when due.
+  void train_until_done() {
+    install_stop_handlers();
+    const int64_t max_iters = cfg_.training.max_iters;
+    model_->set_profiling(opts_.profile);
+    while (state_.step < max_iters) {
+      if (cfg_.training.eval_interval > 0 && state_.step % cfg_.training.eval_interval == 0) evaluate_and_keep_best();
+      const StepOutcome s = train_step();
+      log_step(s);
+      const bool stop_here =
+          s.stop_signal || (opts_.stop_after >= 0 && state_.step - first_step_ >= opts_.stop_after);
+      if (stop_here) {
+        result_.interrupted = true;
+        const std::string ckpt = save();
+        say(fmt::format("stopped at step {} ({}): checkpoint {}; continue with `attnlab train ... --resume`",
+                        state_.step, measured(), ckpt));
+        return;
+      }
+      if (cfg_.checkpoint.interval > 0 && state_.step % cfg_.checkpoint.interval == 0 && state_.step < max_iters)
+        say(fmt::format("checkpoint {}", save()));
+    }
+  }
+
+  // One optimizer step: the micro-steps' forward/backward, the ranks' agreement, the finite
+  // check, gradient clipping and AdamW.
+  StepOutcome train_step() {
+    if (opts_.profile) model_->reset_profile();  // evaluation is not part of the step
+    const auto t0 = Clock::now();
+    StepOutcome s;
+    s.lr = schedule_(state_.step);
+    s.loss = accumulate_gradients();
+    agree_on_loss_and_stop(s);
+    s.norm = model_->grad_norm();
+    check_finite(s);
+    const float clip = cfg_.optimizer.grad_clip > 0 && s.norm > cfg_.optimizer.grad_clip
+                           ? static_cast<float>(cfg_.optimizer.grad_clip / s.norm)
+                           : 1.0f;
+    model_->adamw_step(adamw_, static_cast<float>(s.lr), clip, state_.step + 1);
+    state_.step += 1;
+    state_.tokens_seen += tokens_per_step_;
+    s.seconds = seconds_since(t0);
+    if (opts_.profile) profile_.add_step(model_->profile(), s.seconds * 1e3);
+    result_.last_loss = s.loss;
+    return s;
+  }
+
+  // Mean loss of the step's micro-batches; their gradients summed (scaled by 1/accum) in the model.
+  double accumulate_gradients() {
+    model_->zero_grad();
+    double loss = 0;
+    for (int micro = 0; micro < accum_; ++micro) {
+      // Data-parallel: this rank's micro-batch of the global batch (data_parallel.h).
+      const int global_micro = dp_.global_micro(micro);
+      train_loader_->batch(seed_, state_.step, global_micro, B_, T_, x_.data(), y_.data());
+      StepContext ctx{seed_, state_.step, global_micro, true};
+      ctx.sync_grads = micro == accum_ - 1;  // average over ranks once, after the last micro-step
+      loss += model_->forward_backward(Batch{x_.data(), y_.data(), B_, T_}, 1.0f / accum_, ctx) / accum_;
+    }
+    return loss;
+  }
+
+  // Data-parallel ranks must take the same branches. The step's loss over the global batch and
+  // whether any rank was asked to stop are exchanged (a host round trip) only on steps that log,
+  // save or end, and every kAgreeEvery steps (how late a stop may come); on the others each rank
+  // goes by the gradient norm, which all ranks share (a non-finite loss makes it non-finite),
+  // and its own loss is not looked at.
+  void agree_on_loss_and_stop(StepOutcome& s) {
+    const int64_t next = state_.step + 1;
+    s.agreed = !dp_.active() || next % kAgreeEvery == 0 || next % cfg_.training.log_interval == 0 ||
+               next == cfg_.training.max_iters ||
+               (cfg_.checkpoint.interval > 0 && next % cfg_.checkpoint.interval == 0) ||
+               (opts_.stop_after >= 0 && next - first_step_ >= opts_.stop_after);
+    s.stop_signal = s.agreed && stop_requested();
+    if (dp_.active() && s.agreed) {
+      const std::vector<double> agreed = dp_.sum({s.loss, s.stop_signal ? 1.0 : 0.0});
+      s.loss = agreed[0] / dp_.world_size(), s.stop_signal = agreed[1] > 0;
+    }
+  }
+
+  void check_finite(const StepOutcome& s) const {
+    if ((!s.agreed || std::isfinite(s.loss)) && std::isfinite(s.norm)) return;
+    fail("training loss is {} and the gradient norm {} at step {} (lr {:.3g}); stopping without saving. The last "
+         "good checkpoint is {}. Try a lower optimizer.lr or a longer schedule.warmup_iters",
+         s.agreed ? fmt::format("{}", s.loss) : std::string("(not exchanged)"), s.norm, state_.step, s.lr,
+         last_ckpt_.empty() ? std::string("none") : last_ckpt_);
+  }
+
+  // Every log_interval steps (and the last): one metrics line and the progress line, timed
+  // over the steps since the previous one.
+  void log_step(const StepOutcome& s) {
+    window_time_ += s.seconds, window_steps_ += 1;
+    const int64_t max_iters = cfg_.training.max_iters;
+    if (state_.step % cfg_.training.log_interval != 0 && state_.step != max_iters) return;
+    const double step_ms = 1000.0 * window_time_ / window_steps_;
+    const double tok_s = tokens_per_step_ * window_steps_ / window_time_;
+    const MemoryReport mem = model_->memory();
+    if (root_)
+      metrics_->write({{"step", state_.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.norm},
+                       {"step_ms", step_ms}, {"tokens_per_s", tok_s}, {"tokens_seen", state_.tokens_seen},
+                       {"mem_peak_bytes", mem.total_peak}, {"mem_optimizer_bytes", optimizer_bytes(mem)}});
+    if (cfg_.logging.progress)
+      say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | ETA {}",
+                      state_.step, max_iters, s.loss, s.lr, s.norm, step_ms, tok_s,
+                      human_duration((max_iters - state_.step) * step_ms / 1000.0)));
+    window_time_ = 0, window_steps_ = 0;
+  }
+
   // Every rank calls save (ZeRO-1 gathers the moments collectively); rank 0 writes.
-  auto save = [&]() {
-    shard_watch.check();
-    model->get_params(params.data());
-    model->get_optimizer_state(m.data(), v.data());
-    if (!root) return std::string();
-    last_ckpt = save_checkpoint(cfg.training.out_dir, layout, params.data(), m.data(), v.data(), state, config_toml,
-                                tokenizer, cfg.checkpoint.keep);
-    return last_ckpt;
-  };
-  auto run_eval = [&]() {
-    shard_watch.check();
-    const double val = evaluate(*model, val_loader, cfg, &dp);
-    state.last_val_loss = val;
-    val_step = state.step;
-    const bool best = state.best_val_loss == 0 || val < state.best_val_loss;
-    if (best) state.best_val_loss = val;
+  std::string save() {
+    shard_watch_->check();
+    model_->get_params(params_.data());
+    model_->get_optimizer_state(m_.data(), v_.data());
+    if (!root_) return std::string();
+    last_ckpt_ = save_checkpoint(cfg_.training.out_dir, model_->layout(), params_.data(), m_.data(), v_.data(),
+                                 state_, config_toml_, tokenizer_, cfg_.checkpoint.keep);
+    return last_ckpt_;
+  }
+
+  // Validation loss (collective), logged; the best model so far kept in <out_dir>/best.
+  double evaluate_and_keep_best() {
+    shard_watch_->check();
+    const double val = evaluate(*model_, *val_loader_, cfg_, &dp_);
+    state_.last_val_loss = val;
+    val_step_ = state_.step;
+    const bool best = state_.best_val_loss == 0 || val < state_.best_val_loss;
+    if (best) state_.best_val_loss = val;
     // Small datasets overfit (nanoGPT's shakespeare_char does by design): keep the best model.
     // (val is the same on every rank, so all of them take this branch: get_params may be
     // collective, e.g. under ZeRO-1 in bf16)
-    const bool save_best = best && cfg.checkpoint.save_best && state.step > 0;
-    if (save_best) model->get_params(params.data());
-    if (!root) return val;
-    metrics->write({{"step", state.step}, {"val_loss", val}});
-    say(fmt::format("step {:>6} | val loss {:.4f}{}", state.step, val, best ? " (best)" : ""));
+    const bool save_best = best && cfg_.checkpoint.save_best && state_.step > 0;
+    if (save_best) model_->get_params(params_.data());
+    if (!root_) return val;
+    metrics_->write({{"step", state_.step}, {"val_loss", val}});
+    say(fmt::format("step {:>6} | val loss {:.4f}{}", state_.step, val, best ? " (best)" : ""));
     if (save_best) {
-      save_checkpoint((fs::path(cfg.training.out_dir) / "best").string(), layout, params.data(), nullptr, nullptr,
-                      state, config_toml, tokenizer, 1);
+      save_checkpoint((fs::path(cfg_.training.out_dir) / "best").string(), model_->layout(), params_.data(), nullptr,
+                      nullptr, state_, config_toml_, tokenizer_, 1);
     }
     return val;
-  };
+  }
 
-  // ---- the loop ------------------------------------------------------------------
-  install_stop_handlers();
-  const int64_t max_iters = cfg.training.max_iters;
-  const int64_t first_step = state.step;
+  void write_profile() const {
+    if (!opts_.profile || profile_.steps() == 0 || !root_) return;
+    const std::string path = (fs::path(cfg_.training.out_dir) / "profile.json").string();
+    profile_.write_json(path);
+    say(fmt::format("step profile ({}):\n{}", path, profile_.table()));
+  }
+
   // The last measured losses and their steps, for the closing line.
-  auto measured = [&]() {
-    const std::string train = state.step > first_step
-                                  ? fmt::format("train loss {:.4f} (step {})", result.last_loss, state.step)
+  std::string measured() const {
+    const std::string train = state_.step > first_step_
+                                  ? fmt::format("train loss {:.4f} (step {})", result_.last_loss, state_.step)
                                   : std::string("no train step run");
-    const std::string val = val_step >= 0 ? fmt::format("val loss {:.4f} (step {})", state.last_val_loss, val_step)
-                                          : std::string("no val loss measured");
+    const std::string val = val_step_ >= 0
+                                ? fmt::format("val loss {:.4f} (step {})", state_.last_val_loss, val_step_)
+                                : std::string("no val loss measured");
     return train + ", " + val;
-  };
-  double window_time = 0;
-  int64_t window_steps = 0;
-  StepProfileReport profile;
-  model->set_profiling(opts.profile);
-  while (state.step < max_iters) {
-    if (cfg.training.eval_interval > 0 && state.step % cfg.training.eval_interval == 0) run_eval();
-
-    if (opts.profile) model->reset_profile();  // evaluation is not part of the step
-    const auto t0 = Clock::now();
-    const double lr = schedule(state.step);
-    model->zero_grad();
-    double loss = 0;
-    for (int micro = 0; micro < accum; ++micro) {
-      // Data-parallel: this rank's micro-batch of the global batch (data_parallel.h).
-      const int global_micro = dp.global_micro(micro);
-      train_loader.batch(seed, state.step, global_micro, B, T, x.data(), y.data());
-      StepContext ctx{seed, state.step, global_micro, true};
-      ctx.sync_grads = micro == accum - 1;  // average over ranks once, after the last micro-step
-      loss += model->forward_backward(Batch{x.data(), y.data(), B, T}, 1.0f / accum, ctx) / accum;
-    }
-    // Data-parallel ranks must take the same branches below. The step's loss over the global
-    // batch and whether any rank was asked to stop are exchanged (a host round trip) only on
-    // steps that log, save or end, and every kAgreeEvery steps (how late a stop may come); on
-    // the others each rank goes by the gradient norm, which all ranks share (a non-finite loss
-    // makes it non-finite), and its own loss is not looked at.
-    const int64_t next = state.step + 1;
-    const bool agree = !dp.active() || next % kAgreeEvery == 0 || next % cfg.training.log_interval == 0 ||
-                       next == max_iters || (cfg.checkpoint.interval > 0 && next % cfg.checkpoint.interval == 0) ||
-                       (opts.stop_after >= 0 && next - first_step >= opts.stop_after);
-    bool stop_signal = agree && stop_requested();
-    if (dp.active() && agree) {
-      const std::vector<double> agreed = dp.sum({loss, stop_signal ? 1.0 : 0.0});
-      loss = agreed[0] / dp.world_size(), stop_signal = agreed[1] > 0;
-    }
-    const float norm = model->grad_norm();
-    if ((agree && !std::isfinite(loss)) || !std::isfinite(norm)) {
-      fail("training loss is {} and the gradient norm {} at step {} (lr {:.3g}); stopping without saving. The last "
-           "good checkpoint is {}. Try a lower optimizer.lr or a longer schedule.warmup_iters",
-           agree ? fmt::format("{}", loss) : std::string("(not exchanged)"), norm, state.step, lr,
-           last_ckpt.empty() ? std::string("none") : last_ckpt);
-    }
-    const float clip = cfg.optimizer.grad_clip > 0 && norm > cfg.optimizer.grad_clip
-                           ? static_cast<float>(cfg.optimizer.grad_clip / norm)
-                           : 1.0f;
-    model->adamw_step(adamw, static_cast<float>(lr), clip, state.step + 1);
-    state.step += 1;
-    state.tokens_seen += tokens_per_step;
-    const double dt = seconds_since(t0);
-    window_time += dt, window_steps += 1;
-    if (opts.profile) profile.add_step(model->profile(), dt * 1e3);
-    result.last_loss = loss;
-
-    if (state.step % cfg.training.log_interval == 0 || state.step == max_iters) {
-      const double step_ms = 1000.0 * window_time / window_steps;
-      const double tok_s = tokens_per_step * window_steps / window_time;
-      const MemoryReport mem = model->memory();
-      if (root) metrics->write({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                     {"step_ms", step_ms}, {"tokens_per_s", tok_s}, {"tokens_seen", state.tokens_seen},
-                     {"mem_peak_bytes", mem.total_peak}, {"mem_optimizer_bytes", optimizer_bytes(mem)}});
-      if (cfg.logging.progress)
-        say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.1f} ms | {:.0f} tok/s | ETA {}",
-                      state.step, max_iters, loss, lr, norm, step_ms, tok_s,
-                      human_duration((max_iters - state.step) * step_ms / 1000.0)));
-      window_time = 0, window_steps = 0;
-    }
-    const bool stop_here = stop_signal || (opts.stop_after >= 0 && state.step - first_step >= opts.stop_after);
-    if (stop_here) {
-      result.interrupted = true;
-      const std::string ckpt = save();
-      say(fmt::format("stopped at step {} ({}): checkpoint {}; continue with `attnlab train ... --resume`",
-                      state.step, measured(), ckpt));
-      break;
-    }
-    if (cfg.checkpoint.interval > 0 && state.step % cfg.checkpoint.interval == 0 && state.step < max_iters)
-      say(fmt::format("checkpoint {}", save()));
   }
 
-  if (!result.interrupted) {
-    if (max_iters > first_step || !opts.resume) result.val_loss = run_eval();
-    say(fmt::format("checkpoint {}", save()));
-  }
-  if (opts.profile && profile.steps() > 0 && root) {
-    const std::string path = (fs::path(cfg.training.out_dir) / "profile.json").string();
-    profile.write_json(path);
-    say(fmt::format("step profile ({}):\n{}", path, profile.table()));
-  }
-  // the loss figure once, at the end (a second or two of matplotlib); `attnlab plot RUN` draws it mid-run
-  if (root && cfg.logging.plot && cfg.logging.jsonl) draw_loss_figure(cfg.training.out_dir);
-  result.step = state.step;
-  result.val_loss = state.last_val_loss;
-  result.checkpoint = last_ckpt;
-  result.seconds = seconds_since(t_start);
-  say(fmt::format("done: step {}, {}, {} total", result.step, measured(), human_duration(result.seconds)));
-  return result;
-}
+  const Config& cfg_;
+  const TrainOptions& opts_;
+  const Clock::time_point t_start_ = Clock::now();
+  const std::string config_toml_;
+  DataParallelRun dp_;  // ranks (one process: world size 1, nothing happens)
+  const bool root_, log_;
+  const int B_, T_, accum_;
+  const LrSchedule schedule_;
+  const AdamWConfig adamw_;
+  const uint64_t seed_;
+  std::optional<RunLock> lock_;
+  DatasetInfo data_;
+  std::optional<DataLoader> train_loader_, val_loader_;
+  std::optional<ShardWatch> shard_watch_;
+  std::string tokenizer_;
+  GPTConfig gpt_;
+  std::unique_ptr<Backend> model_;
+  int64_t tokens_per_step_ = 0;
+  TrainState state_;
+  std::vector<float> params_, m_, v_;
+  std::optional<MetricsLog> metrics_;
+  std::vector<int32_t> x_, y_;  // one micro-batch
+  TrainResult result_;
+  std::string last_ckpt_;
+  int64_t first_step_ = 0;
+  int64_t val_step_ = -1;  // the step of state_.last_val_loss, when measured by this process
+  double window_time_ = 0;  // since the last progress line
+  int64_t window_steps_ = 0;
+  StepProfileReport profile_;
+};
+
+}  // namespace
+
+TrainResult run_training(const Config& cfg, const TrainOptions& opts) { return TrainingRun(cfg, opts).run(); }
 
 }  // namespace attn

@@ -1,5 +1,5 @@
 // The training loop (nanoGPT's train.py, in C++): data, model, optimizer, schedule,
-// evaluation, metrics, checkpoints. Read run_training top to bottom.
+// evaluation, metrics, checkpoints. Read TrainingRun::run() in trainer.cpp top to bottom.
 #pragma once
 #include <cstdint>
 #include <optional>

@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/dropout.h"
+
 namespace attn {
 
 struct AttentionShape {
@@ -42,12 +44,8 @@ struct AttentionOptions {
                                 // (doc id of token t = number of eot among inputs[0..t-1] of its row)
 };
 
-// Training-time randomness for attention dropout: key = stream_key(seed, step, micro,
+// Attention dropout's DropoutState (core/dropout.h) has key = stream_key(seed, step, micro,
 // dropout_site::attention_probs(layer)); mask rule and element index in model/dropout_sites.h.
-struct DropoutState {
-  float p = 0.0f;
-  uint64_t key = 0;
-};
 
 // ALiBi slope for head h of H (the geometric sequence of the ALiBi paper, H a power of two
 // or not: the paper's rule for the nearest power of two, interleaved).

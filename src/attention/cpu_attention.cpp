@@ -7,9 +7,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/eigen_maps.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "model/cpu_layers.h"
 
 namespace attn {
 

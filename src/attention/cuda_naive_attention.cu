@@ -21,8 +21,8 @@
 #include <cmath>
 
 #include "attention/cuda_attention.h"
-#include "backend/cuda_check.h"
-#include "backend/cuda_memory.h"
+#include "core/arena_plan.h"
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 

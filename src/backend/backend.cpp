@@ -1,6 +1,7 @@
 #include "backend/backend.h"
 
 #include "backend/cpu_backend.h"
+#include "core/device.h"
 #include "core/error.h"
 #if defined(ATTN_WITH_CUDA)
 #include "backend/cuda_backend.h"
@@ -12,21 +13,12 @@ void Backend::enable_data_parallel(Communicator&, bool, size_t) {
   fail("the {} backend does not support data-parallel training (distributed.nproc > 1)", name());
 }
 
-bool cuda_available() {
-#if defined(ATTN_WITH_CUDA)
-  return cuda_device_count() > 0;
-#else
-  return false;
-#endif
-}
-
 std::unique_ptr<Backend> make_backend(const GPTConfig& model, const BackendOptions& opts) {
-  std::string device = opts.device;
-  if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
+  const std::string device = resolve_device(opts.device);
   if (device == "cpu") return make_cpu_backend(model, opts);
   if (device == "cuda") {
 #if defined(ATTN_WITH_CUDA)
-    ATTN_CHECK(cuda_available(), "device.backend = \"cuda\" but no CUDA device is visible");
+    ATTN_CHECK(cuda_device_count() > 0, "device.backend = \"cuda\" but no CUDA device is visible");
     return make_cuda_backend(model, opts);
 #else
     fail("device.backend = \"cuda\" but this binary was built without CUDA (nvcc was not found)");

@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "attention/attention.h"
-#include "backend/step_profile.h"
+#include "core/dropout.h"
+#include "core/step_profile.h"
 #include "model/param_layout.h"
 
 namespace attn {
@@ -24,17 +25,6 @@ struct Batch {
   const int32_t* inputs = nullptr;   // (B, T) token ids
   const int32_t* targets = nullptr;  // (B, T) next-token ids; -1 = ignored position
   int B = 0, T = 0;
-};
-
-// Identifies a micro-step, so that dropout draws are a pure function of it.
-struct StepContext {
-  uint64_t seed = 0;
-  int64_t step = 0;
-  int micro_step = 0;
-  bool train = true;  // false: dropout off
-  // Data-parallel only (Backend::enable_data_parallel): average the gradients over the ranks
-  // after this micro-step's backward. The trainer sets it on the last micro-step of accumulation.
-  bool sync_grads = true;
 };
 
 struct AdamWConfig {
@@ -97,7 +87,7 @@ class Backend {
   // allocates the KV cache, refusing one that does not fit. Must not outlive the backend.
   virtual std::unique_ptr<Generator> make_generator(const GeneratorOptions& opt) = 0;
 
-  // Time per operation category (backend/step_profile.h). Off by default; when off no call
+  // Time per operation category (core/step_profile.h). Off by default; when off no call
   // is timed and nothing is synchronised. profile() waits for the timed work to finish
   // (CUDA: once, on the last event) and returns what accumulated since reset_profile().
   virtual void set_profiling(bool on) = 0;
@@ -116,10 +106,7 @@ struct BackendOptions {
   bool inference_only = false;
 };
 
-// True when the binary was built with CUDA and a device is visible.
-bool cuda_available();
-
-// Creates the backend named by opts.device ("auto": cuda when available, else cpu).
+// Creates the backend named by opts.device ("auto": resolve_device, core/device.h).
 // Throws attn::Error for combinations a backend does not support.
 std::unique_ptr<Backend> make_backend(const GPTConfig& model, const BackendOptions& opts);
 

@@ -17,27 +17,18 @@
 
 #include "attention/cuda_attention.h"
 #include "backend/cuda_backend.h"
-#include "backend/cuda_check.h"
 #include "backend/cuda_data_parallel.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
 #include "backend/cuda_model_view.h"
 #include "backend/cuda_op_timer.h"
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/document_ids.h"
 #include "kernels/kernels.h"
 #include "model/dropout_sites.h"
 
 namespace attn {
-
-int cuda_device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // clear it: "no device" is an answer, not an error
-    return 0;
-  }
-  return n;
-}
 
 namespace {
 

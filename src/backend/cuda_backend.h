@@ -4,8 +4,8 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "core/device.h"  // cuda_device_count
 
 namespace attn {
-int cuda_device_count();  // 0 when the driver or device is missing (never throws)
 std::unique_ptr<Backend> make_cuda_backend(const GPTConfig& model, const BackendOptions& opts);
 }

@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "attention/cuda_attention.h"
-#include "backend/cuda_check.h"
 #include "backend/cuda_model_view.h"
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/decode_attention.h"
 #include "kernels/generation.h"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "backend/cuda_check.h"
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "backend/cuda_check.h"
+#include "core/cuda_check.h"
 #include "core/error.h"
 
 namespace attn {

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "backend/backend.h"
+#include "core/arena_plan.h"
 
 namespace attn {
 
@@ -46,23 +47,6 @@ class CudaAllocator {
   std::unordered_map<void*, Block> blocks_;
   std::array<size_t, kNumMemCategories> in_use_{}, peak_{};
   size_t total_ = 0, total_peak_ = 0;
-};
-
-// Lays out several sub-buffers in one allocation (each start 256-byte aligned):
-//   ArenaPlan plan; size_t a = plan.add(bytes_a), b = plan.add(bytes_b);
-//   char* base = alloc.allocate(plan.bytes(), cat);  ptr_a = base + a; ...
-class ArenaPlan {
- public:
-  static constexpr size_t kAlign = 256;
-  size_t add(size_t bytes) {
-    const size_t off = bytes_;
-    bytes_ += (bytes + kAlign - 1) / kAlign * kAlign;
-    return off;
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  size_t bytes_ = 0;
 };
 
 }  // namespace attn

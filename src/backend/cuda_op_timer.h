@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "backend/cuda_check.h"
-#include "backend/step_profile.h"
+#include "core/cuda_check.h"
+#include "core/step_profile.h"
 
 namespace attn {
 

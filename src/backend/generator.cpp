@@ -1,5 +1,4 @@
-// The KV-cache size formula and dtype names (host code; also in builds without CUDA, so it
-// does not call kv_cache_element_bytes from kernels/decode_attention.cu).
+// The KV-cache size formula and the checks every generator shares (host code).
 #include "backend/generator.h"
 
 #include <algorithm>
@@ -10,38 +9,10 @@
 
 namespace attn {
 
-namespace {
-size_t element_bytes(KVCacheDType t) {
-  switch (t) {
-    case KVCacheDType::FP32: return 4;
-    case KVCacheDType::BF16: return 2;
-    case KVCacheDType::FP8_E4M3:
-    case KVCacheDType::INT8: return 1;
-  }
-  return 4;
-}
-}  // namespace
-
-const char* kv_cache_dtype_name(KVCacheDType t) {
-  switch (t) {
-    case KVCacheDType::FP32: return "fp32";
-    case KVCacheDType::BF16: return "bf16";
-    case KVCacheDType::FP8_E4M3: return "fp8";
-    case KVCacheDType::INT8: return "int8";
-  }
-  return "?";
-}
-
-KVCacheDType kv_cache_dtype_from_name(const std::string& name) {
-  for (KVCacheDType t : {KVCacheDType::FP32, KVCacheDType::BF16, KVCacheDType::FP8_E4M3, KVCacheDType::INT8})
-    if (name == kv_cache_dtype_name(t)) return t;
-  fail("--kv-cache = \"{}\" is unknown (expected bf16, fp8, int8 or fp32)", name);
-}
-
 size_t kv_cache_bytes(const GPTConfig& cfg, int batch, int max_len, KVCacheDType dtype) {
   const size_t slots = 2ull * cfg.n_layer * batch * cfg.n_kv_head * max_len;  // (K, V) x layer x b x g x t
-  const bool scaled = dtype == KVCacheDType::FP8_E4M3 || dtype == KVCacheDType::INT8;
-  return slots * cfg.head_dim() * element_bytes(dtype) + (scaled ? slots * sizeof(float) : 0);
+  const size_t scales = kv_cache_is_scaled(dtype) ? slots * sizeof(float) : 0;
+  return slots * cfg.head_dim() * kv_cache_element_bytes(dtype) + scales;
 }
 
 }  // namespace attn

@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "kernels/decode_attention.h"
+#include "core/kv_cache_dtype.h"
 #include "model/gpt_config.h"
 
 namespace attn {
@@ -35,9 +35,6 @@ struct GeneratorOptions {
 // Bytes of the KV cache: 2 (K and V) * layers * B * Hkv * max_len * D * element bytes,
 // plus one fp32 scale per (layer, K/V, b, kv head, position) for the 8-bit precisions.
 size_t kv_cache_bytes(const GPTConfig& cfg, int batch, int max_len, KVCacheDType dtype);
-const char* kv_cache_dtype_name(KVCacheDType t);  // "fp32", "bf16", "fp8", "int8"
-// The inverse of kv_cache_dtype_name; throws attn::Error naming --kv-cache otherwise.
-KVCacheDType kv_cache_dtype_from_name(const std::string& name);
 
 class Generator {
  public:

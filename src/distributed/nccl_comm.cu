@@ -13,7 +13,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
-#include "backend/cuda_check.h"
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "distributed/comm.h"
 #include "distributed/rendezvous.h"

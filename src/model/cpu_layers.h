@@ -22,24 +22,10 @@
 #include <omp.h>
 #endif
 
+#include "core/eigen_maps.h"
 #include "core/rng.h"
 
 namespace attn {
-
-template <typename S>
-using RowMat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <typename S>
-using MatMap = Eigen::Map<RowMat<S>>;
-template <typename S>
-using ConstMatMap = Eigen::Map<const RowMat<S>>;
-template <typename S>
-using StridedMatMap = Eigen::Map<RowMat<S>, 0, Eigen::OuterStride<>>;
-template <typename S>
-using ConstStridedMatMap = Eigen::Map<const RowMat<S>, 0, Eigen::OuterStride<>>;
-template <typename S>
-using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
-template <typename S>
-using ConstArrMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
 
 // Runs f(begin, end) over [0, n) split into one contiguous chunk per OpenMP thread
 // (serially when n is small: a parallel region costs a few microseconds).

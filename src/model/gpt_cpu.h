@@ -15,11 +15,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/aligned_vector.h"
-
 #include "attention/attention.h"
-#include "backend/backend.h"
-#include "backend/step_profile.h"
+#include "core/aligned_vector.h"
+#include "core/dropout.h"
+#include "core/step_profile.h"
 #include "model/gpt_config.h"
 #include "model/param_layout.h"
 
@@ -65,7 +64,7 @@ class CpuGPT {
 
   size_t activation_bytes() const { return acts_.size() * sizeof(S); }
 
-  // Times every named call by category (backend/step_profile.h); nullptr (default): none.
+  // Times every named call by category (core/step_profile.h); nullptr (default): none.
   void set_op_timer(HostOpTimer* timer) { timer_ = timer; }
 
  private:

@@ -25,10 +25,9 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/decode_attention.h"
-
-#include "bench_util.h"
 
 // Random stored elements of any cache dtype: for 8-bit, bytes with bit 6 clear (e4m3 values
 // below 2, never the NaN codes 0x7f/0xff); for bf16/fp32, uniform values in [-1, 1).
@@ -110,46 +109,46 @@ int main(int argc, char** argv) {
   attn::set_decode_attention_tuning(tune);
   const std::string pipeline = "waves " + std::to_string(tune.waves).substr(0, 4);
   cudaDeviceProp prop;
-  CK(cudaGetDeviceProperties(&prop, 0));
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   cudaStream_t stream;
-  CK(cudaStreamCreate(&stream));
+  CUDA_CHECK(cudaStreamCreate(&stream));
   cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
+  CUDA_CHECK(cudaEventCreate(&e0));
+  CUDA_CHECK(cudaEventCreate(&e1));
 
   // ---- device-to-device copy bandwidth -------------------------------------------------
   const size_t copy_bytes = size_t(1) << 30;
   void *src, *dst;
-  CK(cudaMalloc(&src, copy_bytes));
-  CK(cudaMalloc(&dst, copy_bytes));
-  CK(cudaMemsetAsync(src, 1, copy_bytes, stream));
+  CUDA_CHECK(cudaMalloc(&src, copy_bytes));
+  CUDA_CHECK(cudaMalloc(&dst, copy_bytes));
+  CUDA_CHECK(cudaMemsetAsync(src, 1, copy_bytes, stream));
   std::vector<float> ts;
   for (int i = 0; i < 12; ++i) {
-    CK(cudaEventRecord(e0, stream));
-    CK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice, stream));
-    CK(cudaEventRecord(e1, stream));
-    CK(cudaEventSynchronize(e1));
+    CUDA_CHECK(cudaEventRecord(e0, stream));
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, copy_bytes, cudaMemcpyDeviceToDevice, stream));
+    CUDA_CHECK(cudaEventRecord(e1, stream));
+    CUDA_CHECK(cudaEventSynchronize(e1));
     float ms;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
     if (i >= 2) ts.push_back(ms);
   }
   const double copy_gbps = 2.0 * copy_bytes / (median(ts) * 1e-3) / 1e9;
-  CK(cudaFree(src));
-  CK(cudaFree(dst));
+  CUDA_CHECK(cudaFree(src));
+  CUDA_CHECK(cudaFree(dst));
   std::printf("{\"what\": \"copy\", \"device\": \"%s\", \"bytes\": %zu, \"gbps\": %.1f}\n", prop.name, copy_bytes, copy_gbps);
   std::fflush(stdout);
 
   // ---- L2 flush buffer ---------------------------------------------------------------------
   const size_t flush_bytes = 2 * (size_t)prop.l2CacheSize;
   void* flush;
-  CK(cudaMalloc(&flush, flush_bytes));
-  CK(cudaMemset(flush, 1, flush_bytes));
+  CUDA_CHECK(cudaMalloc(&flush, flush_bytes));
+  CUDA_CHECK(cudaMemset(flush, 1, flush_bytes));
   int* sink;
-  CK(cudaMalloc(&sink, sizeof(int)));
+  CUDA_CHECK(cudaMalloc(&sink, sizeof(int)));
 
   for (const Shape& s : shapes) {
     try {
-      const attn::KVCacheDType dt = attn::parse_kv_cache_dtype(s.dtype.c_str());
+      const attn::KVCacheDType dt = attn::kv_cache_dtype_from_name(s.dtype);
       const size_t eb = attn::kv_cache_element_bytes(dt);
       const bool q8 = dt == attn::KVCacheDType::FP8_E4M3 || dt == attn::KVCacheDType::INT8;
       const size_t rows = (size_t)s.B * s.Hkv * s.ctx, cache_bytes = rows * s.D * eb;
@@ -157,24 +156,24 @@ int main(int argc, char** argv) {
       float *ks = nullptr, *vs = nullptr;
       void *q, *o, *ws;
       int32_t* lengths;
-      CK(cudaMalloc(&k, cache_bytes));
-      CK(cudaMalloc(&v, cache_bytes));
+      CUDA_CHECK(cudaMalloc(&k, cache_bytes));
+      CUDA_CHECK(cudaMalloc(&v, cache_bytes));
       fill_cache<<<1024, 256, 0, stream>>>(k, cache_bytes, (int)eb, 1);
       fill_cache<<<1024, 256, 0, stream>>>(v, cache_bytes, (int)eb, 2);
       if (q8) {
-        CK(cudaMalloc(&ks, rows * 4));
-        CK(cudaMalloc(&vs, rows * 4));
+        CUDA_CHECK(cudaMalloc(&ks, rows * 4));
+        CUDA_CHECK(cudaMalloc(&vs, rows * 4));
         fill_float<<<1024, 256, 0, stream>>>(ks, rows, 0.01f);
         fill_float<<<1024, 256, 0, stream>>>(vs, rows, 0.01f);
       }
       const size_t qo_bytes = (size_t)s.B * s.H * s.D * 2;
-      CK(cudaMalloc(&q, qo_bytes));
-      CK(cudaMalloc(&o, qo_bytes));
+      CUDA_CHECK(cudaMalloc(&q, qo_bytes));
+      CUDA_CHECK(cudaMalloc(&o, qo_bytes));
       fill_cache<<<64, 256, 0, stream>>>(static_cast<uint8_t*>(q), qo_bytes, 2, 3);
-      CK(cudaMalloc(&lengths, s.B * 4));
+      CUDA_CHECK(cudaMalloc(&lengths, s.B * 4));
       std::vector<int32_t> lens(s.B, s.ctx);
-      CK(cudaMemcpy(lengths, lens.data(), s.B * 4, cudaMemcpyHostToDevice));
-      CK(cudaGetLastError());
+      CUDA_CHECK(cudaMemcpy(lengths, lens.data(), s.B * 4, cudaMemcpyHostToDevice));
+      CUDA_CHECK(cudaGetLastError());
 
       attn::DecodeAttentionParams p;
       p.q = q;
@@ -190,20 +189,20 @@ int main(int argc, char** argv) {
       p.lengths = lengths;
       p.H = s.H;
       p.scale = 1.0f / std::sqrt((float)s.D);
-      CK(cudaMalloc(&ws, attn::decode_attention_workspace_bytes(p)));
+      CUDA_CHECK(cudaMalloc(&ws, attn::decode_attention_workspace_bytes(p)));
 
       for (int i = 0; i < 3; ++i) attn::decode_attention(p, ws, stream);  // warm-up
       ts.clear();
       for (int i = 0; i < reps; ++i) {
-        if (flush_by_write) CK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, stream));  // evict the cache from L2
+        if (flush_by_write) CUDA_CHECK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, stream));  // evict the cache from L2
         else read_all<<<1024, 256, 0, stream>>>(static_cast<const int4*>(flush), flush_bytes / 16, sink);
         spin<<<1, 1, 0, stream>>>(400000);
-        CK(cudaEventRecord(e0, stream));
+        CUDA_CHECK(cudaEventRecord(e0, stream));
         attn::decode_attention(p, ws, stream);
-        CK(cudaEventRecord(e1, stream));
-        CK(cudaEventSynchronize(e1));
+        CUDA_CHECK(cudaEventRecord(e1, stream));
+        CUDA_CHECK(cudaEventSynchronize(e1));
         float ms;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
         ts.push_back(ms);
       }
       const double t = median(ts) * 1e-3;
@@ -214,21 +213,21 @@ int main(int argc, char** argv) {
           "\"cache\": \"%s\", \"flush\": \"%s\", \"pipeline\": \"%s\", \"us\": %.2f, \"bytes\": %.0f, \"gbps\": %.1f, \"copy_gbps\": %.1f, \"frac_copy\": %.3f}\n",
           s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), flush_by_write ? "write" : "read", pipeline.c_str(), t * 1e6, bytes, gbps, copy_gbps, gbps / copy_gbps);
       std::fflush(stdout);
-      CK(cudaFree(k));
-      CK(cudaFree(v));
-      if (ks) CK(cudaFree(ks));
-      if (vs) CK(cudaFree(vs));
-      CK(cudaFree(q));
-      CK(cudaFree(o));
-      CK(cudaFree(ws));
-      CK(cudaFree(lengths));
+      CUDA_CHECK(cudaFree(k));
+      CUDA_CHECK(cudaFree(v));
+      if (ks) CUDA_CHECK(cudaFree(ks));
+      if (vs) CUDA_CHECK(cudaFree(vs));
+      CUDA_CHECK(cudaFree(q));
+      CUDA_CHECK(cudaFree(o));
+      CUDA_CHECK(cudaFree(ws));
+      CUDA_CHECK(cudaFree(lengths));
     } catch (const attn::Error& e) {
       std::printf("{\"what\": \"decode\", \"who\": \"ours\", \"B\": %d, \"H\": %d, \"Hkv\": %d, \"D\": %d, \"ctx\": %d, "
                   "\"cache\": \"%s\", \"error\": \"%s\"}\n",
                   s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), e.what());
     }
   }
-  CK(cudaFree(flush));
-  CK(cudaFree(sink));
+  CUDA_CHECK(cudaFree(flush));
+  CUDA_CHECK(cudaFree(sink));
   return 0;
 }

@@ -23,9 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda_check.h"
 #include "kernels/flash_attention.h"
-
-#include "bench_util.h"
 
 __global__ void fill_random(__nv_bfloat16* x, size_t n, uint64_t seed) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -80,7 +79,7 @@ int main(int argc, char** argv) {
     shapes = {{16, 12, 12, 1024, 64}, {4, 12, 12, 4096, 64}, {1, 12, 12, 16384, 64}, {8, 16, 16, 2048, 128},
               {2, 16, 16, 8192, 128}};
   cudaDeviceProp prop;
-  CK(cudaGetDeviceProperties(&prop, 0));
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::string mods;
   if (window > 0) mods += ", window " + std::to_string(window);
   if (doc_len > 0) mods += ", documents of " + std::to_string(doc_len);
@@ -91,8 +90,8 @@ int main(int argc, char** argv) {
   std::printf("%-22s %9s %7s %9s %7s %9s %7s %9s%s\n", "B,H,Hkv,T,D", "fwd ms", "TFLOP/s", "bwd ms", "TFLOP/s", "f+b ms",
               "TFLOP/s", "extra MB", det ? "  det-bwd ms TFLOP/s" : "");
   cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
+  CUDA_CHECK(cudaEventCreate(&e0));
+  CUDA_CHECK(cudaEventCreate(&e1));
   for (const Shape& sh : shapes) {
     const int W = (sh.H + 2 * sh.Hkv) * sh.D, HD = sh.H * sh.D, KD = sh.Hkv * sh.D;
     const size_t n_qkv = (size_t)sh.B * sh.T * W, n_y = (size_t)sh.B * sh.T * HD;
@@ -112,8 +111,8 @@ int main(int argc, char** argv) {
     if (doc_len > 0) {
       std::vector<int32_t> h((size_t)sh.B * sh.T);
       for (size_t i = 0; i < h.size(); ++i) h[i] = (int32_t)((i % sh.T) / doc_len);
-      CK(cudaMalloc(&doc_ids, h.size() * sizeof(int32_t)));
-      CK(cudaMemcpy(doc_ids, h.data(), h.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
+      CUDA_CHECK(cudaMalloc(&doc_ids, h.size() * sizeof(int32_t)));
+      CUDA_CHECK(cudaMemcpy(doc_ids, h.data(), h.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
       p.doc_ids = doc_ids;
     }
     attn::FlashAttentionBackwardParams bp;
@@ -131,15 +130,15 @@ int main(int argc, char** argv) {
     std::vector<Set> sets(nrot);
     for (int i = 0; i < nrot; ++i) {
       Set& s = sets[i];
-      CK(cudaMalloc(&s.qkv, n_qkv * 2));
-      CK(cudaMalloc(&s.dqkv, n_qkv * 2));
-      CK(cudaMalloc(&s.dy, n_y * 2));
-      CK(cudaMalloc(&s.y, n_y * 2));
-      CK(cudaMalloc(&s.lse, (size_t)sh.B * sh.H * sh.T * 4));
-      CK(cudaMalloc(&s.ws, ws_bytes));
+      CUDA_CHECK(cudaMalloc(&s.qkv, n_qkv * 2));
+      CUDA_CHECK(cudaMalloc(&s.dqkv, n_qkv * 2));
+      CUDA_CHECK(cudaMalloc(&s.dy, n_y * 2));
+      CUDA_CHECK(cudaMalloc(&s.y, n_y * 2));
+      CUDA_CHECK(cudaMalloc(&s.lse, (size_t)sh.B * sh.H * sh.T * 4));
+      CUDA_CHECK(cudaMalloc(&s.ws, ws_bytes));
       fill_random<<<1024, 256>>>(s.qkv, n_qkv, 1234 + 2 * i);
       fill_random<<<1024, 256>>>(s.dy, n_y, 4321 + 2 * i);
-      CK(cudaGetLastError());
+      CUDA_CHECK(cudaGetLastError());
     }
     auto bind = [&](const Set& s, bool deterministic) {
       attn::FlashAttentionBackwardParams b = bp;
@@ -159,15 +158,15 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 3; ++i) fn(sets[i % nrot]);
       std::vector<float> t;
       for (int i = 0; i < reps; ++i) {
-        CK(cudaEventRecord(e0));
+        CUDA_CHECK(cudaEventRecord(e0));
         fn(sets[i % nrot]);
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
+        CUDA_CHECK(cudaEventRecord(e1));
+        CUDA_CHECK(cudaEventSynchronize(e1));
         float ms = 0.f;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
         t.push_back(ms);
       }
-      CK(cudaGetLastError());
+      CUDA_CHECK(cudaGetLastError());
       return median(t);
     };
     auto fwd = [&](const Set& s) { attn::flash_attention_forward(bind(s, false).fwd, nullptr); };
@@ -189,14 +188,14 @@ int main(int argc, char** argv) {
     std::printf("\n");
     std::fflush(stdout);
     for (auto& s : sets) {
-      CK(cudaFree(s.qkv));
-      CK(cudaFree(s.dqkv));
-      CK(cudaFree(s.dy));
-      CK(cudaFree(s.y));
-      CK(cudaFree(s.lse));
-      CK(cudaFree(s.ws));
+      CUDA_CHECK(cudaFree(s.qkv));
+      CUDA_CHECK(cudaFree(s.dqkv));
+      CUDA_CHECK(cudaFree(s.dy));
+      CUDA_CHECK(cudaFree(s.y));
+      CUDA_CHECK(cudaFree(s.lse));
+      CUDA_CHECK(cudaFree(s.ws));
     }
-    CK(cudaFree(doc_ids));
+    CUDA_CHECK(cudaFree(doc_ids));
   }
   return 0;
 }

@@ -18,7 +18,7 @@
 #include "backend/backend.h"
 #include "backend/cpu_backend.h"
 #include "backend/cuda_backend.h"
-#include "backend/cuda_check.h"
+#include "core/cuda_check.h"
 #include "distributed/buckets.h"
 #include "distributed/comm.h"
 #include "distributed/rendezvous.h"

@@ -274,21 +274,6 @@ std::vector<WriteCase> write_cases() {
 }
 INSTANTIATE_TEST_SUITE_P(KVCache, KVCacheWrite, ::testing::ValuesIn(write_cases()), write_name);
 
-TEST(KVCacheDTypeNames, ParseAndRefuse) {
-  EXPECT_EQ(attn::parse_kv_cache_dtype("fp32"), KVCacheDType::FP32);
-  EXPECT_EQ(attn::parse_kv_cache_dtype("bf16"), KVCacheDType::BF16);
-  EXPECT_EQ(attn::parse_kv_cache_dtype("fp8"), KVCacheDType::FP8_E4M3);
-  EXPECT_EQ(attn::parse_kv_cache_dtype("int8"), KVCacheDType::INT8);
-  EXPECT_EQ(attn::kv_cache_element_bytes(KVCacheDType::BF16), 2u);
-  EXPECT_EQ(attn::kv_cache_element_bytes(KVCacheDType::INT8), 1u);
-  try {
-    attn::parse_kv_cache_dtype("fp16");
-    ADD_FAILURE() << "fp16 accepted";
-  } catch (const attn::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("fp16"), std::string::npos) << e.what();
-  }
-}
-
 // ================================ DecodeAttention ================================
 struct DecodeCase {
   KVCacheDType dtype;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "backend/cuda_backend.h"
-#include "backend/cuda_check.h"
+#include "core/cuda_check.h"
 #include "distributed/comm.h"
 #include "distributed/rendezvous.h"
 #include "tests/rank_threads.h"

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "backend/cuda_backend.h"
-#include "backend/cuda_check.h"
+#include "core/cuda_check.h"
 #include "core/dtype.h"
 
 #define SKIP_WITHOUT_GPU() \

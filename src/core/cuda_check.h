@@ -1,4 +1,5 @@
 // Checked CUDA / cuBLAS calls: a failure throws attn::Error naming the call, file and line.
+// The one CUDA check of the project: kernels, attention, backends, NCCL and the benchmarks use it.
 //
 //   CUDA_CHECK(cudaMemcpyAsync(...));
 //   my_kernel<<<grid, block, 0, stream>>>(...); CUDA_CHECK_LAUNCH();
