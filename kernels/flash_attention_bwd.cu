@@ -653,7 +653,7 @@ __global__ void __launch_bounds__(256)
   for (int i = 0; i < DL; ++i) dq[i] = 0.f;
   const FlashMask mask(f, b);
   const ScoreMod mod(f, h);
-  const int q_doc = mask.row_doc(q);
+  const int klo = q < T ? mask.key_lo(q) : 0, khi = q < T ? mask.key_hi(q) : -1;  // row q's keys
   const int kbegin = mask.key_lo(row0) / TK * TK;
   const int kend = mask.key_hi(min(T, row0 + ROWS) - 1) + 1;
   for (int kt = kbegin; kt < kend; kt += TK) {
@@ -671,7 +671,7 @@ __global__ void __launch_bounds__(256)
       s = fmaf(sQ[warp][c], sK[lane][c], s);
       dpv = fmaf(sdO[warp][c], sV[lane][c], dpv);
     }
-    const bool valid = q < T && key < T && mask.visible(q, key, q_doc);
+    const bool valid = key >= klo && key <= khi;
     float dfac = 1.f;
     if (mod.active) s = mod.apply(s, q, key, &dfac);
     const float pr = valid ? expf(s * f.scale - Lq) : 0.f;
@@ -713,6 +713,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
   for (int i = 0; i < DL; ++i) dk[i] = 0.f, dv[i] = 0.f;
   const FlashMask mask(f, b);
+  const int qlo = key < T ? mask.query_lo(key) : 0, qhi = key < T ? mask.query_hi(key) : -1;  // key's queries
   const int qstart = mask.query_lo(row0) / TQ * TQ;
   const int qend = mask.query_hi(min(T, row0 + ROWS) - 1) + 1;
   for (int hl = 0; hl < G; ++hl) {
@@ -741,7 +742,7 @@ __global__ void __launch_bounds__(256)
         s = fmaf(sK[warp][c], sQ[lane][c], s);
         dpv = fmaf(sV[warp][c], sdO[lane][c], dpv);
       }
-      const bool valid = qq < T && key < T && mask.visible(qq, key, mask.row_doc(qq));
+      const bool valid = qq >= qlo && qq <= qhi;
       float dfac = 1.f;
       if (mod.active) s = mod.apply(s, qq, key, &dfac);
       const float pr = valid ? expf(s * f.scale - sL[lane]) : 0.f;
