@@ -32,6 +32,7 @@
 #include "kernels/variants/alibi.h"
 #include "kernels/variants/causal.h"
 #include "kernels/variants/document_mask.h"
+#include "kernels/variants/prefix_lm.h"
 #include "kernels/variants/sliding_window.h"
 #include "kernels/variants/softcap.h"
 
@@ -41,7 +42,7 @@ template <class... V>
 struct VariantList {};
 
 // ---- The variant registry: every variant, once. -------------------------------------------
-using AttentionVariants = VariantList<Causal, SlidingWindow, DocumentMask, Alibi, Softcap>;
+using AttentionVariants = VariantList<Causal, SlidingWindow, DocumentMask, Alibi, Softcap, PrefixLM>;
 // ---------------------------------------------------------------------------------------------
 
 template <class L>

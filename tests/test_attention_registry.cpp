@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "attention/registry.h"
 #include "config/config.h"
@@ -120,6 +121,36 @@ TEST(AttentionRegistry, ConfigAsksTheRegistry) {
     const std::string key = V::kKey, name = key.substr(key.find('.') + 1);
     EXPECT_NE(toml.find(name + " = "), std::string::npos) << key << " is not in the config schema";
   });
+}
+
+TEST(AttentionRegistry, PrefixLm) {
+  AttentionOptions o;
+  o.prefix_lm = true, o.prefix_len = 8;
+  EXPECT_EQ(error_of(o, on(AttentionDevice::cuda)),
+            "attention.prefix_lm = true is not supported by attention.impl = \"naive\" on cuda "
+            "(supported by: naive on cpu, flash on cuda)");
+  AttentionUse decode = on(AttentionDevice::cpu);
+  decode.decode = true;
+  EXPECT_EQ(error_of(o, decode), "");  // cached generation runs it
+  o.prefix_token = 3;
+  EXPECT_EQ(attention_option_problem(o).key, "attention.prefix_lm");  // both a length and a separator
+  o.prefix_len = 0;
+  EXPECT_TRUE(attention_option_problem(o).key.empty());
+  o.causal = false;
+  EXPECT_EQ(attention_option_problem(o).problem, "needs attention.causal = true (causal after the prefix)");
+  // from a config: the keys, and where they came from
+  EXPECT_EQ(load_config("", {"--attention.prefix_lm=true", "--data.prefix_token=7"}).attention.prefix_token, 7);
+  EXPECT_EQ(load_config("", {"--attention.prefix_lm=true", "--attention.prefix_len=16"}).attention.prefix_len, 16);
+  for (auto ov : std::vector<std::vector<std::string>>{{"--attention.prefix_lm=true"}, {"--attention.prefix_len=4"},
+                                                       {"--attention.prefix_lm=true", "--attention.prefix_len=-1"}}) {
+    std::string msg;
+    try {
+      load_config("", ov);
+    } catch (const Error& e) {
+      msg = e.what();
+    }
+    EXPECT_NE(msg.find("attention.prefix_lm"), std::string::npos) << msg;
+  }
 }
 
 }  // namespace

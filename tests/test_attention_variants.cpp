@@ -104,14 +104,24 @@ struct RandomMask {
     for (auto& t : tokens) t = g() % 13 == 0 ? 0 : 1 + static_cast<int>(g() % 5);
     doc.resize(T);
     for (int t = 0, d = 0; t < T; ++t) doc[t] = d, d += tokens[t] == 0;
+    if (g() % 2) {  // prefix-LM: fixed, or ending with the first token 5 (none: all prefix)
+      o.prefix_lm = o.causal = true;
+      if (g() % 2) o.prefix_len = 1 + static_cast<int>(g() % (max_t + 10)); else o.prefix_token = 5;
+      P = o.prefix_len > 0 ? std::min(o.prefix_len, T) : T;
+      for (int t = 0; t < T && o.prefix_token >= 0; ++t)
+        if (tokens[t] == 5) { P = t + 1; break; }
+    }
   }
+  int P = 0;  // prefix-LM: the row's prefix length
   bool visible(int i, int j) const {
-    return (!o.causal || j <= i) && (o.sliding_window == 0 || i - j < o.sliding_window) &&
+    const bool causal_part = o.prefix_lm ? (j <= i || (i < P && j < P)) : (!o.causal || j <= i);
+    return causal_part && (o.sliding_window == 0 || i - j < o.sliding_window) &&
            (!o.document_mask || doc[i] == doc[j]);
   }
   std::string where() const {
     return "T " + std::to_string(T) + " causal " + std::to_string(o.causal) + " window " +
-           std::to_string(o.sliding_window) + " docs " + std::to_string(o.document_mask);
+           std::to_string(o.sliding_window) + " docs " + std::to_string(o.document_mask) + " prefix " +
+           std::to_string(o.prefix_lm ? P : -1);
   }
 };
 
@@ -157,6 +167,42 @@ TEST(AttentionVariantMask, TileRangesAndRowRangesMatchBruteForce) {
     const RandomMask rm(g, 200);
     ASSERT_NO_FATAL_FAILURE(check_tile_ranges(g, rm));
   }
+}
+
+// Prefix-LM in the CPU reference equals brute force (fixed and data prefixes, with the other
+// variants, GQA, odd T): bidirectional inside the prefix, causal after it.
+TEST(AttentionVariantReference, PrefixLmEqualsBruteForce) {
+  std::mt19937 g(3);
+  std::mt19937_64 g64(3);
+  std::normal_distribution<double> n(0.0, 1.0);
+  int prefixes = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const int B = 2, D = 3, Hkv = 1 + static_cast<int>(g() % 2), H = Hkv * (1 + static_cast<int>(g() % 3));
+    std::vector<RandomMask> rows{RandomMask(g, 25)};
+    const int T = rows[0].T;
+    rows.push_back(rows[0]);  // row 1: the same options, its own tokens
+    for (auto& t : rows[1].tokens) t = g() % 13 == 0 ? 0 : 1 + static_cast<int>(g() % 5);
+    RandomMask& r1 = rows[1];
+    for (int t = 0, d = 0; t < T; ++t) r1.doc[t] = d, d += r1.tokens[t] == 0;
+    if (r1.o.prefix_lm) {
+      r1.P = r1.o.prefix_len > 0 ? std::min(r1.o.prefix_len, T) : T;
+      for (int t = 0; t < T && r1.o.prefix_token >= 0; ++t)
+        if (r1.tokens[t] == 5) { r1.P = t + 1; break; }
+    }
+    prefixes += rows[0].o.prefix_lm;
+    const attn::AttentionOptions& o = rows[0].o;
+    Brute br{B, T, H, Hkv, D, {}};
+    br.qkv.resize(static_cast<size_t>(B) * T * (H + 2 * Hkv) * D);
+    for (double& x : br.qkv) x = n(g64);
+    std::vector<int32_t> in(rows[0].tokens);
+    in.insert(in.end(), rows[1].tokens.begin(), rows[1].tokens.end());
+    const attn::AttentionShape s{B, T, H, Hkv, D};
+    std::vector<double> y(static_cast<size_t>(B) * T * H * D), P(static_cast<size_t>(B) * H * T * T);
+    attn::naive_attention_forward(y.data(), P.data(), br.qkv.data(), in.data(), s, o, attn::DropoutState{});
+    const auto ref = br.run(o, [&](int b, int i, int j) { return rows[b].visible(i, j); });
+    ASSERT_LT(max_abs_diff(y, ref), 1e-12) << rows[0].where();
+  }
+  EXPECT_GT(prefixes, 100);
 }
 
 }  // namespace

@@ -43,6 +43,7 @@ struct Variant {
   int docs = 0;       // 0 = no document mask; else the eot pattern (see make_tokens)
   bool alibi = false;
   float softcap = 0.0f;
+  int prefix = 0;  // prefix-LM: > 0 a fixed prefix length; -1 the prefix ends with the first kEot
   int width() const { return (H + 2 * Hkv) * D; }
 };
 
@@ -51,7 +52,13 @@ struct Variant {
 // with no eot at all. Deterministic in the seed.
 std::vector<int32_t> make_tokens(const Variant& v, uint64_t seed) {
   std::vector<int32_t> tok(static_cast<size_t>(v.B) * v.T, 0);
-  if (v.docs == 0) return tok;
+  if (v.docs == 0 && v.prefix >= 0) return tok;
+  if (v.docs == 0) {  // prefix-LM from the data: one separator per row anywhere, the last row none (all prefix)
+    std::mt19937_64 g(seed);
+    for (auto& t : tok) t = 2 + static_cast<int32_t>(g() % 50);
+    for (int b = 0; b + 1 < v.B; ++b) tok[static_cast<size_t>(b) * v.T + g() % v.T] = kEot;
+    return tok;
+  }
   std::mt19937_64 g(seed);
   for (int b = 0; b < v.B; ++b) {
     int32_t* row = tok.data() + static_cast<size_t>(b) * v.T;
@@ -72,6 +79,8 @@ attn::AttentionOptions options_of(const Variant& v) {
   o.eot_token = kEot;
   o.alibi = v.alibi;
   o.softcap = v.softcap;
+  o.prefix_lm = v.prefix != 0;
+  o.prefix_len = std::max(v.prefix, 0), o.prefix_token = v.prefix < 0 ? kEot : -1;
   return o;
 }
 
@@ -249,6 +258,11 @@ std::vector<Variant> variants() {
       Variant{"everything", 2, 1025, 4, 1, 64, true, 1000, 1, true, 2.5f},
       Variant{"everything_D128", 1, 1000, 6, 3, 128, true, 100, 2, true, 2.5f},
       Variant{"alibi_softcap_noncausal", 1, 1000, 4, 4, 128, false, 0, 0, true, 2.0f},
+      Variant{"prefix_lm", 2, 1025, 4, 2, 64, true, 0, 0, false, 0.0f, 300},
+      Variant{"prefix_lm_T77_mqa", 3, 77, 4, 1, 128, true, 0, 0, false, 0.0f, 40},
+      Variant{"prefix_lm_longer_than_T", 1, 77, 4, 4, 64, true, 0, 0, false, 0.0f, 500},
+      Variant{"prefix_lm_data", 2, 1000, 4, 2, 128, true, 0, 0, false, 0.0f, -1},
+      Variant{"prefix_lm_data_docs_window", 2, 1025, 6, 3, 64, true, 200, 2, true, 2.0f, -1},
   };
 }
 
