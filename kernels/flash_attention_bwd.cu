@@ -179,7 +179,7 @@ __global__ void __launch_bounds__(256, 1)
   load_tile_b<BC, D, NT>(sK, Kg, f.k_token_stride, k0, T, tid);
   load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
 
-  const FlashMask mask(f, b);
+  const FlashMask mask = flash_mask<GENERAL>(f, b);
   const int q_begin = GENERAL ? mask.query_lo(k0) / BR : (CAUSAL ? k0 / BR : 0);
   const int nper = (GENERAL ? mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 : (T + BR - 1) / BR) - q_begin;
   const int total = G * nper;
@@ -453,7 +453,7 @@ __global__ void __launch_bounds__(128)
   const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + kvh * D;
   load_tile<BR, D, NT>(sQ, Qg, f.q_token_stride, q0, T, tid);
   load_tile<BR, D, NT>(sdO, dOg, p.do_token_stride, q0, T, tid);
-  const FlashMask mask(f, b);
+  const FlashMask mask = flash_mask<GENERAL>(f, b);
   const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
   const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
                              : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;

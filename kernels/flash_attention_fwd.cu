@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(p.k) + b * p.k_batch_stride + kvh * D;
   const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(p.v) + b * p.v_batch_stride + kvh * D;
 
-  const FlashMask mask(p, b);
+  const FlashMask mask = flash_mask<GENERAL>(p, b);
   const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
   const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
                              : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;

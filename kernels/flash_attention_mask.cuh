@@ -27,7 +27,15 @@ namespace attn::flash {
 // The general mask of batch row b (host and device: tests check the tile ranges by brute force).
 struct FlashMask : VariantMask {
   __host__ __device__ __forceinline__ FlashMask(const FlashAttentionParams& p, int b) : VariantMask(p, b, p.T) {}
+  // Every variant off, all compile-time constants: what the plain kernels hold, so that none of
+  // the general mask's work (e.g. a row's prefix from token counts) is compiled into them.
+  __host__ __device__ __forceinline__ explicit FlashMask(int T) : VariantMask(VariantArgs{}, 0, T) {}
 };
+template <bool GENERAL>
+__device__ __forceinline__ FlashMask flash_mask(const FlashAttentionParams& p, int b) {
+  if constexpr (GENERAL) return FlashMask(p, b);
+  else return FlashMask(p.T);
+}
 
 // The score modification of head h, folded into raw units once per head (see the top of this
 // file): with x = scale * s,
