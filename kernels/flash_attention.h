@@ -22,12 +22,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/attention_variant.h"
+
 struct CUstream_st;
 typedef CUstream_st* cudaStream_t;
 
 namespace attn {
 
-struct FlashAttentionParams {
+// The variants' arguments (VariantArgs, kernels/attention_variant.h) are its base: causal,
+// window, doc_ids, alibi, softcap, ... (each variant's Args).
+struct FlashAttentionParams : VariantArgs {
   const void* q = nullptr;
   const void* k = nullptr;
   const void* v = nullptr;
@@ -38,14 +42,8 @@ struct FlashAttentionParams {
   int64_t k_batch_stride = 0, k_token_stride = 0;
   int64_t v_batch_stride = 0, v_token_stride = 0;
   int64_t o_batch_stride = 0, o_token_stride = 0;
-  bool causal = true;
   float scale = 0.0f;  // usually 1/sqrt(D)
   bool bf16 = true;    // else fp32
-  // Masks and score modifications (attention.h; kernels/flash_attention_mask.cuh):
-  int window = 0;                    // sliding window: key j visible from i only if i - j < window (0 = off)
-  const int32_t* doc_ids = nullptr;  // document mask: (B, T) int32 on the device, non-decreasing along a row
-  bool alibi = false;                // ALiBi bias -slope_h * (i - j)
-  float softcap = 0.0f;              // cap * tanh(s / cap) (0 = off)
 };
 
 void flash_attention_forward(const FlashAttentionParams& p, cudaStream_t stream);

@@ -179,7 +179,7 @@ __global__ void __launch_bounds__(256, 1)
   load_tile_b<BC, D, NT>(sK, Kg, f.k_token_stride, k0, T, tid);
   load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
 
-  const FlashMask mask(f, b);
+  const FlashMask mask = flash_mask<GENERAL>(f, b);
   const int q_begin = GENERAL ? mask.query_lo(k0) / BR : (CAUSAL ? k0 / BR : 0);
   const int nper = (GENERAL ? mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 : (T + BR - 1) / BR) - q_begin;
   const int total = G * nper;
@@ -453,7 +453,7 @@ __global__ void __launch_bounds__(128)
   const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + kvh * D;
   load_tile<BR, D, NT>(sQ, Qg, f.q_token_stride, q0, T, tid);
   load_tile<BR, D, NT>(sdO, dOg, p.do_token_stride, q0, T, tid);
-  const FlashMask mask(f, b);
+  const FlashMask mask = flash_mask<GENERAL>(f, b);
   const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
   const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
                              : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;
@@ -653,7 +653,7 @@ __global__ void __launch_bounds__(256)
   for (int i = 0; i < DL; ++i) dq[i] = 0.f;
   const FlashMask mask(f, b);
   const ScoreMod mod(f, h);
-  const int q_doc = mask.row_doc(q);
+  const int klo = q < T ? mask.key_lo(q) : 0, khi = q < T ? mask.key_hi(q) : -1;  // row q's keys
   const int kbegin = mask.key_lo(row0) / TK * TK;
   const int kend = mask.key_hi(min(T, row0 + ROWS) - 1) + 1;
   for (int kt = kbegin; kt < kend; kt += TK) {
@@ -671,7 +671,7 @@ __global__ void __launch_bounds__(256)
       s = fmaf(sQ[warp][c], sK[lane][c], s);
       dpv = fmaf(sdO[warp][c], sV[lane][c], dpv);
     }
-    const bool valid = q < T && key < T && mask.visible(q, key, q_doc);
+    const bool valid = key >= klo && key <= khi;
     float dfac = 1.f;
     if (mod.active) s = mod.apply(s, q, key, &dfac);
     const float pr = valid ? expf(s * f.scale - Lq) : 0.f;
@@ -713,6 +713,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
   for (int i = 0; i < DL; ++i) dk[i] = 0.f, dv[i] = 0.f;
   const FlashMask mask(f, b);
+  const int qlo = key < T ? mask.query_lo(key) : 0, qhi = key < T ? mask.query_hi(key) : -1;  // key's queries
   const int qstart = mask.query_lo(row0) / TQ * TQ;
   const int qend = mask.query_hi(min(T, row0 + ROWS) - 1) + 1;
   for (int hl = 0; hl < G; ++hl) {
@@ -741,7 +742,7 @@ __global__ void __launch_bounds__(256)
         s = fmaf(sK[warp][c], sQ[lane][c], s);
         dpv = fmaf(sV[warp][c], sdO[lane][c], dpv);
       }
-      const bool valid = qq < T && key < T && mask.visible(qq, key, mask.row_doc(qq));
+      const bool valid = qq >= qlo && qq <= qhi;
       float dfac = 1.f;
       if (mod.active) s = mod.apply(s, qq, key, &dfac);
       const float pr = valid ? expf(s * f.scale - sL[lane]) : 0.f;

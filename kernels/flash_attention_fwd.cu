@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
   const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(p.k) + b * p.k_batch_stride + kvh * D;
   const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(p.v) + b * p.v_batch_stride + kvh * D;
 
-  const FlashMask mask(p, b);
+  const FlashMask mask = flash_mask<GENERAL>(p, b);
   const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
   const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
                              : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;
@@ -262,7 +262,8 @@ __global__ void __launch_bounds__(256) flash_fwd_f32_kernel(const __grid_constan
   float m = -INFINITY, l = 0.f;
   const FlashMask mask(p, b);
   const ScoreMod mod(p, h);
-  const int q_doc = mask.row_doc(q);
+  // row q sees exactly [klo, khi] (rows >= T, never written, keep [0, T-1])
+  const int klo = q < T ? mask.key_lo(q) : 0, khi = q < T ? mask.key_hi(q) : T - 1;
   const int kbegin = mask.key_lo(row0) / TK * TK;
   const int kend = mask.key_hi(min(T, row0 + ROWS) - 1) + 1;
   for (int kt = kbegin; kt < kend; kt += TK) {
@@ -279,7 +280,7 @@ __global__ void __launch_bounds__(256) flash_fwd_f32_kernel(const __grid_constan
     for (int c = 0; c < D; ++c) s = fmaf(sQ[warp][c], sK[lane][c], s);
     float unused;
     s = (mod.active ? mod.apply(s, q, key, &unused) : s) * p.scale;
-    const bool valid = key < T && mask.visible(q, key, q_doc);
+    const bool valid = key >= klo && key <= khi;
     s = valid ? s : -INFINITY;
     float mx = s;
 #pragma unroll
@@ -321,8 +322,6 @@ void check_forward_params(const FlashAttentionParams& p) {
   ATTN_CHECK(p.H <= 65535 && p.B <= 65535, "flash attention: B={} or H={} over 65535", p.B, p.H);
   ATTN_CHECK(p.q && p.k && p.v && p.o && p.lse, "flash attention: null q/k/v/o/lse pointer");
   ATTN_CHECK(std::isfinite(p.scale) && p.scale > 0.f, "flash attention: bad scale {}", p.scale);
-  ATTN_CHECK(p.window >= 0, "flash attention: sliding window {} must be >= 0", p.window);
-  ATTN_CHECK(std::isfinite(p.softcap) && p.softcap >= 0.f, "flash attention: softcap {} must be >= 0", p.softcap);
   ATTN_CHECK(reinterpret_cast<uintptr_t>(p.doc_ids) % 4 == 0, "flash attention: doc_ids pointer not 4-byte aligned");
   const int64_t align = p.bf16 ? 8 : 4;  // elements per 16 bytes
   const char* names[4] = {"q", "k", "v", "o"};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok]   (default: tests bench flash)
+#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it in the llmc step (before/after).
 # The GPU machine has no libutf8proc-dev: carry .deps/include/utf8proc.h and
@@ -210,6 +210,20 @@ if has variants; then
   # columns of a shape row: name fwd TF bwd TF f+b TF MB det-bwd TF
   read -r fb_c det_c fb_w det_w <<< "$(awk '$1 == "1,12,12,16384,64" {printf "%s %s ", $6, $9}' "$OUT/variants_bench.log")"
   row "variants: tests exit $rc ($(grep -E '^\[  PASSED' "$OUT/variants_tests.log" | head -1)$(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/variants_tests.log" | head -1)); T=16384 f+b causal ${fb_c:-?} ms, window 1024 ${fb_w:-?} ms, speedup $(python3 -c "print(f'{$fb_c/$fb_w:.1f}x')" 2>/dev/null || echo ?) (det bwd ${det_c:-?} vs ${det_w:-?} ms)"
+fi
+
+if has prefix; then
+  echo "== attention variants as plug-ins (issue 15): prefix-LM vs float64, the registry's refusals, GPT-2 124M causal vs prefix-LM"
+  # FlashVariants*: every variant incl. prefix_lm* (fwd+bwd, bf16/fp32, det); PrefixLm*: flash prefill + decode
+  # kernel vs float64 recompute; the rest: the kernels and paths the variant refactor touched.
+  "$BUILD/attn_gpu_tests" --gtest_filter='FlashVariants*:PrefixLm*:CudaAttentionOptions*:BackendErrors*:*BackendVsCpu*:*FlashAttention*:Generate*:Decode*' \
+    > "$OUT/prefix_tests.log" 2>&1; rc=$?
+  grep -E -A3 "Failure" "$OUT/prefix_tests.log" | head -40
+  : > "$OUT/prefix_bench.log"
+  for extra in "" "--attention.prefix_lm=true --attention.prefix_len=512"; do
+    $A bench -c configs/gpt2_124m.toml --attention.impl=\"flash\" $extra 2>&1 | tail -1 | tee -a "$OUT/prefix_bench.log"
+  done
+  row "prefix-LM tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/prefix_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/prefix_tests.log" | head -1); bench causal | prefix-LM 512: $(paste -sd'|' "$OUT/prefix_bench.log")"
 fi
 
 if has sanitize; then

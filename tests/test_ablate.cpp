@@ -92,6 +92,20 @@ TEST_F(Ablate, NoRunnableCellIsAFailure) {  // used to say "0 of 1 cells ran" an
   EXPECT_NE(slurp(root / "log").find("error: ablate: none of the 1 cells ran"), std::string::npos) << slurp(root / "log");
 }
 
+// Prefix-LM runs in the grid beside causal attention (the variant list of configs/grid_attention.toml).
+TEST_F(Ablate, PrefixLmBesideCausal) {
+  ASSERT_EQ(0, ablate("tokens_per_batch = 16\nsteps = 2\nwarmup = 1\nvocab_size = 64\n"
+                      "[grid]\ntraining.seq_len = [8]\n"
+                      "[[variant]]\nname = \"causal\"\n"
+                      "[[variant]]\nname = \"prefix_lm\"\nattention.prefix_lm = true\nattention.prefix_len = 4\n"))
+      << slurp(root / "log");
+  const auto csv = lines_of(slurp(root / "out" / "results.csv"));
+  ASSERT_EQ(csv.size(), 3u) << slurp(root / "out" / "results.csv");
+  EXPECT_EQ(csv[1].find("cell_00,causal,8,2,fp32,ok"), 0u) << csv[1];
+  EXPECT_EQ(csv[2].find("cell_01,prefix_lm,8,2,fp32,ok"), 0u) << csv[2];
+  EXPECT_NE(csv[2].find("--attention.prefix_lm=true"), std::string::npos) << csv[2];
+}
+
 // [[variant]] tables: named rows crossed with the axes (the variant varying slowest), each
 // with its own overrides; [[torch]] peers: one process per seq_len, here a stand-in script
 // that prints the JSON line torch_gpt.py would, and runs out of memory at seq_len 16.

@@ -32,6 +32,8 @@ struct Variant {
   bool alibi = false;
   float softcap = 0.0f;
   float p = 0.0f;
+  int prefix_len = 0;     // prefix-LM with a fixed prefix
+  int prefix_token = -1;  // prefix-LM ending with the first token of this id
 };
 
 std::ostream& operator<<(std::ostream& os, const Variant& v) { return os << v.name; }
@@ -46,6 +48,8 @@ AttentionOptions options_of(const Variant& v) {
   o.eot_token = kEot;
   o.alibi = v.alibi;
   o.softcap = v.softcap;
+  o.prefix_lm = v.prefix_len > 0 || v.prefix_token >= 0;
+  o.prefix_len = v.prefix_len, o.prefix_token = v.prefix_token;
   return o;
 }
 
@@ -91,7 +95,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"dropout", 17, 2, 2, true, 0, false, false, 0.0f, 0.3f},
                       Variant{"gqa", 17, 4, 2}, Variant{"mqa", 7, 4, 1}, Variant{"mqa_noncausal", 7, 4, 1, false},
                       Variant{"everything", 17, 6, 2, true, 6, true, true, 2.0f, 0.2f},
-                      Variant{"everything_noncausal", 7, 4, 1, false, 3, true, true, 2.0f, 0.2f}),
+                      Variant{"everything_noncausal", 7, 4, 1, false, 3, true, true, 2.0f, 0.2f},
+                      Variant{"prefix_lm", 17, 4, 2, true, 0, false, false, 0.0f, 0.0f, 6},
+                      Variant{"prefix_lm_T1", 1, 2, 1, true, 0, false, false, 0.0f, 0.0f, 3},
+                      Variant{"prefix_lm_data", 17, 4, 2, true, 0, false, false, 0.0f, 0.0f, 0, 4},
+                      Variant{"prefix_lm_everything", 17, 6, 2, true, 6, true, true, 2.0f, 0.2f, 0, 4}),
     [](const ::testing::TestParamInfo<Variant>& i) { return i.param.name; });
 
 // Runs the attention forward and backward on (B=1) rows [t0, t1) of a packed row; returns y
@@ -249,19 +257,11 @@ TEST(Attention, AlibiSlopes) {
 
 TEST(Attention, RefusesWhatTheCpuCannotRun) {
   AttentionOptions o;
-  o.impl = "flash";
-  try {
-    check_cpu_attention_options(o);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "attention.impl = \"flash\" is only available on the cuda backend");
-  }
-  o.impl = "something";
-  EXPECT_THROW(check_cpu_attention_options(o), Error);
-  o.impl = "naive";
   o.document_mask = true;  // no eot_token
-  EXPECT_THROW(check_cpu_attention_options(o), Error);
   std::vector<double> buf(1000);
+  std::vector<int32_t> in(4, 1);
+  const AttentionShape one{1, 4, 1, 1, 2};
+  EXPECT_THROW(naive_attention_forward(buf.data(), buf.data(), buf.data(), in.data(), one, o, DropoutState{}), Error);
   const AttentionShape bad{1, 4, 4, 3, 2};
   EXPECT_THROW(naive_attention_forward(buf.data(), buf.data(), buf.data(), nullptr, bad, AttentionOptions{},
                                        DropoutState{}),

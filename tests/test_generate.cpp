@@ -113,6 +113,59 @@ TEST(GenerateCpu, CachedLogitsEqualRecomputeFp64) {
   EXPECT_LT(worst, 1e-6) << "only the final float rounding of the logits may differ";
 }
 
+// Prefix-LM (bidirectional inside each prompt's prefix, causal after it): prefill with the
+// prompt's mask, then decode, equals the float64 model over the whole sequence; fixed prefixes
+// and prefixes ending with a separator token, prompts of different lengths in one batch.
+TEST(GenerateCpu, PrefixLmCachedLogitsEqualRecomputeFp64) {
+  const uint64_t seed = attn::testing::test_seed();
+  SCOPED_TRACE(seed);
+  for (int from_data = 0; from_data < 2; ++from_data) {
+    const GPTConfig g = gen_config();
+    AttentionOptions a;
+    a.prefix_lm = true;
+    if (from_data) a.prefix_token = 7; else a.prefix_len = 4;
+    CpuGPT<double> model(g, a);
+    const auto pf = spread_params(model.layout(), seed);
+    std::copy(pf.begin(), pf.end(), model.params());
+    std::mt19937_64 rng(seed + 2);
+    const std::vector<int> lengths{5, 4, 9};
+    const int B = 3, T = 9, steps = 6;
+    std::vector<std::vector<int32_t>> seqs;
+    std::vector<int32_t> padded(B * T, 0);
+    for (int b = 0; b < B; ++b) {
+      seqs.push_back(random_tokens(rng, lengths[b], g.vocab_size));
+      for (auto& t : seqs[b]) t = t == 7 ? 8 : t;
+      if (from_data) seqs[b][b + 1] = 7;  // prefixes of 2, 3 and 4 tokens
+      std::copy(seqs[b].begin(), seqs[b].end(), padded.begin() + b * T);
+    }
+    GeneratorOptions go;
+    go.batch = B, go.max_len = T + steps;
+    auto gen = make_cpu_generator(model, go);
+    std::vector<float> logits(B * g.vocab_size);
+    gen->prefill(padded.data(), lengths.data(), T, logits.data());
+    double worst = 0, moved = 0;
+    CpuGPT<double> causal(g);
+    std::copy(pf.begin(), pf.end(), causal.params());
+    for (int s = 0; s <= steps; ++s) {
+      std::vector<int32_t> next(B);
+      for (int b = 0; b < B; ++b) {
+        std::vector<double> ref(g.vocab_size), plain(g.vocab_size);
+        model.last_logits(seqs[b].data(), 1, static_cast<int>(seqs[b].size()), ref.data());
+        causal.last_logits(seqs[b].data(), 1, static_cast<int>(seqs[b].size()), plain.data());
+        for (int v = 0; v < g.vocab_size; ++v) {
+          worst = std::max(worst, std::fabs(logits[b * g.vocab_size + v] - ref[v]) / (1.0 + std::fabs(ref[v])));
+          moved = std::max(moved, std::fabs(plain[v] - ref[v]));
+        }
+        next[b] = random_tokens(rng, 1, g.vocab_size)[0];
+        seqs[b].push_back(next[b]);
+      }
+      if (s < steps) gen->decode(next.data(), logits.data());
+    }
+    EXPECT_LT(worst, 1e-6) << "from_data " << from_data;
+    EXPECT_GT(moved, 1e-3) << "the prefix must change the logits (else this test cannot fail)";
+  }
+}
+
 TEST(GenerateCpu, BatchedPromptsOfDifferentLengthsEqualEachAlone) {
   const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);

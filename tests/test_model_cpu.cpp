@@ -547,7 +547,7 @@ TEST(CpuBackend, OptionsAndMemory) {
     make_cpu_backend(tiny_config(), o);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "attention.impl = \"flash\" is only available on the cuda backend");
+    EXPECT_STREQ(e.what(), "attention.impl = \"flash\" is not available on cpu (available: flash on cuda)");
   }
   o.attention.impl = "naive";
   o.max_batch = 2, o.max_seq = 8;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "attention/registry.h"
 #include "config/config.h"
 #include "core/error.h"
 #include "data/gpt2_tokenizer.h"
@@ -51,15 +52,8 @@ void check_expressible_as_gpt2(const Config& cfg, const GPTConfig& g) {
   ATTN_CHECK(g.n_kv_head == g.n_head,
              "export-hf: model.n_kv_head = {} < model.n_head = {}: GPT2 has no grouped-query attention", g.n_kv_head,
              g.n_head);
-  ATTN_CHECK(cfg.attention.causal, "export-hf: attention.causal = false: GPT2 attention is always causal");
-  ATTN_CHECK(!cfg.attention.alibi, "export-hf: attention.alibi = true: GPT2 has no ALiBi biases");
-  ATTN_CHECK(cfg.attention.softcap == 0.0f, "export-hf: attention.softcap = {}: GPT2 has no score soft-capping",
-             cfg.attention.softcap);
-  ATTN_CHECK(cfg.attention.sliding_window == 0,
-             "export-hf: attention.sliding_window = {}: GPT2 attends to every earlier position",
-             cfg.attention.sliding_window);
-  ATTN_CHECK(!cfg.attention.document_mask,
-             "export-hf: attention.document_mask = true: GPT2 attends across end-of-text tokens");
+  for (const auto& [key, value] : variants_on(cfg.attention))  // the registry's variants
+    fail("export-hf: {} = {}: GPT2's attention is plain causal attention over every earlier position", key, value);
 }
 
 constexpr const char* kReadme =
@@ -218,8 +212,7 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
   cfg.model.n_embd = n_embd, cfg.model.block_size = n_positions;
   cfg.model.dropout = json_value<double>(js, "resid_pdrop", 0.1, cfg_path);
   cfg.model.attn_dropout = json_value<double>(js, "attn_pdrop", 0.1, cfg_path);
-  cfg.attention.causal = true, cfg.attention.alibi = false, cfg.attention.softcap = 0.0f;
-  cfg.attention.sliding_window = 0, cfg.attention.document_mask = false;
+  static_cast<VariantOptions&>(cfg.attention) = VariantOptions{};  // GPT2: plain causal, no variant
   cfg.training.out_dir = out_run_dir;
   validate(cfg);
 

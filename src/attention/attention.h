@@ -21,6 +21,7 @@
 #include <string>
 
 #include "core/dropout.h"
+#include "kernels/attention_variant.h"
 
 namespace attn {
 
@@ -31,17 +32,12 @@ struct AttentionShape {
   int64_t scores_per_head() const { return static_cast<int64_t>(T) * T; }
 };
 
-// The `attention` config section.
-struct AttentionOptions {
-  std::string impl = "naive";   // naive | flash (CUDA)
-  bool causal = true;
-  int sliding_window = 0;       // 0 = off; else key j visible from i only if i - j < window
-  bool document_mask = false;   // no attention across end-of-text boundaries
-  bool alibi = false;           // ALiBi linear biases (slopes 2^(-8(h+1)/H))
-  float softcap = 0.0f;         // 0 = off; else cap * tanh(s / cap)
+// The `attention` config section: the implementation, and every variant's fields
+// (VariantOptions: causal, sliding_window, document_mask + eot_token, alibi, softcap, ...;
+// kernels/variants/*.h). Validated once, by attention/registry.h.
+struct AttentionOptions : VariantOptions {
+  std::string impl = "naive";   // an implementation of the registry (attention/registry.cpp)
   bool deterministic = false;   // flash backward without atomics
-  int eot_token = -1;           // document_mask: the end-of-text id that separates documents
-                                // (doc id of token t = number of eot among inputs[0..t-1] of its row)
 };
 
 // Attention dropout's DropoutState (core/dropout.h) has key = stream_key(seed, step, micro,

@@ -13,17 +13,6 @@
 
 namespace attn {
 
-void check_cpu_attention_options(const AttentionOptions& opts) {
-  if (opts.impl == "flash") fail("attention.impl = \"flash\" is only available on the cuda backend");
-  ATTN_CHECK(opts.impl == "naive", "attention.impl = \"{}\" is not available on the cpu backend (use \"naive\")",
-             opts.impl);
-  ATTN_CHECK(opts.sliding_window >= 0, "attention.sliding_window = {} must be >= 0", opts.sliding_window);
-  ATTN_CHECK(opts.softcap >= 0.0f && std::isfinite(opts.softcap), "attention.softcap = {} must be >= 0",
-             opts.softcap);
-  ATTN_CHECK(!opts.document_mask || opts.eot_token >= 0,
-             "attention.document_mask needs the end-of-text token id (eot_token = {})", opts.eot_token);
-}
-
 void check_attention_shape(const AttentionShape& s) {
   ATTN_CHECK(s.B > 0 && s.T > 0 && s.n_head > 0 && s.n_kv_head > 0 && s.head_dim > 0,
              "attention: bad shape B={} T={} n_head={} n_kv_head={} head_dim={}", s.B, s.T, s.n_head,
@@ -32,19 +21,27 @@ void check_attention_shape(const AttentionShape& s) {
              s.n_head);
 }
 
-namespace {
+// counts[k][b, t] = number of counted_tokens(opts)[k] among inputs[b, 0..t-1].
+VariantArgs host_variant_args(const AttentionOptions& opts, const int32_t* inputs, int B, int T,
+                              std::vector<std::vector<int32_t>>& store) {
+  VariantArgs a = variant_args(opts);
+  std::vector<const int32_t*> ptrs;
+  for (const int token : counted_tokens(opts)) {
+    std::vector<int32_t>& c = store.emplace_back(static_cast<size_t>(B) * T);
+    for (int b = 0; b < B; ++b) {
+      const int32_t* row = inputs + static_cast<size_t>(b) * T;
+      for (int t = 0, n = 0; t < T; ++t) {
+        c[static_cast<size_t>(b) * T + t] = n;  // tokens among row[0..t-1]
+        n += row[t] == token;
+      }
+    }
+    ptrs.push_back(c.data());
+  }
+  set_token_counts(a, opts, ptrs.data());
+  return a;
+}
 
-// Which keys a query sees: row i sees j in [lo(i), hi(i)] (causal and window) with the
-// same document id (document mask).
-struct Visibility {
-  int T;
-  bool causal;
-  int window;
-  const int* doc;  // null: no document mask
-  int lo(int i) const { return window > 0 ? std::max(0, i - window + 1) : 0; }
-  int hi(int i) const { return causal ? i : T - 1; }
-  bool same_doc(int i, int j) const { return doc == nullptr || doc[i] == doc[j]; }
-};
+namespace {
 
 // Row b of a packed (B, T, (H + 2 Hkv) D) buffer (qkv or dqkv) seen as per-head (T x D)
 // matrices with row stride (H + 2 Hkv) D: query head h, key head g, value head g.
@@ -68,7 +65,6 @@ struct PackedHeads {
 template <typename S>
 struct Scratch {
   AlignedVector<S> a, b;
-  std::vector<int> doc;
 };
 
 template <typename S>
@@ -76,36 +72,25 @@ Scratch<S>& thread_scratch(int T) {
   thread_local Scratch<S> s;  // grows once, reused by every later call on this thread
   const size_t tt = static_cast<size_t>(T) * T;
   if (s.a.size() < tt) s.a.resize(tt), s.b.resize(tt);
-  if (s.doc.size() < static_cast<size_t>(T)) s.doc.resize(T);
   return s;
 }
 
 void check_call(const AttentionShape& shape, const AttentionOptions& opts, const int32_t* inputs,
                 const DropoutState& dropout) {
-  check_cpu_attention_options(opts);
-  check_attention_shape(shape);
+  check_attention_shape(shape);  // the options: attention/registry.h, by the callers' backends
+  ATTN_CHECK(!opts.document_mask || opts.eot_token >= 0,
+             "attention.document_mask needs the end-of-text token id (eot_token = {})", opts.eot_token);
   ATTN_CHECK(dropout.p >= 0.0f && dropout.p < 1.0f, "attention dropout p = {} must be in [0, 1)", dropout.p);
   ATTN_CHECK(!opts.document_mask || inputs != nullptr, "attention.document_mask needs the input tokens");
 }
 
-// The pre-mask score transform of the forward: s -> s - slope (i - j), then soft-capping.
+// The score modifications of the variants (kernels/variants/alibi.h, softcap.h), in S:
+// s -> s + slope (j - i), then cap tanh(s / cap); *dfac = d s_out / d s_in.
 template <typename S>
-inline S transform_score(S s, int i, int j, S slope, S cap) {
-  s -= slope * static_cast<S>(i - j);
-  if (cap > S(0)) s = cap * std::tanh(s / cap);
-  return s;
-}
-
-// Fills doc[0..T) for row b: doc(t) = number of eot among inputs[b, 0..t-1].
-inline const int* document_ids(int* doc, const int32_t* inputs, int b, int T, const AttentionOptions& opts) {
-  if (!opts.document_mask) return nullptr;
-  const int32_t* row = inputs + static_cast<size_t>(b) * T;
-  int d = 0;
-  for (int t = 0; t < T; ++t) {
-    doc[t] = d;
-    d += row[t] == opts.eot_token;
-  }
-  return doc;
+inline S modify_score(S s, int i, int j, S slope, S cap, S* dfac) {
+  *dfac = S(1);
+  s = Alibi::apply(s, slope, i, j);
+  return cap > S(0) ? Softcap::apply(s, cap, S(1) / cap, dfac) : s;
 }
 
 // dst = dropout(src) as a (T, T) block of head (b, h): keep ? src / (1 - p) : 0.
@@ -127,32 +112,33 @@ void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, co
   const S scale = S(1) / std::sqrt(static_cast<S>(D)), cap = static_cast<S>(opts.softcap);
   const bool drop = dropout.p > 0.0f;
   using Strided = Eigen::OuterStride<>;
+  std::vector<std::vector<int32_t>> counts;
+  const VariantArgs args = host_variant_args(opts, inputs, B, T, counts);
 
 #pragma omp parallel for schedule(dynamic, 1)
   for (int task = 0; task < B * Hkv; ++task) {
     const int b = task / Hkv, g = task % Hkv;
     Scratch<S>& scr = thread_scratch<S>(T);
-    const Visibility vis{T, opts.causal, opts.sliding_window, document_ids(scr.doc.data(), inputs, b, T, opts)};
+    const VariantMask mask(args, b, T);  // row i sees exactly [key_lo(i), key_hi(i)]
     const PackedHeads<const S> in(qkv, shape, b);
     const auto K = in.k(g), V = in.v(g);
     for (int h = g * group; h < (g + 1) * group; ++h) {
       const size_t head = static_cast<size_t>(b) * H + h;
-      const S slope = opts.alibi ? static_cast<S>(alibi_slope(h, H)) : S(0);
+      const S slope = opts.alibi ? Alibi::slope<S>(h, H) : S(0);
       const auto Q = in.q(h);
       MatMap<S> Ph(P + head * T * T, T, T);
       Ph.noalias() = (scale * Q) * K.transpose();
       for (int i = 0; i < T; ++i) {
         S* r = Ph.data() + static_cast<size_t>(i) * T;
-        const int lo = vis.lo(i), hi = vis.hi(i);
-        S mx = -std::numeric_limits<S>::infinity();
+        const int lo = mask.key_lo(i), hi = mask.key_hi(i);
+        S mx = -std::numeric_limits<S>::infinity(), unused;
         for (int j = lo; j <= hi; ++j) {
-          if (!vis.same_doc(i, j)) continue;
-          r[j] = transform_score(r[j], i, j, slope, cap);
+          r[j] = modify_score(r[j], i, j, slope, cap, &unused);
           mx = std::max(mx, r[j]);
         }
         S sum = 0;
         for (int j = 0; j < T; ++j) {
-          if (j < lo || j > hi || !vis.same_doc(i, j)) {
+          if (j < lo || j > hi) {
             r[j] = S(0);
           } else {
             r[j] = std::exp(r[j] - mx);
@@ -184,12 +170,14 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
   const S scale = S(1) / std::sqrt(static_cast<S>(D)), cap = static_cast<S>(opts.softcap);
   const bool drop = dropout.p > 0.0f;
   using Strided = Eigen::OuterStride<>;
+  std::vector<std::vector<int32_t>> counts;
+  const VariantArgs args = host_variant_args(opts, inputs, B, T, counts);
 
 #pragma omp parallel for schedule(dynamic, 1)
   for (int task = 0; task < B * Hkv; ++task) {
     const int b = task / Hkv, g = task % Hkv;
     Scratch<S>& scr = thread_scratch<S>(T);
-    const Visibility vis{T, opts.causal, opts.sliding_window, document_ids(scr.doc.data(), inputs, b, T, opts)};
+    const VariantMask mask(args, b, T);
     const PackedHeads<const S> in(qkv, shape, b);
     const PackedHeads<S> grad(dqkv, shape, b);
     const auto K = in.k(g), V = in.v(g);
@@ -199,7 +187,7 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
     MatMap<S> A(scr.a.data(), T, T), dS(scr.b.data(), T, T);
     for (int h = g * group; h < (g + 1) * group; ++h) {
       const size_t head = static_cast<size_t>(b) * H + h;
-      const S slope = opts.alibi ? static_cast<S>(alibi_slope(h, H)) : S(0);
+      const S slope = opts.alibi ? Alibi::slope<S>(h, H) : S(0);
       const auto Q = in.q(h);
       auto dQ = grad.q(h);
       ConstStridedMatMap<S> dY(dy + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D, T, D,
@@ -226,9 +214,10 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
       if (cap > S(0)) {
         A.noalias() = (scale * Q) * K.transpose();
         for (int i = 0; i < T; ++i) {
-          for (int j = vis.lo(i); j <= vis.hi(i); ++j) {
-            const S th = std::tanh((A(i, j) - slope * static_cast<S>(i - j)) / cap);
-            dS(i, j) *= S(1) - th * th;
+          for (int j = mask.key_lo(i); j <= mask.key_hi(i); ++j) {
+            S dfac;
+            modify_score(A(i, j), i, j, slope, cap, &dfac);
+            dS(i, j) *= dfac;
           }
         }
       }

@@ -17,15 +17,20 @@
 // Parallel over (b, kv group) with OpenMP; scratch is per thread and reused between calls.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "attention/attention.h"
 
 namespace attn {
 
-// Throws attn::Error for options the CPU cannot run (impl other than "naive", bad values).
-void check_cpu_attention_options(const AttentionOptions& opts);
 // Throws attn::Error for an inconsistent shape (H not a multiple of Hkv, ...).
 void check_attention_shape(const AttentionShape& shape);
+
+// The variants' arguments for a call on (B, T) token rows `inputs`, on the host: each variant's
+// options and the token counts some read (kernels/attention_variant.h), kept in `store`.
+// The mask of row b is then VariantMask(args, b, T), the kernels' code.
+VariantArgs host_variant_args(const AttentionOptions& opts, const int32_t* inputs, int B, int T,
+                              std::vector<std::vector<int32_t>>& store);
 
 // lse (optional): (B, H, T) natural-log logsumexp_j of the visible scores s_ij, the
 // quantity a flash kernel saves for its backward pass.

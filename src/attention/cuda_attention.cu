@@ -1,14 +1,12 @@
-// Registry of the CUDA attention implementations.
+// The CUDA attention named by attention.impl: the registry checks the options and builds it.
 #include "attention/cuda_attention.h"
-
-#include "core/error.h"
 
 namespace attn {
 
-std::unique_ptr<CudaAttention> make_cuda_attention(const AttentionOptions& opts, DType act) {
-  if (opts.impl == "naive") return make_cuda_naive_attention(opts, act);
-  if (opts.impl == "flash") return make_cuda_flash_attention(opts, act);
-  fail("attention.impl: unknown implementation '{}' (expected naive or flash)", opts.impl);
+std::unique_ptr<CudaAttention> make_cuda_attention(const AttentionOptions& opts, DType act, AttentionUse use) {
+  use.device = AttentionDevice::cuda;
+  use.precision = &act;
+  return check_attention(opts, use).make_cuda(opts, act);
 }
 
 }  // namespace attn

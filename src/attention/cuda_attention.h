@@ -10,8 +10,10 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "attention/attention.h"
+#include "attention/registry.h"
 #include "core/dtype.h"
 
 namespace attn {
@@ -26,16 +28,17 @@ class CudaAttention {
                        const DropoutState& dropout, cudaStream_t stream) = 0;
   virtual void backward(const void* qkv, const void* y, const void* dy, const void* saved, void* dqkv, void* scratch,
                         const AttentionShape& shape, const DropoutState& dropout, cudaStream_t stream) = 0;
-  // attention.document_mask: the current batch's document ids, (B, T) int32 on the device
-  // (doc id of token t = number of eot among inputs[0..t-1] of its row, kernels/document_ids.h),
-  // used by every later forward/backward until replaced. Implementations that refuse
-  // document_mask ignore it.
-  virtual void set_document_ids(const int32_t* doc_ids) { (void)doc_ids; }
+  // The current batch's token counts that the variants read (document ids, ...): counts[k] is
+  // (B, T) int32 on the device, count of counted_tokens(options)[k] among inputs[0..t-1] of its
+  // row (kern::document_ids), used by every later forward/backward until replaced.
+  // Implementations without variants ignore them.
+  virtual void set_token_counts(const std::vector<const int32_t*>& counts) { (void)counts; }
 };
 
-// The implementation named by opts.impl ("naive" or "flash") for activations of
-// dtype `act`. Throws attn::Error naming the config key of an unsupported option.
-std::unique_ptr<CudaAttention> make_cuda_attention(const AttentionOptions& opts, DType act);
+// The implementation named by opts.impl (attention/registry.cpp) for activations of dtype
+// `act`, after check_attention (registry.h): one line naming the key of an unsupported option.
+// `use` says what else the caller will ask (attention dropout, head dim, cached generation).
+std::unique_ptr<CudaAttention> make_cuda_attention(const AttentionOptions& opts, DType act, AttentionUse use = {});
 
 // The O(T^2) baseline (cuda_naive_attention.cu).
 std::unique_ptr<CudaAttention> make_cuda_naive_attention(const AttentionOptions& opts, DType act);

@@ -2,8 +2,8 @@
 // the CudaAttention interface. They read q, k, v straight out of the packed qkv buffer and
 // write dq, dk, dv straight into dqkv through strides, so nothing is permuted or copied.
 // Saved between forward and backward: the row logsumexp, (B, H, T) fp32 — O(T), not O(T^2).
-// Sliding window, document mask (doc ids from set_document_ids), ALiBi and soft-capping go
-// straight to the kernels; attention dropout is refused.
+// The variants' arguments (variant_args; token counts from set_token_counts) go straight to the
+// kernels; attention dropout is refused.
 #include <cmath>
 
 #include <fmt/format.h>
@@ -18,13 +18,10 @@ namespace {
 
 class CudaFlashAttention final : public CudaAttention {
  public:
-  CudaFlashAttention(const AttentionOptions& opts, DType act) : opts_(opts), act_(act) {
-    ATTN_CHECK(opts.sliding_window >= 0, "attention.sliding_window = {} must be >= 0", opts.sliding_window);
-    ATTN_CHECK(opts.softcap >= 0.0f && std::isfinite(opts.softcap), "attention.softcap = {} must be >= 0",
-               opts.softcap);
-  }
+  // The options were checked by the registry (make_cuda_attention).
+  CudaFlashAttention(const AttentionOptions& opts, DType act) : opts_(opts), act_(act) {}
 
-  void set_document_ids(const int32_t* doc_ids) override { doc_ids_ = doc_ids; }
+  void set_token_counts(const std::vector<const int32_t*>& counts) override { counts_ = counts; }
 
   std::string name() const override { return "flash"; }
 
@@ -58,8 +55,9 @@ class CudaFlashAttention final : public CudaAttention {
   }
 
   void check_document_ids() const {
-    if (opts_.document_mask && doc_ids_ == nullptr)
-      fail("attention.document_mask = true, but the caller set no document ids (CudaAttention::set_document_ids)");
+    if (counts_.size() != counted_tokens(opts_).size())
+      fail("attention: the variants need {} token count arrays but the caller set {} (CudaAttention::set_token_counts)",
+           counted_tokens(opts_).size(), counts_.size());
   }
 
   // qkv (B, T, (H + 2 Hkv) D): q heads at column 0, k heads at H D, v heads at (H + Hkv) D.
@@ -78,13 +76,10 @@ class CudaFlashAttention final : public CudaAttention {
     p.q_token_stride = p.k_token_stride = p.v_token_stride = QKV;
     p.o_batch_stride = s.T * C;
     p.o_token_stride = C;
-    p.causal = opts_.causal;
+    static_cast<VariantArgs&>(p) = variant_args(opts_);  // causal, window, alibi, softcap, ...
+    if (!counts_.empty()) attn::set_token_counts(p, opts_, counts_.data());  // doc ids, ...
     p.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     p.bf16 = act_ == DType::BF16;
-    p.window = opts_.sliding_window;
-    p.doc_ids = opts_.document_mask ? doc_ids_ : nullptr;
-    p.alibi = opts_.alibi;
-    p.softcap = opts_.softcap;
     return p;
   }
 
@@ -104,7 +99,7 @@ class CudaFlashAttention final : public CudaAttention {
 
   AttentionOptions opts_;
   DType act_;
-  const int32_t* doc_ids_ = nullptr;  // set_document_ids: the current batch's (B, T) doc ids
+  std::vector<const int32_t*> counts_;  // set_token_counts: the current batch's (B, T) token counts
 };
 
 }  // namespace

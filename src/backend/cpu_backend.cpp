@@ -13,6 +13,7 @@
 #endif
 
 #include "attention/cpu_attention.h"
+#include "attention/registry.h"
 #include "backend/host_data_parallel.h"
 #include "backend/cpu_generator.h"
 #include "core/error.h"
@@ -111,7 +112,9 @@ class CpuBackend final : public Backend {
   }
 
   std::unique_ptr<Generator> make_generator(const GeneratorOptions& opt) override {
-    check_generation_attention(model_.attention());
+    AttentionUse use;
+    use.decode = true;
+    check_attention(model_.attention(), use);
     return make_cpu_generator(model_, opt);
   }
 
@@ -163,7 +166,7 @@ std::unique_ptr<Backend> make_cpu_backend(const GPTConfig& model, const BackendO
   if (opts.precision == "bf16") fail("device.precision = \"bf16\" needs the cuda backend (a GPU); on the CPU add --device.precision=fp32");
   ATTN_CHECK(opts.precision == "fp32", "device.precision = \"{}\" is unknown (expected fp32 or bf16)",
              opts.precision);
-  check_cpu_attention_options(opts.attention);
+  check_attention(opts.attention, AttentionUse{});  // the cpu: the reference runs everything
   ATTN_CHECK(opts.threads >= 0, "device.threads = {} must be >= 0", opts.threads);
   if (opts.threads > 0) {
 #ifdef _OPENMP

@@ -2,7 +2,9 @@
 // model against the cache, which serves both prefill (all prompt positions) and decode (one
 // row per sequence). Per layer:
 //   h = ln_1(x);  [q k v] = h W_qkv + b;  K[b, g, pos] = k;  V[b, g, pos] = v   (every row first)
-//   o_h = sum_{t <= pos} softmax_t(q_h . K[b, g(h), t] / sqrt(D)) V[b, g(h), t]
+//   o_h = sum_{t in keys(pos)} softmax_t(q_h . K[b, g(h), t] / sqrt(D)) V[b, g(h), t]
+//   keys(pos): prefill, the prompt's variant mask [key_lo(pos), key_hi(pos)] (causal: [0, pos]);
+//   decode, [0, pos] (the registry allows only variants whose decode rows see every cached key)
 //   x += o W_proj + b;  x += gelu(ln_2(x) W_fc + b) W_fcproj + b
 // and logits = ln_f(x) wte^T for the rows asked for. Writing every row's K/V before any
 // attention is what makes prefill causal-correct: a row at pos reads only t <= pos.
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "core/aligned_vector.h"
+#include "attention/cpu_attention.h"
 #include "core/error.h"
 #include "model/cpu_layers.h"
 
@@ -92,7 +95,14 @@ class CpuGenerator final : public Generator {
       ATTN_CHECK(lengths[b] >= 1 && lengths[b] <= T && lengths[b] <= opt_.max_len,
                  "prompt {} has length {}: it must be in [1, {}] (padded width {}, cache length {})", b, lengths[b],
                  std::min(T, opt_.max_len), T, opt_.max_len);
-      for (int t = 0; t < lengths[b]; ++t) rows.push_back({b, t, tokens[static_cast<size_t>(b) * T + t]});
+      // The prompt's attention mask (the variants', kernels/attention_variant.h): every prompt row's
+      // K/V is cached before any attention, so a row may read keys after it (prefix-LM).
+      const int L = lengths[b];
+      std::vector<std::vector<int32_t>> counts;
+      const VariantArgs args = host_variant_args(model_.attention(), tokens + static_cast<size_t>(b) * T, 1, L, counts);
+      const VariantMask mask(args, 0, L);
+      for (int t = 0; t < L; ++t)
+        rows.push_back({b, t, tokens[static_cast<size_t>(b) * T + t], mask.key_lo(t), mask.key_hi(t)});
       wanted.push_back(static_cast<int>(rows.size()) - 1);
       lengths_[b] = lengths[b];
     }
@@ -105,7 +115,7 @@ class CpuGenerator final : public Generator {
     for (int b = 0; b < opt_.batch; ++b) {
       ATTN_CHECK(lengths_[b] >= 1, "decode before prefill (sequence {} is empty)", b);
       ATTN_CHECK(lengths_[b] < opt_.max_len, "sequence {} is full: the cache holds {} positions", b, opt_.max_len);
-      rows.push_back({b, lengths_[b], tokens[b]});
+      rows.push_back({b, lengths_[b], tokens[b], 0, lengths_[b]});  // decodable variants: every cached key
       wanted.push_back(b);
       ++lengths_[b];
     }
@@ -116,6 +126,7 @@ class CpuGenerator final : public Generator {
   struct Row {
     int b, pos;
     int32_t token;
+    int key_lo, key_hi;  // the cached positions it attends to
   };
 
   S* cache_at(AlignedVector<S>& c, int l, int b, int g, int t) {
@@ -160,11 +171,11 @@ class CpuGenerator final : public Generator {
         }
 #pragma omp parallel for schedule(static) if (N * H > 8)
       for (int ih = 0; ih < N * H; ++ih) {
-        const int i = ih / H, hh = ih % H, g = hh / (H / Hkv), len = rows[i].pos + 1;
+        const int i = ih / H, hh = ih % H, g = hh / (H / Hkv), lo = rows[i].key_lo, len = rows[i].key_hi + 1;
         const S* q = qkv.data() + static_cast<size_t>(i) * QKV + hh * D;
-        std::vector<double> s(len);
+        std::vector<double> s(len, 0.0);
         double mx = -INFINITY;
-        for (int t = 0; t < len; ++t) {
+        for (int t = lo; t < len; ++t) {
           const S* k = cache_at(k_, l, rows[i].b, g, t);
           double dot = 0;
           for (int d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * k[d];
@@ -172,9 +183,9 @@ class CpuGenerator final : public Generator {
           mx = std::max(mx, s[t]);
         }
         double sum = 0;
-        for (double& e : s) sum += e = std::exp(e - mx);
+        for (int t = lo; t < len; ++t) sum += s[t] = std::exp(s[t] - mx);
         std::vector<double> o(D, 0.0);
-        for (int t = 0; t < len; ++t) {
+        for (int t = lo; t < len; ++t) {
           const S* v = cache_at(v_, l, rows[i].b, g, t);
           for (int d = 0; d < D; ++d) o[d] += s[t] * v[d];
         }

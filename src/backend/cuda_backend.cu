@@ -88,7 +88,10 @@ class CudaBackend final : public Backend {
     maxB_ = opts.max_batch > 0 ? opts.max_batch : 1;
     maxT_ = opts.max_seq > 0 ? opts.max_seq : cfg_.block_size;
     ATTN_CHECK(maxT_ <= cfg_.block_size, "max_seq {} exceeds model.block_size {}", maxT_, cfg_.block_size);
-    attention_ = make_cuda_attention(opts.attention, dt_);
+    AttentionUse use;
+    use.dropout = cfg_.attn_dropout, use.n_head = cfg_.n_head, use.n_kv_head = cfg_.n_kv_head;
+    use.head_dim = cfg_.head_dim();
+    attention_ = make_cuda_attention(opts.attention, dt_, use);
     allocate_parameters();
     allocate_activations();
     allocate_workspace();
@@ -406,10 +409,16 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaMemcpyAsync(dev_ints_, host_ints_, count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
     });
     cur_N_ = N;
-    if (opts_.attention.document_mask) {  // doc ids (B, T) from the tokens, after the buckets' 3N + 1 ints
-      int32_t* doc = dev_ints_ + 5 * static_cast<size_t>(maxB_) * maxT_ + 1;
-      timed(OpTag(OpCategory::Other, "document ids"), [&] { kern::document_ids(doc, tokens_dev(), b.B, b.T, opts_.attention.eot_token, stream_); });
-      attention_->set_document_ids(doc);
+    // The variants' token counts (B, T) each (document ids, ...), after the buckets' 3N + 1 ints.
+    const std::vector<int> separators = counted_tokens(opts_.attention);
+    if (!separators.empty()) {
+      std::vector<const int32_t*> counts;
+      for (size_t k = 0; k < separators.size(); ++k) {
+        int32_t* c = dev_ints_ + (5 + k) * static_cast<size_t>(maxB_) * maxT_ + 1;
+        timed(OpTag(OpCategory::Other, "token counts"), [&] { kern::document_ids(c, tokens_dev(), b.B, b.T, separators[k], stream_); });
+        counts.push_back(c);
+      }
+      attention_->set_token_counts(counts);
     }
     return counted;
   }
@@ -596,7 +605,8 @@ class CudaBackend final : public Backend {
     const int widest = std::max({cfg_.qkv_dim(), 4 * C, C});
     const size_t reduce = std::max(kern::layernorm_backward_scratch_floats(N, C),
                                    CudaMatmul::backward_weight_scratch_floats(N, widest));
-    const size_t ints = 6 * static_cast<size_t>(N) + 1;  // inputs, targets, buckets (<= 3N + 1), doc ids
+    // inputs, targets, buckets (<= 3N + 1), the variants' token counts (N each)
+    const size_t ints = (5 + std::max<size_t>(1, counted_tokens(opts_.attention).size())) * static_cast<size_t>(N) + 1;
     ArenaPlan plan;
     const size_t lt = plan.add(lt_workspace_bytes());
     const size_t red = plan.add(reduce * sizeof(float));

@@ -22,11 +22,13 @@
 #include <cmath>
 #include <vector>
 
+#include "attention/cpu_attention.h"
 #include "attention/cuda_attention.h"
 #include "backend/cuda_model_view.h"
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/decode_attention.h"
+#include "kernels/document_ids.h"
 #include "kernels/generation.h"
 #include "kernels/kernels.h"
 
@@ -41,7 +43,6 @@ class CudaGenerator final : public Generator {
  public:
   CudaGenerator(const CudaModelView& m, const GeneratorOptions& opt) : m_(m), opt_(opt) {
     const GPTConfig& c = *m.cfg;
-    check_generation_attention(m.attention);
     opt_.max_len = resolved_max_len(c, opt);
     B_ = opt_.batch;
     L_ = opt_.max_len;
@@ -59,7 +60,9 @@ class CudaGenerator final : public Generator {
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     check_kv_cache_fits(cache, free_b, c, opt_, "the GPU");
-    attention_ = make_cuda_attention(m.attention, m.act);
+    AttentionUse use;
+    use.decode = true;
+    attention_ = make_cuda_attention(m.attention, m.act, use);
     try {
       allocate();
     } catch (...) {  // the destructor does not run: give back what was taken
@@ -101,6 +104,9 @@ class CudaGenerator final : public Generator {
     cudaStream_t s = m_.stream;
     CUDA_CHECK(cudaMemcpyAsync(prefill_tokens_, host_ints_, N * sizeof(int32_t), cudaMemcpyHostToDevice, s));
     CUDA_CHECK(cudaMemcpyAsync(lengths_dev_, host_ints_ + N, B_ * sizeof(int32_t), cudaMemcpyHostToDevice, s));
+    check_padding_is_invisible(seq);
+    for (size_t k = 0; k < counted_.size(); ++k)  // the variants' token counts of the padded prompts
+      kern::document_ids(prefill_counts_ + k * static_cast<size_t>(B_) * P_, prefill_tokens_, B_, seq, counted_[k], s);
 
     // Sequences in passes of at most rows_ rows (B x T activations would otherwise be held
     // for the widest batch): per pass embed, run every layer, keep each prompt's last row.
@@ -112,6 +118,25 @@ class CudaGenerator final : public Generator {
   void decode(const int32_t* tokens, float* logits) override {
     run_decode_step(tokens);
     download_logits(logits);
+  }
+
+  // Prefill runs the attention on prompts right-padded to seq: the variants' masks (e.g.
+  // prefix-LM's prefix, capped by the prompt in cached generation) must give every prompt row
+  // the keys of its unpadded prompt (the CPU generator's rule), or the pads would be attended.
+  void check_padding_is_invisible(int seq) {
+    if (!any_variant_active(variant_args(m_.attention)) && counted_.empty()) return;
+    std::vector<std::vector<int32_t>> store;
+    const VariantArgs padded = host_variant_args(m_.attention, host_ints_, B_, seq, store);
+    for (int b = 0; b < B_; ++b) {
+      const int L = lengths_[b];
+      const VariantArgs own = host_variant_args(m_.attention, host_ints_ + static_cast<size_t>(b) * seq, 1, L, store);
+      const VariantMask mp(padded, b, seq), mo(own, 0, L);
+      for (int i = 0; i < L; ++i)
+        ATTN_CHECK(mp.key_lo(i) == mo.key_lo(i) && mp.key_hi(i) == mo.key_hi(i),
+                   "cached generation on the GPU: prompt {} (length {}, padded to {}) would attend to its padding "
+                   "under the attention variants ({}); pass prompts of equal length or use --no-cache",
+                   b, L, seq, variants_on(m_.attention).empty() ? "" : variants_on(m_.attention)[0].first);
+    }
   }
 
   // Prefill of sequences [b0, b0 + nb) (prompts padded to seq) through all layers; writes their
@@ -136,6 +161,12 @@ class CudaGenerator final : public Generator {
       kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln1_w), P(lp.ln1_b), Ni, C, s);
       m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), Ni, C, QKV);
       kv_cache_write(qkv_, static_cast<int64_t>(seq) * QKV, QKV, act_bf16(), c.n_head, seq, zeros_, part, sub, s);
+      if (!counted_.empty()) {
+        std::vector<const int32_t*> counts;
+        for (size_t k = 0; k < counted_.size(); ++k)
+          counts.push_back(prefill_counts_ + k * static_cast<size_t>(B_) * P_ + static_cast<size_t>(b0) * seq);
+        attention_->set_token_counts(counts);
+      }
       attention_->forward(qkv_, y_, att_saved_, att_scratch_, ash, DropoutState{}, s);
       mlp_and_residuals(l, Ni);
     }
@@ -301,7 +332,8 @@ class CudaGenerator final : public Generator {
     const size_t ol = plan.add(B_ * C * t), olnf = plan.add(B_ * C * t);
     const size_t olog = plan.add(static_cast<size_t>(B_) * c.padded_vocab_size * t);
     const size_t olf = plan.add(static_cast<size_t>(B_) * c.vocab_size * sizeof(float));
-    const size_t oints = plan.add((NT + 5 * static_cast<size_t>(B_)) * sizeof(int32_t));
+    counted_ = counted_tokens(m_.attention);  // the variants' token counts (NT each)
+    const size_t oints = plan.add(((1 + counted_.size()) * NT + 5 * static_cast<size_t>(B_)) * sizeof(int32_t));
     char* a = static_cast<char*>(take(plan.bytes(), MemCategory::Activations));
     x_ = reinterpret_cast<T*>(a + ox), h_ = reinterpret_cast<T*>(a + oh), qkv_ = reinterpret_cast<T*>(a + oq);
     y_ = reinterpret_cast<T*>(a + oy), branch_ = reinterpret_cast<T*>(a + ob), fc_ = reinterpret_cast<T*>(a + of);
@@ -310,8 +342,8 @@ class CudaGenerator final : public Generator {
     logits_ = reinterpret_cast<T*>(a + olog), logits_f_ = reinterpret_cast<float*>(a + olf);
     int32_t* ints = reinterpret_cast<int32_t*>(a + oints);
     prefill_tokens_ = ints, decode_tokens_ = ints + NT, lengths_dev_ = ints + NT + B_, positions_ = ints + NT + 2 * B_;
-    zeros_ = ints + NT + 3 * B_, next_dev_ = ints + NT + 4 * B_;
-    CUDA_CHECK(cudaMemsetAsync(ints, 0, (NT + 5 * static_cast<size_t>(B_)) * sizeof(int32_t), m_.stream));
+    zeros_ = ints + NT + 3 * B_, next_dev_ = ints + NT + 4 * B_, prefill_counts_ = ints + NT + 5 * B_;
+    CUDA_CHECK(cudaMemsetAsync(ints, 0, ((1 + counted_.size()) * NT + 5 * static_cast<size_t>(B_)) * sizeof(int32_t), m_.stream));
     // prefill attention (one layer at a time) and the decode partials
     AttentionShape ash;
     // a pass holds nb <= rows_ / seq sequences of seq <= P_ positions: nb * seq <= rows_ and
@@ -336,6 +368,8 @@ class CudaGenerator final : public Generator {
   int B_ = 0, L_ = 0, P_ = 0, rows_ = 0;  // batch, cache positions, longest prompt, rows per prefill pass
   KVCacheShape shape_;
   std::unique_ptr<CudaAttention> attention_;
+  std::vector<int> counted_;           // counted_tokens of the attention options
+  int32_t* prefill_counts_ = nullptr;  // their counts over the padded prompts, (B, P_) each
   std::vector<void*> owned_;
   std::vector<KVCacheLayer> layers_;
   size_t cache_bytes_ = 0;

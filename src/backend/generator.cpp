@@ -39,19 +39,6 @@ int resolved_max_len(const GPTConfig& cfg, const GeneratorOptions& opt) {
 
 }  // namespace attn
 
-#include "attention/attention.h"
-
-namespace attn {
-
-void check_generation_attention(const AttentionOptions& a) {
-  ATTN_CHECK(a.causal, "attention.causal = false: cached generation needs a causal model (use --no-cache)");
-  ATTN_CHECK(a.sliding_window == 0 && !a.document_mask && !a.alibi && a.softcap == 0.0f,
-             "attention.sliding_window/document_mask/alibi/softcap are not supported by cached generation yet "
-             "(use --no-cache)");
-}
-
-}  // namespace attn
-
 namespace attn {
 void Generator::decode_greedy(const int32_t* tokens, int32_t* next) {
   const int V = vocab_size();

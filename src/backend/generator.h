@@ -72,10 +72,3 @@ void check_kv_cache_fits(size_t need, size_t available, const GPTConfig& cfg, co
 // 0 replaced by block_size.
 int resolved_max_len(const GPTConfig& cfg, const GeneratorOptions& opt);
 }  // namespace attn
-
-namespace attn {
-struct AttentionOptions;
-// The cached path computes plain causal softmax attention: refuses (naming the key) models
-// trained with other masks or score modifications.
-void check_generation_attention(const AttentionOptions& a);
-}  // namespace attn

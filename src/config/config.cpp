@@ -8,6 +8,7 @@
 
 #include <toml++/toml.h>
 
+#include "attention/registry.h"
 #include "core/error.h"
 
 namespace attn {
@@ -39,6 +40,9 @@ std::vector<Field> fields(Config& c) {
       {"attention.alibi", &a.alibi},
       {"attention.softcap", &a.softcap},
       {"attention.deterministic", &a.deterministic},
+      {"attention.prefix_lm", &a.prefix_lm},
+      {"attention.prefix_len", &a.prefix_len},
+      {"data.prefix_token", &a.prefix_token},
       {"data.dir", &c.data.dir},
       {"data.inputs", &c.data.inputs},
       {"data.tokenizer", &c.data.tokenizer},
@@ -288,11 +292,8 @@ void validate(const Config& c) {
   require(m.attn_dropout < 1, "model.attn_dropout", fmt::format("must be < 1 (got {})", m.attn_dropout));
 
   const auto& a = c.attention;
-  require(a.impl == "naive" || a.impl == "flash", "attention.impl",
-          fmt::format("must be \"naive\" or \"flash\" (got \"{}\")", a.impl));
-  require(a.sliding_window >= 0, "attention.sliding_window", "must be >= 0 (0 = off)");
-  require(a.softcap >= 0, "attention.softcap", "must be >= 0 (0 = off)");
-  require(a.sliding_window == 0 || a.causal, "attention.sliding_window", "needs attention.causal = true");
+  const OptionProblem ap = attention_option_problem(a);  // the rules of attention/registry.h
+  require(ap.key.empty(), ap.key.c_str(), ap.problem);
 
   const auto& d = c.data;
   require(d.tokenizer == "bpe" || d.tokenizer == "char" || d.tokenizer == "gpt2", "data.tokenizer",

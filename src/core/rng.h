@@ -7,11 +7,7 @@
 #pragma once
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define ATTN_HD __host__ __device__ __forceinline__
-#else
-#define ATTN_HD inline
-#endif
+#include "core/host_device.h"
 
 namespace attn {
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "attention/cpu_attention.h"
+#include "attention/registry.h"
 #include "core/error.h"
 #include "model/cpu_layers.h"
 #include "model/dropout_sites.h"
@@ -36,7 +37,7 @@ const GPTConfig& validated(const GPTConfig& c) {
 template <typename S>
 CpuGPT<S>::CpuGPT(const GPTConfig& cfg, const AttentionOptions& attention, int max_batch, int max_seq)
     : cfg_(validated(cfg)), layout_(cfg), attn_(attention) {
-  check_cpu_attention_options(attn_);
+  check_attention(attn_, AttentionUse{});
   params_.assign(layout_.total(), S(0));
   grads_.assign(layout_.total(), S(0));
   if (max_batch > 0 && max_seq > 0) ensure_capacity(max_batch, std::min(max_seq, cfg_.block_size));

@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +43,7 @@ struct Variant {
   int docs = 0;       // 0 = no document mask; else the eot pattern (see make_tokens)
   bool alibi = false;
   float softcap = 0.0f;
+  int prefix = 0;  // prefix-LM: > 0 a fixed prefix length; -1 the prefix ends with the first kEot
   int width() const { return (H + 2 * Hkv) * D; }
 };
 
@@ -50,7 +52,13 @@ struct Variant {
 // with no eot at all. Deterministic in the seed.
 std::vector<int32_t> make_tokens(const Variant& v, uint64_t seed) {
   std::vector<int32_t> tok(static_cast<size_t>(v.B) * v.T, 0);
-  if (v.docs == 0) return tok;
+  if (v.docs == 0 && v.prefix >= 0) return tok;
+  if (v.docs == 0) {  // prefix-LM from the data: one separator per row anywhere, the last row none (all prefix)
+    std::mt19937_64 g(seed);
+    for (auto& t : tok) t = 2 + static_cast<int32_t>(g() % 50);
+    for (int b = 0; b + 1 < v.B; ++b) tok[static_cast<size_t>(b) * v.T + g() % v.T] = kEot;
+    return tok;
+  }
   std::mt19937_64 g(seed);
   for (int b = 0; b < v.B; ++b) {
     int32_t* row = tok.data() + static_cast<size_t>(b) * v.T;
@@ -71,6 +79,8 @@ attn::AttentionOptions options_of(const Variant& v) {
   o.eot_token = kEot;
   o.alibi = v.alibi;
   o.softcap = v.softcap;
+  o.prefix_lm = v.prefix != 0;
+  o.prefix_len = std::max(v.prefix, 0), o.prefix_token = v.prefix < 0 ? kEot : -1;
   return o;
 }
 
@@ -128,11 +138,18 @@ Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::
   const int W = v.width(), HD = v.H * v.D;
   tu::DevBuf<E> qkv(r.qkv), dy(r.dy), y(static_cast<size_t>(v.B) * v.T * HD), dqkv(r.qkv.size());
   tu::DevBuf<float> lse(r.lse.size());
-  tu::DevBuf<int32_t> tokens(r.tokens), doc(r.tokens.size());
+  // the variants' token counts (document ids, ...) by the device kernel, as the CUDA backend does
+  const attn::AttentionOptions opts = options_of(v);
+  const std::vector<int> counted = attn::counted_tokens(opts);
+  tu::DevBuf<int32_t> tokens(r.tokens), counts(std::max<size_t>(1, counted.size()) * r.tokens.size());
   CUDA_CHECK(cudaMemset(y.get(), 0xFF, y.size() * sizeof(E)));
   CUDA_CHECK(cudaMemset(lse.get(), 0xFF, lse.size() * sizeof(float)));
   CUDA_CHECK(cudaMemset(dqkv.get(), 0xFF, dqkv.size() * sizeof(E)));
-  if (v.docs) attn::kern::document_ids(doc.get(), tokens.get(), v.B, v.T, kEot, nullptr);
+  std::vector<const int32_t*> count_ptrs;
+  for (size_t k = 0; k < counted.size(); ++k) {
+    count_ptrs.push_back(counts.get() + k * r.tokens.size());
+    attn::kern::document_ids(counts.get() + k * r.tokens.size(), tokens.get(), v.B, v.T, counted[k], nullptr);
+  }
 
   attn::FlashAttentionParams p;
   p.q = qkv.get();
@@ -145,13 +162,10 @@ Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::
   p.q_token_stride = p.k_token_stride = p.v_token_stride = W;
   p.o_batch_stride = static_cast<int64_t>(v.T) * HD;
   p.o_token_stride = HD;
-  p.causal = v.causal;
+  static_cast<attn::VariantArgs&>(p) = attn::variant_args(opts);  // causal, window, alibi, softcap, ...
+  attn::set_token_counts(p, opts, count_ptrs.data());
   p.scale = 1.0f / std::sqrt(static_cast<float>(v.D));
   p.bf16 = std::is_same_v<E, tu::bf16>;
-  p.window = v.window;
-  p.doc_ids = v.docs ? doc.get() : nullptr;
-  p.alibi = v.alibi;
-  p.softcap = v.softcap;
   attn::flash_attention_forward(p, nullptr);
   CUDA_CHECK(cudaDeviceSynchronize());
 
@@ -244,6 +258,11 @@ std::vector<Variant> variants() {
       Variant{"everything", 2, 1025, 4, 1, 64, true, 1000, 1, true, 2.5f},
       Variant{"everything_D128", 1, 1000, 6, 3, 128, true, 100, 2, true, 2.5f},
       Variant{"alibi_softcap_noncausal", 1, 1000, 4, 4, 128, false, 0, 0, true, 2.0f},
+      Variant{"prefix_lm", 2, 1025, 4, 2, 64, true, 0, 0, false, 0.0f, 300},
+      Variant{"prefix_lm_T77_mqa", 3, 77, 4, 1, 128, true, 0, 0, false, 0.0f, 40},
+      Variant{"prefix_lm_longer_than_T", 1, 77, 4, 4, 64, true, 0, 0, false, 0.0f, 500},
+      Variant{"prefix_lm_data", 2, 1000, 4, 2, 128, true, 0, 0, false, 0.0f, -1},
+      Variant{"prefix_lm_data_docs_window", 2, 1025, 6, 3, 64, true, 200, 2, true, 2.0f, -1},
   };
 }
 
@@ -302,75 +321,6 @@ TEST(FlashVariantsDocumentIds, MatchTheCpuRule) {
   }
 }
 
-// The tile ranges of kernels/flash_attention_mask.cuh (host side of the same code) against brute
-// force on random masks: every visible (query, key) pair of a block of rows / keys lies inside
-// [key_lo, key_hi] / [query_lo, query_hi] (else the kernels would skip a tile they need),
-// all_visible is exact, visible() is the math of attention.h. Needs no GPU.
-TEST(FlashVariantsMask, TileRangesCoverEveryVisiblePair) {
-  std::mt19937 g(1);
-  for (int trial = 0; trial < 2000; ++trial) {
-    const int T = 1 + static_cast<int>(g() % 300);
-    const bool causal = g() % 2, docs = g() % 2;
-    const int window = g() % 3 == 0 ? 0 : 1 + static_cast<int>(g() % 200);
-    std::vector<int32_t> doc(T);
-    for (int t = 0, d = 0; t < T; ++t) doc[t] = d, d += g() % 17 == 0;
-    attn::FlashAttentionParams p;
-    p.T = T, p.causal = causal, p.window = window, p.doc_ids = docs ? doc.data() : nullptr;
-    const attn::flash::FlashMask m(p, 0);
-    auto vis = [&](int i, int j) {
-      return (!causal || j <= i) && (window == 0 || i - j < window) && (!docs || doc[i] == doc[j]);
-    };
-    const std::string where = "T " + std::to_string(T) + " causal " + std::to_string(causal) + " window " +
-                              std::to_string(window) + " docs " + std::to_string(docs);
-    for (int k = 0; k < 10; ++k) {
-      const int a = static_cast<int>(g() % T), b = a + static_cast<int>(g() % std::min(T - a, 130));
-      int lo = T, hi = -1, qlo = T, qhi = -1;
-      for (int i = a; i <= b; ++i)
-        for (int j = 0; j < T; ++j) {
-          if (vis(i, j)) lo = std::min(lo, j), hi = std::max(hi, j);  // keys seen by rows [a, b]
-          if (vis(j, i)) qlo = std::min(qlo, j), qhi = std::max(qhi, j);  // queries seeing keys [a, b]
-        }
-      ASSERT_LE(m.key_lo(a), lo) << where;
-      ASSERT_GE(m.key_hi(b), hi) << where;
-      ASSERT_LE(m.query_lo(a), qlo) << where;
-      ASSERT_GE(m.query_hi(b), qhi) << where;
-      const int c = static_cast<int>(g() % T), e = c + static_cast<int>(g() % std::min(T - c, 70));
-      bool all = true;
-      for (int i = a; i <= b; ++i)
-        for (int j = c; j <= e; ++j) {
-          all &= vis(i, j);
-          ASSERT_EQ(m.visible(i, j, m.row_doc(i)), vis(i, j)) << where << " i " << i << " j " << j;
-        }
-      ASSERT_EQ(m.all_visible(a, b, c, e), all) << where;
-    }
-  }
-}
-
-// The per-element mask of the bf16 kernels: for one row i the keys it sees are exactly
-// [key_lo(i), key_hi(i)], and the queries that see key j exactly [query_lo(j), query_hi(j)]
-// (brute force over every pair, random masks; documents of length 1 included). Needs no GPU.
-TEST(FlashVariantsMask, SingleRowRangesAreExact) {
-  std::mt19937 g(2);
-  for (int trial = 0; trial < 1000; ++trial) {
-    const int T = 1 + static_cast<int>(g() % 200);
-    const bool causal = g() % 2, docs = g() % 2;
-    const int window = g() % 3 == 0 ? 0 : 1 + static_cast<int>(g() % 150);
-    std::vector<int32_t> doc(T);
-    for (int t = 0, d = 0; t < T; ++t) doc[t] = d, d += g() % 9 == 0;
-    attn::FlashAttentionParams p;
-    p.T = T, p.causal = causal, p.window = window, p.doc_ids = docs ? doc.data() : nullptr;
-    const attn::flash::FlashMask m(p, 0);
-    const std::string where = "T " + std::to_string(T) + " causal " + std::to_string(causal) + " window " +
-                              std::to_string(window) + " docs " + std::to_string(docs);
-    for (int i = 0; i < T; ++i)
-      for (int j = 0; j < T; ++j) {
-        const bool vis = (!causal || j <= i) && (window == 0 || i - j < window) && (!docs || doc[i] == doc[j]);
-        ASSERT_EQ(m.key_lo(i) <= j && j <= m.key_hi(i), vis) << where << " row " << i << " key " << j;
-        ASSERT_EQ(m.query_lo(j) <= i && i <= m.query_hi(j), vis) << where << " key " << j << " query " << i;
-      }
-  }
-}
-
 TEST(FlashVariantsErrors, RejectsBadOptions) {
   SKIP_WITHOUT_GPU();
   attn::FlashAttentionParams p;
@@ -381,12 +331,7 @@ TEST(FlashVariantsErrors, RejectsBadOptions) {
   p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = p.o_batch_stride = 4 * 4 * 128;
   p.q_token_stride = p.k_token_stride = p.v_token_stride = p.o_token_stride = 4 * 128;
   p.scale = 0.1f;
-  p.window = -1;
-  EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
-  p.window = 0;
-  p.softcap = -1.0f;
-  EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
-  p.softcap = 0.0f;
+  // (window and softcap values: validated once, by attention/registry.h)
   p.doc_ids = reinterpret_cast<const int32_t*>(reinterpret_cast<const char*>(dummy) + 2);
   EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
 }

@@ -26,9 +26,11 @@ GPTConfig gen_cfg() {
   return c;
 }
 
-std::unique_ptr<Backend> gpu_backend(const std::string& precision, const std::string& impl, int max_batch = 3) {
+std::unique_ptr<Backend> gpu_backend(const std::string& precision, const std::string& impl, int max_batch = 3,
+                                     const AttentionOptions& attention = {}) {
   BackendOptions o;
   o.device = "cuda", o.precision = precision, o.max_batch = max_batch, o.max_seq = 96;
+  o.attention = attention;
   o.attention.impl = impl;
   return make_backend(gen_cfg(), o);
 }
@@ -51,21 +53,25 @@ std::vector<int32_t> random_tokens(std::mt19937_64& rng, int n) {
 }
 
 // Runs prefill + `steps` decode steps with random next tokens, and returns the worst
-// rms(logits - ref) / rms(ref) over all steps and sequences, ref = float64 recompute.
+// rms(logits - ref) / rms(ref) over all steps and sequences, ref = float64 recompute with the
+// backend's attention variants `attention`; prompts: random ones of lengths 1, 13 and 6 unless given.
 double worst_vs_fp64(Backend& gpu, const std::vector<float>& params, KVCacheDType dt, bool graph, int steps,
-                     uint64_t seed) {
+                     uint64_t seed, const AttentionOptions& attention = {},
+                     std::vector<std::vector<int32_t>> seqs = {}) {
   const GPTConfig g = gen_cfg();
-  CpuGPT<double> ref(g);
+  AttentionOptions on_cpu = attention;
+  on_cpu.impl = "naive";
+  CpuGPT<double> ref(g, on_cpu);
   std::copy(params.begin(), params.end(), ref.params());
   std::mt19937_64 rng(seed);
-  const std::vector<int> lengths{1, 13, 6};
-  const int B = 3, T = 13;
-  std::vector<std::vector<int32_t>> seqs;
+  if (seqs.empty())
+    for (int n : {1, 13, 6}) seqs.push_back(random_tokens(rng, n));
+  const int B = static_cast<int>(seqs.size());
+  std::vector<int> lengths;
+  for (const auto& s : seqs) lengths.push_back(static_cast<int>(s.size()));
+  const int T = *std::max_element(lengths.begin(), lengths.end());
   std::vector<int32_t> padded(B * T, 7);
-  for (int b = 0; b < B; ++b) {
-    seqs.push_back(random_tokens(rng, lengths[b]));
-    std::copy(seqs[b].begin(), seqs[b].end(), padded.begin() + b * T);
-  }
+  for (int b = 0; b < B; ++b) std::copy(seqs[b].begin(), seqs[b].end(), padded.begin() + b * T);
   GeneratorOptions go;
   go.batch = B, go.max_len = T + steps + 1, go.cache = dt, go.cuda_graph = graph;
   auto gen = gpu.make_generator(go);
@@ -234,6 +240,52 @@ TEST(GenerateGpuMemory, RefusesACacheLargerThanTheDevice) {
   EXPECT_NE(msg.find("KV cache"), std::string::npos) << msg;
   EXPECT_NE(msg.find("384.00 GiB"), std::string::npos) << msg;
   EXPECT_NE(msg.find("free on the GPU"), std::string::npos) << msg;
+}
+
+// Prefix-LM (kernels/variants/prefix_lm.h): flash prefill with the prefix mask, then the decode
+// kernel, against the float64 recompute; fixed prefixes and prefixes ending with a separator
+// token (0), prompts of different lengths in one batch. A prompt shorter than its prefix would
+// attend to its padding on the GPU: refused, one line.
+std::vector<int32_t> no_zero(std::vector<int32_t> t) {
+  for (auto& x : t) x = x == 0 ? 1 : x;
+  return t;
+}
+
+TEST(PrefixLmGpu, CachedGenerationEqualsRecompute) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(11);
+  AttentionOptions fixed, data;
+  fixed.prefix_lm = data.prefix_lm = true;
+  fixed.prefix_len = 5, data.prefix_token = 0;
+  std::vector<std::vector<int32_t>> with_sep{no_zero(random_tokens(rng, 9)), no_zero(random_tokens(rng, 13)),
+                                             no_zero(random_tokens(rng, 4))};
+  with_sep[0][3] = 0, with_sep[1][11] = 0, with_sep[1][12] = 0, with_sep[2][0] = 0;  // prefixes of 4, 12 and 1
+  for (const auto& [a, prompts] : {std::pair{fixed, std::vector{no_zero(random_tokens(rng, 7)), no_zero(random_tokens(rng, 13)),
+                                                                 no_zero(random_tokens(rng, 5))}},
+                                   std::pair{data, with_sep}}) {
+    auto gpu = gpu_backend("fp32", "flash", 3, a);
+    const auto params = params_for(gpu->layout(), 3, 4.0f);
+    gpu->set_params(params.data());
+    const double err = worst_vs_fp64(*gpu, params, KVCacheDType::FP32, false, 6, 4, a, prompts);
+    printf("prefix-LM (%s): worst rms logits error vs fp64 %.3g\n", a.prefix_len ? "fixed 5" : "separator", err);
+    EXPECT_LT(err, 1e-5);
+  }
+}
+
+TEST(PrefixLmGpu, RefusesAPrefixPastAPaddedPrompt) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(13);
+  AttentionOptions a;
+  a.prefix_lm = true, a.prefix_len = 8;
+  auto gpu = gpu_backend("fp32", "flash", 3, a);
+  const auto params = params_for(gpu->layout(), 3, 1.0f);
+  gpu->set_params(params.data());
+  try {
+    worst_vs_fp64(*gpu, params, KVCacheDType::FP32, false, 1, 5, a, {random_tokens(rng, 3), random_tokens(rng, 13)});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("padding"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
