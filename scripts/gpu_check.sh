@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix]   (default: tests bench flash)
+#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
-# and decode steps.
+# and decode steps, and trained beside it in the loss step.
 # The GPU machine has no libutf8proc-dev: carry .deps/include/utf8proc.h and
 # .deps/lib/libutf8proc.a (copies of this machine's), as toml++ under .deps/include;
 # step gpt2tok reads GPT-2's vocabulary from $GPT2_VOCAB, .deps/data/gpt2 or ../shared/data/gpt2.
@@ -280,6 +280,39 @@ for r in (r for r in dec if r["who"] == "ours"):
     ratio = f"{best['us'] / r['us']:.3f}" if best and "us" in r else "-"
     out.append(f"  {','.join(map(str, key)):26s} | {ours} | {torch} | {ratio}")
 print("\n".join(out))
+PY
+)"
+fi
+
+if has loss; then
+  # Issue 16, acceptance 2: 200 steps of GPT-2 124M on shakespeare BPE, same seed, flash and naive,
+  # this build beside $BASE (an older build); train loss step by step and val loss every 50 steps.
+  echo "== 200-step loss curves, new vs base"
+  LOSS_INPUT=${LOSS_INPUT:-.deps/data/input.txt}
+  for impl in flash naive; do for who in new base; do
+    bin=$A; [ $who = base ] && bin="${BASE:-}/attnlab"; [ -x "$bin" ] || continue
+    "$bin" train -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --training.max_iters=200 \
+      --training.eval_interval=50 --training.log_interval=1 --data.inputs="[\"$LOSS_INPUT\"]" \
+      --data.dir=runs/data/loss_$who --training.out_dir=runs/loss_${impl}_$who > "$OUT/loss_${impl}_$who.log" 2>&1 \
+      || tail -3 "$OUT/loss_${impl}_$who.log"
+    cp runs/loss_${impl}_$who/metrics.jsonl "$OUT/loss_${impl}_$who.jsonl" 2>/dev/null
+  done; done
+  row "$(python3 - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+def load(name):
+    path = f"{out}/loss_{name}.jsonl"
+    return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+lines = ["200-step loss, new vs base | max rel train-loss diff (step) | val losses new / base"]
+for impl in ("flash", "naive"):
+    a, b = load(impl + "_new"), load(impl + "_base")
+    la = {d["step"]: d["loss"] for d in a if "loss" in d}; lb = {d["step"]: d["loss"] for d in b if "loss" in d}
+    common = sorted(set(la) & set(lb))
+    if not common: lines.append(f"  {impl}: no pair of runs"); continue
+    rel, step = max((abs(la[s] - lb[s]) / lb[s], s) for s in common)
+    val = lambda m: " ".join(f"{d['val_loss']:.4f}" for d in m if "val_loss" in d)
+    lines.append(f"  {impl}: {rel:.4f} ({step}) | {val(a)} / {val(b)}")
+print("\n".join(lines))
 PY
 )"
 fi
