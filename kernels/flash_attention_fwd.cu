@@ -25,12 +25,14 @@ namespace attn::flash {
 //   l = l exp2((m - m') scale log2e) + rowsum P_j;  O = O exp2(...) + P_j V_j;
 //   finally O /= l and lse = m scale + ln l.
 // Roles (384 threads, one block per SM, persistent over the tiles):
-//   warpgroup 0, producer: 40 registers; one thread issues TMA loads: Q of each tile once
+//   warpgroup 0, producer: 24 registers; one thread issues TMA loads: Q of each tile once
 //     (after the consumers released the previous Q), then K_j, V_j into a ring of kStages
 //     buffers each (full barrier: the load landed; empty barrier: all 8 consumer warps are done).
-//   warpgroups 1, 2, consumers: 232 registers; each owns 64 query rows (16 per warp). Per block:
+//   warpgroups 1, 2, consumers: 240 registers; each owns 64 query rows (16 per warp). Per block:
 //     issue S_{j+1} = Q K_{j+1}^T, issue O += P_j V_j, wait for S_{j+1} (release K), mask and
 //     exponentiate it while P_j V_j still runs, wait (release V), rescale O, P_{j+1} = bf16(S).
+//     Ping-pong (D = 128): the warpgroups issue their GEMMs in turns (named barrier per
+//     warpgroup: wait for my turn, issue, hand the turn over), one's softmax under the other's GEMMs.
 //   O is normalized in registers and leaves through a swizzled smem tile, 16-byte stores.
 // Masks (flash_attention_mask.cuh): only key blocks in [key_lo, key_hi] of the tile are loaded;
 // blocks not entirely visible to a warp (or reaching past T) get the per-element mask; ALiBi and
@@ -47,7 +49,10 @@ struct FwdCfg {
   // Register split: launched at kRegistersPerSm / kThreads (168) each; the producer gives back,
   // the consumers take (setmaxnreg), the total unchanged.
   static constexpr int kLaunchRegs = tiles::kRegistersPerSm / kThreads / tiles::kRegisterGranule * tiles::kRegisterGranule;
-  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+  static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
+  // Ping-pong: the two consumer warpgroups take turns issuing their GEMMs (named barriers), so
+  // that one's softmax runs while the other's GEMMs occupy the tensor cores.
+  static constexpr bool kPingPong = D == 128;
   static_assert(kProducerRegs * tiles::kWarpgroupThreads +
                         kConsumerRegs * kConsumerWarpgroups * tiles::kWarpgroupThreads <=
                     kLaunchRegs * kThreads,
@@ -171,6 +176,18 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
   const int thr_row0 = wg_row0 + tiles::AccFragment<BC>::row0();  // tile row of this thread's element 0
   const int thr_col0 = tiles::AccFragment<BC>::col0();
 
+  // Ping-pong turns: warpgroup cw waits on barrier kFirstNamedBarrier + cw, which the other
+  // warpgroup arrives at after issuing. Both take the same number of turns per tile (one per GEMM
+  // issue step), so the turns alternate across tiles too; consumer 0 goes first.
+  constexpr int kTurnThreads = 2 * tiles::kWarpgroupThreads;
+  auto my_turn = [&] {
+    if constexpr (Cfg::kPingPong) tiles::named_barrier_sync(tiles::kFirstNamedBarrier + cw, kTurnThreads);
+  };
+  auto pass_turn = [&] {
+    if constexpr (Cfg::kPingPong) tiles::named_barrier_arrive(tiles::kFirstNamedBarrier + (1 - cw), kTurnThreads);
+  };
+  if (cw == 1) pass_turn();
+
   tiles::AccFragment<BC> s;
   tiles::AccFragment<D> o;
   tiles::AFragment<BC> pa;
@@ -260,18 +277,26 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
       }
       pa.from(s);
     };
-    // S = Q K^T (stage of use u), O += P V (stage of use u): issued, not waited.
+    // S = Q K^T (stage of use u), O += P V (stage of use u): issued, not waited. Operand
+    // registers pinned around the issue, wgmma.fence right before it (after any register write).
     auto issue_qk = [&](uint32_t u) {
       const KVTile sK{smem + Cfg::kKOffset + Ring::stage(u) * KVTile::kBytes};
+      s.fence();
+      wg_fence();
 #pragma unroll
       for (int kk = 0; kk < KD; ++kk) wgmma_ss<BC, 0, 0>(s.v, sQ.k_major_desc(wg_row0, kk), sK.k_major_desc(0, kk), kk > 0);
       wg_commit();
+      s.fence();
     };
     auto issue_pv = [&](uint32_t u) {
       const KVTile sV{smem + Cfg::kVOffset + Ring::stage(u) * KVTile::kBytes};
+      o.fence();
+      pa.fence();
+      wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(o.v, pa.v[kk], sV.mn_major_desc(kk), 1);
       wg_commit();
+      o.fence();
     };
 
     o.fill(0.f);
@@ -280,8 +305,9 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     if (nb > 0) {
       float alpha[2], sum[2];
       bars.k.wait_full(use);
-      wg_fence();
+      my_turn();
       issue_qk(use);
+      pass_turn();
       wg_wait<0>();
       s.fence();
       if (leader) bars.k.release(use);
@@ -291,10 +317,11 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
       for (int n = 1; n < nb; ++n) {
         const uint32_t u = use + n;
         bars.k.wait_full(u);
-        wg_fence();
+        my_turn();
         issue_qk(u);
         bars.v.wait_full(u - 1);
         issue_pv(u - 1);
+        pass_turn();
         wg_wait<1>();  // S_{j+1} done; P_j V_j may still run
         s.fence();
         if (leader) bars.k.release(u);
@@ -308,8 +335,9 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
       }
       const uint32_t u_last = use + nb - 1;
       bars.v.wait_full(u_last);
-      wg_fence();
+      my_turn();
       issue_pv(u_last);
+      pass_turn();
       wg_wait<0>();
       o.fence();
       pa.fence();

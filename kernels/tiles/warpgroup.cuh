@@ -28,3 +28,17 @@ __device__ __forceinline__ int warp_in_warpgroup() {
 __device__ __forceinline__ int lane_index() { return static_cast<int>(threadIdx.x) % kWarpSize; }
 
 }  // namespace attn::tiles
+
+namespace attn::tiles {
+
+// Named barriers (bar.sync / bar.arrive with an id and a thread count): a subset of the block
+// synchronizes without the rest. Id 0 is __syncthreads'; kernels number theirs from 1.
+constexpr int kFirstNamedBarrier = 1;
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+}  // namespace attn::tiles
