@@ -29,8 +29,9 @@ namespace attn::flash {
 //     (after the consumers released the previous Q), then K_j, V_j into a ring of kStages
 //     buffers each (full barrier: the load landed; empty barrier: all 8 consumer warps are done).
 //   warpgroups 1, 2, consumers: 240 registers; each owns 64 query rows (16 per warp). Per block:
-//     issue S_{j+1} = Q K_{j+1}^T, issue O += P_j V_j, wait for S_{j+1} (release K), mask and
-//     exponentiate it while P_j V_j still runs, wait (release V), rescale O, P_{j+1} = bf16(S).
+//     issue S_{j+1} = Q K_{j+1}^T, rescale O (to m_j), issue O += P_j V_j, wait for S_{j+1}
+//     (release K), mask and exponentiate it while P_j V_j still runs, wait (release V),
+//     P_{j+1} = bf16(S).
 //     Ping-pong (D = 128): the warpgroups issue their GEMMs in turns (named barrier per
 //     warpgroup: wait for my turn, issue, hand the turn over), one's softmax under the other's GEMMs.
 //   O is normalized in registers and leaves through a swizzled smem tile, 16-byte stores.
@@ -264,18 +265,22 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
         sum[r] = acc;
       }
     };
-    // O, l rescaled to the new maximum, P = bf16(s).
-    auto rescale_and_pack = [&](const float (&alpha)[2], const float (&sum)[2]) {
+    // l rescaled to the new maximum plus the block's row sums; P = bf16(s).
+    auto update_l_and_pack = [&](const float (&alpha)[2], const float (&sum)[2]) {
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        l_run[r] = l_run[r] * alpha[r] + sum[r];
+      for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * alpha[r] + sum[r];
+      pa.from(s);
+    };
+    // O rescaled to the maximum of the block whose P V comes next (under that block's QK^T
+    // successor on the tensor cores).
+    auto scale_o = [&](const float (&alpha)[2]) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
 #pragma unroll
         for (int n = 0; n < NO; ++n) {
           o.v[4 * n + 2 * r] *= alpha[r];
           o.v[4 * n + 2 * r + 1] *= alpha[r];
         }
-      }
-      pa.from(s);
     };
     // S = Q K^T (stage of use u), O += P V (stage of use u): issued, not waited. Operand
     // registers pinned around the issue, wgmma.fence right before it (after any register write).
@@ -313,12 +318,13 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
       if (leader) bars.k.release(use);
       if (leader && nb == 1) tiles::mbar_arrive(q_empty);  // Q's last reader is done
       softmax_block(kb.x, alpha, sum);
-      rescale_and_pack(alpha, sum);
+      update_l_and_pack(alpha, sum);
       for (int n = 1; n < nb; ++n) {
         const uint32_t u = use + n;
         bars.k.wait_full(u);
         my_turn();
         issue_qk(u);
+        scale_o(alpha);  // alpha of block n - 1, whose P V is next
         bars.v.wait_full(u - 1);
         issue_pv(u - 1);
         pass_turn();
@@ -331,11 +337,12 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
         o.fence();
         pa.fence();
         if (leader) bars.v.release(u - 1);
-        rescale_and_pack(alpha, sum);
+        update_l_and_pack(alpha, sum);
       }
       const uint32_t u_last = use + nb - 1;
       bars.v.wait_full(u_last);
       my_turn();
+      scale_o(alpha);
       issue_pv(u_last);
       pass_turn();
       wg_wait<0>();
@@ -491,9 +498,9 @@ static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) 
   using Cfg = FwdCfg<D>;
   FwdArgs a;
   a.p = p;
-  a.q = tiles::make_bf16_head_map(p.q, D, p.T, p.H, p.B, p.q_token_stride, p.q_batch_stride, Cfg::BR);
-  a.k = tiles::make_bf16_head_map(p.k, D, p.T, p.Hkv, p.B, p.k_token_stride, p.k_batch_stride, Cfg::BC);
-  a.v = tiles::make_bf16_head_map(p.v, D, p.T, p.Hkv, p.B, p.v_token_stride, p.v_batch_stride, Cfg::BC);
+  a.q = tiles::cached_bf16_head_map(p.q, D, p.T, p.H, p.B, p.q_token_stride, p.q_batch_stride, Cfg::BR);
+  a.k = tiles::cached_bf16_head_map(p.k, D, p.T, p.Hkv, p.B, p.k_token_stride, p.k_batch_stride, Cfg::BC);
+  a.v = tiles::cached_bf16_head_map(p.v, D, p.T, p.Hkv, p.B, p.v_token_stride, p.v_batch_stride, Cfg::BC);
   a.n_qblocks = (p.T + Cfg::BR - 1) / Cfg::BR;
   const int64_t n_tiles = (int64_t)a.n_qblocks * p.H * p.B;
   ATTN_CHECK(n_tiles < INT32_MAX, "flash attention: {} query tiles, over 2^31", n_tiles);

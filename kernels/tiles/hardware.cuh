@@ -4,6 +4,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
+
 #include "core/cuda_check.h"
 
 namespace attn::tiles {
@@ -39,9 +41,15 @@ inline int current_device() {
   CUDA_CHECK(cudaGetDevice(&dev));
   return dev;
 }
+// Queried once per device (launchers call it on every launch).
 inline int sm_count() {
+  constexpr int kDevices = 64;
+  static std::atomic<int> cached[kDevices] = {};
+  const int dev = current_device();
+  if (dev < kDevices && cached[dev].load(std::memory_order_relaxed) > 0) return cached[dev].load(std::memory_order_relaxed);
   int n = 0;
-  CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, current_device()));
+  CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+  if (dev < kDevices) cached[dev].store(n, std::memory_order_relaxed);
   return n;
 }
 // Dynamic shared memory a block may opt in to (227 KiB on H100 / H200).
