@@ -32,7 +32,7 @@ namespace attn::flash {
 //     issue S_{j+1} = Q K_{j+1}^T, rescale O (to m_j), issue O += P_j V_j, wait for S_{j+1}
 //     (release K), mask and exponentiate it while P_j V_j still runs, wait (release V),
 //     P_{j+1} = bf16(S).
-//     Ping-pong (D = 128): the warpgroups issue their GEMMs in turns (named barrier per
+//     Ping-pong: the warpgroups issue their GEMMs in turns (named barrier per
 //     warpgroup: wait for my turn, issue, hand the turn over), one's softmax under the other's GEMMs.
 //   O is normalized in registers and leaves through a swizzled smem tile, 16-byte stores.
 // Masks (flash_attention_mask.cuh): only key blocks in [key_lo, key_hi] of the tile are loaded;
@@ -53,7 +53,7 @@ struct FwdCfg {
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
   // Ping-pong: the two consumer warpgroups take turns issuing their GEMMs (named barriers), so
   // that one's softmax runs while the other's GEMMs occupy the tensor cores.
-  static constexpr bool kPingPong = D == 128;
+  static constexpr bool kPingPong = true;
   static_assert(kProducerRegs * tiles::kWarpgroupThreads +
                         kConsumerRegs * kConsumerWarpgroups * tiles::kWarpgroupThreads <=
                     kLaunchRegs * kThreads,
