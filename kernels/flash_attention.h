@@ -1,4 +1,4 @@
-// Flash attention (FlashAttention-2 style): forward and backward CUDA kernels.
+// Flash attention: forward (FlashAttention-3 style, kernels/flash_attention_fwd.cu) and backward CUDA kernels.
 //
 // Plain C++: includable without CUDA headers (cudaStream_t is forward-declared below).
 //
@@ -13,7 +13,7 @@
 //
 // Masked tiles (causal, window, documents) are never loaded or computed, in forward and backward.
 //
-// bf16 = true : bf16 in/out, fp32 accumulation, tensor cores (mma.sync, sm_90).
+// bf16 = true : bf16 in/out, fp32 accumulation, Hopper tensor cores (wgmma; the forward loads by TMA).
 // bf16 = false: fp32 in/out, a simple tiled kernel (no tensor cores), for parity tests.
 //
 // Requirements (violations throw attn::Error): D in {64, 128}; H % Hkv == 0; B, T, H >= 1;

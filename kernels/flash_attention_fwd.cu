@@ -1,238 +1,389 @@
-// Flash attention forward: bf16 tensor-core kernel (Hopper wgmma; K / V streamed with cp.async,
-// each load overlapped with a product) and an fp32 tiled kernel for parity tests.
-// See flash_attention.h.
+// Flash attention forward: the bf16 Hopper kernel (FlashAttention-3 style: a TMA producer warp,
+// a K/V ring guarded by mbarriers, two consumer warpgroups with reallocated registers, the next
+// QK^T overlapped with the softmax, persistent tiles) and an fp32 tiled kernel for parity tests.
+// Written on the tile layer of kernels/tiles/. See flash_attention.h.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_mask.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
+#include "kernels/tiles/fragment.cuh"
+#include "kernels/tiles/hardware.cuh"
+#include "kernels/tiles/mbarrier.cuh"
+#include "kernels/tiles/smem_tile.cuh"
+#include "kernels/tiles/tma.cuh"
+#include "kernels/tiles/warpgroup.cuh"
 
 namespace attn::flash {
 
 // ============================================================================================
-// bf16 forward, Hopper wgmma. A block owns BR = 128 query rows of one (b, h): 2 warpgroups of
-// 64 rows (warp w of a warpgroup: 16 rows). S = Q K^T with both operands in shared memory,
-// O += P V with P in registers (the S accumulators converted in place) and V in shared memory.
-// K/V blocks of BC keys stream through one K and one V buffer: V_j loads (cp.async) while
-// S_j = Q K_j^T is computed, K_{j+1} loads while O += P_j V_j is computed. Online softmax in
-// fp32 (log2 domain), O normalized at the end, lse written. Masks (flash_attention_mask.cuh):
-// only the key blocks in [key_lo, key_hi] of the query block are visited (causal: none past the
-// last query row; window; documents), only blocks not entirely visible to a warp evaluate the
-// per-element mask (and keys >= T); ALiBi / soft-capping rewrite S before the softmax when on.
-// Causal query blocks are launched heaviest first.
+// bf16 forward, Hopper. Math per tile of BR = 128 query rows of one (b, h), over the visible key
+// blocks j of BC keys (online softmax, log2 domain, fp32):
+//   S_j = Q K_j^T;  m' = max(m, rowmax S_j);  P_j = exp2((S_j - m') scale log2e);
+//   l = l exp2((m - m') scale log2e) + rowsum P_j;  O = O exp2(...) + P_j V_j;
+//   finally O /= l and lse = m scale + ln l.
+// Roles (384 threads, one block per SM, persistent over the tiles):
+//   warpgroup 0, producer: 24 registers; one thread issues TMA loads: Q of each tile once
+//     (after the consumers released the previous Q), then K_j, V_j into a ring of kStages
+//     buffers each (full barrier: the load landed; empty barrier: all 8 consumer warps are done).
+//   warpgroups 1, 2, consumers: 240 registers; each owns 64 query rows (16 per warp). Per block:
+//     issue S_{j+1} = Q K_{j+1}^T, rescale O (to m_j), issue O += P_j V_j, wait for S_{j+1}
+//     (release K), mask and exponentiate it while P_j V_j still runs, wait (release V),
+//     P_{j+1} = bf16(S).
+//     Ping-pong: the warpgroups issue their GEMMs in turns (named barrier per
+//     warpgroup: wait for my turn, issue, hand the turn over), one's softmax under the other's GEMMs.
+//   O is normalized in registers and leaves through a swizzled smem tile, 16-byte stores.
+// Masks (flash_attention_mask.cuh): only key blocks in [key_lo, key_hi] of the tile are loaded;
+// blocks not entirely visible to a warp (or reaching past T) get the per-element mask; ALiBi and
+// soft-capping rewrite S before the softmax. Causal tiles are scheduled heaviest first.
 // ============================================================================================
 template <int D>
-struct FwdWgCfg {
-  static constexpr int BR = 128;
-  static constexpr int BC = D == 64 ? 64 : 128;
-  static constexpr int NT = 256;
-  static constexpr int MINB = D == 64 ? 2 : 1;
-  static constexpr int SMEM = (BR + 2 * BC) * D * 2 + 1024;
+struct FwdCfg {
+  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kConsumerWarps = kConsumerWarpgroups * tiles::kWarpsPerWarpgroup;
+  static constexpr int BR = kConsumerWarpgroups * tiles::kWgmmaM;  // 128 query rows per tile
+  static constexpr int BC = 128;                                   // keys per K/V block
+  static constexpr int kStages = D == 64 ? 3 : 2;                  // K/V ring depth
+  static constexpr int kThreads = (1 + kConsumerWarpgroups) * tiles::kWarpgroupThreads;
+  // Register split: launched at kRegistersPerSm / kThreads (168) each; the producer gives back,
+  // the consumers take (setmaxnreg), the total unchanged.
+  static constexpr int kLaunchRegs = tiles::kRegistersPerSm / kThreads / tiles::kRegisterGranule * tiles::kRegisterGranule;
+  static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
+  // Ping-pong: the two consumer warpgroups take turns issuing their GEMMs (named barriers), so
+  // that one's softmax runs while the other's GEMMs occupy the tensor cores.
+  static constexpr bool kPingPong = true;
+  static_assert(kProducerRegs * tiles::kWarpgroupThreads +
+                        kConsumerRegs * kConsumerWarpgroups * tiles::kWarpgroupThreads <=
+                    kLaunchRegs * kThreads,
+                "register split exceeds the block's registers");
+  using QTile = tiles::SwizzledTile<BR, D>;   // also the O staging tile
+  using KVTile = tiles::SwizzledTile<BC, D>;
+  static constexpr int kQOffset = 0;
+  static constexpr int kOOffset = kQOffset + QTile::kBytes;
+  static constexpr int kKOffset = kOOffset + QTile::kBytes;
+  static constexpr int kVOffset = kKOffset + kStages * KVTile::kBytes;
+  static constexpr int SMEM = kVOffset + kStages * KVTile::kBytes + tiles::kSwizzleAtomBytes;  // + alignment slack
 };
 
+struct FwdArgs {
+  tiles::TmaMap q, k, v;  // (d, t, head, b) views, boxes of BR (q) and BC (k, v) rows
+  FlashAttentionParams p;
+  int n_qblocks = 0, n_tiles = 0;
+};
+
+template <int Stages>
+struct FwdBarriers {
+  uint64_t q_full, q_empty;
+  tiles::RingBarriers<Stages> k, v;
+};
+
+// Tile L of the persistent schedule: (query block, head, batch), heads and batches fastest (the
+// CTAs running together share query-block rank, so K/V of a head are read close in time), query
+// blocks heaviest first when causal.
+struct FwdTile {
+  int qb, h, b;
+  __device__ __forceinline__ FwdTile(const FwdArgs& a, int L, bool heaviest_first) {
+    const int hb = a.p.H * a.p.B, rank = L / hb, rem = L % hb;
+    qb = heaviest_first ? a.n_qblocks - 1 - rank : rank;
+    h = rem % a.p.H;
+    b = rem / a.p.H;
+  }
+};
+
+// The key blocks [begin, end) the query rows [q0, q0 + BR) can see (same for both roles).
+template <int BR, int BC, MaskKind MK>
+__device__ __forceinline__ int2 key_block_range(const FlashMask& mask, int q0, int T) {
+  const int q_last = min(T, q0 + BR) - 1;
+  if constexpr (MK == MaskKind::kGeneral) return make_int2(mask.key_lo(q0) / BC, mask.key_hi(q_last) / BC + 1);
+  else if constexpr (MK == MaskKind::kCausal) return make_int2(0, q_last / BC + 1);
+  else return make_int2(0, (T + BC - 1) / BC);
+}
+
+// Producer: one thread streams every tile's Q, K and V in the order the consumers use them.
 template <int D, MaskKind MK>
-__global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
-    flash_fwd_wg_kernel(const __grid_constant__ FlashAttentionParams p) {
-  // Plain kinds: compile-time causal/full and no mask state (FlashMask below is then unused and
+__device__ __forceinline__ void fwd_produce(const FwdArgs& a, FwdBarriers<FwdCfg<D>::kStages>& bars, uint32_t smem) {
+  using Cfg = FwdCfg<D>;
+  using KVTile = typename Cfg::KVTile;
+  const FlashAttentionParams& p = a.p;
+  const bool heaviest_first = MK == MaskKind::kCausal || (MK == MaskKind::kGeneral && p.causal);
+  tiles::tma_prefetch(&a.q.map);
+  tiles::tma_prefetch(&a.k.map);
+  tiles::tma_prefetch(&a.v.map);
+  const typename Cfg::QTile sQ{smem + Cfg::kQOffset};
+  const uint32_t q_full = tiles::smem_addr(&bars.q_full), q_empty = tiles::smem_addr(&bars.q_empty);
+  uint32_t use = 0;  // K/V blocks issued so far (ring position)
+  int iter = 0;      // tiles of this block so far (Q barrier phase)
+  for (int L = blockIdx.x; L < a.n_tiles; L += gridDim.x, ++iter) {
+    const FwdTile t(a, L, heaviest_first);
+    const int q0 = t.qb * Cfg::BR, kvh = t.h / (p.H / p.Hkv);
+    const FlashMask mask = flash_mask<MK == MaskKind::kGeneral>(p, t.b);
+    const int2 kb = key_block_range<Cfg::BR, Cfg::BC, MK>(mask, q0, p.T);
+    tiles::mbar_wait(q_empty, (iter & 1) ^ 1);
+    tiles::mbar_arrive_expect_tx(q_full, Cfg::QTile::kBytes);
+    sQ.load(a.q, q_full, q0, t.h, t.b);
+    for (int j = kb.x; j < kb.y; ++j, ++use) {
+      const int stage = tiles::RingBarriers<Cfg::kStages>::stage(use);
+      const KVTile sK{smem + Cfg::kKOffset + stage * KVTile::kBytes};
+      const KVTile sV{smem + Cfg::kVOffset + stage * KVTile::kBytes};
+      sK.load(a.k, bars.k.acquire(use, KVTile::kBytes), j * Cfg::BC, kvh, t.b);
+      sV.load(a.v, bars.v.acquire(use, KVTile::kBytes), j * Cfg::BC, kvh, t.b);
+    }
+  }
+}
+
+template <int D, MaskKind MK>
+__global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
+    flash_fwd_wg_kernel(const __grid_constant__ FwdArgs a) {
+  // Plain kinds: compile-time causal/full and no mask state (FlashMask is then unused and
   // compiled away). General: tile ranges and per-element masks from FlashMask, causal at runtime.
   constexpr bool GENERAL = MK == MaskKind::kGeneral;
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
-  using Cfg = FwdWgCfg<D>;
-  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
-  constexpr int KD = D / 16, NS = BC / 8, NO = D / 8;
+  using Cfg = FwdCfg<D>;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NS = BC / 8, NO = D / 8;
+  using Ring = tiles::RingBarriers<Cfg::kStages>;
+  using KVTile = typename Cfg::KVTile;
   extern __shared__ uint8_t smem_raw[];
-  const uint32_t sQ = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const uint32_t sK = sQ + BR * D * 2;
-  const uint32_t sV = sK + BC * D * 2;
+  __shared__ FwdBarriers<Cfg::kStages> bars;
+  const uint32_t smem = (tiles::smem_addr(smem_raw) + tiles::kSwizzleAtomBytes - 1) & ~(tiles::kSwizzleAtomBytes - 1u);
+  const FlashAttentionParams& p = a.p;
 
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int wg = warp >> 2, wl = warp & 3;
+  if (threadIdx.x == 0) {
+    tiles::mbar_init(tiles::smem_addr(&bars.q_full), 1);
+    tiles::mbar_init(tiles::smem_addr(&bars.q_empty), Cfg::kConsumerWarps);
+    bars.k.init(Cfg::kConsumerWarps);
+    bars.v.init(Cfg::kConsumerWarps);
+    tiles::fence_barrier_init();
+  }
+  __syncthreads();  // the only block-wide barrier: the producer warps exit early
+
+  if (tiles::warpgroup_index() == 0) {
+    tiles::warpgroup_release_registers<Cfg::kProducerRegs>();
+    if (threadIdx.x == 0) fwd_produce<D, MK>(a, bars, smem);
+    return;
+  }
+  tiles::warpgroup_claim_registers<Cfg::kConsumerRegs>();
+
+  const int cw = tiles::warpgroup_index() - 1;  // consumer warpgroup: tile rows [64 cw, 64 cw + 64)
+  const int lane = tiles::lane_index();
+  const bool leader = lane == 0;  // arrives for its warp on the empty barriers
   const int T = p.T;
   const bool heaviest_first = CAUSAL || (GENERAL && p.causal);
-  const int qb = heaviest_first ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int kvh = h / (p.H / p.Hkv);
-  const int q0 = qb * BR;
-
-  const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(p.q) + b * p.q_batch_stride + h * D;
-  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(p.k) + b * p.k_batch_stride + kvh * D;
-  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(p.v) + b * p.v_batch_stride + kvh * D;
-
-  const FlashMask mask = flash_mask<GENERAL>(p, b);
-  const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
-  const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
-                             : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;
-
-  load_tile_b<BR, D, NT>(sQ, Qg, p.q_token_stride, q0, T, tid);
-  load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, kb_begin * BC, T, tid);
-  cp_async_commit();
-
   const float sl2 = p.scale * kLog2e;
-  float o[D / 2];
-#pragma unroll
-  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
-  const int warp_row0 = q0 + wg * 64 + wl * 16;  // first query row of this warp
-  const int row_lo = warp_row0 + (lane >> 2);    // + 8r
-  // General kind: row i (< T) sees exactly the keys [key_lo(i), key_hi(i)] (flash_attention_mask.cuh),
-  // so a masked tile costs two compares per element. Rows >= T (never written) keep [0, T-1].
-  // Scalars, not arrays: no local-memory frame.
-  const int klo0 = GENERAL && row_lo < T ? mask.key_lo(row_lo) : 0;
-  const int khi0 = GENERAL && row_lo < T ? mask.key_hi(row_lo) : T - 1;
-  const int klo1 = GENERAL && row_lo + 8 < T ? mask.key_lo(row_lo + 8) : 0;
-  const int khi1 = GENERAL && row_lo + 8 < T ? mask.key_hi(row_lo + 8) : T - 1;
+  const typename Cfg::QTile sQ{smem + Cfg::kQOffset}, sO{smem + Cfg::kOOffset};
+  const uint32_t q_full = tiles::smem_addr(&bars.q_full), q_empty = tiles::smem_addr(&bars.q_empty);
+  const int wg_row0 = cw * tiles::kWgmmaM;
+  const int thr_row0 = wg_row0 + tiles::AccFragment<BC>::row0();  // tile row of this thread's element 0
+  const int thr_col0 = tiles::AccFragment<BC>::col0();
 
-  for (int j = kb_begin; j < kb_end; ++j) {
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();  // K_j (and Q) visible; every warp done with V_{j-1}
-    load_tile_b<BC, D, NT>(sV, Vg, p.v_token_stride, j * BC, T, tid);
-    cp_async_commit();
+  // Ping-pong turns: warpgroup cw waits on barrier kFirstNamedBarrier + cw, which the other
+  // warpgroup arrives at after issuing. Both take the same number of turns per tile (one per GEMM
+  // issue step), so the turns alternate across tiles too; consumer 0 goes first.
+  constexpr int kTurnThreads = 2 * tiles::kWarpgroupThreads;
+  auto my_turn = [&] {
+    if constexpr (Cfg::kPingPong) tiles::named_barrier_sync(tiles::kFirstNamedBarrier + cw, kTurnThreads);
+  };
+  auto pass_turn = [&] {
+    if constexpr (Cfg::kPingPong) tiles::named_barrier_arrive(tiles::kFirstNamedBarrier + (1 - cw), kTurnThreads);
+  };
+  if (cw == 1) pass_turn();
 
-    float s[BC / 2];
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      const uint64_t da = wg_desc(sQ + (kk >> 2) * (BR * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
-      const uint64_t db = wg_desc(sK + (kk >> 2) * (BC * 128) + (kk & 3) * 32, 16, 1024);
-      wgmma_ss<BC, 0, 0>(s, da, db, kk > 0 ? 1 : 0);
-    }
-    wg_commit();
-    wg_wait<0>();
-    wg_fence_regs(s);
+  tiles::AccFragment<BC> s;
+  tiles::AccFragment<D> o;
+  tiles::AFragment<BC> pa;
+  uint32_t use = 0;  // K/V blocks consumed so far: the producer's counter, in the same order
+  int iter = 0;
+  for (int L = blockIdx.x; L < a.n_tiles; L += gridDim.x, ++iter) {
+    const FwdTile t(a, L, heaviest_first);
+    const int q0 = t.qb * BR;
+    const FlashMask mask = flash_mask<GENERAL>(p, t.b);
+    const int2 kb = key_block_range<BR, BC, MK>(mask, q0, T);
+    const int warp_row0 = q0 + wg_row0 + tiles::warp_in_warpgroup() * tiles::kWarpRows;  // first row of this warp
+    const int row_lo = q0 + thr_row0;                                                     // + 8 half
+    // General kind: row i (< T) sees exactly the keys [key_lo(i), key_hi(i)], so a masked block
+    // costs two compares per element. Rows >= T (never written) keep [0, T-1].
+    const int klo0 = GENERAL && row_lo < T ? mask.key_lo(row_lo) : 0;
+    const int khi0 = GENERAL && row_lo < T ? mask.key_hi(row_lo) : T - 1;
+    const int klo1 = GENERAL && row_lo + 8 < T ? mask.key_lo(row_lo + 8) : 0;
+    const int khi1 = GENERAL && row_lo + 8 < T ? mask.key_hi(row_lo + 8) : T - 1;
 
-    const int key0 = j * BC;
-    if constexpr (GENERAL) {
-      const int modk = mod_kind(p);
-      if (modk != kModNone) {  // uniform branches around the whole tile, never per element
-        const ScoreMod mod(p, h);
-        auto modify = [&](auto cap_on) {
+    // s (block j, raw q.k) -> masked, modified, exponentiated; m_run updated, alpha the factor
+    // that rescales the previous O and l, sum the thread's part of the row sums.
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+    auto softmax_block = [&](int j, float (&alpha)[2], float (&sum)[2]) {
+      const int key0 = j * BC;
+      if constexpr (GENERAL) {
+        const int modk = mod_kind(p);
+        if (modk != kModNone) {  // uniform branches around the whole block, never per element
+          const ScoreMod mod(p, t.h);
+          auto modify = [&](auto cap_on) {
 #pragma unroll
-          for (int n = 0; n < NS; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
+            for (int e = 0; e < BC / 2; ++e) {
               float unused;
-              s[4 * n + e] = mod.apply_k<decltype(cap_on)::value>(s[4 * n + e], row_lo + ((e >> 1) << 3),
-                                                                  key0 + n * 8 + 2 * (lane & 3) + (e & 1), &unused);
+              s.v[e] = mod.apply_k<decltype(cap_on)::value>(s.v[e], row_lo + 8 * s.half(e),
+                                                           key0 + thr_col0 + s.col_offset(e), &unused);
             }
-        };
-        if (modk == kModSoftcap)
-          modify(std::true_type{});
-        else
-          modify(std::false_type{});
+          };
+          if (modk == kModSoftcap)
+            modify(std::true_type{});
+          else
+            modify(std::false_type{});
+        }
+        if (key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + tiles::kWarpRows - 1, key0, key0 + BC - 1)) {
+#pragma unroll
+          for (int e = 0; e < BC / 2; ++e) {
+            const int col = key0 + thr_col0 + s.col_offset(e);
+            if (col < (s.half(e) ? klo1 : klo0) || col > (s.half(e) ? khi1 : khi0)) s.v[e] = -INFINITY;
+          }
+        }
+      } else if (key0 + BC > T || (CAUSAL && key0 + BC - 1 > warp_row0)) {
+#pragma unroll
+        for (int e = 0; e < BC / 2; ++e) {
+          const int col = key0 + thr_col0 + s.col_offset(e);
+          if (col >= T || (CAUSAL && col > row_lo + 8 * s.half(e))) s.v[e] = -INFINITY;
+        }
       }
-      const bool need_mask = key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + 15, key0, key0 + BC - 1);
-      if (need_mask) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s.v[4 * n + 2 * r], s.v[4 * n + 2 * r + 1]));
+        const float m_new = fmaxf(m_run[r], tiles::quad_max(mx));
+        const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
+        alpha[r] = fast_exp2(m_run[r] * sl2 - m_sc);
+        m_run[r] = m_new;
+        float acc = 0.f;
 #pragma unroll
         for (int n = 0; n < NS; ++n)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-            if (col < ((e >> 1) ? klo1 : klo0) || col > ((e >> 1) ? khi1 : khi0)) s[4 * n + e] = -INFINITY;
+          for (int c = 0; c < 2; ++c) {
+            float& x = s.v[4 * n + 2 * r + c];
+            x = fast_exp2(fmaf(x, sl2, -m_sc));
+            acc += x;
           }
+        sum[r] = acc;
       }
-    } else {
-      const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > warp_row0);
-      if (need_mask) {
+    };
+    // l rescaled to the new maximum plus the block's row sums; P = bf16(s).
+    auto update_l_and_pack = [&](const float (&alpha)[2], const float (&sum)[2]) {
 #pragma unroll
-        for (int n = 0; n < NS; ++n)
+      for (int r = 0; r < 2; ++r) l_run[r] = l_run[r] * alpha[r] + sum[r];
+      pa.from(s);
+    };
+    // O rescaled to the maximum of the block whose P V comes next (under that block's QK^T
+    // successor on the tensor cores).
+    auto scale_o = [&](const float (&alpha)[2]) {
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int row = row_lo + ((e >> 1) << 3);
-            const int col = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-            if (col >= T || (CAUSAL && col > row)) s[4 * n + e] = -INFINITY;
-          }
-      }
-    }
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int n = 0; n < NO; ++n) {
+          o.v[4 * n + 2 * r] *= alpha[r];
+          o.v[4 * n + 2 * r + 1] *= alpha[r];
+        }
+    };
+    // S = Q K^T (stage of use u), O += P V (stage of use u): issued, not waited. Operand
+    // registers pinned around the issue, wgmma.fence right before it (after any register write).
+    auto issue_qk = [&](uint32_t u) {
+      const KVTile sK{smem + Cfg::kKOffset + Ring::stage(u) * KVTile::kBytes};
+      s.fence();
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < KD; ++kk) wgmma_ss<BC, 0, 0>(s.v, sQ.k_major_desc(wg_row0, kk), sK.k_major_desc(0, kk), kk > 0);
+      wg_commit();
+      s.fence();
+    };
+    auto issue_pv = [&](uint32_t u) {
+      const KVTile sV{smem + Cfg::kVOffset + Ring::stage(u) * KVTile::kBytes};
+      o.fence();
+      pa.fence();
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(o.v, pa.v[kk], sV.mn_major_desc(kk), 1);
+      wg_commit();
+      o.fence();
+    };
 
+    o.fill(0.f);
+    tiles::mbar_wait(q_full, iter & 1);
+    const int nb = kb.y - kb.x;
+    if (nb > 0) {
+      float alpha[2], sum[2];
+      bars.k.wait_full(use);
+      my_turn();
+      issue_qk(use);
+      pass_turn();
+      wg_wait<0>();
+      s.fence();
+      if (leader) bars.k.release(use);
+      if (leader && nb == 1) tiles::mbar_arrive(q_empty);  // Q's last reader is done
+      softmax_block(kb.x, alpha, sum);
+      update_l_and_pack(alpha, sum);
+      for (int n = 1; n < nb; ++n) {
+        const uint32_t u = use + n;
+        bars.k.wait_full(u);
+        my_turn();
+        issue_qk(u);
+        scale_o(alpha);  // alpha of block n - 1, whose P V is next
+        bars.v.wait_full(u - 1);
+        issue_pv(u - 1);
+        pass_turn();
+        wg_wait<1>();  // S_{j+1} done; P_j V_j may still run
+        s.fence();
+        if (leader) bars.k.release(u);
+        if (leader && n == nb - 1) tiles::mbar_arrive(q_empty);
+        softmax_block(kb.x + n, alpha, sum);
+        wg_wait<0>();
+        o.fence();
+        pa.fence();
+        if (leader) bars.v.release(u - 1);
+        update_l_and_pack(alpha, sum);
+      }
+      const uint32_t u_last = use + nb - 1;
+      bars.v.wait_full(u_last);
+      my_turn();
+      scale_o(alpha);
+      issue_pv(u_last);
+      pass_turn();
+      wg_wait<0>();
+      o.fence();
+      pa.fence();
+      if (leader) bars.v.release(u_last);
+    } else if (leader) {
+      tiles::mbar_arrive(q_empty);
+    }
+    use += nb;
+
+    // Epilogue: row sums, normalize, lse; O through this warp's own rows of sO.
+    __syncwarp();  // every lane's reads of sO for the previous tile are done
+    __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + t.b * p.o_batch_stride + t.h * D;
+    float* lse = p.lse + ((int64_t)t.b * p.H + t.h) * T;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s[4 * n + 2 * r], s[4 * n + 2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m_run[r], mx);
-      const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
-      const float alpha = fast_exp2(m_run[r] * sl2 - m_sc);
-      m_run[r] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        const float p0 = fast_exp2(fmaf(s[4 * n + 2 * r], sl2, -m_sc));
-        const float p1 = fast_exp2(fmaf(s[4 * n + 2 * r + 1], sl2, -m_sc));
-        s[4 * n + 2 * r] = p0;
-        s[4 * n + 2 * r + 1] = p1;
-        sum += p0 + p1;
-      }
-      l_run[r] = l_run[r] * alpha + sum;
+      const float l = tiles::quad_sum(l_run[r]);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int lrow = thr_row0 + 8 * r;
+      if ((lane & 3) == 0 && q0 + lrow < T) lse[q0 + lrow] = l > 0.f ? m_run[r] * p.scale + logf(l) : -INFINITY;
 #pragma unroll
       for (int n = 0; n < NO; ++n) {
-        o[4 * n + 2 * r] *= alpha;
-        o[4 * n + 2 * r + 1] *= alpha;
+        const uint32_t v = pack_bf16(o.v[4 * n + 2 * r] * inv, o.v[4 * n + 2 * r + 1] * inv);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sO.chunk_addr(lrow, n) + (lane & 3) * 4), "r"(v) : "memory");
       }
     }
-    uint32_t pa[BC / 16][4];
+    __syncwarp();
+    const int warp_tile_row0 = warp_row0 - q0;
 #pragma unroll
-    for (int kk = 0; kk < BC / 16; ++kk) {
-      pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-      pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-      pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-      pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();  // V_j visible; every warp done with K_j
-    if (j + 1 < kb_end) {
-      load_tile_b<BC, D, NT>(sK, Kg, p.k_token_stride, (j + 1) * BC, T, tid);
-      cp_async_commit();
-    }
-
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < BC / 16; ++kk) {
-      const uint64_t db = wg_desc(sV + kk * 2048, BC * 128, 1024);
-      wgmma_rs<D, 1>(o, pa[kk], db, 1);
-    }
-    wg_commit();
-    wg_wait<0>();
-    wg_fence_regs(o);
-#pragma unroll
-    for (int kk = 0; kk < BC / 16; ++kk) wg_fence_regs(pa[kk]);
-  }
-
-  // Finalize: row sums, normalize, lse; stage O through this warp's rows of sQ.
-  __syncthreads();
-  __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + b * p.o_batch_stride + h * D;
-  float* lse = p.lse + ((int64_t)b * p.H + h) * T;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = l_run[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const int lrow = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
-    if ((lane & 3) == 0 && q0 + lrow < T) lse[q0 + lrow] = l > 0.f ? m_run[r] * p.scale + logf(l) : -INFINITY;
-#pragma unroll
-    for (int n = 0; n < NO; ++n) {
-      const uint32_t v = pack_bf16(o[4 * n + 2 * r] * inv, o[4 * n + 2 * r + 1] * inv);
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sQ + swb<BR>(lrow, n) + (lane & 3) * 4), "r"(v));
-    }
-  }
-  __syncwarp();
-  constexpr int CH = D / 8;
-#pragma unroll
-  for (int i = 0; i < 16 * CH / 32; ++i) {
-    const int idx = lane + i * 32;
-    const int lrow = wg * 64 + wl * 16 + idx / CH, c = idx % CH;
-    if (q0 + lrow < T) {
-      uint4 v;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                   : "r"(sQ + swb<BR>(lrow, c)));
-      *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
+    for (int i = 0; i < tiles::kWarpRows * NO / tiles::kWarpSize; ++i) {
+      const int idx = lane + i * tiles::kWarpSize;
+      const int lrow = warp_tile_row0 + idx / NO, c = idx % NO;
+      if (q0 + lrow < T) {
+        uint4 v;
+        asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                     : "r"(sO.chunk_addr(lrow, c))
+                     : "memory");
+        *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
+      }
     }
   }
 }
@@ -344,11 +495,20 @@ void check_forward_params(const FlashAttentionParams& p) {
 
 template <int D, MaskKind MK>
 static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) {
-  using Cfg = FwdWgCfg<D>;
+  using Cfg = FwdCfg<D>;
+  FwdArgs a;
+  a.p = p;
+  a.q = tiles::cached_bf16_head_map(p.q, D, p.T, p.H, p.B, p.q_token_stride, p.q_batch_stride, Cfg::BR);
+  a.k = tiles::cached_bf16_head_map(p.k, D, p.T, p.Hkv, p.B, p.k_token_stride, p.k_batch_stride, Cfg::BC);
+  a.v = tiles::cached_bf16_head_map(p.v, D, p.T, p.Hkv, p.B, p.v_token_stride, p.v_batch_stride, Cfg::BC);
+  a.n_qblocks = (p.T + Cfg::BR - 1) / Cfg::BR;
+  const int64_t n_tiles = (int64_t)a.n_qblocks * p.H * p.B;
+  ATTN_CHECK(n_tiles < INT32_MAX, "flash attention: {} query tiles, over 2^31", n_tiles);
+  a.n_tiles = (int)n_tiles;
   auto kern = flash_fwd_wg_kernel<D, MK>;
   set_smem_limit_once<flash_fwd_wg_kernel<D, MK>>(Cfg::SMEM);
-  dim3 grid((p.T + Cfg::BR - 1) / Cfg::BR, p.H, p.B);
-  kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p);
+  const int grid = (int)std::min<int64_t>(n_tiles, tiles::sm_count());  // one block per SM, persistent
+  kern<<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
   CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss]   (default: tests bench flash)
+#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
 # and decode steps, and trained beside it in the loss step.
@@ -238,6 +238,18 @@ if has sanitize; then
   for tool in memcheck racecheck; do
     compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter='Cases/FlashAttention.MatchesFloat64Reference/T77_H4_Hkv2_D64_*' \
       > "$OUT/sanitize_$tool.log" 2>&1; row "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_$tool.log" | tail -1))"
+  done
+fi
+
+if has fwdsanitize; then
+  # The TMA / mbarrier / ping-pong forward (issue 14): memory, shared-memory races and barrier
+  # use, on T=77 and T=1025 with GQA/MQA and window + ALiBi + softcap (backward runs too).
+  echo "== compute-sanitizer on the flash forward"
+  filter='Cases/FlashAttention.MatchesFloat64Reference/T77_H4_Hkv1_D128_causal:Cases/FlashAttention.MatchesFloat64Reference/T1025_H4_Hkv2_D64_full:FlashVariants/FlashVariants.MatchesFloat64Reference/window_alibi_softcap'
+  for tool in memcheck racecheck synccheck; do
+    compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter="$filter" \
+      > "$OUT/fwdsanitize_$tool.log" 2>&1
+    row "fwd compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/fwdsanitize_$tool.log" | tail -1))"
   done
 fi
 

@@ -1,0 +1,62 @@
+// The hardware numbers the tile layer and the attention kernels are written against (Hopper,
+// sm_90a), in one place. Whatever differs between parts (SM count, shared memory per block) is
+// queried from the device at run time, never written down.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <atomic>
+
+#include "core/cuda_check.h"
+
+namespace attn::tiles {
+
+// ---- threads -------------------------------------------------------------------------------
+constexpr int kWarpSize = 32;
+constexpr int kWarpsPerWarpgroup = 4;                              // wgmma's unit of execution
+constexpr int kWarpgroupThreads = kWarpSize * kWarpsPerWarpgroup;  // 128
+
+// ---- wgmma (bf16 in, fp32 accumulate) ------------------------------------------------------
+constexpr int kWgmmaM = 64;  // rows of one warpgroup MMA (16 per warp)
+constexpr int kWgmmaK = 16;  // contraction depth of one bf16 wgmma
+constexpr int kWarpRows = kWgmmaM / kWarpsPerWarpgroup;  // 16 accumulator rows per warp
+
+// ---- shared memory: the 128-byte swizzle of wgmma operands and TMA boxes --------------------
+constexpr int kBf16Bytes = 2;
+constexpr int kSwizzleBytes = 128;                        // one swizzled row: 64 bf16
+constexpr int kSwizzleElems = kSwizzleBytes / kBf16Bytes;  // 64 bf16 columns per column block
+constexpr int kChunkBytes = 16;                           // the swizzle permutes 16-byte chunks
+constexpr int kChunksPerRow = kSwizzleBytes / kChunkBytes;  // 8
+constexpr int kSwizzleAtomRows = 8;                       // the pattern repeats every 8 rows...
+constexpr int kSwizzleAtomBytes = kSwizzleAtomRows * kSwizzleBytes;  // ...1024 bytes: tile alignment
+constexpr int kTmaMaxBoxRows = 256;                       // a TMA box spans at most 256 per dim
+
+// ---- registers -----------------------------------------------------------------------------
+constexpr int kRegistersPerSm = 64 * 1024;
+constexpr int kMaxRegistersPerThread = 255;
+constexpr int kRegisterGranule = 8;  // setmaxnreg counts are multiples of 8, in [24, 256]
+
+// ---- run-time properties of the current device ----------------------------------------------
+inline int current_device() {
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  return dev;
+}
+// Queried once per device (launchers call it on every launch).
+inline int sm_count() {
+  constexpr int kDevices = 64;
+  static std::atomic<int> cached[kDevices] = {};
+  const int dev = current_device();
+  if (dev < kDevices && cached[dev].load(std::memory_order_relaxed) > 0) return cached[dev].load(std::memory_order_relaxed);
+  int n = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+  if (dev < kDevices) cached[dev].store(n, std::memory_order_relaxed);
+  return n;
+}
+// Dynamic shared memory a block may opt in to (227 KiB on H100 / H200).
+inline int max_smem_per_block() {
+  int n = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerBlockOptin, current_device()));
+  return n;
+}
+
+}  // namespace attn::tiles
