@@ -12,7 +12,7 @@
 // blocks), so a captured CUDA graph stays valid while the lengths grow.
 //  - decode_mma_kernel (kernels/decode_attention_mma.cuh), bf16 activations over a bf16, e4m3
 //    or int8 cache: 16 query heads per block on mma.sync tensor cores, the cache through a
-//    4-stage cp.async ring in shared memory, 8-bit dequantized in registers after the read.
+//    3-4 stage cp.async ring in shared memory, 8-bit dequantized in registers after the read.
 //  - decode_split_kernel (below), fp32 activations or an fp32 cache (fp32 accuracy): CUDA
 //    cores, 4 query heads per block (MHA: 1), 16-byte (8-byte for 8-bit) loads straight into
 //    registers, the next iteration's issued before the current one is computed.

@@ -7,8 +7,8 @@
 // the group's heads are zero and never written; MHA uses one row). The block streams cache rows
 // [t_begin, t_end) of kv head g through a ring of kStages shared-memory stages of 64 tokens
 // (K, V and, for 8-bit, their scales), filled by 16-byte cp.async (rows past t_end zero-filled,
-// never read), kStages - 1 tiles in flight while one is computed. Warp w owns tokens
-// 16w .. 16w + 15 of each stage and keeps its own online softmax over them (exp2 domain):
+// never read), kStages - 1 tiles in flight while one is computed (kStages = 3 or 4). Warp w
+// owns tokens 16w .. 16w + 15 of each stage and keeps its own online softmax over them (exp2 domain):
 //   S = Q K^T (fp32),  s_t = S_t * scale * log2(e) * ks_t   (-inf past t_end)
 //   m' = max(m, max_t s_t),  p_t = 2^(s_t - m'),  l' = 2^(m - m') l + sum_t p_t,
 //   O' = 2^(m - m') O + P V
@@ -23,7 +23,7 @@
 // a shared-memory read and a share of one mma (plus one conversion for 8-bit), where the
 // CUDA-core path costs an unpack and an FMA per element and query head, so the tensor path
 // keeps up with HBM with fewer instructions even at M = 1, and the cp.async ring keeps
-// 3 stages of loads in flight per block.
+// 2-3 stages of loads in flight per block.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -56,7 +56,6 @@ struct MmaDecodeGeometry {
   static constexpr bool k8bit = is_8bit(C);
   static constexpr int kElemBytes = element_bytes(C);
   static constexpr int kTileTokens = 16 * kMmaWarps;  // tokens per stage
-  static constexpr int kStages = 4;
   static constexpr int kRowBytes = D * kElemBytes;
   static constexpr int kChunks = kRowBytes / 16;
   static constexpr int kStride = kRowBytes + 16;
@@ -71,6 +70,9 @@ struct MmaDecodeGeometry {
   static constexpr int kKvBytes = kTileTokens * kStride;     // K (or V) of one stage
   static constexpr int kScaleBytes = k8bit ? kTileTokens * 4 : 0;
   static constexpr int kStageBytes = 2 * kKvBytes + 2 * kScaleBytes;
+  // 4 stages (3 tiles in flight per block), 3 for bf16 D = 128 (34 KiB a stage), so that at
+  // least 2 blocks (8 warps) fit an SM's 228 KiB
+  static constexpr int kStages = kStageBytes > 24 * 1024 ? 3 : 4;
   static constexpr int kMergeBytes = kMmaWarps * kMmaHeads * (D + 2) * 4;
   static constexpr int kSmemBytes = kStages * kStageBytes > kMergeBytes ? kStages * kStageBytes : kMergeBytes;
   static_assert(kChunksPerLane >= 1 && kChunksPerLane <= 4, "K row of 4..16 chunks");
@@ -163,30 +165,36 @@ struct MmaWarpState {
     r_scale = 1.0f;
   }
 
-  // S = Q K^T over the warp's 16 tokens (k_rows: its first K row in shared memory).
+  // S = Q K^T over the warp's 16 tokens (k_rows: its first K row in shared memory); the two
+  // n-tiles (tokens 0-7, 8-15) alternate, two independent accumulator chains.
   __device__ __forceinline__ void scores(const uint8_t* k_rows, int g, int t, float (&s)[2][4]) const {
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
+    for (int j = 0; j < 2; ++j)
 #pragma unroll
       for (int c = 0; c < 4; ++c) s[j][c] = 0.0f;
-      const uint8_t* row = k_rows + (8 * j + g) * Geo::kStride;
 #pragma unroll
-      for (int i = 0; i < Geo::kChunksPerLane; ++i) {
-        const uint4 w = *reinterpret_cast<const uint4*>(row + kchunk<Geo::kChunksPerLane>(t, i) * 16);
-        const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+    for (int i = 0; i < Geo::kChunksPerLane; ++i) {
+      uint32_t words[2][4];
 #pragma unroll
-        for (int st = 0; st < Geo::kStepsPerChunk; ++st) {
+      for (int j = 0; j < 2; ++j) {
+        const uint4 w = *reinterpret_cast<const uint4*>(k_rows + (8 * j + g) * Geo::kStride +
+                                                        kchunk<Geo::kChunksPerLane>(t, i) * 16);
+        words[j][0] = w.x, words[j][1] = w.y, words[j][2] = w.z, words[j][3] = w.w;
+      }
+#pragma unroll
+      for (int st = 0; st < Geo::kStepsPerChunk; ++st)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
           uint32_t b0, b1;
           if constexpr (Geo::k8bit) {
-            b0 = to_half2<C>(words[st], 0x4140u);
-            b1 = to_half2<C>(words[st], 0x4342u);
+            b0 = to_half2<C>(words[j][st], 0x4140u);
+            b1 = to_half2<C>(words[j][st], 0x4342u);
           } else {
-            b0 = words[2 * st];
-            b1 = words[2 * st + 1];
+            b0 = words[j][2 * st];
+            b1 = words[j][2 * st + 1];
           }
           mma_tile<C>(s[j], q[i * Geo::kStepsPerChunk + st], b0, b1);
         }
-      }
     }
   }
 
@@ -339,15 +347,14 @@ __global__ void __launch_bounds__(kMmaThreads) decode_mma_kernel(DecodeArgs a) {
   const DecodeBlock blk(a, kMmaHeads);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  MmaWarpState<C, D> st;
-  st.init(a, blk, g, t);
-
   const int tiles = ceil_div(blk.t_end - blk.t_begin, Geo::kTileTokens);
 #pragma unroll
   for (int i = 0; i < Geo::kStages - 1; ++i) {
     if (i < tiles) load_stage<C, D>(smem, a, blk, i);
     cp_async_commit();  // one group per tile, empty past the end: the wait count stays uniform
   }
+  MmaWarpState<C, D> st;
+  st.init(a, blk, g, t);  // q's loads after the cache's first tiles are on their way
   for (int tile = 0; tile < tiles; ++tile) {
     cp_async_wait<Geo::kStages - 2>();  // this thread's copies of `tile` have landed
     __syncthreads();                    // everyone's have; and stage (tile - 1) % kStages is consumed
