@@ -122,8 +122,7 @@ __device__ __forceinline__ uint32_t to_half2(uint32_t w, uint32_t sel) {
 // c += a b in the cache's mma type (bf16, or fp16 for 8-bit caches).
 template <KVCacheDType C>
 __device__ __forceinline__ void mma_tile(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (is_8bit(C)) flash::mma16816_f16(c, a, b0, b1);
-  else flash::mma16816(c, a, b0, b1);
+  flash::mma16816<is_8bit(C)>(c, a, b0, b1);
 }
 template <KVCacheDType C>
 __device__ __forceinline__ uint32_t pack_mma(float lo, float hi) {
