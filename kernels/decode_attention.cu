@@ -498,8 +498,11 @@ int blocks_per_sm(int dev, const SplitKernelChoice& k) {
   const std::lock_guard<std::mutex> lock(mu);
   const auto key = std::make_pair(dev, reinterpret_cast<const void*>(k.kernel));
   if (const auto it = known.find(key); it != known.end()) return it->second;
-  if (k.smem > 48 * 1024)
+  if (k.smem > 0) {  // the cp.async ring bypasses L1: all of the unified memory as shared
     CUDA_CHECK(cudaFuncSetAttribute(k.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem));
+    CUDA_CHECK(cudaFuncSetAttribute(k.kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    (int)cudaSharedmemCarveoutMaxShared));
+  }
   int n = 0;
   CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k.kernel, k.threads, k.smem));
   known[key] = n;
