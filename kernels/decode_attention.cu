@@ -1,26 +1,31 @@
 // Decode attention over a KV cache ("flash-decoding") and the cache writes that feed it.
 // The contract and the math are in kernels/decode_attention.h; here, how it runs:
 //
-// decode_split_kernel, grid (head groups x splits, Hkv, B), 128 threads: block (j, s, g, b)
-// streams cache rows [s * chunk, min((s + 1) * chunk, lengths[b])) of kv head g once, straight
-// from 16-byte (8-byte for 8-bit) loads into registers (no shared-memory staging), and serves
-// query heads g*G + 4j .. g*G + 4j + 3 (MHA: head g) from that read (blocks of the other head groups read
-// the same rows at the same time, from L2):
+// Two split kernels, grid (head groups x splits, Hkv, B), 128 threads; block (j, s, g, b)
+// streams cache rows [s * chunk, min((s + 1) * chunk, lengths[b])) of kv head g once and serves
+// the query heads of head group j of kv head g from that read:
 //   s_t = (scale * log2 e) * ks_t * (q_h . k_t)             (ks_t = 1 unless 8-bit)
-//   m = max_t s_t,  l = sum_t 2^(s_t - m),  o = sum_t 2^(s_t - m) vs_t v_t   (online, per lane)
+//   m = max_t s_t,  l = sum_t 2^(s_t - m),  o = sum_t 2^(s_t - m) vs_t v_t   (online)
 // and writes the partial (m, l, o) of its chunk to fp32 workspace (with one split, o / l to
 // the output directly). Blocks whose chunk starts at or beyond lengths[b] exit at once; the
-// split count depends on (B, Hkv, H, max_len, device) only (one full wave of resident
+// split count depends on (B, Hkv, H, max_len, dtypes, device) only (one full wave of resident
 // blocks), so a captured CUDA graph stays valid while the lengths grow.
+//  - decode_mma_kernel (kernels/decode_attention_mma.cuh), bf16 activations over a bf16, e4m3
+//    or int8 cache: 16 query heads per block on mma.sync tensor cores, the cache through a
+//    3-4 stage cp.async ring in shared memory, 8-bit dequantized in registers after the read.
+//  - decode_split_kernel (below), fp32 activations or an fp32 cache (fp32 accuracy): CUDA
+//    cores, 4 query heads per block (MHA: 1), 16-byte (8-byte for 8-bit) loads straight into
+//    registers, the next iteration's issued before the current one is computed.
 // decode_combine_kernel (more than one split), grid B * H, 256 threads: the log-sum-exp merge
 // of the valid splits
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
 // each thread merging its own splits online from loads issued together, then the threads of a
 // column in shared memory; launched with programmatic dependent launch (it waits for the split
 // kernel in-kernel, so its launch latency overlaps the split kernel's tail).
-// Measured on the H100 (bench_decode_attention): staging the rows through a cp.async ring of
-// 2-6 shared-memory stages read 2-6% less than these register loads; sizing the splits for
-// 0.5, 0.75 or 1.5 waves instead of 1 did not help.
+// Measured on the H100 (bench_decode_attention, CUDA-core kernel): staging the rows through a
+// cp.async ring of 2-6 stages read 2-6% less than its register loads (there the CUDA cores,
+// not the loads, were the limit for grouped heads); sizing the splits for 0.5, 0.75 or 1.5
+// waves instead of 1 did not help.
 #include "kernels/decode_attention.h"
 
 #include <cuda_fp16.h>
@@ -36,6 +41,8 @@
 
 #include "core/error.h"
 #include "kernels/common.cuh"
+#include "kernels/decode_attention_common.cuh"
+#include "kernels/decode_attention_mma.cuh"
 
 namespace attn {
 
@@ -50,8 +57,6 @@ constexpr int kDecodeWarps = kDecodeThreads / 32;
 constexpr int kHeadsPerBlock = 4;
 constexpr int kCombineThreads = 256;
 
-constexpr bool is_8bit(KVCacheDType c) { return kv_cache_is_scaled(c); }
-constexpr int element_bytes(KVCacheDType c) { return static_cast<int>(kv_cache_element_bytes(c)); }
 
 // Register geometry of one (cache dtype, D). A lane owns kVec consecutive columns of a row
 // (one 16-byte load for fp32/bf16, one 8-byte load for 8-bit: 8 columns, so the dot product
@@ -105,49 +110,6 @@ __device__ __forceinline__ void unpack(const uint2& w, float* out, std::integral
     out[i] = __uint_as_float(__byte_perm(u[i / 4], 0x4B000000u, 0x7540u | (i % 4))) - 8388736.0f;
 }
 
-struct DecodeArgs {
-  const void* q;
-  int64_t q_batch_stride;
-  void* o;  // written here when splits == 1, else by the combine kernel
-  int64_t o_batch_stride;
-  bool act_bf16;
-  const uint8_t* k;
-  const uint8_t* v;
-  const float* k_scale;  // nullptr unless 8-bit
-  const float* v_scale;
-  const int32_t* lengths;
-  int H, Hkv, G, head_groups, max_len, chunk, splits;
-  float q_scale;  // scale * log2(e): scores in the exp2 domain
-  float* part_o;  // (B, H, splits, D)
-  float* part_m;  // (B, H, splits)
-  float* part_l;
-};
-
-// exp2 argument shift that is never -inf (a state that has seen no row yet has m = -inf).
-__device__ __forceinline__ float finite_or_zero(float m) { return m == -INFINITY ? 0.0f : m; }
-
-// (m, l, o[N]) <- the merge of two partial softmax states over disjoint rows (exp2 domain):
-//   M = max(m, m_b),  l = 2^(m - M) l + 2^(m_b - M) l_b,  o = 2^(m - M) o + 2^(m_b - M) o_b
-// (lanes of a warp, and the splits in the combine pass).
-template <int N>
-__device__ __forceinline__ void merge_softmax_state(float& m, float& l, float* o, float m_b, float l_b,
-                                                    const float* o_b) {
-  const float mx = fmaxf(m, m_b), shift = finite_or_zero(mx);
-  const float wa = exp2f(m - shift), wb = exp2f(m_b - shift);
-  m = mx;
-  l = l * wa + l_b * wb;
-#pragma unroll
-  for (int e = 0; e < N; ++e) o[e] = o[e] * wa + o_b[e] * wb;
-}
-
-// Activations (q, o, the packed qkv rows) are bf16 or fp32, chosen at run time (act_bf16).
-__device__ __forceinline__ float load_act(const void* p, int64_t off, bool act_bf16) {
-  return act_bf16 ? __bfloat162float(static_cast<const bf16*>(p)[off]) : static_cast<const float*>(p)[off];
-}
-__device__ __forceinline__ void store_act(void* p, int64_t off, float y, bool act_bf16) {
-  if (act_bf16) static_cast<bf16*>(p)[off] = __float2bfloat16_rn(y);
-  else static_cast<float*>(p)[off] = y;
-}
 
 // One lane's share of a block's work: for each of the block's heads h and the lane's own
 // stream of rows (rows t with (t mod kWarpRows) / kRowsPerLoad fixed), the online-softmax
@@ -243,8 +205,7 @@ struct DecodeLaneState {
     }
   }
 
-  // part index of (b, h0 + h, split): ((b * H) + h0 + h) * splits + split
-  __device__ __forceinline__ void finish(const DecodeArgs& a, int b, int h0, int split, int warp, int row_in_load,
+  __device__ __forceinline__ void finish(const DecodeArgs& a, const DecodeBlock& blk, int warp, int row_in_load,
                                          int col) {
 #pragma unroll
     for (int h = 0; h < kHG; ++h) {
@@ -271,47 +232,7 @@ struct DecodeLaneState {
       }
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < heads * D; i += kDecodeThreads) {
-      const int h = i / D, d = i % D;
-      float mx = -INFINITY;
-#pragma unroll
-      for (int w = 0; w < kDecodeWarps; ++w) mx = fmaxf(mx, warp_m[w][h]);
-      const float shift = finite_or_zero(mx);
-      float o = 0.0f, sum = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kDecodeWarps; ++w) {
-        const float wt = exp2f(warp_m[w][h] - shift);
-        o = fmaf(warp_o[w][h][d], wt, o);
-        sum = fmaf(warp_l[w][h], wt, sum);
-      }
-      if (a.splits == 1) {  // the block saw every row: the output itself, no combine pass
-        store_act(a.o, (int64_t)b * a.o_batch_stride + (int64_t)(h0 + h) * D + d, sum > 0.0f ? o / sum : 0.0f,
-                  a.act_bf16);
-        continue;
-      }
-      const int64_t part = ((int64_t)b * a.H + h0 + h) * a.splits + split;
-      a.part_o[part * D + d] = o;
-      if (d == 0) {
-        a.part_m[part] = mx;
-        a.part_l[part] = sum;
-      }
-    }
-  }
-};
-
-// Where a block's work lies: block (head group j, split s) x kv head g x sequence b serves
-// query heads g*G + j*kHG .. (+ heads - 1) over cache rows [t_begin, t_end).
-struct DecodeBlock {
-  int head_group, split, g, b, t_begin, t_end, h0, heads;
-  size_t row0;  // cache row of (b, g, t = 0)
-  __device__ __forceinline__ DecodeBlock(const DecodeArgs& a, int kHG) {
-    head_group = blockIdx.x % a.head_groups, split = blockIdx.x / a.head_groups;
-    g = blockIdx.y, b = blockIdx.z;
-    const int len = min(max(a.lengths[b], 0), a.max_len);
-    t_begin = split * a.chunk, t_end = min(t_begin + a.chunk, len);
-    h0 = g * a.G + head_group * kHG;
-    heads = min(kHG, a.G - head_group * kHG);
-    row0 = ((size_t)b * a.Hkv + g) * a.max_len;
+    write_block_state<D, kDecodeWarps>(a, blk, kHG, &warp_m[0][0], &warp_l[0][0], &warp_o[0][0][0]);
   }
 };
 
@@ -379,7 +300,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) deco
       vs_cur[n] = vs_next[n];
     }
   }
-  st.finish(a, blk.b, blk.h0, blk.split, warp, row_in_load, col);
+  st.finish(a, blk, warp, row_in_load, col);
 }
 
 struct CombineArgs {
@@ -500,8 +421,6 @@ __global__ void kv_cache_write_kernel(WriteArgs a) {
 // ---- host side ----------------------------------------------------------------------------
 using SplitKernel = void (*)(DecodeArgs);
 
-int heads_per_block(int G) { return G == 1 ? 1 : kHeadsPerBlock; }
-
 DecodeAttentionTuning& tuning() {
   static DecodeAttentionTuning t;
   return t;
@@ -512,14 +431,47 @@ SplitKernel split_kernel_for(int D, int G) {
   if (G == 1) return D == 64 ? decode_split_kernel<C, 64, 1> : decode_split_kernel<C, 128, 1>;
   return D == 64 ? decode_split_kernel<C, 64, kHeadsPerBlock> : decode_split_kernel<C, 128, kHeadsPerBlock>;
 }
-SplitKernel split_kernel(KVCacheDType c, int D, int G) {
-  switch (c) {
-    case KVCacheDType::FP32: return split_kernel_for<KVCacheDType::FP32>(D, G);
-    case KVCacheDType::BF16: return split_kernel_for<KVCacheDType::BF16>(D, G);
-    case KVCacheDType::FP8_E4M3: return split_kernel_for<KVCacheDType::FP8_E4M3>(D, G);
-    case KVCacheDType::INT8: return split_kernel_for<KVCacheDType::INT8>(D, G);
+
+// The split kernel of one call, and what its launch and plan need.
+struct SplitKernelChoice {
+  SplitKernel kernel = nullptr;
+  int threads = kDecodeThreads;
+  int smem = 0;             // dynamic shared memory bytes
+  int heads_per_block = 1;  // query heads of one kv head served by one block
+  int rows = 1;             // rows per block iteration: the chunk is a multiple of it
+};
+
+template <KVCacheDType C, int D>
+SplitKernelChoice mma_choice() {
+  using Geo = MmaDecodeGeometry<C, D>;
+  return {decode_mma_kernel<C, D>, kMmaThreads, Geo::kSmemBytes, kMmaHeads, Geo::kTileTokens};
+}
+
+// Tensor cores for bf16 activations over a bf16/e4m3/int8 cache; CUDA cores for fp32
+// activations or an fp32 cache (their fp32 accuracy, 2e-5, is beyond bf16/fp16 mma inputs).
+SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
+  const KVCacheDType c = p.shape.dtype;
+  const int D = p.shape.D;
+  if (p.act_bf16 && c != KVCacheDType::FP32 && tuning().tensor_cores) {
+    switch (c) {
+      case KVCacheDType::BF16: return D == 64 ? mma_choice<KVCacheDType::BF16, 64>() : mma_choice<KVCacheDType::BF16, 128>();
+      case KVCacheDType::FP8_E4M3:
+        return D == 64 ? mma_choice<KVCacheDType::FP8_E4M3, 64>() : mma_choice<KVCacheDType::FP8_E4M3, 128>();
+      case KVCacheDType::INT8: return D == 64 ? mma_choice<KVCacheDType::INT8, 64>() : mma_choice<KVCacheDType::INT8, 128>();
+      case KVCacheDType::FP32: break;
+    }
   }
-  return nullptr;
+  SplitKernelChoice k;
+  switch (c) {
+    case KVCacheDType::FP32: k.kernel = split_kernel_for<KVCacheDType::FP32>(D, G); break;
+    case KVCacheDType::BF16: k.kernel = split_kernel_for<KVCacheDType::BF16>(D, G); break;
+    case KVCacheDType::FP8_E4M3: k.kernel = split_kernel_for<KVCacheDType::FP8_E4M3>(D, G); break;
+    case KVCacheDType::INT8: k.kernel = split_kernel_for<KVCacheDType::INT8>(D, G); break;
+  }
+  k.heads_per_block = G == 1 ? 1 : kHeadsPerBlock;
+  const int vec = c == KVCacheDType::FP32 ? 4 : 8, load_bytes = vec * (int)kv_cache_element_bytes(c);
+  k.rows = kDecodeWarps * (32 / (D / vec)) * (64 / load_bytes);
+  return k;
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -538,30 +490,30 @@ void check_cache(const KVCacheLayer& c, const KVCacheShape& s, const char* who) 
     ATTN_CHECK(c.k_scale && c.v_scale, "{}: an 8-bit cache needs k_scale and v_scale", who);
 }
 
-// Resident blocks per SM of a split kernel: queried once per (device, kernel), since a decode
-// step runs once per layer and token.
-int blocks_per_sm(int dev, SplitKernel kernel) {
+// Resident blocks per SM of a split kernel (its dynamic shared memory allowed first): once per
+// (device, kernel), since a decode step runs once per layer and token.
+int blocks_per_sm(int dev, const SplitKernelChoice& k) {
   static std::mutex mu;
   static std::map<std::pair<int, const void*>, int> known;
   const std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_pair(dev, reinterpret_cast<const void*>(kernel));
+  const auto key = std::make_pair(dev, reinterpret_cast<const void*>(k.kernel));
   if (const auto it = known.find(key); it != known.end()) return it->second;
+  if (k.smem > 0) {  // the cp.async ring bypasses L1: all of the unified memory as shared
+    CUDA_CHECK(cudaFuncSetAttribute(k.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem));
+    CUDA_CHECK(cudaFuncSetAttribute(k.kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    (int)cudaSharedmemCarveoutMaxShared));
+  }
   int n = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kDecodeThreads, 0));
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k.kernel, k.threads, k.smem));
   known[key] = n;
   return n;
 }
 
-// Rows a block consumes per iteration (the chunk is a multiple of it).
-int block_rows(KVCacheDType c, int D) {
-  const int vec = c == KVCacheDType::FP32 ? 4 : 8, load_bytes = vec * (int)kv_cache_element_bytes(c);
-  return kDecodeWarps * (32 / (D / vec)) * (64 / load_bytes);
-}
-
-// How one decode call is cut up: a function of (dtype, B, Hkv, max_len, D, G, device) only.
+// How one decode call is cut up: a function of (dtype, activations, B, Hkv, max_len, D, G,
+// device) only.
 struct DecodePlan {
   int G = 1, head_groups = 1, splits = 1, chunk = 0;
-  SplitKernel kernel = nullptr;
+  SplitKernelChoice kernel;
 };
 
 DecodePlan plan_decode(const DecodeAttentionParams& p) {
@@ -569,8 +521,8 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   check_shape(s, p.H, "decode_attention");
   DecodePlan plan;
   plan.G = p.H / s.Hkv;
-  plan.head_groups = ceil_div(plan.G, heads_per_block(plan.G));
-  plan.kernel = split_kernel(s.dtype, s.D, plan.G);
+  plan.kernel = choose_split_kernel(p, plan.G);
+  plan.head_groups = ceil_div(plan.G, plan.kernel.heads_per_block);
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -578,7 +530,7 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   // One full wave of resident blocks over all (b, g, head group), so that every SM keeps its
   // share of loads in flight; the work per kv head (and so the splits) grows with B * Hkv *
   // head groups, never with lengths[] (graph replay).
-  const int rows = block_rows(s.dtype, s.D);
+  const int rows = plan.kernel.rows;
   const int64_t target = std::max<int64_t>(1, std::llround(tuning().waves * per_sm * sms));
   const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
   const int want = (int)std::clamp<int64_t>(target / blocks_per_split, 1, ceil_div(s.max_len, rows));
@@ -639,7 +591,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.part_o = part_o;
   a.part_m = part_m;
   a.part_l = part_l;
-  plan.kernel<<<dim3(plan.splits * plan.head_groups, s.Hkv, s.B), kDecodeThreads, 0, stream>>>(a);
+  plan.kernel.kernel<<<dim3(plan.splits * plan.head_groups, s.Hkv, s.B), plan.kernel.threads, plan.kernel.smem, stream>>>(a);
   CUDA_CHECK_LAUNCH();
   if (plan.splits == 1) return;  // the split kernel wrote o
 

@@ -17,6 +17,9 @@
 // (max, sum, unnormalised o) for its chunk in fp32 workspace, and a combine pass merges them.
 // The number of splits depends only on (B, Hkv, max_len), never on lengths[], so a decode
 // step can be captured once in a CUDA graph and replayed while the lengths grow.
+// bf16 activations over a bf16/fp8/int8 cache run on tensor cores (q, K, P and V as bf16, or
+// fp16 for the 8-bit caches, fp32 accumulation); fp32 activations or an fp32 cache on CUDA
+// cores in fp32.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -74,6 +77,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
 // workspace size depend on it).
 struct DecodeAttentionTuning {
   double waves = 1.0;
+  bool tensor_cores = true;  // false: the CUDA-core split kernel also for bf16 activations (--cuda-cores)
 };
 void set_decode_attention_tuning(const DecodeAttentionTuning& t);
 

@@ -14,7 +14,8 @@
 // Prints one JSON line per shape (scripts/bench_decode_sdpa.py prints PyTorch's peers).
 //
 // usage: bench_decode_attention [--reps N] [--flush read|write] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
-//        [--waves X]   (DecodeAttentionTuning)
+//        [--waves X] [--cuda-cores]   (DecodeAttentionTuning: splits sized for X waves; the CUDA-core
+//        split kernel also for bf16 activations)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--flush") && i + 1 < argc) flush_by_write = !std::strcmp(argv[++i], "write");
     else if (!std::strcmp(argv[i], "--waves") && i + 1 < argc) tune.waves = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--cuda-cores")) tune.tensor_cores = false;
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       Shape s{};
       char dt[16] = {0};
@@ -104,10 +106,12 @@ int main(int argc, char** argv) {
     shapes = {{1, 12, 12, 64, 32768, "bf16"}, {32, 12, 12, 64, 4096, "bf16"}, {1, 12, 12, 64, 32768, "fp8"},
               {32, 12, 12, 64, 4096, "fp8"},  {1, 12, 12, 64, 32768, "int8"}, {32, 12, 12, 64, 4096, "int8"},
               {1, 12, 4, 64, 32768, "bf16"},  {32, 12, 4, 64, 4096, "bf16"},  {1, 32, 8, 128, 32768, "bf16"},
-              {1, 12, 1, 64, 32768, "bf16"}};
+              {1, 12, 1, 64, 32768, "bf16"},  {1, 12, 4, 64, 32768, "int8"},  {1, 32, 8, 128, 32768, "fp8"},
+              {1, 32, 8, 128, 32768, "int8"}, {1, 12, 1, 64, 32768, "fp8"}};
 
   attn::set_decode_attention_tuning(tune);
-  const std::string pipeline = "waves " + std::to_string(tune.waves).substr(0, 4);
+  const std::string pipeline =
+      "waves " + std::to_string(tune.waves).substr(0, 4) + (tune.tensor_cores ? ", tensor cores" : ", cuda cores");
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   cudaStream_t stream;

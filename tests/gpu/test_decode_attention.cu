@@ -10,6 +10,9 @@
 // model), every position at or past lengths[b] poisoned (0xFF bytes: NaN for fp32/bf16/e4m3,
 // NaN scales for int8), q read from a packed qkv row, o written into rows padded by 8 elements
 // (the padding must stay NaN). Two checks per case:
+// bf16 activations over a bf16/e4m3/int8 cache run on the tensor-core kernel (its P rounded to
+// bf16, or fp16 for 8-bit caches, inside the bound below); fp32 activations and the fp32
+// cache on the CUDA-core kernel.
 //  1. vs the float64 reference over the *dequantized* cache (exactly what the kernel reads):
 //     only fp32 accumulation and the output rounding remain: bf16 o: ||e|| / ||ref|| <= 2^-8
 //     (round to nearest with 8 significant bits: relative <= 2^-8 per element; typical ~2.2e-3)
@@ -551,6 +554,18 @@ std::vector<DecodeCase> decode_cases() {
   out.push_back({KVCacheDType::BF16, true, 9, 1, 64, 4100, mixed});
   out.push_back({KVCacheDType::INT8, true, 24, 2, 128, 4100, mixed});
   out.push_back({KVCacheDType::FP8_E4M3, true, 12, 1, 64, 2000, std::vector<int>(40, 1999)});
+  // the tensor-core kernel's M tile of 16 query heads: exactly full (G = 16), two tiles (G = 32,
+  // 16 + 4 for G = 20), and the benchmark's shapes at the long context
+  out.push_back({KVCacheDType::BF16, true, 16, 1, 128, 4100, mixed});
+  out.push_back({KVCacheDType::INT8, true, 32, 1, 64, 4100, mixed});
+  out.push_back({KVCacheDType::FP8_E4M3, true, 40, 2, 128, 1100, {1000, 1}});
+  out.push_back({KVCacheDType::BF16, true, 32, 8, 128, 32768, {32768, 1}});
+  out.push_back({KVCacheDType::FP8_E4M3, true, 12, 4, 64, 32768, {32768}});
+  out.push_back({KVCacheDType::INT8, true, 12, 1, 64, 32768, {32768, 17}});
+  out.push_back({KVCacheDType::BF16, true, 12, 12, 64, 32768, {32768}});
+  // many sequences on the tensor cores: MHA and GQA, lengths not multiples of the 64-token tile
+  out.push_back({KVCacheDType::BF16, true, 12, 12, 64, 300, std::vector<int>(33, 257)});
+  out.push_back({KVCacheDType::INT8, true, 8, 2, 128, 300, {65, 64, 63, 1, 299, 128, 129, 2}});
   return out;
 }
 INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cases()), decode_name);
@@ -561,6 +576,29 @@ TEST(DecodeAttentionGraph, ReplayFollowsGrowingLengths) {
   SKIP_WITHOUT_GPU();
   run_decode_case({KVCacheDType::BF16, true, 8, 2, 64, 3000, {2049, 1, 700}}, Launch::Graph);
   run_decode_case({KVCacheDType::FP8_E4M3, true, 4, 4, 128, 600, {513, 2}}, Launch::Graph);
+}
+
+TEST(DecodeAttentionGraph, TensorCoreReplayFollowsGrowingLengths) {
+  SKIP_WITHOUT_GPU();
+  run_decode_case({KVCacheDType::INT8, true, 12, 4, 128, 4100, {4097, 1, 1000}}, Launch::Graph);
+  run_decode_case({KVCacheDType::BF16, true, 12, 1, 128, 2000, {17, 1999}}, Launch::Graph);
+  run_decode_case({KVCacheDType::FP8_E4M3, true, 12, 12, 64, 1000, {64, 1000, 1}}, Launch::Graph);
+}
+
+// The CUDA-core split kernel (fp32 activations use it; DecodeAttentionTuning::tensor_cores =
+// false forces it for bf16 activations, the benchmark's --cuda-cores) on grouped heads.
+TEST(DecodeAttentionCudaCores, MatchesFloat64Reference) {
+  SKIP_WITHOUT_GPU();
+  struct CudaCores {  // the default tuning comes back even when a check fails
+    CudaCores() {
+      attn::DecodeAttentionTuning t;
+      t.tensor_cores = false;
+      attn::set_decode_attention_tuning(t);
+    }
+    ~CudaCores() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
+  } cuda_cores;
+  run_decode_case({KVCacheDType::BF16, true, 12, 4, 64, 4100, {4097, 17}}, Launch::Stream);
+  run_decode_case({KVCacheDType::INT8, true, 6, 1, 128, 1100, {1000, 1}}, Launch::Stream);
 }
 
 TEST(DecodeAttentionDefaultStream, MatchesFloat64Reference) {
