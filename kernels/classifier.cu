@@ -26,8 +26,9 @@ __device__ __forceinline__ float row_lse_and_loss(float m, float s, const T* row
 }
 
 template <typename T>
-__global__ void classifier_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp, float dloss,
-                                  bool write_grad) {
+__global__ void classifier_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
+                                  DeviceValue<float> dloss_src, bool write_grad) {
+  const float dloss = dloss_src.get();  // core/device_value.h
   const int n = blockIdx.x;
   T* row = logits + static_cast<size_t>(n) * Vp;
   const int target = targets[n];
@@ -66,8 +67,9 @@ constexpr int kClassifierThreads = 512;
 
 template <typename T>
 __global__ void __launch_bounds__(kClassifierThreads)
-    classifier_packed_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp, float dloss,
-                             bool write_grad) {
+    classifier_packed_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
+                             DeviceValue<float> dloss_src, bool write_grad) {
+  const float dloss = dloss_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size;
   const int n = blockIdx.x;
   T* row = logits + static_cast<size_t>(n) * Vp;
@@ -114,8 +116,8 @@ __global__ void __launch_bounds__(kClassifierThreads)
 }
 
 template <typename T>
-void classifier_forward_backward(T* logits, float* losses, const int32_t* targets, int N, int V, int Vp, float dloss,
-                                 bool write_grad, cudaStream_t stream) {
+void classifier_forward_backward(T* logits, float* losses, const int32_t* targets, int N, int V, int Vp,
+                                 DeviceValue<float> dloss, bool write_grad, cudaStream_t stream) {
   if (N == 0) return;
   if (Vp % Pack128<T>::size == 0) {  // rows start on 16 bytes: the vectorized kernel
     classifier_packed_kernel<<<N, kClassifierThreads, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
@@ -125,9 +127,9 @@ void classifier_forward_backward(T* logits, float* losses, const int32_t* target
   CUDA_CHECK_LAUNCH();
 }
 
-template void classifier_forward_backward<float>(float*, float*, const int32_t*, int, int, int, float, bool,
+template void classifier_forward_backward<float>(float*, float*, const int32_t*, int, int, int, DeviceValue<float>, bool,
                                                  cudaStream_t);
-template void classifier_forward_backward<bf16>(bf16*, float*, const int32_t*, int, int, int, float, bool,
+template void classifier_forward_backward<bf16>(bf16*, float*, const int32_t*, int, int, int, DeviceValue<float>, bool,
                                                 cudaStream_t);
 
 }  // namespace attn::kern

@@ -31,6 +31,9 @@ std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
 TYPED_TEST(Kernels, EncoderForwardBackward) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
+  // captured: the layout padded to min(N, V) buckets and the dropout key read from device
+  // memory (a wrong value in the argument), as a captured training step launches them
+  for (bool captured : {false, true})
   for (int C : {72, 37}) {
     for (double p : {0.0, 0.2}) {
       const int N = B * T_;
@@ -43,16 +46,20 @@ TYPED_TEST(Kernels, EncoderForwardBackward) {
       DevBuf<T> d_wte(wte), d_wpe(wpe), d_out(static_cast<size_t>(N) * C), d_dout(dout);
       DevBuf<int32_t> d_tok(tok);
       DevBuf<float> d_dwte(dwte), d_dwpe(dwpe);
-      const attn::DropoutState drop{static_cast<float>(p), key};
+      DevBuf<uint64_t> d_key(1);
+      ASSERT_CUDA(cudaMemcpy(d_key.get(), &key, sizeof(key), cudaMemcpyHostToDevice));
+      const attn::DropoutState drop = captured ? attn::DropoutState{static_cast<float>(p), key + 1, d_key.get()}
+                                               : attn::DropoutState{static_cast<float>(p), key};
       attn::kern::encoder_forward(d_out.get(), d_tok.get(), d_wte.get(), d_wpe.get(), B, T_, C, drop, 0);
       std::vector<int32_t> buckets;
-      const int nb = attn::kern::build_token_buckets(tok.data(), N, V, buckets);
+      const int nb = attn::kern::build_token_buckets(tok.data(), N, V, buckets, captured ? std::min(N, V) : 0);
+      if (captured) EXPECT_EQ(nb, std::min(N, V));
       DevBuf<int32_t> d_buckets(buckets);
       attn::kern::encoder_backward(d_dwte.get(), d_dwpe.get(), d_dout.get(), d_buckets.get(), nb, B, T_, C, drop, 0);
       Vec out;
       ref::encoder_forward(out, tok, wte, wpe, B, T_, C, p, key);
       ref::encoder_backward(dwte, dwpe, dout, tok, B, T_, C, p, key);
-      const std::string tag = " C=" + std::to_string(C) + " p=" + std::to_string(p);
+      const std::string tag = " C=" + std::to_string(C) + " p=" + std::to_string(p) + (captured ? " captured" : "");
       EXPECT_REL(d_out.download(), out, tu::tol<T>(), "encoder out" + tag);
       EXPECT_REL(d_dwte.download(), dwte, 1e-5, "encoder dwte (fp32 acc)" + tag);
       EXPECT_REL(d_dwpe.download(), dwpe, 1e-5, "encoder dwpe (fp32 acc)" + tag);
