@@ -214,14 +214,18 @@ TYPED_TEST(Kernels, BiasForwardBackward) {
   EXPECT_REL(d_db.download(), db, 1e-5, "bias backward (fp32 acc)");
 }
 
-// Vp = 128: the vectorized kernel (V = 101 ends inside a pack; packs of padding only);
-// Vp = 130: not a multiple of the pack, the scalar kernel; the GPT-2 vocabulary: many packs per thread.
+// Vp = 128: the row cached in shared memory (V = 101 ends inside a pack; packs of padding
+// only); Vp = 130: not a multiple of the pack, the scalar kernel; the GPT-2 vocabulary: many
+// packs per thread (bf16: shared memory, fp32: the packed kernel); 65536: too long a row for
+// shared memory, the packed kernel in both. Odd shapes take dloss from device memory (a captured
+// step's DeviceValue) with a wrong value beside it.
 TYPED_TEST(Kernels, Classifier) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
   struct Shape { int N, V, Vp; };
-  for (const Shape sh : {Shape{B * T_, V, Vp}, Shape{B * T_, V, 130}, Shape{9, 50257, 50304}}) {
-    const int N = sh.N, V = sh.V, Vp = sh.Vp;
+  const Shape shapes[] = {{B * T_, V, Vp}, {B * T_, V, 130}, {9, 50257, 50304}, {5, 65531, 65536}};
+  for (int si = 0; si < 4; ++si) {
+    const int N = shapes[si].N, V = shapes[si].V, Vp = shapes[si].Vp;
     Vec logits = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * Vp, 50, 3.0));
     auto tgt = random_tokens(N, V, 51);
     for (int n = 0; n < N; n += 7) tgt[n] = -1;  // ignored positions
@@ -237,8 +241,10 @@ TYPED_TEST(Kernels, Classifier) {
                                             static_cast<float>(dloss), false, 0);
     EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses (no grad)");
     EXPECT_REL(d_logits.download(), logits, 0.0, "classifier leaves logits without grad");
-    attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
-                                            static_cast<float>(dloss), true, 0);
+    DevBuf<float> d_dloss(Vec{dloss});
+    const attn::DeviceValue<float> dl = si % 2 == 1 ? attn::DeviceValue<float>(-1.0f, d_dloss.get())
+                                                    : attn::DeviceValue<float>(static_cast<float>(dloss));
+    attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp, dl, true, 0);
     EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses");
     EXPECT_REL(d_logits.download(), dlogits, tu::tol<T>(), "classifier dlogits (in place) Vp=" + std::to_string(Vp));
   }
