@@ -350,7 +350,11 @@ class CudaBackend final : public Backend {
     const int B = graph_key_.B, T_ = graph_key_.seq, N = B * T_;
     auto* scalars = reinterpret_cast<GraphStepScalars*>(g.dev + g.scalars);
     zero_grad();
-    float* own_losses = losses_;
+    struct Restore {  // the eager calls' own batch buffers again, also when a launch throws
+      CudaBackend* be;
+      float* losses;
+      ~Restore() { be->batch_ints_ = be->dev_ints_, be->losses_ = losses, be->dropout_keys_at_ = nullptr; }
+    } restore{this, losses_};
     for (int m = 0; m < graph_key_.micro; ++m) {
       batch_ints_ = reinterpret_cast<int32_t*>(g.dev) + m * g.ints_per_micro;
       losses_ = reinterpret_cast<float*>(g.dev + g.losses) + static_cast<size_t>(m) * N;
@@ -361,7 +365,6 @@ class CudaBackend final : public Backend {
       classifier(N, DeviceValue<float>(0.0f, reinterpret_cast<const float*>(g.dev + g.dloss) + m), true);
       backward(B, T_, step.contexts[m]);
     }
-    batch_ints_ = dev_ints_, losses_ = own_losses, dropout_keys_at_ = nullptr;
     timed(pass_op(OpCategory::Optimizer, "grad norm", total_bytes()),
           [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
     kern::grad_clip_factor(&scalars->adamw.grad_mult, norm_out_, &scalars->grad_clip, stream_);
