@@ -12,8 +12,10 @@ namespace attn::kern {
 //   p = p - lr * ((m / bc1) / (sqrt(v / bc2) + eps) + wd_i * p),   wd_i = decay(i) ? wd : 0
 //   params_bf16[i] = bf16(p)          (bf16 mode only)
 __global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, bf16* params_bf16,
-                             const uint32_t* decay_bits, size_t n, float lr, float b1, float b2, float bc1, float bc2,
-                             float eps, float wd, float grad_mult) {
+                             const uint32_t* decay_bits, size_t n, DeviceValue<AdamWScalars> scalars, float b1,
+                             float b2, float eps, float wd) {
+  const AdamWScalars sc = scalars.get();  // core/device_value.h
+  const float lr = sc.lr, bc1 = sc.bc1, bc2 = sc.bc2, grad_mult = sc.grad_mult;
   const size_t i = (static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
   if (i >= n) return;
   const size_t chunk = i / 64;
@@ -57,12 +59,12 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
 
 void adamw_update(float* params, const float* grads, float* m, float* v, bf16* params_bf16,
                   const uint32_t* decay_bits, size_t n, float lr, float beta1, float beta2, float bc1, float bc2,
-                  float eps, float weight_decay, float grad_mult, cudaStream_t stream) {
+                  float eps, float weight_decay, float grad_mult, cudaStream_t stream, const AdamWScalars* scalars_at) {
   const size_t threads = ceil_div<size_t>(n, 4);
   if (threads == 0) return;
+  const DeviceValue<AdamWScalars> scalars(AdamWScalars{lr, bc1, bc2, grad_mult}, scalars_at);
   adamw_kernel<<<ceil_div<size_t>(threads, 256), 256, 0, stream>>>(params, grads, m, v, params_bf16, decay_bits, n,
-                                                                   lr, beta1, beta2, bc1, bc2, eps, weight_decay,
-                                                                   grad_mult);
+                                                                   scalars, beta1, beta2, eps, weight_decay);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -38,7 +38,8 @@ __device__ __forceinline__ bool warp_score_row(int rows, int seq, int causal_row
 // s' = s exp(m - m') + sum_j exp(x_j - m').
 template <typename T, int W>
 __global__ void attention_softmax_forward_kernel(T* P, T* Pdrop, const T* S, int rows, int seq, int causal_rows,
-                                                 float p, float scale, uint64_t key) {
+                                                 float p, float scale, DeviceValue<uint64_t> key_src) {
+  const uint64_t key = key_src.get();  // core/device_value.h
   ScoreRow row;
   if (!warp_score_row(rows, seq, causal_rows, row)) return;
   const int lane = threadIdx.x % 32;
@@ -78,7 +79,8 @@ __global__ void attention_softmax_forward_kernel(T* P, T* Pdrop, const T* S, int
 //   rowsum = sum_{j < len} P[j] dP[j];     dS[j] = P[j] (dP[j] - rowsum),  0 for j >= len
 template <typename T, int W>
 __global__ void attention_softmax_backward_kernel(T* dS, const T* P, const T* dPdrop, int rows, int seq,
-                                                  int causal_rows, float p, float scale, uint64_t key) {
+                                                  int causal_rows, float p, float scale, DeviceValue<uint64_t> key_src) {
+  const uint64_t key = key_src.get();  // core/device_value.h
   ScoreRow row;
   if (!warp_score_row(rows, seq, causal_rows, row)) return;
   const int lane = threadIdx.x % 32;
@@ -122,10 +124,10 @@ void attention_softmax_forward(T* P, T* Pdrop, const T* S, int BH, int seq, int 
   constexpr int W = Pack128<T>::size;
   if (seq % W == 0)  // rows start on 16 bytes
     attention_softmax_forward_kernel<T, W>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal_rows, drop.p, scale, drop.key);
+        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal_rows, drop.p, scale, drop.device_key());
   else
     attention_softmax_forward_kernel<T, 1>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal_rows, drop.p, scale, drop.key);
+        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal_rows, drop.p, scale, drop.device_key());
   CUDA_CHECK_LAUNCH();
 }
 
@@ -139,10 +141,10 @@ void attention_softmax_backward(T* dS, const T* P, const T* dPdrop, int BH, int 
   constexpr int W = Pack128<T>::size;
   if (seq % W == 0)
     attention_softmax_backward_kernel<T, W>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal_rows, drop.p, scale, drop.key);
+        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal_rows, drop.p, scale, drop.device_key());
   else
     attention_softmax_backward_kernel<T, 1>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal_rows, drop.p, scale, drop.key);
+        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal_rows, drop.p, scale, drop.device_key());
   CUDA_CHECK_LAUNCH();
 }
 

@@ -26,8 +26,9 @@ __device__ __forceinline__ float row_lse_and_loss(float m, float s, const T* row
 }
 
 template <typename T>
-__global__ void classifier_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp, float dloss,
-                                  bool write_grad) {
+__global__ void classifier_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
+                                  DeviceValue<float> dloss_src, bool write_grad) {
+  const float dloss = dloss_src.get();  // core/device_value.h
   const int n = blockIdx.x;
   T* row = logits + static_cast<size_t>(n) * Vp;
   const int target = targets[n];
@@ -56,68 +57,148 @@ __global__ void classifier_kernel(T* logits, float* losses, const int32_t* targe
   }
 }
 
+// An ignored position (target -1): loss 0, and a zero gradient row when write_grad.
+template <typename T>
+__device__ __forceinline__ void ignored_row(T* row, int packs, float* loss, bool write_grad) {
+  constexpr int W = Pack128<T>::size;
+  if (write_grad) {
+    Pack128<T> zero;
+#pragma unroll
+    for (int j = 0; j < W; ++j) zero.set(j, 0.0f);
+    for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) store128(row + pk * W, zero);
+  }
+  if (threadIdx.x == 0) *loss = 0.0f;
+}
+
+// Adds the pack of columns col0.. (those < V) to a running (max m, sum s of exp(x - m)),
+// rescaling once per pack, not per element:
+//   m' = max(m, max_j x_j),  s' = s exp(m - m') + sum_j exp(x_j - m').
+template <typename T>
+__device__ __forceinline__ void online_add_pack(float& m, float& s, const Pack128<T>& x, int col0, int V) {
+  constexpr int W = Pack128<T>::size;
+  float pack_max = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < W; ++j)
+    if (col0 + j < V) pack_max = fmaxf(pack_max, x.get(j));
+  if (pack_max == -INFINITY) return;  // a pack of padding only
+  const float m_new = fmaxf(m, pack_max);
+  float add = 0.0f;
+#pragma unroll
+  for (int j = 0; j < W; ++j)
+    if (col0 + j < V) add += expf(x.get(j) - m_new);
+  s = (m == -INFINITY ? 0.0f : s * expf(m - m_new)) + add;
+  m = m_new;
+}
+
+// The gradient of the pack of columns col0..: (exp(x - lse) - [col == t]) * dloss, 0 for col >= V.
+template <typename T>
+__device__ __forceinline__ Pack128<T> gradient_pack(const Pack128<T>& x, int col0, int V, int target, float lse,
+                                                    float dloss) {
+  constexpr int W = Pack128<T>::size;
+  Pack128<T> g;
+#pragma unroll
+  for (int j = 0; j < W; ++j) {
+    const int col = col0 + j;
+    g.set(j, col < V ? (expf(x.get(j) - lse) - (col == target ? 1.0f : 0.0f)) * dloss : 0.0f);
+  }
+  return g;
+}
+
 // The same math, for Vp % (16 / sizeof(T)) == 0 (GPT-2: Vp = 50304): every element moves in
-// 16-byte packs, the row is read twice (max/sum, then the gradient: the second read mostly
-// hits L2) and written once. Per pack the running (max, sum) is rescaled once, not per
-// element:  m' = max(m, max_j x_j),  s' = s exp(m - m') + sum_j exp(x_j - m').
+// 16-byte packs, the row is read twice (max/sum, then the gradient: the second read hits L2
+// only while the rows in flight fit there) and written once.
 // Why: the scalar kernel above moves 2 bytes per load and pays a branch + expf per element
 // in the online softmax; this one is bound by memory bandwidth.
 constexpr int kClassifierThreads = 512;
 
 template <typename T>
 __global__ void __launch_bounds__(kClassifierThreads)
-    classifier_packed_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp, float dloss,
-                             bool write_grad) {
+    classifier_packed_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
+                             DeviceValue<float> dloss_src, bool write_grad) {
+  const float dloss = dloss_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size;
   const int n = blockIdx.x;
   T* row = logits + static_cast<size_t>(n) * Vp;
   const int target = targets[n];
   const int packs = Vp / W;
-  if (target < 0) {  // ignored position (block-uniform branch)
-    if (write_grad) {
-      Pack128<T> zero;
-#pragma unroll
-      for (int j = 0; j < W; ++j) zero.set(j, 0.0f);
-      for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) store128(row + pk * W, zero);
-    }
-    if (threadIdx.x == 0) losses[n] = 0.0f;
-    return;
-  }
+  if (target < 0) return ignored_row(row, packs, losses + n, write_grad);  // block-uniform
   float m = -INFINITY, s = 0.0f;
-  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) {
-    const Pack128<T> x = load128(row + pk * W);
-    float pack_max = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < W; ++j)
-      if (pk * W + j < V) pack_max = fmaxf(pack_max, x.get(j));
-    if (pack_max == -INFINITY) continue;  // a pack of padding only
-    const float m_new = fmaxf(m, pack_max);
-    float add = 0.0f;
-#pragma unroll
-    for (int j = 0; j < W; ++j)
-      if (pk * W + j < V) add += expf(x.get(j) - m_new);
-    s = (m == -INFINITY ? 0.0f : s * expf(m - m_new)) + add;
-    m = m_new;
-  }
+  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) online_add_pack(m, s, load128(row + pk * W), pk * W, V);
   const float lse = row_lse_and_loss(m, s, row, target, losses + n);
   if (!write_grad) return;
-  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) {
-    const Pack128<T> x = load128cs(row + pk * W);
-    Pack128<T> g;
+  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x)
+    store128(row + pk * W, gradient_pack(load128cs(row + pk * W), pk * W, V, target, lse, dloss));
+}
+
+// Why: at GPT-2's size (16384 rows of 100 KB in bf16) the rows the packed kernel's resident
+// blocks have in flight (up to 4 per SM) exceed L2, so its second read of a row comes from DRAM
+// again: three passes of row traffic (measured 1.41-1.47 ms against llm.c's 0.99). This one
+// copies the row into shared memory as it reads it (two blocks of 100 KB per SM), and the
+// gradient pass reads it from there: one read of DRAM and one write. Same block size, same
+// per-thread pack order and the same reductions as the packed kernel: the same bits.
+constexpr size_t kSmemRowMaxBytes = 110 * 1024;  // two such blocks fit an SM's 228 KB (sm_90)
+constexpr int kSmemRowInFlight = 4;              // 16-byte loads each thread issues before using one
+
+template <typename T>
+__global__ void __launch_bounds__(kClassifierThreads, 2)
+    classifier_row_in_smem_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
+                                  DeviceValue<float> dloss_src, bool write_grad) {
+  extern __shared__ __align__(16) unsigned char row_smem[];
+  T* cached = reinterpret_cast<T*>(row_smem);
+  const float dloss = dloss_src.get();  // core/device_value.h
+  constexpr int W = Pack128<T>::size;
+  const int n = blockIdx.x;
+  T* row = logits + static_cast<size_t>(n) * Vp;
+  const int target = targets[n];
+  const int packs = Vp / W;
+  if (target < 0) return ignored_row(row, packs, losses + n, write_grad);  // block-uniform
+  float m = -INFINITY, s = 0.0f;
+  for (int first = threadIdx.x; first < packs; first += kSmemRowInFlight * blockDim.x) {
+    Pack128<T> x[kSmemRowInFlight];
 #pragma unroll
-    for (int j = 0; j < W; ++j) {
-      const int col = pk * W + j;
-      g.set(j, col < V ? (expf(x.get(j) - lse) - (col == target ? 1.0f : 0.0f)) * dloss : 0.0f);
+    for (int k = 0; k < kSmemRowInFlight; ++k) {
+      const int pk = first + k * blockDim.x;
+      if (pk < packs) x[k] = load128cs(row + pk * W);  // read once from DRAM
     }
-    store128(row + pk * W, g);
+#pragma unroll
+    for (int k = 0; k < kSmemRowInFlight; ++k) {
+      const int pk = first + k * blockDim.x;
+      if (pk >= packs) break;
+      store128(cached + pk * W, x[k]);
+      online_add_pack(m, s, x[k], pk * W, V);
+    }
   }
+  const float lse = row_lse_and_loss(m, s, row, target, losses + n);  // (its barriers publish `cached`)
+  if (!write_grad) return;
+  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x)
+    store128(row + pk * W, gradient_pack(load128(cached + pk * W), pk * W, V, target, lse, dloss));
+}
+
+// Shared memory beyond 48 KB must be asked for, once per kernel (before any graph capture:
+// the first training step runs uncaptured).
+template <typename T>
+void allow_row_in_smem() {
+  static const bool done = [] {
+    CUDA_CHECK(cudaFuncSetAttribute(classifier_row_in_smem_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(kSmemRowMaxBytes)));
+    CUDA_CHECK(cudaFuncSetAttribute(classifier_row_in_smem_kernel<T>,
+                                    cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    return true;
+  }();
+  (void)done;
 }
 
 template <typename T>
-void classifier_forward_backward(T* logits, float* losses, const int32_t* targets, int N, int V, int Vp, float dloss,
-                                 bool write_grad, cudaStream_t stream) {
+void classifier_forward_backward(T* logits, float* losses, const int32_t* targets, int N, int V, int Vp,
+                                 DeviceValue<float> dloss, bool write_grad, cudaStream_t stream) {
   if (N == 0) return;
-  if (Vp % Pack128<T>::size == 0) {  // rows start on 16 bytes: the vectorized kernel
+  constexpr int W = Pack128<T>::size;
+  const size_t row_bytes = static_cast<size_t>(Vp) * sizeof(T);
+  if (Vp % W == 0 && row_bytes <= kSmemRowMaxBytes) {  // GPT-2 in bf16: the row read once
+    allow_row_in_smem<T>();
+    classifier_row_in_smem_kernel<<<N, kClassifierThreads, row_bytes, stream>>>(logits, losses, targets, V, Vp, dloss,
+                                                                                 write_grad);
+  } else if (Vp % W == 0) {  // rows start on 16 bytes: the vectorized kernel
     classifier_packed_kernel<<<N, kClassifierThreads, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
   } else {
     classifier_kernel<<<N, 512, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
@@ -125,9 +206,9 @@ void classifier_forward_backward(T* logits, float* losses, const int32_t* target
   CUDA_CHECK_LAUNCH();
 }
 
-template void classifier_forward_backward<float>(float*, float*, const int32_t*, int, int, int, float, bool,
+template void classifier_forward_backward<float>(float*, float*, const int32_t*, int, int, int, DeviceValue<float>, bool,
                                                  cudaStream_t);
-template void classifier_forward_backward<bf16>(bf16*, float*, const int32_t*, int, int, int, float, bool,
+template void classifier_forward_backward<bf16>(bf16*, float*, const int32_t*, int, int, int, DeviceValue<float>, bool,
                                                 cudaStream_t);
 
 }  // namespace attn::kern

@@ -7,7 +7,8 @@ namespace attn::kern {
 
 // out[i] = inp[i] * (random_uniform(key, i) >= p ? 1/(1-p) : 0)
 template <typename T>
-__global__ void dropout_kernel(T* out, const T* inp, size_t n, float p, float scale, uint64_t key) {
+__global__ void dropout_kernel(T* out, const T* inp, size_t n, float p, float scale, DeviceValue<uint64_t> key_src) {
+  const uint64_t key = key_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size;
   const size_t i = (static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) * W;
   if (i + W <= n) {
@@ -29,7 +30,7 @@ void dropout_apply(T* out, const T* inp, size_t n, DropoutState drop, cudaStream
   const size_t threads = ceil_div<size_t>(n, Pack128<T>::size);
   if (threads == 0) return;
   dropout_kernel<<<ceil_div<size_t>(threads, 256), 256, 0, stream>>>(out, inp, n, drop.p, 1.0f / (1.0f - drop.p),
-                                                                     drop.key);
+                                                                     drop.device_key());
   CUDA_CHECK_LAUNCH();
 }
 

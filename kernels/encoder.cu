@@ -1,4 +1,6 @@
 // Token + position embedding ("encoder" in llm.c terms), with the embedding dropout.
+#include <algorithm>
+
 #include "kernels/common.cuh"
 #include "kernels/kernels.h"
 
@@ -8,7 +10,8 @@ namespace attn::kern {
 // One thread per W consecutive channels (W = 16-byte pack when C allows, else 1).
 template <typename T, int W>
 __global__ void encoder_forward_kernel(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int seq,
-                                       int C, float p, float scale, uint64_t key) {
+                                       int C, float p, float scale, DeviceValue<uint64_t> key_src) {
+  const uint64_t key = key_src.get();  // core/device_value.h
   const size_t i = (static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) * W;
   if (i >= static_cast<size_t>(N) * C) return;
   const int n = static_cast<int>(i / C), c = static_cast<int>(i % C), t = n % seq;
@@ -36,13 +39,15 @@ __global__ void encoder_forward_kernel(T* out, const int32_t* tokens, const T* w
 // the same row of dwte, so no atomics and a fixed summation order.
 template <typename T>
 __global__ void encoder_backward_wte_kernel(float* dwte, const T* dout, const int32_t* buckets, int num_buckets,
-                                            int C, float p, float scale, uint64_t key) {
+                                            int C, float p, float scale, DeviceValue<uint64_t> key_src) {
+  const uint64_t key = key_src.get();  // core/device_value.h
   const int bucket = blockIdx.x;
   const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const int32_t* tokens = buckets;
   const int32_t* starts = buckets + num_buckets;
   const int32_t* positions = starts + num_buckets + 1;
+  if (starts[bucket] == starts[bucket + 1]) return;  // a padding bucket (build_token_buckets' pad_to)
   float sum = 0.0f;
   for (int k = starts[bucket]; k < starts[bucket + 1]; ++k) {
     const size_t idx = static_cast<size_t>(positions[k]) * C + c;
@@ -56,7 +61,8 @@ __global__ void encoder_backward_wte_kernel(float* dwte, const T* dout, const in
 // dwpe[t, c] += sum_b drop'(dout)[b, t, c]   (one thread per (t, c), b in order)
 template <typename T>
 __global__ void encoder_backward_wpe_kernel(float* dwpe, const T* dout, int B, int seq, int C, float p, float scale,
-                                            uint64_t key) {
+                                            DeviceValue<uint64_t> key_src) {
+  const uint64_t key = key_src.get();  // core/device_value.h
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<size_t>(seq) * C) return;
   float sum = 0.0f;
@@ -78,11 +84,11 @@ void encoder_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, 
   if (C % W == 0) {
     const size_t threads = static_cast<size_t>(N) * C / W;
     encoder_forward_kernel<T, W><<<ceil_div<size_t>(threads, block), block, 0, stream>>>(out, tokens, wte, wpe, N,
-                                                                                         seq, C, drop.p, scale, drop.key);
+                                                                                         seq, C, drop.p, scale, drop.device_key());
   } else {
     const size_t threads = static_cast<size_t>(N) * C;
     encoder_forward_kernel<T, 1><<<ceil_div<size_t>(threads, block), block, 0, stream>>>(out, tokens, wte, wpe, N,
-                                                                                         seq, C, drop.p, scale, drop.key);
+                                                                                         seq, C, drop.p, scale, drop.device_key());
   }
   CUDA_CHECK_LAUNCH();
 }
@@ -95,12 +101,12 @@ void encoder_backward(float* dwte, float* dwpe, const T* dout, const int32_t* bu
   if (num_buckets > 0) {
     const dim3 grid(num_buckets, ceil_div(C, block));
     encoder_backward_wte_kernel<<<grid, block, 0, stream>>>(dwte, dout, buckets, num_buckets, C, drop.p, scale,
-                                                            drop.key);
+                                                            drop.device_key());
     CUDA_CHECK_LAUNCH();
   }
   const size_t n = static_cast<size_t>(seq) * C;
   encoder_backward_wpe_kernel<<<ceil_div<size_t>(n, 256), 256, 0, stream>>>(dwpe, dout, B, seq, C, drop.p, scale,
-                                                                             drop.key);
+                                                                             drop.device_key());
   CUDA_CHECK_LAUNCH();
 }
 
@@ -108,11 +114,12 @@ void encoder_backward(float* dwte, float* dwpe, const T* dout, const int32_t* bu
 // a bucket), so the layout is what a stable sort of the positions by token gives. It runs on
 // the host before every training step while the GPU waits, so O(N + vocab) rather than the
 // O(N log N) comparison sort it replaced (whose cost there was not measured separately).
-int build_token_buckets(const int32_t* tokens, int N, int vocab, std::vector<int32_t>& out) {
+int build_token_buckets(const int32_t* tokens, int N, int vocab, std::vector<int32_t>& out, int pad_to) {
   std::vector<int32_t> next(static_cast<size_t>(vocab) + 1, 0);  // count, then the next slot of each token
   for (int i = 0; i < N; ++i) next[tokens[i] + 1] += 1;
-  int num_buckets = 0;
-  for (int t = 0; t < vocab; ++t) num_buckets += next[t + 1] > 0;
+  int used = 0;
+  for (int t = 0; t < vocab; ++t) used += next[t + 1] > 0;
+  const int num_buckets = std::max(used, pad_to);
   out.resize(2 * static_cast<size_t>(num_buckets) + 1 + N);
   int32_t* toks = out.data();
   int32_t* starts = toks + num_buckets;
@@ -122,6 +129,7 @@ int build_token_buckets(const int32_t* tokens, int N, int vocab, std::vector<int
     next[t + 1] += next[t];  // next[t] = first slot of token t
     if (next[t + 1] > next[t]) toks[b] = t, starts[b] = next[t], ++b;
   }
+  for (; b < num_buckets; ++b) toks[b] = 0, starts[b] = N;  // empty: the kernel skips them
   starts[num_buckets] = N;
   for (int i = 0; i < N; ++i) order[next[tokens[i]]++] = i;
   return num_buckets;

@@ -1,6 +1,7 @@
 // Global squared norm of a flat fp32 buffer (the gradients), deterministic.
 #include <cstdint>
 
+#include "core/grad_clip.h"
 #include "kernels/common.cuh"
 #include "kernels/kernels.h"
 
@@ -45,6 +46,15 @@ void global_norm_squared(double* out, float* partials, const float* x, size_t n,
   norm_partials_kernel<<<kNormPartials, 256, 0, stream>>>(partials, x, n);
   CUDA_CHECK_LAUNCH();
   norm_final_kernel<<<1, 32, 0, stream>>>(out, partials, kNormPartials);
+  CUDA_CHECK_LAUNCH();
+}
+
+__global__ void grad_clip_factor_kernel(float* mult, const double* norm_sq, const double* grad_clip) {
+  if (threadIdx.x == 0 && blockIdx.x == 0) *mult = grad_clip_multiplier(static_cast<float>(sqrt(*norm_sq)), *grad_clip);
+}
+
+void grad_clip_factor(float* mult, const double* norm_sq, const double* grad_clip, cudaStream_t stream) {
+  grad_clip_factor_kernel<<<1, 32, 0, stream>>>(mult, norm_sq, grad_clip);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -30,8 +30,10 @@ template <typename T>
 void encoder_backward(float* dwte, float* dwpe, const T* dout, const int32_t* buckets, int num_buckets, int B,
                       int seq, int C, DropoutState drop, cudaStream_t stream);
 // Host: fills `out` with the bucket layout above for tokens[0..N), each in [0, vocab) (buckets in
-// increasing token order, positions increasing inside each); returns num_buckets.
-int build_token_buckets(const int32_t* tokens, int N, int vocab, std::vector<int32_t>& out);
+// increasing token order, positions increasing inside each); returns num_buckets. pad_to: at
+// least that many buckets, the extra ones empty (skipped by the kernel), so that a captured
+// CUDA graph's launch (grid = num_buckets) fits every batch of its shape: pad_to = min(N, vocab).
+int build_token_buckets(const int32_t* tokens, int N, int vocab, std::vector<int32_t>& out, int pad_to = 0);
 
 // ---- layernorm (layernorm.cu), eps = 1e-5 ---------------------------------------------
 template <typename T>
@@ -86,23 +88,31 @@ void add_inplace(float* dst, const float* src, size_t n, cudaStream_t stream);
 //   dlogits[n, j] = (softmax_j - [j == target]) * dloss   for j < V,   0 for j >= V,
 //   a zero row where target == -1.
 template <typename T>
-void classifier_forward_backward(T* logits, float* losses, const int32_t* targets, int N, int V, int Vp, float dloss,
-                                 bool write_grad, cudaStream_t stream);
+void classifier_forward_backward(T* logits, float* losses, const int32_t* targets, int N, int V, int Vp,
+                                 DeviceValue<float> dloss, bool write_grad, cudaStream_t stream);
 
 // ---- AdamW (adamw.cu) -------------------------------------------------------------------
 // For every element (decay(i): bit i/64 of decay_bits, one bit per 64-float chunk):
 //   g = grad * grad_mult;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
 //   p -= lr * ((m / bc1) / (sqrt(v / bc2) + eps) + (decay(i) ? wd : 0) * p)
 // bc1 = 1 - b1^t, bc2 = 1 - b2^t. When params_bf16 != nullptr it receives bf16(p).
+// scalars_at (a captured step): lr, bc1, bc2 and grad_mult read from device memory instead.
+struct AdamWScalars {
+  float lr, bc1, bc2, grad_mult;
+};
 void adamw_update(float* params, const float* grads, float* m, float* v, __nv_bfloat16* params_bf16,
                   const uint32_t* decay_bits, size_t n, float lr, float beta1, float beta2, float bc1, float bc2,
-                  float eps, float weight_decay, float grad_mult, cudaStream_t stream);
+                  float eps, float weight_decay, float grad_mult, cudaStream_t stream,
+                  const AdamWScalars* scalars_at = nullptr);
 
 // ---- global norm (global_norm.cu) ---------------------------------------------------------
 // *out = sum_i x[i]^2: a fixed grid writes kNormPartials partial sums, one block adds
 // them in order (deterministic, no atomics). out: one double on the device.
 constexpr int kNormPartials = 1024;
 void global_norm_squared(double* out, float* partials, const float* x, size_t n, cudaStream_t stream);
+// *mult = grad_clip_multiplier(float(sqrt(*norm_sq)), *grad_clip) (core/grad_clip.h), on the
+// device: the clip factor of a captured step, which the host never sees before AdamW.
+void grad_clip_factor(float* mult, const double* norm_sq, const double* grad_clip, cudaStream_t stream);
 
 // ---- casts (cast.cu) ----------------------------------------------------------------------
 void cast_f32_to_bf16(__nv_bfloat16* out, const float* inp, size_t n, cudaStream_t stream);

@@ -139,7 +139,8 @@ template <typename T>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     layernorm_forward_rows_kernel(T* out, float* mean, float* rstd, T* res_out, const T* inp, const T* branch,
                                   const T* w, const T* b, int N, int C, float drop_p, float drop_scale,
-                                  uint64_t drop_key) {
+                                  DeviceValue<uint64_t> drop_key_src) {
+  const uint64_t drop_key = drop_key_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size, kPacks = kRowRegs / W;
   const int lane = threadIdx.x % 32;
   const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
@@ -383,7 +384,7 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
   }
   const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
   layernorm_forward_rows_kernel<T><<<ceil_div(N, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream>>>(
-      out, mean, rstd, res_out, res, branch, weight, bias, N, C, drop.p, scale, drop.key);
+      out, mean, rstd, res_out, res, branch, weight, bias, N, C, drop.p, scale, drop.device_key());
   CUDA_CHECK_LAUNCH();
 }
 

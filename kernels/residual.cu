@@ -7,7 +7,8 @@ namespace attn::kern {
 // out[i] = res[i] + x[i] * (keep(key, i) ? 1/(1-p) : 0)      (no dropout when p == 0)
 template <typename T>
 __global__ void residual_forward_kernel(T* out, const T* res, const T* x, size_t n, float p, float scale,
-                                        uint64_t key) {
+                                        DeviceValue<uint64_t> key_src) {
+  const uint64_t key = key_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size;
   const size_t i = (static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) * W;
   if (i + W <= n) {
@@ -33,7 +34,7 @@ void residual_forward(T* out, const T* res, const T* x, size_t n, DropoutState d
   if (threads == 0) return;
   const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
   residual_forward_kernel<<<ceil_div<size_t>(threads, 256), 256, 0, stream>>>(out, res, x, n, drop.p, scale,
-                                                                              drop.key);
+                                                                              drop.device_key());
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
+<<<<<<< HEAD
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]   (default: tests bench flash)
+=======
+#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [graphstep]
+#                        (default: tests bench flash)
+>>>>>>> step16g
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
 # and decode steps, and trained beside it in the loss step.
@@ -34,6 +39,16 @@ if has tests; then
   row "gpu tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/gpu_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/gpu_tests.log" | head -1)"
 fi
 
+if has graphstep; then
+  # The training step captured in a CUDA graph (device.cuda_graph): bit-exact against the separate
+  # calls, and the tests of everything the capture touched (kernels, backend, generator's graph).
+  echo "== captured training step: tests"
+  "$BUILD/attn_gpu_tests" --gtest_filter='*TrainStepGraph*:Kernels*:TokenBuckets*:*Backend*:*VsCpu*:Generate*:Decode*:DataParallelCuda*' \
+    > "$OUT/graphstep_tests.log" 2>&1; rc=$?
+  grep -E -A3 "Failure" "$OUT/graphstep_tests.log" | head -40
+  row "graphstep tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/graphstep_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/graphstep_tests.log" | head -1)"
+fi
+
 if has bench; then
   echo "== GPT-2 124M step benchmark (B=16, T=1024, bf16)"
   for impl in naive flash; do
@@ -61,9 +76,17 @@ if has llmc; then
   # NCU=1 also Nsight Compute's per-kernel durations of ours and of llm.c (2 steps each).
   echo "== GPT-2 124M step beside llm.c (B=16, T=1024, bf16)"
   LLMC=${LLMC:-.llmc}   # a writable copy of ../shared/anchors/llmc (carried)
+  # The timed runs replay the captured step (device.cuda_graph, the default); --profile times each
+  # call and so runs them uncaptured: its per-op table comes from a run of its own.
   for impl in flash naive; do
-    $A bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --profile --json "$OUT/step_$impl.json" \
+    $A bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --json "$OUT/step_$impl.json" \
       > "$OUT/step_$impl.log" 2>&1 || tail -3 "$OUT/step_$impl.log"
+    $A bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --profile --json "$OUT/step_${impl}_profile.json" \
+      > "$OUT/step_${impl}_profile.log" 2>&1 || tail -3 "$OUT/step_${impl}_profile.log"
+    if [ "$impl" = flash ]; then  # the same binary without the graph: what the capture gains
+      $A bench -c configs/gpt2_124m.toml --attention.impl=\"flash\" --device.cuda_graph=false \
+        --json "$OUT/step_flash_calls.json" > "$OUT/step_flash_calls.log" 2>&1 || tail -3 "$OUT/step_flash_calls.log"
+    fi
     if [ -n "${BASE:-}" ] && [ -x "$BASE/attnlab" ]; then
       "$BASE/attnlab" bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --json "$OUT/step_base_$impl.json" \
         > "$OUT/step_base_$impl.log" 2>&1 || tail -3 "$OUT/step_base_$impl.log"
@@ -111,7 +134,8 @@ def line(who, ms, tps, peak):
 for label, who in (("cudnn", "llm.c (cuDNN attention)"), ("nocudnn", "llm.c (own attention)")):
     r = llmc(label)
     if r: line(who, r[0], r[1], "-")
-for name, who in (("step_flash.json", "attnlab flash"), ("step_naive.json", "attnlab naive"),
+for name, who in (("step_flash.json", "attnlab flash"), ("step_flash_calls.json", "attnlab flash, no graph"),
+                  ("step_naive.json", "attnlab naive"),
                   ("step_base_flash.json", "attnlab flash (BASE)"), ("step_base_naive.json", "attnlab naive (BASE)"),
                   ("step_torch.json", "torch.compile + cuDNN SDPA")):
     r = load(name)

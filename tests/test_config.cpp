@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "train/trainer.h"
 
 using namespace attn;
 
@@ -102,6 +103,25 @@ TEST(Config, ImpossibleValuesAreRefused) {
   refuses({"--schedule.min_lr=1.0"}, "schedule.min_lr");
   refuses({"--training.batch_size=0"}, "training.batch_size");
   refuses({"--device.backend=tpu"}, "device.backend");
+}
+
+// device.cuda_graph: on by default, off from a file or the command line, a boolean only (the
+// error names the key), carried to the backend by backend_options.
+TEST(Config, CudaGraphKey) {
+  EXPECT_TRUE(load_config("", {}).device.cuda_graph);
+  const Config off = load_config(write_temp("graph.toml", "[device]\ncuda_graph = false\n"));
+  EXPECT_FALSE(off.device.cuda_graph);
+  EXPECT_FALSE(backend_options(off, -1, 1, 8).cuda_graph);
+  EXPECT_TRUE(backend_options(load_config("", {}), -1, 1, 8).cuda_graph);
+  EXPECT_FALSE(load_config("", {"--device.cuda_graph=false"}).device.cuda_graph);
+  for (const char* bad : {"--device.cuda_graph=1", "--device.cuda_graph=yes", "--device.cuda_graph=\"true\""}) {
+    const std::string msg = error_of([&] { load_config("", {bad}); });
+    EXPECT_NE(msg.find("device.cuda_graph"), std::string::npos) << bad << ": " << msg;
+    EXPECT_NE(msg.find("boolean"), std::string::npos) << bad << ": " << msg;
+  }
+  Config round;
+  apply_toml_text(round, to_toml(off), "effective");
+  EXPECT_FALSE(round.device.cuda_graph);
 }
 
 TEST(Config, MalformedInputsAreRefused) {

@@ -12,7 +12,9 @@
 
 #include "backend/cpu_backend.h"
 #include "core/error.h"
+#include "core/grad_clip.h"
 #include "fd_check.h"
+#include "test_support.h"
 #include "model/adamw.h"
 #include "model/cpu_layers.h"
 #include "model/dropout_sites.h"
@@ -565,6 +567,61 @@ TEST(CpuBackend, OptionsAndMemory) {
   be->get_optimizer_state(m2.data(), v2.data());
   EXPECT_EQ(m, m2);
   EXPECT_EQ(v, v2);
+}
+
+// Backend::train_step (what the trainer calls; the CPU backend keeps the default) is the
+// separate calls in order, bit for bit, with the clip factor norm > clip ? clip / norm : 1.
+TEST(CpuBackend, TrainStepIsTheSeparateCalls) {
+  GPTConfig g = tiny_config();
+  g.dropout = g.attn_dropout = 0.1f;
+  BackendOptions o;
+  o.device = "cpu", o.max_batch = 2, o.max_seq = 9, o.threads = 1;
+  auto one = make_cpu_backend(g, o), calls = make_cpu_backend(g, o);
+  EXPECT_EQ(one->train_step_mode(), "calls (device.cuda_graph applies to the CUDA backend)");
+  std::vector<float> p(one->layout().total());
+  init_gpt2_params(one->layout(), 3, p.data());
+  one->set_params(p.data()), calls->set_params(p.data());
+  std::mt19937_64 rng(std::random_device{}());
+  const AdamWConfig ac{0.9f, 0.95f, 1e-8f, 0.1f};
+  for (int step = 0; step < 3; ++step) {
+    std::vector<std::vector<int32_t>> x(2, std::vector<int32_t>(18)), y = x;
+    TrainStep plan;
+    for (int m = 0; m < 2; ++m) {
+      for (auto& v : x[m]) v = static_cast<int32_t>(rng() % 23);
+      for (auto& v : y[m]) v = static_cast<int32_t>(rng() % 23);
+      y[m][m + 1] = -1;
+      plan.micro_batches.push_back(Batch{x[m].data(), y[m].data(), 2, 9});
+      plan.contexts.push_back(StepContext{7, step, m, true});
+    }
+    plan.grad_scale = 0.5f, plan.adamw = ac, plan.lr = 1e-2f * (step + 1), plan.t = step + 1;
+    plan.grad_clip = step == 1 ? 0.0 : 0.3;  // clipping off, then on (the norm is above 0.3)
+    const TrainStepResult r = one->train_step(plan);
+    calls->zero_grad();
+    for (int m = 0; m < 2; ++m) {
+      const float loss = calls->forward_backward(plan.micro_batches[m], 0.5f, plan.contexts[m]);
+      EXPECT_EQ(loss, r.losses.at(m)) << "step " << step << " micro " << m;
+    }
+    const float norm = calls->grad_norm();
+    EXPECT_EQ(norm, r.norm);
+    ASSERT_GT(norm, 0.3f);
+    const float mult = plan.grad_clip > 0 ? static_cast<float>(plan.grad_clip / norm) : 1.0f;
+    calls->adamw_step(ac, plan.lr, mult, plan.t);
+    std::vector<float> a(p.size()), b(p.size());
+    one->get_params(a.data()), calls->get_params(b.data());
+    EXPECT_EQ(a, b) << "step " << step;
+  }
+  TrainStep bad;
+  bad.micro_batches.resize(1);
+  EXPECT_NE(testing::error_of([&] { one->train_step(bad); }).find("1 micro-batches and 0 contexts"), std::string::npos);
+}
+
+TEST(GradClip, MultiplierIsClipOverNormAboveTheThreshold) {
+  EXPECT_EQ(grad_clip_multiplier(2.0f, 0.0), 1.0f);   // off
+  EXPECT_EQ(grad_clip_multiplier(0.5f, 1.0), 1.0f);   // below
+  EXPECT_EQ(grad_clip_multiplier(1.0f, 1.0), 1.0f);   // at
+  EXPECT_EQ(grad_clip_multiplier(4.0f, 1.0), 0.25f);  // above: clip / norm
+  EXPECT_EQ(grad_clip_multiplier(3.0f, 1.0), static_cast<float>(1.0 / 3.0));  // in double, then float
+  EXPECT_EQ(grad_clip_multiplier(std::nanf(""), 1.0), 1.0f);  // non-finite: the trainer stops anyway
 }
 
 // nanoGPT's CPU "baby GPT" (shakespeare_char on a laptop): 4 layers, 4 heads, n_embd 128,

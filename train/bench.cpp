@@ -22,15 +22,20 @@ nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
   model->set_params(params.data());
 
   // Synthetic data: a fixed random token stream, windows at random offsets.
-  std::vector<int32_t> x(static_cast<size_t>(B) * T), y(x.size());
+  const size_t n = static_cast<size_t>(B) * T;
+  std::vector<int32_t> x(n * accum), y(x.size());
   auto fill = [&](int64_t step, int micro) {
     const uint64_t key = stream_key(static_cast<uint64_t>(cfg.training.seed), step, micro);
-    for (size_t i = 0; i < x.size(); ++i) {
-      x[i] = static_cast<int32_t>(random_u64(key, 2 * i) % opts.vocab_size);
-      y[i] = static_cast<int32_t>(random_u64(key, 2 * i + 1) % opts.vocab_size);
+    for (size_t i = 0; i < n; ++i) {
+      x[micro * n + i] = static_cast<int32_t>(random_u64(key, 2 * i) % opts.vocab_size);
+      y[micro * n + i] = static_cast<int32_t>(random_u64(key, 2 * i + 1) % opts.vocab_size);
     }
   };
-  const AdamWConfig adamw{0.9f, 0.95f, 1e-8f, 0.1f};
+  TrainStep plan;
+  plan.grad_scale = 1.0f / accum;
+  plan.adamw = AdamWConfig{0.9f, 0.95f, 1e-8f, 0.1f};
+  plan.lr = 1e-4f;
+  plan.grad_clip = 1.0;
   std::vector<double> times;
   double loss_first = 0, loss_last = 0;
   StepProfileReport profile;
@@ -38,16 +43,17 @@ nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
   for (int s = 0; s < opts.warmup_steps + opts.steps; ++s) {
     if (opts.profile) model->reset_profile();
     const auto t0 = std::chrono::steady_clock::now();
-    model->zero_grad();
-    double loss = 0;
+    plan.micro_batches.clear(), plan.contexts.clear();
     for (int micro = 0; micro < accum; ++micro) {
       fill(s, micro);
-      loss += model->forward_backward(Batch{x.data(), y.data(), B, T}, 1.0f / accum, StepContext{1, s, micro, true});
+      plan.micro_batches.push_back(Batch{x.data() + micro * n, y.data() + micro * n, B, T});
+      plan.contexts.push_back(StepContext{1, s, micro, true});
     }
-    const float norm = model->grad_norm();
-    model->adamw_step(adamw, 1e-4f, norm > 1.0f ? 1.0f / norm : 1.0f, s + 1);
-    model->synchronize();  // the step has finished on the device
+    plan.t = s + 1;
+    const TrainStepResult r = model->train_step(plan);  // returns once the step has finished on the device
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double loss = 0;
+    for (float l : r.losses) loss += l;
     if (s == 0) loss_first = loss / accum;
     loss_last = loss / accum;
     if (s >= opts.warmup_steps) {
@@ -65,6 +71,7 @@ nlohmann::json run_step_benchmark(const Config& cfg, const BenchOptions& opts) {
   nlohmann::json memj = nlohmann::json::object();
   for (const auto& c : mem.categories) memj[c.name] = c.peak;
   nlohmann::json result = {{"backend", model->name()},
+          {"train_step", model->train_step_mode()},
           {"precision", cfg.device.precision},
           {"attention", cfg.attention.impl},
           {"batch", B},

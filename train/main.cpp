@@ -271,10 +271,12 @@ int cmd_bench(const Config& cfg, BenchOptions opts, const std::string& json_path
   if (!profile_json.empty()) opts.profile = true;
   const nlohmann::json r = run_step_benchmark(cfg, opts);
   fmt::print("{}\n", r.dump());
-  fmt::print("bench: {} {} attention={} B={} T={}: {:.0f} tokens/s, {:.1f} ms/step, MFU {:.1f}%, peak {:.2f} GiB\n",
+  fmt::print("bench: {} {} attention={} B={} T={}: {:.0f} tokens/s, {:.1f} ms/step, MFU {:.1f}%, peak {:.2f} GiB; "
+             "step: {}\n",
              r["backend"].get<std::string>(), r["precision"].get<std::string>(), r["attention"].get<std::string>(),
              r["batch"].get<int>(), r["seq_len"].get<int>(), r["tokens_per_s"].get<double>(),
-             r["step_ms"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_bytes"].get<double>() / (1 << 30));
+             r["step_ms"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_bytes"].get<double>() / (1 << 30),
+             r["train_step"].get<std::string>());
   if (opts.profile) fmt::print("{}", format_profile_table(r["profile"]));
   if (!profile_json.empty()) std::ofstream(profile_json) << r["profile"].dump(2) << "\n";
   if (!json_path.empty()) std::ofstream(json_path) << r.dump(2) << "\n";

@@ -133,6 +133,7 @@ BackendOptions backend_options(const Config& cfg, int eot_token, int max_batch, 
   o.max_batch = max_batch;
   o.max_seq = max_seq;
   o.threads = cfg.device.threads;
+  o.cuda_graph = cfg.device.cuda_graph;
   return o;
 }
 
@@ -194,7 +195,7 @@ class TrainingRun {
         schedule_(lr_schedule(cfg)),
         adamw_(adamw_config(cfg)),
         seed_(static_cast<uint64_t>(cfg.training.seed)),
-        x_(static_cast<size_t>(B_) * T_),
+        x_(static_cast<size_t>(B_) * T_ * accum_),
         y_(x_.size()) {}
 
   TrainResult run() {
@@ -312,6 +313,7 @@ class TrainingRun {
     install_stop_handlers();
     const int64_t max_iters = cfg_.training.max_iters;
     model_->set_profiling(opts_.profile);
+    say(fmt::format("training step: {}", model_->train_step_mode()));
     while (state_.step < max_iters) {
       if (cfg_.training.eval_interval > 0 && state_.step % cfg_.training.eval_interval == 0) evaluate_and_keep_best();
       const StepOutcome s = train_step();
@@ -330,21 +332,20 @@ class TrainingRun {
     }
   }
 
-  // One optimizer step: the micro-steps' forward/backward, the ranks' agreement, the finite
-  // check, gradient clipping and AdamW.
+  // One optimizer step: the micro-steps' forward/backward, gradient clipping and AdamW in one
+  // Backend::train_step (CUDA: one graph replay), then the ranks' agreement and the finite check.
+  // A non-finite step has updated the weights in memory, but the run stops without saving.
   StepOutcome train_step() {
     if (opts_.profile) model_->reset_profile();  // evaluation is not part of the step
     const auto t0 = Clock::now();
     StepOutcome s;
     s.lr = schedule_(state_.step);
-    s.loss = accumulate_gradients();
+    const TrainStepResult r = model_->train_step(step_plan(static_cast<float>(s.lr)));
+    s.loss = 0;
+    for (float l : r.losses) s.loss += l / accum_;  // (float, as each micro-step always was)
+    s.norm = r.norm;
     agree_on_loss_and_stop(s);
-    s.norm = model_->grad_norm();
     check_finite(s);
-    const float clip = cfg_.optimizer.grad_clip > 0 && s.norm > cfg_.optimizer.grad_clip
-                           ? static_cast<float>(cfg_.optimizer.grad_clip / s.norm)
-                           : 1.0f;
-    model_->adamw_step(adamw_, static_cast<float>(s.lr), clip, state_.step + 1);
     state_.step += 1;
     state_.tokens_seen += tokens_per_step_;
     s.seconds = seconds_since(t0);
@@ -353,19 +354,27 @@ class TrainingRun {
     return s;
   }
 
-  // Mean loss of the step's micro-batches; their gradients summed (scaled by 1/accum) in the model.
-  double accumulate_gradients() {
-    model_->zero_grad();
-    double loss = 0;
+  // The step's micro-batches (their gradients summed, scaled by 1/accum, in the model) and AdamW.
+  TrainStep step_plan(float lr) {
+    TrainStep p;
+    const size_t n = static_cast<size_t>(B_) * T_;
     for (int micro = 0; micro < accum_; ++micro) {
       // Data-parallel: this rank's micro-batch of the global batch (data_parallel.h).
       const int global_micro = dp_.global_micro(micro);
-      train_loader_->batch(seed_, state_.step, global_micro, B_, T_, x_.data(), y_.data());
+      int32_t* x = x_.data() + micro * n;
+      int32_t* y = y_.data() + micro * n;
+      train_loader_->batch(seed_, state_.step, global_micro, B_, T_, x, y);
       StepContext ctx{seed_, state_.step, global_micro, true};
       ctx.sync_grads = micro == accum_ - 1;  // average over ranks once, after the last micro-step
-      loss += model_->forward_backward(Batch{x_.data(), y_.data(), B_, T_}, 1.0f / accum_, ctx) / accum_;
+      p.micro_batches.push_back(Batch{x, y, B_, T_});
+      p.contexts.push_back(ctx);
     }
-    return loss;
+    p.grad_scale = 1.0f / accum_;
+    p.adamw = adamw_;
+    p.lr = lr;
+    p.grad_clip = cfg_.optimizer.grad_clip;
+    p.t = state_.step + 1;
+    return p;
   }
 
   // Data-parallel ranks must take the same branches. The step's loss over the global batch and
@@ -487,7 +496,7 @@ class TrainingRun {
   TrainState state_;
   std::vector<float> params_, m_, v_;
   std::optional<MetricsLog> metrics_;
-  std::vector<int32_t> x_, y_;  // one micro-batch
+  std::vector<int32_t> x_, y_;  // the step's micro-batches, one after the other
   TrainResult result_;
   std::string last_ckpt_;
   int64_t first_step_ = 0;

@@ -31,6 +31,24 @@ struct AdamWConfig {
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;
 };
 
+// One optimizer step as the trainer runs it (Backend::train_step): zero the gradients;
+// forward_backward each micro-batch with its context and grad_scale; the gradient norm; AdamW
+// at lr with bias correction for step t, the gradients multiplied by
+// grad_clip_multiplier(norm, grad_clip) (core/grad_clip.h; grad_clip 0: no clipping).
+struct TrainStep {
+  std::vector<Batch> micro_batches;
+  std::vector<StepContext> contexts;  // one per micro-batch
+  float grad_scale = 1.0f;
+  AdamWConfig adamw;
+  float lr = 0.0f;
+  double grad_clip = 0.0;
+  int64_t t = 1;
+};
+struct TrainStepResult {
+  std::vector<float> losses;  // mean loss of each micro-batch
+  float norm = 0.0f;          // gradient norm before clipping
+};
+
 // Bytes per memory category, now and at peak (the CPU backend reports what it allocated).
 struct MemoryCategory {
   std::string name;
@@ -71,6 +89,13 @@ class Backend {
   // t is the 1-based step count for bias correction.
   virtual void adamw_step(const AdamWConfig& cfg, float lr, float grad_multiplier, int64_t t) = 0;
 
+  // The whole step (TrainStep). Default: the separate calls above, in that order. CUDA with
+  // BackendOptions::cuda_graph: captured once into a CUDA graph and replayed (the same kernels
+  // in the same order, so the same bits), except while profiling or data-parallel.
+  virtual TrainStepResult train_step(const TrainStep& step);
+  // How train_step runs now, for logs: "graph", or "calls (<why not a graph>)".
+  virtual std::string train_step_mode() const { return "calls (device.cuda_graph applies to the CUDA backend)"; }
+
   virtual MemoryReport memory() const = 0;
   // Returns once every call made so far has finished on the device (CPU: at once).
   virtual void synchronize() {}
@@ -104,6 +129,8 @@ struct BackendOptions {
   // Generation/evaluation only: the CUDA backend allocates no gradients, no optimizer state
   // and (bf16) no fp32 master copy, and refuses the training calls (the CPU backend ignores it).
   bool inference_only = false;
+  // CUDA: train_step replays one captured CUDA graph (device.cuda_graph).
+  bool cuda_graph = true;
 };
 
 // Creates the backend named by opts.device ("auto": resolve_device, core/device.h).

@@ -18,6 +18,7 @@
 #include "attention/cuda_attention.h"
 #include "backend/cuda_backend.h"
 #include "backend/cuda_data_parallel.h"
+#include "backend/cuda_graph.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
 #include "backend/cuda_model_view.h"
@@ -150,8 +151,7 @@ class CudaBackend final : public Backend {
     require_training("forward_backward");
     const int count = upload_batch(batch, /*with_targets=*/true, /*with_buckets=*/true);
     forward(batch.B, batch.T, &ctx);
-    const float dloss = count > 0 ? grad_scale / static_cast<float>(count) : 0.0f;
-    classifier(batch.B * batch.T, dloss, /*write_grad=*/true);
+    classifier(batch.B * batch.T, loss_scale(grad_scale, count), /*write_grad=*/true);
     download_losses(batch.B * batch.T);  // async; read after backward is queued
     backward(batch.B, batch.T, ctx);
     return mean_loss(batch.B * batch.T, count);
@@ -194,15 +194,7 @@ class CudaBackend final : public Backend {
       master_sharded_ = true;  // only this rank's shard of params_ is current
       return;
     }
-    const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
-    const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
-    // reads param, grad, m, v (fp32); writes param, m, v and the bf16 copy
-    const double adamw_bytes = layout_.total() * (16.0 + 12.0 + (dt_ == DType::BF16 ? 2.0 : 0.0));
-    timed(pass_op(OpCategory::Optimizer, "adamw", adamw_bytes), [&] {
-      kern::adamw_update(params_, grads_, m_, v_, dt_ == DType::BF16 ? reinterpret_cast<bf16*>(cparams_) : nullptr,
-                         decay_bits_, layout_.total(), lr, c.beta1, c.beta2, static_cast<float>(bc1),
-                         static_cast<float>(bc2), c.eps, c.weight_decay, grad_multiplier, stream_);
-    });
+    adamw(c, adamw_scalars(c, lr, grad_multiplier, t), nullptr);
   }
 
   MemoryReport memory() const override { return mem_.report(); }
@@ -221,11 +213,183 @@ class CudaBackend final : public Backend {
         CudaModelView{&cfg_, &layout_, dt_, cparams_, matmul_.get(), stream_, &mem_, opts_.attention}, opt);
   }
 
-  void set_profiling(bool on) override { timer_.set_enabled(on); }
+  // ---- the whole step, captured once into a CUDA graph and replayed -------------------------
+  // Per micro-batch a slot (tokens, targets, buckets, losses, loss scale, dropout keys) and one
+  // block of step scalars (lr, bias corrections, clip threshold), all written by the host before
+  // each launch: the graph's kernels read them from there (core/device_value.h), so a replay
+  // computes what the separate calls compute, bit for bit. The first step of a shape runs the
+  // same calls uncaptured (cuBLASLt picks its algorithms there), the second captures them.
+  TrainStepResult train_step(const TrainStep& step) override {
+    if (!graph_refusal().empty()) return Backend::train_step(step);
+    const GraphStepKey key = graph_step_key(step);
+    if (!(key == graph_key_)) prepare_graph_step(key);
+    const std::vector<int> counted = stage_graph_step(step);
+    if (graph_.captured()) {
+      graph_.launch(stream_);
+    } else if (graph_warm_) {
+      graph_.capture(stream_, [&] { enqueue_graph_step(step); });
+      graph_.launch(stream_);
+    } else {
+      enqueue_graph_step(step);
+      graph_warm_ = true;
+    }
+    return finish_graph_step(counted);
+  }
+  std::string train_step_mode() const override {
+    const std::string why = graph_refusal();
+    return why.empty() ? "graph" : "calls (" + why + ")";
+  }
+
+  void set_profiling(bool on) override {
+    timer_.set_enabled(on);
+    profiling_ = on;
+  }
   StepProfile profile() const override { return timer_.profile(); }
   void reset_profile() override { timer_.reset(); }
 
  private:
+  // ---- the captured step's parts (train_step above) -----------------------------------------
+  // What a capture depends on besides device memory: a different key needs a new capture.
+  struct GraphStepKey {
+    int B = 0, seq = 0, micro = 0;
+    uint64_t train_mask = 0;  // micro-steps with dropout on (StepContext::train)
+    float beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+    bool operator==(const GraphStepKey&) const = default;
+  };
+  // Step scalars in device memory: AdamW's (grad_mult written by the graph from the norm) and
+  // the clip threshold; per micro-batch the loss scale and one dropout key per site follow.
+  struct GraphStepScalars {
+    kern::AdamWScalars adamw;
+    double grad_clip;
+  };
+  // Device slots and their page-locked mirror: [ints per micro | scalars | dloss | keys] is
+  // uploaded before each launch, [losses per micro] downloaded after.
+  struct GraphStepBuffers {
+    size_t ints_per_micro = 0, scalars = 0, dloss = 0, keys = 0, losses = 0, upload_bytes = 0, bytes = 0;
+    char* dev = nullptr;
+    char* host = nullptr;
+    Pinned<char> host_holder;
+  };
+
+  std::string graph_refusal() const {
+    if (!opts_.cuda_graph) return "device.cuda_graph = false";
+    if (profiling_) return "profiling: every call timed";
+    if (dp_) return "data-parallel";
+    return "";
+  }
+
+  GraphStepKey graph_step_key(const TrainStep& step) const {
+    require_training("train_step");
+    ATTN_CHECK(step.t >= 1, "train_step: step count t = {} (1-based)", step.t);
+    const size_t micro = step.micro_batches.size();
+    ATTN_CHECK(micro >= 1 && micro <= 64 && step.contexts.size() == micro,
+               "train_step: {} micro-batches and {} contexts (one each, 1 to 64 in a captured step)", micro,
+               step.contexts.size());
+    GraphStepKey k{step.micro_batches[0].B, step.micro_batches[0].T, static_cast<int>(micro), 0,
+                   step.adamw.beta1, step.adamw.beta2, step.adamw.eps, step.adamw.weight_decay};
+    for (size_t m = 0; m < micro; ++m) {
+      ATTN_CHECK(step.micro_batches[m].B == k.B && step.micro_batches[m].T == k.seq,
+                 "train_step: micro-batch {} is ({}, {}), the first ({}, {})", m, step.micro_batches[m].B,
+                 step.micro_batches[m].T, k.B, k.seq);
+      if (step.contexts[m].train) k.train_mask |= uint64_t{1} << m;
+    }
+    return k;
+  }
+
+  // A new shape: the old graph goes, the slots are sized for it, the next step runs uncaptured.
+  void prepare_graph_step(const GraphStepKey& key) {
+    sync();
+    graph_.reset();
+    graph_warm_ = false;
+    if (graph_bufs_ && graph_bufs_->dev) mem_.release(graph_bufs_->dev);
+    graph_bufs_.reset();
+    graph_key_ = GraphStepKey{};
+    auto b = std::make_unique<GraphStepBuffers>();
+    const size_t M = key.micro, N = static_cast<size_t>(key.B) * key.seq;
+    b->ints_per_micro = batch_ints_capacity();
+    ArenaPlan plan;
+    plan.add(M * b->ints_per_micro * sizeof(int32_t));
+    b->scalars = plan.add(sizeof(GraphStepScalars));
+    b->dloss = plan.add(M * sizeof(float));
+    b->keys = plan.add(M * dropout_sites() * sizeof(uint64_t));
+    b->upload_bytes = b->losses = plan.add(M * N * sizeof(float));
+    b->bytes = plan.bytes();
+    b->dev = static_cast<char*>(mem_.allocate(b->bytes, MemCategory::Workspace));
+    b->host = b->host_holder.allocate(b->bytes);
+    graph_bufs_ = std::move(b);
+    graph_key_ = key;
+  }
+
+  // Host: each micro-batch checked and written to its slot, the scalars and keys beside it,
+  // one upload. Returns the counted targets of each micro-batch.
+  std::vector<int> stage_graph_step(const TrainStep& step) {
+    GraphStepBuffers& g = *graph_bufs_;
+    const int M = graph_key_.micro, N = graph_key_.B * graph_key_.seq;
+    const int pad = std::min(N, cfg_.vocab_size);  // one bucket launch fits every batch
+    auto* scalars = reinterpret_cast<GraphStepScalars*>(g.host + g.scalars);
+    auto* dloss = reinterpret_cast<float*>(g.host + g.dloss);
+    auto* keys = reinterpret_cast<uint64_t*>(g.host + g.keys);
+    std::vector<int> counted(M);
+    for (int m = 0; m < M; ++m) {
+      int32_t* slot = reinterpret_cast<int32_t*>(g.host) + m * g.ints_per_micro;
+      counted[m] = stage_batch(step.micro_batches[m], /*with_targets=*/true, /*with_buckets=*/true, slot, pad).counted;
+      dloss[m] = loss_scale(step.grad_scale, counted[m]);
+      const StepContext& c = step.contexts[m];
+      for (int site = 0; site < dropout_sites(); ++site)
+        keys[m * dropout_sites() + site] = site::key(c.seed, c.step, c.micro_step, static_cast<uint64_t>(site));
+    }
+    scalars->adamw = adamw_scalars(step.adamw, step.lr, 1.0f, step.t);  // grad_mult: from the norm, on the device
+    scalars->grad_clip = step.grad_clip;
+    CUDA_CHECK(cudaMemcpyAsync(g.dev, g.host, g.upload_bytes, cudaMemcpyHostToDevice, stream_));
+    return counted;
+  }
+
+  // The device part of the step: what the graph holds.
+  void enqueue_graph_step(const TrainStep& step) {
+    GraphStepBuffers& g = *graph_bufs_;
+    const int B = graph_key_.B, T_ = graph_key_.seq, N = B * T_;
+    auto* scalars = reinterpret_cast<GraphStepScalars*>(g.dev + g.scalars);
+    zero_grad();
+    struct Restore {  // the eager calls' own batch buffers again, also when a launch throws
+      CudaBackend* be;
+      float* losses;
+      ~Restore() { be->batch_ints_ = be->dev_ints_, be->losses_ = losses, be->dropout_keys_at_ = nullptr; }
+    } restore{this, losses_};
+    for (int m = 0; m < graph_key_.micro; ++m) {
+      batch_ints_ = reinterpret_cast<int32_t*>(g.dev) + m * g.ints_per_micro;
+      losses_ = reinterpret_cast<float*>(g.dev + g.losses) + static_cast<size_t>(m) * N;
+      dropout_keys_at_ = reinterpret_cast<const uint64_t*>(g.dev + g.keys) + m * dropout_sites();
+      cur_N_ = N, num_buckets_ = std::min(N, cfg_.vocab_size);
+      count_tokens(B, T_);
+      forward(B, T_, &step.contexts[m]);
+      classifier(N, DeviceValue<float>(0.0f, reinterpret_cast<const float*>(g.dev + g.dloss) + m), true);
+      backward(B, T_, step.contexts[m]);
+    }
+    timed(pass_op(OpCategory::Optimizer, "grad norm", total_bytes()),
+          [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
+    kern::grad_clip_factor(&scalars->adamw.grad_mult, norm_out_, &scalars->grad_clip, stream_);
+    adamw(step.adamw, kern::AdamWScalars{}, &scalars->adamw);  // (device addresses, not read here)
+  }
+
+  // After the launch: the losses and the norm back to the host, one wait.
+  TrainStepResult finish_graph_step(const std::vector<int>& counted) {
+    GraphStepBuffers& g = *graph_bufs_;
+    const int N = graph_key_.B * graph_key_.seq;
+    CUDA_CHECK(cudaMemcpyAsync(g.host + g.losses, g.dev + g.losses, g.bytes - g.losses, cudaMemcpyDeviceToHost,
+                               stream_));
+    double sq = 0.0;
+    CUDA_CHECK(cudaMemcpyAsync(&sq, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    sync();
+    TrainStepResult r;
+    for (int m = 0; m < graph_key_.micro; ++m)
+      r.losses.push_back(mean_of(reinterpret_cast<const float*>(g.host + g.losses) + static_cast<size_t>(m) * N, N,
+                                 counted[m]));
+    r.norm = static_cast<float>(std::sqrt(sq));
+    return r;
+  }
+
+  int dropout_sites() const { return 1 + 3 * cfg_.n_layer; }  // model/dropout_sites.h
+
   // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f; logits = x wte^T ----------------------
   void forward(int B, int T_, const StepContext* ctx) {
     const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
@@ -280,7 +444,7 @@ class CudaBackend final : public Backend {
   }
 
   // losses per position; with write_grad the logits become dlogits (scaled by dloss).
-  void classifier(int N, float dloss, bool write_grad) {
+  void classifier(int N, DeviceValue<float> dloss, bool write_grad) {
     timed(pass_op(OpCategory::Classifier, "softmax+xent fwd/bwd", 2.0 * N * cfg_.padded_vocab_size * sizeof(T)), [&] {
       kern::classifier_forward_backward(acts_logits_, losses_, targets_dev(), N, cfg_.vocab_size,
                                         cfg_.padded_vocab_size, dloss, write_grad, stream_);
@@ -362,7 +526,9 @@ class CudaBackend final : public Backend {
 
   DropoutState dropout(const StepContext* ctx, float p, uint64_t s) const {
     if (ctx == nullptr || !ctx->train || p <= 0.0f) return DropoutState{};
-    return DropoutState{p, site::key(ctx->seed, ctx->step, ctx->micro_step, s)};
+    // (a captured step: the key of this micro-step is in device memory, written before each replay)
+    return DropoutState{p, site::key(ctx->seed, ctx->step, ctx->micro_step, s),
+                        dropout_keys_at_ != nullptr ? dropout_keys_at_ + s : nullptr};
   }
 
   AttentionShape attention_shape(int B, int T_) const {
@@ -378,6 +544,23 @@ class CudaBackend final : public Backend {
   // ---- the batch: tokens (and targets, and the embedding-backward buckets) to the device ------
   // Returns the number of counted (non -1) targets.
   int upload_batch(const Batch& b, bool with_targets, bool with_buckets) {
+    // host_ints_ is pinned; the previous use of it has finished (every public call ends synced).
+    const StagedBatch staged = stage_batch(b, with_targets, with_buckets, host_ints_, /*pad_buckets=*/0);
+    timed(OpTag(OpCategory::Other, "batch upload"), [&] {
+      CUDA_CHECK(cudaMemcpyAsync(dev_ints_, host_ints_, staged.ints * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    });
+    batch_ints_ = dev_ints_, cur_N_ = b.B * b.T;
+    count_tokens(b.B, b.T);
+    return staged.counted;
+  }
+
+  // Host: checks the batch and writes [inputs | targets | buckets] to `dst` (at most
+  // batch_ints_capacity() ints); sets num_buckets_ (at least pad_buckets).
+  struct StagedBatch {
+    size_t ints = 0;  // written
+    int counted = 0;  // non -1 targets
+  };
+  StagedBatch stage_batch(const Batch& b, bool with_targets, bool with_buckets, int32_t* dst, int pad_buckets) {
     ATTN_CHECK(b.B >= 1 && b.B <= maxB_, "batch of {} rows, but the CUDA backend was sized for max_batch = {}", b.B,
                maxB_);
     ATTN_CHECK(b.T >= 1 && b.T <= maxT_, "sequence length {}, but the CUDA backend was sized for max_seq = {}", b.T,
@@ -386,45 +569,47 @@ class CudaBackend final : public Backend {
     for (int i = 0; i < N; ++i)
       ATTN_CHECK(b.inputs[i] >= 0 && b.inputs[i] < V, "token id {} at position {} is outside the vocabulary [0, {})",
                  b.inputs[i], i, V);
-    std::copy(b.inputs, b.inputs + N, host_ints_);
-    size_t count = N;
-    int counted = 0;
+    std::copy(b.inputs, b.inputs + N, dst);
+    StagedBatch r{static_cast<size_t>(N), 0};
     if (with_targets) {
       ATTN_CHECK(b.targets != nullptr, "batch without targets");
       for (int i = 0; i < N; ++i) {
         ATTN_CHECK(b.targets[i] >= -1 && b.targets[i] < V, "target id {} at position {} is outside [-1, {})",
                    b.targets[i], i, V);
-        counted += b.targets[i] != -1;
+        r.counted += b.targets[i] != -1;
       }
-      std::copy(b.targets, b.targets + N, host_ints_ + N);
-      count = 2 * static_cast<size_t>(N);
+      std::copy(b.targets, b.targets + N, dst + N);
+      r.ints = 2 * static_cast<size_t>(N);
     }
     if (with_buckets) {
-      num_buckets_ = kern::build_token_buckets(b.inputs, N, V, bucket_tmp_);
-      std::copy(bucket_tmp_.begin(), bucket_tmp_.end(), host_ints_ + 2 * static_cast<size_t>(N));
-      count = 2 * static_cast<size_t>(N) + bucket_tmp_.size();
+      num_buckets_ = kern::build_token_buckets(b.inputs, N, V, bucket_tmp_, pad_buckets);
+      std::copy(bucket_tmp_.begin(), bucket_tmp_.end(), dst + 2 * static_cast<size_t>(N));
+      r.ints = 2 * static_cast<size_t>(N) + bucket_tmp_.size();
     }
-    // host_ints_ is pinned; the previous use of it has finished (every public call ends synced).
-    timed(OpTag(OpCategory::Other, "batch upload"), [&] {
-      CUDA_CHECK(cudaMemcpyAsync(dev_ints_, host_ints_, count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
-    });
-    cur_N_ = N;
-    // The variants' token counts (B, T) each (document ids, ...), after the buckets' 3N + 1 ints.
-    const std::vector<int> separators = counted_tokens(opts_.attention);
-    if (!separators.empty()) {
-      std::vector<const int32_t*> counts;
-      for (size_t k = 0; k < separators.size(); ++k) {
-        int32_t* c = dev_ints_ + (5 + k) * static_cast<size_t>(maxB_) * maxT_ + 1;
-        timed(OpTag(OpCategory::Other, "token counts"), [&] { kern::document_ids(c, tokens_dev(), b.B, b.T, separators[k], stream_); });
-        counts.push_back(c);
-      }
-      attention_->set_token_counts(counts);
-    }
-    return counted;
+    return r;
   }
-  const int32_t* tokens_dev() const { return dev_ints_; }
-  const int32_t* targets_dev() const { return dev_ints_ + cur_N_; }
-  const int32_t* buckets_dev(int N) const { return dev_ints_ + 2 * static_cast<size_t>(N); }
+  // inputs, targets, buckets (<= 3N + 1), the variants' token counts (N each)
+  size_t batch_ints_capacity() const {
+    const size_t N = static_cast<size_t>(maxB_) * maxT_;
+    return (5 + std::max<size_t>(1, counted_tokens(opts_.attention).size())) * N + 1;
+  }
+
+  // Device: the variants' token counts (B, T) each (document ids, ...) from the batch's tokens,
+  // after its buckets' 3N + 1 ints.
+  void count_tokens(int B, int T_) {
+    const std::vector<int> separators = counted_tokens(opts_.attention);
+    if (separators.empty()) return;
+    std::vector<const int32_t*> counts;
+    for (size_t k = 0; k < separators.size(); ++k) {
+      int32_t* c = batch_ints_ + (5 + k) * static_cast<size_t>(maxB_) * maxT_ + 1;
+      timed(OpTag(OpCategory::Other, "token counts"), [&] { kern::document_ids(c, tokens_dev(), B, T_, separators[k], stream_); });
+      counts.push_back(c);
+    }
+    attention_->set_token_counts(counts);
+  }
+  const int32_t* tokens_dev() const { return batch_ints_; }
+  const int32_t* targets_dev() const { return batch_ints_ + cur_N_; }
+  const int32_t* buckets_dev(int N) const { return batch_ints_ + 2 * static_cast<size_t>(N); }
 
   void download_losses(int N) {
     timed(OpTag(OpCategory::Other, "loss download"), [&] {
@@ -433,9 +618,34 @@ class CudaBackend final : public Backend {
   }
   float mean_loss(int N, int count) {
     sync();
+    return mean_of(host_floats_, N, count);
+  }
+  // The mean loss over the counted targets, from the per-position losses (0 where ignored).
+  static float mean_of(const float* losses, int N, int count) {
     double s = 0.0;
-    for (int i = 0; i < N; ++i) s += host_floats_[i];
+    for (int i = 0; i < N; ++i) s += losses[i];
     return count > 0 ? static_cast<float>(s / count) : 0.0f;
+  }
+  // d(grad_scale * mean loss)/d(loss at a counted position)
+  static float loss_scale(float grad_scale, int count) {
+    return count > 0 ? grad_scale / static_cast<float>(count) : 0.0f;
+  }
+
+  // AdamW's step scalars; bc = 1 - beta^t in double, then float.
+  static kern::AdamWScalars adamw_scalars(const AdamWConfig& c, float lr, float grad_multiplier, int64_t t) {
+    const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
+    const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
+    return kern::AdamWScalars{lr, static_cast<float>(bc1), static_cast<float>(bc2), grad_multiplier};
+  }
+  // One AdamW update of every parameter; scalars_at: the scalars read from device memory instead.
+  void adamw(const AdamWConfig& c, const kern::AdamWScalars& s, const kern::AdamWScalars* scalars_at) {
+    // reads param, grad, m, v (fp32); writes param, m, v and the bf16 copy
+    const double adamw_bytes = layout_.total() * (16.0 + 12.0 + (dt_ == DType::BF16 ? 2.0 : 0.0));
+    timed(pass_op(OpCategory::Optimizer, "adamw", adamw_bytes), [&] {
+      kern::adamw_update(params_, grads_, m_, v_, dt_ == DType::BF16 ? reinterpret_cast<bf16*>(cparams_) : nullptr,
+                         decay_bits_, layout_.total(), s.lr, c.beta1, c.beta2, s.bc1, s.bc2, c.eps, c.weight_decay,
+                         s.grad_mult, stream_, scalars_at);
+    });
   }
 
   void refresh_param_copy() {
@@ -605,8 +815,7 @@ class CudaBackend final : public Backend {
     const int widest = std::max({cfg_.qkv_dim(), 4 * C, C});
     const size_t reduce = std::max(kern::layernorm_backward_scratch_floats(N, C),
                                    CudaMatmul::backward_weight_scratch_floats(N, widest));
-    // inputs, targets, buckets (<= 3N + 1), the variants' token counts (N each)
-    const size_t ints = (5 + std::max<size_t>(1, counted_tokens(opts_.attention).size())) * static_cast<size_t>(N) + 1;
+    const size_t ints = batch_ints_capacity();
     ArenaPlan plan;
     const size_t lt = plan.add(lt_workspace_bytes());
     const size_t red = plan.add(reduce * sizeof(float));
@@ -621,6 +830,7 @@ class CudaBackend final : public Backend {
     norm_partials_ = reinterpret_cast<float*>(base + parts);
     norm_out_ = reinterpret_cast<double*>(base + norm);
     dev_ints_ = reinterpret_cast<int32_t*>(base + in);
+    batch_ints_ = dev_ints_;
     losses_ = reinterpret_cast<float*>(base + loss);
     last_logits_ = reinterpret_cast<float*>(base + last);
     host_ints_ = host_ints_holder_.allocate(ints);
@@ -671,6 +881,15 @@ class CudaBackend final : public Backend {
   std::vector<int32_t> bucket_tmp_;
   int num_buckets_ = 0;
   int cur_N_ = 0;
+  int32_t* batch_ints_ = nullptr;  // the current batch: dev_ints_, or a captured step's slot
+  const uint64_t* dropout_keys_at_ = nullptr;  // a captured step's keys of this micro-step, by site
+  bool profiling_ = false;
+
+  // the captured training step (train_step)
+  CudaGraph graph_;
+  bool graph_warm_ = false;  // its first step ran uncaptured
+  GraphStepKey graph_key_;
+  std::unique_ptr<GraphStepBuffers> graph_bufs_;
   std::unique_ptr<CudaDataParallel> dp_;  // data-parallel training, when enabled (destroyed first)
 };
 

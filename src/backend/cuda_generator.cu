@@ -24,6 +24,7 @@
 
 #include "attention/cpu_attention.h"
 #include "attention/cuda_attention.h"
+#include "backend/cuda_graph.h"
 #include "backend/cuda_model_view.h"
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -73,8 +74,7 @@ class CudaGenerator final : public Generator {
 
   ~CudaGenerator() override {
     cudaStreamSynchronize(m_.stream);
-    if (exec_) cudaGraphExecDestroy(exec_);
-    if (graph_) cudaGraphDestroy(graph_);
+    graph_.reset();
     release_all();
   }
 
@@ -197,20 +197,8 @@ class CudaGenerator final : public Generator {
     if (!opt_.cuda_graph || decode_calls_ == 0) {
       decode_step();  // first call uncaptured: cuBLASLt picks its algorithms outside the capture
     } else {
-      if (!exec_) {
-        CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        try {
-          decode_step();
-        } catch (...) {
-          cudaGraph_t broken = nullptr;
-          cudaStreamEndCapture(s, &broken);  // leave the stream usable
-          if (broken) cudaGraphDestroy(broken);
-          throw;
-        }
-        CUDA_CHECK(cudaStreamEndCapture(s, &graph_));
-        CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
-      }
-      CUDA_CHECK(cudaGraphLaunch(exec_, s));
+      if (!graph_.captured()) graph_.capture(s, [&] { decode_step(); });
+      graph_.launch(s);
     }
     ++decode_calls_;
     for (int b = 0; b < B_; ++b) ++lengths_[b];
@@ -383,8 +371,7 @@ class CudaGenerator final : public Generator {
   int32_t* host_next_ = nullptr;
   std::vector<int> lengths_;
   int64_t decode_calls_ = 0;
-  cudaGraph_t graph_ = nullptr;
-  cudaGraphExec_t exec_ = nullptr;
+  CudaGraph graph_;  // the decode step, captured on its second call
 };
 
 }  // namespace

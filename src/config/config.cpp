@@ -79,6 +79,7 @@ std::vector<Field> fields(Config& c) {
       {"device.backend", &c.device.backend},
       {"device.precision", &c.device.precision},
       {"device.threads", &c.device.threads},
+      {"device.cuda_graph", &c.device.cuda_graph},
       {"distributed.nproc", &c.distributed.nproc},
       {"distributed.bucket_mb", &c.distributed.bucket_mb},
       {"distributed.zero", &c.distributed.zero},

@@ -80,6 +80,9 @@ struct DeviceSection {
   std::string backend = "auto";    // auto | cpu | cuda
   std::string precision = "fp32";  // fp32 | bf16
   int threads = 0;                 // CPU threads, 0: all cores
+  // CUDA: each training step replays one captured CUDA graph (backend/cuda_graph.h). Runs that
+  // cannot (CPU, data-parallel, --profile) take the separate calls and log why.
+  bool cuda_graph = true;
 };
 
 // Data-parallel training (src/distributed/). nproc > 1 needs that many CUDA devices.

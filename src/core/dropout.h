@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/device_value.h"
+
 namespace attn {
 
 // Identifies a micro-step, so that dropout draws are a pure function of it.
@@ -19,9 +21,12 @@ struct StepContext {
 
 // One dropout site of one micro-step: probability p (0: off) and the stream key
 // stream_key(seed, step, micro_step, site) its mask is drawn from (model/dropout_sites.h).
+// key_at (CUDA graphs only, core/device_value.h): the same key read from device memory.
 struct DropoutState {
   float p = 0.0f;
   uint64_t key = 0;
+  const uint64_t* key_at = nullptr;
+  DeviceValue<uint64_t> device_key() const { return {key, key_at}; }
 };
 
 }  // namespace attn

@@ -31,6 +31,9 @@ std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
 TYPED_TEST(Kernels, EncoderForwardBackward) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
+  // captured: the layout padded to min(N, V) buckets and the dropout key read from device
+  // memory (a wrong value in the argument), as a captured training step launches them
+  for (bool captured : {false, true})
   for (int C : {72, 37}) {
     for (double p : {0.0, 0.2}) {
       const int N = B * T_;
@@ -43,16 +46,20 @@ TYPED_TEST(Kernels, EncoderForwardBackward) {
       DevBuf<T> d_wte(wte), d_wpe(wpe), d_out(static_cast<size_t>(N) * C), d_dout(dout);
       DevBuf<int32_t> d_tok(tok);
       DevBuf<float> d_dwte(dwte), d_dwpe(dwpe);
-      const attn::DropoutState drop{static_cast<float>(p), key};
+      DevBuf<uint64_t> d_key(1);
+      ASSERT_CUDA(cudaMemcpy(d_key.get(), &key, sizeof(key), cudaMemcpyHostToDevice));
+      const attn::DropoutState drop = captured ? attn::DropoutState{static_cast<float>(p), key + 1, d_key.get()}
+                                               : attn::DropoutState{static_cast<float>(p), key};
       attn::kern::encoder_forward(d_out.get(), d_tok.get(), d_wte.get(), d_wpe.get(), B, T_, C, drop, 0);
       std::vector<int32_t> buckets;
-      const int nb = attn::kern::build_token_buckets(tok.data(), N, V, buckets);
+      const int nb = attn::kern::build_token_buckets(tok.data(), N, V, buckets, captured ? std::min(N, V) : 0);
+      if (captured) EXPECT_EQ(nb, std::min(N, V));
       DevBuf<int32_t> d_buckets(buckets);
       attn::kern::encoder_backward(d_dwte.get(), d_dwpe.get(), d_dout.get(), d_buckets.get(), nb, B, T_, C, drop, 0);
       Vec out;
       ref::encoder_forward(out, tok, wte, wpe, B, T_, C, p, key);
       ref::encoder_backward(dwte, dwpe, dout, tok, B, T_, C, p, key);
-      const std::string tag = " C=" + std::to_string(C) + " p=" + std::to_string(p);
+      const std::string tag = " C=" + std::to_string(C) + " p=" + std::to_string(p) + (captured ? " captured" : "");
       EXPECT_REL(d_out.download(), out, tu::tol<T>(), "encoder out" + tag);
       EXPECT_REL(d_dwte.download(), dwte, 1e-5, "encoder dwte (fp32 acc)" + tag);
       EXPECT_REL(d_dwpe.download(), dwpe, 1e-5, "encoder dwpe (fp32 acc)" + tag);
@@ -207,14 +214,18 @@ TYPED_TEST(Kernels, BiasForwardBackward) {
   EXPECT_REL(d_db.download(), db, 1e-5, "bias backward (fp32 acc)");
 }
 
-// Vp = 128: the vectorized kernel (V = 101 ends inside a pack; packs of padding only);
-// Vp = 130: not a multiple of the pack, the scalar kernel; the GPT-2 vocabulary: many packs per thread.
+// Vp = 128: the row cached in shared memory (V = 101 ends inside a pack; packs of padding
+// only); Vp = 130: not a multiple of the pack, the scalar kernel; the GPT-2 vocabulary: many
+// packs per thread (bf16: shared memory, fp32: the packed kernel); 65536: too long a row for
+// shared memory, the packed kernel in both. Odd shapes take dloss from device memory (a captured
+// step's DeviceValue) with a wrong value beside it.
 TYPED_TEST(Kernels, Classifier) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
   struct Shape { int N, V, Vp; };
-  for (const Shape sh : {Shape{B * T_, V, Vp}, Shape{B * T_, V, 130}, Shape{9, 50257, 50304}}) {
-    const int N = sh.N, V = sh.V, Vp = sh.Vp;
+  const Shape shapes[] = {{B * T_, V, Vp}, {B * T_, V, 130}, {9, 50257, 50304}, {5, 65531, 65536}};
+  for (int si = 0; si < 4; ++si) {
+    const int N = shapes[si].N, V = shapes[si].V, Vp = shapes[si].Vp;
     Vec logits = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * Vp, 50, 3.0));
     auto tgt = random_tokens(N, V, 51);
     for (int n = 0; n < N; n += 7) tgt[n] = -1;  // ignored positions
@@ -230,8 +241,10 @@ TYPED_TEST(Kernels, Classifier) {
                                             static_cast<float>(dloss), false, 0);
     EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses (no grad)");
     EXPECT_REL(d_logits.download(), logits, 0.0, "classifier leaves logits without grad");
-    attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp,
-                                            static_cast<float>(dloss), true, 0);
+    DevBuf<float> d_dloss(Vec{dloss});
+    const attn::DeviceValue<float> dl = si % 2 == 1 ? attn::DeviceValue<float>(-1.0f, d_dloss.get())
+                                                    : attn::DeviceValue<float>(static_cast<float>(dloss));
+    attn::kern::classifier_forward_backward(d_logits.get(), d_losses.get(), d_tgt.get(), N, V, Vp, dl, true, 0);
     EXPECT_REL(d_losses.download(), losses, 1e-5, "classifier losses");
     EXPECT_REL(d_logits.download(), dlogits, tu::tol<T>(), "classifier dlogits (in place) Vp=" + std::to_string(Vp));
   }
