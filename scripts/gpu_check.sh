@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-<<<<<<< HEAD
-#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]   (default: tests bench flash)
-=======
-#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [graphstep]
-#                        (default: tests bench flash)
->>>>>>> step16g
+#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
+#                        [graphstep]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
 # and decode steps, and trained beside it in the loss step.
