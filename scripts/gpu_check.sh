@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
-#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix]   (default: tests bench flash)
+#                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [tf32]
+#                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it in the llmc step (before/after).
 # The GPU machine has no libutf8proc-dev: carry .deps/include/utf8proc.h and
@@ -528,6 +529,36 @@ r=json.loads(open('$OUT/gpt2tok_loss.json').read().strip().splitlines()[-1]) if 
 print('ours %.6f hf %.6f rel %.2e' % (r['ours'], r['loss'], r['rel_diff']) if 'rel_diff' in r else 'no loss (see gpt2tok.log)')
 " 2>&1); train: $(grep -E '^step +1/' "$OUT/gpt2tok_train.log" | head -1 | cut -c1-40) .. $(grep -E '^step +10/' "$OUT/gpt2tok_train.log" | head -1 | cut -c1-40); sample ok: $(grep -c 'To be, or not to be' "$OUT/gpt2tok_sample.txt")"
   fi
+fi
+
+if has tf32; then
+  # Issue 20: device.precision = "tf32" (fp32 storage, TF32 tensor-core matmuls). Its GPU test
+  # (a tf32 step within the TF32 bound of the fp32 CPU backend, fp32 tighter), then GPT-2 124M
+  # (B=16, T=1024) in fp32, tf32 and bf16 with each attention: one row per run.
+  echo "== tf32: GPU test, GPT-2 124M in fp32 / tf32 / bf16"
+  "$BUILD/attn_gpu_tests" --gtest_filter='*Tf32*' > "$OUT/tf32_test.log" 2>&1; rc=$?
+  row "tf32 gpu test (exit $rc): $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]+' "$OUT/tf32_test.log" | head -1); $(grep -E 'whole gradient' "$OUT/tf32_test.log" | awk '{print $2, $3, $6}' | paste -sd';' -)"
+  for prec in fp32 tf32 bf16; do
+    for impl in naive flash; do
+      $A bench -c configs/gpt2_124m.toml --device.precision=\"$prec\" --attention.impl=\"$impl\" \
+        --json "$OUT/tf32_${prec}_$impl.json" > "$OUT/tf32_${prec}_$impl.log" 2>&1 || tail -2 "$OUT/tf32_${prec}_$impl.log"
+    done
+  done
+  row "$(python3 - "$OUT" <<'PY'
+import json, os, sys
+out = ["GPT-2 124M B=16 T=1024 precision | attention | tokens/s | ms/step | peak GiB"]
+for prec in ("fp32", "tf32", "bf16"):
+    for impl in ("naive", "flash"):
+        f = os.path.join(sys.argv[1], f"tf32_{prec}_{impl}.json")
+        try:
+            r = json.loads(open(f).read())
+            out.append(f"  {r['precision']:5s} | {r['attention']:5s} | {r['tokens_per_s']:9.0f} | {r['step_ms']:7.1f} | "
+                       f"{r['peak_bytes']/2**30:6.2f}")
+        except (OSError, ValueError, KeyError) as e:
+            out.append(f"  {prec:5s} | {impl:5s} | failed ({type(e).__name__}; see tf32_{prec}_{impl}.log)")
+print("\n".join(out))
+PY
+)"
 fi
 
 echo; echo "================ summary ================"

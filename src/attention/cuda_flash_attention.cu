@@ -104,7 +104,8 @@ class CudaFlashAttention final : public CudaAttention {
 
 }  // namespace
 
-std::unique_ptr<CudaAttention> make_cuda_flash_attention(const AttentionOptions& opts, DType act) {
+std::unique_ptr<CudaAttention> make_cuda_flash_attention(const AttentionOptions& opts, DType act, bool /*tf32*/) {
+  // device.precision = "tf32": fp32 storage, so the fp32 kernels (CUDA-core fp32 math) run.
   return std::make_unique<CudaFlashAttention>(opts, act);
 }
 
