@@ -2,8 +2,8 @@
 // separate process) and leaves results.csv, results.md, env.json and report.html (the figures
 // and the page in a browser: test_report.cpp); a failing cell is recorded with its error and the
 // sweep goes on.
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <filesystem>

@@ -167,7 +167,10 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
   if (heads.empty()) heads.push_back(base.n_kv_head);
   std::vector<KVCacheDType> caches;
   for (const auto& c : o.kv_caches) caches.push_back(kv_cache_dtype_from_name(c));
-  if (caches.empty()) caches.push_back(activation_dtype(parse_precision(cfg.device.precision).value()) == DType::BF16 ? KVCacheDType::BF16 : KVCacheDType::FP32);
+  if (caches.empty())
+    caches.push_back(activation_dtype(parse_precision(cfg.device.precision).value()) == DType::BF16
+                         ? KVCacheDType::BF16
+                         : KVCacheDType::FP32);
   int max_batch = 1, max_ctx = 1;
   for (int b : o.batches) max_batch = std::max(max_batch, b);
   for (int p : o.prompt_lens)

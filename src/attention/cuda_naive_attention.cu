@@ -118,8 +118,8 @@ class NaiveAttention final : public CudaAttention {
     for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
       const int r1 = blocks.end(r0), seen_from = blocks.first_row_seeing(r0);
       // dQ[r0:r1] = dS[r0:r1, 0:r1] K[0:r1] / sqrt(D)
-      gemm_rm(handle_, compute_, false, false, r1 - r0, D, r1, scale, at(w.Pd, r0, T_), T_, sTT, w.k, D, sTD, kType, 0.0f,
-              at(w.dq, r0, D), D, sTD, kType, BH);
+      gemm_rm(handle_, compute_, false, false, r1 - r0, D, r1, scale, at(w.Pd, r0, T_), T_, sTT, w.k, D, sTD, kType,
+              0.0f, at(w.dq, r0, D), D, sTD, kType, BH);
       // dK[r0:r1] = dS[seen_from:T, r0:r1]^T Q[seen_from:T] / sqrt(D)   (key block r0:r1)
       gemm_rm(handle_, compute_, true, false, r1 - r0, D, T_ - seen_from, scale, at(w.Pd, seen_from, T_, r0), T_, sTT,
               at(w.q, seen_from, D), D, sTD, kType, 0.0f, at(w.dk, r0, D), D, sTD, kType, BH);

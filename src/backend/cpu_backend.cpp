@@ -15,8 +15,8 @@
 
 #include "attention/cpu_attention.h"
 #include "attention/registry.h"
-#include "backend/host_data_parallel.h"
 #include "backend/cpu_generator.h"
+#include "backend/host_data_parallel.h"
 #include "core/error.h"
 #include "core/precision.h"
 #include "model/adamw.h"

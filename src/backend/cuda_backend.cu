@@ -103,9 +103,9 @@ class CudaBackend final : public Backend {
     // fp32 is the parity mode: GELU in our exact kernel rather than cuBLASLt's epilogue
     // (measured ~1e-6 relative off the tanh formula); bf16 fuses everything. tf32 keeps
     // fp32's epilogues: only the matmuls' operand rounding differs from fp32.
-    matmul_ = std::make_unique<CudaMatmul>(dt_,
-                                           dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu,
-                                           lt_workspace_, stream_, lt_workspace_bytes(), tf32);
+    matmul_ = std::make_unique<CudaMatmul>(
+        dt_, dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu, lt_workspace_, stream_,
+        lt_workspace_bytes(), tf32);
   }
 
   ~CudaBackend() override { cudaStreamSynchronize(stream_); }  // the rest: members, in reverse order

@@ -114,9 +114,9 @@ TEST(MatmulTf32, ForwardAndGradientsAtTf32Rounding) {
     mm.backward_input(d_dx.get(), d_dout.get(), d_W.get(), N, IC, OC);
     mm.backward_weight(d_dW.get(), nullptr, d_dout.get(), d_x.get(), N, IC, OC, scratch.get());
     const char* mode = tf32 ? "tf32 " : "fp32 ";
-    for (const auto& [got, want, what] : {std::tuple{d_out.download(), out, "forward"},
-                                         std::tuple{d_dx.download(), dx, "dinp"},
-                                         std::tuple{d_dW.download(), dW, "dweight"}}) {
+    for (const auto& [got, want, what] :
+         {std::tuple{d_out.download(), out, "forward"}, std::tuple{d_dx.download(), dx, "dinp"},
+          std::tuple{d_dW.download(), dW, "dweight"}}) {
       const double e = tu::rel_err(got, want);
       std::printf("    [rel] %s%-10s %.3e\n", mode, what, e);
       if (tf32) {
