@@ -4,7 +4,8 @@
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [tf32]
 #                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
-# $BASE (optional): an older build's folder, benchmarked beside it in the llmc step (before/after).
+# $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
+# and decode steps.
 # The GPU machine has no libutf8proc-dev: carry .deps/include/utf8proc.h and
 # .deps/lib/libutf8proc.a (copies of this machine's), as toml++ under .deps/include;
 # step gpt2tok reads GPT-2's vocabulary from $GPT2_VOCAB, .deps/data/gpt2 or ../shared/data/gpt2.
@@ -196,6 +197,12 @@ fi
 if has flash && [ -x "$BUILD/bench_flash_attention" ]; then
   echo "== attention kernels"
   "$BUILD/bench_flash_attention" ${FLASH_ARGS:-} 2>&1 | tee "$OUT/attention_bench.log"
+  if [ -n "${BASE:-}" ] && [ -x "$BASE/bench_flash_attention" ]; then  # old kernels, same call
+    "$BASE/bench_flash_attention" ${FLASH_ARGS:-} > "$OUT/attention_bench_base.log" 2>&1
+    row "flash f+b ms, new | base ($BASE):
+$(paste -d'|' <(awk 'NF > 6 && $1 ~ /,/ {print $1, $6}' "$OUT/attention_bench.log") \
+               <(awk 'NF > 6 && $1 ~ /,/ {print $6}' "$OUT/attention_bench_base.log"))"
+  fi
   python3 scripts/bench_sdpa.py ${SDPA_ARGS:-} 2>&1 | tee -a "$OUT/attention_bench.log" | grep -E "^(flash|cudnn) "
 fi
 
@@ -242,6 +249,20 @@ if has decode; then
   row "decode tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/decode_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/decode_tests.log" | head -1)"
   [ -x "$BUILD/bench_decode_attention" ] || cmake --build "$BUILD" -j"$(nproc)" --target bench_decode_attention > "$OUT/build_decode.log" 2>&1
   "$BUILD/bench_decode_attention" ${DECODE_ARGS:-} > "$OUT/decode_bench.jsonl" 2> "$OUT/decode_bench.err"
+  if [ -n "${BASE:-}" ] && [ -x "$BASE/bench_decode_attention" ]; then  # old kernel, same call
+    "$BASE/bench_decode_attention" ${DECODE_ARGS:-} > "$OUT/decode_bench_base.jsonl" 2>> "$OUT/decode_bench.err"
+    row "decode us, new | base ($BASE):
+$(python3 - "$OUT/decode_bench.jsonl" "$OUT/decode_bench_base.jsonl" <<'PY'
+import json, sys
+def rows(p):
+    return {(d["B"], d["H"], d["Hkv"], d["D"], d["ctx"], d["cache"]): d["us"] for d in
+            (json.loads(l) for l in open(p) if l.startswith("{")) if d.get("who") == "ours" and "us" in d}
+new, base = rows(sys.argv[1]), rows(sys.argv[2])
+print("\n".join(f"  {','.join(map(str, k))}: {new[k]:.2f} | {base[k]:.2f} (base/new {base[k] / new[k]:.3f})"
+                for k in new if k in base))
+PY
+)"
+  fi
   python3 scripts/bench_decode_sdpa.py >> "$OUT/decode_bench.jsonl" 2>> "$OUT/decode_bench.err"
   tail -3 "$OUT/decode_bench.err"
   row "$(python3 - "$OUT/decode_bench.jsonl" <<'PY'

@@ -11,11 +11,7 @@
 namespace attn {
 
 void StepProfileReport::add_step(const StepProfile& profile, double step_ms) {
-  for (size_t i = 0; i < kNumOpCategories; ++i) sum_.ms[i] += profile.ms[i];
-  for (const auto& [name, o] : profile.ops) {
-    OpStats& s = sum_.ops[name];
-    s.category = o.category, s.ms += o.ms, s.calls += o.calls, s.flops += o.flops, s.bytes += o.bytes;
-  }
+  sum_.add(profile);
   step_ms_sum_ += step_ms;
   steps_ += 1;
 }

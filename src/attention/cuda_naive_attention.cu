@@ -11,7 +11,7 @@
 //   dV = Pd^T dY,  dPd = dY V^T,  dP = drop'(dPd),  dS = P * (dP - rowsum(dP * P))
 //   dQ = dS K / sqrt(D),  dK = dS^T Q / sqrt(D);  dqkv = permute^-1 (dK, dV summed per group)
 //
-// Causal: the rows are cut into `causal_blocks` blocks of R rows, and each GEMM runs once per
+// Causal: the rows are cut into `kCausalBlocks` blocks of R rows, and each GEMM runs once per
 // block on the part of the T x T matrices that block can see: query rows [r0, r1) only need
 // key columns [0, r1) (S, dPd, Y, dQ), and key columns [k0, k1) are only seen by query rows
 // [k0, T) (dV, dK). With 8 blocks the T^2 work and bytes are 9/16 of the full square. Only the

@@ -48,6 +48,10 @@ struct OpStats {
   double ms = 0;
   int64_t calls = 0;
   double flops = 0, bytes = 0;  // summed over the calls
+  OpStats& operator+=(const OpStats& o) {
+    category = o.category, ms += o.ms, calls += o.calls, flops += o.flops, bytes += o.bytes;
+    return *this;
+  }
 };
 
 struct StepProfile {
@@ -62,8 +66,12 @@ struct StepProfile {
   }
   void add(const OpTag& op, double call_ms) {
     (*this)[op.category] += call_ms;
-    OpStats& o = ops[op.name];
-    o.category = op.category, o.ms += call_ms, o.calls += 1, o.flops += op.flops, o.bytes += op.bytes;
+    ops[op.name] += OpStats{op.category, call_ms, 1, op.flops, op.bytes};
+  }
+  // Another profile's times and calls added to this one's (steps summed into a report).
+  void add(const StepProfile& other) {
+    for (size_t i = 0; i < kNumOpCategories; ++i) ms[i] += other.ms[i];
+    for (const auto& [name, o] : other.ops) ops[name] += o;
   }
 };
 
