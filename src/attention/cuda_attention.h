@@ -45,7 +45,7 @@ std::unique_ptr<CudaAttention> make_cuda_attention(const AttentionOptions& opts,
 std::unique_ptr<CudaAttention> make_cuda_naive_attention(const AttentionOptions& opts, DType act, bool tf32);
 
 // Our FlashAttention kernels, O(T) saved state (cuda_flash_attention.cu).
-// tf32 is ignored: fp32 activations run the fp32 kernels (no TF32 flash path yet).
+// fp32 activations: 3xTF32 tensor-core kernels (fp32 accuracy), or 1xTF32 when tf32.
 std::unique_ptr<CudaAttention> make_cuda_flash_attention(const AttentionOptions& opts, DType act, bool tf32);
 
 }  // namespace attn

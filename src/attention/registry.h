@@ -30,8 +30,8 @@ struct AttentionImpl {
   bool gqa;                // model.n_kv_head < model.n_head
   std::vector<int> head_dims;          // empty: any
   // Activation dtypes. F32 covers device.precision = "fp32" and "tf32" (fp32 storage): in
-  // tf32 the cuda naive attention's GEMMs run on TF32 tensor cores, the flash attention
-  // keeps its fp32 kernels (no TF32 path yet), the cpu refuses tf32 (backend).
+  // tf32 the cuda naive attention's GEMMs and the flash kernels' products run on TF32 tensor
+  // cores (1xTF32; fp32 flash uses 3xTF32), the cpu refuses tf32 (backend).
   std::vector<DType> precisions;
   // CUDA implementations: builds it (null on the cpu: the CPU backend calls the reference,
   // attention/cpu_attention.h, directly).

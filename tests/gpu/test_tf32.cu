@@ -1,6 +1,6 @@
 // device.precision = "tf32" on the CUDA backend against the fp32 CPU backend: one GPT
 // forward+backward on the same parameters and batch, for both attentions (naive: its GEMMs
-// in TF32 too; flash: its fp32 kernels, the linear layers in TF32).
+// in TF32 too; flash: its 1xTF32 kernels; fp32 flash runs 3xTF32, within the fp32 bound).
 //
 // The bounds, from TF32's 10-bit mantissa: every matmul operand is rounded to nearest with
 // relative error |d| <= u = 2^-11 (accumulation stays fp32). A product a b of rounded operands
