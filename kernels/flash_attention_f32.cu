@@ -2,8 +2,9 @@
 // and the deterministic dQ pass, on tensor cores with split TF32 products (see flash_attention.h).
 //
 // Products (mma.sync m16n8k8, tf32 inputs, fp32 accumulation). Each fp32 operand x is split as
-//   x = hi + lo,  hi = tf32(x) (round to nearest, 10-bit mantissa, |x - hi| <= 2^-11 |x|),
-//                 lo = tf32(x - hi)                  (|x - hi - lo| <= 2^-22 |x|)
+//   x = hi + lo,  hi = x rounded to a 10-bit mantissa (|x - hi| <= 2^-11 |x|),
+//                 lo = x - hi (exact), as the tensor core reads it (10-bit mantissa):
+//                 |x - hi - lo| <= 2^-21 |x|
 // and a b = hi_a hi_b + hi_a lo_b + lo_a hi_b + lo_a lo_b; PASSES = 3 keeps the first three
 // (3xTF32: the dropped lo_a lo_b and the roundings are <= ~2^-21 |a b|, near fp32's 2^-24, so this
 // is the fp32 path and the parity reference); PASSES = 1 keeps hi_a hi_b only (1xTF32, error
@@ -15,7 +16,9 @@
 // B (8 x 8) b0 = B[t][g], b1 = B[t+4][g]; C (16 x 8) c0,c1 = C[g][2t, 2t+1], c2,c3 = C[g+8][..].
 // A product P X with P in C-layout registers (softmax probabilities, dS) needs no shuffle: the
 // k index of an 8-wide step is relabelled (k' = t <-> k = 2t, k' = t+4 <-> k = 2t+1), which a
-// sum over k does not see: a = (c0, c2, c1, c3), b0 = X[2t][g], b1 = X[2t+1][g].
+// sum over k does not see: a = (c0, c2, c1, c3), b0 = X[2t][g], b1 = X[2t+1][g]. Products of two
+// k-contiguous shared tiles (Q K^T) use the same relabelling, so (a0, a2), (a1, a3) and (b0, b1)
+// are each one 8-byte load (conflict-free per half warp).
 //
 // Kernels (4 warps, a warp owns 16 rows):
 //   forward : a block owns 64 query rows of one (b, h) and streams 64-key K / V tiles (cp.async;
@@ -42,11 +45,13 @@ namespace attn::flash {
 namespace {
 
 // ---- split-TF32 products -------------------------------------------------------------------
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-  return r;
-}
+// x rounded to a TF32 value (10-bit mantissa, ties away from zero): add half a TF32 ulp to the
+// bit pattern and clear the 13 low bits (a carry into the exponent rounds up to the next power of
+// two; +-inf stay). Two integer operations, no conversion instruction.
+__device__ __forceinline__ uint32_t to_tf32(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
+// The low part x - hi: exact in fp32 (|x - hi| <= 2^-11 |x|); the tensor core reads its top 10
+// mantissa bits.
+__device__ __forceinline__ uint32_t tf32_lo(float x, uint32_t hi) { return __float_as_uint(x - __uint_as_float(hi)); }
 
 // c += a * b, m16n8k8, tf32 inputs, fp32 accumulators.
 __device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -65,7 +70,7 @@ struct FragA {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       hi[i] = to_tf32(x[i]);
-      if constexpr (PASSES == 3) lo[i] = to_tf32(x[i] - __uint_as_float(hi[i]));
+      if constexpr (PASSES == 3) lo[i] = tf32_lo(x[i], hi[i]);
     }
   }
 };
@@ -76,7 +81,7 @@ __device__ __forceinline__ void mma_split(float (&c)[4], const FragA<PASSES>& a,
   const uint32_t h0 = to_tf32(b0), h1 = to_tf32(b1);
   if constexpr (PASSES == 3) {
     mma_tf32(c, a.lo, h0, h1);
-    mma_tf32(c, a.hi, to_tf32(b0 - __uint_as_float(h0)), to_tf32(b1 - __uint_as_float(h1)));
+    mma_tf32(c, a.hi, tf32_lo(b0, h0), tf32_lo(b1, h1));
   }
   mma_tf32(c, a.hi, h0, h1);
 }
@@ -88,13 +93,15 @@ __device__ __forceinline__ void warp_mma_abt(float (&acc)[NT][4], const float* s
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int kk = 0; kk < K / 8; ++kk) {
-    const float* a = sA + g * LDA + kk * 8 + t;
-    const float x[4] = {a[0], a[8 * LDA], a[4], a[8 * LDA + 4]};
+    // k' = t <-> k = 2t, k' = t + 4 <-> k = 2t + 1 (see the top of this file)
+    const float2 a_lo = *reinterpret_cast<const float2*>(sA + g * LDA + kk * 8 + 2 * t);
+    const float2 a_hi = *reinterpret_cast<const float2*>(sA + (g + 8) * LDA + kk * 8 + 2 * t);
+    const float x[4] = {a_lo.x, a_hi.x, a_lo.y, a_hi.y};
     const FragA<PASSES> fa(x);
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
-      const float* bp = sB + (n * 8 + g) * LDB + kk * 8 + t;
-      mma_split<PASSES>(acc[n], fa, bp[0], bp[4]);
+      const float2 bv = *reinterpret_cast<const float2*>(sB + (n * 8 + g) * LDB + kk * 8 + 2 * t);
+      mma_split<PASSES>(acc[n], fa, bv.x, bv.y);
     }
   }
 }
@@ -299,8 +306,8 @@ __global__ void __launch_bounds__(kThreads, 2)
                          float* __restrict__ dq_accum) {
   using Cfg = BwdF32Cfg<D>;
   constexpr int BR = Cfg::BR, LD = Cfg::LD, LDS = Cfg::LDS, NQ = BR / 8, NO = D / 8;
-  constexpr int RG = BR / 16;            // dQ: query row groups of 16 ...
-  constexpr int DW = D / (4 / RG);       // ... each split over 4 / RG warps by columns
+  constexpr int RG = BR / 16;       // dQ: query row groups of 16 ...
+  constexpr int DW = D / (4 / RG);  // ... each split over 4 / RG warps by columns
   extern __shared__ float4 smem_f4[];
   float* sK = reinterpret_cast<float*>(smem_f4);
   float* sV = sK + kRows * LD;
@@ -465,10 +472,10 @@ __global__ void __launch_bounds__(kThreads)
   const int q0 = qb * kRows;
   const float* Kg = static_cast<const float*>(f.k) + b * f.k_batch_stride + kvh * D;
   const float* Vg = static_cast<const float*>(f.v) + b * f.v_batch_stride + kvh * D;
-  load_rows<kRows, D, kThreads>(sQ, static_cast<const float*>(f.q) + b * f.q_batch_stride + h * D, f.q_token_stride,
+  load_rows<kRows, D, kThreads>(sQ, static_cast<const float*>(f.q) + b * f.q_batch_stride + h * D, f.q_token_stride, q0,
+                                T, tid);
+  load_rows<kRows, D, kThreads>(sdO, static_cast<const float*>(p.dO) + b * p.do_batch_stride + h * D, p.do_token_stride,
                                 q0, T, tid);
-  load_rows<kRows, D, kThreads>(sdO, static_cast<const float*>(p.dO) + b * p.do_batch_stride + h * D,
-                                p.do_token_stride, q0, T, tid);
 
   const FlashMask mask(f, b);
   const ScoreMod mod(f, h);
