@@ -249,6 +249,7 @@ void check_forward_params(const FlashAttentionParams& p) {
   ATTN_CHECK(p.H <= 65535 && p.B <= 65535, "flash attention: B={} or H={} over 65535", p.B, p.H);
   ATTN_CHECK(p.q && p.k && p.v && p.o && p.lse, "flash attention: null q/k/v/o/lse pointer");
   ATTN_CHECK(std::isfinite(p.scale) && p.scale > 0.f, "flash attention: bad scale {}", p.scale);
+  ATTN_CHECK(!(p.bf16 && p.tf32), "flash attention: tf32 products need fp32 inputs (bf16 set)");
   ATTN_CHECK(reinterpret_cast<uintptr_t>(p.doc_ids) % 4 == 0, "flash attention: doc_ids pointer not 4-byte aligned");
   const int64_t align = p.bf16 ? 8 : 4;  // elements per 16 bytes
   const char* names[4] = {"q", "k", "v", "o"};

@@ -352,6 +352,9 @@ TEST(FlashAttentionErrors, RejectsBadShapesAndStrides) {
   p.Hkv = 1;
   p.q = reinterpret_cast<const char*>(dummy) + 2;  // misaligned
   EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
+  p.q = dummy;
+  p.tf32 = true;  // TF32 products of bf16 inputs
+  EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
 }
 
 }  // namespace
