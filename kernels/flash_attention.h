@@ -14,7 +14,9 @@
 // Masked tiles (causal, window, documents) are never loaded or computed, in forward and backward.
 //
 // bf16 = true : bf16 in/out, fp32 accumulation, Hopper tensor cores (wgmma; the forward loads by TMA).
-// bf16 = false: fp32 in/out, a simple tiled kernel (no tensor cores), for parity tests.
+// bf16 = false: fp32 in/out, tensor cores with split TF32 products (flash_attention_f32.cu):
+//               3xTF32 (fp32 accuracy; the parity reference of the GPU tests), or with
+//               tf32 = true 1xTF32 (device.precision = "tf32": TF32's 10-bit mantissa).
 //
 // Requirements (violations throw attn::Error): D in {64, 128}; H % Hkv == 0; B, T, H >= 1;
 // every pointer 16-byte aligned and every stride a multiple of 16 bytes (8 bf16 / 4 fp32).
@@ -44,6 +46,7 @@ struct FlashAttentionParams : VariantArgs {
   int64_t o_batch_stride = 0, o_token_stride = 0;
   float scale = 0.0f;  // usually 1/sqrt(D)
   bool bf16 = true;    // else fp32
+  bool tf32 = false;   // fp32 only: 1xTF32 products instead of 3xTF32
 };
 
 void flash_attention_forward(const FlashAttentionParams& p, cudaStream_t stream);
@@ -62,8 +65,8 @@ struct FlashAttentionBackwardParams {
   bool deterministic = false;
 };
 
-// Workspace: D_i = rowsum(dO_i * O_i) in fp32 (B, H, T), plus (bf16, non-deterministic)
-// an fp32 dQ accumulator (B, H, T, D). 256-byte aligned pointer expected.
+// Workspace: D_i = rowsum(dO_i * O_i) in fp32 (B, H, T), plus (non-deterministic) an fp32 dQ
+// accumulator (B, H, T, D). 256-byte aligned pointer expected.
 size_t flash_attention_backward_workspace_bytes(const FlashAttentionBackwardParams& p);
 
 void flash_attention_backward(const FlashAttentionBackwardParams& p, void* workspace,

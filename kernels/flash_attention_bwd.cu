@@ -1,6 +1,6 @@
 // Flash attention backward: bf16 tensor-core kernels (Hopper wgmma for the main pass, mma.sync +
-// ldmatrix for the deterministic dQ pass; cp.async double buffering) and fp32 tiled kernels for
-// parity tests. See flash_attention.h for the interface.
+// ldmatrix for the deterministic dQ pass; cp.async double buffering); the fp32 kernels are in
+// flash_attention_f32.cu (same passes). See flash_attention.h for the interface.
 //
 //   pre-pass : Dsum_i = rowsum(dO_i * O_i)                                  (fp32, B x H x T)
 //   main     : one block per (key block, kv head, batch); loops over the query heads of the
@@ -54,7 +54,8 @@ __global__ void __launch_bounds__(256) flash_bwd_dsum_kernel(const __grid_consta
   if (row < rows && sub == 0) dsum[row] = acc;
 }
 
-// dq (bf16, strided) = scale * dq_accum (fp32, B x H x T x D).
+// dq (E = bf16 or fp32, strided) = scale * dq_accum (fp32, B x H x T x D).
+template <typename E>
 __global__ void __launch_bounds__(256) flash_bwd_dq_convert_kernel(const __grid_constant__ FlashAttentionBackwardParams p,
                                                                    const float* acc) {
   const int T = p.fwd.T, H = p.fwd.H, D = p.fwd.D, CH = D / 8;
@@ -69,13 +70,18 @@ __global__ void __launch_bounds__(256) flash_bwd_dq_convert_kernel(const __grid_
     const float4 x0 = *reinterpret_cast<const float4*>(acc + row * D + c * 8);
     const float4 x1 = *reinterpret_cast<const float4*>(acc + row * D + c * 8 + 4);
     const float s = p.fwd.scale;
-    uint4 v;
-    v.x = pack_bf16(x0.x * s, x0.y * s);
-    v.y = pack_bf16(x0.z * s, x0.w * s);
-    v.z = pack_bf16(x1.x * s, x1.y * s);
-    v.w = pack_bf16(x1.z * s, x1.w * s);
-    *reinterpret_cast<uint4*>(static_cast<__nv_bfloat16*>(p.dq) + b * p.dq_batch_stride +
-                              t * p.dq_token_stride + h * D + c * 8) = v;
+    E* dst = static_cast<E*>(p.dq) + b * p.dq_batch_stride + t * p.dq_token_stride + h * D + c * 8;
+    if constexpr (std::is_same_v<E, float>) {
+      reinterpret_cast<float4*>(dst)[0] = make_float4(x0.x * s, x0.y * s, x0.z * s, x0.w * s);
+      reinterpret_cast<float4*>(dst)[1] = make_float4(x1.x * s, x1.y * s, x1.z * s, x1.w * s);
+    } else {
+      uint4 v;
+      v.x = pack_bf16(x0.x * s, x0.y * s);
+      v.y = pack_bf16(x0.z * s, x0.w * s);
+      v.z = pack_bf16(x1.x * s, x1.y * s);
+      v.w = pack_bf16(x1.z * s, x1.w * s);
+      *reinterpret_cast<uint4*>(dst) = v;
+    }
   }
 }
 
@@ -621,155 +627,6 @@ __global__ void __launch_bounds__(128)
 }
 
 // ============================================================================================
-// fp32 backward (parity path): dQ kernel (warp per query row) and dK/dV kernel (warp per key
-// row, looping over the group's query heads), tiles of 32 rows through shared memory.
-// ============================================================================================
-template <int D>
-__global__ void __launch_bounds__(256)
-    flash_bwd_dq_f32_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
-  constexpr int TK = 32, ROWS = 8, DL = D / 32;
-  __shared__ float sQ[ROWS][D];
-  __shared__ float sdO[ROWS][D];
-  __shared__ float sK[TK][D + 1];
-  __shared__ float sV[TK][D + 1];
-  const auto& f = p.fwd;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int h = blockIdx.y, b = blockIdx.z, kvh = h / (f.H / f.Hkv), T = f.T;
-  const int row0 = blockIdx.x * ROWS, q = row0 + warp;
-  const float* Qg = static_cast<const float*>(f.q) + b * f.q_batch_stride + h * D;
-  const float* dOg = static_cast<const float*>(p.dO) + b * p.do_batch_stride + h * D;
-  const float* Kg = static_cast<const float*>(f.k) + b * f.k_batch_stride + kvh * D;
-  const float* Vg = static_cast<const float*>(f.v) + b * f.v_batch_stride + kvh * D;
-#pragma unroll
-  for (int i = 0; i < DL; ++i) {
-    sQ[warp][lane + 32 * i] = q < T ? Qg[(int64_t)q * f.q_token_stride + lane + 32 * i] : 0.f;
-    sdO[warp][lane + 32 * i] = q < T ? dOg[(int64_t)q * p.do_token_stride + lane + 32 * i] : 0.f;
-  }
-  const int64_t rbase = ((int64_t)b * f.H + h) * T;
-  const float Lq = q < T ? f.lse[rbase + q] : 0.f;
-  const float Dq = q < T ? dsum[rbase + q] : 0.f;
-  float dq[DL];
-#pragma unroll
-  for (int i = 0; i < DL; ++i) dq[i] = 0.f;
-  const FlashMask mask(f, b);
-  const ScoreMod mod(f, h);
-  const int klo = q < T ? mask.key_lo(q) : 0, khi = q < T ? mask.key_hi(q) : -1;  // row q's keys
-  const int kbegin = mask.key_lo(row0) / TK * TK;
-  const int kend = mask.key_hi(min(T, row0 + ROWS) - 1) + 1;
-  for (int kt = kbegin; kt < kend; kt += TK) {
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < TK * D; idx += blockDim.x) {
-      const int r = idx / D, c = idx % D, key = kt + r;
-      sK[r][c] = key < T ? Kg[(int64_t)key * f.k_token_stride + c] : 0.f;
-      sV[r][c] = key < T ? Vg[(int64_t)key * f.v_token_stride + c] : 0.f;
-    }
-    __syncthreads();
-    const int key = kt + lane;
-    float s = 0.f, dpv = 0.f;
-#pragma unroll 8
-    for (int c = 0; c < D; ++c) {
-      s = fmaf(sQ[warp][c], sK[lane][c], s);
-      dpv = fmaf(sdO[warp][c], sV[lane][c], dpv);
-    }
-    const bool valid = key >= klo && key <= khi;
-    float dfac = 1.f;
-    if (mod.active) s = mod.apply(s, q, key, &dfac);
-    const float pr = valid ? expf(s * f.scale - Lq) : 0.f;
-    const float ds = pr * (dpv - Dq) * dfac;
-    for (int jj = 0; jj < TK; ++jj) {
-      const float dsj = __shfl_sync(0xffffffffu, ds, jj);
-#pragma unroll
-      for (int i = 0; i < DL; ++i) dq[i] = fmaf(dsj, sK[jj][lane + 32 * i], dq[i]);
-    }
-  }
-  if (q < T) {
-    float* dQg = static_cast<float*>(p.dq) + b * p.dq_batch_stride + h * D + (int64_t)q * p.dq_token_stride;
-#pragma unroll
-    for (int i = 0; i < DL; ++i) dQg[lane + 32 * i] = dq[i] * f.scale;
-  }
-}
-
-template <int D>
-__global__ void __launch_bounds__(256)
-    flash_bwd_dkdv_f32_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
-  constexpr int TQ = 32, ROWS = 8, DL = D / 32;
-  __shared__ float sK[ROWS][D];
-  __shared__ float sV[ROWS][D];
-  __shared__ float sQ[TQ][D + 1];
-  __shared__ float sdO[TQ][D + 1];
-  __shared__ float sL[TQ], sDs[TQ];
-  const auto& f = p.fwd;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int g = blockIdx.y, b = blockIdx.z, G = f.H / f.Hkv, T = f.T;
-  const int row0 = blockIdx.x * ROWS, key = row0 + warp;
-  const float* Kg = static_cast<const float*>(f.k) + b * f.k_batch_stride + g * D;
-  const float* Vg = static_cast<const float*>(f.v) + b * f.v_batch_stride + g * D;
-#pragma unroll
-  for (int i = 0; i < DL; ++i) {
-    sK[warp][lane + 32 * i] = key < T ? Kg[(int64_t)key * f.k_token_stride + lane + 32 * i] : 0.f;
-    sV[warp][lane + 32 * i] = key < T ? Vg[(int64_t)key * f.v_token_stride + lane + 32 * i] : 0.f;
-  }
-  float dk[DL], dv[DL];
-#pragma unroll
-  for (int i = 0; i < DL; ++i) dk[i] = 0.f, dv[i] = 0.f;
-  const FlashMask mask(f, b);
-  const int qlo = key < T ? mask.query_lo(key) : 0, qhi = key < T ? mask.query_hi(key) : -1;  // key's queries
-  const int qstart = mask.query_lo(row0) / TQ * TQ;
-  const int qend = mask.query_hi(min(T, row0 + ROWS) - 1) + 1;
-  for (int hl = 0; hl < G; ++hl) {
-    const int h = g * G + hl;
-    const ScoreMod mod(f, h);
-    const float* Qg = static_cast<const float*>(f.q) + b * f.q_batch_stride + h * D;
-    const float* dOg = static_cast<const float*>(p.dO) + b * p.do_batch_stride + h * D;
-    const int64_t rbase = ((int64_t)b * f.H + h) * T;
-    for (int qt = qstart; qt < qend; qt += TQ) {
-      __syncthreads();
-      for (int idx = threadIdx.x; idx < TQ * D; idx += blockDim.x) {
-        const int r = idx / D, c = idx % D, qq = qt + r;
-        sQ[r][c] = qq < T ? Qg[(int64_t)qq * f.q_token_stride + c] : 0.f;
-        sdO[r][c] = qq < T ? dOg[(int64_t)qq * p.do_token_stride + c] : 0.f;
-      }
-      if (threadIdx.x < TQ) {
-        const int qq = qt + threadIdx.x;
-        sL[threadIdx.x] = qq < T ? f.lse[rbase + qq] : 0.f;
-        sDs[threadIdx.x] = qq < T ? dsum[rbase + qq] : 0.f;
-      }
-      __syncthreads();
-      const int qq = qt + lane;
-      float s = 0.f, dpv = 0.f;
-#pragma unroll 8
-      for (int c = 0; c < D; ++c) {
-        s = fmaf(sK[warp][c], sQ[lane][c], s);
-        dpv = fmaf(sV[warp][c], sdO[lane][c], dpv);
-      }
-      const bool valid = qq >= qlo && qq <= qhi;
-      float dfac = 1.f;
-      if (mod.active) s = mod.apply(s, qq, key, &dfac);
-      const float pr = valid ? expf(s * f.scale - sL[lane]) : 0.f;
-      const float ds = pr * (dpv - sDs[lane]) * dfac;
-      for (int jj = 0; jj < TQ; ++jj) {
-        const float pj = __shfl_sync(0xffffffffu, pr, jj);
-        const float dsj = __shfl_sync(0xffffffffu, ds, jj);
-#pragma unroll
-        for (int i = 0; i < DL; ++i) {
-          dv[i] = fmaf(pj, sdO[jj][lane + 32 * i], dv[i]);
-          dk[i] = fmaf(dsj, sQ[jj][lane + 32 * i], dk[i]);
-        }
-      }
-    }
-  }
-  if (key < T) {
-    float* dKg = static_cast<float*>(p.dk) + b * p.dk_batch_stride + g * D + (int64_t)key * p.dk_token_stride;
-    float* dVg = static_cast<float*>(p.dv) + b * p.dv_batch_stride + g * D + (int64_t)key * p.dv_token_stride;
-#pragma unroll
-    for (int i = 0; i < DL; ++i) {
-      dKg[lane + 32 * i] = dk[i] * f.scale;
-      dVg[lane + 32 * i] = dv[i];
-    }
-  }
-}
-
-// ============================================================================================
 // host
 // ============================================================================================
 static size_t align256(size_t x) { return (x + 255) & ~size_t(255); }
@@ -797,7 +654,7 @@ size_t backward_workspace_bytes(const FlashAttentionBackwardParams& p) {
   const auto& f = p.fwd;
   const size_t rows = (size_t)f.B * f.H * f.T;
   size_t bytes = align256(rows * sizeof(float));  // Dsum
-  if (f.bf16 && !p.deterministic) bytes += align256(rows * f.D * sizeof(float));  // dQ accumulator
+  if (!p.deterministic) bytes += align256(rows * f.D * sizeof(float));  // dQ accumulator
   return bytes;
 }
 
@@ -831,7 +688,7 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
              "flash attention backward: workspace must be non-null and 256-byte aligned");
   const size_t rows = (size_t)f.B * f.H * f.T;
   float* dsum = static_cast<float*>(workspace);
-  float* dq_acc = (f.bf16 && !p.deterministic)
+  float* dq_acc = !p.deterministic
                       ? reinterpret_cast<float*>(static_cast<char*>(workspace) + align256(rows * sizeof(float)))
                       : nullptr;
   {
@@ -848,8 +705,8 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
       flash_bwd_dsum_kernel<float, 128><<<blocks, 256, 0, stream>>>(p, dsum);
     CUDA_CHECK(cudaGetLastError());
   }
+  if (dq_acc) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
   if (f.bf16) {
-    if (dq_acc) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
     // 2 head dims x 3 mask kinds = 6 instantiations of each of the two kernels.
     switch (mask_kind(f)) {
       case MaskKind::kFull:
@@ -865,21 +722,16 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
                   : launch_bwd_bf16<128, MaskKind::kGeneral>(p, dsum, dq_acc, stream);
         break;
     }
-    if (dq_acc) {
-      const int64_t n = (int64_t)rows * (f.D / 8);
-      const unsigned blocks = (unsigned)std::min<int64_t>((n + 255) / 256, 132 * 16);
-      flash_bwd_dq_convert_kernel<<<blocks, 256, 0, stream>>>(p, dq_acc);
-      CUDA_CHECK(cudaGetLastError());
-    }
   } else {
-    dim3 gq((f.T + 7) / 8, f.H, f.B), gk((f.T + 7) / 8, f.Hkv, f.B);
-    if (f.D == 64) {
-      flash_bwd_dq_f32_kernel<64><<<gq, 256, 0, stream>>>(p, dsum);
-      flash_bwd_dkdv_f32_kernel<64><<<gk, 256, 0, stream>>>(p, dsum);
-    } else {
-      flash_bwd_dq_f32_kernel<128><<<gq, 256, 0, stream>>>(p, dsum);
-      flash_bwd_dkdv_f32_kernel<128><<<gk, 256, 0, stream>>>(p, dsum);
-    }
+    backward_f32(p, dsum, dq_acc, stream);
+  }
+  if (dq_acc) {
+    const int64_t n = (int64_t)rows * (f.D / 8);
+    const unsigned blocks = (unsigned)std::min<int64_t>((n + 255) / 256, 132 * 16);
+    if (f.bf16)
+      flash_bwd_dq_convert_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(p, dq_acc);
+    else
+      flash_bwd_dq_convert_kernel<float><<<blocks, 256, 0, stream>>>(p, dq_acc);
     CUDA_CHECK(cudaGetLastError());
   }
 }

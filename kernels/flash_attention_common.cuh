@@ -141,4 +141,10 @@ inline void set_smem_limit_once(int bytes) {
 // ---- host-side checks ---------------------------------------------------------------------
 void check_forward_params(const FlashAttentionParams& p);
 
+// ---- the fp32 kernels (flash_attention_f32.cu), launched by the dispatchers ----------------
+void forward_f32(const FlashAttentionParams& p, cudaStream_t stream);
+// dq_acc: the zeroed fp32 dQ accumulator (B, H, T, D) that the main pass adds into with atomics;
+// null: deterministic, dQ written by a separate pass.
+void backward_f32(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream);
+
 }  // namespace attn::flash

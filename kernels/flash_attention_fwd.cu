@@ -1,6 +1,6 @@
 // Flash attention forward: the bf16 Hopper kernel (FlashAttention-3 style: a TMA producer warp,
 // a K/V ring guarded by mbarriers, two consumer warpgroups with reallocated registers, the next
-// QK^T overlapped with the softmax, persistent tiles) and an fp32 tiled kernel for parity tests.
+// QK^T overlapped with the softmax, persistent tiles); the fp32 one is in flash_attention_f32.cu.
 // Written on the tile layer of kernels/tiles/. See flash_attention.h.
 #include <algorithm>
 #include <cmath>
@@ -389,79 +389,6 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
 }
 
 // ============================================================================================
-// fp32 forward (parity path). A block of 8 warps owns 8 query rows, one per warp; K/V tiles of
-// 32 keys go through shared memory. Lane j scores key j of the tile; lanes split D for O.
-// ============================================================================================
-template <int D>
-__global__ void __launch_bounds__(256) flash_fwd_f32_kernel(const __grid_constant__ FlashAttentionParams p) {
-  constexpr int TK = 32, ROWS = 8, DL = D / 32;
-  __shared__ float sQ[ROWS][D];
-  __shared__ float sK[TK][D + 1];
-  __shared__ float sV[TK][D];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int h = blockIdx.y, b = blockIdx.z, kvh = h / (p.H / p.Hkv), T = p.T;
-  const int row0 = blockIdx.x * ROWS, q = row0 + warp;
-  const float* Qg = static_cast<const float*>(p.q) + b * p.q_batch_stride + h * D;
-  const float* Kg = static_cast<const float*>(p.k) + b * p.k_batch_stride + kvh * D;
-  const float* Vg = static_cast<const float*>(p.v) + b * p.v_batch_stride + kvh * D;
-#pragma unroll
-  for (int i = 0; i < DL; ++i)
-    sQ[warp][lane + 32 * i] = q < T ? Qg[(int64_t)q * p.q_token_stride + lane + 32 * i] : 0.f;
-  float o[DL];
-#pragma unroll
-  for (int i = 0; i < DL; ++i) o[i] = 0.f;
-  float m = -INFINITY, l = 0.f;
-  const FlashMask mask(p, b);
-  const ScoreMod mod(p, h);
-  // row q sees exactly [klo, khi] (rows >= T, never written, keep [0, T-1])
-  const int klo = q < T ? mask.key_lo(q) : 0, khi = q < T ? mask.key_hi(q) : T - 1;
-  const int kbegin = mask.key_lo(row0) / TK * TK;
-  const int kend = mask.key_hi(min(T, row0 + ROWS) - 1) + 1;
-  for (int kt = kbegin; kt < kend; kt += TK) {
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < TK * D; idx += blockDim.x) {
-      const int r = idx / D, c = idx % D, key = kt + r;
-      sK[r][c] = key < T ? Kg[(int64_t)key * p.k_token_stride + c] : 0.f;
-      sV[r][c] = key < T ? Vg[(int64_t)key * p.v_token_stride + c] : 0.f;
-    }
-    __syncthreads();
-    const int key = kt + lane;
-    float s = 0.f;
-#pragma unroll 8
-    for (int c = 0; c < D; ++c) s = fmaf(sQ[warp][c], sK[lane][c], s);
-    float unused;
-    s = (mod.active ? mod.apply(s, q, key, &unused) : s) * p.scale;
-    const bool valid = key >= klo && key <= khi;
-    s = valid ? s : -INFINITY;
-    float mx = s;
-#pragma unroll
-    for (int off = 16; off; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    const float m_new = fmaxf(m, mx);
-    const float pr = valid ? expf(s - m_new) : 0.f;
-    const float alpha = m == -INFINITY ? 0.f : expf(m - m_new);
-    float sum = pr;
-#pragma unroll
-    for (int off = 16; off; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    l = l * alpha + sum;
-#pragma unroll
-    for (int i = 0; i < DL; ++i) o[i] *= alpha;
-    for (int jj = 0; jj < TK; ++jj) {
-      const float pj = __shfl_sync(0xffffffffu, pr, jj);
-#pragma unroll
-      for (int i = 0; i < DL; ++i) o[i] = fmaf(pj, sV[jj][lane + 32 * i], o[i]);
-    }
-    m = m_new;
-  }
-  if (q < T) {
-    float* Og = static_cast<float*>(p.o) + b * p.o_batch_stride + h * D + (int64_t)q * p.o_token_stride;
-    const float inv = 1.f / l;
-#pragma unroll
-    for (int i = 0; i < DL; ++i) Og[lane + 32 * i] = o[i] * inv;
-    if (lane == 0) p.lse[((int64_t)b * p.H + h) * T + q] = m + logf(l);
-  }
-}
-
-// ============================================================================================
 // host
 // ============================================================================================
 void check_forward_params(const FlashAttentionParams& p) {
@@ -473,6 +400,7 @@ void check_forward_params(const FlashAttentionParams& p) {
   ATTN_CHECK(p.H <= 65535 && p.B <= 65535, "flash attention: B={} or H={} over 65535", p.B, p.H);
   ATTN_CHECK(p.q && p.k && p.v && p.o && p.lse, "flash attention: null q/k/v/o/lse pointer");
   ATTN_CHECK(std::isfinite(p.scale) && p.scale > 0.f, "flash attention: bad scale {}", p.scale);
+  ATTN_CHECK(!(p.bf16 && p.tf32), "flash attention: tf32 products need fp32 inputs (bf16 set)");
   ATTN_CHECK(reinterpret_cast<uintptr_t>(p.doc_ids) % 4 == 0, "flash attention: doc_ids pointer not 4-byte aligned");
   const int64_t align = p.bf16 ? 8 : 4;  // elements per 16 bytes
   const char* names[4] = {"q", "k", "v", "o"};
@@ -530,12 +458,7 @@ void forward_dispatch(const FlashAttentionParams& p, cudaStream_t stream) {
         break;
     }
   } else {
-    dim3 grid((p.T + 7) / 8, p.H, p.B);
-    if (p.D == 64)
-      flash_fwd_f32_kernel<64><<<grid, 256, 0, stream>>>(p);
-    else
-      flash_fwd_f32_kernel<128><<<grid, 256, 0, stream>>>(p);
-    CUDA_CHECK(cudaGetLastError());
+    forward_f32(p, stream);
   }
 }
 

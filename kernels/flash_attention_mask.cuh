@@ -67,7 +67,7 @@ struct ScoreMod {
 
   // Raw score s (= q.k) of query i, key j -> modified score in raw units; *dfac = d mod / d s
   // (1 - tanh^2 with soft-capping, else 1). CAP: soft-capping on (compile time, for the loops of
-  // the bf16 kernels); `apply` decides at runtime (fp32 parity kernels).
+  // the bf16 kernels); `apply` decides at runtime (fp32 kernels, flash_attention_f32.cu).
   template <bool CAP>
   __device__ __forceinline__ float apply_k(float s, int i, int j, float* dfac) const {
     float x = Alibi::apply(s, slope_raw, i, j);

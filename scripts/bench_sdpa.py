@@ -6,7 +6,11 @@ FLOPs: forward 4*B*H*T*T*D (halved when causal); backward 2.5x forward.
 Extra MB: peak memory of forward+backward over inputs, output and gradients.
 
 usage: python3 scripts/bench_sdpa.py [--full] [--reps N] [--backends flash,cudnn,efficient,math]
+       [--dtype bf16|fp32|tf32] [--shapes B,H,T,D ...]
        [--accuracy]   (also: error of the flash backend vs float64 on random inputs)
+  --dtype fp32: fp32 inputs with TF32 off (torch.backends.cuda.matmul.allow_tf32 = False, as
+          cudnn's); tf32: fp32 inputs with TF32 allowed. Only the efficient and math backends take
+          fp32 (the efficient kernel's fp32 GEMMs are its own, the flag does not reach them).
 """
 import argparse
 import statistics
@@ -24,10 +28,13 @@ BACKENDS = {
 }
 
 
+DTYPE = torch.bfloat16  # --dtype
+
+
 def make_set(B, H, T, D):
     # (B, T, H, D) storage, the layout of a packed qkv buffer; SDPA sees (B, H, T, D) views.
-    q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16).requires_grad_() for _ in range(3))
-    dy = torch.randn(B, T, H, D, device="cuda", dtype=torch.bfloat16)
+    q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=DTYPE).requires_grad_() for _ in range(3))
+    dy = torch.randn(B, T, H, D, device="cuda", dtype=DTYPE)
     return q, k, v, dy
 
 
@@ -51,7 +58,8 @@ def time_it(fn, sets, reps):
 
 
 def bench_backend(name, B, H, T, D, causal, reps):
-    set_bytes = 4 * B * T * H * D * 2 * 2
+    es = torch.finfo(DTYPE).bits // 8
+    set_bytes = 4 * B * T * H * D * es * 2
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     nrot = max(1, min(6, 3 * l2 // set_bytes + 1))
     sets = [make_set(B, H, T, D) for _ in range(nrot)]
@@ -79,7 +87,7 @@ def bench_backend(name, B, H, T, D, causal, reps):
         o = run_fwd(s, causal)
         g = torch.autograd.grad(o, s[:3], s[3].transpose(1, 2))
         torch.cuda.synchronize()
-        kept = o.numel() * 2 + sum(x.numel() * 2 for x in g)
+        kept = o.numel() * es + sum(x.numel() * es for x in g)
         extra = (torch.cuda.max_memory_allocated() - base - kept) / 2**20
     return t_f, t_b, t_fb, extra
 
@@ -108,13 +116,20 @@ def main():
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--backends", default="flash,cudnn,efficient,math")
     ap.add_argument("--accuracy", action="store_true")
+    ap.add_argument("--dtype", choices=("bf16", "fp32", "tf32"), default="bf16")
+    ap.add_argument("--shapes", nargs="+", default=None, help="B,H,T,D ... (default: the issue's five)")
     a = ap.parse_args()
     causal = not a.full
-    print(f"PyTorch {torch.__version__} SDPA, {torch.cuda.get_device_name(0)}, bf16, "
+    global DTYPE
+    DTYPE = torch.bfloat16 if a.dtype == "bf16" else torch.float32
+    torch.backends.cuda.matmul.allow_tf32 = a.dtype == "tf32"
+    torch.backends.cudnn.allow_tf32 = a.dtype == "tf32"
+    shapes = [tuple(int(x) for x in s.split(",")) for s in a.shapes] if a.shapes else SHAPES
+    print(f"PyTorch {torch.__version__} SDPA, {torch.cuda.get_device_name(0)}, {a.dtype}, "
           f"{'causal' if causal else 'non-causal'}, median of {a.reps}")
     print(f"{'backend':<10} {'B,H,T,D':<18} {'fwd ms':>9} {'TFLOP/s':>7} {'bwd ms':>9} {'TFLOP/s':>7} "
           f"{'f+b ms':>9} {'TFLOP/s':>7} {'extra MB':>9}")
-    for B, H, T, D in SHAPES:
+    for B, H, T, D in shapes:
         fl = 4.0 * B * H * T * T * D * (0.5 if causal else 1.0)
         for name in a.backends.split(","):
             if name == "math" and B * H * T * T > 2**30:

@@ -2,7 +2,7 @@
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
-#                        [graphstep]   (default: tests bench flash)
+#                        [graphstep] [tf32] [fp32flash]   (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
 # and decode steps, and trained beside it in the loss step.
@@ -614,6 +614,82 @@ r=json.loads(open('$OUT/gpt2tok_loss.json').read().strip().splitlines()[-1]) if 
 print('ours %.6f hf %.6f rel %.2e' % (r['ours'], r['loss'], r['rel_diff']) if 'rel_diff' in r else 'no loss (see gpt2tok.log)')
 " 2>&1); train: $(grep -E '^step +1/' "$OUT/gpt2tok_train.log" | head -1 | cut -c1-40) .. $(grep -E '^step +10/' "$OUT/gpt2tok_train.log" | head -1 | cut -c1-40); sample ok: $(grep -c 'To be, or not to be' "$OUT/gpt2tok_sample.txt")"
   fi
+fi
+
+if has tf32; then
+  # Issue 20: device.precision = "tf32" (fp32 storage, TF32 tensor-core matmuls). Its GPU test
+  # (a tf32 step within the TF32 bound of the fp32 CPU backend, fp32 tighter), then GPT-2 124M
+  # (B=16, T=1024) in fp32, tf32 and bf16 with each attention: one row per run.
+  echo "== tf32: GPU test, GPT-2 124M in fp32 / tf32 / bf16"
+  "$BUILD/attn_gpu_tests" --gtest_filter='*Tf32*' > "$OUT/tf32_test.log" 2>&1; rc=$?
+  row "tf32 gpu test (exit $rc): $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]+' "$OUT/tf32_test.log" | head -1); $(grep -E 'whole gradient' "$OUT/tf32_test.log" | awk '{print $2, $3, $6}' | paste -sd';' -)"
+  for prec in fp32 tf32 bf16; do
+    for impl in naive flash; do
+      $A bench -c configs/gpt2_124m.toml --device.precision=\"$prec\" --attention.impl=\"$impl\" \
+        --json "$OUT/tf32_${prec}_$impl.json" > "$OUT/tf32_${prec}_$impl.log" 2>&1 || tail -2 "$OUT/tf32_${prec}_$impl.log"
+    done
+  done
+  row "$(python3 - "$OUT" <<'PY'
+import json, os, sys
+out = ["GPT-2 124M B=16 T=1024 precision | attention | tokens/s | ms/step | peak GiB"]
+for prec in ("fp32", "tf32", "bf16"):
+    for impl in ("naive", "flash"):
+        f = os.path.join(sys.argv[1], f"tf32_{prec}_{impl}.json")
+        try:
+            r = json.loads(open(f).read())
+            out.append(f"  {r['precision']:5s} | {r['attention']:5s} | {r['tokens_per_s']:9.0f} | {r['step_ms']:7.1f} | "
+                       f"{r['peak_bytes']/2**30:6.2f}")
+        except (OSError, ValueError, KeyError) as e:
+            out.append(f"  {prec:5s} | {impl:5s} | failed ({type(e).__name__}; see tf32_{prec}_{impl}.log)")
+print("\n".join(out))
+PY
+)"
+fi
+
+if has fp32flash; then
+  # Issue 20, acceptance 2: our fp32 flash attention (3xTF32 tensor cores) and its tf32 mode
+  # (1xTF32) beside PyTorch's fp32 memory-efficient SDPA (TF32 off), causal fwd+bwd, same call.
+  # Tests first: the flash kernels vs float64 (fp32, fp32 deterministic, tf32 bounds), the
+  # variants, the tf32 step and the TF32 matmuls.
+  echo "== fp32 flash attention vs PyTorch fp32 memory-efficient SDPA (causal fwd+bwd)"
+  "$BUILD/attn_gpu_tests" --gtest_filter='*FlashAttention*:FlashVariants*:*Tf32*' > "$OUT/fp32flash_tests.log" 2>&1; rc=$?
+  grep -E -A3 "Failure" "$OUT/fp32flash_tests.log" | head -40
+  # worst relative error per path over every case: [flash] / [variants] lines of the tests
+  awk '/^\[(flash|variants)\]/ { tag = ($1 == "[flash]") ? $2 : $3; if (tag !~ /^(fp32|tf32)/) next;
+       for (i = 1; i < NF; ++i) if ($i ~ /^(O|lse|dQ|dK|dV)$/ && $(i+1) + 0 > w[tag, $i]) w[tag, $i] = $(i+1) + 0; seen[tag] = 1 }
+       END { for (t in seen) printf "worst %-9s O %.2e lse %.2e dQ %.2e dK %.2e dV %.2e\n", t, w[t,"O"], w[t,"lse"], w[t,"dQ"], w[t,"dK"], w[t,"dV"] }' \
+    "$OUT/fp32flash_tests.log" | sort | tee "$OUT/fp32flash_errors.txt"
+  for prec in fp32 tf32; do
+    "$BUILD/bench_flash_attention" --precision $prec --det 2>&1 | tee "$OUT/fp32flash_$prec.log"
+  done
+  python3 scripts/bench_sdpa.py --dtype fp32 --backends efficient --shapes 16,12,1024,64 2,12,8192,64 2>&1 \
+    | tee "$OUT/fp32flash_torch.log"
+  row "fp32flash tests (exit $rc): $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]+' "$OUT/fp32flash_tests.log" | head -1)
+$(cat "$OUT/fp32flash_errors.txt")
+$(python3 - "$OUT" <<'PY'
+import os, sys
+d = sys.argv[1]
+def fb(name, key_col, ms_col):  # {shape "B,H,T,D": f+b ms}
+    out = {}
+    try:
+        for line in open(os.path.join(d, name)):
+            f = line.split()
+            if len(f) > ms_col and "," in f[key_col]:
+                parts = f[key_col].split(",")
+                if len(parts) == 5: parts = parts[:2] + parts[3:]  # ours: B,H,Hkv,T,D
+                try: out[",".join(parts)] = float(f[ms_col])
+                except ValueError: pass
+    except OSError:
+        pass
+    return out
+ours, tf32, torch = fb("fp32flash_fp32.log", 0, 5), fb("fp32flash_tf32.log", 0, 5), fb("fp32flash_torch.log", 1, 6)
+rows = ["causal fwd+bwd ms | ours fp32 (3xTF32) | ours tf32 (1xTF32) | torch fp32 efficient | torch/ours fp32 | torch/ours tf32"]
+for k in ("16,12,1024,64", "2,12,8192,64"):
+    o, t, p = ours.get(k, float("nan")), tf32.get(k, float("nan")), torch.get(k, float("nan"))
+    rows.append(f"  {k:14s} | {o:8.3f} | {t:8.3f} | {p:8.3f} | {p / o:5.2f}x | {p / t:5.2f}x")
+print("\n".join(rows))
+PY
+)"
 fi
 
 echo; echo "================ summary ================"

@@ -2,6 +2,7 @@
 // separate process) and leaves results.csv, results.md, env.json and report.html (the figures
 // and the page in a browser: test_report.cpp); a failing cell is recorded with its error and the
 // sweep goes on.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -90,6 +91,27 @@ TEST_F(Ablate, AFailingCellIsRecordedAndTheSweepGoesOn) {
 TEST_F(Ablate, NoRunnableCellIsAFailure) {  // used to say "0 of 1 cells ran" and exit 0
   EXPECT_EQ(1, ablate("steps = 1\nwarmup = 0\nvocab_size = 64\n[grid]\nattention.impl = [\"bogus\"]\n"));
   EXPECT_NE(slurp(root / "log").find("error: ablate: none of the 1 cells ran"), std::string::npos) << slurp(root / "log");
+}
+
+// The precision axis: fp32, tf32 and bf16 are one row each of one table. On the CPU only
+// fp32 runs; tf32 and bf16 are rows with their cell's error line naming device.precision.
+TEST_F(Ablate, PrecisionAxisFp32Tf32Bf16IsOneTable) {
+  ASSERT_EQ(0, ablate("steps = 1\nwarmup = 0\nvocab_size = 64\n"
+                      "[grid]\ndevice.precision = [\"fp32\", \"tf32\", \"bf16\"]\n"))
+      << slurp(root / "log");
+  const auto csv = lines_of(slurp(root / "out" / "results.csv"));
+  ASSERT_EQ(csv.size(), 4u) << slurp(root / "out" / "results.csv");  // header + 3 cells
+  EXPECT_NE(csv[1].find(",fp32,ok,"), std::string::npos) << csv[1];
+  for (const auto& [row, p] : {std::pair{2, "tf32"}, std::pair{3, "bf16"}}) {
+    EXPECT_NE(csv[row].find(fmt::format(",{},error,", p)), std::string::npos) << csv[row];
+    EXPECT_NE(csv[row].find("device.precision = "), std::string::npos) << csv[row];
+    EXPECT_NE(csv[row].find("needs the cuda backend"), std::string::npos) << csv[row];
+  }
+  const auto md = lines_of(slurp(root / "out" / "results.md"));
+  ASSERT_EQ(md.size(), 5u) << slurp(root / "out" / "results.md");  // header, rule, 3 rows
+  EXPECT_NE(md[2].find("| fp32 |"), std::string::npos) << md[2];
+  EXPECT_NE(md[3].find("| tf32 | error: device.precision"), std::string::npos) << md[3];
+  EXPECT_NE(md[4].find("| bf16 | error: device.precision"), std::string::npos) << md[4];
 }
 
 // Prefix-LM runs in the grid beside causal attention (the variant list of configs/grid_attention.toml).

@@ -1,4 +1,5 @@
 // Config: parsing, overrides, and the errors a user gets for bad keys, types and values.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "test_support.h"
@@ -8,6 +9,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/precision.h"
 #include "train/trainer.h"
 
 using namespace attn;
@@ -122,6 +124,28 @@ TEST(Config, CudaGraphKey) {
   Config round;
   apply_toml_text(round, to_toml(off), "effective");
   EXPECT_FALSE(round.device.cuda_graph);
+}
+
+// device.precision: the three names, one mapping (core/precision.h); tf32 is fp32 storage
+// with TF32 matmuls; anything else is refused naming the key and the choices.
+TEST(Config, PrecisionNamesMapToStorageAndMatmuls) {
+  EXPECT_EQ(load_config("", {"--device.precision=tf32"}).device.precision, "tf32");
+  EXPECT_EQ(load_config("", {"--device.precision=fp32"}).device.precision, "fp32");
+  EXPECT_EQ(load_config("", {"--device.precision=bf16"}).device.precision, "bf16");
+  ASSERT_TRUE(parse_precision("tf32").has_value());
+  EXPECT_EQ(*parse_precision("tf32"), Precision::TF32);
+  EXPECT_EQ(activation_dtype(Precision::TF32), DType::F32);
+  EXPECT_EQ(activation_dtype(Precision::FP32), DType::F32);
+  EXPECT_EQ(activation_dtype(Precision::BF16), DType::BF16);
+  EXPECT_TRUE(tf32_matmuls(Precision::TF32));
+  EXPECT_FALSE(tf32_matmuls(Precision::FP32));
+  EXPECT_FALSE(tf32_matmuls(Precision::BF16));
+  for (const char* bad : {"TF32", "tf16", "fp16", ""}) {
+    EXPECT_FALSE(parse_precision(bad).has_value()) << bad;
+    const std::string m = error_of([&] { load_config("", {fmt::format("--device.precision=\"{}\"", bad)}); });
+    EXPECT_NE(m.find("device.precision"), std::string::npos) << m;
+    EXPECT_NE(m.find("\"fp32\", \"tf32\" or \"bf16\""), std::string::npos) << m;
+  }
 }
 
 TEST(Config, MalformedInputsAreRefused) {

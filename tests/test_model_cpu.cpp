@@ -535,13 +535,16 @@ TEST(CpuBackend, FloatMatchesDouble) {
 
 TEST(CpuBackend, OptionsAndMemory) {
   BackendOptions o;
-  o.precision = "bf16";
-  try {
-    make_cpu_backend(tiny_config(), o);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "device.precision = \"bf16\" needs the cuda backend (a GPU); on the CPU add "
-                           "--device.precision=fp32");
+  // bf16 and tf32 (tensor-core formats) are refused, not run silently as fp32.
+  for (const std::string p : {"bf16", "tf32"}) {
+    o.precision = p;
+    try {
+      make_cpu_backend(tiny_config(), o);
+      FAIL() << "no error for " << p;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()), "device.precision = \"" + p +
+                                           "\" needs the cuda backend (a GPU); on the CPU add --device.precision=fp32");
+    }
   }
   o.precision = "fp32";
   o.attention.impl = "flash";

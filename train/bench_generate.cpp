@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "backend/generator.h"
 #include "core/error.h"
+#include "core/precision.h"
 #include "core/rng.h"
 #include "distributed/devices.h"
 #include "train/environment.h"
@@ -48,7 +49,7 @@ void argmax_rows(const std::vector<float>& logits, int B, int V, std::vector<int
 }
 
 size_t weight_bytes(const Backend& be, const std::string& precision) {
-  return be.layout().total() * (precision == "bf16" ? 2 : 4);
+  return be.layout().total() * dtype_size(activation_dtype(parse_precision(precision).value()));
 }
 
 // The figures that follow from the timings: decode tokens/s, the whole call's tokens/s (what
@@ -166,7 +167,10 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
   if (heads.empty()) heads.push_back(base.n_kv_head);
   std::vector<KVCacheDType> caches;
   for (const auto& c : o.kv_caches) caches.push_back(kv_cache_dtype_from_name(c));
-  if (caches.empty()) caches.push_back(cfg.device.precision == "bf16" ? KVCacheDType::BF16 : KVCacheDType::FP32);
+  if (caches.empty())
+    caches.push_back(activation_dtype(parse_precision(cfg.device.precision).value()) == DType::BF16
+                         ? KVCacheDType::BF16
+                         : KVCacheDType::FP32);
   int max_batch = 1, max_ctx = 1;
   for (int b : o.batches) max_batch = std::max(max_batch, b);
   for (int p : o.prompt_lens)

@@ -35,6 +35,7 @@
 #include "config/config.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/precision.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -120,7 +121,8 @@ LoadedModel load_model(const std::string& checkpoint, const std::vector<std::str
 KVCacheDType default_kv_cache(const LoadedModel& lm, const std::string& requested) {
   if (!requested.empty()) return kv_cache_dtype_from_name(requested);
   const bool on_cpu = lm.backend->name() == "cpu";
-  return !on_cpu && lm.cfg.device.precision == "bf16" ? KVCacheDType::BF16 : KVCacheDType::FP32;
+  const bool bf16 = activation_dtype(parse_precision(lm.cfg.device.precision).value()) == DType::BF16;
+  return !on_cpu && bf16 ? KVCacheDType::BF16 : KVCacheDType::FP32;
 }
 
 struct SampleArgs {

@@ -6,7 +6,7 @@ namespace attn {
 std::unique_ptr<CudaAttention> make_cuda_attention(const AttentionOptions& opts, DType act, AttentionUse use) {
   use.device = AttentionDevice::cuda;
   use.precision = &act;
-  return check_attention(opts, use).make_cuda(opts, act);
+  return check_attention(opts, use).make_cuda(opts, act, use.tf32);
 }
 
 }  // namespace attn

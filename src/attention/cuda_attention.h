@@ -41,9 +41,11 @@ class CudaAttention {
 std::unique_ptr<CudaAttention> make_cuda_attention(const AttentionOptions& opts, DType act, AttentionUse use = {});
 
 // The O(T^2) baseline (cuda_naive_attention.cu).
-std::unique_ptr<CudaAttention> make_cuda_naive_attention(const AttentionOptions& opts, DType act);
+// tf32: its GEMMs compute in CUBLAS_COMPUTE_32F_FAST_TF32 (act must be F32).
+std::unique_ptr<CudaAttention> make_cuda_naive_attention(const AttentionOptions& opts, DType act, bool tf32);
 
 // Our FlashAttention kernels, O(T) saved state (cuda_flash_attention.cu).
-std::unique_ptr<CudaAttention> make_cuda_flash_attention(const AttentionOptions& opts, DType act);
+// fp32 activations: 3xTF32 tensor-core kernels (fp32 accuracy), or 1xTF32 when tf32.
+std::unique_ptr<CudaAttention> make_cuda_flash_attention(const AttentionOptions& opts, DType act, bool tf32);
 
 }  // namespace attn

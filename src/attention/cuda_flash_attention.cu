@@ -2,6 +2,7 @@
 // the CudaAttention interface. They read q, k, v straight out of the packed qkv buffer and
 // write dq, dk, dv straight into dqkv through strides, so nothing is permuted or copied.
 // Saved between forward and backward: the row logsumexp, (B, H, T) fp32 — O(T), not O(T^2).
+// fp32 activations run the 3xTF32 kernels, device.precision = "tf32" the 1xTF32 ones.
 // The variants' arguments (variant_args; token counts from set_token_counts) go straight to the
 // kernels; attention dropout is refused.
 #include <cmath>
@@ -19,7 +20,8 @@ namespace {
 class CudaFlashAttention final : public CudaAttention {
  public:
   // The options were checked by the registry (make_cuda_attention).
-  CudaFlashAttention(const AttentionOptions& opts, DType act) : opts_(opts), act_(act) {}
+  // tf32 (device.precision = "tf32", act F32): the fp32 kernels with 1xTF32 products.
+  CudaFlashAttention(const AttentionOptions& opts, DType act, bool tf32) : opts_(opts), act_(act), tf32_(tf32) {}
 
   void set_token_counts(const std::vector<const int32_t*>& counts) override { counts_ = counts; }
 
@@ -80,6 +82,7 @@ class CudaFlashAttention final : public CudaAttention {
     if (!counts_.empty()) attn::set_token_counts(p, opts_, counts_.data());  // doc ids, ...
     p.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     p.bf16 = act_ == DType::BF16;
+    p.tf32 = tf32_;
     return p;
   }
 
@@ -99,13 +102,15 @@ class CudaFlashAttention final : public CudaAttention {
 
   AttentionOptions opts_;
   DType act_;
+  bool tf32_;
   std::vector<const int32_t*> counts_;  // set_token_counts: the current batch's (B, T) token counts
 };
 
 }  // namespace
 
-std::unique_ptr<CudaAttention> make_cuda_flash_attention(const AttentionOptions& opts, DType act) {
-  return std::make_unique<CudaFlashAttention>(opts, act);
+std::unique_ptr<CudaAttention> make_cuda_flash_attention(const AttentionOptions& opts, DType act, bool tf32) {
+  ATTN_CHECK(!tf32 || act == DType::F32, "TF32 flash attention needs fp32 activations (got {})", dtype_name(act));
+  return std::make_unique<CudaFlashAttention>(opts, act, tf32);
 }
 
 }  // namespace attn

@@ -33,12 +33,13 @@ namespace {
 // Row-major, batched: C_i = alpha op(A_i) op(B_i) + beta C_i with op(A) (M, K), op(B) (K, N);
 // lda/ldb/ldc are row-major leading dimensions (elements between rows of the stored matrix).
 // cuBLAS is column-major, so this is C^T = op(B)^T op(A)^T there.
-void gemm_rm(cublasHandle_t h, bool tA, bool tB, int M, int N, int K, float alpha, const void* A, int lda,
-             long long sA, const void* B, int ldb, long long sB, cudaDataType_t ab_type, float beta, void* C, int ldc,
-             long long sC, cudaDataType_t c_type, int batch) {
+// compute: CUBLAS_COMPUTE_32F, or CUBLAS_COMPUTE_32F_FAST_TF32 in device.precision = "tf32".
+void gemm_rm(cublasHandle_t h, cublasComputeType_t compute, bool tA, bool tB, int M, int N, int K, float alpha,
+             const void* A, int lda, long long sA, const void* B, int ldb, long long sB, cudaDataType_t ab_type,
+             float beta, void* C, int ldc, long long sC, cudaDataType_t c_type, int batch) {
   CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
                                           &alpha, B, ab_type, ldb, sB, A, ab_type, lda, sA, &beta, C, c_type, ldc, sC,
-                                          batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                          batch, compute, CUBLAS_GEMM_DEFAULT));
 }
 
 template <typename T>
@@ -46,9 +47,11 @@ class NaiveAttention final : public CudaAttention {
  public:
   static constexpr size_t kCublasWorkspace = 4u << 20;
 
-  explicit NaiveAttention(const AttentionOptions& opts) : opts_(opts) {
+  NaiveAttention(const AttentionOptions& opts, bool tf32)
+      : opts_(opts), compute_(tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F) {
     CUBLAS_CHECK(cublasCreate(&handle_));
-    CUBLAS_CHECK(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));  // fp32: no TF32
+    // TF32 only where compute_ asks for it (the explicit compute type), never implicitly.
+    CUBLAS_CHECK(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));
   }
   ~NaiveAttention() override { cublasDestroy(handle_); }
 
@@ -70,7 +73,7 @@ class NaiveAttention final : public CudaAttention {
     // S[r0:r1, 0:r1] = Q[r0:r1] K[0:r1]^T / sqrt(D)
     for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
       const int r1 = blocks.end(r0);
-      gemm_rm(handle_, false, true, r1 - r0, r1, D, scale, at(w.q, r0, D), D, sTD, w.k, D, sTD, kType, 0.0f,
+      gemm_rm(handle_, compute_, false, true, r1 - r0, r1, D, scale, at(w.q, r0, D), D, sTD, w.k, D, sTD, kType, 0.0f,
               at(w.S, r0, T_), T_, sTT, kType, BH);
     }
     // P = softmax(S), Pd = drop(P)
@@ -81,7 +84,7 @@ class NaiveAttention final : public CudaAttention {
     // Y[r0:r1] = Pd[r0:r1, 0:r1] V[0:r1]
     for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
       const int r1 = blocks.end(r0);
-      gemm_rm(handle_, false, false, r1 - r0, D, r1, 1.0f, at(Pv, r0, T_), T_, sTT, w.v, D, sTD, kType, 0.0f,
+      gemm_rm(handle_, compute_, false, false, r1 - r0, D, r1, 1.0f, at(Pv, r0, T_), T_, sTT, w.v, D, sTD, kType, 0.0f,
               at(w.o, r0, D), D, sTD, kType, BH);
     }
     kern::attention_unpermute(static_cast<T*>(y_), w.o, B, T_, H, D, stream);
@@ -104,10 +107,10 @@ class NaiveAttention final : public CudaAttention {
     for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
       const int r1 = blocks.end(r0), seen_from = blocks.first_row_seeing(r0);
       // dV[r0:r1] = Pd[seen_from:T, r0:r1]^T dY[seen_from:T]   (key block r0:r1)
-      gemm_rm(handle_, true, false, r1 - r0, D, T_ - seen_from, 1.0f, at(Pv, seen_from, T_, r0), T_, sTT,
+      gemm_rm(handle_, compute_, true, false, r1 - r0, D, T_ - seen_from, 1.0f, at(Pv, seen_from, T_, r0), T_, sTT,
               at(w.o, seen_from, D), D, sTD, kType, 0.0f, at(w.dv, r0, D), D, sTD, kType, BH);
       // dPd[r0:r1, 0:r1] = dY[r0:r1] V[0:r1]^T (into S)
-      gemm_rm(handle_, false, true, r1 - r0, r1, D, 1.0f, at(w.o, r0, D), D, sTD, w.v, D, sTD, kType, 0.0f,
+      gemm_rm(handle_, compute_, false, true, r1 - r0, r1, D, 1.0f, at(w.o, r0, D), D, sTD, w.v, D, sTD, kType, 0.0f,
               at(w.S, r0, T_), T_, sTT, kType, BH);
     }
     // dS = P * (dP - rowsum(dP * P)), into Pd (no longer needed)
@@ -115,10 +118,10 @@ class NaiveAttention final : public CudaAttention {
     for (int r0 = 0; r0 < T_; r0 += blocks.rows) {
       const int r1 = blocks.end(r0), seen_from = blocks.first_row_seeing(r0);
       // dQ[r0:r1] = dS[r0:r1, 0:r1] K[0:r1] / sqrt(D)
-      gemm_rm(handle_, false, false, r1 - r0, D, r1, scale, at(w.Pd, r0, T_), T_, sTT, w.k, D, sTD, kType, 0.0f,
-              at(w.dq, r0, D), D, sTD, kType, BH);
+      gemm_rm(handle_, compute_, false, false, r1 - r0, D, r1, scale, at(w.Pd, r0, T_), T_, sTT, w.k, D, sTD, kType,
+              0.0f, at(w.dq, r0, D), D, sTD, kType, BH);
       // dK[r0:r1] = dS[seen_from:T, r0:r1]^T Q[seen_from:T] / sqrt(D)   (key block r0:r1)
-      gemm_rm(handle_, true, false, r1 - r0, D, T_ - seen_from, scale, at(w.Pd, seen_from, T_, r0), T_, sTT,
+      gemm_rm(handle_, compute_, true, false, r1 - r0, D, T_ - seen_from, scale, at(w.Pd, seen_from, T_, r0), T_, sTT,
               at(w.q, seen_from, D), D, sTD, kType, 0.0f, at(w.dk, r0, D), D, sTD, kType, BH);
     }
     kern::attention_permute_backward(static_cast<T*>(dqkv_), w.dq, w.dk, w.dv, B, T_, H, s.n_kv_head, D, stream);
@@ -187,15 +190,17 @@ class NaiveAttention final : public CudaAttention {
   }
 
   AttentionOptions opts_;
+  cublasComputeType_t compute_;
   cublasHandle_t handle_ = nullptr;
 };
 
 }  // namespace
 
-std::unique_ptr<CudaAttention> make_cuda_naive_attention(const AttentionOptions& opts, DType act) {
+std::unique_ptr<CudaAttention> make_cuda_naive_attention(const AttentionOptions& opts, DType act, bool tf32) {
   // What it supports (no masks beyond causal, no score modifications) is its registry line.
-  if (act == DType::F32) return std::make_unique<NaiveAttention<float>>(opts);
-  return std::make_unique<NaiveAttention<__nv_bfloat16>>(opts);
+  ATTN_CHECK(!tf32 || act == DType::F32, "TF32 attention GEMMs need fp32 activations (got {})", dtype_name(act));
+  if (act == DType::F32) return std::make_unique<NaiveAttention<float>>(opts, tf32);
+  return std::make_unique<NaiveAttention<__nv_bfloat16>>(opts, false);
 }
 
 }  // namespace attn

@@ -21,9 +21,11 @@ const std::vector<AttentionImpl>& attention_impls() {
     std::vector<AttentionImpl> v;
     // The float64/float reference of the full math (cpu_attention.h).
     v.push_back({"naive", AttentionDevice::cpu, kNeedsMask | kNeedsScoreMod, true, true, {}, {DType::F32}});
-    // Batched GEMMs + a softmax kernel, P kept for backward (cuda_naive_attention.cu).
+    // Batched GEMMs + a softmax kernel, P kept for backward (cuda_naive_attention.cu);
+    // in device.precision = "tf32" its GEMMs use TF32 tensor cores.
     v.push_back({"naive", AttentionDevice::cuda, kNeedsNothing, true, true, {}, {DType::F32, DType::BF16}});
     // Our FlashAttention kernels (cuda_flash_attention.cu, kernels/flash_attention*.cu).
+    // fp32: 3xTF32 tensor-core products (fp32 accuracy); device.precision = "tf32": 1xTF32.
     v.push_back({"flash", AttentionDevice::cuda, kNeedsMask | kNeedsScoreMod, false, true, {64, 128},
                  {DType::F32, DType::BF16}});
 #if ATTN_WITH_CUDA

@@ -29,10 +29,14 @@ struct AttentionImpl {
   bool dropout;            // model.attn_dropout > 0
   bool gqa;                // model.n_kv_head < model.n_head
   std::vector<int> head_dims;          // empty: any
-  std::vector<DType> precisions;       // activation dtypes
+  // Activation dtypes. F32 covers device.precision = "fp32" and "tf32" (fp32 storage): in
+  // tf32 the cuda naive attention's GEMMs and the flash kernels' products run on TF32 tensor
+  // cores (1xTF32; fp32 flash uses 3xTF32), the cpu refuses tf32 (backend).
+  std::vector<DType> precisions;
   // CUDA implementations: builds it (null on the cpu: the CPU backend calls the reference,
   // attention/cpu_attention.h, directly).
-  std::unique_ptr<CudaAttention> (*make_cuda)(const AttentionOptions&, DType) = nullptr;
+  // tf32: device.precision = "tf32" (act is F32); an implementation may use TF32 matmuls.
+  std::unique_ptr<CudaAttention> (*make_cuda)(const AttentionOptions&, DType act, bool tf32) = nullptr;
 };
 
 const std::vector<AttentionImpl>& attention_impls();
@@ -43,6 +47,7 @@ struct AttentionUse {
   float dropout = 0.0f;  // model.attn_dropout
   int n_head = 0, n_kv_head = 0, head_dim = 0;
   const DType* precision = nullptr;
+  bool tf32 = false;     // device.precision = "tf32": fp32 storage, TF32 matmuls where it has them
   bool decode = false;   // cached generation (the decode kernel / CPU cache)
 };
 

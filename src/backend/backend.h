@@ -122,7 +122,7 @@ class Backend {
 
 struct BackendOptions {
   std::string device = "auto";     // auto | cpu | cuda
-  std::string precision = "fp32";  // fp32 | bf16
+  std::string precision = "fp32";  // fp32 | tf32 | bf16 (core/precision.h)
   AttentionOptions attention;
   int max_batch = 0, max_seq = 0;  // sizes to plan activation memory for
   int threads = 0;                 // CPU threads (0 = all cores)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
@@ -14,9 +15,10 @@
 
 #include "attention/cpu_attention.h"
 #include "attention/registry.h"
-#include "backend/host_data_parallel.h"
 #include "backend/cpu_generator.h"
+#include "backend/host_data_parallel.h"
 #include "core/error.h"
+#include "core/precision.h"
 #include "model/adamw.h"
 #include "model/gpt_cpu.h"
 
@@ -163,9 +165,14 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend(const GPTConfig& model, const BackendOptions& opts) {
-  if (opts.precision == "bf16") fail("device.precision = \"bf16\" needs the cuda backend (a GPU); on the CPU add --device.precision=fp32");
-  ATTN_CHECK(opts.precision == "fp32", "device.precision = \"{}\" is unknown (expected fp32 or bf16)",
-             opts.precision);
+  // bf16 and tf32 are GPU formats (tensor cores): refused rather than silently run in fp32,
+  // so that a result labelled tf32 never comes from fp32 matmuls.
+  const std::optional<Precision> precision = parse_precision(opts.precision);
+  ATTN_CHECK(precision.has_value(), "device.precision = \"{}\" is unknown (expected {})", opts.precision,
+             kPrecisionChoices);
+  if (*precision != Precision::FP32)
+    fail("device.precision = \"{}\" needs the cuda backend (a GPU); on the CPU add --device.precision=fp32",
+         opts.precision);
   check_attention(opts.attention, AttentionUse{});  // the cpu: the reference runs everything
   ATTN_CHECK(opts.threads >= 0, "device.threads = {} must be >= 0", opts.threads);
   if (opts.threads > 0) {

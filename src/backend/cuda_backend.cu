@@ -1,4 +1,5 @@
-// The CUDA backend: the nanoGPT GPT-2 on one GPU, fp32 or bf16 mixed precision.
+// The CUDA backend: the nanoGPT GPT-2 on one GPU, fp32, tf32 (fp32 storage, TF32 matmuls)
+// or bf16 mixed precision.
 //
 // Memory (all from one CudaAllocator, by category):
 //   parameters   fp32 master weights (ParamLayout order) + the bf16 copy the matmuls read (bf16)
@@ -12,6 +13,7 @@
 // One stream; the host waits only where a value comes back (loss, grad norm, logits,
 // whole-buffer copies).
 #include <cmath>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -25,6 +27,7 @@
 #include "backend/cuda_op_timer.h"
 #include "core/cuda_check.h"
 #include "core/error.h"
+#include "core/precision.h"
 #include "kernels/document_ids.h"
 #include "kernels/kernels.h"
 #include "model/dropout_sites.h"
@@ -84,7 +87,8 @@ class Pinned {
 template <typename T>
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const GPTConfig& model, const BackendOptions& opts, DType dt)
+  // tf32: device.precision = "tf32" (dt is F32): the matmuls on TF32 tensor cores.
+  CudaBackend(const GPTConfig& model, const BackendOptions& opts, DType dt, bool tf32)
       : cfg_(validated(model)), layout_(cfg_), opts_(opts), dt_(dt) {
     maxB_ = opts.max_batch > 0 ? opts.max_batch : 1;
     maxT_ = opts.max_seq > 0 ? opts.max_seq : cfg_.block_size;
@@ -92,15 +96,17 @@ class CudaBackend final : public Backend {
     AttentionUse use;
     use.dropout = cfg_.attn_dropout, use.n_head = cfg_.n_head, use.n_kv_head = cfg_.n_kv_head;
     use.head_dim = cfg_.head_dim();
+    use.tf32 = tf32;
     attention_ = make_cuda_attention(opts.attention, dt_, use);
     allocate_parameters();
     allocate_activations();
     allocate_workspace();
     // fp32 is the parity mode: GELU in our exact kernel rather than cuBLASLt's epilogue
-    // (measured ~1e-6 relative off the tanh formula); bf16 fuses everything.
-    matmul_ = std::make_unique<CudaMatmul>(dt_,
-                                           dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu,
-                                           lt_workspace_, stream_, lt_workspace_bytes());
+    // (measured ~1e-6 relative off the tanh formula); bf16 fuses everything. tf32 keeps
+    // fp32's epilogues: only the matmuls' operand rounding differs from fp32.
+    matmul_ = std::make_unique<CudaMatmul>(
+        dt_, dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu, lt_workspace_, stream_,
+        lt_workspace_bytes(), tf32);
   }
 
   ~CudaBackend() override { cudaStreamSynchronize(stream_); }  // the rest: members, in reverse order
@@ -897,9 +903,11 @@ class CudaBackend final : public Backend {
 
 std::unique_ptr<Backend> make_cuda_backend(const GPTConfig& model, const BackendOptions& opts) {
   ATTN_CHECK(cuda_device_count() > 0, "device.backend = \"cuda\" but no CUDA device is visible");
-  if (opts.precision == "fp32") return std::make_unique<CudaBackend<float>>(model, opts, DType::F32);
-  if (opts.precision == "bf16") return std::make_unique<CudaBackend<bf16>>(model, opts, DType::BF16);
-  fail("device.precision: unknown precision '{}' (expected fp32 or bf16)", opts.precision);
+  const std::optional<Precision> p = parse_precision(opts.precision);
+  ATTN_CHECK(p.has_value(), "device.precision: unknown precision '{}' (expected {})", opts.precision,
+             kPrecisionChoices);
+  if (activation_dtype(*p) == DType::BF16) return std::make_unique<CudaBackend<bf16>>(model, opts, DType::BF16, false);
+  return std::make_unique<CudaBackend<float>>(model, opts, DType::F32, tf32_matmuls(*p));
 }
 
 }  // namespace attn

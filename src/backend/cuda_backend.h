@@ -1,4 +1,5 @@
-// The CUDA backend: hand-written kernels plus cuBLASLt, fp32 or bf16 mixed precision.
+// The CUDA backend: the nanoGPT GPT-2 on one GPU, fp32, tf32 (fp32 storage, TF32 matmuls)
+// or bf16 mixed precision.
 // Only declared when the binary is built with CUDA (ATTN_WITH_CUDA).
 #pragma once
 #include <memory>

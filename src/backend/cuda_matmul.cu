@@ -39,14 +39,17 @@ struct CudaMatmul::Call {
   int64_t aux_ld = 0;
 };
 
-CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream, size_t workspace_bytes)
+CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream, size_t workspace_bytes,
+                       bool tf32)
     : act_(act),
+      compute_(tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F),
       epilogues_(epilogues),
       fuse_gelu_(epilogues == Epilogues::All),
       fuse_bias_(epilogues != Epilogues::None),
       workspace_(workspace),
       workspace_bytes_(workspace_bytes),
       stream_(stream) {
+  ATTN_CHECK(!tf32 || act == DType::F32, "TF32 matmuls need fp32 operands (got {})", dtype_name(act));
   CUBLAS_CHECK(cublasLtCreate(&lt_));
 }
 
@@ -65,7 +68,7 @@ bool CudaMatmul::lt_matmul(const Call& c) {
 
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute_, CUDA_R_32F));
   const cublasOperation_t opA = c.transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = c.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)));

@@ -3,7 +3,9 @@
 // Row-major, torch.nn.Linear convention: inp (N, IC), weight (OC, IC), out (N, OC).
 // bf16 mode: bf16 inputs and outputs, fp32 accumulation, fp32 weight gradients
 // (accumulated straight into the fp32 gradient buffer). fp32 mode: fp32 everywhere with
-// CUBLAS_COMPUTE_32F (no TF32), for parity with the CPU.
+// CUBLAS_COMPUTE_32F (no TF32), for parity with the CPU; with tf32 (device.precision =
+// "tf32") the same fp32 buffers with CUBLAS_COMPUTE_32F_FAST_TF32 (tensor cores, operands
+// rounded to TF32's 10-bit mantissa, fp32 accumulation).
 //
 // Epilogues (Epilogues::All): bias (CUBLASLT_EPILOGUE_BIAS), bias + GELU keeping the GELU
 // input (GELU_AUX_BIAS) and its backward (DGELU), bias gradient (BGRADB) in the
@@ -35,8 +37,9 @@ class CudaMatmul {
   enum class Epilogues { All, NoGelu, None };
 
   // workspace: workspace_bytes of device memory (the caller's, accounted as "workspace").
+  // tf32: fp32 operands through TF32 tensor cores (only meaningful with act == F32).
   CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream,
-             size_t workspace_bytes = kWorkspaceBytes);
+             size_t workspace_bytes = kWorkspaceBytes, bool tf32 = false);
   ~CudaMatmul();
   CudaMatmul(const CudaMatmul&) = delete;
   CudaMatmul& operator=(const CudaMatmul&) = delete;
@@ -55,6 +58,7 @@ class CudaMatmul {
   static size_t backward_weight_scratch_floats(int N, int OC);
 
   DType dtype() const { return act_; }
+  bool tf32() const { return compute_ == CUBLAS_COMPUTE_32F_FAST_TF32; }
   Epilogues epilogues() const { return epilogues_; }
   // Epilogues that had no cuBLASLt algorithm for some shape (each noted once).
   const std::vector<std::string>& fallbacks() const { return fallbacks_; }
@@ -67,6 +71,7 @@ class CudaMatmul {
   void note_fallback(const std::string& what);
 
   DType act_;
+  cublasComputeType_t compute_;
   Epilogues epilogues_;
   bool fuse_gelu_, fuse_bias_;
   void* workspace_;

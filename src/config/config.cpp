@@ -10,6 +10,7 @@
 
 #include "attention/registry.h"
 #include "core/error.h"
+#include "core/precision.h"
 
 namespace attn {
 
@@ -339,8 +340,8 @@ void validate(const Config& c) {
   const auto& dv = c.device;
   require(dv.backend == "auto" || dv.backend == "cpu" || dv.backend == "cuda", "device.backend",
           fmt::format("must be \"auto\", \"cpu\" or \"cuda\" (got \"{}\")", dv.backend));
-  require(dv.precision == "fp32" || dv.precision == "bf16", "device.precision",
-          fmt::format("must be \"fp32\" or \"bf16\" (got \"{}\")", dv.precision));
+  require(parse_precision(dv.precision).has_value(), "device.precision",
+          fmt::format("must be {} (got \"{}\")", kPrecisionChoices, dv.precision));
   require(dv.threads >= 0, "device.threads", "must be >= 0 (0 = all cores)");
 
   const DistributedSection& ds = c.distributed;

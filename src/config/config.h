@@ -78,7 +78,7 @@ struct LoggingSection {
 
 struct DeviceSection {
   std::string backend = "auto";    // auto | cpu | cuda
-  std::string precision = "fp32";  // fp32 | bf16
+  std::string precision = "fp32";  // fp32 | tf32 | bf16 (core/precision.h)
   int threads = 0;                 // CPU threads, 0: all cores
   // CUDA: each training step replays one captured CUDA graph (backend/cuda_graph.h). Runs that
   // cannot (CPU, data-parallel, --profile) take the separate calls and log why.

@@ -2,6 +2,7 @@
 // GPT-2 initialisation, run forward+backward on the same batch, and must agree on the loss
 // and every parameter gradient to a relative error (rel_err, test_util.h) of `tol`.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,16 @@
 #include "test_util.h"
 
 namespace tu {
+
+// A backend of the parity tests (batch <= 3, the config's block size); the cpu one always runs
+// the reference attention (naive), the cuda one `impl`.
+inline std::unique_ptr<attn::Backend> parity_backend(const attn::GPTConfig& cfg, const std::string& device,
+                                                     const std::string& precision, const std::string& impl) {
+  attn::BackendOptions o;
+  o.device = device, o.precision = precision, o.max_batch = 3, o.max_seq = cfg.block_size, o.threads = 2;
+  o.attention.impl = device == "cpu" ? "naive" : impl;
+  return attn::make_backend(cfg, o);
+}
 
 // Loads one GPT-2 initialisation (seed 1) into both backends; returns it.
 inline std::vector<float> set_same_initial_params(attn::Backend& cpu, attn::Backend& gpu) {

@@ -1,11 +1,13 @@
-// Benchmark of the flash attention kernels: forward, backward and forward+backward, bf16,
-// causal by default, on the issue's shapes. CUDA events around each call, warm-up, median of
+// Benchmark of the flash attention kernels: forward, backward and forward+backward, bf16 (or
+// fp32 / tf32), causal by default, on the issue's shapes. CUDA events around each call, warm-up, median of
 // N, inputs rotated over several buffer sets so that repeated calls do not run from L2.
 // FLOPs: forward 4*B*H*T*T*D (halved when causal); backward 2.5x forward.
 // Extra memory: lse + backward workspace (inputs, outputs and gradients not counted).
 //
-// usage: bench_flash_attention [--full] [--det] [--reps N] [--shape B,H,Hkv,T,D ...]
-//                              [--window W] [--alibi] [--softcap C] [--doc-len L]
+// usage: bench_flash_attention [--precision bf16|fp32|tf32] [--full] [--det] [--reps N]
+//                              [--shape B,H,Hkv,T,D ...] [--window W] [--alibi] [--softcap C] [--doc-len L]
+//   --precision: bf16 (default), fp32 (3xTF32 tensor-core kernels) or tf32 (1xTF32); fp32 and
+//            tf32 default to the shapes of issue 20, (16,12,1024,64) and (2,12,8192,64)
 //   --full : non-causal instead of causal;  --det : also time the deterministic backward
 //   --shape: time these shapes (Hkv < H: grouped-query) instead of the issue's five
 //   --window W / --alibi / --softcap C / --doc-len L: sliding window, ALiBi, soft-capping,
@@ -26,19 +28,20 @@
 #include "core/cuda_check.h"
 #include "kernels/flash_attention.h"
 
-__global__ void fill_random(__nv_bfloat16* x, size_t n, uint64_t seed) {
+template <typename E>
+__global__ void fill_random(E* x, size_t n, uint64_t seed) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;
     const float u = (float)(z >> 40) * (1.0f / 16777216.0f);
-    x[i] = __float2bfloat16((u - 0.5f) * 3.4641016f);  // unit variance
+    x[i] = static_cast<E>((u - 0.5f) * 3.4641016f);  // unit variance
   }
 }
 
 struct Set {
-  __nv_bfloat16 *qkv, *dy, *y, *dqkv;
+  char *qkv, *dy, *y, *dqkv;  // bf16 or fp32 elements
   float* lse;
   void* ws;
 };
@@ -50,6 +53,7 @@ static float median(std::vector<float> v) {
 
 int main(int argc, char** argv) {
   bool causal = true, det = false, alibi = false;
+  std::string precision = "bf16";
   int reps = 20, window = 0, doc_len = 0;
   float softcap = 0.0f;
   struct Shape { int B, H, Hkv, T, D; };
@@ -57,6 +61,13 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--full")) causal = false;
     else if (!std::strcmp(argv[i], "--det")) det = true;
+    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) {
+      precision = argv[++i];
+      if (precision != "bf16" && precision != "fp32" && precision != "tf32") {
+        std::fprintf(stderr, "--precision wants bf16, fp32 or tf32, got '%s'\n", precision.c_str());
+        return 2;
+      }
+    }
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--window") && i + 1 < argc) window = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--alibi")) alibi = true;
@@ -75,6 +86,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const bool bf16 = precision == "bf16";
+  const size_t es = bf16 ? 2 : 4;  // bytes per element
+  if (shapes.empty() && !bf16) shapes = {{16, 12, 12, 1024, 64}, {2, 12, 12, 8192, 64}};
   if (shapes.empty())
     shapes = {{16, 12, 12, 1024, 64}, {4, 12, 12, 4096, 64}, {1, 12, 12, 16384, 64}, {8, 16, 16, 2048, 128},
               {2, 16, 16, 8192, 128}};
@@ -85,8 +99,8 @@ int main(int argc, char** argv) {
   if (doc_len > 0) mods += ", documents of " + std::to_string(doc_len);
   if (alibi) mods += ", alibi";
   if (softcap > 0) mods += ", softcap " + std::to_string(softcap);
-  std::printf("attnlab flash attention, %s, bf16, %s%s, median of %d\n", prop.name, causal ? "causal" : "non-causal",
-              mods.c_str(), reps);
+  std::printf("attnlab flash attention, %s, %s, %s%s, median of %d\n", prop.name, precision.c_str(),
+              causal ? "causal" : "non-causal", mods.c_str(), reps);
   std::printf("%-22s %9s %7s %9s %7s %9s %7s %9s%s\n", "B,H,Hkv,T,D", "fwd ms", "TFLOP/s", "bwd ms", "TFLOP/s", "f+b ms",
               "TFLOP/s", "extra MB", det ? "  det-bwd ms TFLOP/s" : "");
   cudaEvent_t e0, e1;
@@ -103,7 +117,8 @@ int main(int argc, char** argv) {
     p.o_token_stride = HD;
     p.causal = causal;
     p.scale = 1.0f / std::sqrt((float)sh.D);
-    p.bf16 = true;
+    p.bf16 = bf16;
+    p.tf32 = precision == "tf32";
     p.window = window;
     p.alibi = alibi;
     p.softcap = softcap;
@@ -125,32 +140,37 @@ int main(int argc, char** argv) {
     const size_t ws_bytes = attn::flash_attention_backward_workspace_bytes(bp);
     bp.deterministic = true;
     const size_t ws_det = attn::flash_attention_backward_workspace_bytes(bp);
-    const size_t set_bytes = (2 * n_qkv + 2 * n_y) * 2 + (size_t)sh.B * sh.H * sh.T * 4 + ws_bytes;
+    const size_t set_bytes = (2 * n_qkv + 2 * n_y) * es + (size_t)sh.B * sh.H * sh.T * 4 + ws_bytes;
     const int nrot = (int)std::clamp<size_t>((size_t)(3 * prop.l2CacheSize) / set_bytes + 1, 1, 6);
     std::vector<Set> sets(nrot);
     for (int i = 0; i < nrot; ++i) {
       Set& s = sets[i];
-      CUDA_CHECK(cudaMalloc(&s.qkv, n_qkv * 2));
-      CUDA_CHECK(cudaMalloc(&s.dqkv, n_qkv * 2));
-      CUDA_CHECK(cudaMalloc(&s.dy, n_y * 2));
-      CUDA_CHECK(cudaMalloc(&s.y, n_y * 2));
+      CUDA_CHECK(cudaMalloc(&s.qkv, n_qkv * es));
+      CUDA_CHECK(cudaMalloc(&s.dqkv, n_qkv * es));
+      CUDA_CHECK(cudaMalloc(&s.dy, n_y * es));
+      CUDA_CHECK(cudaMalloc(&s.y, n_y * es));
       CUDA_CHECK(cudaMalloc(&s.lse, (size_t)sh.B * sh.H * sh.T * 4));
       CUDA_CHECK(cudaMalloc(&s.ws, ws_bytes));
-      fill_random<<<1024, 256>>>(s.qkv, n_qkv, 1234 + 2 * i);
-      fill_random<<<1024, 256>>>(s.dy, n_y, 4321 + 2 * i);
+      if (bf16) {
+        fill_random<<<1024, 256>>>(reinterpret_cast<__nv_bfloat16*>(s.qkv), n_qkv, 1234 + 2 * i);
+        fill_random<<<1024, 256>>>(reinterpret_cast<__nv_bfloat16*>(s.dy), n_y, 4321 + 2 * i);
+      } else {
+        fill_random<<<1024, 256>>>(reinterpret_cast<float*>(s.qkv), n_qkv, 1234 + 2 * i);
+        fill_random<<<1024, 256>>>(reinterpret_cast<float*>(s.dy), n_y, 4321 + 2 * i);
+      }
       CUDA_CHECK(cudaGetLastError());
     }
     auto bind = [&](const Set& s, bool deterministic) {
       attn::FlashAttentionBackwardParams b = bp;
       b.fwd.q = s.qkv;
-      b.fwd.k = s.qkv + HD;
-      b.fwd.v = s.qkv + HD + KD;
+      b.fwd.k = s.qkv + HD * es;
+      b.fwd.v = s.qkv + (HD + KD) * es;
       b.fwd.o = s.y;
       b.fwd.lse = s.lse;
       b.dO = s.dy;
       b.dq = s.dqkv;
-      b.dk = s.dqkv + HD;
-      b.dv = s.dqkv + HD + KD;
+      b.dk = s.dqkv + HD * es;
+      b.dv = s.dqkv + (HD + KD) * es;
       b.deterministic = deterministic;
       return b;
     };

@@ -30,10 +30,7 @@ attn::GPTConfig cfg_for_parity(const std::string& impl) {
 
 std::unique_ptr<attn::Backend> backend(const std::string& device, const std::string& precision,
                                        const std::string& impl) {
-  attn::BackendOptions o;
-  o.device = device, o.precision = precision, o.max_batch = 3, o.max_seq = 80, o.threads = 2;
-  o.attention.impl = device == "cpu" ? "naive" : impl;
-  return attn::make_backend(cfg_for_parity(impl), o);
+  return tu::parity_backend(cfg_for_parity(impl), device, precision, impl);
 }
 
 class VsCpu : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};

@@ -3,7 +3,8 @@
 // through strides, outputs written into a padded y and into dqkv.
 //
 // Metric: ||x - ref|| / ||ref|| over the whole tensor (O, lse, dQ, dK, dV).
-// Tolerances: bf16 path <= 1e-2, fp32 path <= 1e-4.
+// Tolerances: bf16 path <= 1e-2, fp32 path (3xTF32 tensor cores) <= 1e-4, tf32 path (1xTF32)
+// <= kTf32Tol below.
 //
 // Measured on an H100 (PyTorch 2.11 SDPA flash backend on the same kind of inputs: N(0,1),
 // B=2 H=4 T=1000, scripts/bench_sdpa.py --accuracy), bf16:
@@ -141,7 +142,8 @@ struct RunErrors {
 // Runs forward + backward on the GPU in precision E; returns errors vs the reference and the
 // raw dqkv of the backward (for bitwise comparisons).
 template <typename E>
-RunErrors run_case(const AttnShape& s, const RefResult& r, bool deterministic, std::vector<E>* dqkv_raw) {
+RunErrors run_case(const AttnShape& s, const RefResult& r, bool deterministic, std::vector<E>* dqkv_raw,
+                   bool tf32 = false) {
   RunErrors out;
   const int W = s.width(), HD = s.H * s.D, OS = HD + 8;  // padded y token stride
   DevBuf<E> qkv((size_t)s.B * s.T * W), y((size_t)s.B * s.T * OS), dy((size_t)s.B * s.T * HD),
@@ -167,6 +169,7 @@ RunErrors run_case(const AttnShape& s, const RefResult& r, bool deterministic, s
   p.causal = s.causal;
   p.scale = 1.0f / std::sqrt(static_cast<float>(s.D));
   p.bf16 = std::is_same_v<E, __nv_bfloat16>;
+  p.tf32 = tf32;
   attn::flash_attention_forward(p, nullptr);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
@@ -225,6 +228,16 @@ std::string case_name(const CaseParam& c) {
 
 class FlashAttention : public ::testing::TestWithParam<CaseParam> {};
 
+// The tf32 path's bound, from TF32's 10-bit mantissa (unit roundoff u = 2^-11). The inputs here
+// are bf16 values, exact in TF32, so S = Q K^T and dP = dO V^T carry fp32 errors only; the
+// operands rounded are P (O = P V, dV = P^T dO) and dS (dQ = dS K, dK = dS^T Q), each element
+// with relative error <= u. Normwise over a sum of such products with independent roundings
+// (uniform in [-u, u], standard deviation u / sqrt(3)) the error is ~0.6u, at most u per output
+// when the terms do not cancel; dS itself adds the fp32 error of dP - Dsum. 4u leaves room for
+// the cancellation in dQ, dK (sums of dS of both signs).
+constexpr double kTf32U = 0x1p-11;
+constexpr double kTf32Tol = 4 * kTf32U;
+
 void report(const char* tag, const AttnShape& s, const RunErrors& e) {
   std::printf("[flash] %-9s B=%d T=%-5d H=%d Hkv=%d D=%-3d %s  O %.2e lse %.2e dQ %.2e dK %.2e dV %.2e\n", tag,
               s.B, s.T, s.H, s.Hkv, s.D, s.causal ? "causal" : "full  ", e.o.rel, e.lse.rel, e.dq.rel, e.dk.rel,
@@ -263,6 +276,18 @@ TEST_P(FlashAttention, MatchesFloat64Reference) {
   const RunErrors f = run_case<float>(s, r, false, nullptr);
   report("fp32", s, f);
   expect_within(f, 1e-4, "fp32");
+  std::vector<float> fdet1, fdet2;
+  const RunErrors fd = run_case<float>(s, r, true, &fdet1);
+  report("fp32-det", s, fd);
+  expect_within(fd, 1e-4, "fp32 deterministic");
+  run_case<float>(s, r, true, &fdet2);
+  EXPECT_EQ(0, std::memcmp(fdet1.data(), fdet2.data(), fdet1.size() * sizeof(float)))
+      << "fp32 deterministic backward differs between two runs";
+  const RunErrors t = run_case<float>(s, r, false, nullptr, true);
+  report("tf32", s, t);
+  expect_within(t, kTf32Tol, "tf32");
+  // TF32 really on: P (in O = P V) is rounded to 10 bits, ~0.6u normwise; at T = 1, P = 1 is exact.
+  if (s.T >= 77) EXPECT_GE(t.o.rel, kTf32U / 16) << "tf32 O as accurate as fp32: 1xTF32 is off";
 }
 
 std::vector<CaseParam> all_cases() {
@@ -344,6 +369,9 @@ TEST(FlashAttentionErrors, RejectsBadShapesAndStrides) {
   EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
   p.Hkv = 1;
   p.q = reinterpret_cast<const char*>(dummy) + 2;  // misaligned
+  EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
+  p.q = dummy;
+  p.tf32 = true;  // TF32 products of bf16 inputs
   EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
 }
 

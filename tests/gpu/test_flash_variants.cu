@@ -7,8 +7,9 @@
 // uploaded tokens (its own test below checks it against the CPU rule).
 //
 // Metric: ||x - ref|| / ||ref|| over the whole tensor; tolerances as tests/gpu/test_flash_attention.cu:
-// bf16 <= 1e-2, fp32 <= 1e-4. Every output buffer is poisoned (NaN) first, so an element that is
-// never written (e.g. a skipped tile that should not have been) fails the test.
+// bf16 <= 1e-2, fp32 <= 1e-4, tf32 (1xTF32) <= 4 * 2^-11. Every output buffer is poisoned (NaN)
+// first, so an element that is never written (e.g. a skipped tile that should not have been)
+// fails the test.
 //
 // Also: the whole model on the CUDA backend (flash + window + ALiBi + soft-capping, flash +
 // document mask; fp32 and bf16) against the CPU backend.
@@ -134,7 +135,7 @@ struct Errors {
 // Forward + backward of the flash kernels in precision E (float or bf16).
 template <typename E>
 Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::vector<E>* dqkv_raw,
-                 std::vector<E>* y_raw = nullptr) {
+                 std::vector<E>* y_raw = nullptr, bool tf32 = false) {
   const int W = v.width(), HD = v.H * v.D;
   tu::DevBuf<E> qkv(r.qkv), dy(r.dy), y(static_cast<size_t>(v.B) * v.T * HD), dqkv(r.qkv.size());
   tu::DevBuf<float> lse(r.lse.size());
@@ -166,6 +167,7 @@ Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::
   attn::set_token_counts(p, opts, count_ptrs.data());
   p.scale = 1.0f / std::sqrt(static_cast<float>(v.D));
   p.bf16 = std::is_same_v<E, tu::bf16>;
+  p.tf32 = tf32;
   attn::flash_attention_forward(p, nullptr);
   CUDA_CHECK(cudaDeviceSynchronize());
 
@@ -230,6 +232,13 @@ TEST_P(FlashVariants, MatchesFloat64Reference) {
   EXPECT_EQ(0, std::memcmp(det1.data(), det2.data(), det1.size() * sizeof(tu::bf16)))
       << "deterministic backward differs between two runs";
   check(v, "fp32", run_flash<float>(v, r, false, nullptr), 1e-4);
+  std::vector<float> fdet1, fdet2;
+  check(v, "fp32-det", run_flash<float>(v, r, true, &fdet1), 1e-4);
+  run_flash<float>(v, r, true, &fdet2);
+  EXPECT_EQ(0, std::memcmp(fdet1.data(), fdet2.data(), fdet1.size() * sizeof(float)))
+      << "fp32 deterministic backward differs between two runs";
+  // the TF32 bound of tests/gpu/test_flash_attention.cu (kTf32Tol: 4u, u = 2^-11)
+  check(v, "tf32", run_flash<float>(v, r, false, nullptr, nullptr, true), 4 * 0x1p-11);
 }
 
 std::vector<Variant> variants() {

@@ -1,6 +1,7 @@
 // cuBLASLt matmuls (CudaMatmul) against the float64 reference: bias, GELU (fused epilogue
 // and the unfused path), input and weight gradients with the bias gradient.
 #include <string>
+#include <tuple>
 
 #include "backend/cuda_matmul.h"
 #include "kernels/kernels.h"
@@ -85,6 +86,46 @@ TYPED_TEST(Matmul, ForwardBackward) {
       }
     }
     for (const std::string& f : mm.fallbacks()) std::printf("    [note] %s fallback: %s\n", tu::type_name<T>(), f.c_str());
+  }
+}
+
+// tf32 (device.precision = "tf32"): fp32 buffers, CUBLAS_COMPUTE_32F_FAST_TF32. Each operand is
+// rounded to TF32's 10-bit mantissa (relative error <= u = 2^-11), so a product is off by up
+// to 2u; with independent roundings (uniform in [-u, u]) the normwise error of a K-term matmul
+// is ~sqrt(2/3) u ~ 0.8u. Bounds: within 2u, and at least u/4 (else TF32 is off); fp32 stays
+// at fp32 rounding (else TF32 is on there too).
+TEST(MatmulTf32, ForwardAndGradientsAtTf32Rounding) {
+  SKIP_WITHOUT_GPU();
+  using E = attn::CudaMatmul::Epilogues;
+  constexpr double u = 0x1p-11;
+  const int N = 256, IC = 256, OC = 192;
+  const Vec x = tu::random_vec(static_cast<size_t>(N) * IC, 1), W = tu::random_vec(static_cast<size_t>(OC) * IC, 2);
+  const Vec dout = tu::random_vec(static_cast<size_t>(N) * OC, 4);
+  Vec out, dx, dW(W.size(), 0.0);
+  ref::linear_forward(out, x, W, nullptr, N, IC, OC);
+  ref::linear_backward(dx, dW.data(), nullptr, dout, x, W, N, IC, OC);
+  DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
+  for (const bool tf32 : {false, true}) {
+    attn::CudaMatmul mm(attn::DType::F32, E::NoGelu, ws.get(), 0, attn::CudaMatmul::kWorkspaceBytes, tf32);
+    EXPECT_EQ(mm.tf32(), tf32);
+    DevBuf<float> d_x(x), d_W(W), d_dout(dout), d_out(out.size()), d_dx(x.size()), d_dW(Vec(W.size(), 0.0));
+    DevBuf<float> scratch(attn::CudaMatmul::backward_weight_scratch_floats(N, OC));
+    mm.forward(d_out.get(), d_x.get(), d_W.get(), nullptr, N, IC, OC);
+    mm.backward_input(d_dx.get(), d_dout.get(), d_W.get(), N, IC, OC);
+    mm.backward_weight(d_dW.get(), nullptr, d_dout.get(), d_x.get(), N, IC, OC, scratch.get());
+    const char* mode = tf32 ? "tf32 " : "fp32 ";
+    for (const auto& [got, want, what] :
+         {std::tuple{d_out.download(), out, "forward"}, std::tuple{d_dx.download(), dx, "dinp"},
+          std::tuple{d_dW.download(), dW, "dweight"}}) {
+      const double e = tu::rel_err(got, want);
+      std::printf("    [rel] %s%-10s %.3e\n", mode, what, e);
+      if (tf32) {
+        EXPECT_LE(e, 2 * u) << what;
+        EXPECT_GE(e, u / 4) << what << ": TF32 rounding is off";
+      } else {
+        EXPECT_LE(e, u / 64) << what << ": fp32 matmul at TF32-sized error";
+      }
+    }
   }
 }
 
