@@ -68,7 +68,7 @@ struct FwdCfg {
 };
 
 struct FwdArgs {
-  tiles::TmaMap q, k, v;  // (d, t, head, b) views, boxes of BR (q) and BC (k, v) rows
+  tiles::TmaMap q, k, v;  // (d, head, t, b) views, boxes of BR (q) and BC (k, v) rows
   FlashAttentionParams p;
   int n_qblocks = 0, n_tiles = 0;
 };
@@ -92,12 +92,15 @@ struct FwdTile {
   }
 };
 
-// The key blocks [begin, end) the query rows [q0, q0 + BR) can see (same for both roles).
+// The key blocks [begin, end) the query rows [q0, q0 + BR) can see (same for both roles;
+// end >= begin, so both count the same number of ring uses).
 template <int BR, int BC, MaskKind MK>
 __device__ __forceinline__ int2 key_block_range(const FlashMask& mask, int q0, int T) {
   const int q_last = min(T, q0 + BR) - 1;
-  if constexpr (MK == MaskKind::kGeneral) return make_int2(mask.key_lo(q0) / BC, mask.key_hi(q_last) / BC + 1);
-  else if constexpr (MK == MaskKind::kCausal) return make_int2(0, q_last / BC + 1);
+  if constexpr (MK == MaskKind::kGeneral) {
+    const int begin = mask.key_lo(q0) / BC;
+    return make_int2(begin, max(begin, mask.key_hi(q_last) / BC + 1));
+  } else if constexpr (MK == MaskKind::kCausal) return make_int2(0, q_last / BC + 1);
   else return make_int2(0, (T + BC - 1) / BC);
 }
 
