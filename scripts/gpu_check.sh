@@ -279,20 +279,34 @@ if has decode; then
   grep -E -A3 "Failure" "$OUT/decode_tests.log" | head -30
   row "decode tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/decode_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/decode_tests.log" | head -1)"
   [ -x "$BUILD/bench_decode_attention" ] || cmake --build "$BUILD" -j"$(nproc)" --target bench_decode_attention > "$OUT/build_decode.log" 2>&1
-  "$BUILD/bench_decode_attention" ${DECODE_ARGS:-} > "$OUT/decode_bench.jsonl" 2> "$OUT/decode_bench.err"
-  if [ -n "${BASE:-}" ] && [ -x "$BASE/bench_decode_attention" ]; then  # old kernel, same call
-    "$BASE/bench_decode_attention" ${DECODE_ARGS:-} > "$OUT/decode_bench_base.jsonl" 2>> "$OUT/decode_bench.err"
-    row "decode us, new | base ($BASE):
-$(python3 - "$OUT/decode_bench.jsonl" "$OUT/decode_bench_base.jsonl" <<'PY'
+  # every shape of issue 17 (MHA, GQA, MQA; bf16, fp8, int8), passed to both binaries so that
+  # the base (whose default list may be shorter) times the same rows
+  DECODE_SHAPES=""
+  for s in 1,12,12,64,32768,bf16 32,12,12,64,4096,bf16 1,12,12,64,32768,fp8 32,12,12,64,4096,fp8 \
+           1,12,12,64,32768,int8 32,12,12,64,4096,int8 1,12,4,64,32768,bf16 32,12,4,64,4096,bf16 \
+           1,12,4,64,32768,int8 1,32,8,128,32768,bf16 1,32,8,128,32768,fp8 1,32,8,128,32768,int8 \
+           1,12,1,64,32768,bf16 1,12,1,64,32768,fp8; do DECODE_SHAPES="$DECODE_SHAPES --shape $s"; done
+  DECODE_ARGS=${DECODE_ARGS:-$DECODE_SHAPES}
+  decode_table() {  # us of two bench outputs, row by row: decode_table NEW OTHER
+    python3 - "$1" "$2" <<'PY'
 import json, sys
 def rows(p):
     return {(d["B"], d["H"], d["Hkv"], d["D"], d["ctx"], d["cache"]): d["us"] for d in
             (json.loads(l) for l in open(p) if l.startswith("{")) if d.get("who") == "ours" and "us" in d}
 new, base = rows(sys.argv[1]), rows(sys.argv[2])
-print("\n".join(f"  {','.join(map(str, k))}: {new[k]:.2f} | {base[k]:.2f} (base/new {base[k] / new[k]:.3f})"
+print("\n".join(f"  {','.join(map(str, k))}: {new[k]:.2f} | {base[k]:.2f} (other/new {base[k] / new[k]:.3f})"
                 for k in new if k in base))
 PY
-)"
+  }
+  "$BUILD/bench_decode_attention" $DECODE_ARGS > "$OUT/decode_bench.jsonl" 2> "$OUT/decode_bench.err"
+  # the CUDA-core split kernel of the same build (fp32 activations use it), same call
+  "$BUILD/bench_decode_attention" $DECODE_ARGS --cuda-cores > "$OUT/decode_bench_cuda_cores.jsonl" 2>> "$OUT/decode_bench.err" &&
+    row "decode us, tensor cores | cuda cores (same build):
+$(decode_table "$OUT/decode_bench.jsonl" "$OUT/decode_bench_cuda_cores.jsonl")"
+  if [ -n "${BASE:-}" ] && [ -x "$BASE/bench_decode_attention" ]; then  # old kernel, same call
+    "$BASE/bench_decode_attention" $DECODE_ARGS > "$OUT/decode_bench_base.jsonl" 2>> "$OUT/decode_bench.err"
+    row "decode us, new | base ($BASE):
+$(decode_table "$OUT/decode_bench.jsonl" "$OUT/decode_bench_base.jsonl")"
   fi
   python3 scripts/bench_decode_sdpa.py >> "$OUT/decode_bench.jsonl" 2>> "$OUT/decode_bench.err"
   tail -3 "$OUT/decode_bench.err"
