@@ -146,33 +146,7 @@ __global__ void __launch_bounds__(256, FwdWgCfg<D>::MINB)
       }
     }
 
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s[4 * n + 2 * r], s[4 * n + 2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m_run[r], mx);
-      const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
-      const float alpha = fast_exp2(m_run[r] * sl2 - m_sc);
-      m_run[r] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        const float p0 = fast_exp2(fmaf(s[4 * n + 2 * r], sl2, -m_sc));
-        const float p1 = fast_exp2(fmaf(s[4 * n + 2 * r + 1], sl2, -m_sc));
-        s[4 * n + 2 * r] = p0;
-        s[4 * n + 2 * r + 1] = p1;
-        sum += p0 + p1;
-      }
-      l_run[r] = l_run[r] * alpha + sum;
-#pragma unroll
-      for (int n = 0; n < NO; ++n) {
-        o[4 * n + 2 * r] *= alpha;
-        o[4 * n + 2 * r + 1] *= alpha;
-      }
-    }
+    online_softmax_step<NS, NO>(s, o, m_run, l_run, sl2);
     uint32_t pa[BC / 16][4];
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
