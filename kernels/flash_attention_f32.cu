@@ -250,6 +250,7 @@ __global__ void __launch_bounds__(kThreads, FwdF32Cfg<D>::MINB)
     }
     warp_mma_px<PASSES, NS, NO, LD>(o, s, sV, lane);
   }
+  cp_async_wait<0>();  // no copy outlives the block (a row block that sees no key)
 
   float* Og = static_cast<float*>(p.o) + b * p.o_batch_stride + h * D;
   float* lse = p.lse + ((int64_t)b * p.H + h) * T;
@@ -410,6 +411,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
   }
 
+  cp_async_wait<0>();  // no copy outlives the block (a key block that no query sees)
+
   // dK = scale * dS^T Q, dV = P^T dO, straight from the accumulators (keys < T)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -508,6 +511,8 @@ __global__ void __launch_bounds__(kThreads)
       }
     warp_mma_px<PASSES, NS, NO, LD>(dq, dp, sK, lane);
   }
+  cp_async_commit();
+  cp_async_wait<0>();  // no copy outlives the block (a row block that sees no key)
 
   float* dQg = static_cast<float*>(p.dq) + b * p.dq_batch_stride + h * D;
 #pragma unroll
