@@ -1,11 +1,13 @@
 // Device helpers shared by the flash attention kernels: cp.async, ldmatrix, mma.sync
-// (m16n8k16 bf16 or fp16 -> fp32), the swizzled shared-memory tile layout, parameter checks.
+// (m16n8k16 bf16 or fp16 -> fp32), the online-softmax step, the swizzled shared-memory tile layout,
+// parameter checks.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 
 #include "core/cuda_check.h"
@@ -76,6 +78,45 @@ __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
+}
+
+// One online-softmax step over a warp's score tile in mma accumulator (C) layout: s[4n + 2r + c]
+// is row g + 8r, column 8n + 2t + c of the tile (g = lane / 4, t = lane % 4; raw scores, -inf
+// where masked), o[4n + 2r + c] likewise the rows' output so far. With sl2 = scale * log2(e):
+//   m' = max(m, max_j s_j),  a = exp2((m - m') sl2),  P_j = exp2((s_j - m') sl2),
+//   l' = a l + sum_j P_j,    o' = a o;   s becomes P.
+// m is the row's (reduced over the quad), l this thread's share (the quad's four add up at the
+// end). A row masked so far keeps m = -inf and P = 0.
+template <int NS, int NO>
+__device__ __forceinline__ void online_softmax_step(float (&s)[4 * NS], float (&o)[4 * NO], float (&m_run)[2],
+                                                    float (&l_run)[2], float sl2) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s[4 * n + 2 * r], s[4 * n + 2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m_run[r], mx);
+    const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
+    const float alpha = fast_exp2(m_run[r] * sl2 - m_sc);
+    m_run[r] = m_new;
+    float sum = 0.f;
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+      const float p0 = fast_exp2(fmaf(s[4 * n + 2 * r], sl2, -m_sc));
+      const float p1 = fast_exp2(fmaf(s[4 * n + 2 * r + 1], sl2, -m_sc));
+      s[4 * n + 2 * r] = p0;
+      s[4 * n + 2 * r + 1] = p1;
+      sum += p0 + p1;
+    }
+    l_run[r] = l_run[r] * alpha + sum;
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      o[4 * n + 2 * r] *= alpha;
+      o[4 * n + 2 * r + 1] *= alpha;
+    }
+  }
 }
 
 // ---- swizzled tile layout ------------------------------------------------------------------

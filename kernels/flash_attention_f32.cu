@@ -238,29 +238,9 @@ __global__ void __launch_bounds__(kThreads, FwdF32Cfg<D>::MINB)
         }
     }
 
-    // online softmax (log2 domain; a fully masked row keeps m = -inf and P = 0)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m_run[r], mx);
-      const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
-      const float alpha = fast_exp2(m_run[r] * sl2 - m_sc);
-      m_run[r] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        s[n][2 * r] = fast_exp2(fmaf(s[n][2 * r], sl2, -m_sc));
-        s[n][2 * r + 1] = fast_exp2(fmaf(s[n][2 * r + 1], sl2, -m_sc));
-        sum += s[n][2 * r] + s[n][2 * r + 1];
-      }
-      l_run[r] = l_run[r] * alpha + sum;
-#pragma unroll
-      for (int n = 0; n < NO; ++n) o[n][2 * r] *= alpha, o[n][2 * r + 1] *= alpha;
-    }
+    // online softmax (log2 domain): the same step as the bf16 kernel's, on the flat views
+    online_softmax_step<NS, NO>(reinterpret_cast<float(&)[4 * NS]>(s), reinterpret_cast<float(&)[4 * NO]>(o), m_run,
+                                l_run, sl2);
 
     cp_async_wait<0>();
     __syncthreads();  // V_j visible; every warp done with K_j
@@ -270,6 +250,7 @@ __global__ void __launch_bounds__(kThreads, FwdF32Cfg<D>::MINB)
     }
     warp_mma_px<PASSES, NS, NO, LD>(o, s, sV, lane);
   }
+  cp_async_wait<0>();  // no copy outlives the block (a row block that sees no key)
 
   float* Og = static_cast<float*>(p.o) + b * p.o_batch_stride + h * D;
   float* lse = p.lse + ((int64_t)b * p.H + h) * T;
@@ -430,6 +411,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
   }
 
+  cp_async_wait<0>();  // no copy outlives the block (a key block that no query sees)
+
   // dK = scale * dS^T Q, dV = P^T dO, straight from the accumulators (keys < T)
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -528,6 +511,8 @@ __global__ void __launch_bounds__(kThreads)
       }
     warp_mma_px<PASSES, NS, NO, LD>(dq, dp, sK, lane);
   }
+  cp_async_commit();
+  cp_async_wait<0>();  // no copy outlives the block (a row block that sees no key)
 
   float* dQg = static_cast<float*>(p.dq) + b * p.dq_batch_stride + h * D;
 #pragma unroll
