@@ -14,8 +14,9 @@
 //   dK       2.4e-3 | 2.4e-3                       2.3e-3 | 2.5e-3
 //   dV       2.4e-3 | 2.3e-3                       2.3e-3 | 2.3e-3
 // i.e. ~1.0x PyTorch's error (the issue asks <= 1.5x). Worst over all cases here: O 2.3e-3,
-// dQ / dK 3.0e-3 (T = 17), dV 2.4e-3, lse 2e-7; fp32 path <= 1.3e-6 (<= 2e-5 at T = 1, where
-// dQ and dK are rounding noise around 0, see rel_err).
+// dQ / dK 3.0e-3 (T = 17), dV 2.4e-3, lse 2e-7; the fp32 path's CUDA-core kernel before issue 20
+// <= 1.3e-6 (<= 2e-5 at T = 1, where dQ and dK are rounding noise around 0, see rel_err); its
+// 3xTF32 kernel passes the same 1e-4 (`scripts/gpu_check.sh fp32flash` prints the worst per path).
 // Every output buffer is poisoned (NaN) before each run: a non-finite value fails the test,
 // and the padding of y (token stride H*D + 8) must come back untouched.
 #include <cuda_bf16.h>
