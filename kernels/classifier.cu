@@ -1,5 +1,7 @@
 // Fused classifier: softmax + cross-entropy + its gradient, written in place over the
 // logits (no fp32 copy of all logits), one loss per position.
+#include <algorithm>
+
 #include "kernels/common.cuh"
 #include "kernels/kernels.h"
 
@@ -174,18 +176,29 @@ __global__ void __launch_bounds__(kClassifierThreads, 2)
     store128(row + pk * W, gradient_pack(load128(cached + pk * W), pk * W, V, target, lse, dloss));
 }
 
-// Shared memory beyond 48 KB must be asked for, once per kernel (before any graph capture:
-// the first training step runs uncaptured).
+// The longest row (bytes) the shared-memory kernel takes on this device: kSmemRowMaxBytes, or
+// less where the device's opt-in limit minus the kernel's static shared memory (the block
+// reductions' scratch) is smaller. Shared memory beyond 48 KB must be asked for, once per kernel
+// (before any graph capture: the first training step runs uncaptured).
 template <typename T>
-void allow_row_in_smem() {
-  static const bool done = [] {
+size_t row_in_smem_limit() {
+  static const size_t limit = [] {
+    int device = 0, optin = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    cudaFuncAttributes fa{};
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, classifier_row_in_smem_kernel<T>));
+    const size_t optin_bytes = static_cast<size_t>(optin);
+    const size_t room = optin_bytes > fa.sharedSizeBytes ? optin_bytes - fa.sharedSizeBytes : 0;
+    const size_t bytes = std::min(kSmemRowMaxBytes, room);
+    if (bytes == 0) return bytes;
     CUDA_CHECK(cudaFuncSetAttribute(classifier_row_in_smem_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(kSmemRowMaxBytes)));
-    CUDA_CHECK(cudaFuncSetAttribute(classifier_row_in_smem_kernel<T>,
-                                    cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    return true;
+                                    static_cast<int>(bytes)));
+    CUDA_CHECK(cudaFuncSetAttribute(classifier_row_in_smem_kernel<T>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    static_cast<int>(cudaSharedmemCarveoutMaxShared)));  // two rows per SM
+    return bytes;
   }();
-  (void)done;
+  return limit;
 }
 
 template <typename T>
@@ -194,8 +207,7 @@ void classifier_forward_backward(T* logits, float* losses, const int32_t* target
   if (N == 0) return;
   constexpr int W = Pack128<T>::size;
   const size_t row_bytes = static_cast<size_t>(Vp) * sizeof(T);
-  if (Vp % W == 0 && row_bytes <= kSmemRowMaxBytes) {  // GPT-2 in bf16: the row read once
-    allow_row_in_smem<T>();
+  if (Vp % W == 0 && row_bytes <= row_in_smem_limit<T>()) {  // GPT-2 in bf16: the row read once
     classifier_row_in_smem_kernel<<<N, kClassifierThreads, row_bytes, stream>>>(logits, losses, targets, V, Vp, dloss,
                                                                                  write_grad);
   } else if (Vp % W == 0) {  // rows start on 16 bytes: the vectorized kernel
