@@ -1,5 +1,7 @@
 // Fused classifier: softmax + cross-entropy + its gradient, written in place over the
 // logits (no fp32 copy of all logits), one loss per position.
+#include <algorithm>
+
 #include "kernels/common.cuh"
 #include "kernels/kernels.h"
 
@@ -105,45 +107,24 @@ __device__ __forceinline__ Pack128<T> gradient_pack(const Pack128<T>& x, int col
 }
 
 // The same math, for Vp % (16 / sizeof(T)) == 0 (GPT-2: Vp = 50304): every element moves in
-// 16-byte packs, the row is read twice (max/sum, then the gradient: the second read hits L2
-// only while the rows in flight fit there) and written once.
-// Why: the scalar kernel above moves 2 bytes per load and pays a branch + expf per element
-// in the online softmax; this one is bound by memory bandwidth.
+// 16-byte packs. Why: the scalar kernel above moves 2 bytes per load and pays a branch + expf
+// per element in the online softmax; this one is bound by memory bandwidth.
+//   kRowInSmem = false: the row is read twice (max/sum, then the gradient) and written once.
+//   kRowInSmem = true: the row is copied into shared memory as it is read (two blocks of 100 KB
+//     per SM) and the gradient pass reads it from there. Why: at GPT-2's size (16384 rows of
+//     100 KB in bf16) the rows in flight (up to 4 blocks per SM) exceed L2, so the second read
+//     came from DRAM again: three passes of row traffic (1.41-1.47 ms against llm.c's 0.99).
+//     Now one read of DRAM and one write. The same per-thread pack order and reductions: the
+//     same bits as kRowInSmem = false.
 constexpr int kClassifierThreads = 512;
-
-template <typename T>
-__global__ void __launch_bounds__(kClassifierThreads)
-    classifier_packed_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
-                             DeviceValue<float> dloss_src, bool write_grad) {
-  const float dloss = dloss_src.get();  // core/device_value.h
-  constexpr int W = Pack128<T>::size;
-  const int n = blockIdx.x;
-  T* row = logits + static_cast<size_t>(n) * Vp;
-  const int target = targets[n];
-  const int packs = Vp / W;
-  if (target < 0) return ignored_row(row, packs, losses + n, write_grad);  // block-uniform
-  float m = -INFINITY, s = 0.0f;
-  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) online_add_pack(m, s, load128(row + pk * W), pk * W, V);
-  const float lse = row_lse_and_loss(m, s, row, target, losses + n);
-  if (!write_grad) return;
-  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x)
-    store128(row + pk * W, gradient_pack(load128cs(row + pk * W), pk * W, V, target, lse, dloss));
-}
-
-// Why: at GPT-2's size (16384 rows of 100 KB in bf16) the rows the packed kernel's resident
-// blocks have in flight (up to 4 per SM) exceed L2, so its second read of a row comes from DRAM
-// again: three passes of row traffic (measured 1.41-1.47 ms against llm.c's 0.99). This one
-// copies the row into shared memory as it reads it (two blocks of 100 KB per SM), and the
-// gradient pass reads it from there: one read of DRAM and one write. Same block size, same
-// per-thread pack order and the same reductions as the packed kernel: the same bits.
 constexpr size_t kSmemRowMaxBytes = 110 * 1024;  // two such blocks fit an SM's 228 KB (sm_90)
 constexpr int kSmemRowInFlight = 4;              // 16-byte loads each thread issues before using one
 
-template <typename T>
-__global__ void __launch_bounds__(kClassifierThreads, 2)
-    classifier_row_in_smem_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
-                                  DeviceValue<float> dloss_src, bool write_grad) {
-  extern __shared__ __align__(16) unsigned char row_smem[];
+template <typename T, bool kRowInSmem>
+__global__ void __launch_bounds__(kClassifierThreads, kRowInSmem ? 2 : 1)
+    classifier_packed_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
+                             DeviceValue<float> dloss_src, bool write_grad) {
+  extern __shared__ __align__(16) unsigned char row_smem[];  // kRowInSmem: Vp * sizeof(T) bytes
   T* cached = reinterpret_cast<T*>(row_smem);
   const float dloss = dloss_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size;
@@ -153,39 +134,56 @@ __global__ void __launch_bounds__(kClassifierThreads, 2)
   const int packs = Vp / W;
   if (target < 0) return ignored_row(row, packs, losses + n, write_grad);  // block-uniform
   float m = -INFINITY, s = 0.0f;
-  for (int first = threadIdx.x; first < packs; first += kSmemRowInFlight * blockDim.x) {
-    Pack128<T> x[kSmemRowInFlight];
+  if constexpr (kRowInSmem) {
+    for (int first = threadIdx.x; first < packs; first += kSmemRowInFlight * blockDim.x) {
+      Pack128<T> x[kSmemRowInFlight];
 #pragma unroll
-    for (int k = 0; k < kSmemRowInFlight; ++k) {
-      const int pk = first + k * blockDim.x;
-      if (pk < packs) x[k] = load128cs(row + pk * W);  // read once from DRAM
-    }
+      for (int k = 0; k < kSmemRowInFlight; ++k) {
+        const int pk = first + k * blockDim.x;
+        if (pk < packs) x[k] = load128cs(row + pk * W);  // read once from DRAM
+      }
 #pragma unroll
-    for (int k = 0; k < kSmemRowInFlight; ++k) {
-      const int pk = first + k * blockDim.x;
-      if (pk >= packs) break;
-      store128(cached + pk * W, x[k]);
-      online_add_pack(m, s, x[k], pk * W, V);
+      for (int k = 0; k < kSmemRowInFlight; ++k) {
+        const int pk = first + k * blockDim.x;
+        if (pk >= packs) break;
+        store128(cached + pk * W, x[k]);
+        online_add_pack(m, s, x[k], pk * W, V);
+      }
     }
+  } else {
+    for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) online_add_pack(m, s, load128(row + pk * W), pk * W, V);
   }
   const float lse = row_lse_and_loss(m, s, row, target, losses + n);  // (its barriers publish `cached`)
   if (!write_grad) return;
-  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x)
-    store128(row + pk * W, gradient_pack(load128(cached + pk * W), pk * W, V, target, lse, dloss));
+  for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) {
+    const Pack128<T> x = kRowInSmem ? load128(cached + pk * W) : load128cs(row + pk * W);
+    store128(row + pk * W, gradient_pack(x, pk * W, V, target, lse, dloss));
+  }
 }
 
-// Shared memory beyond 48 KB must be asked for, once per kernel (before any graph capture:
-// the first training step runs uncaptured).
+// The longest row (bytes) the shared-memory kernel takes on this device: kSmemRowMaxBytes, or
+// less where the device's opt-in limit minus the kernel's static shared memory (the block
+// reductions' scratch) is smaller. Shared memory beyond 48 KB must be asked for, once per kernel
+// (before any graph capture: the first training step runs uncaptured).
 template <typename T>
-void allow_row_in_smem() {
-  static const bool done = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(classifier_row_in_smem_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(kSmemRowMaxBytes)));
-    CUDA_CHECK(cudaFuncSetAttribute(classifier_row_in_smem_kernel<T>,
-                                    cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    return true;
+size_t row_in_smem_limit() {
+  static const size_t limit = [] {
+    int device = 0, optin = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    cudaFuncAttributes fa{};
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, classifier_packed_kernel<T, true>));
+    const size_t optin_bytes = static_cast<size_t>(optin);
+    const size_t room = optin_bytes > fa.sharedSizeBytes ? optin_bytes - fa.sharedSizeBytes : 0;
+    const size_t bytes = std::min(kSmemRowMaxBytes, room);
+    if (bytes == 0) return bytes;
+    CUDA_CHECK(cudaFuncSetAttribute(classifier_packed_kernel<T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(bytes)));
+    CUDA_CHECK(cudaFuncSetAttribute(classifier_packed_kernel<T, true>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    static_cast<int>(cudaSharedmemCarveoutMaxShared)));  // two rows per SM
+    return bytes;
   }();
-  (void)done;
+  return limit;
 }
 
 template <typename T>
@@ -194,12 +192,12 @@ void classifier_forward_backward(T* logits, float* losses, const int32_t* target
   if (N == 0) return;
   constexpr int W = Pack128<T>::size;
   const size_t row_bytes = static_cast<size_t>(Vp) * sizeof(T);
-  if (Vp % W == 0 && row_bytes <= kSmemRowMaxBytes) {  // GPT-2 in bf16: the row read once
-    allow_row_in_smem<T>();
-    classifier_row_in_smem_kernel<<<N, kClassifierThreads, row_bytes, stream>>>(logits, losses, targets, V, Vp, dloss,
-                                                                                 write_grad);
+  if (Vp % W == 0 && row_bytes <= row_in_smem_limit<T>()) {  // GPT-2 in bf16: the row read once
+    classifier_packed_kernel<T, true>
+        <<<N, kClassifierThreads, row_bytes, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
   } else if (Vp % W == 0) {  // rows start on 16 bytes: the vectorized kernel
-    classifier_packed_kernel<<<N, kClassifierThreads, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
+    classifier_packed_kernel<T, false>
+        <<<N, kClassifierThreads, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
   } else {
     classifier_kernel<<<N, 512, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
   }
