@@ -68,7 +68,7 @@ struct FwdCfg {
 };
 
 struct FwdArgs {
-  tiles::TmaMap q, k, v;  // (d, head, t, b) views, boxes of BR (q) and BC (k, v) rows
+  tiles::TmaMap q, k, v;  // (d, t, head, b) views, boxes of BR (q) and BC (k, v) rows
   FlashAttentionParams p;
   int n_qblocks = 0, n_tiles = 0;
 };

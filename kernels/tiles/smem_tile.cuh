@@ -54,7 +54,7 @@ struct SwizzledTile {
   __device__ __forceinline__ void load(const TmaMap& m, uint32_t bar, int row0, int head, int batch) const {
 #pragma unroll
     for (int cb = 0; cb < kColBlocks; ++cb)
-      tma_load_4d(base + cb * kBlockBytes, &m.map, bar, cb * kSwizzleElems, head, row0, batch * m.batch_step);
+      tma_load_4d(base + cb * kBlockBytes, &m.map, bar, cb * kSwizzleElems, row0, head, batch * m.batch_step);
   }
 };
 

@@ -2,11 +2,10 @@
 // bf16 view of a strided buffer, and the device-side bulk tensor load that lands one box in a
 // 128-byte-swizzled shared tile and signals an mbarrier with its byte count.
 //
-// The map is 4-D, innermost first: (dim d < D, head < heads, token t < T, batch < B), element
-// (d, head, t, b) at base + b*batch_stride + t*token_stride + head*D + d (strides in elements,
-// as in kernels/flash_attention.h; in this order each stride covers the dimensions below it, as
-// the driver documents). A box is (64 columns, 1 head, rows tokens, 1): one column block of a
-// swizzled tile, row r at byte 128 r. Tokens >= T read as zeros (TMA's out-of-bounds fill), and the box's full byte
+// The map is 4-D, innermost first: (dim d < D, token t < T, head < heads, batch < B), element
+// (d, t, head, b) at base + b*batch_stride + t*token_stride + head*D + d (strides in elements,
+// as in kernels/flash_attention.h). A box is (64 columns, rows tokens, 1, 1): one column block of
+// a swizzled tile. Tokens >= T read as zeros (TMA's out-of-bounds fill), and the box's full byte
 // count still arrives on the mbarrier, so expect_tx is always the box size.
 #pragma once
 #include <cuda.h>
@@ -42,17 +41,17 @@ inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return fn;
 }
 
-// The bf16 view above with a box of (64, 1, box_rows, 1), 128-byte swizzle.
+// The bf16 view above with a box of (64, box_rows, 1, 1), 128-byte swizzle.
 inline TmaMap make_bf16_head_map(const void* base, int D, int T, int heads, int B, int64_t token_stride,
                                  int64_t batch_stride, int box_rows) {
   TmaMap m;
   m.batch_step = batch_stride == 0 ? 0 : 1;
-  const cuuint64_t dims[4] = {(cuuint64_t)D, (cuuint64_t)heads, (cuuint64_t)T, (cuuint64_t)(m.batch_step ? B : 1)};
+  const cuuint64_t dims[4] = {(cuuint64_t)D, (cuuint64_t)T, (cuuint64_t)heads, (cuuint64_t)(m.batch_step ? B : 1)};
   // Strides of dims 1..3 in bytes (multiples of 16: checked with the parameters). A broadcast
   // batch has one slice; its stride is never used but must be valid.
-  const cuuint64_t strides[3] = {(cuuint64_t)D * kBf16Bytes, (cuuint64_t)token_stride * kBf16Bytes,
-                                 (cuuint64_t)(m.batch_step ? batch_stride : (int64_t)T * token_stride) * kBf16Bytes};
-  const cuuint32_t box[4] = {(cuuint32_t)kSwizzleElems, 1, (cuuint32_t)box_rows, 1};
+  const cuuint64_t strides[3] = {(cuuint64_t)token_stride * kBf16Bytes, (cuuint64_t)D * kBf16Bytes,
+                                 (cuuint64_t)(m.batch_step ? batch_stride : token_stride) * kBf16Bytes};
+  const cuuint32_t box[4] = {(cuuint32_t)kSwizzleElems, (cuuint32_t)box_rows, 1, 1};
   const cuuint32_t elem_strides[4] = {1, 1, 1, 1};
   const CUresult r = tensor_map_encoder()(&m.map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void*>(base), dims,
                                           strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
@@ -92,7 +91,7 @@ __device__ __forceinline__ void tma_prefetch(const CUtensorMap* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
 }
 
-// Load the box at coordinates (c0, c1, c2, c3) (innermost first) into shared memory at dst (1024-byte aligned for the
+// Load the box at (c0, c1, c2, c3) into shared memory at dst (1024-byte aligned for the
 // swizzle); its bytes complete a transaction on mbarrier `bar`.
 __device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map, uint32_t bar, int c0, int c1,
                                             int c2, int c3) {
