@@ -447,12 +447,16 @@ SplitKernelChoice mma_choice() {
   return {decode_mma_kernel<C, D>, kMmaThreads, Geo::kSmemBytes, kMmaHeads, Geo::kTileTokens};
 }
 
-// Tensor cores for bf16 activations over a bf16/e4m3/int8 cache; CUDA cores for fp32
-// activations or an fp32 cache (their fp32 accuracy, 2e-5, is beyond bf16/fp16 mma inputs).
+// Tensor cores for grouped heads (G > 1) with bf16 activations over a bf16/e4m3/int8 cache;
+// CUDA cores for MHA (G = 1), fp32 activations or an fp32 cache (fp32 accuracy, 2e-5, is
+// beyond bf16/fp16 mma inputs). MHA stays on CUDA cores because it measured faster there
+// (H200, 2026-12-03, B=1 ctx 32768: 33.3 us against 40.8 bf16, 28.5 against 34.3 fp8; B=32
+// ctx 4096: 95.5 against 108.3), while every grouped shape gained (GQA 12/4 24.3 -> 22.6 us,
+// 32/8 D=128 63.9 -> 47.5, its fp8/int8 87 -> 46, MQA 21.3 -> 18.7).
 SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
   const KVCacheDType c = p.shape.dtype;
   const int D = p.shape.D;
-  if (p.act_bf16 && c != KVCacheDType::FP32 && tuning().tensor_cores) {
+  if (p.act_bf16 && c != KVCacheDType::FP32 && G > 1 && tuning().tensor_cores) {
     switch (c) {
       case KVCacheDType::BF16: return D == 64 ? mma_choice<KVCacheDType::BF16, 64>() : mma_choice<KVCacheDType::BF16, 128>();
       case KVCacheDType::FP8_E4M3:
