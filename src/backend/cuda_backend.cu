@@ -183,8 +183,7 @@ class CudaBackend final : public Backend {
   float grad_norm() override {
     require_training("grad_norm");
     if (dp_ && dp_->zero1()) return static_cast<float>(std::sqrt(dp_->grad_norm_squared(grads_, norm_partials_, norm_out_)));
-    timed(pass_op(OpCategory::Optimizer, "grad norm", total_bytes()),
-          [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
+    enqueue_grad_norm_squared();
     double sq = 0.0;
     CUDA_CHECK(cudaMemcpyAsync(&sq, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
     sync();
@@ -371,8 +370,7 @@ class CudaBackend final : public Backend {
       classifier(N, DeviceValue<float>(0.0f, reinterpret_cast<const float*>(g.dev + g.dloss) + m), true);
       backward(B, T_, step.contexts[m]);
     }
-    timed(pass_op(OpCategory::Optimizer, "grad norm", total_bytes()),
-          [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
+    enqueue_grad_norm_squared();
     kern::grad_clip_factor(&scalars->adamw.grad_mult, norm_out_, &scalars->grad_clip, stream_);
     adamw(step.adamw, kern::AdamWScalars{}, &scalars->adamw);  // (device addresses, not read here)
   }
@@ -392,6 +390,13 @@ class CudaBackend final : public Backend {
                                  counted[m]));
     r.norm = static_cast<float>(std::sqrt(sq));
     return r;
+  }
+
+  // The squared gradient norm into norm_out_ (device), not read back: grad_norm() and the
+  // captured step share it.
+  void enqueue_grad_norm_squared() {
+    timed(pass_op(OpCategory::Optimizer, "grad norm", total_bytes()),
+          [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
   }
 
   int dropout_sites() const { return 1 + 3 * cfg_.n_layer; }  // model/dropout_sites.h
