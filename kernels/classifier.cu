@@ -4,6 +4,7 @@
 
 #include "kernels/common.cuh"
 #include "kernels/kernels.h"
+#include "kernels/tiles/hardware.cuh"
 
 namespace attn::kern {
 
@@ -161,28 +162,19 @@ __global__ void __launch_bounds__(kClassifierThreads, kRowInSmem ? 2 : 1)
   }
 }
 
-// The longest row (bytes) the shared-memory kernel takes on this device: kSmemRowMaxBytes, or
-// less where the device's opt-in limit minus the kernel's static shared memory (the block
-// reductions' scratch) is smaller. Shared memory beyond 48 KB must be asked for, once per kernel
-// (before any graph capture: the first training step runs uncaptured).
+// The longest row (bytes) the shared-memory kernel takes: kSmemRowMaxBytes, or less where the
+// device's opt-in limit minus the kernel's static shared memory (the block reductions' scratch)
+// is smaller. Shared memory beyond 48 KB must be asked for, once per device and kernel (before
+// any graph capture: the first training step runs uncaptured).
 template <typename T>
 size_t row_in_smem_limit() {
   static const size_t limit = [] {
-    int device = 0, optin = 0;
-    CUDA_CHECK(cudaGetDevice(&device));
-    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     cudaFuncAttributes fa{};
     CUDA_CHECK(cudaFuncGetAttributes(&fa, classifier_packed_kernel<T, true>));
-    const size_t optin_bytes = static_cast<size_t>(optin);
-    const size_t room = optin_bytes > fa.sharedSizeBytes ? optin_bytes - fa.sharedSizeBytes : 0;
-    const size_t bytes = std::min(kSmemRowMaxBytes, room);
-    if (bytes == 0) return bytes;
-    CUDA_CHECK(cudaFuncSetAttribute(classifier_packed_kernel<T, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(bytes)));
-    CUDA_CHECK(cudaFuncSetAttribute(classifier_packed_kernel<T, true>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                    static_cast<int>(cudaSharedmemCarveoutMaxShared)));  // two rows per SM
-    return bytes;
+    const size_t optin = static_cast<size_t>(tiles::max_smem_per_block());
+    return std::min(kSmemRowMaxBytes, optin > fa.sharedSizeBytes ? optin - fa.sharedSizeBytes : 0);
   }();
+  if (limit > 0) tiles::set_smem_limit_once<classifier_packed_kernel<T, true>>(static_cast<int>(limit), true);
   return limit;
 }
 

@@ -6,13 +6,13 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/flash_attention.h"
+#include "kernels/tiles/hardware.cuh"
 
 namespace attn::flash {
 
@@ -166,18 +166,7 @@ __device__ __forceinline__ void load_tile_b(uint32_t s_base, const __nv_bfloat16
 }
 
 // ---- host-side helpers -------------------------------------------------------------------
-// Raise a kernel's dynamic shared-memory limit once per device (cudaFuncSetAttribute is
-// per device; a bit per device ordinal < 64).
-template <auto Kern>
-inline void set_smem_limit_once(int bytes) {
-  static std::atomic<uint64_t> done{0};
-  int dev = 0;
-  CUDA_CHECK(cudaGetDevice(&dev));
-  const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
-  if (bit && (done.load(std::memory_order_relaxed) & bit)) return;
-  CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  done.fetch_or(bit, std::memory_order_relaxed);
-}
+using tiles::set_smem_limit_once;  // kernels/tiles/hardware.cuh
 
 // ---- host-side checks ---------------------------------------------------------------------
 void check_forward_params(const FlashAttentionParams& p);

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cstdint>
 
 #include "core/cuda_check.h"
 
@@ -57,6 +58,22 @@ inline int max_smem_per_block() {
   int n = 0;
   CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerBlockOptin, current_device()));
   return n;
+}
+
+// Raise a kernel's dynamic shared-memory limit once per device (cudaFuncSetAttribute is per
+// device; a bit per device ordinal < 64). max_shared_carveout: also ask for the whole unified
+// L1 / shared memory as shared, for kernels that fit two large blocks per SM.
+template <auto Kern>
+inline void set_smem_limit_once(int bytes, bool max_shared_carveout = false) {
+  static std::atomic<uint64_t> done{0};
+  const int dev = current_device();
+  const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
+  if (bit && (done.load(std::memory_order_relaxed) & bit)) return;
+  CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  if (max_shared_carveout)
+    CUDA_CHECK(cudaFuncSetAttribute(Kern, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    static_cast<int>(cudaSharedmemCarveoutMaxShared)));
+  done.fetch_or(bit, std::memory_order_relaxed);
 }
 
 }  // namespace attn::tiles
