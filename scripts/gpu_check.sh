@@ -632,32 +632,16 @@ fi
 
 if has tf32; then
   # Issue 20: device.precision = "tf32" (fp32 storage, TF32 tensor-core matmuls). Its GPU test
-  # (a tf32 step within the TF32 bound of the fp32 CPU backend, fp32 tighter), then GPT-2 124M
-  # (B=16, T=1024) in fp32, tf32 and bf16 with each attention: one row per run.
-  echo "== tf32: GPU test, GPT-2 124M in fp32 / tf32 / bf16"
+  # (a tf32 step within the TF32 bound of the fp32 CPU backend, fp32 tighter), then the precision
+  # grid: GPT-2 124M shapes in fp32 / tf32 / bf16 x naive / flash at T 1024 and 4096, beside
+  # PyTorch eager fp32 with TF32 off and on (configs/grid_precision.toml): one table.
+  echo "== tf32: GPU test, the precision grid beside PyTorch eager"
   "$BUILD/attn_gpu_tests" --gtest_filter='*Tf32*' > "$OUT/tf32_test.log" 2>&1; rc=$?
   row "tf32 gpu test (exit $rc): $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]+' "$OUT/tf32_test.log" | head -1); $(grep -E 'whole gradient' "$OUT/tf32_test.log" | awk '{print $2, $3, $6}' | paste -sd';' -)"
-  for prec in fp32 tf32 bf16; do
-    for impl in naive flash; do
-      $A bench -c configs/gpt2_124m.toml --device.precision=\"$prec\" --attention.impl=\"$impl\" \
-        --json "$OUT/tf32_${prec}_$impl.json" > "$OUT/tf32_${prec}_$impl.log" 2>&1 || tail -2 "$OUT/tf32_${prec}_$impl.log"
-    done
-  done
-  row "$(python3 - "$OUT" <<'PY'
-import json, os, sys
-out = ["GPT-2 124M B=16 T=1024 precision | attention | tokens/s | ms/step | peak GiB"]
-for prec in ("fp32", "tf32", "bf16"):
-    for impl in ("naive", "flash"):
-        f = os.path.join(sys.argv[1], f"tf32_{prec}_{impl}.json")
-        try:
-            r = json.loads(open(f).read())
-            out.append(f"  {r['precision']:5s} | {r['attention']:5s} | {r['tokens_per_s']:9.0f} | {r['step_ms']:7.1f} | "
-                       f"{r['peak_bytes']/2**30:6.2f}")
-        except (OSError, ValueError, KeyError) as e:
-            out.append(f"  {prec:5s} | {impl:5s} | failed ({type(e).__name__}; see tf32_{prec}_{impl}.log)")
-print("\n".join(out))
-PY
-)"
+  rm -rf "$OUT/ablate_precision"
+  $A ablate -c configs/gpt2_124m.toml --grid configs/grid_precision.toml --out "$OUT/ablate_precision" \
+    > "$OUT/ablate_precision.log" 2>&1 || tail -3 "$OUT/ablate_precision.log"
+  row "$(cat "$OUT/ablate_precision/results.md" 2>/dev/null || echo "precision grid failed: see ablate_precision.log")"
 fi
 
 if has fp32flash; then

@@ -2,13 +2,15 @@
 """PyTorch peer of attnlab's GPT, for ratios measured in the same GPU call.
 
   torch_gpt.py bench --sdpa math --compile 0 --batch 16 --seq 1024      # GPT-2 124M step benchmark
+  torch_gpt.py bench --sdpa efficient --precision fp32                 # eager fp32, TF32 off (tf32: on)
   torch_gpt.py shakespeare --data input.txt --iters 5000               # nanoGPT shakespeare_char run
 
 The model is nanoGPT's GPT-2 (biases on, tied LM head, tanh-GELU, dropout), trained with
-fused AdamW and bf16 autocast as nanoGPT does. The attention goes through
+fused AdamW and bf16 autocast as nanoGPT does (bench --precision fp32|tf32: no autocast, fp32
+weights and activations, with PyTorch's TF32 matmul/cuDNN flags off or on). The attention goes through
 scaled_dot_product_attention with the chosen backend, or explicit softmax(QK^T)V ("naive").
 """
-import argparse, json, math, time
+import argparse, contextlib, json, math, time
 
 import torch
 import torch.nn as nn
@@ -88,7 +90,11 @@ def bench(a):
     model = GPT(a.vocab, a.seq, a.n_layer, a.n_head, a.n_embd, 0.0, a.sdpa).to(dev)
     opt = optimizer(model, 6e-4, 0.1, (0.9, 0.95))
     step_fn = torch.compile(model) if a.compile else model
-    torch.backends.cuda.matmul.allow_tf32 = True
+    # bf16: autocast as nanoGPT; fp32/tf32: no autocast, TF32 tensor cores off/on for matmuls and cuDNN
+    tf32 = a.precision != "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    autocast_dtype = torch.bfloat16 if a.precision == "bf16" else None
     x = torch.randint(0, a.vocab, (a.batch, a.seq), device=dev)
     y = torch.randint(0, a.vocab, (a.batch, a.seq), device=dev)
     times = []
@@ -96,7 +102,7 @@ def bench(a):
     for s in range(a.warmup + a.steps):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast("cuda", dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext():
             loss = step_fn(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -107,7 +113,8 @@ def bench(a):
             times.append(time.perf_counter() - t0)
     times.sort()
     dt = times[len(times) // 2]
-    r = {"who": "pytorch", "attention": a.sdpa, "compile": bool(a.compile), "batch": a.batch, "seq_len": a.seq,
+    r = {"who": "pytorch", "attention": a.sdpa, "compile": bool(a.compile), "precision": a.precision,
+         "batch": a.batch, "seq_len": a.seq,
          "step_ms": dt * 1e3, "tokens_per_s": a.batch * a.seq / dt,
          "peak_bytes": torch.cuda.max_memory_allocated(), "loss_last": loss.item()}
     # MFU with attnlab bench's estimate: 6 N + 12 L H Q T flops per token, N without wpe
@@ -183,6 +190,7 @@ def main():
     b = sub.add_parser("bench")
     b.add_argument("--sdpa", default="math", choices=["naive"] + list(BACKENDS))
     b.add_argument("--compile", type=int, default=0)
+    b.add_argument("--precision", default="bf16", choices=["bf16", "tf32", "fp32"])
     b.add_argument("--batch", type=int, default=16)
     b.add_argument("--seq", "--seq-len", dest="seq", type=int, default=1024)
     b.add_argument("--vocab", type=int, default=50304)

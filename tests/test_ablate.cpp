@@ -164,6 +164,26 @@ TEST_F(Ablate, NamedVariantsAndTorchPeers) {
   EXPECT_NE(md.find("| torch.compile+flash | 16 | 2 | bf16 | OOM |"), std::string::npos) << md;
 }
 
+// A peer's precision (torch_gpt.py --precision) is passed on and labels its rows; a value
+// torch_gpt.py does not take is one error line naming the peer and the key.
+TEST_F(Ablate, TorchPeerPrecisionIsPassedOnAndChecked) {
+  std::ofstream(root / "peer.sh") << "for a in \"$@\"; do echo \"arg $a\"; done\n"
+                                     "echo '{\"who\": \"pytorch\", \"tokens_per_s\": 10.0, \"step_ms\": 2.5, "
+                                     "\"peak_bytes\": 1073741824, \"loss_last\": 4.25, \"mfu\": 0.5}'\n";
+  const std::string head = "tokens_per_batch = 32\nsteps = 1\nwarmup = 0\nvocab_size = 64\n"
+                           "python = \"/bin/sh\"\ntorch_script = \"" + (root / "peer.sh").string() + "\"\n"
+                           "[grid]\ntraining.seq_len = [8]\n"
+                           "[[torch]]\nname = \"torch eager fp32\"\nsdpa = \"efficient\"\n";
+  ASSERT_EQ(0, ablate(head + "precision = \"fp32\"\n")) << slurp(root / "log");
+  const auto csv = lines_of(slurp(root / "out" / "results.csv"));
+  ASSERT_EQ(csv.size(), 3u) << slurp(root / "out" / "results.csv");
+  EXPECT_EQ(csv[2].find("cell_01,torch eager fp32,8,4,fp32,ok"), 0u) << csv[2];
+  EXPECT_NE(slurp(root / "out" / "cells" / "cell_01.log").find("arg --precision\narg fp32\n"), std::string::npos);
+  EXPECT_EQ(1, ablate(head + "precision = \"fp16\"\n"));
+  EXPECT_NE(slurp(root / "log").find("[[torch]] 'torch eager fp32': precision = \"fp16\""), std::string::npos)
+      << slurp(root / "log");
+}
+
 TEST_F(Ablate, AVariantWithAnArrayIsOneLineError) {
   EXPECT_EQ(1, ablate("[grid]\ntraining.seq_len = [8]\n[[variant]]\nname = \"x\"\nmodel.n_layer = [1, 2]\n"));
   EXPECT_NE(slurp(root / "log").find("[[variant]] 'x': model.n_layer is an array"), std::string::npos)

@@ -44,6 +44,7 @@ struct NamedVariant {
 struct TorchPeer {
   std::string name, sdpa;
   bool compile = false;
+  std::string precision = "bf16";  // torch_gpt.py --precision: bf16 (autocast), tf32 or fp32 (TF32 off)
 };
 
 struct GridSpec {
@@ -150,7 +151,7 @@ GridSpec load_grid(const std::string& path) {
     spec.variants.push_back(std::move(v));
   }
   for (const toml::table* t : tables_of("torch")) {
-    TorchPeer peer{t->get("name")->as_string()->get(), "", false};
+    TorchPeer peer{t->get("name")->as_string()->get(), "", false, "bf16"};
     for (const auto& [k, node] : *t) {
       const std::string key(k.str());
       if (key == "name") continue;
@@ -158,9 +159,14 @@ GridSpec load_grid(const std::string& path) {
         peer.sdpa = node.as_string()->get();
       } else if (key == "compile" && node.is_boolean()) {
         peer.compile = node.as_boolean()->get();
+      } else if (key == "precision" && node.is_string()) {
+        peer.precision = node.as_string()->get();
+        ATTN_CHECK(peer.precision == "bf16" || peer.precision == "tf32" || peer.precision == "fp32",
+                   "{}: [[torch]] '{}': precision = \"{}\" (expected \"bf16\", \"tf32\" or \"fp32\")", path,
+                   peer.name, peer.precision);
       } else {
-        fail("{}: [[torch]] '{}': unknown key '{}' (expected name, sdpa = \"flash\"|\"cudnn\"|\"math\"|... and "
-             "compile = true|false)",
+        fail("{}: [[torch]] '{}': unknown key '{}' (expected name, sdpa = \"flash\"|\"cudnn\"|\"math\"|..., "
+             "compile = true|false and precision = \"bf16\"|\"tf32\"|\"fp32\")",
              path, peer.name, key);
       }
     }
@@ -467,7 +473,7 @@ class Ablation {
   }
 
   // A PyTorch peer: the same model shape (the base config with the grid's fixed values) and the
-  // same tokens per batch, bf16 autocast; its command line is the cell's "overrides".
+  // same tokens per batch, the peer's precision; its command line is the cell's "overrides".
   AblateCellResult describe_peer_cell(const TorchPeer& peer, int seq, size_t i) const {
     const int peer_vocab = make_gpt_config(base_, spec_.vocab_size > 0 ? spec_.vocab_size : 50257).padded_vocab_size;
     auto model_int = [&](const char* key, int fallback) {
@@ -476,10 +482,11 @@ class Ablation {
     AblateCellResult r;
     r.name = fmt::format("cell_{:02d}", i);
     r.variant = peer.name;
-    r.precision = "bf16";
+    r.precision = peer.precision;
     r.seq_len = seq;
     r.batch = spec_.tokens_per_batch > 0 ? spec_.tokens_per_batch / seq : base_.training.batch_size;
     r.overrides = {spec_.torch_script, "bench", "--sdpa", peer.sdpa, "--compile", peer.compile ? "1" : "0",
+                   "--precision", peer.precision,
                    "--batch", std::to_string(r.batch), "--seq", std::to_string(seq),
                    "--vocab", std::to_string(peer_vocab),
                    "--n_layer", model_int("model.n_layer", base_.model.n_layer),
