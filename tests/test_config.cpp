@@ -121,6 +121,10 @@ TEST(Config, CudaGraphKey) {
     EXPECT_NE(msg.find("device.cuda_graph"), std::string::npos) << bad << ": " << msg;
     EXPECT_NE(msg.find("boolean"), std::string::npos) << bad << ": " << msg;
   }
+  EXPECT_TRUE(load_config("", {}).device.matmul_autotune);
+  EXPECT_FALSE(backend_options(load_config("", {"--device.matmul_autotune=false"}), -1, 1, 8).matmul_autotune);
+  EXPECT_NE(error_of([] { load_config("", {"--device.matmul_autotune=2"}); }).find("device.matmul_autotune"),
+            std::string::npos);
   Config round;
   apply_toml_text(round, to_toml(off), "effective");
   EXPECT_FALSE(round.device.cuda_graph);

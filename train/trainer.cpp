@@ -134,6 +134,7 @@ BackendOptions backend_options(const Config& cfg, int eot_token, int max_batch, 
   o.max_seq = max_seq;
   o.threads = cfg.device.threads;
   o.cuda_graph = cfg.device.cuda_graph;
+  o.matmul_autotune = cfg.device.matmul_autotune;
   return o;
 }
 

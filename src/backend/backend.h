@@ -131,6 +131,9 @@ struct BackendOptions {
   bool inference_only = false;
   // CUDA: train_step replays one captured CUDA graph (device.cuda_graph).
   bool cuda_graph = true;
+  // CUDA: time cuBLASLt's candidate algorithms at each matmul shape's first call
+  // (device.matmul_autotune).
+  bool matmul_autotune = true;
 };
 
 // Creates the backend named by opts.device ("auto": resolve_device, core/device.h).

@@ -106,7 +106,7 @@ class CudaBackend final : public Backend {
     // fp32's epilogues: only the matmuls' operand rounding differs from fp32.
     matmul_ = std::make_unique<CudaMatmul>(
         dt_, dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu, lt_workspace_, stream_,
-        lt_workspace_bytes(), tf32);
+        lt_workspace_bytes(), tf32, opts.matmul_autotune);
   }
 
   ~CudaBackend() override { cudaStreamSynchronize(stream_); }  // the rest: members, in reverse order

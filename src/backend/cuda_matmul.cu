@@ -40,7 +40,7 @@ struct CudaMatmul::Call {
 };
 
 CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream, size_t workspace_bytes,
-                       bool tf32)
+                       bool tf32, bool autotune)
     : act_(act),
       compute_(tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F),
       epilogues_(epilogues),
@@ -48,7 +48,8 @@ CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStre
       fuse_bias_(epilogues != Epilogues::None),
       workspace_(workspace),
       workspace_bytes_(workspace_bytes),
-      stream_(stream) {
+      stream_(stream),
+      autotune_(autotune) {
   ATTN_CHECK(!tf32 || act == DType::F32, "TF32 matmuls need fp32 operands (got {})", dtype_name(act));
   CUBLAS_CHECK(cublasLtCreate(&lt_));
 }
@@ -84,25 +85,7 @@ bool CudaMatmul::lt_matmul(const Call& c) {
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, c.d_type, c.m, c.n, c.ldd));
 
   auto it = cache_.find(key);
-  if (it == cache_.end()) {
-    cublasLtMatmulPreference_t pref = nullptr;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const uint64_t ws = workspace_bytes_;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    const uint32_t al_a = alignment_of(c.A), al_b = alignment_of(c.B), al_d = alignment_of(c.D);
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof(al_d)));
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof(al_d)));
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, desc, la, lb, ld, ld, pref, 1, &result, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    Cached entry;
-    entry.ok = st == CUBLAS_STATUS_SUCCESS && found > 0;
-    if (entry.ok) entry.algo = result.algo;
-    it = cache_.emplace(key, entry).first;
-  }
+  if (it == cache_.end()) it = cache_.emplace(key, choose_algorithm(c, desc, la, lb, ld)).first;
   if (it->second.ok) {
     const float alpha = 1.0f;
     CUBLAS_CHECK(cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld, &it->second.algo,
@@ -113,6 +96,85 @@ bool CudaMatmul::lt_matmul(const Call& c) {
   cublasLtMatrixLayoutDestroy(ld);
   cublasLtMatmulDescDestroy(desc);
   return it->second.ok;
+}
+
+CudaMatmul::Cached CudaMatmul::choose_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
+                                                cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t ws = workspace_bytes_;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  const uint32_t al_a = alignment_of(c.A), al_b = alignment_of(c.B), al_d = alignment_of(c.D);
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof(al_d)));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof(al_d)));
+  cublasLtMatmulHeuristicResult_t results[kAutotuneCandidates] = {};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(lt_, desc, la, lb, ld, ld, pref, kAutotuneCandidates, results, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  Cached entry;
+  entry.ok = st == CUBLAS_STATUS_SUCCESS && found > 0;
+  if (!entry.ok) return entry;
+  entry.algo = results[0].algo;
+
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+  const size_t out_bytes = static_cast<size_t>(c.ldd) * c.n * (c.d_type == CUDA_R_32F ? 4 : 2);
+  const bool accumulates = c.beta != 0.0f;
+  if (!autotune_ || found < 2 || capturing != cudaStreamCaptureStatusNone ||
+      (accumulates && out_bytes > kAutotuneMaxOutput))
+    return entry;
+  // Every candidate runs on the real operands. Outputs that are overwritten (D, the GELU input
+  // of GELU_AUX, the bias gradient of BGRADB) end as one run leaves them; an accumulating D
+  // (beta != 0: the weight gradients) is saved first and put back after the timing.
+  void* saved = nullptr;
+  if (accumulates) {
+    CUDA_CHECK(cudaMallocAsync(&saved, out_bytes, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(saved, c.D, out_bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  const float first_ms = time_algorithm(c, desc, la, lb, ld, results[0].algo);
+  float best_ms = first_ms;
+  int best = 0;
+  for (int i = 1; i < found; ++i) {
+    const float ms = time_algorithm(c, desc, la, lb, ld, results[i].algo);
+    if (ms < best_ms) best_ms = ms, best = i;
+  }
+  if (best != 0 && best_ms <= kAutotuneMargin * first_ms) {
+    entry.algo = results[best].algo;
+    ++autotune_changes_;
+  }
+  ++autotuned_shapes_;
+  if (accumulates) {
+    CUDA_CHECK(cudaMemcpyAsync(c.D, saved, out_bytes, cudaMemcpyDeviceToDevice, stream_));
+    CUDA_CHECK(cudaFreeAsync(saved, stream_));
+  }
+  return entry;
+}
+
+// One untimed run (caches, clocks), then the best of three timed runs, in ms (1e30: refused).
+float CudaMatmul::time_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
+                                 cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t& algo) {
+  const float alpha = 1.0f;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  float best = 1e30f;
+  for (int rep = 0; rep < 4; ++rep) {
+    CUDA_CHECK(cudaEventRecord(start, stream_));
+    const cublasStatus_t st = cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld, &algo,
+                                             workspace_, workspace_bytes_, stream_);
+    CUDA_CHECK(cudaEventRecord(stop, stream_));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    if (st != CUBLAS_STATUS_SUCCESS) break;  // a candidate that refuses these operands is not chosen
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (rep > 0) best = std::min(best, ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return best;
 }
 
 // Row-major out (N, OC) = inp (N, IC) W^T is column-major out^T (OC, N) = W (OC, IC) inp^T:

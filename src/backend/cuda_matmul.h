@@ -12,8 +12,16 @@
 // weight-gradient matmul. NoGelu keeps GELU in our kernels (exact tanh; the fp32 parity
 // mode), None uses no epilogue at all (tests of the fallback path). Where cuBLASLt has no
 // algorithm for an epilogue on a shape, the call falls back to a plain matmul plus the
-// kernel (bias_add, gelu, bias_backward) and notes it once (fallbacks()). Algorithm
-// heuristics are cached per shape.
+// kernel (bias_add, gelu, bias_backward) and notes it once (fallbacks()).
+//
+// Algorithm choice, once per shape (cached): cuBLASLt's heuristic offers up to
+// kAutotuneCandidates algorithms; with autotune (device.matmul_autotune, default on) the first
+// call of a shape times each on the real operands and keeps the fastest when it beats the
+// heuristic's first pick by kAutotuneMargin (so near-ties keep the heuristic's, and the choice
+// repeats from run to run). Why: for the weight gradients, whose outputs are small (768 x 768:
+// 36 tiles of 128 x 128 for 132 SMs) and whose K is the whole batch, the first pick leaves most
+// SMs idle where a split-K algorithm fills them. Timing needs a synchronising first call, so a
+// shape first seen inside a CUDA-graph capture keeps the heuristic's pick.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime.h>
@@ -38,8 +46,9 @@ class CudaMatmul {
 
   // workspace: workspace_bytes of device memory (the caller's, accounted as "workspace").
   // tf32: fp32 operands through TF32 tensor cores (only meaningful with act == F32).
+  // autotune: time the heuristic's candidates at a shape's first call (see above).
   CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream,
-             size_t workspace_bytes = kWorkspaceBytes, bool tf32 = false);
+             size_t workspace_bytes = kWorkspaceBytes, bool tf32 = false, bool autotune = true);
   ~CudaMatmul();
   CudaMatmul(const CudaMatmul&) = delete;
   CudaMatmul& operator=(const CudaMatmul&) = delete;
@@ -62,12 +71,26 @@ class CudaMatmul {
   Epilogues epilogues() const { return epilogues_; }
   // Epilogues that had no cuBLASLt algorithm for some shape (each noted once).
   const std::vector<std::string>& fallbacks() const { return fallbacks_; }
+  // Autotune so far: shapes timed, and those where an algorithm other than the heuristic's
+  // first pick won.
+  int autotuned_shapes() const { return autotuned_shapes_; }
+  int autotune_changes() const { return autotune_changes_; }
+
+  static constexpr int kAutotuneCandidates = 8;
+  static constexpr float kAutotuneMargin = 0.95f;      // a candidate must take <= 95% of the first's time
+  static constexpr size_t kAutotuneMaxOutput = 64u << 20;  // larger accumulating outputs are not timed
 
  private:
   struct Call;
   // Runs D = op(A) op(B) (+ epilogue) in cuBLASLt's column-major terms; false when
   // cuBLASLt has no algorithm for it (nothing was launched).
   bool lt_matmul(const Call& c);
+  // The algorithm for a shape's first call: the heuristic's first, or the fastest candidate.
+  struct Cached;
+  Cached choose_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
+                          cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld);
+  float time_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                       cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t& algo);
   void note_fallback(const std::string& what);
 
   DType act_;
@@ -77,6 +100,8 @@ class CudaMatmul {
   void* workspace_;
   size_t workspace_bytes_;
   cudaStream_t stream_;
+  bool autotune_;
+  int autotuned_shapes_ = 0, autotune_changes_ = 0;
   cublasLtHandle_t lt_ = nullptr;
   using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int>;
   struct Cached {

@@ -81,6 +81,7 @@ std::vector<Field> fields(Config& c) {
       {"device.precision", &c.device.precision},
       {"device.threads", &c.device.threads},
       {"device.cuda_graph", &c.device.cuda_graph},
+      {"device.matmul_autotune", &c.device.matmul_autotune},
       {"distributed.nproc", &c.distributed.nproc},
       {"distributed.bucket_mb", &c.distributed.bucket_mb},
       {"distributed.zero", &c.distributed.zero},

@@ -83,6 +83,10 @@ struct DeviceSection {
   // CUDA: each training step replays one captured CUDA graph (backend/cuda_graph.h). Runs that
   // cannot (CPU, data-parallel, --profile) take the separate calls and log why.
   bool cuda_graph = true;
+  // CUDA: each matmul shape's first call times cuBLASLt's candidate algorithms and keeps the
+  // fastest (backend/cuda_matmul.h); false keeps the heuristic's first pick, the same in every
+  // run (for bitwise-repeatable runs, with attention.deterministic).
+  bool matmul_autotune = true;
 };
 
 // Data-parallel training (src/distributed/). nproc > 1 needs that many CUDA devices.

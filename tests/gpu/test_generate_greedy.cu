@@ -69,6 +69,7 @@ std::unique_ptr<Backend> backend(const std::string& precision, bool inference_on
   o.device = "cuda", o.precision = precision, o.max_batch = max_batch, o.max_seq = max_seq;
   o.attention.impl = "flash";
   o.inference_only = inference_only;
+  o.matmul_autotune = false;  // bitwise comparisons between two backends: the same algorithms
   return make_backend(small_cfg(), o);
 }
 

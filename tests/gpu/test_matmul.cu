@@ -86,6 +86,11 @@ TYPED_TEST(Matmul, ForwardBackward) {
       }
     }
     for (const std::string& f : mm.fallbacks()) std::printf("    [note] %s fallback: %s\n", tu::type_name<T>(), f.c_str());
+    // The checks above ran through the autotuned first calls (the accumulating dW of each shape
+    // was timed several times and restored, else it would be off by whole multiples).
+    std::printf("    [autotune] %s%s: %d shapes timed, %d changed the heuristic's pick\n", tu::type_name<T>(),
+                epi_name, mm.autotuned_shapes(), mm.autotune_changes());
+    EXPECT_GT(mm.autotuned_shapes(), 0) << epi_name;
   }
 }
 

@@ -45,6 +45,7 @@ std::unique_ptr<attn::Backend> make(const GraphCase& c, bool graph) {
   o.precision = c.precision;
   o.attention.impl = c.impl;
   o.attention.deterministic = true;  // flash backward without atomics: the same bits every run
+  o.matmul_autotune = false;         // two backends: each would time its own matmul algorithms
   o.attention.document_mask = c.document_mask;
   o.attention.eot_token = c.document_mask ? 3 : -1;
   o.max_batch = 3;
