@@ -167,7 +167,10 @@ float CudaMatmul::time_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cubla
                                              workspace_, workspace_bytes_, stream_);
     CUDA_CHECK(cudaEventRecord(stop, stream_));
     CUDA_CHECK(cudaEventSynchronize(stop));
-    if (st != CUBLAS_STATUS_SUCCESS) break;  // a candidate that refuses these operands is not chosen
+    if (st != CUBLAS_STATUS_SUCCESS) {  // a candidate that refuses these operands is not chosen, and
+      (void)cudaGetLastError();         // a launch it refused must not surface in a later check
+      break;
+    }
     float ms = 0.0f;
     CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
     if (rep > 0) best = std::min(best, ms);
