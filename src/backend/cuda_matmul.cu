@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -123,9 +124,13 @@ CudaMatmul::Cached CudaMatmul::choose_algorithm(const Call& c, cublasLtMatmulDes
   CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
   const size_t out_bytes = static_cast<size_t>(c.ldd) * c.n * (c.d_type == CUDA_R_32F ? 4 : 2);
   const bool accumulates = c.beta != 0.0f;
-  if (!autotune_ || found < 2 || capturing != cudaStreamCaptureStatusNone ||
-      (accumulates && out_bytes > kAutotuneMaxOutput))
+  if (!autotune_ || capturing != cudaStreamCaptureStatusNone || (accumulates && out_bytes > kAutotuneMaxOutput))
     return entry;
+  cublasLtMatmulAlgo_t candidates[kAutotuneCandidates + kSplitKCandidates];
+  int n_candidates = 0;
+  for (int i = 0; i < found; ++i) candidates[n_candidates++] = results[i].algo;
+  n_candidates += add_split_k_candidates(c, desc, la, lb, ld, results[0].algo, candidates + n_candidates);
+  if (n_candidates < 2) return entry;
   // Every candidate runs on the real operands. Outputs that are overwritten (D, the GELU input
   // of GELU_AUX, the bias gradient of BGRADB) end as one run leaves them; an accumulating D
   // (beta != 0: the weight gradients) is saved first and put back after the timing.
@@ -134,15 +139,15 @@ CudaMatmul::Cached CudaMatmul::choose_algorithm(const Call& c, cublasLtMatmulDes
     CUDA_CHECK(cudaMallocAsync(&saved, out_bytes, stream_));
     CUDA_CHECK(cudaMemcpyAsync(saved, c.D, out_bytes, cudaMemcpyDeviceToDevice, stream_));
   }
-  const float first_ms = time_algorithm(c, desc, la, lb, ld, results[0].algo);
+  const float first_ms = time_algorithm(c, desc, la, lb, ld, candidates[0]);
   float best_ms = first_ms;
   int best = 0;
-  for (int i = 1; i < found; ++i) {
-    const float ms = time_algorithm(c, desc, la, lb, ld, results[i].algo);
+  for (int i = 1; i < n_candidates; ++i) {
+    const float ms = time_algorithm(c, desc, la, lb, ld, candidates[i]);
     if (ms < best_ms) best_ms = ms, best = i;
   }
   if (best != 0 && best_ms <= kAutotuneMargin * first_ms) {
-    entry.algo = results[best].algo;
+    entry.algo = candidates[best];
     ++autotune_changes_;
   }
   ++autotuned_shapes_;
@@ -151,6 +156,35 @@ CudaMatmul::Cached CudaMatmul::choose_algorithm(const Call& c, cublasLtMatmulDes
     CUDA_CHECK(cudaFreeAsync(saved, stream_));
   }
   return entry;
+}
+
+// Split-K versions of the heuristic's first pick, for the shapes whose K dwarfs the output (the
+// weight gradients: K = the batch's tokens): k split into 2..8 parts that run side by side,
+// reduced in a fixed order (in place with counters, or in fp32 in the workspace), so a split
+// choice is as deterministic as the unsplit one. Only those cuBLASLt accepts for this call and
+// whose workspace fits are added.
+int CudaMatmul::add_split_k_candidates(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
+                                       cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld,
+                                       const cublasLtMatmulAlgo_t& base, cublasLtMatmulAlgo_t* out) const {
+  int added = 0;
+  if (c.k < 2 * std::max(c.m, c.n)) return added;
+  static constexpr uint32_t kSchemes[] = {CUBLASLT_REDUCTION_SCHEME_INPLACE, CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE};
+  static constexpr int32_t kSplits[] = {2, 3, 4, 6, 8};
+  static_assert(std::size(kSchemes) * std::size(kSplits) <= kSplitKCandidates);
+  for (const uint32_t scheme : kSchemes)
+    for (const int32_t splits : kSplits) {
+      cublasLtMatmulAlgo_t algo = base;
+      if (cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof(splits)) !=
+              CUBLAS_STATUS_SUCCESS ||
+          cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof(scheme)) !=
+              CUBLAS_STATUS_SUCCESS)
+        continue;
+      cublasLtMatmulHeuristicResult_t check{};
+      if (cublasLtMatmulAlgoCheck(lt_, desc, la, lb, ld, ld, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
+          check.workspaceSize <= workspace_bytes_)
+        out[added++] = algo;
+    }
+  return added;
 }
 
 // One untimed run (caches, clocks), then the best of three timed runs, in ms (1e30: refused).

@@ -16,7 +16,8 @@
 //
 // Algorithm choice, once per shape (cached): cuBLASLt's heuristic offers up to
 // kAutotuneCandidates algorithms; with autotune (device.matmul_autotune, default on) the first
-// call of a shape times each on the real operands and keeps the fastest when it beats the
+// call of a shape times each (and split-K versions of the first pick where K dwarfs the
+// output) on the real operands and keeps the fastest when it beats the
 // heuristic's first pick by kAutotuneMargin (so near-ties keep the heuristic's, and the choice
 // repeats from run to run). Why: for the weight gradients, whose outputs are small (768 x 768:
 // 36 tiles of 128 x 128 for 132 SMs) and whose K is the whole batch, the first pick leaves most
@@ -77,6 +78,7 @@ class CudaMatmul {
   int autotune_changes() const { return autotune_changes_; }
 
   static constexpr int kAutotuneCandidates = 8;
+  static constexpr int kSplitKCandidates = 10;  // 2 reduction schemes x 5 split counts
   static constexpr float kAutotuneMargin = 0.95f;      // a candidate must take <= 95% of the first's time
   static constexpr size_t kAutotuneMaxOutput = 64u << 20;  // larger accumulating outputs are not timed
 
@@ -89,6 +91,10 @@ class CudaMatmul {
   struct Cached;
   Cached choose_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
                           cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld);
+  // Writes up to kSplitKCandidates algorithms to out; returns how many.
+  int add_split_k_candidates(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
+                             cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t& base,
+                             cublasLtMatmulAlgo_t* out) const;
   float time_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
                        cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t& algo);
   void note_fallback(const std::string& what);

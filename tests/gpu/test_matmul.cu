@@ -28,7 +28,8 @@ const Shape kShapes[] = {{231, 72, 216, true, false},    // c_attn (H=6, Hkv=3, 
                          {231, 72, 288, true, true},     // mlp c_fc + GELU
                          {231, 288, 72, true, false},    // mlp c_proj
                          {231, 72, 128, false, false},   // logits over the padded vocab
-                         {231, 37, 101, true, true}};    // odd sizes everywhere
+                         {231, 37, 101, true, true},     // odd sizes everywhere
+                         {4096, 48, 40, true, false}};   // K of the weight gradient >> its output: split-K candidates
 
 TYPED_TEST(Matmul, ForwardBackward) {
   SKIP_WITHOUT_GPU();
