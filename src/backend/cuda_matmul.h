@@ -19,10 +19,11 @@
 // call of a shape times each (and split-K versions of the first pick where K dwarfs the
 // output) on the real operands and keeps the fastest when it beats the
 // heuristic's first pick by kAutotuneMargin (so near-ties keep the heuristic's, and the choice
-// repeats from run to run). Why: for the weight gradients, whose outputs are small (768 x 768:
-// 36 tiles of 128 x 128 for 132 SMs) and whose K is the whole batch, the first pick leaves most
-// SMs idle where a split-K algorithm fills them. Timing needs a synchronising first call, so a
-// shape first seen inside a CUDA-graph capture keeps the heuristic's pick.
+// repeats from run to run). Why: the weight gradients, whose outputs are small (768 x 768: 36
+// tiles of 128 x 128 for 132 SMs) and whose K is the whole batch, ran at 330-540 TFLOP/s; on the
+// H200 the GPT-2 124M step gained only 0.6-1.1% from it (docs/RESULTS.md). Timing needs a
+// synchronising first call, so a shape first seen inside a CUDA-graph capture keeps the
+// heuristic's pick.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime.h>
