@@ -151,7 +151,8 @@ GridSpec load_grid(const std::string& path) {
     spec.variants.push_back(std::move(v));
   }
   for (const toml::table* t : tables_of("torch")) {
-    TorchPeer peer{t->get("name")->as_string()->get()};
+    TorchPeer peer;
+    peer.name = t->get("name")->as_string()->get();
     for (const auto& [k, node] : *t) {
       const std::string key(k.str());
       if (key == "name") continue;
