@@ -18,6 +18,15 @@ steps=("$@"); [ ${#steps[@]} -eq 0 ] && steps=(tests bench flash)
 has() { local s; for s in "${steps[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 table=()
 row() { table+=("$*"); }
+# gpu_tests NAME FILTER: the GPU tests FILTER matches, logged to $OUT/NAME_tests.log; prints their
+# failures and adds the row "NAME tests (exit RC): [  PASSED  ] ... [  FAILED  ] ...".
+gpu_tests() {
+  local log="$OUT/$1_tests.log" rc
+  "$BUILD/attn_gpu_tests" --gtest_filter="$2" > "$log" 2>&1; rc=$?
+  grep -E -A3 "Failure" "$log" | head -40
+  row "$1 tests (exit $rc): $(grep -E '^\[  PASSED' "$log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$log" | head -1)"
+  return $rc
+}
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 if [ ! -x "$BUILD/attnlab" ] || [ ! -x "$BUILD/attn_gpu_tests" ]; then
@@ -30,19 +39,14 @@ A="$BUILD/attnlab"
 
 if has tests; then
   echo "== GPU tests"
-  "$BUILD/attn_gpu_tests" > "$OUT/gpu_tests.log" 2>&1; rc=$?
-  grep -E -A3 "Failure" "$OUT/gpu_tests.log" > "$OUT/gpu_failures.log"; head -40 "$OUT/gpu_failures.log"
-  row "gpu tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/gpu_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/gpu_tests.log" | head -1)"
+  gpu_tests gpu '*'
 fi
 
 if has graphstep; then
   # The training step captured in a CUDA graph (device.cuda_graph): bit-exact against the separate
   # calls, and the tests of everything the capture touched (kernels, backend, generator's graph).
   echo "== captured training step: tests"
-  "$BUILD/attn_gpu_tests" --gtest_filter='*TrainStepGraph*:Kernels*:TokenBuckets*:*Backend*:*VsCpu*:Generate*:Decode*:DataParallelCuda*' \
-    > "$OUT/graphstep_tests.log" 2>&1; rc=$?
-  grep -E -A3 "Failure" "$OUT/graphstep_tests.log" | head -40
-  row "graphstep tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/graphstep_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/graphstep_tests.log" | head -1)"
+  gpu_tests graphstep '*TrainStepGraph*:Kernels*:TokenBuckets*:*Backend*:*VsCpu*:Generate*:Decode*:DataParallelCuda*'
 fi
 
 if has bench; then
@@ -230,27 +234,24 @@ if has variants; then
   # FlashVariants*: masks and modifications; *BackendVsCpu*: whole model; *FlashAttention*: the
   # unmasked kernels, whose loop bounds and masks this work rewrote.
   # CudaAttentionOptions*: flash accepts the masks, naive refuses them, flash refuses dropout.
-  "$BUILD/attn_gpu_tests" --gtest_filter='FlashVariants*:*BackendVsCpu*:*FlashAttention*:CudaAttentionOptions*' > "$OUT/variants_tests.log" 2>&1; rc=$?
-  grep -E -A3 "Failure" "$OUT/variants_tests.log" | head -40
+  gpu_tests variants 'FlashVariants*:*BackendVsCpu*:*FlashAttention*:CudaAttentionOptions*'
   vb="$BUILD/bench_flash_attention --det --reps 10 --shape 1,12,12,16384,64"
   $vb > "$OUT/variants_bench.log" 2>&1; $vb --window 1024 >> "$OUT/variants_bench.log" 2>&1; cat "$OUT/variants_bench.log"
   # columns of a shape row: name fwd TF bwd TF f+b TF MB det-bwd TF
   read -r fb_c det_c fb_w det_w <<< "$(awk '$1 == "1,12,12,16384,64" {printf "%s %s ", $6, $9}' "$OUT/variants_bench.log")"
-  row "variants: tests exit $rc ($(grep -E '^\[  PASSED' "$OUT/variants_tests.log" | head -1)$(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/variants_tests.log" | head -1)); T=16384 f+b causal ${fb_c:-?} ms, window 1024 ${fb_w:-?} ms, speedup $(python3 -c "print(f'{$fb_c/$fb_w:.1f}x')" 2>/dev/null || echo ?) (det bwd ${det_c:-?} vs ${det_w:-?} ms)"
+  row "variants: T=16384 f+b causal ${fb_c:-?} ms, window 1024 ${fb_w:-?} ms, speedup $(python3 -c "print(f'{$fb_c/$fb_w:.1f}x')" 2>/dev/null || echo ?) (det bwd ${det_c:-?} vs ${det_w:-?} ms)"
 fi
 
 if has prefix; then
   echo "== attention variants as plug-ins (issue 15): prefix-LM vs float64, the registry's refusals, GPT-2 124M causal vs prefix-LM"
   # FlashVariants*: every variant incl. prefix_lm* (fwd+bwd, bf16/fp32, det); PrefixLm*: flash prefill + decode
   # kernel vs float64 recompute; the rest: the kernels and paths the variant refactor touched.
-  "$BUILD/attn_gpu_tests" --gtest_filter='FlashVariants*:PrefixLm*:CudaAttentionOptions*:BackendErrors*:*BackendVsCpu*:*FlashAttention*:Generate*:Decode*' \
-    > "$OUT/prefix_tests.log" 2>&1; rc=$?
-  grep -E -A3 "Failure" "$OUT/prefix_tests.log" | head -40
+  gpu_tests prefix 'FlashVariants*:PrefixLm*:CudaAttentionOptions*:BackendErrors*:*BackendVsCpu*:*FlashAttention*:Generate*:Decode*'
   : > "$OUT/prefix_bench.log"
   for extra in "" "--attention.prefix_lm=true --attention.prefix_len=512"; do
     $A bench -c configs/gpt2_124m.toml --attention.impl=\"flash\" $extra 2>&1 | tail -1 | tee -a "$OUT/prefix_bench.log"
   done
-  row "prefix-LM tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/prefix_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/prefix_tests.log" | head -1); bench causal | prefix-LM 512: $(paste -sd'|' "$OUT/prefix_bench.log")"
+  row "prefix-LM bench causal | prefix-LM 512: $(paste -sd'|' "$OUT/prefix_bench.log")"
 fi
 
 if has sanitize; then
@@ -275,9 +276,7 @@ fi
 
 if has decode; then
   echo "== decode attention over a KV cache: tests, then ours vs PyTorch SDPA (L2 flushed by a read, GB/s of cache read)"
-  "$BUILD/attn_gpu_tests" --gtest_filter='Decode*:KVCache*' > "$OUT/decode_tests.log" 2>&1; rc=$?
-  grep -E -A3 "Failure" "$OUT/decode_tests.log" | head -30
-  row "decode tests (exit $rc): $(grep -E '^\[  PASSED' "$OUT/decode_tests.log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$OUT/decode_tests.log" | head -1)"
+  gpu_tests decode 'Decode*:KVCache*'
   [ -x "$BUILD/bench_decode_attention" ] || cmake --build "$BUILD" -j"$(nproc)" --target bench_decode_attention > "$OUT/build_decode.log" 2>&1
   # every shape of issue 17 (MHA, GQA, MQA; bf16, fp8, int8), passed to both binaries so that
   # the base (whose default list may be shorter) times the same rows
@@ -650,8 +649,7 @@ if has fp32flash; then
   # Tests first: the flash kernels vs float64 (fp32, fp32 deterministic, tf32 bounds), the
   # variants, the tf32 step and the TF32 matmuls.
   echo "== fp32 flash attention vs PyTorch fp32 memory-efficient SDPA (causal fwd+bwd)"
-  "$BUILD/attn_gpu_tests" --gtest_filter='*FlashAttention*:FlashVariants*:*Tf32*' > "$OUT/fp32flash_tests.log" 2>&1; rc=$?
-  grep -E -A3 "Failure" "$OUT/fp32flash_tests.log" | head -40
+  gpu_tests fp32flash '*FlashAttention*:FlashVariants*:*Tf32*'
   # worst relative error per path over every case: [flash] / [variants] lines of the tests
   awk '/^\[(flash|variants)\]/ { tag = ($1 == "[flash]") ? $2 : $3; if (tag !~ /^(fp32|tf32)/) next;
        for (i = 1; i < NF; ++i) if ($i ~ /^(O|lse|dQ|dK|dV)$/ && $(i+1) + 0 > w[tag, $i]) w[tag, $i] = $(i+1) + 0; seen[tag] = 1 }
@@ -662,8 +660,7 @@ if has fp32flash; then
   done
   python3 scripts/bench_sdpa.py --dtype fp32 --backends efficient --shapes 16,12,1024,64 2,12,8192,64 2>&1 \
     | tee "$OUT/fp32flash_torch.log"
-  row "fp32flash tests (exit $rc): $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]+' "$OUT/fp32flash_tests.log" | head -1)
-$(cat "$OUT/fp32flash_errors.txt")
+  row "fp32flash: $(cat "$OUT/fp32flash_errors.txt")
 $(python3 - "$OUT" <<'PY'
 import os, sys
 d = sys.argv[1]
