@@ -12,6 +12,8 @@
 //         soft-capped) scores (lse_i = log sum_j exp(s_ij), masked j excluded).
 //
 // Masked tiles (causal, window, documents) are never loaded or computed, in forward and backward.
+// Attention dropout (dropout_p > 0) runs in the general kernels, forward and backward; the
+// backward must get the forward's dropout_p and dropout_key.
 //
 // bf16 = true : bf16 in/out, fp32 accumulation, Hopper tensor cores (wgmma; the forward loads by TMA).
 // bf16 = false: fp32 in/out, tensor cores with split TF32 products (flash_attention_f32.cu):
@@ -24,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/device_value.h"
 #include "kernels/attention_variant.h"
 
 struct CUstream_st;
@@ -47,6 +50,10 @@ struct FlashAttentionParams : VariantArgs {
   float scale = 0.0f;  // usually 1/sqrt(D)
   bool bf16 = true;    // else fp32
   bool tf32 = false;   // fp32 only: 1xTF32 products instead of 3xTF32
+  // Attention dropout (training): P_ij -> keep ? P_ij / (1 - p) : 0, the mask of
+  // model/dropout_sites.h drawn from dropout_key (kernels/flash_attention_dropout.cuh). 0: off.
+  float dropout_p = 0.0f;
+  DeviceValue<uint64_t> dropout_key;
 };
 
 void flash_attention_forward(const FlashAttentionParams& p, cudaStream_t stream);

@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_dropout.cuh"
 #include "kernels/flash_attention_mask.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
 
@@ -100,7 +101,9 @@ __global__ void __launch_bounds__(256) flash_bwd_dq_convert_kernel(const __grid_
 // [query_lo, query_hi] of its keys (causal, window, documents), so skipped tiles cost nothing,
 // dQ atomics included; blocks not entirely visible to a warp, keys >= T and queries >= T are
 // masked per element (P = 0). ALiBi / soft-capping: S recomputed as in the forward, and
-// dS scaled by the soft-capping derivative 1 - tanh^2.
+// dS scaled by the soft-capping derivative 1 - tanh^2. Attention dropout (general kind,
+// flash_attention_dropout.cuh): dP^T is masked and scaled before dS^T is formed, and P^T after,
+// so dV accumulates Pd^T dO; the keep bits of the tile are drawn once, kept in registers.
 // ============================================================================================
 template <int D>
 struct BwdWgCfg {
@@ -149,11 +152,13 @@ __device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (
   }
 }
 
-template <int D, MaskKind MK>
+template <int D, MaskKind MK, bool DROPOUT>
 __global__ void __launch_bounds__(256, 1)
     flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
                         float* __restrict__ dq_accum) {
   // Plain kinds: compile-time causal/full, no mask state (FlashMask unused, compiled away).
+  // DROPOUT: the general kind with attention dropout, a kernel of its own (registers).
+  static_assert(!DROPOUT || MK == MaskKind::kGeneral, "dropout runs in the general kind");
   constexpr bool GENERAL = MK == MaskKind::kGeneral;
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = BwdWgCfg<D>;
@@ -263,6 +268,18 @@ __global__ void __launch_bounds__(256, 1)
       const bool need_mask =
           k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
       const int key_row = key_lo - k0;  // this thread's first key as a row of the block
+      [[maybe_unused]] const FlashDropout drop(f, b, h);  // DROPOUT only
+      constexpr int kElems = BR / 2;                     // this thread's elements of the 64 x BR tile
+      [[maybe_unused]] uint32_t keep_bits[(kElems + 31) / 32] = {};
+      if constexpr (DROPOUT) {  // dP = keep * dPd / (1 - p); element 4n + e is (key_lo + 8 (e >> 1), query qc + (e & 1))
+#pragma unroll
+        for (int i = 0; i < kElems; ++i) {
+          const int n = i / 4, e = i % 4;
+          const float m = drop.mult(q0 + n * 8 + 2 * (lane & 3) + (e & 1), key_lo + ((e >> 1) << 3));
+          dp[i] *= m;
+          if (m != 0.f) keep_bits[i / 32] |= 1u << (i % 32);
+        }
+      }
       // uniform per tile: one of six loops
       const int modk = mod_kind(f);
       if (modk == kModNone) {
@@ -286,6 +303,10 @@ __global__ void __launch_bounds__(256, 1)
             bwd_wg_probs_general<kModSoftcap, false, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2,
                                                          lane);
         }
+      }
+      if constexpr (DROPOUT) {  // P^T -> Pd^T for dV
+#pragma unroll
+        for (int i = 0; i < kElems; ++i) s[i] = (keep_bits[i / 32] >> (i % 32)) & 1u ? s[i] * drop.scale : 0.f;
       }
     } else {
       const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && warp_key0 + 15 > q0);
@@ -430,9 +451,10 @@ struct DqCfg {
   static constexpr int SMEM = (2 * BR + 4 * BC) * D * 2;
 };
 
-template <int D, MaskKind MK>
+template <int D, MaskKind MK, bool DROPOUT>
 __global__ void __launch_bounds__(128)
     flash_bwd_dq_bf16_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
+  static_assert(!DROPOUT || MK == MaskKind::kGeneral, "dropout runs in the general kind");
   // Plain kinds: compile-time causal/full, no mask state (FlashMask unused, compiled away).
   constexpr bool GENERAL = MK == MaskKind::kGeneral;
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
@@ -530,6 +552,14 @@ __global__ void __launch_bounds__(128)
     }
     const int key0 = j * BC;
     if constexpr (GENERAL) {
+      if constexpr (DROPOUT) {  // dP = keep * dPd / (1 - p) before dS is formed
+        const FlashDropout drop(f, b, h);
+#pragma unroll
+        for (int n = 0; n < NS; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            dp[n][e] *= drop.mult(q0 + warp * 16 + (lane >> 2) + (e >> 1) * 8, key0 + n * 8 + 2 * (lane & 3) + (e & 1));
+      }
       const bool need_mask =
           key0 + BC > T || !mask.all_visible(q0 + warp * 16, q0 + warp * 16 + 15, key0, key0 + BC - 1);
       // dS = P (dP - Dsum) (* soft-capping derivative); one of six loops per tile (MODK, MASK
@@ -658,23 +688,23 @@ size_t backward_workspace_bytes(const FlashAttentionBackwardParams& p) {
   return bytes;
 }
 
-template <int D, MaskKind MK>
+template <int D, MaskKind MK, bool DROPOUT = false>
 static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   const auto& f = p.fwd;
   {
     using Cfg = BwdWgCfg<D>;
-    auto kern = flash_bwd_wg_kernel<D, MK>;
+    auto kern = flash_bwd_wg_kernel<D, MK, DROPOUT>;
     const int smem = Cfg::SMEM + (MK == MaskKind::kGeneral ? Cfg::SMEM_RANGES : 0);
-    set_smem_limit_once<flash_bwd_wg_kernel<D, MK>>(smem);
+    set_smem_limit_once<flash_bwd_wg_kernel<D, MK, DROPOUT>>(smem);
     dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
     kern<<<grid, Cfg::NT, smem, stream>>>(p, dsum, dq_acc);
     CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc == nullptr) {
     using Cfg = DqCfg<D>;
-    auto kern = flash_bwd_dq_bf16_kernel<D, MK>;
-    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, MK>>(Cfg::SMEM);
+    auto kern = flash_bwd_dq_bf16_kernel<D, MK, DROPOUT>;
+    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, MK, DROPOUT>>(Cfg::SMEM);
     dim3 grid((f.T + Cfg::BR - 1) / Cfg::BR, f.H, f.B);
     kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum);
     CUDA_CHECK(cudaGetLastError());
@@ -707,7 +737,8 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
   }
   if (dq_acc) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
   if (f.bf16) {
-    // 2 head dims x 3 mask kinds = 6 instantiations of each of the two kernels.
+    // 2 head dims x (3 mask kinds + the general kind with dropout) = 8 instantiations of each
+    // of the two kernels.
     switch (mask_kind(f)) {
       case MaskKind::kFull:
         f.D == 64 ? launch_bwd_bf16<64, MaskKind::kFull>(p, dsum, dq_acc, stream)
@@ -718,8 +749,12 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
                   : launch_bwd_bf16<128, MaskKind::kCausal>(p, dsum, dq_acc, stream);
         break;
       case MaskKind::kGeneral:
-        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kGeneral>(p, dsum, dq_acc, stream)
-                  : launch_bwd_bf16<128, MaskKind::kGeneral>(p, dsum, dq_acc, stream);
+        if (f.dropout_p > 0.f)
+          f.D == 64 ? launch_bwd_bf16<64, MaskKind::kGeneral, true>(p, dsum, dq_acc, stream)
+                    : launch_bwd_bf16<128, MaskKind::kGeneral, true>(p, dsum, dq_acc, stream);
+        else
+          f.D == 64 ? launch_bwd_bf16<64, MaskKind::kGeneral>(p, dsum, dq_acc, stream)
+                    : launch_bwd_bf16<128, MaskKind::kGeneral>(p, dsum, dq_acc, stream);
         break;
     }
   } else {

@@ -34,10 +34,12 @@
 // Masks and score modifications: the variants (flash_attention_mask.cuh) at runtime. Only the
 // tiles in the [key_lo, key_hi] / [query_lo, query_hi] range of a block are visited; tiles not
 // entirely visible to a warp (and rows / keys >= T) are masked per element. 2 head dims x 2
-// PASSES = 4 instantiations per kernel.
+// PASSES = 4 instantiations per kernel. Attention dropout (flash_attention_dropout.cuh): P is
+// masked after the softmax's row sums (forward); dP before dS is formed and P for dV (backward).
 #include <cmath>
 
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_dropout.cuh"
 #include "kernels/flash_attention_mask.cuh"
 
 namespace attn::flash {
@@ -194,6 +196,7 @@ __global__ void __launch_bounds__(kThreads, FwdF32Cfg<D>::MINB)
 
   const FlashMask mask(p, b);
   const ScoreMod mod(p, h);
+  const FlashDropout drop(p, b, h);
   const int kb_begin = mask.key_lo(q0) / kKeys;
   const int kb_end = mask.key_hi(min(T, q0 + kRows) - 1) / kKeys + 1;
   load_rows<kRows, D, kThreads>(sQ, Qg, p.q_token_stride, q0, T, tid);
@@ -241,6 +244,12 @@ __global__ void __launch_bounds__(kThreads, FwdF32Cfg<D>::MINB)
     // online softmax (log2 domain): the same step as the bf16 kernel's, on the flat views
     online_softmax_step<NS, NO>(reinterpret_cast<float(&)[4 * NS]>(s), reinterpret_cast<float(&)[4 * NO]>(o), m_run,
                                 l_run, sl2);
+    if (drop.on) {  // after the row sums went into l
+#pragma unroll
+      for (int n = 0; n < NS; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[n][e] *= drop.mult(row_lo + ((e >> 1) << 3), key0 + n * 8 + 2 * (lane & 3) + (e & 1));
+    }
 
     cp_async_wait<0>();
     __syncthreads();  // V_j visible; every warp done with K_j
@@ -354,6 +363,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
     // P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - Dsum) (* d softcap); masked entries 0
     const ScoreMod mod(f, h);
+    const FlashDropout drop(f, b, h);
     const bool need_mask =
         k0 + kRows > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
 #pragma unroll
@@ -365,8 +375,9 @@ __global__ void __launch_bounds__(kThreads, 2)
         if (mod.active) sv = mod.apply(sv, q, key_lo + ((e >> 1) << 3), &dfac);
         float pv = fast_exp2(fmaf(sv, sl2, -sL[qc] * kLog2e));
         if (need_mask && (q < qlo[e >> 1] || q > qhi[e >> 1])) pv = 0.f;
-        const float ds = pv * (dp[n][e] - sDs[qc]) * dfac;
-        s[n][e] = pv;
+        const float keep = drop.on ? drop.mult(q, key_lo + ((e >> 1) << 3)) : 1.f;  // dropout: dP, and Pd for dV
+        const float ds = pv * (dp[n][e] * keep - sDs[qc]) * dfac;
+        s[n][e] = pv * keep;
         dp[n][e] = ds;
       }
 
@@ -462,6 +473,7 @@ __global__ void __launch_bounds__(kThreads)
 
   const FlashMask mask(f, b);
   const ScoreMod mod(f, h);
+  const FlashDropout drop(f, b, h);
   const int kb_begin = mask.key_lo(q0) / kKeys;
   const int kb_end = mask.key_hi(min(T, q0 + kRows) - 1) / kKeys + 1;
   const int warp_row0 = q0 + warp * 16, row_lo = warp_row0 + (lane >> 2);
@@ -507,7 +519,8 @@ __global__ void __launch_bounds__(kThreads)
         if (mod.active) sv = mod.apply(sv, row_lo + 8 * r, col, &dfac);
         float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
         if (need_mask && (col < klo[r] || col > khi[r])) pv = 0.f;
-        dp[n][e] = pv * (dp[n][e] - Dr[r]) * dfac;
+        const float keep = drop.on ? drop.mult(row_lo + 8 * r, col) : 1.f;  // dropout: dP = keep dPd / (1 - p)
+        dp[n][e] = pv * (dp[n][e] * keep - Dr[r]) * dfac;
       }
     warp_mma_px<PASSES, NS, NO, LD>(dq, dp, sK, lane);
   }

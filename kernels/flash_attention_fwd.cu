@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_dropout.cuh"
 #include "kernels/flash_attention_mask.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
 #include "kernels/tiles/fragment.cuh"
@@ -38,6 +39,8 @@ namespace attn::flash {
 // Masks (flash_attention_mask.cuh): only key blocks in [key_lo, key_hi] of the tile are loaded;
 // blocks not entirely visible to a warp (or reaching past T) get the per-element mask; ALiBi and
 // soft-capping rewrite S before the softmax. Causal tiles are scheduled heaviest first.
+// Attention dropout (general kind): P_j is multiplied by the keep mask / (1 - p) after its row
+// sums went into l, so O = Pd V / l (flash_attention_dropout.cuh).
 // ============================================================================================
 template <int D>
 struct FwdCfg {
@@ -136,11 +139,14 @@ __device__ __forceinline__ void fwd_produce(const FwdArgs& a, FwdBarriers<FwdCfg
   }
 }
 
-template <int D, MaskKind MK>
+template <int D, MaskKind MK, bool DROPOUT>
 __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     flash_fwd_wg_kernel(const __grid_constant__ FwdArgs a) {
   // Plain kinds: compile-time causal/full and no mask state (FlashMask is then unused and
   // compiled away). General: tile ranges and per-element masks from FlashMask, causal at runtime.
+  // DROPOUT (general only): a kernel of its own, so that the other general kernels keep their
+  // registers.
+  static_assert(!DROPOUT || MK == MaskKind::kGeneral, "dropout runs in the general kind");
   constexpr bool GENERAL = MK == MaskKind::kGeneral;
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = FwdCfg<D>;
@@ -266,6 +272,11 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
             acc += x;
           }
         sum[r] = acc;
+      }
+      if constexpr (DROPOUT) {  // after the row sums: l normalizes by the undropped P
+        const FlashDropout drop(p, t.b, t.h);
+#pragma unroll
+        for (int e = 0; e < BC / 2; ++e) s.v[e] *= drop.mult(row_lo + 8 * s.half(e), key0 + thr_col0 + s.col_offset(e));
       }
     };
     // l rescaled to the new maximum plus the block's row sums; P = bf16(s).
@@ -424,7 +435,7 @@ void check_forward_params(const FlashAttentionParams& p) {
              "flash attention: token stride smaller than heads * head_dim");
 }
 
-template <int D, MaskKind MK>
+template <int D, MaskKind MK, bool DROPOUT = false>
 static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) {
   using Cfg = FwdCfg<D>;
   FwdArgs a;
@@ -436,8 +447,8 @@ static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) 
   const int64_t n_tiles = (int64_t)a.n_qblocks * p.H * p.B;
   ATTN_CHECK(n_tiles < INT32_MAX, "flash attention: {} query tiles, over 2^31", n_tiles);
   a.n_tiles = (int)n_tiles;
-  auto kern = flash_fwd_wg_kernel<D, MK>;
-  set_smem_limit_once<flash_fwd_wg_kernel<D, MK>>(Cfg::SMEM);
+  auto kern = flash_fwd_wg_kernel<D, MK, DROPOUT>;
+  set_smem_limit_once<flash_fwd_wg_kernel<D, MK, DROPOUT>>(Cfg::SMEM);
   const int grid = (int)std::min<int64_t>(n_tiles, tiles::sm_count());  // one block per SM, persistent
   kern<<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
   CUDA_CHECK(cudaGetLastError());
@@ -446,7 +457,7 @@ static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) 
 void forward_dispatch(const FlashAttentionParams& p, cudaStream_t stream) {
   check_forward_params(p);
   if (p.bf16) {
-    // 2 head dims x 3 mask kinds = 6 instantiations.
+    // 2 head dims x (3 mask kinds + the general kind with dropout) = 8 instantiations.
     switch (mask_kind(p)) {
       case MaskKind::kFull:
         p.D == 64 ? launch_fwd_bf16<64, MaskKind::kFull>(p, stream) : launch_fwd_bf16<128, MaskKind::kFull>(p, stream);
@@ -456,8 +467,12 @@ void forward_dispatch(const FlashAttentionParams& p, cudaStream_t stream) {
                   : launch_fwd_bf16<128, MaskKind::kCausal>(p, stream);
         break;
       case MaskKind::kGeneral:
-        p.D == 64 ? launch_fwd_bf16<64, MaskKind::kGeneral>(p, stream)
-                  : launch_fwd_bf16<128, MaskKind::kGeneral>(p, stream);
+        if (p.dropout_p > 0.f)
+          p.D == 64 ? launch_fwd_bf16<64, MaskKind::kGeneral, true>(p, stream)
+                    : launch_fwd_bf16<128, MaskKind::kGeneral, true>(p, stream);
+        else
+          p.D == 64 ? launch_fwd_bf16<64, MaskKind::kGeneral>(p, stream)
+                    : launch_fwd_bf16<128, MaskKind::kGeneral>(p, stream);
         break;
     }
   } else {

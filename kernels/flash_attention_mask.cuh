@@ -83,11 +83,12 @@ struct ScoreMod {
 
 // Which compiled variant of a bf16 kernel serves p: the plain ones (compile-time causal or full,
 // no mask state at all: the code and speed of the kernels before masks existed) unless a window,
-// documents, ALiBi or soft-capping is on; then the general one (causal a runtime flag).
+// documents, ALiBi, soft-capping or attention dropout is on; then the general one (causal a
+// runtime flag).
 enum class MaskKind { kFull, kCausal, kGeneral };
 
 inline MaskKind mask_kind(const FlashAttentionParams& p) {
-  if (any_variant_active(p)) return MaskKind::kGeneral;
+  if (any_variant_active(p) || p.dropout_p > 0.f) return MaskKind::kGeneral;
   return p.causal ? MaskKind::kCausal : MaskKind::kFull;
 }
 

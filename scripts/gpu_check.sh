@@ -2,7 +2,8 @@
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
-#                        [graphstep] [tf32] [fp32flash]   (default: tests bench flash)
+#                        [graphstep] [tf32] [fp32flash] [flashdropout] [shakespeareflash]
+#                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
 # and decode steps, and trained beside it in the loss step.
@@ -187,6 +188,30 @@ if has shakespeare; then
   row "shakespeare_char: ours $(grep -o 'val loss [0-9.]*' "$OUT/ours_shakespeare.log" | tail -1) in $(cat "$OUT/ours_shakespeare.time")s; torch $(tail -1 "$OUT/torch_shakespeare.log")"
 fi
 
+if has flashdropout; then
+  # Attention dropout inside the flash kernels: the kernels against float64 with the same mask,
+  # the whole model against the CPU, the captured step, and the registry's acceptance.
+  echo "== flash attention dropout: tests"
+  gpu_tests flashdropout '*FlashDropout*:*VsCpu*:FlashVariantsBackendVsCpu*:*TrainStepGraph*:CudaAttentionOptions*'
+fi
+
+if has shakespeareflash; then
+  # nanoGPT's shakespeare_char (attention dropout 0.2) with flash attention, beside naive: the best
+  # val loss of each, the mean of the logged training tokens/s (metrics.jsonl) and the wall time.
+  echo "== shakespeare_char with attention dropout 0.2: flash, then naive"
+  for impl in flash naive; do
+    $A train -c configs/shakespeare_char.toml --data.inputs='[".deps/data/input.txt"]' --attention.impl=\"$impl\" \
+      --checkpoint.interval=0 --training.out_dir=\"runs/scdrop_$impl\" --logging.progress=false > "$OUT/scdrop_$impl.log" 2>&1
+    best=$(grep -o 'val loss [0-9.]*' "$OUT/scdrop_$impl.log" | awk '{print $3}' | sort -g | head -1)
+    cp "runs/scdrop_$impl/metrics.jsonl" "$OUT/scdrop_$impl.jsonl" 2>/dev/null
+    tps=$(python3 -c 'import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+t = [x["tokens_per_s"] for x in r if "tokens_per_s" in x]
+print(round(sum(t) / len(t)) if t else "?")' "$OUT/scdrop_$impl.jsonl" 2>/dev/null)
+    row "shakespeare_char, attention dropout 0.2, $impl: best val loss ${best:-none}, mean ${tps:-?} tok/s; $(grep -o '[0-9.]*s total' "$OUT/scdrop_$impl.log")"
+  done
+fi
+
 if has curves; then
   echo "== loss curves, naive vs flash (bf16, same seed and data)"
   for impl in naive flash; do
@@ -233,7 +258,7 @@ if has variants; then
   echo "== flash masks and score modifications: tests, then T=16384 causal vs window 1024"
   # FlashVariants*: masks and modifications; *BackendVsCpu*: whole model; *FlashAttention*: the
   # unmasked kernels, whose loop bounds and masks this work rewrote.
-  # CudaAttentionOptions*: flash accepts the masks, naive refuses them, flash refuses dropout.
+  # CudaAttentionOptions*: flash accepts the masks and attention dropout, naive refuses the masks.
   gpu_tests variants 'FlashVariants*:*BackendVsCpu*:*FlashAttention*:CudaAttentionOptions*'
   vb="$BUILD/bench_flash_attention --det --reps 10 --shape 1,12,12,16384,64"
   $vb > "$OUT/variants_bench.log" 2>&1; $vb --window 1024 >> "$OUT/variants_bench.log" 2>&1; cat "$OUT/variants_bench.log"

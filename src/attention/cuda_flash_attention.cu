@@ -4,7 +4,7 @@
 // Saved between forward and backward: the row logsumexp, (B, H, T) fp32 — O(T), not O(T^2).
 // fp32 activations run the 3xTF32 kernels, device.precision = "tf32" the 1xTF32 ones.
 // The variants' arguments (variant_args; token counts from set_token_counts) go straight to the
-// kernels; attention dropout is refused.
+// kernels, and so does attention dropout (its key, or the device address a captured graph reads it from).
 #include <cmath>
 
 #include <fmt/format.h>
@@ -37,23 +37,24 @@ class CudaFlashAttention final : public CudaAttention {
 
   void forward(const void* qkv, void* y, void* saved, void*, const AttentionShape& s, const DropoutState& dropout,
                cudaStream_t stream) override {
-    check_dropout(dropout);
     check_document_ids();
-    flash_attention_forward(forward_params(qkv, y, saved, s), stream);
+    FlashAttentionParams p = forward_params(qkv, y, saved, s);
+    set_dropout(p, dropout);
+    flash_attention_forward(p, stream);
   }
 
   void backward(const void* qkv, const void* y, const void* dy, const void* saved, void* dqkv, void* scratch,
                 const AttentionShape& s, const DropoutState& dropout, cudaStream_t stream) override {
-    check_dropout(dropout);
     check_document_ids();
-    flash_attention_backward(backward_params(qkv, y, dy, saved, dqkv, s), scratch, stream);
+    FlashAttentionBackwardParams p = backward_params(qkv, y, dy, saved, dqkv, s);
+    set_dropout(p.fwd, dropout);
+    flash_attention_backward(p, scratch, stream);
   }
 
  private:
-  static void check_dropout(const DropoutState& d) {
-    if (d.p > 0.0f)
-      fail("model.attn_dropout = {} is not supported by attention.impl = \"flash\" yet (set model.attn_dropout = 0)",
-           d.p);
+  static void set_dropout(FlashAttentionParams& p, const DropoutState& d) {
+    p.dropout_p = d.p;
+    p.dropout_key = d.device_key();
   }
 
   void check_document_ids() const {

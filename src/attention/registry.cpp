@@ -26,7 +26,7 @@ const std::vector<AttentionImpl>& attention_impls() {
     v.push_back({"naive", AttentionDevice::cuda, kNeedsNothing, true, true, {}, {DType::F32, DType::BF16}});
     // Our FlashAttention kernels (cuda_flash_attention.cu, kernels/flash_attention*.cu).
     // fp32: 3xTF32 tensor-core products (fp32 accuracy); device.precision = "tf32": 1xTF32.
-    v.push_back({"flash", AttentionDevice::cuda, kNeedsMask | kNeedsScoreMod, false, true, {64, 128},
+    v.push_back({"flash", AttentionDevice::cuda, kNeedsMask | kNeedsScoreMod, true, true, {64, 128},
                  {DType::F32, DType::BF16}});
 #if ATTN_WITH_CUDA
     v[1].make_cuda = make_cuda_naive_attention;

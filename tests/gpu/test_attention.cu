@@ -93,20 +93,14 @@ TEST(CudaAttentionOptions, UnsupportedOptionsNameTheKey) {
     o.sliding_window = 16, o.alibi = true, o.softcap = 30.0f, o.document_mask = true;
     EXPECT_NO_THROW(attn::make_cuda_attention(o, attn::DType::F32));
   }
-  // ... but refuses attention dropout, naming the config key, before touching any buffer.
+  // ... and attention dropout (inside its kernels, tests/gpu/test_flash_attention.cu FlashDropout).
   {
     attn::AttentionOptions o;
     o.impl = "flash";
-    auto att = attn::make_cuda_attention(o, attn::DType::F32);
-    attn::AttentionShape s;
-    s.B = 1, s.T = 8, s.n_head = 2, s.n_kv_head = 2, s.head_dim = 64;
-    const attn::DropoutState drop{0.1f, 1234};
-    try {
-      att->forward(nullptr, nullptr, nullptr, nullptr, s, drop, 0);
-      ADD_FAILURE() << "flash attention accepted attention dropout";
-    } catch (const attn::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("model.attn_dropout"), std::string::npos) << e.what();
-    }
+    attn::AttentionUse u;
+    u.device = attn::AttentionDevice::cuda;
+    u.dropout = 0.2f;
+    EXPECT_NO_THROW(attn::check_attention(o, u));
   }
   attn::AttentionOptions o;
   o.impl = "bogus";

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "kernels/flash_attention.h"
 #include "attention/cpu_attention.h"
 #include "test_util.h"
@@ -46,6 +47,7 @@ using attn::FlashAttentionParams;
 struct AttnShape {
   int B = 1, T = 1, H = 1, Hkv = 1, D = 64;
   bool causal = false;
+  attn::DropoutState dropout;  // attention dropout: p and key (0: off)
   int width() const { return (H + 2 * Hkv) * D; }
 };
 
@@ -128,10 +130,9 @@ RefResult make_reference(const AttnShape& s, uint64_t seed) {
   attn::AttentionOptions opts;
   opts.causal = s.causal;
   std::vector<double> P((size_t)s.B * s.H * s.T * s.T);
-  attn::naive_attention_forward(r.y.data(), P.data(), r.qkv.data(), nullptr, shape, opts, attn::DropoutState{},
-                                r.lse.data());
+  attn::naive_attention_forward(r.y.data(), P.data(), r.qkv.data(), nullptr, shape, opts, s.dropout, r.lse.data());
   attn::naive_attention_backward(r.dqkv.data(), r.dy.data(), r.qkv.data(), P.data(), nullptr, shape, opts,
-                                 attn::DropoutState{});
+                                 s.dropout);
   return r;
 }
 
@@ -171,6 +172,8 @@ RunErrors run_case(const AttnShape& s, const RefResult& r, bool deterministic, s
   p.scale = 1.0f / std::sqrt(static_cast<float>(s.D));
   p.bf16 = std::is_same_v<E, __nv_bfloat16>;
   p.tf32 = tf32;
+  p.dropout_p = s.dropout.p;
+  p.dropout_key = s.dropout.key;
   attn::flash_attention_forward(p, nullptr);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
@@ -303,6 +306,88 @@ std::vector<CaseParam> all_cases() {
 
 INSTANTIATE_TEST_SUITE_P(Cases, FlashAttention, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<CaseParam>& i) { return case_name(i.param); });
+
+// Attention dropout inside the kernels: the float64 reference draws the same mask (the rule of
+// model/dropout_sites.h), so the bounds are those without dropout; every kernel (bf16, bf16
+// deterministic, fp32, fp32 deterministic, tf32) at awkward T, MHA/GQA/MQA, both head dims.
+// A run with another key must miss the reference by far: the comparison can fail.
+struct DropoutCase {
+  int T, Hkv, D;
+  bool causal;
+  float p;
+};
+class FlashDropout : public ::testing::TestWithParam<DropoutCase> {};
+
+TEST_P(FlashDropout, MatchesFloat64ReferenceWithTheSameMask) {
+  SKIP_WITHOUT_GPU();
+  const DropoutCase c = GetParam();
+  AttnShape s;
+  s.B = c.T >= 1000 ? 1 : 2;
+  s.T = c.T, s.H = 4, s.Hkv = c.Hkv, s.D = c.D, s.causal = c.causal;
+  const uint64_t seed = std::random_device{}() ^ ((uint64_t)std::random_device{}() << 32);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  s.dropout = attn::DropoutState{c.p, attn::mix64(seed)};
+  const RefResult r = make_reference(s, seed);
+  // At T = 1, dQ and dK are exactly 0 (dS = P (dP - Dsum) with P = 1 and Dsum = dO . O = dP), so
+  // rel_err compares them absolutely (RMS error / 1e-2, see its floor). Without dropout O = V
+  // exactly and the bf16 kernels leave ~0 there; with dropout O = V / (1 - p) is rounded to bf16
+  // (TF32 in tf32) before Dsum = dO . O is formed, so dS keeps that rounding: RMS ~2e-3 measured
+  // on the H200. Those two then get an absolute RMS bound of 1e-2 (rel <= 1): far below the
+  // O(0.1-1) gradients of any longer row.
+  auto expect_dropout = [&](RunErrors e, double tol, const char* tag) {
+    if (c.T == 1) {
+      EXPECT_LE(e.dq.rel, 1.0) << tag << " dQ (T = 1: RMS error / 1e-2)";
+      EXPECT_LE(e.dk.rel, 1.0) << tag << " dK (T = 1: RMS error / 1e-2)";
+      e.dq.rel = e.dk.rel = 0.0;
+    }
+    expect_within(e, tol, tag);
+  };
+
+  std::vector<__nv_bfloat16> det1, det2;
+  const RunErrors bf = run_case<__nv_bfloat16>(s, r, false, nullptr);
+  report("bf16-drop", s, bf);
+  expect_dropout(bf, 1e-2, "bf16 dropout");
+  const RunErrors bd = run_case<__nv_bfloat16>(s, r, true, &det1);
+  report("bf16-ddet", s, bd);
+  expect_dropout(bd, 1e-2, "bf16 deterministic dropout");
+  run_case<__nv_bfloat16>(s, r, true, &det2);
+  EXPECT_EQ(0, std::memcmp(det1.data(), det2.data(), det1.size() * sizeof(__nv_bfloat16)))
+      << "deterministic backward with dropout differs between two runs";
+  const RunErrors f = run_case<float>(s, r, false, nullptr);
+  report("fp32-drop", s, f);
+  expect_within(f, 1e-4, "fp32 dropout");
+  const RunErrors fd = run_case<float>(s, r, true, nullptr);
+  expect_within(fd, 1e-4, "fp32 deterministic dropout");
+  const RunErrors t = run_case<float>(s, r, false, nullptr, true);
+  report("tf32-drop", s, t);
+  expect_dropout(t, kTf32Tol, "tf32 dropout");
+
+  if (c.T >= 17) {  // another mask: far from the reference (O, dV), so a wrong index would fail
+    AttnShape other = s;
+    other.dropout.key ^= 1;
+    const RunErrors w = run_case<__nv_bfloat16>(other, r, false, nullptr);
+    EXPECT_GT(w.o.rel, 0.05) << "O with another dropout key still matches the reference";
+    EXPECT_GT(w.dv.rel, 0.05) << "dV with another dropout key still matches the reference";
+  }
+}
+
+std::vector<DropoutCase> dropout_cases() {
+  std::vector<DropoutCase> v;
+  int i = 0;
+  for (int D : {64, 128})
+    for (bool causal : {false, true})
+      for (int T : {1, 17, 77, 1025})
+        for (int Hkv : {4, 2, 1}) v.push_back({T, Hkv, D, causal, (i++ % 2) ? 0.2f : 0.1f});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, FlashDropout, ::testing::ValuesIn(dropout_cases()),
+                         [](const ::testing::TestParamInfo<DropoutCase>& i) {
+                           const DropoutCase& c = i.param;
+                           return "T" + std::to_string(c.T) + "_Hkv" + std::to_string(c.Hkv) + "_D" +
+                                  std::to_string(c.D) + (c.causal ? "_causal" : "_full") + "_p" +
+                                  std::to_string(static_cast<int>(c.p * 10 + 0.5f));
+                         });
 
 // Larger problem, deterministic mode: two backward runs bitwise equal; atomic mode close to it.
 TEST(FlashAttentionDeterminism, LargeCausalGqaBitwise) {

@@ -373,8 +373,8 @@ std::unique_ptr<attn::Backend> model_backend(const std::string& device, const st
   attn::GPTConfig c;
   c.vocab_size = 101, c.padded_vocab_size = 128, c.block_size = 160;
   c.n_layer = 2, c.n_head = 4, c.n_kv_head = 2, c.n_embd = 256;  // head_dim 64
-  c.dropout = 0.1f;  // both backends draw the same masks
-  c.attn_dropout = 0.0f;
+  c.dropout = 0.1f;  // both backends draw the same masks, attention dropout too
+  c.attn_dropout = 0.1f;
   attn::BackendOptions o;
   o.device = device, o.precision = precision, o.max_batch = 3, o.max_seq = 150, o.threads = 2;
   o.attention = model_attention(docs);

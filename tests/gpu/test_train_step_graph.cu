@@ -163,7 +163,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, TrainStepGraph,
     ::testing::Values(GraphCase{"naive_fp32_dropout_accum3", "fp32", "naive", 0.1f, 0.1f, 48, 4, 3, false},
                       GraphCase{"naive_bf16_dropout_accum2", "bf16", "naive", 0.1f, 0.1f, 48, 4, 2, false},
-                      GraphCase{"flash_bf16_documents_accum2", "bf16", "flash", 0.1f, 0.0f, 128, 2, 2, true}),
+                      GraphCase{"flash_bf16_documents_dropout_accum2", "bf16", "flash", 0.1f, 0.1f, 128, 2, 2, true}),
     [](const ::testing::TestParamInfo<GraphCase>& i) { return i.param.name; });
 
 TEST(TrainStepGraphModes, ProfilingRunsTheCallsAndShapesMustAgree) {
