@@ -239,21 +239,26 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     const float* sDs = sDsum + st * BR;
     tiles::mbar_wait(tiles::smem_addr(&bars.full[st]), parity);
 
-    // S^T = K_w Q^T, dP^T = V_w dO^T (64 keys x BR queries each).
+    // S^T = K_w Q^T, dP^T = V_w dO^T (64 keys x BR queries each), two commit groups: P^T is
+    // computed while dP^T still runs.
     tiles::AccFragment<BR> s, dp;
+    s.fence();
+    dp.fence();
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < KD; ++kk) wgmma_ss<BR, 0, 0>(s.v, sK.k_major_desc(wg_key0, kk), sQ.k_major_desc(0, kk), kk > 0);
+    wg_commit();
 #pragma unroll
     for (int kk = 0; kk < KD; ++kk)
       wgmma_ss<BR, 0, 0>(dp.v, sV.k_major_desc(wg_key0, kk), sdO.k_major_desc(0, kk), kk > 0);
     wg_commit();
-    wg_wait<0>();
     s.fence();
     dp.fence();
+    wg_wait<1>();
+    s.fence();
 
-    // P^T = exp2(S^T sl2 - lse log2e), dS^T = P^T (dP^T - Dsum): s becomes P^T, dp becomes dS^T.
-    // Per warp (16 keys) the tile needs a mask only where it reaches past the diagonal or T.
+    // P^T = exp2(S^T sl2 - lse log2e) (s becomes P^T). Per warp (16 keys) the tile needs a mask
+    // only where it reaches past the diagonal or past T.
     const bool need_mask = k0 + BC > T || (CAUSAL && warp_key0 + tiles::kWarpRows - 1 > q0);
     auto probs = [&](auto mask_on) {
       constexpr bool MASK = decltype(mask_on)::value;
@@ -261,7 +266,6 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       for (int n = 0; n < NQ; ++n) {
         const int qc = n * 8 + 2 * (lane & 3);
         const float2 L = *reinterpret_cast<const float2*>(sL + qc);
-        const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           float pv = fast_exp2(fmaf(s.v[4 * n + e], sl2, -((e & 1) ? L.y : L.x)));
@@ -271,7 +275,6 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
             if (key >= T || (CAUSAL && key > q)) pv = 0.f;
           }
           s.v[4 * n + e] = pv;
-          dp.v[4 * n + e] = pv * (dp.v[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
         }
       }
     };
@@ -281,6 +284,16 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       probs(std::false_type{});
     tiles::AFragment<BR> pa, da;
     pa.from(s);
+
+    // dS^T = P^T (dP^T - Dsum) (dp becomes dS^T).
+    wg_wait<0>();
+    dp.fence();
+#pragma unroll
+    for (int n = 0; n < NQ; ++n) {
+      const float2 Dd = *reinterpret_cast<const float2*>(sDs + n * 8 + 2 * (lane & 3));
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dp.v[4 * n + e] = s.v[4 * n + e] * (dp.v[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+    }
     da.from(dp);
 
     // dS^T -> shared memory (rows = keys), once the previous step's dQ GEMMs are done with it
