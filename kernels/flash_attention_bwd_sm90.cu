@@ -15,7 +15,9 @@
 //     dQ_i += dS K                            (fp32, added into the workspace accumulator)
 //   finally dK *= scale (dQ's scale is applied by the convert kernel).
 //
-// Roles (384 threads, one block per SM at most; a plain grid of (key blocks, Hkv, B)):
+// Roles (384 threads, one block per SM at most; a plain grid of (Hkv, B, key blocks), key
+// blocks slowest: with causal masks the blocks with the most query blocks (the first key blocks)
+// of every head start first and the light ones fill the last wave):
 //   warpgroup 0, producer, 24 registers. Warp 0: lane 0 loads K and V once (TMA, one barrier),
 //     then for each (h, i) in the consumers' order waits for a free stage, and issues the TMA
 //     loads of Q_i and dO_i into it; the 32 lanes copy lse_i * log2e and Dsum_i into the stage
@@ -27,13 +29,13 @@
 //     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
 //     [w D/2, (w+1) D/2)); wait; release the stage (8 warp arrivals on its empty barrier);
 //     dQ_i out (below).
-//   dQ accumulation (kDqBulkReduce): the fp32 dQ_i tile goes through shared memory (row-major,
+//   dQ accumulation (template flag DQ = BwdDq::kBulkReduce, the default): the fp32 dQ_i tile goes through shared memory (row-major,
 //     the accumulator's own layout) and one thread adds it to global memory with one bulk
 //     reduction (cp.reduce.async.bulk .add.f32: the TMA unit does the read-modify-write, one
 //     instruction per tile instead of BR * D / 2 float2 atomics from the warps); the tile buffer
 //     is reused after that thread saw the bulk read finish (wait_group.read) before the next
-//     iteration's first barrier. kDqBulkReduce = false: float2 atomics from registers (the
-//     classic kernel's way), kept for measurement.
+//     iteration's first barrier. DQ = BwdDq::kAtomic: float2 atomics from registers (the
+//     classic kernel's way), kept for measurement: ATTN_FLASH_BWD_DQ=atomic picks it at run time.
 // Masks: causal blocks start at the diagonal query block; only tiles that cross the diagonal
 // (per warp) or hold keys >= T carry the per-element mask. Query rows >= T: TMA zero-fills Q and
 // dO, lse = +inf makes P = 0, so they add nothing; their dQ rows are never written (the bulk
@@ -42,6 +44,8 @@
 // ============================================================================================
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
@@ -69,7 +73,6 @@ struct BwdSm90Cfg {
   static constexpr int kLaunchRegs = tiles::kRegistersPerSm / kThreads / tiles::kRegisterGranule * tiles::kRegisterGranule;
   static_assert(kProducerRegs * tiles::kWarpgroupThreads + kConsumerRegs * kConsumerThreads <= kLaunchRegs * kThreads,
                 "register split exceeds the block's registers");
-  static constexpr bool kDqBulkReduce = true;  // false: float2 atomics (see the top of the file)
   // dQ_i = dS K per consumer: BR = 128: 64 query rows x D; BR = 64: 64 rows x D/2 columns.
   static constexpr int kDqN = BR == 2 * tiles::kWgmmaM ? D : D / 2;
 
@@ -87,6 +90,9 @@ struct BwdSm90Cfg {
   static constexpr int kDsumOffset = kLseOffset + kStages * kRowVecBytes;
   static constexpr int SMEM = kDsumOffset + kStages * kRowVecBytes + tiles::kSwizzleAtomBytes;  // + alignment slack
 };
+
+// How a consumer adds its dQ_i part into the fp32 workspace (see the top of the file).
+enum class BwdDq { kBulkReduce, kAtomic };
 
 struct BwdSm90Args {
   tiles::TmaMap q, k, v, dO;  // (d, t, head, b) views; boxes of BR (q, dO) and BC (k, v) rows
@@ -131,12 +137,13 @@ __device__ __forceinline__ int2 query_block_range(int k0, int T) {
   return make_int2(CAUSAL ? k0 / BR : 0, (T + BR - 1) / BR);
 }
 
-template <int D, MaskKind MK>
+template <int D, MaskKind MK, BwdDq DQ>
 __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ BwdSm90Args a) {
   static_assert(MK != MaskKind::kGeneral, "the sm90 backward serves the plain mask kinds only");
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = BwdSm90Cfg<D>;
+  constexpr bool kDqBulkReduce = DQ == BwdDq::kBulkReduce;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NQ = BR / 8;
   constexpr int kStages = Cfg::kStages;
   using KVTile = typename Cfg::KVTile;
@@ -152,7 +159,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
   const FlashAttentionBackwardParams& p = a.p;
   const FlashAttentionParams& f = p.fwd;
   const int T = f.T, H = f.H, G = f.H / f.Hkv;
-  const int kb = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
+  const int g = blockIdx.x, b = blockIdx.y, kb = blockIdx.z;
   const int k0 = kb * BC;
   const int2 qr = query_block_range<BR, CAUSAL>(k0, T);
   const int nper = qr.y - qr.x;  // >= 1: k0 < T
@@ -298,7 +305,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 
     // dS^T -> shared memory (rows = keys), once the previous step's dQ GEMMs are done with it
     // (and, bulk path, the dQ tile's bulk read is done: the issuer waits before arriving).
-    if (Cfg::kDqBulkReduce && dq_issuer) bulk_wait_group_read0();
+    if (kDqBulkReduce && dq_issuer) bulk_wait_group_read0();
     tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
     {
       const int row = wg_key0 + wl * tiles::kWarpRows + lane / 4;
@@ -357,7 +364,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     const int qrow0 = kRowSplit ? cw * tiles::kWgmmaM : 0;
     const int col0 = kRowSplit ? 0 : cw * (D / 2);
     float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
-    if constexpr (Cfg::kDqBulkReduce) {
+    if constexpr (kDqBulkReduce) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int row = qrow0 + wl * tiles::kWarpRows + lane / 4 + 8 * r;
@@ -392,7 +399,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 
   // Epilogue: dK * scale, dV -> bf16 through the K / V tiles (rows of this consumer), once both
   // consumers' last dQ GEMMs (which read all of K) are done.
-  if (Cfg::kDqBulkReduce && dq_issuer) bulk_wait_group0();
+  if (kDqBulkReduce && dq_issuer) bulk_wait_group0();
   tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
   const int row0 = wg_key0 + dk.row0();
 #pragma unroll
@@ -435,7 +442,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 // ============================================================================================
 // host
 // ============================================================================================
-template <int D, MaskKind MK>
+template <int D, MaskKind MK, BwdDq DQ>
 static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   using Cfg = BwdSm90Cfg<D>;
@@ -448,11 +455,13 @@ static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* 
   a.dO = tiles::cached_bf16_head_map(p.dO, D, f.T, f.H, f.B, p.do_token_stride, p.do_batch_stride, Cfg::BR);
   a.k = tiles::cached_bf16_head_map(f.k, D, f.T, f.Hkv, f.B, f.k_token_stride, f.k_batch_stride, Cfg::BC);
   a.v = tiles::cached_bf16_head_map(f.v, D, f.T, f.Hkv, f.B, f.v_token_stride, f.v_batch_stride, Cfg::BC);
-  set_smem_limit_once<flash_bwd_sm90_kernel<D, MK>>(Cfg::SMEM);
-  // A plain grid, key blocks fastest: with causal masks key block 0 (the most query blocks) of
-  // each (kv head, batch) starts first.
-  const dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
-  flash_bwd_sm90_kernel<D, MK><<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
+  set_smem_limit_once<flash_bwd_sm90_kernel<D, MK, DQ>>(Cfg::SMEM);
+  // A plain grid, key blocks slowest (blocks start roughly in linear order): with causal masks
+  // the heaviest key blocks of every (kv head, batch) first, the lightest last.
+  const int n_kblocks = (f.T + Cfg::BC - 1) / Cfg::BC;
+  ATTN_CHECK(n_kblocks <= 65535, "flash attention backward: T={} gives {} key blocks, over 65535", f.T, n_kblocks);
+  const dim3 grid(f.Hkv, f.B, n_kblocks);
+  flash_bwd_sm90_kernel<D, MK, DQ><<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
   CUDA_CHECK(cudaGetLastError());
 }
 
@@ -462,13 +471,26 @@ bool backward_sm90_applies(const FlashAttentionBackwardParams& p) {
 
 void backward_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream) {
   ATTN_CHECK(backward_sm90_applies(p) && dq_acc != nullptr, "flash attention backward: sm90 kernel does not apply");
+  // ATTN_FLASH_BWD_DQ=atomic: dQ by float2 atomics instead of bulk reductions (measurement).
+  static const bool dq_atomic = [] {
+    const char* v = std::getenv("ATTN_FLASH_BWD_DQ");
+    return v != nullptr && std::string(v) == "atomic";
+  }();
   const bool causal = mask_kind(p.fwd) == MaskKind::kCausal;
-  if (p.fwd.D == 64)
-    causal ? launch_bwd_sm90<64, MaskKind::kCausal>(p, dsum, dq_acc, stream)
-           : launch_bwd_sm90<64, MaskKind::kFull>(p, dsum, dq_acc, stream);
+  auto launch = [&](auto dq) {
+    constexpr BwdDq DQ = decltype(dq)::value;
+    if (p.fwd.D == 64)
+      causal ? launch_bwd_sm90<64, MaskKind::kCausal, DQ>(p, dsum, dq_acc, stream)
+             : launch_bwd_sm90<64, MaskKind::kFull, DQ>(p, dsum, dq_acc, stream);
+    else
+      causal ? launch_bwd_sm90<128, MaskKind::kCausal, DQ>(p, dsum, dq_acc, stream)
+             : launch_bwd_sm90<128, MaskKind::kFull, DQ>(p, dsum, dq_acc, stream);
+  };
+  // 2 head dims x 2 mask kinds x 2 dQ modes = 8 instantiations.
+  if (dq_atomic)
+    launch(std::integral_constant<BwdDq, BwdDq::kAtomic>{});
   else
-    causal ? launch_bwd_sm90<128, MaskKind::kCausal>(p, dsum, dq_acc, stream)
-           : launch_bwd_sm90<128, MaskKind::kFull>(p, dsum, dq_acc, stream);
+    launch(std::integral_constant<BwdDq, BwdDq::kBulkReduce>{});
 }
 
 }  // namespace attn::flash
