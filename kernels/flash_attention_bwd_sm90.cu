@@ -25,10 +25,10 @@
 //     (32 arrivals + the TMA bytes complete a phase).
 //   warpgroups 1, 2, consumers, 240 registers; consumer w owns keys [64 w, 64 w + 64) of the
 //     block. Per (h, i): wait full; S^T, dP^T by wgmma; P^T, dS^T in registers; dS^T -> shared
-//     memory; dV, dK GEMMs issued; named barrier (both consumers' dS^T stored); dQ_i = dS K by
+//     memory; dV GEMM issued; named barrier (both consumers' dS^T stored); dQ_i = dS K by
 //     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
-//     [w D/2, (w+1) D/2)); wait; release the stage (8 warp arrivals on its empty barrier);
-//     dQ_i out (below).
+//     [w D/2, (w+1) D/2)), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
+//     runs; wait; release the stage (8 warp arrivals on its empty barrier).
 //   dQ accumulation (template flag DQ = BwdDq::kBulkReduce, the default): the fp32 dQ_i tile goes through shared memory (row-major,
 //     the accumulator's own layout) and one thread adds it to global memory with one bulk
 //     reduction (cp.reduce.async.bulk .add.f32: the TMA unit does the read-modify-write, one
@@ -322,7 +322,10 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
         }
     }
 
-    // dV += P^T dO, dK += dS^T Q (A from registers, B = dO / Q as MN-major operands).
+    // Three commit groups, run by the tensor cores in this order:
+    //   dV += P^T dO      (A from registers, B = dO as an MN-major operand; under the barrier)
+    //   dQ_i part = dS K  (A = dS, the query-major view of dS^T: MN-major; B = K, MN-major)
+    //   dK += dS^T Q      (A from registers; under the dQ part's way out)
     dv.fence();
     dk.fence();
     pa.fence();
@@ -330,11 +333,9 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dv.v, pa.v[kk], sdO.mn_major_desc(kk), 1);
-#pragma unroll
-    for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
     wg_commit();
+    dv.fence();
 
-    // dQ_i part = dS K: A = dS (query-major view of dS^T: MN-major), B = K (MN-major).
     fence_proxy_async();  // this thread's dS^T stores, visible to wgmma
     tiles::named_barrier_sync(kBarDsReady, Cfg::kConsumerThreads);
     float acc[Cfg::kDqN / 2];
@@ -351,13 +352,15 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       wgmma_ss<Cfg::kDqN, 1, 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
     }
     wg_commit();
-    wg_wait<0>();
     wg_fence_regs(acc);
+#pragma unroll
+    for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
+    wg_commit();
     dk.fence();
+    wg_wait<1>();  // dV and the dQ part done; dK may still run
+    wg_fence_regs(acc);
     dv.fence();
     pa.fence();
-    da.fence();
-    if (leader) tiles::mbar_arrive(tiles::smem_addr(&bars.empty[st]));  // Q, dO, lse, Dsum read
 
     // dQ_i += part. Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4
     // (+8), columns col0 + 8n + 2(lane%4) (+1).
@@ -395,6 +398,10 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
         }
       }
     }
+    wg_wait<0>();  // dK done: Q, dO, lse and Dsum of the stage are read
+    dk.fence();
+    da.fence();
+    if (leader) tiles::mbar_arrive(tiles::smem_addr(&bars.empty[st]));
   }
 
   // Epilogue: dK * scale, dV -> bf16 through the K / V tiles (rows of this consumer), once both
