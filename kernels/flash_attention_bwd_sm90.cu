@@ -368,13 +368,31 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     const int col0 = kRowSplit ? 0 : cw * (D / 2);
     float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
     if constexpr (kDqBulkReduce) {
+      // The tile is row-major (one bulk copy), rows D * 4 bytes apart: the same banks. So that the
+      // 8 rows of a warp's store hit different banks, row g = lane / 4 stores its column blocks
+      // rotated by g: store step j writes column block (j + g) mod 8. The rotation is a barrel
+      // shift of the registers (3 stages of selects; no dynamic register indexing).
+      constexpr int NB = Cfg::kDqN / 8;  // 8-column blocks of this consumer's part
+      static_assert(NB == 8, "the rotation spreads 8 rows over 8 column blocks");
+      const int g8 = lane / 4;
+#pragma unroll
+      for (int k = 0; k < 3; ++k) {
+        const bool on = (g8 >> k) & 1;
+        float rot[Cfg::kDqN / 2];
+#pragma unroll
+        for (int i = 0; i < NB; ++i)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) rot[4 * i + e] = on ? acc[4 * ((i + (1 << k)) % NB) + e] : acc[4 * i + e];
+#pragma unroll
+        for (int i = 0; i < Cfg::kDqN / 2; ++i) acc[i] = rot[i];
+      }
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int row = qrow0 + wl * tiles::kWarpRows + lane / 4 + 8 * r;
+        const int row = qrow0 + wl * tiles::kWarpRows + g8 + 8 * r;
 #pragma unroll
-        for (int n = 0; n < Cfg::kDqN / 8; ++n) {
-          const int col = col0 + n * 8 + 2 * (lane & 3);
-          *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * n + 2 * r], acc[4 * n + 2 * r + 1]);
+        for (int j = 0; j < NB; ++j) {
+          const int col = col0 + ((j + g8) % NB) * 8 + 2 * (lane & 3);
+          *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * j + 2 * r], acc[4 * j + 2 * r + 1]);
         }
       }
       fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
