@@ -29,8 +29,9 @@
 //     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
 //     [w D/2, (w+1) D/2)), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
 //     runs; wait; release the stage (8 warp arrivals on its empty barrier).
-//   dQ accumulation (template flag DQ = BwdDq::kBulkReduce, the default): the fp32 dQ_i tile goes through shared memory (row-major,
-//     the accumulator's own layout) and one thread adds it to global memory with one bulk
+//   dQ accumulation (template flag DQ = BwdDq::kBulkReduce, the default): the fp32 dQ_i tile
+//     goes through shared memory (row-major, the accumulator's own layout; stores rotated per
+//     row against bank conflicts) and one thread adds it to global memory with one bulk
 //     reduction (cp.reduce.async.bulk .add.f32: the TMA unit does the read-modify-write, one
 //     instruction per tile instead of BR * D / 2 float2 atomics from the warps); the tile buffer
 //     is reused after that thread saw the bulk read finish (wait_group.read) before the next
