@@ -58,6 +58,15 @@ struct FlashAttentionParams : VariantArgs {
 
 void flash_attention_forward(const FlashAttentionParams& p, cudaStream_t stream);
 
+// Which bf16 main-pass kernel the backward runs (flash_attention_bwd.cu; the pre-pass and the dQ
+// convert kernel are shared):
+//   kClassic: flash_bwd_wg_kernel, every case;
+//   kSm90   : flash_bwd_sm90_kernel (flash_attention_bwd_sm90.cu, FlashAttention-3 style: TMA
+//             producer warp, mbarrier ring, two consumer warpgroups) where it applies: bf16, plain
+//             mask kind (full or causal), non-deterministic; elsewhere the classic kernel;
+//   kAuto   : the environment's choice, ATTN_FLASH_BWD=old|new read once (unset: old).
+enum class FlashBwdKernel { kAuto, kClassic, kSm90 };
+
 struct FlashAttentionBackwardParams {
   FlashAttentionParams fwd;  // q, k, v, o and lse of the forward (o and lse as it wrote them)
   const void* dO = nullptr;
@@ -70,6 +79,7 @@ struct FlashAttentionBackwardParams {
   int64_t dv_batch_stride = 0, dv_token_stride = 0;
   // true: no atomics, results bitwise identical across runs (dQ by a separate pass).
   bool deterministic = false;
+  FlashBwdKernel kernel = FlashBwdKernel::kAuto;
 };
 
 // Workspace: D_i = rowsum(dO_i * O_i) in fp32 (B, H, T), plus (non-deterministic) an fp32 dQ

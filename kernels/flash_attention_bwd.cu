@@ -14,6 +14,8 @@
 //              runs are bitwise identical.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
@@ -711,6 +713,17 @@ static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* 
   }
 }
 
+// kAuto: ATTN_FLASH_BWD=new picks the sm90 kernel, anything else (or unset) the classic one;
+// read once per process.
+static FlashBwdKernel resolve_bwd_kernel(FlashBwdKernel k) {
+  if (k != FlashBwdKernel::kAuto) return k;
+  static const FlashBwdKernel env = [] {
+    const char* v = std::getenv("ATTN_FLASH_BWD");
+    return v != nullptr && std::string(v) == "new" ? FlashBwdKernel::kSm90 : FlashBwdKernel::kClassic;
+  }();
+  return env;
+}
+
 void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
   check_backward_params(p);
   const auto& f = p.fwd;
@@ -736,7 +749,9 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
     CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
-  if (f.bf16) {
+  if (backward_sm90_applies(p) && resolve_bwd_kernel(p.kernel) == FlashBwdKernel::kSm90) {
+    backward_sm90(p, dsum, dq_acc, stream);
+  } else if (f.bf16) {
     // 2 head dims x (3 mask kinds + the general kind with dropout) = 8 instantiations of each
     // of the two kernels.
     switch (mask_kind(f)) {

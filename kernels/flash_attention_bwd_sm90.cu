@@ -1,0 +1,522 @@
+// Flash attention backward, bf16 main pass for Hopper in the FlashAttention-3 style: a TMA
+// producer warp, a ring of Q / dO stages guarded by mbarriers, two consumer warpgroups with
+// reallocated registers. Written on the tile layer of kernels/tiles/. Used by
+// flash_attention_bwd.cu's backward_dispatch for the plain mask kinds (full, causal), bf16,
+// non-deterministic mode; its pre-pass (Dsum) and dQ convert kernel are shared with the classic
+// kernel there. See flash_attention.h.
+//
+// Math, one block per (key block of BC = 128 keys, kv head g, batch b), scores in log2 units:
+//   for every query head h of g's group and every query block i of BR rows that sees the keys:
+//     S^T  = K Q_i^T                          (BC x BR, from shared memory)
+//     dP^T = V dO_i^T
+//     P^T  = exp2(S^T scale log2e - lse_i log2e)            (masked entries 0)
+//     dS^T = P^T o (dP^T - Dsum_i)                           (Dsum_i = rowsum(dO_i o O_i))
+//     dV  += P^T dO_i,   dK += dS^T Q_i       (A operand from registers)
+//     dQ_i += dS K                            (fp32, added into the workspace accumulator)
+//   finally dK *= scale (dQ's scale is applied by the convert kernel).
+//
+// Roles (384 threads, one block per SM at most; a plain grid of (Hkv, B, key blocks), key
+// blocks slowest: with causal masks the blocks with the most query blocks (the first key blocks)
+// of every head start first and the light ones fill the last wave):
+//   warpgroup 0, producer, 24 registers. Warp 0: lane 0 loads K and V once (TMA, one barrier),
+//     then for each (h, i) in the consumers' order waits for a free stage, and issues the TMA
+//     loads of Q_i and dO_i into it; the 32 lanes copy lse_i * log2e and Dsum_i into the stage
+//     (rows >= T: lse = +inf so P = 0, Dsum = 0) and each arrives on the stage's full barrier
+//     (32 arrivals + the TMA bytes complete a phase).
+//   warpgroups 1, 2, consumers, 240 registers; consumer w owns keys [64 w, 64 w + 64) of the
+//     block. Per (h, i): wait full; S^T, dP^T by wgmma; P^T, dS^T in registers; dS^T -> shared
+//     memory; dV GEMM issued; named barrier (both consumers' dS^T stored); dQ_i = dS K by
+//     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
+//     [w D/2, (w+1) D/2)), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
+//     runs; wait; release the stage (8 warp arrivals on its empty barrier).
+//   dQ accumulation (template flag DQ = BwdDq::kBulkReduce, the default): the fp32 dQ_i tile
+//     goes through shared memory (row-major, the accumulator's own layout; stores rotated per
+//     row against bank conflicts) and one thread adds it to global memory with one bulk
+//     reduction (cp.reduce.async.bulk .add.f32: the TMA unit does the read-modify-write, one
+//     instruction per tile instead of BR * D / 2 float2 atomics from the warps); the tile buffer
+//     is reused after that thread saw the bulk read finish (wait_group.read) before the next
+//     iteration's first barrier. DQ = BwdDq::kAtomic: float2 atomics from registers (the
+//     classic kernel's way), kept for measurement: ATTN_FLASH_BWD_DQ=atomic picks it at run time.
+// Masks: causal blocks start at the diagonal query block; only tiles that cross the diagonal
+// (per warp) or hold keys >= T carry the per-element mask. Query rows >= T: TMA zero-fills Q and
+// dO, lse = +inf makes P = 0, so they add nothing; their dQ rows are never written (the bulk
+// reduction covers rows < T only).
+// Epilogue: dK * scale and dV to bf16 through the (then free) K / V tiles, 16-byte stores.
+// ============================================================================================
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+
+#include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_mask.cuh"
+#include "kernels/flash_attention_wgmma.cuh"
+#include "kernels/tiles/fragment.cuh"
+#include "kernels/tiles/hardware.cuh"
+#include "kernels/tiles/mbarrier.cuh"
+#include "kernels/tiles/smem_tile.cuh"
+#include "kernels/tiles/tma.cuh"
+#include "kernels/tiles/warpgroup.cuh"
+
+namespace attn::flash {
+
+template <int D>
+struct BwdSm90Cfg {
+  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kConsumerWarps = kConsumerWarpgroups * tiles::kWarpsPerWarpgroup;
+  static constexpr int kConsumerThreads = kConsumerWarpgroups * tiles::kWarpgroupThreads;
+  static constexpr int BC = kConsumerWarpgroups * tiles::kWgmmaM;  // 128 keys per block
+  static constexpr int BR = D == 64 ? 128 : 64;                     // query rows per stage
+  static constexpr int kStages = 2;                                  // Q / dO ring depth
+  static constexpr int kThreads = (1 + kConsumerWarpgroups) * tiles::kWarpgroupThreads;
+  static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
+  static constexpr int kLaunchRegs = tiles::kRegistersPerSm / kThreads / tiles::kRegisterGranule * tiles::kRegisterGranule;
+  static_assert(kProducerRegs * tiles::kWarpgroupThreads + kConsumerRegs * kConsumerThreads <= kLaunchRegs * kThreads,
+                "register split exceeds the block's registers");
+  // dQ_i = dS K per consumer: BR = 128: 64 query rows x D; BR = 64: 64 rows x D/2 columns.
+  static constexpr int kDqN = BR == 2 * tiles::kWgmmaM ? D : D / 2;
+
+  using KVTile = tiles::SwizzledTile<BC, D>;   // K, V (later the dK, dV staging tiles)
+  using QTile = tiles::SwizzledTile<BR, D>;    // Q_i, dO_i
+  using DsTile = tiles::SwizzledTile<BC, BR>;  // dS^T (row = key)
+  static constexpr int kRowVecBytes = BR * 4;  // lse_i or Dsum_i of one stage, fp32
+  static constexpr int kKOffset = 0;
+  static constexpr int kVOffset = kKOffset + KVTile::kBytes;
+  static constexpr int kQOffset = kVOffset + KVTile::kBytes;
+  static constexpr int kdOOffset = kQOffset + kStages * QTile::kBytes;
+  static constexpr int kDsOffset = kdOOffset + kStages * QTile::kBytes;
+  static constexpr int kDqOffset = kDsOffset + DsTile::kBytes;         // BR x D fp32, row-major
+  static constexpr int kLseOffset = kDqOffset + BR * D * 4;            // kStages x BR fp32
+  static constexpr int kDsumOffset = kLseOffset + kStages * kRowVecBytes;
+  static constexpr int SMEM = kDsumOffset + kStages * kRowVecBytes + tiles::kSwizzleAtomBytes;  // + alignment slack
+};
+
+// How a consumer adds its dQ_i part into the fp32 workspace (see the top of the file).
+enum class BwdDq { kBulkReduce, kAtomic };
+
+struct BwdSm90Args {
+  tiles::TmaMap q, k, v, dO;  // (d, t, head, b) views; boxes of BR (q, dO) and BC (k, v) rows
+  FlashAttentionBackwardParams p;
+  const float* dsum = nullptr;  // (B, H, T)
+  float* dq_accum = nullptr;    // (B, H, T, D) fp32, zeroed by the dispatcher
+};
+
+template <int Stages>
+struct BwdSm90Barriers {
+  uint64_t kv_full;          // K and V of the block landed
+  uint64_t full[Stages];     // Q_i, dO_i (TMA bytes) and lse_i, Dsum_i (32 producer lanes) landed
+  uint64_t empty[Stages];    // all consumer warps are done with the stage
+};
+
+// Named barriers among the 256 consumer threads (id 0 is __syncthreads').
+enum BwdSm90NamedBarrier : int {
+  kBarDsFree = tiles::kFirstNamedBarrier,  // previous dQ GEMMs done reading dS^T; dQ tile free
+  kBarDsReady,                             // both consumers' dS^T stored
+  kBarDqReady,                             // both consumers' dQ_i parts stored (bulk path)
+};
+
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.expect_tx.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// bytes of fp32 at shared src added element-wise into global dst (TMA unit; bulk async group).
+__device__ __forceinline__ void bulk_reduce_add_f32(float* dst, uint32_t src, uint32_t bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst), "r"(src),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit_group() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Wait until the bulk operations of this thread have finished reading shared memory.
+__device__ __forceinline__ void bulk_wait_group_read0() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait_group0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// The query blocks [begin, end) that see key block k0 (both roles count the same).
+template <int BR, bool CAUSAL>
+__device__ __forceinline__ int2 query_block_range(int k0, int T) {
+  return make_int2(CAUSAL ? k0 / BR : 0, (T + BR - 1) / BR);
+}
+
+template <int D, MaskKind MK, BwdDq DQ>
+__global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
+    flash_bwd_sm90_kernel(const __grid_constant__ BwdSm90Args a) {
+  static_assert(MK != MaskKind::kGeneral, "the sm90 backward serves the plain mask kinds only");
+  constexpr bool CAUSAL = MK == MaskKind::kCausal;
+  using Cfg = BwdSm90Cfg<D>;
+  constexpr bool kDqBulkReduce = DQ == BwdDq::kBulkReduce;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NQ = BR / 8;
+  constexpr int kStages = Cfg::kStages;
+  using KVTile = typename Cfg::KVTile;
+  using QTile = typename Cfg::QTile;
+  using DsTile = typename Cfg::DsTile;
+  extern __shared__ uint8_t smem_raw[];
+  __shared__ BwdSm90Barriers<kStages> bars;
+  const uint32_t smem = (tiles::smem_addr(smem_raw) + tiles::kSwizzleAtomBytes - 1) & ~(tiles::kSwizzleAtomBytes - 1u);
+  uint8_t* smem_gen = smem_raw + (smem - tiles::smem_addr(smem_raw));  // generic pointer to `smem`
+  float* sLse = reinterpret_cast<float*>(smem_gen + Cfg::kLseOffset);
+  float* sDsum = reinterpret_cast<float*>(smem_gen + Cfg::kDsumOffset);
+
+  const FlashAttentionBackwardParams& p = a.p;
+  const FlashAttentionParams& f = p.fwd;
+  const int T = f.T, H = f.H, G = f.H / f.Hkv;
+  const int g = blockIdx.x, b = blockIdx.y, kb = blockIdx.z;
+  const int k0 = kb * BC;
+  const int2 qr = query_block_range<BR, CAUSAL>(k0, T);
+  const int nper = qr.y - qr.x;  // >= 1: k0 < T
+  const int total = G * nper;    // (head, query block) steps, head-major
+
+  if (threadIdx.x == 0) {
+    tiles::mbar_init(tiles::smem_addr(&bars.kv_full), 1);
+    for (int s = 0; s < kStages; ++s) {
+      tiles::mbar_init(tiles::smem_addr(&bars.full[s]), tiles::kWarpSize);
+      tiles::mbar_init(tiles::smem_addr(&bars.empty[s]), Cfg::kConsumerWarps);
+    }
+    tiles::fence_barrier_init();
+  }
+  __syncthreads();  // the only block-wide barrier: the producer warpgroup leaves early
+
+  const KVTile sK{smem + Cfg::kKOffset}, sV{smem + Cfg::kVOffset};
+  const uint32_t kv_full = tiles::smem_addr(&bars.kv_full);
+
+  // ---------------------------------------------------------------------------- producer
+  if (tiles::warpgroup_index() == 0) {
+    tiles::warpgroup_release_registers<Cfg::kProducerRegs>();
+    if (threadIdx.x >= tiles::kWarpSize) return;
+    const int lane = tiles::lane_index();
+    if (lane == 0) {
+      tiles::tma_prefetch(&a.q.map);
+      tiles::tma_prefetch(&a.dO.map);
+      tiles::tma_prefetch(&a.k.map);
+      tiles::tma_prefetch(&a.v.map);
+      tiles::mbar_arrive_expect_tx(kv_full, 2 * KVTile::kBytes);
+      sK.load(a.k, kv_full, k0, g, b);
+      sV.load(a.v, kv_full, k0, g, b);
+    }
+    for (int it = 0; it < total; ++it) {
+      const int st = it % kStages;
+      const uint32_t parity = (it / kStages) & 1u;
+      const int h = g * G + it / nper, q0 = (qr.x + it % nper) * BR;
+      const uint32_t full = tiles::smem_addr(&bars.full[st]);
+      tiles::mbar_wait(tiles::smem_addr(&bars.empty[st]), parity ^ 1u);
+      if (lane == 0) {
+        mbar_expect_tx(full, 2 * QTile::kBytes);
+        const QTile sQ{smem + Cfg::kQOffset + st * QTile::kBytes};
+        const QTile sdO{smem + Cfg::kdOOffset + st * QTile::kBytes};
+        sQ.load(a.q, full, q0, h, b);
+        sdO.load(a.dO, full, q0, h, b);
+      }
+      const int64_t rbase = ((int64_t)b * H + h) * T;
+      for (int r = lane; r < BR; r += tiles::kWarpSize) {
+        const int q = q0 + r;
+        sLse[st * BR + r] = q < T ? f.lse[rbase + q] * kLog2e : INFINITY;
+        sDsum[st * BR + r] = q < T ? a.dsum[rbase + q] : 0.f;
+      }
+      tiles::mbar_arrive(full);  // release: this lane's stores are seen after the phase completes
+    }
+    return;
+  }
+
+  // ---------------------------------------------------------------------------- consumers
+  tiles::warpgroup_claim_registers<Cfg::kConsumerRegs>();
+  const int cw = tiles::warpgroup_index() - 1;  // keys [64 cw, 64 cw + 64) of the block
+  const int wl = tiles::warp_in_warpgroup(), lane = tiles::lane_index();
+  const int ctid = threadIdx.x - tiles::kWarpgroupThreads;  // 0 .. 255
+  const bool leader = lane == 0;                           // arrives for its warp on empty barriers
+  const bool dq_issuer = ctid == 0;                        // issues the bulk dQ reductions
+  const float sl2 = f.scale * kLog2e;
+  const int wg_key0 = cw * tiles::kWgmmaM;                 // first key (block row) of this consumer
+  const int warp_key0 = k0 + wg_key0 + wl * tiles::kWarpRows;
+  const int key_lo = warp_key0 + lane / 4;                 // this thread's keys: key_lo, key_lo + 8
+  const DsTile sdS{smem + Cfg::kDsOffset};
+  const uint32_t sDq = smem + Cfg::kDqOffset;
+  float* sDqf = reinterpret_cast<float*>(smem_gen + Cfg::kDqOffset);
+
+  tiles::AccFragment<D> dk, dv;
+  dk.fill(0.f);
+  dv.fill(0.f);
+  tiles::mbar_wait(kv_full, 0);
+
+  for (int it = 0; it < total; ++it) {
+    const int st = it % kStages;
+    const uint32_t parity = (it / kStages) & 1u;
+    const int h = g * G + it / nper, q0 = (qr.x + it % nper) * BR;
+    const QTile sQ{smem + Cfg::kQOffset + st * QTile::kBytes};
+    const QTile sdO{smem + Cfg::kdOOffset + st * QTile::kBytes};
+    const float* sL = sLse + st * BR;
+    const float* sDs = sDsum + st * BR;
+    tiles::mbar_wait(tiles::smem_addr(&bars.full[st]), parity);
+
+    // S^T = K_w Q^T, dP^T = V_w dO^T (64 keys x BR queries each), two commit groups: P^T is
+    // computed while dP^T still runs.
+    tiles::AccFragment<BR> s, dp;
+    s.fence();
+    dp.fence();
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) wgmma_ss<BR, 0, 0>(s.v, sK.k_major_desc(wg_key0, kk), sQ.k_major_desc(0, kk), kk > 0);
+    wg_commit();
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk)
+      wgmma_ss<BR, 0, 0>(dp.v, sV.k_major_desc(wg_key0, kk), sdO.k_major_desc(0, kk), kk > 0);
+    wg_commit();
+    s.fence();
+    dp.fence();
+    wg_wait<1>();
+    s.fence();
+
+    // P^T = exp2(S^T sl2 - lse log2e) (s becomes P^T). Per warp (16 keys) the tile needs a mask
+    // only where it reaches past the diagonal or past T.
+    const bool need_mask = k0 + BC > T || (CAUSAL && warp_key0 + tiles::kWarpRows - 1 > q0);
+    auto probs = [&](auto mask_on) {
+      constexpr bool MASK = decltype(mask_on)::value;
+#pragma unroll
+      for (int n = 0; n < NQ; ++n) {
+        const int qc = n * 8 + 2 * (lane & 3);
+        const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float pv = fast_exp2(fmaf(s.v[4 * n + e], sl2, -((e & 1) ? L.y : L.x)));
+          if constexpr (MASK) {
+            const int key = key_lo + ((e >> 1) << 3);
+            const int q = q0 + qc + (e & 1);
+            if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+          }
+          s.v[4 * n + e] = pv;
+        }
+      }
+    };
+    if (need_mask)
+      probs(std::true_type{});
+    else
+      probs(std::false_type{});
+    tiles::AFragment<BR> pa, da;
+    pa.from(s);
+
+    // dS^T = P^T (dP^T - Dsum) (dp becomes dS^T).
+    wg_wait<0>();
+    dp.fence();
+#pragma unroll
+    for (int n = 0; n < NQ; ++n) {
+      const float2 Dd = *reinterpret_cast<const float2*>(sDs + n * 8 + 2 * (lane & 3));
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dp.v[4 * n + e] = s.v[4 * n + e] * (dp.v[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+    }
+    da.from(dp);
+
+    // dS^T -> shared memory (rows = keys), once the previous step's dQ GEMMs are done with it
+    // (and, bulk path, the dQ tile's bulk read is done: the issuer waits before arriving).
+    if (kDqBulkReduce && dq_issuer) bulk_wait_group_read0();
+    tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
+    {
+      const int row = wg_key0 + wl * tiles::kWarpRows + lane / 4;
+#pragma unroll
+      for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk) + (lane & 3) * 4),
+                       "r"(da.v[kk][r])
+                       : "memory");
+          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk + 1) + (lane & 3) * 4),
+                       "r"(da.v[kk][2 + r])
+                       : "memory");
+        }
+    }
+
+    // Three commit groups, run by the tensor cores in this order:
+    //   dV += P^T dO      (A from registers, B = dO as an MN-major operand; under the barrier)
+    //   dQ_i part = dS K  (A = dS, the query-major view of dS^T: MN-major; B = K, MN-major)
+    //   dK += dS^T Q      (A from registers; under the dQ part's way out)
+    dv.fence();
+    dk.fence();
+    pa.fence();
+    da.fence();
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dv.v, pa.v[kk], sdO.mn_major_desc(kk), 1);
+    wg_commit();
+    dv.fence();
+
+    fence_proxy_async();  // this thread's dS^T stores, visible to wgmma
+    tiles::named_barrier_sync(kBarDsReady, Cfg::kConsumerThreads);
+    float acc[Cfg::kDqN / 2];
+    constexpr bool kRowSplit = BR == 2 * tiles::kWgmmaM;
+    const uint32_t ds_col = kRowSplit ? cw * DsTile::kBlockBytes : 0;  // column block = queries [64 cw, ..)
+    const uint32_t k_col = kRowSplit ? 0 : (D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes : cw * 64);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) {
+      const uint64_t da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes,
+                                       tiles::kSwizzleAtomBytes);
+      const uint64_t db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
+                                       tiles::kSwizzleAtomBytes);
+      wgmma_ss<Cfg::kDqN, 1, 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
+    }
+    wg_commit();
+    wg_fence_regs(acc);
+#pragma unroll
+    for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
+    wg_commit();
+    dk.fence();
+    wg_wait<1>();  // dV and the dQ part done; dK may still run
+    wg_fence_regs(acc);
+    dv.fence();
+    pa.fence();
+
+    // dQ_i += part. Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4
+    // (+8), columns col0 + 8n + 2(lane%4) (+1).
+    const int qrow0 = kRowSplit ? cw * tiles::kWgmmaM : 0;
+    const int col0 = kRowSplit ? 0 : cw * (D / 2);
+    float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
+    if constexpr (kDqBulkReduce) {
+      // The tile is row-major (one bulk copy), rows D * 4 bytes apart: the same banks. So that the
+      // 8 rows of a warp's store hit different banks, row g = lane / 4 stores its column blocks
+      // rotated by g: store step j writes column block (j + g) mod 8. The rotation is a barrel
+      // shift of the registers (3 stages of selects; no dynamic register indexing).
+      constexpr int NB = Cfg::kDqN / 8;  // 8-column blocks of this consumer's part
+      static_assert(NB == 8, "the rotation spreads 8 rows over 8 column blocks");
+      const int g8 = lane / 4;
+#pragma unroll
+      for (int k = 0; k < 3; ++k) {
+        const bool on = (g8 >> k) & 1;
+        float rot[Cfg::kDqN / 2];
+#pragma unroll
+        for (int i = 0; i < NB; ++i)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) rot[4 * i + e] = on ? acc[4 * ((i + (1 << k)) % NB) + e] : acc[4 * i + e];
+#pragma unroll
+        for (int i = 0; i < Cfg::kDqN / 2; ++i) acc[i] = rot[i];
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int row = qrow0 + wl * tiles::kWarpRows + g8 + 8 * r;
+#pragma unroll
+        for (int j = 0; j < NB; ++j) {
+          const int col = col0 + ((j + g8) % NB) * 8 + 2 * (lane & 3);
+          *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * j + 2 * r], acc[4 * j + 2 * r + 1]);
+        }
+      }
+      fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
+      tiles::named_barrier_sync(kBarDqReady, Cfg::kConsumerThreads);
+      if (dq_issuer) {
+        const int rows = min(BR, T - q0);
+        bulk_reduce_add_f32(dq_head + (int64_t)q0 * D, sDq, (uint32_t)(rows * D * 4));
+        bulk_commit_group();
+      }
+    } else {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int q = q0 + qrow0 + wl * tiles::kWarpRows + lane / 4 + 8 * r;
+        if (q < T) {
+#pragma unroll
+          for (int n = 0; n < Cfg::kDqN / 8; ++n) {
+            const int col = col0 + n * 8 + 2 * (lane & 3);
+            atomicAdd(reinterpret_cast<float2*>(dq_head + (int64_t)q * D + col),
+                      make_float2(acc[4 * n + 2 * r], acc[4 * n + 2 * r + 1]));
+          }
+        }
+      }
+    }
+    wg_wait<0>();  // dK done: Q, dO, lse and Dsum of the stage are read
+    dk.fence();
+    da.fence();
+    if (leader) tiles::mbar_arrive(tiles::smem_addr(&bars.empty[st]));
+  }
+
+  // Epilogue: dK * scale, dV -> bf16 through the K / V tiles (rows of this consumer), once both
+  // consumers' last dQ GEMMs (which read all of K) are done.
+  if (kDqBulkReduce && dq_issuer) bulk_wait_group0();
+  tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
+  const int row0 = wg_key0 + dk.row0();
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t off = sK.chunk_addr(row0 + 8 * r, n) - sK.base + (lane & 3) * 4;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sK.base + off),
+                   "r"(pack_bf16(dk.v[4 * n + 2 * r] * f.scale, dk.v[4 * n + 2 * r + 1] * f.scale))
+                   : "memory");
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sV.base + off),
+                   "r"(pack_bf16(dv.v[4 * n + 2 * r], dv.v[4 * n + 2 * r + 1]))
+                   : "memory");
+    }
+  __syncwarp();
+  __nv_bfloat16* dKg = static_cast<__nv_bfloat16*>(p.dk) + b * p.dk_batch_stride + g * D;
+  __nv_bfloat16* dVg = static_cast<__nv_bfloat16*>(p.dv) + b * p.dv_batch_stride + g * D;
+  constexpr int CH = D / 8;
+  const int warp_row0 = wg_key0 + wl * tiles::kWarpRows;
+#pragma unroll
+  for (int i = 0; i < tiles::kWarpRows * CH / tiles::kWarpSize; ++i) {
+    const int idx = lane + i * tiles::kWarpSize;
+    const int row = warp_row0 + idx / CH, c = idx % CH;
+    if (k0 + row < T) {
+      uint4 x, y;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w)
+                   : "r"(sK.chunk_addr(row, c))
+                   : "memory");
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(y.x), "=r"(y.y), "=r"(y.z), "=r"(y.w)
+                   : "r"(sV.chunk_addr(row, c))
+                   : "memory");
+      *reinterpret_cast<uint4*>(dKg + (int64_t)(k0 + row) * p.dk_token_stride + c * 8) = x;
+      *reinterpret_cast<uint4*>(dVg + (int64_t)(k0 + row) * p.dv_token_stride + c * 8) = y;
+    }
+  }
+}
+
+// ============================================================================================
+// host
+// ============================================================================================
+template <int D, MaskKind MK, BwdDq DQ>
+static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
+                            cudaStream_t stream) {
+  using Cfg = BwdSm90Cfg<D>;
+  const auto& f = p.fwd;
+  BwdSm90Args a;
+  a.p = p;
+  a.dsum = dsum;
+  a.dq_accum = dq_acc;
+  a.q = tiles::cached_bf16_head_map(f.q, D, f.T, f.H, f.B, f.q_token_stride, f.q_batch_stride, Cfg::BR);
+  a.dO = tiles::cached_bf16_head_map(p.dO, D, f.T, f.H, f.B, p.do_token_stride, p.do_batch_stride, Cfg::BR);
+  a.k = tiles::cached_bf16_head_map(f.k, D, f.T, f.Hkv, f.B, f.k_token_stride, f.k_batch_stride, Cfg::BC);
+  a.v = tiles::cached_bf16_head_map(f.v, D, f.T, f.Hkv, f.B, f.v_token_stride, f.v_batch_stride, Cfg::BC);
+  set_smem_limit_once<flash_bwd_sm90_kernel<D, MK, DQ>>(Cfg::SMEM);
+  // A plain grid, key blocks slowest (blocks start roughly in linear order): with causal masks
+  // the heaviest key blocks of every (kv head, batch) first, the lightest last.
+  const int n_kblocks = (f.T + Cfg::BC - 1) / Cfg::BC;
+  ATTN_CHECK(n_kblocks <= 65535, "flash attention backward: T={} gives {} key blocks, over 65535", f.T, n_kblocks);
+  const dim3 grid(f.Hkv, f.B, n_kblocks);
+  flash_bwd_sm90_kernel<D, MK, DQ><<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+bool backward_sm90_applies(const FlashAttentionBackwardParams& p) {
+  return p.fwd.bf16 && !p.deterministic && mask_kind(p.fwd) != MaskKind::kGeneral && (p.fwd.D == 64 || p.fwd.D == 128);
+}
+
+void backward_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream) {
+  ATTN_CHECK(backward_sm90_applies(p) && dq_acc != nullptr, "flash attention backward: sm90 kernel does not apply");
+  // ATTN_FLASH_BWD_DQ=atomic: dQ by float2 atomics instead of bulk reductions (measurement).
+  static const bool dq_atomic = [] {
+    const char* v = std::getenv("ATTN_FLASH_BWD_DQ");
+    return v != nullptr && std::string(v) == "atomic";
+  }();
+  const bool causal = mask_kind(p.fwd) == MaskKind::kCausal;
+  auto launch = [&](auto dq) {
+    constexpr BwdDq DQ = decltype(dq)::value;
+    if (p.fwd.D == 64)
+      causal ? launch_bwd_sm90<64, MaskKind::kCausal, DQ>(p, dsum, dq_acc, stream)
+             : launch_bwd_sm90<64, MaskKind::kFull, DQ>(p, dsum, dq_acc, stream);
+    else
+      causal ? launch_bwd_sm90<128, MaskKind::kCausal, DQ>(p, dsum, dq_acc, stream)
+             : launch_bwd_sm90<128, MaskKind::kFull, DQ>(p, dsum, dq_acc, stream);
+  };
+  // 2 head dims x 2 mask kinds x 2 dQ modes = 8 instantiations.
+  if (dq_atomic)
+    launch(std::integral_constant<BwdDq, BwdDq::kAtomic>{});
+  else
+    launch(std::integral_constant<BwdDq, BwdDq::kBulkReduce>{});
+}
+
+}  // namespace attn::flash
