@@ -15,7 +15,9 @@
 // Attention dropout (dropout_p > 0) runs in the general kernels, forward and backward; the
 // backward must get the forward's dropout_p and dropout_key.
 //
-// bf16 = true : bf16 in/out, fp32 accumulation, Hopper tensor cores (wgmma; the forward loads by TMA).
+// bf16 = true : bf16 in/out, fp32 accumulation, Hopper tensor cores (wgmma; the forward, and the
+//               backward of plain causal / full in atomic mode, are FlashAttention-3 style: TMA
+//               producer warp, mbarrier ring, consumer warpgroups).
 // bf16 = false: fp32 in/out, tensor cores with split TF32 products (flash_attention_f32.cu):
 //               3xTF32 (fp32 accuracy; the parity reference of the GPU tests), or with
 //               tf32 = true 1xTF32 (device.precision = "tf32": TF32's 10-bit mantissa).
@@ -58,15 +60,6 @@ struct FlashAttentionParams : VariantArgs {
 
 void flash_attention_forward(const FlashAttentionParams& p, cudaStream_t stream);
 
-// Which bf16 main-pass kernel the backward runs (flash_attention_bwd.cu; the pre-pass and the dQ
-// convert kernel are shared):
-//   kClassic: flash_bwd_wg_kernel, every case;
-//   kSm90   : flash_bwd_sm90_kernel (flash_attention_bwd_sm90.cu, FlashAttention-3 style: TMA
-//             producer warp, mbarrier ring, two consumer warpgroups) where it applies: bf16, plain
-//             mask kind (full or causal), non-deterministic; elsewhere the classic kernel;
-//   kAuto   : the environment's choice, ATTN_FLASH_BWD=old|new read once (unset: old).
-enum class FlashBwdKernel { kAuto, kClassic, kSm90 };
-
 struct FlashAttentionBackwardParams {
   FlashAttentionParams fwd;  // q, k, v, o and lse of the forward (o and lse as it wrote them)
   const void* dO = nullptr;
@@ -79,7 +72,6 @@ struct FlashAttentionBackwardParams {
   int64_t dv_batch_stride = 0, dv_token_stride = 0;
   // true: no atomics, results bitwise identical across runs (dQ by a separate pass).
   bool deterministic = false;
-  FlashBwdKernel kernel = FlashBwdKernel::kAuto;
 };
 
 // Workspace: D_i = rowsum(dO_i * O_i) in fp32 (B, H, T), plus (non-deterministic) an fp32 dQ

@@ -1,6 +1,9 @@
-// Flash attention backward: bf16 tensor-core kernels (Hopper wgmma for the main pass, mma.sync +
-// ldmatrix for the deterministic dQ pass; cp.async double buffering); the fp32 kernels are in
-// flash_attention_f32.cu (same passes). See flash_attention.h for the interface.
+// Flash attention backward: the shared passes, the dispatch, and the bf16 kernels of the general
+// kind (variants, dropout) and of the deterministic mode (Hopper wgmma for the main pass, mma.sync
+// + ldmatrix for the dQ pass; cp.async double buffering). Plain causal / full bf16 in atomic mode
+// runs the FlashAttention-3-style kernel of flash_attention_bwd_sm90.cu (measured 1.16-1.47x
+// faster than this one's plain kinds on the H200, which were then removed); the fp32 kernels are
+// in flash_attention_f32.cu (same passes). See flash_attention.h for the interface.
 //
 //   pre-pass : Dsum_i = rowsum(dO_i * O_i)                                  (fp32, B x H x T)
 //   main     : one block per (key block, kv head, batch); loops over the query heads of the
@@ -14,8 +17,6 @@
 //              runs are bitwise identical.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
@@ -116,8 +117,7 @@ struct BwdWgCfg {
   static constexpr int SMEM_RANGES = BC * 8;  // general kind: int2 query range per key
 };
 
-// General kind, P^T and dS^T of one (64-key, BR-query) warpgroup tile in registers (the plain
-// kinds inline the same loop without the mask and modification). MODK: the ModKind that is on;
+// P^T and dS^T of one (64-key, BR-query) warpgroup tile in registers. MODK: the ModKind that is on;
 // MASK: the tile is not entirely visible to this warp. Both are uniform per tile and chosen by
 // the caller, so each of the six loops carries only its own work (a runtime `if` per element
 // compiles to predicated code that is issued for every element of every tile).
@@ -154,15 +154,11 @@ __device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (
   }
 }
 
-template <int D, MaskKind MK, bool DROPOUT>
+template <int D, bool DROPOUT>
 __global__ void __launch_bounds__(256, 1)
     flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
                         float* __restrict__ dq_accum) {
-  // Plain kinds: compile-time causal/full, no mask state (FlashMask unused, compiled away).
-  // DROPOUT: the general kind with attention dropout, a kernel of its own (registers).
-  static_assert(!DROPOUT || MK == MaskKind::kGeneral, "dropout runs in the general kind");
-  constexpr bool GENERAL = MK == MaskKind::kGeneral;
-  constexpr bool CAUSAL = MK == MaskKind::kCausal;
+  // DROPOUT: attention dropout on, a kernel of its own (registers).
   using Cfg = BwdWgCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NQ = BR / 8;
@@ -192,15 +188,13 @@ __global__ void __launch_bounds__(256, 1)
   load_tile_b<BC, D, NT>(sK, Kg, f.k_token_stride, k0, T, tid);
   load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
 
-  const FlashMask mask = flash_mask<GENERAL>(f, b);
-  const int q_begin = GENERAL ? mask.query_lo(k0) / BR : (CAUSAL ? k0 / BR : 0);
-  const int nper = (GENERAL ? mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 : (T + BR - 1) / BR) - q_begin;
+  const FlashMask mask(f, b);
+  const int q_begin = mask.query_lo(k0) / BR;
+  const int nper = mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 - q_begin;
   const int total = G * nper;
-  if constexpr (GENERAL) {
-    if (tid < BC) {  // visible to all after the loop's first __syncthreads
-      const int j = k0 + tid;
-      sRange[tid] = j < T ? make_int2(mask.query_lo(j), mask.query_hi(j)) : make_int2(T, -1);
-    }
+  if (tid < BC) {  // visible to all after the loop's first __syncthreads
+    const int j = k0 + tid;
+    sRange[tid] = j < T ? make_int2(mask.query_lo(j), mask.query_hi(j)) : make_int2(T, -1);
   }
 
   auto issue = [&](int it, int st) {
@@ -266,7 +260,7 @@ __global__ void __launch_bounds__(256, 1)
 
     // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum) (* soft-capping derivative);
     // masked entries 0.
-    if constexpr (GENERAL) {
+    {
       const bool need_mask =
           k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
       const int key_row = key_lo - k0;  // this thread's first key as a row of the block
@@ -309,26 +303,6 @@ __global__ void __launch_bounds__(256, 1)
       if constexpr (DROPOUT) {  // P^T -> Pd^T for dV
 #pragma unroll
         for (int i = 0; i < kElems; ++i) s[i] = (keep_bits[i / 32] >> (i % 32)) & 1u ? s[i] * drop.scale : 0.f;
-      }
-    } else {
-      const bool need_mask = k0 + BC > T || q0 + BR > T || (CAUSAL && warp_key0 + 15 > q0);
-#pragma unroll
-      for (int n = 0; n < NQ; ++n) {
-        const int qc = n * 8 + 2 * (lane & 3);
-        const float2 L = *reinterpret_cast<const float2*>(sL + qc);
-        const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
-        const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float pv = fast_exp2(fmaf(s[4 * n + e], sl2, -((e & 1) ? L1 : L0)));
-          if (need_mask) {
-            const int key = key_lo + ((e >> 1) << 3);
-            const int q = q0 + qc + (e & 1);
-            if (key >= T || q >= T || (CAUSAL && key > q)) pv = 0.f;
-          }
-          s[4 * n + e] = pv;
-          dp[4 * n + e] = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
-        }
       }
     }
     uint32_t pa[BR / 16][4], da[BR / 16][4];
@@ -453,13 +427,9 @@ struct DqCfg {
   static constexpr int SMEM = (2 * BR + 4 * BC) * D * 2;
 };
 
-template <int D, MaskKind MK, bool DROPOUT>
+template <int D, bool DROPOUT>
 __global__ void __launch_bounds__(128)
     flash_bwd_dq_bf16_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
-  static_assert(!DROPOUT || MK == MaskKind::kGeneral, "dropout runs in the general kind");
-  // Plain kinds: compile-time causal/full, no mask state (FlashMask unused, compiled away).
-  constexpr bool GENERAL = MK == MaskKind::kGeneral;
-  constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = DqCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
   constexpr int KD = D / 16, NS = BC / 8;
@@ -472,7 +442,7 @@ __global__ void __launch_bounds__(128)
   const auto& f = p.fwd;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int T = f.T, H = f.H;
-  const bool heaviest_first = CAUSAL || (GENERAL && f.causal);
+  const bool heaviest_first = f.causal;
   const int qb = heaviest_first ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
   const int h = blockIdx.y, b = blockIdx.z, kvh = h / (f.H / f.Hkv);
   const int q0 = qb * BR;
@@ -483,10 +453,9 @@ __global__ void __launch_bounds__(128)
   const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + kvh * D;
   load_tile<BR, D, NT>(sQ, Qg, f.q_token_stride, q0, T, tid);
   load_tile<BR, D, NT>(sdO, dOg, p.do_token_stride, q0, T, tid);
-  const FlashMask mask = flash_mask<GENERAL>(f, b);
-  const int kb_begin = GENERAL ? mask.key_lo(q0) / BC : 0;
-  const int kb_end = GENERAL ? mask.key_hi(min(T, q0 + BR) - 1) / BC + 1
-                             : ((CAUSAL ? min(T, q0 + BR) : T) + BC - 1) / BC;
+  const FlashMask mask(f, b);
+  const int kb_begin = mask.key_lo(q0) / BC;
+  const int kb_end = mask.key_hi(min(T, q0 + BR) - 1) / BC + 1;
   load_tile<BC, D, NT>(sK0, Kg, f.k_token_stride, kb_begin * BC, T, tid);
   load_tile<BC, D, NT>(sV0, Vg, f.v_token_stride, kb_begin * BC, T, tid);
   cp_async_commit();
@@ -515,10 +484,10 @@ __global__ void __launch_bounds__(128)
   // so a masked tile costs two compares per element; rows >= T (never written) keep [0, T-1].
   // Scalars, not arrays: no local-memory frame.
   const int row0 = q0 + warp * 16 + (lane >> 2);
-  const int klo0 = GENERAL && row0 < T ? mask.key_lo(row0) : 0;
-  const int khi0 = GENERAL && row0 < T ? mask.key_hi(row0) : T - 1;
-  const int klo1 = GENERAL && row0 + 8 < T ? mask.key_lo(row0 + 8) : 0;
-  const int khi1 = GENERAL && row0 + 8 < T ? mask.key_hi(row0 + 8) : T - 1;
+  const int klo0 = row0 < T ? mask.key_lo(row0) : 0;
+  const int khi0 = row0 < T ? mask.key_hi(row0) : T - 1;
+  const int klo1 = row0 + 8 < T ? mask.key_lo(row0 + 8) : 0;
+  const int khi1 = row0 + 8 < T ? mask.key_hi(row0 + 8) : T - 1;
 
   for (int j = kb_begin; j < kb_end; ++j) {
     const int st = (j - kb_begin) & 1;  // stage 0 holds the first block
@@ -553,7 +522,7 @@ __global__ void __launch_bounds__(128)
       }
     }
     const int key0 = j * BC;
-    if constexpr (GENERAL) {
+    {
       if constexpr (DROPOUT) {  // dP = keep * dPd / (1 - p) before dS is formed
         const FlashDropout drop(f, b, h);
 #pragma unroll
@@ -598,21 +567,6 @@ __global__ void __launch_bounds__(128)
         need_mask ? probs(Alibi{}, std::true_type{}) : probs(Alibi{}, std::false_type{});
       else
         need_mask ? probs(Softcap{}, std::true_type{}) : probs(Softcap{}, std::false_type{});
-    } else {
-      const bool need_mask = key0 + BC > T || (CAUSAL && key0 + BC - 1 > q0 + warp * 16);
-#pragma unroll
-      for (int n = 0; n < NS; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = e >> 1;
-          float pv = fast_exp2(fmaf(s[n][e], sl2, -L2[r]));
-          if (need_mask) {
-            const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
-            const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-            if (key >= T || (CAUSAL && key > q)) pv = 0.f;
-          }
-          dp[n][e] = pv * (dp[n][e] - Dr[r]);
-        }
     }
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
@@ -690,38 +644,27 @@ size_t backward_workspace_bytes(const FlashAttentionBackwardParams& p) {
   return bytes;
 }
 
-template <int D, MaskKind MK, bool DROPOUT = false>
+template <int D, bool DROPOUT>
 static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   const auto& f = p.fwd;
   {
     using Cfg = BwdWgCfg<D>;
-    auto kern = flash_bwd_wg_kernel<D, MK, DROPOUT>;
-    const int smem = Cfg::SMEM + (MK == MaskKind::kGeneral ? Cfg::SMEM_RANGES : 0);
-    set_smem_limit_once<flash_bwd_wg_kernel<D, MK, DROPOUT>>(smem);
+    auto kern = flash_bwd_wg_kernel<D, DROPOUT>;
+    const int smem = Cfg::SMEM + Cfg::SMEM_RANGES;
+    set_smem_limit_once<flash_bwd_wg_kernel<D, DROPOUT>>(smem);
     dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
     kern<<<grid, Cfg::NT, smem, stream>>>(p, dsum, dq_acc);
     CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc == nullptr) {
     using Cfg = DqCfg<D>;
-    auto kern = flash_bwd_dq_bf16_kernel<D, MK, DROPOUT>;
-    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, MK, DROPOUT>>(Cfg::SMEM);
+    auto kern = flash_bwd_dq_bf16_kernel<D, DROPOUT>;
+    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, DROPOUT>>(Cfg::SMEM);
     dim3 grid((f.T + Cfg::BR - 1) / Cfg::BR, f.H, f.B);
     kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum);
     CUDA_CHECK(cudaGetLastError());
   }
-}
-
-// kAuto: ATTN_FLASH_BWD=new picks the sm90 kernel, anything else (or unset) the classic one;
-// read once per process.
-static FlashBwdKernel resolve_bwd_kernel(FlashBwdKernel k) {
-  if (k != FlashBwdKernel::kAuto) return k;
-  static const FlashBwdKernel env = [] {
-    const char* v = std::getenv("ATTN_FLASH_BWD");
-    return v != nullptr && std::string(v) == "new" ? FlashBwdKernel::kSm90 : FlashBwdKernel::kClassic;
-  }();
-  return env;
 }
 
 void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
@@ -749,35 +692,22 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
     CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
-  if (backward_sm90_applies(p) && resolve_bwd_kernel(p.kernel) == FlashBwdKernel::kSm90) {
+  if (backward_sm90_applies(p)) {  // bf16, plain causal / full, atomic dQ
     backward_sm90(p, dsum, dq_acc, stream);
   } else if (f.bf16) {
-    // 2 head dims x (3 mask kinds + the general kind with dropout) = 8 instantiations of each
-    // of the two kernels.
-    switch (mask_kind(f)) {
-      case MaskKind::kFull:
-        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kFull>(p, dsum, dq_acc, stream)
-                  : launch_bwd_bf16<128, MaskKind::kFull>(p, dsum, dq_acc, stream);
-        break;
-      case MaskKind::kCausal:
-        f.D == 64 ? launch_bwd_bf16<64, MaskKind::kCausal>(p, dsum, dq_acc, stream)
-                  : launch_bwd_bf16<128, MaskKind::kCausal>(p, dsum, dq_acc, stream);
-        break;
-      case MaskKind::kGeneral:
-        if (f.dropout_p > 0.f)
-          f.D == 64 ? launch_bwd_bf16<64, MaskKind::kGeneral, true>(p, dsum, dq_acc, stream)
-                    : launch_bwd_bf16<128, MaskKind::kGeneral, true>(p, dsum, dq_acc, stream);
-        else
-          f.D == 64 ? launch_bwd_bf16<64, MaskKind::kGeneral>(p, dsum, dq_acc, stream)
-                    : launch_bwd_bf16<128, MaskKind::kGeneral>(p, dsum, dq_acc, stream);
-        break;
-    }
+    // The general kernels: variants, dropout, and the deterministic mode (whose plain causal / full
+    // is the general kernel with every variant off). 2 head dims x dropout off / on = 4
+    // instantiations of each of the two kernels.
+    if (f.dropout_p > 0.f)
+      f.D == 64 ? launch_bwd_bf16<64, true>(p, dsum, dq_acc, stream) : launch_bwd_bf16<128, true>(p, dsum, dq_acc, stream);
+    else
+      f.D == 64 ? launch_bwd_bf16<64, false>(p, dsum, dq_acc, stream) : launch_bwd_bf16<128, false>(p, dsum, dq_acc, stream);
   } else {
     backward_f32(p, dsum, dq_acc, stream);
   }
   if (dq_acc) {
     const int64_t n = (int64_t)rows * (f.D / 8);
-    const unsigned blocks = (unsigned)std::min<int64_t>((n + 255) / 256, 132 * 16);
+    const unsigned blocks = (unsigned)std::min<int64_t>((n + 255) / 256, (int64_t)tiles::sm_count() * 16);
     if (f.bf16)
       flash_bwd_dq_convert_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(p, dq_acc);
     else

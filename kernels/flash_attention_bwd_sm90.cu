@@ -29,14 +29,15 @@
 //     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
 //     [w D/2, (w+1) D/2)), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
 //     runs; wait; release the stage (8 warp arrivals on its empty barrier).
-//   dQ accumulation (template flag DQ = BwdDq::kBulkReduce, the default): the fp32 dQ_i tile
+//   dQ accumulation: the fp32 dQ_i tile
 //     goes through shared memory (row-major, the accumulator's own layout; stores rotated per
 //     row against bank conflicts) and one thread adds it to global memory with one bulk
 //     reduction (cp.reduce.async.bulk .add.f32: the TMA unit does the read-modify-write, one
 //     instruction per tile instead of BR * D / 2 float2 atomics from the warps); the tile buffer
 //     is reused after that thread saw the bulk read finish (wait_group.read) before the next
-//     iteration's first barrier. DQ = BwdDq::kAtomic: float2 atomics from registers (the
-//     classic kernel's way), kept for measurement: ATTN_FLASH_BWD_DQ=atomic picks it at run time.
+//     iteration's first barrier. (Measured against float2 atomics from registers, the classic
+//     kernel's way, on the H200: the bulk reduction was faster on all five of issue 14's shapes,
+//     e.g. 0.660 vs 0.704 ms at (4,12,4096,64), 3.021 vs 3.341 at (2,16,8192,128).)
 // Masks: causal blocks start at the diagonal query block; only tiles that cross the diagonal
 // (per warp) or hold keys >= T carry the per-element mask. Query rows >= T: TMA zero-fills Q and
 // dO, lse = +inf makes P = 0, so they add nothing; their dQ rows are never written (the bulk
@@ -45,8 +46,6 @@
 // ============================================================================================
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
@@ -92,8 +91,6 @@ struct BwdSm90Cfg {
   static constexpr int SMEM = kDsumOffset + kStages * kRowVecBytes + tiles::kSwizzleAtomBytes;  // + alignment slack
 };
 
-// How a consumer adds its dQ_i part into the fp32 workspace (see the top of the file).
-enum class BwdDq { kBulkReduce, kAtomic };
 
 struct BwdSm90Args {
   tiles::TmaMap q, k, v, dO;  // (d, t, head, b) views; boxes of BR (q, dO) and BC (k, v) rows
@@ -138,13 +135,12 @@ __device__ __forceinline__ int2 query_block_range(int k0, int T) {
   return make_int2(CAUSAL ? k0 / BR : 0, (T + BR - 1) / BR);
 }
 
-template <int D, MaskKind MK, BwdDq DQ>
+template <int D, MaskKind MK>
 __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ BwdSm90Args a) {
   static_assert(MK != MaskKind::kGeneral, "the sm90 backward serves the plain mask kinds only");
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = BwdSm90Cfg<D>;
-  constexpr bool kDqBulkReduce = DQ == BwdDq::kBulkReduce;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NQ = BR / 8;
   constexpr int kStages = Cfg::kStages;
   using KVTile = typename Cfg::KVTile;
@@ -306,7 +302,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 
     // dS^T -> shared memory (rows = keys), once the previous step's dQ GEMMs are done with it
     // (and, bulk path, the dQ tile's bulk read is done: the issuer waits before arriving).
-    if (kDqBulkReduce && dq_issuer) bulk_wait_group_read0();
+    if (dq_issuer) bulk_wait_group_read0();
     tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
     {
       const int row = wg_key0 + wl * tiles::kWarpRows + lane / 4;
@@ -368,7 +364,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     const int qrow0 = kRowSplit ? cw * tiles::kWgmmaM : 0;
     const int col0 = kRowSplit ? 0 : cw * (D / 2);
     float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
-    if constexpr (kDqBulkReduce) {
+    {
       // The tile is row-major (one bulk copy), rows D * 4 bytes apart: the same banks. So that the
       // 8 rows of a warp's store hit different banks, row g = lane / 4 stores its column blocks
       // rotated by g: store step j writes column block (j + g) mod 8. The rotation is a barrel
@@ -403,29 +399,17 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
         bulk_reduce_add_f32(dq_head + (int64_t)q0 * D, sDq, (uint32_t)(rows * D * 4));
         bulk_commit_group();
       }
-    } else {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int q = q0 + qrow0 + wl * tiles::kWarpRows + lane / 4 + 8 * r;
-        if (q < T) {
-#pragma unroll
-          for (int n = 0; n < Cfg::kDqN / 8; ++n) {
-            const int col = col0 + n * 8 + 2 * (lane & 3);
-            atomicAdd(reinterpret_cast<float2*>(dq_head + (int64_t)q * D + col),
-                      make_float2(acc[4 * n + 2 * r], acc[4 * n + 2 * r + 1]));
-          }
-        }
-      }
     }
     wg_wait<0>();  // dK done: Q, dO, lse and Dsum of the stage are read
     dk.fence();
     da.fence();
+    __syncwarp();  // every lane's reads of the stage (lse, Dsum included) before the leader's release
     if (leader) tiles::mbar_arrive(tiles::smem_addr(&bars.empty[st]));
   }
 
   // Epilogue: dK * scale, dV -> bf16 through the K / V tiles (rows of this consumer), once both
   // consumers' last dQ GEMMs (which read all of K) are done.
-  if (kDqBulkReduce && dq_issuer) bulk_wait_group0();
+  if (dq_issuer) bulk_wait_group0();
   tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
   const int row0 = wg_key0 + dk.row0();
 #pragma unroll
@@ -468,7 +452,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 // ============================================================================================
 // host
 // ============================================================================================
-template <int D, MaskKind MK, BwdDq DQ>
+template <int D, MaskKind MK>
 static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   using Cfg = BwdSm90Cfg<D>;
@@ -481,13 +465,13 @@ static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* 
   a.dO = tiles::cached_bf16_head_map(p.dO, D, f.T, f.H, f.B, p.do_token_stride, p.do_batch_stride, Cfg::BR);
   a.k = tiles::cached_bf16_head_map(f.k, D, f.T, f.Hkv, f.B, f.k_token_stride, f.k_batch_stride, Cfg::BC);
   a.v = tiles::cached_bf16_head_map(f.v, D, f.T, f.Hkv, f.B, f.v_token_stride, f.v_batch_stride, Cfg::BC);
-  set_smem_limit_once<flash_bwd_sm90_kernel<D, MK, DQ>>(Cfg::SMEM);
+  set_smem_limit_once<flash_bwd_sm90_kernel<D, MK>>(Cfg::SMEM);
   // A plain grid, key blocks slowest (blocks start roughly in linear order): with causal masks
   // the heaviest key blocks of every (kv head, batch) first, the lightest last.
   const int n_kblocks = (f.T + Cfg::BC - 1) / Cfg::BC;
   ATTN_CHECK(n_kblocks <= 65535, "flash attention backward: T={} gives {} key blocks, over 65535", f.T, n_kblocks);
   const dim3 grid(f.Hkv, f.B, n_kblocks);
-  flash_bwd_sm90_kernel<D, MK, DQ><<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
+  flash_bwd_sm90_kernel<D, MK><<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
   CUDA_CHECK(cudaGetLastError());
 }
 
@@ -497,26 +481,14 @@ bool backward_sm90_applies(const FlashAttentionBackwardParams& p) {
 
 void backward_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream) {
   ATTN_CHECK(backward_sm90_applies(p) && dq_acc != nullptr, "flash attention backward: sm90 kernel does not apply");
-  // ATTN_FLASH_BWD_DQ=atomic: dQ by float2 atomics instead of bulk reductions (measurement).
-  static const bool dq_atomic = [] {
-    const char* v = std::getenv("ATTN_FLASH_BWD_DQ");
-    return v != nullptr && std::string(v) == "atomic";
-  }();
+  // 2 head dims x 2 mask kinds = 4 instantiations.
   const bool causal = mask_kind(p.fwd) == MaskKind::kCausal;
-  auto launch = [&](auto dq) {
-    constexpr BwdDq DQ = decltype(dq)::value;
-    if (p.fwd.D == 64)
-      causal ? launch_bwd_sm90<64, MaskKind::kCausal, DQ>(p, dsum, dq_acc, stream)
-             : launch_bwd_sm90<64, MaskKind::kFull, DQ>(p, dsum, dq_acc, stream);
-    else
-      causal ? launch_bwd_sm90<128, MaskKind::kCausal, DQ>(p, dsum, dq_acc, stream)
-             : launch_bwd_sm90<128, MaskKind::kFull, DQ>(p, dsum, dq_acc, stream);
-  };
-  // 2 head dims x 2 mask kinds x 2 dQ modes = 8 instantiations.
-  if (dq_atomic)
-    launch(std::integral_constant<BwdDq, BwdDq::kAtomic>{});
+  if (p.fwd.D == 64)
+    causal ? launch_bwd_sm90<64, MaskKind::kCausal>(p, dsum, dq_acc, stream)
+           : launch_bwd_sm90<64, MaskKind::kFull>(p, dsum, dq_acc, stream);
   else
-    launch(std::integral_constant<BwdDq, BwdDq::kBulkReduce>{});
+    causal ? launch_bwd_sm90<128, MaskKind::kCausal>(p, dsum, dq_acc, stream)
+           : launch_bwd_sm90<128, MaskKind::kFull>(p, dsum, dq_acc, stream);
 }
 
 }  // namespace attn::flash

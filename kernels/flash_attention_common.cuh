@@ -177,7 +177,8 @@ void forward_f32(const FlashAttentionParams& p, cudaStream_t stream);
 // null: deterministic, dQ written by a separate pass.
 void backward_f32(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream);
 // The bf16 Hopper main pass of flash_attention_bwd_sm90.cu: whether it serves p (bf16, plain mask
-// kind, non-deterministic), and its launch (dq_acc: the zeroed fp32 dQ accumulator).
+// kind, non-deterministic: then it is the one that runs), and its launch (dq_acc: the zeroed fp32
+// dQ accumulator).
 bool backward_sm90_applies(const FlashAttentionBackwardParams& p);
 void backward_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream);
 

@@ -6,7 +6,6 @@
 //
 // usage: bench_flash_attention [--precision bf16|fp32|tf32] [--full] [--det] [--reps N]
 //                              [--shape B,H,Hkv,T,D ...] [--window W] [--alibi] [--softcap C] [--doc-len L]
-//                              [--bwd old|new|both]
 //   --precision: bf16 (default), fp32 (3xTF32 tensor-core kernels) or tf32 (1xTF32); fp32 and
 //            tf32 default to the shapes of issue 20, (16,12,1024,64) and (2,12,8192,64)
 //   --full : non-causal instead of causal;  --det : also time the deterministic backward
@@ -14,10 +13,6 @@
 //   --window W / --alibi / --softcap C / --doc-len L: sliding window, ALiBi, soft-capping,
 //            document mask with documents of L tokens. TFLOP/s stays the nominal count of the
 //            unmasked (causal or full) problem, so with masks compare the ms.
-//   --bwd  : the bf16 backward main pass: old (flash_bwd_wg_kernel), new (the sm90 kernel of
-//            flash_attention_bwd_sm90.cu; where it does not apply, e.g. with a mask variant, the old
-//            one runs) or both (bwd and f+b columns with old, then the new kernel's bwd ms, TFLOP/s
-//            and its speedup over old). Default: ATTN_FLASH_BWD's choice (unset: old).
 // scripts/bench_sdpa.py prints the same table for PyTorch's SDPA backends.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -61,7 +56,6 @@ int main(int argc, char** argv) {
   std::string precision = "bf16";
   int reps = 20, window = 0, doc_len = 0;
   float softcap = 0.0f;
-  std::string bwd_choice = "auto";  // auto | old | new | both
   struct Shape { int B, H, Hkv, T, D; };
   std::vector<Shape> shapes;
   for (int i = 1; i < argc; ++i) {
@@ -77,13 +71,6 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--window") && i + 1 < argc) window = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--alibi")) alibi = true;
-    else if (!std::strcmp(argv[i], "--bwd") && i + 1 < argc) {
-      bwd_choice = argv[++i];
-      if (bwd_choice != "old" && bwd_choice != "new" && bwd_choice != "both") {
-        std::fprintf(stderr, "--bwd wants old, new or both, got '%s'\n", bwd_choice.c_str());
-        return 2;
-      }
-    }
     else if (!std::strcmp(argv[i], "--softcap") && i + 1 < argc) softcap = (float)std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--doc-len") && i + 1 < argc) doc_len = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
@@ -114,16 +101,8 @@ int main(int argc, char** argv) {
   if (softcap > 0) mods += ", softcap " + std::to_string(softcap);
   std::printf("attnlab flash attention, %s, %s, %s%s, median of %d\n", prop.name, precision.c_str(),
               causal ? "causal" : "non-causal", mods.c_str(), reps);
-  const bool bwd_both = bwd_choice == "both";
-  const attn::FlashBwdKernel bwd_kernel = bwd_choice == "new"   ? attn::FlashBwdKernel::kSm90
-                                          : bwd_choice == "auto" ? attn::FlashBwdKernel::kAuto
-                                                                 : attn::FlashBwdKernel::kClassic;
-  std::printf("backward main pass: %s\n", bwd_both                ? "old (bwd, f+b columns) and new (new-bwd columns)"
-                                          : bwd_choice == "auto" ? "ATTN_FLASH_BWD's choice"
-                                                                 : bwd_choice.c_str());
-  std::printf("%-22s %9s %7s %9s %7s %9s %7s %9s%s%s\n", "B,H,Hkv,T,D", "fwd ms", "TFLOP/s", "bwd ms", "TFLOP/s", "f+b ms",
-              "TFLOP/s", "extra MB", det ? "  det-bwd ms TFLOP/s" : "",
-              bwd_both ? "  new-bwd ms TFLOP/s speedup" : "");
+  std::printf("%-22s %9s %7s %9s %7s %9s %7s %9s%s\n", "B,H,Hkv,T,D", "fwd ms", "TFLOP/s", "bwd ms", "TFLOP/s", "f+b ms",
+              "TFLOP/s", "extra MB", det ? "  det-bwd ms TFLOP/s" : "");
   cudaEvent_t e0, e1;
   CUDA_CHECK(cudaEventCreate(&e0));
   CUDA_CHECK(cudaEventCreate(&e1));
@@ -181,9 +160,8 @@ int main(int argc, char** argv) {
       }
       CUDA_CHECK(cudaGetLastError());
     }
-    auto bind = [&](const Set& s, bool deterministic, attn::FlashBwdKernel kernel) {
+    auto bind = [&](const Set& s, bool deterministic) {
       attn::FlashAttentionBackwardParams b = bp;
-      b.kernel = kernel;
       b.fwd.q = s.qkv;
       b.fwd.k = s.qkv + HD * es;
       b.fwd.v = s.qkv + (HD + KD) * es;
@@ -211,19 +189,15 @@ int main(int argc, char** argv) {
       CUDA_CHECK(cudaGetLastError());
       return median(t);
     };
-    auto fwd = [&](const Set& s) { attn::flash_attention_forward(bind(s, false, bwd_kernel).fwd, nullptr); };
-    auto bwd = [&](const Set& s) { attn::flash_attention_backward(bind(s, false, bwd_kernel), s.ws, nullptr); };
-    auto bwd_new = [&](const Set& s) {
-      attn::flash_attention_backward(bind(s, false, attn::FlashBwdKernel::kSm90), s.ws, nullptr);
-    };
-    auto bwd_det = [&](const Set& s) { attn::flash_attention_backward(bind(s, true, bwd_kernel), s.ws, nullptr); };
+    auto fwd = [&](const Set& s) { attn::flash_attention_forward(bind(s, false).fwd, nullptr); };
+    auto bwd = [&](const Set& s) { attn::flash_attention_backward(bind(s, false), s.ws, nullptr); };
+    auto bwd_det = [&](const Set& s) { attn::flash_attention_backward(bind(s, true), s.ws, nullptr); };
     auto both = [&](const Set& s) { fwd(s); bwd(s); };
     const float t_f = time_it(fwd);
     for (auto& s : sets) fwd(s);
     const float t_b = time_it(bwd);
     const float t_fb = time_it(both);
     const float t_bd = det ? time_it(bwd_det) : 0.f;
-    const float t_bn = bwd_both ? time_it(bwd_new) : 0.f;
     const double flop_f = 4.0 * sh.B * sh.H * (double)sh.T * sh.T * sh.D * (causal ? 0.5 : 1.0);
     const double extra_mb = ((size_t)sh.B * sh.H * sh.T * 4 + ws_bytes) / 1048576.0;
     char name[64];
@@ -231,7 +205,6 @@ int main(int argc, char** argv) {
     std::printf("%-22s %9.3f %7.1f %9.3f %7.1f %9.3f %7.1f %9.1f", name, t_f, flop_f / t_f * 1e-9, t_b,
                 2.5 * flop_f / t_b * 1e-9, t_fb, 3.5 * flop_f / t_fb * 1e-9, extra_mb);
     if (det) std::printf("  %9.3f %7.1f (ws %.1f MB)", t_bd, 2.5 * flop_f / t_bd * 1e-9, ws_det / 1048576.0);
-    if (bwd_both) std::printf("  %10.3f %7.1f %6.2fx", t_bn, 2.5 * flop_f / t_bn * 1e-9, t_b / t_bn);
     std::printf("\n");
     std::fflush(stdout);
     for (auto& s : sets) {

@@ -142,11 +142,10 @@ struct RunErrors {
 };
 
 // Runs forward + backward on the GPU in precision E; returns errors vs the reference and the
-// raw dqkv of the backward (for bitwise comparisons). bwd_kernel: the bf16 main-pass kernel
-// (kSm90 falls back to the classic one where it does not apply: deterministic mode).
+// raw dqkv of the backward (for bitwise comparisons).
 template <typename E>
 RunErrors run_case(const AttnShape& s, const RefResult& r, bool deterministic, std::vector<E>* dqkv_raw,
-                   bool tf32 = false, attn::FlashBwdKernel bwd_kernel = attn::FlashBwdKernel::kClassic) {
+                   bool tf32 = false) {
   RunErrors out;
   const int W = s.width(), HD = s.H * s.D, OS = HD + 8;  // padded y token stride
   DevBuf<E> qkv((size_t)s.B * s.T * W), y((size_t)s.B * s.T * OS), dy((size_t)s.B * s.T * HD),
@@ -189,7 +188,6 @@ RunErrors run_case(const AttnShape& s, const RefResult& r, bool deterministic, s
   bp.dq_batch_stride = bp.dk_batch_stride = bp.dv_batch_stride = (int64_t)s.T * W;
   bp.dq_token_stride = bp.dk_token_stride = bp.dv_token_stride = W;
   bp.deterministic = deterministic;
-  bp.kernel = bwd_kernel;
   const size_t ws_bytes = attn::flash_attention_backward_workspace_bytes(bp);
   void* ws = nullptr;
   EXPECT_EQ(cudaMalloc(&ws, ws_bytes), cudaSuccess);
@@ -273,9 +271,6 @@ TEST_P(FlashAttention, MatchesFloat64Reference) {
   const RunErrors bf = run_case<__nv_bfloat16>(s, r, false, nullptr);
   report("bf16", s, bf);
   expect_within(bf, 1e-2, "bf16");
-  const RunErrors bn = run_case<__nv_bfloat16>(s, r, false, nullptr, false, attn::FlashBwdKernel::kSm90);
-  report("bf16-sm90", s, bn);
-  expect_within(bn, 1e-2, "bf16 sm90 backward");
   const RunErrors bd = run_case<__nv_bfloat16>(s, r, true, &det1);
   report("bf16-det", s, bd);
   expect_within(bd, 1e-2, "bf16 deterministic");
@@ -437,15 +432,12 @@ TEST(FlashAttentionPersistent, SeveralTilesPerBlockMatchReference) {
     const RunErrors bf = run_case<__nv_bfloat16>(s, r, false, nullptr);
     report("bf16", s, bf);
     expect_within(bf, 1e-2, "bf16 several tiles per block");
-    const RunErrors bn = run_case<__nv_bfloat16>(s, r, false, nullptr, false, attn::FlashBwdKernel::kSm90);
-    report("bf16-sm90", s, bn);
-    expect_within(bn, 1e-2, "bf16 sm90 backward, several tiles per block");
   }
 }
 
-// Long sequences through both bf16 backward main passes (classic and sm90): 33 key blocks of
-// 128 (the last one a single key), many query blocks per key block, so the sm90 kernel's Q / dO
-// ring wraps its barrier phases many times; MQA causal (D = 64) and GQA full (D = 128).
+// Long sequences: 33 key blocks of 128 (the last one a single key), many query blocks per key
+// block, so the sm90 backward's Q / dO ring wraps its barrier phases many times, in the atomic
+// (sm90) and deterministic (general kernels) modes; MQA causal (D = 64) and GQA full (D = 128).
 TEST(FlashAttentionBwdKernels, LongSequenceMatchesReference) {
   SKIP_WITHOUT_GPU();
   struct Long {
@@ -458,10 +450,10 @@ TEST(FlashAttentionBwdKernels, LongSequenceMatchesReference) {
     const uint64_t seed = std::random_device{}() ^ ((uint64_t)std::random_device{}() << 32);
     SCOPED_TRACE("seed " + std::to_string(seed));
     const RefResult r = make_reference(s, seed);
-    for (auto k : {attn::FlashBwdKernel::kClassic, attn::FlashBwdKernel::kSm90}) {
-      const RunErrors e = run_case<__nv_bfloat16>(s, r, false, nullptr, false, k);
-      report(k == attn::FlashBwdKernel::kSm90 ? "bf16-sm90" : "bf16", s, e);
-      expect_within(e, 1e-2, k == attn::FlashBwdKernel::kSm90 ? "bf16 sm90 long" : "bf16 classic long");
+    for (const bool deterministic : {false, true}) {
+      const RunErrors e = run_case<__nv_bfloat16>(s, r, deterministic, nullptr);
+      report(deterministic ? "bf16-det" : "bf16", s, e);
+      expect_within(e, 1e-2, deterministic ? "bf16 deterministic long" : "bf16 long");
     }
   }
 }

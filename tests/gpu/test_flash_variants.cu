@@ -283,7 +283,9 @@ INSTANTIATE_TEST_SUITE_P(FlashVariants, FlashVariants, ::testing::ValuesIn(varia
 // (window = T) against the plain causal / full kernels (window 0): the same tiles and the same
 // arithmetic, so O and the deterministic gradients must agree bit for bit. Catches the two code
 // paths (kernels/flash_attention_mask.cuh: MaskKind) drifting apart, e.g. a tile range or a
-// per-element mask of the general path that differs from the plain one.
+// per-element mask of the general path that differs from the plain one. (The deterministic
+// backward of plain causal / full is itself the general kernel with every variant off, so there
+// the check is of the forward's two kernels and of the general backward's window = T path.)
 TEST(FlashVariantsGeneralVsPlain, WindowCoveringAllIsBitwiseThePlainKernel) {
   SKIP_WITHOUT_GPU();
   const uint64_t seed = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
