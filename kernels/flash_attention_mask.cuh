@@ -66,18 +66,23 @@ struct ScoreMod {
         inv_cap_raw(p.softcap > 0.f ? p.scale / p.softcap : 0.f) {}
 
   // Raw score s (= q.k) of query i, key j -> modified score in raw units; *dfac = d mod / d s
-  // (1 - tanh^2 with soft-capping, else 1). CAP: soft-capping on (compile time, for the loops of
-  // the bf16 kernels); `apply` decides at runtime (fp32 kernels, flash_attention_f32.cu).
+  // (1 - tanh^2 with soft-capping, else 1). apply_k: the bf16 kernels, CAP (soft-capping on) at
+  // compile time for their loops, the fast tanh (Softcap::apply_fast); apply: the fp32 kernels
+  // (flash_attention_f32.cu), decided at runtime, the exact tanhf.
   template <bool CAP>
   __device__ __forceinline__ float apply_k(float s, int i, int j, float* dfac) const {
     float x = Alibi::apply(s, slope_raw, i, j);
     float d = 1.f;
-    if constexpr (CAP) x = Softcap::apply(x, cap_raw, inv_cap_raw, &d);
+    if constexpr (CAP) x = Softcap::apply_fast(x, cap_raw, inv_cap_raw, &d);
     *dfac = d;
     return x;
   }
   __device__ __forceinline__ float apply(float s, int i, int j, float* dfac) const {
-    return inv_cap_raw > 0.f ? apply_k<true>(s, i, j, dfac) : apply_k<false>(s, i, j, dfac);
+    float x = Alibi::apply(s, slope_raw, i, j);
+    float d = 1.f;
+    if (inv_cap_raw > 0.f) x = Softcap::apply(x, cap_raw, inv_cap_raw, &d);
+    *dfac = d;
+    return x;
   }
 };
 
