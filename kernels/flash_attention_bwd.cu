@@ -1,17 +1,16 @@
-// Flash attention backward: the shared passes, the dispatch, and the bf16 kernels of the general
-// kind (variants, dropout) and of the deterministic mode (Hopper wgmma for the main pass, mma.sync
-// + ldmatrix for the dQ pass; cp.async double buffering). Plain causal / full bf16 in atomic mode
-// runs the FlashAttention-3-style kernel of flash_attention_bwd_sm90.cu (measured 1.16-1.47x
-// faster than this one's plain kinds on the H200, which were then removed); the fp32 kernels are
-// in flash_attention_f32.cu (same passes). See flash_attention.h for the interface.
+// Flash attention backward: the shared passes, the dispatch, and the bf16 dQ pass of the
+// deterministic mode (mma.sync + ldmatrix, cp.async double buffering). The bf16 main pass of every
+// mask kind, variant, dropout and mode is the FlashAttention-3-style kernel of
+// flash_attention_bwd_sm90.cu; the fp32 kernels are in flash_attention_f32.cu (same passes). See
+// flash_attention.h for the interface.
 //
 //   pre-pass : Dsum_i = rowsum(dO_i * O_i)                                  (fp32, B x H x T)
 //   main     : one block per (key block, kv head, batch); loops over the query heads of the
 //              kv head's group (GQA: dK, dV summed in registers, no extra workspace) and over
 //              query blocks, recomputes P = exp(scale*QK^T - lse), accumulates dV += P^T dO and
 //              dK += dS^T Q in registers (dS = P * (dP - Dsum), dP = dO V^T), and
-//              (non-deterministic mode) adds dQ += dS K into an fp32 workspace with atomics,
-//              converted to bf16 by a last small kernel.
+//              (non-deterministic mode) adds dQ += dS K into an fp32 workspace (bulk reductions
+//              in bf16, atomics in fp32), converted by a last small kernel.
 //   dQ pass  : (deterministic mode) one block per query block: dQ = sum over key blocks of
 //              dS K, accumulated in registers in a fixed order; no atomics anywhere, so two
 //              runs are bitwise identical.

@@ -1,9 +1,11 @@
 // Flash attention backward, bf16 main pass for Hopper in the FlashAttention-3 style: a TMA
 // producer warp, a ring of Q / dO stages guarded by mbarriers, two consumer warpgroups with
-// reallocated registers. Written on the tile layer of kernels/tiles/. Used by
-// flash_attention_bwd.cu's backward_dispatch for the plain mask kinds (full, causal), bf16,
-// non-deterministic mode; its pre-pass (Dsum) and dQ convert kernel are shared with the classic
-// kernel there. See flash_attention.h.
+// reallocated registers. Written on the tile layer of kernels/tiles/. The main pass of every bf16
+// backward (flash_attention_bwd.cu's backward_dispatch): the plain mask kinds (full, causal), the
+// general kind (variants, score modifications, attention dropout), in atomic mode (dQ added into
+// the fp32 workspace) and in the deterministic mode (template flag DQ = false: dK, dV only, dQ by
+// the dQ pass there); its pre-pass (Dsum), dQ convert kernel and dQ pass are there. See
+// flash_attention.h.
 //
 // Math, one block per (key block of BC = 128 keys, kv head g, batch b), scores in log2 units:
 //   for every query head h of g's group and every query block i of BR rows that sees the keys:
@@ -29,17 +31,25 @@
 //     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
 //     [w D/2, (w+1) D/2)), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
 //     runs; wait; release the stage (8 warp arrivals on its empty barrier).
+//   Deterministic mode (DQ = false): no dS^T store, no dQ GEMM, no reduction.
 //   dQ accumulation: the fp32 dQ_i tile
 //     goes through shared memory (row-major, the accumulator's own layout; stores rotated per
 //     row against bank conflicts) and one thread adds it to global memory with one bulk
 //     reduction (cp.reduce.async.bulk .add.f32: the TMA unit does the read-modify-write, one
 //     instruction per tile instead of BR * D / 2 float2 atomics from the warps); the tile buffer
 //     is reused after that thread saw the bulk read finish (wait_group.read) before the next
-//     iteration's first barrier. (Measured against float2 atomics from registers, the classic
+//     iteration's first barrier. (Measured against float2 atomics from registers, the former classic
 //     kernel's way, on the H200: the bulk reduction was faster on all five of issue 14's shapes,
 //     e.g. 0.660 vs 0.704 ms at (4,12,4096,64), 3.021 vs 3.341 at (2,16,8192,128).)
 // Masks: causal blocks start at the diagonal query block; only tiles that cross the diagonal
-// (per warp) or hold keys >= T carry the per-element mask. Query rows >= T: TMA zero-fills Q and
+// (per warp) or hold keys >= T carry the per-element mask. General kind (flash_attention_mask.cuh):
+// a key block visits the query blocks [query_lo(k0) / BR, query_hi(min(T, k0 + BC) - 1) / BR];
+// key j is seen by the queries [query_lo(j), query_hi(j)] (sRange, an int2 per key in shared
+// memory; keys >= T by none), so a warp tile that is not all visible is masked by two compares
+// per element; ALiBi / soft-capping recompute S^T as the forward does and scale dS^T by the
+// soft-capping derivative; dropout (flash_attention_dropout.cuh, DROPOUT instantiation) masks and
+// scales dP^T before dS^T is formed and P^T after (dV += Pd^T dO), keep bits drawn once per tile,
+// kept in registers. The general kind computes P^T and dS^T in one loop after both GEMMs. Query rows >= T: TMA zero-fills Q and
 // dO, lse = +inf makes P = 0, so they add nothing; their dQ rows are never written (the bulk
 // reduction covers rows < T only).
 // Epilogue: dK * scale and dV to bf16 through the (then free) K / V tiles, 16-byte stores.
