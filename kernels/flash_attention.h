@@ -15,8 +15,8 @@
 // Attention dropout (dropout_p > 0) runs in the general kernels, forward and backward; the
 // backward must get the forward's dropout_p and dropout_key.
 //
-// bf16 = true : bf16 in/out, fp32 accumulation, Hopper tensor cores (wgmma; the forward, and the
-//               backward of plain causal / full in atomic mode, are FlashAttention-3 style: TMA
+// bf16 = true : bf16 in/out, fp32 accumulation, Hopper tensor cores (wgmma; the forward and the
+//               backward's main pass, every mask kind and mode, are FlashAttention-3 style: TMA
 //               producer warp, mbarrier ring, consumer warpgroups).
 // bf16 = false: fp32 in/out, tensor cores with split TF32 products (flash_attention_f32.cu):
 //               3xTF32 (fp32 accuracy; the parity reference of the GPU tests), or with

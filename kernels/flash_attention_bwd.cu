@@ -1,17 +1,16 @@
-// Flash attention backward: the shared passes, the dispatch, and the bf16 kernels of the general
-// kind (variants, dropout) and of the deterministic mode (Hopper wgmma for the main pass, mma.sync
-// + ldmatrix for the dQ pass; cp.async double buffering). Plain causal / full bf16 in atomic mode
-// runs the FlashAttention-3-style kernel of flash_attention_bwd_sm90.cu (measured 1.16-1.47x
-// faster than this one's plain kinds on the H200, which were then removed); the fp32 kernels are
-// in flash_attention_f32.cu (same passes). See flash_attention.h for the interface.
+// Flash attention backward: the shared passes, the dispatch, and the bf16 dQ pass of the
+// deterministic mode (mma.sync + ldmatrix, cp.async double buffering). The bf16 main pass of every
+// mask kind, variant, dropout and mode is the FlashAttention-3-style kernel of
+// flash_attention_bwd_sm90.cu; the fp32 kernels are in flash_attention_f32.cu (same passes). See
+// flash_attention.h for the interface.
 //
 //   pre-pass : Dsum_i = rowsum(dO_i * O_i)                                  (fp32, B x H x T)
 //   main     : one block per (key block, kv head, batch); loops over the query heads of the
 //              kv head's group (GQA: dK, dV summed in registers, no extra workspace) and over
 //              query blocks, recomputes P = exp(scale*QK^T - lse), accumulates dV += P^T dO and
 //              dK += dS^T Q in registers (dS = P * (dP - Dsum), dP = dO V^T), and
-//              (non-deterministic mode) adds dQ += dS K into an fp32 workspace with atomics,
-//              converted to bf16 by a last small kernel.
+//              (non-deterministic mode) adds dQ += dS K into an fp32 workspace (bulk reductions
+//              in bf16, atomics in fp32), converted by a last small kernel.
 //   dQ pass  : (deterministic mode) one block per query block: dQ = sum over key blocks of
 //              dS K, accumulated in registers in a fixed order; no atomics anywhere, so two
 //              runs are bitwise identical.
@@ -22,7 +21,6 @@
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_dropout.cuh"
 #include "kernels/flash_attention_mask.cuh"
-#include "kernels/flash_attention_wgmma.cuh"
 
 namespace attn::flash {
 
@@ -85,334 +83,6 @@ __global__ void __launch_bounds__(256) flash_bwd_dq_convert_kernel(const __grid_
       v.z = pack_bf16(x1.x * s, x1.y * s);
       v.w = pack_bf16(x1.z * s, x1.w * s);
       *reinterpret_cast<uint4*>(dst) = v;
-    }
-  }
-}
-
-// ============================================================================================
-// bf16 main backward kernel, Hopper wgmma. Block: BC = 128 keys of kv head g, 2 warpgroups of
-// 64 keys (warp w of a warpgroup: 16 keys); query blocks of BR rows (128 for D = 64, 64 for
-// D = 128). Per query block, warpgroup w computes
-//   S^T = K_w Q^T, dP^T = V_w dO^T         (both operands in shared memory)
-//   P^T, dS^T in registers (rows = keys, columns = queries; lse and Dsum per column)
-//   dV_w += P^T dO, dK_w += dS^T Q          (A = P^T / dS^T from registers, B from shared memory)
-//   dQ part = dS K                          (dS^T through shared memory; BR = 128: warpgroup w
-//                                            takes query rows [64w, 64w+64); BR = 64: columns
-//                                            [w*D/2, (w+1)*D/2)); fp32 float2 atomics
-// Q, dO, lse, Dsum of the next query block load (cp.async) while this one is processed.
-// Masks (flash_attention_mask.cuh): a key block visits only the query blocks in
-// [query_lo, query_hi] of its keys (causal, window, documents), so skipped tiles cost nothing,
-// dQ atomics included; blocks not entirely visible to a warp, keys >= T and queries >= T are
-// masked per element (P = 0). ALiBi / soft-capping: S recomputed as in the forward, and
-// dS scaled by the soft-capping derivative 1 - tanh^2. Attention dropout (general kind,
-// flash_attention_dropout.cuh): dP^T is masked and scaled before dS^T is formed, and P^T after,
-// so dV accumulates Pd^T dO; the keep bits of the tile are drawn once, kept in registers.
-// ============================================================================================
-template <int D>
-struct BwdWgCfg {
-  static constexpr int BR = D == 64 ? 128 : 64;
-  static constexpr int BC = 128;
-  static constexpr int NT = 256;
-  static constexpr int SMEM = 2 * BC * D * 2 + 4 * BR * D * 2 + BC * BR * 2 + 4 * BR * 4 + 1024;
-  static constexpr int SMEM_RANGES = BC * 8;  // general kind: int2 query range per key
-};
-
-// P^T and dS^T of one (64-key, BR-query) warpgroup tile in registers. MODK: the ModKind that is on;
-// MASK: the tile is not entirely visible to this warp. Both are uniform per tile and chosen by
-// the caller, so each of the six loops carries only its own work (a runtime `if` per element
-// compiles to predicated code that is issued for every element of every tile).
-// The mask of a masked tile is two compares per element: key j is seen by exactly the queries
-// [query_lo(j), query_hi(j)] (flash_attention_mask.cuh; empty for j >= T, and q >= T is past
-// every range), computed once per kernel into shared memory (sRange, int2 per key of the block).
-template <int MODK, bool MASK, int NQ>
-__device__ __forceinline__ void bwd_wg_probs_general(float (&s)[4 * NQ], float (&dp)[4 * NQ], const float* sL,
-                                                     const float* sDs, const int2* sRange, int key_row,
-                                                     const ScoreMod& mod, int q0, int key_lo, float sl2, int lane) {
-  int2 qr[2] = {make_int2(0, 0), make_int2(0, 0)};  // query range of this thread's keys key_lo + 8r
-  if constexpr (MASK) qr[0] = sRange[key_row], qr[1] = sRange[key_row + 8];
-#pragma unroll
-  for (int n = 0; n < NQ; ++n) {
-    const int qc = n * 8 + 2 * (lane & 3);
-    const float2 L = *reinterpret_cast<const float2*>(sL + qc);
-    const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
-    const float L0 = L.x * kLog2e, L1 = L.y * kLog2e;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int key = key_lo + ((e >> 1) << 3);
-      const int q = q0 + qc + (e & 1);
-      float sv = s[4 * n + e], dfac = 1.f;
-      if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
-      float pv = fast_exp2(fmaf(sv, sl2, -((e & 1) ? L1 : L0)));
-      if constexpr (MASK) {
-        if (q < qr[e >> 1].x || q > qr[e >> 1].y) pv = 0.f;
-      }
-      s[4 * n + e] = pv;
-      float ds = pv * (dp[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
-      if constexpr (MODK == kModSoftcap) ds *= dfac;
-      dp[4 * n + e] = ds;
-    }
-  }
-}
-
-template <int D, bool DROPOUT>
-__global__ void __launch_bounds__(256, 1)
-    flash_bwd_wg_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum,
-                        float* __restrict__ dq_accum) {
-  // DROPOUT: attention dropout on, a kernel of its own (registers).
-  using Cfg = BwdWgCfg<D>;
-  constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
-  constexpr int KD = D / 16, NQ = BR / 8;
-  extern __shared__ uint8_t smem_raw[];
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const uint32_t sK = base;
-  const uint32_t sV = sK + BC * D * 2;
-  const uint32_t sQ0 = sV + BC * D * 2;        // 2 stages of BR x D
-  const uint32_t sdO0 = sQ0 + 2 * BR * D * 2;  // 2 stages of BR x D
-  const uint32_t sdS = sdO0 + 2 * BR * D * 2;  // BC x BR (dS^T, row = key)
-  const uint32_t sL0 = sdS + BC * BR * 2;      // 2 stages of BR floats (lse)
-  const uint32_t sDs0 = sL0 + 2 * BR * 4;      // 2 stages of BR floats (Dsum)
-  const float* sLf = reinterpret_cast<const float*>(smem_raw + (sL0 - smem_u32(smem_raw)));
-  const float* sDf = reinterpret_cast<const float*>(smem_raw + (sDs0 - smem_u32(smem_raw)));
-  // general kind only (Cfg::SMEM_RANGES more bytes): the queries that see each key of the block
-  int2* sRange = reinterpret_cast<int2*>(smem_raw + (sDs0 + 2 * BR * 4 - smem_u32(smem_raw)));
-
-  const auto& f = p.fwd;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int wg = warp >> 2, wl = warp & 3;
-  const int T = f.T, H = f.H, G = f.H / f.Hkv;
-  const int kb = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
-  const int k0 = kb * BC;
-
-  const __nv_bfloat16* Kg = static_cast<const __nv_bfloat16*>(f.k) + b * f.k_batch_stride + g * D;
-  const __nv_bfloat16* Vg = static_cast<const __nv_bfloat16*>(f.v) + b * f.v_batch_stride + g * D;
-  load_tile_b<BC, D, NT>(sK, Kg, f.k_token_stride, k0, T, tid);
-  load_tile_b<BC, D, NT>(sV, Vg, f.v_token_stride, k0, T, tid);
-
-  const FlashMask mask(f, b);
-  const int q_begin = mask.query_lo(k0) / BR;
-  const int nper = mask.query_hi(min(T, k0 + BC) - 1) / BR + 1 - q_begin;
-  const int total = G * nper;
-  if (tid < BC) {  // visible to all after the loop's first __syncthreads
-    const int j = k0 + tid;
-    sRange[tid] = j < T ? make_int2(mask.query_lo(j), mask.query_hi(j)) : make_int2(T, -1);
-  }
-
-  auto issue = [&](int it, int st) {
-    const int hl = it / nper, qb = q_begin + it % nper;
-    const int h = g * G + hl, q0 = qb * BR;
-    const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(f.q) + b * f.q_batch_stride + h * D;
-    const __nv_bfloat16* dOg = static_cast<const __nv_bfloat16*>(p.dO) + b * p.do_batch_stride + h * D;
-    load_tile_b<BR, D, NT>(sQ0 + st * BR * D * 2, Qg, f.q_token_stride, q0, T, tid);
-    load_tile_b<BR, D, NT>(sdO0 + st * BR * D * 2, dOg, p.do_token_stride, q0, T, tid);
-    const int64_t rbase = ((int64_t)b * H + h) * T;
-    if (tid < BR) {
-      const bool ok = q0 + tid < T;
-      cp_async4(sL0 + (st * BR + tid) * 4, f.lse + rbase + (ok ? q0 + tid : 0), ok);
-    } else if (tid < 2 * BR) {
-      const int r = tid - BR;
-      const bool ok = q0 + r < T;
-      cp_async4(sDs0 + (st * BR + r) * 4, dsum + rbase + (ok ? q0 + r : 0), ok);
-    }
-  };
-  issue(0, 0);
-  cp_async_commit();
-
-  float dk[D / 2], dv[D / 2];
-#pragma unroll
-  for (int i = 0; i < D / 2; ++i) dk[i] = 0.f, dv[i] = 0.f;
-
-  const float sl2 = f.scale * kLog2e;
-  const int warp_key0 = k0 + wg * 64 + wl * 16;
-  const int key_lo = warp_key0 + (lane >> 2);  // + 8r
-
-  for (int it = 0; it < total; ++it) {
-    const int st = it & 1;
-    const int hl = it / nper, qb = q_begin + it % nper;
-    const int h = g * G + hl, q0 = qb * BR;
-    const uint32_t sQ = sQ0 + st * BR * D * 2, sdO = sdO0 + st * BR * D * 2;
-    const float* sL = sLf + st * BR;
-    const float* sDs = sDf + st * BR;
-
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();  // stage st visible; every warp done with stage st^1 and with sdS
-    if (it + 1 < total) issue(it + 1, st ^ 1);
-    cp_async_commit();
-
-    float s[BR / 2], dp[BR / 2];
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      const uint64_t da = wg_desc(sK + (kk >> 2) * (BC * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
-      const uint64_t db = wg_desc(sQ + (kk >> 2) * (BR * 128) + (kk & 3) * 32, 16, 1024);
-      wgmma_ss<BR, 0, 0>(s, da, db, kk > 0 ? 1 : 0);
-    }
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      const uint64_t da = wg_desc(sV + (kk >> 2) * (BC * 128) + wg * (64 * 128) + (kk & 3) * 32, 16, 1024);
-      const uint64_t db = wg_desc(sdO + (kk >> 2) * (BR * 128) + (kk & 3) * 32, 16, 1024);
-      wgmma_ss<BR, 0, 0>(dp, da, db, kk > 0 ? 1 : 0);
-    }
-    wg_commit();
-    wg_wait<0>();
-    wg_fence_regs(s);
-    wg_fence_regs(dp);
-
-    // P^T = exp(scale*S^T - lse), dS^T = P^T (dP^T - Dsum) (* soft-capping derivative);
-    // masked entries 0.
-    {
-      const bool need_mask =
-          k0 + BC > T || q0 + BR > T || !mask.all_visible(q0, q0 + BR - 1, warp_key0, warp_key0 + 15);
-      const int key_row = key_lo - k0;  // this thread's first key as a row of the block
-      [[maybe_unused]] const FlashDropout drop(f, b, h);  // DROPOUT only
-      constexpr int kElems = BR / 2;                     // this thread's elements of the 64 x BR tile
-      [[maybe_unused]] uint32_t keep_bits[(kElems + 31) / 32] = {};
-      if constexpr (DROPOUT) {  // dP = keep * dPd / (1 - p); element 4n + e is (key_lo + 8 (e >> 1), query qc + (e & 1))
-#pragma unroll
-        for (int i = 0; i < kElems; ++i) {
-          const int n = i / 4, e = i % 4;
-          const float m = drop.mult(q0 + n * 8 + 2 * (lane & 3) + (e & 1), key_lo + ((e >> 1) << 3));
-          dp[i] *= m;
-          if (m != 0.f) keep_bits[i / 32] |= 1u << (i % 32);
-        }
-      }
-      // uniform per tile: one of six loops
-      const int modk = mod_kind(f);
-      if (modk == kModNone) {
-        const ScoreMod none{};  // unused by these loops
-        if (need_mask)
-          bwd_wg_probs_general<kModNone, true, NQ>(s, dp, sL, sDs, sRange, key_row, none, q0, key_lo, sl2, lane);
-        else
-          bwd_wg_probs_general<kModNone, false, NQ>(s, dp, sL, sDs, sRange, key_row, none, q0, key_lo, sl2, lane);
-      } else {
-        const ScoreMod mod(f, h);
-        if (modk == kModAlibi) {
-          if (need_mask)
-            bwd_wg_probs_general<kModAlibi, true, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2, lane);
-          else
-            bwd_wg_probs_general<kModAlibi, false, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2, lane);
-        } else {
-          if (need_mask)
-            bwd_wg_probs_general<kModSoftcap, true, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2,
-                                                        lane);
-          else
-            bwd_wg_probs_general<kModSoftcap, false, NQ>(s, dp, sL, sDs, sRange, key_row, mod, q0, key_lo, sl2,
-                                                         lane);
-        }
-      }
-      if constexpr (DROPOUT) {  // P^T -> Pd^T for dV
-#pragma unroll
-        for (int i = 0; i < kElems; ++i) s[i] = (keep_bits[i / 32] >> (i % 32)) & 1u ? s[i] * drop.scale : 0.f;
-      }
-    }
-    uint32_t pa[BR / 16][4], da[BR / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < BR / 16; ++kk) {
-      pa[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-      pa[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-      pa[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-      pa[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-      da[kk][0] = pack_bf16(dp[8 * kk + 0], dp[8 * kk + 1]);
-      da[kk][1] = pack_bf16(dp[8 * kk + 2], dp[8 * kk + 3]);
-      da[kk][2] = pack_bf16(dp[8 * kk + 4], dp[8 * kk + 5]);
-      da[kk][3] = pack_bf16(dp[8 * kk + 6], dp[8 * kk + 7]);
-    }
-    if (dq_accum != nullptr) {  // dS^T -> shared memory (row = key) for dQ = dS K
-#pragma unroll
-      for (int kk = 0; kk < BR / 16; ++kk)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int row = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS + swb<BC>(row, 2 * kk) + (lane & 3) * 4),
-                       "r"(da[kk][r]));
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS + swb<BC>(row, 2 * kk + 1) + (lane & 3) * 4),
-                       "r"(da[kk][2 + r]));
-        }
-    }
-
-    // dV += P^T dO, dK += dS^T Q   (64 keys x D per warpgroup; B operands N-major)
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < BR / 16; ++kk) wgmma_rs<D, 1>(dv, pa[kk], wg_desc(sdO + kk * 2048, BR * 128, 1024), 1);
-#pragma unroll
-    for (int kk = 0; kk < BR / 16; ++kk) wgmma_rs<D, 1>(dk, da[kk], wg_desc(sQ + kk * 2048, BR * 128, 1024), 1);
-    wg_commit();
-
-    if (dq_accum != nullptr) {
-      // dQ (BR x D) over the block's 128 keys. BR = 128: warpgroup w computes query rows
-      // [64w, 64w+64), all D columns; BR = 64: all rows, columns [w*D/2, (w+1)*D/2).
-      constexpr int QN = BR == 128 ? D : D / 2;  // wgmma N
-      fence_proxy_async();
-      __syncthreads();  // dS^T of both warpgroups in shared memory
-      float acc[QN / 2];
-      const uint32_t arow = BR == 128 ? wg * (BC * 128) : 0;  // column block of dS^T (query rows)
-      const uint32_t kcol = BR == 128 ? 0 : (D == 128 ? wg * (BC * 128) : wg * 64);  // K columns
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < BC / 16; ++kk) {
-        const uint64_t a = wg_desc(sdS + arow + kk * 2048, BC * 128, 1024);      // dS: M-major
-        const uint64_t bk = wg_desc(sK + kcol + kk * 2048, BC * 128, 1024);      // K: N-major
-        wgmma_ss<QN, 1, 1>(acc, a, bk, kk > 0 ? 1 : 0);
-      }
-      wg_commit();
-      wg_wait<0>();
-      wg_fence_regs(acc);
-      float* dqa = dq_accum + (((int64_t)b * H + h) * T) * D;
-      const int qrow0 = BR == 128 ? wg * 64 : 0;
-      const int col0 = BR == 128 ? 0 : wg * (D / 2);
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int q = q0 + qrow0 + wl * 16 + (lane >> 2) + r * 8;
-        if (q < T) {
-#pragma unroll
-          for (int n = 0; n < QN / 8; ++n) {
-            const int col = col0 + n * 8 + 2 * (lane & 3);
-            atomicAdd(reinterpret_cast<float2*>(dqa + (int64_t)q * D + col),
-                      make_float2(acc[4 * n + 2 * r], acc[4 * n + 2 * r + 1]));
-          }
-        }
-      }
-    } else {
-      wg_wait<0>();
-    }
-    wg_fence_regs(dk);
-    wg_fence_regs(dv);
-#pragma unroll
-    for (int kk = 0; kk < BR / 16; ++kk) {
-      wg_fence_regs(pa[kk]);
-      wg_fence_regs(da[kk]);
-    }
-  }
-
-  // Write dK (scaled) and dV through this warp's own rows of sK / sV.
-  cp_async_wait<0>();
-  __syncthreads();
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = wg * 64 + wl * 16 + (lane >> 2) + r * 8;
-      const uint32_t off = swb<BC>(row, n) + (lane & 3) * 4;
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sK + off),
-                   "r"(pack_bf16(dk[4 * n + 2 * r] * f.scale, dk[4 * n + 2 * r + 1] * f.scale)));
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sV + off), "r"(pack_bf16(dv[4 * n + 2 * r], dv[4 * n + 2 * r + 1])));
-    }
-  __syncwarp();
-  __nv_bfloat16* dKg = static_cast<__nv_bfloat16*>(p.dk) + b * p.dk_batch_stride + g * D;
-  __nv_bfloat16* dVg = static_cast<__nv_bfloat16*>(p.dv) + b * p.dv_batch_stride + g * D;
-  constexpr int CH = D / 8;
-#pragma unroll
-  for (int i = 0; i < 16 * CH / 32; ++i) {
-    const int idx = lane + i * 32;
-    const int row = wg * 64 + wl * 16 + idx / CH, c = idx % CH;
-    if (k0 + row < T) {
-      uint4 x, y;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(sK + swb<BC>(row, c)));
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(y.x), "=r"(y.y), "=r"(y.z), "=r"(y.w) : "r"(sV + swb<BC>(row, c)));
-      *reinterpret_cast<uint4*>(dKg + (int64_t)(k0 + row) * p.dk_token_stride + c * 8) = x;
-      *reinterpret_cast<uint4*>(dVg + (int64_t)(k0 + row) * p.dv_token_stride + c * 8) = y;
     }
   }
 }
@@ -644,27 +314,14 @@ size_t backward_workspace_bytes(const FlashAttentionBackwardParams& p) {
   return bytes;
 }
 
+// The deterministic mode's dQ pass (after the main pass, which then adds nothing to dQ).
 template <int D, bool DROPOUT>
-static void launch_bwd_bf16(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
-                            cudaStream_t stream) {
-  const auto& f = p.fwd;
-  {
-    using Cfg = BwdWgCfg<D>;
-    auto kern = flash_bwd_wg_kernel<D, DROPOUT>;
-    const int smem = Cfg::SMEM + Cfg::SMEM_RANGES;
-    set_smem_limit_once<flash_bwd_wg_kernel<D, DROPOUT>>(smem);
-    dim3 grid((f.T + Cfg::BC - 1) / Cfg::BC, f.Hkv, f.B);
-    kern<<<grid, Cfg::NT, smem, stream>>>(p, dsum, dq_acc);
-    CUDA_CHECK(cudaGetLastError());
-  }
-  if (dq_acc == nullptr) {
-    using Cfg = DqCfg<D>;
-    auto kern = flash_bwd_dq_bf16_kernel<D, DROPOUT>;
-    set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, DROPOUT>>(Cfg::SMEM);
-    dim3 grid((f.T + Cfg::BR - 1) / Cfg::BR, f.H, f.B);
-    kern<<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum);
-    CUDA_CHECK(cudaGetLastError());
-  }
+static void launch_dq_bf16(const FlashAttentionBackwardParams& p, const float* dsum, cudaStream_t stream) {
+  using Cfg = DqCfg<D>;
+  set_smem_limit_once<flash_bwd_dq_bf16_kernel<D, DROPOUT>>(Cfg::SMEM);
+  const dim3 grid((p.fwd.T + Cfg::BR - 1) / Cfg::BR, p.fwd.H, p.fwd.B);
+  flash_bwd_dq_bf16_kernel<D, DROPOUT><<<grid, Cfg::NT, Cfg::SMEM, stream>>>(p, dsum);
+  CUDA_CHECK(cudaGetLastError());
 }
 
 void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
@@ -692,16 +349,14 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
     CUDA_CHECK(cudaGetLastError());
   }
   if (dq_acc) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
-  if (backward_sm90_applies(p)) {  // bf16, plain causal / full, atomic dQ
+  if (backward_sm90_applies(p)) {  // every bf16 backward: the sm90 main pass
     backward_sm90(p, dsum, dq_acc, stream);
-  } else if (f.bf16) {
-    // The general kernels: variants, dropout, and the deterministic mode (whose plain causal / full
-    // is the general kernel with every variant off). 2 head dims x dropout off / on = 4
-    // instantiations of each of the two kernels.
-    if (f.dropout_p > 0.f)
-      f.D == 64 ? launch_bwd_bf16<64, true>(p, dsum, dq_acc, stream) : launch_bwd_bf16<128, true>(p, dsum, dq_acc, stream);
-    else
-      f.D == 64 ? launch_bwd_bf16<64, false>(p, dsum, dq_acc, stream) : launch_bwd_bf16<128, false>(p, dsum, dq_acc, stream);
+    if (dq_acc == nullptr) {  // deterministic: dQ by its own pass. 2 head dims x dropout off / on.
+      if (f.dropout_p > 0.f)
+        f.D == 64 ? launch_dq_bf16<64, true>(p, dsum, stream) : launch_dq_bf16<128, true>(p, dsum, stream);
+      else
+        f.D == 64 ? launch_dq_bf16<64, false>(p, dsum, stream) : launch_dq_bf16<128, false>(p, dsum, stream);
+    }
   } else {
     backward_f32(p, dsum, dq_acc, stream);
   }

@@ -1,9 +1,11 @@
 // Flash attention backward, bf16 main pass for Hopper in the FlashAttention-3 style: a TMA
 // producer warp, a ring of Q / dO stages guarded by mbarriers, two consumer warpgroups with
-// reallocated registers. Written on the tile layer of kernels/tiles/. Used by
-// flash_attention_bwd.cu's backward_dispatch for the plain mask kinds (full, causal), bf16,
-// non-deterministic mode; its pre-pass (Dsum) and dQ convert kernel are shared with the classic
-// kernel there. See flash_attention.h.
+// reallocated registers. Written on the tile layer of kernels/tiles/. The main pass of every bf16
+// backward (flash_attention_bwd.cu's backward_dispatch): the plain mask kinds (full, causal), the
+// general kind (variants, score modifications, attention dropout), in atomic mode (dQ added into
+// the fp32 workspace) and in the deterministic mode (template flag DQ = false: dK, dV only, dQ by
+// the dQ pass there); its pre-pass (Dsum), dQ convert kernel and dQ pass are there. See
+// flash_attention.h.
 //
 // Math, one block per (key block of BC = 128 keys, kv head g, batch b), scores in log2 units:
 //   for every query head h of g's group and every query block i of BR rows that sees the keys:
@@ -29,17 +31,25 @@
 //     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
 //     [w D/2, (w+1) D/2)), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
 //     runs; wait; release the stage (8 warp arrivals on its empty barrier).
+//   Deterministic mode (DQ = false): no dS^T store, no dQ GEMM, no reduction.
 //   dQ accumulation: the fp32 dQ_i tile
 //     goes through shared memory (row-major, the accumulator's own layout; stores rotated per
 //     row against bank conflicts) and one thread adds it to global memory with one bulk
 //     reduction (cp.reduce.async.bulk .add.f32: the TMA unit does the read-modify-write, one
 //     instruction per tile instead of BR * D / 2 float2 atomics from the warps); the tile buffer
 //     is reused after that thread saw the bulk read finish (wait_group.read) before the next
-//     iteration's first barrier. (Measured against float2 atomics from registers, the classic
+//     iteration's first barrier. (Measured against float2 atomics from registers, the former classic
 //     kernel's way, on the H200: the bulk reduction was faster on all five of issue 14's shapes,
 //     e.g. 0.660 vs 0.704 ms at (4,12,4096,64), 3.021 vs 3.341 at (2,16,8192,128).)
 // Masks: causal blocks start at the diagonal query block; only tiles that cross the diagonal
-// (per warp) or hold keys >= T carry the per-element mask. Query rows >= T: TMA zero-fills Q and
+// (per warp) or hold keys >= T carry the per-element mask. General kind (flash_attention_mask.cuh):
+// a key block visits the query blocks [query_lo(k0) / BR, query_hi(min(T, k0 + BC) - 1) / BR];
+// key j is seen by the queries [query_lo(j), query_hi(j)] (sRange, an int2 per key in shared
+// memory; keys >= T by none), so a warp tile that is not all visible is masked by two compares
+// per element; ALiBi / soft-capping recompute S^T as the forward does and scale dS^T by the
+// soft-capping derivative; dropout (flash_attention_dropout.cuh, DROPOUT instantiation) masks and
+// scales dP^T before dS^T is formed and P^T after (dV += Pd^T dO), keep bits drawn once per tile,
+// kept in registers. The general kind computes P^T and dS^T in one loop after both GEMMs. Query rows >= T: TMA zero-fills Q and
 // dO, lse = +inf makes P = 0, so they add nothing; their dQ rows are never written (the bulk
 // reduction covers rows < T only).
 // Epilogue: dK * scale and dV to bf16 through the (then free) K / V tiles, 16-byte stores.
@@ -49,6 +59,7 @@
 #include <type_traits>
 
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/flash_attention_dropout.cuh"
 #include "kernels/flash_attention_mask.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
 #include "kernels/tiles/fragment.cuh"
@@ -88,7 +99,8 @@ struct BwdSm90Cfg {
   static constexpr int kDqOffset = kDsOffset + DsTile::kBytes;         // BR x D fp32, row-major
   static constexpr int kLseOffset = kDqOffset + BR * D * 4;            // kStages x BR fp32
   static constexpr int kDsumOffset = kLseOffset + kStages * kRowVecBytes;
-  static constexpr int SMEM = kDsumOffset + kStages * kRowVecBytes + tiles::kSwizzleAtomBytes;  // + alignment slack
+  static constexpr int kRangeOffset = kDsumOffset + kStages * kRowVecBytes;  // general kind: BC x int2
+  static constexpr int SMEM = kRangeOffset + BC * 8 + tiles::kSwizzleAtomBytes;   // + alignment slack
 };
 
 
@@ -129,17 +141,88 @@ __device__ __forceinline__ void bulk_wait_group_read0() {
 }
 __device__ __forceinline__ void bulk_wait_group0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
-// The query blocks [begin, end) that see key block k0 (both roles count the same).
-template <int BR, bool CAUSAL>
-__device__ __forceinline__ int2 query_block_range(int k0, int T) {
-  return make_int2(CAUSAL ? k0 / BR : 0, (T + BR - 1) / BR);
+// The query blocks [begin, end) that see key block [k0, k0 + BC) (both roles count the same).
+// General kind: FlashMask's tile range (query_lo / query_hi are non-decreasing); empty if no
+// query sees the block.
+template <int BR, int BC, MaskKind MK>
+__device__ __forceinline__ int2 query_block_range(const FlashMask& mask, int k0, int T) {
+  if constexpr (MK == MaskKind::kGeneral) {
+    const int begin = mask.query_lo(k0) / BR;
+    return make_int2(begin, max(begin, mask.query_hi(min(T, k0 + BC) - 1) / BR + 1));
+  } else {
+    return make_int2(MK == MaskKind::kCausal ? k0 / BR : 0, (T + BR - 1) / BR);
+  }
 }
 
-template <int D, MaskKind MK>
+// General kind: P^T and dS^T of one (64-key, BR-query) warpgroup tile, from S^T (s) and dP^T (dp)
+// in fp32 accumulators to the bf16 A fragments of the dV and dK GEMMs (pa, da), packed pair by
+// pair so that the fp32 registers free up as the loop runs (the soft-capping loop's tanh would
+// spill otherwise). Per element (query q, key j):
+//   s' = mod(s) (ALiBi, soft-capping: ScoreMod),  P = exp2(s' sl2 - lse log2e)  (0 if masked),
+//   DROP: dP = keep ? dPd / (1 - p) : 0,  dS = P (dP - Dsum) (* soft-capping derivative),
+//   DROP: P -> keep ? P / (1 - p) : 0 (for dV).
+// MODK: the ModKind that is on; MASK: the tile is not entirely visible to this warp; DROP:
+// attention dropout (keep: bit i of the thread's element i, drawn by the caller). All uniform
+// per tile and chosen by the caller, so each loop carries only its own work (a runtime `if` per
+// element compiles to predicated code that is issued for every element of every tile). The mask
+// of a masked tile is two compares per element: key j is seen by exactly the queries
+// [query_lo(j), query_hi(j)] (flash_attention_mask.cuh; empty for j >= T, and q >= T is past
+// every range), computed once per block into shared memory (sRange, int2 per key of the block).
+// Element 4n + e of the thread: key key_lo + 8 (e >> 1), query q0 + 8n + 2 (lane % 4) + (e & 1);
+// sL: lse * log2e per query, sDs: Dsum per query.
+template <int MODK, bool MASK, bool DROP, int NQ>
+__device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], const float (&dp)[4 * NQ],
+                                                  uint32_t (&pa)[NQ / 2][4], uint32_t (&da)[NQ / 2][4],
+                                                  const float* sL, const float* sDs, const int2* sRange, int key_row,
+                                                  const ScoreMod& mod, int q0, int key_lo, float sl2, int lane,
+                                                  const uint32_t* keep, float drop_scale) {
+  int2 qr[2] = {make_int2(0, 0), make_int2(0, 0)};  // query range of this thread's keys key_lo + 8r
+  if constexpr (MASK) qr[0] = sRange[key_row], qr[1] = sRange[key_row + 8];
+#pragma unroll
+  for (int n = 0; n < NQ; ++n) {
+    const int qc = n * 8 + 2 * (lane & 3);
+    const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+    const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {  // the pair e = 2r, 2r + 1: key key_lo + 8r, queries q0 + qc, + 1
+      float pv[2], ds[2];
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int i = 4 * n + 2 * r + c;
+        const int key = key_lo + 8 * r;
+        const int q = q0 + qc + c;
+        float sv = s[i], dfac = 1.f;
+        if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
+        float p = fast_exp2(fmaf(sv, sl2, -(c ? L.y : L.x)));
+        if constexpr (MASK) {
+          if (q < qr[r].x || q > qr[r].y) p = 0.f;
+        }
+        float dpv = dp[i];
+        [[maybe_unused]] bool kept = true;
+        if constexpr (DROP) {
+          kept = (keep[i / 32] >> (i % 32)) & 1u;
+          dpv = kept ? dpv * drop_scale : 0.f;
+        }
+        ds[c] = p * (dpv - (c ? Dd.y : Dd.x));
+        if constexpr (MODK == kModSoftcap) ds[c] *= dfac;
+        if constexpr (DROP) p = kept ? p * drop_scale : 0.f;
+        pv[c] = p;
+      }
+      pa[n / 2][2 * (n % 2) + r] = pack_bf16(pv[0], pv[1]);
+      da[n / 2][2 * (n % 2) + r] = pack_bf16(ds[0], ds[1]);
+    }
+  }
+}
+
+// DROPOUT: attention dropout (general kind only, a kernel of its own: registers). DQ: dQ_i = dS K
+// added into the fp32 workspace (atomic mode); false: the deterministic mode's main pass (dK, dV
+// only; dQ by flash_bwd_dq_bf16_kernel afterwards).
+template <int D, MaskKind MK, bool DROPOUT, bool DQ>
 __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ BwdSm90Args a) {
-  static_assert(MK != MaskKind::kGeneral, "the sm90 backward serves the plain mask kinds only");
+  static_assert(!DROPOUT || MK == MaskKind::kGeneral, "dropout runs in the general kind");
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
+  constexpr bool GENERAL = MK == MaskKind::kGeneral;
   using Cfg = BwdSm90Cfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NQ = BR / 8;
   constexpr int kStages = Cfg::kStages;
@@ -152,16 +235,22 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
   uint8_t* smem_gen = smem_raw + (smem - tiles::smem_addr(smem_raw));  // generic pointer to `smem`
   float* sLse = reinterpret_cast<float*>(smem_gen + Cfg::kLseOffset);
   float* sDsum = reinterpret_cast<float*>(smem_gen + Cfg::kDsumOffset);
+  int2* sRange = reinterpret_cast<int2*>(smem_gen + Cfg::kRangeOffset);  // general kind only
 
   const FlashAttentionBackwardParams& p = a.p;
   const FlashAttentionParams& f = p.fwd;
   const int T = f.T, H = f.H, G = f.H / f.Hkv;
   const int g = blockIdx.x, b = blockIdx.y, kb = blockIdx.z;
   const int k0 = kb * BC;
-  const int2 qr = query_block_range<BR, CAUSAL>(k0, T);
-  const int nper = qr.y - qr.x;  // >= 1: k0 < T
+  const FlashMask mask = flash_mask<GENERAL>(f, b);
+  const int2 qr = query_block_range<BR, BC, MK>(mask, k0, T);
+  const int nper = qr.y - qr.x;  // >= 1 for the plain kinds (k0 < T); general: may be 0
   const int total = G * nper;    // (head, query block) steps, head-major
 
+  if (GENERAL && threadIdx.x < BC) {  // the queries that see each key of the block (keys >= T: none)
+    const int j = k0 + threadIdx.x;
+    sRange[threadIdx.x] = j < T ? make_int2(mask.query_lo(j), mask.query_hi(j)) : make_int2(T, -1);
+  }
   if (threadIdx.x == 0) {
     tiles::mbar_init(tiles::smem_addr(&bars.kv_full), 1);
     for (int s = 0; s < kStages; ++s) {
@@ -170,7 +259,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     }
     tiles::fence_barrier_init();
   }
-  __syncthreads();  // the only block-wide barrier: the producer warpgroup leaves early
+  __syncthreads();  // the only block-wide barrier (sRange visible): the producer warpgroup leaves early
 
   const KVTile sK{smem + Cfg::kKOffset}, sV{smem + Cfg::kVOffset};
   const uint32_t kv_full = tiles::smem_addr(&bars.kv_full);
@@ -258,68 +347,124 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     wg_commit();
     s.fence();
     dp.fence();
-    wg_wait<1>();
-    s.fence();
-
-    // P^T = exp2(S^T sl2 - lse log2e) (s becomes P^T). Per warp (16 keys) the tile needs a mask
-    // only where it reaches past the diagonal or past T.
-    const bool need_mask = k0 + BC > T || (CAUSAL && warp_key0 + tiles::kWarpRows - 1 > q0);
-    auto probs = [&](auto mask_on) {
-      constexpr bool MASK = decltype(mask_on)::value;
+    tiles::AFragment<BR> pa, da;
+    if constexpr (GENERAL) {
+      // Variants, ScoreMod, dropout: P^T and dS^T in one pass (the soft-capping derivative is
+      // not kept), so dP^T is waited for first.
+      wg_wait<0>();
+      s.fence();
+      dp.fence();
+      // The warp's 16 keys need no per-element mask iff each one is seen by every query row < T of
+      // the tile: the ranges are exact and non-decreasing, so the last key's query_lo and the
+      // first key's query_hi decide (mask.all_visible of the rectangle, without the mask's state
+      // in the consumers' registers; keys >= T have an empty range, so they are masked).
+      const int key_row = key_lo - k0;  // this thread's first key as a row of the block
+      const int warp_row = warp_key0 - k0;
+      const bool need_mask = sRange[warp_row + tiles::kWarpRows - 1].x > q0 || sRange[warp_row].y < min(q0 + BR, T) - 1;
+      [[maybe_unused]] const FlashDropout drop(f, b, h);  // DROPOUT only
+      constexpr int kElems = BR / 2;                     // this thread's elements of the 64 x BR tile
+      uint32_t keep_bits[(kElems + 31) / 32] = {};
+      if constexpr (DROPOUT) {
+        // Keep bit i of the thread's element i (key, query as in bwd_probs_general), drawn by
+        // rolled loops, one word each: the hash's temporaries, not 64 of them, beside the live
+        // accumulators.
 #pragma unroll
-      for (int n = 0; n < NQ; ++n) {
-        const int qc = n * 8 + 2 * (lane & 3);
-        const float2 L = *reinterpret_cast<const float2*>(sL + qc);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float pv = fast_exp2(fmaf(s.v[4 * n + e], sl2, -((e & 1) ? L.y : L.x)));
-          if constexpr (MASK) {
-            const int key = key_lo + ((e >> 1) << 3);
-            const int q = q0 + qc + (e & 1);
-            if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+        for (int w = 0; w < (kElems + 31) / 32; ++w) {
+          uint32_t bits = 0;
+#pragma unroll 1
+          for (int i = 32 * w; i < min(kElems, 32 * w + 32); ++i) {
+            const int n = i / 4, e = i % 4;
+            if (drop.mult(q0 + n * 8 + 2 * (lane & 3) + (e & 1), key_lo + ((e >> 1) << 3)) != 0.f)
+              bits |= 1u << (i % 32);
           }
-          s.v[4 * n + e] = pv;
+          keep_bits[w] = bits;
         }
       }
-    };
-    if (need_mask)
-      probs(std::true_type{});
-    else
-      probs(std::false_type{});
-    tiles::AFragment<BR> pa, da;
-    pa.from(s);
+      // uniform per tile: one of six loops
+      auto probs = [&](auto modk_c, const ScoreMod& mod) {
+        constexpr int MODK = decltype(modk_c)::value;
+        if (need_mask)
+          bwd_probs_general<MODK, true, DROPOUT, NQ>(s.v, dp.v, pa.v, da.v, sL, sDs, sRange, key_row, mod, q0, key_lo,
+                                                     sl2, lane, keep_bits, drop.scale);
+        else
+          bwd_probs_general<MODK, false, DROPOUT, NQ>(s.v, dp.v, pa.v, da.v, sL, sDs, sRange, key_row, mod, q0, key_lo,
+                                                      sl2, lane, keep_bits, drop.scale);
+      };
+      const int modk = mod_kind(f);
+      if (modk == kModNone) {
+        probs(std::integral_constant<int, kModNone>{}, ScoreMod{});
+      } else {
+        const ScoreMod mod(f, h);
+        if (modk == kModAlibi)
+          probs(std::integral_constant<int, kModAlibi>{}, mod);
+        else
+          probs(std::integral_constant<int, kModSoftcap>{}, mod);
+      }
+    } else {
+      wg_wait<1>();
+      s.fence();
 
-    // dS^T = P^T (dP^T - Dsum) (dp becomes dS^T).
-    wg_wait<0>();
-    dp.fence();
+      // P^T = exp2(S^T sl2 - lse log2e) (s becomes P^T). Per warp (16 keys) the tile needs a mask
+      // only where it reaches past the diagonal or past T.
+      const bool need_mask = k0 + BC > T || (CAUSAL && warp_key0 + tiles::kWarpRows - 1 > q0);
+      auto probs = [&](auto mask_on) {
+        constexpr bool MASK = decltype(mask_on)::value;
 #pragma unroll
-    for (int n = 0; n < NQ; ++n) {
-      const float2 Dd = *reinterpret_cast<const float2*>(sDs + n * 8 + 2 * (lane & 3));
+        for (int n = 0; n < NQ; ++n) {
+          const int qc = n * 8 + 2 * (lane & 3);
+          const float2 L = *reinterpret_cast<const float2*>(sL + qc);
 #pragma unroll
-      for (int e = 0; e < 4; ++e) dp.v[4 * n + e] = s.v[4 * n + e] * (dp.v[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
-    }
-    da.from(dp);
-
-    // dS^T -> shared memory (rows = keys), once the previous step's dQ GEMMs are done with it
-    // (and, bulk path, the dQ tile's bulk read is done: the issuer waits before arriving).
-    if (dq_issuer) bulk_wait_group_read0();
-    tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
-    {
-      const int row = wg_key0 + wl * tiles::kWarpRows + lane / 4;
-#pragma unroll
-      for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk) + (lane & 3) * 4),
-                       "r"(da.v[kk][r])
-                       : "memory");
-          asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk + 1) + (lane & 3) * 4),
-                       "r"(da.v[kk][2 + r])
-                       : "memory");
+          for (int e = 0; e < 4; ++e) {
+            float pv = fast_exp2(fmaf(s.v[4 * n + e], sl2, -((e & 1) ? L.y : L.x)));
+            if constexpr (MASK) {
+              const int key = key_lo + ((e >> 1) << 3);
+              const int q = q0 + qc + (e & 1);
+              if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+            }
+            s.v[4 * n + e] = pv;
+          }
         }
+      };
+      if (need_mask)
+        probs(std::true_type{});
+      else
+        probs(std::false_type{});
+      pa.from(s);
+
+      // dS^T = P^T (dP^T - Dsum) (dp becomes dS^T).
+      wg_wait<0>();
+      dp.fence();
+#pragma unroll
+      for (int n = 0; n < NQ; ++n) {
+        const float2 Dd = *reinterpret_cast<const float2*>(sDs + n * 8 + 2 * (lane & 3));
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp.v[4 * n + e] = s.v[4 * n + e] * (dp.v[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+      }
+      da.from(dp);
     }
 
-    // Three commit groups, run by the tensor cores in this order:
+    // DQ: dS^T -> shared memory (rows = keys), once the previous step's dQ GEMMs are done with it
+    // (and the dQ tile's bulk read is done: the issuer waits before arriving).
+    if constexpr (DQ) {
+      if (dq_issuer) bulk_wait_group_read0();
+      tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
+      {
+        const int row = wg_key0 + wl * tiles::kWarpRows + lane / 4;
+#pragma unroll
+        for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk) + (lane & 3) * 4),
+                         "r"(da.v[kk][r])
+                         : "memory");
+            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk + 1) + (lane & 3) * 4),
+                         "r"(da.v[kk][2 + r])
+                         : "memory");
+          }
+      }
+    }
+
+    // Three commit groups (DQ; else dV and dK), run by the tensor cores in this order:
     //   dV += P^T dO      (A from registers, B = dO as an MN-major operand; under the barrier)
     //   dQ_i part = dS K  (A = dS, the query-major view of dS^T: MN-major; B = K, MN-major)
     //   dK += dS^T Q      (A from registers; under the dQ part's way out)
@@ -333,72 +478,79 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
     wg_commit();
     dv.fence();
 
-    fence_proxy_async();  // this thread's dS^T stores, visible to wgmma
-    tiles::named_barrier_sync(kBarDsReady, Cfg::kConsumerThreads);
-    float acc[Cfg::kDqN / 2];
-    constexpr bool kRowSplit = BR == 2 * tiles::kWgmmaM;
-    const uint32_t ds_col = kRowSplit ? cw * DsTile::kBlockBytes : 0;  // column block = queries [64 cw, ..)
-    const uint32_t k_col = kRowSplit ? 0 : (D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes : cw * 64);
-    wg_fence();
+    if constexpr (DQ) {
+      fence_proxy_async();  // this thread's dS^T stores, visible to wgmma
+      tiles::named_barrier_sync(kBarDsReady, Cfg::kConsumerThreads);
+      float acc[Cfg::kDqN / 2];
+      constexpr bool kRowSplit = BR == 2 * tiles::kWgmmaM;
+      const uint32_t ds_col = kRowSplit ? cw * DsTile::kBlockBytes : 0;  // column block = queries [64 cw, ..)
+      const uint32_t k_col = kRowSplit ? 0 : (D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes : cw * 64);
+      wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) {
-      const uint64_t da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes,
-                                       tiles::kSwizzleAtomBytes);
-      const uint64_t db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
-                                       tiles::kSwizzleAtomBytes);
-      wgmma_ss<Cfg::kDqN, 1, 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
-    }
-    wg_commit();
-    wg_fence_regs(acc);
-#pragma unroll
-    for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
-    wg_commit();
-    dk.fence();
-    wg_wait<1>();  // dV and the dQ part done; dK may still run
-    wg_fence_regs(acc);
-    dv.fence();
-    pa.fence();
-
-    // dQ_i += part. Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4
-    // (+8), columns col0 + 8n + 2(lane%4) (+1).
-    const int qrow0 = kRowSplit ? cw * tiles::kWgmmaM : 0;
-    const int col0 = kRowSplit ? 0 : cw * (D / 2);
-    float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
-    {
-      // The tile is row-major (one bulk copy), rows D * 4 bytes apart: the same banks. So that the
-      // 8 rows of a warp's store hit different banks, row g = lane / 4 stores its column blocks
-      // rotated by g: store step j writes column block (j + g) mod 8. The rotation is a barrel
-      // shift of the registers (3 stages of selects; no dynamic register indexing).
-      constexpr int NB = Cfg::kDqN / 8;  // 8-column blocks of this consumer's part
-      static_assert(NB == 8, "the rotation spreads 8 rows over 8 column blocks");
-      const int g8 = lane / 4;
-#pragma unroll
-      for (int k = 0; k < 3; ++k) {
-        const bool on = (g8 >> k) & 1;
-        float rot[Cfg::kDqN / 2];
-#pragma unroll
-        for (int i = 0; i < NB; ++i)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) rot[4 * i + e] = on ? acc[4 * ((i + (1 << k)) % NB) + e] : acc[4 * i + e];
-#pragma unroll
-        for (int i = 0; i < Cfg::kDqN / 2; ++i) acc[i] = rot[i];
+      for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) {
+        const uint64_t da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes,
+                                         tiles::kSwizzleAtomBytes);
+        const uint64_t db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
+                                         tiles::kSwizzleAtomBytes);
+        wgmma_ss<Cfg::kDqN, 1, 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
       }
+      wg_commit();
+      wg_fence_regs(acc);
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int row = qrow0 + wl * tiles::kWarpRows + g8 + 8 * r;
+      for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
+      wg_commit();
+      dk.fence();
+      wg_wait<1>();  // dV and the dQ part done; dK may still run
+      wg_fence_regs(acc);
+      dv.fence();
+      pa.fence();
+
+      // dQ_i += part. Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4
+      // (+8), columns col0 + 8n + 2(lane%4) (+1).
+      const int qrow0 = kRowSplit ? cw * tiles::kWgmmaM : 0;
+      const int col0 = kRowSplit ? 0 : cw * (D / 2);
+      float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
+      {
+        // The tile is row-major (one bulk copy), rows D * 4 bytes apart: the same banks. So that the
+        // 8 rows of a warp's store hit different banks, row g = lane / 4 stores its column blocks
+        // rotated by g: store step j writes column block (j + g) mod 8. The rotation is a barrel
+        // shift of the registers (3 stages of selects; no dynamic register indexing).
+        constexpr int NB = Cfg::kDqN / 8;  // 8-column blocks of this consumer's part
+        static_assert(NB == 8, "the rotation spreads 8 rows over 8 column blocks");
+        const int g8 = lane / 4;
 #pragma unroll
-        for (int j = 0; j < NB; ++j) {
-          const int col = col0 + ((j + g8) % NB) * 8 + 2 * (lane & 3);
-          *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * j + 2 * r], acc[4 * j + 2 * r + 1]);
+        for (int k = 0; k < 3; ++k) {
+          const bool on = (g8 >> k) & 1;
+          float rot[Cfg::kDqN / 2];
+#pragma unroll
+          for (int i = 0; i < NB; ++i)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) rot[4 * i + e] = on ? acc[4 * ((i + (1 << k)) % NB) + e] : acc[4 * i + e];
+#pragma unroll
+          for (int i = 0; i < Cfg::kDqN / 2; ++i) acc[i] = rot[i];
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int row = qrow0 + wl * tiles::kWarpRows + g8 + 8 * r;
+#pragma unroll
+          for (int j = 0; j < NB; ++j) {
+            const int col = col0 + ((j + g8) % NB) * 8 + 2 * (lane & 3);
+            *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * j + 2 * r], acc[4 * j + 2 * r + 1]);
+          }
+        }
+        fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
+        tiles::named_barrier_sync(kBarDqReady, Cfg::kConsumerThreads);
+        if (dq_issuer) {
+          const int rows = min(BR, T - q0);
+          bulk_reduce_add_f32(dq_head + (int64_t)q0 * D, sDq, (uint32_t)(rows * D * 4));
+          bulk_commit_group();
         }
       }
-      fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
-      tiles::named_barrier_sync(kBarDqReady, Cfg::kConsumerThreads);
-      if (dq_issuer) {
-        const int rows = min(BR, T - q0);
-        bulk_reduce_add_f32(dq_head + (int64_t)q0 * D, sDq, (uint32_t)(rows * D * 4));
-        bulk_commit_group();
-      }
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
+      wg_commit();
+      dk.fence();
     }
     wg_wait<0>();  // dK done: Q, dO, lse and Dsum of the stage are read
     dk.fence();
@@ -409,7 +561,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 
   // Epilogue: dK * scale, dV -> bf16 through the K / V tiles (rows of this consumer), once both
   // consumers' last dQ GEMMs (which read all of K) are done.
-  if (dq_issuer) bulk_wait_group0();
+  if (DQ && dq_issuer) bulk_wait_group0();
   tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
   const int row0 = wg_key0 + dk.row0();
 #pragma unroll
@@ -452,7 +604,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 // ============================================================================================
 // host
 // ============================================================================================
-template <int D, MaskKind MK>
+template <int D, MaskKind MK, bool DROPOUT, bool DQ>
 static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
   using Cfg = BwdSm90Cfg<D>;
@@ -460,35 +612,53 @@ static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* 
   BwdSm90Args a;
   a.p = p;
   a.dsum = dsum;
-  a.dq_accum = dq_acc;
+  a.dq_accum = DQ ? dq_acc : nullptr;
   a.q = tiles::cached_bf16_head_map(f.q, D, f.T, f.H, f.B, f.q_token_stride, f.q_batch_stride, Cfg::BR);
   a.dO = tiles::cached_bf16_head_map(p.dO, D, f.T, f.H, f.B, p.do_token_stride, p.do_batch_stride, Cfg::BR);
   a.k = tiles::cached_bf16_head_map(f.k, D, f.T, f.Hkv, f.B, f.k_token_stride, f.k_batch_stride, Cfg::BC);
   a.v = tiles::cached_bf16_head_map(f.v, D, f.T, f.Hkv, f.B, f.v_token_stride, f.v_batch_stride, Cfg::BC);
-  set_smem_limit_once<flash_bwd_sm90_kernel<D, MK>>(Cfg::SMEM);
+  set_smem_limit_once<flash_bwd_sm90_kernel<D, MK, DROPOUT, DQ>>(Cfg::SMEM);
   // A plain grid, key blocks slowest (blocks start roughly in linear order): with causal masks
   // the heaviest key blocks of every (kv head, batch) first, the lightest last.
   const int n_kblocks = (f.T + Cfg::BC - 1) / Cfg::BC;
   ATTN_CHECK(n_kblocks <= 65535, "flash attention backward: T={} gives {} key blocks, over 65535", f.T, n_kblocks);
   const dim3 grid(f.Hkv, f.B, n_kblocks);
-  flash_bwd_sm90_kernel<D, MK><<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
+  flash_bwd_sm90_kernel<D, MK, DROPOUT, DQ><<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
   CUDA_CHECK(cudaGetLastError());
 }
 
+// The kernel for p (dq_acc null: deterministic, no dQ). Instantiations per head dim: the plain
+// kinds in atomic mode (full, causal), the general kind in atomic and deterministic mode, each
+// without and with dropout; the deterministic mode of the plain kinds is the general kind with
+// every variant off (its dQ pass dominates). 6 per head dim, 12 in all.
+template <int D>
+static void backward_sm90_d(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
+                            cudaStream_t stream) {
+  constexpr MaskKind kG = MaskKind::kGeneral;
+  const bool dropout = p.fwd.dropout_p > 0.f;
+  if (dq_acc == nullptr)
+    dropout ? launch_bwd_sm90<D, kG, true, false>(p, dsum, nullptr, stream)
+            : launch_bwd_sm90<D, kG, false, false>(p, dsum, nullptr, stream);
+  else if (mask_kind(p.fwd) == MaskKind::kCausal)
+    launch_bwd_sm90<D, MaskKind::kCausal, false, true>(p, dsum, dq_acc, stream);
+  else if (mask_kind(p.fwd) == MaskKind::kFull)
+    launch_bwd_sm90<D, MaskKind::kFull, false, true>(p, dsum, dq_acc, stream);
+  else
+    dropout ? launch_bwd_sm90<D, kG, true, true>(p, dsum, dq_acc, stream)
+            : launch_bwd_sm90<D, kG, false, true>(p, dsum, dq_acc, stream);
+}
+
 bool backward_sm90_applies(const FlashAttentionBackwardParams& p) {
-  return p.fwd.bf16 && !p.deterministic && mask_kind(p.fwd) != MaskKind::kGeneral && (p.fwd.D == 64 || p.fwd.D == 128);
+  return p.fwd.bf16 && (p.fwd.D == 64 || p.fwd.D == 128);
 }
 
 void backward_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream) {
-  ATTN_CHECK(backward_sm90_applies(p) && dq_acc != nullptr, "flash attention backward: sm90 kernel does not apply");
-  // 2 head dims x 2 mask kinds = 4 instantiations.
-  const bool causal = mask_kind(p.fwd) == MaskKind::kCausal;
+  ATTN_CHECK(backward_sm90_applies(p) && (dq_acc == nullptr) == p.deterministic,
+             "flash attention backward: sm90 kernel does not apply");
   if (p.fwd.D == 64)
-    causal ? launch_bwd_sm90<64, MaskKind::kCausal>(p, dsum, dq_acc, stream)
-           : launch_bwd_sm90<64, MaskKind::kFull>(p, dsum, dq_acc, stream);
+    backward_sm90_d<64>(p, dsum, dq_acc, stream);
   else
-    causal ? launch_bwd_sm90<128, MaskKind::kCausal>(p, dsum, dq_acc, stream)
-           : launch_bwd_sm90<128, MaskKind::kFull>(p, dsum, dq_acc, stream);
+    backward_sm90_d<128>(p, dsum, dq_acc, stream);
 }
 
 }  // namespace attn::flash

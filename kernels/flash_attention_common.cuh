@@ -128,18 +128,9 @@ __device__ __forceinline__ uint32_t swz(int row, int chunk) {
   return static_cast<uint32_t>(row * (C * 2) + ((chunk ^ (row & 7)) << 4));
 }
 
-// Blocked 128-byte-swizzle layout (the wgmma layout, see flash_attention_wgmma.cuh): a tile of R
-// rows x C bf16 columns is stored as C/64 column blocks of R rows x 128 bytes; 16-byte chunk k of
-// a row sits at chunk position (k ^ row) & 7 of its block. For C = 64 it equals swz<64>.
-template <int R>
-__device__ __forceinline__ uint32_t swb(int row, int chunk) {
-  return static_cast<uint32_t>((chunk >> 3) * (R * 128) + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
-}
-
 // Load rows [row0, row0 + R) of a (T x C) bf16 matrix (row stride `stride` elements) into a
-// swizzled tile; rows >= T are zero-filled. kBlocked picks the layout: swz<C> (row-swizzled,
-// for ldmatrix) or swb<R> (the blocked wgmma layout above).
-template <int R, int C, int NT, bool kBlocked = false>
+// swizzled tile (swz<C>, for ldmatrix); rows >= T are zero-filled.
+template <int R, int C, int NT>
 __device__ __forceinline__ void load_tile(uint32_t s_base, const __nv_bfloat16* g, int64_t stride,
                                           int row0, int T, int tid) {
   constexpr int CH = C / 8;
@@ -150,19 +141,8 @@ __device__ __forceinline__ void load_tile(uint32_t s_base, const __nv_bfloat16* 
     const int r = idx / CH, c = idx % CH;
     const bool ok = row0 + r < T;
     const __nv_bfloat16* src = g + (ok ? (int64_t)(row0 + r) * stride + c * 8 : 0);
-    if constexpr (kBlocked) {
-      cp_async16(s_base + swb<R>(r, c), src, ok);
-    } else {
-      cp_async16(s_base + swz<C>(r, c), src, ok);
-    }
+    cp_async16(s_base + swz<C>(r, c), src, ok);
   }
-}
-
-// The wgmma-layout load.
-template <int R, int C, int NT>
-__device__ __forceinline__ void load_tile_b(uint32_t s_base, const __nv_bfloat16* g, int64_t stride,
-                                            int row0, int T, int tid) {
-  load_tile<R, C, NT, true>(s_base, g, stride, row0, T, tid);
 }
 
 // ---- host-side helpers -------------------------------------------------------------------
@@ -176,9 +156,10 @@ void forward_f32(const FlashAttentionParams& p, cudaStream_t stream);
 // dq_acc: the zeroed fp32 dQ accumulator (B, H, T, D) that the main pass adds into with atomics;
 // null: deterministic, dQ written by a separate pass.
 void backward_f32(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream);
-// The bf16 Hopper main pass of flash_attention_bwd_sm90.cu: whether it serves p (bf16, plain mask
-// kind, non-deterministic: then it is the one that runs), and its launch (dq_acc: the zeroed fp32
-// dQ accumulator).
+// The bf16 Hopper main pass of flash_attention_bwd_sm90.cu: whether it serves p (every bf16
+// backward: plain and general kind, dropout, both modes), and its launch (dq_acc: the zeroed fp32
+// dQ accumulator that it adds dQ into; null: deterministic, no dQ, which the dQ pass of
+// flash_attention_bwd.cu computes afterwards).
 bool backward_sm90_applies(const FlashAttentionBackwardParams& p);
 void backward_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc, cudaStream_t stream);
 

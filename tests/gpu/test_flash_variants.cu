@@ -3,8 +3,9 @@
 // forward (O, lse) and gradients (dQ, dK, dV), bf16 (wgmma) and fp32 paths, atomic and
 // deterministic backward (two deterministic runs bitwise equal), MHA / GQA / MQA, D 64 and 128,
 // awkward T, windows that are not multiples of a tile, document boundaries inside tiles and on
-// tile edges (64, 128). The document ids come from the device kernel kern::document_ids on the
-// uploaded tokens (its own test below checks it against the CPU rule).
+// tile edges (64, 128), attention dropout with variants. The document ids come from the device
+// kernel kern::document_ids on the uploaded tokens (its own test below checks it against the CPU
+// rule).
 //
 // Metric: ||x - ref|| / ||ref|| over the whole tensor; tolerances as tests/gpu/test_flash_attention.cu:
 // bf16 <= 1e-2, fp32 <= 1e-4, tf32 (1xTF32) <= 4 * 2^-11. Every output buffer is poisoned (NaN)
@@ -26,7 +27,9 @@
 #include <vector>
 
 #include "attention/cpu_attention.h"
+#include "core/dropout.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "kernels/document_ids.h"
 #include "kernels/flash_attention.h"
 #include "kernels/flash_attention_mask.cuh"
@@ -45,7 +48,9 @@ struct Variant {
   bool alibi = false;
   float softcap = 0.0f;
   int prefix = 0;  // prefix-LM: > 0 a fixed prefix length; -1 the prefix ends with the first kEot
+  float dropout = 0.0f;  // attention dropout p (the reference draws the same mask)
   int width() const { return (H + 2 * Hkv) * D; }
+  attn::DropoutState dropout_state() const { return {dropout, dropout > 0.f ? attn::mix64(0xD50Full + T) : 0}; }
 };
 
 // Token rows with eot tokens: documents that end on tile edges (eot at 63 and 127: the next
@@ -104,9 +109,9 @@ Reference make_reference(const Variant& v, uint64_t seed) {
   const attn::AttentionOptions opts = options_of(v);
   std::vector<double> P(static_cast<size_t>(v.B) * v.H * v.T * v.T);
   attn::naive_attention_forward(r.y.data(), P.data(), r.qkv.data(), r.tokens.data(), shape, opts,
-                                attn::DropoutState{}, r.lse.data());
+                                v.dropout_state(), r.lse.data());
   attn::naive_attention_backward(r.dqkv.data(), r.dy.data(), r.qkv.data(), P.data(), r.tokens.data(), shape, opts,
-                                 attn::DropoutState{});
+                                 v.dropout_state());
   return r;
 }
 
@@ -168,6 +173,8 @@ Errors run_flash(const Variant& v, const Reference& r, bool deterministic, std::
   p.scale = 1.0f / std::sqrt(static_cast<float>(v.D));
   p.bf16 = std::is_same_v<E, tu::bf16>;
   p.tf32 = tf32;
+  p.dropout_p = v.dropout_state().p;
+  p.dropout_key = v.dropout_state().key;
   attn::flash_attention_forward(p, nullptr);
   CUDA_CHECK(cudaDeviceSynchronize());
 
@@ -242,7 +249,7 @@ TEST_P(FlashVariants, MatchesFloat64Reference) {
 }
 
 std::vector<Variant> variants() {
-  //            name                      B  T     H  Hkv D    causal window docs alibi softcap
+  //            name                      B  T     H  Hkv D    causal window docs alibi softcap prefix dropout
   return {
       Variant{"window1", 2, 77, 4, 4, 64, true, 1},
       Variant{"window5_T1", 2, 1, 4, 2, 64, true, 5},
@@ -272,6 +279,12 @@ std::vector<Variant> variants() {
       Variant{"prefix_lm_longer_than_T", 1, 77, 4, 4, 64, true, 0, 0, false, 0.0f, 500},
       Variant{"prefix_lm_data", 2, 1000, 4, 2, 128, true, 0, 0, false, 0.0f, -1},
       Variant{"prefix_lm_data_docs_window", 2, 1025, 6, 3, 64, true, 200, 2, true, 2.0f, -1},
+      // a non-causal window: every key block's query range starts at block 0, below its diagonal
+      Variant{"window300_noncausal_D128", 1, 1025, 4, 2, 128, false, 300},
+      // attention dropout with variants (the general kind's dropout kernels, atomic and deterministic)
+      Variant{"dropout_window_alibi", 1, 1025, 4, 2, 64, true, 100, 0, true, 0.0f, 0, 0.1f},
+      Variant{"dropout_docs_softcap_D128", 2, 1025, 4, 1, 128, true, 0, 1, false, 3.0f, 0, 0.2f},
+      Variant{"dropout_prefix", 1, 1000, 4, 2, 64, true, 0, 0, false, 0.0f, 300, 0.1f},
   };
 }
 
@@ -285,7 +298,10 @@ INSTANTIATE_TEST_SUITE_P(FlashVariants, FlashVariants, ::testing::ValuesIn(varia
 // paths (kernels/flash_attention_mask.cuh: MaskKind) drifting apart, e.g. a tile range or a
 // per-element mask of the general path that differs from the plain one. (The deterministic
 // backward of plain causal / full is itself the general kernel with every variant off, so there
-// the check is of the forward's two kernels and of the general backward's window = T path.)
+// the check is of the forward's two kernels and of the general backward's window = T path.) In
+// the atomic mode dK and dV (summed in registers in a fixed order) must agree bit for bit too:
+// the sm90 backward's plain and general instantiations; dQ's bulk reductions land in any order.
+
 TEST(FlashVariantsGeneralVsPlain, WindowCoveringAllIsBitwiseThePlainKernel) {
   SKIP_WITHOUT_GPU();
   const uint64_t seed = std::random_device{}() ^ (static_cast<uint64_t>(std::random_device{}()) << 32);
@@ -304,6 +320,15 @@ TEST(FlashVariantsGeneralVsPlain, WindowCoveringAllIsBitwiseThePlainKernel) {
           << "O of the general kernel differs from the plain one, D " << D << (causal ? " causal" : " full");
       EXPECT_EQ(0, std::memcmp(g_plain.data(), g_general.data(), g_plain.size() * sizeof(tu::bf16)))
           << "dQKV of the general kernels differs from the plain ones, D " << D << (causal ? " causal" : " full");
+      std::vector<tu::bf16> a_plain, a_general;
+      check(plain, "bf16", run_flash<tu::bf16>(plain, r, false, &a_plain), 1e-2);
+      check(general, "bf16", run_flash<tu::bf16>(general, r, false, &a_general), 1e-2);
+      const size_t W = plain.width(), qe = static_cast<size_t>(plain.H) * plain.D;
+      size_t differ = 0;
+      for (size_t i = 0; i < a_plain.size(); ++i)
+        if (i % W >= qe && std::memcmp(&a_plain[i], &a_general[i], sizeof(tu::bf16)) != 0) ++differ;
+      EXPECT_EQ(differ, 0u) << "atomic-mode dK / dV of the general kernel differ from the plain one, D " << D
+                            << (causal ? " causal" : " full");
     }
 }
 
