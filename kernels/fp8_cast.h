@@ -16,6 +16,8 @@
 
 #include <cstddef>
 
+#include "core/host_device.h"
+
 namespace attn::kern {
 
 enum class Fp8Format { E4M3, E5M2 };
@@ -29,10 +31,10 @@ struct Fp8ScaleState {
   float* base = nullptr;
   int n = 0, history = 0;
   static size_t floats(int n, int history) { return static_cast<size_t>(n) * (3 + history); }
-  float* scale(int t) const { return base + t; }
-  float* scale_inv(int t) const { return base + n + t; }
-  float* max(int t) const { return base + 2 * n + t; }
-  float* amax_history(int t) const { return base + 3 * n + static_cast<size_t>(t) * history; }
+  ATTN_HD float* scale(int t) const { return base + t; }
+  ATTN_HD float* scale_inv(int t) const { return base + n + t; }
+  ATTN_HD float* max(int t) const { return base + 2 * n + t; }
+  ATTN_HD float* amax_history(int t) const { return base + 3 * n + static_cast<size_t>(t) * history; }
 };
 
 // q[i] = sat(x[i] * *scale), i < n (n a multiple of 8, pointers 16-byte aligned); *amax = max(*amax, |x|).
