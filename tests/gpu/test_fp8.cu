@@ -19,6 +19,7 @@
 #include "backend/cuda_memory.h"
 #include "backend/cuda_op_timer.h"
 #include "config/config.h"
+#include "core/error.h"
 #include "io/safetensors.h"
 #include "kernels/fp8_cast.h"
 #include "test_util.h"
@@ -223,9 +224,9 @@ TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
       EXPECT_REL(got, want, 1e-2, "fp8 gelu(pre) " + tag);
     }
 
-    // backward: dW += dy^T x, db += sum dy, dx = dy W (* gelu'(pre) with gelu)
+    // backward: dW += dy^T x, db += sum dy, dx = dy W (the dGELU path: the next test)
     fp8.backward(0, d_dx.get(), d_dW.get(), d_db.get(), d_dy.get(), d_x.get(), d_W.get(), s.N, s.IC, s.OC,
-                 bscratch.get(), s.gelu ? d_pre.get() : nullptr);
+                 bscratch.get());
     ASSERT_CUDA(cudaDeviceSynchronize());
     Vec dx(nx, 0.0), dW(nw, 0.0), db(s.OC, 0.0);
     for (int n = 0; n < s.N; ++n)
@@ -237,14 +238,7 @@ TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
           dW[static_cast<size_t>(o) * s.IC + k] += g * x[static_cast<size_t>(n) * s.IC + k];
         }
       }
-    if (s.gelu) {  // dGELU of the device's pre-activation, what the fused epilogue reads
-      const Vec p = got_pre;
-      for (size_t i = 0; i < nx && i < p.size(); ++i) {
-        const double v = p[i], a = 0.7978845608028654 * (v + 0.044715 * v * v * v), t = std::tanh(a);
-        dx[i] *= 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
-      }
-    }
-    if (!s.gelu || nx == ny) expect_fp8_error(download_bf16(d_dx.get(), nx), dx, kBackwardExpected, "fp8 dgrad " + tag);
+    expect_fp8_error(download_bf16(d_dx.get(), nx), dx, kBackwardExpected, "fp8 dgrad " + tag);
     const std::vector<float> hdW = download(d_dW.get(), nw), hdb = download(d_db.get(), s.OC);
     Vec got_dW(nw), got_db(s.OC);
     for (size_t i = 0; i < nw; ++i) got_dW[i] = static_cast<double>(hdW[i]) - static_cast<float>(dW0[i]);
@@ -255,8 +249,8 @@ TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
   }
 }
 
-// dgelu needs pre (N, IC) of the previous layer: with the shapes above only square-free cases
-// have nx == ny; this one checks the DGELU path with IC == OC.
+// The dgrad with dGELU (the MLP's fc-proj backward: dx = (dy W) * gelu'(pre), pre (N, IC) the
+// fc's pre-activation), against float64.
 TEST(Fp8Linear, DgradWithGeluAgainstFloat64) {
   SKIP_WITHOUT_GPU();
   const int N = 160, C = 112;
@@ -351,10 +345,10 @@ TEST(Fp8Scaling, AmaxSpikeGivesNoInfOrNan) {
 TEST(Fp8Cast, SaturatesInsteadOfOverflowing) {
   SKIP_WITHOUT_GPU();
   for (const Fp8Format f : {Fp8Format::E4M3, Fp8Format::E5M2}) {
-    const Vec x = {1.0, -1.0, 3.0e38, -3.0e38, 1e30, -1e30, std::numeric_limits<double>::infinity(), 0.5};
+    const Vec x = {1.0, -1.0, 3.0e38, -3.0e38, 1e30, -1e30, std::numeric_limits<double>::infinity(), 0.6};
     DevBuf<tu::bf16> d_x(x);
     DevBuf<uint8_t> q(8);
-    DevBuf<float> scale(Vec{1e5}), amax(Vec{0.0});
+    DevBuf<float> scale(Vec{1e5}), amax(Vec{0.0});  // every |x| * 1e5 > 57344 >= fp8 max
     attn::kern::fp8_cast(q.get(), d_x.get(), 8, f, scale.get(), amax.get(), 0);
     ASSERT_CUDA(cudaDeviceSynchronize());
     const auto h = download(q.get(), 8);
