@@ -7,7 +7,7 @@
 // several casts of one tensor in a step fold into one value). cuBLASLt multiplies the
 // product by scale_inv = 1 / scale of each operand.
 //
-// Scale state (Fp8ScaleState below): per tensor, its scale, scale_inv, fp8 max and an amax
+// Scale state (Fp8ScaleState below): per tensor, its scale_inv, scale, fp8 max and an amax
 // history of `history` steps whose slot 0 is the current step's. fp8_update_scales is the
 // delayed-scaling rule: scale = fp8_max / max(history), then the history rolls.
 #pragma once
@@ -26,15 +26,20 @@ inline constexpr float kE5M2Max = 57344.0f;
 inline float fp8_max(Fp8Format f) { return f == Fp8Format::E4M3 ? kE4M3Max : kE5M2Max; }
 
 // The device layout of the scaling state of n tensors with a history of h steps, one fp32
-// buffer: [scale n | scale_inv n | fp8_max n | amax history n x h].
+// buffer of one 256-byte record per tensor: [scale_inv | scale | fp8_max | - | amax history h |
+// padding]. Each scale_inv (what cuBLASLt reads through A/B_SCALE_POINTER) starts a record, so it
+// is 256-byte aligned like a buffer of its own (cuBLASLt refuses misaligned scale pointers).
 struct Fp8ScaleState {
+  static constexpr int kRecordFloats = 64;
   float* base = nullptr;
   int n = 0, history = 0;
-  static size_t floats(int n, int history) { return static_cast<size_t>(n) * (3 + history); }
-  ATTN_HD float* scale(int t) const { return base + t; }
-  ATTN_HD float* scale_inv(int t) const { return base + n + t; }
-  ATTN_HD float* max(int t) const { return base + 2 * n + t; }
-  ATTN_HD float* amax_history(int t) const { return base + 3 * n + static_cast<size_t>(t) * history; }
+  static size_t floats(int n, int history) {
+    return history + 4 <= kRecordFloats ? static_cast<size_t>(n) * kRecordFloats : 0;
+  }
+  ATTN_HD float* scale_inv(int t) const { return base + static_cast<size_t>(t) * kRecordFloats; }
+  ATTN_HD float* scale(int t) const { return scale_inv(t) + 1; }
+  ATTN_HD float* max(int t) const { return scale_inv(t) + 2; }
+  ATTN_HD float* amax_history(int t) const { return scale_inv(t) + 4; }
 };
 
 // q[i] = sat(x[i] * *scale), i < n (n a multiple of 8, pointers 16-byte aligned); *amax = max(*amax, |x|).

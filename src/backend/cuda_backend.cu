@@ -531,7 +531,7 @@ class CudaBackend final : public Backend {
                       int OC, T* pre_gelu = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC))
-        return fp8_->forward(layer * kLinearsPerLayer + kind, out, inp, P(w), P(b), N, IC, OC, pre_gelu);
+        return fp8_->forward(layer * kLinearsPerLayer + kind, out, inp, P(w), P(b), N, IC, OC, pre_gelu, name);
     }
     timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), P(b), N, IC, OC, pre_gelu); });
   }
@@ -541,7 +541,7 @@ class CudaBackend final : public Backend {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC))
         return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC,
-                              reduce_scratch_, pre_gelu);
+                              reduce_scratch_, pre_gelu, wgrad_name, dgrad_name);
     }
     timed(matmul_op(wgrad_name, N, IC, OC),
           [&] { matmul_->backward_weight(G(w), G(b), dout, inp, N, IC, OC, reduce_scratch_); });

@@ -29,10 +29,12 @@ CudaFp8Linears::CudaFp8Linears(int n_linears, int max_rows, int max_in, int max_
   const size_t floats = kern::Fp8ScaleState::floats(scales_.n, kHistory);
   scales_.base = mem.allocate_n<float>(floats, MemCategory::Workspace);
   // scale 1 until a tensor's first cast sets it from its amax; empty histories
+  ATTN_CHECK(floats > 0, "fp8 scale state: history {} does not fit a record", kHistory);
   std::vector<float> init(floats, 0.0f);
+  const kern::Fp8ScaleState host{init.data(), scales_.n, kHistory};
   for (int t = 0; t < scales_.n; ++t) {
-    init[t] = init[scales_.n + t] = 1.0f;
-    init[2 * scales_.n + t] = kern::fp8_max(format_of(t % kRoles));
+    *host.scale(t) = *host.scale_inv(t) = 1.0f;
+    *host.max(t) = kern::fp8_max(format_of(t % kRoles));
   }
   CUDA_CHECK(cudaMemcpyAsync(scales_.base, init.data(), floats * sizeof(float), cudaMemcpyHostToDevice, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -77,20 +79,21 @@ void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, in
 }
 
 void CudaFp8Linears::forward(int linear, bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N,
-                             int IC, int OC, bf16* pre_gelu) {
+                             int IC, int OC, bf16* pre_gelu, const char* name) {
   ATTN_CHECK(linear >= 0 && linear < n_linears_ && N <= max_rows_ && IC <= max_in_ && OC <= max_out_ &&
                  supports(N, IC, OC),
              "fp8 linear {}: ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N, IC, OC, IC);
   const int tx = tensor(linear, Input), tw = tensor(linear, Weight);
   cast(tx, x_q_, nullptr, inp, N, IC, "fp8 cast x");
   cast(tw, w_q_, nullptr, weight, OC, IC, "fp8 cast W");
-  timer_.time(OpTag(OpCategory::Matmul, pre_gelu ? "fp8 fc+gelu fwd" : "fp8 fwd", 2.0 * N * IC * OC), [&] {
+  timer_.time(OpTag(OpCategory::Matmul, name, 2.0 * N * IC * OC), [&] {
     matmul_.fp8_matmul(out, DType::BF16, operand(x_q_, tx), operand(w_q_, tw), N, OC, IC, 0.0f, bias, pre_gelu);
   });
 }
 
 void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
-                              const bf16* weight, int N, int IC, int OC, float* bias_scratch, const bf16* pre_gelu) {
+                              const bf16* weight, int N, int IC, int OC, float* bias_scratch, const bf16* pre_gelu,
+                              const char* wgrad_name, const char* dgrad_name) {
   ATTN_CHECK(linear >= 0 && linear < n_linears_ && N <= max_rows_ && IC <= max_in_ && OC <= max_out_ &&
                  supports(N, IC, OC),
              "fp8 linear {}: backward of ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N,
@@ -99,7 +102,7 @@ void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbi
   cast(tg, dy_q_, dy_t_, dout, N, OC, "fp8 cast dy+dy^T");
   cast(tx, nullptr, x_q_, inp, N, IC, "fp8 cast x^T");
   // wgrad: dW (OC, IC) += dy^T (OC, N) . (x^T (IC, N))^T
-  timer_.time(OpTag(OpCategory::Matmul, "fp8 wgrad", 2.0 * N * IC * OC), [&] {
+  timer_.time(OpTag(OpCategory::Matmul, wgrad_name, 2.0 * N * IC * OC), [&] {
     matmul_.fp8_matmul(dweight, DType::F32, operand(dy_t_, tg), operand(x_q_, tx), OC, IC, N, 1.0f);
   });
   if (dbias)
@@ -107,7 +110,7 @@ void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbi
                 [&] { kern::bias_backward(dbias, bias_scratch, dout, N, OC, stream_); });
   cast(tw, nullptr, w_q_, weight, OC, IC, "fp8 cast W^T");
   // dgrad: dx (N, IC) = dy (N, OC) . (W^T (IC, OC))^T
-  timer_.time(OpTag(OpCategory::Matmul, pre_gelu ? "fp8 dgrad+dgelu" : "fp8 dgrad", 2.0 * N * IC * OC), [&] {
+  timer_.time(OpTag(OpCategory::Matmul, dgrad_name, 2.0 * N * IC * OC), [&] {
     matmul_.fp8_matmul(dinp, DType::BF16, operand(dy_q_, tg), operand(w_q_, tw), N, IC, OC, 0.0f, nullptr, nullptr,
                        pre_gelu);
   });

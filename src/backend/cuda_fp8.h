@@ -58,18 +58,21 @@ class CudaFp8Linears {
   static bool supports(int N, int IC, int OC) { return N % 16 == 0 && IC % 16 == 0 && OC % 16 == 0; }
 
   // out (N, OC) = inp (N, IC) W^T + bias; with pre_gelu: pre_gelu = that, out = gelu(pre_gelu).
+  // name: the matmul's name in the step profile (the casts go by their own, category fp8_cast).
   void forward(int linear, bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int IC, int OC,
-               bf16* pre_gelu = nullptr);
+               bf16* pre_gelu = nullptr, const char* name = "fp8 fwd");
   // dweight (fp32) += dout^T inp; dbias (fp32, or null) += column sums of dout (bias_scratch:
   // CudaMatmul::backward_weight_scratch_floats(N, OC)); dinp = dout W (times gelu'(pre_gelu)
   // when given), overwritten.
   void backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
-                const bf16* weight, int N, int IC, int OC, float* bias_scratch, const bf16* pre_gelu = nullptr);
+                const bf16* weight, int N, int IC, int OC, float* bias_scratch, const bf16* pre_gelu = nullptr,
+                const char* wgrad_name = "fp8 wgrad", const char* dgrad_name = "fp8 dgrad");
   // The delayed-scaling step: new scales from the histories, histories rolled (device only).
   void update_scales();
 
-  // Host copy of the whole state: [kStateVersion, n_tensors, kHistory, scale n, scale_inv n,
-  // fp8_max n, amax history n x kHistory, seen n (0/1)]. set_state checks the header.
+  // Host copy of the whole state: [kStateVersion, n_tensors, kHistory, the device records
+  // (kern::Fp8ScaleState: scale_inv, scale, fp8_max, amax history per tensor), seen n (0/1)].
+  // set_state checks the header.
   std::vector<float> state() const;
   void set_state(const std::vector<float>& s);
   static constexpr float kStateVersion = 1.0f;

@@ -96,8 +96,17 @@ bool CudaMatmul::lt_matmul(const Call& c) {
   if (it == cache_.end()) it = cache_.emplace(key, choose_algorithm(c, desc, la, lb, ld)).first;
   if (it->second.ok) {
     const float alpha = 1.0f;
-    CUBLAS_CHECK(cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld, &it->second.algo,
-                                workspace_, workspace_bytes_, stream_));
+    const cublasStatus_t st = cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld,
+                                             &it->second.algo, workspace_, workspace_bytes_, stream_);
+    // The heuristic's algorithm can still be refused when run (fp8 kernels check more at run
+    // time): then the shape has no algorithm here, as if the heuristic had found none, and the
+    // caller falls back or names the shape. Any other failure is an error.
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED) {
+      (void)cudaGetLastError();
+      it->second.ok = false;
+    } else {
+      CUBLAS_CHECK(st);
+    }
   }
   cublasLtMatrixLayoutDestroy(la);
   cublasLtMatrixLayoutDestroy(lb);
@@ -153,7 +162,8 @@ CudaMatmul::Cached CudaMatmul::choose_algorithm(const Call& c, cublasLtMatmulDes
     const float ms = time_algorithm(c, desc, la, lb, ld, candidates[i]);
     if (ms < best_ms) best_ms = ms, best = i;
   }
-  if (best != 0 && best_ms <= kAutotuneMargin * first_ms) {
+  // (a first pick that refused to run (1e30) loses to any candidate that ran)
+  if (best != 0 && (best_ms <= kAutotuneMargin * first_ms || first_ms >= kRefusedMs)) {
     entry.algo = candidates[best];
     ++autotune_changes_;
   }
@@ -194,14 +204,14 @@ int CudaMatmul::add_split_k_candidates(const Call& c, cublasLtMatmulDesc_t desc,
   return added;
 }
 
-// One untimed run (caches, clocks), then the best of three timed runs, in ms (1e30: refused).
+// One untimed run (caches, clocks), then the best of three timed runs, in ms (kRefusedMs: refused).
 float CudaMatmul::time_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
                                  cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t& algo) {
   const float alpha = 1.0f;
   cudaEvent_t start = nullptr, stop = nullptr;
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
-  float best = 1e30f;
+  float best = kRefusedMs;
   for (int rep = 0; rep < 4; ++rep) {
     CUDA_CHECK(cudaEventRecord(start, stream_));
     const cublasStatus_t st = cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld, &algo,

@@ -101,6 +101,7 @@ class CudaMatmul {
   static constexpr int kSplitKCandidates = 10;  // 2 reduction schemes x 5 split counts
   static constexpr float kAutotuneMargin = 0.95f;      // a candidate must take <= 95% of the first's time
   static constexpr size_t kAutotuneMaxOutput = 64u << 20;  // larger accumulating outputs are not timed
+  static constexpr float kRefusedMs = 1e30f;               // the time of a candidate that refused to run
 
  private:
   struct Call;

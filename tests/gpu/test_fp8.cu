@@ -100,12 +100,14 @@ TEST(Fp8Cast, BytesTransposeAndAmaxMatchTheHost) {
 
 // The CPU reference of fp8_update_scales (kernels/fp8_cast.h), in the same float arithmetic.
 void reference_update(std::vector<float>& s, int n, int h, bool roll) {
+  const attn::kern::Fp8ScaleState st{s.data(), n, h};  // (the accessors work on host memory too)
   for (int t = 0; t < n; ++t) {
-    float* hist = s.data() + 3 * n + static_cast<size_t>(t) * h;
+    float* hist = st.amax_history(t);
     float m = 0.0f;
     for (int i = 0; i < h; ++i) m = std::max(m, hist[i]);  // (histories hold no NaN: casts drop it)
-    const float scale = s[2 * n + t] / m;
-    if (m > 0.0f && std::isfinite(m) && std::isfinite(scale) && scale > 0.0f) s[t] = scale, s[n + t] = 1.0f / scale;
+    const float scale = *st.max(t) / m;
+    if (m > 0.0f && std::isfinite(m) && std::isfinite(scale) && scale > 0.0f)
+      *st.scale(t) = scale, *st.scale_inv(t) = 1.0f / scale;
     if (roll) {
       for (int i = h - 1; i > 0; --i) hist[i] = hist[i - 1];
       hist[0] = 0.0f;
@@ -117,17 +119,19 @@ void reference_update(std::vector<float>& s, int n, int h, bool roll) {
 // so small that fp8_max / amax overflows (kept), a spike that leaves the window after h steps.
 TEST(Fp8Scaling, UpdateMatchesCpuReference) {
   SKIP_WITHOUT_GPU();
-  const int n = 7, h = 16;
+  const int n = 7, h = 16;  // (records of 64 floats: n x 64)
   std::vector<float> s(attn::kern::Fp8ScaleState::floats(n, h));
+  const attn::kern::Fp8ScaleState hs{s.data(), n, h};
   std::mt19937 g(5);
   std::uniform_real_distribution<float> u(0.01f, 10.0f);
   for (int t = 0; t < n; ++t) {
-    s[t] = 1.0f + t, s[n + t] = 1.0f / (1.0f + t), s[2 * n + t] = t % 3 == 2 ? attn::kern::kE5M2Max : attn::kern::kE4M3Max;
-    for (int i = 0; i < h; ++i) s[3 * n + t * h + i] = t == 0 ? 0.0f : u(g);
+    *hs.scale(t) = 1.0f + t, *hs.scale_inv(t) = 1.0f / (1.0f + t);
+    *hs.max(t) = t % 3 == 2 ? attn::kern::kE5M2Max : attn::kern::kE4M3Max;
+    for (int i = 0; i < h; ++i) hs.amax_history(t)[i] = t == 0 ? 0.0f : u(g);
   }
-  s[3 * n + 1 * h + 3] = std::numeric_limits<float>::infinity();
-  for (int i = 0; i < h; ++i) s[3 * n + 2 * h + i] = 1e-40f;  // denormal: 57344 / 1e-40 = inf
-  s[3 * n + 4 * h + 0] = 1e30f;                               // a spike, newest
+  hs.amax_history(1)[3] = std::numeric_limits<float>::infinity();
+  for (int i = 0; i < h; ++i) hs.amax_history(2)[i] = 1e-40f;  // denormal: 57344 / 1e-40 = inf
+  hs.amax_history(4)[0] = 1e30f;                                // a spike, newest
   DevBuf<float> d(s.size());
   CUDA_CHECK(cudaMemcpy(d.get(), s.data(), s.size() * sizeof(float), cudaMemcpyHostToDevice));
   attn::kern::Fp8ScaleState st{d.get(), n, h};
@@ -137,10 +141,11 @@ TEST(Fp8Scaling, UpdateMatchesCpuReference) {
     const auto got = download(d.get(), s.size());
     ASSERT_EQ(std::memcmp(got.data(), s.data(), s.size() * sizeof(float)), 0) << "after update " << step;
   }
-  const auto got = download(d.get(), s.size());
-  EXPECT_EQ(got[0], 1.0f);  // never seen an amax: scale kept
-  EXPECT_EQ(got[2], 3.0f);  // overflowing scale: kept
-  for (float v : got) EXPECT_TRUE(std::isfinite(v));
+  std::vector<float> got = download(d.get(), s.size());
+  const attn::kern::Fp8ScaleState gs{got.data(), n, h};
+  EXPECT_EQ(*gs.scale(0), 1.0f);  // never seen an amax: scale kept
+  EXPECT_EQ(*gs.scale(2), 3.0f);  // overflowing scale: kept
+  for (int t = 0; t < n; ++t) EXPECT_TRUE(std::isfinite(*gs.scale(t)) && std::isfinite(*gs.scale_inv(t))) << t;
   // (partial update without roll: one tensor)
   attn::kern::fp8_update_scales(st, 3, 1, /*roll=*/false, 0);
   ASSERT_CUDA(cudaDeviceSynchronize());
@@ -309,10 +314,16 @@ TEST(Fp8Scaling, AmaxSpikeGivesNoInfOrNan) {
     size_t bad = 0;
     for (double v : out) bad += !std::isfinite(v);
     EXPECT_EQ(bad, 0u) << what;
-    const std::vector<float> st = fp8.state();  // [header 3 | scale n | scale_inv n | ...]
-    for (int i = 3; i < 3 + 2 * fp8.tensors(); ++i) EXPECT_TRUE(std::isfinite(st[i]) && st[i] > 0) << what << ": scale";
+    std::vector<float> st = fp8.state();  // [header 3 | records | seen]
+    const attn::kern::Fp8ScaleState ss{st.data() + 3, fp8.tensors(), attn::CudaFp8Linears::kHistory};
+    for (int t = 0; t < fp8.tensors(); ++t)
+      EXPECT_TRUE(std::isfinite(*ss.scale(t)) && *ss.scale(t) > 0 && std::isfinite(*ss.scale_inv(t))) << what;
   };
-  const auto x_scale = [&] { return fp8.state()[3 + attn::CudaFp8Linears::Input]; };
+  const auto x_scale = [&] {
+    std::vector<float> st = fp8.state();
+    return *attn::kern::Fp8ScaleState{st.data() + 3, fp8.tensors(), attn::CudaFp8Linears::kHistory}.scale(
+        attn::CudaFp8Linears::Input);
+  };
   fp8.forward(0, d_out.get(), d_x.get(), d_W.get(), nullptr, N, IC, OC);
   fp8.update_scales();
   all_finite("calibrated");
@@ -399,7 +410,7 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
     const float lg = gpu->forward_backward(batch, 1.0f, ctx);
     const attn::StepProfile prof = gpu->profile();
     gpu->set_profiling(false);
-    EXPECT_TRUE(prof.ops.count("fp8 fwd") && prof.ops.count("fp8 wgrad") && prof.ops.count("fp8 dgrad"))
+    EXPECT_TRUE(prof.ops.count("fp8 cast x") && prof.ops.count("fp8 cast dy+dy^T") && prof.ops.count("fp8 cast W^T"))
         << what << ": the linears did not run in fp8";
     EXPECT_GT(prof[attn::OpCategory::Fp8Cast], 0.0) << what << ": no fp8 cast time in the profile";
     EXPECT_REL(Vec{lg}, Vec{lc}, 5e-3, what + " loss vs cpu");
@@ -444,7 +455,8 @@ attn::TrainStep make_step(int B, int T, int V, uint64_t seed, int64_t t, std::ve
 TEST(Fp8Resume, StateRestoresTheNextStepsExactly) {
   SKIP_WITHOUT_GPU();
   attn::GPTConfig c;
-  c.vocab_size = 101, c.padded_vocab_size = 128, c.block_size = 64, c.n_layer = 2, c.n_head = 4, c.n_embd = 128;
+  c.vocab_size = 101, c.padded_vocab_size = 128, c.block_size = 64, c.n_layer = 2, c.n_head = 4, c.n_kv_head = 4;
+  c.n_embd = 128;
   attn::BackendOptions o;
   o.device = "cuda", o.precision = "fp8", o.max_batch = 4, o.max_seq = 64, o.matmul_autotune = false;
   o.attention.impl = "flash";
