@@ -456,7 +456,7 @@ TEST(Fp8Resume, StateRestoresTheNextStepsExactly) {
   SKIP_WITHOUT_GPU();
   attn::GPTConfig c;
   c.vocab_size = 101, c.padded_vocab_size = 128, c.block_size = 64, c.n_layer = 2, c.n_head = 4, c.n_kv_head = 4;
-  c.n_embd = 128;
+  c.n_embd = 256;  // head_dim 64: flash's
   attn::BackendOptions o;
   o.device = "cuda", o.precision = "fp8", o.max_batch = 4, o.max_seq = 64, o.matmul_autotune = false;
   o.attention.impl = "flash";
