@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <random>
 
 #include "core/error.h"
@@ -95,6 +96,37 @@ TEST(Checkpoint, RoundTripKeepsEverything) {
   EXPECT_DOUBLE_EQ(d.state.best_val_loss, 1.5);
   EXPECT_EQ(d.config_toml, "[model]\n");
   EXPECT_TRUE(fs::exists(d.tokenizer_path));
+}
+
+// The precision's own state (fp8 scales and amax histories, Backend::precision_state) is saved
+// bit for bit, checksummed like the other files, and absent when the run has none.
+TEST(Checkpoint, PrecisionStateRoundTripsExactly) {
+  const ParamLayout layout(tiny_config());
+  const attn::testing::TempDir tmp("ckprec");
+  const fs::path& dir = tmp.path;
+  const auto p = random_buffer(layout.total(), 11);
+  std::vector<float> state = random_buffer(3 + 24 * 19, 12);
+  state[5] = 1e-30f, state[6] = 3.0e38f, state[7] = 0.0f, state[8] = -0.0f;  // extremes survive too
+  TrainState st;
+  st.step = 7;
+  const std::string ck = save_checkpoint(dir.string(), layout, p.data(), p.data(), p.data(), st, "", "", 2, state);
+  EXPECT_TRUE(fs::exists(fs::path(ck) / "precision.safetensors"));
+  const CheckpointData d = load_checkpoint(ck, layout);
+  ASSERT_EQ(d.precision_state.size(), state.size());
+  for (size_t i = 0; i < state.size(); ++i)
+    ASSERT_EQ(std::memcmp(&d.precision_state[i], &state[i], sizeof(float)), 0) << i;
+  // A flipped byte is caught by the checksum.
+  {
+    std::fstream f(fs::path(ck) / "precision.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-3, std::ios::end);
+    f.put('\x7f');
+  }
+  EXPECT_THROW(load_checkpoint(ck, layout), Error);
+  // No state: no file, an empty vector.
+  st.step = 8;
+  const std::string plain = save_checkpoint(dir.string(), layout, p.data(), p.data(), p.data(), st, "", "", 2);
+  EXPECT_FALSE(fs::exists(fs::path(plain) / "precision.safetensors"));
+  EXPECT_TRUE(load_checkpoint(plain, layout).precision_state.empty());
 }
 
 TEST(Checkpoint, KeepsNewestAndSurvivesTornWrite) {

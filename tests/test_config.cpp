@@ -148,8 +148,30 @@ TEST(Config, PrecisionNamesMapToStorageAndMatmuls) {
     EXPECT_FALSE(parse_precision(bad).has_value()) << bad;
     const std::string m = error_of([&] { load_config("", {fmt::format("--device.precision=\"{}\"", bad)}); });
     EXPECT_NE(m.find("device.precision"), std::string::npos) << m;
-    EXPECT_NE(m.find("\"fp32\", \"tf32\" or \"bf16\""), std::string::npos) << m;
+    EXPECT_NE(m.find("\"fp32\", \"tf32\", \"bf16\" or \"fp8\""), std::string::npos) << m;
   }
+}
+
+// fp8: bf16 storage with fp8 linear-layer matmuls; refused on the CPU backend and for widths
+// cuBLASLt's fp8 matmuls cannot take (not multiples of 16), each naming the key.
+TEST(Config, Fp8PrecisionIsValidatedInOnePlace) {
+  EXPECT_EQ(load_config("", {"--device.precision=fp8", "--device.backend=cuda"}).device.precision, "fp8");
+  ASSERT_TRUE(parse_precision("fp8").has_value());
+  EXPECT_EQ(*parse_precision("fp8"), Precision::FP8);
+  EXPECT_EQ(activation_dtype(Precision::FP8), DType::BF16);
+  EXPECT_TRUE(fp8_matmuls(Precision::FP8));
+  EXPECT_FALSE(fp8_matmuls(Precision::BF16));
+  EXPECT_FALSE(tf32_matmuls(Precision::FP8));
+  const std::string cpu = error_of([] { load_config("", {"--device.precision=fp8", "--device.backend=cpu"}); });
+  EXPECT_NE(cpu.find("device.precision"), std::string::npos) << cpu;
+  EXPECT_NE(cpu.find("cuda"), std::string::npos) << cpu;
+  const std::string width = error_of([] {
+    load_config("", {"--device.precision=fp8", "--device.backend=cuda", "--model.n_embd=72", "--model.n_head=4"});
+  });
+  EXPECT_NE(width.find("model.n_embd"), std::string::npos) << width;
+  EXPECT_NE(width.find("multiple of 16"), std::string::npos) << width;
+  // the same width is fine in bf16
+  EXPECT_NO_THROW(load_config("", {"--device.precision=bf16", "--model.n_embd=72", "--model.n_head=4"}));
 }
 
 TEST(Config, MalformedInputsAreRefused) {

@@ -56,8 +56,9 @@ void fill_from(const SafetensorsFile& file, const ParamLayout& layout, const std
 }
 
 // Files whose checksums state.json records (state.json itself is checked by parsing it).
-constexpr const char* kChecksummedFiles[] = {"model.safetensors", "optimizer.safetensors", "config.toml",
-                                             "tokenizer.json"};
+constexpr const char* kChecksummedFiles[] = {"model.safetensors", "optimizer.safetensors", "precision.safetensors",
+                                             "config.toml", "tokenizer.json"};
+constexpr const char* kPrecisionStateTensor = "precision_state";
 
 // The checkpoint directory root/latest names ("" when there is no `latest`).
 std::string latest_name(const fs::path& root) {
@@ -70,7 +71,7 @@ std::string latest_name(const fs::path& root) {
 // Writes every file of the checkpoint into tmp; state.json last, with the other files' checksums.
 void write_checkpoint_files(const fs::path& tmp, const ParamLayout& layout, const float* params, const float* m,
                             const float* v, const TrainState& state, const std::string& config_toml,
-                            const std::string& tokenizer_path) {
+                            const std::string& tokenizer_path, const std::vector<float>& precision_state) {
   const std::map<std::string, std::string> meta = {{"format", "attnlab"}, {"step", std::to_string(state.step)}};
   write_safetensors((tmp / "model.safetensors").string(), views(layout, params, ""), meta);
   if (m && v) {
@@ -79,6 +80,11 @@ void write_checkpoint_files(const fs::path& tmp, const ParamLayout& layout, cons
     tensors.insert(tensors.end(), vt.begin(), vt.end());
     write_safetensors((tmp / "optimizer.safetensors").string(), tensors, meta);
   }
+  if (!precision_state.empty())
+    write_safetensors((tmp / "precision.safetensors").string(),
+                      {TensorView{kPrecisionStateTensor, {static_cast<int64_t>(precision_state.size())},
+                                  precision_state.data()}},
+                      meta);
   write_text_file(tmp / "config.toml", config_toml);
   if (!tokenizer_path.empty()) write_text_file(tmp / "tokenizer.json", read_text_file(tokenizer_path));
   nlohmann::json files = nlohmann::json::object();
@@ -98,7 +104,8 @@ void write_checkpoint_files(const fs::path& tmp, const ParamLayout& layout, cons
 
 std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layout, const float* params,
                             const float* m, const float* v, const TrainState& state,
-                            const std::string& config_toml, const std::string& tokenizer_path, int keep) {
+                            const std::string& config_toml, const std::string& tokenizer_path, int keep,
+                            const std::vector<float>& precision_state) {
   const fs::path root = fs::path(out_dir) / "checkpoints";
   const std::string name = fmt::format("step_{:06d}", state.step);
   const fs::path final_dir = root / name, tmp = root / (name + ".tmp");
@@ -106,7 +113,7 @@ std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layou
     fs::create_directories(root);
     fs::remove_all(tmp);
     fs::create_directories(tmp);
-    write_checkpoint_files(tmp, layout, params, m, v, state, config_toml, tokenizer_path);
+    write_checkpoint_files(tmp, layout, params, m, v, state, config_toml, tokenizer_path, precision_state);
   } catch (const std::exception& e) {
     // Disk full, file-size limit...: nothing half-written stays, `latest` still names the last good one.
     std::error_code ec;
@@ -236,6 +243,14 @@ CheckpointData load_checkpoint(const std::string& ckpt_dir, const ParamLayout& l
     for (const auto& [name, t] : f.tensors) (name.rfind("m.", 0) == 0 ? fm : fv).tensors.emplace(name, t);
     fill_from(fm, layout, "m.", opt.string(), out.m);
     fill_from(fv, layout, "v.", opt.string(), out.v);
+  }
+  const fs::path precision = dir / "precision.safetensors";
+  if (fs::exists(precision)) {
+    const SafetensorsFile f = read_safetensors(precision.string());
+    const auto it = f.tensors.find(kPrecisionStateTensor);
+    ATTN_CHECK(it != f.tensors.end() && it->second.shape.size() == 1, "checkpoint '{}' has no 1-D tensor '{}'",
+               precision.string(), kPrecisionStateTensor);
+    out.precision_state = it->second.data;
   }
   if (fs::exists(dir / "state.json")) {
     try {

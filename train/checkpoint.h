@@ -3,6 +3,9 @@
 //   <out_dir>/checkpoints/step_000500/
 //       model.safetensors      fp32 master weights, one tensor per ParamLayout entry
 //       optimizer.safetensors  AdamW moments "m.<name>", "v.<name>"
+//       precision.safetensors  the precision's own state, when it has one (fp8: per-tensor
+//                              scales and amax histories, Backend::precision_state), one
+//                              tensor "precision_state"
 //       state.json             step, tokens seen, best/last validation loss
 //       config.toml            the effective config of the run
 //       tokenizer.json         the run's tokenizer (<out_dir>/tokenizer.json, run_identity.h)
@@ -35,6 +38,7 @@ struct CheckpointData {
   std::string dir;
   std::vector<float> params;    // layout.total() floats
   std::vector<float> m, v;      // empty when the checkpoint holds no optimizer state
+  std::vector<float> precision_state;  // Backend::precision_state(); empty when none was saved
   TrainState state;
   std::string config_toml;
   std::string tokenizer_path;
@@ -44,7 +48,8 @@ struct CheckpointData {
 // m and v may be null (weights-only export). Returns the checkpoint directory.
 std::string save_checkpoint(const std::string& out_dir, const ParamLayout& layout, const float* params,
                             const float* m, const float* v, const TrainState& state,
-                            const std::string& config_toml, const std::string& tokenizer_path, int keep);
+                            const std::string& config_toml, const std::string& tokenizer_path, int keep,
+                            const std::vector<float>& precision_state = {});
 
 // <out_dir>/checkpoints/step_* (complete ones only), newest first.
 std::vector<std::string> list_checkpoints(const std::string& out_dir);

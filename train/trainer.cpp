@@ -279,6 +279,7 @@ class TrainingRun {
       params_ = std::move(ck.params), m_ = std::move(ck.m), v_ = std::move(ck.v);
       state_ = ck.state;
       model_->set_optimizer_state(m_.data(), v_.data());
+      model_->set_precision_state(ck.precision_state);  // fp8: the scales the run would cast with next
       say(fmt::format("resumed from {} at step {}", ck.dir, state_.step));
     } else if (!opts_.init_from.empty()) {
       if (!root_) dp_.sum({});  // rank 0 imports an HF directory first
@@ -431,7 +432,7 @@ class TrainingRun {
     model_->get_optimizer_state(m_.data(), v_.data());
     if (!root_) return std::string();
     last_ckpt_ = save_checkpoint(cfg_.training.out_dir, model_->layout(), params_.data(), m_.data(), v_.data(),
-                                 state_, config_toml_, tokenizer_, cfg_.checkpoint.keep);
+                                 state_, config_toml_, tokenizer_, cfg_.checkpoint.keep, model_->precision_state());
     return last_ckpt_;
   }
 

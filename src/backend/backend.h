@@ -74,6 +74,13 @@ class Backend {
   virtual void set_optimizer_state(const float* m, const float* v) = 0;
   virtual void get_optimizer_state(float* m, float* v) const = 0;
 
+  // State of the precision's own that a resumed run needs (device.precision = "fp8": the
+  // per-tensor scales and amax histories, backend/cuda_fp8.h); empty for the others.
+  // Checkpoints save it beside the optimizer state. set_precision_state ignores an empty
+  // vector (a checkpoint of another precision) and, in a precision with no state, any vector.
+  virtual std::vector<float> precision_state() const { return {}; }
+  virtual void set_precision_state(const std::vector<float>& /*state*/) {}
+
   virtual void zero_grad() = 0;
   // Forward and backward of one micro-batch: grads += grad_scale * d(mean loss)/d(params).
   // Returns the mean loss over non-ignored targets.
@@ -122,7 +129,7 @@ class Backend {
 
 struct BackendOptions {
   std::string device = "auto";     // auto | cpu | cuda
-  std::string precision = "fp32";  // fp32 | tf32 | bf16 (core/precision.h)
+  std::string precision = "fp32";  // fp32 | tf32 | bf16 | fp8 (core/precision.h)
   AttentionOptions attention;
   int max_batch = 0, max_seq = 0;  // sizes to plan activation memory for
   int threads = 0;                 // CPU threads (0 = all cores)

@@ -1,5 +1,6 @@
-// The CUDA backend: the nanoGPT GPT-2 on one GPU, fp32, tf32 (fp32 storage, TF32 matmuls)
-// or bf16 mixed precision.
+// The CUDA backend: the nanoGPT GPT-2 on one GPU, fp32, tf32 (fp32 storage, TF32 matmuls),
+// bf16 mixed precision, or fp8 (bf16, with the blocks' linear layers on fp8 tensor cores:
+// backend/cuda_fp8.h).
 //
 // Memory (all from one CudaAllocator, by category):
 //   parameters   fp32 master weights (ParamLayout order) + the bf16 copy the matmuls read (bf16)
@@ -14,12 +15,14 @@
 // whole-buffer copies).
 #include <cmath>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "attention/cuda_attention.h"
 #include "backend/cuda_backend.h"
 #include "backend/cuda_data_parallel.h"
+#include "backend/cuda_fp8.h"
 #include "backend/cuda_graph.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
@@ -88,7 +91,8 @@ template <typename T>
 class CudaBackend final : public Backend {
  public:
   // tf32: device.precision = "tf32" (dt is F32): the matmuls on TF32 tensor cores.
-  CudaBackend(const GPTConfig& model, const BackendOptions& opts, DType dt, bool tf32)
+  // fp8: device.precision = "fp8" (dt is BF16): the blocks' linear layers in fp8.
+  CudaBackend(const GPTConfig& model, const BackendOptions& opts, DType dt, bool tf32, bool fp8 = false)
       : cfg_(validated(model)), layout_(cfg_), opts_(opts), dt_(dt) {
     maxB_ = opts.max_batch > 0 ? opts.max_batch : 1;
     maxT_ = opts.max_seq > 0 ? opts.max_seq : cfg_.block_size;
@@ -107,6 +111,7 @@ class CudaBackend final : public Backend {
     matmul_ = std::make_unique<CudaMatmul>(
         dt_, dt_ == DType::BF16 ? CudaMatmul::Epilogues::All : CudaMatmul::Epilogues::NoGelu, lt_workspace_, stream_,
         lt_workspace_bytes(), tf32, opts.matmul_autotune);
+    if (fp8) enable_fp8();
   }
 
   ~CudaBackend() override { cudaStreamSynchronize(stream_); }  // the rest: members, in reverse order
@@ -144,6 +149,11 @@ class CudaBackend final : public Backend {
     if (dp_ && dp_->zero1()) return dp_->get_moments(m, v, /*scratch=*/grads_);  // grads are consumed by now
     download(m, m_);
     download(v, v_);
+  }
+
+  std::vector<float> precision_state() const override { return fp8_ ? fp8_->state() : std::vector<float>{}; }
+  void set_precision_state(const std::vector<float>& s) override {
+    if (fp8_ && !s.empty()) fp8_->set_state(s);
   }
 
   void zero_grad() override {
@@ -419,13 +429,12 @@ class CudaBackend final : public Backend {
         timed(pass_op(OpCategory::Norm, "layernorm fwd", 2.0 * N * C * sizeof(T)), [&] {
           kern::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w), P(lp.ln1_b), N, C, stream_);
         });
-      timed(matmul_op("qkv fwd", N, C, QKV), [&] { matmul_->forward(a.qkv, a.ln1, P(lp.qkv_w), P(lp.qkv_b), N, C, QKV); });
+      linear_forward("qkv fwd", l, kQkv, a.qkv, a.ln1, lp.qkv_w, lp.qkv_b, N, C, QKV);
       timed(attention_op(OpCategory::AttentionFwd, shape, 1.0), [&] {
         attention_->forward(a.qkv, a.atty, a.att_saved, att_scratch_, shape,
                             dropout(ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
       });
-      timed(matmul_op("attproj fwd", N, C, C),
-            [&] { matmul_->forward(tmp_, a.atty, P(lp.attproj_w), P(lp.attproj_b), N, C, C); });
+      linear_forward("attproj fwd", l, kAttProj, tmp_, a.atty, lp.attproj_w, lp.attproj_b, N, C, C);
       // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid))))); the residual
       // add and the layernorm that reads it are one pass over the row
       timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
@@ -433,10 +442,8 @@ class CudaBackend final : public Backend {
                                          P(lp.ln2_b), N, C,
                                          dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
       });
-      timed(matmul_op("fc+gelu fwd", N, C, 4 * C),
-            [&] { matmul_->forward(a.fch_gelu, a.ln2, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/a.fch); });
-      timed(matmul_op("fcproj fwd", N, 4 * C, C),
-            [&] { matmul_->forward(tmp_, a.fch_gelu, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C); });
+      linear_forward("fc+gelu fwd", l, kFc, a.fch_gelu, a.ln2, lp.fc_w, lp.fc_b, N, C, 4 * C, /*pre_gelu=*/a.fch);
+      linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C);
       // res_out, fused with the next layernorm: ln_1 of layer l + 1, or ln_f after the last layer
       const bool last = l + 1 == cfg_.n_layer;
       LayerActs<T>* next = last ? nullptr : &layers_[l + 1];
@@ -484,33 +491,22 @@ class CudaBackend final : public Backend {
       const LayerActs<T>& a = layers_[l];
       // MLP branch (dres = d res_out)
       const T* dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::mlp_branch(l)));
-      timed(matmul_op("fcproj wgrad", N, 4 * C, C), [&] {
-        matmul_->backward_weight(G(lp.fcproj_w), G(lp.fcproj_b), dbranch, a.fch_gelu, N, 4 * C, C, reduce_scratch_);
-      });
-      timed(matmul_op("fcproj dgrad+dgelu", N, 4 * C, C),
-            [&] { matmul_->backward_input(dfch_, dbranch, P(lp.fcproj_w), N, 4 * C, C, /*pre_gelu=*/a.fch); });
-      timed(matmul_op("fc wgrad", N, C, 4 * C),
-            [&] { matmul_->backward_weight(G(lp.fc_w), G(lp.fc_b), dfch_, a.ln2, N, C, 4 * C, reduce_scratch_); });
-      timed(matmul_op("fc dgrad", N, C, 4 * C),
-            [&] { matmul_->backward_input(dbuf_, dfch_, P(lp.fc_w), N, C, 4 * C); });
+      linear_backward("fcproj wgrad", "fcproj dgrad+dgelu", l, kFcProj, dfch_, lp.fcproj_w, lp.fcproj_b, dbranch,
+                      a.fch_gelu, N, 4 * C, C, /*pre_gelu=*/a.fch);
+      linear_backward("fc wgrad", "fc dgrad", l, kFc, dbuf_, lp.fc_w, lp.fc_b, dfch_, a.ln2, N, C, 4 * C);
       timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
                                  a.ln2_mean, a.ln2_rstd, N, C, stream_);
       });
       // attention branch (dres = d res_mid)
       dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::attention_branch(l)));
-      timed(matmul_op("attproj wgrad", N, C, C), [&] {
-        matmul_->backward_weight(G(lp.attproj_w), G(lp.attproj_b), dbranch, a.atty, N, C, C, reduce_scratch_);
-      });
-      timed(matmul_op("attproj dgrad", N, C, C),
-            [&] { matmul_->backward_input(dbuf_, dbranch, P(lp.attproj_w), N, C, C); });
+      linear_backward("attproj wgrad", "attproj dgrad", l, kAttProj, dbuf_, lp.attproj_w, lp.attproj_b, dbranch, a.atty,
+                      N, C, C);
       timed(attention_op(OpCategory::AttentionBwd, shape, 2.5), [&] {
         attention_->backward(a.qkv, a.atty, dbuf_, a.att_saved, dqkv_, att_scratch_, shape,
                              dropout(&ctx, cfg_.attn_dropout, site::attention_probs(l)), stream_);
       });
-      timed(matmul_op("qkv wgrad", N, C, QKV),
-            [&] { matmul_->backward_weight(G(lp.qkv_w), G(lp.qkv_b), dqkv_, a.ln1, N, C, QKV, reduce_scratch_); });
-      timed(matmul_op("qkv dgrad", N, C, QKV), [&] { matmul_->backward_input(dbuf_, dqkv_, P(lp.qkv_w), N, C, QKV); });
+      linear_backward("qkv wgrad", "qkv dgrad", l, kQkv, dbuf_, lp.qkv_w, lp.qkv_b, dqkv_, a.ln1, N, C, QKV);
       timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln1_w), G(lp.ln1_b), reduce_scratch_, dbuf_, layer_input(l), P(lp.ln1_w),
                                  a.ln1_mean, a.ln1_rstd, N, C, stream_);
@@ -521,7 +517,47 @@ class CudaBackend final : public Backend {
       kern::encoder_backward(G(layout_.wte()), G(layout_.wpe()), dres_, buckets_dev(B * T_), num_buckets_, B, T_, C,
                              dropout(&ctx, cfg_.dropout, site::kEmbedding), stream_);
     });
+    if (fp8_) fp8_->update_scales();  // delayed scaling: the next micro-batch casts with these
     stage_done(-1, ctx);
+  }
+
+  // ---- the blocks' linear layers: bf16/fp32 matmuls, or fp8 (backend/cuda_fp8.h) ------------
+  enum LinearKind { kQkv = 0, kAttProj = 1, kFc = 2, kFcProj = 3, kLinearsPerLayer = 4 };
+  // fp8 for this call: device.precision = "fp8" and a shape cuBLASLt's fp8 matmuls take (rows
+  // not a multiple of 16, e.g. an odd-length prompt, run in bf16 on the same operands).
+  bool fp8_call(int N, int IC, int OC) const { return fp8_ && CudaFp8Linears::supports(N, IC, OC); }
+  // out (N, OC) = inp W^T + b  (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu))
+  void linear_forward(const char* name, int layer, LinearKind kind, T* out, const T* inp, int w, int b, int N, int IC,
+                      int OC, T* pre_gelu = nullptr) {
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (fp8_call(N, IC, OC))
+        return fp8_->forward(layer * kLinearsPerLayer + kind, out, inp, P(w), P(b), N, IC, OC, pre_gelu, name);
+    }
+    timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), P(b), N, IC, OC, pre_gelu); });
+  }
+  // dW += dout^T inp, db += sum dout, then dinp = dout W (times gelu'(pre_gelu) when given)
+  void linear_backward(const char* wgrad_name, const char* dgrad_name, int layer, LinearKind kind, T* dinp, int w, int b,
+                       const T* dout, const T* inp, int N, int IC, int OC, const T* pre_gelu = nullptr) {
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (fp8_call(N, IC, OC))
+        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC,
+                              reduce_scratch_, pre_gelu, wgrad_name, dgrad_name);
+    }
+    timed(matmul_op(wgrad_name, N, IC, OC),
+          [&] { matmul_->backward_weight(G(w), G(b), dout, inp, N, IC, OC, reduce_scratch_); });
+    timed(matmul_op(dgrad_name, N, IC, OC), [&] { matmul_->backward_input(dinp, dout, P(w), N, IC, OC, pre_gelu); });
+  }
+
+  // fp8 state and its scratch: inside the logits buffer beyond the layer backward's buffers
+  // when it has room (the fp8 copies, like those buffers, are dead whenever logits are live),
+  // else a buffer of its own.
+  void enable_fp8() {
+    const int C = cfg_.n_embd;
+    fp8_ = std::make_unique<CudaFp8Linears>(kLinearsPerLayer * cfg_.n_layer, maxB_ * maxT_, 4 * C,
+                                            std::max(cfg_.qkv_dim(), 4 * C), *matmul_, mem_, timer_, stream_);
+    const size_t need = fp8_->scratch_bytes();
+    fp8_->set_scratch(need <= logits_spare_bytes_ ? logits_spare_
+                                                  : mem_.allocate(need, MemCategory::Activations));
   }
   // Data-parallel: gradients of this backward stage are queued (buckets.h stages).
   void stage_done(int stage, const StepContext& ctx) {
@@ -794,6 +830,7 @@ class CudaBackend final : public Backend {
     const size_t scratch_in = late.add(attention_->scratch_bytes(s));
     const bool share_logits = late.bytes() <= logits_bytes;
     const size_t late_base = share_logits ? logits : plan.add(late.bytes());
+    const size_t late_end = late.bytes();  // (256-byte aligned, like every ArenaPlan offset)
     char* base = static_cast<char*>(mem_.allocate(plan.bytes(), MemCategory::Activations));
     auto t = [&](size_t o) { return reinterpret_cast<T*>(base + o); };
     auto f = [&](size_t o) { return reinterpret_cast<float*>(base + o); };
@@ -808,6 +845,8 @@ class CudaBackend final : public Backend {
     tmp_ = t(tmp), dbuf_ = t(dbuf), dres_ = t(dres);
     dqkv_ = t(late_base + dqkv_in), dfch_ = t(late_base + dfch_in);
     att_scratch_ = base + late_base + scratch_in;
+    if (share_logits && late_end < logits_bytes)
+      logits_spare_ = base + logits + late_end, logits_spare_bytes_ = logits_bytes - late_end;
 
     // attention: per-layer saved state (the scratch lives with the backward buffers above)
     ArenaPlan aplan;
@@ -859,6 +898,9 @@ class CudaBackend final : public Backend {
   CudaOpTimer timer_{stream_};
   std::unique_ptr<CudaAttention> attention_;
   std::unique_ptr<CudaMatmul> matmul_;
+  std::unique_ptr<CudaFp8Linears> fp8_;  // device.precision = "fp8"
+  char* logits_spare_ = nullptr;         // the logits buffer beyond the layer backward's buffers
+  size_t logits_spare_bytes_ = 0;
 
   // parameters, gradients, optimizer
   float* params_ = nullptr;  // fp32 master
@@ -911,7 +953,8 @@ std::unique_ptr<Backend> make_cuda_backend(const GPTConfig& model, const Backend
   const std::optional<Precision> p = parse_precision(opts.precision);
   ATTN_CHECK(p.has_value(), "device.precision: unknown precision '{}' (expected {})", opts.precision,
              kPrecisionChoices);
-  if (activation_dtype(*p) == DType::BF16) return std::make_unique<CudaBackend<bf16>>(model, opts, DType::BF16, false);
+  if (activation_dtype(*p) == DType::BF16)
+    return std::make_unique<CudaBackend<bf16>>(model, opts, DType::BF16, false, fp8_matmuls(*p));
   return std::make_unique<CudaBackend<float>>(model, opts, DType::F32, tf32_matmuls(*p));
 }
 

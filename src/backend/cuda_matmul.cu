@@ -21,6 +21,7 @@ int alignment_of(const void* p) {
 }
 
 cudaDataType_t cuda_type(DType t) { return t == DType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
+using bf16 = __nv_bfloat16;
 
 }  // namespace
 
@@ -29,7 +30,9 @@ struct CudaMatmul::Call {
   bool transA = false, transB = false;
   int m = 0, n = 0, k = 0;
   int lda = 0, ldb = 0, ldd = 0;
-  cudaDataType_t ab_type = CUDA_R_32F, d_type = CUDA_R_32F;
+  cudaDataType_t a_type = CUDA_R_32F, b_type = CUDA_R_32F, d_type = CUDA_R_32F;
+  const float* a_scale = nullptr;  // fp8 operands: the factor cuBLASLt multiplies op(A) op(B) by
+  const float* b_scale = nullptr;  // (device fp32, A_SCALE_POINTER / B_SCALE_POINTER)
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
   const void* A = nullptr;
   const void* B = nullptr;
@@ -64,7 +67,7 @@ void CudaMatmul::note_fallback(const std::string& what) {
 }
 
 bool CudaMatmul::lt_matmul(const Call& c) {
-  const Key key{c.transA, c.transB, c.m, c.n, c.k, c.lda, c.ldb, c.ldd, static_cast<int>(c.ab_type),
+  const Key key{c.transA, c.transB, c.m, c.n, c.k, c.lda, c.ldb, c.ldd, static_cast<int>(c.a_type) * 64 + static_cast<int>(c.b_type),
                 static_cast<int>(c.d_type), static_cast<int>(c.epilogue), c.beta != 0.0f, alignment_of(c.A),
                 alignment_of(c.B), alignment_of(c.D), static_cast<int>(c.aux_ld)};
 
@@ -81,16 +84,29 @@ bool CudaMatmul::lt_matmul(const Call& c) {
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &c.aux, sizeof(c.aux)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &c.aux_ld, sizeof(c.aux_ld)));
   }
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, c.ab_type, c.transA ? c.k : c.m, c.transA ? c.m : c.k, c.lda));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, c.ab_type, c.transB ? c.n : c.k, c.transB ? c.k : c.n, c.ldb));
+  if (c.a_scale)
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &c.a_scale, sizeof(c.a_scale)));
+  if (c.b_scale)
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &c.b_scale, sizeof(c.b_scale)));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, c.a_type, c.transA ? c.k : c.m, c.transA ? c.m : c.k, c.lda));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, c.b_type, c.transB ? c.n : c.k, c.transB ? c.k : c.n, c.ldb));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, c.d_type, c.m, c.n, c.ldd));
 
   auto it = cache_.find(key);
   if (it == cache_.end()) it = cache_.emplace(key, choose_algorithm(c, desc, la, lb, ld)).first;
   if (it->second.ok) {
     const float alpha = 1.0f;
-    CUBLAS_CHECK(cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld, &it->second.algo,
-                                workspace_, workspace_bytes_, stream_));
+    const cublasStatus_t st = cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld,
+                                             &it->second.algo, workspace_, workspace_bytes_, stream_);
+    // The heuristic's algorithm can still be refused when run (fp8 kernels check more at run
+    // time): then the shape has no algorithm here, as if the heuristic had found none, and the
+    // caller falls back or names the shape. Any other failure is an error.
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED) {
+      (void)cudaGetLastError();
+      it->second.ok = false;
+    } else {
+      CUBLAS_CHECK(st);
+    }
   }
   cublasLtMatrixLayoutDestroy(la);
   cublasLtMatrixLayoutDestroy(lb);
@@ -122,7 +138,7 @@ CudaMatmul::Cached CudaMatmul::choose_algorithm(const Call& c, cublasLtMatmulDes
 
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
-  const size_t out_bytes = static_cast<size_t>(c.ldd) * c.n * (c.d_type == CUDA_R_32F ? 4 : 2);
+  const size_t out_bytes = static_cast<size_t>(c.ldd) * c.n * (c.d_type == CUDA_R_32F ? 4 : 2);  // (D: fp32 or bf16)
   const bool accumulates = c.beta != 0.0f;
   if (!autotune_ || capturing != cudaStreamCaptureStatusNone || (accumulates && out_bytes > kAutotuneMaxOutput))
     return entry;
@@ -146,7 +162,8 @@ CudaMatmul::Cached CudaMatmul::choose_algorithm(const Call& c, cublasLtMatmulDes
     const float ms = time_algorithm(c, desc, la, lb, ld, candidates[i]);
     if (ms < best_ms) best_ms = ms, best = i;
   }
-  if (best != 0 && best_ms <= kAutotuneMargin * first_ms) {
+  // (a first pick that refused to run (1e30) loses to any candidate that ran)
+  if (best != 0 && (best_ms <= kAutotuneMargin * first_ms || first_ms >= kRefusedMs)) {
     entry.algo = candidates[best];
     ++autotune_changes_;
   }
@@ -187,14 +204,14 @@ int CudaMatmul::add_split_k_candidates(const Call& c, cublasLtMatmulDesc_t desc,
   return added;
 }
 
-// One untimed run (caches, clocks), then the best of three timed runs, in ms (1e30: refused).
+// One untimed run (caches, clocks), then the best of three timed runs, in ms (kRefusedMs: refused).
 float CudaMatmul::time_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la,
                                  cublasLtMatrixLayout_t lb, cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t& algo) {
   const float alpha = 1.0f;
   cudaEvent_t start = nullptr, stop = nullptr;
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
-  float best = 1e30f;
+  float best = kRefusedMs;
   for (int rep = 0; rep < 4; ++rep) {
     CUDA_CHECK(cudaEventRecord(start, stream_));
     const cublasStatus_t st = cublasLtMatmul(lt_, desc, &alpha, c.A, la, c.B, lb, &c.beta, c.D, ld, c.D, ld, &algo,
@@ -222,7 +239,7 @@ void CudaMatmul::forward(void* out, const void* inp, const void* weight, const v
   c.transA = true;
   c.m = OC, c.n = N, c.k = IC;
   c.lda = IC, c.ldb = IC, c.ldd = OC;
-  c.ab_type = c.d_type = cuda_type(act_);
+  c.a_type = c.b_type = c.d_type = cuda_type(act_);
   c.A = weight, c.B = inp;
   if (pre_gelu && fuse_gelu_) {
     Call g = c;
@@ -263,7 +280,7 @@ void CudaMatmul::backward_input(void* dinp, const void* dout, const void* weight
   Call c;
   c.m = IC, c.n = N, c.k = OC;
   c.lda = IC, c.ldb = OC, c.ldd = IC;
-  c.ab_type = c.d_type = cuda_type(act_);
+  c.a_type = c.b_type = c.d_type = cuda_type(act_);
   c.A = weight, c.B = dout, c.D = dinp;
   if (pre_gelu && fuse_gelu_) {
     Call g = c;
@@ -296,7 +313,7 @@ void CudaMatmul::backward_weight(float* dweight, float* dbias, const void* dout,
   c.transB = true;
   c.m = IC, c.n = OC, c.k = N;
   c.lda = IC, c.ldb = OC, c.ldd = IC;
-  c.ab_type = cuda_type(act_), c.d_type = CUDA_R_32F;
+  c.a_type = c.b_type = cuda_type(act_), c.d_type = CUDA_R_32F;
   c.A = inp, c.B = dout, c.D = dweight;
   c.beta = 1.0f;
   if (dbias && fuse_bias_) {
@@ -316,6 +333,68 @@ void CudaMatmul::backward_weight(float* dweight, float* dbias, const void* dout,
     else
       kern::bias_backward(dbias, scratch, static_cast<const __nv_bfloat16*>(dout), N, OC, stream_);
   }
+}
+
+// Row-major out (rows, cols) = beta out + x_scale w_scale (x (rows, k) w (cols, k)^T), both
+// operands fp8 and K-major: in cuBLASLt's column-major terms out^T (cols, rows) = op(A) op(B)
+// with A = w stored (k, cols) and OP_T, B = x stored (k, rows) and OP_N: the "TN" layout that
+// is the only one cuBLASLt's fp8 matmuls take (the forward's pattern, see forward above).
+// cuBLASLt has no e5m2 x e5m2 kernel: at most one operand may be e5m2.
+void CudaMatmul::fp8_matmul(void* out, DType out_type, const Fp8Operand& x, const Fp8Operand& w, int rows, int cols,
+                            int k, float beta, const void* bias, void* pre_gelu, const void* dgelu_input) {
+  ATTN_CHECK(!(x.e5m2 && w.e5m2), "fp8 matmul ({} x {}) @ ({} x {})^T: e5m2 x e5m2 is not supported by cuBLASLt", rows,
+             k, cols, k);
+  ATTN_CHECK(rows % 16 == 0 && cols % 16 == 0 && k % 16 == 0,
+             "fp8 matmul ({} x {}) @ ({} x {})^T: cuBLASLt fp8 needs every dimension a multiple of 16", rows, k, cols, k);
+  ATTN_CHECK(out_type == DType::BF16 || (!bias && !pre_gelu && !dgelu_input),
+             "fp8 matmul: epilogues need a bf16 output");
+  Call c;
+  c.transA = true;
+  c.m = cols, c.n = rows, c.k = k;
+  c.lda = k, c.ldb = k, c.ldd = cols;
+  c.a_type = w.e5m2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
+  c.b_type = x.e5m2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3;
+  c.d_type = cuda_type(out_type);
+  c.a_scale = w.scale_inv, c.b_scale = x.scale_inv;
+  c.A = w.data, c.B = x.data;
+  c.beta = beta;
+  const auto refused = [&](const char* epilogue) {
+    fail("cuBLASLt has no fp8 matmul algorithm for ({} x {}, {}) @ ({} x {}, {})^T -> {} ({}, beta {})", rows, k,
+         x.e5m2 ? "e5m2" : "e4m3", cols, k, w.e5m2 ? "e5m2" : "e4m3", dtype_name(out_type), epilogue, beta);
+  };
+  if (pre_gelu && fuse_gelu_) {
+    Call g = c;
+    g.D = out;
+    g.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    g.bias = bias;
+    g.aux = pre_gelu, g.aux_ld = cols;
+    if (lt_matmul(g)) return;
+    note_fallback("fp8 GELU_AUX_BIAS");
+  }
+  if (dgelu_input && fuse_gelu_) {
+    Call g = c;
+    g.D = out;
+    g.epilogue = CUBLASLT_EPILOGUE_DGELU;
+    g.aux = dgelu_input, g.aux_ld = cols;
+    if (lt_matmul(g)) return;
+    note_fallback("fp8 DGELU");
+  }
+  void* target = pre_gelu ? pre_gelu : out;
+  c.D = target;
+  bool done = false;
+  if (bias && fuse_bias_) {
+    c.epilogue = CUBLASLT_EPILOGUE_BIAS, c.bias = bias;
+    done = lt_matmul(c);
+    if (!done) note_fallback("fp8 BIAS");
+    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT, c.bias = nullptr;
+  }
+  if (!done) {
+    if (!lt_matmul(c)) refused("no epilogue");
+    if (bias) kern::bias_add(static_cast<bf16*>(target), static_cast<const bf16*>(bias), rows, cols, stream_);
+  }
+  const size_t n = static_cast<size_t>(rows) * cols;
+  if (pre_gelu) kern::gelu_forward(static_cast<bf16*>(out), static_cast<const bf16*>(pre_gelu), n, stream_);
+  if (dgelu_input) kern::gelu_backward_inplace(static_cast<bf16*>(out), static_cast<const bf16*>(dgelu_input), n, stream_);
 }
 
 }  // namespace attn

@@ -68,6 +68,25 @@ class CudaMatmul {
                        float* scratch);
   static size_t backward_weight_scratch_floats(int N, int OC);
 
+  // An fp8 operand: its bytes (e4m3, or e5m2 when e5m2) and the factor that undoes its
+  // scaling (device fp32: 1 / the scale it was cast with; kernels/fp8_cast.h).
+  struct Fp8Operand {
+    const void* data = nullptr;
+    bool e5m2 = false;
+    const float* scale_inv = nullptr;
+  };
+  // fp8 tensor cores, fp32 accumulation (backend/cuda_fp8.h uses it for the linear layers):
+  // row-major out (rows, cols) = beta out + (x (rows, k) . w (cols, k)^T) * x.scale_inv * w.scale_inv,
+  // both operands stored K-major (row-major with k the contiguous dimension), every dimension a
+  // multiple of 16, at most one e5m2 operand. out_type: BF16, or F32 (no epilogue: the weight
+  // gradients, beta 1). Optional, bf16 only: bias (cols, bf16); pre_gelu (out = gelu(pre_gelu),
+  // pre_gelu = the product + bias); dgelu_input (out = product * gelu'(dgelu_input)). Fused into
+  // cuBLASLt's epilogues where it has them (else our kernels, noted in fallbacks()). Throws
+  // naming the shape and types when cuBLASLt has no algorithm.
+  void fp8_matmul(void* out, DType out_type, const Fp8Operand& x, const Fp8Operand& w, int rows, int cols, int k,
+                  float beta, const void* bias = nullptr, void* pre_gelu = nullptr,
+                  const void* dgelu_input = nullptr);
+
   DType dtype() const { return act_; }
   bool tf32() const { return compute_ == CUBLAS_COMPUTE_32F_FAST_TF32; }
   Epilogues epilogues() const { return epilogues_; }
@@ -82,6 +101,7 @@ class CudaMatmul {
   static constexpr int kSplitKCandidates = 10;  // 2 reduction schemes x 5 split counts
   static constexpr float kAutotuneMargin = 0.95f;      // a candidate must take <= 95% of the first's time
   static constexpr size_t kAutotuneMaxOutput = 64u << 20;  // larger accumulating outputs are not timed
+  static constexpr float kRefusedMs = 1e30f;               // the time of a candidate that refused to run
 
  private:
   struct Call;

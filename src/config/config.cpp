@@ -344,6 +344,17 @@ void validate(const Config& c) {
   require(parse_precision(dv.precision).has_value(), "device.precision",
           fmt::format("must be {} (got \"{}\")", kPrecisionChoices, dv.precision));
   require(dv.threads >= 0, "device.threads", "must be >= 0 (0 = all cores)");
+  if (const std::optional<Precision> p = parse_precision(dv.precision); p && fp8_matmuls(*p)) {
+    // fp8 runs on Hopper tensor cores through cuBLASLt (backend/cuda_fp8.h), whose fp8 matmuls
+    // need every dimension a multiple of 16: the linear layers' widths C, 3C-ish (QKV) and 4C.
+    require(dv.backend != "cpu", "device.precision",
+            "= \"fp8\" needs the cuda backend (fp8 tensor cores); on the CPU use --device.precision=fp32");
+    const int qkv = m.n_embd + 2 * kv * (m.n_embd / m.n_head);
+    require(m.n_embd % 16 == 0 && qkv % 16 == 0, "model.n_embd",
+            fmt::format("({}, QKV width {}) must be a multiple of 16 with device.precision = \"fp8\" "
+                        "(cuBLASLt fp8 matmuls)",
+                        m.n_embd, qkv));
+  }
 
   const DistributedSection& ds = c.distributed;
   require(ds.nproc >= 1, "distributed.nproc", fmt::format("must be >= 1 (got {})", ds.nproc));

@@ -5,7 +5,9 @@
 // Categories: attention_fwd, attention_bwd, matmul (the blocks' linear layers), norm
 // (layernorms), classifier (LM head matmuls + softmax cross-entropy), optimizer (grad norm +
 // AdamW), communication (data-parallel collectives; CUDA overlaps them with backward, so this
-// is the exposed part: the time the compute stream waited for them), other (embedding, residual, GELU, dropout, zero_grad, batch upload).
+// is the exposed part: the time the compute stream waited for them), fp8_cast (device.precision
+// = "fp8": the casts of the linear layers' operands to e4m3/e5m2 with their amax, and the
+// scale updates; backend/cuda_fp8.h), other (embedding, residual, GELU, dropout, zero_grad, batch upload).
 //
 // Inside a category each call may also carry a name and its work (OpTag): calls of the same
 // name add up (the 12 layers' "fc fwd" are one row), so the report can list the top operations
@@ -21,12 +23,13 @@
 
 namespace attn {
 
-enum class OpCategory { AttentionFwd, AttentionBwd, Matmul, Norm, Classifier, Optimizer, Communication, Other };
-inline constexpr size_t kNumOpCategories = 8;
+enum class OpCategory { AttentionFwd, AttentionBwd, Matmul, Norm, Classifier, Optimizer, Communication, Fp8Cast, Other };
+inline constexpr size_t kNumOpCategories = 9;
 
 inline const char* op_category_name(OpCategory c) {
   static constexpr const char* names[kNumOpCategories] = {"attention_fwd", "attention_bwd", "matmul", "norm",
-                                                          "classifier",    "optimizer",     "communication", "other"};
+                                                          "classifier",    "optimizer",     "communication", "fp8_cast",
+                                                          "other"};
   return names[static_cast<size_t>(c)];
 }
 

@@ -1,0 +1,60 @@
+// fp8 casts with per-tensor scaling, for the fp8 linear layers (backend/cuda_fp8.h).
+//
+// A tensor x (bf16) becomes q = sat(x * scale) in e4m3 (max 448: weights, activations) or
+// e5m2 (max 57344: gradients), where sat() saturates to +-max (cuda_fp8.h's __NV_SATFINITE:
+// an out-of-range or infinite value becomes +-max, never inf; NaN stays NaN). Every cast also
+// records amax = max |x| of the unscaled input into *amax (atomicMax on the float's bits, so
+// several casts of one tensor in a step fold into one value). cuBLASLt multiplies the
+// product by scale_inv = 1 / scale of each operand.
+//
+// Scale state (Fp8ScaleState below): per tensor, its scale_inv, scale, fp8 max and an amax
+// history of `history` steps whose slot 0 is the current step's. fp8_update_scales is the
+// delayed-scaling rule: scale = fp8_max / max(history), then the history rolls.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "core/host_device.h"
+
+namespace attn::kern {
+
+enum class Fp8Format { E4M3, E5M2 };
+inline constexpr float kE4M3Max = 448.0f;
+inline constexpr float kE5M2Max = 57344.0f;
+inline float fp8_max(Fp8Format f) { return f == Fp8Format::E4M3 ? kE4M3Max : kE5M2Max; }
+
+// The device layout of the scaling state of n tensors with a history of h steps, one fp32
+// buffer of one 256-byte record per tensor: [scale_inv | scale | fp8_max | - | amax history h |
+// padding]. Each scale_inv (what cuBLASLt reads through A/B_SCALE_POINTER) starts a record, so it
+// is 256-byte aligned like a buffer of its own (cuBLASLt refuses misaligned scale pointers).
+struct Fp8ScaleState {
+  static constexpr int kRecordFloats = 64;
+  float* base = nullptr;
+  int n = 0, history = 0;
+  static size_t floats(int n, int history) {
+    return history + 4 <= kRecordFloats ? static_cast<size_t>(n) * kRecordFloats : 0;
+  }
+  ATTN_HD float* scale_inv(int t) const { return base + static_cast<size_t>(t) * kRecordFloats; }
+  ATTN_HD float* scale(int t) const { return scale_inv(t) + 1; }
+  ATTN_HD float* max(int t) const { return scale_inv(t) + 2; }
+  ATTN_HD float* amax_history(int t) const { return scale_inv(t) + 4; }
+};
+
+// q[i] = sat(x[i] * *scale), i < n (n a multiple of 8, pointers 16-byte aligned); *amax = max(*amax, |x|).
+void fp8_cast(void* q, const __nv_bfloat16* x, size_t n, Fp8Format f, const float* scale, float* amax,
+              cudaStream_t stream);
+// x (rows, cols) row-major -> q (rows, cols) (when q != nullptr) and q_t = its transpose (cols,
+// rows) (when q_t != nullptr), both sat(x * *scale), in one pass; rows and cols multiples of 8.
+void fp8_cast_transpose(void* q, void* q_t, const __nv_bfloat16* x, int rows, int cols, Fp8Format f,
+                        const float* scale, float* amax, cudaStream_t stream);
+// *amax = max(*amax, max |x[i]|) only (a tensor's first cast: its scale from its own amax).
+void fp8_amax(const __nv_bfloat16* x, size_t n, float* amax, cudaStream_t stream);
+// For tensors [first, first + count): m = max of the amax history; when m > 0 and finite and
+// fp8_max / m is finite: scale = fp8_max / m, scale_inv = 1 / scale (else both kept). With
+// roll the history then moves one slot (slot i + 1 = slot i, the oldest dropped) and slot 0
+// becomes 0 for the next step.
+void fp8_update_scales(const Fp8ScaleState& s, int first, int count, bool roll, cudaStream_t stream);
+
+}  // namespace attn::kern

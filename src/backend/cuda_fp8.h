@@ -1,0 +1,99 @@
+// fp8 linear layers (device.precision = "fp8"): the blocks' QKV, attention projection, MLP fc
+// and fc-proj matmuls on Hopper's fp8 tensor cores through cuBLASLt; everything else (the LM
+// head, attention, layernorms, residuals, the optimizer, fp32 master weights) stays as in bf16.
+//
+// Per linear layer y = x W^T + b (x (N, IC), W (OC, IC), both bf16 in memory):
+//   forward   y      = (e4m3 x) (e4m3 W)^T                      bf16 out, bias/GELU fused
+//   dgrad     dx     = (e5m2 dy) (e4m3 W^T)^T                   bf16 out, dGELU fused
+//   wgrad     dW    += (e5m2 dy^T) (e4m3 x^T)^T                 fp32, added to the gradient
+//   bias      db    += sum_n dy[n, :]                           on the bf16 dy (our kernel)
+// cuBLASLt's fp8 matmuls take only the "TN" layout (both operands K-major), so the backward
+// casts dy into a row-major and a transposed copy in one pass, and x and W into transposed
+// copies (kernels/fp8_cast.h). fp32 accumulation; the scales undo in cuBLASLt's A/B scale.
+//
+// Scaling: per tensor (each linear's x, W and dy), delayed: the scale a cast uses comes from
+// the amax history of the previous 16 steps (scale = fp8_max / max(history)), and each cast
+// records the tensor's amax for the steps to come. Why delayed rather than current scaling
+// (amax of the tensor itself, then the cast): the cast is one pass that both reads x and
+// records its amax, where current scaling needs a second pass over every operand (an amax
+// reduction, then the cast, ~1.5x the cast traffic), and the scales never leave the device
+// either way, so the captured step (CUDA graph) has no host sync. The risk of delayed
+// scaling is a tensor whose amax jumps above its history: its cast saturates to +-fp8_max
+// (never inf) for one step, and the next scale covers it. The first cast of each tensor
+// (empty history) takes its scale from its own amax (one extra amax pass, once per tensor).
+// An "update" (end of every backward) computes the new scales and rolls the histories.
+//
+// The state (scales, amax histories, which tensors have been seen) is what `state()` returns
+// and checkpoints save (train/checkpoint.h), so a resumed run casts with the same scales.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <vector>
+
+#include "backend/cuda_matmul.h"
+#include "backend/cuda_memory.h"
+#include "backend/cuda_op_timer.h"
+#include "kernels/fp8_cast.h"
+
+namespace attn {
+
+class CudaFp8Linears {
+ public:
+  static constexpr int kHistory = 16;
+  enum Role { Input = 0, Weight = 1, GradOutput = 2 };  // e4m3, e4m3, e5m2
+  static constexpr int kRoles = 3;
+  using bf16 = __nv_bfloat16;
+
+  // n_linears linear layers, at most max_rows rows and max_in x max_out weights.
+  CudaFp8Linears(int n_linears, int max_rows, int max_in, int max_out, CudaMatmul& matmul, CudaAllocator& mem,
+                 CudaOpTimer& timer, cudaStream_t stream);
+
+  // Device memory the casts write (fp8 operand copies), used only inside forward/backward
+  // calls: the caller provides it (the backend: inside the logits buffer while it is dead).
+  size_t scratch_bytes() const;
+  void set_scratch(void* scratch);
+
+  // Whether cuBLASLt's fp8 matmuls take this shape (every dimension a multiple of 16).
+  static bool supports(int N, int IC, int OC) { return N % 16 == 0 && IC % 16 == 0 && OC % 16 == 0; }
+
+  // out (N, OC) = inp (N, IC) W^T + bias; with pre_gelu: pre_gelu = that, out = gelu(pre_gelu).
+  // name: the matmul's name in the step profile (the casts go by their own, category fp8_cast).
+  void forward(int linear, bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int IC, int OC,
+               bf16* pre_gelu = nullptr, const char* name = "fp8 fwd");
+  // dweight (fp32) += dout^T inp; dbias (fp32, or null) += column sums of dout (bias_scratch:
+  // CudaMatmul::backward_weight_scratch_floats(N, OC)); dinp = dout W (times gelu'(pre_gelu)
+  // when given), overwritten.
+  void backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
+                const bf16* weight, int N, int IC, int OC, float* bias_scratch, const bf16* pre_gelu = nullptr,
+                const char* wgrad_name = "fp8 wgrad", const char* dgrad_name = "fp8 dgrad");
+  // The delayed-scaling step: new scales from the histories, histories rolled (device only).
+  void update_scales();
+
+  // Host copy of the whole state: [kStateVersion, n_tensors, kHistory, the device records
+  // (kern::Fp8ScaleState: scale_inv, scale, fp8_max, amax history per tensor), seen n (0/1)].
+  // set_state checks the header.
+  std::vector<float> state() const;
+  void set_state(const std::vector<float>& s);
+  static constexpr float kStateVersion = 1.0f;
+
+  int tensors() const { return scales_.n; }
+  const kern::Fp8ScaleState& scales() const { return scales_; }
+
+ private:
+  int tensor(int linear, Role r) const { return linear * kRoles + r; }
+  // The cast of one operand: a first-seen tensor takes its scale from its own amax first.
+  void cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name);
+  CudaMatmul::Fp8Operand operand(const void* data, int t) const;
+
+  int n_linears_, max_rows_, max_in_, max_out_;
+  CudaMatmul& matmul_;
+  CudaOpTimer& timer_;
+  cudaStream_t stream_;
+  kern::Fp8ScaleState scales_;
+  std::vector<char> seen_;  // per tensor: its history holds an amax (host mirror; part of state())
+  // scratch: x (or x^T), W (or W^T), dy, dy^T
+  void *x_q_ = nullptr, *w_q_ = nullptr, *dy_q_ = nullptr, *dy_t_ = nullptr;
+};
+
+}  // namespace attn

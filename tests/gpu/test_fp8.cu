@@ -1,0 +1,554 @@
+// fp8 training (device.precision = "fp8", backend/cuda_fp8.h): the casts, the scale rule, the
+// three fp8 matmuls of a linear layer against float64, overflow, a whole-model step against the
+// fp32 CPU backend, and exact resume of the scaling state.
+#include <cuda_fp8.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda_fp8.h"
+#include "backend/cuda_matmul.h"
+#include "backend/cuda_memory.h"
+#include "backend/cuda_op_timer.h"
+#include "config/config.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "kernels/fp8_cast.h"
+#include "test_util.h"
+#include "tests/word_dataset.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+#if __has_include("model/gpt_cpu.h")
+#include "backend_parity.h"
+#endif
+
+namespace {
+
+using tu::DevBuf;
+using tu::Vec;
+using attn::kern::Fp8Format;
+namespace fs = std::filesystem;
+
+// The host's rounding of v to fp8 (cuda_fp8.h's conversion, saturating like the kernels).
+uint8_t host_fp8(float v, Fp8Format f) {
+  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, f == Fp8Format::E4M3 ? __NV_E4M3 : __NV_E5M2));
+}
+double fp8_value(uint8_t b, Fp8Format f) {
+  const __half_raw h = __nv_cvt_fp8_to_halfraw(b, f == Fp8Format::E4M3 ? __NV_E4M3 : __NV_E5M2);
+  return static_cast<double>(__half2float(__half(h)));
+}
+bool fp8_is_finite(uint8_t b, Fp8Format f) { return std::isfinite(fp8_value(b, f)); }
+
+template <typename T>
+std::vector<T> download(const T* dev, size_t n) {
+  std::vector<T> h(n);
+  CUDA_CHECK(cudaMemcpy(h.data(), dev, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+Vec download_bf16(const tu::bf16* dev, size_t n) {
+  const std::vector<tu::bf16> h = download(dev, n);
+  Vec out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = tu::from_t(h[i]);
+  return out;
+}
+
+// ---- casts ------------------------------------------------------------------------------------
+
+// Each byte is the host's saturating conversion of float(x) * scale, the transposed copy is the
+// transpose, and the recorded amax is max |x| exactly (bf16 values are floats). Tile edges:
+// rows and cols are multiples of 8 or 16, not of the kernel's 64.
+TEST(Fp8Cast, BytesTransposeAndAmaxMatchTheHost) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int rows, cols; Fp8Format f; float scale; };
+  for (const Case c : {Case{80, 208, Fp8Format::E4M3, 37.5f}, Case{1040, 48, Fp8Format::E5M2, 1021.0f},
+                       Case{24, 8, Fp8Format::E4M3, 300.0f}}) {
+    const size_t n = static_cast<size_t>(c.rows) * c.cols;
+    const std::string tag = std::to_string(c.rows) + "x" + std::to_string(c.cols);
+    const Vec x = tu::rounded<tu::bf16>(tu::random_vec(n, 21 + c.rows, 2.0));
+    DevBuf<tu::bf16> d_x(x);
+    DevBuf<uint8_t> q(n), qt(n), q_only(n);
+    DevBuf<float> scale(Vec{c.scale}), amax(Vec{0.0, 0.0});
+    attn::kern::fp8_cast_transpose(q.get(), qt.get(), d_x.get(), c.rows, c.cols, c.f, scale.get(), amax.get(), 0);
+    attn::kern::fp8_cast(q_only.get(), d_x.get(), n, c.f, scale.get(), amax.get() + 1, 0);
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const auto hq = download(q.get(), n), hqt = download(qt.get(), n), hq1 = download(q_only.get(), n);
+    double m = 0;
+    size_t bad = 0;
+    for (int r = 0; r < c.rows; ++r)
+      for (int k = 0; k < c.cols; ++k) {
+        const size_t i = static_cast<size_t>(r) * c.cols + k;
+        const uint8_t want = host_fp8(static_cast<float>(x[i]) * c.scale, c.f);
+        bad += hq[i] != want || hq1[i] != want || hqt[static_cast<size_t>(k) * c.rows + r] != want;
+        m = std::max(m, std::fabs(x[i]));
+      }
+    EXPECT_EQ(bad, 0u) << tag;
+    const auto am = download(amax.get(), 2);
+    EXPECT_EQ(am[0], static_cast<float>(m)) << tag;
+    EXPECT_EQ(am[1], static_cast<float>(m)) << tag;
+  }
+}
+
+// ---- the scale rule -------------------------------------------------------------------------
+
+// The CPU reference of fp8_update_scales (kernels/fp8_cast.h), in the same float arithmetic.
+void reference_update(std::vector<float>& s, int n, int h, bool roll) {
+  const attn::kern::Fp8ScaleState st{s.data(), n, h};  // (the accessors work on host memory too)
+  for (int t = 0; t < n; ++t) {
+    float* hist = st.amax_history(t);
+    float m = 0.0f;
+    for (int i = 0; i < h; ++i) m = std::max(m, hist[i]);  // (histories hold no NaN: casts drop it)
+    const float scale = *st.max(t) / m;
+    if (m > 0.0f && std::isfinite(m) && std::isfinite(scale) && scale > 0.0f)
+      *st.scale(t) = scale, *st.scale_inv(t) = 1.0f / scale;
+    if (roll) {
+      for (int i = h - 1; i > 0; --i) hist[i] = hist[i - 1];
+      hist[0] = 0.0f;
+    }
+  }
+}
+
+// Random histories plus the edge cases: all zero (scale kept), an infinite amax (kept), an amax
+// so small that fp8_max / amax overflows (kept), a spike that leaves the window after h steps.
+TEST(Fp8Scaling, UpdateMatchesCpuReference) {
+  SKIP_WITHOUT_GPU();
+  const int n = 7, h = 16;  // (records of 64 floats: n x 64)
+  std::vector<float> s(attn::kern::Fp8ScaleState::floats(n, h));
+  const attn::kern::Fp8ScaleState hs{s.data(), n, h};
+  std::mt19937 g(5);
+  std::uniform_real_distribution<float> u(0.01f, 10.0f);
+  for (int t = 0; t < n; ++t) {
+    *hs.scale(t) = 1.0f + t, *hs.scale_inv(t) = 1.0f / (1.0f + t);
+    *hs.max(t) = t % 3 == 2 ? attn::kern::kE5M2Max : attn::kern::kE4M3Max;
+    for (int i = 0; i < h; ++i) hs.amax_history(t)[i] = t == 0 ? 0.0f : u(g);
+  }
+  hs.amax_history(1)[3] = std::numeric_limits<float>::infinity();
+  for (int i = 0; i < h; ++i) hs.amax_history(2)[i] = 1e-40f;  // denormal: 57344 / 1e-40 = inf
+  hs.amax_history(4)[0] = 1e30f;                                // a spike, newest
+  DevBuf<float> d(s.size());
+  CUDA_CHECK(cudaMemcpy(d.get(), s.data(), s.size() * sizeof(float), cudaMemcpyHostToDevice));
+  attn::kern::Fp8ScaleState st{d.get(), n, h};
+  for (int step = 0; step < h + 2; ++step) {
+    attn::kern::fp8_update_scales(st, 0, n, /*roll=*/true, 0);
+    reference_update(s, n, h, true);
+    const auto got = download(d.get(), s.size());
+    ASSERT_EQ(std::memcmp(got.data(), s.data(), s.size() * sizeof(float)), 0) << "after update " << step;
+  }
+  std::vector<float> got = download(d.get(), s.size());
+  const attn::kern::Fp8ScaleState gs{got.data(), n, h};
+  EXPECT_EQ(*gs.scale(0), 1.0f);  // never seen an amax: scale kept
+  EXPECT_EQ(*gs.scale(2), 3.0f);  // overflowing scale: kept
+  for (int t = 0; t < n; ++t) EXPECT_TRUE(std::isfinite(*gs.scale(t)) && std::isfinite(*gs.scale_inv(t))) << t;
+  // (partial update without roll: one tensor)
+  attn::kern::fp8_update_scales(st, 3, 1, /*roll=*/false, 0);
+  ASSERT_CUDA(cudaDeviceSynchronize());
+}
+
+// ---- the three matmuls of a linear layer against float64 ---------------------------------------
+
+// Error bound, norm-wise (tu::rel_err). Rounding a value with mantissa m in [1, 2) to p
+// explicit mantissa bits (unit roundoff u = 2^-(p+1): e4m3 u = 2^-4, e5m2 u = 2^-3) makes an
+// absolute error uniform in +-u 2^e, so a relative error of rms u sqrt(E[1/m^2] / 3) = 0.425 u
+// (E[1/m^2] = 0.541 for Benford-distributed mantissas; 0.5 for uniform ones: 0.41 u). Each
+// product term x_k w_k carries delta_x + delta_w, independent across k, so for random-sign
+// data (the sum y = sum_k x_k w_k itself grows like sqrt(K), as its error does) the norm-wise
+// relative error is rms(delta_x + delta_w) = 0.425 sqrt(u_x^2 + u_w^2), independent of K:
+//   forward  e4m3 x e4m3: 0.425 * sqrt(2) 2^-4          = 0.0376
+//   dgrad, wgrad e5m2 x e4m3: 0.425 * sqrt(2^-6 + 2^-8) = 0.0594
+// plus the bf16 output (0.425 * 2^-8 = 0.0017) and fp32 accumulation (K 2^-24: nothing), and
+// underflow below e4m3's smallest normal (2^-6 of 448 ~ amax/28000: a 1e-4 fraction of
+// Gaussian data). The test asks for <= 1.25x the expectation, and >= 0.5x of it: both sides
+// fail for a defect (a wrong or missing scale: error ~ 1 or more; a transposed or misread
+// operand: ~1.4; e5m2 where e4m3 belongs: 0.059 > 0.048; bf16 operands instead of fp8: 0.002).
+constexpr double kRms = 0.425;
+const double kForwardExpected = kRms * std::sqrt(2.0) / 16.0;
+const double kBackwardExpected = kRms * std::sqrt(1.0 / 64 + 1.0 / 256);
+
+void expect_fp8_error(const Vec& got, const Vec& want, double expected, const std::string& what) {
+  EXPECT_REL(got, want, 1.25 * expected, what);
+  EXPECT_GE(tu::rel_err(got, want), 0.5 * expected) << what << ": smaller than fp8 rounding can give (not fp8?)";
+}
+
+struct LinearShape {
+  int N, IC, OC;
+  bool gelu;
+};
+
+TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
+  SKIP_WITHOUT_GPU();
+  // multiples of 16 (cuBLASLt fp8), not of the 64/128 tiles; K from 48 to 1040
+  for (const LinearShape s : {LinearShape{272, 80, 208, false}, LinearShape{1040, 176, 48, true},
+                              LinearShape{96, 1024, 32, false}, LinearShape{208, 48, 1040, true}}) {
+    const std::string tag = "N=" + std::to_string(s.N) + " IC=" + std::to_string(s.IC) + " OC=" +
+                            std::to_string(s.OC) + (s.gelu ? " gelu" : "");
+    const size_t nx = static_cast<size_t>(s.N) * s.IC, nw = static_cast<size_t>(s.OC) * s.IC,
+                 ny = static_cast<size_t>(s.N) * s.OC;
+    const uint64_t seed = 1000 + s.N + s.IC;
+    const Vec x = tu::rounded<tu::bf16>(tu::random_vec(nx, seed, 1.0));
+    const Vec W = tu::rounded<tu::bf16>(tu::random_vec(nw, seed + 1, 1.0 / std::sqrt(s.IC)));
+    const Vec b = tu::rounded<tu::bf16>(tu::random_vec(s.OC, seed + 2, 0.1));
+    const Vec dy = tu::rounded<tu::bf16>(tu::random_vec(ny, seed + 3, 1e-4));  // gradient-sized
+    const Vec dW0 = tu::random_vec(nw, seed + 4, 1e-3), db0 = tu::random_vec(s.OC, seed + 5, 1e-3);
+
+    DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
+    attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
+    attn::CudaAllocator mem;
+    attn::CudaOpTimer timer(0);
+    attn::CudaFp8Linears fp8(1, s.N, s.IC, s.OC, mm, mem, timer, 0);
+    DevBuf<char> scratch(fp8.scratch_bytes());
+    fp8.set_scratch(scratch.get());
+    DevBuf<tu::bf16> d_x(x), d_W(W), d_b(b), d_dy(dy), d_out(ny), d_pre(ny), d_dx(nx);
+    DevBuf<float> d_dW(dW0), d_db(db0), bscratch(attn::CudaMatmul::backward_weight_scratch_floats(s.N, s.OC));
+
+    // forward: pre = x W^T + b (out = gelu(pre) when gelu)
+    fp8.forward(0, d_out.get(), d_x.get(), d_W.get(), d_b.get(), s.N, s.IC, s.OC, s.gelu ? d_pre.get() : nullptr);
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    Vec pre(ny);
+    for (int n = 0; n < s.N; ++n)
+      for (int o = 0; o < s.OC; ++o) {
+        double acc = b[o];
+        for (int k = 0; k < s.IC; ++k) acc += x[static_cast<size_t>(n) * s.IC + k] * W[static_cast<size_t>(o) * s.IC + k];
+        pre[static_cast<size_t>(n) * s.OC + o] = acc;
+      }
+    const Vec got_pre = download_bf16(s.gelu ? d_pre.get() : d_out.get(), ny);
+    expect_fp8_error(got_pre, pre, kForwardExpected, "fp8 forward " + tag);
+    if (s.gelu) {  // the epilogue's GELU of the pre-activation it kept (bf16 rounding only)
+      const Vec got = download_bf16(d_out.get(), ny);
+      Vec want(ny);
+      for (size_t i = 0; i < ny; ++i) {
+        const double v = got_pre[i];
+        want[i] = 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+      }
+      EXPECT_REL(got, want, 1e-2, "fp8 gelu(pre) " + tag);
+    }
+
+    // backward: dW += dy^T x, db += sum dy, dx = dy W (the dGELU path: the next test)
+    fp8.backward(0, d_dx.get(), d_dW.get(), d_db.get(), d_dy.get(), d_x.get(), d_W.get(), s.N, s.IC, s.OC,
+                 bscratch.get());
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    Vec dx(nx, 0.0), dW(nw, 0.0), db(s.OC, 0.0);
+    for (int n = 0; n < s.N; ++n)
+      for (int o = 0; o < s.OC; ++o) {
+        const double g = dy[static_cast<size_t>(n) * s.OC + o];
+        db[o] += g;
+        for (int k = 0; k < s.IC; ++k) {
+          dx[static_cast<size_t>(n) * s.IC + k] += g * W[static_cast<size_t>(o) * s.IC + k];
+          dW[static_cast<size_t>(o) * s.IC + k] += g * x[static_cast<size_t>(n) * s.IC + k];
+        }
+      }
+    expect_fp8_error(download_bf16(d_dx.get(), nx), dx, kBackwardExpected, "fp8 dgrad " + tag);
+    const std::vector<float> hdW = download(d_dW.get(), nw), hdb = download(d_db.get(), s.OC);
+    Vec got_dW(nw), got_db(s.OC);
+    for (size_t i = 0; i < nw; ++i) got_dW[i] = static_cast<double>(hdW[i]) - static_cast<float>(dW0[i]);
+    for (int o = 0; o < s.OC; ++o) got_db[o] = static_cast<double>(hdb[o]) - static_cast<float>(db0[o]);
+    expect_fp8_error(got_dW, dW, kBackwardExpected, "fp8 wgrad (accumulated) " + tag);
+    EXPECT_REL(got_db, db, 1e-3, "bias grad (bf16 dy, fp32 sums) " + tag);
+    for (const std::string& f : mm.fallbacks()) std::printf("    fallback: %s\n", f.c_str());
+  }
+}
+
+// The dgrad with dGELU (the MLP's fc-proj backward: dx = (dy W) * gelu'(pre), pre (N, IC) the
+// fc's pre-activation), against float64.
+TEST(Fp8Linear, DgradWithGeluAgainstFloat64) {
+  SKIP_WITHOUT_GPU();
+  const int N = 160, C = 112;
+  const size_t n = static_cast<size_t>(N) * C, nw = static_cast<size_t>(C) * C;
+  const Vec x = tu::rounded<tu::bf16>(tu::random_vec(n, 71));
+  const Vec pre = tu::rounded<tu::bf16>(tu::random_vec(n, 72));
+  const Vec W = tu::rounded<tu::bf16>(tu::random_vec(nw, 73, 1.0 / std::sqrt(C)));
+  const Vec dy = tu::rounded<tu::bf16>(tu::random_vec(n, 74, 1e-3));
+  DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
+  attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
+  attn::CudaAllocator mem;
+  attn::CudaOpTimer timer(0);
+  attn::CudaFp8Linears fp8(2, N, C, C, mm, mem, timer, 0);
+  DevBuf<char> scratch(fp8.scratch_bytes());
+  fp8.set_scratch(scratch.get());
+  DevBuf<tu::bf16> d_x(x), d_pre(pre), d_W(W), d_dy(dy), d_dx(n);
+  DevBuf<float> d_dW(nw), bscratch(attn::CudaMatmul::backward_weight_scratch_floats(N, C));
+  CUDA_CHECK(cudaMemset(d_dW.get(), 0, nw * sizeof(float)));
+  fp8.backward(1, d_dx.get(), d_dW.get(), nullptr, d_dy.get(), d_x.get(), d_W.get(), N, C, C, bscratch.get(), d_pre.get());
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  Vec dx(n, 0.0);
+  for (int r = 0; r < N; ++r)
+    for (int o = 0; o < C; ++o)
+      for (int k = 0; k < C; ++k) dx[static_cast<size_t>(r) * C + k] += dy[static_cast<size_t>(r) * C + o] * W[static_cast<size_t>(o) * C + k];
+  for (size_t i = 0; i < n; ++i) {
+    const double v = pre[i], t = std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v));
+    dx[i] *= 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
+  }
+  expect_fp8_error(download_bf16(d_dx.get(), n), dx, kBackwardExpected, "fp8 dgrad+dgelu");
+}
+
+// ---- overflow -----------------------------------------------------------------------------------
+
+// Spikes far above the history (3e38, -1e30 and an inf) under the old scale: the cast saturates
+// (+-448), the matmul output stays finite. An infinite amax keeps the scale (while it is in the
+// window); once it leaves, the finite spike's amax sets a tiny scale (normal values then
+// underflow towards 0, still finite); once that leaves too (kHistory updates after it), the
+// scale is exactly the one before the spikes.
+TEST(Fp8Scaling, AmaxSpikeGivesNoInfOrNan) {
+  SKIP_WITHOUT_GPU();
+  const int N = 64, IC = 64, OC = 32;
+  DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
+  attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
+  attn::CudaAllocator mem;
+  attn::CudaOpTimer timer(0);
+  attn::CudaFp8Linears fp8(1, N, IC, OC, mm, mem, timer, 0);
+  DevBuf<char> scratch(fp8.scratch_bytes());
+  fp8.set_scratch(scratch.get());
+  const Vec x = tu::rounded<tu::bf16>(tu::random_vec(static_cast<size_t>(N) * IC, 91));
+  const Vec W = tu::rounded<tu::bf16>(tu::random_vec(static_cast<size_t>(OC) * IC, 92, 0.1));
+  Vec spiky = x;
+  spiky[5] = 3.0e38, spiky[77] = -1.0e30, spiky[300] = std::numeric_limits<double>::infinity();
+  DevBuf<tu::bf16> d_x(x), d_spiky(spiky), d_W(W), d_out(static_cast<size_t>(N) * OC);
+  const auto all_finite = [&](const char* what) {
+    const Vec out = download_bf16(d_out.get(), static_cast<size_t>(N) * OC);
+    size_t bad = 0;
+    for (double v : out) bad += !std::isfinite(v);
+    EXPECT_EQ(bad, 0u) << what;
+    std::vector<float> st = fp8.state();  // [header 3 | records | seen]
+    const attn::kern::Fp8ScaleState ss{st.data() + 3, fp8.tensors(), attn::CudaFp8Linears::kHistory};
+    for (int t = 0; t < fp8.tensors(); ++t)
+      EXPECT_TRUE(std::isfinite(*ss.scale(t)) && *ss.scale(t) > 0 && std::isfinite(*ss.scale_inv(t))) << what;
+  };
+  const auto x_scale = [&] {
+    std::vector<float> st = fp8.state();
+    return *attn::kern::Fp8ScaleState{st.data() + 3, fp8.tensors(), attn::CudaFp8Linears::kHistory}.scale(
+        attn::CudaFp8Linears::Input);
+  };
+  fp8.forward(0, d_out.get(), d_x.get(), d_W.get(), nullptr, N, IC, OC);
+  fp8.update_scales();
+  all_finite("calibrated");
+  const float normal_scale = x_scale();
+  // the spikes under the old scale: saturated operands (+-448 / scale), finite output
+  fp8.forward(0, d_out.get(), d_spiky.get(), d_W.get(), nullptr, N, IC, OC);
+  all_finite("spike cast with the old scale");
+  fp8.update_scales();  // the history's max is inf: scale kept
+  EXPECT_EQ(x_scale(), normal_scale) << "an infinite amax must keep the scale";
+  spiky[300] = 0.0;  // the finite spikes once more, recorded one slot after the inf
+  d_spiky.upload(spiky);
+  fp8.forward(0, d_out.get(), d_spiky.get(), d_W.get(), nullptr, N, IC, OC);
+  fp8.update_scales();
+  all_finite("finite spike");
+  bool saw_tiny_scale = false;
+  for (int i = 0; i < attn::CudaFp8Linears::kHistory; ++i) {
+    fp8.forward(0, d_out.get(), d_x.get(), d_W.get(), nullptr, N, IC, OC);
+    fp8.update_scales();
+    all_finite("after the spike");
+    saw_tiny_scale |= x_scale() < normal_scale * 1e-20f;
+  }
+  EXPECT_TRUE(saw_tiny_scale) << "the finite spike's amax should have set the scale once the inf left";
+  const float recovered = x_scale();
+  EXPECT_GT(recovered, 0.0f);
+  EXPECT_TRUE(std::isfinite(recovered));
+  EXPECT_FLOAT_EQ(recovered, normal_scale) << "the spike must leave the history after kHistory updates";
+}
+
+// Saturation of the cast itself: values far beyond the scale's range become +-max, never inf/NaN.
+TEST(Fp8Cast, SaturatesInsteadOfOverflowing) {
+  SKIP_WITHOUT_GPU();
+  for (const Fp8Format f : {Fp8Format::E4M3, Fp8Format::E5M2}) {
+    const Vec x = {1.0, -1.0, 3.0e38, -3.0e38, 1e30, -1e30, std::numeric_limits<double>::infinity(), 0.6};
+    DevBuf<tu::bf16> d_x(x);
+    DevBuf<uint8_t> q(8);
+    DevBuf<float> scale(Vec{1e5}), amax(Vec{0.0});  // every |x| * 1e5 > 57344 >= fp8 max
+    attn::kern::fp8_cast(q.get(), d_x.get(), 8, f, scale.get(), amax.get(), 0);
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const auto h = download(q.get(), 8);
+    const double mx = attn::kern::fp8_max(f);
+    for (int i = 0; i < 8; ++i) {
+      EXPECT_TRUE(fp8_is_finite(h[i], f)) << i;
+      EXPECT_EQ(std::fabs(fp8_value(h[i], f)), mx) << i;  // all saturate with scale 1e5
+    }
+  }
+}
+
+// ---- the whole model --------------------------------------------------------------------------
+
+#if __has_include("model/gpt_cpu.h")
+// One fp8 training step (forward, backward, AdamW) against the fp32 CPU backend. Bound: each
+// fp8 linear adds ~0.04 (forward, e4m3) and ~0.06 (backward, e5m2 x e4m3) relative error to its
+// output (see the matmul test); a parameter gradient passes through at most 2 layers x 4 linears
+// of backward (their errors independent: sqrt(8) x 0.06 = 0.17 where every path went through all
+// of them; the residual stream carries part of the gradient around them): tol 0.25, against
+// ~1e3x smaller for a defect of scale or layout. The loss at GPT-2 initialisation sits at
+// log(V) with logits ~0.02, so fp8's relative error in them moves it by < 1e-3: tol 5e-3. The
+// first Adam step is ~lr sign(g): gradients that fp8 flips in sign move a parameter by 2 lr
+// (param rms ~0.02, lr 1e-3): even a quarter of them flipped is 0.1 x sqrt(0.25) = 0.05.
+TEST(Fp8Model, StepAgainstFp32Cpu) {
+  SKIP_WITHOUT_GPU();
+  attn::GPTConfig c;
+  c.vocab_size = 101, c.padded_vocab_size = 128, c.block_size = 80;
+  c.n_layer = 2, c.n_head = 4, c.n_kv_head = 2, c.n_embd = 256;
+  c.dropout = 0.1f, c.attn_dropout = 0.1f;
+  for (const char* impl : {"naive", "flash"}) {
+    const std::string what = std::string("fp8 ") + impl;
+    auto cpu = tu::parity_backend(c, "cpu", "fp32", impl);
+    auto gpu = tu::parity_backend(c, "cuda", "fp8", impl);
+    const attn::ParamLayout& layout = cpu->layout();
+    const std::vector<float> params = tu::set_same_initial_params(*cpu, *gpu);
+    const int B = 3, T = 80;  // N = 240: a multiple of 16, so every linear runs in fp8
+    std::mt19937_64 g(2);
+    std::vector<int32_t> x(B * T), y(B * T);
+    for (auto& v : x) v = static_cast<int32_t>(g() % 101);
+    for (auto& v : y) v = static_cast<int32_t>(g() % 101);
+    for (int i = 0; i < B * T; i += 9) y[i] = -1;
+    const attn::Batch batch{x.data(), y.data(), B, T};
+    const attn::StepContext ctx{7, 3, 0, true};
+    cpu->zero_grad();
+    gpu->zero_grad();
+    gpu->set_profiling(true);
+    const float lc = cpu->forward_backward(batch, 1.0f, ctx);
+    const float lg = gpu->forward_backward(batch, 1.0f, ctx);
+    const attn::StepProfile prof = gpu->profile();
+    gpu->set_profiling(false);
+    EXPECT_TRUE(prof.ops.count("fp8 cast x") && prof.ops.count("fp8 cast dy+dy^T") && prof.ops.count("fp8 cast W^T"))
+        << what << ": the linears did not run in fp8";
+    EXPECT_GT(prof[attn::OpCategory::Fp8Cast], 0.0) << what << ": no fp8 cast time in the profile";
+    EXPECT_REL(Vec{lg}, Vec{lc}, 5e-3, what + " loss vs cpu");
+    std::vector<float> gc(layout.total()), gg(layout.total());
+    cpu->get_grads(gc.data());
+    gpu->get_grads(gg.data());
+    for (const attn::ParamTensor& t : layout.tensors()) {
+      const Vec a(gg.begin() + t.offset, gg.begin() + t.offset + t.numel);
+      const Vec b(gc.begin() + t.offset, gc.begin() + t.offset + t.numel);
+      EXPECT_REL(a, b, 0.25, what + " grad " + t.name);
+    }
+    const float norm = cpu->grad_norm();
+    EXPECT_REL(Vec{gpu->grad_norm()}, Vec{norm}, 0.1, what + " grad norm vs cpu");
+    const attn::AdamWConfig ac{};
+    cpu->adamw_step(ac, 1e-3f, 1.0f / std::max(1.0f, norm), 1);
+    gpu->adamw_step(ac, 1e-3f, 1.0f / std::max(1.0f, norm), 1);
+    std::vector<float> pc(layout.total()), pg(layout.total());
+    cpu->get_params(pc.data());
+    gpu->get_params(pg.data());
+    EXPECT_REL(Vec(pg.begin(), pg.end()), Vec(pc.begin(), pc.end()), 5e-2, what + " params after adamw vs cpu");
+    EXPECT_EQ(gpu->precision_state().size(), 3 + attn::kern::Fp8ScaleState::floats(8 * 3, 16) + 8 * 3);
+  }
+}
+#endif
+
+// ---- exact resume -------------------------------------------------------------------------------
+
+attn::TrainStep make_step(int B, int T, int V, uint64_t seed, int64_t t, std::vector<int32_t>& x, std::vector<int32_t>& y) {
+  std::mt19937_64 g(seed);
+  x.resize(B * T), y.resize(B * T);
+  for (auto& v : x) v = static_cast<int32_t>(g() % V);
+  for (auto& v : y) v = static_cast<int32_t>(g() % V);
+  attn::TrainStep s;
+  s.micro_batches = {attn::Batch{x.data(), y.data(), B, T}};
+  s.contexts = {attn::StepContext{3, t, 0, true}};
+  s.lr = 1e-3f, s.grad_clip = 1.0, s.t = t;
+  return s;
+}
+
+// Backend level: a backend given another's parameters, moments and fp8 state (as a resume
+// does) continues bit for bit (captured steps, autotune off); without the fp8 state it does not.
+TEST(Fp8Resume, StateRestoresTheNextStepsExactly) {
+  SKIP_WITHOUT_GPU();
+  attn::GPTConfig c;
+  c.vocab_size = 101, c.padded_vocab_size = 128, c.block_size = 64, c.n_layer = 2, c.n_head = 4, c.n_kv_head = 4;
+  c.n_embd = 256;  // head_dim 64: flash's
+  attn::BackendOptions o;
+  o.device = "cuda", o.precision = "fp8", o.max_batch = 4, o.max_seq = 64, o.matmul_autotune = false;
+  o.attention.impl = "flash";
+  const auto make = [&] { return attn::make_backend(c, o); };
+  auto a = make();
+  std::vector<float> p(a->layout().total());
+  attn::init_gpt2_params(a->layout(), 1, p.data());
+  a->set_params(p.data());
+  std::vector<int32_t> x, y;
+  for (int64_t t = 1; t <= 4; ++t) a->train_step(make_step(4, 64, 101, 100 + t, t, x, y));
+  const std::vector<float> state = a->precision_state();
+  std::vector<float> pa(p.size()), m(p.size()), v(p.size());
+  a->get_params(pa.data());
+  a->get_optimizer_state(m.data(), v.data());
+  // through a checkpoint file, as the trainer does
+  const fs::path dir = fs::temp_directory_path() / ("attn_fp8_ck_" + std::to_string(std::random_device{}()));
+  const std::string ck = attn::save_checkpoint(dir.string(), a->layout(), pa.data(), m.data(), v.data(),
+                                               attn::TrainState{}, "", "", 1, state);
+  const attn::CheckpointData d = attn::load_checkpoint(ck, a->layout());
+  fs::remove_all(dir);
+  ASSERT_EQ(d.precision_state.size(), state.size());
+  ASSERT_EQ(std::memcmp(d.precision_state.data(), state.data(), state.size() * sizeof(float)), 0);
+
+  auto b = make(), fresh = make();
+  for (auto* be : {b.get(), fresh.get()}) {
+    be->set_params(d.params.data());
+    be->set_optimizer_state(d.m.data(), d.v.data());
+  }
+  b->set_precision_state(d.precision_state);
+  std::vector<attn::TrainStepResult> ra, rb, rf;
+  for (int64_t t = 5; t <= 7; ++t) {
+    ra.push_back(a->train_step(make_step(4, 64, 101, 100 + t, t, x, y)));
+    rb.push_back(b->train_step(make_step(4, 64, 101, 100 + t, t, x, y)));
+    rf.push_back(fresh->train_step(make_step(4, 64, 101, 100 + t, t, x, y)));
+  }
+  std::vector<float> qa(p.size()), qb(p.size()), qf(p.size());
+  a->get_params(qa.data());
+  b->get_params(qb.data());
+  fresh->get_params(qf.data());
+  for (size_t i = 0; i < ra.size(); ++i) {
+    EXPECT_EQ(ra[i].losses, rb[i].losses) << "step " << 5 + i;
+    EXPECT_EQ(ra[i].norm, rb[i].norm) << "step " << 5 + i;
+  }
+  EXPECT_EQ(std::memcmp(qa.data(), qb.data(), qa.size() * sizeof(float)), 0) << "params differ after resume";
+  const std::vector<float> sa = a->precision_state(), sb = b->precision_state();
+  EXPECT_EQ(std::memcmp(sa.data(), sb.data(), sa.size() * sizeof(float)), 0) << "fp8 state differs after resume";
+  EXPECT_NE(std::memcmp(qa.data(), qf.data(), qa.size() * sizeof(float)), 0)
+      << "without the fp8 state the run should differ (else this test proves nothing)";
+  // a state of the wrong size is refused naming what it holds
+  EXPECT_THROW(b->set_precision_state(std::vector<float>(5, 1.0f)), attn::Error);
+}
+
+// Trainer level: `attnlab train` stopped at step 3 and resumed ends bit-identical to the
+// uninterrupted run, fp8 state included (precision.safetensors in each checkpoint).
+TEST(Fp8Resume, TrainerResumeIsExact) {
+  SKIP_WITHOUT_GPU();
+  const fs::path root = fs::temp_directory_path() / ("attn_fp8_resume_" + std::to_string(std::random_device{}()));
+  const fs::path data = attn::testing::make_word_dataset(root, 17);
+  const auto cfg = [&](const fs::path& out) {
+    return attn::load_config(
+        "", {"--model.n_layer=2", "--model.n_head=2", "--model.n_embd=64", "--model.block_size=32",
+             "--training.batch_size=4", "--training.max_iters=8", "--training.eval_interval=4",
+             "--training.eval_iters=2", "--training.log_interval=1", "--checkpoint.interval=0",
+             "--schedule.warmup_iters=2", "--optimizer.lr=3e-3", "--device.backend=cuda", "--device.precision=fp8",
+             "--device.matmul_autotune=false", "--logging.plot=false", "--data.dir=\"" + data.string() + "\"",
+             "--training.out_dir=\"" + out.string() + "\""});
+  };
+  attn::TrainOptions quiet;
+  quiet.quiet = true;
+  const attn::TrainResult full = attn::run_training(cfg(root / "a"), quiet);
+  attn::TrainOptions part = quiet;
+  part.stop_after = 3;
+  const attn::TrainResult first = attn::run_training(cfg(root / "b"), part);
+  EXPECT_EQ(first.step, 3);
+  EXPECT_TRUE(fs::exists(fs::path(attn::resolve_checkpoint((root / "b").string())) / "precision.safetensors"));
+  attn::TrainOptions resume = quiet;
+  resume.resume = true;
+  const attn::TrainResult second = attn::run_training(cfg(root / "b"), resume);
+  EXPECT_EQ(second.step, 8);
+  EXPECT_EQ(second.last_loss, full.last_loss);
+  EXPECT_EQ(second.val_loss, full.val_loss);
+  const auto final_state = [](const fs::path& out) {
+    std::map<std::string, std::vector<float>> all;
+    const fs::path ck = attn::resolve_checkpoint(out.string());
+    for (const char* f : {"model.safetensors", "optimizer.safetensors", "precision.safetensors"})
+      for (auto& [name, t] : attn::read_safetensors((ck / f).string()).tensors) all[std::string(f) + ":" + name] = t.data;
+    return all;
+  };
+  const auto sa = final_state(root / "a"), sb = final_state(root / "b");
+  ASSERT_EQ(sa.size(), sb.size());
+  for (const auto& [name, values] : sa) EXPECT_TRUE(values == sb.at(name)) << name << " differs after resume";
+  fs::remove_all(root);
+}
+
+}  // namespace
