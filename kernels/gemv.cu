@@ -1,13 +1,23 @@
 // The decode-step GEMV: see kernels/gemv.h for the math of every part.
 //
-// One warp per weight row (R rows per warp step for wide N), grid-striding over the rows. A lane
-// takes 8 consecutive columns of K per 16-byte load, kLoadsInFlight loads per row are issued
-// before any is used, and the M activation rows (a', bf16) come from shared memory, so every
-// weight element is read once and used M times. The warp sums its lanes' partial dots and lane
-// r * M + m applies the epilogue to (m, n0 + r).
+// On tensor cores: mma.sync m16n8k16 with the activations as A (row m = sequence, rows 8..15
+// and rows >= M zero) and 8 weight rows as B, so a block's tile is 8 output columns n0..n0+7
+// for all M rows. The contraction order is ours to choose (A and B agree on it): lane (g, t)
+// (g = lane / 4, t = lane % 4) loads 16 bytes of weight row n0 + g at k = 32 c + 8 t of chunk c,
+// and the same 8 elements of activation row g from shared memory; their words 0-1 are one
+// k-step's b0, b1 (and a0, a2), words 2-3 the next. So every weight byte is one 16-byte global
+// load and no conversion, two mma per 32 k, and no shuffle reduction (the accumulator is
+// c0, c1 = (row g, columns 2t, 2t + 1)).
+// The 4 warps of a block split K (chunk c goes to warp c % 4, kChunksInFlight chunks a lane in
+// flight) and add their partial tiles in a fixed order (deterministic); warp 0 applies the
+// epilogue. Blocks grid-stride over the tiles and load the next tile's weights before the
+// epilogue of the current one. Launched with programmatic dependent launch: the first tile's
+// weights are loaded (and the rest of its rows prefetched to L2) before waiting for the kernel
+// before it.
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/common.cuh"
+#include "kernels/flash_attention_common.cuh"
 #include "kernels/gemv.h"
 #include "kernels/tiles/hardware.cuh"
 #include "kernels/tiles/pdl.cuh"
@@ -22,16 +32,19 @@ namespace {
 using bf16 = __nv_bfloat16;
 using u64 = unsigned long long;
 
-constexpr int kGemvWarps = 4;
+constexpr int kGemvWarps = 4;                                 // split K of one tile
 constexpr int kGemvThreads = kGemvWarps * tiles::kWarpSize;
-constexpr int kGemvBlocksPerSm = 4;
+constexpr int kGemvBlocksPerSm = 8;
+constexpr int kTileCols = 8;                                  // output columns (weight rows) of a tile: mma's n
 constexpr int kPackElems = 8;                                 // bf16 per 16-byte load
-constexpr int kWarpSpan = tiles::kWarpSize * kPackElems;      // 256 columns per warp-wide load
-constexpr int kLoadsInFlight = 4;                             // 16-byte weight loads per lane and row
-constexpr int kPrefetchRowGroups = 2;                         // row groups a warp prefetches before its wait
+constexpr int kChunk = 4 * kPackElems;                        // k of one chunk: 4 lanes x 8 elements
+constexpr int kChunksInFlight = 8;                            // 16-byte weight loads a lane has in flight
+constexpr int kRowPad = 8;  // shared rows K + 8 elements apart: the 8 rows of a load hit different banks
 constexpr int kCacheLine = 128;
-// after a' (M, K): mean and rstd per row, the block's argmax keys per row and its last-block flag
-constexpr int kSmemTail = 2 * kGemvMaxRows * sizeof(float) + (kGemvMaxRows + 1) * sizeof(u64);
+// after a' (M rows of K + kRowPad): mean and rstd per row, the warps' partial tiles (2 buffers),
+// the block's argmax keys per row and its last-block flag
+constexpr int kSmemTail = 2 * kGemvMaxRows * sizeof(float) + 2 * (kGemvWarps - 1) * tiles::kWarpSize * 2 * sizeof(float) +
+                          (kGemvMaxRows + 1) * sizeof(u64);
 constexpr int kSmemLimit = 100 * 1024;  // K up to ~6000 at M = 8
 constexpr float kLnEps = 1e-5f;         // as kernels/layernorm.cu
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
@@ -39,9 +52,9 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 // Weights are read once per step: no L1 allocation.
 __device__ __forceinline__ uint4 load_weights(const bf16* p) {
   uint4 r;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-      : "l"(p));
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
   return r;
 }
 __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
@@ -72,49 +85,48 @@ __device__ __forceinline__ u64 argmax_key(float v, int n) {
 }
 __device__ __forceinline__ int32_t argmax_index(u64 key) { return key == 0 ? 0 : static_cast<int32_t>(~static_cast<uint32_t>(key)); }
 
-// a' (M, K) into shared memory: a copy, or bf16(layernorm(a)) with the row statistics of
-// kernels/layernorm.cu (mean, then the centred second moment, both in fp32).
-template <int M>
-__device__ void stage_rows(const GemvArgs& p, bf16* as, float* stats) {
-  const int K = p.K, lane = threadIdx.x % tiles::kWarpSize, warp = threadIdx.x / tiles::kWarpSize;
-  if (p.ln_w) {
-    for (int m = warp; m < M; m += kGemvWarps) {
-      const bf16* x = p.a + static_cast<size_t>(m) * K;
-      float s = 0.0f;
-      for (int k = lane * kPackElems; k < K; k += kWarpSpan) {
-        float f[kPackElems];
-        unpack8(*reinterpret_cast<const uint4*>(x + k), f);
+// a' (M rows, ld apart) into shared memory: a copy, then in place bf16(layernorm(a)) with the
+// row statistics of kernels/layernorm.cu (mean, then the centred second moment, in fp32).
+__device__ void stage_rows(const GemvArgs& p, bf16* as, int ld, float* stats) {
+  const int K = p.K, M = p.M, lane = threadIdx.x % tiles::kWarpSize, warp = threadIdx.x / tiles::kWarpSize;
+  for (int i = threadIdx.x * kPackElems; i < M * K; i += kGemvThreads * kPackElems)
+    *reinterpret_cast<uint4*>(as + (i / K) * ld + i % K) = *reinterpret_cast<const uint4*>(p.a + i);
+  __syncthreads();
+  if (!p.ln_w) return;
+  for (int m = warp; m < M; m += kGemvWarps) {
+    const bf16* x = as + m * ld;
+    float s = 0.0f;
+    for (int k = lane * kPackElems; k < K; k += tiles::kWarpSize * kPackElems) {
+      float f[kPackElems];
+      unpack8(*reinterpret_cast<const uint4*>(x + k), f);
 #pragma unroll
-        for (int j = 0; j < kPackElems; ++j) s += f[j];
-      }
-      const float mean = warp_sum(s) / K;
-      float v = 0.0f;
-      for (int k = lane * kPackElems; k < K; k += kWarpSpan) {
-        float f[kPackElems];
-        unpack8(*reinterpret_cast<const uint4*>(x + k), f);
-#pragma unroll
-        for (int j = 0; j < kPackElems; ++j) v += (f[j] - mean) * (f[j] - mean);
-      }
-      const float rstd = rsqrtf(warp_sum(v) / K + kLnEps);
-      if (lane == 0) stats[m] = mean, stats[kGemvMaxRows + m] = rstd;
+      for (int j = 0; j < kPackElems; ++j) s += f[j];
     }
-    __syncthreads();
+    const float mean = warp_sum(s) / K;
+    float v = 0.0f;
+    for (int k = lane * kPackElems; k < K; k += tiles::kWarpSize * kPackElems) {
+      float f[kPackElems];
+      unpack8(*reinterpret_cast<const uint4*>(x + k), f);
+#pragma unroll
+      for (int j = 0; j < kPackElems; ++j) v += (f[j] - mean) * (f[j] - mean);
+    }
+    const float rstd = rsqrtf(warp_sum(v) / K + kLnEps);
+    if (lane == 0) stats[m] = mean, stats[kGemvMaxRows + m] = rstd;
   }
+  __syncthreads();
   for (int i = threadIdx.x * kPackElems; i < M * K; i += kGemvThreads * kPackElems) {
-    uint4 raw = *reinterpret_cast<const uint4*>(p.a + i);
-    if (p.ln_w) {
-      const int m = i / K, k = i % K;
-      float x[kPackElems], w[kPackElems], b[kPackElems];
-      unpack8(raw, x);
-      unpack8(*reinterpret_cast<const uint4*>(p.ln_w + k), w);
-      unpack8(*reinterpret_cast<const uint4*>(p.ln_b + k), b);
-      Pack128<bf16> o;
+    const int m = i / K, k = i % K;
+    uint4* row = reinterpret_cast<uint4*>(as + m * ld + k);
+    float x[kPackElems], w[kPackElems], b[kPackElems];
+    unpack8(*row, x);
+    unpack8(*reinterpret_cast<const uint4*>(p.ln_w + k), w);
+    unpack8(*reinterpret_cast<const uint4*>(p.ln_b + k), b);
+    Pack128<bf16> o;
 #pragma unroll
-      for (int j = 0; j < kPackElems; ++j) o.set(j, (x[j] - stats[m]) * stats[kGemvMaxRows + m] * w[j] + b[j]);
-      memcpy(&raw, &o, sizeof(raw));
-    }
-    *reinterpret_cast<uint4*>(as + i) = raw;
+    for (int j = 0; j < kPackElems; ++j) o.set(j, (x[j] - stats[m]) * stats[kGemvMaxRows + m] * w[j] + b[j]);
+    memcpy(row, &o, sizeof(o));
   }
+  __syncthreads();
 }
 
 // The epilogue of output (m, n) = acc: returns float(out[m, n]) after storing what is asked.
@@ -138,86 +150,91 @@ __device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float
   return yf;
 }
 
-// out = epilogue(a' W^T) for M rows, R weight rows per warp step; see gemv.h.
-template <int M, int R>
+// The weights of lane (g, t) for chunks c0 + 4u (u < kChunksInFlight) of tile `tile`: row
+// n0 + g (clamped to N - 1; its columns are never stored), zero past K.
+__device__ __forceinline__ void load_chunks(uint4 (&w)[kChunksInFlight], const GemvArgs& p, int tile, int c0, int g, int t) {
+  const bf16* row = p.w + static_cast<size_t>(min(tile * kTileCols + g, p.N - 1)) * p.K + t * kPackElems;
+#pragma unroll
+  for (int u = 0; u < kChunksInFlight; ++u) {
+    const int k = (c0 + u * kGemvWarps) * kChunk;
+    w[u] = k + t * kPackElems < p.K ? load_weights(row + k) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// out = epilogue(a' W^T) for M <= 8 rows; see gemv.h and the top of this file.
 __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(GemvArgs p) {
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16* as = reinterpret_cast<bf16*>(smem);  // (M, K)
-  float* stats = reinterpret_cast<float*>(smem + static_cast<size_t>(M) * p.K * sizeof(bf16));
-  u64* block_best = reinterpret_cast<u64*>(stats + 2 * kGemvMaxRows);
+  const int K = p.K, N = p.N, M = p.M, ld = K + kRowPad;
+  bf16* as = reinterpret_cast<bf16*>(smem);  // (M, ld)
+  float* stats = reinterpret_cast<float*>(smem + static_cast<size_t>(M) * ld * sizeof(bf16));
+  float* partials = stats + 2 * kGemvMaxRows;  // [2][kGemvWarps - 1][32 lanes][2]
+  u64* block_best = reinterpret_cast<u64*>(partials + 2 * (kGemvWarps - 1) * tiles::kWarpSize * 2);
   const int lane = threadIdx.x % tiles::kWarpSize, warp = threadIdx.x / tiles::kWarpSize;
-  const int K = p.K, N = p.N, groups = ceil_div(N, R);
-  const int first = blockIdx.x * kGemvWarps + warp, stride = gridDim.x * kGemvWarps;
+  const int g = lane / 4, t = lane % 4;
+  const int tiles_n = ceil_div(N, kTileCols), chunks = ceil_div(K, kChunk);
+  constexpr int kStep = kGemvWarps * kChunksInFlight;  // chunks a warp advances per load group
 
-  // Before the wait: this warp's first weight rows into L2 (nothing in the step writes weights).
-  const int row_bytes = K * static_cast<int>(sizeof(bf16));
-  for (int i = 0, g = first; i < kPrefetchRowGroups && g < groups; ++i, g += stride)
-    for (int r = 0; r < R && g * R + r < N; ++r) {
-      const char* row = reinterpret_cast<const char*>(p.w + static_cast<size_t>(g * R + r) * K);
-      for (int off = lane * kCacheLine; off < row_bytes; off += tiles::kWarpSize * kCacheLine) prefetch_l2(row + off);
-    }
+  // Before the wait (nothing in the step writes weights): the first tile's first chunks into
+  // registers, the rest of this warp's chunks of it into L2.
+  int tile = blockIdx.x, c0 = warp;
+  uint4 w[kChunksInFlight];
+  load_chunks(w, p, tile, c0, g, t);
+  {
+    const bf16* row = p.w + static_cast<size_t>(min(tile * kTileCols + g, N - 1)) * K;
+    for (int c = c0 + kStep; c < chunks; c += kGemvWarps)
+      if ((c * kChunk + t * kPackElems) % (kCacheLine / static_cast<int>(sizeof(bf16))) == 0) prefetch_l2(row + c * kChunk + t * kPackElems);
+  }
   tiles::wait_for_predecessor();
   tiles::launch_dependents();
-  stage_rows<M>(p, as, stats);
+  stage_rows(p, as, ld, stats);
   if (threadIdx.x < M) block_best[threadIdx.x] = 0;
-  __syncthreads();
 
-  u64 best = 0;  // argmax: this lane's best key for its row m
-  for (int g = first; g < groups; g += stride) {
-    const int n0 = g * R;
-    float acc[R][M];
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  u64 best = 0;  // argmax (warp 0): this lane's best key for row g
+  const bool row_live = g < M;
+  for (int parity = 0; tile < tiles_n;) {
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+    for (int u = 0; u < kChunksInFlight; ++u) {
+      const int c = c0 + u * kGemvWarps, k = c * kChunk + t * kPackElems;
+      if (c >= chunks) break;  // the same for the whole warp
+      const uint4 a = row_live && k < K ? *reinterpret_cast<const uint4*>(as + g * ld + k) : make_uint4(0, 0, 0, 0);
+      const uint32_t a0[4] = {a.x, 0u, a.y, 0u}, a1[4] = {a.z, 0u, a.w, 0u};
+      flash::mma16816(acc, a0, w[u].x, w[u].y);
+      flash::mma16816(acc, a1, w[u].z, w[u].w);
+    }
+    // the next load group: further along this tile, else the first of the next tile
+    int next_tile = tile, next_c0 = c0 + kStep;
+    if (next_c0 >= chunks) next_tile += gridDim.x, next_c0 = warp;
+    if (next_tile < tiles_n) load_chunks(w, p, next_tile, next_c0, g, t);
+    if (next_tile != tile) {  // the tile is complete: warps 1.. hand their partials to warp 0
+      float* part = partials + parity * (kGemvWarps - 1) * tiles::kWarpSize * 2;
+      if (warp > 0) part[((warp - 1) * tiles::kWarpSize + lane) * 2] = acc[0], part[((warp - 1) * tiles::kWarpSize + lane) * 2 + 1] = acc[1];
+      __syncthreads();
+      if (warp == 0) {
+        for (int v = 0; v < kGemvWarps - 1; ++v) acc[0] += part[(v * tiles::kWarpSize + lane) * 2], acc[1] += part[(v * tiles::kWarpSize + lane) * 2 + 1];
 #pragma unroll
-      for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
-    for (int k0 = lane * kPackElems; k0 < K; k0 += kWarpSpan * kLoadsInFlight) {
-      uint4 wv[kLoadsInFlight][R];
-#pragma unroll
-      for (int u = 0; u < kLoadsInFlight; ++u)
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          const int k = k0 + u * kWarpSpan, n = min(n0 + r, N - 1);
-          wv[u][r] = k < K ? load_weights(p.w + static_cast<size_t>(n) * K + k) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-      for (int u = 0; u < kLoadsInFlight; ++u) {
-        const int k = k0 + u * kWarpSpan;
-        if (k >= K) break;
-        float wf[R][kPackElems];
-#pragma unroll
-        for (int r = 0; r < R; ++r) unpack8(wv[u][r], wf[r]);
-#pragma unroll
-        for (int m = 0; m < M; ++m) {
-          float af[kPackElems];
-          unpack8(*reinterpret_cast<const uint4*>(as + m * K + k), af);
-#pragma unroll
-          for (int r = 0; r < R; ++r)
-#pragma unroll
-            for (int j = 0; j < kPackElems; ++j) acc[r][m] = fmaf(wf[r][j], af[j], acc[r][m]);
+        for (int i = 0; i < 2; ++i) {
+          const int n = tile * kTileCols + 2 * t + i;
+          if (row_live && n < N) {
+            const float y = epilogue(p, g, n, acc[i]);
+            if (p.argmax && !isnan(y)) best = max(best, argmax_key(y, n));
+          }
         }
       }
+      acc[0] = acc[1] = acc[2] = acc[3] = 0.0f;
+      parity ^= 1;
     }
-    float mine = 0.0f;
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        const float s = warp_sum(acc[r][m]);
-        if (lane == r * M + m) mine = s;
-      }
-    const int r = lane / M, m = lane % M, n = n0 + r;
-    if (lane < R * M && n < N) {
-      const float y = epilogue(p, m, n, mine);
-      if (p.argmax && !isnan(y)) best = max(best, argmax_key(y, n));
-    }
+    tile = next_tile, c0 = next_c0;
   }
   if (!p.argmax) return;
 
-  // argmax over the grid: lanes -> block (shared atomics) -> grid (global atomics); the last
-  // block to finish writes the ids and zeroes the scratch for the next call.
-#pragma unroll
-  for (int r = 1; r < R; ++r) best = max(best, __shfl_down_sync(0xffffffffu, best, r * M));
-  if (lane < M && best) atomicMax(&block_best[lane], best);
+  // argmax over the grid: lanes of a row (t = 0..3 of warp 0) -> block (shared atomics) ->
+  // grid (global atomics); the last block to finish writes the ids and zeroes the scratch.
+  if (warp == 0) {
+    best = max(best, __shfl_xor_sync(0xffffffffu, best, 1));
+    best = max(best, __shfl_xor_sync(0xffffffffu, best, 2));
+    if (t == 0 && row_live && best) atomicMax(&block_best[g], best);
+  }
   __syncthreads();
   u64* grid_best = p.argmax_scratch;
   u64* done = p.argmax_scratch + kGemvMaxRows;
@@ -231,30 +248,6 @@ __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(Ge
   __threadfence();
   if (threadIdx.x < M) p.argmax[threadIdx.x] = argmax_index(atomicExch(&grid_best[threadIdx.x], 0ull));
   if (threadIdx.x == 0) *done = 0;
-}
-
-template <int M, int R>
-void launch(const GemvArgs& p, cudaStream_t stream) {
-  const size_t smem = static_cast<size_t>(M) * p.K * sizeof(bf16) + kSmemTail;
-  ATTN_CHECK(smem <= static_cast<size_t>(kSmemLimit), "gemv: K = {} needs {} bytes of shared memory at M = {} (limit {})",
-             p.K, smem, M, kSmemLimit);
-  tiles::set_smem_limit_once<gemv_kernel<M, R>>(kSmemLimit);
-  const int blocks = std::max(1, std::min(ceil_div(ceil_div(p.N, R), kGemvWarps), tiles::sm_count() * kGemvBlocksPerSm));
-  tiles::launch_pdl(gemv_kernel<M, R>, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
-}
-
-template <int R>
-void launch_rows(const GemvArgs& p, cudaStream_t stream) {
-  switch (p.M) {
-    case 1: return launch<1, R>(p, stream);
-    case 2: return launch<2, R>(p, stream);
-    case 3: return launch<3, R>(p, stream);
-    case 4: return launch<4, R>(p, stream);
-    case 5: return launch<5, R>(p, stream);
-    case 6: return launch<6, R>(p, stream);
-    case 7: return launch<7, R>(p, stream);
-    case 8: return launch<8, R>(p, stream);
-  }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -275,10 +268,12 @@ void gemv(const GemvArgs& p, cudaStream_t stream) {
   ATTN_CHECK(!p.k_cache || (p.v_cache && p.positions && p.Hkv > 0 && p.D > 0 && p.max_len > 0 && p.cache_col0 >= 0 &&
                             p.cache_col0 + 2 * p.Hkv * p.D <= p.N),
              "gemv: the cache append needs both caches, positions and columns [col0, col0 + 2 Hkv D) inside N");
-  // R = 2 rows per warp step only where every warp of the grid has several rows anyway
-  const int warps = tiles::sm_count() * kGemvBlocksPerSm * kGemvWarps;
-  if (p.N >= 4 * warps) launch_rows<2>(p, stream);
-  else launch_rows<1>(p, stream);
+  const size_t smem = static_cast<size_t>(p.M) * (p.K + kRowPad) * sizeof(bf16) + kSmemTail;
+  ATTN_CHECK(smem <= static_cast<size_t>(kSmemLimit), "gemv: K = {} needs {} bytes of shared memory at M = {} (limit {})",
+             p.K, smem, p.M, kSmemLimit);
+  tiles::set_smem_limit_once<gemv_kernel>(kSmemLimit);
+  const int blocks = std::min(ceil_div(p.N, kTileCols), tiles::sm_count() * kGemvBlocksPerSm);
+  tiles::launch_pdl(gemv_kernel, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
 }
 
 }  // namespace attn::kern

@@ -16,9 +16,10 @@
 // Each of these is what the unfused path computes (layernorm, the matmul's bias/GELU epilogue,
 // residual_forward, gather_last_logits, argmax_rows, kv_cache_write), with the same roundings.
 //
-// The kernel streams W once with 16-byte loads (one warp per row, several loads in flight),
-// keeps a' in shared memory, and is launched with programmatic dependent launch: it prefetches
-// its first weight rows into L2 before waiting for the kernel before it (tiles/pdl.cuh).
+// The kernel streams W once with 16-byte loads straight into mma.sync fragments (tensor cores,
+// 8 weight rows a tile, K split over 4 warps, several loads in flight), keeps a' in shared
+// memory, and is launched with programmatic dependent launch: it loads its first weights before
+// waiting for the kernel before it (tiles/pdl.cuh).
 // Requirements (attn::Error otherwise): 1 <= M <= kGemvMaxRows, K % 8 == 0, every pointer
 // 16-byte aligned, argmax_scratch given with argmax; graph-safe (argmax_scratch holds M + 1
 // zeroed words between calls, see gemv_argmax_scratch_bytes, zeroed once by the caller).

@@ -1,6 +1,6 @@
 // The decode-step GEMV (kernels/gemv.h) against a float64 CPU reference, on fresh random
-// inputs at sizes that are no multiple of the kernel's tiles (M = 1..8, K = 768 + 8, 3072 + 8,
-// N = 37, 776, 2304, 50257): plain, bias, layernorm prologue, GELU, residual in place, fp32
+// inputs at sizes that are no multiple of the kernel's tiles (M = 1..8, K = 8, 40, 768 + 8,
+// 3072 + 8, N = 1, 13, 37, 776, 2304, 50257): plain, bias, layernorm prologue, GELU, residual in place, fp32
 // logits with the fused argmax (also replayed from a CUDA graph), the bf16 cache append, and
 // the refusals (which must leave no CUDA error behind).
 #include <algorithm>
@@ -77,6 +77,9 @@ TEST(Gemv, EveryRowCountOddSizes) {
   SKIP_WITHOUT_GPU();
   for (int M = 1; M <= kern::kGemvMaxRows; ++M) run_case({M, 37, 768 + 8, true}, 100 + M);
   for (int M : {1, 3, 8}) run_case({M, 2304, 768 + 8, true}, 200 + M);
+  run_case({2, 1, 8, true}, 301);    // one column, one 8-element chunk: three of four warps idle
+  run_case({7, 13, 40, false}, 302);  // a partial chunk, a partial tile, no bias
+
 }
 
 TEST(Gemv, LayernormGeluResidual) {
