@@ -34,7 +34,7 @@ using u64 = unsigned long long;
 
 constexpr int kGemvWarps = 4;                                 // split K of one tile
 constexpr int kGemvThreads = kGemvWarps * tiles::kWarpSize;
-constexpr int kGemvBlocksPerSm = 8;
+constexpr int kGemvBlocksPerSm = 5;  // 96 registers a thread: no spills
 constexpr int kTileCols = 8;                                  // output columns (weight rows) of a tile: mma's n
 constexpr int kPackElems = 8;                                 // bf16 per 16-byte load
 constexpr int kChunk = 4 * kPackElems;                        // k of one chunk: 4 lanes x 8 elements
@@ -87,7 +87,8 @@ __device__ __forceinline__ int32_t argmax_index(u64 key) { return key == 0 ? 0 :
 
 // a' (M rows, ld apart) into shared memory: a copy, then in place bf16(layernorm(a)) with the
 // row statistics of kernels/layernorm.cu (mean, then the centred second moment, in fp32).
-__device__ void stage_rows(const GemvArgs& p, bf16* as, int ld, float* stats) {
+// ln_w0, ln_b0: this thread's first packs of ln_w, ln_b (k = 8 threadIdx.x), loaded before the wait.
+__device__ void stage_rows(const GemvArgs& p, bf16* as, int ld, float* stats, const uint4& ln_w0, const uint4& ln_b0) {
   const int K = p.K, M = p.M, lane = threadIdx.x % tiles::kWarpSize, warp = threadIdx.x / tiles::kWarpSize;
   for (int i = threadIdx.x * kPackElems; i < M * K; i += kGemvThreads * kPackElems)
     *reinterpret_cast<uint4*>(as + (i / K) * ld + i % K) = *reinterpret_cast<const uint4*>(p.a + i);
@@ -114,28 +115,32 @@ __device__ void stage_rows(const GemvArgs& p, bf16* as, int ld, float* stats) {
     if (lane == 0) stats[m] = mean, stats[kGemvMaxRows + m] = rstd;
   }
   __syncthreads();
-  for (int i = threadIdx.x * kPackElems; i < M * K; i += kGemvThreads * kPackElems) {
-    const int m = i / K, k = i % K;
-    uint4* row = reinterpret_cast<uint4*>(as + m * ld + k);
-    float x[kPackElems], w[kPackElems], b[kPackElems];
-    unpack8(*row, x);
-    unpack8(*reinterpret_cast<const uint4*>(p.ln_w + k), w);
-    unpack8(*reinterpret_cast<const uint4*>(p.ln_b + k), b);
-    Pack128<bf16> o;
+  for (int k = threadIdx.x * kPackElems; k < K; k += kGemvThreads * kPackElems) {
+    const bool first = k == static_cast<int>(threadIdx.x) * kPackElems;
+    float w[kPackElems], b[kPackElems];
+    unpack8(first ? ln_w0 : *reinterpret_cast<const uint4*>(p.ln_w + k), w);
+    unpack8(first ? ln_b0 : *reinterpret_cast<const uint4*>(p.ln_b + k), b);
+    for (int m = 0; m < M; ++m) {
+      uint4* row = reinterpret_cast<uint4*>(as + m * ld + k);
+      float x[kPackElems];
+      unpack8(*row, x);
+      Pack128<bf16> o;
 #pragma unroll
-    for (int j = 0; j < kPackElems; ++j) o.set(j, (x[j] - stats[m]) * stats[kGemvMaxRows + m] * w[j] + b[j]);
-    memcpy(row, &o, sizeof(o));
+      for (int j = 0; j < kPackElems; ++j) o.set(j, (x[j] - stats[m]) * stats[kGemvMaxRows + m] * w[j] + b[j]);
+      memcpy(row, &o, sizeof(o));
+    }
   }
   __syncthreads();
 }
 
-// The epilogue of output (m, n) = acc: returns float(out[m, n]) after storing what is asked.
-__device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float acc) {
-  float v = acc + (p.bias ? __bfloat162float(p.bias[n]) : 0.0f);
+// The epilogue of output (m, n) = acc, given bias[n] and residual[m, n] (as floats, 0 when
+// absent): returns float(out[m, n]) after storing what is asked.
+__device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float acc, float bias, float residual) {
+  float v = acc + bias;
   if (p.gelu) v = gelu_tanh(v);
   bf16 y = __float2bfloat16_rn(v);
   const size_t i = static_cast<size_t>(m) * p.N + n;
-  if (p.residual) y = __float2bfloat16_rn(__bfloat162float(p.residual[i]) + __bfloat162float(y));
+  if (p.residual) y = __float2bfloat16_rn(residual + __bfloat162float(y));
   if (p.out) p.out[i] = y;
   const float yf = __bfloat162float(y);
   if (p.out_f32) p.out_f32[m * p.ld_f32 + n] = yf;
@@ -184,14 +189,29 @@ __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(Ge
     for (int c = c0 + kStep; c < chunks; c += kGemvWarps)
       if ((c * kChunk + t * kPackElems) % (kCacheLine / static_cast<int>(sizeof(bf16))) == 0) prefetch_l2(row + c * kChunk + t * kPackElems);
   }
+  // warp 0's epilogue operands of the first tile: bias (and layernorm weights) before the wait,
+  // the residual (written by earlier kernels) right after it, in flight while a' is staged
+  const bool row_live = g < M;
+  const int first_tile = blockIdx.x;
+  float bias0[2] = {0.0f, 0.0f}, res0[2] = {0.0f, 0.0f};
+  if (warp == 0 && row_live && p.bias)
+    for (int i = 0; i < 2; ++i)
+      if (first_tile * kTileCols + 2 * t + i < N) bias0[i] = __bfloat162float(p.bias[first_tile * kTileCols + 2 * t + i]);
+  uint4 ln_w0 = make_uint4(0, 0, 0, 0), ln_b0 = make_uint4(0, 0, 0, 0);
+  if (p.ln_w && static_cast<int>(threadIdx.x) * kPackElems < K) {
+    ln_w0 = *reinterpret_cast<const uint4*>(p.ln_w + threadIdx.x * kPackElems);
+    ln_b0 = *reinterpret_cast<const uint4*>(p.ln_b + threadIdx.x * kPackElems);
+  }
   tiles::wait_for_predecessor();
   tiles::launch_dependents();
-  stage_rows(p, as, ld, stats);
+  if (warp == 0 && row_live && p.residual)
+    for (int i = 0; i < 2; ++i)
+      if (first_tile * kTileCols + 2 * t + i < N) res0[i] = __bfloat162float(p.residual[static_cast<size_t>(g) * N + first_tile * kTileCols + 2 * t + i]);
+  stage_rows(p, as, ld, stats, ln_w0, ln_b0);
   if (threadIdx.x < M) block_best[threadIdx.x] = 0;
 
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   u64 best = 0;  // argmax (warp 0): this lane's best key for row g
-  const bool row_live = g < M;
   for (int parity = 0; tile < tiles_n;) {
 #pragma unroll
     for (int u = 0; u < kChunksInFlight; ++u) {
@@ -216,7 +236,10 @@ __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(Ge
         for (int i = 0; i < 2; ++i) {
           const int n = tile * kTileCols + 2 * t + i;
           if (row_live && n < N) {
-            const float y = epilogue(p, g, n, acc[i]);
+            const bool first = tile == first_tile;
+            const float bias = first ? bias0[i] : p.bias ? __bfloat162float(p.bias[n]) : 0.0f;
+            const float res = first ? res0[i] : p.residual ? __bfloat162float(p.residual[static_cast<size_t>(g) * N + n]) : 0.0f;
+            const float y = epilogue(p, g, n, acc[i], bias, res);
             if (p.argmax && !isnan(y)) best = max(best, argmax_key(y, n));
           }
         }
