@@ -20,9 +20,10 @@
 // 8 weight rows a tile, K split over 4 warps, several loads in flight), keeps a' in shared
 // memory, and is launched with programmatic dependent launch: it loads its first weights before
 // waiting for the kernel before it (tiles/pdl.cuh).
-// Requirements (attn::Error otherwise): 1 <= M <= kGemvMaxRows, K % 8 == 0, every pointer
-// 16-byte aligned, argmax_scratch given with argmax; graph-safe (argmax_scratch holds M + 1
-// zeroed words between calls, see gemv_argmax_scratch_bytes, zeroed once by the caller).
+// Requirements (attn::Error otherwise): 1 <= M <= kGemvMaxRows, K % 8 == 0, M (K + 8) bf16 of
+// shared memory within the kernel's 100 KiB, every pointer 16-byte aligned, argmax_scratch given
+// with argmax. Graph-safe: argmax_scratch (gemv_argmax_scratch_bytes, zeroed once by the caller)
+// is zero again whenever a call has finished.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
