@@ -43,6 +43,7 @@
 #include "kernels/common.cuh"
 #include "kernels/decode_attention_common.cuh"
 #include "kernels/decode_attention_mma.cuh"
+#include "kernels/tiles/pdl.cuh"
 
 namespace attn {
 
@@ -249,6 +250,8 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) deco
   using Raw = typename Geo::Raw;
   constexpr int kN = Geo::kLoadsPerLane, kR = Geo::kRowsPerLoad;
   constexpr int kRowBytes = D * element_bytes(C);
+  tiles::wait_for_predecessor();  // launched dependent on the kernel that wrote q and the cache
+  tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
   const DecodeBlock blk(a, kHG);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row_in_load = lane / Geo::kLanesPerRow;
@@ -322,6 +325,7 @@ template <int D>
 __global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(CombineArgs a) {
   constexpr int kCols = D / 4, kRowsPerPass = kCombineThreads / kCols;
   cudaGridDependencySynchronize();  // the split kernel's partials are complete and visible
+  tiles::launch_dependents();       // the next kernel may start its prologue (it waits for this grid)
   __shared__ float4 red_o[kRowsPerPass][kCols];
   __shared__ float red_m[kRowsPerPass], red_l[kRowsPerPass];
   const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
@@ -595,8 +599,10 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.part_o = part_o;
   a.part_m = part_m;
   a.part_l = part_l;
-  plan.kernel.kernel<<<dim3(plan.splits * plan.head_groups, s.Hkv, s.B), plan.kernel.threads, plan.kernel.smem, stream>>>(a);
-  CUDA_CHECK_LAUNCH();
+  // Both passes use programmatic dependent launch (tiles/pdl.cuh): each waits for its
+  // predecessor's writes before reading anything, so its launch overlaps that kernel's tail.
+  tiles::launch_pdl(plan.kernel.kernel, dim3(plan.splits * plan.head_groups, s.Hkv, s.B), dim3(plan.kernel.threads),
+                    plan.kernel.smem, stream, a);
   if (plan.splits == 1) return;  // the split kernel wrote o
 
   CombineArgs c{};
@@ -612,20 +618,8 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   c.part_o = part_o;
   c.part_m = part_m;
   c.part_l = part_l;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(s.B * p.H);
-  cfg.blockDim = dim3(kCombineThreads);
-  cfg.dynamicSmemBytes = 0;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  // Programmatic dependent launch on created streams only (the legacy default stream keeps
-  // plain stream order: its implicit synchronization is not worth testing the corner of).
-  const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
-  cfg.numAttrs = default_stream ? 0 : 1;
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, s.D == 64 ? decode_combine_kernel<64> : decode_combine_kernel<128>, c));
+  tiles::launch_pdl(s.D == 64 ? decode_combine_kernel<64> : decode_combine_kernel<128>, dim3(s.B * p.H),
+                    dim3(kCombineThreads), 0, stream, c);
 }
 
 void kv_cache_write(const void* qkv, int64_t qkv_batch_stride, int64_t qkv_token_stride, bool act_bf16, int H,

@@ -33,6 +33,7 @@
 
 #include "kernels/decode_attention_common.cuh"
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/tiles/pdl.cuh"
 
 namespace attn::kern {
 namespace {
@@ -343,6 +344,8 @@ template <KVCacheDType C, int D>
 __global__ void __launch_bounds__(kMmaThreads) decode_mma_kernel(DecodeArgs a) {
   using Geo = MmaDecodeGeometry<C, D>;
   extern __shared__ __align__(16) uint8_t smem[];
+  tiles::wait_for_predecessor();  // launched dependent on the kernel that wrote q and the cache
+  tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
   const DecodeBlock blk(a, kMmaHeads);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;

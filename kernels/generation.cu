@@ -2,29 +2,27 @@
 #include "core/cuda_check.h"
 #include "kernels/common.cuh"
 #include "kernels/generation.h"
+#include "kernels/tiles/pdl.cuh"
 
 #include <cmath>
 #include <cstdint>
 
 namespace attn::kern {
 
-// positions[b] = lengths[b]; lengths[b] += 1
-__global__ void advance_positions_kernel(int32_t* positions, int32_t* lengths, int B) {
-  const int b = blockIdx.x * blockDim.x + threadIdx.x;
-  if (b >= B) return;
-  const int32_t len = lengths[b];
-  positions[b] = len;
-  lengths[b] = len + 1;
-}
-
-// out[b, c] = wte[tokens[b], c] + wpe[positions[b], c]; the sum in fp32, rounded once (as encoder.cu)
+// One block per sequence b: pos = lengths[b]; out[b, c] = wte[tokens[b], c] + wpe[pos, c] (the
+// sum in fp32, rounded once, as encoder.cu); then positions[b] = pos, lengths[b] = pos + 1 (after
+// every thread of the block has read lengths[b]). Lets the next kernel start its weight prefetch.
 template <typename T>
-__global__ void embed_at_positions_kernel(T* out, const int32_t* tokens, const int32_t* positions, const T* wte,
-                                          const T* wpe, int B, int C) {
-  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= static_cast<size_t>(B) * C) return;
-  const size_t b = i / C, c = i % C;
-  out[i] = from_f<T>(to_f(wte[static_cast<size_t>(tokens[b]) * C + c]) + to_f(wpe[static_cast<size_t>(positions[b]) * C + c]));
+__global__ void start_decode_step_kernel(T* out, int32_t* positions, int32_t* lengths, const int32_t* tokens,
+                                         const T* wte, const T* wpe, int C) {
+  tiles::launch_dependents();
+  const int b = blockIdx.x;
+  const int32_t pos = lengths[b];
+  const T* te = wte + static_cast<size_t>(tokens[b]) * C;
+  const T* pe = wpe + static_cast<size_t>(pos) * C;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) out[static_cast<size_t>(b) * C + c] = from_f<T>(to_f(te[c]) + to_f(pe[c]));
+  __syncthreads();
+  if (threadIdx.x == 0) positions[b] = pos, lengths[b] = pos + 1;
 }
 
 // out[b, c] = x[(b * seq + lengths[b] - 1) * C + c]
@@ -72,16 +70,12 @@ void argmax_rows(int32_t* next, const float* logits, int B, int V, cudaStream_t 
   CUDA_CHECK_LAUNCH();
 }
 
-void advance_positions(int32_t* positions, int32_t* lengths, int B, cudaStream_t stream) {
-  advance_positions_kernel<<<ceil_div(B, 128), 128, 0, stream>>>(positions, lengths, B);
-  CUDA_CHECK_LAUNCH();
-}
-
 template <typename T>
-void embed_at_positions(T* out, const int32_t* tokens, const int32_t* positions, const T* wte, const T* wpe, int B,
-                        int C, cudaStream_t stream) {
-  const size_t n = static_cast<size_t>(B) * C;
-  embed_at_positions_kernel<<<ceil_div<size_t>(n, 256), 256, 0, stream>>>(out, tokens, positions, wte, wpe, B, C);
+void start_decode_step(T* out, int32_t* positions, int32_t* lengths, const int32_t* tokens, const T* wte, const T* wpe,
+                       int B, int C, cudaStream_t stream) {
+  if (B <= 0) return;
+  constexpr int kThreads = 256;
+  start_decode_step_kernel<<<B, kThreads, 0, stream>>>(out, positions, lengths, tokens, wte, wpe, C);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -92,10 +86,10 @@ void gather_last_rows(T* out, const T* x, const int32_t* lengths, int B, int seq
   CUDA_CHECK_LAUNCH();
 }
 
-template void embed_at_positions<float>(float*, const int32_t*, const int32_t*, const float*, const float*, int, int,
-                                        cudaStream_t);
-template void embed_at_positions<bf16>(bf16*, const int32_t*, const int32_t*, const bf16*, const bf16*, int, int,
+template void start_decode_step<float>(float*, int32_t*, int32_t*, const int32_t*, const float*, const float*, int, int,
                                        cudaStream_t);
+template void start_decode_step<bf16>(bf16*, int32_t*, int32_t*, const int32_t*, const bf16*, const bf16*, int, int,
+                                      cudaStream_t);
 template void gather_last_rows<float>(float*, const float*, const int32_t*, int, int, int, cudaStream_t);
 template void gather_last_rows<bf16>(bf16*, const bf16*, const int32_t*, int, int, int, cudaStream_t);
 

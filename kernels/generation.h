@@ -7,13 +7,12 @@
 
 namespace attn::kern {
 
-// The start of a decode step: positions[b] = lengths[b]; lengths[b] += 1.
-void advance_positions(int32_t* positions, int32_t* lengths, int B, cudaStream_t stream);
-
-// out[b, :] = wte[tokens[b], :] + wpe[positions[b], :]       (one token per sequence)
+// The start of a decode step, one kernel (one token per sequence b):
+//   positions[b] = lengths[b];  lengths[b] += 1;
+//   out[b, :] = wte[tokens[b], :] + wpe[positions[b], :]   (the sum in fp32, rounded once)
 template <typename T>
-void embed_at_positions(T* out, const int32_t* tokens, const int32_t* positions, const T* wte, const T* wpe, int B,
-                        int C, cudaStream_t stream);
+void start_decode_step(T* out, int32_t* positions, int32_t* lengths, const int32_t* tokens, const T* wte, const T* wpe,
+                       int B, int C, cudaStream_t stream);
 
 // out[b, :] = x[b, lengths[b] - 1, :]   for x (B, seq, C): each prompt's last position
 template <typename T>

@@ -94,6 +94,7 @@ GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new
   t0 = Clock::now();
   for (int s = 0; s < timed; ++s) gen->decode_greedy(next.data(), next.data());
   r.ms_per_step = timed > 0 ? ms_since(t0) / timed : 0;
+  r.step_kernels = gen->decode_step_kernels();
   finish_row(r, be, cfg, o);
   return r;
 }
@@ -137,19 +138,19 @@ std::string mib(double b) { return fmt::format("{:.2f}", b / (1ull << 20)); }
 void write_reports(const std::vector<GenerateBenchRow>& rows, const std::string& dir) {
   std::filesystem::create_directories(dir);
   std::ofstream csv(dir + "/results.csv");
-  csv << "mode,cache,n_kv_head,batch,prompt,new_tokens,prefill_ms,ms_per_step,tokens_per_s,call_tokens_per_s,"
+  csv << "mode,cache,n_kv_head,batch,prompt,new_tokens,prefill_ms,ms_per_step,step_kernels,tokens_per_s,call_tokens_per_s,"
          "weight_limit_fraction,"
          "cache_bytes,cache_formula_bytes,peak_bytes\n";
   std::ofstream md(dir + "/results.md");
-  md << "| mode | cache | n_kv_head | batch | prompt | new | prefill ms | ms/step | tokens/s | tokens/s with prefill | "
-        "of weight-read limit | cache MiB (formula) | peak GiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  md << "| mode | cache | n_kv_head | batch | prompt | new | prefill ms | ms/step | kernels/step | tokens/s | tokens/s with prefill | "
+        "of weight-read limit | cache MiB (formula) | peak GiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows) {
-    csv << fmt::format("{},{},{},{},{},{},{:.3f},{:.4f},{:.1f},{:.1f},{:.4f},{:.0f},{:.0f},{:.0f}\n", r.mode, r.cache,
-                       r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step, r.tokens_per_s,
+    csv << fmt::format("{},{},{},{},{},{},{:.3f},{:.4f},{},{:.1f},{:.1f},{:.4f},{:.0f},{:.0f},{:.0f}\n", r.mode, r.cache,
+                       r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step, r.step_kernels, r.tokens_per_s,
                        r.call_tokens_per_s, r.weight_limit_fraction, r.cache_bytes, r.cache_formula_bytes, r.peak_bytes);
-    md << fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} | {:.3f} | {:.0f} | {:.0f} | {:.1f}% | {} ({}) | {} |\n",
+    md << fmt::format("| {} | {} | {} | {} | {} | {} | {:.2f} | {:.3f} | {} | {:.0f} | {:.0f} | {:.1f}% | {} ({}) | {} |\n",
                       r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
-                      r.tokens_per_s, r.call_tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
+                      r.step_kernels, r.tokens_per_s, r.call_tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
                       gib(r.peak_bytes), r.peak_by_category);
   }
   csv.close();
@@ -204,9 +205,9 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
     std::unique_ptr<Backend> baseline_be;
     auto report = [&](const GenerateBenchRow& r) {
       fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
-                 "{:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} MiB (formula {})  peak {} GiB ({})\n",
+                 "{:4} kernels/step  {:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} MiB (formula {})  peak {} GiB ({})\n",
                  r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
-                 r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
+                 r.step_kernels, r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
                  gib(r.peak_bytes), r.peak_by_category);
       std::fflush(stdout);
       rows.push_back(r);

@@ -26,6 +26,7 @@ struct GenerateBenchRow {
   std::string cache;
   int prompt = 0, new_tokens = 0, batch = 0, n_kv_head = 0;
   double prefill_ms = 0, ms_per_step = 0, tokens_per_s = 0, weight_limit_fraction = 0;
+  int step_kernels = 0;  // kernels per captured decode step (0: no graph, or the no-cache rows)
   double call_tokens_per_s = 0;  // batch * new_tokens / (prefill + decode steps): generate()'s whole call
   double cache_bytes = 0, cache_formula_bytes = 0, peak_bytes = 0;
   std::string peak_by_category;  // "parameters 237.4, kv_cache 22.5, ... MiB" (each category's own peak)

@@ -8,6 +8,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <vector>
+
 #include "core/cuda_check.h"
 
 namespace attn {
@@ -40,6 +42,21 @@ class CudaGraph {
   }
 
   void launch(cudaStream_t stream) const { CUDA_CHECK(cudaGraphLaunch(exec_, stream)); }
+  // Kernel nodes of the captured graph (0 before a capture): the kernels one replay launches.
+  int kernel_nodes() const {
+    if (!graph_) return 0;
+    size_t n = 0;
+    CUDA_CHECK(cudaGraphGetNodes(graph_, nullptr, &n));
+    std::vector<cudaGraphNode_t> nodes(n);
+    CUDA_CHECK(cudaGraphGetNodes(graph_, nodes.data(), &n));
+    int kernels = 0;
+    for (cudaGraphNode_t node : nodes) {
+      cudaGraphNodeType type;
+      CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+      kernels += type == cudaGraphNodeTypeKernel;
+    }
+    return kernels;
+  }
 
   void reset() {
     if (exec_) cudaGraphExecDestroy(exec_);

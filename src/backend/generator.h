@@ -59,6 +59,8 @@ class Generator {
   virtual void decode_greedy(const int32_t* tokens, int32_t* next);
   // Current length of sequence b (prompt + decoded tokens).
   virtual int length(int b) const = 0;
+  // Kernels launched by one decode step once it is captured (0: not captured, or no GPU).
+  virtual int decode_step_kernels() const { return 0; }
 };
 
 }  // namespace attn
