@@ -34,14 +34,6 @@ __device__ __forceinline__ uint2 cast8(const float (&f)[8], float scale, float& 
   }
   return make_uint2(w[0], w[1]);
 }
-template <Fp8Format F>
-__device__ __forceinline__ uint2 cast8(const bf16* x, float scale, float& m) {
-  const Pack128<bf16> v = load128(x);
-  float f[8];
-#pragma unroll
-  for (int j = 0; j < 8; ++j) f[j] = v.get(j);
-  return cast8<F>(f, scale, m);
-}
 
 // *amax = max(*amax, m) over the warp's lanes: one atomic per warp. m >= 0 (fmaxf drops NaN),
 // and non-negative floats order like their bits as unsigned integers.
@@ -51,14 +43,29 @@ __device__ __forceinline__ void record_amax(float* amax, float m) {
   if ((threadIdx.x & 31) == 0 && m > 0.0f) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
 }
 
-// q[8i .. 8i+8) = sat(x * scale); grid-stride over groups of 8.
+// q[8i .. 8i+8) = sat(x * scale); grid-stride over groups of 8, two groups per step whose
+// loads are both issued before either is converted (more bytes in flight per thread).
 template <Fp8Format F>
-__global__ void fp8_cast_kernel(uint8_t* q, const bf16* x, size_t groups, const float* scale_at, float* amax) {
+__global__ void fp8_cast_kernel(uint8_t* __restrict__ q, const bf16* __restrict__ x, size_t groups,
+                                const float* scale_at, float* amax) {
   const float scale = *scale_at;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   float m = 0.0f;
-  for (size_t g = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
-       g += static_cast<size_t>(gridDim.x) * blockDim.x)
-    *reinterpret_cast<uint2*>(q + 8 * g) = cast8<F>(x + 8 * g, scale, m);
+  for (size_t g = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += 2 * stride) {
+    const bool second = g + stride < groups;
+    const Pack128<bf16> a = load128(x + 8 * g);
+    Pack128<bf16> b{};
+    if (second) b = load128(x + 8 * (g + stride));
+    float f[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = a.get(j);
+    *reinterpret_cast<uint2*>(q + 8 * g) = cast8<F>(f, scale, m);
+    if (second) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) f[j] = b.get(j);
+      *reinterpret_cast<uint2*>(q + 8 * (g + stride)) = cast8<F>(f, scale, m);
+    }
+  }
   record_amax(amax, m);
 }
 
@@ -82,27 +89,41 @@ __global__ void fp8_amax_kernel(const bf16* x, size_t groups, float* amax) {
 //   through shared memory: deterministic), for the bias gradient (fp8_add_column_sums)
 constexpr int kTile = 64, kTileThreads = 256, kTilePitch = kTile + 8;  // pitch keeps 8-byte rows aligned
 constexpr int kSumPitch = kTile + 4;                                    // 16-byte aligned rows of floats
+static_assert(kTile * kTile / 8 % kTileThreads == 0, "whole vectors per thread");
 template <Fp8Format F, bool kSums>
 __global__ void __launch_bounds__(kTileThreads)
-    fp8_cast_transpose_kernel(uint8_t* q, uint8_t* q_t, const bf16* x, int rows, int cols, const float* scale_at,
-                              float* amax, const bf16* gelu_in, float* partials) {
+    fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x,
+                              int rows, int cols, const float* scale_at, float* amax,
+                              const bf16* __restrict__ gelu_in, float* __restrict__ partials) {
   __shared__ alignas(8) uint8_t tile[kTile * kTilePitch];
   __shared__ alignas(16) float sums[kSums ? kTile * kSumPitch : 1];
   const float scale = *scale_at;
   const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
   float m = 0.0f;
-  for (int v = threadIdx.x; v < kTile * kTile / 8; v += kTileThreads) {
-    const int r = v / (kTile / 8), c = (v % (kTile / 8)) * 8;
-    if (r0 + r >= rows || c0 + c >= cols) continue;
+  // every load of the tile first (kVecs 16-byte vectors per thread, with gelu_in twice that),
+  // then the conversions and stores
+  constexpr int kVecs = kTile * kTile / 8 / kTileThreads;
+  Pack128<bf16> xv[kVecs], pv[kVecs];
+  bool in[kVecs];
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int v = threadIdx.x + i * kTileThreads, r = v / (kTile / 8), c = (v % (kTile / 8)) * 8;
+    in[i] = r0 + r < rows && c0 + c < cols;
+    const size_t at = static_cast<size_t>(r0 + r) * cols + c0 + c;
+    if (in[i]) xv[i] = load128(x + at);
+    if (in[i] && gelu_in) pv[i] = load128(gelu_in + at);
+  }
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int v = threadIdx.x + i * kTileThreads, r = v / (kTile / 8), c = (v % (kTile / 8)) * 8;
+    if (!in[i]) continue;
     const size_t at = static_cast<size_t>(r0 + r) * cols + c0 + c;
     float g[8];
-    const Pack128<bf16> xv = load128(x + at);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) g[j] = xv.get(j);
+    for (int j = 0; j < 8; ++j) g[j] = xv[i].get(j);
     if (gelu_in) {
-      const Pack128<bf16> pv = load128(gelu_in + at);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) g[j] *= gelu_grad(pv.get(j));
+      for (int j = 0; j < 8; ++j) g[j] *= gelu_grad(pv[i].get(j));
     }
     const uint2 bytes = cast8<F>(g, scale, m);
     if (q) *reinterpret_cast<uint2*>(q + at) = bytes;
