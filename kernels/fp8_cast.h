@@ -46,9 +46,17 @@ struct Fp8ScaleState {
 void fp8_cast(void* q, const __nv_bfloat16* x, size_t n, Fp8Format f, const float* scale, float* amax,
               cudaStream_t stream);
 // x (rows, cols) row-major -> q (rows, cols) (when q != nullptr) and q_t = its transpose (cols,
-// rows) (when q_t != nullptr), both sat(x * *scale), in one pass; rows and cols multiples of 8.
+// rows) (when q_t != nullptr), both sat(g * *scale), in one pass; rows and cols multiples of 8.
+// g = x, or with gelu_in (rows, cols) the gradient through a GELU, g = x * gelu'(gelu_in) (the
+// amax is then max |g|). With column_partials (fp8_column_partials_floats(rows, cols) floats),
+// per 64-row block the column sums of g; fp8_add_column_sums finishes them (the bias gradient
+// of the pass that reads g anyway, deterministic).
 void fp8_cast_transpose(void* q, void* q_t, const __nv_bfloat16* x, int rows, int cols, Fp8Format f,
-                        const float* scale, float* amax, cudaStream_t stream);
+                        const float* scale, float* amax, cudaStream_t stream,
+                        const __nv_bfloat16* gelu_in = nullptr, float* column_partials = nullptr);
+size_t fp8_column_partials_floats(int rows, int cols);
+// sums[c] += the column sums that fp8_cast_transpose left in column_partials (same rows, cols).
+void fp8_add_column_sums(float* sums, const float* column_partials, int rows, int cols, cudaStream_t stream);
 // *amax = max(*amax, max |x[i]|) only (a tensor's first cast: its scale from its own amax).
 void fp8_amax(const __nv_bfloat16* x, size_t n, float* amax, cudaStream_t stream);
 // For tensors [first, first + count): m = max of the amax history; when m > 0 and finite and

@@ -2,25 +2,10 @@
 // Used where the cuBLASLt GELU epilogues are not (fp32 parity mode, or shapes without
 // an epilogue algorithm).
 #include "kernels/common.cuh"
+#include "kernels/gelu_math.cuh"
 #include "kernels/kernels.h"
 
 namespace attn::kern {
-
-namespace {
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-
-// gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
-__device__ __forceinline__ float gelu(float x) {
-  const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
-  return 0.5f * x * (1.0f + tanhf(u));
-}
-// gelu'(x) = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-__device__ __forceinline__ float gelu_grad(float x) {
-  const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
-  const float t = tanhf(u);
-  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x * x);
-}
-}  // namespace
 
 // out = gelu(inp); one 16-byte pack per thread, the last thread takes the tail.
 template <typename T>

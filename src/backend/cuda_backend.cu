@@ -491,9 +491,13 @@ class CudaBackend final : public Backend {
       const LayerActs<T>& a = layers_[l];
       // MLP branch (dres = d res_out)
       const T* dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::mlp_branch(l)));
+      // fp8: the dGELU moves from the fc-proj dgrad into the cast of the fc's dy (dfch_ stays
+      // the gradient of the GELU's output)
+      const bool fuse_dgelu = fp8_call(N, C, 4 * C);
       linear_backward("fcproj wgrad", "fcproj dgrad+dgelu", l, kFcProj, dfch_, lp.fcproj_w, lp.fcproj_b, dbranch,
-                      a.fch_gelu, N, 4 * C, C, /*pre_gelu=*/a.fch);
-      linear_backward("fc wgrad", "fc dgrad", l, kFc, dbuf_, lp.fc_w, lp.fc_b, dfch_, a.ln2, N, C, 4 * C);
+                      a.fch_gelu, N, 4 * C, C, /*pre_gelu=*/fuse_dgelu ? nullptr : a.fch);
+      linear_backward("fc wgrad", "fc dgrad", l, kFc, dbuf_, lp.fc_w, lp.fc_b, dfch_, a.ln2, N, C, 4 * C,
+                      /*pre_gelu=*/nullptr, /*dout_gelu_input=*/fuse_dgelu ? a.fch : nullptr);
       timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
                                  a.ln2_mean, a.ln2_rstd, N, C, stream_);
@@ -535,14 +539,18 @@ class CudaBackend final : public Backend {
     }
     timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), P(b), N, IC, OC, pre_gelu); });
   }
-  // dW += dout^T inp, db += sum dout, then dinp = dout W (times gelu'(pre_gelu) when given)
+  // dW += dout^T inp, db += sum dout, then dinp = dout W (times gelu'(pre_gelu) when given).
+  // fp8 only: dout_gelu_input, dout is the gradient of a GELU's output and dout * gelu'(it) the
+  // linear's (fused into the cast of dy).
   void linear_backward(const char* wgrad_name, const char* dgrad_name, int layer, LinearKind kind, T* dinp, int w, int b,
-                       const T* dout, const T* inp, int N, int IC, int OC, const T* pre_gelu = nullptr) {
+                       const T* dout, const T* inp, int N, int IC, int OC, const T* pre_gelu = nullptr,
+                       const T* dout_gelu_input = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC))
-        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC,
-                              reduce_scratch_, pre_gelu, wgrad_name, dgrad_name);
+        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC, pre_gelu,
+                              dout_gelu_input, wgrad_name, dgrad_name);
     }
+    ATTN_CHECK(dout_gelu_input == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
     timed(matmul_op(wgrad_name, N, IC, OC),
           [&] { matmul_->backward_weight(G(w), G(b), dout, inp, N, IC, OC, reduce_scratch_); });
     timed(matmul_op(dgrad_name, N, IC, OC), [&] { matmul_->backward_input(dinp, dout, P(w), N, IC, OC, pre_gelu); });

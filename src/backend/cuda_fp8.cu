@@ -46,6 +46,7 @@ size_t CudaFp8Linears::scratch_bytes() const {
                out = static_cast<size_t>(max_rows_) * max_out_;
   ArenaPlan plan;
   plan.add(in), plan.add(w), plan.add(out), plan.add(out);
+  plan.add(kern::fp8_column_partials_floats(max_rows_, max_out_) * sizeof(float));
   return plan.bytes();
 }
 
@@ -54,25 +55,34 @@ void CudaFp8Linears::set_scratch(void* scratch) {
                out = static_cast<size_t>(max_rows_) * max_out_;
   ArenaPlan plan;
   const size_t a = plan.add(in), b = plan.add(w), c = plan.add(out), d = plan.add(out);
+  const size_t e = plan.add(kern::fp8_column_partials_floats(max_rows_, max_out_) * sizeof(float));
   char* base = static_cast<char*>(scratch);
   x_q_ = base + a, w_q_ = base + b, dy_q_ = base + c, dy_t_ = base + d;
+  dy_partials_ = reinterpret_cast<float*>(base + e);
 }
 
 CudaMatmul::Fp8Operand CudaFp8Linears::operand(const void* data, int t) const {
   return CudaMatmul::Fp8Operand{data, format_of(t % kRoles) == kern::Fp8Format::E5M2, scales_.scale_inv(t)};
 }
 
-void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name) {
+void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name,
+                          const bf16* gelu_in, float* column_partials) {
   const size_t n = static_cast<size_t>(rows) * cols;
-  timer_.time(OpTag(OpCategory::Fp8Cast, name, 0, n * (2.0 + (q ? 1.0 : 0.0) + (q_t ? 1.0 : 0.0))), [&] {
+  const double bytes = n * (2.0 + (q ? 1.0 : 0.0) + (q_t ? 1.0 : 0.0) + (gelu_in ? 2.0 : 0.0));
+  timer_.time(OpTag(OpCategory::Fp8Cast, name, 0, bytes), [&] {
     if (!seen_[t]) {  // first cast of this tensor: its own amax sets the scale
-      kern::fp8_amax(x, n, scales_.amax_history(t), stream_);
+      if (gelu_in) {  // (the amax of x * gelu'(gelu_in): a cast pass that writes nothing but it)
+        kern::fp8_cast_transpose(nullptr, nullptr, x, rows, cols, format_of(t % kRoles), scales_.scale(t),
+                                 scales_.amax_history(t), stream_, gelu_in);
+      } else {
+        kern::fp8_amax(x, n, scales_.amax_history(t), stream_);
+      }
       kern::fp8_update_scales(scales_, t, 1, /*roll=*/false, stream_);
       seen_[t] = 1;
     }
-    if (q_t)
+    if (q_t || gelu_in || column_partials)
       kern::fp8_cast_transpose(q, q_t, x, rows, cols, format_of(t % kRoles), scales_.scale(t),
-                               scales_.amax_history(t), stream_);
+                               scales_.amax_history(t), stream_, gelu_in, column_partials);
     else
       kern::fp8_cast(q, x, n, format_of(t % kRoles), scales_.scale(t), scales_.amax_history(t), stream_);
   });
@@ -92,22 +102,24 @@ void CudaFp8Linears::forward(int linear, bf16* out, const bf16* inp, const bf16*
 }
 
 void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
-                              const bf16* weight, int N, int IC, int OC, float* bias_scratch, const bf16* pre_gelu,
-                              const char* wgrad_name, const char* dgrad_name) {
+                              const bf16* weight, int N, int IC, int OC, const bf16* pre_gelu,
+                              const bf16* dout_gelu_input, const char* wgrad_name, const char* dgrad_name) {
   ATTN_CHECK(linear >= 0 && linear < n_linears_ && N <= max_rows_ && IC <= max_in_ && OC <= max_out_ &&
                  supports(N, IC, OC),
              "fp8 linear {}: backward of ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N,
              IC, OC, IC);
   const int tx = tensor(linear, Input), tw = tensor(linear, Weight), tg = tensor(linear, GradOutput);
-  cast(tg, dy_q_, dy_t_, dout, N, OC, "fp8 cast dy+dy^T");
+  // dy (and its dGELU, and its column sums for the bias) in one pass over dout
+  cast(tg, dy_q_, dy_t_, dout, N, OC, dout_gelu_input ? "fp8 cast dgelu+dy+dy^T" : "fp8 cast dy+dy^T",
+       dout_gelu_input, dbias ? dy_partials_ : nullptr);
+  if (dbias)
+    timer_.time(OpTag(OpCategory::Matmul, "fp8 bias grad", 0, 4.0 * kern::fp8_column_partials_floats(N, OC)),
+                [&] { kern::fp8_add_column_sums(dbias, dy_partials_, N, OC, stream_); });
   cast(tx, nullptr, x_q_, inp, N, IC, "fp8 cast x^T");
   // wgrad: dW (OC, IC) += dy^T (OC, N) . (x^T (IC, N))^T
   timer_.time(OpTag(OpCategory::Matmul, wgrad_name, 2.0 * N * IC * OC), [&] {
     matmul_.fp8_matmul(dweight, DType::F32, operand(dy_t_, tg), operand(x_q_, tx), OC, IC, N, 1.0f);
   });
-  if (dbias)
-    timer_.time(OpTag(OpCategory::Matmul, "fp8 bias grad", 0, 2.0 * N * OC),
-                [&] { kern::bias_backward(dbias, bias_scratch, dout, N, OC, stream_); });
   cast(tw, nullptr, w_q_, weight, OC, IC, "fp8 cast W^T");
   // dgrad: dx (N, IC) = dy (N, OC) . (W^T (IC, OC))^T
   timer_.time(OpTag(OpCategory::Matmul, dgrad_name, 2.0 * N * IC * OC), [&] {

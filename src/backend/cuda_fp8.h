@@ -61,12 +61,14 @@ class CudaFp8Linears {
   // name: the matmul's name in the step profile (the casts go by their own, category fp8_cast).
   void forward(int linear, bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int IC, int OC,
                bf16* pre_gelu = nullptr, const char* name = "fp8 fwd");
-  // dweight (fp32) += dout^T inp; dbias (fp32, or null) += column sums of dout (bias_scratch:
-  // CudaMatmul::backward_weight_scratch_floats(N, OC)); dinp = dout W (times gelu'(pre_gelu)
-  // when given), overwritten.
+  // With dy = dout, or dy = dout * gelu'(dout_gelu_input) (dout the gradient of a GELU's output,
+  // dout_gelu_input its input: the dGELU fused into dy's cast): dweight (fp32) += dy^T inp;
+  // dbias (fp32, or null) += column sums of dy (from the same cast); dinp = dy W (times
+  // gelu'(pre_gelu) when given: a plain fp8 matmul and our kernel), overwritten.
   void backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
-                const bf16* weight, int N, int IC, int OC, float* bias_scratch, const bf16* pre_gelu = nullptr,
-                const char* wgrad_name = "fp8 wgrad", const char* dgrad_name = "fp8 dgrad");
+                const bf16* weight, int N, int IC, int OC, const bf16* pre_gelu = nullptr,
+                const bf16* dout_gelu_input = nullptr, const char* wgrad_name = "fp8 wgrad",
+                const char* dgrad_name = "fp8 dgrad");
   // The delayed-scaling step: new scales from the histories, histories rolled (device only).
   void update_scales();
 
@@ -83,7 +85,8 @@ class CudaFp8Linears {
  private:
   int tensor(int linear, Role r) const { return linear * kRoles + r; }
   // The cast of one operand: a first-seen tensor takes its scale from its own amax first.
-  void cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name);
+  void cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name,
+            const bf16* gelu_in = nullptr, float* column_partials = nullptr);
   CudaMatmul::Fp8Operand operand(const void* data, int t) const;
 
   int n_linears_, max_rows_, max_in_, max_out_;
@@ -92,8 +95,9 @@ class CudaFp8Linears {
   cudaStream_t stream_;
   kern::Fp8ScaleState scales_;
   std::vector<char> seen_;  // per tensor: its history holds an amax (host mirror; part of state())
-  // scratch: x (or x^T), W (or W^T), dy, dy^T
+  // scratch: x (or x^T), W (or W^T), dy, dy^T, dy's column sums per 64-row block (bias gradient)
   void *x_q_ = nullptr, *w_q_ = nullptr, *dy_q_ = nullptr, *dy_t_ = nullptr;
+  float* dy_partials_ = nullptr;
 };
 
 }  // namespace attn
