@@ -25,11 +25,12 @@
 namespace attn::flash {
 
 // ============================================================================================
-// Dsum = rowsum(dO * O), fp32 or bf16 inputs.
+// Dsum = rowsum(dO * O), fp32 or bf16 inputs; and, when dq_acc is given, that row of the fp32 dQ
+// accumulator set to zero (one pass over the rows instead of a separate memset).
 // ============================================================================================
 template <typename E, int D>
 __global__ void __launch_bounds__(256) flash_bwd_dsum_kernel(const __grid_constant__ FlashAttentionBackwardParams p,
-                                                             float* dsum) {
+                                                             float* dsum, float* dq_acc) {
   constexpr int EPV = 16 / sizeof(E);  // elements per 16-byte vector
   constexpr int TPR = D / EPV;         // threads per row (8..32)
   constexpr int RPB = 256 / TPR;
@@ -50,6 +51,11 @@ __global__ void __launch_bounds__(256) flash_bwd_dsum_kernel(const __grid_consta
     const E* de = reinterpret_cast<const E*>(&dv);
 #pragma unroll
     for (int i = 0; i < EPV; ++i) acc = fmaf(static_cast<float>(oe[i]), static_cast<float>(de[i]), acc);
+    if (dq_acc) {  // this thread's EPV floats of the row (D = TPR * EPV)
+      float4* z = reinterpret_cast<float4*>(dq_acc + row * D + sub * EPV);
+#pragma unroll
+      for (int i = 0; i < EPV / 4; ++i) z[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
   }
 #pragma unroll
   for (int off = TPR / 2; off; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
@@ -339,16 +345,15 @@ void backward_dispatch(const FlashAttentionBackwardParams& p, void* workspace, c
     const int rpb = 256 / tpr;
     const unsigned blocks = (unsigned)((rows + rpb - 1) / rpb);
     if (f.bf16 && f.D == 64)
-      flash_bwd_dsum_kernel<__nv_bfloat16, 64><<<blocks, 256, 0, stream>>>(p, dsum);
+      flash_bwd_dsum_kernel<__nv_bfloat16, 64><<<blocks, 256, 0, stream>>>(p, dsum, dq_acc);
     else if (f.bf16)
-      flash_bwd_dsum_kernel<__nv_bfloat16, 128><<<blocks, 256, 0, stream>>>(p, dsum);
+      flash_bwd_dsum_kernel<__nv_bfloat16, 128><<<blocks, 256, 0, stream>>>(p, dsum, dq_acc);
     else if (f.D == 64)
-      flash_bwd_dsum_kernel<float, 64><<<blocks, 256, 0, stream>>>(p, dsum);
+      flash_bwd_dsum_kernel<float, 64><<<blocks, 256, 0, stream>>>(p, dsum, dq_acc);
     else
-      flash_bwd_dsum_kernel<float, 128><<<blocks, 256, 0, stream>>>(p, dsum);
+      flash_bwd_dsum_kernel<float, 128><<<blocks, 256, 0, stream>>>(p, dsum, dq_acc);
     CUDA_CHECK(cudaGetLastError());
   }
-  if (dq_acc) CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * f.D * sizeof(float), stream));
   if (backward_sm90_applies(p)) {  // every bf16 backward: the sm90 main pass
     backward_sm90(p, dsum, dq_acc, stream);
     if (dq_acc == nullptr) {  // deterministic: dQ by its own pass. 2 head dims x dropout off / on.

@@ -40,10 +40,12 @@ template <typename T>
 void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int N, int C,
                        cudaStream_t stream);
 // dinp += ...; dweight += ...; dbias += ... (two-stage deterministic column reduction
-// through `scratch`, layernorm_backward_scratch_floats(N, C) floats).
+// through `scratch`, layernorm_backward_scratch_floats(N, C) floats). add_dinp / add_params
+// false: dinp / (dweight, dbias) are written instead (no zeroed buffer needed, and no read).
 template <typename T>
 void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, const T* dout, const T* inp,
-                        const T* weight, const float* mean, const float* rstd, int N, int C, cudaStream_t stream);
+                        const T* weight, const float* mean, const float* rstd, int N, int C, bool add_dinp,
+                        bool add_params, cudaStream_t stream);
 size_t layernorm_backward_scratch_floats(int N, int C);
 // The residual add of a block fused with the layernorm that reads it (one pass over the row):
 //   res_out = res + drop(branch)  (rounded to T; may alias res),  out = layernorm(res_out)

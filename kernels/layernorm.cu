@@ -230,7 +230,7 @@ struct LayerNormBackwardRow {
 template <typename T, int kPacks>
 __global__ void __launch_bounds__(kBackwardWarps * 32, 3)
     layernorm_backward_rows_kernel(T* dinp, float* scratch, const T* dout, const T* inp, const T* w,
-                                   const float* mean, const float* rstd, int N, int C) {
+                                   const float* mean, const float* rstd, int N, int C, bool add_dinp) {
   constexpr int W = Pack128<T>::size;
   // registers: a row's x and dout (8 per pack), dx (4), the gradient sums (2 W): ptxas spills past ~140
   constexpr bool kPrefetch = (2 * 8 + 4 + 2 * W) * kPacks <= 140;
@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 3)
     if constexpr (kPrefetch) {
 #pragma unroll
       for (int k = 0; k < kPacks; ++k)
-        if (k * 32 + lane < packs) dx[k] = load128(dinp + base + static_cast<size_t>(k * 32 + lane) * W);
+        if (add_dinp && k * 32 + lane < packs) dx[k] = load128(dinp + base + static_cast<size_t>(k * 32 + lane) * W);
     }
     const float m = cur.mean, r = cur.rstd;
     float sg = 0.0f, sgn = 0.0f;
@@ -280,11 +280,14 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 3)
       const int pk = k * 32 + lane;
       if (pk < packs) {
         const Pack128<T> wk = load128(w + pk * W);
-        if constexpr (!kPrefetch) dx[k] = load128(dinp + base + static_cast<size_t>(pk) * W);
+        if constexpr (!kPrefetch) {
+          if (add_dinp) dx[k] = load128(dinp + base + static_cast<size_t>(pk) * W);
+        }
 #pragma unroll
         for (int j = 0; j < W; ++j) {
           const float norm = (cur.x[k].get(j) - m) * r, g = wk.get(j) * cur.dout[k].get(j);
-          dx[k].set(j, dx[k].get(j) + (g - g_mean - norm * gn_mean) * r);
+          const float d = (g - g_mean - norm * gn_mean) * r;
+          dx[k].set(j, add_dinp ? dx[k].get(j) + d : d);
         }
         store128(dinp + base + static_cast<size_t>(pk) * W, dx[k]);
       }
@@ -315,36 +318,38 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 3)
 // Launches the backward rows kernel with the fewest packs per lane that hold a row of C.
 template <typename T, int kPacks = 1>
 void launch_layernorm_backward_rows(int blocks, T* dinp, float* scratch, const T* dout, const T* inp, const T* w,
-                                    const float* mean, const float* rstd, int N, int C, cudaStream_t stream) {
+                                    const float* mean, const float* rstd, int N, int C, bool add_dinp,
+                                    cudaStream_t stream) {
   constexpr int W = Pack128<T>::size;
   if constexpr (kPacks < kRowRegs / W) {
     if (C > kPacks * 32 * W)
       return launch_layernorm_backward_rows<T, kPacks + 1>(blocks, dinp, scratch, dout, inp, w, mean, rstd, N, C,
-                                                           stream);
+                                                           add_dinp, stream);
   }
   layernorm_backward_rows_kernel<T, kPacks>
-      <<<blocks, kBackwardWarps * 32, 0, stream>>>(dinp, scratch, dout, inp, w, mean, rstd, N, C);
+      <<<blocks, kBackwardWarps * 32, 0, stream>>>(dinp, scratch, dout, inp, w, mean, rstd, N, C, add_dinp);
   CUDA_CHECK_LAUNCH();
 }
 
-// dweight[c] += sum_k scratch[k][c],  dbias[c] += sum_k scratch[k][C + c]   (k = 0..blocks-1)
-// Block (32 columns x 8 lanes) over the 2C columns [dweight | dbias]; lane y sums k = y, y + 8,
-// ... in order, the 8 lanes are added in order: deterministic.
-__global__ void layernorm_params_final_kernel(float* dweight, float* dbias, const float* scratch, int blocks, int C) {
-  __shared__ float s[8][33];
+// dweight[c] (+)= sum_k scratch[k][c],  dbias[c] (+)= sum_k scratch[k][C + c]   (k = 0..blocks-1;
+// "=" when add is false). Block (32 columns x 32 lanes) over the 2C columns [dweight | dbias]:
+// lane y sums k = y, y + 32, ... in order, then the 32 lanes are added in order: deterministic.
+// (32 lanes rather than 8: the 2C / 32 blocks are few, so each must have many loads in flight.)
+constexpr int kFinalLanes = 32;
+__global__ void __launch_bounds__(32 * kFinalLanes)
+    layernorm_params_final_kernel(float* dweight, float* dbias, const float* scratch, int blocks, int C, bool add) {
+  __shared__ float s[kFinalLanes][33];
   const int c = blockIdx.x * 32 + threadIdx.x;
   float t = 0.0f;
   if (c < 2 * C)
-    for (int k = threadIdx.y; k < blocks; k += 8) t += scratch[static_cast<size_t>(k) * 2 * C + c];
+    for (int k = threadIdx.y; k < blocks; k += kFinalLanes) t += scratch[static_cast<size_t>(k) * 2 * C + c];
   s[threadIdx.y][threadIdx.x] = t;
   __syncthreads();
   if (threadIdx.y != 0 || c >= 2 * C) return;
   float total = 0.0f;
-  for (int y = 0; y < 8; ++y) total += s[y][threadIdx.x];
-  if (c < C)
-    dweight[c] += total;
-  else
-    dbias[c - C] += total;
+  for (int y = 0; y < kFinalLanes; ++y) total += s[y][threadIdx.x];
+  float* dst = c < C ? dweight + c : dbias + (c - C);
+  *dst = add ? *dst + total : total;
 }
 
 int backward_blocks(int N) { return std::min(ceil_div(N, kBackwardWarps), kBackwardMaxBlocks); }
@@ -390,16 +395,23 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
 
 template <typename T>
 void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, const T* dout, const T* inp,
-                        const T* weight, const float* mean, const float* rstd, int N, int C, cudaStream_t stream) {
-  if (N == 0) return;
-  if (rows_fit_registers<T>(C)) {
+                        const T* weight, const float* mean, const float* rstd, int N, int C, bool add_dinp,
+                        bool add_params, cudaStream_t stream) {
+  if (rows_fit_registers<T>(C) && N > 0) {
     const int blocks = backward_blocks(N);
-    launch_layernorm_backward_rows(blocks, dinp, scratch, dout, inp, weight, mean, rstd, N, C, stream);
-    layernorm_params_final_kernel<<<ceil_div(2 * C, 32), dim3(32, 8), 0, stream>>>(dweight, dbias, scratch, blocks,
-                                                                                  C);
+    launch_layernorm_backward_rows(blocks, dinp, scratch, dout, inp, weight, mean, rstd, N, C, add_dinp, stream);
+    layernorm_params_final_kernel<<<ceil_div(2 * C, 32), dim3(32, kFinalLanes), 0, stream>>>(dweight, dbias, scratch,
+                                                                                            blocks, C, add_params);
     CUDA_CHECK_LAUNCH();
     return;
   }
+  // the generic path (and N = 0) adds: an output written rather than added is zeroed first
+  if (!add_dinp) CUDA_CHECK(cudaMemsetAsync(dinp, 0, static_cast<size_t>(N) * C * sizeof(T), stream));
+  if (!add_params) {
+    CUDA_CHECK(cudaMemsetAsync(dweight, 0, C * sizeof(float), stream));
+    CUDA_CHECK(cudaMemsetAsync(dbias, 0, C * sizeof(float), stream));
+  }
+  if (N == 0) return;
   const int block = 256, rows_per_block = block / 32;
   layernorm_backward_input_kernel<<<ceil_div(N, rows_per_block), block, 0, stream>>>(dinp, dout, inp, weight, mean,
                                                                                      rstd, N, C);
@@ -415,7 +427,7 @@ void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, c
 #define INSTANTIATE(T)                                                                                              \
   template void layernorm_forward<T>(T*, float*, float*, const T*, const T*, const T*, int, int, cudaStream_t);    \
   template void layernorm_backward<T>(T*, float*, float*, float*, const T*, const T*, const T*, const float*,      \
-                                      const float*, int, int, cudaStream_t);                                     \
+                                      const float*, int, int, bool, bool, cudaStream_t);                         \
   template void residual_layernorm_forward<T>(T*, T*, float*, float*, const T*, const T*, const T*, const T*, int, \
                                               int, DropoutState, cudaStream_t);
 INSTANTIATE(float)

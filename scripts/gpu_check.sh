@@ -2,7 +2,7 @@
 # Everything the GPU machine is for, in one call (device time is scarce):
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
-#                        [graphstep] [tf32] [fp32flash] [flashdropout] [shakespeareflash]
+#                        [graphstep] [tf32] [fp32flash] [flashdropout] [shakespeareflash] [fp8quality]
 #                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
@@ -558,6 +558,41 @@ PY
   $A eval --checkpoint runs/gen_sc --cached --kv-cache bf16,int8,fp8 --training.eval_iters=20 2>&1 | tee -a "$G"
   row "cached val loss (shakespeare_char 1500 steps, 20 batches): $(grep -o 'loss [0-9.]* cached ([a-z0-9]* KV cache[^:]*: [^,]*, [^ ]* vs bf16' "$G" | sed 's/ KV cache, teacher-forced decode)//' | tr '\n' ';')"
   fi
+fi
+
+if has fp8quality; then
+  # Issue 21, acceptance 2: 1000 steps in bf16 and in fp8, same seed, flash attention: GPT-2 124M on
+  # default.toml's data (the fortunes text, BPE 2048; $FORTUNES, carry a copy) and the 6-layer
+  # shakespeare_char model on shakespeare BPE 4096. Val loss every 100 steps; plot with
+  # `scripts/plot.py loss --run q124_bf16.jsonl bf16 --run q124_fp8.jsonl fp8`.
+  echo "== fp8 vs bf16 training quality, 1000 steps each"
+  FORTUNES=${FORTUNES:-/usr/share/games/fortunes}
+  for P in bf16 fp8; do
+    $A train -c configs/gpt2_124m.toml --attention.impl=\"flash\" --data.inputs="[\"$FORTUNES\"]" \
+      --data.dir=runs/data/fortunes_bpe2048 --data.vocab_size=2048 --training.max_iters=1000 \
+      --training.eval_interval=100 --training.eval_iters=20 --training.log_interval=10 --checkpoint.interval=0 \
+      --device.precision=\"$P\" --training.out_dir=runs/q124_$P > "$OUT/q124_$P.log" 2>&1 || tail -3 "$OUT/q124_$P.log"
+    $A train -c configs/shakespeare_char.toml --attention.impl=\"flash\" --data.inputs='[".deps/data/input.txt"]' \
+      --data.tokenizer=\"bpe\" --data.vocab_size=4096 --data.dir=runs/data/shakespeare_bpe4096 \
+      --training.max_iters=1000 --schedule.decay_iters=1000 --training.eval_interval=100 --training.eval_iters=50 \
+      --training.log_interval=10 --checkpoint.interval=0 --device.precision=\"$P\" --training.out_dir=runs/qsh_$P \
+      > "$OUT/qsh_$P.log" 2>&1 || tail -3 "$OUT/qsh_$P.log"
+    cp runs/q124_$P/metrics.jsonl "$OUT/q124_$P.jsonl"; cp runs/qsh_$P/metrics.jsonl "$OUT/qsh_$P.jsonl"
+  done
+  row "$(python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+lines = ["fp8 vs bf16, 1000 steps | largest val-loss difference (step) | final val bf16 / fp8"]
+for run in ("q124", "qsh"):
+    val = {}
+    for p in ("bf16", "fp8"):
+        val[p] = {d["step"]: d["val_loss"] for d in map(json.loads, open(f"{out}/{run}_{p}.jsonl")) if "val_loss" in d}
+    diff, step = max((abs(val["fp8"][s] - val["bf16"][s]) / val["bf16"][s], s) for s in val["bf16"] if s in val["fp8"])
+    last = max(val["bf16"])
+    lines.append(f"  {run}: {100 * diff:.2f}% ({step}) | {val['bf16'][last]:.4f} / {val['fp8'][last]:.4f}")
+print("\n".join(lines))
+PY
+)"
 fi
 
 if has report; then

@@ -71,6 +71,18 @@ class Stream {
   cudaStream_t s_ = nullptr;
 };
 
+class Event {
+ public:
+  Event() { CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming)); }
+  ~Event() { cudaEventDestroy(e_); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+
 template <typename U>
 class Pinned {
  public:
@@ -135,6 +147,7 @@ class CudaBackend final : public Backend {
   }
   void get_grads(float* host) const override {
     require_training("get_grads");
+    const_cast<CudaBackend*>(this)->zero_pending_grads();  // (a deferred zero_grad is part of the state)
     download(host, grads_);
   }
   void set_optimizer_state(const float* m, const float* v) override {
@@ -156,8 +169,18 @@ class CudaBackend final : public Backend {
     if (fp8_ && !s.empty()) fp8_->set_state(s);
   }
 
+  // Zeroing is deferred: the next backward writes every gradient instead of adding to it
+  // (first_backward_writes below), which saves a pass over all gradients and the bias-gradient
+  // additions. Anything that reads the gradients before that backward zeroes them first. fp8's
+  // linears add into their gradients, so with fp8 the buffer is zeroed now.
   void zero_grad() override {
     require_training("zero_grad");
+    grads_zero_pending_ = true;
+    if (fp8_) zero_pending_grads();
+  }
+  void zero_pending_grads() {
+    if (!grads_zero_pending_) return;
+    grads_zero_pending_ = false;
     timed(pass_op(OpCategory::Other, "zero_grad", total_bytes()),
           [&] { CUDA_CHECK(cudaMemsetAsync(grads_, 0, total_bytes(), stream_)); });
   }
@@ -192,6 +215,7 @@ class CudaBackend final : public Backend {
 
   float grad_norm() override {
     require_training("grad_norm");
+    zero_pending_grads();
     if (dp_ && dp_->zero1()) return static_cast<float>(std::sqrt(dp_->grad_norm_squared(grads_, norm_partials_, norm_out_)));
     enqueue_grad_norm_squared();
     double sq = 0.0;
@@ -203,6 +227,7 @@ class CudaBackend final : public Backend {
   void adamw_step(const AdamWConfig& c, float lr, float grad_multiplier, int64_t t) override {
     require_training("adamw_step");
     ATTN_CHECK(t >= 1, "adamw_step: step count t = {} (1-based)", t);
+    zero_pending_grads();
     if (dp_ && dp_->zero1()) {
       if (dt_ == DType::F32) return dp_->adamw_step(params_, nullptr, grads_, c, lr, grad_multiplier, t);
       dp_->adamw_step(params_, reinterpret_cast<bf16*>(cparams_), grads_, c, lr, grad_multiplier, t);
@@ -279,11 +304,32 @@ class CudaBackend final : public Backend {
   };
   // Device slots and their page-locked mirror: [ints per micro | scalars | dloss | keys] is
   // uploaded before each launch, [losses per micro] downloaded after.
+  // The embedding backward's token buckets of one micro-batch, built on the host by a host node
+  // of the captured step (see enqueue_graph_step) from its staged tokens into its pinned slot.
+  struct BucketJob {
+    const int32_t* tokens = nullptr;  // pinned: the micro-batch's staged inputs
+    int32_t* out = nullptr;           // pinned: its bucket region, uploaded after the job
+    int N = 0, vocab = 0, pad = 0;
+    std::vector<int32_t> tmp;
+    bool failed = false;  // (a host node cannot throw: checked after the step)
+    static void CUDART_CB run(void* self) {
+      auto* j = static_cast<BucketJob*>(self);
+      try {
+        kern::build_token_buckets(j->tokens, j->N, j->vocab, j->tmp, j->pad);
+        std::copy(j->tmp.begin(), j->tmp.end(), j->out);
+      } catch (...) {
+        j->failed = true;
+      }
+    }
+  };
   struct GraphStepBuffers {
     size_t ints_per_micro = 0, scalars = 0, dloss = 0, keys = 0, losses = 0, upload_bytes = 0, bytes = 0;
     char* dev = nullptr;
     char* host = nullptr;
     Pinned<char> host_holder;
+    std::vector<BucketJob> bucket_jobs;  // one per micro-batch, addresses fixed while the graph lives
+    Stream bucket_stream;                // the side branch that builds and uploads them
+    Event bucket_fork, buckets_ready;
   };
 
   std::string graph_refusal() const {
@@ -331,6 +377,13 @@ class CudaBackend final : public Backend {
     b->bytes = plan.bytes();
     b->dev = static_cast<char*>(mem_.allocate(b->bytes, MemCategory::Workspace));
     b->host = b->host_holder.allocate(b->bytes);
+    b->bucket_jobs.resize(M);
+    for (size_t m = 0; m < M; ++m) {
+      int32_t* slot = reinterpret_cast<int32_t*>(b->host) + m * b->ints_per_micro;
+      BucketJob& job = b->bucket_jobs[m];
+      job.tokens = slot, job.out = slot + 2 * N;
+      job.N = static_cast<int>(N), job.vocab = cfg_.vocab_size, job.pad = static_cast<int>(std::min<size_t>(N, job.vocab));
+    }
     graph_bufs_ = std::move(b);
     graph_key_ = key;
   }
@@ -347,7 +400,8 @@ class CudaBackend final : public Backend {
     std::vector<int> counted(M);
     for (int m = 0; m < M; ++m) {
       int32_t* slot = reinterpret_cast<int32_t*>(g.host) + m * g.ints_per_micro;
-      counted[m] = stage_batch(step.micro_batches[m], /*with_targets=*/true, /*with_buckets=*/true, slot, pad).counted;
+      // (the buckets: built by the step itself, on the host beside the GPU's work)
+      counted[m] = stage_batch(step.micro_batches[m], /*with_targets=*/true, /*with_buckets=*/false, slot, pad).counted;
       dloss[m] = loss_scale(step.grad_scale, counted[m]);
       const StepContext& c = step.contexts[m];
       for (int site = 0; site < dropout_sites(); ++site)
@@ -370,6 +424,20 @@ class CudaBackend final : public Backend {
       float* losses;
       ~Restore() { be->batch_ints_ = be->dev_ints_, be->losses_ = losses, be->dropout_keys_at_ = nullptr; }
     } restore{this, losses_};
+    // The embedding backward's token buckets (a counting sort of the tokens, ~0.1-0.4 ms of CPU)
+    // are built by host nodes on a side branch and uploaded there, so the host work runs while the
+    // GPU runs the forward; the first backward waits for them (the embedding's is the last kernel).
+    CUDA_CHECK(cudaEventRecord(g.bucket_fork.get(), stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(g.bucket_stream.get(), g.bucket_fork.get()));
+    const int pad = std::min(N, cfg_.vocab_size);
+    const size_t bucket_bytes = (2 * static_cast<size_t>(pad) + 1 + N) * sizeof(int32_t);
+    for (int m = 0; m < graph_key_.micro; ++m) {
+      BucketJob& job = g.bucket_jobs[m];
+      CUDA_CHECK(cudaLaunchHostFunc(g.bucket_stream.get(), &BucketJob::run, &job));
+      const size_t offset = reinterpret_cast<const char*>(job.out) - g.host;
+      CUDA_CHECK(cudaMemcpyAsync(g.dev + offset, job.out, bucket_bytes, cudaMemcpyHostToDevice, g.bucket_stream.get()));
+    }
+    CUDA_CHECK(cudaEventRecord(g.buckets_ready.get(), g.bucket_stream.get()));
     for (int m = 0; m < graph_key_.micro; ++m) {
       batch_ints_ = reinterpret_cast<int32_t*>(g.dev) + m * g.ints_per_micro;
       losses_ = reinterpret_cast<float*>(g.dev + g.losses) + static_cast<size_t>(m) * N;
@@ -378,6 +446,7 @@ class CudaBackend final : public Backend {
       count_tokens(B, T_);
       forward(B, T_, &step.contexts[m]);
       classifier(N, DeviceValue<float>(0.0f, reinterpret_cast<const float*>(g.dev + g.dloss) + m), true);
+      if (m == 0) CUDA_CHECK(cudaStreamWaitEvent(stream_, g.buckets_ready.get()));
       backward(B, T_, step.contexts[m]);
     }
     enqueue_grad_norm_squared();
@@ -394,6 +463,8 @@ class CudaBackend final : public Backend {
     double sq = 0.0;
     CUDA_CHECK(cudaMemcpyAsync(&sq, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
     sync();
+    for (const BucketJob& job : g.bucket_jobs)
+      ATTN_CHECK(!job.failed, "train_step: building the embedding's token buckets failed (out of host memory?)");
     TrainStepResult r;
     for (int m = 0; m < graph_key_.micro; ++m)
       r.losses.push_back(mean_of(reinterpret_cast<const float*>(g.host + g.losses) + static_cast<size_t>(m) * N, N,
@@ -405,6 +476,7 @@ class CudaBackend final : public Backend {
   // The squared gradient norm into norm_out_ (device), not read back: grad_norm() and the
   // captured step share it.
   void enqueue_grad_norm_squared() {
+    zero_pending_grads();
     timed(pass_op(OpCategory::Optimizer, "grad norm", total_bytes()),
           [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
   }
@@ -474,16 +546,20 @@ class CudaBackend final : public Backend {
     const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
     const size_t NC = static_cast<size_t>(N) * C;
     const AttentionShape shape = attention_shape(B, T_);
+    // The first backward after zero_grad writes each gradient where the others add: every
+    // parameter's first contribution below overwrites (wte: the LM head's, before the embedding's).
+    add_grads_ = !grads_zero_pending_;
+    grads_zero_pending_ = false;
     // logits = ln_f(x) wte^T
     timed(matmul_op("lm_head dgrad", N, C, Vp, OpCategory::Classifier),
           [&] { matmul_->backward_input(dbuf_, acts_logits_, P(layout_.wte()), N, C, Vp); });
-    timed(matmul_op("lm_head wgrad", N, C, Vp, OpCategory::Classifier),
-          [&] { matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, lnf_, N, C, Vp, reduce_scratch_); });
-    timed(pass_op(OpCategory::Other, "zero dres", NC * sizeof(T)),
-          [&] { CUDA_CHECK(cudaMemsetAsync(dres_, 0, NC * sizeof(T), stream_)); });
-    timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
+    timed(matmul_op("lm_head wgrad", N, C, Vp, OpCategory::Classifier), [&] {
+      matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, lnf_, N, C, Vp, reduce_scratch_, add_grads_);
+    });
+    timed(pass_op(OpCategory::Norm, "layernorm bwd", 3.0 * NC * sizeof(T)), [&] {  // dres written, not added
       kern::layernorm_backward(dres_, G(layout_.lnf_w()), G(layout_.lnf_b()), reduce_scratch_, dbuf_,
-                               layer_input(cfg_.n_layer), P(layout_.lnf_w()), lnf_mean_, lnf_rstd_, N, C, stream_);
+                               layer_input(cfg_.n_layer), P(layout_.lnf_w()), lnf_mean_, lnf_rstd_, N, C,
+                               /*add_dinp=*/false, add_grads_, stream_);
     });
     stage_done(cfg_.n_layer, ctx);
     for (int l = cfg_.n_layer - 1; l >= 0; --l) {
@@ -500,7 +576,7 @@ class CudaBackend final : public Backend {
                       /*pre_gelu=*/nullptr, /*dout_gelu_input=*/fuse_dgelu ? a.fch : nullptr);
       timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
-                                 a.ln2_mean, a.ln2_rstd, N, C, stream_);
+                                 a.ln2_mean, a.ln2_rstd, N, C, /*add_dinp=*/true, add_grads_, stream_);
       });
       // attention branch (dres = d res_mid)
       dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::attention_branch(l)));
@@ -513,11 +589,16 @@ class CudaBackend final : public Backend {
       linear_backward("qkv wgrad", "qkv dgrad", l, kQkv, dbuf_, lp.qkv_w, lp.qkv_b, dqkv_, a.ln1, N, C, QKV);
       timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln1_w), G(lp.ln1_b), reduce_scratch_, dbuf_, layer_input(l), P(lp.ln1_w),
-                                 a.ln1_mean, a.ln1_rstd, N, C, stream_);
+                                 a.ln1_mean, a.ln1_rstd, N, C, /*add_dinp=*/true, add_grads_, stream_);
       });
       stage_done(l, ctx);
     }
     timed(pass_op(OpCategory::Other, "encoder bwd", NC * (sizeof(T) + 2.0 * sizeof(float))), [&] {
+      // wpe's rows past T_ get nothing from this batch: written as zeros here, first backward
+      if (!add_grads_) {
+        const size_t wpe_bytes = layout_.get(layout_.wpe()).numel * sizeof(float);
+        CUDA_CHECK(cudaMemsetAsync(G(layout_.wpe()), 0, wpe_bytes, stream_));
+      }
       kern::encoder_backward(G(layout_.wte()), G(layout_.wpe()), dres_, buckets_dev(B * T_), num_buckets_, B, T_, C,
                              dropout(&ctx, cfg_.dropout, site::kEmbedding), stream_);
     });
@@ -552,7 +633,7 @@ class CudaBackend final : public Backend {
     }
     ATTN_CHECK(dout_gelu_input == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
     timed(matmul_op(wgrad_name, N, IC, OC),
-          [&] { matmul_->backward_weight(G(w), G(b), dout, inp, N, IC, OC, reduce_scratch_); });
+          [&] { matmul_->backward_weight(G(w), G(b), dout, inp, N, IC, OC, reduce_scratch_, add_grads_); });
     timed(matmul_op(dgrad_name, N, IC, OC), [&] { matmul_->backward_input(dinp, dout, P(w), N, IC, OC, pre_gelu); });
   }
 
@@ -696,6 +777,7 @@ class CudaBackend final : public Backend {
   void adamw(const AdamWConfig& c, const kern::AdamWScalars& s, const kern::AdamWScalars* scalars_at) {
     // reads param, grad, m, v (fp32); writes param, m, v and the bf16 copy
     const double adamw_bytes = layout_.total() * (16.0 + 12.0 + (dt_ == DType::BF16 ? 2.0 : 0.0));
+    zero_pending_grads();
     timed(pass_op(OpCategory::Optimizer, "adamw", adamw_bytes), [&] {
       kern::adamw_update(params_, grads_, m_, v_, dt_ == DType::BF16 ? reinterpret_cast<bf16*>(cparams_) : nullptr,
                          decay_bits_, layout_.total(), s.lr, c.beta1, c.beta2, s.bc1, s.bc2, c.eps, c.weight_decay,
@@ -915,6 +997,8 @@ class CudaBackend final : public Backend {
   T* cparams_ = nullptr;     // what the kernels read: params_ (fp32) or its bf16 copy
   mutable bool master_sharded_ = false;  // ZeRO-1 bf16: params_ is current on this rank's shard only
   float* grads_ = nullptr;
+  bool grads_zero_pending_ = false;  // zero_grad() was called; the next backward writes (see zero_grad)
+  bool add_grads_ = true;            // this backward adds into the gradients (else writes them)
   float *m_ = nullptr, *v_ = nullptr;
   uint32_t* decay_bits_ = nullptr;
 

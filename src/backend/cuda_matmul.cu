@@ -231,6 +231,45 @@ float CudaMatmul::time_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cubla
   return best;
 }
 
+// The forward epilogue cascade of forward() and fp8_matmul(): out (rows, cols) = c's product
+// + bias, and with pre_gelu, pre_gelu = that and out = GELU(pre_gelu). Tries GELU_AUX(_BIAS),
+// then BIAS, then the plain matmul with our bias and GELU kernels; each fallback is noted once.
+// `c` holds all but D and the epilogue. False when cuBLASLt has no algorithm even without one.
+bool CudaMatmul::matmul_bias_gelu(Call c, void* out, DType out_type, int rows, int cols, const void* bias,
+                                  void* pre_gelu, const char* tag) {
+  if (pre_gelu && fuse_gelu_) {
+    Call g = c;
+    g.D = out;
+    g.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    g.bias = bias;
+    g.aux = pre_gelu, g.aux_ld = cols;
+    if (lt_matmul(g)) return true;
+    note_fallback(std::string(tag) + "GELU_AUX_BIAS");
+  }
+  void* target = pre_gelu ? pre_gelu : out;
+  c.D = target;
+  bool done = false;
+  if (bias && fuse_bias_) {
+    c.epilogue = CUBLASLT_EPILOGUE_BIAS, c.bias = bias;
+    done = lt_matmul(c);
+    if (!done) note_fallback(std::string(tag) + "BIAS");
+    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT, c.bias = nullptr;
+  }
+  if (!done) {
+    if (!lt_matmul(c)) return false;
+    if (bias) {
+      if (out_type == DType::F32) kern::bias_add(static_cast<float*>(target), static_cast<const float*>(bias), rows, cols, stream_);
+      else kern::bias_add(static_cast<bf16*>(target), static_cast<const bf16*>(bias), rows, cols, stream_);
+    }
+  }
+  if (pre_gelu) {
+    const size_t n = static_cast<size_t>(rows) * cols;
+    if (out_type == DType::F32) kern::gelu_forward(static_cast<float*>(out), static_cast<const float*>(pre_gelu), n, stream_);
+    else kern::gelu_forward(static_cast<bf16*>(out), static_cast<const bf16*>(pre_gelu), n, stream_);
+  }
+  return true;
+}
+
 // Row-major out (N, OC) = inp (N, IC) W^T is column-major out^T (OC, N) = W (OC, IC) inp^T:
 // A = W stored column-major (IC, OC), transposed; B = inp stored (IC, N).
 void CudaMatmul::forward(void* out, const void* inp, const void* weight, const void* bias, int N, int IC, int OC,
@@ -241,36 +280,8 @@ void CudaMatmul::forward(void* out, const void* inp, const void* weight, const v
   c.lda = IC, c.ldb = IC, c.ldd = OC;
   c.a_type = c.b_type = c.d_type = cuda_type(act_);
   c.A = weight, c.B = inp;
-  if (pre_gelu && fuse_gelu_) {
-    Call g = c;
-    g.D = out;
-    g.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
-    g.bias = bias;
-    g.aux = pre_gelu, g.aux_ld = OC;
-    if (lt_matmul(g)) return;
-    note_fallback("GELU_AUX_BIAS");
-  }
-  void* target = pre_gelu ? pre_gelu : out;
-  c.D = target;
-  bool done = false;
-  if (bias && fuse_bias_) {
-    c.epilogue = CUBLASLT_EPILOGUE_BIAS, c.bias = bias;
-    done = lt_matmul(c);
-    if (!done) note_fallback("BIAS");
-    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT, c.bias = nullptr;
-  }
-  if (!done) {
-    if (!lt_matmul(c)) fail("cuBLASLt has no matmul algorithm for ({} x {}) @ ({} x {})^T", N, IC, OC, IC);
-    if (bias) {
-      if (act_ == DType::F32) kern::bias_add(static_cast<float*>(target), static_cast<const float*>(bias), N, OC, stream_);
-      else kern::bias_add(static_cast<__nv_bfloat16*>(target), static_cast<const __nv_bfloat16*>(bias), N, OC, stream_);
-    }
-  }
-  if (pre_gelu) {
-    const size_t n = static_cast<size_t>(N) * OC;
-    if (act_ == DType::F32) kern::gelu_forward(static_cast<float*>(out), static_cast<const float*>(pre_gelu), n, stream_);
-    else kern::gelu_forward(static_cast<__nv_bfloat16*>(out), static_cast<const __nv_bfloat16*>(pre_gelu), n, stream_);
-  }
+  if (!matmul_bias_gelu(c, out, act_, N, OC, bias, pre_gelu, ""))
+    fail("cuBLASLt has no matmul algorithm for ({} x {}) @ ({} x {})^T", N, IC, OC, IC);
 }
 
 // Row-major dinp (N, IC) = dout (N, OC) W (OC, IC) is column-major dinp^T (IC, N) =
@@ -308,26 +319,27 @@ size_t CudaMatmul::backward_weight_scratch_floats(int N, int OC) {
 // += inp^T (IC, N) dout (N, OC): A = inp stored (IC, N); B = dout stored (OC, N), transposed.
 // BGRADB reduces op(B) over k = N: the bias gradient, written (not added) to scratch.
 void CudaMatmul::backward_weight(float* dweight, float* dbias, const void* dout, const void* inp, int N, int IC,
-                                 int OC, float* scratch) {
+                                 int OC, float* scratch, bool accumulate) {
   Call c;
   c.transB = true;
   c.m = IC, c.n = OC, c.k = N;
   c.lda = IC, c.ldb = OC, c.ldd = IC;
   c.a_type = c.b_type = cuda_type(act_), c.d_type = CUDA_R_32F;
   c.A = inp, c.B = dout, c.D = dweight;
-  c.beta = 1.0f;
-  if (dbias && fuse_bias_) {
+  c.beta = accumulate ? 1.0f : 0.0f;
+  if (dbias && fuse_bias_) {  // BGRADB writes the bias gradient: into dbias, or beside it to be added
     Call g = c;
     g.epilogue = CUBLASLT_EPILOGUE_BGRADB;
-    g.bias = scratch;
+    g.bias = accumulate ? scratch : dbias;
     if (lt_matmul(g)) {
-      kern::add_inplace(dbias, scratch, OC, stream_);
+      if (accumulate) kern::add_inplace(dbias, scratch, OC, stream_);
       return;
     }
     note_fallback("BGRADB");
   }
   if (!lt_matmul(c)) fail("cuBLASLt has no matmul algorithm for ({} x {})^T @ ({} x {})", N, OC, N, IC);
   if (dbias) {
+    if (!accumulate) CUDA_CHECK(cudaMemsetAsync(dbias, 0, OC * sizeof(float), stream_));
     if (act_ == DType::F32)
       kern::bias_backward(dbias, scratch, static_cast<const float*>(dout), N, OC, stream_);
     else
@@ -362,33 +374,12 @@ void CudaMatmul::fp8_matmul(void* out, DType out_type, const Fp8Operand& x, cons
     fail("cuBLASLt has no fp8 matmul algorithm for ({} x {}, {}) @ ({} x {}, {})^T -> {} ({}, beta {})", rows, k,
          x.e5m2 ? "e5m2" : "e4m3", cols, k, w.e5m2 ? "e5m2" : "e4m3", dtype_name(out_type), epilogue, beta);
   };
-  if (pre_gelu && fuse_gelu_) {
-    Call g = c;
-    g.D = out;
-    g.epilogue = bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
-    g.bias = bias;
-    g.aux = pre_gelu, g.aux_ld = cols;
-    if (lt_matmul(g)) return;
-    note_fallback("fp8 GELU_AUX_BIAS");
-  }
   // (no DGELU epilogue: with fp8 operands cuBLASLt's ran at 192 TFLOP/s where the plain fp8
   // matmul runs at ~1200 and our dGELU kernel at memory speed; H200, GPT-2 124M's fc-proj dgrad)
-  void* target = pre_gelu ? pre_gelu : out;
-  c.D = target;
-  bool done = false;
-  if (bias && fuse_bias_) {
-    c.epilogue = CUBLASLT_EPILOGUE_BIAS, c.bias = bias;
-    done = lt_matmul(c);
-    if (!done) note_fallback("fp8 BIAS");
-    c.epilogue = CUBLASLT_EPILOGUE_DEFAULT, c.bias = nullptr;
-  }
-  if (!done) {
-    if (!lt_matmul(c)) refused("no epilogue");
-    if (bias) kern::bias_add(static_cast<bf16*>(target), static_cast<const bf16*>(bias), rows, cols, stream_);
-  }
-  const size_t n = static_cast<size_t>(rows) * cols;
-  if (pre_gelu) kern::gelu_forward(static_cast<bf16*>(out), static_cast<const bf16*>(pre_gelu), n, stream_);
-  if (dgelu_input) kern::gelu_backward_inplace(static_cast<bf16*>(out), static_cast<const bf16*>(dgelu_input), n, stream_);
+  if (!matmul_bias_gelu(c, out, out_type, rows, cols, bias, pre_gelu, "fp8 ")) refused("no epilogue");
+  if (dgelu_input)
+    kern::gelu_backward_inplace(static_cast<bf16*>(out), static_cast<const bf16*>(dgelu_input),
+                                static_cast<size_t>(rows) * cols, stream_);
 }
 
 }  // namespace attn

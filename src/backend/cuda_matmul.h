@@ -63,9 +63,11 @@ class CudaMatmul {
   void backward_input(void* dinp, const void* dout, const void* weight, int N, int IC, int OC,
                       const void* pre_gelu = nullptr);
   // dweight (OC, IC, fp32) += dout^T inp;  dbias (OC, fp32) += sum_n dout[n, :] when dbias.
-  // scratch: backward_weight_scratch_floats(N, OC) fp32 on the device.
+  // accumulate false: both are written instead (the first backward of a step: no zeroed
+  // gradient buffer needed, and BGRADB writes dbias itself). scratch:
+  // backward_weight_scratch_floats(N, OC) fp32 on the device.
   void backward_weight(float* dweight, float* dbias, const void* dout, const void* inp, int N, int IC, int OC,
-                       float* scratch);
+                       float* scratch, bool accumulate = true);
   static size_t backward_weight_scratch_floats(int N, int OC);
 
   // An fp8 operand: its bytes (e4m3, or e5m2 when e5m2) and the factor that undoes its
@@ -120,6 +122,8 @@ class CudaMatmul {
   float time_algorithm(const Call& c, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
                        cublasLtMatrixLayout_t ld, const cublasLtMatmulAlgo_t& algo);
   void note_fallback(const std::string& what);
+  bool matmul_bias_gelu(Call c, void* out, DType out_type, int rows, int cols, const void* bias, void* pre_gelu,
+                        const char* tag);
 
   DType act_;
   cublasComputeType_t compute_;

@@ -96,31 +96,40 @@ TEST(TokenBuckets, EqualAStableSortByToken) {
 // C = 72: the register fast path (a multiple of the pack), C = 37: the generic kernels;
 // C = 1024: the largest row the fast path keeps in registers, 1032 (bf16: the generic path).
 // N = 4099: more rows than backward warps, so warps sum several rows into their registers.
+// The backward adds into dinp and the parameter gradients, or (add_dinp / add_params false)
+// writes them over buffers that hold garbage, as the first backward of a step does.
 TYPED_TEST(Kernels, LayerNormForwardBackward) {
   SKIP_WITHOUT_GPU();
   using T = TypeParam;
   const std::pair<int, int> shapes[] = {{B * T_, 72}, {B * T_, 37}, {4099, 72}, {515, 1024}, {67, 1032}};
+  const std::pair<bool, bool> modes[] = {{true, true}, {false, false}, {true, false}};
   for (auto [N, C] : shapes) {
-    const Vec x = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 10, 2.0, 0.5));
-    const Vec w = tu::rounded<T>(tu::random_vec(C, 11, 0.3, 1.0)), b = tu::rounded<T>(tu::random_vec(C, 12, 0.1));
-    const Vec dout = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 13));
-    Vec dx = tu::rounded<T>(tu::random_vec(dout.size(), 14)), dw = tu::random_vec(C, 15), db = tu::random_vec(C, 16);
-    DevBuf<T> d_x(x), d_w(w), d_b(b), d_out(x.size()), d_dout(dout), d_dx(dx);
-    DevBuf<float> d_mean(N), d_rstd(N), d_dw(dw), d_db(db);
-    DevBuf<float> scratch(attn::kern::layernorm_backward_scratch_floats(N, C));
-    attn::kern::layernorm_forward(d_out.get(), d_mean.get(), d_rstd.get(), d_x.get(), d_w.get(), d_b.get(), N, C, 0);
-    attn::kern::layernorm_backward(d_dx.get(), d_dw.get(), d_db.get(), scratch.get(), d_dout.get(), d_x.get(),
-                                   d_w.get(), d_mean.get(), d_rstd.get(), N, C, 0);
-    Vec out, mean, rstd;
-    ref::layernorm_forward(out, mean, rstd, x, w, b, N, C);
-    ref::layernorm_backward(dx, dw, db, dout, x, w, N, C);
-    const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C);
-    EXPECT_REL(d_out.download(), out, tu::tol<T>(), "layernorm out" + tag);
-    EXPECT_REL(d_mean.download(), mean, 1e-5, "layernorm mean" + tag);
-    EXPECT_REL(d_rstd.download(), rstd, 1e-5, "layernorm rstd" + tag);
-    EXPECT_REL(d_dx.download(), dx, tu::tol<T>(), "layernorm dinp" + tag);
-    EXPECT_REL(d_dw.download(), dw, 1e-5, "layernorm dweight" + tag);
-    EXPECT_REL(d_db.download(), db, 1e-5, "layernorm dbias" + tag);
+    for (auto [add_dinp, add_params] : modes) {
+      const Vec x = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 10, 2.0, 0.5));
+      const Vec w = tu::rounded<T>(tu::random_vec(C, 11, 0.3, 1.0)), b = tu::rounded<T>(tu::random_vec(C, 12, 0.1));
+      const Vec dout = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * C, 13));
+      const Vec dx0 = tu::rounded<T>(tu::random_vec(dout.size(), 14)), dw0 = tu::random_vec(C, 15),
+                db0 = tu::random_vec(C, 16);
+      DevBuf<T> d_x(x), d_w(w), d_b(b), d_out(x.size()), d_dout(dout), d_dx(dx0);
+      DevBuf<float> d_mean(N), d_rstd(N), d_dw(dw0), d_db(db0);
+      DevBuf<float> scratch(attn::kern::layernorm_backward_scratch_floats(N, C));
+      attn::kern::layernorm_forward(d_out.get(), d_mean.get(), d_rstd.get(), d_x.get(), d_w.get(), d_b.get(), N, C, 0);
+      attn::kern::layernorm_backward(d_dx.get(), d_dw.get(), d_db.get(), scratch.get(), d_dout.get(), d_x.get(),
+                                     d_w.get(), d_mean.get(), d_rstd.get(), N, C, add_dinp, add_params, 0);
+      Vec out, mean, rstd;
+      Vec dx = add_dinp ? dx0 : Vec(dx0.size(), 0.0);
+      Vec dw = add_params ? dw0 : Vec(C, 0.0), db = add_params ? db0 : Vec(C, 0.0);
+      ref::layernorm_forward(out, mean, rstd, x, w, b, N, C);
+      ref::layernorm_backward(dx, dw, db, dout, x, w, N, C);
+      const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C) +
+                              " add_dinp=" + std::to_string(add_dinp) + " add_params=" + std::to_string(add_params);
+      EXPECT_REL(d_out.download(), out, tu::tol<T>(), "layernorm out" + tag);
+      EXPECT_REL(d_mean.download(), mean, 1e-5, "layernorm mean" + tag);
+      EXPECT_REL(d_rstd.download(), rstd, 1e-5, "layernorm rstd" + tag);
+      EXPECT_REL(d_dx.download(), dx, tu::tol<T>(), "layernorm dinp" + tag);
+      EXPECT_REL(d_dw.download(), dw, 1e-5, "layernorm dweight" + tag);
+      EXPECT_REL(d_db.download(), db, 1e-5, "layernorm dbias" + tag);
+    }
   }
 }
 

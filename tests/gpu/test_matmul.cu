@@ -74,6 +74,13 @@ TYPED_TEST(Matmul, ForwardBackward) {
       EXPECT_REL(d_dx.download(), dx, tu::tol<T>(), "backward dinp" + tag);
       EXPECT_REL(d_dW.download(), dW, 1e-5, "backward dweight (fp32 acc)" + tag);
       if (s.bias) EXPECT_REL(d_db.download(), db, 1e-5, "backward dbias (fp32 acc)" + tag);
+      // accumulate = false (a step's first backward): written over what dweight and dbias hold
+      mm.backward_weight(d_dW.get(), s.bias ? d_db.get() : nullptr, d_dout.get(), d_x.get(), s.N, s.IC, s.OC,
+                         scratch.get(), /*accumulate=*/false);
+      Vec dW_new(dW.size(), 0.0), db_new(db.size(), 0.0), dx_new;
+      ref::linear_backward(dx_new, dW_new.data(), s.bias ? db_new.data() : nullptr, dout, x, W, s.N, s.IC, s.OC);
+      EXPECT_REL(d_dW.download(), dW_new, 1e-5, "backward dweight written" + tag);
+      if (s.bias) EXPECT_REL(d_db.download(), db_new, 1e-5, "backward dbias written" + tag);
 
       // DGELU: dinp = (dout W) * gelu'(pre_in) with pre_in (N, IC) (the mlp c_proj backward)
       if (s.gelu) {
