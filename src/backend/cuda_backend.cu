@@ -190,7 +190,7 @@ class CudaBackend final : public Backend {
     require_training("forward_backward");
     const int count = upload_batch(batch, /*with_targets=*/true, /*with_buckets=*/true);
     forward(batch.B, batch.T, &ctx);
-    classifier(batch.B * batch.T, loss_scale(grad_scale, count), /*write_grad=*/true);
+    lm_head_and_classifier(batch.B * batch.T, loss_scale(grad_scale, count), /*write_grad=*/true);
     download_losses(batch.B * batch.T);  // async; read after backward is queued
     backward(batch.B, batch.T, ctx);
     return mean_loss(batch.B * batch.T, count);
@@ -199,7 +199,7 @@ class CudaBackend final : public Backend {
   float forward_loss(const Batch& batch) override {
     const int count = upload_batch(batch, /*with_targets=*/true, /*with_buckets=*/false);
     forward(batch.B, batch.T, nullptr);
-    classifier(batch.B * batch.T, 0.0f, /*write_grad=*/false);
+    lm_head_and_classifier(batch.B * batch.T, 0.0f, /*write_grad=*/false);
     download_losses(batch.B * batch.T);
     return mean_loss(batch.B * batch.T, count);
   }
@@ -207,7 +207,12 @@ class CudaBackend final : public Backend {
   void last_logits(const int32_t* tokens, int B, int seq, float* out) override {
     upload_batch(Batch{tokens, nullptr, B, seq}, /*with_targets=*/false, /*with_buckets=*/false);
     forward(B, seq, nullptr);
-    kern::gather_last_logits(last_logits_, acts_logits_, B, seq, cfg_.vocab_size, cfg_.padded_vocab_size, stream_);
+    // the LM head on the last position of each row only: those rows of ln_f's output, gathered
+    const size_t row_bytes = static_cast<size_t>(cfg_.n_embd) * sizeof(T);
+    CUDA_CHECK(cudaMemcpy2DAsync(tmp_, row_bytes, lnf_ + static_cast<size_t>(seq - 1) * cfg_.n_embd, seq * row_bytes,
+                                 row_bytes, B, cudaMemcpyDeviceToDevice, stream_));
+    matmul_->forward(acts_logits_, tmp_, P(layout_.wte()), nullptr, B, cfg_.n_embd, cfg_.padded_vocab_size);
+    kern::gather_last_logits(last_logits_, acts_logits_, B, 1, cfg_.vocab_size, cfg_.padded_vocab_size, stream_);
     CUDA_CHECK(cudaMemcpyAsync(out, last_logits_, sizeof(float) * B * cfg_.vocab_size, cudaMemcpyDeviceToHost,
                                stream_));
     sync();
@@ -445,7 +450,7 @@ class CudaBackend final : public Backend {
       cur_N_ = N, num_buckets_ = std::min(N, cfg_.vocab_size);
       count_tokens(B, T_);
       forward(B, T_, &step.contexts[m]);
-      classifier(N, DeviceValue<float>(0.0f, reinterpret_cast<const float*>(g.dev + g.dloss) + m), true);
+      lm_head_and_classifier(N, DeviceValue<float>(0.0f, reinterpret_cast<const float*>(g.dev + g.dloss) + m), true);
       if (m == 0) CUDA_CHECK(cudaStreamWaitEvent(stream_, g.buckets_ready.get()));
       backward(B, T_, step.contexts[m]);
     }
@@ -483,9 +488,9 @@ class CudaBackend final : public Backend {
 
   int dropout_sites() const { return 1 + 3 * cfg_.n_layer; }  // model/dropout_sites.h
 
-  // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f; logits = x wte^T ----------------------
+  // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f (the LM head: lm_head_and_classifier) ---
   void forward(int B, int T_, const StepContext* ctx) {
-    const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
+    const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim();
     const AttentionShape shape = attention_shape(B, T_);
     timed(pass_op(OpCategory::Other, "encoder fwd", 3.0 * N * C * sizeof(T)), [&] {
       kern::encoder_forward(encoded_, tokens_dev(), P(layout_.wte()), P(layout_.wpe()), B, T_, C,
@@ -529,33 +534,51 @@ class CudaBackend final : public Backend {
                                          N, C, dropout(ctx, cfg_.dropout, site::mlp_branch(l)), stream_);
       });
     }
-    timed(matmul_op("lm_head fwd", N, C, Vp, OpCategory::Classifier),
-          [&] { matmul_->forward(acts_logits_, lnf_, P(layout_.wte()), nullptr, N, C, Vp); });
   }
 
-  // losses per position; with write_grad the logits become dlogits (scaled by dloss).
-  void classifier(int N, DeviceValue<float> dloss, bool write_grad) {
-    timed(pass_op(OpCategory::Classifier, "softmax+xent fwd/bwd", 2.0 * N * cfg_.padded_vocab_size * sizeof(T)), [&] {
-      kern::classifier_forward_backward(acts_logits_, losses_, targets_dev(), N, cfg_.vocab_size,
-                                        cfg_.padded_vocab_size, dloss, write_grad, stream_);
-    });
+  // The LM head and the classifier, kClassifierChunks blocks of rows at a time, so that the logits
+  // buffer holds one block (GPT-2 124M, B=16, T=1024: 0.8 GB instead of 1.6). Per block:
+  //   logits = ln_f(x) wte^T;  losses per position (softmax + cross-entropy);
+  //   with write_grad: the logits become dlogits (scaled by dloss), then the LM head's backward,
+  //   dx = dlogits wte (rows of dbuf_) and dwte (+)= dlogits^T ln_f(x).
+  // A training call starts the backward's gradient writing (add_grads_, see backward()).
+  void lm_head_and_classifier(int N, DeviceValue<float> dloss, bool write_grad) {
+    const int C = cfg_.n_embd, Vp = cfg_.padded_vocab_size;
+    if (write_grad) {
+      // The first backward after zero_grad writes each gradient where the others add: every
+      // parameter's first contribution overwrites (wte: the LM head's first block, before the rest).
+      add_grads_ = !grads_zero_pending_;
+      grads_zero_pending_ = false;
+    }
+    const int block = classifier_rows(N);
+    for (int r0 = 0; r0 < N; r0 += block) {
+      const int rows = std::min(block, N - r0);
+      const T* x = lnf_ + static_cast<size_t>(r0) * C;
+      timed(matmul_op("lm_head fwd", rows, C, Vp, OpCategory::Classifier),
+            [&] { matmul_->forward(acts_logits_, x, P(layout_.wte()), nullptr, rows, C, Vp); });
+      timed(pass_op(OpCategory::Classifier, "softmax+xent fwd/bwd", 2.0 * rows * Vp * sizeof(T)), [&] {
+        kern::classifier_forward_backward(acts_logits_, losses_ + r0, targets_dev() + r0, rows, cfg_.vocab_size, Vp,
+                                          dloss, write_grad, stream_);
+      });
+      if (!write_grad) continue;
+      timed(matmul_op("lm_head dgrad", rows, C, Vp, OpCategory::Classifier), [&] {
+        matmul_->backward_input(dbuf_ + static_cast<size_t>(r0) * C, acts_logits_, P(layout_.wte()), rows, C, Vp);
+      });
+      timed(matmul_op("lm_head wgrad", rows, C, Vp, OpCategory::Classifier), [&] {
+        matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, x, rows, C, Vp, reduce_scratch_,
+                                 add_grads_ || r0 > 0);
+      });
+    }
   }
+  static constexpr int kClassifierChunks = 2;
+  int classifier_rows(int N) const { return std::max(1, (N + kClassifierChunks - 1) / kClassifierChunks); }
 
-  // ---- backward: from dlogits (in the logits buffer) to every parameter gradient ----------------
+  // ---- backward: from d ln_f(x) (in dbuf_, from lm_head_and_classifier) to every parameter
+  // gradient; adds into them, or writes them when add_grads_ is false (see lm_head_and_classifier)
   void backward(int B, int T_, const StepContext& ctx) {
-    const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim(), Vp = cfg_.padded_vocab_size;
+    const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim();
     const size_t NC = static_cast<size_t>(N) * C;
     const AttentionShape shape = attention_shape(B, T_);
-    // The first backward after zero_grad writes each gradient where the others add: every
-    // parameter's first contribution below overwrites (wte: the LM head's, before the embedding's).
-    add_grads_ = !grads_zero_pending_;
-    grads_zero_pending_ = false;
-    // logits = ln_f(x) wte^T
-    timed(matmul_op("lm_head dgrad", N, C, Vp, OpCategory::Classifier),
-          [&] { matmul_->backward_input(dbuf_, acts_logits_, P(layout_.wte()), N, C, Vp); });
-    timed(matmul_op("lm_head wgrad", N, C, Vp, OpCategory::Classifier), [&] {
-      matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, lnf_, N, C, Vp, reduce_scratch_, add_grads_);
-    });
     timed(pass_op(OpCategory::Norm, "layernorm bwd", 3.0 * NC * sizeof(T)), [&] {  // dres written, not added
       kern::layernorm_backward(dres_, G(layout_.lnf_w()), G(layout_.lnf_b()), reduce_scratch_, dbuf_,
                                layer_input(cfg_.n_layer), P(layout_.lnf_w()), lnf_mean_, lnf_rstd_, N, C,
@@ -907,7 +930,9 @@ class CudaBackend final : public Backend {
       o.fch = plan.add(4 * nc), o.fch_gelu = plan.add(4 * nc), o.res_out = plan.add(nc);
     }
     const size_t lnf = plan.add(nc), lnf_m = plan.add(stat), lnf_r = plan.add(stat);
-    const size_t logits_bytes = N * Vp * sizeof(T);
+    // one classifier block of rows, or last_logits' maxB_ rows
+    const size_t logits_rows = std::max<size_t>(classifier_rows(static_cast<int>(N)), maxB_);
+    const size_t logits_bytes = logits_rows * Vp * sizeof(T);
     const size_t logits = plan.add(logits_bytes);
     const size_t tmp = plan.add(nc), dbuf = plan.add(nc), dres = plan.add(nc);
     // The layer backward's buffers (dqkv, dfch, attention scratch) are used only after the LM
@@ -1007,7 +1032,7 @@ class CudaBackend final : public Backend {
   std::vector<LayerActs<T>> layers_;
   T* lnf_ = nullptr;
   float *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr;
-  T* acts_logits_ = nullptr;  // (N, Vp): logits, then dlogits in place
+  T* acts_logits_ = nullptr;  // (rows of one classifier block, Vp): logits, then dlogits in place
   T *tmp_ = nullptr, *dbuf_ = nullptr, *dres_ = nullptr, *dqkv_ = nullptr, *dfch_ = nullptr;
   void* att_scratch_ = nullptr;
 
