@@ -58,30 +58,21 @@ struct LayerActs {
   T* res_out;                // (N, C)   x_{l+1} = res_mid + drop(mlp.c_proj(fch_gelu))
 };
 
-// RAII for the stream and page-locked host buffers (also when the constructor throws).
-class Stream {
+// RAII for streams, events and page-locked host buffers (also when the constructor throws).
+template <typename H, cudaError_t (*Create)(H*, unsigned int), unsigned int kFlags, cudaError_t (*Destroy)(H)>
+class CudaHandle {
  public:
-  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
-  ~Stream() { cudaStreamDestroy(s_); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t get() const { return s_; }
+  CudaHandle() { CUDA_CHECK(Create(&h_, kFlags)); }
+  ~CudaHandle() { Destroy(h_); }
+  CudaHandle(const CudaHandle&) = delete;
+  CudaHandle& operator=(const CudaHandle&) = delete;
+  H get() const { return h_; }
 
  private:
-  cudaStream_t s_ = nullptr;
+  H h_ = nullptr;
 };
-
-class Event {
- public:
-  Event() { CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming)); }
-  ~Event() { cudaEventDestroy(e_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  cudaEvent_t get() const { return e_; }
-
- private:
-  cudaEvent_t e_ = nullptr;
-};
+using Stream = CudaHandle<cudaStream_t, cudaStreamCreateWithFlags, cudaStreamNonBlocking, cudaStreamDestroy>;
+using Event = CudaHandle<cudaEvent_t, cudaEventCreateWithFlags, cudaEventDisableTiming, cudaEventDestroy>;
 
 template <typename U>
 class Pinned {
