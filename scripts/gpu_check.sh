@@ -77,10 +77,21 @@ if has llmc; then
   # NCU=1 also Nsight Compute's per-kernel durations of ours and of llm.c (2 steps each).
   echo "== GPT-2 124M step beside llm.c (B=16, T=1024, bf16)"
   LLMC=${LLMC:-.llmc}   # a writable copy of ../shared/anchors/llmc (carried)
+  # mem_during NAME CMD...: CMD, with the largest nvidia-smi memory.used (MiB, sampled every 50 ms)
+  # while it ran in $OUT/mem_NAME.txt: device memory measured the same way for us and for llm.c
+  mem_during() {
+    local name=$1; shift
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 50 > "$OUT/mem_$name.samples" 2>/dev/null &
+    local pid=$! rc
+    "$@"; rc=$?
+    kill $pid 2>/dev/null; wait $pid 2>/dev/null
+    sort -n "$OUT/mem_$name.samples" | tail -1 > "$OUT/mem_$name.txt"
+    return $rc
+  }
   # The timed runs replay the captured step (device.cuda_graph, the default); --profile times each
   # call and so runs them uncaptured: its per-op table comes from a run of its own.
   for impl in flash naive; do
-    $A bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --json "$OUT/step_$impl.json" \
+    mem_during "$impl" $A bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --json "$OUT/step_$impl.json" \
       > "$OUT/step_$impl.log" 2>&1 || tail -3 "$OUT/step_$impl.log"
     $A bench -c configs/gpt2_124m.toml --attention.impl=\"$impl\" --profile --json "$OUT/step_${impl}_profile.json" \
       > "$OUT/step_${impl}_profile.log" 2>&1 || tail -3 "$OUT/step_${impl}_profile.log"
@@ -95,14 +106,17 @@ if has llmc; then
   done
   python3 scripts/torch_gpt.py bench --sdpa cudnn --compile 1 2>>"$OUT/torch_llmc.err" | tail -1 > "$OUT/step_torch.json"
   if [ -f "$LLMC/run.sh" ]; then
-    LLMC_LOGDIR="$OUT" bash "$LLMC/run.sh" > "$OUT/llmc.log" 2>&1 || echo "llm.c run failed (see llmc.log)"
+    for only in cudnn nocudnn; do  # one at a time, so that each has its own memory figure
+      mem_during "llmc_$only" env LLMC_ONLY=$only LLMC_LOGDIR="$OUT" bash "$LLMC/run.sh" > "$OUT/llmc_$only.log" 2>&1 \
+        || echo "llm.c ($only) failed (see llmc_$only.log)"
+    done
   else
     echo "no llm.c copy at $LLMC (cp -r ../shared/anchors/llmc .llmc and carry it)"
   fi
   if [ "${NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
     ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
       $A bench -c configs/gpt2_124m.toml --attention.impl=\"flash\" --warmup 1 --steps 1 > "$OUT/ncu_ours.txt" 2>&1
-    ld=$(grep -m1 '^LD_LIBRARY_PATH=' "$OUT/llmc.log" | cut -d= -f2-)
+    ld=$(grep -m1 '^LD_LIBRARY_PATH=' "$OUT/llmc_cudnn.log" | cut -d= -f2-)
     (cd "$LLMC" && mkdir -p ncu_id && LD_LIBRARY_PATH="$ld" ncu --clock-control none --metrics gpu__time_duration.sum \
       --print-summary per-kernel ./train_gpt2cu -i data/train.bin -j data/val.bin -e d12 -b 16 -t 1024 -d 16384 -x 2 \
       -v 1000000 -m 1 -s 0 -h 0 -n 0 -y 0 -pi fs -pf ncu_id -pn 1 -pr 0) > "$OUT/ncu_llmc.txt" 2>&1
@@ -123,24 +137,33 @@ def load(name):  # a JSON file (bench --json), or the last JSON line of a log (t
         return json.loads(lines[-1]) if lines else None
 def llmc(label):
     try:
-        m = re.search(r"steps \d+-\d+: mean ([\d.]+) ms/step = (\d+) tok/s", open(os.path.join(d, f"llmc_{label}_summary.txt")).read())
-        return (float(m.group(1)), float(m.group(2))) if m else None
+        # the mean of steps 11-40 (the first ten include llm.c's warm-up)
+        m = re.findall(r"steps (\d+)-\d+: mean ([\d.]+) ms/step = (\d+) tok/s", open(os.path.join(d, f"llmc_{label}_summary.txt")).read())
+        m = [x for x in m if x[0] == "11"] or m
+        return (float(m[-1][1]), float(m[-1][2])) if m else None
     except OSError:
         return None
 ref = llmc("cudnn")
-out = ["GPT-2 124M B=16 T=1024 bf16 | ms/step | tokens/s | peak GiB | vs llm.c cuDNN"]
-def line(who, ms, tps, peak):
+def device_mib(name):  # the largest nvidia-smi memory.used while that run ran (mem_during)
+    try:
+        return open(os.path.join(d, f"mem_{name}.txt")).read().strip() or "-"
+    except OSError:
+        return "-"
+out = ["GPT-2 124M B=16 T=1024 bf16 | ms/step | tokens/s | peak GiB | device MiB | vs llm.c cuDNN"]
+def line(who, ms, tps, peak, mib="-"):
     ratio = f"{tps / ref[1]:.3f}" if ref else "-"
-    out.append(f"  {who:28s} | {ms:7.2f} | {tps:9.0f} | {peak:8s} | {ratio}")
+    out.append(f"  {who:28s} | {ms:7.2f} | {tps:9.0f} | {peak:8s} | {mib:>6s} | {ratio}")
 for label, who in (("cudnn", "llm.c (cuDNN attention)"), ("nocudnn", "llm.c (own attention)")):
     r = llmc(label)
-    if r: line(who, r[0], r[1], "-")
+    if r: line(who, r[0], r[1], "-", device_mib(f"llmc_{label}"))
+mem_of = {"step_flash.json": "flash", "step_naive.json": "naive"}
 for name, who in (("step_flash.json", "attnlab flash"), ("step_flash_calls.json", "attnlab flash, no graph"),
                   ("step_naive.json", "attnlab naive"),
                   ("step_base_flash.json", "attnlab flash (BASE)"), ("step_base_naive.json", "attnlab naive (BASE)"),
                   ("step_torch.json", "torch.compile + cuDNN SDPA")):
     r = load(name)
-    if r and "tokens_per_s" in r: line(who, r["step_ms"], r["tokens_per_s"], f"{r['peak_bytes'] / 2**30:.2f}")
+    if r and "tokens_per_s" in r:
+        line(who, r["step_ms"], r["tokens_per_s"], f"{r['peak_bytes'] / 2**30:.2f}", device_mib(mem_of.get(name, "")))
 print("\n".join(out))
 PY
 )"
