@@ -324,7 +324,7 @@ struct CombineArgs {
 template <int D>
 __global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(CombineArgs a) {
   constexpr int kCols = D / 4, kRowsPerPass = kCombineThreads / kCols;
-  cudaGridDependencySynchronize();  // the split kernel's partials are complete and visible
+  tiles::wait_for_predecessor();  // the split kernel's partials are complete and visible
   tiles::launch_dependents();       // the next kernel may start its prologue (it waits for this grid)
   __shared__ float4 red_o[kRowsPerPass][kCols];
   __shared__ float red_m[kRowsPerPass], red_l[kRowsPerPass];

@@ -161,7 +161,7 @@ class CudaBackend final : public Backend {
   }
 
   // Zeroing is deferred: the next backward writes every gradient instead of adding to it
-  // (first_backward_writes below), which saves a pass over all gradients and the bias-gradient
+  // (add_grads_, set by lm_head_and_classifier), which saves a pass over all gradients and the bias-gradient
   // additions. Anything that reads the gradients before that backward zeroes them first. fp8's
   // linears add into their gradients, so with fp8 the buffer is zeroed now.
   void zero_grad() override {
@@ -298,8 +298,6 @@ class CudaBackend final : public Backend {
     kern::AdamWScalars adamw;
     double grad_clip;
   };
-  // Device slots and their page-locked mirror: [ints per micro | scalars | dloss | keys] is
-  // uploaded before each launch, [losses per micro] downloaded after.
   // The embedding backward's token buckets of one micro-batch, built on the host by a host node
   // of the captured step (see enqueue_graph_step) from its staged tokens into its pinned slot.
   struct BucketJob {
@@ -308,6 +306,8 @@ class CudaBackend final : public Backend {
     int N = 0, vocab = 0, pad = 0;
     std::vector<int32_t> tmp;
     bool failed = false;  // (a host node cannot throw: checked after the step)
+    // the bytes it writes: build_token_buckets' layout, pad buckets (2 pad + 1 ints) and N positions
+    size_t bytes() const { return (2 * static_cast<size_t>(pad) + 1 + N) * sizeof(int32_t); }
     static void CUDART_CB run(void* self) {
       auto* j = static_cast<BucketJob*>(self);
       try {
@@ -318,6 +318,8 @@ class CudaBackend final : public Backend {
       }
     }
   };
+  // Device slots and their page-locked mirror: [ints per micro | scalars | dloss | keys] is
+  // uploaded before each launch, [losses per micro] downloaded after.
   struct GraphStepBuffers {
     size_t ints_per_micro = 0, scalars = 0, dloss = 0, keys = 0, losses = 0, upload_bytes = 0, bytes = 0;
     char* dev = nullptr;
@@ -389,7 +391,6 @@ class CudaBackend final : public Backend {
   std::vector<int> stage_graph_step(const TrainStep& step) {
     GraphStepBuffers& g = *graph_bufs_;
     const int M = graph_key_.micro, N = graph_key_.B * graph_key_.seq;
-    const int pad = std::min(N, cfg_.vocab_size);  // one bucket launch fits every batch
     auto* scalars = reinterpret_cast<GraphStepScalars*>(g.host + g.scalars);
     auto* dloss = reinterpret_cast<float*>(g.host + g.dloss);
     auto* keys = reinterpret_cast<uint64_t*>(g.host + g.keys);
@@ -397,7 +398,7 @@ class CudaBackend final : public Backend {
     for (int m = 0; m < M; ++m) {
       int32_t* slot = reinterpret_cast<int32_t*>(g.host) + m * g.ints_per_micro;
       // (the buckets: built by the step itself, on the host beside the GPU's work)
-      counted[m] = stage_batch(step.micro_batches[m], /*with_targets=*/true, /*with_buckets=*/false, slot, pad).counted;
+      counted[m] = stage_batch(step.micro_batches[m], /*with_targets=*/true, /*with_buckets=*/false, slot, 0).counted;
       dloss[m] = loss_scale(step.grad_scale, counted[m]);
       const StepContext& c = step.contexts[m];
       for (int site = 0; site < dropout_sites(); ++site)
@@ -425,20 +426,17 @@ class CudaBackend final : public Backend {
     // GPU runs the forward; the first backward waits for them (the embedding's is the last kernel).
     CUDA_CHECK(cudaEventRecord(g.bucket_fork.get(), stream_));
     CUDA_CHECK(cudaStreamWaitEvent(g.bucket_stream.get(), g.bucket_fork.get()));
-    const int pad = std::min(N, cfg_.vocab_size);
-    const size_t bucket_bytes = (2 * static_cast<size_t>(pad) + 1 + N) * sizeof(int32_t);
-    for (int m = 0; m < graph_key_.micro; ++m) {
-      BucketJob& job = g.bucket_jobs[m];
+    for (BucketJob& job : g.bucket_jobs) {
       CUDA_CHECK(cudaLaunchHostFunc(g.bucket_stream.get(), &BucketJob::run, &job));
       const size_t offset = reinterpret_cast<const char*>(job.out) - g.host;
-      CUDA_CHECK(cudaMemcpyAsync(g.dev + offset, job.out, bucket_bytes, cudaMemcpyHostToDevice, g.bucket_stream.get()));
+      CUDA_CHECK(cudaMemcpyAsync(g.dev + offset, job.out, job.bytes(), cudaMemcpyHostToDevice, g.bucket_stream.get()));
     }
     CUDA_CHECK(cudaEventRecord(g.buckets_ready.get(), g.bucket_stream.get()));
     for (int m = 0; m < graph_key_.micro; ++m) {
       batch_ints_ = reinterpret_cast<int32_t*>(g.dev) + m * g.ints_per_micro;
       losses_ = reinterpret_cast<float*>(g.dev + g.losses) + static_cast<size_t>(m) * N;
       dropout_keys_at_ = reinterpret_cast<const uint64_t*>(g.dev + g.keys) + m * dropout_sites();
-      cur_N_ = N, num_buckets_ = std::min(N, cfg_.vocab_size);
+      cur_N_ = N, num_buckets_ = g.bucket_jobs[m].pad;  // padded: one bucket launch fits every batch
       count_tokens(B, T_);
       forward(B, T_, &step.contexts[m]);
       lm_head_and_classifier(N, DeviceValue<float>(0.0f, reinterpret_cast<const float*>(g.dev + g.dloss) + m), true);
@@ -472,7 +470,6 @@ class CudaBackend final : public Backend {
   // The squared gradient norm into norm_out_ (device), not read back: grad_norm() and the
   // captured step share it.
   void enqueue_grad_norm_squared() {
-    zero_pending_grads();
     timed(pass_op(OpCategory::Optimizer, "grad norm", total_bytes()),
           [&] { kern::global_norm_squared(norm_out_, norm_partials_, grads_, layout_.total(), stream_); });
   }
@@ -791,7 +788,6 @@ class CudaBackend final : public Backend {
   void adamw(const AdamWConfig& c, const kern::AdamWScalars& s, const kern::AdamWScalars* scalars_at) {
     // reads param, grad, m, v (fp32); writes param, m, v and the bf16 copy
     const double adamw_bytes = layout_.total() * (16.0 + 12.0 + (dt_ == DType::BF16 ? 2.0 : 0.0));
-    zero_pending_grads();
     timed(pass_op(OpCategory::Optimizer, "adamw", adamw_bytes), [&] {
       kern::adamw_update(params_, grads_, m_, v_, dt_ == DType::BF16 ? reinterpret_cast<bf16*>(cparams_) : nullptr,
                          decay_bits_, layout_.total(), s.lr, c.beta1, c.beta2, s.bc1, s.bc2, c.eps, c.weight_decay,
