@@ -16,12 +16,15 @@
 //  - decode_split_kernel (below), fp32 activations or an fp32 cache (fp32 accuracy): CUDA
 //    cores, 4 query heads per block (MHA: 1), 16-byte (8-byte for 8-bit) loads straight into
 //    registers, the next iteration's issued before the current one is computed.
-// decode_combine_kernel (more than one split), grid B * H, 256 threads: the log-sum-exp merge
-// of the valid splits
+// With more than one split, the partials are merged by the log-sum-exp rule
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
-// each thread merging its own splits online from loads issued together, then the threads of a
-// column in shared memory; launched with programmatic dependent launch (it waits for the split
-// kernel in-kernel, so its launch latency overlaps the split kernel's tail).
+// (decode_attention_common.cuh: merge_splits), either by the last block of each head group to
+// finish (a count per head group in the workspace; one kernel per call) when its partials are
+// small, or by decode_combine_kernel (grid B * H, launched with programmatic dependent launch)
+// when one block would take too long over them (MQA: 12 heads x 100+ splits). Measured on the
+// H200 in one call (B=1, ctx 32768): in the last block against the combine kernel, 8-bit MHA
+// 28.1 / 29.0 us against 29.3 / 30.4, bf16 MHA and GQA level (31.8 / 31.6, 18.7 / 18.7), and the
+// GPT-2 decode step 12 kernels shorter (74 -> 62) at the same 0.27 ms.
 // Measured on the H100 (bench_decode_attention, CUDA-core kernel): staging the rows through a
 // cp.async ring of 2-6 stages read 2-6% less than its register loads (there the CUDA cores,
 // not the loads, were the limit for grouped heads); sizing the splits for 0.5, 0.75 or 1.5
@@ -56,7 +59,6 @@ constexpr int kDecodeWarps = kDecodeThreads / 32;
 // one for MHA, whose kernel then needs half the registers: twice the resident blocks, twice
 // the loads in flight.
 constexpr int kHeadsPerBlock = 4;
-constexpr int kCombineThreads = 256;
 
 
 // Register geometry of one (cache dtype, D). A lane owns kVec consecutive columns of a row
@@ -306,52 +308,16 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) deco
   st.finish(a, blk, warp, row_in_load, col);
 }
 
-struct CombineArgs {
-  void* o;
-  int64_t o_batch_stride;
-  bool act_bf16;
-  const int32_t* lengths;
-  int H, D, max_len, chunk, splits;
-  const float* part_o;
-  const float* part_m;
-  const float* part_l;
-};
-
-// One block per (b, h). Thread (r, c) owns float4 column c of the partial o and split rows
-// r, r + kRowsPerPass, ...: it loads all of them (independent loads, issued together) and
-// merges them by the rule above into its own (M, L, o); the kRowsPerPass states of a column
-// then merge in shared memory in a fixed order (deterministic).
+// The combine pass, when the merge would be too much for one block (merge_in_kernel false):
+// block (b, h) merges head h of sequence b over its splits (merge_splits). Launched with
+// programmatic dependent launch: it waits for the split kernel in-kernel.
+constexpr int kCombineThreads = 256;
 template <int D>
-__global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(CombineArgs a) {
-  constexpr int kCols = D / 4, kRowsPerPass = kCombineThreads / kCols;
+__global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(DecodeArgs a) {
   tiles::wait_for_predecessor();  // the split kernel's partials are complete and visible
-  tiles::launch_dependents();       // the next kernel may start its prologue (it waits for this grid)
-  __shared__ float4 red_o[kRowsPerPass][kCols];
-  __shared__ float red_m[kRowsPerPass], red_l[kRowsPerPass];
-  const int bh = blockIdx.x, b = bh / a.H, h = bh % a.H;
-  const int len = min(max(a.lengths[b], 0), a.max_len);
-  const int n = min(a.splits, ceil_div(len, a.chunk));  // splits that ran for this sequence
-  const int c = threadIdx.x % kCols, r = threadIdx.x / kCols;
-  const float* pm = a.part_m + (int64_t)bh * a.splits;
-  const float* pl = a.part_l + (int64_t)bh * a.splits;
-  const float4* po = reinterpret_cast<const float4*>(a.part_o + (int64_t)bh * a.splits * D) + c;
-  float M = -INFINITY, L = 0.0f, o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll 8
-  for (int s = r; s < n; s += kRowsPerPass) {
-    const float4 o_s = po[(int64_t)s * kCols];
-    merge_softmax_state<4>(M, L, o, pm[s], pl[s], reinterpret_cast<const float*>(&o_s));
-  }
-  red_o[r][c] = make_float4(o[0], o[1], o[2], o[3]);
-  if (c == 0) red_m[r] = M, red_l[r] = L;
-  __syncthreads();
-  if (r == 0) {
-    for (int i = 1; i < kRowsPerPass; ++i)
-      merge_softmax_state<4>(M, L, o, red_m[i], red_l[i], reinterpret_cast<const float*>(&red_o[i][c]));
-    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)h * D + 4 * c;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) store_act(a.o, off + e, o[e] * inv, a.act_bf16);
-  }
+  tiles::launch_dependents();     // the next kernel may start its prologue (it waits for this grid)
+  const int b = blockIdx.x / a.H, h = blockIdx.x % a.H;
+  merge_splits<D, kCombineThreads>(a, b, h, 1, splits_run(a, b));
 }
 
 // ---- cache writes --------------------------------------------------------------------------
@@ -443,12 +409,19 @@ struct SplitKernelChoice {
   int smem = 0;             // dynamic shared memory bytes
   int heads_per_block = 1;  // query heads of one kv head served by one block
   int rows = 1;             // rows per block iteration: the chunk is a multiple of it
+  double waves = 1.0;       // the splits fill this many waves of resident blocks
 };
+
+// The tensor-core kernel's splits fill half a wave: its 3-4 stage ring already keeps enough
+// loads in flight, and fewer splits mean less to merge (H200, same call: GQA 12/4 B=1 20.8 ->
+// 18.7 us, (32,8,128) 47.3 -> 44.0, B=32 GQA 43.9 -> 41.2). The CUDA-core kernel keeps a full
+// wave (its 8-bit MHA at B=1: 28.2 us against 38.9 at half a wave).
+constexpr double kMmaWaves = 0.5;
 
 template <KVCacheDType C, int D>
 SplitKernelChoice mma_choice() {
   using Geo = MmaDecodeGeometry<C, D>;
-  return {decode_mma_kernel<C, D>, kMmaThreads, Geo::kSmemBytes, kMmaHeads, Geo::kTileTokens};
+  return {decode_mma_kernel<C, D>, kMmaThreads, Geo::kSmemBytes, kMmaHeads, Geo::kTileTokens, kMmaWaves};
 }
 
 // Tensor cores for grouped heads (G > 1) with bf16 activations over a bf16/e4m3/int8 cache;
@@ -460,7 +433,7 @@ SplitKernelChoice mma_choice() {
 SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
   const KVCacheDType c = p.shape.dtype;
   const int D = p.shape.D;
-  if (p.act_bf16 && c != KVCacheDType::FP32 && G > 1 && tuning().tensor_cores) {
+  if (p.act_bf16 && c != KVCacheDType::FP32 && (G > 1 || tuning().mha_tensor_cores) && tuning().tensor_cores) {
     switch (c) {
       case KVCacheDType::BF16: return D == 64 ? mma_choice<KVCacheDType::BF16, 64>() : mma_choice<KVCacheDType::BF16, 128>();
       case KVCacheDType::FP8_E4M3:
@@ -521,8 +494,15 @@ int blocks_per_sm(int dev, const SplitKernelChoice& k) {
 // device) only.
 struct DecodePlan {
   int G = 1, head_groups = 1, splits = 1, chunk = 0;
+  bool merge_in_kernel = true;  // the head group's last block merges (else the combine kernel)
   SplitKernelChoice kernel;
 };
+
+// The last block of a head group merges its partials when they are at most this many bytes
+// (one SM reads them in about a microsecond). Above it one block's merge is slower than the
+// combine kernel's B * H blocks: MQA B=1 ctx 32768 (12 heads x 256 splits, 800 KB) took
+// 42.2 us merged in the last block against 18.5 with the combine kernel (H200).
+constexpr size_t kInKernelMergeBytes = 64 * 1024;
 
 DecodePlan plan_decode(const DecodeAttentionParams& p) {
   const KVCacheShape& s = p.shape;
@@ -539,29 +519,51 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   // share of loads in flight; the work per kv head (and so the splits) grows with B * Hkv *
   // head groups, never with lengths[] (graph replay).
   const int rows = plan.kernel.rows;
-  const int64_t target = std::max<int64_t>(1, std::llround(tuning().waves * per_sm * sms));
+  const double waves = tuning().waves > 0 ? tuning().waves : plan.kernel.waves;
+  const int64_t target = std::max<int64_t>(1, std::llround(waves * per_sm * sms));
   const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
   const int want = (int)std::clamp<int64_t>(target / blocks_per_split, 1, ceil_div(s.max_len, rows));
-  plan.chunk = ceil_div(ceil_div(s.max_len, want), rows) * rows;
+  plan.chunk = ceil_div(std::max(ceil_div(s.max_len, want), tuning().min_split_rows), rows) * rows;
   plan.splits = ceil_div(s.max_len, plan.chunk);
+  const size_t merge_bytes = (size_t)std::min(plan.G, plan.kernel.heads_per_block) * plan.splits * s.D * sizeof(float);
+  const size_t limit = tuning().in_kernel_merge_bytes >= 0 ? (size_t)tuning().in_kernel_merge_bytes : kInKernelMergeBytes;
+  plan.merge_in_kernel = merge_bytes <= limit;
   return plan;
 }
 
-size_t partial_floats(const DecodeAttentionParams& p, int splits) {
-  return (size_t)p.shape.B * p.H * splits * (p.shape.D + 2);
-}
+// The workspace: the partials (o, then m, then l; fp32) and the head groups' done counts.
+struct DecodeWorkspace {
+  float *part_o, *part_m, *part_l;
+  unsigned* done;
+  size_t done_offset, bytes;
+  DecodeWorkspace(const DecodeAttentionParams& p, const DecodePlan& plan, void* base) {
+    const size_t parts = (size_t)p.shape.B * p.H * plan.splits;
+    done_offset = parts * (p.shape.D + 2) * sizeof(float);
+    bytes = done_offset + (size_t)p.shape.B * p.shape.Hkv * plan.head_groups * sizeof(unsigned);
+    part_o = static_cast<float*>(base);
+    part_m = part_o + parts * p.shape.D;
+    part_l = part_m + parts;
+    done = reinterpret_cast<unsigned*>(static_cast<char*>(base) + done_offset);
+  }
+};
 
 }  // namespace
 }  // namespace kern
 
 void set_decode_attention_tuning(const DecodeAttentionTuning& t) {
-  ATTN_CHECK(t.waves > 0, "decode attention tuning: waves {} must be > 0", t.waves);
+  ATTN_CHECK(t.waves >= 0, "decode attention tuning: waves {} must be >= 0", t.waves);
+  ATTN_CHECK(t.min_split_rows >= 0, "decode attention tuning: min_split_rows {} must be >= 0", t.min_split_rows);
   kern::tuning() = t;
 }
 
 size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p) {
-  const kern::DecodePlan plan = kern::plan_decode(p);
-  return kern::partial_floats(p, plan.splits) * sizeof(float);
+  return kern::DecodeWorkspace(p, kern::plan_decode(p), nullptr).bytes;
+}
+
+void decode_attention_workspace_init(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream) {
+  const kern::DecodeWorkspace ws(p, kern::plan_decode(p), workspace);
+  ATTN_CHECK(workspace && kern::aligned16(workspace), "decode_attention_workspace_init: workspace must be non-null and 16-byte aligned");
+  CUDA_CHECK(cudaMemsetAsync(ws.done, 0, ws.bytes - ws.done_offset, stream));
 }
 
 void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream) {
@@ -573,9 +575,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   ATTN_CHECK(workspace && aligned16(workspace), "decode_attention: workspace must be non-null and 16-byte aligned");
   ATTN_CHECK(p.lengths, "decode_attention: lengths must be given");
 
-  float* part_o = static_cast<float*>(workspace);
-  float* part_m = part_o + (size_t)s.B * p.H * plan.splits * s.D;
-  float* part_l = part_m + (size_t)s.B * p.H * plan.splits;
+  const DecodeWorkspace ws(p, plan, workspace);
 
   DecodeArgs a{};
   a.q = p.q;
@@ -596,30 +596,18 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.chunk = plan.chunk;
   a.splits = plan.splits;
   a.q_scale = p.scale * 1.4426950408889634f;
-  a.part_o = part_o;
-  a.part_m = part_m;
-  a.part_l = part_l;
-  // Both passes use programmatic dependent launch (tiles/pdl.cuh): each waits for its
-  // predecessor's writes before reading anything, so its launch overlaps that kernel's tail.
+  a.part_o = ws.part_o;
+  a.part_m = ws.part_m;
+  a.part_l = ws.part_l;
+  a.done = ws.done;
+  a.merge_in_kernel = plan.merge_in_kernel;
+  // Programmatic dependent launch (tiles/pdl.cuh): the kernel waits for its predecessor's
+  // writes before reading anything, so its launch overlaps that kernel's tail.
   tiles::launch_pdl(plan.kernel.kernel, dim3(plan.splits * plan.head_groups, s.Hkv, s.B), dim3(plan.kernel.threads),
                     plan.kernel.smem, stream, a);
-  if (plan.splits == 1) return;  // the split kernel wrote o
-
-  CombineArgs c{};
-  c.o = p.o;
-  c.o_batch_stride = p.o_batch_stride;
-  c.act_bf16 = p.act_bf16;
-  c.lengths = p.lengths;
-  c.H = p.H;
-  c.D = s.D;
-  c.max_len = s.max_len;
-  c.chunk = plan.chunk;
-  c.splits = plan.splits;
-  c.part_o = part_o;
-  c.part_m = part_m;
-  c.part_l = part_l;
-  tiles::launch_pdl(s.D == 64 ? decode_combine_kernel<64> : decode_combine_kernel<128>, dim3(s.B * p.H),
-                    dim3(kCombineThreads), 0, stream, c);
+  if (plan.splits > 1 && !plan.merge_in_kernel)
+    tiles::launch_pdl(s.D == 64 ? decode_combine_kernel<64> : decode_combine_kernel<128>, dim3(s.B * p.H),
+                      dim3(kCombineThreads), 0, stream, a);
 }
 
 void kv_cache_write(const void* qkv, int64_t qkv_batch_stride, int64_t qkv_token_stride, bool act_bf16, int H,

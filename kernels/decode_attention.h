@@ -14,7 +14,8 @@
 //   s_t = scale * q_h . K[b, g, t]     for t < lengths[b]
 //   o_h = sum_t softmax(s)_t V[b, g, t]
 // Split along t across thread blocks ("flash-decoding"): each block produces a partial
-// (max, sum, unnormalised o) for its chunk in fp32 workspace, and a combine pass merges them.
+// (max, sum, unnormalised o) for its chunk in fp32 workspace, and the last block of the
+// kv head's split to finish merges them (one kernel).
 // The number of splits depends only on (B, Hkv, max_len), never on lengths[], so a decode
 // step can be captured once in a CUDA graph and replayed while the lengths grow.
 // bf16 activations over a bf16/fp8/int8 cache run on tensor cores (q, K, P and V as bf16, or
@@ -66,8 +67,11 @@ struct DecodeAttentionParams {
   float scale = 0.0f;             // usually 1/sqrt(D)
 };
 
-// fp32 workspace for the partial results (256-byte aligned pointer expected).
+// Workspace of a decode call (256-byte aligned pointer expected): the splits' partial results
+// and, per head group, a count of its finished blocks that the last one resets. Zero the counts
+// once with decode_attention_workspace_init before the first call (every call leaves them zero).
 size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p);
+void decode_attention_workspace_init(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream);
 
 // Requirements (attn::Error otherwise): D in {64, 128}; H % Hkv == 0; every pointer 16-byte aligned.
 void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream);
@@ -76,8 +80,11 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
 // sized for (default 1). Process-wide; set it before any decode call (the split count and the
 // workspace size depend on it).
 struct DecodeAttentionTuning {
-  double waves = 1.0;
+  double waves = 0.0;        // > 0: splits sized for this many waves (else the kernel's own, 0.5 or 1)
   bool tensor_cores = true;  // false: the CUDA-core split kernel also for bf16 activations (--cuda-cores)
+  bool mha_tensor_cores = false;  // true: the tensor-core kernel also for MHA (--mha-tensor-cores)
+  int min_split_rows = 0;   // cache rows per split at least this (--min-split-rows)
+  long in_kernel_merge_bytes = -1;  // >= 0: the last block merges partials up to this size (--merge-bytes)
 };
 void set_decode_attention_tuning(const DecodeAttentionTuning& t);
 

@@ -1,7 +1,8 @@
 // Pieces shared by the two decode split kernels (kernels/decode_attention.cu: CUDA cores, for
 // fp32 activations or an fp32 cache; kernels/decode_attention_mma.cuh: tensor cores): the
 // kernel arguments, where a block's work lies, the softmax-state merge and the write of a
-// block's result (the output itself with one split, else its partial for the combine pass).
+// block's result (the output itself with one split, else its partial, which the head group's last
+// block merges).
 // Included by kernels/decode_attention.cu only.
 #pragma once
 #include <cuda_bf16.h>
@@ -21,7 +22,7 @@ constexpr int element_bytes(KVCacheDType c) { return static_cast<int>(kv_cache_e
 struct DecodeArgs {
   const void* q;
   int64_t q_batch_stride;
-  void* o;  // written here when splits == 1, else by the combine kernel
+  void* o;  // written by the block when splits == 1, else by the head group's last block
   int64_t o_batch_stride;
   bool act_bf16;
   const uint8_t* k;
@@ -34,6 +35,8 @@ struct DecodeArgs {
   float* part_o;  // (B, H, splits, D)
   float* part_m;  // (B, H, splits)
   float* part_l;
+  unsigned* done;  // (B, Hkv, head_groups): blocks of a head group finished, back to 0 after each call
+  bool merge_in_kernel;  // the head group's last block merges the partials (else a combine kernel)
 };
 
 // exp2 argument shift that is never -inf (a state that has seen no row yet has m = -inf).
@@ -41,7 +44,7 @@ __device__ __forceinline__ float finite_or_zero(float m) { return m == -INFINITY
 
 // (m, l, o[N]) <- the merge of two partial softmax states over disjoint rows (exp2 domain):
 //   M = max(m, m_b),  l = 2^(m - M) l + 2^(m_b - M) l_b,  o = 2^(m - M) o + 2^(m_b - M) o_b
-// (lanes of a warp, and the splits in the combine pass).
+// (lanes of a warp, the warps of a block, and the splits).
 template <int N>
 __device__ __forceinline__ void merge_softmax_state(float& m, float& l, float* o, float m_b, float l_b,
                                                     const float* o_b) {
@@ -62,28 +65,103 @@ __device__ __forceinline__ void store_act(void* p, int64_t off, float y, bool ac
   else static_cast<float*>(p)[off] = y;
 }
 
+// Splits of sequence b that have rows: the blocks that write a partial for it.
+__device__ __forceinline__ int splits_run(const DecodeArgs& a, int b) {
+  const int len = min(max(a.lengths[b], 0), a.max_len);
+  return min(a.splits, ceil_div(len, a.chunk));
+}
+
 // Where a block's work lies: block (head group j, split s) x kv head g x sequence b serves
 // query heads g*G + j*kHG .. (+ heads - 1) over cache rows [t_begin, t_end).
 struct DecodeBlock {
   int head_group, split, g, b, t_begin, t_end, h0, heads;
+  int splits_run;  // splits of this sequence with rows (the blocks that write a partial)
   size_t row0;  // cache row of (b, g, t = 0)
   __device__ __forceinline__ DecodeBlock(const DecodeArgs& a, int kHG) {
     head_group = blockIdx.x % a.head_groups, split = blockIdx.x / a.head_groups;
     g = blockIdx.y, b = blockIdx.z;
     const int len = min(max(a.lengths[b], 0), a.max_len);
     t_begin = split * a.chunk, t_end = min(t_begin + a.chunk, len);
+    splits_run = kern::splits_run(a, b);
     h0 = g * a.G + head_group * kHG;
     heads = min(kHG, a.G - head_group * kHG);
     row0 = ((size_t)b * a.Hkv + g) * a.max_len;
   }
 };
 
+// The combine of heads h0 .. h0 + heads - 1 of sequence b over its n splits, by one block of
+// kThreads threads: each (head, float4 column) of the output is merged from the n partials by
+// rows = kThreads / columns threads (thread r takes splits r, r + rows, ..., its loads issued
+// together), whose states then merge in a fixed order in shared memory, so the result does not
+// depend on which block runs it.
+//   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
+template <int D, int kThreads>
+__device__ __forceinline__ void merge_splits(const DecodeArgs& a, int b, int h0, int heads, int n) {
+  constexpr int kCols = D / 4;
+  __shared__ float4 red_o[kThreads];
+  __shared__ float red_m[kThreads], red_l[kThreads];
+  const int items = heads * kCols, rows = max(1, kThreads / items);
+  auto write = [&](int c, float L, const float* o) {
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)(h0 + c / kCols) * D + 4 * (c % kCols);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) store_act(a.o, off + e, o[e] * inv, a.act_bf16);
+  };
+  for (int idx = threadIdx.x; idx < items * rows; idx += kThreads) {
+    const int c = idx % items, r = idx / items;
+    const int64_t part = ((int64_t)b * a.H + h0 + c / kCols) * a.splits;
+    const float4* po = reinterpret_cast<const float4*>(a.part_o + part * D) + c % kCols;
+    float M = -INFINITY, L = 0.0f, o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 8
+    for (int s = r; s < n; s += rows) {  // L2 reads (__ldcg): the partials came from other SMs
+      const float4 o_s = __ldcg(po + (int64_t)s * kCols);
+      merge_softmax_state<4>(M, L, o, __ldcg(a.part_m + part + s), __ldcg(a.part_l + part + s),
+                             reinterpret_cast<const float*>(&o_s));
+    }
+    if (rows == 1) {
+      write(c, L, o);
+    } else {
+      red_o[idx] = make_float4(o[0], o[1], o[2], o[3]);
+      red_m[idx] = M, red_l[idx] = L;
+    }
+  }
+  if (rows == 1) return;  // (uniform: rows depends on the heads only)
+  __syncthreads();
+  for (int c = threadIdx.x; c < items; c += kThreads) {
+    float M = red_m[c], L = red_l[c], o[4] = {red_o[c].x, red_o[c].y, red_o[c].z, red_o[c].w};
+    for (int r = 1; r < rows; ++r)
+      merge_softmax_state<4>(M, L, o, red_m[r * items + c], red_l[r * items + c],
+                             reinterpret_cast<const float*>(&red_o[r * items + c]));
+    write(c, L, o);
+  }
+}
+
+// After a block wrote its partials, with a.merge_in_kernel: the last of the splits_run blocks
+// of its head group (the count in a.done, which atomicInc wraps back to 0 for the next call)
+// merges them. The fences order every thread's partial writes before the count, and the count
+// before the last block's reads (the classic threadfence reduction).
+template <int D, int kThreads>
+__device__ __forceinline__ void merge_if_last(const DecodeArgs& a, const DecodeBlock& blk) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned n = (unsigned)blk.splits_run;
+    unsigned* done = a.done + ((int64_t)blk.b * a.Hkv + blk.g) * a.head_groups + blk.head_group;
+    last = atomicInc(done, n - 1) == n - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  merge_splits<D, kThreads>(a, blk.b, blk.h0, blk.heads, blk.splits_run);
+}
+
 // Merges the per-warp softmax states of a block's heads, kept in shared memory as
 //   m[w * head_stride + h], l[w * head_stride + h], o[(w * head_stride + h) * D + d]   (w < kWarps)
 // (states that saw no row have m = -inf, l = 0, o = 0), into M = max_w m_w,
 //   L = sum_w 2^(m_w - M) l_w,  O = sum_w 2^(m_w - M) o_w,
 // and writes O / L to the output when the block saw every row (one split), else (M, L, O) as
-// the partial of (b, h0 + h, split) for the combine pass.
+// the partial of (b, h0 + h, split), which the last block of the head group merges.
 template <int D, int kWarps>
 __device__ __forceinline__ void write_block_state(const DecodeArgs& a, const DecodeBlock& blk, int head_stride,
                                                   const float* m, const float* l, const float* o) {
@@ -112,6 +190,7 @@ __device__ __forceinline__ void write_block_state(const DecodeArgs& a, const Dec
       a.part_l[part] = sum;
     }
   }
+  if (a.splits > 1 && a.merge_in_kernel) merge_if_last<D, kWarps * 32>(a, blk);
 }
 
 }  // namespace

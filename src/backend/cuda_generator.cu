@@ -427,6 +427,7 @@ class CudaGenerator final : public Generator {
     const size_t ows = ap.add(decode_attention_workspace_bytes(decode_params()));
     char* at = static_cast<char*>(take(ap.bytes(), MemCategory::Attention));
     att_saved_ = at + osaved, att_scratch_ = at + oscr, decode_ws_ = at + ows;
+    decode_attention_workspace_init(decode_params(), decode_ws_, m_.stream);
     CUDA_CHECK(cudaMallocHost(&host_ints_, (NT + 2 * static_cast<size_t>(B_)) * sizeof(int32_t)));
     host_next_ = host_ints_ + NT + B_;
     lengths_.assign(B_, 0);

@@ -8,14 +8,18 @@
 //           which leaves ~L2-size dirty lines whose write-back to HBM then lands inside the
 //           timed call, ~17 us on the H100 for every implementation alike; then a short GPU spin so
 //           that launch overhead is not timed, both outside the events),
-//           median of --reps; bandwidth = cache bytes read / time, with
+//           median of --reps; read_us: a plain streaming read of the same K and V bytes, timed
+//           the same way (the floor of this harness: launch, DRAM latency, TLB warm-up);
+//           bandwidth = cache bytes read / time, with
 //           cache bytes = 2 * B * Hkv * context * D * element bytes (+ 2 * B * Hkv * context * 4
 //           for the 8-bit scales).
 // Prints one JSON line per shape (scripts/bench_decode_sdpa.py prints PyTorch's peers).
 //
 // usage: bench_decode_attention [--reps N] [--flush read|write] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
-//        [--waves X] [--cuda-cores]   (DecodeAttentionTuning: splits sized for X waves; the CUDA-core
-//        split kernel also for bf16 activations)
+//        [--waves X] [--cuda-cores] [--mha-tensor-cores] [--min-split-rows N] [--merge-bytes N]   (DecodeAttentionTuning:
+//        splits sized for X waves; the CUDA-core split kernel also for bf16 activations; the
+//        tensor-core kernel also for MHA; at least N cache rows per split; the last block merges
+//        partials of up to N bytes, else the combine kernel)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -60,6 +64,21 @@ __global__ void read_all(const int4* p, size_t n, int* sink) {
   if (acc == 0x5eed1234) *sink = acc;
 }
 
+// The floor a cache read can reach in this harness: a streaming read of the K and V buffers
+// (n16 16-byte words each, 4 loads in flight per thread; not the 8-bit scales), timed exactly
+// like the decode call.
+__global__ void read_kv(const int4* k, const int4* v, size_t n16, int* sink) {
+  int acc = 0;
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n16; i += 2 * stride) {
+    const int4 a = __ldcs(k + i), b = __ldcs(v + i);
+    int4 c{}, d{};
+    if (i + stride < n16) c = __ldcs(k + i + stride), d = __ldcs(v + i + stride);
+    acc ^= a.x ^ a.w ^ b.y ^ b.z ^ c.x ^ c.w ^ d.y ^ d.z;
+  }
+  if (acc == 0x5eed1234) *sink = acc;
+}
+
 // Keeps the GPU busy for `cycles` while the host enqueues the timed call: the events then
 // time GPU work only (the same as scripts/bench_decode_sdpa.py's torch.cuda._sleep).
 __global__ void spin(long long cycles) {
@@ -88,6 +107,9 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--flush") && i + 1 < argc) flush_by_write = !std::strcmp(argv[++i], "write");
     else if (!std::strcmp(argv[i], "--waves") && i + 1 < argc) tune.waves = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--cuda-cores")) tune.tensor_cores = false;
+    else if (!std::strcmp(argv[i], "--mha-tensor-cores")) tune.mha_tensor_cores = true;
+    else if (!std::strcmp(argv[i], "--min-split-rows") && i + 1 < argc) tune.min_split_rows = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--merge-bytes") && i + 1 < argc) tune.in_kernel_merge_bytes = std::atol(argv[++i]);
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       Shape s{};
       char dt[16] = {0};
@@ -110,8 +132,10 @@ int main(int argc, char** argv) {
               {1, 32, 8, 128, 32768, "int8"}, {1, 12, 1, 64, 32768, "fp8"}};
 
   attn::set_decode_attention_tuning(tune);
-  const std::string pipeline =
-      "waves " + std::to_string(tune.waves).substr(0, 4) + (tune.tensor_cores ? ", tensor cores" : ", cuda cores");
+  const std::string pipeline = "waves " + (tune.waves > 0 ? std::to_string(tune.waves).substr(0, 4) : std::string("per kernel")) +
+                               (tune.tensor_cores ? (tune.mha_tensor_cores ? ", tensor cores (MHA too)" : ", tensor cores")
+                                                  : ", cuda cores") +
+                               ", min split rows " + std::to_string(tune.min_split_rows);
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   cudaStream_t stream;
@@ -194,28 +218,38 @@ int main(int argc, char** argv) {
       p.H = s.H;
       p.scale = 1.0f / std::sqrt((float)s.D);
       CUDA_CHECK(cudaMalloc(&ws, attn::decode_attention_workspace_bytes(p)));
+      attn::decode_attention_workspace_init(p, ws, stream);
 
-      for (int i = 0; i < 3; ++i) attn::decode_attention(p, ws, stream);  // warm-up
-      ts.clear();
-      for (int i = 0; i < reps; ++i) {
-        if (flush_by_write) CUDA_CHECK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, stream));  // evict the cache from L2
-        else read_all<<<1024, 256, 0, stream>>>(static_cast<const int4*>(flush), flush_bytes / 16, sink);
-        spin<<<1, 1, 0, stream>>>(400000);
-        CUDA_CHECK(cudaEventRecord(e0, stream));
-        attn::decode_attention(p, ws, stream);
-        CUDA_CHECK(cudaEventRecord(e1, stream));
-        CUDA_CHECK(cudaEventSynchronize(e1));
-        float ms;
-        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-        ts.push_back(ms);
-      }
-      const double t = median(ts) * 1e-3;
+      // median time of `call` with the L2 flushed before each (outside the events), after 3 warm-ups
+      auto time_flushed = [&](auto call) {
+        for (int i = 0; i < 3; ++i) call();
+        ts.clear();
+        for (int i = 0; i < reps; ++i) {
+          if (flush_by_write) CUDA_CHECK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, stream));  // evict the cache from L2
+          else read_all<<<1024, 256, 0, stream>>>(static_cast<const int4*>(flush), flush_bytes / 16, sink);
+          spin<<<1, 1, 0, stream>>>(400000);
+          CUDA_CHECK(cudaEventRecord(e0, stream));
+          call();
+          CUDA_CHECK(cudaEventRecord(e1, stream));
+          CUDA_CHECK(cudaEventSynchronize(e1));
+          float ms;
+          CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+          ts.push_back(ms);
+        }
+        CUDA_CHECK(cudaGetLastError());
+        return median(ts) * 1e-3;
+      };
+      const double t_read = time_flushed([&] {
+        read_kv<<<prop.multiProcessorCount * 8, 256, 0, stream>>>(reinterpret_cast<const int4*>(k),
+                                                                  reinterpret_cast<const int4*>(v), cache_bytes / 16, sink);
+      });
+      const double t = time_flushed([&] { attn::decode_attention(p, ws, stream); });
       const double bytes = 2.0 * cache_bytes + (q8 ? 2.0 * rows * 4 : 0.0);
       const double gbps = bytes / t / 1e9;
       std::printf(
           "{\"what\": \"decode\", \"who\": \"ours\", \"B\": %d, \"H\": %d, \"Hkv\": %d, \"D\": %d, \"ctx\": %d, "
-          "\"cache\": \"%s\", \"flush\": \"%s\", \"pipeline\": \"%s\", \"us\": %.2f, \"bytes\": %.0f, \"gbps\": %.1f, \"copy_gbps\": %.1f, \"frac_copy\": %.3f}\n",
-          s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), flush_by_write ? "write" : "read", pipeline.c_str(), t * 1e6, bytes, gbps, copy_gbps, gbps / copy_gbps);
+          "\"cache\": \"%s\", \"flush\": \"%s\", \"pipeline\": \"%s\", \"us\": %.2f, \"bytes\": %.0f, \"gbps\": %.1f, \"copy_gbps\": %.1f, \"frac_copy\": %.3f, \"read_us\": %.2f}\n",
+          s.B, s.H, s.Hkv, s.D, s.ctx, s.dtype.c_str(), flush_by_write ? "write" : "read", pipeline.c_str(), t * 1e6, bytes, gbps, copy_gbps, gbps / copy_gbps, t_read * 1e6);
       std::fflush(stdout);
       CUDA_CHECK(cudaFree(k));
       CUDA_CHECK(cudaFree(v));

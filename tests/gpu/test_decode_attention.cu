@@ -420,6 +420,7 @@ void run_decode_case(const DecodeCase& c, Launch launch) {
   DevBytes ws(ws_bytes);
   ASSERT_TRUE(ws.p);
   ASSERT_CUDA(cudaMemset(ws.p, 0xFF, ws.n));  // stale partials would be NaN
+  ASSERT_NO_THROW(attn::decode_attention_workspace_init(p, ws.p, nullptr));  // the done counts only
 
   std::vector<int32_t> lens(c.lengths.begin(), c.lengths.end());
   if (launch == Launch::DefaultStream) {
@@ -599,6 +600,31 @@ TEST(DecodeAttentionCudaCores, MatchesFloat64Reference) {
   } cuda_cores;
   run_decode_case({KVCacheDType::BF16, true, 12, 4, 64, 4100, {4097, 17}}, Launch::Stream);
   run_decode_case({KVCacheDType::INT8, true, 6, 1, 128, 1100, {1000, 1}}, Launch::Stream);
+}
+
+// Both ways the splits' partials are merged, whatever the plan picks for the shape: by the last
+// block of each head group (DecodeAttentionTuning::in_kernel_merge_bytes huge; its done counts
+// must be back at zero for the graph's replay) and by the combine kernel (0), on both split
+// kernels, with lengths that leave some splits empty.
+TEST(DecodeAttentionMerge, BothMergesMatchFloat64Reference) {
+  SKIP_WITHOUT_GPU();
+  for (long bytes : {0L, 1L << 40}) {
+    for (bool tensor_cores : {true, false}) {
+      SCOPED_TRACE("in_kernel_merge_bytes " + std::to_string(bytes) + (tensor_cores ? ", tensor cores" : ", cuda cores"));
+      struct Tuned {  // the default tuning comes back even when a check fails
+        Tuned(long bytes, bool tensor_cores) {
+          attn::DecodeAttentionTuning t;
+          t.in_kernel_merge_bytes = bytes;
+          t.tensor_cores = tensor_cores;
+          attn::set_decode_attention_tuning(t);
+        }
+        ~Tuned() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
+      } tuned(bytes, tensor_cores);
+      run_decode_case({KVCacheDType::BF16, true, 12, 1, 64, 4100, {4097, 1, 1000}}, Launch::Graph);
+      run_decode_case({KVCacheDType::INT8, true, 8, 8, 128, 2000, {1999, 17}}, Launch::Graph);
+      run_decode_case({KVCacheDType::FP8_E4M3, true, 12, 4, 64, 32768, {32768}}, Launch::Stream);
+    }
+  }
 }
 
 TEST(DecodeAttentionDefaultStream, MatchesFloat64Reference) {
