@@ -114,6 +114,24 @@ __device__ __forceinline__ void unpack(const uint2& w, float* out, std::integral
 }
 
 
+// Loads the compiler keeps in program order (volatile): the split kernel's first rows, issued
+// before the lengths[b] read that decides whether they are used.
+__device__ __forceinline__ int4 load_stream_volatile(const int4* p) {
+  int4 r;
+  asm volatile("ld.global.cs.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  return r;
+}
+__device__ __forceinline__ uint2 load_stream_volatile(const uint2* p) {
+  uint2 r;
+  asm volatile("ld.global.cs.v2.u32 {%0, %1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+  return r;
+}
+__device__ __forceinline__ float load_volatile(const float* p) {
+  float r;
+  asm volatile("ld.global.nc.f32 %0, [%1];" : "=f"(r) : "l"(p));
+  return r;
+}
+
 // One lane's share of a block's work: for each of the block's heads h and the lane's own
 // stream of rows (rows t with (t mod kWarpRows) / kRowsPerLoad fixed), the online-softmax
 // state m_h, l_h and acc_h[kVec] of the lane's columns:
@@ -142,7 +160,7 @@ struct DecodeLaneState {
         q[h][e] = 0.0f;
         if (h < heads) {
           const int64_t off = (int64_t)b * a.q_batch_stride + (int64_t)(h0 + h) * D + col * kVec + e;
-          q[h][e] = load_act(a.q, off, a.act_bf16) * a.q_scale;
+          q[h][e] = load_act_volatile(a.q, off, a.act_bf16) * a.q_scale;  // ahead of the lengths[b] read
         }
       }
     }
@@ -235,7 +253,8 @@ struct DecodeLaneState {
       }
     }
     __syncthreads();
-    write_block_state<D, kDecodeWarps>(a, blk, kHG, &warp_m[0][0], &warp_l[0][0], &warp_o[0][0][0]);
+    __shared__ MergeScratch<kDecodeThreads> scratch;
+    write_block_state<D, kDecodeWarps>(a, blk, kHG, &warp_m[0][0], &warp_l[0][0], &warp_o[0][0][0], scratch);
   }
 };
 
@@ -254,26 +273,24 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) deco
   constexpr int kRowBytes = D * element_bytes(C);
   tiles::wait_for_predecessor();  // launched dependent on the kernel that wrote q and the cache
   tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
-  const DecodeBlock blk(a, kHG);
-  if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row_in_load = lane / Geo::kLanesPerRow;
   const int col = lane % Geo::kLanesPerRow;
-  DecodeLaneState<C, D, kHG> st;
-  st.heads = blk.heads;
-  st.init(a, blk.b, blk.h0, col);
-
+  const int lane_row = warp * Geo::kWarpRows + row_in_load;  // + n * kR: this lane's rows of an iteration
+  // The first iteration's rows and q are loaded before lengths[b] is known: rows below max_len
+  // are always the cache's memory, and those at or past the length are zeroed once it is known,
+  // so the first computation waits for one DRAM round trip instead of two.
+  DecodeBlock blk(a, kHG, /*read_lengths=*/false);
   const uint8_t* k_base = a.k + blk.row0 * kRowBytes + col * Geo::kLoadBytes;
   const uint8_t* v_base = a.v + blk.row0 * kRowBytes + col * Geo::kLoadBytes;
   const float* k_scale = is_8bit(C) ? a.k_scale + blk.row0 : nullptr;
   const float* v_scale = is_8bit(C) ? a.v_scale + blk.row0 : nullptr;
-  const int lane_row = warp * Geo::kWarpRows + row_in_load;  // + n * kR: this lane's rows of an iteration
-  const int t_end = blk.t_end;
 
-  // One iteration's loads; rows at or past t_end are never read (their memory may hold garbage
-  // or lie past max_len): they come in as zeros, and their scores are set to -inf.
+  // One iteration's loads of the rows below `bound`; the others come in as zeros (their memory
+  // may hold garbage or lie past max_len) with unit scales, and their scores are set to -inf.
+  // `early`: loads that stay where they are written (volatile), ahead of the lengths[b] read.
   Raw k_cur[kN], v_cur[kN];
   float ks_cur[kN], vs_cur[kN];
-  auto load = [&](int t0, Raw* kr, Raw* vr, float* ks, float* vs) {
+  auto load = [&](int t0, int bound, Raw* kr, Raw* vr, float* ks, float* vs, bool early) {
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
       const int t = t0 + lane_row + n * kR;
@@ -281,21 +298,37 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) deco
       vr[n] = Raw{};
       ks[n] = 1.0f;
       vs[n] = 1.0f;
-      if (t < t_end) {
-        kr[n] = __ldcs(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
-        vr[n] = __ldcs(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
+      if (t < bound) {
+        const Raw* kp = reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes);
+        const Raw* vp = reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes);
+        kr[n] = early ? load_stream_volatile(kp) : __ldcs(kp);
+        vr[n] = early ? load_stream_volatile(vp) : __ldcs(vp);
         if constexpr (is_8bit(C)) {
-          ks[n] = __ldg(k_scale + t);
-          vs[n] = __ldg(v_scale + t);
+          ks[n] = early ? load_volatile(k_scale + t) : __ldg(k_scale + t);
+          vs[n] = early ? load_volatile(v_scale + t) : __ldg(v_scale + t);
         }
       }
     }
   };
-  load(blk.t_begin, k_cur, v_cur, ks_cur, vs_cur);
+  load(blk.t_begin, min(blk.t_begin + a.chunk, a.max_len), k_cur, v_cur, ks_cur, vs_cur, true);
+  DecodeLaneState<C, D, kHG> st;
+  st.heads = blk.heads;
+  st.init(a, blk.b, blk.h0, col);
+  blk.read_length(a);
+  if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
+  const int t_end = blk.t_end;
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {
+    if (blk.t_begin + lane_row + n * kR < t_end) continue;
+    k_cur[n] = Raw{};
+    v_cur[n] = Raw{};
+    ks_cur[n] = 1.0f;
+    vs_cur[n] = 1.0f;
+  }
   for (int t0 = blk.t_begin; t0 < t_end; t0 += Geo::kBlockRows) {
     Raw k_next[kN], v_next[kN];
     float ks_next[kN], vs_next[kN];
-    load(t0 + Geo::kBlockRows, k_next, v_next, ks_next, vs_next);  // in flight while this one is computed
+    load(t0 + Geo::kBlockRows, t_end, k_next, v_next, ks_next, vs_next, false);  // in flight while this one is computed
     st.consume(k_cur, v_cur, ks_cur, vs_cur, lane_row, t_end - t0);
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
@@ -316,8 +349,9 @@ template <int D>
 __global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(DecodeArgs a) {
   tiles::wait_for_predecessor();  // the split kernel's partials are complete and visible
   tiles::launch_dependents();     // the next kernel may start its prologue (it waits for this grid)
+  __shared__ MergeScratch<kCombineThreads> scratch;
   const int b = blockIdx.x / a.H, h = blockIdx.x % a.H;
-  merge_splits<D, kCombineThreads>(a, b, h, 1, splits_run(a, b));
+  merge_splits<D, kCombineThreads>(a, b, h, 1, splits_run(a, b), scratch);
 }
 
 // ---- cache writes --------------------------------------------------------------------------

@@ -60,6 +60,18 @@ __device__ __forceinline__ void merge_softmax_state(float& m, float& l, float* o
 __device__ __forceinline__ float load_act(const void* p, int64_t off, bool act_bf16) {
   return act_bf16 ? __bfloat162float(static_cast<const bf16*>(p)[off]) : static_cast<const float*>(p)[off];
 }
+// The same as a load the compiler keeps in program order (volatile asm): issued ahead of a
+// branch that does not need it.
+__device__ __forceinline__ float load_act_volatile(const void* p, int64_t off, bool act_bf16) {
+  if (act_bf16) {
+    unsigned short x;
+    asm volatile("ld.global.nc.u16 %0, [%1];" : "=h"(x) : "l"(static_cast<const bf16*>(p) + off));
+    return __uint_as_float((uint32_t)x << 16);
+  }
+  float x;
+  asm volatile("ld.global.nc.f32 %0, [%1];" : "=f"(x) : "l"(static_cast<const float*>(p) + off));
+  return x;
+}
 __device__ __forceinline__ void store_act(void* p, int64_t off, float y, bool act_bf16) {
   if (act_bf16) static_cast<bf16*>(p)[off] = __float2bfloat16_rn(y);
   else static_cast<float*>(p)[off] = y;
@@ -77,15 +89,21 @@ struct DecodeBlock {
   int head_group, split, g, b, t_begin, t_end, h0, heads;
   int splits_run;  // splits of this sequence with rows (the blocks that write a partial)
   size_t row0;  // cache row of (b, g, t = 0)
-  __device__ __forceinline__ DecodeBlock(const DecodeArgs& a, int kHG) {
+  // read_length false: t_end and splits_run wait for read_length() (what can go before the
+  // lengths[b] read, the CUDA-core kernel issues first).
+  __device__ __forceinline__ DecodeBlock(const DecodeArgs& a, int kHG, bool read_lengths = true) {
     head_group = blockIdx.x % a.head_groups, split = blockIdx.x / a.head_groups;
     g = blockIdx.y, b = blockIdx.z;
-    const int len = min(max(a.lengths[b], 0), a.max_len);
-    t_begin = split * a.chunk, t_end = min(t_begin + a.chunk, len);
-    splits_run = kern::splits_run(a, b);
+    t_begin = split * a.chunk;
     h0 = g * a.G + head_group * kHG;
     heads = min(kHG, a.G - head_group * kHG);
     row0 = ((size_t)b * a.Hkv + g) * a.max_len;
+    if (read_lengths) read_length(a);
+  }
+  __device__ __forceinline__ void read_length(const DecodeArgs& a) {
+    const int len = min(max(a.lengths[b], 0), a.max_len);
+    t_end = min(t_begin + a.chunk, len);
+    splits_run = kern::splits_run(a, b);
   }
 };
 
@@ -95,11 +113,18 @@ struct DecodeBlock {
 // together), whose states then merge in a fixed order in shared memory, so the result does not
 // depend on which block runs it.
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
+template <int kThreads>
+struct MergeScratch {  // shared memory of merge_splits (the tensor-core kernel lends its ring)
+  float4 o[kThreads];
+  float m[kThreads], l[kThreads];
+};
+
 template <int D, int kThreads>
-__device__ __forceinline__ void merge_splits(const DecodeArgs& a, int b, int h0, int heads, int n) {
+__device__ __forceinline__ void merge_splits(const DecodeArgs& a, int b, int h0, int heads, int n,
+                                             MergeScratch<kThreads>& scratch) {
   constexpr int kCols = D / 4;
-  __shared__ float4 red_o[kThreads];
-  __shared__ float red_m[kThreads], red_l[kThreads];
+  float4* red_o = scratch.o;
+  float *red_m = scratch.m, *red_l = scratch.l;
   const int items = heads * kCols, rows = max(1, kThreads / items);
   auto write = [&](int c, float L, const float* o) {
     const float inv = L > 0.0f ? 1.0f / L : 0.0f;
@@ -141,7 +166,7 @@ __device__ __forceinline__ void merge_splits(const DecodeArgs& a, int b, int h0,
 // merges them. The fences order every thread's partial writes before the count, and the count
 // before the last block's reads (the classic threadfence reduction).
 template <int D, int kThreads>
-__device__ __forceinline__ void merge_if_last(const DecodeArgs& a, const DecodeBlock& blk) {
+__device__ __forceinline__ void merge_if_last(const DecodeArgs& a, const DecodeBlock& blk, MergeScratch<kThreads>& scratch) {
   __shared__ bool last;
   __threadfence();
   __syncthreads();
@@ -153,7 +178,7 @@ __device__ __forceinline__ void merge_if_last(const DecodeArgs& a, const DecodeB
   __syncthreads();
   if (!last) return;
   __threadfence();
-  merge_splits<D, kThreads>(a, blk.b, blk.h0, blk.heads, blk.splits_run);
+  merge_splits<D, kThreads>(a, blk.b, blk.h0, blk.heads, blk.splits_run, scratch);
 }
 
 // Merges the per-warp softmax states of a block's heads, kept in shared memory as
@@ -161,10 +186,12 @@ __device__ __forceinline__ void merge_if_last(const DecodeArgs& a, const DecodeB
 // (states that saw no row have m = -inf, l = 0, o = 0), into M = max_w m_w,
 //   L = sum_w 2^(m_w - M) l_w,  O = sum_w 2^(m_w - M) o_w,
 // and writes O / L to the output when the block saw every row (one split), else (M, L, O) as
-// the partial of (b, h0 + h, split), which the last block of the head group merges.
+// the partial of (b, h0 + h, split), which the last block of the head group merges (scratch:
+// merge_splits' shared memory, which may alias m, l and o: they are read before it is written).
 template <int D, int kWarps>
 __device__ __forceinline__ void write_block_state(const DecodeArgs& a, const DecodeBlock& blk, int head_stride,
-                                                  const float* m, const float* l, const float* o) {
+                                                  const float* m, const float* l, const float* o,
+                                                  MergeScratch<kWarps * 32>& scratch) {
   for (int i = threadIdx.x; i < blk.heads * D; i += blockDim.x) {
     const int h = i / D, d = i % D;
     float mx = -INFINITY;
@@ -190,7 +217,7 @@ __device__ __forceinline__ void write_block_state(const DecodeArgs& a, const Dec
       a.part_l[part] = sum;
     }
   }
-  if (a.splits > 1 && a.merge_in_kernel) merge_if_last<D, kWarps * 32>(a, blk);
+  if (a.splits > 1 && a.merge_in_kernel) merge_if_last<D>(a, blk, scratch);
 }
 
 }  // namespace

@@ -72,7 +72,9 @@ struct MmaDecodeGeometry {
   static constexpr int kScaleBytes = k8bit ? kTileTokens * 4 : 0;
   static constexpr int kStageBytes = 2 * kKvBytes + 2 * kScaleBytes;
   // 4 stages (3 tiles in flight per block), 3 for bf16 D = 128 (34 KiB a stage), so that at
-  // least 2 blocks (8 warps) fit an SM's 228 KiB
+  // least 2 blocks (8 warps) fit an SM's 228 KiB. Tried on the H200 and dropped: a ~100 KiB
+  // ring at 2 blocks per SM (no faster), and unpadded rows with an XOR swizzle (1-8% slower;
+  // ncu counts ~50% more L2 sectors than used either way: cp.async's 16-byte requests).
   static constexpr int kStages = kStageBytes > 24 * 1024 ? 3 : 4;
   static constexpr int kMergeBytes = kMmaWarps * kMmaHeads * (D + 2) * 4;
   static constexpr int kSmemBytes = kStages * kStageBytes > kMergeBytes ? kStages * kStageBytes : kMergeBytes;
@@ -388,7 +390,8 @@ __global__ void __launch_bounds__(kMmaThreads) decode_mma_kernel(DecodeArgs a) {
     red_l[base + g] = st.l[0], red_l[base + g + 8] = st.l[1];
   }
   __syncthreads();
-  write_block_state<D, kMmaWarps>(a, blk, kMmaHeads, red_m, red_l, red_o);
+  static_assert(sizeof(MergeScratch<kMmaThreads>) <= Geo::kSmemBytes, "the merge borrows the ring");
+  write_block_state<D, kMmaWarps>(a, blk, kMmaHeads, red_m, red_l, red_o, *reinterpret_cast<MergeScratch<kMmaThreads>*>(smem));
 }
 
 }  // namespace
