@@ -259,14 +259,16 @@ struct DecodeLaneState {
 };
 
 // Resident blocks per SM the register budget is held to (what each variant reaches without
-// spilling; more blocks = more loads in flight).
-template <KVCacheDType C, int kHG>
-constexpr int kDecodeMinBlocks = kHG == 1 ? (is_8bit(C) ? 3 : 4) : (is_8bit(C) ? 2 : 3);
+// spilling; more blocks = more loads in flight). bf16 MHA at D = 64: 5 (B=1 ctx 32768: 32.4 ->
+// 31.6 us on the H200, same call; D = 128 no better at 5, and 8-bit MHA 2-3% slower at 4).
+template <KVCacheDType C, int D, int kHG>
+constexpr int kDecodeMinBlocks =
+    kHG == 1 ? (is_8bit(C) ? 3 : (C == KVCacheDType::BF16 && D == 64 ? 5 : 4)) : (is_8bit(C) ? 2 : 3);
 
 // Loads straight into registers, the next iteration's issued before the current one is
 // computed (kLoadsPerLane 16- or 8-byte loads of K and of V per lane in flight).
 template <KVCacheDType C, int D, int kHG>
-__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, kHG>) decode_split_kernel(DecodeArgs a) {
+__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) decode_split_kernel(DecodeArgs a) {
   using Geo = DecodeGeometry<C, D>;
   using Raw = typename Geo::Raw;
   constexpr int kN = Geo::kLoadsPerLane, kR = Geo::kRowsPerLoad;
@@ -448,8 +450,11 @@ struct SplitKernelChoice {
 
 // The tensor-core kernel's splits fill half a wave: its 3-4 stage ring already keeps enough
 // loads in flight, and fewer splits mean less to merge (H200, same call: GQA 12/4 B=1 20.8 ->
-// 18.7 us, (32,8,128) 47.3 -> 44.0, B=32 GQA 43.9 -> 41.2). The CUDA-core kernel keeps a full
-// wave (its 8-bit MHA at B=1: 28.2 us against 38.9 at half a wave).
+// 18.7 us, (32,8,128) 47.3 -> 44.0, B=32 GQA 43.9 -> 41.2). With the merge's 3 KiB of static
+// shared memory that is about one block per SM for bf16 (2 resident); at 1.5 per SM (3
+// resident, the merge in the ring) GQA took 21.9 us, MQA 18.1 against 15.1, (32,8,128) fp8
+// 46.3 against 39.0. The CUDA-core kernel keeps a full wave (its 8-bit MHA at B=1: 28.2 us
+// against 38.9 at half a wave).
 constexpr double kMmaWaves = 0.5;
 
 template <KVCacheDType C, int D>

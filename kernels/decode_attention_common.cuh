@@ -114,7 +114,7 @@ struct DecodeBlock {
 // depend on which block runs it.
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
 template <int kThreads>
-struct MergeScratch {  // shared memory of merge_splits (the tensor-core kernel lends its ring)
+struct MergeScratch {  // shared memory of merge_splits
   float4 o[kThreads];
   float m[kThreads], l[kThreads];
 };

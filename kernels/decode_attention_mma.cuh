@@ -390,8 +390,10 @@ __global__ void __launch_bounds__(kMmaThreads) decode_mma_kernel(DecodeArgs a) {
     red_l[base + g] = st.l[0], red_l[base + g + 8] = st.l[1];
   }
   __syncthreads();
-  static_assert(sizeof(MergeScratch<kMmaThreads>) <= Geo::kSmemBytes, "the merge borrows the ring");
-  write_block_state<D, kMmaWarps>(a, blk, kMmaHeads, red_m, red_l, red_o, *reinterpret_cast<MergeScratch<kMmaThreads>*>(smem));
+  // (its own shared memory, not the ring: the split plan was measured at this occupancy,
+  // kMmaWaves in decode_attention.cu)
+  __shared__ MergeScratch<kMmaThreads> scratch;
+  write_block_state<D, kMmaWarps>(a, blk, kMmaHeads, red_m, red_l, red_o, scratch);
 }
 
 }  // namespace
