@@ -14,8 +14,8 @@
 //   s_t = scale * q_h . K[b, g, t]     for t < lengths[b]
 //   o_h = sum_t softmax(s)_t V[b, g, t]
 // Split along t across thread blocks ("flash-decoding"): each block produces a partial
-// (max, sum, unnormalised o) for its chunk in fp32 workspace, and the last block of the
-// kv head's split to finish merges them (one kernel).
+// (max, sum, unnormalised o) for its chunk in fp32 workspace; the last block of each head group
+// to finish merges them (one kernel per call), or a combine kernel when they are large (MQA).
 // The number of splits depends only on (B, Hkv, max_len), never on lengths[], so a decode
 // step can be captured once in a CUDA graph and replayed while the lengths grow.
 // bf16 activations over a bf16/fp8/int8 cache run on tensor cores (q, K, P and V as bf16, or
@@ -76,9 +76,9 @@ void decode_attention_workspace_init(const DecodeAttentionParams& p, void* works
 // Requirements (attn::Error otherwise): D in {64, 128}; H % Hkv == 0; every pointer 16-byte aligned.
 void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream);
 
-// Benchmark knob (bench_decode_attention --waves): the waves of resident blocks the splits are
-// sized for (default 1). Process-wide; set it before any decode call (the split count and the
-// workspace size depend on it).
+// Benchmark and test knobs (bench_decode_attention's flags): how the calls are planned and run.
+// Process-wide; set them before any decode call (the split count and the workspace size depend
+// on them).
 struct DecodeAttentionTuning {
   double waves = 0.0;        // > 0: splits sized for this many waves (else the kernel's own, 0.5 or 1)
   bool tensor_cores = true;  // false: the CUDA-core split kernel also for bf16 activations (--cuda-cores)

@@ -107,17 +107,18 @@ struct DecodeBlock {
   }
 };
 
+template <int kThreads>
+struct MergeScratch {  // shared memory of merge_splits
+  float4 o[kThreads];
+  float m[kThreads], l[kThreads];
+};
+
 // The combine of heads h0 .. h0 + heads - 1 of sequence b over its n splits, by one block of
 // kThreads threads: each (head, float4 column) of the output is merged from the n partials by
 // rows = kThreads / columns threads (thread r takes splits r, r + rows, ..., its loads issued
 // together), whose states then merge in a fixed order in shared memory, so the result does not
 // depend on which block runs it.
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
-template <int kThreads>
-struct MergeScratch {  // shared memory of merge_splits
-  float4 o[kThreads];
-  float m[kThreads], l[kThreads];
-};
 
 template <int D, int kThreads>
 __device__ __forceinline__ void merge_splits(const DecodeArgs& a, int b, int h0, int heads, int n,
@@ -187,7 +188,7 @@ __device__ __forceinline__ void merge_if_last(const DecodeArgs& a, const DecodeB
 //   L = sum_w 2^(m_w - M) l_w,  O = sum_w 2^(m_w - M) o_w,
 // and writes O / L to the output when the block saw every row (one split), else (M, L, O) as
 // the partial of (b, h0 + h, split), which the last block of the head group merges (scratch:
-// merge_splits' shared memory, which may alias m, l and o: they are read before it is written).
+// merge_splits' shared memory).
 template <int D, int kWarps>
 __device__ __forceinline__ void write_block_state(const DecodeArgs& a, const DecodeBlock& blk, int head_stride,
                                                   const float* m, const float* l, const float* o,
