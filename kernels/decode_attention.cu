@@ -559,7 +559,8 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   // head groups, never with lengths[] (graph replay).
   const int rows = plan.kernel.rows;
   const double waves = tuning().waves > 0 ? tuning().waves : plan.kernel.waves;
-  const int64_t target = std::max<int64_t>(1, std::llround(waves * per_sm * sms));
+  const double blocks_per_sm = tuning().blocks_per_sm > 0 ? tuning().blocks_per_sm : waves * per_sm;
+  const int64_t target = std::max<int64_t>(1, std::llround(blocks_per_sm * sms));
   const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
   const int want = (int)std::clamp<int64_t>(target / blocks_per_split, 1, ceil_div(s.max_len, rows));
   plan.chunk = ceil_div(std::max(ceil_div(s.max_len, want), tuning().min_split_rows), rows) * rows;
@@ -591,6 +592,7 @@ struct DecodeWorkspace {
 
 void set_decode_attention_tuning(const DecodeAttentionTuning& t) {
   ATTN_CHECK(t.waves >= 0, "decode attention tuning: waves {} must be >= 0", t.waves);
+  ATTN_CHECK(t.blocks_per_sm >= 0, "decode attention tuning: blocks_per_sm {} must be >= 0", t.blocks_per_sm);
   ATTN_CHECK(t.min_split_rows >= 0, "decode attention tuning: min_split_rows {} must be >= 0", t.min_split_rows);
   kern::tuning() = t;
 }

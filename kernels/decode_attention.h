@@ -85,6 +85,7 @@ struct DecodeAttentionTuning {
   bool mha_tensor_cores = false;  // true: the tensor-core kernel also for MHA (--mha-tensor-cores)
   int min_split_rows = 0;   // cache rows per split at least this (--min-split-rows)
   long in_kernel_merge_bytes = -1;  // >= 0: the last block merges partials up to this size (--merge-bytes)
+  double blocks_per_sm = 0.0;  // > 0: splits sized for this many blocks per SM, whatever fits (--blocks-per-sm)
 };
 void set_decode_attention_tuning(const DecodeAttentionTuning& t);
 

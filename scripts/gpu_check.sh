@@ -362,7 +362,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 dec = [r for r in rows if r.get("what") == "decode"]
 # (each process measures its own copy bandwidth; the time ratio compares the same bytes directly)
-out = ["decode B,H,Hkv,D,ctx,cache | ours us, GB/s (% of copy) | torch best us, GB/s (% of its copy) | torch us / ours us"]
+out = ["decode B,H,Hkv,D,ctx,cache | ours us, GB/s (% of copy) | read floor us | torch best us, GB/s (% of its copy) | torch us / ours us"]
 for r in (r for r in dec if r["who"] == "ours"):
     key = (r["B"], r["H"], r["Hkv"], r["D"], r["ctx"], r["cache"])
     ours = f"{r['us']:7.2f} {r['gbps']:5.0f} ({100 * r['frac_copy']:4.1f}%)" if "gbps" in r else "error: " + r.get("error", "?")
@@ -371,7 +371,8 @@ for r in (r for r in dec if r["who"] == "ours"):
     best = max(peers, key=lambda p: p["gbps"], default=None)
     torch = f"{best['us']:7.2f} {best['gbps']:5.0f} ({100 * best['frac_copy']:4.1f}%) {best['who']}" if best else "-"
     ratio = f"{best['us'] / r['us']:.3f}" if best and "us" in r else "-"
-    out.append(f"  {','.join(map(str, key)):26s} | {ours} | {torch} | {ratio}")
+    floor = f"{r['read_us']:7.2f}" if "read_us" in r else "-"  # a plain read of the same bytes, same timing
+    out.append(f"  {','.join(map(str, key)):26s} | {ours} | {floor} | {torch} | {ratio}")
 print("\n".join(out))
 PY
 )"

@@ -16,8 +16,9 @@
 // Prints one JSON line per shape (scripts/bench_decode_sdpa.py prints PyTorch's peers).
 //
 // usage: bench_decode_attention [--reps N] [--flush read|write] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
-//        [--waves X] [--cuda-cores] [--mha-tensor-cores] [--min-split-rows N] [--merge-bytes N]   (DecodeAttentionTuning:
-//        splits sized for X waves; the CUDA-core split kernel also for bf16 activations; the
+//        [--waves X] [--blocks-per-sm X] [--cuda-cores] [--mha-tensor-cores] [--min-split-rows N]
+//        [--merge-bytes N]   (DecodeAttentionTuning: splits sized for X waves of resident blocks,
+//        or for X blocks per SM; the CUDA-core split kernel also for bf16 activations; the
 //        tensor-core kernel also for MHA; at least N cache rows per split; the last block merges
 //        partials of up to N bytes, else the combine kernel)
 #include <cuda_runtime.h>
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--mha-tensor-cores")) tune.mha_tensor_cores = true;
     else if (!std::strcmp(argv[i], "--min-split-rows") && i + 1 < argc) tune.min_split_rows = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--merge-bytes") && i + 1 < argc) tune.in_kernel_merge_bytes = std::atol(argv[++i]);
+    else if (!std::strcmp(argv[i], "--blocks-per-sm") && i + 1 < argc) tune.blocks_per_sm = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       Shape s{};
       char dt[16] = {0};
@@ -133,6 +135,7 @@ int main(int argc, char** argv) {
 
   attn::set_decode_attention_tuning(tune);
   const std::string pipeline = "waves " + (tune.waves > 0 ? std::to_string(tune.waves).substr(0, 4) : std::string("per kernel")) +
+                               (tune.blocks_per_sm > 0 ? ", blocks per SM " + std::to_string(tune.blocks_per_sm).substr(0, 4) : std::string()) +
                                (tune.tensor_cores ? (tune.mha_tensor_cores ? ", tensor cores (MHA too)" : ", tensor cores")
                                                   : ", cuda cores") +
                                ", min split rows " + std::to_string(tune.min_split_rows);
