@@ -571,15 +571,17 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   return plan;
 }
 
-// The workspace: the partials (o, then m, then l; fp32) and the head groups' done counts.
+// The workspace: the partials (o, then m, then l; fp32) and the head groups' done counts. With
+// base = nullptr (a size query) only the sizes are set.
 struct DecodeWorkspace {
-  float *part_o, *part_m, *part_l;
-  unsigned* done;
+  float *part_o = nullptr, *part_m = nullptr, *part_l = nullptr;
+  unsigned* done = nullptr;
   size_t done_offset, bytes;
   DecodeWorkspace(const DecodeAttentionParams& p, const DecodePlan& plan, void* base) {
     const size_t parts = (size_t)p.shape.B * p.H * plan.splits;
     done_offset = parts * (p.shape.D + 2) * sizeof(float);
     bytes = done_offset + (size_t)p.shape.B * p.shape.Hkv * plan.head_groups * sizeof(unsigned);
+    if (!base) return;
     part_o = static_cast<float*>(base);
     part_m = part_o + parts * p.shape.D;
     part_l = part_m + parts;
@@ -602,8 +604,8 @@ size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p) {
 }
 
 void decode_attention_workspace_init(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream) {
-  const kern::DecodeWorkspace ws(p, kern::plan_decode(p), workspace);
   ATTN_CHECK(workspace && kern::aligned16(workspace), "decode_attention_workspace_init: workspace must be non-null and 16-byte aligned");
+  const kern::DecodeWorkspace ws(p, kern::plan_decode(p), workspace);
   CUDA_CHECK(cudaMemsetAsync(ws.done, 0, ws.bytes - ws.done_offset, stream));
 }
 
