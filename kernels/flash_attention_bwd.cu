@@ -215,34 +215,38 @@ __global__ void __launch_bounds__(128)
         constexpr int MODK = decltype(modk_c)::value;
         constexpr bool MASK = decltype(mask_on)::value;
         const ScoreMod mod = MODK != kModNone ? ScoreMod(f, h) : ScoreMod{};
+        // key - q = kq0 + 8 n + (e & 1) - 8 r: a constant per register beside a per-tile base
+        [[maybe_unused]] const float kq0 = (float)(key0 + 2 * (lane & 3) - q0 - warp * 16 - (lane >> 2));
 #pragma unroll
         for (int n = 0; n < NS; ++n)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int r = e >> 1;
-            const int q = q0 + warp * 16 + (lane >> 2) + r * 8;
-            const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
+            [[maybe_unused]] const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
             float sv = s[n][e], dfac = 1.f;
-            if constexpr (MODK != kModNone) sv = mod.apply_k<MODK == kModSoftcap>(sv, q, key, &dfac);
+            if constexpr (MODK != kModNone) sv = mod.apply_k<MODK>(sv, kq0 + float(8 * n + (e & 1) - 8 * r), &dfac);
             float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
             if constexpr (MASK) {
               if (key < (r ? klo1 : klo0) || key > (r ? khi1 : khi0)) pv = 0.f;
             }
             float ds = pv * (dp[n][e] - Dr[r]);
-            if constexpr (MODK == kModSoftcap) ds *= dfac;
+            if constexpr ((MODK & kModSoftcap) != 0) ds *= dfac;
             dp[n][e] = ds;
           }
       };
       using None = std::integral_constant<int, kModNone>;
       using Alibi = std::integral_constant<int, kModAlibi>;
       using Softcap = std::integral_constant<int, kModSoftcap>;
+      using Both = std::integral_constant<int, kModAlibiSoftcap>;
       const int modk = mod_kind(f);
       if (modk == kModNone)
         need_mask ? probs(None{}, std::true_type{}) : probs(None{}, std::false_type{});
       else if (modk == kModAlibi)
         need_mask ? probs(Alibi{}, std::true_type{}) : probs(Alibi{}, std::false_type{});
-      else
+      else if (modk == kModSoftcap)
         need_mask ? probs(Softcap{}, std::true_type{}) : probs(Softcap{}, std::false_type{});
+      else
+        need_mask ? probs(Both{}, std::true_type{}) : probs(Both{}, std::false_type{});
     }
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {

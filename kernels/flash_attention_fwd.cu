@@ -226,18 +226,21 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
         const int modk = mod_kind(p);
         if (modk != kModNone) {  // uniform branches around the whole block, never per element
           const ScoreMod mod(p, t.h);
-          auto modify = [&](auto cap_on) {
+          // j - i of element e: this thread's (key0 + col0) - row_lo, plus a constant per register.
+          const float kq0 = (float)(key0 + thr_col0 - row_lo);
+          auto modify = [&](auto modk_c) {
 #pragma unroll
             for (int e = 0; e < BC / 2; ++e) {
               float unused;
-              s.v[e] = mod.apply_k<decltype(cap_on)::value>(s.v[e], row_lo + 8 * s.half(e),
-                                                           key0 + thr_col0 + s.col_offset(e), &unused);
+              s.v[e] = mod.apply_k<decltype(modk_c)::value>(s.v[e], kq0 + float(s.col_offset(e) - 8 * s.half(e)), &unused);
             }
           };
-          if (modk == kModSoftcap)
-            modify(std::true_type{});
+          if (modk == kModAlibi)
+            modify(std::integral_constant<int, kModAlibi>{});
+          else if (modk == kModSoftcap)
+            modify(std::integral_constant<int, kModSoftcap>{});
           else
-            modify(std::false_type{});
+            modify(std::integral_constant<int, kModAlibiSoftcap>{});
         }
         if (key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + tiles::kWarpRows - 1, key0, key0 + BC - 1)) {
 #pragma unroll

@@ -43,14 +43,14 @@ __device__ __forceinline__ FlashMask flash_mask(const FlashAttentionParams& p, i
 //   s'' = (cap / scale) * tanh(s' * scale / cap),  dfac = 1 - tanh^2   (soft-capping)
 // Forward and backward compute it the same way, so the backward's recomputed P matches the lse.
 // The bf16 kernels pick one copy of their per-element loops by `ModKind` (uniform over the
-// kernel), so a loop carries only the modification that is on: none, ALiBi alone (slope_raw
-// != 0), or soft-capping (with ALiBi or with slope_raw = 0).
+// kernel; bits: ALiBi, soft-capping, both compose), so a loop carries only the modifications that
+// are on.
 __host__ __device__ __forceinline__ bool mod_enabled(const FlashAttentionParams& p) {
   return p.alibi || p.softcap > 0.f;
 }
-enum ModKind : int { kModNone = 0, kModAlibi = 1, kModSoftcap = 2 };
+enum ModKind : int { kModNone = 0, kModAlibi = 1, kModSoftcap = 2, kModAlibiSoftcap = kModAlibi | kModSoftcap };
 __host__ __device__ __forceinline__ int mod_kind(const FlashAttentionParams& p) {
-  return p.softcap > 0.f ? kModSoftcap : (p.alibi ? kModAlibi : kModNone);
+  return (p.alibi ? kModAlibi : 0) | (p.softcap > 0.f ? kModSoftcap : 0);
 }
 
 struct ScoreMod {
@@ -66,17 +66,22 @@ struct ScoreMod {
         inv_cap_raw(p.softcap > 0.f ? p.scale / p.softcap : 0.f) {}
 
   // Raw score s (= q.k) of query i, key j -> modified score in raw units; *dfac = d mod / d s
-  // (1 - tanh^2 with soft-capping, else 1). apply_k: the bf16 kernels, CAP (soft-capping on) at
-  // compile time for their loops, the fast tanh (Softcap::apply_fast); apply: the fp32 kernels
-  // (flash_attention_f32.cu), decided at runtime, the exact tanhf.
-  template <bool CAP>
-  __device__ __forceinline__ float apply_k(float s, int i, int j, float* dfac) const {
-    float x = Alibi::apply(s, slope_raw, i, j);
+  // (1 - tanh^2 with soft-capping, else 1).
+  // apply_k: the bf16 kernels, the ModKind bits MODK at compile time for their loops, the fast
+  // tanh (Softcap::apply_fast). It takes j - i as a float that the caller forms as a per-block
+  // base plus a compile-time offset per register (one FADD): converting the integer per element
+  // (I2F) runs on the 16-per-clock pipe the exponential needs, which made ALiBi cost as much as
+  // a second exp2. The same value as Alibi::apply (|j - i| < 2^24 is exact in a float).
+  template <int MODK>
+  __device__ __forceinline__ float apply_k(float s, float key_minus_query, float* dfac) const {
+    float x = s;
+    if constexpr ((MODK & kModAlibi) != 0) x = fmaf(slope_raw, key_minus_query, x);
     float d = 1.f;
-    if constexpr (CAP) x = Softcap::apply_fast(x, cap_raw, inv_cap_raw, &d);
+    if constexpr ((MODK & kModSoftcap) != 0) x = Softcap::apply_fast(x, cap_raw, inv_cap_raw, &d);
     *dfac = d;
     return x;
   }
+  // apply: the fp32 kernels (flash_attention_f32.cu), decided at runtime, the exact tanhf.
   __device__ __forceinline__ float apply(float s, int i, int j, float* dfac) const {
     float x = Alibi::apply(s, slope_raw, i, j);
     float d = 1.f;
