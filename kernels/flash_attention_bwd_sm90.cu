@@ -78,7 +78,7 @@ struct BwdSm90Cfg {
   static constexpr int kConsumerThreads = kConsumerWarpgroups * tiles::kWarpgroupThreads;
   static constexpr int BC = kConsumerWarpgroups * tiles::kWgmmaM;  // 128 keys per block
   static constexpr int BR = D == 64 ? 128 : 64;                     // query rows per stage
-  static constexpr int kStages = 2;                                  // Q / dO ring depth
+  static constexpr int kStages = 2;                                  // Q / dO ring depth (3 measured no faster)
   static constexpr int kThreads = (1 + kConsumerWarpgroups) * tiles::kWarpgroupThreads;
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
   static constexpr int kLaunchRegs = tiles::kRegistersPerSm / kThreads / tiles::kRegisterGranule * tiles::kRegisterGranule;
@@ -113,24 +113,20 @@ struct BwdSm90Args {
   int pairs_per_group = 1;      // (kv head, batch) pairs whose key blocks run together
 };
 
-// The work of block L (blocks start roughly in L order): kv head g, batch b, key block kb.
-// Blocks go in groups of pairs_per_group (kv head, batch) pairs, key blocks slowest within a group
-// (causal: the first key blocks see the most query blocks, so each group starts heaviest first
-// and the last group's lightest blocks fill the last wave). A group is about one wave of blocks,
-// so the blocks resident together stream the same few heads' Q, dO, lse, Dsum and dQ
-// accumulator rows, which then stay in L2; one pair per block (the older order, key blocks
-// slowest over all pairs) made every resident block read a head of its own from DRAM and
-// re-read it for each key block (at 8,16,2048,128: 75% of memory throughput, tensor pipe 38%).
+// The work of block L: kv head g, batch b, key block kb, in GroupedOrder (key blocks slowest
+// within a group of about one wave; causal: the first key blocks see the most query blocks, so
+// each group starts heaviest first and the last group's lightest blocks fill the last wave). The
+// blocks resident together then stream the same few heads' Q, dO, lse, Dsum and dQ accumulator
+// rows from L2; with key blocks slowest over all pairs (the older order) every resident block
+// read a head of its own from DRAM, again for each key block (at 8,16,2048,128: 75% of memory
+// throughput, the tensor pipe at 38%).
 struct BwdBlock {
   int g, b, kb;
   __device__ __forceinline__ BwdBlock(const BwdSm90Args& a, int L) {
-    const int n_pairs = a.p.fwd.Hkv * a.p.fwd.B, per_group = a.pairs_per_group * a.n_kblocks;
-    const int group = L / per_group, first = group * a.pairs_per_group;
-    const int size = min(a.pairs_per_group, n_pairs - first), r = L - group * per_group;
-    const int pair = first + r % size;
-    kb = r / size;
-    g = pair % a.p.fwd.Hkv;
-    b = pair / a.p.fwd.Hkv;
+    const GroupedOrder o(L, a.n_kblocks, a.p.fwd.Hkv * a.p.fwd.B, a.pairs_per_group);
+    kb = o.rank;
+    g = o.pair % a.p.fwd.Hkv;
+    b = o.pair / a.p.fwd.Hkv;
   }
 };
 
@@ -649,7 +645,7 @@ static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* 
   a.n_kblocks = (f.T + Cfg::BC - 1) / Cfg::BC;
   const int64_t n_pairs = (int64_t)f.Hkv * f.B, n_blocks = n_pairs * a.n_kblocks;
   ATTN_CHECK(n_blocks < INT32_MAX, "flash attention backward: {} blocks, over 2^31", n_blocks);
-  a.pairs_per_group = (int)std::clamp<int64_t>(tiles::sm_count() / a.n_kblocks, 1, n_pairs);
+  a.pairs_per_group = pairs_per_wave(a.n_kblocks, n_pairs);
   flash_bwd_sm90_kernel<D, MK, DROPOUT, DQ><<<(unsigned)n_blocks, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
   CUDA_CHECK(cudaGetLastError());
 }

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -143,6 +144,28 @@ __device__ __forceinline__ void load_tile(uint32_t s_base, const __nv_bfloat16* 
     const __nv_bfloat16* src = g + (ok ? (int64_t)(row0 + r) * stride + c * 8 : 0);
     cp_async16(s_base + swz<C>(r, c), src, ok);
   }
+}
+
+// ---- the order of the work ---------------------------------------------------------------
+// Work item L of a kernel whose items are (block rank, pair) with pair = (head, batch): items go
+// in groups of `pairs_per_group` pairs, rank slowest within a group (rank 0 first: the callers
+// map it to their heaviest block under a causal mask), groups in order. Blocks start roughly in L
+// order, so with a group of about one wave the blocks resident together work on a few heads,
+// whose rows then stay in L2; with one group of all pairs, every resident block works on a head
+// of its own.
+struct GroupedOrder {
+  int rank, pair;
+  __host__ __device__ __forceinline__ GroupedOrder(int L, int n_ranks, int n_pairs, int pairs_per_group) {
+    const int per_group = pairs_per_group * n_ranks;
+    const int group = L / per_group, first = group * pairs_per_group;
+    const int size = min(pairs_per_group, n_pairs - first), r = L - group * per_group;
+    rank = r / size;
+    pair = first + r % size;
+  }
+};
+// About one wave of blocks (one per SM) per group, at least one pair.
+inline int pairs_per_wave(int n_ranks, int64_t n_pairs) {
+  return (int)std::clamp<int64_t>(tiles::sm_count() / std::max(n_ranks, 1), 1, std::max<int64_t>(n_pairs, 1));
 }
 
 // ---- host-side helpers -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Flash attention forward: the bf16 Hopper kernel (FlashAttention-3 style: a TMA producer warp,
 // a K/V ring guarded by mbarriers, two consumer warpgroups with reallocated registers, the next
-// QK^T overlapped with the softmax, persistent tiles); the fp32 one is in flash_attention_f32.cu.
+// QK^T overlapped with the softmax, tiles scheduled by length); the fp32 one is in flash_attention_f32.cu.
 // Written on the tile layer of kernels/tiles/. See flash_attention.h.
 #include <algorithm>
 #include <cmath>
@@ -25,7 +25,8 @@ namespace attn::flash {
 //   S_j = Q K_j^T;  m' = max(m, rowmax S_j);  P_j = exp2((S_j - m') scale log2e);
 //   l = l exp2((m - m') scale log2e) + rowsum P_j;  O = O exp2(...) + P_j V_j;
 //   finally O /= l and lse = m scale + ln l.
-// Roles (384 threads, one block per SM, persistent over the tiles):
+// Roles (384 threads, one block per SM; one tile per block, or persistent over the tiles: see
+// launch_fwd_bf16):
 //   warpgroup 0, producer: 24 registers; one thread issues TMA loads: Q of each tile once
 //     (after the consumers released the previous Q), then K_j, V_j into a ring of kStages
 //     buffers each (full barrier: the load landed; empty barrier: all 8 consumer warps are done).
@@ -74,6 +75,7 @@ struct FwdArgs {
   tiles::TmaMap q, k, v;  // (d, t, head, b) views, boxes of BR (q) and BC (k, v) rows
   FlashAttentionParams p;
   int n_qblocks = 0, n_tiles = 0;
+  int pairs_per_group = 1;  // (head, batch) pairs per group of tiles (GroupedOrder)
 };
 
 template <int Stages>
@@ -82,16 +84,14 @@ struct FwdBarriers {
   tiles::RingBarriers<Stages> k, v;
 };
 
-// Tile L of the persistent schedule: (query block, head, batch), heads and batches fastest (the
-// CTAs running together share query-block rank, so K/V of a head are read close in time), query
-// blocks heaviest first when causal.
+// Tile L: (query block, head, batch) in GroupedOrder, query blocks heaviest first when causal.
 struct FwdTile {
   int qb, h, b;
   __device__ __forceinline__ FwdTile(const FwdArgs& a, int L, bool heaviest_first) {
-    const int hb = a.p.H * a.p.B, rank = L / hb, rem = L % hb;
-    qb = heaviest_first ? a.n_qblocks - 1 - rank : rank;
-    h = rem % a.p.H;
-    b = rem / a.p.H;
+    const GroupedOrder o(L, a.n_qblocks, a.p.H * a.p.B, a.pairs_per_group);
+    qb = heaviest_first ? a.n_qblocks - 1 - o.rank : o.rank;
+    h = o.pair % a.p.H;
+    b = o.pair / a.p.H;
   }
 };
 
@@ -452,7 +452,23 @@ static void launch_fwd_bf16(const FlashAttentionParams& p, cudaStream_t stream) 
   a.n_tiles = (int)n_tiles;
   auto kern = flash_fwd_wg_kernel<D, MK, DROPOUT>;
   set_smem_limit_once<flash_fwd_wg_kernel<D, MK, DROPOUT>>(Cfg::SMEM);
-  const int grid = (int)std::min<int64_t>(n_tiles, tiles::sm_count());  // one block per SM, persistent
+  // The schedule, chosen by how long a tile is (measured on the H200, session 5 of 2026-12-04):
+  // - long tiles (key blocks per tile x head dim >= kLongTile: 16 key blocks at D = 64, 8 at 128):
+  //   one block per tile, in groups of about a wave of (head, batch) pairs, so that the blocks
+  //   resident together read the same few heads' K and V from L2 and the hardware hands out the
+  //   next tile as a block finishes (e.g. 2,16,8192,128 causal 1.020 -> 0.938 ms, 1,12,16384,64
+  //   1.010 -> 0.953);
+  // - short tiles: persistent blocks (one per SM) striding over the tiles, query-block rank
+  //   slowest over all pairs, whose next tile's loads overlap the last one's epilogue (the grouped
+  //   launch lost there: 16,12,1024,64 causal 0.098 -> 0.113, window 1024 0.181 -> 0.199).
+  constexpr int kLongTile = 1024;
+  const int n_kblocks = (p.T + Cfg::BC - 1) / Cfg::BC;
+  int blocks_per_tile = p.causal ? (n_kblocks + 1) / 2 : n_kblocks;
+  if (p.window > 0) blocks_per_tile = std::min(blocks_per_tile, (p.window + Cfg::BR) / Cfg::BC + 1);
+  const bool grouped = blocks_per_tile * D >= kLongTile;
+  const int64_t n_pairs = (int64_t)p.H * p.B;
+  a.pairs_per_group = grouped ? pairs_per_wave(a.n_qblocks, n_pairs) : (int)n_pairs;
+  const int grid = grouped ? (int)n_tiles : (int)std::min<int64_t>(n_tiles, tiles::sm_count());
   kern<<<grid, Cfg::kThreads, Cfg::SMEM, stream>>>(a);
   CUDA_CHECK(cudaGetLastError());
 }

@@ -6,8 +6,10 @@ FLOPs: forward 4*B*H*T*T*D (halved when causal); backward 2.5x forward.
 Extra MB: peak memory of forward+backward over inputs, output and gradients.
 
 usage: python3 scripts/bench_sdpa.py [--full] [--reps N] [--backends flash,cudnn,efficient,math]
-       [--dtype bf16|fp32|tf32] [--shapes B,H,T,D ...]
+       [--dtype bf16|fp32|tf32] [--shapes B,H,T,D[,Hkv] ...]
        [--accuracy]   (also: error of the flash backend vs float64 on random inputs)
+  --shapes: a fifth number Hkv < H runs grouped-query attention (K and V with Hkv heads,
+          SDPA's enable_gqa=True), the row named B,H,Hkv,T,D as bench_flash_attention names it.
   --dtype fp32: fp32 inputs with TF32 off (torch.backends.cuda.matmul.allow_tf32 = False, as
           cudnn's); tf32: fp32 inputs with TF32 allowed. Only the efficient and math backends take
           fp32 (the efficient kernel's fp32 GEMMs are its own, the flag does not reach them).
@@ -31,16 +33,19 @@ BACKENDS = {
 DTYPE = torch.bfloat16  # --dtype
 
 
-def make_set(B, H, T, D):
+def make_set(B, H, T, D, Hkv):
     # (B, T, H, D) storage, the layout of a packed qkv buffer; SDPA sees (B, H, T, D) views.
-    q, k, v = (torch.randn(B, T, H, D, device="cuda", dtype=DTYPE).requires_grad_() for _ in range(3))
+    q = torch.randn(B, T, H, D, device="cuda", dtype=DTYPE).requires_grad_()
+    k, v = (torch.randn(B, T, Hkv, D, device="cuda", dtype=DTYPE).requires_grad_() for _ in range(2))
     dy = torch.randn(B, T, H, D, device="cuda", dtype=DTYPE)
     return q, k, v, dy
 
 
 def run_fwd(s, causal):
     q, k, v, _ = s
-    return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=causal)
+    gqa = {"enable_gqa": True} if k.shape[2] != q.shape[2] else {}
+    return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=causal,
+                                          **gqa)
 
 
 def time_it(fn, sets, reps):
@@ -57,12 +62,12 @@ def time_it(fn, sets, reps):
     return statistics.median(ts)
 
 
-def bench_backend(name, B, H, T, D, causal, reps):
+def bench_backend(name, B, H, T, D, Hkv, causal, reps):
     es = torch.finfo(DTYPE).bits // 8
-    set_bytes = 4 * B * T * H * D * es * 2
+    set_bytes = 2 * B * T * (2 * H + 2 * Hkv) * D * es
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     nrot = max(1, min(6, 3 * l2 // set_bytes + 1))
-    sets = [make_set(B, H, T, D) for _ in range(nrot)]
+    sets = [make_set(B, H, T, D, Hkv) for _ in range(nrot)]
     with sdpa_kernel([BACKENDS[name]]):
         with torch.no_grad():
             t_f = time_it(lambda s: run_fwd(s, causal), sets, reps)
@@ -125,21 +130,23 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = a.dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = a.dtype == "tf32"
     shapes = [tuple(int(x) for x in s.split(",")) for s in a.shapes] if a.shapes else SHAPES
+    shapes = [(B, H, T, D, rest[0] if rest else H) for B, H, T, D, *rest in shapes]
     print(f"PyTorch {torch.__version__} SDPA, {torch.cuda.get_device_name(0)}, {a.dtype}, "
           f"{'causal' if causal else 'non-causal'}, median of {a.reps}")
     print(f"{'backend':<10} {'B,H,T,D':<18} {'fwd ms':>9} {'TFLOP/s':>7} {'bwd ms':>9} {'TFLOP/s':>7} "
           f"{'f+b ms':>9} {'TFLOP/s':>7} {'extra MB':>9}")
-    for B, H, T, D in shapes:
+    for B, H, T, D, Hkv in shapes:
         fl = 4.0 * B * H * T * T * D * (0.5 if causal else 1.0)
+        label = f"{B},{H},{T},{D}" if Hkv == H else f"{B},{H},{Hkv},{T},{D}"
         for name in a.backends.split(","):
             if name == "math" and B * H * T * T > 2**30:
                 continue
             try:
-                t_f, t_b, t_fb, extra = bench_backend(name, B, H, T, D, causal, a.reps)
-                print(f"{name:<10} {f'{B},{H},{T},{D}':<18} {t_f:9.3f} {fl / t_f * 1e-9:7.1f} {t_b:9.3f} "
+                t_f, t_b, t_fb, extra = bench_backend(name, B, H, T, D, Hkv, causal, a.reps)
+                print(f"{name:<10} {label:<18} {t_f:9.3f} {fl / t_f * 1e-9:7.1f} {t_b:9.3f} "
                       f"{2.5 * fl / t_b * 1e-9:7.1f} {t_fb:9.3f} {3.5 * fl / t_fb * 1e-9:7.1f} {extra:9.1f}", flush=True)
             except Exception as e:  # backend not available for this shape
-                print(f"{name:<10} {f'{B},{H},{T},{D}':<18} unavailable: {str(e).splitlines()[0][:60]}", flush=True)
+                print(f"{name:<10} {label:<18} unavailable: {str(e).splitlines()[0][:60]}", flush=True)
             torch.cuda.empty_cache()
     if a.accuracy:
         accuracy()
