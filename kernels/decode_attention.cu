@@ -446,21 +446,24 @@ struct SplitKernelChoice {
   int heads_per_block = 1;  // query heads of one kv head served by one block
   int rows = 1;             // rows per block iteration: the chunk is a multiple of it
   double waves = 1.0;       // the splits fill this many waves of resident blocks
+  bool splits_at_most_sms = false;  // and a kv head gets at most one split per SM
 };
 
-// The tensor-core kernel's splits fill half a wave: its 3-4 stage ring already keeps enough
-// loads in flight, and fewer splits mean less to merge (H200, same call: GQA 12/4 B=1 20.8 ->
-// 18.7 us, (32,8,128) 47.3 -> 44.0, B=32 GQA 43.9 -> 41.2). With the merge's 3 KiB of static
-// shared memory that is about one block per SM for bf16 (2 resident); at 1.5 per SM (3
-// resident, the merge in the ring) GQA took 21.9 us, MQA 18.1 against 15.1, (32,8,128) fp8
-// 46.3 against 39.0. The CUDA-core kernel keeps a full wave (its 8-bit MHA at B=1: 28.2 us
-// against 38.9 at half a wave).
+// The tensor-core kernel's splits fill half a wave, at most one split per SM: its 3-4 stage ring
+// already keeps enough loads in flight, and fewer splits mean less to merge. Measured on the H200
+// (same call each): half a wave against a full one, GQA 12/4 B=1 20.8 -> 18.7 us, (32,8,128) 47.3
+// -> 44.0, B=32 GQA 43.9 -> 41.2. Half a wave is about one block per SM for bf16 (2 resident) but
+// two for 8-bit (4 resident), which gave MQA at B=1 264 splits of one kv head: at most one split
+// per SM (132) took MQA fp8 19.7 -> 15.0 us and int8 20.0 -> 15.1, while one block per SM
+// overall (the cap without half a wave) lost at B=32 (MQA fp8 19.3 -> 20.6, 8 -> 4 splits). At
+// 1.5 blocks per SM (3 resident, the merge in the ring) GQA took 21.9 us, MQA 18.1 against 15.1.
+// The CUDA-core kernel keeps a full wave (its 8-bit MHA at B=1: 28.2 us against 38.9 at half).
 constexpr double kMmaWaves = 0.5;
 
 template <KVCacheDType C, int D>
 SplitKernelChoice mma_choice() {
   using Geo = MmaDecodeGeometry<C, D>;
-  return {decode_mma_kernel<C, D>, kMmaThreads, Geo::kSmemBytes, kMmaHeads, Geo::kTileTokens, kMmaWaves};
+  return {decode_mma_kernel<C, D>, kMmaThreads, Geo::kSmemBytes, kMmaHeads, Geo::kTileTokens, kMmaWaves, true};
 }
 
 // Tensor cores for grouped heads (G > 1) with bf16 activations over a bf16/e4m3/int8 cache;
@@ -554,15 +557,17 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const int per_sm = std::max(blocks_per_sm(dev, plan.kernel), 1);
-  // One full wave of resident blocks over all (b, g, head group), so that every SM keeps its
-  // share of loads in flight; the work per kv head (and so the splits) grows with B * Hkv *
+  // The kernel's share of a wave of resident blocks over all (b, g, head group), so that every
+  // SM keeps its share of loads in flight; the work per kv head (and so the splits) grows with B * Hkv *
   // head groups, never with lengths[] (graph replay).
   const int rows = plan.kernel.rows;
   const double waves = tuning().waves > 0 ? tuning().waves : plan.kernel.waves;
   const double blocks_per_sm = tuning().blocks_per_sm > 0 ? tuning().blocks_per_sm : waves * per_sm;
   const int64_t target = std::max<int64_t>(1, std::llround(blocks_per_sm * sms));
   const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
-  const int want = (int)std::clamp<int64_t>(target / blocks_per_split, 1, ceil_div(s.max_len, rows));
+  int64_t want_splits = target / blocks_per_split;
+  if (plan.kernel.splits_at_most_sms && tuning().blocks_per_sm <= 0) want_splits = std::min<int64_t>(want_splits, sms);
+  const int want = (int)std::clamp<int64_t>(want_splits, 1, ceil_div(s.max_len, rows));
   plan.chunk = ceil_div(std::max(ceil_div(s.max_len, want), tuning().min_split_rows), rows) * rows;
   plan.splits = ceil_div(s.max_len, plan.chunk);
   const size_t merge_bytes = (size_t)std::min(plan.G, plan.kernel.heads_per_block) * plan.splits * s.D * sizeof(float);

@@ -80,7 +80,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
 // Process-wide; set them before any decode call (the split count and the workspace size depend
 // on them).
 struct DecodeAttentionTuning {
-  double waves = 0.0;        // > 0: splits sized for this many waves (else the kernel's own, 0.5 or 1)
+  double waves = 0.0;        // > 0: splits sized for this many waves (else the kernel's own: 1, or 0.5 and at most a split per SM)
   bool tensor_cores = true;  // false: the CUDA-core split kernel also for bf16 activations (--cuda-cores)
   bool mha_tensor_cores = false;  // true: the tensor-core kernel also for MHA (--mha-tensor-cores)
   int min_split_rows = 0;   // cache rows per split at least this (--min-split-rows)
