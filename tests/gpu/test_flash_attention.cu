@@ -23,6 +23,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -35,6 +36,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/flash_attention.h"
+#include "kernels/flash_attention_common.cuh"
 #include "attention/cpu_attention.h"
 #include "test_util.h"
 
@@ -482,6 +484,36 @@ TEST(FlashAttentionErrors, RejectsBadShapesAndStrides) {
   p.q = dummy;
   p.tf32 = true;  // TF32 products of bf16 inputs
   EXPECT_THROW(attn::flash_attention_forward(p, nullptr), attn::Error);
+}
+
+// The order the forward's and backward's blocks take their work in (host code, no GPU): every
+// (rank, pair) item exactly once; groups of pairs_per_group pairs in order, ranks slowest within a
+// group; one group of all pairs is the plain order (rank = L / n_pairs, pair = L % n_pairs).
+TEST(FlashAttentionWorkOrder, GroupedOrderCoversEveryItemOnceGroupByGroup) {
+  for (int n_ranks : {1, 2, 16, 17, 129})
+    for (int n_pairs : {1, 3, 8, 128, 133})
+      for (int per_group : {1, 2, 7, 8, 132, 1000}) {
+        const int ppg = std::min(per_group, n_pairs);  // the hosts clamp to [1, n_pairs]
+        SCOPED_TRACE(std::to_string(n_ranks) + " ranks, " + std::to_string(n_pairs) + " pairs, " +
+                     std::to_string(ppg) + " per group");
+        std::vector<int> seen((size_t)n_ranks * n_pairs, 0);
+        int last_group = 0, last_rank = 0;
+        for (int L = 0; L < n_ranks * n_pairs; ++L) {
+          const attn::flash::GroupedOrder o(L, n_ranks, n_pairs, ppg);
+          ASSERT_TRUE(o.rank >= 0 && o.rank < n_ranks && o.pair >= 0 && o.pair < n_pairs) << "L=" << L;
+          ++seen[(size_t)o.pair * n_ranks + o.rank];
+          const int group = o.pair / ppg;
+          ASSERT_GE(group, last_group) << "L=" << L;
+          if (group == last_group) ASSERT_GE(o.rank, last_rank) << "L=" << L;
+          last_group = group;
+          last_rank = o.rank;
+          if (ppg == n_pairs) {
+            ASSERT_EQ(o.rank, L / n_pairs);
+            ASSERT_EQ(o.pair, L % n_pairs);
+          }
+        }
+        for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << "item " << i;
+      }
 }
 
 }  // namespace
