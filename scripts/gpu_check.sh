@@ -275,6 +275,15 @@ $(paste -d'|' <(awk 'NF > 6 && $1 ~ /,/ {print $1, $6}' "$OUT/attention_bench.lo
                <(awk 'NF > 6 && $1 ~ /,/ {print $6}' "$OUT/attention_bench_base.log"))"
   fi
   python3 scripts/bench_sdpa.py ${SDPA_ARGS:-} 2>&1 | tee -a "$OUT/attention_bench.log" | grep -E "^(flash|cudnn) "
+  # Issue 14's other rows: non-causal (2,16,8192,128) and GQA (4,32,8,4096,128; PyTorch enable_gqa).
+  if [ -z "${FLASH_ARGS:-}" ]; then
+    "$BUILD/bench_flash_attention" --full --shape 2,16,16,8192,128 2>&1 | awk '$1 ~ /,/ && $1 != "B,H,Hkv,T,D" {print $0, "non-causal"}' \
+      | tee -a "$OUT/attention_bench.log"
+    "$BUILD/bench_flash_attention" --shape 4,32,8,4096,128 2>&1 | awk '$1 ~ /,/ && $1 != "B,H,Hkv,T,D"' | tee -a "$OUT/attention_bench.log"
+    python3 scripts/bench_sdpa.py --backends cudnn --full --shapes 2,16,8192,128 2>&1 | grep "^cudnn" | sed 's/$/ non-causal/' \
+      | tee -a "$OUT/attention_bench.log"
+    python3 scripts/bench_sdpa.py --backends cudnn --shapes 4,32,4096,128,8 2>&1 | grep "^cudnn" | tee -a "$OUT/attention_bench.log"
+  fi
 fi
 
 if has variants; then
