@@ -209,7 +209,7 @@ __global__ void __launch_bounds__(128)
       }
       const bool need_mask =
           key0 + BC > T || !mask.all_visible(q0 + warp * 16, q0 + warp * 16 + 15, key0, key0 + BC - 1);
-      // dS = P (dP - Dsum) (* soft-capping derivative); one of six loops per tile (MODK, MASK
+      // dS = P (dP - Dsum) (* soft-capping derivative); one of eight loops per tile (MODK, MASK
       // uniform), so each carries only its own work (no predicated per-element code).
       auto probs = [&](auto modk_c, auto mask_on) {
         constexpr int MODK = decltype(modk_c)::value;
@@ -234,19 +234,9 @@ __global__ void __launch_bounds__(128)
             dp[n][e] = ds;
           }
       };
-      using None = std::integral_constant<int, kModNone>;
-      using Alibi = std::integral_constant<int, kModAlibi>;
-      using Softcap = std::integral_constant<int, kModSoftcap>;
-      using Both = std::integral_constant<int, kModAlibiSoftcap>;
-      const int modk = mod_kind(f);
-      if (modk == kModNone)
-        need_mask ? probs(None{}, std::true_type{}) : probs(None{}, std::false_type{});
-      else if (modk == kModAlibi)
-        need_mask ? probs(Alibi{}, std::true_type{}) : probs(Alibi{}, std::false_type{});
-      else if (modk == kModSoftcap)
-        need_mask ? probs(Softcap{}, std::true_type{}) : probs(Softcap{}, std::false_type{});
-      else
-        need_mask ? probs(Both{}, std::true_type{}) : probs(Both{}, std::false_type{});
+      with_mod_kind(mod_kind(f), [&](auto modk_c) {
+        need_mask ? probs(modk_c, std::true_type{}) : probs(modk_c, std::false_type{});
+      });
     }
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {

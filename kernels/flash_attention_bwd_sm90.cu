@@ -399,7 +399,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
           keep_bits[w] = bits;
         }
       }
-      // uniform per tile: one of six loops
+      // uniform per tile: one of eight loops (4 ModKinds x masked or not)
       auto probs = [&](auto modk_c, const ScoreMod& mod) {
         constexpr int MODK = decltype(modk_c)::value;
         if (need_mask)
@@ -409,18 +409,12 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
           bwd_probs_general<MODK, false, DROPOUT, NQ>(s.v, dp.v, pa.v, da.v, sL, sDs, sRange, key_row, mod, q0, key_lo,
                                                       sl2, lane, keep_bits, drop.scale);
       };
-      const int modk = mod_kind(f);
-      if (modk == kModNone) {
-        probs(std::integral_constant<int, kModNone>{}, ScoreMod{});
-      } else {
-        const ScoreMod mod(f, h);
-        if (modk == kModAlibi)
-          probs(std::integral_constant<int, kModAlibi>{}, mod);
-        else if (modk == kModSoftcap)
-          probs(std::integral_constant<int, kModSoftcap>{}, mod);
+      with_mod_kind(mod_kind(f), [&](auto modk_c) {
+        if constexpr (decltype(modk_c)::value == kModNone)
+          probs(modk_c, ScoreMod{});
         else
-          probs(std::integral_constant<int, kModAlibiSoftcap>{}, mod);
-      }
+          probs(modk_c, ScoreMod(f, h));
+      });
     } else {
       wg_wait<1>();
       s.fence();

@@ -235,12 +235,7 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
               s.v[e] = mod.apply_k<decltype(modk_c)::value>(s.v[e], kq0 + float(s.col_offset(e) - 8 * s.half(e)), &unused);
             }
           };
-          if (modk == kModAlibi)
-            modify(std::integral_constant<int, kModAlibi>{});
-          else if (modk == kModSoftcap)
-            modify(std::integral_constant<int, kModSoftcap>{});
-          else
-            modify(std::integral_constant<int, kModAlibiSoftcap>{});
+          with_mod_kind(modk, modify);
         }
         if (key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + tiles::kWarpRows - 1, key0, key0 + BC - 1)) {
 #pragma unroll
