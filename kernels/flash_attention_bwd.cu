@@ -123,6 +123,7 @@ __global__ void __launch_bounds__(128)
   const int h = blockIdx.y, b = blockIdx.z, kvh = h / (f.H / f.Hkv);
   const int q0 = qb * BR;
   const ScoreMod mod = mod_enabled(f) ? ScoreMod(f, h) : ScoreMod{};  // once per block, not per key block
+  [[maybe_unused]] const FlashDropout drop(f, b, h);                   // likewise (its key is a load)
 
   const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(f.q) + b * f.q_batch_stride + h * D;
   const __nv_bfloat16* dOg = static_cast<const __nv_bfloat16*>(p.dO) + b * p.do_batch_stride + h * D;
@@ -201,7 +202,6 @@ __global__ void __launch_bounds__(128)
     const int key0 = j * BC;
     {
       if constexpr (DROPOUT) {  // dP = keep * dPd / (1 - p) before dS is formed
-        const FlashDropout drop(f, b, h);
 #pragma unroll
         for (int n = 0; n < NS; ++n)
 #pragma unroll
