@@ -122,6 +122,8 @@ __global__ void __launch_bounds__(128)
   const int qb = heaviest_first ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
   const int h = blockIdx.y, b = blockIdx.z, kvh = h / (f.H / f.Hkv);
   const int q0 = qb * BR;
+  const ScoreMod mod = mod_enabled(f) ? ScoreMod(f, h) : ScoreMod{};  // once per block, not per key block
+  [[maybe_unused]] const FlashDropout drop(f, b, h);                   // likewise (its key is a load)
 
   const __nv_bfloat16* Qg = static_cast<const __nv_bfloat16*>(f.q) + b * f.q_batch_stride + h * D;
   const __nv_bfloat16* dOg = static_cast<const __nv_bfloat16*>(p.dO) + b * p.do_batch_stride + h * D;
@@ -200,7 +202,6 @@ __global__ void __launch_bounds__(128)
     const int key0 = j * BC;
     {
       if constexpr (DROPOUT) {  // dP = keep * dPd / (1 - p) before dS is formed
-        const FlashDropout drop(f, b, h);
 #pragma unroll
         for (int n = 0; n < NS; ++n)
 #pragma unroll
@@ -214,7 +215,6 @@ __global__ void __launch_bounds__(128)
       auto probs = [&](auto modk_c, auto mask_on) {
         constexpr int MODK = decltype(modk_c)::value;
         constexpr bool MASK = decltype(mask_on)::value;
-        const ScoreMod mod = MODK != kModNone ? ScoreMod(f, h) : ScoreMod{};
         // key - q = kq0 + 8 n + (e & 1) - 8 r: a constant per register beside a per-tile base
         [[maybe_unused]] const float kq0 = (float)(key0 + 2 * (lane & 3) - q0 - warp * 16 - (lane >> 2));
 #pragma unroll

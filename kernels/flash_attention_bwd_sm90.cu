@@ -341,6 +341,10 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
   dv.fill(0.f);
   tiles::mbar_wait(kv_full, 0);
 
+  // General kind: the score modification of head mod_head (building one costs ~100 instructions
+  // per warp: its slope's exp2f, division and loop over H).
+  [[maybe_unused]] ScoreMod mod;
+  [[maybe_unused]] int mod_head = -1;
   for (int it = 0; it < total; ++it) {
     const int st = it % kStages;
     const uint32_t parity = (it / kStages) & 1u;
@@ -400,20 +404,22 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
         }
       }
       // uniform per tile: one of eight loops (4 ModKinds x masked or not)
-      auto probs = [&](auto modk_c, const ScoreMod& mod) {
+      auto probs = [&](auto modk_c, const ScoreMod& score_mod) {
         constexpr int MODK = decltype(modk_c)::value;
         if (need_mask)
-          bwd_probs_general<MODK, true, DROPOUT, NQ>(s.v, dp.v, pa.v, da.v, sL, sDs, sRange, key_row, mod, q0, key_lo,
+          bwd_probs_general<MODK, true, DROPOUT, NQ>(s.v, dp.v, pa.v, da.v, sL, sDs, sRange, key_row, score_mod, q0, key_lo,
                                                      sl2, lane, keep_bits, drop.scale);
         else
-          bwd_probs_general<MODK, false, DROPOUT, NQ>(s.v, dp.v, pa.v, da.v, sL, sDs, sRange, key_row, mod, q0, key_lo,
+          bwd_probs_general<MODK, false, DROPOUT, NQ>(s.v, dp.v, pa.v, da.v, sL, sDs, sRange, key_row, score_mod, q0, key_lo,
                                                       sl2, lane, keep_bits, drop.scale);
       };
       with_mod_kind(mod_kind(f), [&](auto modk_c) {
-        if constexpr (decltype(modk_c)::value == kModNone)
+        if constexpr (decltype(modk_c)::value == kModNone) {
           probs(modk_c, ScoreMod{});
-        else
-          probs(modk_c, ScoreMod(f, h));
+        } else {
+          if (h != mod_head) mod = ScoreMod(f, h), mod_head = h;  // once per head, not per query block
+          probs(modk_c, mod);
+        }
       });
     } else {
       wg_wait<1>();
