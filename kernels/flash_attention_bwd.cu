@@ -217,20 +217,24 @@ __global__ void __launch_bounds__(128)
         constexpr bool MASK = decltype(mask_on)::value;
         // key - q = kq0 + 8 n + (e & 1) - 8 r: a constant per register beside a per-tile base
         [[maybe_unused]] const float kq0 = (float)(key0 + 2 * (lane & 3) - q0 - warp * 16 - (lane >> 2));
+        const ScoreMod::Affine aff = mod.affine<MODK>(kq0);  // exp2(raw sl2 - L) = exp2(v ea + shift[r])
+        const float ea = MODK == kModNone ? sl2 : aff.a * sl2;
+        constexpr bool kShifted = (MODK & kModAlibi) != 0 && (MODK & kModSoftcap) == 0;  // b != 0
+        const float shift[2] = {kShifted ? fmaf(aff.b, sl2, -L2[0]) : -L2[0], kShifted ? fmaf(aff.b, sl2, -L2[1]) : -L2[1]};
 #pragma unroll
         for (int n = 0; n < NS; ++n)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int r = e >> 1;
             [[maybe_unused]] const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
-            float sv = s[n][e], dfac = 1.f;
-            if constexpr (MODK != kModNone) sv = mod.apply_k<MODK>(sv, kq0 + float(8 * n + (e & 1) - 8 * r), &dfac);
-            float pv = fast_exp2(fmaf(sv, sl2, -L2[r]));
+            float v = s[n][e];
+            if constexpr (MODK != kModNone) v = mod.value<MODK>(v, float(8 * n + (e & 1) - 8 * r), aff);
+            float pv = fast_exp2(fmaf(v, ea, shift[r]));
             if constexpr (MASK) {
               if (key < (r ? klo1 : klo0) || key > (r ? khi1 : khi0)) pv = 0.f;
             }
             float ds = pv * (dp[n][e] - Dr[r]);
-            if constexpr ((MODK & kModSoftcap) != 0) ds *= dfac;
+            if constexpr ((MODK & kModSoftcap) != 0) ds *= ScoreMod::deriv<MODK>(v);
             dp[n][e] = ds;
           }
       };

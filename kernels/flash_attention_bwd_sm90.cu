@@ -197,12 +197,18 @@ __device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], cons
                                                   const uint32_t* keep, float drop_scale) {
   int2 qr[2] = {make_int2(0, 0), make_int2(0, 0)};  // query range of this thread's keys key_lo + 8r
   if constexpr (MASK) qr[0] = sRange[key_row], qr[1] = sRange[key_row + 8];
-  [[maybe_unused]] const float kq0 = (float)(key_lo - q0 - 2 * (lane & 3));  // ALiBi's j - i at n = r = c = 0
+  // key - q of element (n, r, c) = kq0 + 8 (r - n) - c: the per-register offsets of ScoreMod::value
+  [[maybe_unused]] const float kq0 = (float)(key_lo - q0 - 2 * (lane & 3));
+  const ScoreMod::Affine aff = mod.affine<MODK>(kq0);
+  // exp2(raw sl2 - lse log2e) = exp2(v ea + eb - L)
+  constexpr bool kShifted = (MODK & kModAlibi) != 0 && (MODK & kModSoftcap) == 0;  // b != 0
+  const float ea = MODK == kModNone ? sl2 : aff.a * sl2, eb = kShifted ? aff.b * sl2 : 0.f;
 #pragma unroll
   for (int n = 0; n < NQ; ++n) {
     const int qc = n * 8 + 2 * (lane & 3);
     const float2 L = *reinterpret_cast<const float2*>(sL + qc);
     const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
+    const float shift[2] = {kShifted ? eb - L.x : -L.x, kShifted ? eb - L.y : -L.y};
 #pragma unroll
     for (int r = 0; r < 2; ++r) {  // the pair e = 2r, 2r + 1: key key_lo + 8r, queries q0 + qc, + 1
       float pv[2], ds[2];
@@ -210,9 +216,9 @@ __device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], cons
       for (int c = 0; c < 2; ++c) {
         const int i = 4 * n + 2 * r + c;
         [[maybe_unused]] const int q = q0 + qc + c;
-        float sv = s[i], dfac = 1.f;  // key - q = kq0 + 8 (r - n) - c, a constant per register
-        if constexpr (MODK != kModNone) sv = mod.apply_k<MODK>(sv, kq0 + float(8 * (r - n) - c), &dfac);
-        float p = fast_exp2(fmaf(sv, sl2, -(c ? L.y : L.x)));
+        float v = s[i];
+        if constexpr (MODK != kModNone) v = mod.value<MODK>(v, float(8 * (r - n) - c), aff);
+        float p = fast_exp2(fmaf(v, ea, shift[c]));
         if constexpr (MASK) {
           if (q < qr[r].x || q > qr[r].y) p = 0.f;
         }
@@ -223,7 +229,7 @@ __device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], cons
           dpv = kept ? dpv * drop_scale : 0.f;
         }
         ds[c] = p * (dpv - (c ? Dd.y : Dd.x));
-        if constexpr ((MODK & kModSoftcap) != 0) ds[c] *= dfac;
+        if constexpr ((MODK & kModSoftcap) != 0) ds[c] *= ScoreMod::deriv<MODK>(v);
         if constexpr (DROP) p = kept ? p * drop_scale : 0.f;
         pv[c] = p;
       }

@@ -216,11 +216,19 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     const int khi0 = GENERAL && row_lo < T ? mask.key_hi(row_lo) : T - 1;
     const int klo1 = GENERAL && row_lo + 8 < T ? mask.key_lo(row_lo + 8) : 0;
     const int khi1 = GENERAL && row_lo + 8 < T ? mask.key_hi(row_lo + 8) : T - 1;
+    // ... and the warp's rows < T all see the keys [full_lo, full_hi] (the ranges are
+    // non-decreasing, so the last row's key_lo and the first row's key_hi bound them): a block
+    // inside needs no per-element mask, decided by two compares instead of the mask's
+    // all_visible per block (a warp without rows < T needs none: its rows are never written).
+    const int warp_last = min(warp_row0 + tiles::kWarpRows - 1, T - 1);
+    const int full_lo = GENERAL && warp_row0 < T ? mask.key_lo(warp_last) : 0;
+    const int full_hi = GENERAL && warp_row0 < T ? mask.key_hi(warp_row0) : T - 1;
 
     // The score modification of this tile's head, built once per tile: its slope (exp2f, a
     // division, a loop over H) cost about 100 instructions per warp, which per block of keys was
     // 13% of ALiBi's forward (Nsight Compute, 1,12,12,16384,64).
     const ScoreMod mod = GENERAL && mod_enabled(p) ? ScoreMod(p, t.h) : ScoreMod{};
+    const int modk = GENERAL ? mod_kind(p) : kModNone;
     // Likewise the dropout state (its key is a load from device memory).
     [[maybe_unused]] const FlashDropout drop(p, t.b, t.h);
     // s (block j, raw q.k) -> masked, modified, exponentiated; m_run updated, alpha the factor
@@ -228,21 +236,21 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
     auto softmax_block = [&](int j, float (&alpha)[2], float (&sum)[2]) {
       const int key0 = j * BC;
+      float ra = 1.f, rb = 0.f;  // the raw score of the thread's s.v[e]: ra * s.v[e] + rb (ScoreMod::Affine)
       if constexpr (GENERAL) {
-        const int modk = mod_kind(p);
         if (modk != kModNone) {  // uniform branches around the whole block, never per element
           // j - i of element e: this thread's (key0 + col0) - row_lo, plus a constant per register.
           const float kq0 = (float)(key0 + thr_col0 - row_lo);
-          auto modify = [&](auto modk_c) {
+          with_mod_kind(modk, [&](auto modk_c) {
+            constexpr int MODK = decltype(modk_c)::value;
+            const ScoreMod::Affine aff = mod.affine<MODK>(kq0);
 #pragma unroll
-            for (int e = 0; e < BC / 2; ++e) {
-              float unused;
-              s.v[e] = mod.apply_k<decltype(modk_c)::value>(s.v[e], kq0 + float(s.col_offset(e) - 8 * s.half(e)), &unused);
-            }
-          };
-          with_mod_kind(modk, modify);
+            for (int e = 0; e < BC / 2; ++e)
+              s.v[e] = mod.value<MODK>(s.v[e], float(s.col_offset(e) - 8 * s.half(e)), aff);
+            ra = aff.a, rb = aff.b;
+          });
         }
-        if (key0 + BC > T || !mask.all_visible(warp_row0, warp_row0 + tiles::kWarpRows - 1, key0, key0 + BC - 1)) {
+        if (key0 < full_lo || key0 + BC - 1 > full_hi) {
 #pragma unroll
           for (int e = 0; e < BC / 2; ++e) {
             const int col = key0 + thr_col0 + s.col_offset(e);
@@ -261,17 +269,20 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
         float mx = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s.v[4 * n + 2 * r], s.v[4 * n + 2 * r + 1]));
+        if constexpr (GENERAL) mx = fmaf(mx, ra, rb);  // ra > 0: the raw maximum (-inf stays -inf)
         const float m_new = fmaxf(m_run[r], tiles::quad_max(mx));
         const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
         alpha[r] = fast_exp2(m_run[r] * sl2 - m_sc);
         m_run[r] = m_new;
+        // exp2(raw sl2 - m_sc) = exp2(s.v[e] ea + eb)
+        const float ea = GENERAL ? ra * sl2 : sl2, eb = GENERAL ? fmaf(rb, sl2, -m_sc) : -m_sc;
         float acc = 0.f;
 #pragma unroll
         for (int n = 0; n < NS; ++n)
 #pragma unroll
           for (int c = 0; c < 2; ++c) {
             float& x = s.v[4 * n + 2 * r + c];
-            x = fast_exp2(fmaf(x, sl2, -m_sc));
+            x = fast_exp2(fmaf(x, ea, eb));
             acc += x;
           }
         sum[r] = acc;

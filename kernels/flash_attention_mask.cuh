@@ -78,21 +78,38 @@ struct ScoreMod {
         cap_raw(p.softcap / p.scale),
         inv_cap_raw(p.softcap > 0.f ? p.scale / p.softcap : 0.f) {}
 
-  // Raw score s (= q.k) of query i, key j -> modified score in raw units; *dfac = d mod / d s
-  // (1 - tanh^2 with soft-capping, else 1).
-  // apply_k: the bf16 kernels, the ModKind bits MODK at compile time for their loops, the fast
-  // tanh (Softcap::apply_fast). It takes j - i as a float that the caller forms as a per-block
-  // base plus a compile-time offset per register (one FADD instead of an integer-to-float
-  // conversion per element; measured no faster on the H200, kept as the simpler form). The
-  // same value as Alibi::apply (|j - i| < 2^24 is exact in a float).
+  // The bf16 kernels' form, the ModKind bits MODK at compile time for their loops: a block's
+  // loops need exp2(raw sl2 - m) (and, for the backward, d raw / d s), and take the modified raw
+  // score as raw = a v + b with a, b uniform over a thread's elements of one block, so that per
+  // element only v is computed. A thread's element e has j - i = kq0 + off(e), kq0 the thread's
+  // j - i for its element 0 (per block) and off(e) a compile-time constant per register (an
+  // FFMA immediate). With `Affine f = affine<MODK>(kq0)` and v = value<MODK>(s, off, f):
+  //   ALiBi:         v = s + slope off,                                 a = 1,   b = slope kq0
+  //   soft-capping:  v = tanh(s / cap),                                 a = cap, b = 0
+  //   both:          v = tanh((s + slope off) / cap + slope kq0 / cap), a = cap, b = 0
+  // (cap, slope in raw units) and d raw / d s = deriv<MODK>(v) = 1 - v^2 with soft-capping, else 1.
+  // The tanh is tanh.approx (Softcap::tanh_fast). Forward and backward use these same functions,
+  // so the backward's recomputed P matches the forward's lse.
+  struct Affine {
+    float a, b, pre;  // raw = a v + b; pre: the tanh argument's per-block shift (both on)
+  };
   template <int MODK>
-  __device__ __forceinline__ float apply_k(float s, float key_minus_query, float* dfac) const {
+  __device__ __forceinline__ Affine affine(float kq0) const {
+    const float shift = (MODK & kModAlibi) != 0 ? slope_raw * kq0 : 0.f;
+    if constexpr ((MODK & kModSoftcap) != 0) return {cap_raw, 0.f, shift * inv_cap_raw};
+    return {1.f, shift, 0.f};
+  }
+  template <int MODK>
+  __device__ __forceinline__ float value(float s, float off, const Affine& f) const {
     float x = s;
-    if constexpr ((MODK & kModAlibi) != 0) x = fmaf(slope_raw, key_minus_query, x);
-    float d = 1.f;
-    if constexpr ((MODK & kModSoftcap) != 0) x = Softcap::apply_fast(x, cap_raw, inv_cap_raw, &d);
-    *dfac = d;
+    if constexpr ((MODK & kModAlibi) != 0) x = fmaf(slope_raw, off, x);
+    if constexpr ((MODK & kModSoftcap) != 0) x = Softcap::tanh_fast(fmaf(x, inv_cap_raw, f.pre));
     return x;
+  }
+  template <int MODK>
+  __device__ __forceinline__ static float deriv(float v) {
+    if constexpr ((MODK & kModSoftcap) != 0) return fmaf(-v, v, 1.f);
+    return 1.f;
   }
   // apply: the fp32 kernels (flash_attention_f32.cu), decided at runtime, the exact tanhf.
   __device__ __forceinline__ float apply(float s, int i, int j, float* dfac) const {

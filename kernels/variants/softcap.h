@@ -32,19 +32,18 @@ struct Softcap : NoMask {
     *dfac = fmaf(-th, th, 1.f);
     return cap * th;
   }
-  // The bf16 kernels' version: tanh.approx.f32, one special-function op instead of tanhf's ~20
-  // (relative error ~2^-11, below the bf16 rounding of P, 2^-9; the forward and the backward use
-  // the same one, so the backward's recomputed P matches the forward's lse). The fp32 kernels
-  // keep `apply` (their 1e-4 bound), and so does the host.
-  ATTN_HD static float apply_fast(float s, float cap, float inv_cap, float* dfac) {
+  // The bf16 kernels' tanh (ScoreMod::value): tanh.approx.f32, one special-function op instead of
+  // tanhf's ~20 (relative error ~2^-11, below the bf16 rounding of P, 2^-9; the forward and the
+  // backward use the same one, so the backward's recomputed P matches the forward's lse). The
+  // fp32 kernels keep `apply` (their 1e-4 bound), and so does the host.
+  ATTN_HD static float tanh_fast(float x) {
 #if defined(__CUDA_ARCH__)
     float th;
-    asm("tanh.approx.f32 %0, %1;" : "=f"(th) : "f"(s * inv_cap));
+    asm("tanh.approx.f32 %0, %1;" : "=f"(th) : "f"(x));
+    return th;
 #else
-    const float th = tanhf(s * inv_cap);
+    return tanhf(x);
 #endif
-    *dfac = fmaf(-th, th, 1.f);
-    return cap * th;
   }
   ATTN_HD static double apply(double s, double cap, double inv_cap, double* dfac) {
     const double th = tanh(s * inv_cap);
