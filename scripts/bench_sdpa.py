@@ -5,17 +5,20 @@
 FLOPs: forward 4*B*H*T*T*D (halved when causal); backward 2.5x forward.
 Extra MB: peak memory of forward+backward over inputs, output and gradients.
 
-usage: python3 scripts/bench_sdpa.py [--full] [--reps N] [--backends flash,cudnn,efficient,math]
+usage: python3 scripts/bench_sdpa.py [--full] [--reps N] [--warmup-ms MS] [--backends flash,cudnn,efficient,math]
        [--dtype bf16|fp32|tf32] [--shapes B,H,T,D[,Hkv] ...]
        [--accuracy]   (also: error of the flash backend vs float64 on random inputs)
   --shapes: a fifth number Hkv < H runs grouped-query attention (K and V with Hkv heads,
           SDPA's enable_gqa=True), the row named B,H,Hkv,T,D as bench_flash_attention names it.
+  --warmup-ms: run each call for MS ms before its timed series (bench_flash_attention's flag: the
+          H200 lowers its clock at its power limit, so both sides should be timed in that steady state).
   --dtype fp32: fp32 inputs with TF32 off (torch.backends.cuda.matmul.allow_tf32 = False, as
           cudnn's); tf32: fp32 inputs with TF32 allowed. Only the efficient and math backends take
           fp32 (the efficient kernel's fp32 GEMMs are its own, the flag does not reach them).
 """
 import argparse
 import statistics
+import time
 
 import torch
 import torch.nn.functional as F
@@ -48,9 +51,18 @@ def run_fwd(s, causal):
                                           **gqa)
 
 
+WARMUP_MS = 0  # --warmup-ms
+
+
 def time_it(fn, sets, reps):
     for i in range(3):
         fn(sets[i % len(sets)])
+    warm_until = time.monotonic() + WARMUP_MS / 1000.0
+    i = 0
+    while time.monotonic() < warm_until:
+        fn(sets[i % len(sets)])
+        torch.cuda.synchronize()
+        i += 1
     ts = []
     for i in range(reps):
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -119,20 +131,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--warmup-ms", type=int, default=0)
     ap.add_argument("--backends", default="flash,cudnn,efficient,math")
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--dtype", choices=("bf16", "fp32", "tf32"), default="bf16")
     ap.add_argument("--shapes", nargs="+", default=None, help="B,H,T,D ... (default: the issue's five)")
     a = ap.parse_args()
     causal = not a.full
-    global DTYPE
+    global DTYPE, WARMUP_MS
     DTYPE = torch.bfloat16 if a.dtype == "bf16" else torch.float32
+    WARMUP_MS = a.warmup_ms
     torch.backends.cuda.matmul.allow_tf32 = a.dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = a.dtype == "tf32"
     shapes = [tuple(int(x) for x in s.split(",")) for s in a.shapes] if a.shapes else SHAPES
     shapes = [(B, H, T, D, rest[0] if rest else H) for B, H, T, D, *rest in shapes]
     print(f"PyTorch {torch.__version__} SDPA, {torch.cuda.get_device_name(0)}, {a.dtype}, "
-          f"{'causal' if causal else 'non-causal'}, median of {a.reps}")
+          f"{'causal' if causal else 'non-causal'}, median of {a.reps}"
+          f"{f', after {a.warmup_ms} ms of warm-up each' if a.warmup_ms else ''}")
     print(f"{'backend':<10} {'B,H,T,D':<18} {'fwd ms':>9} {'TFLOP/s':>7} {'bwd ms':>9} {'TFLOP/s':>7} "
           f"{'f+b ms':>9} {'TFLOP/s':>7} {'extra MB':>9}")
     for B, H, T, D, Hkv in shapes:
