@@ -11,9 +11,9 @@ namespace attn::kern {
 
 namespace {
 
-constexpr __nv_fp8_interpretation_t interpretation(Fp8Format f) {
-  return f == Fp8Format::E4M3 ? __NV_E4M3 : __NV_E5M2;
-}
+constexpr int kWarpSize = 32;
+
+constexpr __nv_fp8_interpretation_t interpretation(Fp8Format f) { return f == Fp8Format::E4M3 ? __NV_E4M3 : __NV_E5M2; }
 
 // Two floats -> two saturated fp8 bytes (low byte: a).
 template <Fp8Format F>
@@ -21,7 +21,7 @@ __device__ __forceinline__ uint16_t to_fp8x2(float a, float b) {
   return static_cast<uint16_t>(__nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, interpretation(F)));
 }
 
-// 8 floats -> 8 fp8 bytes of f * scale; the largest |f| into m.
+// 8 floats -> 8 fp8 bytes of f * scale (byte j of the pair: f[j]); the largest |f| into m.
 template <Fp8Format F>
 __device__ __forceinline__ uint2 cast8(const float (&f)[8], float scale, float& m) {
   uint32_t w[2];
@@ -35,134 +35,286 @@ __device__ __forceinline__ uint2 cast8(const float (&f)[8], float scale, float& 
   return make_uint2(w[0], w[1]);
 }
 
-// *amax = max(*amax, m) over the warp's lanes: one atomic per warp. m >= 0 (fmaxf drops NaN),
-// and non-negative floats order like their bits as unsigned integers.
+// *amax = max(*amax, m) over the block's threads (a 1-D block of kThreads): a shuffle tree per
+// warp, the warps' maxima through shared memory, then one atomic per block (the same value as
+// one per warp, with 8x fewer atomics on the one address every block of the cast updates).
+// m >= 0 (fmaxf drops NaN), and non-negative floats order like their bits as unsigned integers.
+// A barrier: every thread of the block calls it, once per kernel.
+template <int kThreads>
 __device__ __forceinline__ void record_amax(float* amax, float m) {
+  static_assert(kThreads % kWarpSize == 0 && kThreads <= 1024, "whole warps");
+  constexpr int kWarps = kThreads / kWarpSize;
+  __shared__ float warp_max_of[kWarps];
+  m = warp_max(m);
+  if (threadIdx.x % kWarpSize == 0) warp_max_of[threadIdx.x / kWarpSize] = m;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  if ((threadIdx.x & 31) == 0 && m > 0.0f) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
+  for (int w = 1; w < kWarps; ++w) m = fmaxf(m, warp_max_of[w]);
+  if (m > 0.0f) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
 }
 
-// q[8i .. 8i+8) = sat(x * scale); grid-stride over groups of 8, two groups per step whose
-// loads are both issued before either is converted (more bytes in flight per thread).
+// ---- fp8_cast: the row-major copy alone ----------------------------------------------------------
+
+// q[8g .. 8g+8) = sat(x * scale) for the groups g of 8 elements. Block b owns kCastGroups *
+// kCastThreads consecutive groups, its thread t the groups b * kCastGroups * kCastThreads +
+// i * kCastThreads + t (i < kCastGroups): each 16-byte load and 8-byte store instruction of a
+// warp covers one contiguous 512- or 256-byte span, and a thread's loads come before its first
+// conversion (up to 64 bytes in flight per thread). One amax atomic per block.
+constexpr int kCastThreads = 256, kCastGroups = 4, kGroup = 8;
+constexpr int kCastBlockGroups = kCastGroups * kCastThreads;
 template <Fp8Format F>
-__global__ void fp8_cast_kernel(uint8_t* __restrict__ q, const bf16* __restrict__ x, size_t groups,
-                                const float* scale_at, float* amax) {
+__global__ void __launch_bounds__(kCastThreads) fp8_cast_kernel(uint8_t* __restrict__ q, const bf16* __restrict__ x,
+                                                                size_t groups, const float* scale_at, float* amax) {
   const float scale = *scale_at;
-  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
-  float m = 0.0f;
-  for (size_t g = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += 2 * stride) {
-    const bool second = g + stride < groups;
-    const Pack128<bf16> a = load128(x + 8 * g);
-    Pack128<bf16> b{};
-    if (second) b = load128(x + 8 * (g + stride));
-    float f[8];
+  const size_t first = static_cast<size_t>(blockIdx.x) * kCastBlockGroups + threadIdx.x;
+  Pack128<bf16> v[kCastGroups];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) f[j] = a.get(j);
-    *reinterpret_cast<uint2*>(q + 8 * g) = cast8<F>(f, scale, m);
-    if (second) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) f[j] = b.get(j);
-      *reinterpret_cast<uint2*>(q + 8 * (g + stride)) = cast8<F>(f, scale, m);
-    }
+  for (int i = 0; i < kCastGroups; ++i) {
+    const size_t g = first + static_cast<size_t>(i) * kCastThreads;
+    if (g < groups) v[i] = load128(x + kGroup * g);
   }
-  record_amax(amax, m);
+  float m = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kCastGroups; ++i) {
+    const size_t g = first + static_cast<size_t>(i) * kCastThreads;
+    if (g >= groups) break;
+    float f[kGroup];
+#pragma unroll
+    for (int j = 0; j < kGroup; ++j) f[j] = v[i].get(j);
+    *reinterpret_cast<uint2*>(q + kGroup * g) = cast8<F>(f, scale, m);
+  }
+  record_amax<kCastThreads>(amax, m);
 }
 
-// max |x| over groups of 8.
-__global__ void fp8_amax_kernel(const bf16* x, size_t groups, float* amax) {
+// max |x| over groups of 8 (grid-stride).
+__global__ void __launch_bounds__(kCastThreads) fp8_amax_kernel(const bf16* x, size_t groups, float* amax) {
   float m = 0.0f;
   for (size_t g = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
        g += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const Pack128<bf16> v = load128(x + 8 * g);
+    const Pack128<bf16> v = load128(x + kGroup * g);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(v.get(j)));
+    for (int j = 0; j < kGroup; ++j) m = fmaxf(m, fabsf(v.get(j)));
   }
-  record_amax(amax, m);
+  record_amax<kCastThreads>(amax, m);
 }
 
-// One 64 x 64 tile of x (rows r0.., cols c0..) per block of 256 threads, g = x, or with
-// gelu_in g = x * gelu'(gelu_in) (the gradient through a GELU):
-//   q[r][c] = sat(g[r][c] * scale)      (row-major copy; 16-byte loads, 8-byte stores)
-//   q_t[c][r] = q[r][c]                  (through shared memory; 8-byte stores along r)
-//   kSums: partials[blockIdx.y][c] = sum of g[r][c] over the tile's rows, in row order (fp32
-//   through shared memory: deterministic), for the bias gradient (fp8_add_column_sums)
-constexpr int kTile = 64, kTileThreads = 256, kTilePitch = kTile + 8;  // pitch keeps 8-byte rows aligned
-constexpr int kSumPitch = kTile + 4;                                    // 16-byte aligned rows of floats
-static_assert(kTile * kTile / 8 % kTileThreads == 0, "whole vectors per thread");
-template <Fp8Format F, bool kSums>
-__global__ void __launch_bounds__(kTileThreads)
-    fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x,
-                              int rows, int cols, const float* scale_at, float* amax,
-                              const bf16* __restrict__ gelu_in, float* __restrict__ partials) {
-  __shared__ alignas(8) uint8_t tile[kTile * kTilePitch];
-  __shared__ alignas(16) float sums[kSums ? kTile * kSumPitch : 1];
+// ---- fp8_cast_transpose ------------------------------------------------------------------------
+//
+// One kTile x kTile tile of x (rows r0.., cols c0..) per block of kCtThreads threads; each thread
+// owns an 8 x 8 micro-tile of it, the 16 threads of a half-warp side by side along the tile's
+// 128 columns (so a warp's load instruction reads two whole 256-byte tile rows, and its q store
+// writes two 128-byte ones):
+//   1. all the micro-tile's loads (8 rows of 16 bytes, with gelu_in 16 loads), then per row the
+//      gradient g, its 8 fp8 bytes (q: 8-byte stores) and, for the bias, the column sums of g
+//   2. the 8 x 8 bytes transposed in registers (byte permutes) and written, one 8-byte word per
+//      tile column, into the block's transposed tile in shared memory (kTile rows of kTile bytes:
+//      tile column c, tile rows 8s..8s+8 sit in 8-byte slot s ^ (c / 8) of row c, a swizzle that
+//      puts the 16 words a half-warp writes at once in 16 different bank pairs)
+//   3. after the block's barrier, q_t: 16 rows of one column per 16-byte shared load (8 threads
+//      read one row of the transposed tile, conflict-free under the swizzle) and 16-byte global
+//      store (8 threads write that column's 128 contiguous bytes); the tile's column sums from
+//      the 8-row sums in a fixed order.
+// rows and cols are multiples of 8, so a micro-tile lies wholly inside x or wholly outside; the
+// last 16-row chunk of a q_t row may hold only 8 rows, and with rows % 16 != 0 every other row of
+// q_t starts 8-byte aligned only: 8-byte stores there.
+constexpr int kMicro = 8;                                  // micro-tile: kMicro x kMicro elements
+constexpr int kTile = 128;                                 // tile: kTile x kTile elements
+constexpr int kMicrosPerRow = kTile / kMicro;              // 16 micro-tiles across a tile, and down
+constexpr int kCtThreads = kMicrosPerRow * kMicrosPerRow;  // 256
+constexpr int kChunk = 16;                                 // q_t bytes per store: 16 rows of a column
+constexpr int kChunksPerRow = kTile / kChunk;              // per row of the transposed tile
+static_assert(kMicrosPerRow == kWarpSize / 2, "a half-warp spans the tile's columns");
+static_assert(kChunk == 2 * kMicro, "a chunk is two 8-byte slots");
+
+// Byte permutes (__byte_perm(a, b, s): byte n of the result is byte s[n] of a's bytes 0-3, b's 4-7).
+constexpr uint32_t kInterleaveLow = 0x5140;   // (a0, b0, a1, b1)
+constexpr uint32_t kInterleaveHigh = 0x7362;  // (a2, b2, a3, b3)
+constexpr uint32_t kLowHalves = 0x5410;       // (a0, a1, b0, b1)
+constexpr uint32_t kHighHalves = 0x7632;      // (a2, a3, b2, b3)
+
+// 4 x 4 bytes: a[i] holds row i (byte j: column j); b[j] becomes column j (byte i: row i).
+__device__ __forceinline__ void transpose4x4(const uint32_t (&a)[4], uint32_t (&b)[4]) {
+  const uint32_t p0 = __byte_perm(a[0], a[1], kInterleaveLow), p1 = __byte_perm(a[0], a[1], kInterleaveHigh);
+  const uint32_t q0 = __byte_perm(a[2], a[3], kInterleaveLow), q1 = __byte_perm(a[2], a[3], kInterleaveHigh);
+  b[0] = __byte_perm(p0, q0, kLowHalves), b[1] = __byte_perm(p0, q0, kHighHalves);
+  b[2] = __byte_perm(p1, q1, kLowHalves), b[3] = __byte_perm(p1, q1, kHighHalves);
+}
+
+// 8 x 8 bytes: rows[i] = row i (.x: columns 0-3, .y: 4-7) -> cols[j] = column j (.x: rows 0-3, .y: 4-7).
+__device__ __forceinline__ void transpose8x8(const uint2 (&rows)[kMicro], uint2 (&cols)[kMicro]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {  // columns 4h..4h+4
+#pragma unroll
+    for (int v = 0; v < 2; ++v) {  // rows 4v..4v+4
+      uint32_t a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = h ? rows[4 * v + i].y : rows[4 * v + i].x;
+      transpose4x4(a, b);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) (v ? cols[4 * h + j].y : cols[4 * h + j].x) = b[j];
+    }
+  }
+}
+
+// Byte offset in the transposed tile of tile column c's rows 8s..8s+8 (see the swizzle above).
+__device__ __forceinline__ int transposed_slot(int c, int s) { return c * kTile + kMicro * (s ^ (c / kMicro)); }
+
+// Tile column c's rows 16k..16k+16 from the transposed tile: slots 2k and 2k+1 sit in 16-byte
+// chunk k ^ (key / 2) (key = c / 8), swapped when key is odd.
+__device__ __forceinline__ uint4 load_transposed_chunk(const uint8_t* tile_t, int c, int k) {
+  const int key = c / kMicro;
+  const uint4 v = *reinterpret_cast<const uint4*>(tile_t + c * kTile + kChunk * (k ^ (key / 2)));
+  return key % 2 ? make_uint4(v.z, v.w, v.x, v.y) : v;
+}
+
+// 16 bytes at dst, or its first 8 only (!full); two 8-byte stores when dst may be 8-byte aligned only.
+__device__ __forceinline__ void store_chunk(uint8_t* dst, uint4 v, bool full, bool aligned16) {
+  if (full && aligned16) {
+    *reinterpret_cast<uint4*>(dst) = v;
+    return;
+  }
+  *reinterpret_cast<uint2*>(dst) = make_uint2(v.x, v.y);
+  if (full) *reinterpret_cast<uint2*>(dst + kMicro) = make_uint2(v.z, v.w);
+}
+
+// Phase 1 of a micro-tile at x + at (and gelu_in + at): its 8 rows of fp8 bytes, m = max |g|, and
+// with kSums col_sum[j] = the sum of g over its rows (in row order).
+template <Fp8Format F, bool kGelu, bool kSums>
+__device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, const bf16* __restrict__ gelu_in, size_t at,
+                                                int cols, float scale, float& m, uint2 (&bytes)[kMicro],
+                                                float (&col_sum)[kMicro]) {
+  Pack128<bf16> xv[kMicro], pv[kGelu ? kMicro : 1];
+#pragma unroll
+  for (int i = 0; i < kMicro; ++i) {
+    xv[i] = load128(x + at + static_cast<size_t>(i) * cols);
+    if constexpr (kGelu) pv[i] = load128(gelu_in + at + static_cast<size_t>(i) * cols);
+  }
+#pragma unroll
+  for (int i = 0; i < kMicro; ++i) {
+    float g[kMicro];
+#pragma unroll
+    for (int j = 0; j < kMicro; ++j) {
+      g[j] = xv[i].get(j);
+      if constexpr (kGelu) g[j] *= gelu_grad(pv[i].get(j));
+      if constexpr (kSums) col_sum[j] += g[j];
+    }
+    bytes[i] = cast8<F>(g, scale, m);
+  }
+}
+
+// Phase 3, column sums: partials[tile row][c] = the sum of the tile's 8-row sums of column c, in
+// order (one thread per column).
+__device__ __forceinline__ void finish_column_sums(const float* row_sums, float* __restrict__ partials, int rows,
+                                                   int cols, int r0, int c0) {
+  const int c = threadIdx.x;
+  if (c >= kTile || c0 + c >= cols) return;
+  const int n = min(kMicrosPerRow, (rows - r0) / kMicro);
+  float total = 0.0f;
+  for (int s = 0; s < n; ++s) total += row_sums[s * kTile + c];
+  partials[static_cast<size_t>(blockIdx.y) * cols + c0 + c] = total;
+}
+
+// Phase 3, q_t: the block's transposed tile to global memory, kChunk bytes per store.
+__device__ __forceinline__ void store_transposed_tile(const uint8_t* tile_t, uint8_t* __restrict__ q_t, int rows,
+                                                      int cols, int r0, int c0) {
+  constexpr int kPerThread = kTile * kChunksPerRow / kCtThreads;
+  static_assert(kTile * kChunksPerRow % kCtThreads == 0, "whole chunks per thread");
+  const bool aligned16 = rows % kChunk == 0;
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    const int v = static_cast<int>(threadIdx.x) + i * kCtThreads;
+    const int c = v / kChunksPerRow, k = v % kChunksPerRow;
+    const int row = r0 + k * kChunk;
+    if (c0 + c >= cols || row >= rows) continue;
+    store_chunk(q_t + static_cast<size_t>(c0 + c) * rows + row, load_transposed_chunk(tile_t, c, k),
+                rows - row >= kChunk, aligned16);
+  }
+}
+
+// The kernel of the layout above: q (when non-null) and q_t (when non-null) = sat(g * scale),
+// g = x or x * gelu'(gelu_in); with kSums the tile's column sums of g into partials.
+template <Fp8Format F, bool kGelu, bool kSums>
+__global__ void __launch_bounds__(kCtThreads)
+    fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x, int rows,
+                              int cols, const float* scale_at, float* amax, const bf16* __restrict__ gelu_in,
+                              float* __restrict__ partials) {
+  __shared__ alignas(16) uint8_t tile_t[kTile * kTile];
+  __shared__ alignas(16) float row_sums[kSums ? kMicrosPerRow * kTile : 1];  // [8-row group][tile column]
   const float scale = *scale_at;
   const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
+  const int mc = threadIdx.x % kMicrosPerRow, mr = threadIdx.x / kMicrosPerRow;  // the thread's micro-tile
+  const int r = r0 + mr * kMicro, c = c0 + mc * kMicro;
   float m = 0.0f;
-  // every load of the tile first (kVecs 16-byte vectors per thread, with gelu_in twice that),
-  // then the conversions and stores
-  constexpr int kVecs = kTile * kTile / 8 / kTileThreads;
-  Pack128<bf16> xv[kVecs], pv[kVecs];
-  bool in[kVecs];
+  if (r < rows && c < cols) {
+    const size_t at = static_cast<size_t>(r) * cols + c;
+    uint2 bytes[kMicro];
+    float col_sum[kMicro] = {};
+    cast_micro_tile<F, kGelu, kSums>(x, gelu_in, at, cols, scale, m, bytes, col_sum);
+    if (q) {
 #pragma unroll
-  for (int i = 0; i < kVecs; ++i) {
-    const int v = threadIdx.x + i * kTileThreads, r = v / (kTile / 8), c = (v % (kTile / 8)) * 8;
-    in[i] = r0 + r < rows && c0 + c < cols;
-    const size_t at = static_cast<size_t>(r0 + r) * cols + c0 + c;
-    if (in[i]) xv[i] = load128(x + at);
-    if (in[i] && gelu_in) pv[i] = load128(gelu_in + at);
-  }
-#pragma unroll
-  for (int i = 0; i < kVecs; ++i) {
-    const int v = threadIdx.x + i * kTileThreads, r = v / (kTile / 8), c = (v % (kTile / 8)) * 8;
-    if (!in[i]) continue;
-    const size_t at = static_cast<size_t>(r0 + r) * cols + c0 + c;
-    float g[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) g[j] = xv[i].get(j);
-    if (gelu_in) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) g[j] *= gelu_grad(pv[i].get(j));
+      for (int i = 0; i < kMicro; ++i) *reinterpret_cast<uint2*>(q + at + static_cast<size_t>(i) * cols) = bytes[i];
     }
-    const uint2 bytes = cast8<F>(g, scale, m);
-    if (q) *reinterpret_cast<uint2*>(q + at) = bytes;
-    *reinterpret_cast<uint2*>(tile + r * kTilePitch + c) = bytes;
+    if (q_t) {
+      uint2 t[kMicro];
+      transpose8x8(bytes, t);
+#pragma unroll
+      for (int j = 0; j < kMicro; ++j) *reinterpret_cast<uint2*>(tile_t + transposed_slot(mc * kMicro + j, mr)) = t[j];
+    }
     if constexpr (kSums) {
-      *reinterpret_cast<float4*>(sums + r * kSumPitch + c) = make_float4(g[0], g[1], g[2], g[3]);
-      *reinterpret_cast<float4*>(sums + r * kSumPitch + c + 4) = make_float4(g[4], g[5], g[6], g[7]);
+      float* s = row_sums + mr * kTile + mc * kMicro;
+      *reinterpret_cast<float4*>(s) = make_float4(col_sum[0], col_sum[1], col_sum[2], col_sum[3]);
+      *reinterpret_cast<float4*>(s + 4) = make_float4(col_sum[4], col_sum[5], col_sum[6], col_sum[7]);
     }
   }
-  record_amax(amax, m);
+  record_amax<kCtThreads>(amax, m);
   if (!q_t && !kSums) return;
-  __syncthreads();
-  if constexpr (kSums) {
-    if (threadIdx.x < kTile && c0 + static_cast<int>(threadIdx.x) < cols) {
-      const int n = min(kTile, rows - r0);
-      float total = 0.0f;
-      for (int r = 0; r < n; ++r) total += sums[r * kSumPitch + threadIdx.x];
-      partials[static_cast<size_t>(blockIdx.y) * cols + c0 + threadIdx.x] = total;
-    }
-  }
-  if (!q_t) return;
-  for (int v = threadIdx.x; v < kTile * kTile / 8; v += kTileThreads) {
-    const int c = v / (kTile / 8), r = (v % (kTile / 8)) * 8;
-    if (r0 + r >= rows || c0 + c >= cols) continue;
-    uint32_t w[2] = {0u, 0u};
-#pragma unroll
-    for (int j = 0; j < 8; ++j) w[j / 4] |= static_cast<uint32_t>(tile[(r + j) * kTilePitch + c]) << (8 * (j % 4));
-    *reinterpret_cast<uint2*>(q_t + static_cast<size_t>(c0 + c) * rows + r0 + r) = make_uint2(w[0], w[1]);
-  }
+  __syncthreads();  // the transposed tile and the row sums, written above, read across threads below
+  if constexpr (kSums) finish_column_sums(row_sums, partials, rows, cols, r0, c0);
+  if (q_t) store_transposed_tile(tile_t, q_t, rows, cols, r0, c0);
 }
 
-// sums[c] += sum over b of partials[b][c], b in order (one thread per column: deterministic).
-__global__ void fp8_add_column_sums_kernel(float* sums, const float* partials, int blocks, int cols) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= cols) return;
-  float total = 0.0f;
-  for (int b = 0; b < blocks; ++b) total += partials[static_cast<size_t>(b) * cols + c];
-  sums[c] += total;
+template <Fp8Format F>
+void launch_cast_transpose(uint8_t* q, uint8_t* q_t, const bf16* x, int rows, int cols, const float* scale, float* amax,
+                           cudaStream_t stream, const bf16* gelu_in, float* partials) {
+  const dim3 grid(ceil_div(cols, kTile), ceil_div(rows, kTile));
+  const auto launch = [&](auto kernel) {
+    kernel<<<grid, kCtThreads, 0, stream>>>(q, q_t, x, rows, cols, scale, amax, gelu_in, partials);
+  };
+  if (gelu_in)
+    partials ? launch(fp8_cast_transpose_kernel<F, true, true>) : launch(fp8_cast_transpose_kernel<F, true, false>);
+  else
+    partials ? launch(fp8_cast_transpose_kernel<F, false, true>) : launch(fp8_cast_transpose_kernel<F, false, false>);
 }
+
+// ---- the bias gradient ---------------------------------------------------------------------------
+
+// sums[c] += sum over b < blocks of partials[b][c]. One block per kSumCols columns; its kSumLanes
+// rows of threads each sum the partial rows b = lane, lane + kSumLanes, ... in order (a warp
+// reads one 128-byte row segment per load), then a fixed tree over the lanes in shared memory:
+// the same order on every run, whatever the timing (deterministic), with ~blocks / kSumLanes
+// loads per thread in flight at once rather than one thread walking all the rows.
+constexpr int kSumCols = kWarpSize, kSumLanes = 32, kSumThreads = kSumCols * kSumLanes;
+__global__ void __launch_bounds__(kSumThreads)
+    fp8_add_column_sums_kernel(float* __restrict__ sums, const float* __restrict__ partials, int blocks, int cols) {
+  __shared__ float lane_sum[kSumLanes][kSumCols];
+  const int tx = threadIdx.x % kSumCols, lane = threadIdx.x / kSumCols;
+  const int c = blockIdx.x * kSumCols + tx;
+  float total = 0.0f;
+  if (c < cols) {
+#pragma unroll 4
+    for (int b = lane; b < blocks; b += kSumLanes) total += partials[static_cast<size_t>(b) * cols + c];
+  }
+  lane_sum[lane][tx] = total;
+#pragma unroll
+  for (int half = kSumLanes / 2; half > 0; half /= 2) {
+    __syncthreads();
+    if (lane < half) lane_sum[lane][tx] += lane_sum[lane + half][tx];
+  }
+  if (lane == 0 && c < cols) sums[c] += lane_sum[0][tx];
+}
+
+// ---- the scale update --------------------------------------------------------------------------
 
 // One thread per tensor: the delayed-scaling rule of fp8_cast.h.
 __global__ void fp8_update_scales_kernel(Fp8ScaleState s, int first, int count, bool roll) {
@@ -181,55 +333,49 @@ __global__ void fp8_update_scales_kernel(Fp8ScaleState s, int first, int count, 
   hist[0] = 0.0f;
 }
 
-int grid_for(size_t groups) {
-  return static_cast<int>(std::min<size_t>(ceil_div<size_t>(groups, 256), 132 * 16));
-}
+constexpr int kAmaxBlocksPerSm = 16, kSms = 132;  // the amax pass: at most one wave of blocks
 
 }  // namespace
 
 void fp8_cast(void* q, const bf16* x, size_t n, Fp8Format f, const float* scale, float* amax, cudaStream_t stream) {
   if (n == 0) return;
-  const size_t groups = n / 8;
+  const size_t groups = n / kGroup;
+  const auto blocks = static_cast<unsigned>(ceil_div<size_t>(groups, kCastBlockGroups));
   auto* out = static_cast<uint8_t*>(q);
   if (f == Fp8Format::E4M3)
-    fp8_cast_kernel<Fp8Format::E4M3><<<grid_for(groups), 256, 0, stream>>>(out, x, groups, scale, amax);
+    fp8_cast_kernel<Fp8Format::E4M3><<<blocks, kCastThreads, 0, stream>>>(out, x, groups, scale, amax);
   else
-    fp8_cast_kernel<Fp8Format::E5M2><<<grid_for(groups), 256, 0, stream>>>(out, x, groups, scale, amax);
+    fp8_cast_kernel<Fp8Format::E5M2><<<blocks, kCastThreads, 0, stream>>>(out, x, groups, scale, amax);
   CUDA_CHECK_LAUNCH();
 }
 
 void fp8_cast_transpose(void* q, void* q_t, const bf16* x, int rows, int cols, Fp8Format f, const float* scale,
                         float* amax, cudaStream_t stream, const bf16* gelu_in, float* column_partials) {
   if (rows == 0 || cols == 0) return;
-  const dim3 grid(ceil_div(cols, kTile), ceil_div(rows, kTile));
   auto* a = static_cast<uint8_t*>(q);
   auto* b = static_cast<uint8_t*>(q_t);
-  const auto launch = [&](auto kernel) {
-    kernel<<<grid, kTileThreads, 0, stream>>>(a, b, x, rows, cols, scale, amax, gelu_in, column_partials);
-  };
   if (f == Fp8Format::E4M3)
-    column_partials ? launch(fp8_cast_transpose_kernel<Fp8Format::E4M3, true>)
-                    : launch(fp8_cast_transpose_kernel<Fp8Format::E4M3, false>);
+    launch_cast_transpose<Fp8Format::E4M3>(a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
   else
-    column_partials ? launch(fp8_cast_transpose_kernel<Fp8Format::E5M2, true>)
-                    : launch(fp8_cast_transpose_kernel<Fp8Format::E5M2, false>);
+    launch_cast_transpose<Fp8Format::E5M2>(a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
   CUDA_CHECK_LAUNCH();
 }
 
-size_t fp8_column_partials_floats(int rows, int cols) {
-  return static_cast<size_t>(ceil_div(rows, kTile)) * cols;
-}
+size_t fp8_column_partials_floats(int rows, int cols) { return static_cast<size_t>(ceil_div(rows, kTile)) * cols; }
 
 void fp8_add_column_sums(float* sums, const float* column_partials, int rows, int cols, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return;
-  fp8_add_column_sums_kernel<<<ceil_div(cols, 128), 128, 0, stream>>>(sums, column_partials, ceil_div(rows, kTile),
-                                                                      cols);
+  fp8_add_column_sums_kernel<<<ceil_div(cols, kSumCols), kSumThreads, 0, stream>>>(sums, column_partials,
+                                                                                   ceil_div(rows, kTile), cols);
   CUDA_CHECK_LAUNCH();
 }
 
 void fp8_amax(const bf16* x, size_t n, float* amax, cudaStream_t stream) {
   if (n == 0) return;
-  fp8_amax_kernel<<<grid_for(n / 8), 256, 0, stream>>>(x, n / 8, amax);
+  const size_t groups = n / kGroup;
+  const auto blocks =
+      static_cast<int>(std::min<size_t>(ceil_div<size_t>(groups, kCastThreads), kSms * kAmaxBlocksPerSm));
+  fp8_amax_kernel<<<blocks, kCastThreads, 0, stream>>>(x, groups, amax);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -49,8 +49,9 @@ void fp8_cast(void* q, const __nv_bfloat16* x, size_t n, Fp8Format f, const floa
 // rows) (when q_t != nullptr), both sat(g * *scale), in one pass; rows and cols multiples of 8.
 // g = x, or with gelu_in (rows, cols) the gradient through a GELU, g = x * gelu'(gelu_in) (the
 // amax is then max |g|). With column_partials (fp8_column_partials_floats(rows, cols) floats),
-// per 64-row block the column sums of g; fp8_add_column_sums finishes them (the bias gradient
-// of the pass that reads g anyway, deterministic).
+// per 128-row tile the column sums of g; fp8_add_column_sums finishes them (the bias gradient
+// of the pass that reads g anyway, deterministic: a fixed summation order). Pointers 16-byte
+// aligned.
 void fp8_cast_transpose(void* q, void* q_t, const __nv_bfloat16* x, int rows, int cols, Fp8Format f,
                         const float* scale, float* amax, cudaStream_t stream,
                         const __nv_bfloat16* gelu_in = nullptr, float* column_partials = nullptr);

@@ -46,6 +46,11 @@ double fp8_value(uint8_t b, Fp8Format f) {
   return static_cast<double>(__half2float(__half(h)));
 }
 bool fp8_is_finite(uint8_t b, Fp8Format f) { return std::isfinite(fp8_value(b, f)); }
+// gelu'(v) of the tanh GELU (kernels/gelu_math.cuh) in float64.
+double gelu_grad_ref(double v) {
+  const double k = 0.7978845608028654, t = std::tanh(k * (v + 0.044715 * v * v * v));
+  return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * 0.044715 * v * v);
+}
 
 template <typename T>
 std::vector<T> download(const T* dev, size_t n) {
@@ -64,12 +69,15 @@ Vec download_bf16(const tu::bf16* dev, size_t n) {
 
 // Each byte is the host's saturating conversion of float(x) * scale, the transposed copy is the
 // transpose, and the recorded amax is max |x| exactly (bf16 values are floats). Tile edges:
-// rows and cols are multiples of 8 or 16, not of the kernel's 64.
+// rows and cols are multiples of 8 or 16, not of the kernel's 128 x 128 tiles; rows % 16 == 8
+// (24, 136: the 8-byte stores of q_t, a last 16-row chunk of 8 rows), a last tile of 8 or 16
+// rows or 8 columns (136, 272, 392), and fp8_cast's blocks of 8192 elements left partly empty.
 TEST(Fp8Cast, BytesTransposeAndAmaxMatchTheHost) {
   SKIP_WITHOUT_GPU();
   struct Case { int rows, cols; Fp8Format f; float scale; };
   for (const Case c : {Case{80, 208, Fp8Format::E4M3, 37.5f}, Case{1040, 48, Fp8Format::E5M2, 1021.0f},
-                       Case{24, 8, Fp8Format::E4M3, 300.0f}}) {
+                       Case{24, 8, Fp8Format::E4M3, 300.0f}, Case{136, 136, Fp8Format::E5M2, 2000.0f},
+                       Case{272, 392, Fp8Format::E4M3, 50.0f}}) {
     const size_t n = static_cast<size_t>(c.rows) * c.cols;
     const std::string tag = std::to_string(c.rows) + "x" + std::to_string(c.cols);
     const Vec x = tu::rounded<tu::bf16>(tu::random_vec(n, 21 + c.rows, 2.0));
@@ -93,6 +101,64 @@ TEST(Fp8Cast, BytesTransposeAndAmaxMatchTheHost) {
     const auto am = download(amax.get(), 2);
     EXPECT_EQ(am[0], static_cast<float>(m)) << tag;
     EXPECT_EQ(am[1], static_cast<float>(m)) << tag;
+  }
+}
+
+// The backward's cast of dy with the dGELU fused (g = x * gelu'(gelu_in), e5m2) and the bias
+// gradient from it: q_t is q's transpose byte for byte, each byte is g * scale rounded to e5m2
+// (within half a step: the host's tanh may differ from the device's in the last bit), the amax
+// is max |g| (and the amax-only pass that writes nothing finds the same bits), the column sums
+// plus the initial sums match float64 to float rounding, and a second run gives the same bits
+// (fixed summation order). Shapes off the 128 x 128 tiles, 1040 rows: 9 partial rows per column.
+TEST(Fp8Cast, DgeluColumnSumsMatchTheHostAndRepeatExactly) {
+  SKIP_WITHOUT_GPU();
+  const Fp8Format f = Fp8Format::E5M2;
+  struct Shape { int rows, cols; };
+  for (const Shape s : {Shape{1040, 200}, Shape{136, 24}}) {
+    const int rows = s.rows, cols = s.cols;
+    const size_t n = static_cast<size_t>(rows) * cols;
+    const std::string tag = std::to_string(rows) + "x" + std::to_string(cols);
+    const Vec x = tu::rounded<tu::bf16>(tu::random_vec(n, 31 + rows, 1e-2));
+    const Vec pre = tu::rounded<tu::bf16>(tu::random_vec(n, 32 + rows));
+    const Vec sums0 = tu::random_vec(static_cast<size_t>(cols), 33 + rows, 0.1);
+    const float scale = 3000.0f;
+    DevBuf<tu::bf16> d_x(x), d_pre(pre);
+    DevBuf<uint8_t> q(n), qt(n);
+    DevBuf<float> d_scale(Vec{scale}), amax(Vec{0.0, 0.0}), sums(sums0);
+    DevBuf<float> partials(attn::kern::fp8_column_partials_floats(rows, cols));
+    const auto run = [&] {
+      sums.upload(sums0);
+      attn::kern::fp8_cast_transpose(q.get(), qt.get(), d_x.get(), rows, cols, f, d_scale.get(), amax.get(), 0,
+                                     d_pre.get(), partials.get());
+      attn::kern::fp8_add_column_sums(sums.get(), partials.get(), rows, cols, 0);
+      EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << tag;
+      return download(sums.get(), static_cast<size_t>(cols));
+    };
+    const std::vector<float> first = run(), second = run();
+    EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)), 0) << tag << ": not repeatable";
+    attn::kern::fp8_cast_transpose(nullptr, nullptr, d_x.get(), rows, cols, f, d_scale.get(), amax.get() + 1, 0,
+                                   d_pre.get());
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const auto hq = download(q.get(), n), hqt = download(qt.get(), n);
+    Vec want(sums0), magnitude(static_cast<size_t>(cols), 0.0);
+    double m = 0;
+    size_t bad_t = 0, bad_q = 0;
+    for (int r = 0; r < rows; ++r)
+      for (int k = 0; k < cols; ++k) {
+        const size_t i = static_cast<size_t>(r) * cols + k;
+        const double g = x[i] * gelu_grad_ref(pre[i]);
+        want[k] += g, magnitude[k] += std::fabs(g), m = std::max(m, std::fabs(g));
+        bad_t += hqt[static_cast<size_t>(k) * rows + r] != hq[i];
+        // e5m2 keeps 2 mantissa bits: rounding is within 1/8 of the value, or of the smallest subnormal
+        bad_q += std::fabs(fp8_value(hq[i], f) - g * scale) > 0.126 * std::fabs(g * scale) + std::ldexp(1.0, -17);
+      }
+    EXPECT_EQ(bad_t, 0u) << tag;
+    EXPECT_EQ(bad_q, 0u) << tag;
+    const auto am = download(amax.get(), 2);
+    EXPECT_NEAR(am[0], m, 1e-5 * m) << tag;
+    EXPECT_EQ(am[0], am[1]) << tag << ": the amax-only pass";
+    for (int k = 0; k < cols; ++k)
+      EXPECT_NEAR(first[k], want[k], 1e-5 * (magnitude[k] + std::fabs(sums0[k]))) << tag << " column " << k;
   }
 }
 
@@ -312,8 +378,7 @@ TEST(Fp8Linear, FusedDgeluAndBiasGradAgainstFloat64) {
   ASSERT_CUDA(cudaDeviceSynchronize());
   Vec dy(ny), dx(nx, 0.0), dW(nw, 0.0), db(OC, 0.0);
   for (size_t i = 0; i < ny; ++i) {
-    const double v = pre[i], t = std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v));
-    dy[i] = dout[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * v * v));
+    dy[i] = dout[i] * gelu_grad_ref(pre[i]);
   }
   for (int n = 0; n < N; ++n)
     for (int o = 0; o < OC; ++o) {
