@@ -18,6 +18,9 @@
 namespace attn::flash {
 
 constexpr float kLog2e = 1.4426950408889634f;
+// The forward's running row maximum may lag the true one by this much (exp2 units) before it is
+// moved and O rescaled: P <= 2^8 then, exact in bf16's and fp32's range.
+constexpr float kStaleMaxLog2 = 8.f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 // ---- PTX wrappers -----------------------------------------------------------------------

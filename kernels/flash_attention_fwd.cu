@@ -234,6 +234,7 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     // s (block j, raw q.k) -> masked, modified, exponentiated; m_run updated, alpha the factor
     // that rescales the previous O and l, sum the thread's part of the row sums.
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+    bool o_rescale = true;  // the last softmax_block's alpha is not 1 (it moved the warp's maxima)
     auto softmax_block = [&](int j, float (&alpha)[2], float (&sum)[2]) {
       const int key0 = j * BC;
       float ra = 1.f, rb = 0.f;  // the raw score of the thread's s.v[e]: ra * s.v[e] + rb (ScoreMod::Affine)
@@ -264,15 +265,28 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
           if (col >= T || (CAUSAL && col > row_lo + 8 * s.half(e))) s.v[e] = -INFINITY;
         }
       }
+      // The running maximum moves only when a row's new maximum exceeds it by more than
+      // kStaleMaxLog2 (in exp2 units) somewhere in the warp; otherwise every row keeps its
+      // maximum, alpha = 1 and the O rescale (NO / 2 FMULs per row) is skipped. P then reaches at
+      // most 2^kStaleMaxLog2 (bf16 and the fp32 sums hold that exactly as well), and lse, O = acc / l
+      // and the backward (which recomputes P from lse) do not depend on which maximum was used.
+      float m_cand[2];
+      bool grows = false;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         float mx = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s.v[4 * n + 2 * r], s.v[4 * n + 2 * r + 1]));
         if constexpr (GENERAL) mx = fmaf(mx, ra, rb);  // ra > 0: the raw maximum (-inf stays -inf)
-        const float m_new = fmaxf(m_run[r], tiles::quad_max(mx));
+        m_cand[r] = fmaxf(m_run[r], tiles::quad_max(mx));
+        grows |= m_cand[r] != -INFINITY && !((m_cand[r] - m_run[r]) * sl2 <= kStaleMaxLog2);  // (-inf start: grows)
+      }
+      o_rescale = __any_sync(0xffffffffu, grows);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float m_new = o_rescale ? m_cand[r] : m_run[r];
         const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
-        alpha[r] = fast_exp2(m_run[r] * sl2 - m_sc);
+        alpha[r] = o_rescale ? fast_exp2(m_run[r] * sl2 - m_sc) : 1.f;
         m_run[r] = m_new;
         // exp2(raw sl2 - m_sc) = exp2(s.v[e] ea + eb)
         const float ea = GENERAL ? ra * sl2 : sl2, eb = GENERAL ? fmaf(rb, sl2, -m_sc) : -m_sc;
@@ -301,6 +315,7 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     // O rescaled to the maximum of the block whose P V comes next (under that block's QK^T
     // successor on the tensor cores).
     auto scale_o = [&](const float (&alpha)[2]) {
+      if (!o_rescale) return;  // alpha = 1 (warp-uniform)
 #pragma unroll
       for (int r = 0; r < 2; ++r)
 #pragma unroll
