@@ -267,22 +267,26 @@ fi
 
 if has flash && [ -x "$BUILD/bench_flash_attention" ]; then
   echo "== attention kernels"
-  "$BUILD/bench_flash_attention" ${FLASH_ARGS:-} 2>&1 | tee "$OUT/attention_bench.log"
+  # Every series after WU ms of warm-up, ours and PyTorch's alike: the H200 lowers its clock at
+  # its 700 W limit within about a second at head dim 128, so unwarmed series compare a cool GPU
+  # with a throttled one (docs/RESULTS.md, session 6).
+  WU="--warmup-ms ${FLASH_WARMUP_MS:-1500}"
+  "$BUILD/bench_flash_attention" $WU ${FLASH_ARGS:-} 2>&1 | tee "$OUT/attention_bench.log"
   if [ -n "${BASE:-}" ] && [ -x "$BASE/bench_flash_attention" ]; then  # old kernels, same call
-    "$BASE/bench_flash_attention" ${FLASH_ARGS:-} > "$OUT/attention_bench_base.log" 2>&1
+    "$BASE/bench_flash_attention" $WU ${FLASH_ARGS:-} > "$OUT/attention_bench_base.log" 2>&1
     row "flash f+b ms, new | base ($BASE):
 $(paste -d'|' <(awk 'NF > 6 && $1 ~ /,/ {print $1, $6}' "$OUT/attention_bench.log") \
                <(awk 'NF > 6 && $1 ~ /,/ {print $6}' "$OUT/attention_bench_base.log"))"
   fi
-  python3 scripts/bench_sdpa.py ${SDPA_ARGS:-} 2>&1 | tee -a "$OUT/attention_bench.log" | grep -E "^(flash|cudnn) "
+  python3 scripts/bench_sdpa.py $WU ${SDPA_ARGS:-} 2>&1 | tee -a "$OUT/attention_bench.log" | grep -E "^(flash|cudnn) "
   # Issue 14's other rows: non-causal (2,16,8192,128) and GQA (4,32,8,4096,128; PyTorch enable_gqa).
   if [ -z "${FLASH_ARGS:-}" ]; then
-    "$BUILD/bench_flash_attention" --full --shape 2,16,16,8192,128 2>&1 | awk '$1 ~ /,/ && $1 != "B,H,Hkv,T,D" {print $0, "non-causal"}' \
+    "$BUILD/bench_flash_attention" $WU --full --shape 2,16,16,8192,128 2>&1 | awk '$1 ~ /,/ && $1 != "B,H,Hkv,T,D" {print $0, "non-causal"}' \
       | tee -a "$OUT/attention_bench.log"
-    "$BUILD/bench_flash_attention" --shape 4,32,8,4096,128 2>&1 | awk '$1 ~ /,/ && $1 != "B,H,Hkv,T,D"' | tee -a "$OUT/attention_bench.log"
-    python3 scripts/bench_sdpa.py --backends cudnn --full --shapes 2,16,8192,128 2>&1 | grep "^cudnn" | sed 's/$/ non-causal/' \
+    "$BUILD/bench_flash_attention" $WU --shape 4,32,8,4096,128 2>&1 | awk '$1 ~ /,/ && $1 != "B,H,Hkv,T,D"' | tee -a "$OUT/attention_bench.log"
+    python3 scripts/bench_sdpa.py $WU --backends cudnn --full --shapes 2,16,8192,128 2>&1 | grep "^cudnn" | sed 's/$/ non-causal/' \
       | tee -a "$OUT/attention_bench.log"
-    python3 scripts/bench_sdpa.py --backends cudnn --shapes 4,32,4096,128,8 2>&1 | grep "^cudnn" | tee -a "$OUT/attention_bench.log"
+    python3 scripts/bench_sdpa.py $WU --backends cudnn --shapes 4,32,4096,128,8 2>&1 | grep "^cudnn" | tee -a "$OUT/attention_bench.log"
   fi
 fi
 
