@@ -42,7 +42,8 @@ namespace {
 using bf16 = __nv_bfloat16;
 namespace site = dropout_site;
 
-// What forward keeps per layer (x_l = the layer's input residual, x_{l+1} its output).
+// What forward keeps per layer (x_l = the layer's input residual, x_{l+1} its output). With
+// fp8 linears, ln1, ln2 and fch_gelu hold their fp8 transposes instead (see keeps_input_t).
 template <typename T>
 struct LayerActs {
   T* ln1;                    // (N, C)   ln_1(x_l)
@@ -477,6 +478,8 @@ class CudaBackend final : public Backend {
   int dropout_sites() const { return 1 + 3 * cfg_.n_layer; }  // model/dropout_sites.h
 
   // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f (the LM head: lm_head_and_classifier) ---
+  // The inputs of the QKV, fc and fc-proj linears are written where linear_input() says: their
+  // layer slot, or with fp8 a scratch buffer, the slot then receiving the fp8 transpose.
   void forward(int B, int T_, const StepContext* ctx) {
     const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim();
     const AttentionShape shape = attention_shape(B, T_);
@@ -492,7 +495,8 @@ class CudaBackend final : public Backend {
       // computed with the previous layer's residual add (residual_layernorm_forward)
       if (l == 0)
         timed(pass_op(OpCategory::Norm, "layernorm fwd", 2.0 * N * C * sizeof(T)), [&] {
-          kern::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w), P(lp.ln1_b), N, C, stream_);
+          kern::layernorm_forward(linear_input(kQkv, a.ln1, N, C, QKV), a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w),
+                                  P(lp.ln1_b), N, C, stream_);
         });
       linear_forward("qkv fwd", l, kQkv, a.qkv, a.ln1, lp.qkv_w, lp.qkv_b, N, C, QKV);
       timed(attention_op(OpCategory::AttentionFwd, shape, 1.0), [&] {
@@ -503,16 +507,17 @@ class CudaBackend final : public Backend {
       // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid))))); the residual
       // add and the layernorm that reads it are one pass over the row
       timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
-        kern::residual_layernorm_forward(a.res_mid, a.ln2, a.ln2_mean, a.ln2_rstd, x, tmp_, P(lp.ln2_w),
-                                         P(lp.ln2_b), N, C,
+        kern::residual_layernorm_forward(a.res_mid, linear_input(kFc, a.ln2, N, C, 4 * C), a.ln2_mean, a.ln2_rstd,
+                                         x, tmp_, P(lp.ln2_w), P(lp.ln2_b), N, C,
                                          dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
       });
-      linear_forward("fc+gelu fwd", l, kFc, a.fch_gelu, a.ln2, lp.fc_w, lp.fc_b, N, C, 4 * C, /*pre_gelu=*/a.fch);
+      linear_forward("fc+gelu fwd", l, kFc, linear_input(kFcProj, a.fch_gelu, N, 4 * C, C), a.ln2, lp.fc_w, lp.fc_b,
+                     N, C, 4 * C, /*pre_gelu=*/a.fch);
       linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C);
       // res_out, fused with the next layernorm: ln_1 of layer l + 1, or ln_f after the last layer
       const bool last = l + 1 == cfg_.n_layer;
       LayerActs<T>* next = last ? nullptr : &layers_[l + 1];
-      T* next_out = last ? lnf_ : next->ln1;
+      T* next_out = last ? lnf_ : linear_input(kQkv, next->ln1, N, C, QKV);
       float* next_mean = last ? lnf_mean_ : next->ln1_mean;
       float* next_rstd = last ? lnf_rstd_ : next->ln1_rstd;
       const T* next_w = last ? P(layout_.lnf_w()) : P(layout_.layer(l + 1).ln1_w);
@@ -622,25 +627,52 @@ class CudaBackend final : public Backend {
   // fp8 for this call: device.precision = "fp8" and a shape cuBLASLt's fp8 matmuls take (rows
   // not a multiple of 16, e.g. an odd-length prompt, run in bf16 on the same operands).
   bool fp8_call(int N, int IC, int OC) const { return fp8_ && CudaFp8Linears::supports(N, IC, OC); }
-  // out (N, OC) = inp W^T + b  (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu))
-  void linear_forward(const char* name, int layer, LinearKind kind, T* out, const T* inp, int w, int b, int N, int IC,
+  // An fp8 linear whose bf16 input the backward needs only for the wgrad's fp8 x^T (QKV: ln_1,
+  // fc: ln_2, fc-proj: gelu(fch); not the attention projection: the attention backward reads
+  // atty) keeps that x^T instead: its forward casts x once into x (its own operand) and x^T, the
+  // latter into the input's layer slot (a bf16 buffer: x^T fills half of it), and the backward
+  // uses it where it would cast x again. The bf16 input itself lives only from its producer to
+  // this forward, in a buffer of the layer backward, dead during the forward (linear_input).
+  // Forward and backward ask this one function, with the same shape, whether x^T was kept.
+  bool keeps_input_t(LinearKind kind, int N, int IC, int OC) const {
+    return kind != kAttProj && fp8_call(N, IC, OC);
+  }
+  // Where the forward writes the bf16 input of linear `kind` (its layer slot `slot`): the slot,
+  // or where it keeps x^T there, dbuf_ (ln_1, ln_2: N x C; ln_1 is read by the QKV forward before
+  // ln_2 is written, ln_2 by the fc forward before the next ln_1) or dfch_ (gelu(fch): N x 4C).
+  // Both are dead from the end of one backward to the LM head after the next forward (dfch_ lies
+  // in the logits buffer, dbuf_ first takes the LM head's dgrad); the fp8 scratch lies elsewhere.
+  T* linear_input(LinearKind kind, T* slot, int N, int IC, int OC) const {
+    if (!keeps_input_t(kind, N, IC, OC)) return slot;
+    return kind == kFcProj ? dfch_ : dbuf_;
+  }
+  // out (N, OC) = inp W^T + b  (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu)). inp: the
+  // input's layer slot; where keeps_input_t, the input is read from linear_input() and its fp8
+  // transpose written into the slot.
+  void linear_forward(const char* name, int layer, LinearKind kind, T* out, T* inp, int w, int b, int N, int IC,
                       int OC, T* pre_gelu = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
-      if (fp8_call(N, IC, OC))
-        return fp8_->forward(layer * kLinearsPerLayer + kind, out, inp, P(w), P(b), N, IC, OC, pre_gelu, name);
+      if (fp8_call(N, IC, OC)) {
+        void* inp_t = keeps_input_t(kind, N, IC, OC) ? inp : nullptr;
+        return fp8_->forward(layer * kLinearsPerLayer + kind, out, linear_input(kind, inp, N, IC, OC), P(w), P(b), N,
+                             IC, OC, pre_gelu, name, inp_t);
+      }
     }
     timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), P(b), N, IC, OC, pre_gelu); });
   }
   // dW += dout^T inp, db += sum dout, then dinp = dout W (times gelu'(pre_gelu) when given).
-  // fp8 only: dout_gelu_input, dout is the gradient of a GELU's output and dout * gelu'(it) the
-  // linear's (fused into the cast of dy).
+  // inp: the input's layer slot (where keeps_input_t: its fp8 transpose). fp8 only:
+  // dout_gelu_input, dout is the gradient of a GELU's output and dout * gelu'(it) the linear's
+  // (fused into the cast of dy).
   void linear_backward(const char* wgrad_name, const char* dgrad_name, int layer, LinearKind kind, T* dinp, int w, int b,
                        const T* dout, const T* inp, int N, int IC, int OC, const T* pre_gelu = nullptr,
                        const T* dout_gelu_input = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
-      if (fp8_call(N, IC, OC))
-        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, inp, P(w), N, IC, OC, pre_gelu,
-                              dout_gelu_input, wgrad_name, dgrad_name);
+      if (fp8_call(N, IC, OC)) {
+        const bool kept = keeps_input_t(kind, N, IC, OC);
+        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, kept ? nullptr : inp, P(w), N,
+                              IC, OC, pre_gelu, dout_gelu_input, wgrad_name, dgrad_name, kept ? inp : nullptr);
+      }
     }
     ATTN_CHECK(dout_gelu_input == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
     timed(matmul_op(wgrad_name, N, IC, OC),
@@ -650,7 +682,8 @@ class CudaBackend final : public Backend {
 
   // fp8 state and its scratch: inside the logits buffer beyond the layer backward's buffers
   // when it has room (the fp8 copies, like those buffers, are dead whenever logits are live),
-  // else a buffer of its own.
+  // else a buffer of its own: never over dbuf_ or dfch_, which carry bf16 inputs of fp8 linears
+  // during the forward (linear_input).
   void enable_fp8() {
     const int C = cfg_.n_embd;
     fp8_ = std::make_unique<CudaFp8Linears>(kLinearsPerLayer * cfg_.n_layer, maxB_ * maxT_, 4 * C,
@@ -924,8 +957,9 @@ class CudaBackend final : public Backend {
     const size_t tmp = plan.add(nc), dbuf = plan.add(nc), dres = plan.add(nc);
     // The layer backward's buffers (dqkv, dfch, attention scratch) are used only after the LM
     // head's backward has consumed dlogits, and the next forward writes logits only after the
-    // last attention call: they live inside the logits buffer when it is big enough (GPT-2:
-    // 1.6 GB of logits vs ~0.2 GB), which takes ~0.2 GB off the peak.
+    // last attention call (and, with fp8, the last use of dfch as the fc-proj's bf16 input:
+    // linear_input): they live inside the logits buffer when it is big enough (GPT-2: 1.6 GB of
+    // logits vs ~0.2 GB), which takes ~0.2 GB off the peak.
     const AttentionShape s = attention_shape(maxB_, maxT_);
     ArenaPlan late;
     const size_t dqkv_in = late.add(N * QKV * sizeof(T)), dfch_in = late.add(4 * nc);

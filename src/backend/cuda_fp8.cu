@@ -89,12 +89,12 @@ void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, in
 }
 
 void CudaFp8Linears::forward(int linear, bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N,
-                             int IC, int OC, bf16* pre_gelu, const char* name) {
+                             int IC, int OC, bf16* pre_gelu, const char* name, void* inp_t) {
   ATTN_CHECK(linear >= 0 && linear < n_linears_ && N <= max_rows_ && IC <= max_in_ && OC <= max_out_ &&
                  supports(N, IC, OC),
              "fp8 linear {}: ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N, IC, OC, IC);
   const int tx = tensor(linear, Input), tw = tensor(linear, Weight);
-  cast(tx, x_q_, nullptr, inp, N, IC, "fp8 cast x");
+  cast(tx, x_q_, inp_t, inp, N, IC, inp_t ? "fp8 cast x+x^T" : "fp8 cast x");
   cast(tw, w_q_, nullptr, weight, OC, IC, "fp8 cast W");
   timer_.time(OpTag(OpCategory::Matmul, name, 2.0 * N * IC * OC), [&] {
     matmul_.fp8_matmul(out, DType::BF16, operand(x_q_, tx), operand(w_q_, tw), N, OC, IC, 0.0f, bias, pre_gelu);
@@ -103,7 +103,8 @@ void CudaFp8Linears::forward(int linear, bf16* out, const bf16* inp, const bf16*
 
 void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
                               const bf16* weight, int N, int IC, int OC, const bf16* pre_gelu,
-                              const bf16* dout_gelu_input, const char* wgrad_name, const char* dgrad_name) {
+                              const bf16* dout_gelu_input, const char* wgrad_name, const char* dgrad_name,
+                              const void* inp_t) {
   ATTN_CHECK(linear >= 0 && linear < n_linears_ && N <= max_rows_ && IC <= max_in_ && OC <= max_out_ &&
                  supports(N, IC, OC),
              "fp8 linear {}: backward of ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N,
@@ -115,10 +116,14 @@ void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbi
   if (dbias)
     timer_.time(OpTag(OpCategory::Matmul, "fp8 bias grad", 0, 4.0 * kern::fp8_column_partials_floats(N, OC)),
                 [&] { kern::fp8_add_column_sums(dbias, dy_partials_, N, OC, stream_); });
-  cast(tx, nullptr, x_q_, inp, N, IC, "fp8 cast x^T");
+  if (!inp_t) {  // the forward kept no x^T: cast the bf16 x again (the same scale, so the same bytes)
+    ATTN_CHECK(inp != nullptr, "fp8 linear {}: backward without its input or the input's transpose", linear);
+    cast(tx, nullptr, x_q_, inp, N, IC, "fp8 cast x^T");
+    inp_t = x_q_;
+  }
   // wgrad: dW (OC, IC) += dy^T (OC, N) . (x^T (IC, N))^T
   timer_.time(OpTag(OpCategory::Matmul, wgrad_name, 2.0 * N * IC * OC), [&] {
-    matmul_.fp8_matmul(dweight, DType::F32, operand(dy_t_, tg), operand(x_q_, tx), OC, IC, N, 1.0f);
+    matmul_.fp8_matmul(dweight, DType::F32, operand(dy_t_, tg), operand(inp_t, tx), OC, IC, N, 1.0f);
   });
   cast(tw, nullptr, w_q_, weight, OC, IC, "fp8 cast W^T");
   // dgrad: dx (N, IC) = dy (N, OC) . (W^T (IC, OC))^T

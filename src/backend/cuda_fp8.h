@@ -8,8 +8,13 @@
 //   wgrad     dW    += (e5m2 dy^T) (e4m3 x^T)^T                 fp32, added to the gradient
 //   bias      db    += sum_n dy[n, :]                           on the bf16 dy (our kernel)
 // cuBLASLt's fp8 matmuls take only the "TN" layout (both operands K-major), so the backward
-// casts dy into a row-major and a transposed copy in one pass, and x and W into transposed
-// copies (kernels/fp8_cast.h). fp32 accumulation; the scales undo in cuBLASLt's A/B scale.
+// casts dy into a row-major and a transposed copy in one pass, and W into a transposed copy
+// (kernels/fp8_cast.h). x^T: either the forward's cast of x writes it too, into memory the
+// caller keeps until the backward (forward's inp_t; then the bf16 x is read once per step, and
+// need not be kept: the backend stores x^T in place of the bf16 input of the QKV, fc and fc-proj
+// linears), or the backward casts the bf16 x again (the attention projection, whose input the
+// attention backward needs in bf16 anyway). The same bytes either way: one scale per tensor
+// between two update_scales() calls. fp32 accumulation; the scales undo in cuBLASLt's A/B scale.
 //
 // Scaling: per tensor (each linear's x, W and dy), delayed: the scale a cast uses comes from
 // the amax history of the previous 16 steps (scale = fp8_max / max(history)), and each cast
@@ -59,16 +64,21 @@ class CudaFp8Linears {
 
   // out (N, OC) = inp (N, IC) W^T + bias; with pre_gelu: pre_gelu = that, out = gelu(pre_gelu).
   // name: the matmul's name in the step profile (the casts go by their own, category fp8_cast).
+  // inp_t (N * IC bytes, 16-byte aligned, or null): the same cast of inp also writes inp's fp8
+  // transpose there, the wgrad's operand: pass it to backward as its inp_t (it holds inp's scale,
+  // so it is good until the next update_scales()).
   void forward(int linear, bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N, int IC, int OC,
-               bf16* pre_gelu = nullptr, const char* name = "fp8 fwd");
+               bf16* pre_gelu = nullptr, const char* name = "fp8 fwd", void* inp_t = nullptr);
   // With dy = dout, or dy = dout * gelu'(dout_gelu_input) (dout the gradient of a GELU's output,
   // dout_gelu_input its input: the dGELU fused into dy's cast): dweight (fp32) += dy^T inp;
   // dbias (fp32, or null) += column sums of dy (from the same cast); dinp = dy W (times
-  // gelu'(pre_gelu) when given: a plain fp8 matmul and our kernel), overwritten.
+  // gelu'(pre_gelu) when given: a plain fp8 matmul and our kernel), overwritten. inp's fp8
+  // transpose: inp_t, what this linear's forward wrote there (inp is then not read: it may be
+  // null), or else cast here from inp.
   void backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
                 const bf16* weight, int N, int IC, int OC, const bf16* pre_gelu = nullptr,
                 const bf16* dout_gelu_input = nullptr, const char* wgrad_name = "fp8 wgrad",
-                const char* dgrad_name = "fp8 dgrad");
+                const char* dgrad_name = "fp8 dgrad", const void* inp_t = nullptr);
   // The delayed-scaling step: new scales from the histories, histories rolled (device only).
   void update_scales();
 
@@ -95,7 +105,8 @@ class CudaFp8Linears {
   cudaStream_t stream_;
   kern::Fp8ScaleState scales_;
   std::vector<char> seen_;  // per tensor: its history holds an amax (host mirror; part of state())
-  // scratch: x (or x^T), W (or W^T), dy, dy^T, dy's column sums per 64-row block (bias gradient)
+  // scratch: x (or x^T, when the caller keeps none), W (or W^T), dy, dy^T, dy's column sums per
+  // 128-row tile (bias gradient)
   void *x_q_ = nullptr, *w_q_ = nullptr, *dy_q_ = nullptr, *dy_t_ = nullptr;
   float* dy_partials_ = nullptr;
 };

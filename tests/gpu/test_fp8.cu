@@ -395,6 +395,60 @@ TEST(Fp8Linear, FusedDgeluAndBiasGradAgainstFloat64) {
   EXPECT_REL(Vec(hdb.begin(), hdb.end()), db, 1e-4, "bias grad from the fused cast");
 }
 
+// A forward that keeps its input's fp8 transpose (inp_t) for the backward gives what recasting
+// the input in the backward gives, bit for bit (the same bytes under the same scale): outputs,
+// gradients and scaling state, over steps whose inputs grow (the delayed scales move between
+// them). The kept linear's bf16 input is overwritten between its forward and backward, and each
+// step's input is new, so a backward that read the bf16 input, or a stale x^T, would differ.
+TEST(Fp8Linear, KeptInputTransposeGivesTheSameBitsAsRecasting) {
+  SKIP_WITHOUT_GPU();
+  const int N = 208, IC = 144, OC = 96;  // off the cast's 128 x 128 tiles
+  const size_t nx = static_cast<size_t>(N) * IC, nw = static_cast<size_t>(OC) * IC, ny = static_cast<size_t>(N) * OC;
+  DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
+  attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0,
+                      attn::CudaMatmul::kWorkspaceBytes, /*tf32=*/false, /*autotune=*/false);
+  attn::CudaAllocator mem;
+  attn::CudaOpTimer timer(0);
+  attn::CudaFp8Linears recast(1, N, IC, OC, mm, mem, timer, 0), kept(1, N, IC, OC, mm, mem, timer, 0);
+  DevBuf<char> scratch_r(recast.scratch_bytes()), scratch_k(kept.scratch_bytes());
+  recast.set_scratch(scratch_r.get());
+  kept.set_scratch(scratch_k.get());
+  const Vec W = tu::rounded<tu::bf16>(tu::random_vec(nw, 401, 1.0 / std::sqrt(IC)));
+  const Vec b = tu::rounded<tu::bf16>(tu::random_vec(OC, 402, 0.1));
+  DevBuf<tu::bf16> d_W(W), d_b(b), d_x(nx), d_dy(ny), out_r(ny), out_k(ny), dx_r(nx), dx_k(nx);
+  DevBuf<uint8_t> x_t(nx);
+  DevBuf<float> dW_r(Vec(nw, 0.0)), dW_k(Vec(nw, 0.0)), db_r(Vec(OC, 0.0)), db_k(Vec(OC, 0.0));
+  const auto same_bits = [](const auto* a, const auto* b, size_t n, const std::string& what) {
+    const auto ha = download(a, n), hb = download(b, n);
+    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), n * sizeof(ha[0])), 0) << what;
+  };
+  for (int step = 0; step < 3; ++step) {
+    const std::string tag = "step " + std::to_string(step);
+    const Vec x = tu::rounded<tu::bf16>(tu::random_vec(nx, 403 + step, 1.0 + 2.0 * step));
+    d_x.upload(x);
+    d_dy.upload(tu::rounded<tu::bf16>(tu::random_vec(ny, 413 + step, 1e-3)));
+    recast.forward(0, out_r.get(), d_x.get(), d_W.get(), d_b.get(), N, IC, OC);
+    recast.backward(0, dx_r.get(), dW_r.get(), db_r.get(), d_dy.get(), d_x.get(), d_W.get(), N, IC, OC);
+    recast.update_scales();
+    kept.forward(0, out_k.get(), d_x.get(), d_W.get(), d_b.get(), N, IC, OC, nullptr, "fp8 fwd", x_t.get());
+    d_x.upload(Vec(nx, 3.0));  // the bf16 input is gone: the backward has only x^T
+    kept.backward(0, dx_k.get(), dW_k.get(), db_k.get(), d_dy.get(), nullptr, d_W.get(), N, IC, OC, nullptr, nullptr,
+                  "fp8 wgrad", "fp8 dgrad", x_t.get());
+    kept.update_scales();
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    same_bits(out_r.get(), out_k.get(), ny, tag + ": forward output");
+    same_bits(dx_r.get(), dx_k.get(), nx, tag + ": dgrad");
+    same_bits(dW_r.get(), dW_k.get(), nw, tag + ": wgrad (accumulated)");
+    same_bits(db_r.get(), db_k.get(), static_cast<size_t>(OC), tag + ": bias grad");
+    const std::vector<float> sr = recast.state(), sk = kept.state();
+    ASSERT_EQ(sr.size(), sk.size());
+    EXPECT_EQ(std::memcmp(sr.data(), sk.data(), sr.size() * sizeof(float)), 0) << tag << ": scaling state";
+  }
+  const std::vector<float> dW = download(dW_k.get(), nw);
+  EXPECT_GT(std::count_if(dW.begin(), dW.end(), [](float v) { return v != 0.0f; }), static_cast<long>(nw / 2))
+      << "the wgrad did little (else equal bits prove nothing)";
+}
+
 // ---- overflow -----------------------------------------------------------------------------------
 
 // Spikes far above the history (3e38, -1e30 and an inf) under the old scale: the cast saturates
@@ -491,6 +545,8 @@ TEST(Fp8Cast, SaturatesInsteadOfOverflowing) {
 // log(V) with logits ~0.02, so fp8's relative error in them moves it by < 1e-3: tol 5e-3. The
 // first Adam step is ~lr sign(g): gradients that fp8 flips in sign move a parameter by 2 lr
 // (param rms ~0.02, lr 1e-3): even a quarter of them flipped is 0.1 x sqrt(0.25) = 0.05.
+// Every parameter's gradient is checked, among them the QKV, fc and fc-proj weight gradients
+// from the x^T their forwards kept: an x^T of another layer or tensor would put them ~1.4 off.
 TEST(Fp8Model, StepAgainstFp32Cpu) {
   SKIP_WITHOUT_GPU();
   attn::GPTConfig c;
@@ -518,8 +574,14 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
     const float lg = gpu->forward_backward(batch, 1.0f, ctx);
     const attn::StepProfile prof = gpu->profile();
     gpu->set_profiling(false);
-    EXPECT_TRUE(prof.ops.count("fp8 cast x") && prof.ops.count("fp8 cast dgelu+dy+dy^T") && prof.ops.count("fp8 cast W^T"))
+    EXPECT_TRUE(prof.ops.count("fp8 cast dgelu+dy+dy^T") && prof.ops.count("fp8 cast W^T"))
         << what << ": the linears did not run in fp8";
+    // QKV, fc and fc-proj cast their input once (x and the x^T their wgrad reads, kept from the
+    // forward in place of the bf16 input); the attention projection casts x^T in the backward
+    const auto calls = [&](const char* op) { return prof.ops.count(op) ? prof.ops.at(op).calls : 0; };
+    EXPECT_EQ(calls("fp8 cast x+x^T"), 3 * c.n_layer) << what;
+    EXPECT_EQ(calls("fp8 cast x"), c.n_layer) << what;
+    EXPECT_EQ(calls("fp8 cast x^T"), c.n_layer) << what;
     EXPECT_GT(prof[attn::OpCategory::Fp8Cast], 0.0) << what << ": no fp8 cast time in the profile";
     EXPECT_REL(Vec{lg}, Vec{lc}, 5e-3, what + " loss vs cpu");
     std::vector<float> gc(layout.total()), gg(layout.total());

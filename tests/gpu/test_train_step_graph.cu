@@ -3,7 +3,8 @@
 // moments, bit for bit, over steps whose batches, dropout keys, learning rate, bias correction
 // and clip factor all change (a value baked into the graph at capture would differ from the
 // second replay on), with gradient accumulation, ignored targets, an evaluation between steps,
-// and a change of shape (a new capture).
+// and a change of shape (a new capture). fp8: rows a multiple of 16, so that every linear runs
+// in fp8 (QKV, fc and fc-proj keeping their input's fp8 transpose from forward to backward).
 #include <cstring>
 #include <random>
 #include <string>
@@ -21,6 +22,7 @@ struct GraphCase {
   float dropout, attn_dropout;
   int n_embd, n_head, accum;
   bool document_mask;
+  int seq = 61;  // the sequence length of the first steps (61: an awkward T)
 };
 
 attn::GPTConfig model_of(const GraphCase& c) {
@@ -37,7 +39,7 @@ attn::GPTConfig model_of(const GraphCase& c) {
   return g;
 }
 
-constexpr int kB = 2, kT = 61;  // an awkward T; max sizes 3 x 64 (the shape change below)
+constexpr int kB = 2;  // max sizes 3 x 64 (the shape change below)
 
 std::unique_ptr<attn::Backend> make(const GraphCase& c, bool graph) {
   attn::BackendOptions o;
@@ -111,10 +113,10 @@ TEST_P(TrainStepGraph, ReplaysMatchSeparateCallsBitExact) {
   calls->set_params(init.data());
   graph->set_params(init.data());
   const int vocab = model_of(c).vocab_size;
-  // steps 0-5 at (kB, kT, accum): uncaptured, captured, replays; then (3, 64, 1): a new capture
+  // steps 0-5 at (kB, c.seq, accum): uncaptured, captured, replays; then (3, 64, 1): a new capture
   for (int step = 0; step < 9; ++step) {
     const bool reshaped = step >= 6;
-    StepData d = step_data(step, reshaped ? 1 : c.accum, reshaped ? 3 : kB, reshaped ? 64 : kT, vocab);
+    StepData d = step_data(step, reshaped ? 1 : c.accum, reshaped ? 3 : kB, reshaped ? 64 : c.seq, vocab);
     const attn::TrainStepResult a = calls->train_step(d.plan);
     const attn::TrainStepResult b = graph->train_step(d.plan);
     ASSERT_EQ(a.losses.size(), b.losses.size());
@@ -125,7 +127,7 @@ TEST_P(TrainStepGraph, ReplaysMatchSeparateCallsBitExact) {
                                                               << b.norm;
     EXPECT_GT(a.norm, 0.0f);
     if (step == 4) {  // an evaluation between steps (its own buffers) must not disturb the graph
-      const StepData e = step_data(100, 1, kB, kT, vocab);
+      const StepData e = step_data(100, 1, kB, c.seq, vocab);
       EXPECT_EQ(calls->forward_loss(e.plan.micro_batches[0]), graph->forward_loss(e.plan.micro_batches[0]));
     }
     expect_same_bits(params_of(*calls), params_of(*graph), c.name + " params after step " + std::to_string(step));
@@ -151,9 +153,9 @@ TEST_P(TrainStepGraph, LearningRateComesFromTheHostEachReplay) {
   attn::init_gpt2_params(graph->layout(), 6, init.data());
   graph->set_params(init.data());
   const int vocab = model_of(c).vocab_size;
-  for (int step = 0; step < 3; ++step) graph->train_step(step_data(step, c.accum, kB, kT, vocab).plan);
+  for (int step = 0; step < 3; ++step) graph->train_step(step_data(step, c.accum, kB, c.seq, vocab).plan);
   const std::vector<float> before = params_of(*graph);
-  StepData d = step_data(3, c.accum, kB, kT, vocab);
+  StepData d = step_data(3, c.accum, kB, c.seq, vocab);
   d.plan.lr = 0.0f;
   graph->train_step(d.plan);
   expect_same_bits(before, params_of(*graph), c.name + " params after a step with lr 0");
@@ -163,7 +165,8 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, TrainStepGraph,
     ::testing::Values(GraphCase{"naive_fp32_dropout_accum3", "fp32", "naive", 0.1f, 0.1f, 48, 4, 3, false},
                       GraphCase{"naive_bf16_dropout_accum2", "bf16", "naive", 0.1f, 0.1f, 48, 4, 2, false},
-                      GraphCase{"flash_bf16_documents_dropout_accum2", "bf16", "flash", 0.1f, 0.1f, 128, 2, 2, true}),
+                      GraphCase{"flash_bf16_documents_dropout_accum2", "bf16", "flash", 0.1f, 0.1f, 128, 2, 2, true},
+                      GraphCase{"flash_fp8_dropout_accum2", "fp8", "flash", 0.1f, 0.1f, 128, 2, 2, false, 64}),
     [](const ::testing::TestParamInfo<GraphCase>& i) { return i.param.name; });
 
 TEST(TrainStepGraphModes, ProfilingRunsTheCallsAndShapesMustAgree) {
@@ -175,15 +178,15 @@ TEST(TrainStepGraphModes, ProfilingRunsTheCallsAndShapesMustAgree) {
   std::vector<float> init(be->layout().total());
   attn::init_gpt2_params(be->layout(), 7, init.data());
   be->set_params(init.data());
-  StepData d = step_data(0, 1, kB, kT, model_of(c).vocab_size);
+  StepData d = step_data(0, 1, kB, c.seq, model_of(c).vocab_size);
   const attn::TrainStepResult r = be->train_step(d.plan);
   EXPECT_GT(be->profile().total_ms(), 0.0);  // the calls were timed
   EXPECT_EQ(r.losses.size(), 1u);
   be->set_profiling(false);
   EXPECT_EQ(be->train_step_mode(), "graph");
   // micro-batches of different shapes in one step cannot share a capture
-  StepData bad = step_data(1, 2, kB, kT, model_of(c).vocab_size);
-  bad.plan.micro_batches[1].T = kT - 1;
+  StepData bad = step_data(1, 2, kB, c.seq, model_of(c).vocab_size);
+  bad.plan.micro_batches[1].T = c.seq - 1;
   try {
     be->train_step(bad.plan);
     ADD_FAILURE() << "micro-batches of two shapes were accepted";
