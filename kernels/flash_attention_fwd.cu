@@ -267,9 +267,10 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
       }
       // The running maximum moves only when a row's new maximum exceeds it by more than
       // kStaleMaxLog2 (in exp2 units) somewhere in the warp; otherwise every row keeps its
-      // maximum, alpha = 1 and the O rescale (NO / 2 FMULs per row) is skipped. P then reaches at
-      // most 2^kStaleMaxLog2 (bf16 and the fp32 sums hold that exactly as well), and lse, O = acc / l
-      // and the backward (which recomputes P from lse) do not depend on which maximum was used.
+      // maximum, alpha = 1 and the O rescale (2 NO FMULs per row and thread) is skipped. P then
+      // reaches at most 2^kStaleMaxLog2 (bf16 and the fp32 sums hold that exactly as well), and
+      // lse, O = acc / l and the backward (which recomputes P from lse) do not depend on which
+      // maximum was used.
       float m_cand[2];
       bool grows = false;
 #pragma unroll
