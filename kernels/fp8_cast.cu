@@ -35,23 +35,13 @@ __device__ __forceinline__ uint2 cast8(const float (&f)[8], float scale, float& 
   return make_uint2(w[0], w[1]);
 }
 
-// *amax = max(*amax, m) over the block's threads (a 1-D block of kThreads): a shuffle tree per
-// warp, the warps' maxima through shared memory, then one atomic per block (the same value as
-// one per warp, with 8x fewer atomics on the one address every block of the cast updates).
-// m >= 0 (fmaxf drops NaN), and non-negative floats order like their bits as unsigned integers.
-// A barrier: every thread of the block calls it, once per kernel.
-template <int kThreads>
+// *amax = max(*amax, m) over the block's threads (common.cuh's block_max), then one atomic per
+// block (the same value as one per warp, with 8x fewer atomics on the one address every block of
+// the cast updates). m >= 0 (fmaxf drops NaN), and non-negative floats order like their bits as
+// unsigned integers. Has barriers: every thread of the block calls it.
 __device__ __forceinline__ void record_amax(float* amax, float m) {
-  static_assert(kThreads % kWarpSize == 0 && kThreads <= 1024, "whole warps");
-  constexpr int kWarps = kThreads / kWarpSize;
-  __shared__ float warp_max_of[kWarps];
-  m = warp_max(m);
-  if (threadIdx.x % kWarpSize == 0) warp_max_of[threadIdx.x / kWarpSize] = m;
-  __syncthreads();
-  if (threadIdx.x != 0) return;
-#pragma unroll
-  for (int w = 1; w < kWarps; ++w) m = fmaxf(m, warp_max_of[w]);
-  if (m > 0.0f) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
+  m = block_max(m);
+  if (threadIdx.x == 0 && m > 0.0f) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
 }
 
 // ---- fp8_cast: the row-major copy alone ----------------------------------------------------------
@@ -84,7 +74,7 @@ __global__ void __launch_bounds__(kCastThreads) fp8_cast_kernel(uint8_t* __restr
     for (int j = 0; j < kGroup; ++j) f[j] = v[i].get(j);
     *reinterpret_cast<uint2*>(q + kGroup * g) = cast8<F>(f, scale, m);
   }
-  record_amax<kCastThreads>(amax, m);
+  record_amax(amax, m);
 }
 
 // max |x| over groups of 8 (grid-stride).
@@ -96,7 +86,7 @@ __global__ void __launch_bounds__(kCastThreads) fp8_amax_kernel(const bf16* x, s
 #pragma unroll
     for (int j = 0; j < kGroup; ++j) m = fmaxf(m, fabsf(v.get(j)));
   }
-  record_amax<kCastThreads>(amax, m);
+  record_amax(amax, m);
 }
 
 // ---- fp8_cast_transpose ------------------------------------------------------------------------
@@ -267,7 +257,7 @@ __global__ void __launch_bounds__(kCtThreads)
       *reinterpret_cast<float4*>(s + 4) = make_float4(col_sum[4], col_sum[5], col_sum[6], col_sum[7]);
     }
   }
-  record_amax<kCtThreads>(amax, m);
+  record_amax(amax, m);
   if (!q_t && !kSums) return;
   __syncthreads();  // the transposed tile and the row sums, written above, read across threads below
   if constexpr (kSums) finish_column_sums(row_sums, partials, rows, cols, r0, c0);
