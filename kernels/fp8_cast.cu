@@ -6,12 +6,13 @@
 #include "kernels/common.cuh"
 #include "kernels/fp8_cast.h"
 #include "kernels/gelu_math.cuh"
+#include "kernels/tiles/hardware.cuh"
 
 namespace attn::kern {
 
 namespace {
 
-constexpr int kWarpSize = 32;
+using tiles::kWarpSize;  // the one header of hardware numbers
 
 constexpr __nv_fp8_interpretation_t interpretation(Fp8Format f) { return f == Fp8Format::E4M3 ? __NV_E4M3 : __NV_E5M2; }
 
