@@ -218,9 +218,8 @@ __global__ void __launch_bounds__(128)
         // key - q = kq0 + 8 n + (e & 1) - 8 r: a constant per register beside a per-tile base
         [[maybe_unused]] const float kq0 = (float)(key0 + 2 * (lane & 3) - q0 - warp * 16 - (lane >> 2));
         const ScoreMod::Affine aff = mod.affine<MODK>(kq0);  // exp2(raw sl2 - L) = exp2(v ea + shift[r])
-        const float ea = MODK == kModNone ? sl2 : aff.a * sl2;
-        constexpr bool kShifted = (MODK & kModAlibi) != 0 && (MODK & kModSoftcap) == 0;  // b != 0
-        const float shift[2] = {kShifted ? fmaf(aff.b, sl2, -L2[0]) : -L2[0], kShifted ? fmaf(aff.b, sl2, -L2[1]) : -L2[1]};
+        const float ea = aff.exp_scale<MODK>(sl2);
+        const float shift[2] = {aff.exp_shift<MODK>(sl2, L2[0]), aff.exp_shift<MODK>(sl2, L2[1])};
 #pragma unroll
         for (int n = 0; n < NS; ++n)
 #pragma unroll

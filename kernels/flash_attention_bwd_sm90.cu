@@ -200,15 +200,14 @@ __device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], cons
   // key - q of element (n, r, c) = kq0 + 8 (r - n) - c: the per-register offsets of ScoreMod::value
   [[maybe_unused]] const float kq0 = (float)(key_lo - q0 - 2 * (lane & 3));
   const ScoreMod::Affine aff = mod.affine<MODK>(kq0);
-  // exp2(raw sl2 - lse log2e) = exp2(v ea + eb - L)
-  constexpr bool kShifted = (MODK & kModAlibi) != 0 && (MODK & kModSoftcap) == 0;  // b != 0
-  const float ea = MODK == kModNone ? sl2 : aff.a * sl2, eb = kShifted ? aff.b * sl2 : 0.f;
+  // exp2(raw sl2 - lse log2e) = exp2(v ea + shift), L = lse log2e
+  const float ea = aff.exp_scale<MODK>(sl2);
 #pragma unroll
   for (int n = 0; n < NQ; ++n) {
     const int qc = n * 8 + 2 * (lane & 3);
     const float2 L = *reinterpret_cast<const float2*>(sL + qc);
     const float2 Dd = *reinterpret_cast<const float2*>(sDs + qc);
-    const float shift[2] = {kShifted ? eb - L.x : -L.x, kShifted ? eb - L.y : -L.y};
+    const float shift[2] = {aff.exp_shift<MODK>(sl2, L.x), aff.exp_shift<MODK>(sl2, L.y)};
 #pragma unroll
     for (int r = 0; r < 2; ++r) {  // the pair e = 2r, 2r + 1: key key_lo + 8r, queries q0 + qc, + 1
       float pv[2], ds[2];

@@ -237,7 +237,7 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     bool o_rescale = true;  // the last softmax_block's alpha is not 1 (it moved the warp's maxima)
     auto softmax_block = [&](int j, float (&alpha)[2], float (&sum)[2]) {
       const int key0 = j * BC;
-      float ra = 1.f, rb = 0.f;  // the raw score of the thread's s.v[e]: ra * s.v[e] + rb (ScoreMod::Affine)
+      ScoreMod::Affine raw{1.f, 0.f, 0.f};  // the raw score of the thread's s.v[e]: raw.a * s.v[e] + raw.b
       if constexpr (GENERAL) {
         if (modk != kModNone) {  // uniform branches around the whole block, never per element
           // j - i of element e: this thread's (key0 + col0) - row_lo, plus a constant per register.
@@ -248,7 +248,7 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
 #pragma unroll
             for (int e = 0; e < BC / 2; ++e)
               s.v[e] = mod.value<MODK>(s.v[e], float(s.col_offset(e) - 8 * s.half(e)), aff);
-            ra = aff.a, rb = aff.b;
+            raw = aff;
           });
         }
         if (key0 < full_lo || key0 + BC - 1 > full_hi) {
@@ -278,7 +278,7 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
         float mx = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s.v[4 * n + 2 * r], s.v[4 * n + 2 * r + 1]));
-        if constexpr (GENERAL) mx = fmaf(mx, ra, rb);  // ra > 0: the raw maximum (-inf stays -inf)
+        if constexpr (GENERAL) mx = fmaf(mx, raw.a, raw.b);  // a > 0: the raw maximum (-inf stays -inf)
         m_cand[r] = fmaxf(m_run[r], tiles::quad_max(mx));
         grows |= m_cand[r] != -INFINITY && !((m_cand[r] - m_run[r]) * sl2 <= kStaleMaxLog2);  // (-inf start: grows)
       }
@@ -290,7 +290,8 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
         alpha[r] = o_rescale ? fast_exp2(m_run[r] * sl2 - m_sc) : 1.f;
         m_run[r] = m_new;
         // exp2(raw sl2 - m_sc) = exp2(s.v[e] ea + eb)
-        const float ea = GENERAL ? ra * sl2 : sl2, eb = GENERAL ? fmaf(rb, sl2, -m_sc) : -m_sc;
+        constexpr int kExpKind = GENERAL ? kModRuntime : kModNone;
+        const float ea = raw.exp_scale<kExpKind>(sl2), eb = raw.exp_shift<kExpKind>(sl2, m_sc);
         float acc = 0.f;
 #pragma unroll
         for (int n = 0; n < NS; ++n)

@@ -50,6 +50,7 @@ __host__ __device__ __forceinline__ bool mod_enabled(const FlashAttentionParams&
   return p.alibi || p.softcap > 0.f;
 }
 enum ModKind : int { kModNone = 0, kModAlibi = 1, kModSoftcap = 2, kModAlibiSoftcap = kModAlibi | kModSoftcap };
+constexpr int kModRuntime = -1;  // a kind known only at run time (ScoreMod::Affine::exp_*)
 __host__ __device__ __forceinline__ int mod_kind(const FlashAttentionParams& p) {
   return (p.alibi ? kModAlibi : 0) | (p.softcap > 0.f ? kModSoftcap : 0);
 }
@@ -92,6 +93,19 @@ struct ScoreMod {
   // so the backward's recomputed P matches the forward's lse.
   struct Affine {
     float a, b, pre;  // raw = a v + b; pre: the tanh argument's per-block shift (both on)
+    // P's exponent as one FFMA per element: raw sl2 - l = v exp_scale(sl2) + exp_shift(sl2, l).
+    // MODK known at compile time drops the factor that is 1 (no modification) and the term that
+    // is 0 (b != 0 only for ALiBi without soft-capping); kModRuntime keeps both (the forward,
+    // whose kind is a runtime value).
+    template <int MODK>
+    __device__ __forceinline__ float exp_scale(float sl2) const {
+      return MODK == kModNone ? sl2 : a * sl2;
+    }
+    template <int MODK>
+    __device__ __forceinline__ float exp_shift(float sl2, float l) const {
+      constexpr bool kShifted = MODK == kModRuntime || ((MODK & kModAlibi) != 0 && (MODK & kModSoftcap) == 0);
+      return kShifted ? fmaf(b, sl2, -l) : -l;
+    }
   };
   template <int MODK>
   __device__ __forceinline__ Affine affine(float kq0) const {
