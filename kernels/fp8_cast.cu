@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/error.h"
 #include "kernels/common.cuh"
 #include "kernels/fp8_cast.h"
 #include "kernels/gelu_math.cuh"
@@ -169,17 +170,21 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, uint4 v, bool full, bo
   if (full) *reinterpret_cast<uint2*>(dst + kMicro) = make_uint2(v.z, v.w);
 }
 
+// What a cast pass converts (fp8_cast.h): g = x, g = x * gelu'(gelu_in), or g = gelu(x).
+enum class CastOf { kX, kXTimesGeluGrad, kGeluOfX };
+
 // Phase 1 of a micro-tile at x + at (and gelu_in + at): its 8 rows of fp8 bytes, m = max |g|, and
 // with kSums col_sum[j] = the sum of g over its rows (in row order).
-template <Fp8Format F, bool kGelu, bool kSums>
+template <Fp8Format F, CastOf kOf, bool kSums>
 __device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, const bf16* __restrict__ gelu_in, size_t at,
                                                 int cols, float scale, float& m, uint2 (&bytes)[kMicro],
                                                 float (&col_sum)[kMicro]) {
-  Pack128<bf16> xv[kMicro], pv[kGelu ? kMicro : 1];
+  constexpr bool kGeluIn = kOf == CastOf::kXTimesGeluGrad;
+  Pack128<bf16> xv[kMicro], pv[kGeluIn ? kMicro : 1];
 #pragma unroll
   for (int i = 0; i < kMicro; ++i) {
     xv[i] = load128(x + at + static_cast<size_t>(i) * cols);
-    if constexpr (kGelu) pv[i] = load128(gelu_in + at + static_cast<size_t>(i) * cols);
+    if constexpr (kGeluIn) pv[i] = load128(gelu_in + at + static_cast<size_t>(i) * cols);
   }
 #pragma unroll
   for (int i = 0; i < kMicro; ++i) {
@@ -187,7 +192,8 @@ __device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, cons
 #pragma unroll
     for (int j = 0; j < kMicro; ++j) {
       g[j] = xv[i].get(j);
-      if constexpr (kGelu) g[j] *= gelu_grad(pv[i].get(j));
+      if constexpr (kGeluIn) g[j] *= gelu_grad(pv[i].get(j));
+      if constexpr (kOf == CastOf::kGeluOfX) g[j] = gelu(g[j]);
       if constexpr (kSums) col_sum[j] += g[j];
     }
     bytes[i] = cast8<F>(g, scale, m);
@@ -224,8 +230,8 @@ __device__ __forceinline__ void store_transposed_tile(const uint8_t* tile_t, uin
 }
 
 // The kernel of the layout above: q (when non-null) and q_t (when non-null) = sat(g * scale),
-// g = x or x * gelu'(gelu_in); with kSums the tile's column sums of g into partials.
-template <Fp8Format F, bool kGelu, bool kSums>
+// g = x, x * gelu'(gelu_in) or gelu(x) (kOf); with kSums the tile's column sums of g into partials.
+template <Fp8Format F, CastOf kOf, bool kSums>
 __global__ void __launch_bounds__(kCtThreads)
     fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x, int rows,
                               int cols, const float* scale_at, float* amax, const bf16* __restrict__ gelu_in,
@@ -241,7 +247,7 @@ __global__ void __launch_bounds__(kCtThreads)
     const size_t at = static_cast<size_t>(r) * cols + c;
     uint2 bytes[kMicro];
     float col_sum[kMicro] = {};
-    cast_micro_tile<F, kGelu, kSums>(x, gelu_in, at, cols, scale, m, bytes, col_sum);
+    cast_micro_tile<F, kOf, kSums>(x, gelu_in, at, cols, scale, m, bytes, col_sum);
     if (q) {
 #pragma unroll
       for (int i = 0; i < kMicro; ++i) *reinterpret_cast<uint2*>(q + at + static_cast<size_t>(i) * cols) = bytes[i];
@@ -265,17 +271,25 @@ __global__ void __launch_bounds__(kCtThreads)
   if (q_t) store_transposed_tile(tile_t, q_t, rows, cols, r0, c0);
 }
 
-template <Fp8Format F>
+template <Fp8Format F, CastOf kOf>
 void launch_cast_transpose(uint8_t* q, uint8_t* q_t, const bf16* x, int rows, int cols, const float* scale, float* amax,
                            cudaStream_t stream, const bf16* gelu_in, float* partials) {
   const dim3 grid(ceil_div(cols, kTile), ceil_div(rows, kTile));
   const auto launch = [&](auto kernel) {
     kernel<<<grid, kCtThreads, 0, stream>>>(q, q_t, x, rows, cols, scale, amax, gelu_in, partials);
   };
-  if (gelu_in)
-    partials ? launch(fp8_cast_transpose_kernel<F, true, true>) : launch(fp8_cast_transpose_kernel<F, true, false>);
-  else
-    partials ? launch(fp8_cast_transpose_kernel<F, false, true>) : launch(fp8_cast_transpose_kernel<F, false, false>);
+  partials ? launch(fp8_cast_transpose_kernel<F, kOf, true>) : launch(fp8_cast_transpose_kernel<F, kOf, false>);
+}
+template <Fp8Format F>
+void launch_cast_transpose(CastOf of, uint8_t* q, uint8_t* q_t, const bf16* x, int rows, int cols, const float* scale,
+                           float* amax, cudaStream_t stream, const bf16* gelu_in, float* partials) {
+  switch (of) {
+    case CastOf::kX: return launch_cast_transpose<F, CastOf::kX>(q, q_t, x, rows, cols, scale, amax, stream, gelu_in, partials);
+    case CastOf::kXTimesGeluGrad:
+      return launch_cast_transpose<F, CastOf::kXTimesGeluGrad>(q, q_t, x, rows, cols, scale, amax, stream, gelu_in, partials);
+    case CastOf::kGeluOfX:
+      return launch_cast_transpose<F, CastOf::kGeluOfX>(q, q_t, x, rows, cols, scale, amax, stream, gelu_in, partials);
+  }
 }
 
 // ---- the bias gradient ---------------------------------------------------------------------------
@@ -341,14 +355,16 @@ void fp8_cast(void* q, const bf16* x, size_t n, Fp8Format f, const float* scale,
 }
 
 void fp8_cast_transpose(void* q, void* q_t, const bf16* x, int rows, int cols, Fp8Format f, const float* scale,
-                        float* amax, cudaStream_t stream, const bf16* gelu_in, float* column_partials) {
+                        float* amax, cudaStream_t stream, const bf16* gelu_in, float* column_partials, bool gelu_of_x) {
+  ATTN_CHECK(!(gelu_in && gelu_of_x), "fp8_cast_transpose: gelu_in (a GELU's gradient) and gelu_of_x (its output) both set");
   if (rows == 0 || cols == 0) return;
   auto* a = static_cast<uint8_t*>(q);
   auto* b = static_cast<uint8_t*>(q_t);
+  const CastOf of = gelu_in ? CastOf::kXTimesGeluGrad : gelu_of_x ? CastOf::kGeluOfX : CastOf::kX;
   if (f == Fp8Format::E4M3)
-    launch_cast_transpose<Fp8Format::E4M3>(a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
+    launch_cast_transpose<Fp8Format::E4M3>(of, a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
   else
-    launch_cast_transpose<Fp8Format::E5M2>(a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
+    launch_cast_transpose<Fp8Format::E5M2>(of, a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
   CUDA_CHECK_LAUNCH();
 }
 

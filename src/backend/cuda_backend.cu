@@ -511,9 +511,14 @@ class CudaBackend final : public Backend {
                                          x, tmp_, P(lp.ln2_w), P(lp.ln2_b), N, C,
                                          dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
       });
-      linear_forward("fc+gelu fwd", l, kFc, linear_input(kFcProj, a.fch_gelu, N, 4 * C, C), a.ln2, lp.fc_w, lp.fc_b,
-                     N, C, 4 * C, /*pre_gelu=*/a.fch);
-      linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C);
+      if (keeps_input_t(kFcProj, N, 4 * C, C)) {  // fp8: the GELU in the fc-proj's input cast (cuda_fp8.h)
+        linear_forward("fc fwd", l, kFc, a.fch, a.ln2, lp.fc_w, lp.fc_b, N, C, 4 * C);
+        linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C,
+                       /*pre_gelu=*/nullptr, /*gelu_of=*/a.fch);
+      } else {
+        linear_forward("fc+gelu fwd", l, kFc, a.fch_gelu, a.ln2, lp.fc_w, lp.fc_b, N, C, 4 * C, /*pre_gelu=*/a.fch);
+        linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C);
+      }
       // res_out, fused with the next layernorm: ln_1 of layer l + 1, or ln_f after the last layer
       const bool last = l + 1 == cfg_.n_layer;
       LayerActs<T>* next = last ? nullptr : &layers_[l + 1];
@@ -632,32 +637,34 @@ class CudaBackend final : public Backend {
   // atty) keeps that x^T instead: its forward casts x once into x (its own operand) and x^T, the
   // latter into the input's layer slot (a bf16 buffer: x^T fills half of it), and the backward
   // uses it where it would cast x again. The bf16 input itself lives only from its producer to
-  // this forward, in a buffer of the layer backward, dead during the forward (linear_input).
+  // this forward, in a buffer of the layer backward, dead during the forward (linear_input), or
+  // (fc-proj) is never stored: its cast computes gelu(fch) from the fc's output.
   // Forward and backward ask this one function, with the same shape, whether x^T was kept.
   bool keeps_input_t(LinearKind kind, int N, int IC, int OC) const {
     return kind != kAttProj && fp8_call(N, IC, OC);
   }
-  // Where the forward writes the bf16 input of linear `kind` (its layer slot `slot`): the slot,
-  // or where it keeps x^T there, dbuf_ (ln_1, ln_2: N x C; ln_1 is read by the QKV forward before
-  // ln_2 is written, ln_2 by the fc forward before the next ln_1) or dfch_ (gelu(fch): N x 4C).
-  // Both are dead from the end of one backward to the LM head after the next forward (dfch_ lies
-  // in the logits buffer, dbuf_ first takes the LM head's dgrad); the fp8 scratch lies elsewhere.
+  // Where the forward writes the bf16 input of linear `kind` (ln_1 of QKV, ln_2 of fc; its layer
+  // slot `slot`): the slot, or where it keeps x^T there, dbuf_ (N x C; ln_1 is read by the QKV
+  // forward before ln_2 is written, ln_2 by the fc forward before the next ln_1). dbuf_ is dead
+  // from the end of one backward to the LM head after the next forward (it first takes the LM
+  // head's dgrad); the fp8 scratch lies elsewhere.
   T* linear_input(LinearKind kind, T* slot, int N, int IC, int OC) const {
-    if (!keeps_input_t(kind, N, IC, OC)) return slot;
-    return kind == kFcProj ? dfch_ : dbuf_;
+    return keeps_input_t(kind, N, IC, OC) ? dbuf_ : slot;
   }
-  // out (N, OC) = inp W^T + b  (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu)). inp: the
-  // input's layer slot; where keeps_input_t, the input is read from linear_input() and its fp8
-  // transpose written into the slot.
+  // out (N, OC) = x W^T + b, x = inp (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu)). inp:
+  // the input's layer slot; where keeps_input_t, x is read from linear_input(), or with gelu_of
+  // (fp8 only) x = gelu(gelu_of), computed in x's cast, and x's fp8 transpose is written into the slot.
   void linear_forward(const char* name, int layer, LinearKind kind, T* out, T* inp, int w, int b, int N, int IC,
-                      int OC, T* pre_gelu = nullptr) {
+                      int OC, T* pre_gelu = nullptr, const T* gelu_of = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC)) {
-        void* inp_t = keeps_input_t(kind, N, IC, OC) ? inp : nullptr;
-        return fp8_->forward(layer * kLinearsPerLayer + kind, out, linear_input(kind, inp, N, IC, OC), P(w), P(b), N,
-                             IC, OC, pre_gelu, name, inp_t);
+        ATTN_CHECK(pre_gelu == nullptr, "linear_forward: the fp8 linears take the GELU in their input's cast");
+        const bool kept = keeps_input_t(kind, N, IC, OC);
+        return fp8_->forward(layer * kLinearsPerLayer + kind, out, gelu_of ? gelu_of : linear_input(kind, inp, N, IC, OC),
+                             P(w), P(b), N, IC, OC, name, kept ? inp : nullptr, gelu_of != nullptr);
       }
     }
+    ATTN_CHECK(gelu_of == nullptr, "linear_forward: a GELU in the input's cast is an fp8 path only");
     timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), P(b), N, IC, OC, pre_gelu); });
   }
   // dW += dout^T inp, db += sum dout, then dinp = dout W (times gelu'(pre_gelu) when given).
@@ -670,8 +677,9 @@ class CudaBackend final : public Backend {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC)) {
         const bool kept = keeps_input_t(kind, N, IC, OC);
+        ATTN_CHECK(pre_gelu == nullptr, "linear_backward: the fp8 linears take the dGELU in dy's cast");
         return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, kept ? nullptr : inp, P(w), N,
-                              IC, OC, pre_gelu, dout_gelu_input, wgrad_name, dgrad_name, kept ? inp : nullptr);
+                              IC, OC, dout_gelu_input, wgrad_name, dgrad_name, kept ? inp : nullptr);
       }
     }
     ATTN_CHECK(dout_gelu_input == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
@@ -682,8 +690,8 @@ class CudaBackend final : public Backend {
 
   // fp8 state and its scratch: inside the logits buffer beyond the layer backward's buffers
   // when it has room (the fp8 copies, like those buffers, are dead whenever logits are live),
-  // else a buffer of its own: never over dbuf_ or dfch_, which carry bf16 inputs of fp8 linears
-  // during the forward (linear_input).
+  // else a buffer of its own: never over dbuf_, which carries bf16 inputs of fp8 linears during
+  // the forward (linear_input).
   void enable_fp8() {
     const int C = cfg_.n_embd;
     fp8_ = std::make_unique<CudaFp8Linears>(kLinearsPerLayer * cfg_.n_layer, maxB_ * maxT_, 4 * C,
@@ -957,8 +965,7 @@ class CudaBackend final : public Backend {
     const size_t tmp = plan.add(nc), dbuf = plan.add(nc), dres = plan.add(nc);
     // The layer backward's buffers (dqkv, dfch, attention scratch) are used only after the LM
     // head's backward has consumed dlogits, and the next forward writes logits only after the
-    // last attention call (and, with fp8, the last use of dfch as the fc-proj's bf16 input:
-    // linear_input): they live inside the logits buffer when it is big enough (GPT-2: 1.6 GB of
+    // last attention call: they live inside the logits buffer when it is big enough (GPT-2: 1.6 GB of
     // logits vs ~0.2 GB), which takes ~0.2 GB off the peak.
     const AttentionShape s = attention_shape(maxB_, maxT_);
     ArenaPlan late;

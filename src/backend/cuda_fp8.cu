@@ -66,45 +66,46 @@ CudaMatmul::Fp8Operand CudaFp8Linears::operand(const void* data, int t) const {
 }
 
 void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name,
-                          const bf16* gelu_in, float* column_partials) {
+                          const bf16* gelu_in, float* column_partials, bool gelu_of_x) {
   const size_t n = static_cast<size_t>(rows) * cols;
   const double bytes = n * (2.0 + (q ? 1.0 : 0.0) + (q_t ? 1.0 : 0.0) + (gelu_in ? 2.0 : 0.0));
   timer_.time(OpTag(OpCategory::Fp8Cast, name, 0, bytes), [&] {
     if (!seen_[t]) {  // first cast of this tensor: its own amax sets the scale
-      if (gelu_in) {  // (the amax of x * gelu'(gelu_in): a cast pass that writes nothing but it)
+      if (gelu_in || gelu_of_x) {  // (the amax of a GELU's gradient or output: a pass that writes nothing but it)
         kern::fp8_cast_transpose(nullptr, nullptr, x, rows, cols, format_of(t % kRoles), scales_.scale(t),
-                                 scales_.amax_history(t), stream_, gelu_in);
+                                 scales_.amax_history(t), stream_, gelu_in, nullptr, gelu_of_x);
       } else {
         kern::fp8_amax(x, n, scales_.amax_history(t), stream_);
       }
       kern::fp8_update_scales(scales_, t, 1, /*roll=*/false, stream_);
       seen_[t] = 1;
     }
-    if (q_t || gelu_in || column_partials)
+    if (q_t || gelu_in || column_partials || gelu_of_x)
       kern::fp8_cast_transpose(q, q_t, x, rows, cols, format_of(t % kRoles), scales_.scale(t),
-                               scales_.amax_history(t), stream_, gelu_in, column_partials);
+                               scales_.amax_history(t), stream_, gelu_in, column_partials, gelu_of_x);
     else
       kern::fp8_cast(q, x, n, format_of(t % kRoles), scales_.scale(t), scales_.amax_history(t), stream_);
   });
 }
 
 void CudaFp8Linears::forward(int linear, bf16* out, const bf16* inp, const bf16* weight, const bf16* bias, int N,
-                             int IC, int OC, bf16* pre_gelu, const char* name, void* inp_t) {
+                             int IC, int OC, const char* name, void* inp_t, bool gelu_of_inp) {
   ATTN_CHECK(linear >= 0 && linear < n_linears_ && N <= max_rows_ && IC <= max_in_ && OC <= max_out_ &&
                  supports(N, IC, OC),
              "fp8 linear {}: ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N, IC, OC, IC);
   const int tx = tensor(linear, Input), tw = tensor(linear, Weight);
-  cast(tx, x_q_, inp_t, inp, N, IC, inp_t ? "fp8 cast x+x^T" : "fp8 cast x");
+  const char* cast_name = gelu_of_inp ? (inp_t ? "fp8 cast gelu+x+x^T" : "fp8 cast gelu+x")
+                                      : (inp_t ? "fp8 cast x+x^T" : "fp8 cast x");
+  cast(tx, x_q_, inp_t, inp, N, IC, cast_name, nullptr, nullptr, gelu_of_inp);
   cast(tw, w_q_, nullptr, weight, OC, IC, "fp8 cast W");
   timer_.time(OpTag(OpCategory::Matmul, name, 2.0 * N * IC * OC), [&] {
-    matmul_.fp8_matmul(out, DType::BF16, operand(x_q_, tx), operand(w_q_, tw), N, OC, IC, 0.0f, bias, pre_gelu);
+    matmul_.fp8_matmul(out, DType::BF16, operand(x_q_, tx), operand(w_q_, tw), N, OC, IC, 0.0f, bias);
   });
 }
 
 void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
-                              const bf16* weight, int N, int IC, int OC, const bf16* pre_gelu,
-                              const bf16* dout_gelu_input, const char* wgrad_name, const char* dgrad_name,
-                              const void* inp_t) {
+                              const bf16* weight, int N, int IC, int OC, const bf16* dout_gelu_input,
+                              const char* wgrad_name, const char* dgrad_name, const void* inp_t) {
   ATTN_CHECK(linear >= 0 && linear < n_linears_ && N <= max_rows_ && IC <= max_in_ && OC <= max_out_ &&
                  supports(N, IC, OC),
              "fp8 linear {}: backward of ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N,
@@ -128,8 +129,7 @@ void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbi
   cast(tw, nullptr, w_q_, weight, OC, IC, "fp8 cast W^T");
   // dgrad: dx (N, IC) = dy (N, OC) . (W^T (IC, OC))^T
   timer_.time(OpTag(OpCategory::Matmul, dgrad_name, 2.0 * N * IC * OC), [&] {
-    matmul_.fp8_matmul(dinp, DType::BF16, operand(dy_q_, tg), operand(w_q_, tw), N, IC, OC, 0.0f, nullptr, nullptr,
-                       pre_gelu);
+    matmul_.fp8_matmul(dinp, DType::BF16, operand(dy_q_, tg), operand(w_q_, tw), N, IC, OC, 0.0f);
   });
 }
 
