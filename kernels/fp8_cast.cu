@@ -200,16 +200,17 @@ __device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, cons
   }
 }
 
-// Phase 3, column sums: partials[tile row][c] = the sum of the tile's 8-row sums of column c, in
+// Phase 3, column sums: partials[tile_row][c] = the sum of the tile's 8-row sums of column c, in
 // order (one thread per column).
 __device__ __forceinline__ void finish_column_sums(const float* row_sums, float* __restrict__ partials, int rows,
-                                                   int cols, int r0, int c0) {
+                                                   int cols, int tile_row, int c0) {
   const int c = threadIdx.x;
+  const int r0 = tile_row * kTile;
   if (c >= kTile || c0 + c >= cols) return;
   const int n = min(kMicrosPerRow, (rows - r0) / kMicro);
   float total = 0.0f;
   for (int s = 0; s < n; ++s) total += row_sums[s * kTile + c];
-  partials[static_cast<size_t>(blockIdx.y) * cols + c0 + c] = total;
+  partials[static_cast<size_t>(tile_row) * cols + c0 + c] = total;
 }
 
 // Phase 3, q_t: the block's transposed tile to global memory, kChunk bytes per store.
@@ -229,17 +230,17 @@ __device__ __forceinline__ void store_transposed_tile(const uint8_t* tile_t, uin
   }
 }
 
-// The kernel of the layout above: q (when non-null) and q_t (when non-null) = sat(g * scale),
-// g = x, x * gelu'(gelu_in) or gelu(x) (kOf); with kSums the tile's column sums of g into partials.
+// One tile (tile_row, tile_col) of the layout above, by the whole block: q (when non-null) and
+// q_t (when non-null) = sat(g * scale), g = x, x * gelu'(gelu_in) or gelu(x) (kOf); with kSums
+// the tile's column sums of g into partials. Has barriers: every thread of the block calls it.
 template <Fp8Format F, CastOf kOf, bool kSums>
-__global__ void __launch_bounds__(kCtThreads)
-    fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x, int rows,
-                              int cols, const float* scale_at, float* amax, const bf16* __restrict__ gelu_in,
-                              float* __restrict__ partials) {
+__device__ __forceinline__ void cast_transpose_tile(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t,
+                                                    const bf16* __restrict__ x, int rows, int cols, float scale,
+                                                    float* amax, const bf16* __restrict__ gelu_in,
+                                                    float* __restrict__ partials, int tile_row, int tile_col) {
   __shared__ alignas(16) uint8_t tile_t[kTile * kTile];
   __shared__ alignas(16) float row_sums[kSums ? kMicrosPerRow * kTile : 1];  // [8-row group][tile column]
-  const float scale = *scale_at;
-  const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
+  const int r0 = tile_row * kTile, c0 = tile_col * kTile;
   const int mc = threadIdx.x % kMicrosPerRow, mr = threadIdx.x / kMicrosPerRow;  // the thread's micro-tile
   const int r = r0 + mr * kMicro, c = c0 + mc * kMicro;
   float m = 0.0f;
@@ -267,8 +268,18 @@ __global__ void __launch_bounds__(kCtThreads)
   record_amax(amax, m);
   if (!q_t && !kSums) return;
   __syncthreads();  // the transposed tile and the row sums, written above, read across threads below
-  if constexpr (kSums) finish_column_sums(row_sums, partials, rows, cols, r0, c0);
+  if constexpr (kSums) finish_column_sums(row_sums, partials, rows, cols, tile_row, c0);
   if (q_t) store_transposed_tile(tile_t, q_t, rows, cols, r0, c0);
+}
+
+// One tensor, one tile per block (blockIdx.y: tile row, blockIdx.x: tile column).
+template <Fp8Format F, CastOf kOf, bool kSums>
+__global__ void __launch_bounds__(kCtThreads)
+    fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x, int rows,
+                              int cols, const float* scale_at, float* amax, const bf16* __restrict__ gelu_in,
+                              float* __restrict__ partials) {
+  cast_transpose_tile<F, kOf, kSums>(q, q_t, x, rows, cols, *scale_at, amax, gelu_in, partials, blockIdx.y,
+                                     blockIdx.x);
 }
 
 template <Fp8Format F, CastOf kOf>
@@ -290,6 +301,26 @@ void launch_cast_transpose(CastOf of, uint8_t* q, uint8_t* q_t, const bf16* x, i
     case CastOf::kGeluOfX:
       return launch_cast_transpose<F, CastOf::kGeluOfX>(q, q_t, x, rows, cols, scale, amax, stream, gelu_in, partials);
   }
+}
+
+// ---- many tensors in one launch ------------------------------------------------------------------
+
+// Block b casts tile b of the launch: that of the job j whose tiles hold it (the last job with
+// first_tile <= b: first tiles ascend, and thread i < count compares job i's, so one barrier
+// count finds j), tiles numbered row by row within the job. The job's layout as for one tensor.
+static_assert(kFp8CastManyMaxJobs <= kCtThreads, "a thread per job finds the block's job");
+template <Fp8Format F>
+__global__ void __launch_bounds__(kCtThreads)
+    fp8_cast_many_kernel(const Fp8CastJob* __restrict__ jobs, int count, Fp8CastLayout layout) {
+  const int tile = blockIdx.x, i = threadIdx.x;
+  const int j = __syncthreads_count(i < count && jobs[i].first_tile <= tile) - 1;
+  const Fp8CastJob job = jobs[j];
+  const int local = tile - job.first_tile, tiles_across = ceil_div(job.cols, kTile);
+  auto* out = static_cast<uint8_t*>(job.q);
+  cast_transpose_tile<F, CastOf::kX, false>(layout == Fp8CastLayout::RowMajor ? out : nullptr,
+                                            layout == Fp8CastLayout::Transposed ? out : nullptr, job.x, job.rows,
+                                            job.cols, *job.scale, job.amax, nullptr, nullptr, local / tiles_across,
+                                            local % tiles_across);
 }
 
 // ---- the bias gradient ---------------------------------------------------------------------------
@@ -365,6 +396,20 @@ void fp8_cast_transpose(void* q, void* q_t, const bf16* x, int rows, int cols, F
     launch_cast_transpose<Fp8Format::E4M3>(of, a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
   else
     launch_cast_transpose<Fp8Format::E5M2>(of, a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
+  CUDA_CHECK_LAUNCH();
+}
+
+int fp8_cast_tiles(int rows, int cols) { return ceil_div(rows, kTile) * ceil_div(cols, kTile); }
+
+void fp8_cast_many(const Fp8CastJob* jobs, int count, int tiles, Fp8Format f, Fp8CastLayout layout,
+                   cudaStream_t stream) {
+  if (count <= 0 || tiles <= 0) return;
+  ATTN_CHECK(count <= kFp8CastManyMaxJobs, "fp8_cast_many: {} tensors in one launch (at most {})", count,
+             kFp8CastManyMaxJobs);
+  if (f == Fp8Format::E4M3)
+    fp8_cast_many_kernel<Fp8Format::E4M3><<<tiles, kCtThreads, 0, stream>>>(jobs, count, layout);
+  else
+    fp8_cast_many_kernel<Fp8Format::E5M2><<<tiles, kCtThreads, 0, stream>>>(jobs, count, layout);
   CUDA_CHECK_LAUNCH();
 }
 

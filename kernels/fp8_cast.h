@@ -62,6 +62,28 @@ size_t fp8_column_partials_floats(int rows, int cols);
 void fp8_add_column_sums(float* sums, const float* column_partials, int rows, int cols, cudaStream_t stream);
 // *amax = max(*amax, max |x[i]|) only (a tensor's first cast: its scale from its own amax).
 void fp8_amax(const __nv_bfloat16* x, size_t n, float* amax, cudaStream_t stream);
+// ---- many tensors in one launch (the weights of a group of linear layers) ------------------------
+// One tensor of fp8_cast_many: x (rows, cols) row-major bf16 -> q, its fp8 copy sat(x * *scale),
+// row-major (rows, cols) or transposed (cols, rows) as the launch says; *amax = max(*amax, max |x|).
+// rows and cols multiples of 8, pointers 16-byte aligned (as fp8_cast_transpose).
+struct Fp8CastJob {
+  const __nv_bfloat16* x = nullptr;
+  void* q = nullptr;
+  const float* scale = nullptr;
+  float* amax = nullptr;
+  int rows = 0, cols = 0;
+  int first_tile = 0;  // its first tile in the launch: the fp8_cast_tiles of the jobs before it
+};
+enum class Fp8CastLayout { AmaxOnly, RowMajor, Transposed };
+inline constexpr int kFp8CastManyMaxJobs = 256;
+// The tiles (blocks) of one job.
+int fp8_cast_tiles(int rows, int cols);
+// Every job of jobs[0 .. count) (a device table, count <= kFp8CastManyMaxJobs, `tiles` = the tiles
+// of them all) in one launch: each q holds what fp8_cast (RowMajor) or fp8_cast_transpose's q_t
+// (Transposed) writes for its job, byte for byte, and each amax what they record; AmaxOnly
+// records the amax and writes nothing.
+void fp8_cast_many(const Fp8CastJob* jobs, int count, int tiles, Fp8Format f, Fp8CastLayout layout,
+                   cudaStream_t stream);
 // For tensors [first, first + count): m = max of the amax history; when m > 0 and finite and
 // fp8_max / m is finite: scale = fp8_max / m, scale_inv = 1 / scale (else both kept). With
 // roll the history then moves one slot (slot i + 1 = slot i, the oldest dropped) and slot 0

@@ -661,7 +661,7 @@ class CudaBackend final : public Backend {
         ATTN_CHECK(pre_gelu == nullptr, "linear_forward: the fp8 linears take the GELU in their input's cast");
         const bool kept = keeps_input_t(kind, N, IC, OC);
         return fp8_->forward(layer * kLinearsPerLayer + kind, out, gelu_of ? gelu_of : linear_input(kind, inp, N, IC, OC),
-                             P(w), P(b), N, IC, OC, name, kept ? inp : nullptr, gelu_of != nullptr);
+                             P(b), N, name, kept ? inp : nullptr, gelu_of != nullptr);
       }
     }
     ATTN_CHECK(gelu_of == nullptr, "linear_forward: a GELU in the input's cast is an fp8 path only");
@@ -678,8 +678,8 @@ class CudaBackend final : public Backend {
       if (fp8_call(N, IC, OC)) {
         const bool kept = keeps_input_t(kind, N, IC, OC);
         ATTN_CHECK(pre_gelu == nullptr, "linear_backward: the fp8 linears take the dGELU in dy's cast");
-        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, kept ? nullptr : inp, P(w), N,
-                              IC, OC, dout_gelu_input, wgrad_name, dgrad_name, kept ? inp : nullptr);
+        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, kept ? nullptr : inp, N,
+                              dout_gelu_input, wgrad_name, dgrad_name, kept ? inp : nullptr);
       }
     }
     ATTN_CHECK(dout_gelu_input == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
@@ -691,14 +691,30 @@ class CudaBackend final : public Backend {
   // fp8 state and its scratch: inside the logits buffer beyond the layer backward's buffers
   // when it has room (the fp8 copies, like those buffers, are dead whenever logits are live),
   // else a buffer of its own: never over dbuf_, which carries bf16 inputs of fp8 linears during
-  // the forward (linear_input).
+  // the forward (linear_input). The weights' fp8 copies are cast the most whole layers at a time
+  // that fit there (the whole model at GPT-2 124M and 350M, B=16, T=1024: one launch per forward
+  // and one per backward), one layer at a time in a buffer of its own.
   void enable_fp8() {
+    if constexpr (!std::is_same_v<T, bf16>) ATTN_CHECK(false, "fp8 linears need bf16 activations");
     const int C = cfg_.n_embd;
-    fp8_ = std::make_unique<CudaFp8Linears>(kLinearsPerLayer * cfg_.n_layer, maxB_ * maxT_, 4 * C,
-                                            std::max(cfg_.qkv_dim(), 4 * C), *matmul_, mem_, timer_, stream_);
-    const size_t need = fp8_->scratch_bytes();
-    fp8_->set_scratch(need <= logits_spare_bytes_ ? logits_spare_
-                                                  : mem_.allocate(need, MemCategory::Activations));
+    const auto weight = [&](int tensor, int out, int in) {
+      return CudaFp8Linears::LinearWeight{reinterpret_cast<const bf16*>(P(tensor)), out, in};
+    };
+    std::vector<CudaFp8Linears::LinearWeight> weights;
+    for (int l = 0; l < cfg_.n_layer; ++l) {  // linear index l * kLinearsPerLayer + LinearKind
+      const LayerParams& lp = layout_.layer(l);
+      weights.push_back(weight(lp.qkv_w, cfg_.qkv_dim(), C));
+      weights.push_back(weight(lp.attproj_w, C, C));
+      weights.push_back(weight(lp.fc_w, 4 * C, C));
+      weights.push_back(weight(lp.fcproj_w, C, 4 * C));
+    }
+    fp8_ = std::make_unique<CudaFp8Linears>(weights, maxB_ * maxT_, *matmul_, mem_, timer_, stream_);
+    const int most = std::min(cfg_.n_layer, kern::kFp8CastManyMaxJobs / kLinearsPerLayer);
+    int layers = most;
+    while (layers > 1 && fp8_->scratch_bytes(layers * kLinearsPerLayer) > logits_spare_bytes_) --layers;
+    const size_t need = fp8_->scratch_bytes(layers * kLinearsPerLayer);
+    fp8_->set_scratch(need <= logits_spare_bytes_ ? logits_spare_ : mem_.allocate(need, MemCategory::Activations),
+                      layers * kLinearsPerLayer);
   }
   // Data-parallel: gradients of this backward stage are queued (buckets.h stages).
   void stage_done(int stage, const StepContext& ctx) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -212,6 +213,78 @@ TEST(Fp8Cast, GeluOfXMatchesTheHost) {
                attn::Error);
 }
 
+// The weights' multi-tensor cast (fp8_cast_many, one launch) writes, for every job, the bytes of
+// the single-tensor casts it replaces, fp8_cast (RowMajor) and fp8_cast_transpose's q_t
+// (Transposed), and records the same amax; AmaxOnly records it and writes nothing. The jobs mix
+// shapes off the 128 x 128 tiles (272x392, 136x136, 80x208, 1040x48: partial last tiles, rows %
+// 16 == 8) with 37 one-tile 24x8 jobs, each its own data and scale, so a block that picked the
+// neighbouring job, tile or scale would write other bytes.
+TEST(Fp8Cast, ManyTensorsInOneLaunchGiveTheSingleCastsBytesAndAmax) {
+  SKIP_WITHOUT_GPU();
+  struct Shape { int rows, cols; };
+  std::vector<Shape> shapes = {{272, 392}, {136, 136}};
+  for (int i = 0; i < 37; ++i) shapes.push_back({24, 8});
+  shapes.push_back({80, 208});
+  shapes.push_back({1040, 48});
+  const int count = static_cast<int>(shapes.size());
+  std::vector<size_t> at(count + 1, 0);  // element offsets (multiples of 64: 16-byte aligned bf16 and fp8)
+  for (int j = 0; j < count; ++j) at[j + 1] = at[j] + static_cast<size_t>(shapes[j].rows) * shapes[j].cols;
+  const size_t n = at[count];
+  const Vec x = tu::rounded<tu::bf16>(tu::random_vec(n, 501, 3.0));
+  Vec scales(count);
+  for (int j = 0; j < count; ++j) scales[j] = 4.0 + j;
+  DevBuf<tu::bf16> d_x(x);
+  DevBuf<float> d_scale(scales), amax_many(Vec(count, 0.0)), amax_only(Vec(count, 0.0)), amax_one(Vec(2 * count, 0.0));
+  DevBuf<uint8_t> rows_many(n), cols_many(n), rows_one(n), cols_one(n), untouched(n);
+  constexpr int kSentinel = 0xab;
+  ASSERT_CUDA(cudaMemset(untouched.get(), kSentinel, n));
+  const auto make_jobs = [&](uint8_t* out, float* amax) {
+    std::vector<attn::kern::Fp8CastJob> jobs(count);
+    int tiles = 0;
+    for (int j = 0; j < count; ++j) {
+      jobs[j] = {d_x.get() + at[j], out + at[j], d_scale.get() + j, amax + j, shapes[j].rows, shapes[j].cols, tiles};
+      tiles += attn::kern::fp8_cast_tiles(shapes[j].rows, shapes[j].cols);
+    }
+    return std::make_pair(jobs, tiles);
+  };
+  DevBuf<char> table(count * sizeof(attn::kern::Fp8CastJob));
+  const auto launch = [&](uint8_t* out, float* amax, attn::kern::Fp8CastLayout layout) {
+    const auto [jobs, tiles] = make_jobs(out, amax);
+    ASSERT_CUDA(cudaMemcpy(table.get(), jobs.data(), count * sizeof(jobs[0]), cudaMemcpyHostToDevice));
+    attn::kern::fp8_cast_many(reinterpret_cast<const attn::kern::Fp8CastJob*>(table.get()), count, tiles,
+                              Fp8Format::E4M3, layout, 0);
+    ASSERT_CUDA(cudaDeviceSynchronize());
+  };
+  launch(rows_many.get(), amax_many.get(), attn::kern::Fp8CastLayout::RowMajor);
+  launch(cols_many.get(), amax_many.get(), attn::kern::Fp8CastLayout::Transposed);
+  launch(untouched.get(), amax_only.get(), attn::kern::Fp8CastLayout::AmaxOnly);
+  for (int j = 0; j < count; ++j) {  // today's casts, one tensor each
+    attn::kern::fp8_cast(rows_one.get() + at[j], d_x.get() + at[j], at[j + 1] - at[j], Fp8Format::E4M3,
+                         d_scale.get() + j, amax_one.get() + j, 0);
+    attn::kern::fp8_cast_transpose(nullptr, cols_one.get() + at[j], d_x.get() + at[j], shapes[j].rows, shapes[j].cols,
+                                   Fp8Format::E4M3, d_scale.get() + j, amax_one.get() + count + j, 0);
+  }
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto rm = download(rows_many.get(), n), cm = download(cols_many.get(), n);
+  const auto r1 = download(rows_one.get(), n), c1 = download(cols_one.get(), n), un = download(untouched.get(), n);
+  const auto am = download(amax_many.get(), count), ao = download(amax_only.get(), count);
+  const auto a1 = download(amax_one.get(), 2 * count);
+  for (int j = 0; j < count; ++j) {
+    const std::string tag = "job " + std::to_string(j) + " (" + std::to_string(shapes[j].rows) + "x" +
+                            std::to_string(shapes[j].cols) + ")";
+    const size_t len = at[j + 1] - at[j];
+    EXPECT_EQ(std::memcmp(rm.data() + at[j], r1.data() + at[j], len), 0) << tag << ": row-major bytes";
+    EXPECT_EQ(std::memcmp(cm.data() + at[j], c1.data() + at[j], len), 0) << tag << ": transposed bytes";
+    EXPECT_EQ(am[j], a1[j]) << tag << ": amax";
+    EXPECT_EQ(a1[count + j], a1[j]) << tag << ": (the two single casts' amax)";
+    EXPECT_EQ(ao[j], a1[j]) << tag << ": the amax-only pass";
+    EXPECT_GT(am[j], 0.0f) << tag;
+  }
+  EXPECT_EQ(std::count(un.begin(), un.end(), static_cast<uint8_t>(kSentinel)), static_cast<long>(n))
+      << "the amax-only pass wrote bytes";
+  EXPECT_NE(std::memcmp(rm.data(), cm.data(), n), 0) << "row-major and transposed copies alike: the test is blind";
+}
+
 // ---- the scale rule -------------------------------------------------------------------------
 
 // The CPU reference of fp8_update_scales (kernels/fp8_cast.h), in the same float arithmetic.
@@ -317,17 +390,17 @@ TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
     attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
     attn::CudaAllocator mem;
     attn::CudaOpTimer timer(0);
-    attn::CudaFp8Linears fp8(2, s.N, s.IC, s.OC, mm, mem, timer, 0);
+    DevBuf<tu::bf16> d_x(x), d_W(W), d_b(b), d_dy(dy), d_out(ny), d_dx(nx);
+    // linear 1: the same weight, its input gelu(x) (the fc-proj's, the GELU in its cast; its own scales)
+    attn::CudaFp8Linears fp8({{d_W.get(), s.OC, s.IC}, {d_W.get(), s.OC, s.IC}}, s.N, mm, mem, timer, 0);
     DevBuf<char> scratch(fp8.scratch_bytes());
     fp8.set_scratch(scratch.get());
-    DevBuf<tu::bf16> d_x(x), d_W(W), d_b(b), d_dy(dy), d_out(ny), d_dx(nx);
     DevBuf<float> d_dW(dW0), d_db(db0);
 
-    // forward: y = a W^T + b, a = x (linear 0), and when gelu also a = gelu(x) (linear 1: the
-    // fc-proj's input, the GELU in its cast; its own scales, as in the model)
+    // forward: y = a W^T + b, a = x (linear 0), and when gelu also a = gelu(x) (linear 1)
     for (const bool gelu : {false, true}) {
       if (gelu && !s.gelu) continue;
-      fp8.forward(gelu ? 1 : 0, d_out.get(), d_x.get(), d_W.get(), d_b.get(), s.N, s.IC, s.OC, "fp8 fwd", nullptr, gelu);
+      fp8.forward(gelu ? 1 : 0, d_out.get(), d_x.get(), d_b.get(), s.N, "fp8 fwd", nullptr, gelu);
       ASSERT_CUDA(cudaDeviceSynchronize());
       Vec y(ny);
       for (int n = 0; n < s.N; ++n)
@@ -339,11 +412,12 @@ TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
           }
           y[static_cast<size_t>(n) * s.OC + o] = acc;
         }
-      expect_fp8_error(download_bf16(d_out.get(), ny), y, kForwardExpected, "fp8 forward " + tag + (gelu ? " of gelu(x)" : ""));
+      expect_fp8_error(download_bf16(d_out.get(), ny), y, kForwardExpected,
+                       "fp8 forward " + tag + (gelu ? " of gelu(x)" : ""));
     }
 
     // backward: dW += dy^T x, db += sum dy, dx = dy W (the dGELU path: FusedDgeluAndBiasGrad...)
-    fp8.backward(0, d_dx.get(), d_dW.get(), d_db.get(), d_dy.get(), d_x.get(), d_W.get(), s.N, s.IC, s.OC);
+    fp8.backward(0, d_dx.get(), d_dW.get(), d_db.get(), d_dy.get(), d_x.get(), s.N);
     ASSERT_CUDA(cudaDeviceSynchronize());
     Vec dx(nx, 0.0), dW(nw, 0.0), db(s.OC, 0.0);
     for (int n = 0; n < s.N; ++n)
@@ -380,14 +454,14 @@ TEST(Fp8Linear, FusedDgeluAndBiasGradAgainstFloat64) {
   attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
   attn::CudaAllocator mem;
   attn::CudaOpTimer timer(0);
-  attn::CudaFp8Linears fp8(1, N, IC, OC, mm, mem, timer, 0);
+  DevBuf<tu::bf16> d_x(x), d_W(W), d_dout(dout), d_pre(pre), d_dx(nx);
+  attn::CudaFp8Linears fp8({{d_W.get(), OC, IC}}, N, mm, mem, timer, 0);
   DevBuf<char> scratch(fp8.scratch_bytes());
   fp8.set_scratch(scratch.get());
-  DevBuf<tu::bf16> d_x(x), d_W(W), d_dout(dout), d_pre(pre), d_dx(nx);
   DevBuf<float> d_dW(nw), d_db(static_cast<size_t>(OC));
   CUDA_CHECK(cudaMemset(d_dW.get(), 0, nw * sizeof(float)));
   CUDA_CHECK(cudaMemset(d_db.get(), 0, OC * sizeof(float)));
-  fp8.backward(0, d_dx.get(), d_dW.get(), d_db.get(), d_dout.get(), d_x.get(), d_W.get(), N, IC, OC, d_pre.get());
+  fp8.backward(0, d_dx.get(), d_dW.get(), d_db.get(), d_dout.get(), d_x.get(), N, d_pre.get());
   ASSERT_CUDA(cudaDeviceSynchronize());
   Vec dy(ny), dx(nx, 0.0), dW(nw, 0.0), db(OC, 0.0);
   for (size_t i = 0; i < ny; ++i) {
@@ -422,13 +496,14 @@ TEST(Fp8Linear, KeptInputTransposeGivesTheSameBitsAsRecasting) {
                       attn::CudaMatmul::kWorkspaceBytes, /*tf32=*/false, /*autotune=*/false);
   attn::CudaAllocator mem;
   attn::CudaOpTimer timer(0);
-  attn::CudaFp8Linears recast(1, N, IC, OC, mm, mem, timer, 0), kept(1, N, IC, OC, mm, mem, timer, 0);
-  DevBuf<char> scratch_r(recast.scratch_bytes()), scratch_k(kept.scratch_bytes());
-  recast.set_scratch(scratch_r.get());
-  kept.set_scratch(scratch_k.get());
   const Vec W = tu::rounded<tu::bf16>(tu::random_vec(nw, 401, 1.0 / std::sqrt(IC)));
   const Vec b = tu::rounded<tu::bf16>(tu::random_vec(OC, 402, 0.1));
   DevBuf<tu::bf16> d_W(W), d_b(b), d_x(nx), d_dy(ny), out_r(ny), out_k(ny), dx_r(nx), dx_k(nx);
+  attn::CudaFp8Linears recast({{d_W.get(), OC, IC}}, N, mm, mem, timer, 0);
+  attn::CudaFp8Linears kept({{d_W.get(), OC, IC}}, N, mm, mem, timer, 0);
+  DevBuf<char> scratch_r(recast.scratch_bytes()), scratch_k(kept.scratch_bytes());
+  recast.set_scratch(scratch_r.get());
+  kept.set_scratch(scratch_k.get());
   DevBuf<uint8_t> x_t(nx);
   DevBuf<float> dW_r(Vec(nw, 0.0)), dW_k(Vec(nw, 0.0)), db_r(Vec(OC, 0.0)), db_k(Vec(OC, 0.0));
   const auto same_bits = [](const auto* a, const auto* b, size_t n, const std::string& what) {
@@ -440,12 +515,12 @@ TEST(Fp8Linear, KeptInputTransposeGivesTheSameBitsAsRecasting) {
     const Vec x = tu::rounded<tu::bf16>(tu::random_vec(nx, 403 + step, 1.0 + 2.0 * step));
     d_x.upload(x);
     d_dy.upload(tu::rounded<tu::bf16>(tu::random_vec(ny, 413 + step, 1e-3)));
-    recast.forward(0, out_r.get(), d_x.get(), d_W.get(), d_b.get(), N, IC, OC);
-    recast.backward(0, dx_r.get(), dW_r.get(), db_r.get(), d_dy.get(), d_x.get(), d_W.get(), N, IC, OC);
+    recast.forward(0, out_r.get(), d_x.get(), d_b.get(), N);
+    recast.backward(0, dx_r.get(), dW_r.get(), db_r.get(), d_dy.get(), d_x.get(), N);
     recast.update_scales();
-    kept.forward(0, out_k.get(), d_x.get(), d_W.get(), d_b.get(), N, IC, OC, "fp8 fwd", x_t.get());
+    kept.forward(0, out_k.get(), d_x.get(), d_b.get(), N, "fp8 fwd", x_t.get());
     d_x.upload(Vec(nx, 3.0));  // the bf16 input is gone: the backward has only x^T
-    kept.backward(0, dx_k.get(), dW_k.get(), db_k.get(), d_dy.get(), nullptr, d_W.get(), N, IC, OC, nullptr,
+    kept.backward(0, dx_k.get(), dW_k.get(), db_k.get(), d_dy.get(), nullptr, N, nullptr,
                   "fp8 wgrad", "fp8 dgrad", x_t.get());
     kept.update_scales();
     ASSERT_CUDA(cudaDeviceSynchronize());
@@ -462,6 +537,94 @@ TEST(Fp8Linear, KeptInputTransposeGivesTheSameBitsAsRecasting) {
       << "the wgrad did little (else equal bits prove nothing)";
 }
 
+// The weights cast a group of linears per launch (2 of 3, then 1; and all 3) give what casting
+// each linear's weight alone gives, bit for bit: outputs, gradients and scaling state over steps
+// whose weights grow (their delayed scales move; the first step is their first-seen amax pass).
+// Shapes off the 128 x 128 tiles and unlike each other, so a weight copy read from another
+// linear's slot, or cast with another's scale, differs. A linear called out of its group's order
+// (not opened by the pass) is refused rather than reading a stale copy.
+TEST(Fp8Linear, GroupedWeightCastsGiveTheSameBitsAsOneByOne) {
+  SKIP_WITHOUT_GPU();
+  const int N = 208, L = 3;
+  struct Shape { int out, in; };
+  const Shape shapes[L] = {{96, 144}, {272, 96}, {144, 272}};
+  DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
+  attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0,
+                      attn::CudaMatmul::kWorkspaceBytes, /*tf32=*/false, /*autotune=*/false);
+  attn::CudaAllocator mem;
+  attn::CudaOpTimer timer(0);
+  std::vector<std::unique_ptr<DevBuf<tu::bf16>>> W, x, dy;
+  std::vector<attn::CudaFp8Linears::LinearWeight> weights;
+  for (int i = 0; i < L; ++i) {
+    const size_t nw = static_cast<size_t>(shapes[i].out) * shapes[i].in;
+    W.push_back(std::make_unique<DevBuf<tu::bf16>>(nw));
+    x.push_back(std::make_unique<DevBuf<tu::bf16>>(static_cast<size_t>(N) * shapes[i].in));
+    dy.push_back(std::make_unique<DevBuf<tu::bf16>>(static_cast<size_t>(N) * shapes[i].out));
+    weights.push_back({W[i]->get(), shapes[i].out, shapes[i].in});
+  }
+  // per run: its linears and its outputs, gradients (fp32, accumulated over the steps)
+  struct Run {
+    std::unique_ptr<attn::CudaFp8Linears> fp8;
+    std::unique_ptr<DevBuf<char>> scratch;
+    std::vector<std::unique_ptr<DevBuf<tu::bf16>>> out, dx;
+    std::vector<std::unique_ptr<DevBuf<float>>> dW, db;
+  };
+  const auto make_run = [&](int group) {
+    Run r;
+    r.fp8 = std::make_unique<attn::CudaFp8Linears>(weights, N, mm, mem, timer, cudaStream_t{});
+    r.scratch = std::make_unique<DevBuf<char>>(r.fp8->scratch_bytes(group));
+    r.fp8->set_scratch(r.scratch->get(), group);
+    for (int i = 0; i < L; ++i) {
+      r.out.push_back(std::make_unique<DevBuf<tu::bf16>>(static_cast<size_t>(N) * shapes[i].out));
+      r.dx.push_back(std::make_unique<DevBuf<tu::bf16>>(static_cast<size_t>(N) * shapes[i].in));
+      r.dW.push_back(std::make_unique<DevBuf<float>>(Vec(static_cast<size_t>(shapes[i].out) * shapes[i].in, 0.0)));
+      r.db.push_back(std::make_unique<DevBuf<float>>(Vec(static_cast<size_t>(shapes[i].out), 0.0)));
+    }
+    return r;
+  };
+  const auto step = [&](Run& r) {
+    for (int i = 0; i < L; ++i) r.fp8->forward(i, r.out[i]->get(), x[i]->get(), nullptr, N);
+    for (int i = L - 1; i >= 0; --i)
+      r.fp8->backward(i, r.dx[i]->get(), r.dW[i]->get(), r.db[i]->get(), dy[i]->get(), x[i]->get(), N);
+    r.fp8->update_scales();
+  };
+  const auto same_bits = [](const auto& a, const auto& b, size_t n, const std::string& what) {
+    const auto ha = download(a->get(), n), hb = download(b->get(), n);
+    EXPECT_EQ(std::memcmp(ha.data(), hb.data(), n * sizeof(ha[0])), 0) << what;
+  };
+  for (const int group : {2, 3}) {
+    Run one = make_run(1), grouped = make_run(group);
+    for (int s = 0; s < 3; ++s) {
+      const std::string tag = "group " + std::to_string(group) + " step " + std::to_string(s);
+      for (int i = 0; i < L; ++i) {
+        const uint64_t seed = 600 + 10 * s + i;
+        W[i]->upload(tu::rounded<tu::bf16>(tu::random_vec(W[i]->size(), seed, (1.0 + s) / std::sqrt(shapes[i].in))));
+        x[i]->upload(tu::rounded<tu::bf16>(tu::random_vec(x[i]->size(), seed + 3)));
+        dy[i]->upload(tu::rounded<tu::bf16>(tu::random_vec(dy[i]->size(), seed + 6, 1e-3)));
+      }
+      step(one);
+      step(grouped);
+      ASSERT_CUDA(cudaDeviceSynchronize());
+      for (int i = 0; i < L; ++i) {
+        const std::string what = tag + " linear " + std::to_string(i);
+        const size_t nw = static_cast<size_t>(shapes[i].out) * shapes[i].in;
+        same_bits(one.out[i], grouped.out[i], static_cast<size_t>(N) * shapes[i].out, what + ": forward output");
+        same_bits(one.dx[i], grouped.dx[i], static_cast<size_t>(N) * shapes[i].in, what + ": dgrad");
+        same_bits(one.dW[i], grouped.dW[i], nw, what + ": wgrad (accumulated)");
+        same_bits(one.db[i], grouped.db[i], static_cast<size_t>(shapes[i].out), what + ": bias grad");
+      }
+      const std::vector<float> s1 = one.fp8->state(), sg = grouped.fp8->state();
+      ASSERT_EQ(s1.size(), sg.size());
+      EXPECT_EQ(std::memcmp(s1.data(), sg.data(), s1.size() * sizeof(float)), 0) << tag << ": scaling state";
+    }
+    const Vec dx = grouped.dx[1]->download();
+    EXPECT_GT(std::count_if(dx.begin(), dx.end(), [](double v) { return v != 0.0; }), static_cast<long>(dx.size() / 2))
+        << "the dgrad did little (else equal bits prove nothing)";
+    // linear 1 of a group that its pass did not open (the last pass was a backward)
+    EXPECT_THROW(grouped.fp8->forward(1, grouped.out[1]->get(), x[1]->get(), nullptr, N), attn::Error);
+  }
+}
+
 // ---- overflow -----------------------------------------------------------------------------------
 
 // Spikes far above the history (3e38, -1e30 and an inf) under the old scale: the cast saturates
@@ -476,14 +639,14 @@ TEST(Fp8Scaling, AmaxSpikeGivesNoInfOrNan) {
   attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
   attn::CudaAllocator mem;
   attn::CudaOpTimer timer(0);
-  attn::CudaFp8Linears fp8(1, N, IC, OC, mm, mem, timer, 0);
-  DevBuf<char> scratch(fp8.scratch_bytes());
-  fp8.set_scratch(scratch.get());
   const Vec x = tu::rounded<tu::bf16>(tu::random_vec(static_cast<size_t>(N) * IC, 91));
   const Vec W = tu::rounded<tu::bf16>(tu::random_vec(static_cast<size_t>(OC) * IC, 92, 0.1));
   Vec spiky = x;
   spiky[5] = 3.0e38, spiky[77] = -1.0e30, spiky[300] = std::numeric_limits<double>::infinity();
   DevBuf<tu::bf16> d_x(x), d_spiky(spiky), d_W(W), d_out(static_cast<size_t>(N) * OC);
+  attn::CudaFp8Linears fp8({{d_W.get(), OC, IC}}, N, mm, mem, timer, 0);
+  DevBuf<char> scratch(fp8.scratch_bytes());
+  fp8.set_scratch(scratch.get());
   const auto all_finite = [&](const char* what) {
     const Vec out = download_bf16(d_out.get(), static_cast<size_t>(N) * OC);
     size_t bad = 0;
@@ -499,23 +662,23 @@ TEST(Fp8Scaling, AmaxSpikeGivesNoInfOrNan) {
     return *attn::kern::Fp8ScaleState{st.data() + 3, fp8.tensors(), attn::CudaFp8Linears::kHistory}.scale(
         attn::CudaFp8Linears::Input);
   };
-  fp8.forward(0, d_out.get(), d_x.get(), d_W.get(), nullptr, N, IC, OC);
+  fp8.forward(0, d_out.get(), d_x.get(), nullptr, N);
   fp8.update_scales();
   all_finite("calibrated");
   const float normal_scale = x_scale();
   // the spikes under the old scale: saturated operands (+-448 / scale), finite output
-  fp8.forward(0, d_out.get(), d_spiky.get(), d_W.get(), nullptr, N, IC, OC);
+  fp8.forward(0, d_out.get(), d_spiky.get(), nullptr, N);
   all_finite("spike cast with the old scale");
   fp8.update_scales();  // the history's max is inf: scale kept
   EXPECT_EQ(x_scale(), normal_scale) << "an infinite amax must keep the scale";
   spiky[300] = 0.0;  // the finite spikes once more, recorded one slot after the inf
   d_spiky.upload(spiky);
-  fp8.forward(0, d_out.get(), d_spiky.get(), d_W.get(), nullptr, N, IC, OC);
+  fp8.forward(0, d_out.get(), d_spiky.get(), nullptr, N);
   fp8.update_scales();
   all_finite("finite spike");
   bool saw_tiny_scale = false;
   for (int i = 0; i < attn::CudaFp8Linears::kHistory; ++i) {
-    fp8.forward(0, d_out.get(), d_x.get(), d_W.get(), nullptr, N, IC, OC);
+    fp8.forward(0, d_out.get(), d_x.get(), nullptr, N);
     fp8.update_scales();
     all_finite("after the spike");
     saw_tiny_scale |= x_scale() < normal_scale * 1e-20f;
@@ -559,15 +722,21 @@ TEST(Fp8Cast, SaturatesInsteadOfOverflowing) {
 // first Adam step is ~lr sign(g): gradients that fp8 flips in sign move a parameter by 2 lr
 // (param rms ~0.02, lr 1e-3): even a quarter of them flipped is 0.1 x sqrt(0.25) = 0.05.
 // Every parameter's gradient is checked, among them the QKV, fc and fc-proj weight gradients
-// from the x^T their forwards kept: an x^T of another layer or tensor would put them ~1.4 off.
+// from the x^T their forwards kept: an x^T of another layer or tensor would put them ~1.4 off,
+// and so would a weight copy of another layer. The weights are cast per layer (vocabulary 101:
+// the fp8 scratch has a buffer of its own) or all in one launch per pass (vocabulary 16000: the
+// logits buffer has room for every layer's copy).
 TEST(Fp8Model, StepAgainstFp32Cpu) {
   SKIP_WITHOUT_GPU();
   attn::GPTConfig c;
-  c.vocab_size = 101, c.padded_vocab_size = 128, c.block_size = 80;
+  c.block_size = 80;
   c.n_layer = 2, c.n_head = 4, c.n_kv_head = 2, c.n_embd = 256;
   c.dropout = 0.1f, c.attn_dropout = 0.1f;
-  for (const char* impl : {"naive", "flash"}) {
-    const std::string what = std::string("fp8 ") + impl;
+  struct Case { const char* impl; int vocab, padded_vocab, weight_casts; };
+  for (const Case k : {Case{"naive", 101, 128, 2}, Case{"flash", 101, 128, 2}, Case{"flash", 16000, 16384, 1}}) {
+    const char* impl = k.impl;
+    c.vocab_size = k.vocab, c.padded_vocab_size = k.padded_vocab;
+    const std::string what = std::string("fp8 ") + impl + " vocab " + std::to_string(k.vocab);
     auto cpu = tu::parity_backend(c, "cpu", "fp32", impl);
     auto gpu = tu::parity_backend(c, "cuda", "fp8", impl);
     const attn::ParamLayout& layout = cpu->layout();
@@ -575,8 +744,8 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
     const int B = 3, T = 80;  // N = 240: a multiple of 16, so every linear runs in fp8
     std::mt19937_64 g(2);
     std::vector<int32_t> x(B * T), y(B * T);
-    for (auto& v : x) v = static_cast<int32_t>(g() % 101);
-    for (auto& v : y) v = static_cast<int32_t>(g() % 101);
+    for (auto& v : x) v = static_cast<int32_t>(g() % k.vocab);
+    for (auto& v : y) v = static_cast<int32_t>(g() % k.vocab);
     for (int i = 0; i < B * T; i += 9) y[i] = -1;
     const attn::Batch batch{x.data(), y.data(), B, T};
     const attn::StepContext ctx{7, 3, 0, true};
@@ -598,6 +767,8 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
     EXPECT_EQ(calls("fc fwd"), c.n_layer) << what << ": the fc forward without cuBLASLt's GELU epilogue";
     EXPECT_EQ(calls("fp8 cast x"), c.n_layer) << what;
     EXPECT_EQ(calls("fp8 cast x^T"), c.n_layer) << what;
+    EXPECT_EQ(calls("fp8 cast W"), k.weight_casts) << what << ": weight-cast launches per forward";
+    EXPECT_EQ(calls("fp8 cast W^T"), k.weight_casts) << what << ": weight-cast launches per backward";
     EXPECT_GT(prof[attn::OpCategory::Fp8Cast], 0.0) << what << ": no fp8 cast time in the profile";
     EXPECT_REL(Vec{lg}, Vec{lc}, 5e-3, what + " loss vs cpu");
     std::vector<float> gc(layout.total()), gg(layout.total());
