@@ -11,23 +11,13 @@
 // ~2^-125 (~2e-38) rather than 0: a row has at least one visible score at its maximum, P = 1, so
 // its sum does not notice, and masked keys past T read as zeros. x must be < 127.5.
 #pragma once
+#include <bit>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include "core/host_device.h"
 
 namespace attn {
-
-ATTN_HD uint32_t exp2_fma_bits(float x) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(x);
-#else
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof(u));
-  return u;
-#endif
-}
 
 ATTN_HD float exp2_fma(float x) {
   constexpr float kRoundShift = 12582912.0f;  // 1.5 * 2^23
@@ -36,14 +26,8 @@ ATTN_HD float exp2_fma(float x) {
   const float t = x + kRoundShift;  // its low mantissa bits: j = round(x), two's complement
   const float f = x - (t - kRoundShift);
   const float p = fmaf(fmaf(fmaf(kC3, f, kC2), f, kC1), f, kC0);
-  const uint32_t bits = exp2_fma_bits(p) + (exp2_fma_bits(t) << 23);  // exponent + j (mod 2^32)
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(bits);
-#else
-  float y;
-  std::memcpy(&y, &bits, sizeof(y));
-  return y;
-#endif
+  // exponent + j (mod 2^32)
+  return std::bit_cast<float>(std::bit_cast<uint32_t>(p) + (std::bit_cast<uint32_t>(t) << 23));
 }
 
 }  // namespace attn
