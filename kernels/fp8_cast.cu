@@ -1,10 +1,9 @@
 // fp8 casts with per-tensor scaling and amax, and the delayed-scaling update (fp8_cast.h).
-#include <cuda_fp8.h>
-
 #include <algorithm>
 
 #include "core/error.h"
 #include "kernels/common.cuh"
+#include "kernels/fp8_cast.cuh"
 #include "kernels/fp8_cast.h"
 #include "kernels/gelu_math.cuh"
 #include "kernels/tiles/hardware.cuh"
@@ -14,37 +13,6 @@ namespace attn::kern {
 namespace {
 
 using tiles::kWarpSize;  // the one header of hardware numbers
-
-constexpr __nv_fp8_interpretation_t interpretation(Fp8Format f) { return f == Fp8Format::E4M3 ? __NV_E4M3 : __NV_E5M2; }
-
-// Two floats -> two saturated fp8 bytes (low byte: a).
-template <Fp8Format F>
-__device__ __forceinline__ uint16_t to_fp8x2(float a, float b) {
-  return static_cast<uint16_t>(__nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, interpretation(F)));
-}
-
-// 8 floats -> 8 fp8 bytes of f * scale (byte j of the pair: f[j]); the largest |f| into m.
-template <Fp8Format F>
-__device__ __forceinline__ uint2 cast8(const float (&f)[8], float scale, float& m) {
-  uint32_t w[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) m = fmaxf(m, fabsf(f[4 * h + j]));
-    w[h] = to_fp8x2<F>(f[4 * h] * scale, f[4 * h + 1] * scale) |
-           (static_cast<uint32_t>(to_fp8x2<F>(f[4 * h + 2] * scale, f[4 * h + 3] * scale)) << 16);
-  }
-  return make_uint2(w[0], w[1]);
-}
-
-// *amax = max(*amax, m) over the block's threads (common.cuh's block_max), then one atomic per
-// block (the same value as one per warp, with 8x fewer atomics on the one address every block of
-// the cast updates). m >= 0 (fmaxf drops NaN), and non-negative floats order like their bits as
-// unsigned integers. Has barriers: every thread of the block calls it.
-__device__ __forceinline__ void record_amax(float* amax, float m) {
-  m = block_max(m);
-  if (threadIdx.x == 0 && m > 0.0f) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
-}
 
 // ---- fp8_cast: the row-major copy alone ----------------------------------------------------------
 
@@ -118,20 +86,6 @@ constexpr int kChunk = 16;                                 // q_t bytes per stor
 constexpr int kChunksPerRow = kTile / kChunk;              // per row of the transposed tile
 static_assert(kMicrosPerRow == kWarpSize / 2, "a half-warp spans the tile's columns");
 static_assert(kChunk == 2 * kMicro, "a chunk is two 8-byte slots");
-
-// Byte permutes (__byte_perm(a, b, s): byte n of the result is byte s[n] of a's bytes 0-3, b's 4-7).
-constexpr uint32_t kInterleaveLow = 0x5140;   // (a0, b0, a1, b1)
-constexpr uint32_t kInterleaveHigh = 0x7362;  // (a2, b2, a3, b3)
-constexpr uint32_t kLowHalves = 0x5410;       // (a0, a1, b0, b1)
-constexpr uint32_t kHighHalves = 0x7632;      // (a2, a3, b2, b3)
-
-// 4 x 4 bytes: a[i] holds row i (byte j: column j); b[j] becomes column j (byte i: row i).
-__device__ __forceinline__ void transpose4x4(const uint32_t (&a)[4], uint32_t (&b)[4]) {
-  const uint32_t p0 = __byte_perm(a[0], a[1], kInterleaveLow), p1 = __byte_perm(a[0], a[1], kInterleaveHigh);
-  const uint32_t q0 = __byte_perm(a[2], a[3], kInterleaveLow), q1 = __byte_perm(a[2], a[3], kInterleaveHigh);
-  b[0] = __byte_perm(p0, q0, kLowHalves), b[1] = __byte_perm(p0, q0, kHighHalves);
-  b[2] = __byte_perm(p1, q1, kLowHalves), b[3] = __byte_perm(p1, q1, kHighHalves);
-}
 
 // 8 x 8 bytes: rows[i] = row i (.x: columns 0-3, .y: 4-7) -> cols[j] = column j (.x: rows 0-3, .y: 4-7).
 __device__ __forceinline__ void transpose8x8(const uint2 (&rows)[kMicro], uint2 (&cols)[kMicro]) {

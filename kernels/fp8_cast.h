@@ -16,6 +16,7 @@
 
 #include <cstddef>
 
+#include "core/dropout.h"
 #include "core/host_device.h"
 
 namespace attn::kern {
@@ -40,6 +41,16 @@ struct Fp8ScaleState {
   ATTN_HD float* scale(int t) const { return scale_inv(t) + 1; }
   ATTN_HD float* max(int t) const { return scale_inv(t) + 2; }
   ATTN_HD float* amax_history(int t) const { return scale_inv(t) + 4; }
+};
+
+// Where a kernel that produces an fp8 linear's input writes it, cast (e4m3): q (rows, cols) and its
+// transpose q_t (cols, rows), both sat(x * *scale), and *amax = max(*amax, max |x|)
+// (layernorm_forward_fp8 below).
+struct Fp8CastTarget {
+  void* q = nullptr;
+  void* q_t = nullptr;
+  const float* scale = nullptr;
+  float* amax = nullptr;
 };
 
 // q[i] = sat(x[i] * *scale), i < n (n a multiple of 8, pointers 16-byte aligned); *amax = max(*amax, |x|).
@@ -84,6 +95,21 @@ int fp8_cast_tiles(int rows, int cols);
 // records the amax and writes nothing.
 void fp8_cast_many(const Fp8CastJob* jobs, int count, int tiles, Fp8Format f, Fp8CastLayout layout,
                    cudaStream_t stream);
+// ---- the cast in the kernel that produces the operand ------------------------------------------
+// A layernorm with fp8 output (layernorm.cu; the input of an fp8 linear, backend/cuda_fp8.h): as
+// kernels.h's layernorm_forward / residual_layernorm_forward for bf16 (res_out still written), but
+// the bf16 output y is not stored: out.q = sat(float(y) * *out.scale) in e4m3, (N, C) row-major,
+// out.q_t its transpose (C, N), *out.amax = max(*out.amax, max |y|): fp8_cast_transpose's bytes and
+// amax for the y that layernorm_forward writes, and the same mean and rstd. When
+// layernorm_fp8_supports(N, C): N a multiple of 16, C a multiple of 8 up to 1024.
+bool layernorm_fp8_supports(int N, int C);
+void layernorm_forward_fp8(const Fp8CastTarget& out, float* mean, float* rstd, const __nv_bfloat16* inp,
+                           const __nv_bfloat16* weight, const __nv_bfloat16* bias, int N, int C, cudaStream_t stream);
+void residual_layernorm_forward_fp8(__nv_bfloat16* res_out, const Fp8CastTarget& out, float* mean, float* rstd,
+                                    const __nv_bfloat16* res, const __nv_bfloat16* branch,
+                                    const __nv_bfloat16* weight, const __nv_bfloat16* bias, int N, int C,
+                                    DropoutState drop, cudaStream_t stream);
+
 // For tensors [first, first + count): m = max of the amax history; when m > 0 and finite and
 // fp8_max / m is finite: scale = fp8_max / m, scale_inv = 1 / scale (else both kept). With
 // roll the history then moves one slot (slot i + 1 = slot i, the oldest dropped) and slot 0

@@ -479,7 +479,8 @@ class CudaBackend final : public Backend {
 
   // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f (the LM head: lm_head_and_classifier) ---
   // The inputs of the QKV, fc and fc-proj linears are written where linear_input() says: their
-  // layer slot, or with fp8 a scratch buffer, the slot then receiving the fp8 transpose.
+  // layer slot, or with fp8 a scratch buffer, the slot then receiving the fp8 transpose; or, where
+  // ln_casts_input, the layernorm writes the fp8 x and x^T itself (layernorm_for_linear).
   void forward(int B, int T_, const StepContext* ctx) {
     const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim();
     const AttentionShape shape = attention_shape(B, T_);
@@ -494,10 +495,8 @@ class CudaBackend final : public Backend {
       // attention branch: res_mid = x + drop(c_proj(attn(ln_1(x)))); ln_1 of a later layer was
       // computed with the previous layer's residual add (residual_layernorm_forward)
       if (l == 0)
-        timed(pass_op(OpCategory::Norm, "layernorm fwd", 2.0 * N * C * sizeof(T)), [&] {
-          kern::layernorm_forward(linear_input(kQkv, a.ln1, N, C, QKV), a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w),
-                                  P(lp.ln1_b), N, C, stream_);
-        });
+        layernorm_for_linear(l, kQkv, a.ln1, QKV, nullptr, a.ln1_mean, a.ln1_rstd, x, nullptr, lp.ln1_w, lp.ln1_b, N,
+                             DropoutState{});
       linear_forward("qkv fwd", l, kQkv, a.qkv, a.ln1, lp.qkv_w, lp.qkv_b, N, C, QKV);
       timed(attention_op(OpCategory::AttentionFwd, shape, 1.0), [&] {
         attention_->forward(a.qkv, a.atty, a.att_saved, att_scratch_, shape,
@@ -506,11 +505,8 @@ class CudaBackend final : public Backend {
       linear_forward("attproj fwd", l, kAttProj, tmp_, a.atty, lp.attproj_w, lp.attproj_b, N, C, C);
       // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid))))); the residual
       // add and the layernorm that reads it are one pass over the row
-      timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
-        kern::residual_layernorm_forward(a.res_mid, linear_input(kFc, a.ln2, N, C, 4 * C), a.ln2_mean, a.ln2_rstd,
-                                         x, tmp_, P(lp.ln2_w), P(lp.ln2_b), N, C,
-                                         dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
-      });
+      layernorm_for_linear(l, kFc, a.ln2, 4 * C, a.res_mid, a.ln2_mean, a.ln2_rstd, x, tmp_, lp.ln2_w, lp.ln2_b, N,
+                           dropout(ctx, cfg_.dropout, site::attention_branch(l)));
       if (keeps_input_t(kFcProj, N, 4 * C, C)) {  // fp8: the GELU in the fc-proj's input cast (cuda_fp8.h)
         linear_forward("fc fwd", l, kFc, a.fch, a.ln2, lp.fc_w, lp.fc_b, N, C, 4 * C);
         linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C,
@@ -520,17 +516,18 @@ class CudaBackend final : public Backend {
         linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C);
       }
       // res_out, fused with the next layernorm: ln_1 of layer l + 1, or ln_f after the last layer
-      const bool last = l + 1 == cfg_.n_layer;
-      LayerActs<T>* next = last ? nullptr : &layers_[l + 1];
-      T* next_out = last ? lnf_ : linear_input(kQkv, next->ln1, N, C, QKV);
-      float* next_mean = last ? lnf_mean_ : next->ln1_mean;
-      float* next_rstd = last ? lnf_rstd_ : next->ln1_rstd;
-      const T* next_w = last ? P(layout_.lnf_w()) : P(layout_.layer(l + 1).ln1_w);
-      const T* next_b = last ? P(layout_.lnf_b()) : P(layout_.layer(l + 1).ln1_b);
-      timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
-        kern::residual_layernorm_forward(a.res_out, next_out, next_mean, next_rstd, a.res_mid, tmp_, next_w, next_b,
-                                         N, C, dropout(ctx, cfg_.dropout, site::mlp_branch(l)), stream_);
-      });
+      const DropoutState mlp_drop = dropout(ctx, cfg_.dropout, site::mlp_branch(l));
+      if (l + 1 < cfg_.n_layer) {
+        LayerActs<T>& next = layers_[l + 1];
+        const LayerParams& np = layout_.layer(l + 1);
+        layernorm_for_linear(l + 1, kQkv, next.ln1, QKV, a.res_out, next.ln1_mean, next.ln1_rstd, a.res_mid, tmp_,
+                             np.ln1_w, np.ln1_b, N, mlp_drop);
+      } else {
+        timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
+          kern::residual_layernorm_forward(a.res_out, lnf_, lnf_mean_, lnf_rstd_, a.res_mid, tmp_,
+                                           P(layout_.lnf_w()), P(layout_.lnf_b()), N, C, mlp_drop, stream_);
+        });
+      }
     }
   }
 
@@ -643,6 +640,19 @@ class CudaBackend final : public Backend {
   bool keeps_input_t(LinearKind kind, int N, int IC, int OC) const {
     return kind != kAttProj && fp8_call(N, IC, OC);
   }
+  // fp8: whether the layernorm that produces linear `kind`'s input (QKV: ln_1, fc: ln_2) writes
+  // the linear's e4m3 x and x^T itself (kern::layernorm_forward_fp8, layernorm_for_linear), the
+  // bf16 ln output then never stored (the layernorm backward reads the layernorm's input, mean and
+  // rstd, not its output). Where the linear keeps x^T, the kernel takes the shape, and x's scale
+  // exists: delayed scaling knows it before the layernorm runs, except at x's first cast (its
+  // scale from its own amax: the linear's forward casts that one, from bf16). The layernorm and
+  // the linear's forward ask this one function; between them only that forward's cast could
+  // change its answer. (Host state: a captured step holds the answers of the uncaptured step
+  // before it, which cast every tensor, so it never holds a first cast.)
+  bool ln_casts_input(int layer, LinearKind kind, int N, int IC, int OC) const {
+    return (kind == kQkv || kind == kFc) && keeps_input_t(kind, N, IC, OC) && kern::layernorm_fp8_supports(N, IC) &&
+           fp8_->input_scaled(layer * kLinearsPerLayer + kind);
+  }
   // Where the forward writes the bf16 input of linear `kind` (ln_1 of QKV, ln_2 of fc; its layer
   // slot `slot`): the slot, or where it keeps x^T there, dbuf_ (N x C; ln_1 is read by the QKV
   // forward before ln_2 is written, ln_2 by the fc forward before the next ln_1). dbuf_ is dead
@@ -651,15 +661,50 @@ class CudaBackend final : public Backend {
   T* linear_input(LinearKind kind, T* slot, int N, int IC, int OC) const {
     return keeps_input_t(kind, N, IC, OC) ? dbuf_ : slot;
   }
+  // The layernorm that produces the input of linear `kind` (QKV: ln_1, fc: ln_2) of `layer`, its
+  // layer slot `slot`, OC the linear's outputs: ln(x), or with branch ln(res_out = x + drop(branch))
+  // (residual_layernorm_forward). It writes bf16 where linear_input() says, or where
+  // ln_casts_input the linear's e4m3 x and x^T (into the slot) itself.
+  void layernorm_for_linear(int layer, LinearKind kind, T* slot, int OC, T* res_out, float* mean, float* rstd,
+                            const T* x, const T* branch, int w, int b, int N, DropoutState drop) {
+    const int C = cfg_.n_embd;
+    const bool residual = branch != nullptr;
+    const double bytes = (residual ? 4.0 : 2.0) * N * C * sizeof(T);
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (ln_casts_input(layer, kind, N, C, OC)) {
+        const kern::Fp8CastTarget out = fp8_->input_target(layer * kLinearsPerLayer + kind, N, slot);
+        return timed(pass_op(OpCategory::Norm, residual ? "residual+layernorm+fp8 cast fwd" : "layernorm+fp8 cast fwd",
+                             bytes),
+                     [&] {
+                       if (residual)
+                         kern::residual_layernorm_forward_fp8(res_out, out, mean, rstd, x, branch, P(w), P(b), N, C,
+                                                              drop, stream_);
+                       else
+                         kern::layernorm_forward_fp8(out, mean, rstd, x, P(w), P(b), N, C, stream_);
+                     });
+      }
+    }
+    T* out = linear_input(kind, slot, N, C, OC);
+    timed(pass_op(OpCategory::Norm, residual ? "residual+layernorm fwd" : "layernorm fwd", bytes), [&] {
+      if (residual)
+        kern::residual_layernorm_forward(res_out, out, mean, rstd, x, branch, P(w), P(b), N, C, drop, stream_);
+      else
+        kern::layernorm_forward(out, mean, rstd, x, P(w), P(b), N, C, stream_);
+    });
+  }
+
   // out (N, OC) = x W^T + b, x = inp (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu)). inp:
   // the input's layer slot; where keeps_input_t, x is read from linear_input(), or with gelu_of
-  // (fp8 only) x = gelu(gelu_of), computed in x's cast, and x's fp8 transpose is written into the slot.
+  // (fp8 only) x = gelu(gelu_of), computed in x's cast, and x's fp8 transpose is written into the slot;
+  // where ln_casts_input, the layernorm has cast x and x^T already.
   void linear_forward(const char* name, int layer, LinearKind kind, T* out, T* inp, int w, int b, int N, int IC,
                       int OC, T* pre_gelu = nullptr, const T* gelu_of = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC)) {
         ATTN_CHECK(pre_gelu == nullptr, "linear_forward: the fp8 linears take the GELU in their input's cast");
         const bool kept = keeps_input_t(kind, N, IC, OC);
+        if (gelu_of == nullptr && ln_casts_input(layer, kind, N, IC, OC))  // x, x^T written by the layernorm
+          return fp8_->forward_precast(layer * kLinearsPerLayer + kind, out, P(b), N, name);
         return fp8_->forward(layer * kLinearsPerLayer + kind, out, gelu_of ? gelu_of : linear_input(kind, inp, N, IC, OC),
                              P(b), N, name, kept ? inp : nullptr, gelu_of != nullptr);
       }

@@ -103,6 +103,7 @@ void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, in
   const double bytes = n * (2.0 + (q ? 1.0 : 0.0) + (q_t ? 1.0 : 0.0) + (gelu_in ? 2.0 : 0.0));
   timer_.time(OpTag(OpCategory::Fp8Cast, name, 0, bytes), [&] {
     if (!seen_[t]) {  // first cast of this tensor: its own amax sets the scale
+      check_not_capturing(t);
       if (gelu_in || gelu_of_x) {  // (the amax of a GELU's gradient or output: a pass that writes nothing but it)
         kern::fp8_cast_transpose(nullptr, nullptr, x, rows, cols, format_of(t % kRoles), scales_.scale(t),
                                  scales_.amax_history(t), stream_, gelu_in, nullptr, gelu_of_x);
@@ -138,6 +139,7 @@ void CudaFp8Linears::cast_weights(int g, bool transposed) {
     bool unseen = false;
     for (int i = first; i < first + count; ++i) unseen |= !seen_[tensor(i, Weight)];
     if (unseen) {  // first cast of (some of) these weights: their own amax sets their scale
+      check_not_capturing(tensor(first, Weight));
       kern::fp8_cast_many(jobs_ + first, count, group_tiles_[g], kern::Fp8Format::E4M3, kern::Fp8CastLayout::AmaxOnly,
                           stream_);
       for (int i = first; i < first + count; ++i) {
@@ -153,32 +155,63 @@ void CudaFp8Linears::cast_weights(int g, bool transposed) {
   cast_group_ = CastGroup{g, transposed};
 }
 
-void CudaFp8Linears::forward(int linear, bf16* out, const bf16* inp, const bf16* bias, int N, const char* name,
-                             void* inp_t, bool gelu_of_inp) {
+void CudaFp8Linears::check_shape(int linear, int N, const char* pass) const {
   ATTN_CHECK(linear >= 0 && linear < n_linears_ && x_q_ != nullptr, "fp8 linear {} of {} (scratch set: {})", linear,
              n_linears_, x_q_ != nullptr);
   const int IC = weights_[linear].in, OC = weights_[linear].out;
   ATTN_CHECK(N <= max_rows_ && supports(N, IC, OC),
-             "fp8 linear {}: ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N, IC, OC, IC);
-  const int tx = tensor(linear, Input), tw = tensor(linear, Weight);
+             "fp8 linear {}: {} of ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, pass, N,
+             IC, OC, IC);
+}
+
+void CudaFp8Linears::check_not_capturing(int t) const {
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
+  ATTN_CHECK(capture == cudaStreamCaptureStatusNone,
+             "fp8 tensor {}: its first cast (its scale from its own amax) inside a CUDA graph capture, where every "
+             "replay would repeat it (the uncaptured step before a capture casts every tensor)",
+             t);
+}
+
+void CudaFp8Linears::forward_matmul(int linear, bf16* out, const void* w_q, const bf16* bias, int N, const char* name) {
+  const int IC = weights_[linear].in, OC = weights_[linear].out;
+  timer_.time(OpTag(OpCategory::Matmul, name, 2.0 * N * IC * OC), [&] {
+    matmul_.fp8_matmul(out, DType::BF16, operand(x_q_, tensor(linear, Input)), operand(w_q, tensor(linear, Weight)),
+                       N, OC, IC, 0.0f, bias);
+  });
+}
+
+void CudaFp8Linears::forward(int linear, bf16* out, const bf16* inp, const bf16* bias, int N, const char* name,
+                             void* inp_t, bool gelu_of_inp) {
+  check_shape(linear, N, "forward");
   const void* w_q = weight_copy(linear, /*transposed=*/false);
   const char* cast_name = gelu_of_inp ? (inp_t ? "fp8 cast gelu+x+x^T" : "fp8 cast gelu+x")
                                       : (inp_t ? "fp8 cast x+x^T" : "fp8 cast x");
-  cast(tx, x_q_, inp_t, inp, N, IC, cast_name, nullptr, nullptr, gelu_of_inp);
-  timer_.time(OpTag(OpCategory::Matmul, name, 2.0 * N * IC * OC), [&] {
-    matmul_.fp8_matmul(out, DType::BF16, operand(x_q_, tx), operand(w_q, tw), N, OC, IC, 0.0f, bias);
-  });
+  cast(tensor(linear, Input), x_q_, inp_t, inp, N, weights_[linear].in, cast_name, nullptr, nullptr, gelu_of_inp);
+  forward_matmul(linear, out, w_q, bias, N, name);
+}
+
+kern::Fp8CastTarget CudaFp8Linears::input_target(int linear, int N, void* inp_t) const {
+  check_shape(linear, N, "input cast by its producer");
+  const int t = tensor(linear, Input);
+  ATTN_CHECK(seen_[t] && inp_t != nullptr,
+             "fp8 linear {}: its input cast by its producer before its first cast (scale known: {}) or without x^T",
+             linear, seen_[t] != 0);
+  return kern::Fp8CastTarget{x_q_, inp_t, scales_.scale(t), scales_.amax_history(t)};
+}
+
+void CudaFp8Linears::forward_precast(int linear, bf16* out, const bf16* bias, int N, const char* name) {
+  check_shape(linear, N, "forward");
+  ATTN_CHECK(input_scaled(linear), "fp8 linear {}: a forward on a pre-cast input before the input's first cast",
+             linear);
+  forward_matmul(linear, out, weight_copy(linear, /*transposed=*/false), bias, N, name);
 }
 
 void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
                               int N, const bf16* dout_gelu_input, const char* wgrad_name, const char* dgrad_name,
                               const void* inp_t) {
-  ATTN_CHECK(linear >= 0 && linear < n_linears_ && x_q_ != nullptr, "fp8 linear {} of {} (scratch set: {})", linear,
-             n_linears_, x_q_ != nullptr);
+  check_shape(linear, N, "backward");
   const int IC = weights_[linear].in, OC = weights_[linear].out;
-  ATTN_CHECK(N <= max_rows_ && supports(N, IC, OC),
-             "fp8 linear {}: backward of ({} x {}) @ ({} x {})^T outside its plan or not multiples of 16", linear, N,
-             IC, OC, IC);
   const int tx = tensor(linear, Input), tw = tensor(linear, Weight), tg = tensor(linear, GradOutput);
   const void* w_t = weight_copy(linear, /*transposed=*/true);
   // dy (and its dGELU, and its column sums for the bias) in one pass over dout

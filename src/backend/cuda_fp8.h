@@ -12,6 +12,9 @@
 // (kernels/fp8_cast.h). The weights are cast a group of linears at a time, one launch each
 // (kern::fp8_cast_many): W when the forward reaches the group's first linear, W^T when the
 // backward reaches its last; the linears of a group then read their copy (weight_copy).
+// The input x of a linear may also come cast already (input_target, forward_precast): the
+// layernorm that produces ln_1 or ln_2 writes the e4m3 x and x^T with x's scale, known before it
+// runs (delayed scaling; not at x's first cast, whose scale comes from its own amax).
 // x^T: either the forward's cast of x writes it too, into memory the
 // caller keeps until the backward (forward's inp_t; then the bf16 x is read once per step, and
 // need not be kept: the backend stores x^T in place of the bf16 input of the QKV, fc and fc-proj
@@ -85,6 +88,14 @@ class CudaFp8Linears {
   // linears of a group in ascending order (the first casts the group's W).
   void forward(int linear, bf16* out, const bf16* inp, const bf16* bias, int N, const char* name = "fp8 fwd",
                void* inp_t = nullptr, bool gelu_of_inp = false);
+  // The input cast by the kernel that produces it (a layernorm: kern::layernorm_forward_fp8)
+  // rather than here: where that kernel writes x (this object's x operand) and x^T (inp_t, as
+  // forward's inp_t), with x's scale and amax. Only once x's scale exists (input_scaled): the
+  // first cast of a tensor takes its scale from its own amax, so that one is forward's. Then
+  // forward_precast runs the matmul on them: the same bytes as forward casting the bf16 x.
+  bool input_scaled(int linear) const { return seen_.at(tensor(linear, Input)) != 0; }
+  kern::Fp8CastTarget input_target(int linear, int N, void* inp_t) const;
+  void forward_precast(int linear, bf16* out, const bf16* bias, int N, const char* name = "fp8 fwd");
   // With dy = dout, or dy = dout * gelu'(dout_gelu_input) (dout the gradient of a GELU's output,
   // dout_gelu_input its input: the dGELU fused into dy's cast): dweight (fp32) += dy^T inp;
   // dbias (fp32, or null) += column sums of dy (from the same cast); dinp = dy W, overwritten.
@@ -110,6 +121,12 @@ class CudaFp8Linears {
 
  private:
   int tensor(int linear, Role r) const { return linear * kRoles + r; }
+  void check_shape(int linear, int N, const char* pass) const;
+  // A first-seen tensor's cast (its scale from its own amax) must not be captured into a CUDA
+  // graph: each replay would repeat it. (The step before a capture, uncaptured, casts every tensor.)
+  void check_not_capturing(int t) const;
+  // out = x W^T + bias on x's fp8 copy (x_q_) and W's (w_q).
+  void forward_matmul(int linear, bf16* out, const void* w_q, const bf16* bias, int N, const char* name);
   // The cast of one operand: a first-seen tensor takes its scale from its own amax first.
   void cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name,
             const bf16* gelu_in = nullptr, float* column_partials = nullptr, bool gelu_of_x = false);

@@ -712,6 +712,14 @@ TEST(Fp8Cast, SaturatesInsteadOfOverflowing) {
 // ---- the whole model --------------------------------------------------------------------------
 
 #if __has_include("model/gpt_cpu.h")
+// precision_state()'s amax history slot `slot` of tensor t (CudaFp8Linears::state: a 3-float
+// header, then the device records, laid out as kern::Fp8ScaleState).
+float state_amax_history(const std::vector<float>& state, int tensors, int t, int slot) {
+  const attn::kern::Fp8ScaleState records{const_cast<float*>(state.data()) + 3, tensors,
+                                          attn::CudaFp8Linears::kHistory};
+  return records.amax_history(t)[slot];
+}
+
 // One fp8 training step (forward, backward, AdamW) against the fp32 CPU backend. Bound: each
 // fp8 linear adds ~0.04 (forward, e4m3) and ~0.06 (backward, e5m2 x e4m3) relative error to its
 // output (see the matmul test); a parameter gradient passes through at most 2 layers x 4 linears
@@ -726,6 +734,11 @@ TEST(Fp8Cast, SaturatesInsteadOfOverflowing) {
 // and so would a weight copy of another layer. The weights are cast per layer (vocabulary 101:
 // the fp8 scratch has a buffer of its own) or all in one launch per pass (vocabulary 16000: the
 // logits buffer has room for every layer's copy).
+// Then a second forward and backward, both backends from the same parameters again: now every
+// tensor has a scale, so the layernorms cast the QKV and fc inputs themselves (x, and the x^T the
+// wgrad reads: kern::layernorm_forward_fp8) where the first step cast them from bf16; the same
+// bounds, and each of those inputs' amax, recorded by its layernorm, within 5% of the first
+// step's (one Adam step of lr 1e-3 apart, the same dropout masks; a missing record leaves 0).
 TEST(Fp8Model, StepAgainstFp32Cpu) {
   SKIP_WITHOUT_GPU();
   attn::GPTConfig c;
@@ -788,7 +801,53 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
     cpu->get_params(pc.data());
     gpu->get_params(pg.data());
     EXPECT_REL(Vec(pg.begin(), pg.end()), Vec(pc.begin(), pc.end()), 5e-2, what + " params after adamw vs cpu");
-    EXPECT_EQ(gpu->precision_state().size(), 3 + attn::kern::Fp8ScaleState::floats(8 * 3, 16) + 8 * 3);
+    const std::vector<float> state1 = gpu->precision_state();
+    EXPECT_EQ(state1.size(), 3 + attn::kern::Fp8ScaleState::floats(8 * 3, 16) + 8 * 3);
+
+    // the second step: the layernorms cast the QKV and fc inputs
+    cpu->set_params(pc.data());
+    gpu->set_params(pc.data());
+    cpu->zero_grad();
+    gpu->zero_grad();
+    gpu->reset_profile();
+    gpu->set_profiling(true);
+    const float lc2 = cpu->forward_backward(batch, 1.0f, ctx);
+    const float lg2 = gpu->forward_backward(batch, 1.0f, ctx);
+    const attn::StepProfile prof2 = gpu->profile();
+    gpu->set_profiling(false);
+    const auto calls2 = [&](const char* op) { return prof2.ops.count(op) ? prof2.ops.at(op).calls : 0; };
+    const std::string what2 = what + " step 2";
+    EXPECT_EQ(calls("layernorm+fp8 cast fwd") + calls("residual+layernorm+fp8 cast fwd"), 0)
+        << what << ": the first casts (scales from their own amax) are the linears'";
+    EXPECT_EQ(calls2("layernorm+fp8 cast fwd"), 1) << what2 << ": ln_1 of layer 0";
+    EXPECT_EQ(calls2("residual+layernorm+fp8 cast fwd"), 2 * c.n_layer - 1) << what2 << ": ln_2, and ln_1 after layer 0";
+    EXPECT_EQ(calls2("residual+layernorm fwd"), 1) << what2 << ": ln_f stays bf16";
+    EXPECT_EQ(calls2("layernorm fwd"), 0) << what2;
+    EXPECT_EQ(calls2("fp8 cast x+x^T"), 0) << what2 << ": no bf16 layernorm output cast any more";
+    EXPECT_EQ(calls2("fp8 cast gelu+x+x^T"), c.n_layer) << what2;
+    EXPECT_EQ(calls2("fp8 cast x"), c.n_layer) << what2 << ": the attention projection's input";
+    EXPECT_EQ(calls2("fp8 cast x^T"), c.n_layer) << what2;
+    EXPECT_REL(Vec{lg2}, Vec{lc2}, 5e-3, what2 + " loss vs cpu");
+    cpu->get_grads(gc.data());
+    gpu->get_grads(gg.data());
+    for (const attn::ParamTensor& t : layout.tensors()) {
+      const Vec a(gg.begin() + t.offset, gg.begin() + t.offset + t.numel);
+      const Vec b(gc.begin() + t.offset, gc.begin() + t.offset + t.numel);
+      EXPECT_REL(a, b, 0.25, what2 + " grad " + t.name);
+    }
+    // amax histories (cuda_fp8.h's state: after each backward's roll, slot 1 holds that step's)
+    const std::vector<float> state2 = gpu->precision_state();
+    ASSERT_EQ(state2.size(), state1.size());
+    const int tensors = 4 * c.n_layer * attn::CudaFp8Linears::kRoles;
+    for (int l = 0; l < c.n_layer; ++l)
+      for (const int linear : {4 * l + 0, 4 * l + 2}) {  // QKV (ln_1), fc (ln_2)
+        const int t = linear * attn::CudaFp8Linears::kRoles + attn::CudaFp8Linears::Input;
+        const std::string tag = what2 + " linear " + std::to_string(linear) + " input amax";
+        const float step1 = state_amax_history(state1, tensors, t, 1), step2 = state_amax_history(state2, tensors, t, 1);
+        EXPECT_GT(step2, 0.0f) << tag << ": not recorded";
+        EXPECT_NEAR(step2, step1, 0.05 * step1) << tag << " vs the first step's";
+        EXPECT_EQ(state_amax_history(state2, tensors, t, 2), step1) << tag << ": the first step's, rolled one slot";
+      }
   }
 }
 #endif
