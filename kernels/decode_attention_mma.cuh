@@ -36,6 +36,7 @@
 
 #include "kernels/decode_attention_common.cuh"
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/tiles/hardware.cuh"
 #include "kernels/tiles/pdl.cuh"
 
 namespace attn::kern {
@@ -84,7 +85,7 @@ struct MmaDecodeGeometry {
   static_assert(kChunksPerLane >= 1 && kChunksPerLane <= 4, "K row of 4..16 chunks");
   static_assert((kTileTokens * kChunks) % kThreads == 0, "whole chunks per thread");
   static_assert(kTileTokens * 2 <= kThreads, "one scale per thread");
-  static_assert(kStages * kStageBytes + (int)sizeof(MergeScratch<kThreads>) <= 227 * 1024, "fits one SM");
+  static_assert(kStages * kStageBytes + (int)sizeof(MergeScratch<kThreads>) <= tiles::kMaxSmemPerBlockSm90, "fits one SM");
 };
 
 // ---- the fragment layout, once -----------------------------------------------------------

@@ -323,7 +323,7 @@ __global__ void fp8_update_scales_kernel(Fp8ScaleState s, int first, int count, 
   hist[0] = 0.0f;
 }
 
-constexpr int kAmaxBlocksPerSm = 16, kSms = 132;  // the amax pass: at most one wave of blocks
+constexpr int kAmaxBlocksPerSm = 16;  // the amax pass: at most one wave of blocks
 
 }  // namespace
 
@@ -379,8 +379,8 @@ void fp8_add_column_sums(float* sums, const float* column_partials, int rows, in
 void fp8_amax(const bf16* x, size_t n, float* amax, cudaStream_t stream) {
   if (n == 0) return;
   const size_t groups = n / kGroup;
-  const auto blocks =
-      static_cast<int>(std::min<size_t>(ceil_div<size_t>(groups, kCastThreads), kSms * kAmaxBlocksPerSm));
+  const size_t one_wave = static_cast<size_t>(tiles::sm_count()) * kAmaxBlocksPerSm;
+  const auto blocks = static_cast<int>(std::min<size_t>(ceil_div<size_t>(groups, kCastThreads), one_wave));
   fp8_amax_kernel<<<blocks, kCastThreads, 0, stream>>>(x, groups, amax);
   CUDA_CHECK_LAUNCH();
 }
