@@ -1,8 +1,9 @@
 // exp2_fma (kernels/exp2_fma.h), the FMA-pipe 2^x of the soft-capping loops, against the double
 // exp2 on a fine sweep of the range the flash kernels feed it ([-125, 8]: a score minus a row
 // maximum that may lag by up to 2^8) plus its edges: relative error within the polynomial's
-// 7.5e-5 and never negative; -inf and anything below -125 give 2^-125 to that error (the clamp);
-// integers and half-integers (the ends of the reduced range) within the same error.
+// 7.5e-5 and never negative; -125 gives 2^-125 to that error, anything below it (a masked score's
+// -inf) exactly 0 and NaN NaN, as ex2.approx; integers and half-integers (the ends of the reduced
+// range) within the same error.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -33,8 +34,10 @@ TEST(Exp2Fma, IntegersHalvesAndTheClamp) {
   }
   const float floor_value = attn::exp2_fma(-125.0f);
   EXPECT_NEAR(floor_value / std::exp2(-125.0), 1.0, 7.6e-5);
-  EXPECT_EQ(attn::exp2_fma(-std::numeric_limits<float>::infinity()), floor_value);
-  EXPECT_EQ(attn::exp2_fma(-1000.0f), floor_value);
+  EXPECT_EQ(attn::exp2_fma(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_EQ(attn::exp2_fma(-1000.0f), 0.0f);
+  EXPECT_EQ(attn::exp2_fma(std::nextafter(-125.0f, -200.0f)), 0.0f);
+  EXPECT_TRUE(std::isnan(attn::exp2_fma(std::numeric_limits<float>::quiet_NaN())));
   EXPECT_NEAR(attn::exp2_fma(0.0f), 1.0f, 7.6e-5f);
 }
 
