@@ -124,7 +124,8 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, uint4 v, bool full, bo
   if (full) *reinterpret_cast<uint2*>(dst + kMicro) = make_uint2(v.z, v.w);
 }
 
-// What a cast pass converts (fp8_cast.h): g = x, g = x * gelu'(gelu_in), or g = gelu(x).
+// What a cast pass converts (fp8_cast.h): g = x, g = x * gelu'(gelu_in), or g = gelu(x) (the
+// GELU's tanh on the MUFU unit: gelu_math.cuh's FastTanh).
 enum class CastOf { kX, kXTimesGeluGrad, kGeluOfX };
 
 // Phase 1 of a micro-tile at x + at (and gelu_in + at): its 8 rows of fp8 bytes, m = max |g|, and
@@ -146,8 +147,8 @@ __device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, cons
 #pragma unroll
     for (int j = 0; j < kMicro; ++j) {
       g[j] = xv[i].get(j);
-      if constexpr (kGeluIn) g[j] *= gelu_grad(pv[i].get(j));
-      if constexpr (kOf == CastOf::kGeluOfX) g[j] = gelu(g[j]);
+      if constexpr (kGeluIn) g[j] *= gelu_grad<FastTanh>(pv[i].get(j));
+      if constexpr (kOf == CastOf::kGeluOfX) g[j] = gelu<FastTanh>(g[j]);
       if constexpr (kSums) col_sum[j] += g[j];
     }
     bytes[i] = cast8<F>(g, scale, m);
