@@ -23,6 +23,7 @@
 #include "backend/cuda_backend.h"
 #include "backend/cuda_data_parallel.h"
 #include "backend/cuda_fp8.h"
+#include "backend/cuda_fp8_lm_head.h"
 #include "backend/cuda_graph.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
@@ -546,27 +547,45 @@ class CudaBackend final : public Backend {
       grads_zero_pending_ = false;
     }
     const int block = classifier_rows(N);
+    const bool fp8 = lm_head_fp8_ && CudaFp8LmHead::supports(N, Vp, C);  // (blocks: multiples of 16 rows)
+    if (fp8) lm_head_fp8_->cast_operands(as_bf16(lnf_), N, write_grad);
     for (int r0 = 0; r0 < N; r0 += block) {
       const int rows = std::min(block, N - r0);
       const T* x = lnf_ + static_cast<size_t>(r0) * C;
-      timed(matmul_op("lm_head fwd", rows, C, Vp, OpCategory::Classifier),
-            [&] { matmul_->forward(acts_logits_, x, P(layout_.wte()), nullptr, rows, C, Vp); });
-      timed(pass_op(OpCategory::Classifier, "softmax+xent fwd/bwd", 2.0 * rows * Vp * sizeof(T)), [&] {
+      if (fp8) {
+        lm_head_fp8_->forward(as_bf16(acts_logits_), r0, rows, "lm_head fwd");
+      } else {
+        timed(matmul_op("lm_head fwd", rows, C, Vp, OpCategory::Classifier),
+              [&] { matmul_->forward(acts_logits_, x, P(layout_.wte()), nullptr, rows, C, Vp); });
+      }
+      const kern::Fp8Dlogits dlogits8 = fp8 && write_grad ? lm_head_fp8_->dlogits_target() : kern::Fp8Dlogits{};
+      const double pass_bytes = rows * static_cast<double>(Vp) * (2.0 * sizeof(T) + (dlogits8.q ? 1.0 : 0.0));
+      timed(pass_op(OpCategory::Classifier, "softmax+xent fwd/bwd", pass_bytes), [&] {
         kern::classifier_forward_backward(acts_logits_, losses_ + r0, targets_dev() + r0, rows, cfg_.vocab_size, Vp,
-                                          dloss, write_grad, stream_);
+                                          dloss, write_grad, stream_, dlogits8);
       });
       if (!write_grad) continue;
-      timed(matmul_op("lm_head dgrad", rows, C, Vp, OpCategory::Classifier), [&] {
-        matmul_->backward_input(dbuf_ + static_cast<size_t>(r0) * C, acts_logits_, P(layout_.wte()), rows, C, Vp);
-      });
+      if (fp8) {
+        lm_head_fp8_->dgrad(as_bf16(dbuf_ + static_cast<size_t>(r0) * C), rows, "lm_head dgrad");
+      } else {
+        timed(matmul_op("lm_head dgrad", rows, C, Vp, OpCategory::Classifier), [&] {
+          matmul_->backward_input(dbuf_ + static_cast<size_t>(r0) * C, acts_logits_, P(layout_.wte()), rows, C, Vp);
+        });
+      }
       timed(matmul_op("lm_head wgrad", rows, C, Vp, OpCategory::Classifier), [&] {
         matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, x, rows, C, Vp, reduce_scratch_,
                                  add_grads_ || r0 > 0);
       });
     }
   }
+  // The rows of a classifier block: half the batch's, or with the fp8 LM head the most whose
+  // logits fit the buffer beside its fp8 copies (enable_fp8).
+  // (fp8 objects exist only where T is bf16: enable_fp8)
+  static bf16* as_bf16(T* p) { return reinterpret_cast<bf16*>(p); }
   static constexpr int kClassifierChunks = 2;
-  int classifier_rows(int N) const { return std::max(1, (N + kClassifierChunks - 1) / kClassifierChunks); }
+  int classifier_rows(int N) const {
+    return lm_head_fp8_ ? lm_head_rows_ : std::max(1, (N + kClassifierChunks - 1) / kClassifierChunks);
+  }
 
   // ---- backward: from d ln_f(x) (in dbuf_, from lm_head_and_classifier) to every parameter
   // gradient; adds into them, or writes them when add_grads_ is false (see lm_head_and_classifier)
@@ -760,6 +779,23 @@ class CudaBackend final : public Backend {
     const size_t need = fp8_->scratch_bytes(layers * kLinearsPerLayer);
     fp8_->set_scratch(need <= logits_spare_bytes_ ? logits_spare_ : mem_.allocate(need, MemCategory::Activations),
                       layers * kLinearsPerLayer);
+    enable_fp8_lm_head();
+  }
+  // The LM head in fp8 (cuda_fp8_lm_head.h), when its fp8 copies fit the logits buffer beside a
+  // block of bf16 logits of at least 16 rows: then blocks of the most rows (a multiple of 16)
+  // that do, so the peak stays bf16's (GPT-2 124M, B=16, T=1024: blocks of 4,096+ rows, not 8,192).
+  // Its copies are dead, like the logits, outside lm_head_and_classifier.
+  void enable_fp8_lm_head() {
+    const int C = cfg_.n_embd, Vp = cfg_.padded_vocab_size, N = maxB_ * maxT_;
+    if (!CudaFp8LmHead::supports(16, Vp, C) || N < 16) return;
+    const auto logits_at = [&](int rows) { return ArenaPlan::aligned(static_cast<size_t>(rows) * Vp * sizeof(T)); };
+    int rows = std::min(N, classifier_rows(N)) / 16 * 16;
+    while (rows >= 16 && logits_at(rows) + CudaFp8LmHead::scratch_bytes(Vp, C, N, rows) > logits_bytes_) rows -= 16;
+    if (rows < 16) return;
+    lm_head_fp8_ = std::make_unique<CudaFp8LmHead>(reinterpret_cast<const bf16*>(P(layout_.wte())), Vp, C, N,
+                                                   *matmul_, mem_, timer_, stream_);
+    lm_head_fp8_->set_scratch(reinterpret_cast<char*>(acts_logits_) + logits_at(rows), rows);
+    lm_head_rows_ = rows;
   }
   // Data-parallel: gradients of this backward stage are queued (buckets.h stages).
   void stage_done(int stage, const StepContext& ctx) {
@@ -1022,6 +1058,7 @@ class CudaBackend final : public Backend {
     // one classifier block of rows, or last_logits' maxB_ rows
     const size_t logits_rows = std::max<size_t>(classifier_rows(static_cast<int>(N)), maxB_);
     const size_t logits_bytes = logits_rows * Vp * sizeof(T);
+    logits_bytes_ = logits_bytes;
     const size_t logits = plan.add(logits_bytes);
     const size_t tmp = plan.add(nc), dbuf = plan.add(nc), dres = plan.add(nc);
     // The layer backward's buffers (dqkv, dfch, attention scratch) are used only after the LM
@@ -1103,6 +1140,9 @@ class CudaBackend final : public Backend {
   std::unique_ptr<CudaAttention> attention_;
   std::unique_ptr<CudaMatmul> matmul_;
   std::unique_ptr<CudaFp8Linears> fp8_;  // device.precision = "fp8"
+  std::unique_ptr<CudaFp8LmHead> lm_head_fp8_;  // and its LM head, where its copies fit
+  int lm_head_rows_ = 0;                        // then the rows of a classifier block
+  size_t logits_bytes_ = 0;                     // the logits buffer
   char* logits_spare_ = nullptr;         // the logits buffer beyond the layer backward's buffers
   size_t logits_spare_bytes_ = 0;
 

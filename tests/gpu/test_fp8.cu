@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda_fp8.h"
+#include "backend/cuda_fp8_lm_head.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
 #include "backend/cuda_op_timer.h"
@@ -803,8 +804,11 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
   c.block_size = 80;
   c.n_layer = 2, c.n_head = 4, c.n_kv_head = 2, c.n_embd = 256;
   c.dropout = 0.1f, c.attn_dropout = 0.1f;
-  struct Case { const char* impl; int vocab, padded_vocab, weight_casts; };
-  for (const Case k : {Case{"naive", 101, 128, 2}, Case{"flash", 101, 128, 2}, Case{"flash", 16000, 16384, 1}}) {
+  // lm_head_fp8: whether the LM head's fp8 copies fit the logits buffer (backend: enable_fp8_lm_head;
+  // with a vocabulary of 128 the copy of x alone is larger than the logits)
+  struct Case { const char* impl; int vocab, padded_vocab, weight_casts; bool lm_head_fp8; };
+  for (const Case k : {Case{"naive", 101, 128, 2, false}, Case{"flash", 101, 128, 2, false},
+                       Case{"flash", 16000, 16384, 1, true}}) {
     const char* impl = k.impl;
     c.vocab_size = k.vocab, c.padded_vocab_size = k.padded_vocab;
     const std::string what = std::string("fp8 ") + impl + " vocab " + std::to_string(k.vocab);
@@ -841,6 +845,7 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
     EXPECT_EQ(calls("fp8 cast W"), k.weight_casts) << what << ": weight-cast launches per forward";
     EXPECT_EQ(calls("fp8 cast W^T"), k.weight_casts) << what << ": weight-cast launches per backward";
     EXPECT_GT(prof[attn::OpCategory::Fp8Cast], 0.0) << what << ": no fp8 cast time in the profile";
+    EXPECT_EQ(calls("fp8 cast lm_head x, wte+wte^T"), k.lm_head_fp8 ? 1 : 0) << what << ": the LM head in fp8";
     EXPECT_REL(Vec{lg}, Vec{lc}, 5e-3, what + " loss vs cpu");
     std::vector<float> gc(layout.total()), gg(layout.total());
     cpu->get_grads(gc.data());
@@ -911,6 +916,106 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
   }
 }
 #endif
+
+// ---- the fp8 LM head (backend/cuda_fp8_lm_head.h) ------------------------------------------------
+
+// The classifier's e5m2 copy of dlogits: byte for byte the host's rounding of each bf16 dlogit
+// times 57344 / |dloss| (a scale from the bound |dlogits| <= |dloss|, no amax), zero rows where
+// the target is ignored, scale_inv = 1 / that scale; the bf16 gradient and the losses exactly
+// as without the copy. dloss on the host and in device memory, negative, and zero (scale 1).
+TEST(Fp8LmHead, ClassifierWritesE5m2DlogitsByteForByte) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int N, V, Vp; float dloss; bool on_device; };
+  for (const Case c : {Case{9, 50257, 50304, 1.0f / 9, false}, Case{40, 101, 128, -0.02f, true},
+                       Case{16, 300, 304, 0.0f, false}}) {
+    const std::string tag = "N=" + std::to_string(c.N) + " Vp=" + std::to_string(c.Vp) + " dloss=" + std::to_string(c.dloss);
+    const size_t n = static_cast<size_t>(c.N) * c.Vp;
+    const Vec logits = tu::rounded<tu::bf16>(tu::random_vec(n, 700 + c.N, 3.0));
+    std::vector<int32_t> tgt(c.N);
+    std::mt19937 g(701);
+    for (int i = 0; i < c.N; ++i) tgt[i] = i % 5 == 3 ? -1 : static_cast<int32_t>(g() % c.V);
+    DevBuf<tu::bf16> plain(logits), with8(logits);
+    DevBuf<int32_t> d_tgt(tgt);
+    DevBuf<float> loss_plain(c.N), loss8(c.N), d_dloss(Vec{c.dloss}), scale_inv(Vec{-1.0});
+    DevBuf<uint8_t> q(n);
+    CUDA_CHECK(cudaMemset(q.get(), 0x5a, n));
+    const attn::DeviceValue<float> dl = c.on_device ? attn::DeviceValue<float>(7.0f, d_dloss.get())
+                                                    : attn::DeviceValue<float>(c.dloss);
+    attn::kern::classifier_forward_backward(plain.get(), loss_plain.get(), d_tgt.get(), c.N, c.V, c.Vp, dl, true, 0);
+    attn::kern::classifier_forward_backward(with8.get(), loss8.get(), d_tgt.get(), c.N, c.V, c.Vp, dl, true, 0,
+                                            attn::kern::Fp8Dlogits{q.get(), scale_inv.get()});
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const auto a = download(plain.get(), n), b = download(with8.get(), n);
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(tu::bf16)), 0) << tag << ": bf16 dlogits changed";
+    const auto la = download(loss_plain.get(), c.N), lb = download(loss8.get(), c.N);
+    EXPECT_EQ(std::memcmp(la.data(), lb.data(), c.N * sizeof(float)), 0) << tag << ": losses changed";
+    const float scale = c.dloss != 0.0f ? attn::kern::kE5M2Max / std::fabs(c.dloss) : 1.0f;
+    const auto hq = download(q.get(), n);
+    size_t bad = 0, nonzero = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t want = host_fp8(static_cast<float>(tu::from_t(b[i])) * scale, Fp8Format::E5M2);
+      bad += hq[i] != want;
+      nonzero += want != 0;
+    }
+    EXPECT_EQ(bad, 0u) << tag;
+    EXPECT_EQ(nonzero > 0, c.dloss != 0.0f) << tag;
+    EXPECT_EQ(download(scale_inv.get(), 1)[0], 1.0f / scale) << tag;
+  }
+}
+
+// The LM head's forward and dgrad in fp8 against float64, by blocks of rows (the last one
+// shorter), the dgrad's dlogits from the classifier's e5m2 copy: the norm-wise errors of
+// e4m3 x e4m3 and e5m2 x e4m3 products (the linears' bounds above). wte^T cast only when asked.
+TEST(Fp8LmHead, ForwardAndDgradAgainstFloat64) {
+  SKIP_WITHOUT_GPU();
+  const int N = 208, V = 250, Vp = 256, C = 80, block = 96;
+  const size_t nx = static_cast<size_t>(N) * C, nw = static_cast<size_t>(Vp) * C;
+  const Vec x = tu::rounded<tu::bf16>(tu::random_vec(nx, 720, 1.0));
+  Vec wte = tu::rounded<tu::bf16>(tu::random_vec(nw, 721, 1.0 / std::sqrt(C)));
+  DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
+  attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
+  attn::CudaAllocator mem;
+  attn::CudaOpTimer timer(0);
+  DevBuf<tu::bf16> d_x(x), d_w(wte), logits(static_cast<size_t>(block) * Vp), dx(nx);
+  attn::CudaFp8LmHead head(d_w.get(), Vp, C, N, mm, mem, timer, 0);
+  DevBuf<char> scratch(attn::CudaFp8LmHead::scratch_bytes(Vp, C, N, block));
+  head.set_scratch(scratch.get(), block);
+  EXPECT_THROW(head.forward(logits.get(), 0, block, "lm_head fwd"), attn::Error) << "a forward before the casts";
+  head.cast_operands(d_x.get(), N, /*with_transpose=*/false);
+  EXPECT_THROW(head.dgrad(dx.get(), block, "lm_head dgrad"), attn::Error) << "a dgrad without wte^T";
+  head.cast_operands(d_x.get(), N, /*with_transpose=*/true);
+  std::vector<int32_t> tgt(N);
+  for (int i = 0; i < N; ++i) tgt[i] = (i * 37) % V;
+  DevBuf<int32_t> d_tgt(tgt);
+  DevBuf<float> losses(N);
+  const float dloss = 1.0f / N;
+  for (int r0 = 0; r0 < N; r0 += block) {
+    const int rows = std::min(block, N - r0);
+    const std::string tag = "rows " + std::to_string(r0) + ".." + std::to_string(r0 + rows);
+    head.forward(logits.get(), r0, rows, "lm_head fwd");
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    Vec want(static_cast<size_t>(rows) * Vp, 0.0);
+    for (int r = 0; r < rows; ++r)
+      for (int v = 0; v < Vp; ++v) {
+        double acc = 0;
+        for (int k = 0; k < C; ++k) acc += x[static_cast<size_t>(r0 + r) * C + k] * wte[static_cast<size_t>(v) * C + k];
+        want[static_cast<size_t>(r) * Vp + v] = acc;
+      }
+    expect_fp8_error(download_bf16(logits.get(), want.size()), want, kForwardExpected, "fp8 LM head forward " + tag);
+    attn::kern::classifier_forward_backward(logits.get(), losses.get() + r0, d_tgt.get() + r0, rows, V, Vp,
+                                            attn::DeviceValue<float>(dloss), true, 0, head.dlogits_target());
+    head.dgrad(dx.get() + static_cast<size_t>(r0) * C, rows, "lm_head dgrad");
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const Vec dl = download_bf16(logits.get(), static_cast<size_t>(rows) * Vp);  // the bf16 dlogits
+    Vec want_dx(static_cast<size_t>(rows) * C, 0.0);
+    for (int r = 0; r < rows; ++r)
+      for (int v = 0; v < Vp; ++v)
+        for (int k = 0; k < C; ++k)
+          want_dx[static_cast<size_t>(r) * C + k] += dl[static_cast<size_t>(r) * Vp + v] * wte[static_cast<size_t>(v) * C + k];
+    expect_fp8_error(download_bf16(dx.get() + static_cast<size_t>(r0) * C, want_dx.size()), want_dx, kBackwardExpected,
+                     "fp8 LM head dgrad " + tag);
+  }
+}
 
 // ---- exact resume -------------------------------------------------------------------------------
 
