@@ -804,14 +804,17 @@ TEST(Fp8Model, StepAgainstFp32Cpu) {
   c.block_size = 80;
   c.n_layer = 2, c.n_head = 4, c.n_kv_head = 2, c.n_embd = 256;
   c.dropout = 0.1f, c.attn_dropout = 0.1f;
-  // lm_head_fp8: whether the LM head's fp8 copies fit the logits buffer (backend: enable_fp8_lm_head;
-  // with a vocabulary of 128 the copy of x alone is larger than the logits)
-  struct Case { const char* impl; int vocab, padded_vocab, weight_casts; bool lm_head_fp8; };
-  for (const Case k : {Case{"naive", 101, 128, 2, false}, Case{"flash", 101, 128, 2, false},
-                       Case{"flash", 16000, 16384, 1, true}}) {
+  // lm_head_fp8: whether the LM head's fp8 copies fit the logits buffer (backend:
+  // enable_fp8_lm_head): 240 rows of logits (the parity backends' 3 x 80) hold two copies of wte
+  // only where 2 Vp C + 48 Vp + 240 C <= 240 Vp, C < 96: so the last case's width 64 (one head)
+  struct Case { const char* impl; int vocab, padded_vocab, weight_casts; bool lm_head_fp8; int n_embd, n_head, n_kv_head; };
+  for (const Case k : {Case{"naive", 101, 128, 2, false, 256, 4, 2}, Case{"flash", 101, 128, 2, false, 256, 4, 2},
+                       Case{"flash", 16000, 16384, 1, false, 256, 4, 2}, Case{"flash", 16000, 16384, 1, true, 64, 1, 1}}) {
     const char* impl = k.impl;
     c.vocab_size = k.vocab, c.padded_vocab_size = k.padded_vocab;
-    const std::string what = std::string("fp8 ") + impl + " vocab " + std::to_string(k.vocab);
+    c.n_embd = k.n_embd, c.n_head = k.n_head, c.n_kv_head = k.n_kv_head;
+    const std::string what = std::string("fp8 ") + impl + " vocab " + std::to_string(k.vocab) + " width " +
+                             std::to_string(k.n_embd);
     auto cpu = tu::parity_backend(c, "cpu", "fp32", impl);
     auto gpu = tu::parity_backend(c, "cuda", "fp8", impl);
     const attn::ParamLayout& layout = cpu->layout();
@@ -955,7 +958,7 @@ TEST(Fp8LmHead, ClassifierWritesE5m2DlogitsByteForByte) {
     for (size_t i = 0; i < n; ++i) {
       const uint8_t want = host_fp8(static_cast<float>(tu::from_t(b[i])) * scale, Fp8Format::E5M2);
       bad += hq[i] != want;
-      nonzero += want != 0;
+      nonzero += fp8_value(want, Fp8Format::E5M2) != 0.0;  // (-0 is byte 0x80)
     }
     EXPECT_EQ(bad, 0u) << tag;
     EXPECT_EQ(nonzero > 0, c.dloss != 0.0f) << tag;
@@ -964,8 +967,12 @@ TEST(Fp8LmHead, ClassifierWritesE5m2DlogitsByteForByte) {
 }
 
 // The LM head's forward and dgrad in fp8 against float64, by blocks of rows (the last one
-// shorter), the dgrad's dlogits from the classifier's e5m2 copy: the norm-wise errors of
-// e4m3 x e4m3 and e5m2 x e4m3 products (the linears' bounds above). wte^T cast only when asked.
+// shorter), the dgrad's dlogits from the classifier's e5m2 copy: the forward within the norm-wise
+// error of e4m3 x e4m3 products (the linears' bound above). The dgrad's is that of wte's e4m3
+// rounding alone, kRms 2^-4 = 0.0266 (measured 0.0276 on the H200), not the linears' e5m2 x e4m3
+// 0.0594: dx is dominated by each row's target term -(1 - p_t) dloss wte[t], and the scale
+// 57344 / |dloss| puts that dlogit at the top of e5m2's range, (1 - p_t) 57344, which rounds to
+// 57344 within 1 - p_t (here p_t ~ 1/250), not within 2^-3. wte^T cast only when asked.
 TEST(Fp8LmHead, ForwardAndDgradAgainstFloat64) {
   SKIP_WITHOUT_GPU();
   const int N = 208, V = 250, Vp = 256, C = 80, block = 96;
@@ -1012,7 +1019,7 @@ TEST(Fp8LmHead, ForwardAndDgradAgainstFloat64) {
       for (int v = 0; v < Vp; ++v)
         for (int k = 0; k < C; ++k)
           want_dx[static_cast<size_t>(r) * C + k] += dl[static_cast<size_t>(r) * Vp + v] * wte[static_cast<size_t>(v) * C + k];
-    expect_fp8_error(download_bf16(dx.get() + static_cast<size_t>(r0) * C, want_dx.size()), want_dx, kBackwardExpected,
+    expect_fp8_error(download_bf16(dx.get() + static_cast<size_t>(r0) * C, want_dx.size()), want_dx, kRms / 16.0,
                      "fp8 LM head dgrad " + tag);
   }
 }
