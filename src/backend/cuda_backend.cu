@@ -44,7 +44,8 @@ using bf16 = __nv_bfloat16;
 namespace site = dropout_site;
 
 // What forward keeps per layer (x_l = the layer's input residual, x_{l+1} its output). With
-// fp8 linears, ln1, ln2 and fch_gelu hold their fp8 transposes instead (see keeps_input_t).
+// fp8 linears, ln1, ln2 and fch_gelu hold their fp8 transposes instead (see keeps_input_t; ln1's
+// second half holds the attention projection's: input_t_slot).
 template <typename T>
 struct LayerActs {
   T* ln1;                    // (N, C)   ln_1(x_l)
@@ -659,6 +660,18 @@ class CudaBackend final : public Backend {
   bool keeps_input_t(LinearKind kind, int N, int IC, int OC) const {
     return kind != kAttProj && fp8_call(N, IC, OC);
   }
+  // Where linear `kind` of `layer` keeps its input's fp8 x^T from the forward to the backward, or
+  // null (the backward casts the bf16 input again): where keeps_input_t, its input's layer slot
+  // `slot`; the attention projection, whose bf16 input (atty) stays too, in the second half of
+  // ln_1's slot, of which QKV's x^T fills the first (N x C bytes of a bf16 N x C buffer: no memory
+  // of its own). Forward and backward ask this one function, with the same shape.
+  void* input_t_slot(int layer, LinearKind kind, T* slot, int N, int IC, int OC) const {
+    if (keeps_input_t(kind, N, IC, OC)) return slot;
+    const int C = cfg_.n_embd;
+    if (kind == kAttProj && fp8_call(N, IC, OC) && IC == C && keeps_input_t(kQkv, N, C, cfg_.qkv_dim()))
+      return reinterpret_cast<char*>(layers_[layer].ln1) + static_cast<size_t>(N) * C;
+    return nullptr;
+  }
   // fp8: whether the layernorm that produces linear `kind`'s input (QKV: ln_1, fc: ln_2) writes
   // the linear's e4m3 x and x^T itself (kern::layernorm_forward_fp8, layernorm_for_linear), the
   // bf16 ln output then never stored (the layernorm backward reads the layernorm's input, mean and
@@ -721,11 +734,10 @@ class CudaBackend final : public Backend {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC)) {
         ATTN_CHECK(pre_gelu == nullptr, "linear_forward: the fp8 linears take the GELU in their input's cast");
-        const bool kept = keeps_input_t(kind, N, IC, OC);
         if (gelu_of == nullptr && ln_casts_input(layer, kind, N, IC, OC))  // x, x^T written by the layernorm
           return fp8_->forward_precast(layer * kLinearsPerLayer + kind, out, P(b), N, name);
         return fp8_->forward(layer * kLinearsPerLayer + kind, out, gelu_of ? gelu_of : linear_input(kind, inp, N, IC, OC),
-                             P(b), N, name, kept ? inp : nullptr, gelu_of != nullptr);
+                             P(b), N, name, input_t_slot(layer, kind, inp, N, IC, OC), gelu_of != nullptr);
       }
     }
     ATTN_CHECK(gelu_of == nullptr, "linear_forward: a GELU in the input's cast is an fp8 path only");
@@ -740,10 +752,12 @@ class CudaBackend final : public Backend {
                        const T* dout_gelu_input = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC)) {
-        const bool kept = keeps_input_t(kind, N, IC, OC);
+        // inp: the bf16 input, or where its x^T was kept, the slot that holds it (input_t_slot)
+        const void* x_t = input_t_slot(layer, kind, const_cast<T*>(inp), N, IC, OC);
+        const T* x = x_t ? nullptr : inp;
         ATTN_CHECK(pre_gelu == nullptr, "linear_backward: the fp8 linears take the dGELU in dy's cast");
-        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, kept ? nullptr : inp, N,
-                              dout_gelu_input, wgrad_name, dgrad_name, kept ? inp : nullptr);
+        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, x, N, dout_gelu_input,
+                              wgrad_name, dgrad_name, x_t);
       }
     }
     ATTN_CHECK(dout_gelu_input == nullptr, "linear_backward: a fused dGELU is an fp8 path only");

@@ -16,10 +16,10 @@
 // layernorm that produces ln_1 or ln_2 writes the e4m3 x and x^T with x's scale, known before it
 // runs (delayed scaling; not at x's first cast, whose scale comes from its own amax).
 // x^T: either the forward's cast of x writes it too, into memory the
-// caller keeps until the backward (forward's inp_t; then the bf16 x is read once per step, and
-// need not be kept: the backend stores x^T in place of the bf16 input of the QKV, fc and fc-proj
-// linears), or the backward casts the bf16 x again (the attention projection, whose input the
-// attention backward needs in bf16 anyway). The same bytes either way: one scale per tensor
+// caller keeps until the backward (forward's inp_t; then the bf16 x is read once per step: the
+// backend stores x^T in place of the bf16 input of the QKV, fc and fc-proj linears, and the
+// attention projection's, whose input the attention backward keeps in bf16 anyway, in the unused
+// half of ln_1's), or the backward casts the bf16 x again (inp_t null). The same bytes either way: one scale per tensor
 // between two update_scales() calls. fp32 accumulation; the scales undo in cuBLASLt's A/B scale.
 // The MLP's GELU sits in the casts, not in cuBLASLt's epilogues: the fc-proj's forward casts
 // x = gelu(h) from the fc's output h (gelu(h) is never stored in bf16), and the fc's backward
