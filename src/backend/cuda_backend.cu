@@ -651,7 +651,7 @@ class CudaBackend final : public Backend {
   bool fp8_call(int N, int IC, int OC) const { return fp8_ && CudaFp8Linears::supports(N, IC, OC); }
   // An fp8 linear whose bf16 input the backward needs only for the wgrad's fp8 x^T (QKV: ln_1,
   // fc: ln_2, fc-proj: gelu(fch); not the attention projection: the attention backward reads
-  // atty) keeps that x^T instead: its forward casts x once into x (its own operand) and x^T, the
+  // atty, and its x^T waits elsewhere: input_t_slot) keeps that x^T instead: its forward casts x once into x (its own operand) and x^T, the
   // latter into the input's layer slot (a bf16 buffer: x^T fills half of it), and the backward
   // uses it where it would cast x again. The bf16 input itself lives only from its producer to
   // this forward, in a buffer of the layer backward, dead during the forward (linear_input), or
@@ -664,7 +664,8 @@ class CudaBackend final : public Backend {
   // null (the backward casts the bf16 input again): where keeps_input_t, its input's layer slot
   // `slot`; the attention projection, whose bf16 input (atty) stays too, in the second half of
   // ln_1's slot, of which QKV's x^T fills the first (N x C bytes of a bf16 N x C buffer: no memory
-  // of its own). Forward and backward ask this one function, with the same shape.
+  // of its own; were QKV to keep more there, the two would overlap). Forward and backward ask this
+  // one function, with the same shape.
   void* input_t_slot(int layer, LinearKind kind, T* slot, int N, int IC, int OC) const {
     if (keeps_input_t(kind, N, IC, OC)) return slot;
     const int C = cfg_.n_embd;
@@ -727,8 +728,8 @@ class CudaBackend final : public Backend {
 
   // out (N, OC) = x W^T + b, x = inp (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu)). inp:
   // the input's layer slot; where keeps_input_t, x is read from linear_input(), or with gelu_of
-  // (fp8 only) x = gelu(gelu_of), computed in x's cast, and x's fp8 transpose is written into the slot;
-  // where ln_casts_input, the layernorm has cast x and x^T already.
+  // (fp8 only) x = gelu(gelu_of), computed in x's cast; fp8: x's transpose is written where
+  // input_t_slot says; where ln_casts_input, the layernorm has cast x and x^T already.
   void linear_forward(const char* name, int layer, LinearKind kind, T* out, T* inp, int w, int b, int N, int IC,
                       int OC, T* pre_gelu = nullptr, const T* gelu_of = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
@@ -744,7 +745,7 @@ class CudaBackend final : public Backend {
     timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), P(b), N, IC, OC, pre_gelu); });
   }
   // dW += dout^T inp, db += sum dout, then dinp = dout W (times gelu'(pre_gelu) when given).
-  // inp: the input's layer slot (where keeps_input_t: its fp8 transpose). fp8 only:
+  // inp: the input's layer slot (fp8: where input_t_slot keeps x^T, only that is read). fp8 only:
   // dout_gelu_input, dout is the gradient of a GELU's output and dout * gelu'(it) the linear's
   // (fused into the cast of dy).
   void linear_backward(const char* wgrad_name, const char* dgrad_name, int layer, LinearKind kind, T* dinp, int w, int b,

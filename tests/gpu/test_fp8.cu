@@ -788,8 +788,8 @@ float state_amax_history(const std::vector<float>& state, int tensors, int t, in
 // log(V) with logits ~0.02, so fp8's relative error in them moves it by < 1e-3: tol 5e-3. The
 // first Adam step is ~lr sign(g): gradients that fp8 flips in sign move a parameter by 2 lr
 // (param rms ~0.02, lr 1e-3): even a quarter of them flipped is 0.1 x sqrt(0.25) = 0.05.
-// Every parameter's gradient is checked, among them the QKV, fc and fc-proj weight gradients
-// from the x^T their forwards kept: an x^T of another layer or tensor would put them ~1.4 off,
+// Every parameter's gradient is checked, among them the four linears' weight gradients from the
+// x^T their forwards kept (the attention projection's in ln_1's slot): an x^T of another layer or tensor would put them ~1.4 off,
 // and so would a weight copy of another layer. The weights are cast per layer (vocabulary 101:
 // the fp8 scratch has a buffer of its own) or all in one launch per pass (vocabulary 16000: the
 // logits buffer has room for every layer's copy).
