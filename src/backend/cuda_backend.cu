@@ -797,8 +797,8 @@ class CudaBackend final : public Backend {
     enable_fp8_lm_head();
   }
   // The LM head in fp8 (cuda_fp8_lm_head.h), when its fp8 copies fit the logits buffer beside a
-  // block of bf16 logits of at least 16 rows: then blocks of the most rows (a multiple of 16)
-  // that do, so the peak stays bf16's (GPT-2 124M, B=16, T=1024: blocks of 4,096+ rows, not 8,192).
+  // block of bf16 logits of at least 16 rows: then the fewest blocks whose rows (a multiple of
+  // 16) do, so the peak stays bf16's (GPT-2 124M and 350M, B=16, T=1024: 4 blocks of 4,096 rows).
   // Its copies are dead, like the logits, outside lm_head_and_classifier.
   void enable_fp8_lm_head() {
     const int C = cfg_.n_embd, Vp = cfg_.padded_vocab_size, N = maxB_ * maxT_;
@@ -807,6 +807,8 @@ class CudaBackend final : public Backend {
     int rows = std::min(N, classifier_rows(N)) / 16 * 16;
     while (rows >= 16 && logits_at(rows) + CudaFp8LmHead::scratch_bytes(Vp, C, N, rows) > logits_bytes_) rows -= 16;
     if (rows < 16) return;
+    const int blocks = (N + rows - 1) / rows;  // as few blocks as fit, of equal rows (GPT-2: 4 x 4,096)
+    rows = ((N + blocks - 1) / blocks + 15) / 16 * 16;
     lm_head_fp8_ = std::make_unique<CudaFp8LmHead>(reinterpret_cast<const bf16*>(P(layout_.wte())), Vp, C, N,
                                                    *matmul_, mem_, timer_, stream_);
     lm_head_fp8_->set_scratch(reinterpret_cast<char*>(acts_logits_) + logits_at(rows), rows);

@@ -177,7 +177,7 @@ void CudaFp8Linears::forward_matmul(int linear, bf16* out, const void* w_q, cons
   const int IC = weights_[linear].in, OC = weights_[linear].out;
   timer_.time(OpTag(OpCategory::Matmul, name, 2.0 * N * IC * OC), [&] {
     matmul_.fp8_matmul(out, DType::BF16, operand(x_q_, tensor(linear, Input)), operand(w_q, tensor(linear, Weight)),
-                       N, OC, IC, 0.0f, bias);
+                       N, OC, IC, 0.0f, bias, kForwardFastAccum);
   });
 }
 

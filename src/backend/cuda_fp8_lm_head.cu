@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "backend/cuda_fp8.h"
 #include "core/arena_plan.h"
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -85,7 +86,7 @@ void CudaFp8LmHead::forward(bf16* logits, int r0, int rows, const char* name) {
              block_rows_);
   timer_.time(OpTag(OpCategory::Classifier, name, 2.0 * rows * C_ * Vp_), [&] {
     matmul_.fp8_matmul(logits, DType::BF16, operand(x_q_ + static_cast<size_t>(r0) * C_, X), operand(w_q_, Wte), rows,
-                       Vp_, C_, 0.0f);
+                       Vp_, C_, 0.0f, nullptr, CudaFp8Linears::kForwardFastAccum);
   });
 }
 

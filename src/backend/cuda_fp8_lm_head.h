@@ -1,6 +1,7 @@
 // The LM head in fp8 (device.precision = "fp8"; the blocks' linear layers: cuda_fp8.h), per
 // block of rows of the classifier (backend: lm_head_and_classifier):
-//   forward   logits = (e4m3 x) (e4m3 wte)^T                    bf16 out (the classifier's input)
+//   forward   logits = (e4m3 x) (e4m3 wte)^T                    bf16 out (the classifier's input),
+//                                                                 fast accumulation (as the linears')
 //   dgrad     dx     = (e5m2 dlogits) (e4m3 wte^T)^T            bf16 out
 //   wgrad     dwte  += dlogits^T x                               bf16, as in the bf16 step
 // x is ln_f's output. Scaling, per tensor, current rather than delayed (no state to checkpoint):
