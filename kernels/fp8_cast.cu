@@ -129,11 +129,12 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, uint4 v, bool full, bo
 enum class CastOf { kX, kXTimesGeluGrad, kGeluOfX };
 
 // Phase 1 of a micro-tile at x + at (and gelu_in + at): its 8 rows of fp8 bytes, m = max |g|, and
-// with kSums col_sum[j] = the sum of g over its rows (in row order).
+// with kSums col_sum[j] = the sum of g over its rows (in row order). bias: the micro-tile's 8
+// columns of gelu_bias, or null (GELU casts only).
 template <Fp8Format F, CastOf kOf, bool kSums>
-__device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, const bf16* __restrict__ gelu_in, size_t at,
-                                                int cols, float scale, float& m, uint2 (&bytes)[kMicro],
-                                                float (&col_sum)[kMicro]) {
+__device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, const bf16* __restrict__ gelu_in,
+                                                const bf16* __restrict__ bias, size_t at, int cols, float scale,
+                                                float& m, uint2 (&bytes)[kMicro], float (&col_sum)[kMicro]) {
   constexpr bool kGeluIn = kOf == CastOf::kXTimesGeluGrad;
   Pack128<bf16> xv[kMicro], pv[kGeluIn ? kMicro : 1];
 #pragma unroll
@@ -141,14 +142,22 @@ __device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, cons
     xv[i] = load128(x + at + static_cast<size_t>(i) * cols);
     if constexpr (kGeluIn) pv[i] = load128(gelu_in + at + static_cast<size_t>(i) * cols);
   }
+  float b[kMicro] = {};  // (x + 0 is x: no bias, the same bits)
+  if constexpr (kOf != CastOf::kX) {
+    if (bias) {
+      const Pack128<bf16> bv = load128(bias);
+#pragma unroll
+      for (int j = 0; j < kMicro; ++j) b[j] = bv.get(j);
+    }
+  }
 #pragma unroll
   for (int i = 0; i < kMicro; ++i) {
     float g[kMicro];
 #pragma unroll
     for (int j = 0; j < kMicro; ++j) {
       g[j] = xv[i].get(j);
-      if constexpr (kGeluIn) g[j] *= gelu_grad<FastTanh>(pv[i].get(j));
-      if constexpr (kOf == CastOf::kGeluOfX) g[j] = gelu<FastTanh>(g[j]);
+      if constexpr (kGeluIn) g[j] *= gelu_grad<FastTanh>(pv[i].get(j) + b[j]);
+      if constexpr (kOf == CastOf::kGeluOfX) g[j] = gelu<FastTanh>(g[j] + b[j]);
       if constexpr (kSums) col_sum[j] += g[j];
     }
     bytes[i] = cast8<F>(g, scale, m);
@@ -192,7 +201,8 @@ template <Fp8Format F, CastOf kOf, bool kSums>
 __device__ __forceinline__ void cast_transpose_tile(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t,
                                                     const bf16* __restrict__ x, int rows, int cols, float scale,
                                                     float* amax, const bf16* __restrict__ gelu_in,
-                                                    float* __restrict__ partials, int tile_row, int tile_col) {
+                                                    const bf16* __restrict__ gelu_bias, float* __restrict__ partials,
+                                                    int tile_row, int tile_col) {
   __shared__ alignas(16) uint8_t tile_t[kTile * kTile];
   __shared__ alignas(16) float row_sums[kSums ? kMicrosPerRow * kTile : 1];  // [8-row group][tile column]
   const int r0 = tile_row * kTile, c0 = tile_col * kTile;
@@ -203,7 +213,8 @@ __device__ __forceinline__ void cast_transpose_tile(uint8_t* __restrict__ q, uin
     const size_t at = static_cast<size_t>(r) * cols + c;
     uint2 bytes[kMicro];
     float col_sum[kMicro] = {};
-    cast_micro_tile<F, kOf, kSums>(x, gelu_in, at, cols, scale, m, bytes, col_sum);
+    cast_micro_tile<F, kOf, kSums>(x, gelu_in, gelu_bias ? gelu_bias + c : nullptr, at, cols, scale, m, bytes,
+                                   col_sum);
     if (q) {
 #pragma unroll
       for (int i = 0; i < kMicro; ++i) *reinterpret_cast<uint2*>(q + at + static_cast<size_t>(i) * cols) = bytes[i];
@@ -232,29 +243,37 @@ template <Fp8Format F, CastOf kOf, bool kSums>
 __global__ void __launch_bounds__(kCtThreads)
     fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x, int rows,
                               int cols, const float* scale_at, float* amax, const bf16* __restrict__ gelu_in,
-                              float* __restrict__ partials) {
-  cast_transpose_tile<F, kOf, kSums>(q, q_t, x, rows, cols, *scale_at, amax, gelu_in, partials, blockIdx.y,
+                              const bf16* __restrict__ gelu_bias, float* __restrict__ partials) {
+  cast_transpose_tile<F, kOf, kSums>(q, q_t, x, rows, cols, *scale_at, amax, gelu_in, gelu_bias, partials, blockIdx.y,
                                      blockIdx.x);
 }
 
+// The operands of one cast+transpose launch (fp8_cast_transpose's, less the format and stream).
+struct CastTransposeArgs {
+  uint8_t *q, *q_t;
+  const bf16* x;
+  int rows, cols;
+  const float* scale;
+  float* amax;
+  const bf16 *gelu_in, *gelu_bias;
+  float* partials;
+};
+
 template <Fp8Format F, CastOf kOf>
-void launch_cast_transpose(uint8_t* q, uint8_t* q_t, const bf16* x, int rows, int cols, const float* scale, float* amax,
-                           cudaStream_t stream, const bf16* gelu_in, float* partials) {
-  const dim3 grid(ceil_div(cols, kTile), ceil_div(rows, kTile));
+void launch_cast_transpose(const CastTransposeArgs& a, cudaStream_t stream) {
+  const dim3 grid(ceil_div(a.cols, kTile), ceil_div(a.rows, kTile));
   const auto launch = [&](auto kernel) {
-    kernel<<<grid, kCtThreads, 0, stream>>>(q, q_t, x, rows, cols, scale, amax, gelu_in, partials);
+    kernel<<<grid, kCtThreads, 0, stream>>>(a.q, a.q_t, a.x, a.rows, a.cols, a.scale, a.amax, a.gelu_in, a.gelu_bias,
+                                            a.partials);
   };
-  partials ? launch(fp8_cast_transpose_kernel<F, kOf, true>) : launch(fp8_cast_transpose_kernel<F, kOf, false>);
+  a.partials ? launch(fp8_cast_transpose_kernel<F, kOf, true>) : launch(fp8_cast_transpose_kernel<F, kOf, false>);
 }
 template <Fp8Format F>
-void launch_cast_transpose(CastOf of, uint8_t* q, uint8_t* q_t, const bf16* x, int rows, int cols, const float* scale,
-                           float* amax, cudaStream_t stream, const bf16* gelu_in, float* partials) {
+void launch_cast_transpose(CastOf of, const CastTransposeArgs& a, cudaStream_t stream) {
   switch (of) {
-    case CastOf::kX: return launch_cast_transpose<F, CastOf::kX>(q, q_t, x, rows, cols, scale, amax, stream, gelu_in, partials);
-    case CastOf::kXTimesGeluGrad:
-      return launch_cast_transpose<F, CastOf::kXTimesGeluGrad>(q, q_t, x, rows, cols, scale, amax, stream, gelu_in, partials);
-    case CastOf::kGeluOfX:
-      return launch_cast_transpose<F, CastOf::kGeluOfX>(q, q_t, x, rows, cols, scale, amax, stream, gelu_in, partials);
+    case CastOf::kX: return launch_cast_transpose<F, CastOf::kX>(a, stream);
+    case CastOf::kXTimesGeluGrad: return launch_cast_transpose<F, CastOf::kXTimesGeluGrad>(a, stream);
+    case CastOf::kGeluOfX: return launch_cast_transpose<F, CastOf::kGeluOfX>(a, stream);
   }
 }
 
@@ -274,8 +293,8 @@ __global__ void __launch_bounds__(kCtThreads)
   auto* out = static_cast<uint8_t*>(job.q);
   cast_transpose_tile<F, CastOf::kX, false>(layout == Fp8CastLayout::RowMajor ? out : nullptr,
                                             layout == Fp8CastLayout::Transposed ? out : nullptr, job.x, job.rows,
-                                            job.cols, *job.scale, job.amax, nullptr, nullptr, local / tiles_across,
-                                            local % tiles_across);
+                                            job.cols, *job.scale, job.amax, nullptr, nullptr, nullptr,
+                                            local / tiles_across, local % tiles_across);
 }
 
 // ---- the bias gradient ---------------------------------------------------------------------------
@@ -341,16 +360,19 @@ void fp8_cast(void* q, const bf16* x, size_t n, Fp8Format f, const float* scale,
 }
 
 void fp8_cast_transpose(void* q, void* q_t, const bf16* x, int rows, int cols, Fp8Format f, const float* scale,
-                        float* amax, cudaStream_t stream, const bf16* gelu_in, float* column_partials, bool gelu_of_x) {
+                        float* amax, cudaStream_t stream, const bf16* gelu_in, float* column_partials, bool gelu_of_x,
+                        const bf16* gelu_bias) {
   ATTN_CHECK(!(gelu_in && gelu_of_x), "fp8_cast_transpose: gelu_in (a GELU's gradient) and gelu_of_x (its output) both set");
+  ATTN_CHECK(!gelu_bias || ((gelu_in || gelu_of_x) && reinterpret_cast<uintptr_t>(gelu_bias) % 16 == 0),
+             "fp8_cast_transpose: a GELU bias without a GELU, or not 16-byte aligned");
   if (rows == 0 || cols == 0) return;
-  auto* a = static_cast<uint8_t*>(q);
-  auto* b = static_cast<uint8_t*>(q_t);
+  const CastTransposeArgs a{static_cast<uint8_t*>(q), static_cast<uint8_t*>(q_t), x, rows, cols, scale, amax, gelu_in,
+                            gelu_bias, column_partials};
   const CastOf of = gelu_in ? CastOf::kXTimesGeluGrad : gelu_of_x ? CastOf::kGeluOfX : CastOf::kX;
   if (f == Fp8Format::E4M3)
-    launch_cast_transpose<Fp8Format::E4M3>(of, a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
+    launch_cast_transpose<Fp8Format::E4M3>(of, a, stream);
   else
-    launch_cast_transpose<Fp8Format::E5M2>(of, a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
+    launch_cast_transpose<Fp8Format::E5M2>(of, a, stream);
   CUDA_CHECK_LAUNCH();
 }
 

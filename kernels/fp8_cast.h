@@ -60,14 +60,16 @@ void fp8_cast(void* q, const __nv_bfloat16* x, size_t n, Fp8Format f, const floa
 // rows) (when q_t != nullptr), both sat(g * *scale), in one pass; rows and cols multiples of 8.
 // g = x; with gelu_in (rows, cols) the gradient through a GELU, g = x * gelu'(gelu_in); with
 // gelu_of_x the GELU's output, g = gelu(x) (x its input: the MLP's activation cast straight from
-// the fc's output, never stored in bf16). The amax is max |g|. With column_partials (fp8_column_partials_floats(rows, cols) floats),
+// the fc's output, never stored in bf16). gelu_bias (cols, or null): the GELU's input is gelu_in
+// + gelu_bias, or x + gelu_bias, per column (the fc's bias, added here rather than in its
+// matmul's epilogue). The amax is max |g|. With column_partials (fp8_column_partials_floats(rows, cols) floats),
 // per 128-row tile the column sums of g; fp8_add_column_sums finishes them (the bias gradient
 // of the pass that reads g anyway, deterministic: a fixed summation order). Pointers 16-byte
 // aligned.
 void fp8_cast_transpose(void* q, void* q_t, const __nv_bfloat16* x, int rows, int cols, Fp8Format f,
                         const float* scale, float* amax, cudaStream_t stream,
                         const __nv_bfloat16* gelu_in = nullptr, float* column_partials = nullptr,
-                        bool gelu_of_x = false);
+                        bool gelu_of_x = false, const __nv_bfloat16* gelu_bias = nullptr);
 size_t fp8_column_partials_floats(int rows, int cols);
 // sums[c] += the column sums that fp8_cast_transpose left in column_partials (same rows, cols).
 void fp8_add_column_sums(float* sums, const float* column_partials, int rows, int cols, cudaStream_t stream);

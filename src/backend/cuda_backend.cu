@@ -509,10 +509,12 @@ class CudaBackend final : public Backend {
       // add and the layernorm that reads it are one pass over the row
       layernorm_for_linear(l, kFc, a.ln2, 4 * C, a.res_mid, a.ln2_mean, a.ln2_rstd, x, tmp_, lp.ln2_w, lp.ln2_b, N,
                            dropout(ctx, cfg_.dropout, site::attention_branch(l)));
-      if (keeps_input_t(kFcProj, N, 4 * C, C)) {  // fp8: the GELU in the fc-proj's input cast (cuda_fp8.h)
-        linear_forward("fc fwd", l, kFc, a.fch, a.ln2, lp.fc_w, lp.fc_b, N, C, 4 * C);
+      if (keeps_input_t(kFcProj, N, 4 * C, C)) {
+        // fp8: the fc's bias and the GELU in the fc-proj's input cast, gelu(h + b) (cuda_fp8.h; on
+        // the H200 the fc's fp8 matmul ran ~10% slower with cuBLASLt's bias epilogue than without)
+        linear_forward("fc fwd", l, kFc, a.fch, a.ln2, lp.fc_w, kNoBias, N, C, 4 * C);
         linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C,
-                       /*pre_gelu=*/nullptr, /*gelu_of=*/a.fch);
+                       /*pre_gelu=*/nullptr, /*gelu_of=*/a.fch, /*gelu_bias=*/P(lp.fc_b));
       } else {
         linear_forward("fc+gelu fwd", l, kFc, a.fch_gelu, a.ln2, lp.fc_w, lp.fc_b, N, C, 4 * C, /*pre_gelu=*/a.fch);
         linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C);
@@ -606,12 +608,13 @@ class CudaBackend final : public Backend {
       // MLP branch (dres = d res_out)
       const T* dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::mlp_branch(l)));
       // fp8: the dGELU moves from the fc-proj dgrad into the cast of the fc's dy (dfch_ stays
-      // the gradient of the GELU's output)
+      // the gradient of the GELU's output; the GELU's input is fch + the fc's bias, as forward)
       const bool fuse_dgelu = fp8_call(N, C, 4 * C);
       linear_backward("fcproj wgrad", "fcproj dgrad+dgelu", l, kFcProj, dfch_, lp.fcproj_w, lp.fcproj_b, dbranch,
                       a.fch_gelu, N, 4 * C, C, /*pre_gelu=*/fuse_dgelu ? nullptr : a.fch);
       linear_backward("fc wgrad", "fc dgrad", l, kFc, dbuf_, lp.fc_w, lp.fc_b, dfch_, a.ln2, N, C, 4 * C,
-                      /*pre_gelu=*/nullptr, /*dout_gelu_input=*/fuse_dgelu ? a.fch : nullptr);
+                      /*pre_gelu=*/nullptr, /*dout_gelu_input=*/fuse_dgelu ? a.fch : nullptr,
+                      /*gelu_bias=*/fuse_dgelu ? P(lp.fc_b) : nullptr);
       timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
                                  a.ln2_mean, a.ln2_rstd, N, C, /*add_dinp=*/true, add_grads_, stream_);
@@ -730,27 +733,31 @@ class CudaBackend final : public Backend {
   // the input's layer slot; where keeps_input_t, x is read from linear_input(), or with gelu_of
   // (fp8 only) x = gelu(gelu_of), computed in x's cast; fp8: x's transpose is written where
   // input_t_slot says; where ln_casts_input, the layernorm has cast x and x^T already.
+  // b: kNoBias, the bias added by the consumer (fp8: gelu_bias of the next linear's input cast).
+  static constexpr int kNoBias = -1;
   void linear_forward(const char* name, int layer, LinearKind kind, T* out, T* inp, int w, int b, int N, int IC,
-                      int OC, T* pre_gelu = nullptr, const T* gelu_of = nullptr) {
+                      int OC, T* pre_gelu = nullptr, const T* gelu_of = nullptr, const T* gelu_bias = nullptr) {
+    const T* bias = b == kNoBias ? nullptr : P(b);
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC)) {
         ATTN_CHECK(pre_gelu == nullptr, "linear_forward: the fp8 linears take the GELU in their input's cast");
         if (gelu_of == nullptr && ln_casts_input(layer, kind, N, IC, OC))  // x, x^T written by the layernorm
-          return fp8_->forward_precast(layer * kLinearsPerLayer + kind, out, P(b), N, name);
+          return fp8_->forward_precast(layer * kLinearsPerLayer + kind, out, bias, N, name);
         return fp8_->forward(layer * kLinearsPerLayer + kind, out, gelu_of ? gelu_of : linear_input(kind, inp, N, IC, OC),
-                             P(b), N, name, input_t_slot(layer, kind, inp, N, IC, OC), gelu_of != nullptr);
+                             bias, N, name, input_t_slot(layer, kind, inp, N, IC, OC), gelu_of != nullptr, gelu_bias);
       }
     }
-    ATTN_CHECK(gelu_of == nullptr, "linear_forward: a GELU in the input's cast is an fp8 path only");
-    timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), P(b), N, IC, OC, pre_gelu); });
+    ATTN_CHECK(gelu_of == nullptr && gelu_bias == nullptr && bias != nullptr,
+               "linear_forward: a GELU in the input's cast, or a bias left to it, is an fp8 path only");
+    timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), bias, N, IC, OC, pre_gelu); });
   }
   // dW += dout^T inp, db += sum dout, then dinp = dout W (times gelu'(pre_gelu) when given).
   // inp: the input's layer slot (fp8: where input_t_slot keeps x^T, only that is read). fp8 only:
-  // dout_gelu_input, dout is the gradient of a GELU's output and dout * gelu'(it) the linear's
-  // (fused into the cast of dy).
+  // dout_gelu_input, dout is the gradient of a GELU's output and dout * gelu'(it + gelu_bias) the
+  // linear's (fused into the cast of dy; gelu_bias: the bias forward left to the GELU's cast).
   void linear_backward(const char* wgrad_name, const char* dgrad_name, int layer, LinearKind kind, T* dinp, int w, int b,
                        const T* dout, const T* inp, int N, int IC, int OC, const T* pre_gelu = nullptr,
-                       const T* dout_gelu_input = nullptr) {
+                       const T* dout_gelu_input = nullptr, const T* gelu_bias = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC)) {
         // inp: the bf16 input, or where its x^T was kept, the slot that holds it (input_t_slot)
@@ -758,10 +765,10 @@ class CudaBackend final : public Backend {
         const T* x = x_t ? nullptr : inp;
         ATTN_CHECK(pre_gelu == nullptr, "linear_backward: the fp8 linears take the dGELU in dy's cast");
         return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, x, N, dout_gelu_input,
-                              wgrad_name, dgrad_name, x_t);
+                              wgrad_name, dgrad_name, x_t, gelu_bias);
       }
     }
-    ATTN_CHECK(dout_gelu_input == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
+    ATTN_CHECK(dout_gelu_input == nullptr && gelu_bias == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
     timed(matmul_op(wgrad_name, N, IC, OC),
           [&] { matmul_->backward_weight(G(w), G(b), dout, inp, N, IC, OC, reduce_scratch_, add_grads_); });
     timed(matmul_op(dgrad_name, N, IC, OC), [&] { matmul_->backward_input(dinp, dout, P(w), N, IC, OC, pre_gelu); });

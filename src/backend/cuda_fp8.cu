@@ -98,7 +98,7 @@ CudaMatmul::Fp8Operand CudaFp8Linears::operand(const void* data, int t) const {
 }
 
 void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name,
-                          const bf16* gelu_in, float* column_partials, bool gelu_of_x) {
+                          const bf16* gelu_in, float* column_partials, bool gelu_of_x, const bf16* gelu_bias) {
   const size_t n = static_cast<size_t>(rows) * cols;
   const double bytes = n * (2.0 + (q ? 1.0 : 0.0) + (q_t ? 1.0 : 0.0) + (gelu_in ? 2.0 : 0.0));
   timer_.time(OpTag(OpCategory::Fp8Cast, name, 0, bytes), [&] {
@@ -106,7 +106,7 @@ void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, in
       check_not_capturing(t);
       if (gelu_in || gelu_of_x) {  // (the amax of a GELU's gradient or output: a pass that writes nothing but it)
         kern::fp8_cast_transpose(nullptr, nullptr, x, rows, cols, format_of(t % kRoles), scales_.scale(t),
-                                 scales_.amax_history(t), stream_, gelu_in, nullptr, gelu_of_x);
+                                 scales_.amax_history(t), stream_, gelu_in, nullptr, gelu_of_x, gelu_bias);
       } else {
         kern::fp8_amax(x, n, scales_.amax_history(t), stream_);
       }
@@ -115,7 +115,7 @@ void CudaFp8Linears::cast(int t, void* q, void* q_t, const bf16* x, int rows, in
     }
     if (q_t || gelu_in || column_partials || gelu_of_x)
       kern::fp8_cast_transpose(q, q_t, x, rows, cols, format_of(t % kRoles), scales_.scale(t),
-                               scales_.amax_history(t), stream_, gelu_in, column_partials, gelu_of_x);
+                               scales_.amax_history(t), stream_, gelu_in, column_partials, gelu_of_x, gelu_bias);
     else
       kern::fp8_cast(q, x, n, format_of(t % kRoles), scales_.scale(t), scales_.amax_history(t), stream_);
   });
@@ -182,12 +182,14 @@ void CudaFp8Linears::forward_matmul(int linear, bf16* out, const void* w_q, cons
 }
 
 void CudaFp8Linears::forward(int linear, bf16* out, const bf16* inp, const bf16* bias, int N, const char* name,
-                             void* inp_t, bool gelu_of_inp) {
+                             void* inp_t, bool gelu_of_inp, const bf16* gelu_bias) {
+  ATTN_CHECK(!gelu_bias || gelu_of_inp, "fp8 linear {}: a GELU bias without the GELU", linear);
   check_shape(linear, N, "forward");
   const void* w_q = weight_copy(linear, /*transposed=*/false);
   const char* cast_name = gelu_of_inp ? (inp_t ? "fp8 cast gelu+x+x^T" : "fp8 cast gelu+x")
                                       : (inp_t ? "fp8 cast x+x^T" : "fp8 cast x");
-  cast(tensor(linear, Input), x_q_, inp_t, inp, N, weights_[linear].in, cast_name, nullptr, nullptr, gelu_of_inp);
+  cast(tensor(linear, Input), x_q_, inp_t, inp, N, weights_[linear].in, cast_name, nullptr, nullptr, gelu_of_inp,
+       gelu_bias);
   forward_matmul(linear, out, w_q, bias, N, name);
 }
 
@@ -209,14 +211,15 @@ void CudaFp8Linears::forward_precast(int linear, bf16* out, const bf16* bias, in
 
 void CudaFp8Linears::backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp,
                               int N, const bf16* dout_gelu_input, const char* wgrad_name, const char* dgrad_name,
-                              const void* inp_t) {
+                              const void* inp_t, const bf16* gelu_bias) {
+  ATTN_CHECK(!gelu_bias || dout_gelu_input, "fp8 linear {}: a GELU bias without the dGELU", linear);
   check_shape(linear, N, "backward");
   const int IC = weights_[linear].in, OC = weights_[linear].out;
   const int tx = tensor(linear, Input), tw = tensor(linear, Weight), tg = tensor(linear, GradOutput);
   const void* w_t = weight_copy(linear, /*transposed=*/true);
   // dy (and its dGELU, and its column sums for the bias) in one pass over dout
   cast(tg, dy_q_, dy_t_, dout, N, OC, dout_gelu_input ? "fp8 cast dgelu+dy+dy^T" : "fp8 cast dy+dy^T",
-       dout_gelu_input, dbias ? dy_partials_ : nullptr);
+       dout_gelu_input, dbias ? dy_partials_ : nullptr, false, gelu_bias);
   if (dbias)
     timer_.time(OpTag(OpCategory::Matmul, "fp8 bias grad", 0, 4.0 * kern::fp8_column_partials_floats(N, OC)),
                 [&] { kern::fp8_add_column_sums(dbias, dy_partials_, N, OC, stream_); });

@@ -91,8 +91,10 @@ class CudaFp8Linears {
   // also writes x's fp8 transpose there, the wgrad's operand: pass it to backward as its inp_t
   // (it holds x's scale, so it is good until the next update_scales()). A forward pass calls the
   // linears of a group in ascending order (the first casts the group's W).
+  // gelu_bias (IC, or null; with gelu_of_inp): x = gelu(inp + gelu_bias), the bias of the linear
+  // that produced inp added here rather than in its matmul (the MLP's fc).
   void forward(int linear, bf16* out, const bf16* inp, const bf16* bias, int N, const char* name = "fp8 fwd",
-               void* inp_t = nullptr, bool gelu_of_inp = false);
+               void* inp_t = nullptr, bool gelu_of_inp = false, const bf16* gelu_bias = nullptr);
   // The input cast by the kernel that produces it (a layernorm: kern::layernorm_forward_fp8)
   // rather than here: where that kernel writes x (this object's x operand) and x^T (inp_t, as
   // forward's inp_t), with x's scale and amax. Only once x's scale exists (input_scaled): the
@@ -106,11 +108,12 @@ class CudaFp8Linears {
   // dbias (fp32, or null) += column sums of dy (from the same cast); dinp = dy W, overwritten.
   // inp's fp8 transpose: inp_t, what this linear's forward wrote there (inp is then not read: it
   // may be null), or else cast here from inp. A backward pass calls the linears of a group in
-  // descending order (the last casts the group's W^T).
+  // descending order (the last casts the group's W^T). gelu_bias (OC, or null): the GELU's input
+  // is dout_gelu_input + gelu_bias (as forward's).
   void backward(int linear, bf16* dinp, float* dweight, float* dbias, const bf16* dout, const bf16* inp, int N,
                 const bf16* dout_gelu_input = nullptr,
                 const char* wgrad_name = "fp8 wgrad", const char* dgrad_name = "fp8 dgrad",
-                const void* inp_t = nullptr);
+                const void* inp_t = nullptr, const bf16* gelu_bias = nullptr);
   // The delayed-scaling step: new scales from the histories, histories rolled (device only).
   void update_scales();
 
@@ -134,7 +137,8 @@ class CudaFp8Linears {
   void forward_matmul(int linear, bf16* out, const void* w_q, const bf16* bias, int N, const char* name);
   // The cast of one operand: a first-seen tensor takes its scale from its own amax first.
   void cast(int t, void* q, void* q_t, const bf16* x, int rows, int cols, const char* name,
-            const bf16* gelu_in = nullptr, float* column_partials = nullptr, bool gelu_of_x = false);
+            const bf16* gelu_in = nullptr, float* column_partials = nullptr, bool gelu_of_x = false,
+            const bf16* gelu_bias = nullptr);
   // The fp8 copy of linear's weight, W (forward) or W^T (backward): its group's copies, cast
   // here when linear opens the group in that pass's order, else those cast when it was opened.
   const void* weight_copy(int linear, bool transposed);

@@ -163,23 +163,30 @@ TEST(Fp8Cast, BytesTransposeAndAmaxMatchTheHost) {
 TEST(Fp8Cast, DgeluColumnSumsMatchTheHostAndRepeatExactly) {
   SKIP_WITHOUT_GPU();
   const Fp8Format f = Fp8Format::E5M2;
-  struct Shape { int rows, cols; };
-  for (const Shape s : {Shape{1040, 200}, Shape{136, 24}}) {
+  // bias: the GELU's input is pre + a per-column bias (the fc's, left to the cast: gelu_bias)
+  struct Shape { int rows, cols; bool bias; };
+  for (const Shape s : {Shape{1040, 200, false}, Shape{136, 24, false}, Shape{1040, 200, true}}) {
     const int rows = s.rows, cols = s.cols;
     const size_t n = static_cast<size_t>(rows) * cols;
-    const std::string tag = std::to_string(rows) + "x" + std::to_string(cols);
+    const std::string tag = std::to_string(rows) + "x" + std::to_string(cols) + (s.bias ? " bias" : "");
     const Vec x = tu::rounded<tu::bf16>(tu::random_vec(n, 31 + rows, 1e-2));
-    const Vec pre = tu::rounded<tu::bf16>(tu::random_vec(n, 32 + rows));
+    const Vec pre_in = tu::rounded<tu::bf16>(tu::random_vec(n, 32 + rows));
+    const Vec bias = s.bias ? tu::rounded<tu::bf16>(tu::random_vec(static_cast<size_t>(cols), 34 + rows, 0.5))
+                            : Vec(static_cast<size_t>(cols), 0.0);
+    Vec pre(n);  // the GELU's input as the kernel forms it: float(pre_in) + float(bias)
+    for (size_t i = 0; i < n; ++i)
+      pre[i] = static_cast<float>(static_cast<float>(pre_in[i]) + static_cast<float>(bias[i % cols]));
     const Vec sums0 = tu::random_vec(static_cast<size_t>(cols), 33 + rows, 0.1);
     const float scale = 3000.0f;
-    DevBuf<tu::bf16> d_x(x), d_pre(pre);
+    DevBuf<tu::bf16> d_x(x), d_pre(pre_in), d_bias(bias);
+    const tu::bf16* gelu_bias = s.bias ? d_bias.get() : nullptr;
     DevBuf<uint8_t> q(n), qt(n);
     DevBuf<float> d_scale(Vec{scale}), amax(Vec{0.0, 0.0}), sums(sums0);
     DevBuf<float> partials(attn::kern::fp8_column_partials_floats(rows, cols));
     const auto run = [&] {
       sums.upload(sums0);
       attn::kern::fp8_cast_transpose(q.get(), qt.get(), d_x.get(), rows, cols, f, d_scale.get(), amax.get(), 0,
-                                     d_pre.get(), partials.get());
+                                     d_pre.get(), partials.get(), false, gelu_bias);
       attn::kern::fp8_add_column_sums(sums.get(), partials.get(), rows, cols, 0);
       EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << tag;
       return download(sums.get(), static_cast<size_t>(cols));
@@ -187,7 +194,7 @@ TEST(Fp8Cast, DgeluColumnSumsMatchTheHostAndRepeatExactly) {
     const std::vector<float> first = run(), second = run();
     EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)), 0) << tag << ": not repeatable";
     attn::kern::fp8_cast_transpose(nullptr, nullptr, d_x.get(), rows, cols, f, d_scale.get(), amax.get() + 1, 0,
-                                   d_pre.get());
+                                   d_pre.get(), nullptr, false, gelu_bias);
     ASSERT_CUDA(cudaDeviceSynchronize());
     const auto hq = download(q.get(), n), hqt = download(qt.get(), n);
     Vec want(sums0), magnitude(static_cast<size_t>(cols), 0.0), tanh_error(static_cast<size_t>(cols), 0.0);
@@ -223,20 +230,27 @@ TEST(Fp8Cast, DgeluColumnSumsMatchTheHostAndRepeatExactly) {
 TEST(Fp8Cast, GeluOfXMatchesTheHost) {
   SKIP_WITHOUT_GPU();
   const Fp8Format f = Fp8Format::E4M3;
-  struct Shape { int rows, cols; };
-  for (const Shape s : {Shape{272, 392}, Shape{136, 24}}) {
+  // bias: the GELU's input is h + a per-column bias (the fc's, left to the cast: gelu_bias)
+  struct Shape { int rows, cols; bool bias; };
+  for (const Shape s : {Shape{272, 392, false}, Shape{136, 24, false}, Shape{272, 392, true}}) {
     const int rows = s.rows, cols = s.cols;
     const size_t n = static_cast<size_t>(rows) * cols;
-    const std::string tag = std::to_string(rows) + "x" + std::to_string(cols);
-    const Vec h = tu::rounded<tu::bf16>(tu::random_vec(n, 41 + rows, 4.0));
+    const std::string tag = std::to_string(rows) + "x" + std::to_string(cols) + (s.bias ? " bias" : "");
+    const Vec h_in = tu::rounded<tu::bf16>(tu::random_vec(n, 41 + rows, 4.0));
+    const Vec bias = s.bias ? tu::rounded<tu::bf16>(tu::random_vec(static_cast<size_t>(cols), 42 + rows, 1.0))
+                            : Vec(static_cast<size_t>(cols), 0.0);
+    Vec h(n);  // the GELU's input as the kernel forms it: float(h_in) + float(bias)
+    for (size_t i = 0; i < n; ++i)
+      h[i] = static_cast<float>(static_cast<float>(h_in[i]) + static_cast<float>(bias[i % cols]));
     const float scale = 40.0f;  // h ~ N(0, 16): gelu(h) up to ~17, those above 11.2 saturate at 448
-    DevBuf<tu::bf16> d_h(h);
+    DevBuf<tu::bf16> d_h(h_in), d_bias(bias);
+    const tu::bf16* gelu_bias = s.bias ? d_bias.get() : nullptr;
     DevBuf<uint8_t> q(n), qt(n);
     DevBuf<float> d_scale(Vec{scale}), amax(Vec{0.0, 0.0});
     attn::kern::fp8_cast_transpose(q.get(), qt.get(), d_h.get(), rows, cols, f, d_scale.get(), amax.get(), 0, nullptr,
-                                   nullptr, /*gelu_of_x=*/true);
+                                   nullptr, /*gelu_of_x=*/true, gelu_bias);
     attn::kern::fp8_cast_transpose(nullptr, nullptr, d_h.get(), rows, cols, f, d_scale.get(), amax.get() + 1, 0,
-                                   nullptr, nullptr, /*gelu_of_x=*/true);
+                                   nullptr, nullptr, /*gelu_of_x=*/true, gelu_bias);
     ASSERT_CUDA(cudaDeviceSynchronize());
     const auto hq = download(q.get(), n), hqt = download(qt.get(), n);
     double m = 0, m_error = 0;
@@ -263,6 +277,10 @@ TEST(Fp8Cast, GeluOfXMatchesTheHost) {
   EXPECT_THROW(attn::kern::fp8_cast_transpose(nullptr, nullptr, x.get(), 8, 8, f, d_scale.get(), amax.get(), 0, x.get(),
                                               nullptr, /*gelu_of_x=*/true),
                attn::Error);
+  EXPECT_THROW(attn::kern::fp8_cast_transpose(nullptr, nullptr, x.get(), 8, 8, f, d_scale.get(), amax.get(), 0, nullptr,
+                                              nullptr, /*gelu_of_x=*/false, /*gelu_bias=*/x.get()),
+               attn::Error)
+      << "a GELU bias without a GELU";
 }
 
 // The weights' multi-tensor cast (fp8_cast_many, one launch) writes, for every job, the bytes of
@@ -437,22 +455,25 @@ TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
     const Vec b = tu::rounded<tu::bf16>(tu::random_vec(s.OC, seed + 2, 0.1));
     const Vec dy = tu::rounded<tu::bf16>(tu::random_vec(ny, seed + 3, 1e-4));  // gradient-sized
     const Vec dW0 = tu::random_vec(nw, seed + 4, 1e-3), db0 = tu::random_vec(s.OC, seed + 5, 1e-3);
+    const Vec gb = tu::rounded<tu::bf16>(tu::random_vec(s.IC, seed + 6, 0.5));  // linear 1's GELU bias
 
     DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
     attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
     attn::CudaAllocator mem;
     attn::CudaOpTimer timer(0);
-    DevBuf<tu::bf16> d_x(x), d_W(W), d_b(b), d_dy(dy), d_out(ny), d_dx(nx);
-    // linear 1: the same weight, its input gelu(x) (the fc-proj's, the GELU in its cast; its own scales)
+    DevBuf<tu::bf16> d_x(x), d_W(W), d_b(b), d_dy(dy), d_out(ny), d_dx(nx), d_gb(gb);
+    // linear 1: the same weight, its input gelu(x + gb) (the fc-proj's, the GELU and the fc's bias
+    // in its cast; its own scales)
     attn::CudaFp8Linears fp8({{d_W.get(), s.OC, s.IC}, {d_W.get(), s.OC, s.IC}}, s.N, mm, mem, timer, 0);
     DevBuf<char> scratch(fp8.scratch_bytes());
     fp8.set_scratch(scratch.get());
     DevBuf<float> d_dW(dW0), d_db(db0);
 
-    // forward: y = a W^T + b, a = x (linear 0), and when gelu also a = gelu(x) (linear 1)
+    // forward: y = a W^T + b, a = x (linear 0), and when gelu also a = gelu(x + gb) (linear 1)
     for (const bool gelu : {false, true}) {
       if (gelu && !s.gelu) continue;
-      fp8.forward(gelu ? 1 : 0, d_out.get(), d_x.get(), d_b.get(), s.N, "fp8 fwd", nullptr, gelu);
+      fp8.forward(gelu ? 1 : 0, d_out.get(), d_x.get(), d_b.get(), s.N, "fp8 fwd", nullptr, gelu,
+                  gelu ? d_gb.get() : nullptr);
       ASSERT_CUDA(cudaDeviceSynchronize());
       Vec y(ny);
       for (int n = 0; n < s.N; ++n)
@@ -460,7 +481,7 @@ TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
           double acc = b[o];
           for (int k = 0; k < s.IC; ++k) {
             const double v = x[static_cast<size_t>(n) * s.IC + k];
-            acc += (gelu ? gelu_ref(v) : v) * W[static_cast<size_t>(o) * s.IC + k];
+            acc += (gelu ? gelu_ref(v + gb[k]) : v) * W[static_cast<size_t>(o) * s.IC + k];
           }
           y[static_cast<size_t>(n) * s.OC + o] = acc;
         }
@@ -493,7 +514,8 @@ TEST(Fp8Linear, ForwardDgradWgradAgainstFloat64) {
 }
 
 // The MLP's fc backward with the dGELU fused into the cast of dy (dout: the gradient of the GELU's
-// output, gelu_in: its input; dy = dout * gelu'(gelu_in)) and the bias gradient from the same pass.
+// output, gelu_in + gelu_bias: its input; dy = dout * gelu'(gelu_in + gelu_bias)) and the bias
+// gradient from the same pass.
 TEST(Fp8Linear, FusedDgeluAndBiasGradAgainstFloat64) {
   SKIP_WITHOUT_GPU();
   const int N = 208, IC = 48, OC = 112;
@@ -501,19 +523,24 @@ TEST(Fp8Linear, FusedDgeluAndBiasGradAgainstFloat64) {
   const Vec x = tu::rounded<tu::bf16>(tu::random_vec(nx, 81));
   const Vec W = tu::rounded<tu::bf16>(tu::random_vec(nw, 82, 1.0 / std::sqrt(IC)));
   const Vec dout = tu::rounded<tu::bf16>(tu::random_vec(ny, 83, 1e-3));
-  const Vec pre = tu::rounded<tu::bf16>(tu::random_vec(ny, 84));
+  const Vec pre_in = tu::rounded<tu::bf16>(tu::random_vec(ny, 84));
+  const Vec gelu_bias = tu::rounded<tu::bf16>(tu::random_vec(OC, 85, 0.5));  // the fc's bias, left to the cast
+  Vec pre(ny);  // the GELU's input: float(pre_in) + float(gelu_bias)
+  for (size_t i = 0; i < ny; ++i)
+    pre[i] = static_cast<float>(static_cast<float>(pre_in[i]) + static_cast<float>(gelu_bias[i % OC]));
   DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
   attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
   attn::CudaAllocator mem;
   attn::CudaOpTimer timer(0);
-  DevBuf<tu::bf16> d_x(x), d_W(W), d_dout(dout), d_pre(pre), d_dx(nx);
+  DevBuf<tu::bf16> d_x(x), d_W(W), d_dout(dout), d_pre(pre_in), d_gb(gelu_bias), d_dx(nx);
   attn::CudaFp8Linears fp8({{d_W.get(), OC, IC}}, N, mm, mem, timer, 0);
   DevBuf<char> scratch(fp8.scratch_bytes());
   fp8.set_scratch(scratch.get());
   DevBuf<float> d_dW(nw), d_db(static_cast<size_t>(OC));
   CUDA_CHECK(cudaMemset(d_dW.get(), 0, nw * sizeof(float)));
   CUDA_CHECK(cudaMemset(d_db.get(), 0, OC * sizeof(float)));
-  fp8.backward(0, d_dx.get(), d_dW.get(), d_db.get(), d_dout.get(), d_x.get(), N, d_pre.get());
+  fp8.backward(0, d_dx.get(), d_dW.get(), d_db.get(), d_dout.get(), d_x.get(), N, d_pre.get(), "fp8 wgrad",
+               "fp8 dgrad", nullptr, d_gb.get());
   ASSERT_CUDA(cudaDeviceSynchronize());
   Vec dy(ny), dx(nx, 0.0), dW(nw, 0.0), db(OC, 0.0);
   for (size_t i = 0; i < ny; ++i) {
