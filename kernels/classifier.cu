@@ -1,8 +1,11 @@
 // Fused classifier: softmax + cross-entropy + its gradient, written in place over the
 // logits (no fp32 copy of all logits), one loss per position.
 #include <algorithm>
+#include <type_traits>
 
+#include "core/error.h"
 #include "kernels/common.cuh"
+#include "kernels/fp8_cast.cuh"
 #include "kernels/kernels.h"
 #include "kernels/tiles/hardware.cuh"
 
@@ -60,15 +63,35 @@ __global__ void classifier_kernel(T* logits, float* losses, const int32_t* targe
   }
 }
 
-// An ignored position (target -1): loss 0, and a zero gradient row when write_grad.
+// The e5m2 copy of one gradient pack (fp8 LM head: kernels.h's Fp8Dlogits): bytes of g * scale.
 template <typename T>
-__device__ __forceinline__ void ignored_row(T* row, int packs, float* loss, bool write_grad) {
+__device__ __forceinline__ void store_e5m2_pack(uint8_t* q, const Pack128<T>& g, float scale) {
+  static_assert(Pack128<T>::size == 8, "8 bytes per pack (bf16)");
+  float f[8], unused_amax = 0.0f;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) f[j] = g.get(j);
+  *reinterpret_cast<uint2*>(q) = cast8<Fp8Format::E5M2>(f, scale, unused_amax);
+}
+
+// The e5m2 scale of the gradient rows: |dlogits| <= |dloss|, mapped onto e5m2's largest value.
+__device__ __forceinline__ float dlogits_e5m2_scale(float dloss) {
+  return dloss != 0.0f ? kE5M2Max / fabsf(dloss) : 1.0f;
+}
+
+// An ignored position (target -1): loss 0, and a zero gradient row when write_grad (q8: its
+// e5m2 copy, zero bytes too).
+template <typename T>
+__device__ __forceinline__ void ignored_row(T* row, uint8_t* q8, int packs, float* loss, bool write_grad) {
   constexpr int W = Pack128<T>::size;
   if (write_grad) {
     Pack128<T> zero;
 #pragma unroll
     for (int j = 0; j < W; ++j) zero.set(j, 0.0f);
-    for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) store128(row + pk * W, zero);
+    for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) {
+      store128(row + pk * W, zero);
+      if constexpr (std::is_same_v<T, bf16>)
+        if (q8) *reinterpret_cast<uint2*>(q8 + pk * W) = make_uint2(0u, 0u);
+    }
   }
   if (threadIdx.x == 0) *loss = 0.0f;
 }
@@ -153,16 +176,19 @@ constexpr int kSmemRowInFlight = 4;              // 16-byte loads each thread is
 template <typename T, bool kRowInSmem>
 __global__ void __launch_bounds__(kClassifierThreads, kRowInSmem ? 2 : 1)
     classifier_packed_kernel(T* logits, float* losses, const int32_t* targets, int V, int Vp,
-                             DeviceValue<float> dloss_src, bool write_grad) {
+                             DeviceValue<float> dloss_src, bool write_grad, Fp8Dlogits fp8) {
   extern __shared__ __align__(16) unsigned char row_smem[];  // kRowInSmem: Vp * sizeof(T) bytes
   T* cached = reinterpret_cast<T*>(row_smem);
   const float dloss = dloss_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size;
   const int n = blockIdx.x;
   T* row = logits + static_cast<size_t>(n) * Vp;
+  uint8_t* q8 = write_grad && fp8.q ? fp8.q + static_cast<size_t>(n) * Vp : nullptr;  // block-uniform
+  const float q8_scale = dlogits_e5m2_scale(dloss);
+  if (q8 && n == 0 && threadIdx.x == 0) *fp8.scale_inv = 1.0f / q8_scale;
   const int target = targets[n];
   const int packs = Vp / W;
-  if (target < 0) return ignored_row(row, packs, losses + n, write_grad);  // block-uniform
+  if (target < 0) return ignored_row(row, q8, packs, losses + n, write_grad);  // block-uniform
   float m = -INFINITY, s = 0.0f;
   if constexpr (kRowInSmem) {
     for (int first = threadIdx.x; first < packs; first += kSmemRowInFlight * blockDim.x) {
@@ -188,7 +214,10 @@ __global__ void __launch_bounds__(kClassifierThreads, kRowInSmem ? 2 : 1)
   const float llse = lse * 1.4426950408889634f;
   for (int pk = threadIdx.x; pk < packs; pk += blockDim.x) {
     const Pack128<T> x = kRowInSmem ? load128(cached + pk * W) : load128cs(row + pk * W);
-    store128(row + pk * W, gradient_pack(x, pk * W, V, target, llse, dloss));
+    const Pack128<T> g = gradient_pack(x, pk * W, V, target, llse, dloss);
+    store128(row + pk * W, g);
+    if constexpr (std::is_same_v<T, bf16>)
+      if (q8) store_e5m2_pack(q8 + pk * W, g, q8_scale);
   }
 }
 
@@ -210,16 +239,18 @@ size_t row_in_smem_limit() {
 
 template <typename T>
 void classifier_forward_backward(T* logits, float* losses, const int32_t* targets, int N, int V, int Vp,
-                                 DeviceValue<float> dloss, bool write_grad, cudaStream_t stream) {
+                                 DeviceValue<float> dloss, bool write_grad, cudaStream_t stream, Fp8Dlogits fp8) {
   if (N == 0) return;
   constexpr int W = Pack128<T>::size;
+  ATTN_CHECK(!fp8.q || (std::is_same_v<T, bf16> && Vp % W == 0 && fp8.scale_inv),
+             "classifier: e5m2 dlogits need bf16 logits, Vp a multiple of {} (Vp {}) and a scale_inv", W, Vp);
   const size_t row_bytes = static_cast<size_t>(Vp) * sizeof(T);
   if (Vp % W == 0 && row_bytes <= row_in_smem_limit<T>()) {  // GPT-2 in bf16: the row read once
     classifier_packed_kernel<T, true>
-        <<<N, kClassifierThreads, row_bytes, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
+        <<<N, kClassifierThreads, row_bytes, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad, fp8);
   } else if (Vp % W == 0) {  // rows start on 16 bytes: the vectorized kernel
     classifier_packed_kernel<T, false>
-        <<<N, kClassifierThreads, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
+        <<<N, kClassifierThreads, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad, fp8);
   } else {
     classifier_kernel<<<N, 512, 0, stream>>>(logits, losses, targets, V, Vp, dloss, write_grad);
   }
@@ -227,8 +258,8 @@ void classifier_forward_backward(T* logits, float* losses, const int32_t* target
 }
 
 template void classifier_forward_backward<float>(float*, float*, const int32_t*, int, int, int, DeviceValue<float>, bool,
-                                                 cudaStream_t);
+                                                 cudaStream_t, Fp8Dlogits);
 template void classifier_forward_backward<bf16>(bf16*, float*, const int32_t*, int, int, int, DeviceValue<float>, bool,
-                                                cudaStream_t);
+                                                cudaStream_t, Fp8Dlogits);
 
 }  // namespace attn::kern

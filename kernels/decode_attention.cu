@@ -445,7 +445,8 @@ struct SplitKernelChoice {
   int smem = 0;             // dynamic shared memory bytes
   int heads_per_block = 1;  // query heads of one kv head served by one block
   int rows = 1;             // rows per block iteration: the chunk is a multiple of it
-  double waves = 1.0;       // the splits fill this many waves of resident blocks
+  double waves = 1.0;       // the splits fill this many waves of resident blocks,
+  double blocks_per_sm = 0.0;  // or, when > 0, this many blocks per SM
   bool splits_at_most_sms = false;  // and a kv head gets at most one split per SM
 };
 
@@ -458,12 +459,24 @@ struct SplitKernelChoice {
 // overall (the cap without half a wave) lost at B=32 (MQA fp8 19.3 -> 20.6, 8 -> 4 splits). At
 // 1.5 blocks per SM (3 resident, the merge in the ring) GQA took 21.9 us, MQA 18.1 against 15.1.
 // The CUDA-core kernel keeps a full wave (its 8-bit MHA at B=1: 28.2 us against 38.9 at half).
+// The 8-warp kernel's plan keeps the warps per SM of the 4-warp one for bf16: one block per SM
+// (it fits only one at D = 128).
 constexpr double kMmaWaves = 0.5;
+constexpr int kMmaWarpsDefault = 4;
 
-template <KVCacheDType C, int D>
+template <KVCacheDType C, int D, int kWarps>
 SplitKernelChoice mma_choice() {
-  using Geo = MmaDecodeGeometry<C, D>;
-  return {decode_mma_kernel<C, D>, kMmaThreads, Geo::kSmemBytes, kMmaHeads, Geo::kTileTokens, kMmaWaves, true};
+  using Geo = MmaDecodeGeometry<C, D, kWarps>;
+  SplitKernelChoice k{decode_mma_kernel<C, D, kWarps>, Geo::kThreads, Geo::kSmemBytes, kMmaHeads, Geo::kTileTokens};
+  k.waves = kMmaWaves;
+  k.blocks_per_sm = kWarps == 8 ? 1.0 : 0.0;
+  k.splits_at_most_sms = true;
+  return k;
+}
+template <KVCacheDType C, int D>
+SplitKernelChoice mma_choice_for_warps() {
+  const int warps = tuning().mma_warps > 0 ? tuning().mma_warps : kMmaWarpsDefault;
+  return warps == 8 ? mma_choice<C, D, 8>() : mma_choice<C, D, 4>();
 }
 
 // Tensor cores for grouped heads (G > 1) with bf16 activations over a bf16/e4m3/int8 cache;
@@ -477,10 +490,13 @@ SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
   const int D = p.shape.D;
   if (p.act_bf16 && c != KVCacheDType::FP32 && (G > 1 || tuning().mha_tensor_cores) && tuning().tensor_cores) {
     switch (c) {
-      case KVCacheDType::BF16: return D == 64 ? mma_choice<KVCacheDType::BF16, 64>() : mma_choice<KVCacheDType::BF16, 128>();
+      case KVCacheDType::BF16:
+        return D == 64 ? mma_choice_for_warps<KVCacheDType::BF16, 64>() : mma_choice_for_warps<KVCacheDType::BF16, 128>();
       case KVCacheDType::FP8_E4M3:
-        return D == 64 ? mma_choice<KVCacheDType::FP8_E4M3, 64>() : mma_choice<KVCacheDType::FP8_E4M3, 128>();
-      case KVCacheDType::INT8: return D == 64 ? mma_choice<KVCacheDType::INT8, 64>() : mma_choice<KVCacheDType::INT8, 128>();
+        return D == 64 ? mma_choice_for_warps<KVCacheDType::FP8_E4M3, 64>()
+                       : mma_choice_for_warps<KVCacheDType::FP8_E4M3, 128>();
+      case KVCacheDType::INT8:
+        return D == 64 ? mma_choice_for_warps<KVCacheDType::INT8, 64>() : mma_choice_for_warps<KVCacheDType::INT8, 128>();
       case KVCacheDType::FP32: break;
     }
   }
@@ -562,7 +578,9 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   // head groups, never with lengths[] (graph replay).
   const int rows = plan.kernel.rows;
   const double waves = tuning().waves > 0 ? tuning().waves : plan.kernel.waves;
-  const double blocks_per_sm = tuning().blocks_per_sm > 0 ? tuning().blocks_per_sm : waves * per_sm;
+  const double own_blocks_per_sm =
+      plan.kernel.blocks_per_sm > 0 && tuning().waves <= 0 ? std::min<double>(plan.kernel.blocks_per_sm, per_sm) : waves * per_sm;
+  const double blocks_per_sm = tuning().blocks_per_sm > 0 ? tuning().blocks_per_sm : own_blocks_per_sm;
   const int64_t target = std::max<int64_t>(1, std::llround(blocks_per_sm * sms));
   const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
   int64_t want_splits = target / blocks_per_split;
@@ -601,6 +619,8 @@ void set_decode_attention_tuning(const DecodeAttentionTuning& t) {
   ATTN_CHECK(t.waves >= 0, "decode attention tuning: waves {} must be >= 0", t.waves);
   ATTN_CHECK(t.blocks_per_sm >= 0, "decode attention tuning: blocks_per_sm {} must be >= 0", t.blocks_per_sm);
   ATTN_CHECK(t.min_split_rows >= 0, "decode attention tuning: min_split_rows {} must be >= 0", t.min_split_rows);
+  ATTN_CHECK(t.mma_warps == 0 || t.mma_warps == 4 || t.mma_warps == 8,
+             "decode attention tuning: mma_warps {} must be 0 (the default), 4 or 8", t.mma_warps);
   kern::tuning() = t;
 }
 

@@ -2,10 +2,10 @@
 // kernels/decode_attention.cu, which owns the contract (decode_attention.h), the plan and the
 // combine pass.
 //
-// Block (head group j, split s) x kv head g x sequence b, 4 warps: the up to 16 query heads
+// Block (head group j, split s) x kv head g x sequence b, kWarps warps (4 or 8): the up to 16 query heads
 // g*G + 16j .. that share kv head g form the M = 16 rows of mma.sync m16n8k16 tiles (rows past
 // the group's heads are zero and never written; MHA uses one row). The block streams cache rows
-// [t_begin, t_end) of kv head g through a ring of kStages shared-memory stages of 64 tokens
+// [t_begin, t_end) of kv head g through a ring of kStages shared-memory stages of 16 kWarps tokens
 // (K, V and, for 8-bit, their scales), filled by 16-byte cp.async (rows past t_end zero-filled,
 // never read), kStages - 1 tiles in flight while one is computed (kStages = 3 or 4). Warp w
 // owns tokens 16w .. 16w + 15 of each stage and keeps its own online softmax over them (exp2 domain):
@@ -16,8 +16,11 @@
 // e4m3 and int8 are fp16 values) right after the shared-memory read, QK^T and PV run in fp16;
 // the V scales fold into P relative to their maximum r over the warp's 16 tokens,
 //   P_t = p_t vs_t / r,  O' = (2^(m - m') R / r) O + P V  (O is kept in units of R = the last r)
-// so P stays in [0, 1]. At the end the 4 warps' states merge in shared memory
+// so P stays in [0, 1]. At the end the warps' states merge in shared memory
 // (write_block_state). Blocks whose chunk starts past lengths[b] exit at once.
+// Why 8 warps as well as 4: Nsight Compute found the 4-warp kernel latency-bound in its warps
+// (one block per SM in the split plan, so one warp per scheduler, 0.29 instructions issued per
+// cycle); 8 warps give each scheduler two independent slices to interleave.
 //
 // Why tensor cores for MHA too: decode is bandwidth-bound; per cache element this path costs
 // a shared-memory read and a share of one mma (plus one conversion for 8-bit), where the
@@ -33,6 +36,7 @@
 
 #include "kernels/decode_attention_common.cuh"
 #include "kernels/flash_attention_common.cuh"
+#include "kernels/tiles/hardware.cuh"
 #include "kernels/tiles/pdl.cuh"
 
 namespace attn::kern {
@@ -44,19 +48,18 @@ using flash::cp_async_commit;
 using flash::cp_async_wait;
 using flash::smem_u32;
 
-constexpr int kMmaWarps = 4;
-constexpr int kMmaThreads = 32 * kMmaWarps;
 constexpr int kMmaHeads = 16;  // M of the mma tile: query heads per block
 
 // Shared-memory geometry of one (cache dtype, D). A cache row (D elements, kRowBytes) is kChunks
 // 16-byte chunks; rows are padded to kStride = kRowBytes + 16 bytes, which puts the 8 lanes of a
 // 16-byte shared-memory read phase on 8 different bank groups for both fragment reads below
 // (K: row g or g + 8, chunk 2t + x; V: row 2t + x, chunk g + 8u).
-template <KVCacheDType C, int D>
+template <KVCacheDType C, int D, int kWarps>
 struct MmaDecodeGeometry {
+  static constexpr int kThreads = 32 * kWarps;
   static constexpr bool k8bit = is_8bit(C);
   static constexpr int kElemBytes = element_bytes(C);
-  static constexpr int kTileTokens = 16 * kMmaWarps;  // tokens per stage
+  static constexpr int kTileTokens = 16 * kWarps;  // tokens per stage
   static constexpr int kRowBytes = D * kElemBytes;
   static constexpr int kChunks = kRowBytes / 16;
   static constexpr int kStride = kRowBytes + 16;
@@ -71,16 +74,18 @@ struct MmaDecodeGeometry {
   static constexpr int kKvBytes = kTileTokens * kStride;     // K (or V) of one stage
   static constexpr int kScaleBytes = k8bit ? kTileTokens * 4 : 0;
   static constexpr int kStageBytes = 2 * kKvBytes + 2 * kScaleBytes;
-  // 4 stages (3 tiles in flight per block), 3 for bf16 D = 128 (34 KiB a stage), so that at
-  // least 2 blocks (8 warps) fit an SM's 228 KiB. Tried on the H200 and dropped: a ~100 KiB
-  // ring at 2 blocks per SM (no faster), and unpadded rows with an XOR swizzle (1-8% slower;
-  // ncu counts ~50% more L2 sectors than used either way: cp.async's 16-byte requests).
+  // 4 warps: 4 stages (3 tiles in flight per block), 3 for bf16 D = 128 (34 KiB a stage), so
+  // that at least 2 blocks (8 warps) fit an SM's 228 KiB. 8 warps: 3 stages of 21-70 KiB, one
+  // block per SM at most (bf16 D = 128: 204 KiB). Tried on the H200 with 4 warps and dropped: a
+  // ~100 KiB ring at 2 blocks per SM (no faster), and unpadded rows with an XOR swizzle (1-8%
+  // slower; ncu counts ~50% more L2 sectors than used either way: cp.async's 16-byte requests).
   static constexpr int kStages = kStageBytes > 24 * 1024 ? 3 : 4;
-  static constexpr int kMergeBytes = kMmaWarps * kMmaHeads * (D + 2) * 4;
+  static constexpr int kMergeBytes = kWarps * kMmaHeads * (D + 2) * 4;
   static constexpr int kSmemBytes = kStages * kStageBytes > kMergeBytes ? kStages * kStageBytes : kMergeBytes;
   static_assert(kChunksPerLane >= 1 && kChunksPerLane <= 4, "K row of 4..16 chunks");
-  static_assert((kTileTokens * kChunks) % kMmaThreads == 0, "whole chunks per thread");
-  static_assert(kTileTokens * 2 <= kMmaThreads, "one scale per thread");
+  static_assert((kTileTokens * kChunks) % kThreads == 0, "whole chunks per thread");
+  static_assert(kTileTokens * 2 <= kThreads, "one scale per thread");
+  static_assert(kStages * kStageBytes + (int)sizeof(MergeScratch<kThreads>) <= tiles::kMaxSmemPerBlockSm90, "fits one SM");
 };
 
 // ---- the fragment layout, once -----------------------------------------------------------
@@ -134,9 +139,9 @@ __device__ __forceinline__ uint32_t pack_mma(float lo, float hi) {
 }
 
 // One warp's online-softmax state over its 16-token slices (rows g and g + 8 of the tile).
-template <KVCacheDType C, int D>
+template <KVCacheDType C, int D, int kWarps>
 struct MmaWarpState {
-  using Geo = MmaDecodeGeometry<C, D>;
+  using Geo = MmaDecodeGeometry<C, D, kWarps>;
   uint32_t q[Geo::kSteps][4];   // Q's A fragments (unscaled)
   float acc[D / 8][4];          // O, n-tile jn (C layout)
   float m[2], l[2];             // rows g, g + 8; l is this lane's share (summed over t at the end)
@@ -315,17 +320,17 @@ struct MmaWarpState {
   }
 };
 
-// The ring of stages: tile `tile` (tokens t_begin + 64 tile ..) into stage tile % kStages.
-template <KVCacheDType C, int D>
+// The ring of stages: tile `tile` (tokens t_begin + kTileTokens tile ..) into stage tile % kStages.
+template <KVCacheDType C, int D, int kWarps>
 __device__ __forceinline__ void load_stage(uint8_t* smem, const DecodeArgs& a, const DecodeBlock& blk, int tile) {
-  using Geo = MmaDecodeGeometry<C, D>;
+  using Geo = MmaDecodeGeometry<C, D, kWarps>;
   uint8_t* stage = smem + (tile % Geo::kStages) * Geo::kStageBytes;
   const int t0 = blk.t_begin + tile * Geo::kTileTokens;
   const uint8_t* k = a.k + blk.row0 * Geo::kRowBytes;
   const uint8_t* v = a.v + blk.row0 * Geo::kRowBytes;
 #pragma unroll
-  for (int n = 0; n < Geo::kTileTokens * Geo::kChunks / kMmaThreads; ++n) {
-    const int idx = threadIdx.x + n * kMmaThreads;
+  for (int n = 0; n < Geo::kTileTokens * Geo::kChunks / Geo::kThreads; ++n) {
+    const int idx = threadIdx.x + n * Geo::kThreads;
     const int r = idx / Geo::kChunks, c = idx % Geo::kChunks, tok = t0 + r;
     const bool ok = tok < blk.t_end;  // else zero-filled, not read
     const size_t src = (size_t)(ok ? tok : t0) * Geo::kRowBytes + c * 16;
@@ -342,9 +347,9 @@ __device__ __forceinline__ void load_stage(uint8_t* smem, const DecodeArgs& a, c
   }
 }
 
-template <KVCacheDType C, int D>
-__global__ void __launch_bounds__(kMmaThreads) decode_mma_kernel(DecodeArgs a) {
-  using Geo = MmaDecodeGeometry<C, D>;
+template <KVCacheDType C, int D, int kWarps>
+__global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeArgs a) {
+  using Geo = MmaDecodeGeometry<C, D, kWarps>;
   extern __shared__ __align__(16) uint8_t smem[];
   tiles::wait_for_predecessor();  // launched dependent on the kernel that wrote q and the cache
   tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
@@ -354,15 +359,15 @@ __global__ void __launch_bounds__(kMmaThreads) decode_mma_kernel(DecodeArgs a) {
   const int tiles = ceil_div(blk.t_end - blk.t_begin, Geo::kTileTokens);
 #pragma unroll
   for (int i = 0; i < Geo::kStages - 1; ++i) {
-    if (i < tiles) load_stage<C, D>(smem, a, blk, i);
+    if (i < tiles) load_stage<C, D, kWarps>(smem, a, blk, i);
     cp_async_commit();  // one group per tile, empty past the end: the wait count stays uniform
   }
-  MmaWarpState<C, D> st;
+  MmaWarpState<C, D, kWarps> st;
   st.init(a, blk, g, t);  // q's loads after the cache's first tiles are on their way
   for (int tile = 0; tile < tiles; ++tile) {
     cp_async_wait<Geo::kStages - 2>();  // this thread's copies of `tile` have landed
     __syncthreads();                    // everyone's have; and stage (tile - 1) % kStages is consumed
-    if (tile + Geo::kStages - 1 < tiles) load_stage<C, D>(smem, a, blk, tile + Geo::kStages - 1);
+    if (tile + Geo::kStages - 1 < tiles) load_stage<C, D, kWarps>(smem, a, blk, tile + Geo::kStages - 1);
     cp_async_commit();
     const int t_first = blk.t_begin + tile * Geo::kTileTokens + 16 * warp;
     if (t_first < blk.t_end)
@@ -372,8 +377,8 @@ __global__ void __launch_bounds__(kMmaThreads) decode_mma_kernel(DecodeArgs a) {
   __syncthreads();  // the ring is free: the warps' states merge in it
 
   float* red_m = reinterpret_cast<float*>(smem);
-  float* red_l = red_m + kMmaWarps * kMmaHeads;
-  float* red_o = red_l + kMmaWarps * kMmaHeads;
+  float* red_l = red_m + kWarps * kMmaHeads;
+  float* red_o = red_l + kWarps * kMmaHeads;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 1);
@@ -392,8 +397,8 @@ __global__ void __launch_bounds__(kMmaThreads) decode_mma_kernel(DecodeArgs a) {
   __syncthreads();
   // (its own shared memory, not the ring: the split plan was measured at this occupancy,
   // kMmaWaves in decode_attention.cu)
-  __shared__ MergeScratch<kMmaThreads> scratch;
-  write_block_state<D, kMmaWarps>(a, blk, kMmaHeads, red_m, red_l, red_o, scratch);
+  __shared__ MergeScratch<Geo::kThreads> scratch;
+  write_block_state<D, kWarps>(a, blk, kMmaHeads, red_m, red_l, red_o, scratch);
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // fp8 casts with per-tensor scaling and amax, and the delayed-scaling update (fp8_cast.h).
-#include <cuda_fp8.h>
-
 #include <algorithm>
 
+#include "core/error.h"
 #include "kernels/common.cuh"
+#include "kernels/fp8_cast.cuh"
 #include "kernels/fp8_cast.h"
 #include "kernels/gelu_math.cuh"
 #include "kernels/tiles/hardware.cuh"
@@ -13,37 +13,6 @@ namespace attn::kern {
 namespace {
 
 using tiles::kWarpSize;  // the one header of hardware numbers
-
-constexpr __nv_fp8_interpretation_t interpretation(Fp8Format f) { return f == Fp8Format::E4M3 ? __NV_E4M3 : __NV_E5M2; }
-
-// Two floats -> two saturated fp8 bytes (low byte: a).
-template <Fp8Format F>
-__device__ __forceinline__ uint16_t to_fp8x2(float a, float b) {
-  return static_cast<uint16_t>(__nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, interpretation(F)));
-}
-
-// 8 floats -> 8 fp8 bytes of f * scale (byte j of the pair: f[j]); the largest |f| into m.
-template <Fp8Format F>
-__device__ __forceinline__ uint2 cast8(const float (&f)[8], float scale, float& m) {
-  uint32_t w[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) m = fmaxf(m, fabsf(f[4 * h + j]));
-    w[h] = to_fp8x2<F>(f[4 * h] * scale, f[4 * h + 1] * scale) |
-           (static_cast<uint32_t>(to_fp8x2<F>(f[4 * h + 2] * scale, f[4 * h + 3] * scale)) << 16);
-  }
-  return make_uint2(w[0], w[1]);
-}
-
-// *amax = max(*amax, m) over the block's threads (common.cuh's block_max), then one atomic per
-// block (the same value as one per warp, with 8x fewer atomics on the one address every block of
-// the cast updates). m >= 0 (fmaxf drops NaN), and non-negative floats order like their bits as
-// unsigned integers. Has barriers: every thread of the block calls it.
-__device__ __forceinline__ void record_amax(float* amax, float m) {
-  m = block_max(m);
-  if (threadIdx.x == 0 && m > 0.0f) atomicMax(reinterpret_cast<unsigned int*>(amax), __float_as_uint(m));
-}
 
 // ---- fp8_cast: the row-major copy alone ----------------------------------------------------------
 
@@ -118,20 +87,6 @@ constexpr int kChunksPerRow = kTile / kChunk;              // per row of the tra
 static_assert(kMicrosPerRow == kWarpSize / 2, "a half-warp spans the tile's columns");
 static_assert(kChunk == 2 * kMicro, "a chunk is two 8-byte slots");
 
-// Byte permutes (__byte_perm(a, b, s): byte n of the result is byte s[n] of a's bytes 0-3, b's 4-7).
-constexpr uint32_t kInterleaveLow = 0x5140;   // (a0, b0, a1, b1)
-constexpr uint32_t kInterleaveHigh = 0x7362;  // (a2, b2, a3, b3)
-constexpr uint32_t kLowHalves = 0x5410;       // (a0, a1, b0, b1)
-constexpr uint32_t kHighHalves = 0x7632;      // (a2, a3, b2, b3)
-
-// 4 x 4 bytes: a[i] holds row i (byte j: column j); b[j] becomes column j (byte i: row i).
-__device__ __forceinline__ void transpose4x4(const uint32_t (&a)[4], uint32_t (&b)[4]) {
-  const uint32_t p0 = __byte_perm(a[0], a[1], kInterleaveLow), p1 = __byte_perm(a[0], a[1], kInterleaveHigh);
-  const uint32_t q0 = __byte_perm(a[2], a[3], kInterleaveLow), q1 = __byte_perm(a[2], a[3], kInterleaveHigh);
-  b[0] = __byte_perm(p0, q0, kLowHalves), b[1] = __byte_perm(p0, q0, kHighHalves);
-  b[2] = __byte_perm(p1, q1, kLowHalves), b[3] = __byte_perm(p1, q1, kHighHalves);
-}
-
 // 8 x 8 bytes: rows[i] = row i (.x: columns 0-3, .y: 4-7) -> cols[j] = column j (.x: rows 0-3, .y: 4-7).
 __device__ __forceinline__ void transpose8x8(const uint2 (&rows)[kMicro], uint2 (&cols)[kMicro]) {
 #pragma unroll
@@ -169,17 +124,31 @@ __device__ __forceinline__ void store_chunk(uint8_t* dst, uint4 v, bool full, bo
   if (full) *reinterpret_cast<uint2*>(dst + kMicro) = make_uint2(v.z, v.w);
 }
 
+// What a cast pass converts (fp8_cast.h): g = x, g = x * gelu'(gelu_in), or g = gelu(x) (the
+// GELU's tanh on the MUFU unit: gelu_math.cuh's FastTanh).
+enum class CastOf { kX, kXTimesGeluGrad, kGeluOfX };
+
 // Phase 1 of a micro-tile at x + at (and gelu_in + at): its 8 rows of fp8 bytes, m = max |g|, and
-// with kSums col_sum[j] = the sum of g over its rows (in row order).
-template <Fp8Format F, bool kGelu, bool kSums>
-__device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, const bf16* __restrict__ gelu_in, size_t at,
-                                                int cols, float scale, float& m, uint2 (&bytes)[kMicro],
-                                                float (&col_sum)[kMicro]) {
-  Pack128<bf16> xv[kMicro], pv[kGelu ? kMicro : 1];
+// with kSums col_sum[j] = the sum of g over its rows (in row order). bias: the micro-tile's 8
+// columns of gelu_bias, or null (GELU casts only).
+template <Fp8Format F, CastOf kOf, bool kSums>
+__device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, const bf16* __restrict__ gelu_in,
+                                                const bf16* __restrict__ bias, size_t at, int cols, float scale,
+                                                float& m, uint2 (&bytes)[kMicro], float (&col_sum)[kMicro]) {
+  constexpr bool kGeluIn = kOf == CastOf::kXTimesGeluGrad;
+  Pack128<bf16> xv[kMicro], pv[kGeluIn ? kMicro : 1];
 #pragma unroll
   for (int i = 0; i < kMicro; ++i) {
     xv[i] = load128(x + at + static_cast<size_t>(i) * cols);
-    if constexpr (kGelu) pv[i] = load128(gelu_in + at + static_cast<size_t>(i) * cols);
+    if constexpr (kGeluIn) pv[i] = load128(gelu_in + at + static_cast<size_t>(i) * cols);
+  }
+  float b[kMicro] = {};  // (x + 0 is x: no bias, the same bits)
+  if constexpr (kOf != CastOf::kX) {
+    if (bias) {
+      const Pack128<bf16> bv = load128(bias);
+#pragma unroll
+      for (int j = 0; j < kMicro; ++j) b[j] = bv.get(j);
+    }
   }
 #pragma unroll
   for (int i = 0; i < kMicro; ++i) {
@@ -187,23 +156,25 @@ __device__ __forceinline__ void cast_micro_tile(const bf16* __restrict__ x, cons
 #pragma unroll
     for (int j = 0; j < kMicro; ++j) {
       g[j] = xv[i].get(j);
-      if constexpr (kGelu) g[j] *= gelu_grad(pv[i].get(j));
+      if constexpr (kGeluIn) g[j] *= gelu_grad<FastTanh>(pv[i].get(j) + b[j]);
+      if constexpr (kOf == CastOf::kGeluOfX) g[j] = gelu<FastTanh>(g[j] + b[j]);
       if constexpr (kSums) col_sum[j] += g[j];
     }
     bytes[i] = cast8<F>(g, scale, m);
   }
 }
 
-// Phase 3, column sums: partials[tile row][c] = the sum of the tile's 8-row sums of column c, in
+// Phase 3, column sums: partials[tile_row][c] = the sum of the tile's 8-row sums of column c, in
 // order (one thread per column).
 __device__ __forceinline__ void finish_column_sums(const float* row_sums, float* __restrict__ partials, int rows,
-                                                   int cols, int r0, int c0) {
+                                                   int cols, int tile_row, int c0) {
   const int c = threadIdx.x;
+  const int r0 = tile_row * kTile;
   if (c >= kTile || c0 + c >= cols) return;
   const int n = min(kMicrosPerRow, (rows - r0) / kMicro);
   float total = 0.0f;
   for (int s = 0; s < n; ++s) total += row_sums[s * kTile + c];
-  partials[static_cast<size_t>(blockIdx.y) * cols + c0 + c] = total;
+  partials[static_cast<size_t>(tile_row) * cols + c0 + c] = total;
 }
 
 // Phase 3, q_t: the block's transposed tile to global memory, kChunk bytes per store.
@@ -223,17 +194,18 @@ __device__ __forceinline__ void store_transposed_tile(const uint8_t* tile_t, uin
   }
 }
 
-// The kernel of the layout above: q (when non-null) and q_t (when non-null) = sat(g * scale),
-// g = x or x * gelu'(gelu_in); with kSums the tile's column sums of g into partials.
-template <Fp8Format F, bool kGelu, bool kSums>
-__global__ void __launch_bounds__(kCtThreads)
-    fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x, int rows,
-                              int cols, const float* scale_at, float* amax, const bf16* __restrict__ gelu_in,
-                              float* __restrict__ partials) {
+// One tile (tile_row, tile_col) of the layout above, by the whole block: q (when non-null) and
+// q_t (when non-null) = sat(g * scale), g = x, x * gelu'(gelu_in) or gelu(x) (kOf); with kSums
+// the tile's column sums of g into partials. Has barriers: every thread of the block calls it.
+template <Fp8Format F, CastOf kOf, bool kSums>
+__device__ __forceinline__ void cast_transpose_tile(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t,
+                                                    const bf16* __restrict__ x, int rows, int cols, float scale,
+                                                    float* amax, const bf16* __restrict__ gelu_in,
+                                                    const bf16* __restrict__ gelu_bias, float* __restrict__ partials,
+                                                    int tile_row, int tile_col) {
   __shared__ alignas(16) uint8_t tile_t[kTile * kTile];
   __shared__ alignas(16) float row_sums[kSums ? kMicrosPerRow * kTile : 1];  // [8-row group][tile column]
-  const float scale = *scale_at;
-  const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
+  const int r0 = tile_row * kTile, c0 = tile_col * kTile;
   const int mc = threadIdx.x % kMicrosPerRow, mr = threadIdx.x / kMicrosPerRow;  // the thread's micro-tile
   const int r = r0 + mr * kMicro, c = c0 + mc * kMicro;
   float m = 0.0f;
@@ -241,7 +213,8 @@ __global__ void __launch_bounds__(kCtThreads)
     const size_t at = static_cast<size_t>(r) * cols + c;
     uint2 bytes[kMicro];
     float col_sum[kMicro] = {};
-    cast_micro_tile<F, kGelu, kSums>(x, gelu_in, at, cols, scale, m, bytes, col_sum);
+    cast_micro_tile<F, kOf, kSums>(x, gelu_in, gelu_bias ? gelu_bias + c : nullptr, at, cols, scale, m, bytes,
+                                   col_sum);
     if (q) {
 #pragma unroll
       for (int i = 0; i < kMicro; ++i) *reinterpret_cast<uint2*>(q + at + static_cast<size_t>(i) * cols) = bytes[i];
@@ -261,21 +234,67 @@ __global__ void __launch_bounds__(kCtThreads)
   record_amax(amax, m);
   if (!q_t && !kSums) return;
   __syncthreads();  // the transposed tile and the row sums, written above, read across threads below
-  if constexpr (kSums) finish_column_sums(row_sums, partials, rows, cols, r0, c0);
+  if constexpr (kSums) finish_column_sums(row_sums, partials, rows, cols, tile_row, c0);
   if (q_t) store_transposed_tile(tile_t, q_t, rows, cols, r0, c0);
 }
 
-template <Fp8Format F>
-void launch_cast_transpose(uint8_t* q, uint8_t* q_t, const bf16* x, int rows, int cols, const float* scale, float* amax,
-                           cudaStream_t stream, const bf16* gelu_in, float* partials) {
-  const dim3 grid(ceil_div(cols, kTile), ceil_div(rows, kTile));
+// One tensor, one tile per block (blockIdx.y: tile row, blockIdx.x: tile column).
+template <Fp8Format F, CastOf kOf, bool kSums>
+__global__ void __launch_bounds__(kCtThreads)
+    fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x, int rows,
+                              int cols, const float* scale_at, float* amax, const bf16* __restrict__ gelu_in,
+                              const bf16* __restrict__ gelu_bias, float* __restrict__ partials) {
+  cast_transpose_tile<F, kOf, kSums>(q, q_t, x, rows, cols, *scale_at, amax, gelu_in, gelu_bias, partials, blockIdx.y,
+                                     blockIdx.x);
+}
+
+// The operands of one cast+transpose launch (fp8_cast_transpose's, less the format and stream).
+struct CastTransposeArgs {
+  uint8_t *q, *q_t;
+  const bf16* x;
+  int rows, cols;
+  const float* scale;
+  float* amax;
+  const bf16 *gelu_in, *gelu_bias;
+  float* partials;
+};
+
+template <Fp8Format F, CastOf kOf>
+void launch_cast_transpose(const CastTransposeArgs& a, cudaStream_t stream) {
+  const dim3 grid(ceil_div(a.cols, kTile), ceil_div(a.rows, kTile));
   const auto launch = [&](auto kernel) {
-    kernel<<<grid, kCtThreads, 0, stream>>>(q, q_t, x, rows, cols, scale, amax, gelu_in, partials);
+    kernel<<<grid, kCtThreads, 0, stream>>>(a.q, a.q_t, a.x, a.rows, a.cols, a.scale, a.amax, a.gelu_in, a.gelu_bias,
+                                            a.partials);
   };
-  if (gelu_in)
-    partials ? launch(fp8_cast_transpose_kernel<F, true, true>) : launch(fp8_cast_transpose_kernel<F, true, false>);
-  else
-    partials ? launch(fp8_cast_transpose_kernel<F, false, true>) : launch(fp8_cast_transpose_kernel<F, false, false>);
+  a.partials ? launch(fp8_cast_transpose_kernel<F, kOf, true>) : launch(fp8_cast_transpose_kernel<F, kOf, false>);
+}
+template <Fp8Format F>
+void launch_cast_transpose(CastOf of, const CastTransposeArgs& a, cudaStream_t stream) {
+  switch (of) {
+    case CastOf::kX: return launch_cast_transpose<F, CastOf::kX>(a, stream);
+    case CastOf::kXTimesGeluGrad: return launch_cast_transpose<F, CastOf::kXTimesGeluGrad>(a, stream);
+    case CastOf::kGeluOfX: return launch_cast_transpose<F, CastOf::kGeluOfX>(a, stream);
+  }
+}
+
+// ---- many tensors in one launch ------------------------------------------------------------------
+
+// Block b casts tile b of the launch: that of the job j whose tiles hold it (the last job with
+// first_tile <= b: first tiles ascend, and thread i < count compares job i's, so one barrier
+// count finds j), tiles numbered row by row within the job. The job's layout as for one tensor.
+static_assert(kFp8CastManyMaxJobs <= kCtThreads, "a thread per job finds the block's job");
+template <Fp8Format F>
+__global__ void __launch_bounds__(kCtThreads)
+    fp8_cast_many_kernel(const Fp8CastJob* __restrict__ jobs, int count, Fp8CastLayout layout) {
+  const int tile = blockIdx.x, i = threadIdx.x;
+  const int j = __syncthreads_count(i < count && jobs[i].first_tile <= tile) - 1;
+  const Fp8CastJob job = jobs[j];
+  const int local = tile - job.first_tile, tiles_across = ceil_div(job.cols, kTile);
+  auto* out = static_cast<uint8_t*>(job.q);
+  cast_transpose_tile<F, CastOf::kX, false>(layout == Fp8CastLayout::RowMajor ? out : nullptr,
+                                            layout == Fp8CastLayout::Transposed ? out : nullptr, job.x, job.rows,
+                                            job.cols, *job.scale, job.amax, nullptr, nullptr, nullptr,
+                                            local / tiles_across, local % tiles_across);
 }
 
 // ---- the bias gradient ---------------------------------------------------------------------------
@@ -324,7 +343,7 @@ __global__ void fp8_update_scales_kernel(Fp8ScaleState s, int first, int count, 
   hist[0] = 0.0f;
 }
 
-constexpr int kAmaxBlocksPerSm = 16, kSms = 132;  // the amax pass: at most one wave of blocks
+constexpr int kAmaxBlocksPerSm = 16;  // the amax pass: at most one wave of blocks
 
 }  // namespace
 
@@ -341,14 +360,33 @@ void fp8_cast(void* q, const bf16* x, size_t n, Fp8Format f, const float* scale,
 }
 
 void fp8_cast_transpose(void* q, void* q_t, const bf16* x, int rows, int cols, Fp8Format f, const float* scale,
-                        float* amax, cudaStream_t stream, const bf16* gelu_in, float* column_partials) {
+                        float* amax, cudaStream_t stream, const bf16* gelu_in, float* column_partials, bool gelu_of_x,
+                        const bf16* gelu_bias) {
+  ATTN_CHECK(!(gelu_in && gelu_of_x), "fp8_cast_transpose: gelu_in (a GELU's gradient) and gelu_of_x (its output) both set");
+  ATTN_CHECK(!gelu_bias || ((gelu_in || gelu_of_x) && reinterpret_cast<uintptr_t>(gelu_bias) % 16 == 0),
+             "fp8_cast_transpose: a GELU bias without a GELU, or not 16-byte aligned");
   if (rows == 0 || cols == 0) return;
-  auto* a = static_cast<uint8_t*>(q);
-  auto* b = static_cast<uint8_t*>(q_t);
+  const CastTransposeArgs a{static_cast<uint8_t*>(q), static_cast<uint8_t*>(q_t), x, rows, cols, scale, amax, gelu_in,
+                            gelu_bias, column_partials};
+  const CastOf of = gelu_in ? CastOf::kXTimesGeluGrad : gelu_of_x ? CastOf::kGeluOfX : CastOf::kX;
   if (f == Fp8Format::E4M3)
-    launch_cast_transpose<Fp8Format::E4M3>(a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
+    launch_cast_transpose<Fp8Format::E4M3>(of, a, stream);
   else
-    launch_cast_transpose<Fp8Format::E5M2>(a, b, x, rows, cols, scale, amax, stream, gelu_in, column_partials);
+    launch_cast_transpose<Fp8Format::E5M2>(of, a, stream);
+  CUDA_CHECK_LAUNCH();
+}
+
+int fp8_cast_tiles(int rows, int cols) { return ceil_div(rows, kTile) * ceil_div(cols, kTile); }
+
+void fp8_cast_many(const Fp8CastJob* jobs, int count, int tiles, Fp8Format f, Fp8CastLayout layout,
+                   cudaStream_t stream) {
+  if (count <= 0 || tiles <= 0) return;
+  ATTN_CHECK(count <= kFp8CastManyMaxJobs, "fp8_cast_many: {} tensors in one launch (at most {})", count,
+             kFp8CastManyMaxJobs);
+  if (f == Fp8Format::E4M3)
+    fp8_cast_many_kernel<Fp8Format::E4M3><<<tiles, kCtThreads, 0, stream>>>(jobs, count, layout);
+  else
+    fp8_cast_many_kernel<Fp8Format::E5M2><<<tiles, kCtThreads, 0, stream>>>(jobs, count, layout);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -364,8 +402,8 @@ void fp8_add_column_sums(float* sums, const float* column_partials, int rows, in
 void fp8_amax(const bf16* x, size_t n, float* amax, cudaStream_t stream) {
   if (n == 0) return;
   const size_t groups = n / kGroup;
-  const auto blocks =
-      static_cast<int>(std::min<size_t>(ceil_div<size_t>(groups, kCastThreads), kSms * kAmaxBlocksPerSm));
+  const size_t one_wave = static_cast<size_t>(tiles::sm_count()) * kAmaxBlocksPerSm;
+  const auto blocks = static_cast<int>(std::min<size_t>(ceil_div<size_t>(groups, kCastThreads), one_wave));
   fp8_amax_kernel<<<blocks, kCastThreads, 0, stream>>>(x, groups, amax);
   CUDA_CHECK_LAUNCH();
 }

@@ -89,9 +89,18 @@ void add_inplace(float* dst, const float* src, size_t n, cudaStream_t stream);
 // With write_grad, the row is overwritten IN PLACE by its gradient
 //   dlogits[n, j] = (softmax_j - [j == target]) * dloss   for j < V,   0 for j >= V,
 //   a zero row where target == -1.
+// With fp8.q (T = bf16, Vp % 8 == 0; the fp8 LM head's dgrad operand, backend/cuda_fp8_lm_head.h):
+// the gradient also into fp8.q (N, Vp), e5m2 bytes of bf16(dlogits) * s, s = 57344 / |dloss|
+// (|dlogits| <= |dloss|: softmax minus one-hot, so the scale is known before the pass and no
+// amax is needed; s = 1 when dloss = 0), and *fp8.scale_inv = 1 / s (block 0 writes it).
+struct Fp8Dlogits {
+  uint8_t* q = nullptr;
+  float* scale_inv = nullptr;
+};
 template <typename T>
 void classifier_forward_backward(T* logits, float* losses, const int32_t* targets, int N, int V, int Vp,
-                                 DeviceValue<float> dloss, bool write_grad, cudaStream_t stream);
+                                 DeviceValue<float> dloss, bool write_grad, cudaStream_t stream,
+                                 Fp8Dlogits fp8 = {});
 
 // ---- AdamW (adamw.cu) -------------------------------------------------------------------
 // For every element (decay(i): bit i/64 of decay_bits, one bit per 64-float chunk):

@@ -1,7 +1,10 @@
 // LayerNorm over the last dimension C, eps = 1e-5 (nanoGPT / torch.nn.LayerNorm).
 #include <algorithm>
 
+#include "core/error.h"
 #include "kernels/common.cuh"
+#include "kernels/fp8_cast.cuh"
+#include "kernels/fp8_cast.h"
 #include "kernels/kernels.h"
 
 namespace attn::kern {
@@ -129,22 +132,21 @@ bool rows_fit_registers(int C) {
   return C % W == 0 && C <= 32 * kRowRegs;
 }
 
-// One warp per row n. With branch != nullptr (the fused residual of the transformer block):
+// The row math of the forward kernels below, by one warp for row n. With branch != nullptr (the
+// fused residual of the transformer block):
 //   r_c = T(res_c + drop(branch_c)),  res_out[n, c] = r_c,  and r is normalised below
 // (the rounded value, exactly what a separate residual kernel would have stored); else r = inp.
 //   mean = sum_c r_c / C;  rstd = 1 / sqrt(sum_c (r_c - mean)^2 / C + eps)
-//   out_c = (r_c - mean) * rstd * w_c + b_c
-// Dropout indices are the flat element index n * C + c, as in residual_forward.
-template <typename T>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    layernorm_forward_rows_kernel(T* out, float* mean, float* rstd, T* res_out, const T* inp, const T* branch,
-                                  const T* w, const T* b, int N, int C, float drop_p, float drop_scale,
-                                  DeviceValue<uint64_t> drop_key_src) {
-  const uint64_t drop_key = drop_key_src.get();  // core/device_value.h
+//   out_c = T((r_c - mean) * rstd * w_c + b_c)
+// mean[n] and rstd[n] are written; each pack of out (row n's pack pk) goes to emit(pk, pack):
+// the bf16/fp32 kernel stores it, the fp8 one casts it. Dropout indices are the flat element
+// index n * C + c, as in residual_forward. Every lane of the warp calls it (shuffles).
+template <typename T, typename Emit>
+__device__ __forceinline__ void layernorm_row(int row, float* mean, float* rstd, T* res_out, const T* inp,
+                                              const T* branch, const T* w, const T* b, int C, float drop_p,
+                                              float drop_scale, uint64_t drop_key, Emit&& emit) {
   constexpr int W = Pack128<T>::size, kPacks = kRowRegs / W;
   const int lane = threadIdx.x % 32;
-  const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
-  if (row >= N) return;
   const int packs = C / W;
   const size_t base = static_cast<size_t>(row) * C;
   float x[kRowRegs];
@@ -184,13 +186,122 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       Pack128<T> o;
 #pragma unroll
       for (int j = 0; j < W; ++j) o.set(j, (x[k * W + j] - m) * r * wk.get(j) + bk.get(j));
-      store128(out + base + static_cast<size_t>(pk) * W, o);
+      emit(pk, o);
     }
   }
   if (lane == 0) {
     mean[row] = m;
     rstd[row] = r;
   }
+}
+
+// One warp per row (layernorm_row): out[n, :] = the row's output packs.
+template <typename T>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    layernorm_forward_rows_kernel(T* out, float* mean, float* rstd, T* res_out, const T* inp, const T* branch,
+                                  const T* w, const T* b, int N, int C, float drop_p, float drop_scale,
+                                  DeviceValue<uint64_t> drop_key_src) {
+  const uint64_t drop_key = drop_key_src.get();  // core/device_value.h
+  constexpr int W = Pack128<T>::size;
+  const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
+  if (row >= N) return;
+  T* out_row = out + static_cast<size_t>(row) * C;
+  layernorm_row(row, mean, rstd, res_out, inp, branch, w, b, C, drop_p, drop_scale, drop_key,
+                [&](int pk, const Pack128<T>& o) { store128(out_row + pk * W, o); });
+}
+
+// ---- the fp8 output: an fp8 linear's input, cast where it is produced ----------------------
+//
+// The rows kernel above, but the bf16 output y = out_c of each row is cast instead of stored
+// (exactly fp8_cast_transpose's bytes for that bf16 tensor: fp8_cast.h):
+//   q[n, c] = sat(float(y[n, c]) * scale) (e4m3),  q_t[c, n] = q[n, c],  *amax = max(*amax, max |y|)
+// A block of kFp8LnWarps warps owns kFp8LnTileRows consecutive rows (each warp kFp8LnRowsPerWarp
+// of them, one after the other), and:
+//   1. per row, its q bytes (8-byte stores, coalesced along the row) and a copy in shared memory,
+//      the tile's row-major rows of round_up(C, 128) bytes; tile rows 16..31 keep each 128-byte
+//      segment's two 64-byte halves swapped (4-byte word w at w ^ 16), so that step 2's reads of
+//      rows 0-15 and 16-31 fall in different banks;
+//   2. after a barrier, q_t: per work item (4 columns, 16 rows: the two items of a column group
+//      side by side in a warp), 16 word loads (rows x 4 columns), 4 x 4 byte transposes, and per
+//      column one 16-byte store of its 16 rows (the item pair: one whole 32-byte segment of q_t).
+// N is a multiple of 16 (fp8 linears' rows, CudaFp8Linears::supports): a tile's last 16-row half
+// is either whole or past N (skipped); q_t rows (N bytes) start 16-byte aligned.
+constexpr int kFp8LnTileRows = 32;
+constexpr int kFp8LnWarps = kWarpsPerBlock;
+constexpr int kFp8LnRowsPerWarp = kFp8LnTileRows / kFp8LnWarps;
+constexpr int kFp8LnHalf = 16;                  // rows per q_t store (16 bytes)
+constexpr int kFp8LnSwizzleWords = 16;          // step 1's word swap in tile rows 16..31
+constexpr int kFp8LnSegment = 128;              // tile rows are whole 128-byte segments (32 banks)
+constexpr int kFp8LnMaxStride = 32 * kRowRegs;  // the longest row the rows kernel takes, in bytes
+// 4 blocks per SM (<= 64 registers a thread; 4 x 32 KB of tiles): GPT-2's N = 16384 rows are 512
+// blocks, one wave on 132 SMs.
+constexpr int kFp8LnBlocksPerSm = 4;
+static_assert(kFp8LnTileRows == 2 * kFp8LnHalf, "a tile is two 16-row halves");
+static_assert(kFp8LnRowsPerWarp * kFp8LnWarps == kFp8LnTileRows, "whole rows per warp");
+static_assert(kFp8LnMaxStride % kFp8LnSegment == 0, "the tile's rows are whole segments");
+
+// Byte offset in the shared tile (rows of `stride` bytes) of tile row tr's 4-byte word w.
+__device__ __forceinline__ int fp8_ln_tile_offset(int tr, int w, int stride) {
+  return tr * stride + 4 * (w ^ (tr / kFp8LnHalf * kFp8LnSwizzleWords));
+}
+
+// Step 2: q_t's columns c of the tile (rows r0 .. r0 + 32 of x, those below N), from the shared tile.
+__device__ __forceinline__ void store_fp8_ln_transposed(const uint8_t* tile, uint8_t* __restrict__ q_t, int N, int C,
+                                                        int r0, int stride) {
+  const int items = 2 * (C / 4);  // (column group of 4, 16-row half)
+  for (int v = threadIdx.x; v < items; v += blockDim.x) {
+    const int g = v / 2, half = v % 2;
+    const int row = r0 + half * kFp8LnHalf;
+    if (row >= N) continue;
+    uint32_t a[kFp8LnHalf];
+#pragma unroll
+    for (int i = 0; i < kFp8LnHalf; ++i)
+      a[i] = *reinterpret_cast<const uint32_t*>(tile + fp8_ln_tile_offset(half * kFp8LnHalf + i, g, stride));
+    uint32_t col[4][4];  // [column j][4-row group s]: rows 4s..4s+4 of column 4g + j
+#pragma unroll
+    for (int s = 0; s < 4; ++s) {
+      const uint32_t rows4[4] = {a[4 * s], a[4 * s + 1], a[4 * s + 2], a[4 * s + 3]};
+      uint32_t cols4[4];
+      transpose4x4(rows4, cols4);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) col[j][s] = cols4[j];
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      *reinterpret_cast<uint4*>(q_t + static_cast<size_t>(4 * g + j) * N + row) =
+          make_uint4(col[j][0], col[j][1], col[j][2], col[j][3]);
+  }
+}
+
+__global__ void __launch_bounds__(kFp8LnWarps * 32, kFp8LnBlocksPerSm)
+    layernorm_forward_fp8_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const float* scale_at,
+                                 float* amax, float* mean, float* rstd, bf16* res_out, const bf16* inp,
+                                 const bf16* branch, const bf16* w, const bf16* b, int N, int C, float drop_p,
+                                 float drop_scale, DeviceValue<uint64_t> drop_key_src) {
+  __shared__ alignas(16) uint8_t tile[kFp8LnTileRows * kFp8LnMaxStride];
+  constexpr int W = Pack128<bf16>::size;
+  const uint64_t drop_key = drop_key_src.get();
+  const float scale = *scale_at;
+  const int stride = ceil_div(C, kFp8LnSegment) * kFp8LnSegment;
+  const int r0 = blockIdx.x * kFp8LnTileRows, warp = threadIdx.x / 32;
+  float m = 0.0f;
+  for (int i = 0; i < kFp8LnRowsPerWarp; ++i) {
+    const int tr = warp * kFp8LnRowsPerWarp + i, row = r0 + tr;
+    if (row >= N) break;
+    uint8_t* q_row = q + static_cast<size_t>(row) * C;
+    layernorm_row(row, mean, rstd, res_out, inp, branch, w, b, C, drop_p, drop_scale, drop_key,
+                  [&](int pk, const Pack128<bf16>& o) {
+                    float f[W];
+#pragma unroll
+                    for (int j = 0; j < W; ++j) f[j] = o.get(j);
+                    const uint2 bytes = cast8<Fp8Format::E4M3>(f, scale, m);
+                    *reinterpret_cast<uint2*>(q_row + pk * W) = bytes;
+                    *reinterpret_cast<uint2*>(tile + fp8_ln_tile_offset(tr, 2 * pk, stride)) = bytes;
+                  });
+  }
+  __syncthreads();  // the tile, written by every warp above, read across warps below
+  store_fp8_ln_transposed(tile, q_t, N, C, r0, stride);
+  record_amax(amax, m);
 }
 
 // Backward, one pass over dout and x. Warp g of G = gridDim.x * kBackwardWarps handles rows
@@ -391,6 +502,35 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
   layernorm_forward_rows_kernel<T><<<ceil_div(N, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream>>>(
       out, mean, rstd, res_out, res, branch, weight, bias, N, C, drop.p, scale, drop.device_key());
   CUDA_CHECK_LAUNCH();
+}
+
+bool layernorm_fp8_supports(int N, int C) { return N % kFp8LnHalf == 0 && rows_fit_registers<bf16>(C); }
+
+namespace {
+void launch_layernorm_fp8(const Fp8CastTarget& out, float* mean, float* rstd, bf16* res_out, const bf16* inp,
+                          const bf16* branch, const bf16* weight, const bf16* bias, int N, int C, float drop_p,
+                          DeviceValue<uint64_t> drop_key, cudaStream_t stream) {
+  ATTN_CHECK(layernorm_fp8_supports(N, C), "layernorm with fp8 output: {} rows of {} (rows a multiple of {}, C a "
+             "multiple of 8 up to {})", N, C, kFp8LnHalf, 32 * kRowRegs);
+  ATTN_CHECK(out.q && out.q_t && out.scale && out.amax, "layernorm with fp8 output: q, q_t, scale and amax all needed");
+  if (N == 0) return;
+  const float drop_scale = drop_p > 0.0f ? 1.0f / (1.0f - drop_p) : 1.0f;
+  layernorm_forward_fp8_kernel<<<ceil_div(N, kFp8LnTileRows), kFp8LnWarps * 32, 0, stream>>>(
+      static_cast<uint8_t*>(out.q), static_cast<uint8_t*>(out.q_t), out.scale, out.amax, mean, rstd, res_out, inp,
+      branch, weight, bias, N, C, drop_p, drop_scale, drop_key);
+  CUDA_CHECK_LAUNCH();
+}
+}  // namespace
+
+void layernorm_forward_fp8(const Fp8CastTarget& out, float* mean, float* rstd, const bf16* inp, const bf16* weight,
+                           const bf16* bias, int N, int C, cudaStream_t stream) {
+  launch_layernorm_fp8(out, mean, rstd, nullptr, inp, nullptr, weight, bias, N, C, 0.0f, 0, stream);
+}
+
+void residual_layernorm_forward_fp8(bf16* res_out, const Fp8CastTarget& out, float* mean, float* rstd, const bf16* res,
+                                    const bf16* branch, const bf16* weight, const bf16* bias, int N, int C,
+                                    DropoutState drop, cudaStream_t stream) {
+  launch_layernorm_fp8(out, mean, rstd, res_out, res, branch, weight, bias, N, C, drop.p, drop.device_key(), stream);
 }
 
 template <typename T>

@@ -31,6 +31,10 @@ constexpr int kSwizzleAtomRows = 8;                       // the pattern repeats
 constexpr int kSwizzleAtomBytes = kSwizzleAtomRows * kSwizzleBytes;  // ...1024 bytes: tile alignment
 constexpr int kTmaMaxBoxRows = 256;                       // a TMA box spans at most 256 per dim
 
+// ---- shared memory per block: sm_90's architectural opt-in limit, for compile-time checks of
+// kernels that size their rings statically (the run-time value: max_smem_per_block() below)
+constexpr int kMaxSmemPerBlockSm90 = 227 * 1024;
+
 // ---- registers -----------------------------------------------------------------------------
 constexpr int kRegistersPerSm = 64 * 1024;
 constexpr int kMaxRegistersPerThread = 255;

@@ -23,6 +23,7 @@
 #include "backend/cuda_backend.h"
 #include "backend/cuda_data_parallel.h"
 #include "backend/cuda_fp8.h"
+#include "backend/cuda_fp8_lm_head.h"
 #include "backend/cuda_graph.h"
 #include "backend/cuda_matmul.h"
 #include "backend/cuda_memory.h"
@@ -43,7 +44,8 @@ using bf16 = __nv_bfloat16;
 namespace site = dropout_site;
 
 // What forward keeps per layer (x_l = the layer's input residual, x_{l+1} its output). With
-// fp8 linears, ln1, ln2 and fch_gelu hold their fp8 transposes instead (see keeps_input_t).
+// fp8 linears, ln1, ln2 and fch_gelu hold their fp8 transposes instead (see keeps_input_t; ln1's
+// second half holds the attention projection's: input_t_slot).
 template <typename T>
 struct LayerActs {
   T* ln1;                    // (N, C)   ln_1(x_l)
@@ -479,7 +481,8 @@ class CudaBackend final : public Backend {
 
   // ---- forward: x = drop(wte[tok] + wpe); blocks; ln_f (the LM head: lm_head_and_classifier) ---
   // The inputs of the QKV, fc and fc-proj linears are written where linear_input() says: their
-  // layer slot, or with fp8 a scratch buffer, the slot then receiving the fp8 transpose.
+  // layer slot, or with fp8 a scratch buffer, the slot then receiving the fp8 transpose; or, where
+  // ln_casts_input, the layernorm writes the fp8 x and x^T itself (layernorm_for_linear).
   void forward(int B, int T_, const StepContext* ctx) {
     const int N = B * T_, C = cfg_.n_embd, QKV = cfg_.qkv_dim();
     const AttentionShape shape = attention_shape(B, T_);
@@ -494,10 +497,8 @@ class CudaBackend final : public Backend {
       // attention branch: res_mid = x + drop(c_proj(attn(ln_1(x)))); ln_1 of a later layer was
       // computed with the previous layer's residual add (residual_layernorm_forward)
       if (l == 0)
-        timed(pass_op(OpCategory::Norm, "layernorm fwd", 2.0 * N * C * sizeof(T)), [&] {
-          kern::layernorm_forward(linear_input(kQkv, a.ln1, N, C, QKV), a.ln1_mean, a.ln1_rstd, x, P(lp.ln1_w),
-                                  P(lp.ln1_b), N, C, stream_);
-        });
+        layernorm_for_linear(l, kQkv, a.ln1, QKV, nullptr, a.ln1_mean, a.ln1_rstd, x, nullptr, lp.ln1_w, lp.ln1_b, N,
+                             DropoutState{});
       linear_forward("qkv fwd", l, kQkv, a.qkv, a.ln1, lp.qkv_w, lp.qkv_b, N, C, QKV);
       timed(attention_op(OpCategory::AttentionFwd, shape, 1.0), [&] {
         attention_->forward(a.qkv, a.atty, a.att_saved, att_scratch_, shape,
@@ -506,26 +507,31 @@ class CudaBackend final : public Backend {
       linear_forward("attproj fwd", l, kAttProj, tmp_, a.atty, lp.attproj_w, lp.attproj_b, N, C, C);
       // MLP branch: res_out = res_mid + drop(c_proj(gelu(c_fc(ln_2(res_mid))))); the residual
       // add and the layernorm that reads it are one pass over the row
-      timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
-        kern::residual_layernorm_forward(a.res_mid, linear_input(kFc, a.ln2, N, C, 4 * C), a.ln2_mean, a.ln2_rstd,
-                                         x, tmp_, P(lp.ln2_w), P(lp.ln2_b), N, C,
-                                         dropout(ctx, cfg_.dropout, site::attention_branch(l)), stream_);
-      });
-      linear_forward("fc+gelu fwd", l, kFc, linear_input(kFcProj, a.fch_gelu, N, 4 * C, C), a.ln2, lp.fc_w, lp.fc_b,
-                     N, C, 4 * C, /*pre_gelu=*/a.fch);
-      linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C);
+      layernorm_for_linear(l, kFc, a.ln2, 4 * C, a.res_mid, a.ln2_mean, a.ln2_rstd, x, tmp_, lp.ln2_w, lp.ln2_b, N,
+                           dropout(ctx, cfg_.dropout, site::attention_branch(l)));
+      if (keeps_input_t(kFcProj, N, 4 * C, C)) {
+        // fp8: the fc's bias and the GELU in the fc-proj's input cast, gelu(h + b) (cuda_fp8.h; on
+        // the H200 the fc's fp8 matmul ran ~10% slower with cuBLASLt's bias epilogue than without)
+        linear_forward("fc fwd", l, kFc, a.fch, a.ln2, lp.fc_w, kNoBias, N, C, 4 * C);
+        linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C,
+                       /*pre_gelu=*/nullptr, /*gelu_of=*/a.fch, /*gelu_bias=*/P(lp.fc_b));
+      } else {
+        linear_forward("fc+gelu fwd", l, kFc, a.fch_gelu, a.ln2, lp.fc_w, lp.fc_b, N, C, 4 * C, /*pre_gelu=*/a.fch);
+        linear_forward("fcproj fwd", l, kFcProj, tmp_, a.fch_gelu, lp.fcproj_w, lp.fcproj_b, N, 4 * C, C);
+      }
       // res_out, fused with the next layernorm: ln_1 of layer l + 1, or ln_f after the last layer
-      const bool last = l + 1 == cfg_.n_layer;
-      LayerActs<T>* next = last ? nullptr : &layers_[l + 1];
-      T* next_out = last ? lnf_ : linear_input(kQkv, next->ln1, N, C, QKV);
-      float* next_mean = last ? lnf_mean_ : next->ln1_mean;
-      float* next_rstd = last ? lnf_rstd_ : next->ln1_rstd;
-      const T* next_w = last ? P(layout_.lnf_w()) : P(layout_.layer(l + 1).ln1_w);
-      const T* next_b = last ? P(layout_.lnf_b()) : P(layout_.layer(l + 1).ln1_b);
-      timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
-        kern::residual_layernorm_forward(a.res_out, next_out, next_mean, next_rstd, a.res_mid, tmp_, next_w, next_b,
-                                         N, C, dropout(ctx, cfg_.dropout, site::mlp_branch(l)), stream_);
-      });
+      const DropoutState mlp_drop = dropout(ctx, cfg_.dropout, site::mlp_branch(l));
+      if (l + 1 < cfg_.n_layer) {
+        LayerActs<T>& next = layers_[l + 1];
+        const LayerParams& np = layout_.layer(l + 1);
+        layernorm_for_linear(l + 1, kQkv, next.ln1, QKV, a.res_out, next.ln1_mean, next.ln1_rstd, a.res_mid, tmp_,
+                             np.ln1_w, np.ln1_b, N, mlp_drop);
+      } else {
+        timed(pass_op(OpCategory::Norm, "residual+layernorm fwd", 4.0 * N * C * sizeof(T)), [&] {
+          kern::residual_layernorm_forward(a.res_out, lnf_, lnf_mean_, lnf_rstd_, a.res_mid, tmp_,
+                                           P(layout_.lnf_w()), P(layout_.lnf_b()), N, C, mlp_drop, stream_);
+        });
+      }
     }
   }
 
@@ -544,27 +550,45 @@ class CudaBackend final : public Backend {
       grads_zero_pending_ = false;
     }
     const int block = classifier_rows(N);
+    const bool fp8 = lm_head_fp8_ && CudaFp8LmHead::supports(N, Vp, C);  // (blocks: multiples of 16 rows)
+    if (fp8) lm_head_fp8_->cast_operands(as_bf16(lnf_), N, write_grad);
     for (int r0 = 0; r0 < N; r0 += block) {
       const int rows = std::min(block, N - r0);
       const T* x = lnf_ + static_cast<size_t>(r0) * C;
-      timed(matmul_op("lm_head fwd", rows, C, Vp, OpCategory::Classifier),
-            [&] { matmul_->forward(acts_logits_, x, P(layout_.wte()), nullptr, rows, C, Vp); });
-      timed(pass_op(OpCategory::Classifier, "softmax+xent fwd/bwd", 2.0 * rows * Vp * sizeof(T)), [&] {
+      if (fp8) {
+        lm_head_fp8_->forward(as_bf16(acts_logits_), r0, rows, "lm_head fwd");
+      } else {
+        timed(matmul_op("lm_head fwd", rows, C, Vp, OpCategory::Classifier),
+              [&] { matmul_->forward(acts_logits_, x, P(layout_.wte()), nullptr, rows, C, Vp); });
+      }
+      const kern::Fp8Dlogits dlogits8 = fp8 && write_grad ? lm_head_fp8_->dlogits_target() : kern::Fp8Dlogits{};
+      const double pass_bytes = rows * static_cast<double>(Vp) * (2.0 * sizeof(T) + (dlogits8.q ? 1.0 : 0.0));
+      timed(pass_op(OpCategory::Classifier, "softmax+xent fwd/bwd", pass_bytes), [&] {
         kern::classifier_forward_backward(acts_logits_, losses_ + r0, targets_dev() + r0, rows, cfg_.vocab_size, Vp,
-                                          dloss, write_grad, stream_);
+                                          dloss, write_grad, stream_, dlogits8);
       });
       if (!write_grad) continue;
-      timed(matmul_op("lm_head dgrad", rows, C, Vp, OpCategory::Classifier), [&] {
-        matmul_->backward_input(dbuf_ + static_cast<size_t>(r0) * C, acts_logits_, P(layout_.wte()), rows, C, Vp);
-      });
+      if (fp8) {
+        lm_head_fp8_->dgrad(as_bf16(dbuf_ + static_cast<size_t>(r0) * C), rows, "lm_head dgrad");
+      } else {
+        timed(matmul_op("lm_head dgrad", rows, C, Vp, OpCategory::Classifier), [&] {
+          matmul_->backward_input(dbuf_ + static_cast<size_t>(r0) * C, acts_logits_, P(layout_.wte()), rows, C, Vp);
+        });
+      }
       timed(matmul_op("lm_head wgrad", rows, C, Vp, OpCategory::Classifier), [&] {
         matmul_->backward_weight(G(layout_.wte()), nullptr, acts_logits_, x, rows, C, Vp, reduce_scratch_,
                                  add_grads_ || r0 > 0);
       });
     }
   }
+  // The rows of a classifier block: half the batch's, or with the fp8 LM head the most whose
+  // logits fit the buffer beside its fp8 copies (enable_fp8).
+  // (fp8 objects exist only where T is bf16: enable_fp8)
+  static bf16* as_bf16(T* p) { return reinterpret_cast<bf16*>(p); }
   static constexpr int kClassifierChunks = 2;
-  int classifier_rows(int N) const { return std::max(1, (N + kClassifierChunks - 1) / kClassifierChunks); }
+  int classifier_rows(int N) const {
+    return lm_head_fp8_ ? lm_head_rows_ : std::max(1, (N + kClassifierChunks - 1) / kClassifierChunks);
+  }
 
   // ---- backward: from d ln_f(x) (in dbuf_, from lm_head_and_classifier) to every parameter
   // gradient; adds into them, or writes them when add_grads_ is false (see lm_head_and_classifier)
@@ -584,12 +608,13 @@ class CudaBackend final : public Backend {
       // MLP branch (dres = d res_out)
       const T* dbranch = dropout_backward(dres_, NC, dropout(&ctx, cfg_.dropout, site::mlp_branch(l)));
       // fp8: the dGELU moves from the fc-proj dgrad into the cast of the fc's dy (dfch_ stays
-      // the gradient of the GELU's output)
+      // the gradient of the GELU's output; the GELU's input is fch + the fc's bias, as forward)
       const bool fuse_dgelu = fp8_call(N, C, 4 * C);
       linear_backward("fcproj wgrad", "fcproj dgrad+dgelu", l, kFcProj, dfch_, lp.fcproj_w, lp.fcproj_b, dbranch,
                       a.fch_gelu, N, 4 * C, C, /*pre_gelu=*/fuse_dgelu ? nullptr : a.fch);
       linear_backward("fc wgrad", "fc dgrad", l, kFc, dbuf_, lp.fc_w, lp.fc_b, dfch_, a.ln2, N, C, 4 * C,
-                      /*pre_gelu=*/nullptr, /*dout_gelu_input=*/fuse_dgelu ? a.fch : nullptr);
+                      /*pre_gelu=*/nullptr, /*dout_gelu_input=*/fuse_dgelu ? a.fch : nullptr,
+                      /*gelu_bias=*/fuse_dgelu ? P(lp.fc_b) : nullptr);
       timed(pass_op(OpCategory::Norm, "layernorm bwd", 4.0 * NC * sizeof(T)), [&] {
         kern::layernorm_backward(dres_, G(lp.ln2_w), G(lp.ln2_b), reduce_scratch_, dbuf_, a.res_mid, P(lp.ln2_w),
                                  a.ln2_mean, a.ln2_rstd, N, C, /*add_dinp=*/true, add_grads_, stream_);
@@ -629,52 +654,121 @@ class CudaBackend final : public Backend {
   bool fp8_call(int N, int IC, int OC) const { return fp8_ && CudaFp8Linears::supports(N, IC, OC); }
   // An fp8 linear whose bf16 input the backward needs only for the wgrad's fp8 x^T (QKV: ln_1,
   // fc: ln_2, fc-proj: gelu(fch); not the attention projection: the attention backward reads
-  // atty) keeps that x^T instead: its forward casts x once into x (its own operand) and x^T, the
+  // atty, and its x^T waits elsewhere: input_t_slot) keeps that x^T instead: its forward casts x once into x (its own operand) and x^T, the
   // latter into the input's layer slot (a bf16 buffer: x^T fills half of it), and the backward
   // uses it where it would cast x again. The bf16 input itself lives only from its producer to
-  // this forward, in a buffer of the layer backward, dead during the forward (linear_input).
+  // this forward, in a buffer of the layer backward, dead during the forward (linear_input), or
+  // (fc-proj) is never stored: its cast computes gelu(fch) from the fc's output.
   // Forward and backward ask this one function, with the same shape, whether x^T was kept.
   bool keeps_input_t(LinearKind kind, int N, int IC, int OC) const {
     return kind != kAttProj && fp8_call(N, IC, OC);
   }
-  // Where the forward writes the bf16 input of linear `kind` (its layer slot `slot`): the slot,
-  // or where it keeps x^T there, dbuf_ (ln_1, ln_2: N x C; ln_1 is read by the QKV forward before
-  // ln_2 is written, ln_2 by the fc forward before the next ln_1) or dfch_ (gelu(fch): N x 4C).
-  // Both are dead from the end of one backward to the LM head after the next forward (dfch_ lies
-  // in the logits buffer, dbuf_ first takes the LM head's dgrad); the fp8 scratch lies elsewhere.
-  T* linear_input(LinearKind kind, T* slot, int N, int IC, int OC) const {
-    if (!keeps_input_t(kind, N, IC, OC)) return slot;
-    return kind == kFcProj ? dfch_ : dbuf_;
+  // Where linear `kind` of `layer` keeps its input's fp8 x^T from the forward to the backward, or
+  // null (the backward casts the bf16 input again): where keeps_input_t, its input's layer slot
+  // `slot`; the attention projection, whose bf16 input (atty) stays too, in the second half of
+  // ln_1's slot, of which QKV's x^T fills the first (N x C bytes of a bf16 N x C buffer: no memory
+  // of its own; were QKV to keep more there, the two would overlap). Forward and backward ask this
+  // one function, with the same shape.
+  void* input_t_slot(int layer, LinearKind kind, T* slot, int N, int IC, int OC) const {
+    if (keeps_input_t(kind, N, IC, OC)) return slot;
+    const int C = cfg_.n_embd;
+    if (kind == kAttProj && fp8_call(N, IC, OC) && IC == C && keeps_input_t(kQkv, N, C, cfg_.qkv_dim()))
+      return reinterpret_cast<char*>(layers_[layer].ln1) + static_cast<size_t>(N) * C;
+    return nullptr;
   }
-  // out (N, OC) = inp W^T + b  (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu)). inp: the
-  // input's layer slot; where keeps_input_t, the input is read from linear_input() and its fp8
-  // transpose written into the slot.
-  void linear_forward(const char* name, int layer, LinearKind kind, T* out, T* inp, int w, int b, int N, int IC,
-                      int OC, T* pre_gelu = nullptr) {
+  // fp8: whether the layernorm that produces linear `kind`'s input (QKV: ln_1, fc: ln_2) writes
+  // the linear's e4m3 x and x^T itself (kern::layernorm_forward_fp8, layernorm_for_linear), the
+  // bf16 ln output then never stored (the layernorm backward reads the layernorm's input, mean and
+  // rstd, not its output). Where the linear keeps x^T, the kernel takes the shape, and x's scale
+  // exists: delayed scaling knows it before the layernorm runs, except at x's first cast (its
+  // scale from its own amax: the linear's forward casts that one, from bf16). The layernorm and
+  // the linear's forward ask this one function; between them only that forward's cast could
+  // change its answer. (Host state: a captured step holds the answers of the uncaptured step
+  // before it, which cast every tensor, so it never holds a first cast.)
+  bool ln_casts_input(int layer, LinearKind kind, int N, int IC, int OC) const {
+    return (kind == kQkv || kind == kFc) && keeps_input_t(kind, N, IC, OC) && kern::layernorm_fp8_supports(N, IC) &&
+           fp8_->input_scaled(layer * kLinearsPerLayer + kind);
+  }
+  // Where the forward writes the bf16 input of linear `kind` (ln_1 of QKV, ln_2 of fc; its layer
+  // slot `slot`): the slot, or where it keeps x^T there, dbuf_ (N x C; ln_1 is read by the QKV
+  // forward before ln_2 is written, ln_2 by the fc forward before the next ln_1). dbuf_ is dead
+  // from the end of one backward to the LM head after the next forward (it first takes the LM
+  // head's dgrad); the fp8 scratch lies elsewhere.
+  T* linear_input(LinearKind kind, T* slot, int N, int IC, int OC) const {
+    return keeps_input_t(kind, N, IC, OC) ? dbuf_ : slot;
+  }
+  // The layernorm that produces the input of linear `kind` (QKV: ln_1, fc: ln_2) of `layer`, its
+  // layer slot `slot`, OC the linear's outputs: ln(x), or with branch ln(res_out = x + drop(branch))
+  // (residual_layernorm_forward). It writes bf16 where linear_input() says, or where
+  // ln_casts_input the linear's e4m3 x and x^T (into the slot) itself.
+  void layernorm_for_linear(int layer, LinearKind kind, T* slot, int OC, T* res_out, float* mean, float* rstd,
+                            const T* x, const T* branch, int w, int b, int N, DropoutState drop) {
+    const int C = cfg_.n_embd;
+    const bool residual = branch != nullptr;
+    const double bytes = (residual ? 4.0 : 2.0) * N * C * sizeof(T);
     if constexpr (std::is_same_v<T, bf16>) {
-      if (fp8_call(N, IC, OC)) {
-        void* inp_t = keeps_input_t(kind, N, IC, OC) ? inp : nullptr;
-        return fp8_->forward(layer * kLinearsPerLayer + kind, out, linear_input(kind, inp, N, IC, OC), P(w), P(b), N,
-                             IC, OC, pre_gelu, name, inp_t);
+      if (ln_casts_input(layer, kind, N, C, OC)) {
+        const kern::Fp8CastTarget out = fp8_->input_target(layer * kLinearsPerLayer + kind, N, slot);
+        return timed(pass_op(OpCategory::Norm, residual ? "residual+layernorm+fp8 cast fwd" : "layernorm+fp8 cast fwd",
+                             bytes),
+                     [&] {
+                       if (residual)
+                         kern::residual_layernorm_forward_fp8(res_out, out, mean, rstd, x, branch, P(w), P(b), N, C,
+                                                              drop, stream_);
+                       else
+                         kern::layernorm_forward_fp8(out, mean, rstd, x, P(w), P(b), N, C, stream_);
+                     });
       }
     }
-    timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), P(b), N, IC, OC, pre_gelu); });
+    T* out = linear_input(kind, slot, N, C, OC);
+    timed(pass_op(OpCategory::Norm, residual ? "residual+layernorm fwd" : "layernorm fwd", bytes), [&] {
+      if (residual)
+        kern::residual_layernorm_forward(res_out, out, mean, rstd, x, branch, P(w), P(b), N, C, drop, stream_);
+      else
+        kern::layernorm_forward(out, mean, rstd, x, P(w), P(b), N, C, stream_);
+    });
+  }
+
+  // out (N, OC) = x W^T + b, x = inp (with pre_gelu: pre_gelu = that, out = gelu(pre_gelu)). inp:
+  // the input's layer slot; where keeps_input_t, x is read from linear_input(), or with gelu_of
+  // (fp8 only) x = gelu(gelu_of), computed in x's cast; fp8: x's transpose is written where
+  // input_t_slot says; where ln_casts_input, the layernorm has cast x and x^T already.
+  // b: kNoBias, the bias added by the consumer (fp8: gelu_bias of the next linear's input cast).
+  static constexpr int kNoBias = -1;
+  void linear_forward(const char* name, int layer, LinearKind kind, T* out, T* inp, int w, int b, int N, int IC,
+                      int OC, T* pre_gelu = nullptr, const T* gelu_of = nullptr, const T* gelu_bias = nullptr) {
+    const T* bias = b == kNoBias ? nullptr : P(b);
+    if constexpr (std::is_same_v<T, bf16>) {
+      if (fp8_call(N, IC, OC)) {
+        ATTN_CHECK(pre_gelu == nullptr, "linear_forward: the fp8 linears take the GELU in their input's cast");
+        if (gelu_of == nullptr && ln_casts_input(layer, kind, N, IC, OC))  // x, x^T written by the layernorm
+          return fp8_->forward_precast(layer * kLinearsPerLayer + kind, out, bias, N, name);
+        return fp8_->forward(layer * kLinearsPerLayer + kind, out, gelu_of ? gelu_of : linear_input(kind, inp, N, IC, OC),
+                             bias, N, name, input_t_slot(layer, kind, inp, N, IC, OC), gelu_of != nullptr, gelu_bias);
+      }
+    }
+    ATTN_CHECK(gelu_of == nullptr && gelu_bias == nullptr && bias != nullptr,
+               "linear_forward: a GELU in the input's cast, or a bias left to it, is an fp8 path only");
+    timed(matmul_op(name, N, IC, OC), [&] { matmul_->forward(out, inp, P(w), bias, N, IC, OC, pre_gelu); });
   }
   // dW += dout^T inp, db += sum dout, then dinp = dout W (times gelu'(pre_gelu) when given).
-  // inp: the input's layer slot (where keeps_input_t: its fp8 transpose). fp8 only:
-  // dout_gelu_input, dout is the gradient of a GELU's output and dout * gelu'(it) the linear's
-  // (fused into the cast of dy).
+  // inp: the input's layer slot (fp8: where input_t_slot keeps x^T, only that is read). fp8 only:
+  // dout_gelu_input, dout is the gradient of a GELU's output and dout * gelu'(it + gelu_bias) the
+  // linear's (fused into the cast of dy; gelu_bias: the bias forward left to the GELU's cast).
   void linear_backward(const char* wgrad_name, const char* dgrad_name, int layer, LinearKind kind, T* dinp, int w, int b,
                        const T* dout, const T* inp, int N, int IC, int OC, const T* pre_gelu = nullptr,
-                       const T* dout_gelu_input = nullptr) {
+                       const T* dout_gelu_input = nullptr, const T* gelu_bias = nullptr) {
     if constexpr (std::is_same_v<T, bf16>) {
       if (fp8_call(N, IC, OC)) {
-        const bool kept = keeps_input_t(kind, N, IC, OC);
-        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, kept ? nullptr : inp, P(w), N,
-                              IC, OC, pre_gelu, dout_gelu_input, wgrad_name, dgrad_name, kept ? inp : nullptr);
+        // inp: the bf16 input, or where its x^T was kept, the slot that holds it (input_t_slot)
+        const void* x_t = input_t_slot(layer, kind, const_cast<T*>(inp), N, IC, OC);
+        const T* x = x_t ? nullptr : inp;
+        ATTN_CHECK(pre_gelu == nullptr, "linear_backward: the fp8 linears take the dGELU in dy's cast");
+        return fp8_->backward(layer * kLinearsPerLayer + kind, dinp, G(w), G(b), dout, x, N, dout_gelu_input,
+                              wgrad_name, dgrad_name, x_t, gelu_bias);
       }
     }
-    ATTN_CHECK(dout_gelu_input == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
+    ATTN_CHECK(dout_gelu_input == nullptr && gelu_bias == nullptr, "linear_backward: a fused dGELU is an fp8 path only");
     timed(matmul_op(wgrad_name, N, IC, OC),
           [&] { matmul_->backward_weight(G(w), G(b), dout, inp, N, IC, OC, reduce_scratch_, add_grads_); });
     timed(matmul_op(dgrad_name, N, IC, OC), [&] { matmul_->backward_input(dinp, dout, P(w), N, IC, OC, pre_gelu); });
@@ -682,15 +776,50 @@ class CudaBackend final : public Backend {
 
   // fp8 state and its scratch: inside the logits buffer beyond the layer backward's buffers
   // when it has room (the fp8 copies, like those buffers, are dead whenever logits are live),
-  // else a buffer of its own: never over dbuf_ or dfch_, which carry bf16 inputs of fp8 linears
-  // during the forward (linear_input).
+  // else a buffer of its own: never over dbuf_, which carries bf16 inputs of fp8 linears during
+  // the forward (linear_input). The weights' fp8 copies are cast the most whole layers at a time
+  // that fit there (the whole model at GPT-2 124M and 350M, B=16, T=1024: one launch per forward
+  // and one per backward), one layer at a time in a buffer of its own.
   void enable_fp8() {
+    if constexpr (!std::is_same_v<T, bf16>) ATTN_CHECK(false, "fp8 linears need bf16 activations");
     const int C = cfg_.n_embd;
-    fp8_ = std::make_unique<CudaFp8Linears>(kLinearsPerLayer * cfg_.n_layer, maxB_ * maxT_, 4 * C,
-                                            std::max(cfg_.qkv_dim(), 4 * C), *matmul_, mem_, timer_, stream_);
-    const size_t need = fp8_->scratch_bytes();
-    fp8_->set_scratch(need <= logits_spare_bytes_ ? logits_spare_
-                                                  : mem_.allocate(need, MemCategory::Activations));
+    const auto weight = [&](int tensor, int out, int in) {
+      return CudaFp8Linears::LinearWeight{reinterpret_cast<const bf16*>(P(tensor)), out, in};
+    };
+    std::vector<CudaFp8Linears::LinearWeight> weights;
+    for (int l = 0; l < cfg_.n_layer; ++l) {  // linear index l * kLinearsPerLayer + LinearKind
+      const LayerParams& lp = layout_.layer(l);
+      weights.push_back(weight(lp.qkv_w, cfg_.qkv_dim(), C));
+      weights.push_back(weight(lp.attproj_w, C, C));
+      weights.push_back(weight(lp.fc_w, 4 * C, C));
+      weights.push_back(weight(lp.fcproj_w, C, 4 * C));
+    }
+    fp8_ = std::make_unique<CudaFp8Linears>(weights, maxB_ * maxT_, *matmul_, mem_, timer_, stream_);
+    const int most = std::min(cfg_.n_layer, kern::kFp8CastManyMaxJobs / kLinearsPerLayer);
+    int layers = most;
+    while (layers > 1 && fp8_->scratch_bytes(layers * kLinearsPerLayer) > logits_spare_bytes_) --layers;
+    const size_t need = fp8_->scratch_bytes(layers * kLinearsPerLayer);
+    fp8_->set_scratch(need <= logits_spare_bytes_ ? logits_spare_ : mem_.allocate(need, MemCategory::Activations),
+                      layers * kLinearsPerLayer);
+    enable_fp8_lm_head();
+  }
+  // The LM head in fp8 (cuda_fp8_lm_head.h), when its fp8 copies fit the logits buffer beside a
+  // block of bf16 logits of at least 16 rows: then the fewest blocks whose rows (a multiple of
+  // 16) do, so the peak stays bf16's (GPT-2 124M and 350M, B=16, T=1024: 4 blocks of 4,096 rows).
+  // Its copies are dead, like the logits, outside lm_head_and_classifier.
+  void enable_fp8_lm_head() {
+    const int C = cfg_.n_embd, Vp = cfg_.padded_vocab_size, N = maxB_ * maxT_;
+    if (!CudaFp8LmHead::supports(16, Vp, C) || N < 16) return;
+    const auto logits_at = [&](int rows) { return ArenaPlan::aligned(static_cast<size_t>(rows) * Vp * sizeof(T)); };
+    int rows = std::min(N, classifier_rows(N)) / 16 * 16;
+    while (rows >= 16 && logits_at(rows) + CudaFp8LmHead::scratch_bytes(Vp, C, N, rows) > logits_bytes_) rows -= 16;
+    if (rows < 16) return;
+    const int blocks = (N + rows - 1) / rows;  // as few blocks as fit, of equal rows (GPT-2: 4 x 4,096)
+    rows = ((N + blocks - 1) / blocks + 15) / 16 * 16;
+    lm_head_fp8_ = std::make_unique<CudaFp8LmHead>(reinterpret_cast<const bf16*>(P(layout_.wte())), Vp, C, N,
+                                                   *matmul_, mem_, timer_, stream_);
+    lm_head_fp8_->set_scratch(reinterpret_cast<char*>(acts_logits_) + logits_at(rows), rows);
+    lm_head_rows_ = rows;
   }
   // Data-parallel: gradients of this backward stage are queued (buckets.h stages).
   void stage_done(int stage, const StepContext& ctx) {
@@ -953,12 +1082,12 @@ class CudaBackend final : public Backend {
     // one classifier block of rows, or last_logits' maxB_ rows
     const size_t logits_rows = std::max<size_t>(classifier_rows(static_cast<int>(N)), maxB_);
     const size_t logits_bytes = logits_rows * Vp * sizeof(T);
+    logits_bytes_ = logits_bytes;
     const size_t logits = plan.add(logits_bytes);
     const size_t tmp = plan.add(nc), dbuf = plan.add(nc), dres = plan.add(nc);
     // The layer backward's buffers (dqkv, dfch, attention scratch) are used only after the LM
     // head's backward has consumed dlogits, and the next forward writes logits only after the
-    // last attention call (and, with fp8, the last use of dfch as the fc-proj's bf16 input:
-    // linear_input): they live inside the logits buffer when it is big enough (GPT-2: 1.6 GB of
+    // last attention call: they live inside the logits buffer when it is big enough (GPT-2: 1.6 GB of
     // logits vs ~0.2 GB), which takes ~0.2 GB off the peak.
     const AttentionShape s = attention_shape(maxB_, maxT_);
     ArenaPlan late;
@@ -1035,6 +1164,9 @@ class CudaBackend final : public Backend {
   std::unique_ptr<CudaAttention> attention_;
   std::unique_ptr<CudaMatmul> matmul_;
   std::unique_ptr<CudaFp8Linears> fp8_;  // device.precision = "fp8"
+  std::unique_ptr<CudaFp8LmHead> lm_head_fp8_;  // and its LM head, where its copies fit
+  int lm_head_rows_ = 0;                        // then the rows of a classifier block
+  size_t logits_bytes_ = 0;                     // the logits buffer
   char* logits_spare_ = nullptr;         // the logits buffer beyond the layer backward's buffers
   size_t logits_spare_bytes_ = 0;
 

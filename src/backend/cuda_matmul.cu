@@ -33,6 +33,7 @@ struct CudaMatmul::Call {
   cudaDataType_t a_type = CUDA_R_32F, b_type = CUDA_R_32F, d_type = CUDA_R_32F;
   const float* a_scale = nullptr;  // fp8 operands: the factor cuBLASLt multiplies op(A) op(B) by
   const float* b_scale = nullptr;  // (device fp32, A_SCALE_POINTER / B_SCALE_POINTER)
+  bool fast_accum = false;         // fp8: FAST_ACCUM (no periodic fp32 promotion of the sums)
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
   const void* A = nullptr;
   const void* B = nullptr;
@@ -68,7 +69,7 @@ void CudaMatmul::note_fallback(const std::string& what) {
 
 bool CudaMatmul::lt_matmul(const Call& c) {
   const Key key{c.transA, c.transB, c.m, c.n, c.k, c.lda, c.ldb, c.ldd, static_cast<int>(c.a_type) * 64 + static_cast<int>(c.b_type),
-                static_cast<int>(c.d_type), static_cast<int>(c.epilogue), c.beta != 0.0f, alignment_of(c.A),
+                static_cast<int>(c.d_type), static_cast<int>(c.epilogue), (c.beta != 0.0f) + 2 * c.fast_accum, alignment_of(c.A),
                 alignment_of(c.B), alignment_of(c.D), static_cast<int>(c.aux_ld)};
 
   cublasLtMatmulDesc_t desc = nullptr;
@@ -83,6 +84,10 @@ bool CudaMatmul::lt_matmul(const Call& c) {
   if (c.aux) {
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &c.aux, sizeof(c.aux)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &c.aux_ld, sizeof(c.aux_ld)));
+  }
+  if (c.fast_accum) {
+    const int8_t fast = 1;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
   }
   if (c.a_scale)
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &c.a_scale, sizeof(c.a_scale)));
@@ -353,13 +358,12 @@ void CudaMatmul::backward_weight(float* dweight, float* dbias, const void* dout,
 // is the only one cuBLASLt's fp8 matmuls take (the forward's pattern, see forward above).
 // cuBLASLt has no e5m2 x e5m2 kernel: at most one operand may be e5m2.
 void CudaMatmul::fp8_matmul(void* out, DType out_type, const Fp8Operand& x, const Fp8Operand& w, int rows, int cols,
-                            int k, float beta, const void* bias, void* pre_gelu, const void* dgelu_input) {
+                            int k, float beta, const void* bias, bool fast_accum) {
   ATTN_CHECK(!(x.e5m2 && w.e5m2), "fp8 matmul ({} x {}) @ ({} x {})^T: e5m2 x e5m2 is not supported by cuBLASLt", rows,
              k, cols, k);
   ATTN_CHECK(rows % 16 == 0 && cols % 16 == 0 && k % 16 == 0,
              "fp8 matmul ({} x {}) @ ({} x {})^T: cuBLASLt fp8 needs every dimension a multiple of 16", rows, k, cols, k);
-  ATTN_CHECK(out_type == DType::BF16 || (!bias && !pre_gelu && !dgelu_input),
-             "fp8 matmul: epilogues need a bf16 output");
+  ATTN_CHECK(out_type == DType::BF16 || !bias, "fp8 matmul: the bias epilogue needs a bf16 output");
   Call c;
   c.transA = true;
   c.m = cols, c.n = rows, c.k = k;
@@ -370,16 +374,15 @@ void CudaMatmul::fp8_matmul(void* out, DType out_type, const Fp8Operand& x, cons
   c.a_scale = w.scale_inv, c.b_scale = x.scale_inv;
   c.A = w.data, c.B = x.data;
   c.beta = beta;
+  c.fast_accum = fast_accum;
   const auto refused = [&](const char* epilogue) {
     fail("cuBLASLt has no fp8 matmul algorithm for ({} x {}, {}) @ ({} x {}, {})^T -> {} ({}, beta {})", rows, k,
          x.e5m2 ? "e5m2" : "e4m3", cols, k, w.e5m2 ? "e5m2" : "e4m3", dtype_name(out_type), epilogue, beta);
   };
-  // (no DGELU epilogue: with fp8 operands cuBLASLt's ran at 192 TFLOP/s where the plain fp8
-  // matmul runs at ~1200 and our dGELU kernel at memory speed; H200, GPT-2 124M's fc-proj dgrad)
-  if (!matmul_bias_gelu(c, out, out_type, rows, cols, bias, pre_gelu, "fp8 ")) refused("no epilogue");
-  if (dgelu_input)
-    kern::gelu_backward_inplace(static_cast<bf16*>(out), static_cast<const bf16*>(dgelu_input),
-                                static_cast<size_t>(rows) * cols, stream_);
+  // (no GELU or DGELU epilogue with fp8 operands: on the H200, GPT-2 124M, cuBLASLt's DGELU ran
+  // at 192 TFLOP/s and its GELU (writing gelu(h) and h) at 549, where the plain fp8 matmul runs
+  // at ~1200; the GELU and dGELU go into the casts instead)
+  if (!matmul_bias_gelu(c, out, out_type, rows, cols, bias, nullptr, "fp8 ")) refused("no epilogue");
 }
 
 }  // namespace attn

@@ -81,14 +81,15 @@ class CudaMatmul {
   // row-major out (rows, cols) = beta out + (x (rows, k) . w (cols, k)^T) * x.scale_inv * w.scale_inv,
   // both operands stored K-major (row-major with k the contiguous dimension), every dimension a
   // multiple of 16, at most one e5m2 operand. out_type: BF16, or F32 (no epilogue: the weight
-  // gradients, beta 1). Optional, bf16 only: bias (cols, bf16); pre_gelu (out = gelu(pre_gelu),
-  // pre_gelu = the product + bias); dgelu_input (out = product * gelu'(dgelu_input), our kernel).
-  // Bias and GELU fused into cuBLASLt's epilogues where it has them (else our kernels, noted in
-  // fallbacks()). Throws
-  // naming the shape and types when cuBLASLt has no algorithm.
+  // gradients, beta 1). Optional, bf16 only: bias (cols, bf16), fused into cuBLASLt's epilogue
+  // (else our kernel, noted in fallbacks()). (The MLP's GELU and dGELU are in the fp8 casts:
+  // backend/cuda_fp8.h.) fast_accum: the tensor cores accumulate the whole K in their own
+  // accumulator, without cuBLASLt's periodic promotion of the partial sums into fp32 registers
+  // (CUBLASLT_MATMUL_DESC_FAST_ACCUM: faster, less exact sums; the fp8 forwards take it, as
+  // torchao's float8 recipe does for its output matmul). Throws naming the shape and types when
+  // cuBLASLt has no algorithm.
   void fp8_matmul(void* out, DType out_type, const Fp8Operand& x, const Fp8Operand& w, int rows, int cols, int k,
-                  float beta, const void* bias = nullptr, void* pre_gelu = nullptr,
-                  const void* dgelu_input = nullptr);
+                  float beta, const void* bias = nullptr, bool fast_accum = false);
 
   DType dtype() const { return act_; }
   bool tf32() const { return compute_ == CUBLAS_COMPUTE_32F_FAST_TF32; }

@@ -11,9 +11,10 @@ namespace attn {
 class ArenaPlan {
  public:
   static constexpr size_t kAlign = 256;
+  static constexpr size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
   size_t add(size_t bytes) {
     const size_t off = bytes_;
-    bytes_ += (bytes + kAlign - 1) / kAlign * kAlign;
+    bytes_ += aligned(bytes);
     return off;
   }
   size_t bytes() const { return bytes_; }

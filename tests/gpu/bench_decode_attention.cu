@@ -17,10 +17,10 @@
 //
 // usage: bench_decode_attention [--reps N] [--flush read|write] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
 //        [--waves X] [--blocks-per-sm X] [--cuda-cores] [--mha-tensor-cores] [--min-split-rows N]
-//        [--merge-bytes N]   (DecodeAttentionTuning: splits sized for X waves of resident blocks,
+//        [--merge-bytes N] [--mma-warps 4|8]   (DecodeAttentionTuning: splits sized for X waves of resident blocks,
 //        or for X blocks per SM; the CUDA-core split kernel also for bf16 activations; the
 //        tensor-core kernel also for MHA; at least N cache rows per split; the last block merges
-//        partials of up to N bytes, else the combine kernel)
+//        partials of up to N bytes, else the combine kernel; warps per block of the tensor-core kernel)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--min-split-rows") && i + 1 < argc) tune.min_split_rows = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--merge-bytes") && i + 1 < argc) tune.in_kernel_merge_bytes = std::atol(argv[++i]);
     else if (!std::strcmp(argv[i], "--blocks-per-sm") && i + 1 < argc) tune.blocks_per_sm = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--mma-warps") && i + 1 < argc) tune.mma_warps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       Shape s{};
       char dt[16] = {0};
@@ -138,6 +139,7 @@ int main(int argc, char** argv) {
                                (tune.blocks_per_sm > 0 ? ", blocks per SM " + std::to_string(tune.blocks_per_sm).substr(0, 4) : std::string()) +
                                (tune.tensor_cores ? (tune.mha_tensor_cores ? ", tensor cores (MHA too)" : ", tensor cores")
                                                   : ", cuda cores") +
+                               (tune.mma_warps > 0 ? ", " + std::to_string(tune.mma_warps) + " warps" : std::string()) +
                                ", min split rows " + std::to_string(tune.min_split_rows);
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));

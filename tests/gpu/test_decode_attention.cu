@@ -571,6 +571,49 @@ std::vector<DecodeCase> decode_cases() {
 }
 INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cases()), decode_name);
 
+// The tensor-core kernel at 8 warps per block (DecodeAttentionTuning::mma_warps; 128-token
+// stages, a plan of one block per SM), on every case that runs on tensor cores, MHA included
+// (mha_tensor_cores), and replayed from a graph.
+class DecodeAttentionEightWarps : public ::testing::TestWithParam<DecodeCase> {};
+
+struct EightWarps {  // the default tuning comes back even when a check fails
+  EightWarps() {
+    attn::DecodeAttentionTuning t;
+    t.mma_warps = 8;
+    t.mha_tensor_cores = true;
+    attn::set_decode_attention_tuning(t);
+  }
+  ~EightWarps() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
+};
+
+TEST_P(DecodeAttentionEightWarps, MatchesFloat64Reference) {
+  SKIP_WITHOUT_GPU();
+  const EightWarps tuned;
+  run_decode_case(GetParam(), Launch::Stream);
+}
+
+std::vector<DecodeCase> tensor_core_cases() {
+  std::vector<DecodeCase> out;
+  for (const DecodeCase& c : decode_cases())
+    if (c.act_bf16 && c.dtype != KVCacheDType::FP32) out.push_back(c);
+  return out;
+}
+INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttentionEightWarps, ::testing::ValuesIn(tensor_core_cases()), decode_name);
+
+TEST(DecodeAttentionEightWarpsGraph, ReplayFollowsGrowingLengths) {
+  SKIP_WITHOUT_GPU();
+  const EightWarps tuned;
+  run_decode_case({KVCacheDType::INT8, true, 12, 4, 128, 4100, {4097, 1, 1000}}, Launch::Graph);
+  run_decode_case({KVCacheDType::BF16, true, 12, 1, 128, 2000, {17, 1999}}, Launch::Graph);
+  run_decode_case({KVCacheDType::FP8_E4M3, true, 12, 12, 64, 1000, {128, 1000, 1}}, Launch::Graph);
+}
+
+TEST(DecodeAttentionTuning, RefusesOtherWarpCounts) {
+  attn::DecodeAttentionTuning t;
+  t.mma_warps = 6;
+  EXPECT_THROW(attn::set_decode_attention_tuning(t), attn::Error);
+}
+
 // A decode step captured once in a CUDA graph and replayed after the lengths grew must see
 // the new lengths (the split count and grid do not depend on them).
 TEST(DecodeAttentionGraph, ReplayFollowsGrowingLengths) {

@@ -4,7 +4,7 @@
 // and clip factor all change (a value baked into the graph at capture would differ from the
 // second replay on), with gradient accumulation, ignored targets, an evaluation between steps,
 // and a change of shape (a new capture). fp8: rows a multiple of 16, so that every linear runs
-// in fp8 (QKV, fc and fc-proj keeping their input's fp8 transpose from forward to backward).
+// in fp8 (every linear keeping its input's fp8 transpose from forward to backward).
 #include <cstring>
 #include <random>
 #include <string>
