@@ -15,7 +15,7 @@ for rep in 1 2; do for C in gpt2_350m gpt2_124m; do for V in "s9d fp8" "s9c fp8"
   [ $((SECONDS-t0)) -gt 300 ] && { echo "out of time"; break 3; }
   echo "$C $2 $1 rep $rep: $(bench ${1}bins $C $2 | grep -E '^bench:|error') ($((SECONDS-t0)) s)"
 done; done; done | tee "$O/bench.txt"
-for m in 124m sh; do [ $((SECONDS-t0)) -lt 330 ] && MODEL=$m bash .gpucall/s9qd.sh | grep -E "largest|nan|^[0-9a-f]{7}"; done
+for m in 124m sh; do [ $((SECONDS-t0)) -lt 330 ] && MODEL=$m bash .gpucall/s9qd.sh  # (s9qd.sh: s9q.sh with s9c replaced by s9d) | grep -E "largest|nan|^[0-9a-f]{7}"; done
 for run in "gpt2_350m fp8" "gpt2_124m bf16"; do set -- $run
   [ $((SECONDS-t0)) -gt 350 ] && break
   bench s9dbins $1 $2 --profile > "$O/prof_$1_$2.log"; echo "profile $1 $2 ($((SECONDS-t0)) s)"
