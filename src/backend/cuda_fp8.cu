@@ -15,6 +15,24 @@ kern::Fp8Format format_of(int role) {
 }
 }  // namespace
 
+kern::Fp8ScaleState allocate_fp8_scale_state(CudaAllocator& mem, const std::vector<kern::Fp8Format>& formats,
+                                             int history, cudaStream_t stream) {
+  kern::Fp8ScaleState s;
+  s.n = static_cast<int>(formats.size()), s.history = history;
+  const size_t floats = kern::Fp8ScaleState::floats(s.n, history);
+  ATTN_CHECK(s.n >= 1 && floats > 0, "fp8 scale state: {} tensors, history {} (must fit a record)", s.n, history);
+  s.base = mem.allocate_n<float>(floats, MemCategory::Workspace);
+  std::vector<float> init(floats, 0.0f);
+  const kern::Fp8ScaleState host{init.data(), s.n, history};
+  for (int t = 0; t < s.n; ++t) {
+    *host.scale(t) = *host.scale_inv(t) = 1.0f;
+    *host.max(t) = kern::fp8_max(formats[t]);
+  }
+  CUDA_CHECK(cudaMemcpyAsync(s.base, init.data(), floats * sizeof(float), cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));  // (init is pageable)
+  return s;
+}
+
 CudaFp8Linears::CudaFp8Linears(const std::vector<LinearWeight>& weights, int max_rows, CudaMatmul& matmul,
                                CudaAllocator& mem, CudaOpTimer& timer, cudaStream_t stream)
     : weights_(weights),
@@ -28,20 +46,10 @@ CudaFp8Linears::CudaFp8Linears(const std::vector<LinearWeight>& weights, int max
     ATTN_CHECK(w.data != nullptr && w.out >= 1 && w.in >= 1, "fp8 linears: a weight without data or shape");
     max_in_ = std::max(max_in_, w.in), max_out_ = std::max(max_out_, w.out);
   }
-  scales_.n = n_linears_ * kRoles, scales_.history = kHistory;
-  const size_t floats = kern::Fp8ScaleState::floats(scales_.n, kHistory);
-  scales_.base = mem.allocate_n<float>(floats, MemCategory::Workspace);
+  std::vector<kern::Fp8Format> formats(static_cast<size_t>(n_linears_) * kRoles);
+  for (size_t t = 0; t < formats.size(); ++t) formats[t] = format_of(static_cast<int>(t % kRoles));
+  scales_ = allocate_fp8_scale_state(mem, formats, kHistory, stream_);
   jobs_ = mem.allocate_n<kern::Fp8CastJob>(weights_.size(), MemCategory::Workspace);
-  // scale 1 until a tensor's first cast sets it from its amax; empty histories
-  ATTN_CHECK(floats > 0, "fp8 scale state: history {} does not fit a record", kHistory);
-  std::vector<float> init(floats, 0.0f);
-  const kern::Fp8ScaleState host{init.data(), scales_.n, kHistory};
-  for (int t = 0; t < scales_.n; ++t) {
-    *host.scale(t) = *host.scale_inv(t) = 1.0f;
-    *host.max(t) = kern::fp8_max(format_of(t % kRoles));
-  }
-  CUDA_CHECK(cudaMemcpyAsync(scales_.base, init.data(), floats * sizeof(float), cudaMemcpyHostToDevice, stream_));
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
   seen_.assign(scales_.n, 0);
 }
 

@@ -53,6 +53,12 @@
 
 namespace attn {
 
+// The device scaling state (kern::Fp8ScaleState) of one tensor per entry of formats, with an amax
+// history of `history` steps: scale 1 (until a first amax sets it), the format's fp8 max, empty
+// histories. In the workspace category; blocks on the stream (the initial values are pageable).
+kern::Fp8ScaleState allocate_fp8_scale_state(CudaAllocator& mem, const std::vector<kern::Fp8Format>& formats,
+                                             int history, cudaStream_t stream);
+
 class CudaFp8Linears {
  public:
   static constexpr int kHistory = 16;

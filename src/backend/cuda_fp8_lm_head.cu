@@ -1,7 +1,5 @@
 #include "backend/cuda_fp8_lm_head.h"
 
-#include <vector>
-
 #include "backend/cuda_fp8.h"
 #include "core/arena_plan.h"
 #include "core/cuda_check.h"
@@ -14,17 +12,9 @@ CudaFp8LmHead::CudaFp8LmHead(const bf16* wte, int Vp, int C, int max_rows, CudaM
     : wte_(wte), Vp_(Vp), C_(C), max_rows_(max_rows), matmul_(matmul), timer_(timer), stream_(stream) {
   ATTN_CHECK(wte != nullptr && supports(16, Vp, C) && max_rows >= 16,
              "fp8 LM head: wte ({} x {}) and {} rows, multiples of 16", Vp, C, max_rows);
-  scales_.n = kTensors, scales_.history = 1;
-  const size_t floats = kern::Fp8ScaleState::floats(kTensors, 1);
-  scales_.base = mem.allocate_n<float>(floats, MemCategory::Workspace);
-  std::vector<float> init(floats, 0.0f);
-  const kern::Fp8ScaleState host{init.data(), kTensors, 1};
-  for (int t = 0; t < kTensors; ++t) {
-    *host.scale(t) = *host.scale_inv(t) = 1.0f;
-    *host.max(t) = t == Dlogits ? kern::kE5M2Max : kern::kE4M3Max;
-  }
-  CUDA_CHECK(cudaMemcpyAsync(scales_.base, init.data(), floats * sizeof(float), cudaMemcpyHostToDevice, stream_));
-  CUDA_CHECK(cudaStreamSynchronize(stream_));  // (init is pageable)
+  // (in Tensor's order: x, wte, dlogits)
+  scales_ = allocate_fp8_scale_state(mem, {kern::Fp8Format::E4M3, kern::Fp8Format::E4M3, kern::Fp8Format::E5M2},
+                                     /*history=*/1, stream_);
 }
 
 namespace {

@@ -50,7 +50,7 @@ class CudaFp8LmHead {
   void dgrad(bf16* dx, int rows, const char* name);
 
  private:
-  enum Tensor { X = 0, Wte = 1, Dlogits = 2, kTensors = 3 };
+  enum Tensor { X = 0, Wte = 1, Dlogits = 2 };
   CudaMatmul::Fp8Operand operand(const void* data, Tensor t) const;
   const bf16* wte_;
   int Vp_, C_, max_rows_, block_rows_ = 0, x_rows_ = 0;
