@@ -238,16 +238,6 @@ __device__ __forceinline__ void cast_transpose_tile(uint8_t* __restrict__ q, uin
   if (q_t) store_transposed_tile(tile_t, q_t, rows, cols, r0, c0);
 }
 
-// One tensor, one tile per block (blockIdx.y: tile row, blockIdx.x: tile column).
-template <Fp8Format F, CastOf kOf, bool kSums>
-__global__ void __launch_bounds__(kCtThreads)
-    fp8_cast_transpose_kernel(uint8_t* __restrict__ q, uint8_t* __restrict__ q_t, const bf16* __restrict__ x, int rows,
-                              int cols, const float* scale_at, float* amax, const bf16* __restrict__ gelu_in,
-                              const bf16* __restrict__ gelu_bias, float* __restrict__ partials) {
-  cast_transpose_tile<F, kOf, kSums>(q, q_t, x, rows, cols, *scale_at, amax, gelu_in, gelu_bias, partials, blockIdx.y,
-                                     blockIdx.x);
-}
-
 // The operands of one cast+transpose launch (fp8_cast_transpose's, less the format and stream).
 struct CastTransposeArgs {
   uint8_t *q, *q_t;
@@ -259,13 +249,17 @@ struct CastTransposeArgs {
   float* partials;
 };
 
+// One tensor, one tile per block (blockIdx.y: tile row, blockIdx.x: tile column).
+template <Fp8Format F, CastOf kOf, bool kSums>
+__global__ void __launch_bounds__(kCtThreads) fp8_cast_transpose_kernel(const CastTransposeArgs a) {
+  cast_transpose_tile<F, kOf, kSums>(a.q, a.q_t, a.x, a.rows, a.cols, *a.scale, a.amax, a.gelu_in, a.gelu_bias,
+                                     a.partials, blockIdx.y, blockIdx.x);
+}
+
 template <Fp8Format F, CastOf kOf>
 void launch_cast_transpose(const CastTransposeArgs& a, cudaStream_t stream) {
   const dim3 grid(ceil_div(a.cols, kTile), ceil_div(a.rows, kTile));
-  const auto launch = [&](auto kernel) {
-    kernel<<<grid, kCtThreads, 0, stream>>>(a.q, a.q_t, a.x, a.rows, a.cols, a.scale, a.amax, a.gelu_in, a.gelu_bias,
-                                            a.partials);
-  };
+  const auto launch = [&](auto kernel) { kernel<<<grid, kCtThreads, 0, stream>>>(a); };
   a.partials ? launch(fp8_cast_transpose_kernel<F, kOf, true>) : launch(fp8_cast_transpose_kernel<F, kOf, false>);
 }
 template <Fp8Format F>
