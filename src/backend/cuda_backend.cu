@@ -581,10 +581,10 @@ class CudaBackend final : public Backend {
       });
     }
   }
-  // The rows of a classifier block: half the batch's, or with the fp8 LM head the most whose
-  // logits fit the buffer beside its fp8 copies (enable_fp8).
   // (fp8 objects exist only where T is bf16: enable_fp8)
   static bf16* as_bf16(T* p) { return reinterpret_cast<bf16*>(p); }
+  // The rows of a classifier block: half the batch's, or with the fp8 LM head those of the fewest
+  // equal blocks whose logits fit the buffer beside its fp8 copies (enable_fp8_lm_head).
   static constexpr int kClassifierChunks = 2;
   int classifier_rows(int N) const {
     return lm_head_fp8_ ? lm_head_rows_ : std::max(1, (N + kClassifierChunks - 1) / kClassifierChunks);
