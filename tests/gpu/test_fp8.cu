@@ -69,6 +69,14 @@ double gelu_grad_cast_error(double v) {
   const double a = 1 + 3 * 0.044715 * v * v;
   return kFastTanhError * std::fabs(t) * std::fabs(0.5 - v * t * k * a) + 1e-6 * std::fabs(gelu_grad_ref(v));
 }
+// A GELU's input as the casts form it from a (rows, cols) tensor and a per-column bias (the fc's,
+// gelu_bias): float(x) + float(bias), rounded to float.
+Vec plus_column_bias(const Vec& x, const Vec& bias) {
+  Vec out(x.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    out[i] = static_cast<float>(static_cast<float>(x[i]) + static_cast<float>(bias[i % bias.size()]));
+  return out;
+}
 
 template <typename T>
 std::vector<T> download(const T* dev, size_t n) {
@@ -173,9 +181,7 @@ TEST(Fp8Cast, DgeluColumnSumsMatchTheHostAndRepeatExactly) {
     const Vec pre_in = tu::rounded<tu::bf16>(tu::random_vec(n, 32 + rows));
     const Vec bias = s.bias ? tu::rounded<tu::bf16>(tu::random_vec(static_cast<size_t>(cols), 34 + rows, 0.5))
                             : Vec(static_cast<size_t>(cols), 0.0);
-    Vec pre(n);  // the GELU's input as the kernel forms it: float(pre_in) + float(bias)
-    for (size_t i = 0; i < n; ++i)
-      pre[i] = static_cast<float>(static_cast<float>(pre_in[i]) + static_cast<float>(bias[i % cols]));
+    const Vec pre = plus_column_bias(pre_in, bias);
     const Vec sums0 = tu::random_vec(static_cast<size_t>(cols), 33 + rows, 0.1);
     const float scale = 3000.0f;
     DevBuf<tu::bf16> d_x(x), d_pre(pre_in), d_bias(bias);
@@ -239,9 +245,7 @@ TEST(Fp8Cast, GeluOfXMatchesTheHost) {
     const Vec h_in = tu::rounded<tu::bf16>(tu::random_vec(n, 41 + rows, 4.0));
     const Vec bias = s.bias ? tu::rounded<tu::bf16>(tu::random_vec(static_cast<size_t>(cols), 42 + rows, 1.0))
                             : Vec(static_cast<size_t>(cols), 0.0);
-    Vec h(n);  // the GELU's input as the kernel forms it: float(h_in) + float(bias)
-    for (size_t i = 0; i < n; ++i)
-      h[i] = static_cast<float>(static_cast<float>(h_in[i]) + static_cast<float>(bias[i % cols]));
+    const Vec h = plus_column_bias(h_in, bias);
     const float scale = 40.0f;  // h ~ N(0, 16): gelu(h) up to ~17, those above 11.2 saturate at 448
     DevBuf<tu::bf16> d_h(h_in), d_bias(bias);
     const tu::bf16* gelu_bias = s.bias ? d_bias.get() : nullptr;
@@ -525,9 +529,7 @@ TEST(Fp8Linear, FusedDgeluAndBiasGradAgainstFloat64) {
   const Vec dout = tu::rounded<tu::bf16>(tu::random_vec(ny, 83, 1e-3));
   const Vec pre_in = tu::rounded<tu::bf16>(tu::random_vec(ny, 84));
   const Vec gelu_bias = tu::rounded<tu::bf16>(tu::random_vec(OC, 85, 0.5));  // the fc's bias, left to the cast
-  Vec pre(ny);  // the GELU's input: float(pre_in) + float(gelu_bias)
-  for (size_t i = 0; i < ny; ++i)
-    pre[i] = static_cast<float>(static_cast<float>(pre_in[i]) + static_cast<float>(gelu_bias[i % OC]));
+  const Vec pre = plus_column_bias(pre_in, gelu_bias);
   DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
   attn::CudaMatmul mm(attn::DType::BF16, attn::CudaMatmul::Epilogues::All, ws.get(), 0);
   attn::CudaAllocator mem;
