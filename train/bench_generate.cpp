@@ -2,8 +2,9 @@
 // fresh generator: prefill of random prompts, then greedy decode steps (Generator::decode_greedy:
 // the argmax on the device, B ids back per step, what `sample` does at temperature 0). The
 // first two decode steps are untimed: the first runs kernel by kernel and fixes cuBLASLt's
-// algorithms, the second captures the CUDA graph. Backends are built for inference only
-// (no gradients, optimizer state or fp32 master): the peak is what generation needs.
+// algorithms, the second captures the CUDA graph. With --profile the last profile_steps steps run
+// under a kernel trace instead of the clock. Backends are built for inference only (no gradients,
+// optimizer state or fp32 master): the peak is what generation needs.
 #include "core/device.h"
 #include "train/bench_generate.h"
 
@@ -15,6 +16,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
 #include "backend/generator.h"
@@ -89,12 +91,18 @@ GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new
   gen->prefill(tokens.data(), lengths.data(), prompt, logits.data());
   r.prefill_ms = ms_since(t0);
   argmax_rows(logits, B, g.vocab_size, next);
-  const int warm = std::min(2, new_tokens - 1), timed = new_tokens - 1 - warm;
+  const int traced = o.profile_steps;  // checked: leaves at least one timed step
+  const int warm = std::min(2, new_tokens - 1), timed = new_tokens - 1 - warm - traced;
   for (int s = 0; s < warm; ++s) gen->decode_greedy(next.data(), next.data());
   t0 = Clock::now();
   for (int s = 0; s < timed; ++s) gen->decode_greedy(next.data(), next.data());
   r.ms_per_step = timed > 0 ? ms_since(t0) / timed : 0;
   r.step_kernels = gen->decode_step_kernels();
+  if (traced > 0) {
+    std::unique_ptr<KernelTrace> trace = KernelTrace::start();
+    for (int s = 0; s < traced; ++s) gen->decode_greedy(next.data(), next.data());
+    r.trace = summarise_steps(trace->stop(), traced);
+  }
   finish_row(r, be, cfg, o);
   return r;
 }
@@ -160,9 +168,49 @@ void write_reports(const std::vector<GenerateBenchRow>& rows, const std::string&
   write_report(dir, false);
 }
 
+std::string cell_title(const GenerateBenchRow& r) {
+  return fmt::format("decode step, {} cache, n_kv_head {}, B={}, context {} to {}", r.cache, r.n_kv_head, r.batch,
+                     r.prompt + r.new_tokens - r.trace.steps - 1, r.prompt + r.new_tokens - 1);
+}
+
+// The traced cells: decode_profile.md (the tables) and decode_profile.json (the rows and one
+// step's timeline, start and end in microseconds from the step's first record).
+void write_profiles(const std::vector<GenerateBenchRow>& rows, const std::string& dir) {
+  std::ofstream md(dir + "/decode_profile.md");
+  nlohmann::json cells = nlohmann::json::array();
+  for (const auto& r : rows) {
+    if (r.trace.steps == 0) continue;
+    md << "## " << cell_title(r) << "\n\n" << format_step_trace(r.trace) << "\n";
+    nlohmann::json c = {{"cache", r.cache},           {"n_kv_head", r.n_kv_head},     {"batch", r.batch},
+                        {"prompt", r.prompt},         {"new_tokens", r.new_tokens},   {"steps", r.trace.steps},
+                        {"kernels", r.trace.kernels}, {"copies", r.trace.copies},     {"period_us", r.trace.period_us},
+                        {"busy_span_us", r.trace.busy_span_us}, {"host_us", r.trace.host_us},
+                        {"untraced_ms_per_step", r.ms_per_step}};
+    for (const StepTraceRow& row : r.trace.rows)
+      c["rows"].push_back({{"name", row.name}, {"calls", row.calls}, {"own_us", row.own_us},
+                           {"critical_us", row.critical_us}, {"idle_before_us", row.idle_before_us}});
+    for (const TraceRecord& e : r.trace.one_step)
+      c["timeline"].push_back({{"name", e.name}, {"start_us", e.start_ns / 1e3}, {"end_us", e.end_ns / 1e3}});
+    cells.push_back(std::move(c));
+  }
+  md.close();
+  std::ofstream js(dir + "/decode_profile.json");
+  js << cells.dump(1) << "\n";
+  js.close();
+  ATTN_CHECK(md.good() && js.good(), "writing {}/decode_profile.md or .json failed (disk full?)", dir);
+}
+
 }  // namespace
 
-std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const GenerateBenchOptions& o) {
+std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const GenerateBenchOptions& opts) {
+  GenerateBenchOptions o = opts;
+  const std::string device = resolve_device(cfg.device.backend);
+  if (o.hbm_bytes_per_s <= 0) o.hbm_bytes_per_s = device == "cuda" ? cuda_peak_memory_bytes_per_s() : 3.35e12;
+  ATTN_CHECK(o.hbm_bytes_per_s > 0, "bench-generate: the device reports no memory bandwidth; give --hbm-bytes-per-s");
+  ATTN_CHECK(o.profile_steps == 0 || device == "cuda",
+             "bench-generate --profile traces the CUDA decode step's kernels; device.backend is {} here", device);
+  ATTN_CHECK(o.profile_steps == 0 || o.profile_steps >= 2, "bench-generate: {} traced steps; a step's period needs 2",
+             o.profile_steps);
   std::vector<int> heads = o.kv_heads;
   const GPTConfig base = make_gpt_config(cfg, o.vocab_size);
   if (heads.empty()) heads.push_back(base.n_kv_head);
@@ -179,9 +227,14 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
       ATTN_CHECK(p >= 1 && n >= 1, "bench-generate: prompt length {} and new tokens {} must be >= 1", p, n);
       ATTN_CHECK(p + n <= base.block_size, "bench-generate: prompt {} + new tokens {} exceed model.block_size = {}", p,
                  n, base.block_size);
+      ATTN_CHECK(o.profile_steps == 0 || n >= o.profile_steps + 4,
+                 "bench-generate --profile traces {} decode steps after the timed ones: --new-tokens {} must be at "
+                 "least {}",
+                 o.profile_steps, n, o.profile_steps + 4);
       max_ctx = std::max(max_ctx, p + n);
     }
-  if (!o.out_dir.empty()) write_environment(o.out_dir, resolve_device(cfg.device.backend));
+  if (!o.out_dir.empty()) write_environment(o.out_dir, device);
+  fmt::print("weight-read limit at {:.3g} bytes/s\n", o.hbm_bytes_per_s);
   std::vector<GenerateBenchRow> rows;
   for (size_t hi = 0; hi < heads.size(); ++hi) {
     GPTConfig g = base;
@@ -209,6 +262,9 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
                  r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
                  r.step_kernels, r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
                  gib(r.peak_bytes), r.peak_by_category);
+      if (r.trace.steps > 0)
+        fmt::print("\n{} (traced; untraced {:.2f} us/step):\n{}\n", cell_title(r), 1000 * r.ms_per_step,
+                   format_step_trace(r.trace));
       std::fflush(stdout);
       rows.push_back(r);
     };
@@ -223,6 +279,7 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
         }
   }
   if (!o.out_dir.empty()) write_reports(rows, o.out_dir);
+  if (!o.out_dir.empty() && o.profile_steps > 0) write_profiles(rows, o.out_dir);
   return rows;
 }
 

@@ -4,10 +4,14 @@
 // (allocated and by the formula), peak memory; plus the no-cache baseline (full recompute
 // per token). Writes env.json, results.csv, results.md, the figures tokens_per_s.png and
 // cache_memory.png (against context length, per precision and head layout) and report.html to out_dir.
+// With --profile, each cached cell's last decode steps run under a kernel trace
+// (backend/kernel_trace.h): every kernel and copy of the step, what it adds to the step's time and
+// the idle gaps, printed and written to decode_profile.md / decode_profile.json.
 #pragma once
 #include <string>
 #include <vector>
 
+#include "backend/kernel_trace.h"
 #include "config/config.h"
 
 namespace attn {
@@ -18,7 +22,9 @@ struct GenerateBenchOptions {
   bool baseline = true;                // also time the no-cache path (first precision, first head layout)
   int vocab_size = 50257;
   std::string out_dir;                 // "" : print only
-  double hbm_bytes_per_s = 3.35e12;    // H100 SXM: the weight-read limit of one decode step
+  double hbm_bytes_per_s = 0;          // the weight-read limit's bandwidth; 0: the device's peak
+                                       // (cuda_peak_memory_bytes_per_s), an H100 SXM's 3.35e12 on the CPU
+  int profile_steps = 0;               // > 0: trace this many decode steps after the timed ones (CUDA)
 };
 
 struct GenerateBenchRow {
@@ -30,6 +36,7 @@ struct GenerateBenchRow {
   double call_tokens_per_s = 0;  // batch * new_tokens / (prefill + decode steps): generate()'s whole call
   double cache_bytes = 0, cache_formula_bytes = 0, peak_bytes = 0;
   std::string peak_by_category;  // "parameters 237.4, kv_cache 22.5, ... MiB" (each category's own peak)
+  StepTrace trace;               // --profile: the decode step kernel by kernel (steps 0: not traced)
 };
 
 std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const GenerateBenchOptions& opts);

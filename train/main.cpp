@@ -11,7 +11,7 @@
 //   attnlab check   RUN_OR_CKPT          (verifies every checkpoint's checksums)
 //   attnlab loss    --checkpoint RUN_OR_CKPT --tokens SHARD [--batch B] [--seq T]
 //   attnlab bench-generate -c CONFIG [--batches 1,32] [--prompt-lens 128] [--new-tokens 512] [--kv-cache bf16,int8]
-//                          [--kv-heads 12,4,1] [--no-baseline] [--out DIR]
+//                          [--kv-heads 12,4,1] [--no-baseline] [--profile[=N]] [--out DIR]
 //   attnlab plot    RUN [RUN...] [--out FILE.png] [--x step|tokens]   (loss curves of runs in one figure)
 //   attnlab report  DIR          (report.html of an ablate or bench-generate --out folder)
 //
@@ -521,7 +521,11 @@ Subcommand add_bench_generate(CLI::App& app) {
   cmd->add_option("--kv-heads", o.kv_heads, "n_kv_head values (default: the config's)")->delimiter(',');
   cmd->add_option("--kv-cache", a->caches, "cache precisions, e.g. bf16,fp8,int8 (default: activations')");
   cmd->add_option("--vocab-size", o.vocab_size, "vocabulary of the random-init model");
-  cmd->add_option("--hbm-bytes-per-s", o.hbm_bytes_per_s, "memory bandwidth in bytes/s for the weight-read limit");
+  cmd->add_option("--hbm-bytes-per-s", o.hbm_bytes_per_s,
+                  "memory bandwidth in bytes/s for the weight-read limit (default: the device's peak)");
+  cmd->add_flag("--profile{20}", o.profile_steps,
+                "trace N decode steps (default 20) after the timed ones, kernel by kernel (CUDA, CUPTI); "
+                "tables printed, and decode_profile.md/.json in --out");
   cmd->add_flag("--no-baseline", a->no_baseline, "skip the no-cache (full recompute) rows");
   cmd->add_option("--out", o.out_dir, "write results.csv, results.md, env.json, *.png and report.html here");
   cmd->allow_extras();
