@@ -35,6 +35,8 @@ namespace attn {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr int kWarmSteps = 2;      // untimed decode steps: the first launched, the second captured
+constexpr int kMinTimedSteps = 8;  // with --profile, timed steps left before the traced ones
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 std::vector<int32_t> random_prompts(int B, int T, int V, uint64_t seed) {
@@ -91,8 +93,8 @@ GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new
   gen->prefill(tokens.data(), lengths.data(), prompt, logits.data());
   r.prefill_ms = ms_since(t0);
   argmax_rows(logits, B, g.vocab_size, next);
-  const int traced = o.profile_steps;  // checked: leaves at least one timed step
-  const int warm = std::min(2, new_tokens - 1), timed = new_tokens - 1 - warm - traced;
+  const int traced = o.profile_steps;  // checked: leaves at least kMinTimedSteps timed steps
+  const int warm = std::min(kWarmSteps, new_tokens - 1), timed = new_tokens - 1 - warm - traced;
   for (int s = 0; s < warm; ++s) gen->decode_greedy(next.data(), next.data());
   t0 = Clock::now();
   for (int s = 0; s < timed; ++s) gen->decode_greedy(next.data(), next.data());
@@ -227,10 +229,12 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
       ATTN_CHECK(p >= 1 && n >= 1, "bench-generate: prompt length {} and new tokens {} must be >= 1", p, n);
       ATTN_CHECK(p + n <= base.block_size, "bench-generate: prompt {} + new tokens {} exceed model.block_size = {}", p,
                  n, base.block_size);
-      ATTN_CHECK(o.profile_steps == 0 || n >= o.profile_steps + 4,
+      // the timed steps keep their meaning: at least kMinTimedSteps of them before the traced ones
+      const int least = o.profile_steps + kWarmSteps + kMinTimedSteps + 1;  // + 1: prefill yields the first token
+      ATTN_CHECK(o.profile_steps == 0 || n >= least,
                  "bench-generate --profile traces {} decode steps after the timed ones: --new-tokens {} must be at "
                  "least {}",
-                 o.profile_steps, n, o.profile_steps + 4);
+                 o.profile_steps, n, least);
       max_ctx = std::max(max_ctx, p + n);
     }
   if (!o.out_dir.empty()) write_environment(o.out_dir, device);

@@ -297,21 +297,23 @@ class CuptiKernelTrace final : public KernelTrace {
     }
   }
   ~CuptiKernelTrace() override {
-    if (!stopped_) {
-      for (CUpti_ActivityKind k : kTracedKinds) cupti().disable(k);
+    if (!stopped_) {  // an exception before stop() finished: stop recording all the same
+      disable_all();
       g_tracing = false;
     }
   }
 
   std::vector<TraceRecord> stop() override {
     ATTN_CHECK(!stopped_, "kernel trace: stop() called twice");
+    CUDA_CHECK(cudaDeviceSynchronize());  // (throws with the trace still on: the destructor stops it)
     stopped_ = true;
     struct Release {
       ~Release() { g_tracing = false; }
     } release;
-    CUDA_CHECK(cudaDeviceSynchronize());
-    CUPTI_CHECK(cupti().flush_all(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED));
-    for (CUpti_ActivityKind k : kTracedKinds) CUPTI_CHECK(cupti().disable(k));
+    // Stop recording, then hand over every buffer, incomplete ones too; then detach, so that what
+    // runs after the trace runs as if there had been none.
+    const CUptiResult disabled = disable_all();
+    const CUptiResult flushed = cupti().flush_all(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
     std::vector<TraceRecord> out;
     size_t dropped = 0;
     {
@@ -319,18 +321,31 @@ class CuptiKernelTrace final : public KernelTrace {
       std::lock_guard<std::mutex> lock(c.mutex);
       out.swap(c.records), dropped = c.dropped;
     }
-    // Detach, so that what runs after the trace runs as if there had been none. Not fatal: the
-    // records are complete; only later timings in this process would carry CUPTI's hooks.
+    // Not fatal: the records are complete; only later timings in this process would carry CUPTI's hooks.
     if (const CUptiResult r = cupti().finalize(); r != CUPTI_SUCCESS)
       std::fprintf(stderr, "warning: kernel trace: CUPTI did not detach (%s); later timings in this process run with it\n",
                    cupti_error(r).c_str());
+    ATTN_CHECK(disabled == CUPTI_SUCCESS, "kernel trace: CUPTI refused to stop recording: {}", cupti_error(disabled));
+    ATTN_CHECK(flushed == CUPTI_SUCCESS, "kernel trace: CUPTI refused to hand over its records: {}", cupti_error(flushed));
     ATTN_CHECK(dropped == 0, "kernel trace: CUPTI dropped {} records (its buffers were full)", dropped);
+    for (const TraceRecord& r : out)
+      ATTN_CHECK(r.start_ns > 0 && r.end_ns >= r.start_ns,
+                 "kernel trace: CUPTI returned an incomplete record ({}: start {} ns, end {} ns)", r.name, r.start_ns,
+                 r.end_ns);
     std::stable_sort(out.begin(), out.end(),
                      [](const TraceRecord& a, const TraceRecord& b) { return a.start_ns < b.start_ns; });
     return out;
   }
 
  private:
+  // Every traced kind disabled, even when one refuses; the first refusal is returned.
+  static CUptiResult disable_all() noexcept {
+    CUptiResult first = CUPTI_SUCCESS;
+    for (CUpti_ActivityKind k : kTracedKinds)
+      if (const CUptiResult r = cupti().disable(k); r != CUPTI_SUCCESS && first == CUPTI_SUCCESS) first = r;
+    return first;
+  }
+
   bool stopped_ = false;
 };
 
