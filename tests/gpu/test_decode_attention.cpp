@@ -58,9 +58,9 @@ uint16_t bf16_bits(float x) {
   return u;
 }
 float bf16_from_bits(uint16_t u) {
-  __nv_bfloat16 b;
-  std::memcpy(&b, &u, 2);
-  return __bfloat162float(b);
+  __nv_bfloat16_raw raw;
+  raw.x = u;
+  return __bfloat162float(__nv_bfloat16(raw));
 }
 
 // ---- e4m3 (1 sign, 4 exponent bits with bias 7, 3 mantissa bits; 0x7f/0xff NaN; max 448) ----

@@ -90,9 +90,10 @@ void expect_same(LnOut& ref, LnOut& fused, int N, int C, bool residual, const st
   EXPECT_TRUE(same_bits(ra, fa)) << tag << ": amax " << fa[0] << " (two passes: " << ra[0] << ")";
   EXPECT_TRUE(same_bits(download_raw(ref.mean.get(), N), download_raw(fused.mean.get(), N))) << tag << ": mean";
   EXPECT_TRUE(same_bits(download_raw(ref.rstd.get(), N), download_raw(fused.rstd.get(), N))) << tag << ": rstd";
-  if (residual)
+  if (residual) {
     EXPECT_TRUE(same_bits(download_raw(ref.res_out.get(), nc), download_raw(fused.res_out.get(), nc)))
         << tag << ": residual output";
+  }
 }
 
 // Shapes: N a multiple of 16 but not of the kernel's 32-row tiles (16, 48, 272, 1040: a last tile

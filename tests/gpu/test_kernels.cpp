@@ -53,7 +53,9 @@ TYPED_TEST(Kernels, EncoderForwardBackward) {
       attn::kern::encoder_forward(d_out.get(), d_tok.get(), d_wte.get(), d_wpe.get(), B, T_, C, drop, 0);
       std::vector<int32_t> buckets;
       const int nb = attn::kern::build_token_buckets(tok.data(), N, V, buckets, captured ? std::min(N, V) : 0);
-      if (captured) EXPECT_EQ(nb, std::min(N, V));
+      if (captured) {
+        EXPECT_EQ(nb, std::min(N, V));
+      }
       DevBuf<int32_t> d_buckets(buckets);
       attn::kern::encoder_backward(d_dwte.get(), d_dwpe.get(), d_dout.get(), d_buckets.get(), nb, B, T_, C, drop, 0);
       Vec out;
@@ -200,7 +202,9 @@ TYPED_TEST(Kernels, ResidualAndDropout) {
     const std::string tag = " p=" + std::to_string(p);
     EXPECT_REL(d_out.download(), out, tu::tol<T>(), "residual + dropout" + tag);
     EXPECT_REL(d_drop.download(), dropped, tu::tol<T>(), "dropout" + tag);
-    if (p > 0) EXPECT_NEAR(static_cast<double>(kept) / n, 1.0 - p, 0.02);
+    if (p > 0) {
+      EXPECT_NEAR(static_cast<double>(kept) / n, 1.0 - p, 0.02);
+    }
   }
 }
 

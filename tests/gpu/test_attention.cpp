@@ -66,7 +66,7 @@ TEST(CudaAttentionOptions, UnsupportedOptionsNameTheKey) {
     }
   };
   // Naive CUDA attention has no masks beyond causal and no score modifications (flash has them
-  // all: tests/gpu/test_flash_variants.cu), so it must refuse each one by its key.
+  // all: tests/gpu/test_flash_variants.cpp), so it must refuse each one by its key.
   {
     const char* impl = "naive";
     attn::AttentionOptions o;
