@@ -95,6 +95,20 @@ TEST(KernelTraceSummary, RefusesRecordsThatAreNotRepeatedSteps) {
   }
 }
 
+// CUPTI loads, and has every function a trace calls, without a device (a misspelt symbol would
+// otherwise show only on a GPU). Skipped where CUPTI is not installed, or the build has no CUDA.
+TEST(KernelTraceCpu, CuptiLoadsWithEveryFunctionATraceCalls) {
+  try {
+    const std::string name = attn::KernelTrace::library();
+    EXPECT_NE(name.find("libcupti"), std::string::npos) << name;
+  } catch (const attn::Error& e) {
+    const std::string what = e.what();
+    if (what.find("cannot load CUPTI") != std::string::npos || what.find("built without CUDA") != std::string::npos)
+      GTEST_SKIP() << what;
+    FAIL() << what;
+  }
+}
+
 TEST(KernelTraceCpu, StartingATraceWithoutADeviceIsAnError) {
   if (attn::cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is visible (tests/gpu/test_kernel_trace.cpp)";
   EXPECT_THROW(attn::KernelTrace::start(), attn::Error);

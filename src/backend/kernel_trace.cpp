@@ -161,6 +161,7 @@ namespace {
 
 // The CUPTI functions the recorder calls, from the library loaded at run time.
 struct Cupti {
+  std::string loaded_as;  // the name dlopen took
   decltype(&cuptiActivityRegisterCallbacks) register_callbacks = nullptr;
   decltype(&cuptiActivityEnable) enable = nullptr;
   decltype(&cuptiActivityDisable) disable = nullptr;
@@ -173,23 +174,36 @@ struct Cupti {
 
 const Cupti& cupti() {
   static const Cupti api = [] {
-    std::vector<std::string> names = {fmt::format("libcupti.so.{}", CUDART_VERSION / 1000), "libcupti.so"};
+    // $ATTN_CUPTI first, then the loader's search path (attnlab's RUNPATH holds CUDA's lib folder),
+    // then where toolkits keep it, then where this build found it
+    const std::string soname = fmt::format("libcupti.so.{}", CUDART_VERSION / 1000);
+    std::vector<std::string> names;
+    if (const char* env = std::getenv("ATTN_CUPTI"); env && *env) names.push_back(env);
+    names.insert(names.end(), {soname, "libcupti.so"});
+    for (const char* dir : {"/usr/local/cuda/extras/CUPTI/lib64/", "/usr/local/cuda/lib64/", "/usr/local/cuda/lib/",
+                            "/usr/local/cuda/targets/x86_64-linux/lib/"})
+      names.push_back(dir + soname);
 #ifdef ATTN_CUPTI_LIBRARY
-    names.push_back(ATTN_CUPTI_LIBRARY);  // where the build found it
+    names.push_back(ATTN_CUPTI_LIBRARY);
 #endif
     void* lib = nullptr;
-    std::string tried;
+    std::string tried, loaded_as;
     for (const std::string& n : names) {
-      if ((lib = dlopen(n.c_str(), RTLD_NOW | RTLD_LOCAL))) break;
+      if ((lib = dlopen(n.c_str(), RTLD_NOW | RTLD_LOCAL))) {
+        loaded_as = n;
+        break;
+      }
       tried += fmt::format("{}{} ({})", tried.empty() ? "" : ", ", n, dlerror());
     }
-    ATTN_CHECK(lib, "kernel trace: cannot load CUPTI, which traces the device's kernels; tried {}", tried);
+    ATTN_CHECK(lib, "kernel trace: cannot load CUPTI, which traces the device's kernels (set ATTN_CUPTI to its "
+               "libcupti.so); tried {}", tried);
     auto sym = [&](const char* name) {
       void* f = dlsym(lib, name);
       ATTN_CHECK(f, "kernel trace: the loaded CUPTI lacks {}", name);
       return f;
     };
     Cupti c;
+    c.loaded_as = loaded_as;
     c.register_callbacks = reinterpret_cast<decltype(c.register_callbacks)>(sym("cuptiActivityRegisterCallbacks"));
     c.enable = reinterpret_cast<decltype(c.enable)>(sym("cuptiActivityEnable"));
     c.disable = reinterpret_cast<decltype(c.disable)>(sym("cuptiActivityDisable"));
@@ -352,6 +366,7 @@ class CuptiKernelTrace final : public KernelTrace {
 }  // namespace
 
 std::unique_ptr<KernelTrace> KernelTrace::start() { return std::make_unique<CuptiKernelTrace>(); }
+std::string KernelTrace::library() { return cupti().loaded_as; }
 
 }  // namespace attn
 
@@ -359,6 +374,9 @@ std::unique_ptr<KernelTrace> KernelTrace::start() { return std::make_unique<Cupt
 
 namespace attn {
 std::unique_ptr<KernelTrace> KernelTrace::start() {
+  fail("kernel trace: this binary was built without CUDA; a trace records the device's kernels");
+}
+std::string KernelTrace::library() {
   fail("kernel trace: this binary was built without CUDA; a trace records the device's kernels");
 }
 }  // namespace attn

@@ -2,8 +2,9 @@
 //
 // KernelTrace records every kernel, memcpy and memset the GPU runs between start() and stop(),
 // with its start and end on the device's clock, kernels inside replayed CUDA graphs included.
-// It uses CUPTI's activity API, loaded at run time (dlopen), so attnlab neither links nor needs
-// CUPTI unless a trace is asked for. A CPU-only build refuses.
+// It uses CUPTI's activity API, loaded at run time (dlopen: $ATTN_CUPTI, else libcupti.so.13 on the
+// loader's path or in CUDA's usual folders), so attnlab neither links nor needs CUPTI unless a
+// trace is asked for. A CPU-only build refuses.
 //
 // summarise_steps() takes the records of `steps` identical steps (bench-generate's decode step:
 // the token upload, the graph's kernels, the ids' download) and splits each step's period into
@@ -36,6 +37,9 @@ class KernelTrace {
   static std::unique_ptr<KernelTrace> start();
   // Waits for the device, stops recording and returns the records sorted by start.
   virtual std::vector<TraceRecord> stop() = 0;
+  // Loads CUPTI and the functions a trace calls (no device needed); returns the name it was
+  // loaded by. Throws attn::Error when it is not found, or lacks a function.
+  static std::string library();
 };
 
 // "attn::kern::(anonymous namespace)::gemv_kernel<8, true>(float const*, ...)" -> "gemv_kernel<8, true>":
