@@ -305,7 +305,8 @@ class CuptiKernelTrace final : public KernelTrace {
       }
       CUPTI_CHECK(cupti().register_callbacks(buffer_requested, buffer_completed));
       for (CUpti_ActivityKind k : kTracedKinds) CUPTI_CHECK(cupti().enable(k));
-    } catch (...) {
+    } catch (...) {  // a kind enabled before the refusal must not keep recording
+      disable_all();
       g_tracing = false;
       throw;
     }
