@@ -145,7 +145,7 @@ std::string format_step_trace(const StepTrace& t) {
 }  // namespace attn
 
 // ---- the recorder ---------------------------------------------------------------------------------
-#if defined(ATTN_WITH_CUDA)
+#if defined(ATTN_WITH_CUDA) && defined(ATTN_WITH_CUPTI)
 #include <cuda_runtime.h>
 #include <cupti_activity.h>
 #include <dlfcn.h>
@@ -371,15 +371,21 @@ std::string KernelTrace::library() { return cupti().loaded_as; }
 
 }  // namespace attn
 
-#else  // no CUDA in this build
+#else  // no CUDA, or no CUPTI headers, in this build
 
 namespace attn {
-std::unique_ptr<KernelTrace> KernelTrace::start() {
+namespace {
+[[noreturn]] void built_without_tracer() {
+#if defined(ATTN_WITH_CUDA)
+  fail("kernel trace: this binary was built without CUPTI's headers (cupti_activity.h), which a trace needs; "
+       "rebuild on a CUDA toolkit that has them");
+#else
   fail("kernel trace: this binary was built without CUDA; a trace records the device's kernels");
+#endif
 }
-std::string KernelTrace::library() {
-  fail("kernel trace: this binary was built without CUDA; a trace records the device's kernels");
-}
+}  // namespace
+std::unique_ptr<KernelTrace> KernelTrace::start() { built_without_tracer(); }
+std::string KernelTrace::library() { built_without_tracer(); }
 }  // namespace attn
 
 #endif
