@@ -96,7 +96,8 @@ TEST(KernelTraceSummary, RefusesRecordsThatAreNotRepeatedSteps) {
 }
 
 // CUPTI loads, and has every function a trace calls, without a device (a misspelt symbol would
-// otherwise show only on a GPU). Skipped where CUPTI is not installed, or the build has no CUDA or no CUPTI headers.
+// otherwise show only on a GPU). Skipped where CUPTI is not installed, or the build has no CUDA or
+// no CUPTI headers.
 TEST(KernelTraceCpu, CuptiLoadsWithEveryFunctionATraceCalls) {
   try {
     const std::string name = attn::KernelTrace::library();

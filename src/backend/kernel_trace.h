@@ -4,7 +4,7 @@
 // with its start and end on the device's clock, kernels inside replayed CUDA graphs included.
 // It uses CUPTI's activity API, loaded at run time (dlopen: $ATTN_CUPTI, else libcupti.so.13 on the
 // loader's path or in CUDA's usual folders), so attnlab neither links nor needs CUPTI unless a
-// trace is asked for. A CPU-only build refuses.
+// trace is asked for. A CPU-only build, or one without CUPTI's headers, refuses in one message.
 //
 // summarise_steps() takes the records of `steps` identical steps (bench-generate's decode step:
 // the token upload, the graph's kernels, the ids' download) and splits each step's period into
