@@ -3,6 +3,7 @@
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
 #                        [graphstep] [tf32] [fp32flash] [flashdropout] [shakespeareflash] [fp8quality]
+#                        [sanitize14]
 #                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
@@ -332,6 +333,20 @@ if has fwdsanitize; then
     compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter="$filter" \
       > "$OUT/fwdsanitize_$tool.log" 2>&1
     row "fwd compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/fwdsanitize_$tool.log" | tail -1))"
+  done
+fi
+
+if has sanitize14; then
+  # Issue 14, acceptance 1: memcheck and racecheck on T=77 and T=1025 with GQA and window +
+  # soft-capping, forward and backward (each test runs the bf16, deterministic, fp32 and tf32
+  # kernels), one process per test and tool so that a slow one loses only itself.
+  echo "== compute-sanitizer, window + softcap with GQA"
+  for t in window_softcap_T77 window_softcap_T77_D128 window_alibi_softcap window_softcap_D128; do
+    for tool in memcheck racecheck; do
+      timeout "${SANITIZE_TIMEOUT:-150}" compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" \
+        --gtest_filter="FlashVariants/FlashVariants.MatchesFloat64Reference/$t" > "$OUT/san_${t}_$tool.log" 2>&1
+      row "compute-sanitizer $tool $t: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${t}_$tool.log" | tail -1)) $(grep -cE '^\[       OK' "$OUT/san_${t}_$tool.log") ok"
+    done
   done
 fi
 

@@ -270,6 +270,11 @@ std::vector<Variant> variants() {
       Variant{"softcap_D128", 2, 77, 4, 4, 128, false, 0, 0, false, 1.5f},
       Variant{"softcap_T1", 2, 1, 4, 1, 64, true, 0, 0, false, 2.0f},
       Variant{"window_alibi_softcap", 1, 1025, 4, 2, 64, true, 100, 0, true, 3.0f},
+      // window + soft-capping with GQA at T = 77 and 1025, both head dims: the shapes the
+      // compute-sanitizer runs take (gpu_check.sh sanitize)
+      Variant{"window_softcap_T77", 2, 77, 4, 2, 64, true, 30, 0, false, 2.0f},
+      Variant{"window_softcap_T77_D128", 1, 77, 6, 2, 128, true, 30, 0, false, 2.0f},
+      Variant{"window_softcap_D128", 1, 1025, 4, 2, 128, true, 100, 0, false, 3.0f},
       Variant{"window_docs", 2, 1000, 4, 2, 128, true, 5, 1},
       Variant{"everything", 2, 1025, 4, 1, 64, true, 1000, 1, true, 2.5f},
       Variant{"everything_D128", 1, 1000, 6, 3, 128, true, 100, 2, true, 2.5f},
