@@ -3,7 +3,7 @@
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
 #                        [graphstep] [tf32] [fp32flash] [flashdropout] [shakespeareflash] [fp8quality]
-#                        [sanitize14]
+#                        [sanitize14] [windowsweep]
 #                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
@@ -302,6 +302,33 @@ if has variants; then
   # columns of a shape row: name fwd TF bwd TF f+b TF MB det-bwd TF
   read -r fb_c det_c fb_w det_w <<< "$(awk '$1 == "1,12,12,16384,64" {printf "%s %s ", $6, $9}' "$OUT/variants_bench.log")"
   row "variants: T=16384 f+b causal ${fb_c:-?} ms, window 1024 ${fb_w:-?} ms, speedup $(python3 -c "print(f'{$fb_c/$fb_w:.1f}x')" 2>/dev/null || echo ?) (det bwd ${det_c:-?} vs ${det_w:-?} ms)"
+fi
+
+if has windowsweep; then
+  # Issue 14's window target, as a bound: f+b at T=16384 D=64 for windows 128 ... 8192 and causal, then
+  # the fit f+b = a + b x (mean key blocks per 128-row query tile) over the windows. With a = 0 the
+  # best causal / window-1024 ratio is (a + b x 64.5) / (b x 8.72); the measured one is beside it.
+  echo "== window sweep at 1,12,12,16384,64"
+  for w in 128 256 512 1024 2048 4096 8192 0; do
+    "$BUILD/bench_flash_attention" --reps 10 --shape 1,12,12,16384,64 $([ $w -gt 0 ] && echo --window $w) 2>&1 \
+      | awk -v w=$w '$1 == "1,12,12,16384,64" {print w, $2, $4, $6}'
+  done | tee "$OUT/window_sweep.txt"
+  row "$(python3 - "$OUT/window_sweep.txt" <<'PY'
+import sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 4]
+tiles = 16384 // 128
+blocks = lambda w: sum(min(i + 1, int(w) // 128 + 1) if w else i + 1 for i in range(tiles)) / tiles
+win = [(blocks(r[0]), r[3]) for r in rows if r[0] > 0]
+causal = [r[3] for r in rows if r[0] == 0]
+if len(win) < 2 or not causal:
+    print("window sweep: too few rows (see window_sweep.txt)"); sys.exit()
+n = len(win); mx = sum(x for x, _ in win) / n; my = sum(y for _, y in win) / n
+b = sum((x - mx) * (y - my) for x, y in win) / sum((x - mx) ** 2 for x, _ in win); a = my - b * mx
+w1024 = dict((r[0], r[3]) for r in rows).get(1024.0)
+print(f"window sweep: f+b = {a:.4f} ms + {b:.5f} ms x blocks/tile; causal {causal[0]:.3f} ms / window 1024 "
+      f"{w1024} ms = {causal[0] / w1024:.2f}x; with no fixed cost at most {causal[0] / (b * blocks(1024)):.2f}x")
+PY
+)"
 fi
 
 if has prefix; then
