@@ -1,4 +1,4 @@
-# Prepared in the twelfth session; every start after s12a.sh failed, so this call never ran (see the closing note).
+# Prepared in the twelfth session. Only its first section ran (on an H100, with CAP=95, at the very end); the decode and variant lines in h100_call/ ran by hand on that warm machine.
 #!/usr/bin/env bash
 # Session 12, call C (carry ["build-carry/main12", ".gpucall"]), CAP seconds, sections in order:
 #   1. the kernel-trace test, fixed (a5ab50c)
