@@ -29,6 +29,14 @@ gpu_tests() {
   row "$1 tests (exit $rc): $(grep -E '^\[  PASSED' "$log" | head -1) $(grep -E '^\[  FAILED  \] [0-9]+' "$log" | head -1)"
   return $rc
 }
+# sanitizer_row LABEL LOG TOOL FILTER [LIMIT]: compute-sanitizer TOOL on the GPU tests FILTER matches
+# (stopped after LIMIT seconds; 0 or none: no limit), logged to $OUT/LOG; adds the row
+# "LABEL: exit RC (its error or hazard summary) N ok" (N tests passed: 0 means nothing was checked).
+sanitizer_row() {
+  local log="$OUT/$2" rc
+  timeout "${5:-0}" compute-sanitizer --tool "$3" --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter="$4" > "$log" 2>&1; rc=$?
+  row "$1: exit $rc ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -1)) $(grep -cE '^\[       OK' "$log") ok"
+}
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 if [ ! -x "$BUILD/attnlab" ] || [ ! -x "$BUILD/attn_gpu_tests" ]; then
@@ -306,8 +314,8 @@ fi
 
 if has windowsweep; then
   # Issue 14's window target, as a bound: f+b at T=16384 D=64 for windows 128 ... 8192 and causal, then
-  # the fit f+b = a + b x (mean key blocks per 128-row query tile) over the windows. With a = 0 the
-  # best causal / window-1024 ratio is (a + b x 64.5) / (b x 8.72); the measured one is beside it.
+  # the fit f+b = a + b x (mean key blocks per 128-row query tile) over the windows. Printed: the
+  # measured causal / window-1024 ratio, and the most it could be with a = 0 (causal / (b x 8.72)).
   echo "== window sweep at 1,12,12,16384,64"
   for w in 128 256 512 1024 2048 4096 8192 0; do
     "$BUILD/bench_flash_attention" --reps 10 --shape 1,12,12,16384,64 $([ $w -gt 0 ] && echo --window $w) 2>&1 \
@@ -317,7 +325,7 @@ if has windowsweep; then
 import sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 4]
 tiles = 16384 // 128
-blocks = lambda w: sum(min(i + 1, int(w) // 128 + 1) if w else i + 1 for i in range(tiles)) / tiles
+blocks = lambda w: sum(min(i + 1, int(w) // 128 + 1) for i in range(tiles)) / tiles  # window w > 0
 win = [(blocks(r[0]), r[3]) for r in rows if r[0] > 0]
 causal = [r[3] for r in rows if r[0] == 0]
 if len(win) < 2 or not causal:
@@ -346,8 +354,7 @@ fi
 if has sanitize; then
   echo "== compute-sanitizer"
   for tool in memcheck racecheck; do
-    compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter='Cases/FlashAttention.MatchesFloat64Reference/T77_H4_Hkv2_D64_*' \
-      > "$OUT/sanitize_$tool.log" 2>&1; row "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_$tool.log" | tail -1))"
+    sanitizer_row "compute-sanitizer $tool" "sanitize_$tool.log" $tool 'Cases/FlashAttention.MatchesFloat64Reference/T77_H4_Hkv2_D64_*'
   done
 fi
 
@@ -357,9 +364,7 @@ if has fwdsanitize; then
   echo "== compute-sanitizer on the flash forward"
   filter='Cases/FlashAttention.MatchesFloat64Reference/T77_H4_Hkv1_D128_causal:Cases/FlashAttention.MatchesFloat64Reference/T1025_H4_Hkv2_D64_full:FlashVariants/FlashVariants.MatchesFloat64Reference/window_alibi_softcap'
   for tool in memcheck racecheck synccheck; do
-    compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" --gtest_filter="$filter" \
-      > "$OUT/fwdsanitize_$tool.log" 2>&1
-    row "fwd compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/fwdsanitize_$tool.log" | tail -1))"
+    sanitizer_row "fwd compute-sanitizer $tool" "fwdsanitize_$tool.log" $tool "$filter"
   done
 fi
 
@@ -370,9 +375,8 @@ if has sanitize14; then
   echo "== compute-sanitizer, window + softcap with GQA"
   for t in window_softcap_T77 window_softcap_T77_D128 window_alibi_softcap window_softcap_D128; do
     for tool in memcheck racecheck; do
-      timeout "${SANITIZE_TIMEOUT:-150}" compute-sanitizer --tool $tool --error-exitcode 1 "$BUILD/attn_gpu_tests" \
-        --gtest_filter="FlashVariants/FlashVariants.MatchesFloat64Reference/$t" > "$OUT/san_${t}_$tool.log" 2>&1
-      row "compute-sanitizer $tool $t: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${t}_$tool.log" | tail -1)) $(grep -cE '^\[       OK' "$OUT/san_${t}_$tool.log") ok"
+      sanitizer_row "compute-sanitizer $tool $t" "san_${t}_$tool.log" $tool \
+        "FlashVariants/FlashVariants.MatchesFloat64Reference/$t" "${SANITIZE_TIMEOUT:-150}"
     done
   done
 fi
