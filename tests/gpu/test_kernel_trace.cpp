@@ -64,7 +64,7 @@ TEST(KernelTraceGpu, DecodeStepsSplitIntoTheGraphsKernelsAndTwoCopies) {
   for (size_t i = 1; i < records.size(); ++i) EXPECT_LE(records[i - 1].start_ns, records[i].start_ns);
   for (const TraceRecord& r : records) {
     EXPECT_LE(r.start_ns, r.end_ns) << r.name;
-    EXPECT_FALSE(r.name.empty());
+    ASSERT_FALSE(r.name.empty());  // (back() below needs a character)
     // a parameter list would end the name; '(' may stay inside template arguments, e.g. a cast
     // "decode_mma_kernel<(KVCacheDType)1, 64, 4>"
     EXPECT_NE(r.name.back(), ')') << "parameter list left in " << r.name;
