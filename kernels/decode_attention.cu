@@ -273,14 +273,15 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
   using Raw = typename Geo::Raw;
   constexpr int kN = Geo::kLoadsPerLane, kR = Geo::kRowsPerLoad;
   constexpr int kRowBytes = D * element_bytes(C);
-  tiles::wait_for_predecessor();  // launched dependent on the kernel that wrote q and the cache
-  tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row_in_load = lane / Geo::kLanesPerRow;
   const int col = lane % Geo::kLanesPerRow;
   const int lane_row = warp * Geo::kWarpRows + row_in_load;  // + n * kR: this lane's rows of an iteration
-  // The first iteration's rows and q are loaded before lengths[b] is known: rows below max_len
-  // are always the cache's memory, and those at or past the length are zeroed once it is known,
-  // so the first computation waits for one DRAM round trip instead of two.
+  // Before waiting for the kernel before this one (programmatic dependent launch), which may
+  // still be writing q and the rows at lengths[b] - 1 (decode_attention.h): the first
+  // iteration's rows and lengths[b]. The rows are loaded before the length is known (rows below
+  // max_len are always the cache's memory; those at or past the length are zeroed once it is
+  // known), and the row at lengths[b] - 1 is loaded again after the wait. So the first
+  // computation waits for q, an L2 read, instead of the cache's DRAM round trip.
   DecodeBlock blk(a, kHG, /*read_lengths=*/false);
   const uint8_t* k_base = a.k + blk.row0 * kRowBytes + col * Geo::kLoadBytes;
   const uint8_t* v_base = a.v + blk.row0 * kRowBytes + col * Geo::kLoadBytes;
@@ -313,12 +314,25 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
     }
   };
   load(blk.t_begin, min(blk.t_begin + a.chunk, a.max_len), k_cur, v_cur, ks_cur, vs_cur, true);
+  blk.read_length(a);
+  tiles::wait_for_predecessor();  // q and the newest row are written
+  tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
   DecodeLaneState<C, D, kHG> st;
   st.heads = blk.heads;
   st.init(a, blk.b, blk.h0, col);
-  blk.read_length(a);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
   const int t_end = blk.t_end;
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {  // the newest row, from L2 (the copy loaded before the wait may be stale)
+    const int t = blk.t_begin + lane_row + n * kR;
+    if (t != blk.length - 1) continue;
+    k_cur[n] = __ldcg(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
+    v_cur[n] = __ldcg(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
+    if constexpr (is_8bit(C)) {
+      ks_cur[n] = __ldcg(k_scale + t);
+      vs_cur[n] = __ldcg(v_scale + t);
+    }
+  }
 #pragma unroll
   for (int n = 0; n < kN; ++n) {
     if (blk.t_begin + lane_row + n * kR < t_end) continue;

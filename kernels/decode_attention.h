@@ -74,6 +74,9 @@ size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p);
 void decode_attention_workspace_init(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream);
 
 // Requirements (attn::Error otherwise): D in {64, 128}; H % Hkv == 0; every pointer 16-byte aligned.
+// Launched with programmatic dependent launch: the kernel before it on the stream may still run
+// while the call reads lengths[] and the cache rows below lengths[b] - 1, so that kernel may
+// write q and the rows at lengths[b] - 1 (a decode step's K/V append), nothing else it reads.
 void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStream_t stream);
 
 // Benchmark and test knobs (bench_decode_attention's flags): how the calls are planned and run.

@@ -87,6 +87,7 @@ __device__ __forceinline__ int splits_run(const DecodeArgs& a, int b) {
 // query heads g*G + j*kHG .. (+ heads - 1) over cache rows [t_begin, t_end).
 struct DecodeBlock {
   int head_group, split, g, b, t_begin, t_end, h0, heads;
+  int length;      // lengths[b] clamped to [0, max_len]
   int splits_run;  // splits of this sequence with rows (the blocks that write a partial)
   size_t row0;  // cache row of (b, g, t = 0)
   // read_length false: t_end and splits_run wait for read_length() (what can go before the
@@ -101,8 +102,8 @@ struct DecodeBlock {
     if (read_lengths) read_length(a);
   }
   __device__ __forceinline__ void read_length(const DecodeArgs& a) {
-    const int len = min(max(a.lengths[b], 0), a.max_len);
-    t_end = min(t_begin + a.chunk, len);
+    length = min(max(a.lengths[b], 0), a.max_len);
+    t_end = min(t_begin + a.chunk, length);
     splits_run = kern::splits_run(a, b);
   }
 };

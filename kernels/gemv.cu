@@ -8,12 +8,25 @@
 // k-step's b0, b1 (and a0, a2), words 2-3 the next. So every weight byte is one 16-byte global
 // load and no conversion, two mma per 32 k, and no shuffle reduction (the accumulator is
 // c0, c1 = (row g, columns 2t, 2t + 1)).
-// The 4 warps of a block split K (chunk c goes to warp c % 4, kChunksInFlight chunks a lane in
+// The 4 warps of a block split K (chunk c goes to warp c % 4, kInFlight chunks a lane in
 // flight) and add their partial tiles in a fixed order (deterministic); warp 0 applies the
 // epilogue. Blocks grid-stride over the tiles and load the next tile's weights before the
-// epilogue of the current one. Launched with programmatic dependent launch: the first tile's
-// weights are loaded (and the rest of its rows prefetched to L2) before waiting for the kernel
-// before it.
+// epilogue of the current one; with several tiles a block (the LM head) the tile after next is
+// prefetched to L2 as each tile starts. Launched with programmatic dependent launch: the first
+// tile's weights are loaded (and the rest of its rows prefetched to L2) before waiting for the
+// kernel before it, and the cache append's position is read right after the wait, beside a'.
+// Two instantiations: 8 chunks a lane in flight (96 registers, 5 blocks per SM), and 24 for
+// calls of one tile a block of up to 3 load groups (fc_proj, K = 3072, 96 blocks), which then
+// have their whole tile in registers before the wait instead of two groups to fetch after it.
+// Measured on the H100 (bench-generate, GPT-2 124M, same call): the 24-chunk kernel took the
+// decode step from 0.287 to 0.277 ms at B = 1 and from 0.477 to 0.407 at B = 8; the L2 prefetch
+// and the early position about 4 us more. Tried and dropped there: two accumulator chains (no
+// change); a cp.async ring through shared memory (no faster, and with more than a few KiB of
+// shared memory a block the step's kernels ask for different L1/shared splits, so SMs drain
+// between them: 0.322 ms; with the max-shared split for all of them 0.292, but the CUDA-core
+// decode attention then lost 4-6% standalone). A persistent kernel with a grid barrier between
+// the step's stages is slower than this chain (tests/gpu/bench_step_boundary.cu: 1.9-2.7 us a
+// barrier against 0.7-1.1 us a launch).
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/common.cuh"
@@ -39,6 +52,8 @@ constexpr int kTileCols = 8;                                  // output columns 
 constexpr int kPackElems = 8;                                 // bf16 per 16-byte load
 constexpr int kChunk = 4 * kPackElems;                        // k of one chunk: 4 lanes x 8 elements
 constexpr int kChunksInFlight = 8;                            // 16-byte weight loads a lane has in flight
+constexpr int kDeepInFlight = 24;    // ... in the kernel for blocks of one tile of K <= 3072 (fc_proj): the whole tile
+constexpr int kDeepBlocksPerSm = 2;  // its registers (the 96 weight registers a lane): such calls have <= 1 block per SM
 constexpr int kRowPad = 8;  // shared rows K + 8 elements apart: the 8 rows of a load hit different banks
 constexpr int kCacheLine = 128;
 // after a' (M rows of K + kRowPad): mean and rstd per row, the warps' partial tiles (2 buffers),
@@ -135,7 +150,7 @@ __device__ void stage_rows(const GemvArgs& p, bf16* as, int ld, float* stats, co
 
 // The epilogue of output (m, n) = acc, given bias[n] and residual[m, n] (as floats, 0 when
 // absent): returns float(out[m, n]) after storing what is asked.
-__device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float acc, float bias, float residual) {
+__device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float acc, float bias, float residual, int position) {
   float v = acc + bias;
   if (p.gelu) v = gelu_tanh(v);
   bf16 y = __float2bfloat16_rn(v);
@@ -146,7 +161,7 @@ __device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float
   if (p.out_f32) p.out_f32[m * p.ld_f32 + n] = yf;
   if (p.k_cache) {
     const int j = n - p.cache_col0, span = p.Hkv * p.D;
-    const int pos = j >= 0 && j < 2 * span ? p.positions[m] : p.max_len;
+    const int pos = j >= 0 && j < 2 * span ? position : p.max_len;
     if (pos < p.max_len) {
       const int kv = j / span, g = (j % span) / p.D, d = j % p.D;
       (kv ? p.v_cache : p.k_cache)[((static_cast<size_t>(m) * p.Hkv + g) * p.max_len + pos) * p.D + d] = y;
@@ -157,17 +172,20 @@ __device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float
 
 // The weights of lane (g, t) for chunks c0 + 4u (u < kChunksInFlight) of tile `tile`: row
 // n0 + g (clamped to N - 1; its columns are never stored), zero past K.
-__device__ __forceinline__ void load_chunks(uint4 (&w)[kChunksInFlight], const GemvArgs& p, int tile, int c0, int g, int t) {
+template <int kInFlight>
+__device__ __forceinline__ void load_chunks(uint4 (&w)[kInFlight], const GemvArgs& p, int tile, int c0, int g, int t) {
   const bf16* row = p.w + static_cast<size_t>(min(tile * kTileCols + g, p.N - 1)) * p.K + t * kPackElems;
 #pragma unroll
-  for (int u = 0; u < kChunksInFlight; ++u) {
+  for (int u = 0; u < kInFlight; ++u) {
     const int k = (c0 + u * kGemvWarps) * kChunk;
     w[u] = k + t * kPackElems < p.K ? load_weights(row + k) : make_uint4(0, 0, 0, 0);
   }
 }
 
 // out = epilogue(a' W^T) for M <= 8 rows; see gemv.h and the top of this file.
-__global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(GemvArgs p) {
+template <int kInFlight>
+__global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? kGemvBlocksPerSm : kDeepBlocksPerSm)
+    gemv_kernel(GemvArgs p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int K = p.K, N = p.N, M = p.M, ld = K + kRowPad;
   bf16* as = reinterpret_cast<bf16*>(smem);  // (M, ld)
@@ -177,13 +195,13 @@ __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(Ge
   const int lane = threadIdx.x % tiles::kWarpSize, warp = threadIdx.x / tiles::kWarpSize;
   const int g = lane / 4, t = lane % 4;
   const int tiles_n = ceil_div(N, kTileCols), chunks = ceil_div(K, kChunk);
-  constexpr int kStep = kGemvWarps * kChunksInFlight;  // chunks a warp advances per load group
+  constexpr int kStep = kGemvWarps * kInFlight;  // chunks a warp advances per load group
 
   // Before the wait (nothing in the step writes weights): the first tile's first chunks into
   // registers, the rest of this warp's chunks of it into L2.
   int tile = blockIdx.x, c0 = warp;
-  uint4 w[kChunksInFlight];
-  load_chunks(w, p, tile, c0, g, t);
+  uint4 w[kInFlight];
+  load_chunks<kInFlight>(w, p, tile, c0, g, t);
   {
     const bf16* row = p.w + static_cast<size_t>(min(tile * kTileCols + g, N - 1)) * K;
     for (int c = c0 + kStep; c < chunks; c += kGemvWarps)
@@ -204,6 +222,8 @@ __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(Ge
   }
   tiles::wait_for_predecessor();
   tiles::launch_dependents();
+  // the cache append's position (the decode step's first kernel wrote it), in flight with a'
+  const int position = warp == 0 && row_live && p.k_cache ? p.positions[g] : 0;
   if (warp == 0 && row_live && p.residual)
     for (int i = 0; i < 2; ++i)
       if (first_tile * kTileCols + 2 * t + i < N) res0[i] = __bfloat162float(p.residual[static_cast<size_t>(g) * N + first_tile * kTileCols + 2 * t + i]);
@@ -213,8 +233,16 @@ __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(Ge
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   u64 best = 0;  // argmax (warp 0): this lane's best key for row g
   for (int parity = 0; tile < tiles_n;) {
+    if (gridDim.x < tiles_n) {  // several tiles a block (the LM head): the one after next into L2
+      const int ahead = tile + 2 * gridDim.x;
+      const int line = threadIdx.x * (kCacheLine / static_cast<int>(sizeof(bf16)));  // a thread per 128-byte line of the tile
+      if (ahead < tiles_n && line < kTileCols * K) {
+        const bf16* row = p.w + static_cast<size_t>(min(ahead * kTileCols + line / K, N - 1)) * K + line % K;
+        prefetch_l2(row);
+      }
+    }
 #pragma unroll
-    for (int u = 0; u < kChunksInFlight; ++u) {
+    for (int u = 0; u < kInFlight; ++u) {
       const int c = c0 + u * kGemvWarps, k = c * kChunk + t * kPackElems;
       if (c >= chunks) break;  // the same for the whole warp
       const uint4 a = row_live && k < K ? *reinterpret_cast<const uint4*>(as + g * ld + k) : make_uint4(0, 0, 0, 0);
@@ -225,7 +253,7 @@ __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(Ge
     // the next load group: further along this tile, else the first of the next tile
     int next_tile = tile, next_c0 = c0 + kStep;
     if (next_c0 >= chunks) next_tile += gridDim.x, next_c0 = warp;
-    if (next_tile < tiles_n) load_chunks(w, p, next_tile, next_c0, g, t);
+    if (next_tile < tiles_n) load_chunks<kInFlight>(w, p, next_tile, next_c0, g, t);
     if (next_tile != tile) {  // the tile is complete: warps 1.. hand their partials to warp 0
       float* part = partials + parity * (kGemvWarps - 1) * tiles::kWarpSize * 2;
       if (warp > 0) part[((warp - 1) * tiles::kWarpSize + lane) * 2] = acc[0], part[((warp - 1) * tiles::kWarpSize + lane) * 2 + 1] = acc[1];
@@ -239,7 +267,7 @@ __global__ void __launch_bounds__(kGemvThreads, kGemvBlocksPerSm) gemv_kernel(Ge
             const bool first = tile == first_tile;
             const float bias = first ? bias0[i] : p.bias ? __bfloat162float(p.bias[n]) : 0.0f;
             const float res = first ? res0[i] : p.residual ? __bfloat162float(p.residual[static_cast<size_t>(g) * N + n]) : 0.0f;
-            const float y = epilogue(p, g, n, acc[i], bias, res);
+            const float y = epilogue(p, g, n, acc[i], bias, res, position);
             if (p.argmax && !isnan(y)) best = max(best, argmax_key(y, n));
           }
         }
@@ -294,9 +322,16 @@ void gemv(const GemvArgs& p, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(p.M) * (p.K + kRowPad) * sizeof(bf16) + kSmemTail;
   ATTN_CHECK(smem <= static_cast<size_t>(kSmemLimit), "gemv: K = {} needs {} bytes of shared memory at M = {} (limit {})",
              p.K, smem, p.M, kSmemLimit);
-  tiles::set_smem_limit_once<gemv_kernel>(kSmemLimit);
-  const int blocks = std::min(ceil_div(p.N, kTileCols), tiles::sm_count() * kGemvBlocksPerSm);
-  tiles::launch_pdl(gemv_kernel, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
+  const int tiles_n = ceil_div(p.N, kTileCols), chunks = ceil_div(p.K, kChunk);
+  const int blocks = std::min(tiles_n, tiles::sm_count() * kGemvBlocksPerSm);
+  // one tile a block of up to kDeepInFlight load-group chunks a lane (fc_proj): all of it before the wait
+  if (blocks == tiles_n && chunks > kGemvWarps * kChunksInFlight && chunks <= kGemvWarps * kDeepInFlight) {
+    tiles::set_smem_limit_once<gemv_kernel<kDeepInFlight>>(kSmemLimit);
+    tiles::launch_pdl(gemv_kernel<kDeepInFlight>, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
+  } else {
+    tiles::set_smem_limit_once<gemv_kernel<kChunksInFlight>>(kSmemLimit);
+    tiles::launch_pdl(gemv_kernel<kChunksInFlight>, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
+  }
 }
 
 }  // namespace attn::kern

@@ -262,6 +262,13 @@ void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_recor
   *max_records = 0;  // as many as fit
 }
 
+// " [grid 288, 25664 B smem]": blocks (x, then y and z when not 1) and dynamic shared memory.
+std::string launch_shape(const CUpti_ActivityKernel10& k) {
+  std::string grid = std::to_string(k.gridX);
+  if (k.gridY != 1 || k.gridZ != 1) grid += fmt::format("x{}x{}", k.gridY, k.gridZ);
+  return fmt::format(" [grid {}, {} B smem]", grid, k.dynamicSharedMemory);
+}
+
 void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, size_t, size_t valid) {
   std::vector<TraceRecord> got;
   CUpti_Activity* rec = nullptr;
@@ -269,7 +276,9 @@ void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, 
     TraceRecord t;
     if (rec->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL || rec->kind == CUPTI_ACTIVITY_KIND_KERNEL) {
       const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(rec);
-      t = {TraceRecord::Kind::Kernel, short_kernel_name(k->name ? k->name : "?"), k->start, k->end};
+      // The launch shape is part of the name: one kernel launched for several jobs (the decode
+      // step's GEMVs: qkv, projections, LM head) then gets a row per job.
+      t = {TraceRecord::Kind::Kernel, short_kernel_name(k->name ? k->name : "?") + launch_shape(*k), k->start, k->end};
     } else if (rec->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {
       const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(rec);
       t = {TraceRecord::Kind::Memcpy, memcpy_name(m->copyKind), m->start, m->end};

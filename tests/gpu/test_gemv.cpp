@@ -1,6 +1,6 @@
 // The decode-step GEMV (kernels/gemv.h) against a float64 CPU reference, on fresh random
 // inputs at sizes that are no multiple of the kernel's tiles (M = 1..8, K = 8, 40, 768 + 8,
-// 3072 + 8, N = 1, 13, 37, 776, 2304, 50257): plain, bias, layernorm prologue, GELU, residual in place, fp32
+// 3072 + 8, N = 1, 13, 37, 776, 2304, 50257; the load plans): plain, bias, layernorm prologue, GELU, residual in place, fp32
 // logits with the fused argmax (also replayed from a CUDA graph), the bf16 cache append, and
 // the refusals (which must leave no CUDA error behind).
 #include <algorithm>
@@ -89,6 +89,18 @@ TEST(Gemv, LayernormGeluResidual) {
   run_case({1, 776, 3072 + 8, true, false, false, true}, 13);  // c_proj + residual
   run_case({8, 768, 3072, true, false, false, true}, 14);
   run_case({5, 2304, 768, true, true}, 15);  // ln_1 -> qkv
+}
+
+// The load plans (gemv.cu): one tile of several load groups a block (fc_proj's K = 3072, in the
+// kernel that loads a whole tile at once, and K = 5128, 6000 beyond it, M = 8 at the shared
+// memory limit), and blocks of several tiles of 2 groups each (more tiles than resident blocks,
+// the tile after next prefetched to L2).
+TEST(Gemv, LoadPlans) {
+  SKIP_WITHOUT_GPU();
+  run_case({1, 40, 3072, true, true}, 21);                // 3 groups, one load
+  run_case({3, 21, 5120 + 8, true, true}, 22);            // 6 groups
+  run_case({8, 24, 6000, true, false, false, true}, 23);  // 6 groups, M = 8
+  run_case({2, 8 * 700 + 3, 1536 + 8, true}, 24);         // 701 tiles over at most 5 blocks per SM, 2 groups each
 }
 
 // The LM head: ln_f prologue, fp32 logits into a wider row (ld > N), fused argmax checked

@@ -64,10 +64,17 @@ TEST(KernelTraceGpu, DecodeStepsSplitIntoTheGraphsKernelsAndTwoCopies) {
   for (size_t i = 1; i < records.size(); ++i) EXPECT_LE(records[i - 1].start_ns, records[i].start_ns);
   for (const TraceRecord& r : records) {
     EXPECT_LE(r.start_ns, r.end_ns) << r.name;
-    ASSERT_FALSE(r.name.empty());  // (back() below needs a character)
-    // a parameter list would end the name; '(' may stay inside template arguments, e.g. a cast
-    // "decode_mma_kernel<(KVCacheDType)1, 64, 4>"
-    EXPECT_NE(r.name.back(), ')') << "parameter list left in " << r.name;
+    // a kernel's name is "<short name> [grid N, B B smem]"
+    const size_t shape = r.name.find(" [grid ");
+    if (r.kind == TraceRecord::Kind::Kernel) {
+      ASSERT_NE(shape, std::string::npos) << "no launch shape in " << r.name;
+      EXPECT_EQ(r.name.back(), ']') << r.name;
+    }
+    const std::string base = r.name.substr(0, shape);
+    ASSERT_FALSE(base.empty()) << r.name;  // (back() below needs a character)
+    // a parameter list would end the short name; '(' may stay inside template arguments, e.g. a
+    // cast "decode_mma_kernel<(KVCacheDType)1, 64, 4>"
+    EXPECT_NE(base.back(), ')') << "parameter list left in " << r.name;
   }
   EXPECT_EQ(records.front().name, "memcpy HtoD");  // the token goes up first
   EXPECT_EQ(records[kernels + 1].name, "memcpy DtoH");  // the ids come back last
