@@ -4,8 +4,9 @@
 //   pdl:        S kernels captured in a CUDA graph, launched with programmatic dependent launch
 //               (tiles/pdl.cuh: wait for the kernel before, then let the next one start);
 //   graph:      the same S kernels without the attribute (plain stream order in the graph);
-//   persistent: one kernel of S stages with a grid barrier between them (tiles/grid_barrier.cuh),
+//   persistent: one kernel of S stages with a grid barrier between them (GridBarrierT below),
 //               the barrier's counters on 16 groups (grouped) or one address (flat).
+// The barrier lives here, not in kernels/: it measured slower than a launch, so nothing uses it.
 // --empty: the stages do no work (each block only waits), the pure cost of a boundary.
 // Prints one JSON line per (mode, blocks): microseconds per stage, median of --reps replays.
 //
@@ -20,11 +21,76 @@
 #include <vector>
 
 #include "core/cuda_check.h"
-#include "kernels/tiles/grid_barrier.cuh"
 #include "kernels/tiles/hardware.cuh"
 #include "kernels/tiles/pdl.cuh"
 
 namespace {
+
+// A barrier across every block of a persistent grid (all blocks resident: the bench checks the
+// grid against the occupancy; a spin past kSpinLimitNs traps instead of hanging). Counters
+// (kWords, zeroed once, zero again after each launch): kGroups group counters, the top counter,
+// the exit counter. At its e-th barrier a block adds 1 to its group's counter (block % kGroups);
+// the group's last arriver adds 1 to the top counter; every block waits for top >= e * groups.
+// The last block to exit zeroes the counters (by then every block has passed every barrier).
+// Writes before the barrier are visible after it: __threadfence before arriving, release /
+// acquire on the counters, __threadfence after.
+template <int kGroupCount>
+struct GridBarrierT {
+  static constexpr int kGroups = kGroupCount;
+  static constexpr unsigned long long kSpinLimitNs = 2000000000ull;  // 2 s: a grid that is not co-resident
+  static constexpr int kWords = kGroups + 2;
+  __host__ __device__ static constexpr int words() { return kWords; }
+
+  unsigned* counters = nullptr;  // words() of device memory, zeroed once
+
+  __device__ __forceinline__ static unsigned load_acquire(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+  }
+
+  // Blocks of the grid in group `group` (blocks group, group + kGroups, ...).
+  __device__ __forceinline__ static unsigned group_size(unsigned group) {
+    return (gridDim.x - group + kGroups - 1) / kGroups;
+  }
+
+  // The e-th barrier of this launch (e counted by the caller from 1). Every thread of every
+  // block calls it.
+  __device__ __forceinline__ void sync(unsigned e) const {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const unsigned group = blockIdx.x % kGroups;
+      const unsigned groups = gridDim.x < kGroups ? gridDim.x : kGroups;
+      __threadfence();
+      const unsigned arrived = atomicAdd(&counters[group], 1u) + 1;
+      if (arrived == e * group_size(group)) {
+        __threadfence();
+        atomicAdd(&counters[kGroups], 1u);
+      }
+      const unsigned long long start = globaltimer();
+      while (load_acquire(&counters[kGroups]) < e * groups)
+        if (globaltimer() - start > kSpinLimitNs) __trap();
+      __threadfence();
+    }
+    __syncthreads();
+  }
+
+  // Called once by every block as it leaves the kernel (after its last barrier).
+  __device__ __forceinline__ void exit() const {
+    __syncthreads();
+    if (threadIdx.x == 0 && atomicAdd(&counters[kGroups + 1], 1u) == gridDim.x - 1) {
+      for (int i = 0; i < words(); ++i) counters[i] = 0;
+      __threadfence();
+    }
+  }
+
+  __device__ __forceinline__ static unsigned long long globaltimer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+  }
+};
+using GridBarrier = GridBarrierT<16>;
 
 constexpr int kThreads = 128;
 
@@ -50,7 +116,7 @@ __global__ void __launch_bounds__(kThreads) stage_kernel(const float* in, float*
 
 template <int kGroups>
 __global__ void __launch_bounds__(kThreads) persistent_kernel(float* buf, int n, int stages, bool empty, unsigned* counters) {
-  const attn::tiles::GridBarrierT<kGroups> bar{counters};
+  const GridBarrierT<kGroups> bar{counters};
   for (int s = 0; s < stages; ++s) {
     if (s > 0) bar.sync(s);
     stage(buf + (s % 2) * n, buf + ((s + 1) % 2) * n, n, blockIdx.x, gridDim.x, empty);
@@ -157,8 +223,8 @@ int main(int argc, char** argv) {
   unsigned* counters = nullptr;
   CUDA_CHECK(cudaMalloc(&buf, 2 * sizeof(float) * o.n));
   CUDA_CHECK(cudaMemset(buf, 0, 2 * sizeof(float) * o.n));
-  CUDA_CHECK(cudaMalloc(&counters, sizeof(unsigned) * attn::tiles::GridBarrier::words()));
-  CUDA_CHECK(cudaMemset(counters, 0, sizeof(unsigned) * attn::tiles::GridBarrier::words()));
+  CUDA_CHECK(cudaMalloc(&counters, sizeof(unsigned) * GridBarrier::words()));
+  CUDA_CHECK(cudaMemset(counters, 0, sizeof(unsigned) * GridBarrier::words()));
   for (const int blocks : o.blocks) {
     if (blocks < 1 || blocks > per_sm * sms) {
       std::fprintf(stderr, "skipped: %d blocks (1 to %d resident)\n", blocks, per_sm * sms);
