@@ -20,7 +20,8 @@
 // have their whole tile in registers before the wait instead of two groups to fetch after it.
 // Measured on the H100 (bench-generate, GPT-2 124M, same call): the 24-chunk kernel took the
 // decode step from 0.287 to 0.277 ms at B = 1 and from 0.477 to 0.407 at B = 8; the L2 prefetch
-// and the early position about 4 us more. Tried and dropped there: two accumulator chains (no
+// and the early position about 4 us more (all of it on the H200: 0.270 -> 0.256 ms at B = 1,
+// 0.458 -> 0.383 at B = 8, with decode attention's early loads). Tried and dropped on the H100: two accumulator chains (no
 // change); a cp.async ring through shared memory (no faster, and with more than a few KiB of
 // shared memory a block the step's kernels ask for different L1/shared splits, so SMs drain
 // between them: 0.322 ms; with the max-shared split for all of them 0.292, but the CUDA-core
@@ -170,7 +171,7 @@ __device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float
   return yf;
 }
 
-// The weights of lane (g, t) for chunks c0 + 4u (u < kChunksInFlight) of tile `tile`: row
+// The weights of lane (g, t) for chunks c0 + 4u (u < kInFlight) of tile `tile`: row
 // n0 + g (clamped to N - 1; its columns are never stored), zero past K.
 template <int kInFlight>
 __device__ __forceinline__ void load_chunks(uint4 (&w)[kInFlight], const GemvArgs& p, int tile, int c0, int g, int t) {
