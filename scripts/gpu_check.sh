@@ -3,7 +3,7 @@
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
 #                        [graphstep] [tf32] [fp32flash] [flashdropout] [shakespeareflash] [fp8quality]
-#                        [sanitize14] [windowsweep]
+#                        [sanitize14] [windowsweep] [boundary]
 #                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
@@ -432,6 +432,26 @@ for r in (r for r in dec if r["who"] == "ours"):
     ratio = f"{best['us'] / r['us']:.3f}" if best and "us" in r else "-"
     floor = f"{r['read_us']:7.2f}" if "read_us" in r else "-"  # a plain read of the same bytes, same timing
     out.append(f"  {','.join(map(str, key)):26s} | {ours} | {floor} | {torch} | {ratio}")
+print("\n".join(out))
+PY
+)"
+fi
+
+if has boundary; then
+  # What a dependent stage of the decode step costs: a chain of PDL launches, plain graph launches,
+  # or grid barriers inside one persistent kernel (tests/gpu/bench_step_boundary.cu), empty and
+  # with a dependent L2 read; us per stage at 132..660 blocks.
+  echo "== decode-step stage boundaries"
+  [ -x "$BUILD/bench_step_boundary" ] || cmake --build "$BUILD" -j"$(nproc)" --target bench_step_boundary > "$OUT/build_boundary.log" 2>&1
+  { "$BUILD/bench_step_boundary" --empty; "$BUILD/bench_step_boundary"; } > "$OUT/boundary.jsonl" 2>&1
+  row "$(python3 - "$OUT/boundary.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+modes = ["pdl", "graph", "persistent_grouped", "persistent_flat"]
+out = ["stage boundary us (empty | with an L2 read) | " + " | ".join(modes)]
+for b in sorted({r["blocks"] for r in rows}):
+    cell = lambda m, e: next((f"{r['us_per_stage']:.2f}" for r in rows if r["blocks"] == b and r["mode"] == m and r["empty"] == e), "-")
+    out.append(f"  {b:4d} blocks | " + " | ".join(f"{cell(m, True)} / {cell(m, False)}" for m in modes))
 print("\n".join(out))
 PY
 )"
