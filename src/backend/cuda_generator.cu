@@ -15,9 +15,10 @@
 // (kernels/gemv.h) with everything around them fused in, launched with programmatic dependent
 // launch so that each prefetches its weights while the kernel before it finishes:
 //   [ln_1 + qkv + bias + K/V append to a bf16 cache] -> (kv_cache_write for 8-bit caches) ->
-//   decode_attention (split + combine) -> [proj + bias + residual] -> [ln_2 + fc + bias + GELU] ->
+//   decode_attention (one split kernel: the last block of each head merges; a combine pass only
+//   for large partials) -> [proj + bias + residual] -> [ln_2 + fc + bias + GELU] ->
 //   [fc_proj + bias + residual];  [ln_f + LM head + fp32 logits + argmax]
-// (6 kernels a layer with a bf16 cache: 1 + 12 x 6 + 1 = 74 for GPT-2 124M, against >= 138 unfused);
+// (5 kernels a layer with a bf16 cache: 1 + 12 x 5 + 1 = 62 for GPT-2 124M, against >= 138 unfused);
 // the same roundings as the unfused path. Larger batches and fp32 keep cuBLASLt.
 // The decode step is launched kernel by kernel on the first call (this also settles the
 // cuBLASLt algorithm choices), captured into a CUDA graph on the second and replayed after
