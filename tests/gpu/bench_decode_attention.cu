@@ -34,6 +34,7 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/decode_attention.h"
+#include "bench_util.h"
 
 // Random stored elements of any cache dtype: for 8-bit, bytes with bit 6 clear (e4m3 values
 // below 2, never the NaN codes 0x7f/0xff); for bf16/fp32, uniform values in [-1, 1).
@@ -88,10 +89,7 @@ __global__ void spin(long long cycles) {
   }
 }
 
-static float median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using attn::bench::median;
 
 struct Shape {
   int B, H, Hkv, D, ctx;

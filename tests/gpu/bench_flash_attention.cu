@@ -33,6 +33,7 @@
 
 #include "core/cuda_check.h"
 #include "kernels/flash_attention.h"
+#include "bench_util.h"
 
 template <typename E>
 __global__ void fill_random(E* x, size_t n, uint64_t seed) {
@@ -52,10 +53,7 @@ struct Set {
   void* ws;
 };
 
-static float median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using attn::bench::median;
 
 int main(int argc, char** argv) {
   bool causal = true, det = false, alibi = false;

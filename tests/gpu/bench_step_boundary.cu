@@ -21,8 +21,10 @@
 #include <vector>
 
 #include "core/cuda_check.h"
+#include "kernels/common.cuh"
 #include "kernels/tiles/hardware.cuh"
 #include "kernels/tiles/pdl.cuh"
+#include "bench_util.h"
 
 namespace {
 
@@ -97,15 +99,10 @@ constexpr int kThreads = 128;
 // out[i] for i = block, block + blocks, ... = 1e-3 * sum(in) + i: a true dependency on all of `in`.
 __device__ void stage(const float* in, float* out, int n, int block, int blocks, bool empty) {
   if (empty) return;
-  __shared__ float partial[kThreads / 32];
   float s = 0.0f;
   for (int i = threadIdx.x; i < n; i += kThreads) s += __ldcg(in + i);
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = s;
-  __syncthreads();
-  const float total = partial[0] + partial[1] + partial[2] + partial[3];
+  const float total = attn::kern::block_sum(s);
   for (int i = block + threadIdx.x * blocks; i < n; i += kThreads * blocks) out[i] = 1e-3f * total + i;
-  __syncthreads();
 }
 
 __global__ void __launch_bounds__(kThreads) stage_kernel(const float* in, float* out, int n, bool empty) {
@@ -130,11 +127,6 @@ struct Options {
   bool empty = false;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // Replays `graph` reps times (after 5 warm-ups), each timed by events: median us per stage.
 double time_graph(cudaGraphExec_t exec, cudaStream_t s, const Options& o) {
   cudaEvent_t a, b;
@@ -153,7 +145,7 @@ double time_graph(cudaGraphExec_t exec, cudaStream_t s, const Options& o) {
   }
   CUDA_CHECK(cudaEventDestroy(a));
   CUDA_CHECK(cudaEventDestroy(b));
-  return median(us);
+  return attn::bench::median(us);
 }
 
 template <typename F>
