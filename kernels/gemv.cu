@@ -21,11 +21,11 @@
 // Measured on the H100 (bench-generate, GPT-2 124M, same call): the 24-chunk kernel took the
 // decode step from 0.287 to 0.277 ms at B = 1 and from 0.477 to 0.407 at B = 8; the L2 prefetch
 // and the early position about 4 us more (all of it on the H200: 0.270 -> 0.256 ms at B = 1,
-// 0.458 -> 0.383 at B = 8, with decode attention's early loads). Tried and dropped on the H100: two accumulator chains (no
-// change); a cp.async ring through shared memory (no faster, and with more than a few KiB of
-// shared memory a block the step's kernels ask for different L1/shared splits, so SMs drain
-// between them: 0.322 ms; with the max-shared split for all of them 0.292, but the CUDA-core
-// decode attention then lost 4-6% standalone). A persistent kernel with a grid barrier between
+// 0.458 -> 0.383 at B = 8, with decode attention's early loads). Tried and dropped on the H100:
+// two accumulator chains (no change); a cp.async ring through shared memory (no faster, and with
+// more than a few KiB of shared memory a block the step's kernels ask for different L1/shared
+// splits, so SMs drain between them: 0.322 ms; with the max-shared split for all of them 0.292,
+// but the CUDA-core decode attention then lost 4-6% standalone). A persistent kernel with a grid barrier between
 // the step's stages is slower than this chain (tests/gpu/bench_step_boundary.cu: 1.9-2.7 us a
 // barrier against 0.7-1.1 us a launch).
 #include "core/cuda_check.h"
@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   u64 best = 0;  // argmax (warp 0): this lane's best key for row g
   for (int parity = 0; tile < tiles_n;) {
-    if (gridDim.x < tiles_n) {  // several tiles a block (the LM head): the one after next into L2
+    if (gridDim.x < tiles_n && c0 == warp) {  // a tile starts, several a block (the LM head): the one after next into L2
       const int ahead = tile + 2 * gridDim.x;
       const int line = threadIdx.x * (kCacheLine / static_cast<int>(sizeof(bf16)));  // a thread per 128-byte line of the tile
       if (ahead < tiles_n && line < kTileCols * K) {
@@ -304,6 +304,12 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+template <int kInFlight>
+void launch_gemv(const GemvArgs& p, int blocks, size_t smem, cudaStream_t stream) {
+  tiles::set_smem_limit_once<gemv_kernel<kInFlight>>(kSmemLimit);
+  tiles::launch_pdl(gemv_kernel<kInFlight>, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
+}
+
 }  // namespace
 
 size_t gemv_argmax_scratch_bytes() { return (kGemvMaxRows + 1) * sizeof(u64); }
@@ -326,13 +332,10 @@ void gemv(const GemvArgs& p, cudaStream_t stream) {
   const int tiles_n = ceil_div(p.N, kTileCols), chunks = ceil_div(p.K, kChunk);
   const int blocks = std::min(tiles_n, tiles::sm_count() * kGemvBlocksPerSm);
   // one tile a block of up to kDeepInFlight load-group chunks a lane (fc_proj): all of it before the wait
-  if (blocks == tiles_n && chunks > kGemvWarps * kChunksInFlight && chunks <= kGemvWarps * kDeepInFlight) {
-    tiles::set_smem_limit_once<gemv_kernel<kDeepInFlight>>(kSmemLimit);
-    tiles::launch_pdl(gemv_kernel<kDeepInFlight>, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
-  } else {
-    tiles::set_smem_limit_once<gemv_kernel<kChunksInFlight>>(kSmemLimit);
-    tiles::launch_pdl(gemv_kernel<kChunksInFlight>, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
-  }
+  if (blocks == tiles_n && chunks > kGemvWarps * kChunksInFlight && chunks <= kGemvWarps * kDeepInFlight)
+    launch_gemv<kDeepInFlight>(p, blocks, smem, stream);
+  else
+    launch_gemv<kChunksInFlight>(p, blocks, smem, stream);
 }
 
 }  // namespace attn::kern
