@@ -448,7 +448,7 @@ if has boundary; then
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 modes = ["pdl", "graph", "persistent_grouped", "persistent_flat"]
-out = ["stage boundary us (empty | with an L2 read) | " + " | ".join(modes)]
+out = ["stage boundary us (empty / with an L2 read) | " + " | ".join(modes)]
 for b in sorted({r["blocks"] for r in rows}):
     cell = lambda m, e: next((f"{r['us_per_stage']:.2f}" for r in rows if r["blocks"] == b and r["mode"] == m and r["empty"] == e), "-")
     out.append(f"  {b:4d} blocks | " + " | ".join(f"{cell(m, True)} / {cell(m, False)}" for m in modes))
