@@ -20,7 +20,6 @@
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_dropout.cuh"
-#include "kernels/exp2_fma.h"
 #include "kernels/flash_attention_mask.cuh"
 
 namespace attn::flash {
@@ -229,9 +228,8 @@ __global__ void __launch_bounds__(128)
             [[maybe_unused]] const int key = key0 + n * 8 + 2 * (lane & 3) + (e & 1);
             float v = s[n][e];
             if constexpr (MODK != kModNone) v = mod.value<MODK>(v, float(8 * n + (e & 1) - 8 * r), aff);
-            // (soft-capping: every other exp2 on the FMA pipe, exp2_fma.h)
             const float arg = fmaf(v, ea, shift[r]);
-            float pv = (MODK & kModSoftcap) != 0 && (e & 1) ? exp2_fma(arg) : fast_exp2(arg);
+            float pv = fast_exp2(arg);
             if constexpr (MASK) {
               if (key < (r ? klo1 : klo0) || key > (r ? khi1 : khi0)) pv = 0.f;
             }

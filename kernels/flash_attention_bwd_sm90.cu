@@ -60,7 +60,6 @@
 
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_dropout.cuh"
-#include "kernels/exp2_fma.h"
 #include "kernels/flash_attention_mask.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
 #include "kernels/tiles/fragment.cuh"
@@ -218,13 +217,8 @@ __device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], cons
         [[maybe_unused]] const int q = q0 + qc + c;
         float v = s[i];
         if constexpr (MODK != kModNone) v = mod.value<MODK>(v, float(8 * (r - n) - c), aff);
-        // (soft-capping: every other exp2 on the FMA pipe, exp2_fma.h; here every other query,
-        // where the forward and the dQ pass take every other key: key parity is not known at
-        // compile time in this transposed tile. Either way P differs from the forward's by at most
-        // ~1.5e-4 relative, below bf16's rounding of P: the backward recomputes it at s - lse, not
-        // s - m, so it was never bitwise the forward's.)
         const float arg = fmaf(v, ea, shift[c]);
-        float p = (MODK & kModSoftcap) != 0 && c == 1 ? exp2_fma(arg) : fast_exp2(arg);
+        float p = fast_exp2(arg);
         if constexpr (MASK) {
           if (q < qr[r].x || q > qr[r].y) p = 0.f;
         }

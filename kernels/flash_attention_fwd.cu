@@ -289,10 +289,10 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
         const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
         alpha[r] = o_rescale ? fast_exp2(m_run[r] * sl2 - m_sc) : 1.f;
         m_run[r] = m_new;
-        // exp2(raw sl2 - m_sc) = exp2(s.v[e] ea + eb), all on the MUFU: with soft-capping its
-        // tanh takes a MUFU op per score too, but moving every other exp2 to the FMA pipe
-        // (exp2_fma.h, as the backward does) was slower here: 2.61 against 2.21 ms at D = 128
-        // and 1.53 against 1.41 at D = 64 (H100, T = 16384, bench_flash_attention --softcap 30).
+        // exp2(raw sl2 - m_sc) = exp2(s.v[e] ea + eb), all on the MUFU. With soft-capping its
+        // tanh takes a MUFU op per score too, but moving every other exp2 to the FMA pipe (a
+        // polynomial, ~10 instructions) was slower, forward and backward: the loop is issue-bound
+        // (docs/RESULTS.md, session 14).
         constexpr int kExpKind = GENERAL ? kModRuntime : kModNone;
         const float ea = raw.exp_scale<kExpKind>(sl2), eb = raw.exp_shift<kExpKind>(sl2, m_sc);
         float acc = 0.f;
