@@ -56,7 +56,6 @@ constexpr int kChunksInFlight = 8;                            // 16-byte weight 
 constexpr int kDeepInFlight = 24;    // ... in the kernel for blocks of one tile of K <= 3072 (fc_proj): the whole tile
 constexpr int kDeepBlocksPerSm = 2;  // its registers (the 96 weight registers a lane): such calls have <= 1 block per SM
 constexpr int kRowPad = 8;  // shared rows K + 8 elements apart: the 8 rows of a load hit different banks
-constexpr int kCacheLine = 128;
 // after a' (M rows of K + kRowPad): mean and rstd per row, the warps' partial tiles (2 buffers),
 // the block's argmax keys per row and its last-block flag
 constexpr int kSmemTail = 2 * kGemvMaxRows * sizeof(float) + 2 * (kGemvWarps - 1) * tiles::kWarpSize * 2 * sizeof(float) +
@@ -206,7 +205,7 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
   {
     const bf16* row = p.w + static_cast<size_t>(min(tile * kTileCols + g, N - 1)) * K;
     for (int c = c0 + kStep; c < chunks; c += kGemvWarps)
-      if ((c * kChunk + t * kPackElems) % (kCacheLine / static_cast<int>(sizeof(bf16))) == 0) prefetch_l2(row + c * kChunk + t * kPackElems);
+      if ((c * kChunk + t * kPackElems) % (tiles::kCacheLineBytes / static_cast<int>(sizeof(bf16))) == 0) prefetch_l2(row + c * kChunk + t * kPackElems);
   }
   // warp 0's epilogue operands of the first tile: bias (and layernorm weights) before the wait,
   // the residual (written by earlier kernels) right after it, in flight while a' is staged
@@ -236,7 +235,7 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
   for (int parity = 0; tile < tiles_n;) {
     if (gridDim.x < tiles_n && c0 == warp) {  // a tile starts, several a block (the LM head): the one after next into L2
       const int ahead = tile + 2 * gridDim.x;
-      const int line = threadIdx.x * (kCacheLine / static_cast<int>(sizeof(bf16)));  // a thread per 128-byte line of the tile
+      const int line = threadIdx.x * (tiles::kCacheLineBytes / static_cast<int>(sizeof(bf16)));  // a thread per 128-byte line of the tile
       if (ahead < tiles_n && line < kTileCols * K) {
         const bf16* row = p.w + static_cast<size_t>(min(ahead * kTileCols + line / K, N - 1)) * K + line % K;
         prefetch_l2(row);

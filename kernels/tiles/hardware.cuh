@@ -35,6 +35,9 @@ constexpr int kTmaMaxBoxRows = 256;                       // a TMA box spans at 
 // kernels that size their rings statically (the run-time value: max_smem_per_block() below)
 constexpr int kMaxSmemPerBlockSm90 = 227 * 1024;
 
+// ---- caches -------------------------------------------------------------------------------
+constexpr int kCacheLineBytes = 128;  // an L1 / L2 line: what one prefetch.global.L2 fetches
+
 // ---- registers -----------------------------------------------------------------------------
 constexpr int kRegistersPerSm = 64 * 1024;
 constexpr int kMaxRegistersPerThread = 255;
