@@ -55,6 +55,7 @@ constexpr int kChunk = 4 * kPackElems;                        // k of one chunk:
 constexpr int kChunksInFlight = 8;                            // 16-byte weight loads a lane has in flight
 constexpr int kDeepInFlight = 24;    // ... in the kernel for blocks of one tile of K <= 3072 (fc_proj): the whole tile
 constexpr int kDeepBlocksPerSm = 2;  // its registers (the 96 weight registers a lane): such calls have <= 1 block per SM
+constexpr int kLineElems = tiles::kCacheLineBytes / static_cast<int>(sizeof(bf16));  // bf16 of one cache line
 constexpr int kRowPad = 8;  // shared rows K + 8 elements apart: the 8 rows of a load hit different banks
 // after a' (M rows of K + kRowPad): mean and rstd per row, the warps' partial tiles (2 buffers),
 // the block's argmax keys per row and its last-block flag
@@ -170,11 +171,17 @@ __device__ __forceinline__ float epilogue(const GemvArgs& p, int m, int n, float
   return yf;
 }
 
+// Weight row n of tile `tile`'s row r (n = tile * 8 + r clamped to N - 1: a last tile's rows past
+// N read row N - 1, whose columns are never stored).
+__device__ __forceinline__ const bf16* weight_row(const GemvArgs& p, int tile, int r) {
+  return p.w + static_cast<size_t>(min(tile * kTileCols + r, p.N - 1)) * p.K;
+}
+
 // The weights of lane (g, t) for chunks c0 + 4u (u < kInFlight) of tile `tile`: row
 // n0 + g (clamped to N - 1; its columns are never stored), zero past K.
 template <int kInFlight>
 __device__ __forceinline__ void load_chunks(uint4 (&w)[kInFlight], const GemvArgs& p, int tile, int c0, int g, int t) {
-  const bf16* row = p.w + static_cast<size_t>(min(tile * kTileCols + g, p.N - 1)) * p.K + t * kPackElems;
+  const bf16* row = weight_row(p, tile, g) + t * kPackElems;
 #pragma unroll
   for (int u = 0; u < kInFlight; ++u) {
     const int k = (c0 + u * kGemvWarps) * kChunk;
@@ -203,9 +210,9 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
   uint4 w[kInFlight];
   load_chunks<kInFlight>(w, p, tile, c0, g, t);
   {
-    const bf16* row = p.w + static_cast<size_t>(min(tile * kTileCols + g, N - 1)) * K;
+    const bf16* row = weight_row(p, tile, g);
     for (int c = c0 + kStep; c < chunks; c += kGemvWarps)
-      if ((c * kChunk + t * kPackElems) % (tiles::kCacheLineBytes / static_cast<int>(sizeof(bf16))) == 0) prefetch_l2(row + c * kChunk + t * kPackElems);
+      if ((c * kChunk + t * kPackElems) % kLineElems == 0) prefetch_l2(row + c * kChunk + t * kPackElems);
   }
   // warp 0's epilogue operands of the first tile: bias (and layernorm weights) before the wait,
   // the residual (written by earlier kernels) right after it, in flight while a' is staged
@@ -235,10 +242,9 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
   for (int parity = 0; tile < tiles_n;) {
     if (gridDim.x < tiles_n && c0 == warp) {  // a tile starts, several a block (the LM head): the one after next into L2
       const int ahead = tile + 2 * gridDim.x;
-      const int line = threadIdx.x * (tiles::kCacheLineBytes / static_cast<int>(sizeof(bf16)));  // a thread per 128-byte line of the tile
+      const int line = threadIdx.x * kLineElems;  // a thread per 128-byte line of the tile
       if (ahead < tiles_n && line < kTileCols * K) {
-        const bf16* row = p.w + static_cast<size_t>(min(ahead * kTileCols + line / K, N - 1)) * K + line % K;
-        prefetch_l2(row);
+        prefetch_l2(weight_row(p, ahead, line / K) + line % K);
       }
     }
 #pragma unroll
