@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -46,6 +47,7 @@
 #include "kernels/common.cuh"
 #include "kernels/decode_attention_common.cuh"
 #include "kernels/decode_attention_mma.cuh"
+#include "kernels/tiles/hardware.cuh"
 #include "kernels/tiles/pdl.cuh"
 
 namespace attn {
@@ -59,24 +61,28 @@ constexpr int kDecodeWarps = kDecodeThreads / 32;
 // one for MHA, whose kernel then needs half the registers: twice the resident blocks, twice
 // the loads in flight.
 constexpr int kHeadsPerBlock = 4;
+// Bytes of K (and as many of V) a block reads per iteration: 128 threads x 64 bytes.
+constexpr int kDecodeBlockKBytes = kDecodeThreads * 64;
 
 
-// Register geometry of one (cache dtype, D). A lane owns kVec consecutive columns of a row
-// (one 16-byte load for fp32/bf16, one 8-byte load for 8-bit: 8 columns, so the dot product
-// and the output accumulator cost the same registers for bf16 and 8-bit); kLanesPerRow lanes
-// cover a row, so one warp load instruction reads kRowsPerLoad consecutive rows (contiguous
-// bytes). Each lane issues kLoadsPerLane loads of K and as many of V per iteration (128 bytes
-// per lane, 16 KiB per block in flight: Little's law wants ~24 KiB per SM), and the next
-// iteration's loads are issued before the current one is computed.
-template <KVCacheDType C, int D>
+// Register geometry of one (cache dtype, D, heads per block). A lane owns kVec consecutive
+// columns of a row: one 16-byte load (4 fp32, 8 bf16, 16 8-bit columns), except 8-bit with
+// several heads per block, which loads 8 bytes (8 columns) so that the dot products and the
+// output accumulators of its kHG heads fit the registers. kLanesPerRow lanes cover a row, so one
+// warp load instruction reads kRowsPerLoad consecutive rows (contiguous bytes). Each lane issues
+// kLoadsPerLane loads of K and as many of V per iteration (128 bytes per lane, 16 KiB per block in
+// flight: Little's law wants ~24 KiB per SM), and the next iteration's loads are issued before
+// the current one is computed.
+template <KVCacheDType C, int D, int kHG>
 struct DecodeGeometry {
-  static constexpr int kVec = C == KVCacheDType::FP32 ? 4 : 8;
+  static constexpr int kVec = C == KVCacheDType::FP32 ? 4 : (is_8bit(C) && kHG == 1 ? 16 : 8);
   static constexpr int kLoadBytes = kVec * element_bytes(C);
   static constexpr int kLanesPerRow = D / kVec;
   static constexpr int kRowsPerLoad = 32 / kLanesPerRow;
   static constexpr int kLoadsPerLane = 64 / kLoadBytes;
   static constexpr int kWarpRows = kRowsPerLoad * kLoadsPerLane;  // rows per warp per iteration
   static constexpr int kBlockRows = kDecodeWarps * kWarpRows;       // rows per block per iteration
+  static_assert(kBlockRows * D * element_bytes(C) == kDecodeBlockKBytes, "the plan's rows per iteration");
   using Raw = std::conditional_t<kLoadBytes == 16, int4, uint2>;
   static_assert(kLanesPerRow <= 32 && 32 % kLanesPerRow == 0, "a row must be covered by a power-of-two lane group");
 };
@@ -114,6 +120,13 @@ __device__ __forceinline__ void unpack(const uint2& w, float* out, std::integral
 }
 
 
+// 16 8-bit elements: the two 8-byte halves in order.
+template <KVCacheDType C, std::enable_if_t<is_8bit(C), int> = 0>
+__device__ __forceinline__ void unpack(const int4& w, float* out, std::integral_constant<KVCacheDType, C> c) {
+  unpack(make_uint2((uint32_t)w.x, (uint32_t)w.y), out, c);
+  unpack(make_uint2((uint32_t)w.z, (uint32_t)w.w), out + 8, c);
+}
+
 // Loads the compiler keeps in program order (volatile): the split kernel's first rows, issued
 // before the lengths[b] read that decides whether they are used.
 __device__ __forceinline__ int4 load_stream_volatile(const int4* p) {
@@ -143,7 +156,7 @@ __device__ __forceinline__ float load_volatile(const float* p) {
 // the block's partial (m, l, o) per head.
 template <KVCacheDType C, int D, int kHG>
 struct DecodeLaneState {
-  using Geo = DecodeGeometry<C, D>;
+  using Geo = DecodeGeometry<C, D, kHG>;
   using Raw = typename Geo::Raw;
   static constexpr int kVec = Geo::kVec, kL = Geo::kLanesPerRow, kR = Geo::kRowsPerLoad, kN = Geo::kLoadsPerLane;
   float q[kHG][kVec], acc[kHG][kVec], m[kHG], l[kHG];
@@ -269,7 +282,7 @@ constexpr int kDecodeMinBlocks =
 // computed (kLoadsPerLane 16- or 8-byte loads of K and of V per lane in flight).
 template <KVCacheDType C, int D, int kHG>
 __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) decode_split_kernel(DecodeArgs a) {
-  using Geo = DecodeGeometry<C, D>;
+  using Geo = DecodeGeometry<C, D, kHG>;
   using Raw = typename Geo::Raw;
   constexpr int kN = Geo::kLoadsPerLane, kR = Geo::kRowsPerLoad;
   constexpr int kRowBytes = D * element_bytes(C);
@@ -341,7 +354,18 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
     ks_cur[n] = 1.0f;
     vs_cur[n] = 1.0f;
   }
+  // EXPERIMENT: thread i prefetches line i % 64 of K (i < 64) or V of the block's rows
+  // `iters` iterations ahead into L2 (the block reads kDecodeBlockKBytes = 64 lines of each).
+  static_assert(kDecodeThreads * tiles::kCacheLineBytes == 2 * kDecodeBlockKBytes, "a line per thread");
+  const uint8_t* pf_base = (threadIdx.x < kDecodeThreads / 2 ? a.k : a.v) + blk.row0 * kRowBytes +
+                           (threadIdx.x % (kDecodeThreads / 2)) * tiles::kCacheLineBytes;
+  auto prefetch_rows = [&](int t0) {
+    const int line_row = t0 + (threadIdx.x % (kDecodeThreads / 2)) * tiles::kCacheLineBytes / kRowBytes;
+    if (line_row < t_end) asm volatile("prefetch.global.L2 [%0];" ::"l"(pf_base + (size_t)t0 * kRowBytes));
+  };
+  for (int j = 2; j < a.prefetch_iters; ++j) prefetch_rows(blk.t_begin + j * Geo::kBlockRows);
   for (int t0 = blk.t_begin; t0 < t_end; t0 += Geo::kBlockRows) {
+    if (a.prefetch_iters > 1) prefetch_rows(t0 + a.prefetch_iters * Geo::kBlockRows);
     Raw k_next[kN], v_next[kN];
     float ks_next[kN], vs_next[kN];
     load(t0 + Geo::kBlockRows, t_end, k_next, v_next, ks_next, vs_next, false);  // in flight while this one is computed
@@ -442,7 +466,11 @@ __global__ void kv_cache_write_kernel(WriteArgs a) {
 using SplitKernel = void (*)(DecodeArgs);
 
 DecodeAttentionTuning& tuning() {
-  static DecodeAttentionTuning t;
+  static DecodeAttentionTuning t = [] {
+    DecodeAttentionTuning d;
+    if (const char* e = std::getenv("ATTN_DECODE_PREFETCH")) d.prefetch_iters = std::atoi(e);  // EXPERIMENT
+    return d;
+  }();
   return t;
 }
 
@@ -522,8 +550,7 @@ SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
     case KVCacheDType::INT8: k.kernel = split_kernel_for<KVCacheDType::INT8>(D, G); break;
   }
   k.heads_per_block = G == 1 ? 1 : kHeadsPerBlock;
-  const int vec = c == KVCacheDType::FP32 ? 4 : 8, load_bytes = vec * (int)kv_cache_element_bytes(c);
-  k.rows = kDecodeWarps * (32 / (D / vec)) * (64 / load_bytes);
+  k.rows = kDecodeBlockKBytes / (D * element_bytes(c));  // DecodeGeometry::kBlockRows
   return k;
 }
 
@@ -683,6 +710,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.part_l = ws.part_l;
   a.done = ws.done;
   a.merge_in_kernel = plan.merge_in_kernel;
+  a.prefetch_iters = tuning().prefetch_iters > 0 ? tuning().prefetch_iters : 0;
   // Programmatic dependent launch (tiles/pdl.cuh): the kernel waits for its predecessor's
   // writes before reading anything, so its launch overlaps that kernel's tail.
   tiles::launch_pdl(plan.kernel.kernel, dim3(plan.splits * plan.head_groups, s.Hkv, s.B), dim3(plan.kernel.threads),
