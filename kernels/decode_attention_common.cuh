@@ -37,7 +37,6 @@ struct DecodeArgs {
   float* part_l;
   unsigned* done;  // (B, Hkv, head_groups): blocks of a head group finished, back to 0 after each call
   bool merge_in_kernel;  // the head group's last block merges the partials (else a combine kernel)
-  int prefetch_iters;    // EXPERIMENT: > 0: the CUDA-core kernel prefetches into L2 the rows this many iterations ahead
 };
 
 // exp2 argument shift that is never -inf (a state that has seen no row yet has m = -inf).
