@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -45,6 +46,7 @@
 #include "core/error.h"
 #include "kernels/common.cuh"
 #include "kernels/decode_attention_common.cuh"
+#include "kernels/decode_attention_mha.cuh"
 #include "kernels/decode_attention_mma.cuh"
 #include "kernels/tiles/pdl.cuh"
 
@@ -507,6 +509,20 @@ SplitKernelChoice mma_choice_for_warps() {
   return warps == 8 ? mma_choice<C, D, 8>() : mma_choice<C, D, 4>();
 }
 
+// EXPERIMENT: the direct-fragment MHA kernel (decode_attention_mha.cuh).
+int mha_direct_mode() {
+  if (tuning().mha_direct >= 0) return tuning().mha_direct;
+  static const int env = [] {
+    const char* e = std::getenv("ATTN_MHA_DIRECT");
+    return e ? std::atoi(e) : 2;
+  }();
+  return env;
+}
+template <KVCacheDType C, int D>
+SplitKernelChoice mha_direct_choice() {
+  return SplitKernelChoice{decode_mha_direct_kernel<C, D>, kMhaThreads, 0, 1, MhaDirectGeometry<C, D>::kBlockRows};
+}
+
 // Tensor cores for grouped heads (G > 1) with bf16 activations over a bf16/e4m3/int8 cache;
 // CUDA cores for MHA (G = 1), fp32 activations or an fp32 cache (fp32 accuracy, 2e-5, is
 // beyond bf16/fp16 mma inputs). MHA stays on CUDA cores because it measured faster there
@@ -516,6 +532,14 @@ SplitKernelChoice mma_choice_for_warps() {
 SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
   const KVCacheDType c = p.shape.dtype;
   const int D = p.shape.D;
+  if (p.act_bf16 && G == 1 && tuning().tensor_cores && !tuning().mha_tensor_cores) {
+    const int mode = mha_direct_mode();
+    if (mode >= 1 && c == KVCacheDType::FP8_E4M3)
+      return D == 64 ? mha_direct_choice<KVCacheDType::FP8_E4M3, 64>() : mha_direct_choice<KVCacheDType::FP8_E4M3, 128>();
+    if (mode >= 1 && c == KVCacheDType::INT8)
+      return D == 64 ? mha_direct_choice<KVCacheDType::INT8, 64>() : mha_direct_choice<KVCacheDType::INT8, 128>();
+    if (mode >= 2 && c == KVCacheDType::BF16 && D == 64) return mha_direct_choice<KVCacheDType::BF16, 64>();
+  }
   if (p.act_bf16 && c != KVCacheDType::FP32 && (G > 1 || tuning().mha_tensor_cores) && tuning().tensor_cores) {
     switch (c) {
       case KVCacheDType::BF16:
