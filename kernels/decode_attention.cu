@@ -1,7 +1,7 @@
 // Decode attention over a KV cache ("flash-decoding") and the cache writes that feed it.
 // The contract and the math are in kernels/decode_attention.h; here, how it runs:
 //
-// Two split kernels, grid (head groups x splits, Hkv, B), 128 threads; block (j, s, g, b)
+// Three split kernels, grid (head groups x splits, Hkv, B), 128 threads; block (j, s, g, b)
 // streams cache rows [s * chunk, min((s + 1) * chunk, lengths[b])) of kv head g once and serves
 // the query heads of head group j of kv head g from that read:
 //   s_t = (scale * log2 e) * ks_t * (q_h . k_t)             (ks_t = 1 unless 8-bit)
@@ -13,9 +13,13 @@
 //  - decode_mma_kernel (kernels/decode_attention_mma.cuh), bf16 activations over a bf16, e4m3
 //    or int8 cache: 16 query heads per block on mma.sync tensor cores, the cache through a
 //    3-4 stage cp.async ring in shared memory, 8-bit dequantized in registers after the read.
-//  - decode_split_kernel (below), fp32 activations or an fp32 cache (fp32 accuracy): CUDA
-//    cores, 4 query heads per block (MHA: 1), 16-byte loads (8-byte for 8-bit with 4 heads)
-//    straight into registers, the next iteration's issued before the current one is computed.
+//  - decode_mha_direct_kernel (kernels/decode_attention_mha.cuh), bf16 activations over an e4m3
+//    or int8 cache, MHA: mma.sync with the 16 tokens of a slice as M, fragments loaded straight
+//    from global memory into registers, the next iteration's before the current one is computed.
+//  - decode_split_kernel (below), MHA over bf16, fp32 activations or an fp32 cache (fp32
+//    accuracy): CUDA cores, 4 query heads per block (MHA: 1), 16-byte loads (8-byte for 8-bit
+//    with 4 heads) straight into registers, the next iteration's issued before the current one
+//    is computed.
 // With more than one split, the partials are merged by the log-sum-exp rule
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
 // (decode_attention_common.cuh: merge_splits), either by the last block of each head group to
@@ -36,7 +40,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
@@ -509,36 +512,31 @@ SplitKernelChoice mma_choice_for_warps() {
   return warps == 8 ? mma_choice<C, D, 8>() : mma_choice<C, D, 4>();
 }
 
-// EXPERIMENT: the direct-fragment MHA kernel (decode_attention_mha.cuh).
-int mha_direct_mode() {
-  if (tuning().mha_direct >= 0) return tuning().mha_direct;
-  static const int env = [] {
-    const char* e = std::getenv("ATTN_MHA_DIRECT");
-    return e ? std::atoi(e) : 2;
-  }();
-  return env;
-}
+// The MHA kernel for 8-bit caches (decode_attention_mha.cuh): a full wave of resident blocks, as
+// the CUDA-core kernel.
 template <KVCacheDType C, int D>
 SplitKernelChoice mha_direct_choice() {
   return SplitKernelChoice{decode_mha_direct_kernel<C, D>, kMhaThreads, 0, 1, MhaDirectGeometry<C, D>::kBlockRows};
 }
 
-// Tensor cores for grouped heads (G > 1) with bf16 activations over a bf16/e4m3/int8 cache;
-// CUDA cores for MHA (G = 1), fp32 activations or an fp32 cache (fp32 accuracy, 2e-5, is
-// beyond bf16/fp16 mma inputs). MHA stays on CUDA cores because it measured faster there
-// (H200, 2026-12-03, B=1 ctx 32768: 33.3 us against 40.8 bf16, 28.5 against 34.3 fp8; B=32
-// ctx 4096: 95.5 against 108.3), while every grouped shape gained (GQA 12/4 24.3 -> 22.6 us,
-// 32/8 D=128 63.9 -> 47.5, its fp8/int8 87 -> 46, MQA 21.3 -> 18.7).
+// With bf16 activations: tensor cores for grouped heads (G > 1) over a bf16/e4m3/int8 cache, and
+// for MHA (G = 1) over an 8-bit cache, in the direct-fragment kernel; CUDA cores for MHA over
+// bf16, fp32 activations or an fp32 cache (fp32 accuracy, 2e-5, is beyond bf16/fp16 mma inputs).
+// Measured: the ring kernel lost on MHA (H200, 2026-12-03, B=1 ctx 32768: 33.3 us against 40.8
+// bf16, 28.5 against 34.3 fp8; B=32 ctx 4096: 95.5 against 108.3; again on the H100 2026-12-05
+// at 4 and 8 warps and five split plans), while every grouped shape gained (GQA 12/4 24.3 ->
+// 22.6 us, 32/8 D=128 63.9 -> 47.5, its fp8/int8 87 -> 46, MQA 21.3 -> 18.7). The
+// direct-fragment kernel against the CUDA-core one (H100, 2026-12-05, same call): fp8 / int8 B=1
+// ctx 32768 27.6 -> 26.5 / 26.6 us, D=128 56.0 -> 54.9 / 55.0, B=32 ctx 4096 77.3 / 77.1 -> 76.6;
+// over bf16 it lost at ctx 32768 (41.9 against 41.6) and B=32 (134.5 against 133.9), though it won
+// at the decode step's ctx 640 (8.2 against 8.6), so bf16 stays on CUDA cores.
 SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
   const KVCacheDType c = p.shape.dtype;
   const int D = p.shape.D;
-  if (p.act_bf16 && G == 1 && tuning().tensor_cores && !tuning().mha_tensor_cores) {
-    const int mode = mha_direct_mode();
-    if (mode >= 1 && c == KVCacheDType::FP8_E4M3)
+  if (p.act_bf16 && G == 1 && is_8bit(c) && tuning().tensor_cores && !tuning().mha_tensor_cores) {
+    if (c == KVCacheDType::FP8_E4M3)
       return D == 64 ? mha_direct_choice<KVCacheDType::FP8_E4M3, 64>() : mha_direct_choice<KVCacheDType::FP8_E4M3, 128>();
-    if (mode >= 1 && c == KVCacheDType::INT8)
-      return D == 64 ? mha_direct_choice<KVCacheDType::INT8, 64>() : mha_direct_choice<KVCacheDType::INT8, 128>();
-    if (mode >= 2 && c == KVCacheDType::BF16 && D == 64) return mha_direct_choice<KVCacheDType::BF16, 64>();
+    return D == 64 ? mha_direct_choice<KVCacheDType::INT8, 64>() : mha_direct_choice<KVCacheDType::INT8, 128>();
   }
   if (p.act_bf16 && c != KVCacheDType::FP32 && (G > 1 || tuning().mha_tensor_cores) && tuning().tensor_cores) {
     switch (c) {

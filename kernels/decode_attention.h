@@ -90,7 +90,6 @@ struct DecodeAttentionTuning {
   long in_kernel_merge_bytes = -1;  // >= 0: the last block merges partials up to this size (--merge-bytes)
   double blocks_per_sm = 0.0;  // > 0: splits sized for this many blocks per SM, whatever fits (--blocks-per-sm)
   int mma_warps = 0;  // warps per block of the tensor-core kernel: 4 or 8 (0: the default) (--mma-warps)
-  int mha_direct = -1;  // EXPERIMENT: the direct-fragment MHA kernel for 0 none, 1 8-bit, 2 8-bit and bf16 D=64 caches (-1: env ATTN_MHA_DIRECT, else 2) (--mha-direct)
 };
 void set_decode_attention_tuning(const DecodeAttentionTuning& t);
 

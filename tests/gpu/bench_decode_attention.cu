@@ -111,7 +111,6 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--merge-bytes") && i + 1 < argc) tune.in_kernel_merge_bytes = std::atol(argv[++i]);
     else if (!std::strcmp(argv[i], "--blocks-per-sm") && i + 1 < argc) tune.blocks_per_sm = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--mma-warps") && i + 1 < argc) tune.mma_warps = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--mha-direct") && i + 1 < argc) tune.mha_direct = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--shape") && i + 1 < argc) {
       Shape s{};
       char dt[16] = {0};

@@ -630,7 +630,8 @@ TEST(DecodeAttentionGraph, TensorCoreReplayFollowsGrowingLengths) {
 }
 
 // The CUDA-core split kernel (fp32 activations use it; DecodeAttentionTuning::tensor_cores =
-// false forces it for bf16 activations, the benchmark's --cuda-cores) on grouped heads.
+// false forces it for bf16 activations, the benchmark's --cuda-cores) on grouped heads and on
+// 8-bit MHA (16-byte loads, 16 columns a lane).
 TEST(DecodeAttentionCudaCores, MatchesFloat64Reference) {
   SKIP_WITHOUT_GPU();
   struct CudaCores {  // the default tuning comes back even when a check fails
@@ -643,6 +644,7 @@ TEST(DecodeAttentionCudaCores, MatchesFloat64Reference) {
   } cuda_cores;
   run_decode_case({KVCacheDType::BF16, true, 12, 4, 64, 4100, {4097, 17}}, Launch::Stream);
   run_decode_case({KVCacheDType::INT8, true, 6, 1, 128, 1100, {1000, 1}}, Launch::Stream);
+  run_decode_case({KVCacheDType::FP8_E4M3, true, 4, 4, 64, 4100, {4097, 17, 1}}, Launch::Stream);
 }
 
 // Both ways the splits' partials are merged, whatever the plan picks for the shape: by the last
