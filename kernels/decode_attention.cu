@@ -64,9 +64,8 @@ constexpr int kDecodeWarps = kDecodeThreads / 32;
 // one for MHA, whose kernel then needs half the registers: twice the resident blocks, twice
 // the loads in flight.
 constexpr int kHeadsPerBlock = 4;
-// Bytes of K (and as many of V) a block reads per iteration: 64 bytes a thread.
+// Bytes of K (and as many of V) a lane reads per iteration.
 constexpr int kDecodeLaneKBytes = 64;
-constexpr int kDecodeBlockKBytes = kDecodeThreads * kDecodeLaneKBytes;
 
 // Register geometry of one (cache dtype, D, heads per block). A lane owns kVec consecutive
 // columns of a row: one 16-byte load (4 fp32, 8 bf16, 16 8-bit columns), except 8-bit with
@@ -88,7 +87,6 @@ struct DecodeGeometry {
   static constexpr int kLoadsPerLane = kDecodeLaneKBytes / kLoadBytes;
   static constexpr int kWarpRows = kRowsPerLoad * kLoadsPerLane;  // rows per warp per iteration
   static constexpr int kBlockRows = kDecodeWarps * kWarpRows;       // rows per block per iteration
-  static_assert(kBlockRows * D * element_bytes(C) == kDecodeBlockKBytes, "the plan's rows per iteration");
   using Raw = std::conditional_t<kLoadBytes == 16, int4, uint2>;
   static_assert(kLanesPerRow <= 32 && 32 % kLanesPerRow == 0, "a row must be covered by a power-of-two lane group");
 };
@@ -465,12 +463,6 @@ DecodeAttentionTuning& tuning() {
   return t;
 }
 
-template <KVCacheDType C>
-SplitKernel split_kernel_for(int D, int G) {
-  if (G == 1) return D == 64 ? decode_split_kernel<C, 64, 1> : decode_split_kernel<C, 128, 1>;
-  return D == 64 ? decode_split_kernel<C, 64, kHeadsPerBlock> : decode_split_kernel<C, 128, kHeadsPerBlock>;
-}
-
 // The split kernel of one call, and what its launch and plan need.
 struct SplitKernelChoice {
   SplitKernel kernel = nullptr;
@@ -482,6 +474,22 @@ struct SplitKernelChoice {
   double blocks_per_sm = 0.0;  // or, when > 0, this many blocks per SM
   bool splits_at_most_sms = false;  // and a kv head gets at most one split per SM
 };
+
+// The CUDA-core kernel of (C, D, heads per block): a full wave of resident blocks, its rows per
+// iteration from its register geometry.
+template <KVCacheDType C, int D, int kHG>
+SplitKernelChoice cuda_core_choice() {
+  SplitKernelChoice k;
+  k.kernel = decode_split_kernel<C, D, kHG>;
+  k.heads_per_block = kHG;
+  k.rows = DecodeGeometry<C, D, kHG>::kBlockRows;
+  return k;
+}
+template <KVCacheDType C>
+SplitKernelChoice cuda_core_choice_for(int D, int G) {
+  if (G == 1) return D == 64 ? cuda_core_choice<C, 64, 1>() : cuda_core_choice<C, 128, 1>();
+  return D == 64 ? cuda_core_choice<C, 64, kHeadsPerBlock>() : cuda_core_choice<C, 128, kHeadsPerBlock>();
+}
 
 // The tensor-core kernel's splits fill half a wave, at most one split per SM: its 3-4 stage ring
 // already keeps enough loads in flight, and fewer splits mean less to merge. Measured on the H200
@@ -550,16 +558,13 @@ SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
       case KVCacheDType::FP32: break;
     }
   }
-  SplitKernelChoice k;
   switch (c) {
-    case KVCacheDType::FP32: k.kernel = split_kernel_for<KVCacheDType::FP32>(D, G); break;
-    case KVCacheDType::BF16: k.kernel = split_kernel_for<KVCacheDType::BF16>(D, G); break;
-    case KVCacheDType::FP8_E4M3: k.kernel = split_kernel_for<KVCacheDType::FP8_E4M3>(D, G); break;
-    case KVCacheDType::INT8: k.kernel = split_kernel_for<KVCacheDType::INT8>(D, G); break;
+    case KVCacheDType::FP32: return cuda_core_choice_for<KVCacheDType::FP32>(D, G);
+    case KVCacheDType::BF16: return cuda_core_choice_for<KVCacheDType::BF16>(D, G);
+    case KVCacheDType::FP8_E4M3: return cuda_core_choice_for<KVCacheDType::FP8_E4M3>(D, G);
+    case KVCacheDType::INT8: break;
   }
-  k.heads_per_block = G == 1 ? 1 : kHeadsPerBlock;
-  k.rows = kDecodeBlockKBytes / (D * element_bytes(c));  // DecodeGeometry::kBlockRows
-  return k;
+  return cuda_core_choice_for<KVCacheDType::INT8>(D, G);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }

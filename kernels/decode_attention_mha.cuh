@@ -146,9 +146,8 @@ struct MhaWarpState {
 #pragma unroll
     for (int mt = 0; mt < Geo::kSteps; ++mt) {
       const int e = 2 * mt;  // element e, e + 1 of the lane's bytes: byte e % 4 of word e / 4
-      const uint32_t sel = (e & 2) ? 0x7362u : 0x5140u;  // {A_e, B_e, A_e+1, B_e+1}
-      const uint32_t lo = __byte_perm(sl.v[0][e / 4], sl.v[1][e / 4], sel);
-      const uint32_t hi = __byte_perm(sl.v[2][e / 4], sl.v[3][e / 4], sel);
+      const uint32_t lo = interleave_bytes(sl.v[0][e / 4], sl.v[1][e / 4], e);
+      const uint32_t hi = interleave_bytes(sl.v[2][e / 4], sl.v[3][e / 4], e);
       const uint32_t af[4] = {to_half2<C>(lo, 0x4140u), to_half2<C>(lo, 0x4342u), to_half2<C>(hi, 0x4140u),
                               to_half2<C>(hi, 0x4342u)};
       mma_tile<C>(acc[mt], af, p0, p1);

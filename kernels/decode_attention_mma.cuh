@@ -127,6 +127,12 @@ __device__ __forceinline__ uint32_t to_half2(uint32_t w, uint32_t sel) {
   }
 }
 
+// Bytes e, e + 1 (e even) of the same word of two 8-bit rows A and B, interleaved as
+// {A_e, B_e, A_e+1, B_e+1}: to_half2(., 0x4140u) is then (A_e, B_e), to_half2(., 0x4342u) (A_e+1, B_e+1).
+__device__ __forceinline__ uint32_t interleave_bytes(uint32_t a, uint32_t b, int e) {
+  return __byte_perm(a, b, (e & 2) ? 0x7362u : 0x5140u);
+}
+
 // c += a b in the cache's mma type (bf16, or fp16 for 8-bit caches).
 template <KVCacheDType C>
 __device__ __forceinline__ void mma_tile(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -228,9 +234,8 @@ struct MmaWarpState {
         // element e of the unit is byte e % 4 of word e / 4; two n-tiles per byte permute
 #pragma unroll
         for (int e = 0; e < Geo::kU; e += 2) {
-          const uint32_t sel = (e & 2) ? 0x7362u : 0x5140u;  // bytes {A_e, B_e, A_e+1, B_e+1}
-          const uint32_t lo = __byte_perm(w[0][e / 4], w[1][e / 4], sel);
-          const uint32_t hi = __byte_perm(w[2][e / 4], w[3][e / 4], sel);
+          const uint32_t lo = interleave_bytes(w[0][e / 4], w[1][e / 4], e);
+          const uint32_t hi = interleave_bytes(w[2][e / 4], w[3][e / 4], e);
           mma_tile<C>(acc[u * Geo::kU + e], p, to_half2<C>(lo, 0x4140u), to_half2<C>(hi, 0x4140u));
           mma_tile<C>(acc[u * Geo::kU + e + 1], p, to_half2<C>(lo, 0x4342u), to_half2<C>(hi, 0x4342u));
         }
