@@ -103,6 +103,19 @@ struct MhaSlice {
   }
 };
 
+// x reduced over the 8 lanes of a column t (lanes t, t + 4, ..., t + 28): a slice's 16 tokens
+// lie 2 a lane in those lanes (S^T's C fragment).
+__device__ __forceinline__ float max_over_tokens(float x) {
+#pragma unroll
+  for (int off = 4; off < 32; off <<= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
+  return x;
+}
+__device__ __forceinline__ float sum_over_tokens(float x) {
+#pragma unroll
+  for (int off = 4; off < 32; off <<= 1) x += __shfl_xor_sync(0xffffffffu, x, off);
+  return x;
+}
+
 // One warp's online-softmax state (head 0 in the lanes t = 0; the other lanes carry columns
 // no one reads).
 template <KVCacheDType C, int D>
@@ -166,18 +179,15 @@ struct MhaWarpState {
       sc[r] = tok0 + g + 8 * r < t_end ? sc[r] : -INFINITY;
       mx = fmaxf(mx, sc[r]);
     }
-#pragma unroll
-    for (int off = 4; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    mx = max_over_tokens(mx);
     const float shift = finite_or_zero(mx), alpha = exp2f(m - shift);
     m = mx;
     float p[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) p[r] = exp2f(sc[r] - shift);
     l = fmaf(l, alpha, p[0] + p[1]);
-    float rs = fmaxf(sl.vs[0], sl.vs[1]);  // the slice's largest V scale (past t_end: 0)
-#pragma unroll
-    for (int off = 4; off < 32; off <<= 1) rs = fmaxf(rs, __shfl_xor_sync(0xffffffffu, rs, off));
-    rs = fmaxf(rs, FLT_MIN);
+    // the slice's largest V scale (past t_end: 0)
+    const float rs = fmaxf(max_over_tokens(fmaxf(sl.vs[0], sl.vs[1])), FLT_MIN);
     const float inv = 1.0f / rs, factor = alpha * r_scale * inv;
     p[0] *= sl.vs[0] * inv;
     p[1] *= sl.vs[1] * inv;
@@ -223,8 +233,7 @@ __global__ void __launch_bounds__(kMhaThreads, 3) decode_mha_direct_kernel(Decod
     for (int j = 0; j < Geo::kSlices; ++j) cur[j] = next[j];
   }
   // the warps' states -> shared memory -> write_block_state (head 0 of lanes t = 0)
-#pragma unroll
-  for (int off = 4; off < 32; off <<= 1) st.l += __shfl_xor_sync(0xffffffffu, st.l, off);
+  st.l = sum_over_tokens(st.l);
   __shared__ float warp_o[kMhaWarps][D];
   __shared__ float warp_m[kMhaWarps], warp_l[kMhaWarps];
   if (t == 0) {
