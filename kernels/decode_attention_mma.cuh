@@ -277,8 +277,7 @@ struct MmaWarpState {
     float alpha[2], shift[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      mx[r] = tiles::quad_max(mx[r]);
       shift[r] = finite_or_zero(mx[r]);
       alpha[r] = exp2f(m[r] - shift[r]);
       m[r] = mx[r];
@@ -291,9 +290,7 @@ struct MmaWarpState {
       for (int j = 0; j < 2; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) r = fmaxf(r, vs[j][e] = v_scales[8 * j + 2 * t + e]);
-      r = fmaxf(r, __shfl_xor_sync(0xffffffffu, r, 1));
-      r = fmaxf(r, __shfl_xor_sync(0xffffffffu, r, 2));
-      r = fmaxf(r, FLT_MIN);
+      r = fmaxf(tiles::quad_max(r), FLT_MIN);
       const float inv = 1.0f / r;
 #pragma unroll
       for (int j = 0; j < 2; ++j)
@@ -385,10 +382,7 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeArgs a) {
   float* red_l = red_m + kWarps * kMmaHeads;
   float* red_o = red_l + kWarps * kMmaHeads;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 1);
-    st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 2);
-  }
+  for (int r = 0; r < 2; ++r) st.l[r] = tiles::quad_sum(st.l[r]);
   const int base = warp * kMmaHeads;
 #pragma unroll
   for (int jn = 0; jn < D / 8; ++jn)

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "kernels/flash_attention.h"
 #include "kernels/tiles/hardware.cuh"
+#include "kernels/tiles/quad.cuh"
 
 namespace attn::flash {
 
@@ -99,9 +100,7 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[4 * NS], float (&
     float mx = -INFINITY;
 #pragma unroll
     for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s[4 * n + 2 * r], s[4 * n + 2 * r + 1]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(m_run[r], mx);
+    const float m_new = fmaxf(m_run[r], tiles::quad_max(mx));
     const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
     const float alpha = fast_exp2(m_run[r] * sl2 - m_sc);
     m_run[r] = m_new;

@@ -265,9 +265,7 @@ __global__ void __launch_bounds__(kThreads, FwdF32Cfg<D>::MINB)
   float* lse = p.lse + ((int64_t)b * p.H + h) * T;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float l = l_run[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float l = tiles::quad_sum(l_run[r]);
     const float inv = l > 0.f ? 1.f / l : 0.f;
     const int row = row_lo + 8 * r;
     if (row < T) {

@@ -5,7 +5,7 @@
 // Accumulator layout (warp w of the warpgroup owns rows 16w .. 16w+15; g = lane / 4,
 // t = lane % 4): registers v[4i .. 4i+3] hold (g, 8i+2t), (g, 8i+2t+1), (g+8, 8i+2t),
 // (g+8, 8i+2t+1). So element e sits at row row0() + 8 * half(e), column col0() + col_offset(e),
-// and each row of the tile is spread over the 4 threads of a quad (reductions: 2 shuffles).
+// and each row of the tile is spread over the 4 threads of a quad (reductions: tiles/quad.cuh).
 // The A operand of m64nNk16 from registers uses the same layout per 16-column k-step, so an
 // accumulator converts to an A fragment register-for-register (FlashAttention's P = S trick).
 #pragma once
@@ -16,6 +16,7 @@
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
 #include "kernels/tiles/hardware.cuh"
+#include "kernels/tiles/quad.cuh"
 #include "kernels/tiles/warpgroup.cuh"
 
 namespace attn::tiles {
@@ -40,16 +41,6 @@ struct AccFragment {
   // Keep the compiler from touching the registers across an in-flight wgmma (after its wait).
   __device__ __forceinline__ void fence() { attn::flash::wg_fence_regs(v); }
 };
-
-// max / sum of a row over the quad of threads that hold it.
-__device__ __forceinline__ float quad_max(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-__device__ __forceinline__ float quad_sum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
 
 // A operand (64 x K bf16, registers) of K/16 wgmma k-steps: step kk holds 4 registers.
 template <int K>
