@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Is a change to the kernels a pure refactor? Compiles kernels/*.cu (or the files named) at REV and
+# in the working tree to sm_90a cubins and compares every kernel's machine code (.text section),
+# byte for byte, anonymous-namespace hashes in the names set aside. No GPU needed: a change whose
+# kernels all come out identical needs no device time to be trusted.
+#   scripts/device_code_diff.sh REV [kernels/x.cu ...]
+# Prints "identical N" or "differs: kernel ..." per file; exits 1 if any kernel differs or is
+# new or gone.
+set -euo pipefail
+export LC_ALL=C
+[ $# -ge 1 ] || { echo "usage: $0 REV [kernels/x.cu ...]" >&2; exit 2; }
+rev=$1; shift
+root=$(git rev-parse --show-toplevel); cd "$root"
+files=("$@"); [ ${#files[@]} -gt 0 ] || mapfile -t files < <(git ls-files 'kernels/*.cu')
+NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
+tmp=$(mktemp -d); trap 'git worktree remove --force "$tmp/old" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+git worktree add --detach "$tmp/old" "$rev" >/dev/null 2>&1 || { echo "error: cannot check out $rev" >&2; exit 2; }
+
+# sections TREE FILE OUT: one line per kernel, "name<TAB>hex of its .text"
+sections() {
+  local cubin="$3.cubin"
+  (cd "$1" && "$NVCC" -DATTN_WITH_CUDA=1 -DEIGEN_NO_DEBUG -DFMT_HEADER_ONLY -DFMT_USE_CONSTEXPR=1 -DTOML_EXCEPTIONS=1 \
+      -DTOML_HEADER_ONLY=1 -I"$1/src" -I"$1" -isystem=/usr/include/eigen3 -O3 -DNDEBUG -arch=sm_90a \
+      --expt-relaxed-constexpr -diag-suppress=20208 -std=c++20 -x cu -cubin "$2" -o "$cubin") || return 1
+  readelf -W -S "$cubin" 2>/dev/null | grep -o '\.text\.[^ ]*' | sort -u | while read -r s; do
+    printf '%s\t%s\n' "$(sed -E 's/_GLOBAL__N__[0-9a-f]+_[0-9]+_[A-Za-z0-9_]+_cu_[0-9a-f]{8}/ANON/' <<< "$s")" \
+      "$(readelf -x "$s" "$cubin" 2>/dev/null | tail -n +3 | cut -c14-48 | tr -d ' \n')"
+  done | sort > "$3"
+}
+
+status=0
+for f in "${files[@]}"; do
+  n=$(basename "$f" .cu)
+  sections "$tmp/old" "$f" "$tmp/$n.old" || { echo "$f: does not compile at $rev"; status=1; continue; }
+  sections "$root" "$f" "$tmp/$n.new" || { echo "$f: does not compile in the working tree"; status=1; continue; }
+  if cmp -s "$tmp/$n.old" "$tmp/$n.new"; then
+    echo "$f: identical $(wc -l < "$tmp/$n.new") kernels"
+  else
+    status=1
+    echo "$f: differs:"
+    join -t $'\t' -a1 -a2 -e MISSING -o 0,1.2,2.2 "$tmp/$n.old" "$tmp/$n.new" \
+      | awk -F'\t' '$2 != $3 {print "  " ($2 == "MISSING" ? "new " : $3 == "MISSING" ? "gone " : "changed ") $1}'
+  fi
+done
+exit $status
