@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Session 18, call G (carry ["build-carry/s18g", "build-carry/s18m", ".gpucall"]): branch s18-interleave (n/) against main (m/ = e18a72b's
+# attnlab and bench, whose decode device code is main's): the MHA decode kernels' splits interleaved (row blocks s, s + splits, ...)
+# and the 8-bit direct kernel at 2 slices everywhere (2 blocks per SM at D = 128). The tensor-core kernel is main's.
+# 1. decode/cache/generator tests (new); 2. bench_decode_attention main / new, three reps alternated; 3. bench-generate;
+# 4. memcheck on the MHA reference cases; 5. on an H200, issue 17's decode table (new).
+set -uo pipefail
+O=${OUT:-/tmp/out}; W=$O/w18g; mkdir -p "$W"; t0=$SECONDS
+pack() { tar czf "$O/s18g.tgz.part" -C "$W" . && mv "$O/s18g.tgz.part" "$O/s18g.tgz"; }
+trap pack EXIT
+mkdir -p n m && tar xzf build-carry/s18g/bins.tgz -C n && tar xzf build-carry/s18m/bins.tgz -C m || { echo "untar failed"; exit 1; }
+nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader | tee "$W/gpu.txt"
+summary() { echo "$1 exit $2 $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]|^\[  SKIPPED \] [0-9]' "$3" | tr '\n' ' ')"; grep -E "^\[  FAILED  \] [A-Z]|Failure$" "$3" | head -8; }
+timeout 150 n/attn_gpu_tests --gtest_filter='Decode*:KVCache*:PrefixLm*:Generate*' > "$W/tests.log" 2>&1; summary "decode+generate tests" $? "$W/tests.log"; pack
+SH=""; for s in 1,12,12,64,32768,bf16 1,12,12,64,32768,fp8 1,12,12,64,32768,int8 32,12,12,64,4096,bf16 32,12,12,64,4096,fp8 \
+  32,12,12,64,4096,int8 1,16,16,128,32768,bf16 1,16,16,128,32768,fp8 1,16,16,128,32768,int8 8,16,16,128,4096,int8 32,8,8,128,2048,fp8 \
+  1,12,4,64,32768,bf16 32,12,4,64,4096,bf16 1,32,8,128,32768,fp8 1,12,12,64,640,bf16 1,12,12,64,640,int8; do SH="$SH --shape $s"; done
+run() { timeout 90 $1/bench_decode_attention $SH 2>>"$W/err.txt" | python3 -c "
+import json,sys
+for l in sys.stdin:
+  if not l.startswith('{'): continue
+  d=json.loads(l)
+  if d.get('what')=='decode': print('$1', d['B'],d['H'],d['Hkv'],d['D'],d['ctx'],d['cache'],d.get('us'),d.get('read_us'),d.get('frac_copy'))
+"; }
+for rep in 1 2 3; do run m; run n; done | tee "$W/decode.txt"; pack
+gen() { echo "$1 $2 $(timeout 60 ./$1/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 --kv-cache $2 --no-baseline --batches 1,8 --out runs/g 2>&1 | grep -E 'cached|error' | grep -o '[0-9.]* ms/step\|error.*' | tr '\n' ' ')"; }
+for rep in 1 2; do gen m bf16; gen n bf16; gen m int8; gen n int8; done | tee "$W/generate.txt"; pack
+timeout 100 compute-sanitizer --tool memcheck --error-exitcode 1 n/attn_gpu_tests --gtest_filter='Decode/DecodeAttention.MatchesFloat64Reference/*_H4_Hkv4_D*_cap4100*:Decode/DecodeAttention.MatchesFloat64Reference/*_H12_Hkv12_D64_cap300*' > "$W/memcheck.log" 2>&1
+echo "memcheck exit $? ($(grep -E 'ERROR SUMMARY' "$W/memcheck.log" | tail -1)) $(grep -cE '^\[       OK' "$W/memcheck.log") ok"; pack
+if grep -q H200 "$W/gpu.txt" && [ $((SECONDS - t0)) -lt 330 ]; then
+  OUT=$W/gd BUILD=n timeout $((590 - (SECONDS - t0))) bash scripts/gpu_check.sh decode > "$W/decode_table.txt" 2>&1; echo "decode table exit $?"
+  sed -n '/^decode B,H/,$p' "$W/decode_table.txt" | head -30; pack
+fi
+echo "total $((SECONDS - t0)) s"
