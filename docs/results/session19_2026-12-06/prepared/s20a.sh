@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepared in session 19 for the next (carry ["build-carry/s19e", "build-carry/s18g", "build-carry/s18m", ".gpucall/s20a.sh"]; 54 MB with the tree).
 # Session 19 got no device machine (every start failed); this is the call it could not run. Env: LIM (s, default 560), TESTS.
-# Issue 14: m/ = main's bench_flash_attention; b2/ = branch s19-br80 1c65cdc (tests + bench): the backward's query tiles of
+# Issue 14: m/ = main's bench_flash_attention; b2/ = branch s19-br80 3464557 (tests + bench): the backward's query tiles of
 #   80 rows for the plain kinds at D = 128 (dQ^T = K^T dS, dS stored query-major by stmatrix .trans), the plain mask as
 #   one compare (D = 64's causal and full kernels change by that alone). Merge it if it wins every row; else keep main.
 # Issue 17: m = main, n = s18-interleave c42f39d (tests + bench), v = s18-inter-only a4f2d5f (bench only).
