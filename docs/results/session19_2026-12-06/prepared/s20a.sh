@@ -4,6 +4,7 @@
 # Issue 14: m/ = main's bench_flash_attention; b2/ = branch s19-br80 3464557 (tests + bench): the backward's query tiles of
 #   80 rows for the plain kinds at D = 128 (dQ^T = K^T dS, dS stored query-major by stmatrix .trans), the plain mask as
 #   one compare (D = 64's causal and full kernels change by that alone). Merge it if it wins every row; else keep main.
+#   b3/ = branch s19-br80-pad 9d421f9 (bench only): the same with its dQ tile padded, reduced a row per bulk op.
 # Issue 17: m = main, n = s18-interleave c42f39d (tests + bench), v = s18-inter-only a4f2d5f (bench only).
 set -uo pipefail
 O=${OUT:-/tmp/out}; W=$O/w20a; mkdir -p "$W" n m; t0=$SECONDS
@@ -17,7 +18,7 @@ summary() { echo "$1 exit $2 $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]|^\[  S
 timeout 100 b2/attn_gpu_tests --gtest_filter="${TESTS:-*Flash*}" > "$W/tests_flash.log" 2>&1; summary "b2 flash tests" $? "$W/tests_flash.log"; pack
 WU="--warmup-ms 800"
 flash_round() {
-  for B in m b2; do
+  for B in m b2 b3; do
     $B/bench_flash_attention $WU --full --shape 2,16,16,8192,128 2>&1 | awk -v b=$B '$1 ~ /^[0-9]+,/ {print b, $0, "non-causal"}'
     $B/bench_flash_attention $WU --shape 8,16,16,2048,128 --shape 2,16,16,8192,128 --shape 4,32,8,4096,128 --shape 16,12,12,1024,64 --shape 4,12,12,4096,64 --shape 1,12,12,16384,64 2>&1 | awk -v b=$B '$1 ~ /^[0-9]+,/ {print b, $0, "causal"}'
   done
