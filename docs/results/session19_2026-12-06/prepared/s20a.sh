@@ -5,7 +5,8 @@
 #   80 rows for the plain kinds at D = 128 (dQ^T = K^T dS, dS stored query-major by stmatrix .trans), the plain mask as
 #   one compare (D = 64's causal and full kernels change by that alone). Merge it if it wins every row; else keep main.
 #   b3/ = branch s19-br80-pad 9d421f9 (bench only): the same with its dQ tile padded, reduced a row per bulk op.
-# Issue 17: m = main, n = s18-interleave c42f39d (tests + bench), v = s18-inter-only a4f2d5f (bench only).
+# Issue 17: m = main, n = s18-interleave c42f39d (tests + bench), v = s18-inter-only a4f2d5f (bench only); step 7 sweeps
+#   the grouped-head kernel's warps and blocks per SM with main's bench.
 set -uo pipefail
 O=${OUT:-/tmp/out}; W=$O/w20a; mkdir -p "$W" n m; t0=$SECONDS
 LIM=${LIM:-560}; left() { echo $((LIM - (SECONDS - t0))); }
@@ -53,4 +54,18 @@ for b in m n m n; do for c in bf16 int8; do
   [ "$(left)" -ge 20 ] || continue
   echo "$b $c $(timeout 15 ./$b/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 --kv-cache $c --no-baseline --batches 1,8 --out runs/g 2>&1 | grep -o '[0-9.]* ms/step' | tr '\n' ' ')"
 done; done | tee "$W/generate.txt"; pack
+# 7. if time is left: the grouped-head (tensor-core) kernel at 4 / 8 warps and 1 / 2 blocks per SM, main's bench, on
+#    issue 17's grouped rows ((32,8,128) is at 72.1% of copy, target 75%).
+GS="--shape 1,32,8,128,32768,bf16 --shape 1,32,8,128,32768,fp8 --shape 1,12,4,64,32768,bf16 --shape 32,12,4,64,4096,bf16"
+for rep in 1 2; do for w in 4 8; do for bps in 0 1 2; do
+  [ "$(left)" -ge 15 ] || continue
+  a="--mma-warps $w"; [ $bps -gt 0 ] && a="$a --blocks-per-sm $bps"
+  timeout 12 m/bench_decode_attention $GS $a 2>/dev/null | python3 -c "
+import json,sys
+for l in sys.stdin:
+  if l.startswith('{'):
+    d=json.loads(l)
+    if d.get('what')=='decode': print('w$w bps$bps', d['B'],d['H'],d['Hkv'],d['D'],d['ctx'],d['cache'],d.get('us'),d.get('frac_copy'))
+"
+done; done; done | tee "$W/grouped_sweep.txt"; pack
 echo "total $((SECONDS - t0)) s"
