@@ -71,25 +71,46 @@
 
 namespace attn::flash {
 
-template <int D>
+// How the consumers split dQ_i = dS K (BR x D) between them.
+enum class DqSplit {
+  kRows,        // BR = 128: consumer w takes query rows [64 w, 64 w + 64)
+  kCols,        // BR = 64: consumer w takes columns [w D/2, (w+1) D/2)
+  kTransposed,  // BR = 80 (not a wgmma M): dQ_i^T = K^T dS^T, consumer w takes rows d of [64 w, 64 w + 64)
+};
+
+// Query rows per stage. D = 64: 128. D = 128: 64, and 80 without a mask (FlashAttention-3's tile
+// for head dim 128: the larger N of the S^T, dP^T GEMMs and the larger K of the dV, dK GEMMs read
+// less shared memory per FLOP; dQ then runs transposed). The masked kinds keep 64: their softmax
+// loops spill at 80 columns of S^T and dP^T.
+template <int D, MaskKind MK>
+constexpr int bwd_query_rows() {
+  return D == 64 ? 2 * tiles::kWgmmaM : (MK == MaskKind::kFull ? 80 : tiles::kWgmmaM);
+}
+
+template <int D, int BR_>
 struct BwdSm90Cfg {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kConsumerWarps = kConsumerWarpgroups * tiles::kWarpsPerWarpgroup;
   static constexpr int kConsumerThreads = kConsumerWarpgroups * tiles::kWarpgroupThreads;
   static constexpr int BC = kConsumerWarpgroups * tiles::kWgmmaM;  // 128 keys per block
-  static constexpr int BR = D == 64 ? 128 : 64;                     // query rows per stage
+  static constexpr int BR = BR_;                                     // query rows per stage
   static constexpr int kStages = 2;                                  // Q / dO ring depth (3 measured no faster)
   static constexpr int kThreads = (1 + kConsumerWarpgroups) * tiles::kWarpgroupThreads;
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
   static constexpr int kLaunchRegs = tiles::kRegistersPerSm / kThreads / tiles::kRegisterGranule * tiles::kRegisterGranule;
   static_assert(kProducerRegs * tiles::kWarpgroupThreads + kConsumerRegs * kConsumerThreads <= kLaunchRegs * kThreads,
                 "register split exceeds the block's registers");
-  // dQ_i = dS K per consumer: BR = 128: 64 query rows x D; BR = 64: 64 rows x D/2 columns.
-  static constexpr int kDqN = BR == 2 * tiles::kWgmmaM ? D : D / 2;
+  static constexpr DqSplit kDqSplit = BR == 2 * tiles::kWgmmaM ? DqSplit::kRows
+                                      : BR == tiles::kWgmmaM   ? DqSplit::kCols
+                                                               : DqSplit::kTransposed;
+  static_assert(kDqSplit != DqSplit::kTransposed || D == 2 * tiles::kWgmmaM, "dQ^T: 64 rows d per consumer");
+  // N of each consumer's dQ GEMM: 64 query rows x D; 64 rows x D/2 columns; 64 rows d x BR queries.
+  static constexpr int kDqN = kDqSplit == DqSplit::kRows ? D : kDqSplit == DqSplit::kCols ? D / 2 : BR;
 
   using KVTile = tiles::SwizzledTile<BC, D>;   // K, V (later the dK, dV staging tiles)
   using QTile = tiles::SwizzledTile<BR, D>;    // Q_i, dO_i
-  using DsTile = tiles::SwizzledTile<BC, BR>;  // dS^T (row = key)
+  // dS^T (row = key; BR = 80: two column blocks, the second one a quarter used)
+  using DsTile = tiles::SwizzledTile<BC, (BR + tiles::kSwizzleElems - 1) / tiles::kSwizzleElems * tiles::kSwizzleElems>;
   static constexpr int kRowVecBytes = BR * 4;  // lse_i or Dsum_i of one stage, fp32
   static constexpr int kKOffset = 0;
   static constexpr int kVOffset = kKOffset + KVTile::kBytes;
@@ -243,12 +264,12 @@ __device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], cons
 // added into the fp32 workspace (atomic mode); false: the deterministic mode's main pass (dK, dV
 // only; dQ by flash_bwd_dq_bf16_kernel afterwards).
 template <int D, MaskKind MK, bool DROPOUT, bool DQ>
-__global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
+__global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThreads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ BwdSm90Args a) {
   static_assert(!DROPOUT || MK == MaskKind::kGeneral, "dropout runs in the general kind");
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
   constexpr bool GENERAL = MK == MaskKind::kGeneral;
-  using Cfg = BwdSm90Cfg<D>;
+  using Cfg = BwdSm90Cfg<D, bwd_query_rows<D, MK>()>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NQ = BR / 8;
   constexpr int kStages = Cfg::kStages;
   using KVTile = typename Cfg::KVTile;
@@ -509,16 +530,26 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       fence_proxy_async();  // this thread's dS^T stores, visible to wgmma
       tiles::named_barrier_sync(kBarDsReady, Cfg::kConsumerThreads);
       float acc[Cfg::kDqN / 2];
-      constexpr bool kRowSplit = BR == 2 * tiles::kWgmmaM;
-      const uint32_t ds_col = kRowSplit ? cw * DsTile::kBlockBytes : 0;  // column block = queries [64 cw, ..)
-      const uint32_t k_col = kRowSplit ? 0 : (D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes : cw * 64);
+      constexpr DqSplit kSplit = Cfg::kDqSplit;
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) {
-        const uint64_t da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes,
-                                         tiles::kSwizzleAtomBytes);
-        const uint64_t db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
-                                         tiles::kSwizzleAtomBytes);
+        // Both operands MN-major (their contraction index, the key, runs down the tiles' rows).
+        uint64_t da_desc, db_desc;
+        if constexpr (kSplit == DqSplit::kTransposed) {  // A = K^T (columns d of block cw), B = dS^T
+          da_desc = wg_desc(sK.base + cw * KVTile::kBlockBytes + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
+                            tiles::kSwizzleAtomBytes);
+          db_desc = sdS.mn_major_desc(kk);
+        } else {  // A = dS (query-major view of dS^T), B = K
+          const uint32_t ds_col = kSplit == DqSplit::kRows ? cw * DsTile::kBlockBytes : 0;  // queries [64 cw, ..)
+          const uint32_t k_col = kSplit == DqSplit::kRows                   ? 0
+                                 : D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes
+                                                                 : cw * 64;
+          da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes,
+                            tiles::kSwizzleAtomBytes);
+          db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
+                            tiles::kSwizzleAtomBytes);
+        }
         wgmma_ss<Cfg::kDqN, 1, 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
       }
       wg_commit();
@@ -532,19 +563,37 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       dv.fence();
       pa.fence();
 
-      // dQ_i += part. Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4
-      // (+8), columns col0 + 8n + 2(lane%4) (+1).
-      const int qrow0 = kRowSplit ? cw * tiles::kWgmmaM : 0;
-      const int col0 = kRowSplit ? 0 : cw * (D / 2);
+      // dQ_i += part, through the row-major fp32 tile sDqf (BR x D, one bulk reduction).
       float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
-      {
+      const int g8 = lane / 4;
+      if constexpr (kSplit == DqSplit::kTransposed) {
+        // Accumulator element 4n + e: d = 64 cw + 16 wl + g8 + 8 half(e), query 8n + 2t + (e & 1)
+        // (t = lane % 4). A row of the tile is D * 4 bytes, so the bank is d's alone and a warp's
+        // 16 rows d reach 16 banks: 2-way at best. The threads of odd t store their second row d
+        // first so that a store reaches all 16 (the 4 threads of a quad would hit one bank).
+        const int t = lane & 3;
+        const int dcol = cw * tiles::kWgmmaM + wl * tiles::kWarpRows + g8;
+#pragma unroll
+        for (int n = 0; n < NQ; ++n)
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              const int r = j ^ (t & 1);
+              const float x = (t & 1) ? acc[4 * n + 2 * (j ^ 1) + c] : acc[4 * n + 2 * j + c];
+              sDqf[(8 * n + 2 * t + c) * D + dcol + 8 * r] = x;
+            }
+      } else {
+        // Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4 (+8),
+        // columns col0 + 8n + 2(lane%4) (+1).
+        const int qrow0 = kSplit == DqSplit::kRows ? cw * tiles::kWgmmaM : 0;
+        const int col0 = kSplit == DqSplit::kRows ? 0 : cw * (D / 2);
         // The tile is row-major (one bulk copy), rows D * 4 bytes apart: the same banks. So that the
         // 8 rows of a warp's store hit different banks, row g = lane / 4 stores its column blocks
         // rotated by g: store step j writes column block (j + g) mod 8. The rotation is a barrel
         // shift of the registers (3 stages of selects; no dynamic register indexing).
         constexpr int NB = Cfg::kDqN / 8;  // 8-column blocks of this consumer's part
         static_assert(NB == 8, "the rotation spreads 8 rows over 8 column blocks");
-        const int g8 = lane / 4;
 #pragma unroll
         for (int k = 0; k < 3; ++k) {
           const bool on = (g8 >> k) & 1;
@@ -565,13 +614,13 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
             *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * j + 2 * r], acc[4 * j + 2 * r + 1]);
           }
         }
-        fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
-        tiles::named_barrier_sync(kBarDqReady, Cfg::kConsumerThreads);
-        if (dq_issuer) {
-          const int rows = min(BR, T - q0);
-          bulk_reduce_add_f32(dq_head + (int64_t)q0 * D, sDq, (uint32_t)(rows * D * 4));
-          bulk_commit_group();
-        }
+      }
+      fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
+      tiles::named_barrier_sync(kBarDqReady, Cfg::kConsumerThreads);
+      if (dq_issuer) {
+        const int rows = min(BR, T - q0);
+        bulk_reduce_add_f32(dq_head + (int64_t)q0 * D, sDq, (uint32_t)(rows * D * 4));
+        bulk_commit_group();
       }
     } else {
 #pragma unroll
@@ -636,7 +685,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 template <int D, MaskKind MK, bool DROPOUT, bool DQ>
 static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
-  using Cfg = BwdSm90Cfg<D>;
+  using Cfg = BwdSm90Cfg<D, bwd_query_rows<D, MK>()>;
   const auto& f = p.fwd;
   BwdSm90Args a;
   a.p = p;
