@@ -78,13 +78,13 @@ enum class DqSplit {
   kTransposed,  // BR = 80 (not a wgmma M): dQ_i^T = K^T dS^T, consumer w takes rows d of [64 w, 64 w + 64)
 };
 
-// Query rows per stage. D = 64: 128. D = 128: 64, and 80 without a mask (FlashAttention-3's tile
-// for head dim 128: the larger N of the S^T, dP^T GEMMs and the larger K of the dV, dK GEMMs read
-// less shared memory per FLOP; dQ then runs transposed). The masked kinds keep 64: their softmax
-// loops spill at 80 columns of S^T and dP^T.
+// Query rows per stage. D = 64: 128. D = 128: 80 for the plain kinds (FlashAttention-3's tile for
+// head dim 128: the larger N of the S^T, dP^T GEMMs and the larger K of the dV, dK GEMMs read less
+// shared memory per FLOP; dQ then runs transposed); the general kind keeps 64 (its softmax loop
+// with score modifications and dropout spills at 80 columns of S^T and dP^T).
 template <int D, MaskKind MK>
 constexpr int bwd_query_rows() {
-  return D == 64 ? 2 * tiles::kWgmmaM : (MK == MaskKind::kFull ? 80 : tiles::kWgmmaM);
+  return D == 64 ? 2 * tiles::kWgmmaM : (MK != MaskKind::kGeneral ? 80 : tiles::kWgmmaM);
 }
 
 template <int D, int BR_>
@@ -455,6 +455,9 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
       // P^T = exp2(S^T sl2 - lse log2e) (s becomes P^T). Per warp (16 keys) the tile needs a mask
       // only where it reaches past the diagonal or past T.
       const bool need_mask = k0 + BC > T || (CAUSAL && warp_key0 + tiles::kWarpRows - 1 > q0);
+      // Masked element: key >= T, or key - q = causal_lim' + 8 (e >> 1) - 8 n - (e & 1) > 0.
+      const bool key_lo_out = key_lo >= T, key_hi_out = key_lo + 8 >= T;
+      const int causal_lim = q0 + 2 * (lane & 3) - key_lo;
       auto probs = [&](auto mask_on) {
         constexpr bool MASK = decltype(mask_on)::value;
 #pragma unroll
@@ -464,10 +467,8 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             float pv = fast_exp2(fmaf(s.v[4 * n + e], sl2, -((e & 1) ? L.y : L.x)));
-            if constexpr (MASK) {
-              const int key = key_lo + ((e >> 1) << 3);
-              const int q = q0 + qc + (e & 1);
-              if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+            if constexpr (MASK) {  // key = key_lo + 8 (e >> 1), q = q0 + qc + (e & 1)
+              if (((e >> 1) ? key_hi_out : key_lo_out) || (CAUSAL && 8 * (e >> 1) - 8 * n - (e & 1) > causal_lim)) pv = 0.f;
             }
             s.v[4 * n + e] = pv;
           }
