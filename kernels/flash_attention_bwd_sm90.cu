@@ -14,7 +14,8 @@
 //     P^T  = exp2(S^T scale log2e - lse_i log2e)            (masked entries 0)
 //     dS^T = P^T o (dP^T - Dsum_i)                           (Dsum_i = rowsum(dO_i o O_i))
 //     dV  += P^T dO_i,   dK += dS^T Q_i       (A operand from registers)
-//     dQ_i += dS K                            (fp32, added into the workspace accumulator)
+//     dQ_i += dS K                            (fp32, added into the workspace accumulator; BR = 80:
+//                                              dQ_i^T = K^T dS^T, as 80 is no wgmma M)
 //   finally dK *= scale (dQ's scale is applied by the convert kernel).
 //
 // Roles (384 threads, one block per SM at most; one block per (key block, kv head, batch), in
@@ -75,7 +76,8 @@ namespace attn::flash {
 enum class DqSplit {
   kRows,        // BR = 128: consumer w takes query rows [64 w, 64 w + 64)
   kCols,        // BR = 64: consumer w takes columns [w D/2, (w+1) D/2)
-  kTransposed,  // BR = 80 (not a wgmma M): dQ_i^T = K^T dS^T, consumer w takes rows d of [64 w, 64 w + 64)
+  kTransposed,  // BR = 80 (not a wgmma M): dQ_i^T = K^T dS^T, consumer w takes rows d of [64 w, 64 w + 64);
+                // dS is stored query-major (row = query), the K-major B operand of that GEMM
 };
 
 // Query rows per stage. D = 64: 128. D = 128: 80 for the plain kinds (FlashAttention-3's tile for
@@ -109,8 +111,8 @@ struct BwdSm90Cfg {
 
   using KVTile = tiles::SwizzledTile<BC, D>;   // K, V (later the dK, dV staging tiles)
   using QTile = tiles::SwizzledTile<BR, D>;    // Q_i, dO_i
-  // dS^T (row = key; BR = 80: two column blocks, the second one a quarter used)
-  using DsTile = tiles::SwizzledTile<BC, (BR + tiles::kSwizzleElems - 1) / tiles::kSwizzleElems * tiles::kSwizzleElems>;
+  // dS^T (row = key), or for the transposed dQ split dS (row = query)
+  using DsTile = std::conditional_t<kDqSplit == DqSplit::kTransposed, tiles::SwizzledTile<BR, BC>, tiles::SwizzledTile<BC, BR>>;
   static constexpr int kRowVecBytes = BR * 4;  // lse_i or Dsum_i of one stage, fp32
   static constexpr int kKOffset = 0;
   static constexpr int kVOffset = kKOffset + KVTile::kBytes;
@@ -492,12 +494,21 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
       da.from(dp);
     }
 
-    // DQ: dS^T -> shared memory (rows = keys), once the previous step's dQ GEMMs are done with it
+    // DQ: dS^T -> shared memory (rows = keys; transposed split: dS, rows = queries), once the previous step's dQ GEMMs are done with it
     // (and the dQ tile's bulk read is done: the issuer waits before arriving).
     if constexpr (DQ) {
       if (dq_issuer) bulk_wait_group_read0();
       tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
-      {
+      if constexpr (Cfg::kDqSplit == DqSplit::kTransposed) {
+        // dS (row = query): register j of k-step kk is the 8 x 8 piece keys warp_row + 8 (j & 1) + 0..7,
+        // queries 16 kk + 8 (j >> 1) + 0..7 (the A fragment's layout); stmatrix .trans stores it as 8
+        // query rows of one 16-byte key chunk. Lane 8j + i addresses query row i of piece j.
+        const int j = lane / 8, i = lane % 8;
+        const int key_chunk = (wg_key0 + wl * tiles::kWarpRows) / 8 + (j & 1);
+#pragma unroll
+        for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
+          stsm_x4_t(sdS.chunk_addr(tiles::kWgmmaK * kk + 8 * (j >> 1) + i, key_chunk), da.v[kk]);
+      } else {
         const int row = wg_key0 + wl * tiles::kWarpRows + lane / 4;
 #pragma unroll
         for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
@@ -515,7 +526,8 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
 
     // Three commit groups (DQ; else dV and dK), run by the tensor cores in this order:
     //   dV += P^T dO      (A from registers, B = dO as an MN-major operand; under the barrier)
-    //   dQ_i part = dS K  (A = dS, the query-major view of dS^T: MN-major; B = K, MN-major)
+    //   dQ_i part = dS K  (A = dS, the query-major view of dS^T: MN-major; B = K, MN-major;
+    //                      transposed split: dQ_i^T part = K^T dS, A = K^T MN-major, B = dS K-major)
     //   dK += dS^T Q      (A from registers; under the dQ part's way out)
     dv.fence();
     dk.fence();
@@ -535,12 +547,12 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) {
-        // Both operands MN-major (their contraction index, the key, runs down the tiles' rows).
+        // A MN-major (its contraction index, the key, runs down the tile's rows); B too, except dS.
         uint64_t da_desc, db_desc;
-        if constexpr (kSplit == DqSplit::kTransposed) {  // A = K^T (columns d of block cw), B = dS^T
+        if constexpr (kSplit == DqSplit::kTransposed) {  // A = K^T (columns d of block cw), B = dS (K-major)
           da_desc = wg_desc(sK.base + cw * KVTile::kBlockBytes + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
                             tiles::kSwizzleAtomBytes);
-          db_desc = sdS.mn_major_desc(kk);
+          db_desc = sdS.k_major_desc(0, kk);
         } else {  // A = dS (query-major view of dS^T), B = K
           const uint32_t ds_col = kSplit == DqSplit::kRows ? cw * DsTile::kBlockBytes : 0;  // queries [64 cw, ..)
           const uint32_t k_col = kSplit == DqSplit::kRows                   ? 0
@@ -551,7 +563,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
           db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
                             tiles::kSwizzleAtomBytes);
         }
-        wgmma_ss<Cfg::kDqN, 1, 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
+        wgmma_ss<Cfg::kDqN, 1, kSplit == DqSplit::kTransposed ? 0 : 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
       }
       wg_commit();
       wg_fence_regs(acc);
