@@ -30,7 +30,8 @@
 //     block. Per (h, i): wait full; S^T, dP^T by wgmma; P^T, dS^T in registers; dS^T -> shared
 //     memory; dV GEMM issued; named barrier (both consumers' dS^T stored); dQ_i = dS K by
 //     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
-//     [w D/2, (w+1) D/2)), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
+//     [w D/2, (w+1) D/2); BR = 80: dQ_i^T = K^T dS, rows d [64 w, 64 w + 64), with dS stored
+//     query-major: DqSplit), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
 //     runs; wait; release the stage (256 thread arrivals on its empty barrier).
 //   Deterministic mode (DQ = false): no dS^T store, no dQ GEMM, no reduction.
 //   dQ accumulation: the fp32 dQ_i tile
