@@ -87,7 +87,7 @@ enum class DqSplit {
 // with score modifications and dropout spills at 80 columns of S^T and dP^T).
 template <int D, MaskKind MK>
 constexpr int bwd_query_rows() {
-  return D == 64 ? 2 * tiles::kWgmmaM : (MK != MaskKind::kGeneral ? 80 : tiles::kWgmmaM);
+  return D == 64 ? 2 * tiles::kWgmmaM : (MK == MaskKind::kFull ? 80 : tiles::kWgmmaM);
 }
 
 template <int D, int BR_>
