@@ -81,10 +81,12 @@ enum class DqSplit {
                 // dS is stored query-major (row = query), the K-major B operand of that GEMM
 };
 
-// Query rows per stage. D = 64: 128. D = 128: 80 for the plain kinds (FlashAttention-3's tile for
-// head dim 128: the larger N of the S^T, dP^T GEMMs and the larger K of the dV, dK GEMMs read less
-// shared memory per FLOP; dQ then runs transposed); the general kind keeps 64 (its softmax loop
-// with score modifications and dropout spills at 80 columns of S^T and dP^T).
+// Query rows per stage. D = 64: 128. D = 128: 80 for the full kind (FlashAttention-3's tile for
+// head dim 128 without a mask: the larger N of the S^T, dP^T GEMMs and the larger K of the dV, dK
+// GEMMs read less shared memory per FLOP; dQ then runs transposed), 64 for the others. Measured
+// on the H100 (session 20, calls A and B, five rounds, backward ms): full 2,16,8192 5.39-5.45 ->
+// 5.20-5.24; causal at 80 rows 2,16,8192 2.94-2.96 -> 2.86-2.88 but 8,16,2048 0.911-0.951 ->
+// 0.947-0.955, so causal keeps 64; the general kind spills at 80 columns of S^T and dP^T.
 template <int D, MaskKind MK>
 constexpr int bwd_query_rows() {
   return D == 64 ? 2 * tiles::kWgmmaM : (MK == MaskKind::kFull ? 80 : tiles::kWgmmaM);
