@@ -14,7 +14,8 @@
 //     P^T  = exp2(S^T scale log2e - lse_i log2e)            (masked entries 0)
 //     dS^T = P^T o (dP^T - Dsum_i)                           (Dsum_i = rowsum(dO_i o O_i))
 //     dV  += P^T dO_i,   dK += dS^T Q_i       (A operand from registers)
-//     dQ_i += dS K                            (fp32, added into the workspace accumulator)
+//     dQ_i += dS K                            (fp32, added into the workspace accumulator; BR = 80:
+//                                              dQ_i^T = K^T dS^T, as 80 is no wgmma M)
 //   finally dK *= scale (dQ's scale is applied by the convert kernel).
 //
 // Roles (384 threads, one block per SM at most; one block per (key block, kv head, batch), in
@@ -29,7 +30,8 @@
 //     block. Per (h, i): wait full; S^T, dP^T by wgmma; P^T, dS^T in registers; dS^T -> shared
 //     memory; dV GEMM issued; named barrier (both consumers' dS^T stored); dQ_i = dS K by
 //     wgmma (BR = 128: consumer w takes query rows [64 w, 64 w + 64); BR = 64: columns
-//     [w D/2, (w+1) D/2)), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
+//     [w D/2, (w+1) D/2); BR = 80: dQ_i^T = K^T dS, rows d [64 w, 64 w + 64), with dS stored
+//     query-major: DqSplit), then the dK GEMM; wait for dV and dQ_i; dQ_i out (below) while dK
 //     runs; wait; release the stage (256 thread arrivals on its empty barrier).
 //   Deterministic mode (DQ = false): no dS^T store, no dQ GEMM, no reduction.
 //   dQ accumulation: the fp32 dQ_i tile
@@ -71,25 +73,49 @@
 
 namespace attn::flash {
 
-template <int D>
+// How the consumers split dQ_i = dS K (BR x D) between them.
+enum class DqSplit {
+  kRows,        // BR = 128: consumer w takes query rows [64 w, 64 w + 64)
+  kCols,        // BR = 64: consumer w takes columns [w D/2, (w+1) D/2)
+  kTransposed,  // BR = 80 (not a wgmma M): dQ_i^T = K^T dS^T, consumer w takes rows d of [64 w, 64 w + 64);
+                // dS is stored query-major (row = query), the K-major B operand of that GEMM
+};
+
+// Query rows per stage. D = 64: 128. D = 128: 80 for the full kind (FlashAttention-3's tile for
+// head dim 128 without a mask: the larger N of the S^T, dP^T GEMMs and the larger K of the dV, dK
+// GEMMs read less shared memory per FLOP; dQ then runs transposed), 64 for the others. Measured
+// on the H100 (session 20, calls A and B, five rounds, backward ms): full 2,16,8192 5.39-5.45 ->
+// 5.20-5.24; causal at 80 rows 2,16,8192 2.94-2.96 -> 2.86-2.88 but 8,16,2048 0.911-0.951 ->
+// 0.947-0.955, so causal keeps 64; the general kind spills at 80 columns of S^T and dP^T.
+template <int D, MaskKind MK>
+constexpr int bwd_query_rows() {
+  return D == 64 ? 2 * tiles::kWgmmaM : (MK == MaskKind::kFull ? 80 : tiles::kWgmmaM);
+}
+
+template <int D, int BR_>
 struct BwdSm90Cfg {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kConsumerWarps = kConsumerWarpgroups * tiles::kWarpsPerWarpgroup;
   static constexpr int kConsumerThreads = kConsumerWarpgroups * tiles::kWarpgroupThreads;
   static constexpr int BC = kConsumerWarpgroups * tiles::kWgmmaM;  // 128 keys per block
-  static constexpr int BR = D == 64 ? 128 : 64;                     // query rows per stage
+  static constexpr int BR = BR_;                                     // query rows per stage
   static constexpr int kStages = 2;                                  // Q / dO ring depth (3 measured no faster)
   static constexpr int kThreads = (1 + kConsumerWarpgroups) * tiles::kWarpgroupThreads;
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
   static constexpr int kLaunchRegs = tiles::kRegistersPerSm / kThreads / tiles::kRegisterGranule * tiles::kRegisterGranule;
   static_assert(kProducerRegs * tiles::kWarpgroupThreads + kConsumerRegs * kConsumerThreads <= kLaunchRegs * kThreads,
                 "register split exceeds the block's registers");
-  // dQ_i = dS K per consumer: BR = 128: 64 query rows x D; BR = 64: 64 rows x D/2 columns.
-  static constexpr int kDqN = BR == 2 * tiles::kWgmmaM ? D : D / 2;
+  static constexpr DqSplit kDqSplit = BR == 2 * tiles::kWgmmaM ? DqSplit::kRows
+                                      : BR == tiles::kWgmmaM   ? DqSplit::kCols
+                                                               : DqSplit::kTransposed;
+  static_assert(kDqSplit != DqSplit::kTransposed || D == 2 * tiles::kWgmmaM, "dQ^T: 64 rows d per consumer");
+  // N of each consumer's dQ GEMM: 64 query rows x D; 64 rows x D/2 columns; 64 rows d x BR queries.
+  static constexpr int kDqN = kDqSplit == DqSplit::kRows ? D : kDqSplit == DqSplit::kCols ? D / 2 : BR;
 
   using KVTile = tiles::SwizzledTile<BC, D>;   // K, V (later the dK, dV staging tiles)
   using QTile = tiles::SwizzledTile<BR, D>;    // Q_i, dO_i
-  using DsTile = tiles::SwizzledTile<BC, BR>;  // dS^T (row = key)
+  // dS^T (row = key), or for the transposed dQ split dS (row = query)
+  using DsTile = std::conditional_t<kDqSplit == DqSplit::kTransposed, tiles::SwizzledTile<BR, BC>, tiles::SwizzledTile<BC, BR>>;
   static constexpr int kRowVecBytes = BR * 4;  // lse_i or Dsum_i of one stage, fp32
   static constexpr int kKOffset = 0;
   static constexpr int kVOffset = kKOffset + KVTile::kBytes;
@@ -243,12 +269,12 @@ __device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], cons
 // added into the fp32 workspace (atomic mode); false: the deterministic mode's main pass (dK, dV
 // only; dQ by flash_bwd_dq_bf16_kernel afterwards).
 template <int D, MaskKind MK, bool DROPOUT, bool DQ>
-__global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
+__global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThreads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ BwdSm90Args a) {
   static_assert(!DROPOUT || MK == MaskKind::kGeneral, "dropout runs in the general kind");
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
   constexpr bool GENERAL = MK == MaskKind::kGeneral;
-  using Cfg = BwdSm90Cfg<D>;
+  using Cfg = BwdSm90Cfg<D, bwd_query_rows<D, MK>()>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NQ = BR / 8;
   constexpr int kStages = Cfg::kStages;
   using KVTile = typename Cfg::KVTile;
@@ -434,6 +460,9 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       // P^T = exp2(S^T sl2 - lse log2e) (s becomes P^T). Per warp (16 keys) the tile needs a mask
       // only where it reaches past the diagonal or past T.
       const bool need_mask = k0 + BC > T || (CAUSAL && warp_key0 + tiles::kWarpRows - 1 > q0);
+      // Masked element: key >= T, or key - q = causal_lim' + 8 (e >> 1) - 8 n - (e & 1) > 0.
+      const bool key_lo_out = key_lo >= T, key_hi_out = key_lo + 8 >= T;
+      const int causal_lim = q0 + 2 * (lane & 3) - key_lo;
       auto probs = [&](auto mask_on) {
         constexpr bool MASK = decltype(mask_on)::value;
 #pragma unroll
@@ -443,10 +472,8 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             float pv = fast_exp2(fmaf(s.v[4 * n + e], sl2, -((e & 1) ? L.y : L.x)));
-            if constexpr (MASK) {
-              const int key = key_lo + ((e >> 1) << 3);
-              const int q = q0 + qc + (e & 1);
-              if (key >= T || (CAUSAL && key > q)) pv = 0.f;
+            if constexpr (MASK) {  // key = key_lo + 8 (e >> 1), q = q0 + qc + (e & 1)
+              if (((e >> 1) ? key_hi_out : key_lo_out) || (CAUSAL && 8 * (e >> 1) - 8 * n - (e & 1) > causal_lim)) pv = 0.f;
             }
             s.v[4 * n + e] = pv;
           }
@@ -470,12 +497,21 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       da.from(dp);
     }
 
-    // DQ: dS^T -> shared memory (rows = keys), once the previous step's dQ GEMMs are done with it
+    // DQ: dS^T -> shared memory (rows = keys; transposed split: dS, rows = queries), once the previous step's dQ GEMMs are done with it
     // (and the dQ tile's bulk read is done: the issuer waits before arriving).
     if constexpr (DQ) {
       if (dq_issuer) bulk_wait_group_read0();
       tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
-      {
+      if constexpr (Cfg::kDqSplit == DqSplit::kTransposed) {
+        // dS (row = query): register j of k-step kk is the 8 x 8 piece keys warp_row + 8 (j & 1) + 0..7,
+        // queries 16 kk + 8 (j >> 1) + 0..7 (the A fragment's layout); stmatrix .trans stores it as 8
+        // query rows of one 16-byte key chunk. Lane 8j + i addresses query row i of piece j.
+        const int j = lane / 8, i = lane % 8;
+        const int key_chunk = (wg_key0 + wl * tiles::kWarpRows) / 8 + (j & 1);
+#pragma unroll
+        for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
+          stsm_x4_t(sdS.chunk_addr(tiles::kWgmmaK * kk + 8 * (j >> 1) + i, key_chunk), da.v[kk]);
+      } else {
         const int row = wg_key0 + wl * tiles::kWarpRows + lane / 4;
 #pragma unroll
         for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
@@ -493,7 +529,8 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 
     // Three commit groups (DQ; else dV and dK), run by the tensor cores in this order:
     //   dV += P^T dO      (A from registers, B = dO as an MN-major operand; under the barrier)
-    //   dQ_i part = dS K  (A = dS, the query-major view of dS^T: MN-major; B = K, MN-major)
+    //   dQ_i part = dS K  (A = dS, the query-major view of dS^T: MN-major; B = K, MN-major;
+    //                      transposed split: dQ_i^T part = K^T dS, A = K^T MN-major, B = dS K-major)
     //   dK += dS^T Q      (A from registers; under the dQ part's way out)
     dv.fence();
     dk.fence();
@@ -509,17 +546,27 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       fence_proxy_async();  // this thread's dS^T stores, visible to wgmma
       tiles::named_barrier_sync(kBarDsReady, Cfg::kConsumerThreads);
       float acc[Cfg::kDqN / 2];
-      constexpr bool kRowSplit = BR == 2 * tiles::kWgmmaM;
-      const uint32_t ds_col = kRowSplit ? cw * DsTile::kBlockBytes : 0;  // column block = queries [64 cw, ..)
-      const uint32_t k_col = kRowSplit ? 0 : (D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes : cw * 64);
+      constexpr DqSplit kSplit = Cfg::kDqSplit;
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) {
-        const uint64_t da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes,
-                                         tiles::kSwizzleAtomBytes);
-        const uint64_t db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
-                                         tiles::kSwizzleAtomBytes);
-        wgmma_ss<Cfg::kDqN, 1, 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
+        // A MN-major (its contraction index, the key, runs down the tile's rows); B too, except dS.
+        uint64_t da_desc, db_desc;
+        if constexpr (kSplit == DqSplit::kTransposed) {  // A = K^T (columns d of block cw), B = dS (K-major)
+          da_desc = wg_desc(sK.base + cw * KVTile::kBlockBytes + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
+                            tiles::kSwizzleAtomBytes);
+          db_desc = sdS.k_major_desc(0, kk);
+        } else {  // A = dS (query-major view of dS^T), B = K
+          const uint32_t ds_col = kSplit == DqSplit::kRows ? cw * DsTile::kBlockBytes : 0;  // queries [64 cw, ..)
+          const uint32_t k_col = kSplit == DqSplit::kRows                   ? 0
+                                 : D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes
+                                                                 : cw * 64;
+          da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes,
+                            tiles::kSwizzleAtomBytes);
+          db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
+                            tiles::kSwizzleAtomBytes);
+        }
+        wgmma_ss<Cfg::kDqN, 1, kSplit == DqSplit::kTransposed ? 0 : 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
       }
       wg_commit();
       wg_fence_regs(acc);
@@ -532,19 +579,37 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
       dv.fence();
       pa.fence();
 
-      // dQ_i += part. Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4
-      // (+8), columns col0 + 8n + 2(lane%4) (+1).
-      const int qrow0 = kRowSplit ? cw * tiles::kWgmmaM : 0;
-      const int col0 = kRowSplit ? 0 : cw * (D / 2);
+      // dQ_i += part, through the row-major fp32 tile sDqf (BR x D, one bulk reduction).
       float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
-      {
+      const int g8 = lane / 4;
+      if constexpr (kSplit == DqSplit::kTransposed) {
+        // Accumulator element 4n + e: d = 64 cw + 16 wl + g8 + 8 half(e), query 8n + 2t + (e & 1)
+        // (t = lane % 4). A row of the tile is D * 4 bytes, so the bank is d's alone and a warp's
+        // 16 rows d reach 16 banks: 2-way at best. The threads of odd t store their second row d
+        // first so that a store reaches all 16 (the 4 threads of a quad would hit one bank).
+        const int t = lane & 3;
+        const int dcol = cw * tiles::kWgmmaM + wl * tiles::kWarpRows + g8;
+#pragma unroll
+        for (int n = 0; n < NQ; ++n)
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              const int r = j ^ (t & 1);
+              const float x = (t & 1) ? acc[4 * n + 2 * (j ^ 1) + c] : acc[4 * n + 2 * j + c];
+              sDqf[(8 * n + 2 * t + c) * D + dcol + 8 * r] = x;
+            }
+      } else {
+        // Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4 (+8),
+        // columns col0 + 8n + 2(lane%4) (+1).
+        const int qrow0 = kSplit == DqSplit::kRows ? cw * tiles::kWgmmaM : 0;
+        const int col0 = kSplit == DqSplit::kRows ? 0 : cw * (D / 2);
         // The tile is row-major (one bulk copy), rows D * 4 bytes apart: the same banks. So that the
         // 8 rows of a warp's store hit different banks, row g = lane / 4 stores its column blocks
         // rotated by g: store step j writes column block (j + g) mod 8. The rotation is a barrel
         // shift of the registers (3 stages of selects; no dynamic register indexing).
         constexpr int NB = Cfg::kDqN / 8;  // 8-column blocks of this consumer's part
         static_assert(NB == 8, "the rotation spreads 8 rows over 8 column blocks");
-        const int g8 = lane / 4;
 #pragma unroll
         for (int k = 0; k < 3; ++k) {
           const bool on = (g8 >> k) & 1;
@@ -565,13 +630,13 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
             *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * j + 2 * r], acc[4 * j + 2 * r + 1]);
           }
         }
-        fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
-        tiles::named_barrier_sync(kBarDqReady, Cfg::kConsumerThreads);
-        if (dq_issuer) {
-          const int rows = min(BR, T - q0);
-          bulk_reduce_add_f32(dq_head + (int64_t)q0 * D, sDq, (uint32_t)(rows * D * 4));
-          bulk_commit_group();
-        }
+      }
+      fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
+      tiles::named_barrier_sync(kBarDqReady, Cfg::kConsumerThreads);
+      if (dq_issuer) {
+        const int rows = min(BR, T - q0);
+        bulk_reduce_add_f32(dq_head + (int64_t)q0 * D, sDq, (uint32_t)(rows * D * 4));
+        bulk_commit_group();
       }
     } else {
 #pragma unroll
@@ -636,7 +701,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D>::kThreads, 1)
 template <int D, MaskKind MK, bool DROPOUT, bool DQ>
 static void launch_bwd_sm90(const FlashAttentionBackwardParams& p, const float* dsum, float* dq_acc,
                             cudaStream_t stream) {
-  using Cfg = BwdSm90Cfg<D>;
+  using Cfg = BwdSm90Cfg<D, bwd_query_rows<D, MK>()>;
   const auto& f = p.fwd;
   BwdSm90Args a;
   a.p = p;

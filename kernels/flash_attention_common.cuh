@@ -54,6 +54,14 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
 }
+// The inverse of ldsm_x4_t: the four 8x8 b16 pieces of a fragment (r[j]: lane 4a + t holds row a,
+// columns 2t, 2t + 1 of piece j) stored transposed; lane 8j + i gives the address of stored row i
+// (= column i of piece j) of piece j.
+__device__ __forceinline__ void stsm_x4_t(uint32_t addr, const uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(addr), "r"(r[0]), "r"(r[1]),
+               "r"(r[2]), "r"(r[3])
+               : "memory");
+}
 
 // c += a * b, m16n8k16, bf16 inputs (kF16: fp16, the decode kernel's 8-bit caches, whose e4m3
 // and int8 values are exact in fp16), fp32 accumulators.

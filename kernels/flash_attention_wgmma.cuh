@@ -1,5 +1,5 @@
 // Hopper wgmma (warpgroup MMA) wrappers for the flash attention kernels: bf16 inputs, fp32
-// accumulators, m64nNk16 (N = 32, 64, 128; accumulator register lists spelled out).
+// accumulators, m64nNk16 (N = 32, 64, 80, 128; accumulator register lists spelled out).
 //
 // Shared-memory operands use 128-byte-swizzled tiles: rows of 64 bf16 (128 bytes), 16-byte chunk c
 // of row r stored at chunk c ^ (r & 7), 8-row groups of 1024 bytes (1024-byte aligned), a tile of
@@ -78,6 +78,16 @@ __device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t (&a)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(scale_d), "n"(TRANS_B));
 }
 
+// d (+)= A(smem) * B(smem), m64n80k16 (the backward's 80-query tiles at D = 128).
+template <int TRANS_A, int TRANS_B>
+__device__ __forceinline__ void wgmma_ss_n80(float (&d)[40], uint64_t da, uint64_t db, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %42, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n80k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39}, %40, %41, p, 1, 1, %43, %44;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39])
+      : "l"(da), "l"(db), "r"(scale_d), "n"(TRANS_A), "n"(TRANS_B));
+}
+
 // d (+)= A(smem) * B(smem), m64n128k16. scale_d = 0: d = A*B.
 template <int TRANS_A, int TRANS_B>
 __device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t da, uint64_t db, int scale_d) {
@@ -102,6 +112,7 @@ template <int N, int TRANS_A, int TRANS_B>
 __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t da, uint64_t db, int scale_d) {
   if constexpr (N == 32) wgmma_ss_n32<TRANS_A, TRANS_B>(d, da, db, scale_d);
   else if constexpr (N == 64) wgmma_ss_n64<TRANS_A, TRANS_B>(d, da, db, scale_d);
+  else if constexpr (N == 80) wgmma_ss_n80<TRANS_A, TRANS_B>(d, da, db, scale_d);
   else wgmma_ss_n128<TRANS_A, TRANS_B>(d, da, db, scale_d);
 }
 template <int N, int TRANS_B>

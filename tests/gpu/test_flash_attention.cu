@@ -296,11 +296,12 @@ TEST_P(FlashAttention, MatchesFloat64Reference) {
   if (s.T >= 77) EXPECT_GE(t.o.rel, kTf32U / 16) << "tf32 O as accurate as fp32: 1xTF32 is off";
 }
 
+// T = 161: one row past two 80-row query blocks (the backward's D = 128 tile) and 1.26 key blocks.
 std::vector<CaseParam> all_cases() {
   std::vector<CaseParam> v;
   for (int D : {64, 128})
     for (bool causal : {false, true})
-      for (int T : {1, 17, 77, 1000, 1025})
+      for (int T : {1, 17, 77, 161, 1000, 1025})
         for (auto hk : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}})
           v.push_back({T, hk.first, hk.second, D, causal});
   return v;
