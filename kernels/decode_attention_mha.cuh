@@ -54,9 +54,13 @@ struct MhaDirectGeometry {
   static constexpr int kStepsPerChunk = kE / 4;
   static constexpr int kKChunks = kRowBytes / 64;        // 16-byte chunks a lane reads of a K row
   static constexpr int kVWords = kRowBytes / 8 / 4;      // 32-bit words a lane reads of a V row
-  // A lane reads kRowBytes a slice (K and V); two slices an iteration when that is 64 bytes,
-  // so that every lane has 128 bytes of the next iteration in flight, as the CUDA-core kernel.
-  static constexpr int kSlices = kRowBytes < 128 ? 2 : 1;
+  // A lane reads kRowBytes a slice (K and V), two slices an iteration: every lane has 128 (D = 64)
+  // or 256 bytes (D = 128) of the next iteration in flight. At D = 128 that needs 2 blocks per SM
+  // (3 at D = 64). Against one slice and 3 blocks at D = 128 (H200, same call, 2026-12-06): B=1
+  // ctx 32768 fp8 41.4 -> 40.5 us, int8 42.2 -> 40.8, B=8 int8 41.3 -> 40.1, B=32 H=8 ctx 2048 fp8
+  // 42.3 -> 38.1; at D = 64, 2 blocks per SM instead of 3 was level.
+  static constexpr int kSlices = 2;
+  static constexpr int kMinBlocksPerSm = D == 128 ? 2 : 3;
   static constexpr int kBlockRows = kMhaWarps * kSlices * 16;
   static_assert(kKChunks >= 1 && kSteps == kKChunks * kStepsPerChunk, "K chunks cover the k-steps");
   static_assert(kVWords == 2 || kVWords == 4, "8 or 16 bytes of a V row a lane");
@@ -207,11 +211,11 @@ struct MhaWarpState {
 // Pipeline: each warp takes kSlices consecutive slices of every block iteration; the next
 // iteration's slices are loaded into registers before the current ones are computed.
 template <KVCacheDType C, int D>
-__global__ void __launch_bounds__(kMhaThreads, 3) decode_mha_direct_kernel(DecodeArgs a) {
+__global__ void __launch_bounds__(kMhaThreads, MhaDirectGeometry<C, D>::kMinBlocksPerSm) decode_mha_direct_kernel(DecodeArgs a) {
   using Geo = MhaDirectGeometry<C, D>;
   tiles::wait_for_predecessor();  // q, the newest row and the lengths are written
   tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
-  const DecodeBlock blk(a, 1);
+  const DecodeBlock blk(a, 1, /*read_lengths=*/true, /*interleaved_splits=*/true);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int warp_row = warp * Geo::kSlices * 16;
@@ -220,10 +224,10 @@ __global__ void __launch_bounds__(kMhaThreads, 3) decode_mha_direct_kernel(Decod
   for (int j = 0; j < Geo::kSlices; ++j) cur[j].load(a, blk, blk.t_begin + warp_row + 16 * j, g, t);
   MhaWarpState<C, D> st;
   st.init(a, blk, g, t);
-  for (int t0 = blk.t_begin; t0 < blk.t_end; t0 += Geo::kBlockRows) {
+  for (int t0 = blk.t_begin; t0 < blk.t_end; t0 += blk.step) {
     MhaSlice<C, D> next[Geo::kSlices];
 #pragma unroll
-    for (int j = 0; j < Geo::kSlices; ++j) next[j].load(a, blk, t0 + Geo::kBlockRows + warp_row + 16 * j, g, t);
+    for (int j = 0; j < Geo::kSlices; ++j) next[j].load(a, blk, t0 + blk.step + warp_row + 16 * j, g, t);
 #pragma unroll
     for (int j = 0; j < Geo::kSlices; ++j) {
       const int tok0 = t0 + warp_row + 16 * j;
