@@ -54,13 +54,10 @@ struct MhaDirectGeometry {
   static constexpr int kStepsPerChunk = kE / 4;
   static constexpr int kKChunks = kRowBytes / 64;        // 16-byte chunks a lane reads of a K row
   static constexpr int kVWords = kRowBytes / 8 / 4;      // 32-bit words a lane reads of a V row
-  // A lane reads kRowBytes a slice (K and V), two slices an iteration: every lane has 128 (D = 64)
-  // or 256 bytes (D = 128) of the next iteration in flight. At D = 128 that needs 2 blocks per SM
-  // (3 at D = 64). Against one slice and 3 blocks at D = 128 (H200, same call, 2026-12-06): B=1
-  // ctx 32768 fp8 41.4 -> 40.5 us, int8 42.2 -> 40.8, B=8 int8 41.3 -> 40.1, B=32 H=8 ctx 2048 fp8
-  // 42.3 -> 38.1; at D = 64, 2 blocks per SM instead of 3 was level.
-  static constexpr int kSlices = 2;
-  static constexpr int kMinBlocksPerSm = D == 128 ? 2 : 3;
+  // A lane reads kRowBytes a slice (K and V); two slices an iteration when that is 64 bytes,
+  // so that every lane has 128 bytes of the next iteration in flight, as the CUDA-core kernel.
+  static constexpr int kSlices = kRowBytes < 128 ? 2 : 1;
+  static constexpr int kMinBlocksPerSm = 3;
   static constexpr int kBlockRows = kMhaWarps * kSlices * 16;
   static_assert(kKChunks >= 1 && kSteps == kKChunks * kStepsPerChunk, "K chunks cover the k-steps");
   static_assert(kVWords == 2 || kVWords == 4, "8 or 16 bytes of a V row a lane");
