@@ -16,7 +16,10 @@ NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
 tmp=$(mktemp -d); trap 'git worktree remove --force "$tmp/old" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 git worktree add --detach "$tmp/old" "$rev" >/dev/null 2>&1 || { echo "error: cannot check out $rev" >&2; exit 2; }
 
-# sections TREE FILE OUT: one line per kernel, "name<TAB>hex of its .text"
+# sections TREE FILE OUT: one line per kernel, "name<TAB>hex of its .text". The flags are the
+# kernels' build flags from CMakeLists.txt (defines, includes, -O3, sm_90a) less the warnings and
+# line info, which do not change the machine code; both trees are compiled alike, so what differs
+# is the source alone.
 sections() {
   local cubin="$3.cubin"
   (cd "$1" && "$NVCC" -DATTN_WITH_CUDA=1 -DEIGEN_NO_DEBUG -DFMT_HEADER_ONLY -DFMT_USE_CONSTEXPR=1 -DTOML_EXCEPTIONS=1 \
