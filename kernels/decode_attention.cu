@@ -621,6 +621,17 @@ struct DecodePlan {
 // 42.2 us merged in the last block against 18.5 with the combine kernel (H200).
 constexpr size_t kInKernelMergeBytes = 64 * 1024;
 
+// More blocks than a wave of resident ones holds, unsplit: the last wave runs part-empty (B=32,
+// 16 heads: 512 blocks on 396 slots take two waves, the second 29% full). The splits s that
+// make the waves nearly whole: the smallest s whose ceil(s n / slots) / s (waves a split's work
+// takes, in whole waves) is within 5% of n / slots (no tail at all).
+int64_t wave_filling_splits(int64_t n, int64_t slots, int64_t max_splits) {
+  const double no_tail = (double)n / (double)slots;
+  for (int64_t s = 1; s <= std::min<int64_t>(max_splits, 8); ++s)
+    if ((double)ceil_div(s * n, slots) / (double)s <= 1.05 * no_tail) return s;
+  return 1;
+}
+
 DecodePlan plan_decode(const DecodeAttentionParams& p) {
   const KVCacheShape& s = p.shape;
   check_shape(s, p.H, "decode_attention");
@@ -643,6 +654,8 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   const int64_t target = std::max<int64_t>(1, std::llround(blocks_per_sm * sms));
   const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
   int64_t want_splits = target / blocks_per_split;
+  if (want_splits == 0 && tuning().blocks_per_sm <= 0 && tuning().fit_waves)
+    want_splits = wave_filling_splits(blocks_per_split, target, ceil_div(s.max_len, rows));
   if (plan.kernel.splits_at_most_sms && tuning().blocks_per_sm <= 0) want_splits = std::min<int64_t>(want_splits, sms);
   const int want = (int)std::clamp<int64_t>(want_splits, 1, ceil_div(s.max_len, rows));
   plan.chunk = ceil_div(std::max(ceil_div(s.max_len, want), tuning().min_split_rows), rows) * rows;
