@@ -2,12 +2,13 @@
 // The contract and the math are in kernels/decode_attention.h; here, how it runs:
 //
 // Three split kernels, grid (head groups x splits, Hkv, B), 128 threads; block (j, s, g, b)
-// streams cache rows [s * chunk, min((s + 1) * chunk, lengths[b])) of kv head g once and serves
-// the query heads of head group j of kv head g from that read:
+// streams its split's cache rows below lengths[b] of kv head g once (the tensor-core kernel: rows
+// [s * chunk, (s + 1) * chunk); the MHA kernels: the row blocks s, s + splits, ... of chunk rows,
+// see DecodeBlock) and serves the query heads of head group j of kv head g from that read:
 //   s_t = (scale * log2 e) * ks_t * (q_h . k_t)             (ks_t = 1 unless 8-bit)
 //   m = max_t s_t,  l = sum_t 2^(s_t - m),  o = sum_t 2^(s_t - m) vs_t v_t   (online)
-// and writes the partial (m, l, o) of its chunk to fp32 workspace (with one split, o / l to
-// the output directly). Blocks whose chunk starts at or beyond lengths[b] exit at once; the
+// and writes the partial (m, l, o) of its rows to fp32 workspace (with one split, o / l to
+// the output directly). Blocks whose first row is at or beyond lengths[b] exit at once; the
 // split count depends on (B, Hkv, H, max_len, dtypes, device) only (one full wave of resident
 // blocks), so a captured CUDA graph stays valid while the lengths grow.
 //  - decode_mma_kernel (kernels/decode_attention_mma.cuh), bf16 activations over a bf16, e4m3
@@ -299,7 +300,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
   // max_len are always the cache's memory; those at or past the length are zeroed once it is
   // known), and the row at lengths[b] - 1 is loaded again after the wait. So the first
   // computation waits for q, an L2 read, instead of the cache's DRAM round trip.
-  DecodeBlock blk(a, kHG, /*read_lengths=*/false);
+  DecodeBlock blk(a, kHG, /*read_lengths=*/false, /*interleaved_splits=*/true);
   const uint8_t* k_base = a.k + blk.row0 * kRowBytes + col * Geo::kLoadBytes;
   const uint8_t* v_base = a.v + blk.row0 * kRowBytes + col * Geo::kLoadBytes;
   const float* k_scale = is_8bit(C) ? a.k_scale + blk.row0 : nullptr;
@@ -358,10 +359,10 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
     ks_cur[n] = 1.0f;
     vs_cur[n] = 1.0f;
   }
-  for (int t0 = blk.t_begin; t0 < t_end; t0 += Geo::kBlockRows) {
+  for (int t0 = blk.t_begin; t0 < t_end; t0 += blk.step) {
     Raw k_next[kN], v_next[kN];
     float ks_next[kN], vs_next[kN];
-    load(t0 + Geo::kBlockRows, t_end, k_next, v_next, ks_next, vs_next, false);  // in flight while this one is computed
+    load(t0 + blk.step, t_end, k_next, v_next, ks_next, vs_next, false);  // in flight while this one is computed
     st.consume(k_cur, v_cur, ks_cur, vs_cur, lane_row, t_end - t0);
 #pragma unroll
     for (int n = 0; n < kN; ++n) {
@@ -470,6 +471,7 @@ struct SplitKernelChoice {
   int smem = 0;             // dynamic shared memory bytes
   int heads_per_block = 1;  // query heads of one kv head served by one block
   int rows = 1;             // rows per block iteration: the chunk is a multiple of it
+  bool interleaved = false;  // the splits take the row blocks round-robin (DecodeBlock), the chunk is `rows`
   double waves = 1.0;       // the splits fill this many waves of resident blocks,
   double blocks_per_sm = 0.0;  // or, when > 0, this many blocks per SM
   bool splits_at_most_sms = false;  // and a kv head gets at most one split per SM
@@ -483,6 +485,7 @@ SplitKernelChoice cuda_core_choice() {
   k.kernel = decode_split_kernel<C, D, kHG>;
   k.heads_per_block = kHG;
   k.rows = DecodeGeometry<C, D, kHG>::kBlockRows;
+  k.interleaved = true;
   return k;
 }
 template <KVCacheDType C>
@@ -524,7 +527,9 @@ SplitKernelChoice mma_choice_for_warps() {
 // the CUDA-core kernel.
 template <KVCacheDType C, int D>
 SplitKernelChoice mha_direct_choice() {
-  return SplitKernelChoice{decode_mha_direct_kernel<C, D>, kMhaThreads, 0, 1, MhaDirectGeometry<C, D>::kBlockRows};
+  SplitKernelChoice k{decode_mha_direct_kernel<C, D>, kMhaThreads, 0, 1, MhaDirectGeometry<C, D>::kBlockRows};
+  k.interleaved = true;
+  return k;
 }
 
 // With bf16 activations: tensor cores for grouped heads (G > 1) over a bf16/e4m3/int8 cache, and
@@ -616,6 +621,17 @@ struct DecodePlan {
 // 42.2 us merged in the last block against 18.5 with the combine kernel (H200).
 constexpr size_t kInKernelMergeBytes = 64 * 1024;
 
+// More blocks than a wave of resident ones holds, unsplit: the last wave runs part-empty (B=32,
+// 16 heads: 512 blocks on 396 slots take two waves, the second 29% full). The splits s that
+// make the waves nearly whole: the smallest s whose ceil(s n / slots) / s (waves a split's work
+// takes, in whole waves) is within 5% of n / slots (no tail at all).
+int64_t wave_filling_splits(int64_t n, int64_t slots, int64_t max_splits) {
+  const double no_tail = (double)n / (double)slots;
+  for (int64_t s = 1; s <= std::min<int64_t>(max_splits, 8); ++s)
+    if ((double)ceil_div(s * n, slots) / (double)s <= 1.05 * no_tail) return s;
+  return 1;
+}
+
 DecodePlan plan_decode(const DecodeAttentionParams& p) {
   const KVCacheShape& s = p.shape;
   check_shape(s, p.H, "decode_attention");
@@ -638,10 +654,13 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   const int64_t target = std::max<int64_t>(1, std::llround(blocks_per_sm * sms));
   const int64_t blocks_per_split = (int64_t)s.B * s.Hkv * plan.head_groups;
   int64_t want_splits = target / blocks_per_split;
+  if (want_splits == 0 && tuning().blocks_per_sm <= 0 && tuning().fit_waves)
+    want_splits = wave_filling_splits(blocks_per_split, target, ceil_div(s.max_len, rows));
   if (plan.kernel.splits_at_most_sms && tuning().blocks_per_sm <= 0) want_splits = std::min<int64_t>(want_splits, sms);
   const int want = (int)std::clamp<int64_t>(want_splits, 1, ceil_div(s.max_len, rows));
   plan.chunk = ceil_div(std::max(ceil_div(s.max_len, want), tuning().min_split_rows), rows) * rows;
   plan.splits = ceil_div(s.max_len, plan.chunk);
+  if (plan.kernel.interleaved) plan.chunk = rows;  // as many splits, each every splits-th row block
   const size_t merge_bytes = (size_t)std::min(plan.G, plan.kernel.heads_per_block) * plan.splits * s.D * sizeof(float);
   const size_t limit = tuning().in_kernel_merge_bytes >= 0 ? (size_t)tuning().in_kernel_merge_bytes : kInKernelMergeBytes;
   plan.merge_in_kernel = merge_bytes <= limit;

@@ -90,6 +90,7 @@ struct DecodeAttentionTuning {
   long in_kernel_merge_bytes = -1;  // >= 0: the last block merges partials up to this size (--merge-bytes)
   double blocks_per_sm = 0.0;  // > 0: splits sized for this many blocks per SM, whatever fits (--blocks-per-sm)
   int mma_warps = 0;  // warps per block of the tensor-core kernel: 4 or 8 (0: the default) (--mma-warps)
+  bool fit_waves = true;  // false: no extra splits to fill the last wave (--no-fit-waves)
 };
 void set_decode_attention_tuning(const DecodeAttentionTuning& t);
 

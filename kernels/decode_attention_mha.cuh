@@ -57,6 +57,7 @@ struct MhaDirectGeometry {
   // A lane reads kRowBytes a slice (K and V); two slices an iteration when that is 64 bytes,
   // so that every lane has 128 bytes of the next iteration in flight, as the CUDA-core kernel.
   static constexpr int kSlices = kRowBytes < 128 ? 2 : 1;
+  static constexpr int kMinBlocksPerSm = 3;
   static constexpr int kBlockRows = kMhaWarps * kSlices * 16;
   static_assert(kKChunks >= 1 && kSteps == kKChunks * kStepsPerChunk, "K chunks cover the k-steps");
   static_assert(kVWords == 2 || kVWords == 4, "8 or 16 bytes of a V row a lane");
@@ -207,11 +208,11 @@ struct MhaWarpState {
 // Pipeline: each warp takes kSlices consecutive slices of every block iteration; the next
 // iteration's slices are loaded into registers before the current ones are computed.
 template <KVCacheDType C, int D>
-__global__ void __launch_bounds__(kMhaThreads, 3) decode_mha_direct_kernel(DecodeArgs a) {
+__global__ void __launch_bounds__(kMhaThreads, MhaDirectGeometry<C, D>::kMinBlocksPerSm) decode_mha_direct_kernel(DecodeArgs a) {
   using Geo = MhaDirectGeometry<C, D>;
   tiles::wait_for_predecessor();  // q, the newest row and the lengths are written
   tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
-  const DecodeBlock blk(a, 1);
+  const DecodeBlock blk(a, 1, /*read_lengths=*/true, /*interleaved_splits=*/true);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int warp_row = warp * Geo::kSlices * 16;
@@ -220,10 +221,10 @@ __global__ void __launch_bounds__(kMhaThreads, 3) decode_mha_direct_kernel(Decod
   for (int j = 0; j < Geo::kSlices; ++j) cur[j].load(a, blk, blk.t_begin + warp_row + 16 * j, g, t);
   MhaWarpState<C, D> st;
   st.init(a, blk, g, t);
-  for (int t0 = blk.t_begin; t0 < blk.t_end; t0 += Geo::kBlockRows) {
+  for (int t0 = blk.t_begin; t0 < blk.t_end; t0 += blk.step) {
     MhaSlice<C, D> next[Geo::kSlices];
 #pragma unroll
-    for (int j = 0; j < Geo::kSlices; ++j) next[j].load(a, blk, t0 + Geo::kBlockRows + warp_row + 16 * j, g, t);
+    for (int j = 0; j < Geo::kSlices; ++j) next[j].load(a, blk, t0 + blk.step + warp_row + 16 * j, g, t);
 #pragma unroll
     for (int j = 0; j < Geo::kSlices; ++j) {
       const int tok0 = t0 + warp_row + 16 * j;
