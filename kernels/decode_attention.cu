@@ -624,7 +624,10 @@ constexpr size_t kInKernelMergeBytes = 64 * 1024;
 // More blocks than a wave of resident ones holds, unsplit: the last wave runs part-empty (B=32,
 // 16 heads: 512 blocks on 396 slots take two waves, the second 29% full). The splits s that
 // make the waves nearly whole: the smallest s whose ceil(s n / slots) / s (waves a split's work
-// takes, in whole waves) is within 5% of n / slots (no tail at all).
+// takes, in whole waves) is within 5% of n / slots (no tail at all). Measured on the H100
+// (session 20, call B): B=32 H=16 D=128 ctx 2048 8-bit 115 -> 101.5 us (3 splits; 2, 4 and 6
+// took 103.5, 103.6, 102.6), B=64 H=12 D=64 ctx 1024 bf16 78.0 -> 72.6; with fewer blocks than
+// a wave more splits lost (B=32 H=8 D=128 fp8: 52.9 us unsplit, 62.8 at 2 splits, 55.4 at 3).
 int64_t wave_filling_splits(int64_t n, int64_t slots, int64_t max_splits) {
   const double no_tail = (double)n / (double)slots;
   for (int64_t s = 1; s <= std::min<int64_t>(max_splits, 8); ++s)
