@@ -114,37 +114,37 @@ constexpr int kSoftmaxBlock = 256;  // 8 rows a block
 
 }  // namespace
 
+// What both passes launch with: one warp a row, kSoftmaxBlock threads a block, and the dropout
+// rescale 1 / (1 - p) (1 without dropout).
+struct SoftmaxLaunch {
+  int rows;
+  unsigned grid;
+  float scale;
+  SoftmaxLaunch(int BH, int seq, const DropoutState& drop)
+      : rows(BH * seq),
+        grid((unsigned)ceil_div(BH * seq, kSoftmaxBlock / 32)),
+        scale(drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f) {}
+};
+
 template <typename T>
 void attention_softmax_forward(T* P, T* Pdrop, const T* S, int BH, int seq, int causal_rows, DropoutState drop,
                                cudaStream_t stream) {
-  const int rows = BH * seq;
-  if (rows == 0) return;
-  const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-  const int grid = ceil_div(rows, kSoftmaxBlock / 32);
-  constexpr int W = Pack128<T>::size;
-  if (seq % W == 0)  // rows start on 16 bytes
-    attention_softmax_forward_kernel<T, W>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal_rows, drop.p, scale, drop.device_key());
-  else
-    attention_softmax_forward_kernel<T, 1>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, rows, seq, causal_rows, drop.p, scale, drop.device_key());
+  const SoftmaxLaunch L(BH, seq, drop);
+  if (L.rows == 0) return;
+  constexpr int W = Pack128<T>::size;  // rows start on 16 bytes when seq % W == 0
+  const auto kernel = seq % W == 0 ? attention_softmax_forward_kernel<T, W> : attention_softmax_forward_kernel<T, 1>;
+  kernel<<<L.grid, kSoftmaxBlock, 0, stream>>>(P, Pdrop, S, L.rows, seq, causal_rows, drop.p, L.scale, drop.device_key());
   CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
 void attention_softmax_backward(T* dS, const T* P, const T* dPdrop, int BH, int seq, int causal_rows, DropoutState drop,
                                 cudaStream_t stream) {
-  const int rows = BH * seq;
-  if (rows == 0) return;
-  const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-  const int grid = ceil_div(rows, kSoftmaxBlock / 32);
+  const SoftmaxLaunch L(BH, seq, drop);
+  if (L.rows == 0) return;
   constexpr int W = Pack128<T>::size;
-  if (seq % W == 0)
-    attention_softmax_backward_kernel<T, W>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal_rows, drop.p, scale, drop.device_key());
-  else
-    attention_softmax_backward_kernel<T, 1>
-        <<<grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, rows, seq, causal_rows, drop.p, scale, drop.device_key());
+  const auto kernel = seq % W == 0 ? attention_softmax_backward_kernel<T, W> : attention_softmax_backward_kernel<T, 1>;
+  kernel<<<L.grid, kSoftmaxBlock, 0, stream>>>(dS, P, dPdrop, L.rows, seq, causal_rows, drop.p, L.scale, drop.device_key());
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Is a change to the kernels a pure refactor? Compiles kernels/*.cu (or the files named) at REV and
 # in the working tree to sm_90a cubins and compares every kernel's machine code (.text section),
-# byte for byte, anonymous-namespace hashes in the names set aside. No GPU needed: a change whose
-# kernels all come out identical needs no device time to be trusted.
+# byte for byte, anonymous-namespace names set aside (their mangled length says where they end:
+# some carry a per-compile numeric suffix). No GPU needed: a change whose kernels all come out
+# identical needs no device time to be trusted.
 #   scripts/device_code_diff.sh REV [kernels/x.cu ...]
 # Prints "identical N" or "differs: kernel ..." per file; exits 1 if any kernel differs or is
 # new or gone.
@@ -26,7 +27,7 @@ sections() {
       -DTOML_HEADER_ONLY=1 -I"$1/src" -I"$1" -isystem=/usr/include/eigen3 -O3 -DNDEBUG -arch=sm_90a \
       --expt-relaxed-constexpr -diag-suppress=20208 -std=c++20 -x cu -cubin "$2" -o "$cubin") || return 1
   readelf -W -S "$cubin" 2>/dev/null | grep -o '\.text\.[^ ]*' | sort -u | while read -r s; do
-    printf '%s\t%s\n' "$(sed -E 's/_GLOBAL__N__[0-9a-f]+_[0-9]+_[A-Za-z0-9_]+_cu_[0-9a-f]{8}/ANON/' <<< "$s")" \
+    printf '%s\t%s\n' "$(perl -pe 's/(\d+)(_GLOBAL__N__.*)/"ANON" . substr($2, $1)/e' <<< "$s")" \
       "$(readelf -x "$s" "$cubin" 2>/dev/null | tail -n +3 | cut -c14-48 | tr -d ' \n')"
   done | sort > "$3"
 }
