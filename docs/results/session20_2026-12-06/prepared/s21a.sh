@@ -34,7 +34,8 @@ for b in f p p f f p; do timeout 30 $b/bench_decode_attention $PS 2>/dev/null | 
   | python3 -c "import json,sys; [print('$b', d['B'],d['H'],d['D'],d['ctx'],d['cache'],d['us'],d['frac_copy']) for d in map(json.loads, sys.stdin)]"
 done | tee "$W/decode_pair.txt"; pack
 # 4. MHA B = 1 on the H200 (75% of copy there against 83% on the H100): more resident blocks or waves
-for a in "" "--waves 1.5" "--waves 2" "--blocks-per-sm 4" "--blocks-per-sm 6"; do [ "$(left)" -ge 60 ] || break
+#    (and MHA on the tensor-core kernel, whose cp.async ring keeps more bytes in flight than registers can)
+for a in "" "--waves 1.5" "--waves 2" "--blocks-per-sm 4" "--blocks-per-sm 6" "--mha-tensor-cores" "--mha-tensor-cores --mma-warps 8"; do [ "$(left)" -ge 60 ] || break
   echo "== $a"; timeout 30 f/bench_decode_attention $a --shape 1,12,12,64,32768,bf16 --shape 1,12,12,64,32768,fp8 --shape 1,16,16,128,32768,bf16 2>&1 \
     | grep '"decode"' | python3 -c "import json,sys; [print(d['B'],d['H'],d['D'],d['cache'],d['us'],d['frac_copy']) for d in map(json.loads, sys.stdin)]"
 done | tee "$W/decode_knobs.txt"; pack
