@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Prepared in session 20 for the next (carry ["build-carry/s20c", "build-carry/s21b", ".gpucall/s21a.sh"]; 37 MB with
+# Prepared in session 20 for the next (carry ["build-carry/s20c", "build-carry/s21b", ".gpucall/s21a.sh"]; 46 MB with
 # the tree): main 830a808's binaries (f/), the merged state measured on an H100 in session 20's call C; p/ = branch
 # s20-mha-pair (tests + decode bench, never run): the 8-bit MHA decode kernel's softmax step over both slices of an
-# iteration. This call is for the H200 that issues 14 and 17 name. Env: LIM (s, default 540).
+# iteration; p4/ = s20-mha-pair4 (the same, 4 blocks per SM at D = 64). This call is for the H200 that issues 14 and
+# 17 name. Env: LIM (s, default 540).
 set -uo pipefail
 O=${OUT:-/tmp/out}; W=$O/w21a; mkdir -p "$W"; t0=$SECONDS
 LIM=${LIM:-540}; left() { echo $((LIM - (SECONDS - t0))); }
@@ -27,10 +28,11 @@ timeout 60 python3 scripts/bench_decode_sdpa.py --shape 1,12,64,32768 --shape 32
 timeout 40 f/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 --kv-cache bf16 --no-baseline --batches 1,8,32 --out runs/g > "$W/generate.txt" 2>&1
 echo "($((SECONDS - t0)) s)"; pack
 # 3. s20-mha-pair: its decode tests, then against main on the 8-bit rows, rotated (merge if its tests pass and it wins
-#    every row; D = 128's kernel changes by instruction order only)
+#    every row; D = 128's kernel changes by instruction order only). p4 = s20-mha-pair4: the same at 4 blocks per SM
+#    for D = 64 (its tests run last, step 7, if time is left).
 timeout 120 p/attn_gpu_tests --gtest_filter='Decode*:KVCache*' > "$W/tests_p.log" 2>&1; summary "p decode tests" $? "$W/tests_p.log"
 PS="--shape 1,12,12,64,32768,fp8 --shape 1,12,12,64,32768,int8 --shape 32,12,12,64,4096,fp8 --shape 32,12,12,64,4096,int8 --shape 1,16,16,128,32768,fp8 --shape 8,16,16,128,4096,int8 --shape 1,12,12,64,640,int8"
-for b in f p p f f p; do timeout 30 $b/bench_decode_attention $PS 2>/dev/null | grep '"decode"' \
+for b in f p p4 p4 f p p f p4; do timeout 30 $b/bench_decode_attention $PS 2>/dev/null | grep '"decode"' \
   | python3 -c "import json,sys; [print('$b', d['B'],d['H'],d['D'],d['ctx'],d['cache'],d['us'],d['frac_copy']) for d in map(json.loads, sys.stdin)]"
 done | tee "$W/decode_pair.txt"; pack
 # 4. MHA B = 1 on the H200 (75% of copy there against 83% on the H100): more resident blocks or waves
@@ -46,4 +48,5 @@ for m in "" "--softcap 30" "--alibi" "--window 1024"; do [ "$(left)" -ge 40 ] ||
 done | tee "$W/variants.txt"; pack
 # 6. the flash and decode tests on this card
 [ "$(left)" -ge 100 ] && { timeout $(( $(left) - 10 )) f/attn_gpu_tests --gtest_filter='*Flash*:Decode*:KVCache*' > "$W/tests.log" 2>&1; summary "f flash+decode tests" $? "$W/tests.log"; pack; }
+[ "$(left)" -ge 70 ] && { timeout $(( $(left) - 5 )) p4/attn_gpu_tests --gtest_filter='Decode*:KVCache*' > "$W/tests_p4.log" 2>&1; summary "p4 decode tests" $? "$W/tests_p4.log"; pack; }
 echo "total $((SECONDS - t0)) s"
