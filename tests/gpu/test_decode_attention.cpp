@@ -567,9 +567,10 @@ std::vector<DecodeCase> decode_cases() {
   // many sequences on the tensor cores: MHA and GQA, lengths not multiples of the 64-token tile
   out.push_back({KVCacheDType::BF16, true, 12, 12, 64, 300, std::vector<int>(33, 257)});
   out.push_back({KVCacheDType::INT8, true, 8, 2, 128, 300, {65, 64, 63, 1, 299, 128, 129, 2}});
-  // more (sequence, kv head) blocks than a wave of resident blocks holds (48 x 12 = 576), so the
-  // plan splits each kv head to fill the last wave (wave_filling_splits); lengths 1 .. 700, some
-  // of the splits empty
+  // 48 x 12 = 576 (sequence, kv head) blocks: more than a wave of the 8-bit MHA kernel (3 a SM) or
+  // of the tensor-core kernel holds on 132 SMs, so the plan splits each kv head to fill the last
+  // wave (wave_filling_splits); bf16 MHA (5 a SM) stays within one wave. Lengths 1 .. 700, some of
+  // the splits empty.
   std::vector<int> many(48);
   for (int i = 0; i < 48; ++i) many[i] = 1 + (i * 97) % 700;
   out.push_back({KVCacheDType::BF16, true, 12, 12, 64, 700, many});
