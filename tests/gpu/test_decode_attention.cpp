@@ -569,7 +569,7 @@ std::vector<DecodeCase> decode_cases() {
   out.push_back({KVCacheDType::INT8, true, 8, 2, 128, 300, {65, 64, 63, 1, 299, 128, 129, 2}});
   // 48 x 12 = 576 (sequence, kv head) blocks: more than a wave of the 8-bit MHA kernel (3 a SM) or
   // of the tensor-core kernel holds on 132 SMs, so the plan splits each kv head to fill the last
-  // wave (wave_filling_splits); bf16 MHA (5 a SM) stays within one wave. Lengths 1 .. 700, some of
+  // wave (wave_filling_splits); bf16 MHA (at least 5 a SM) stays within one. Lengths 1 .. 700, some of
   // the splits empty.
   std::vector<int> many(48);
   for (int i = 0; i < 48; ++i) many[i] = 1 + (i * 97) % 700;
