@@ -628,10 +628,12 @@ constexpr size_t kInKernelMergeBytes = 64 * 1024;
 // (session 20, call B): B=32 H=16 D=128 ctx 2048 8-bit 115 -> 101.5 us (3 splits; 2, 4 and 6
 // took 103.5, 103.6, 102.6), B=64 H=12 D=64 ctx 1024 bf16 78.0 -> 72.6; with fewer blocks than
 // a wave more splits lost (B=32 H=8 D=128 fp8: 52.9 us unsplit, 62.8 at 2 splits, 55.4 at 3).
+constexpr double kWaveTailSlack = 1.05;     // "nearly whole": within 5% of no tail
+constexpr int64_t kMaxWaveFillSplits = 8;   // none found up to here: unsplit
 int64_t wave_filling_splits(int64_t n, int64_t slots, int64_t max_splits) {
   const double no_tail = (double)n / (double)slots;
-  for (int64_t s = 1; s <= std::min<int64_t>(max_splits, 8); ++s)
-    if ((double)ceil_div(s * n, slots) / (double)s <= 1.05 * no_tail) return s;
+  for (int64_t s = 1; s <= std::min(max_splits, kMaxWaveFillSplits); ++s)
+    if ((double)ceil_div(s * n, slots) / (double)s <= kWaveTailSlack * no_tail) return s;
   return 1;
 }
 

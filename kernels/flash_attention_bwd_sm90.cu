@@ -595,6 +595,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
           for (int j = 0; j < 2; ++j)
 #pragma unroll
             for (int c = 0; c < 2; ++c) {
+              // x = acc[4n + 2r + c], with compile-time indices (a select; a run-time index would put acc in local memory)
               const int r = j ^ (t & 1);
               const float x = (t & 1) ? acc[4 * n + 2 * (j ^ 1) + c] : acc[4 * n + 2 * j + c];
               sDqf[(8 * n + 2 * t + c) * D + dcol + 8 * r] = x;
