@@ -272,7 +272,8 @@ struct DecodeLaneState {
     }
     __syncthreads();
     __shared__ MergeScratch<kDecodeThreads> scratch;
-    write_block_state<D, kDecodeWarps>(a, blk, kHG, &warp_m[0][0], &warp_l[0][0], &warp_o[0][0][0], scratch);
+    write_block_state<D, kDecodeWarps>(a, blk, kHG, &warp_m[0][0], &warp_l[0][0], PlainStateRows<D>{&warp_o[0][0][0]},
+                                        scratch);
   }
 };
 

@@ -234,16 +234,23 @@ __device__ __forceinline__ void merge_if_last(const DecodeArgs& a, const DecodeB
   merge_splits<D, kThreads>(a, blk.b, blk.h0, blk.heads, blk.splits_run, scratch);
 }
 
+// The warps' O rows in shared memory, row r = w * head_stride + h: o[r * D + d].
+template <int D>
+struct PlainStateRows {
+  const float* o;
+  __device__ __forceinline__ float operator()(int r, int d) const { return o[r * D + d]; }
+};
+
 // Merges the per-warp softmax states of a block's heads, kept in shared memory as
-//   m[w * head_stride + h], l[w * head_stride + h], o[(w * head_stride + h) * D + d]   (w < kWarps)
+//   m[w * head_stride + h], l[w * head_stride + h], o_rows(w * head_stride + h, d)   (w < kWarps)
 // (states that saw no row have m = -inf, l = 0, o = 0), into M = max_w m_w,
 //   L = sum_w 2^(m_w - M) l_w,  O = sum_w 2^(m_w - M) o_w,
 // and writes O / L to the output when the block saw every row (one split), else (M, L, O) as
 // the partial of (b, h0 + h, split), which the last block of the head group merges (scratch:
 // merge_splits' shared memory).
-template <int D, int kWarps>
+template <int D, int kWarps, typename ORows>
 __device__ __forceinline__ void write_block_state(const DecodeArgs& a, const DecodeBlock& blk, int head_stride,
-                                                  const float* m, const float* l, const float* o,
+                                                  const float* m, const float* l, ORows o_rows,
                                                   MergeScratch<kWarps * 32>& scratch) {
   for (int i = threadIdx.x; i < blk.heads * D; i += blockDim.x) {
     const int h = i / D, d = i % D;
@@ -255,7 +262,7 @@ __device__ __forceinline__ void write_block_state(const DecodeArgs& a, const Dec
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) {
       const float wt = exp2f(m[w * head_stride + h] - shift);
-      out = fmaf(o[(w * head_stride + h) * D + d], wt, out);
+      out = fmaf(o_rows(w * head_stride + h, d), wt, out);
       sum = fmaf(l[w * head_stride + h], wt, sum);
     }
     if (a.splits == 1) {

@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(kMhaThreads, MhaDirectGeometry<C, D>::kMinBloc
   }
   __syncthreads();
   __shared__ MergeScratch<kMhaThreads> scratch;
-  write_block_state<D, kMhaWarps>(a, blk, 1, warp_m, warp_l, &warp_o[0][0], scratch);
+  write_block_state<D, kMhaWarps>(a, blk, 1, warp_m, warp_l, PlainStateRows<D>{&warp_o[0][0]}, scratch);
 }
 
 }  // namespace

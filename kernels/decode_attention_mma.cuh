@@ -322,6 +322,24 @@ struct MmaWarpState {
   }
 };
 
+// The warps' O rows in shared memory at the end of the kernel (row w * 16 + head, D floats),
+// each row's 16-byte chunks permuted within groups of 8 (the 8 bank groups):
+//   chunk c of row r is stored at chunk c ^ (2 ((c / 8) % 4) + r % 2)
+// Lane (g, t) stores runs of chunks of rows g, g + 8 from chunk (2t + 8u) kU / 4 on (see the
+// kernel's end), so the 8 lanes of a store phase (rows 2p, 2p + 1, t = 0..3) would share 2 bank
+// groups unpermuted (columns 16t or 32t apart: Nsight Compute counted 16 wavefronts a store);
+// permuted they hit 8. The reads (write_block_state: consecutive d) stay conflict-free, since
+// the permutation stays within aligned groups of 8 chunks.
+template <int D>
+struct SwizzledStateRows {
+  const float* o;
+  __device__ __forceinline__ static int index(int r, int d) {
+    const int c = d / 4;
+    return r * D + 4 * (c ^ (2 * ((c >> 3) & 3) + (r & 1))) + d % 4;
+  }
+  __device__ __forceinline__ float operator()(int r, int d) const { return o[index(r, d)]; }
+};
+
 // The ring of stages: tile `tile` (tokens t_begin + kTileTokens tile ..) into stage tile % kStages.
 template <KVCacheDType C, int D, int kWarps>
 __device__ __forceinline__ void load_stage(uint8_t* smem, const DecodeArgs& a, const DecodeBlock& blk, int tile) {
@@ -384,11 +402,23 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeArgs a) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) st.l[r] = tiles::quad_sum(st.l[r]);
   const int base = warp * kMmaHeads;
+  // Lane (g, t) holds, of rows g and g + 8, columns vcol(jn, 2t) and vcol(jn, 2t + 1) for all jn:
+  // per unit u the 2 kU contiguous columns from (2t + 8u) kU, stored as float4 chunks
 #pragma unroll
-  for (int jn = 0; jn < D / 8; ++jn)
+  for (int rr = 0; rr < 2; ++rr)
 #pragma unroll
-    for (int c = 0; c < 4; ++c)
-      red_o[(base + g + 8 * (c >> 1)) * D + vcol<Geo::kU>(jn, 2 * t + (c & 1))] = st.acc[jn][c] * st.r_scale;
+    for (int u = 0; u < Geo::kUnits; ++u)
+#pragma unroll
+      for (int k = 0; k < Geo::kU / 2; ++k) {  // chunk k: columns (2t + 8u) kU + 4k .. + 3
+        const int half = 4 * k / Geo::kU, e = 4 * k % Geo::kU;  // of column 2t + half, elements e .. e + 3
+        float4 x;
+        x.x = st.acc[u * Geo::kU + e][2 * rr + half] * st.r_scale;
+        x.y = st.acc[u * Geo::kU + e + 1][2 * rr + half] * st.r_scale;
+        x.z = st.acc[u * Geo::kU + e + 2][2 * rr + half] * st.r_scale;
+        x.w = st.acc[u * Geo::kU + e + 3][2 * rr + half] * st.r_scale;
+        const int row = base + g + 8 * rr;
+        *reinterpret_cast<float4*>(&red_o[SwizzledStateRows<D>::index(row, (2 * t + 8 * u) * Geo::kU + 4 * k)]) = x;
+      }
   if (t == 0) {
     red_m[base + g] = st.m[0], red_m[base + g + 8] = st.m[1];
     red_l[base + g] = st.l[0], red_l[base + g + 8] = st.l[1];
@@ -397,7 +427,7 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeArgs a) {
   // (its own shared memory, not the ring: the split plan was measured at this occupancy,
   // kMmaWaves in decode_attention.cu)
   __shared__ MergeScratch<Geo::kThreads> scratch;
-  write_block_state<D, kWarps>(a, blk, kMmaHeads, red_m, red_l, red_o, scratch);
+  write_block_state<D, kWarps>(a, blk, kMmaHeads, red_m, red_l, SwizzledStateRows<D>{red_o}, scratch);
 }
 
 }  // namespace
