@@ -12,7 +12,7 @@
 //   S^T = K Q^T     (A = K: tokens x dims, B = Q^T: dims x heads; only head column 0 is real)
 //   s_t = S_t * scale * log2(e) * ks_t,   m' = max(m, max_t s_t),  p_t = 2^(s_t - m'),
 //   l' = 2^(m - m') l + sum_t p_t,   O^T' = 2^(m - m') O^T + V^T P^T   (A = V^T: dims x tokens)
-// 8-bit: P_t = p_t vs_t / r with r the slice's largest V scale, and O kept in units of the last
+// 8-bit: P_t = p_t vs_t / r with r the step's largest V scale, and O kept in units of the last
 // r (as in decode_attention_mma.cuh), so P stays in [0, 1] in fp16. Measured against the CUDA-core
 // kernel (H100, same call): 2-4% faster at every 8-bit shape of the benchmark; the same kernel
 // over a bf16 cache was 0.5-1% slower at ctx 32768 and B = 32, so bf16 MHA stays on CUDA cores.
@@ -168,45 +168,74 @@ struct MhaWarpState {
     }
   }
 
-  // One 16-token slice starting at tok0 (< t_end).
-  __device__ __forceinline__ void consume(const DecodeArgs& a, const MhaSlice<C, D>& sl, int tok0, int t_end, int g,
+  // The N slices of one iteration, tokens tok0 .. tok0 + 16 N - 1 (tok0 < t_end; slices past t_end
+  // hold zero rows and their scores are masked): one online-softmax step for all of them, so the
+  // max and V-scale reductions, the rescale of O^T and their latency are paid once per 16 N
+  // tokens (D = 64: 32); the N score chains are independent. N = 1 (D = 128) compiles to the
+  // machine code of the one-slice step this replaced (an order with the shuffles after the
+  // rescale of O^T lost 0.8% on a D = 128 row): the sum of p and the largest V scale start from
+  // slice 0's values, not from 0 (0 + x and max(0, x) are not folded away), and the P^T
+  // fragments are shuffled before the rescale.
+  template <int N>
+  __device__ __forceinline__ void consume(const DecodeArgs& a, const MhaSlice<C, D> (&sl)[N], int tok0, int t_end, int g,
                                           int t) {
-    float s[4];
-    scores(sl, s);
-    float sc[2] = {s[0] * a.q_scale * sl.ks[0], s[2] * a.q_scale * sl.ks[1]};
+    float sc[N][2];
     float mx = m;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      sc[r] = tok0 + g + 8 * r < t_end ? sc[r] : -INFINITY;
-      mx = fmaxf(mx, sc[r]);
+    for (int j = 0; j < N; ++j) {
+      float s[4];
+      scores(sl[j], s);
+      sc[j][0] = s[0] * a.q_scale * sl[j].ks[0];
+      sc[j][1] = s[2] * a.q_scale * sl[j].ks[1];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        sc[j][r] = tok0 + 16 * j + g + 8 * r < t_end ? sc[j][r] : -INFINITY;
+        mx = fmaxf(mx, sc[j][r]);
+      }
     }
     mx = max_over_tokens(mx);
     const float shift = finite_or_zero(mx), alpha = exp2f(m - shift);
     m = mx;
-    float p[2];
+    float p[N][2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) p[r] = exp2f(sc[r] - shift);
-    l = fmaf(l, alpha, p[0] + p[1]);
-    // the slice's largest V scale (past t_end: 0)
-    const float rs = fmaxf(max_over_tokens(fmaxf(sl.vs[0], sl.vs[1])), FLT_MIN);
+    for (int j = 0; j < N; ++j)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) p[j][r] = exp2f(sc[j][r] - shift);
+    // this lane's sum of p and largest V scale (past t_end: 0) over the N slices
+    float psum = p[0][0] + p[0][1], vmax = fmaxf(sl[0].vs[0], sl[0].vs[1]);
+#pragma unroll
+    for (int j = 1; j < N; ++j)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        psum += p[j][r];
+        vmax = fmaxf(vmax, sl[j].vs[r]);
+      }
+    l = fmaf(l, alpha, psum);
+    const float rs = fmaxf(max_over_tokens(vmax), FLT_MIN);
     const float inv = 1.0f / rs, factor = alpha * r_scale * inv;
-    p[0] *= sl.vs[0] * inv;
-    p[1] *= sl.vs[1] * inv;
     r_scale = rs;
-    // P^T's B fragment: tokens 2t, 2t+1 from lanes 8t, 8t + 4 (c0), tokens 2t+8, 2t+9 (c2)
-    const float x0 = __shfl_sync(0xffffffffu, p[0], 8 * t), x1 = __shfl_sync(0xffffffffu, p[0], 8 * t + 4);
-    const float y0 = __shfl_sync(0xffffffffu, p[1], 8 * t), y1 = __shfl_sync(0xffffffffu, p[1], 8 * t + 4);
+    uint32_t b[N][2];  // P^T's B fragments, P = p vs / r
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      const float p0 = p[j][0] * (sl[j].vs[0] * inv), p1 = p[j][1] * (sl[j].vs[1] * inv);
+      // tokens 2t, 2t+1 from lanes 8t, 8t + 4 (c0), tokens 2t+8, 2t+9 (c2)
+      const float x0 = __shfl_sync(0xffffffffu, p0, 8 * t), x1 = __shfl_sync(0xffffffffu, p0, 8 * t + 4);
+      const float y0 = __shfl_sync(0xffffffffu, p1, 8 * t), y1 = __shfl_sync(0xffffffffu, p1, 8 * t + 4);
+      b[j][0] = pack_mma<C>(x0, x1), b[j][1] = pack_mma<C>(y0, y1);
+    }
 #pragma unroll
     for (int mt = 0; mt < Geo::kSteps; ++mt) {
       acc[mt][0] *= factor;
       acc[mt][2] *= factor;
     }
-    accumulate(sl, pack_mma<C>(x0, x1), pack_mma<C>(y0, y1));
+#pragma unroll
+    for (int j = 0; j < N; ++j) accumulate(sl[j], b[j][0], b[j][1]);
   }
 };
 
-// Pipeline: each warp takes kSlices consecutive slices of every block iteration; the next
-// iteration's slices are loaded into registers before the current ones are computed.
+// Pipeline: each warp takes kSlices consecutive slices of every block iteration (one softmax step
+// over them); the next iteration's slices are loaded into registers before the current ones are
+// computed.
 template <KVCacheDType C, int D>
 __global__ void __launch_bounds__(kMhaThreads, MhaDirectGeometry<C, D>::kMinBlocksPerSm) decode_mha_direct_kernel(DecodeArgs a) {
   using Geo = MhaDirectGeometry<C, D>;
@@ -225,11 +254,7 @@ __global__ void __launch_bounds__(kMhaThreads, MhaDirectGeometry<C, D>::kMinBloc
     MhaSlice<C, D> next[Geo::kSlices];
 #pragma unroll
     for (int j = 0; j < Geo::kSlices; ++j) next[j].load(a, blk, t0 + blk.step + warp_row + 16 * j, g, t);
-#pragma unroll
-    for (int j = 0; j < Geo::kSlices; ++j) {
-      const int tok0 = t0 + warp_row + 16 * j;
-      if (tok0 < blk.t_end) st.consume(a, cur[j], tok0, blk.t_end, g, t);  // (warp-uniform)
-    }
+    if (t0 + warp_row < blk.t_end) st.consume(a, cur, t0 + warp_row, blk.t_end, g, t);  // (warp-uniform)
 #pragma unroll
     for (int j = 0; j < Geo::kSlices; ++j) cur[j] = next[j];
   }
