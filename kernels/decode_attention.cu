@@ -616,11 +616,19 @@ struct DecodePlan {
   SplitKernelChoice kernel;
 };
 
-// The last block of a head group merges its partials when they are at most this many bytes
-// (one SM reads them in about a microsecond). Above it one block's merge is slower than the
-// combine kernel's B * H blocks: MQA B=1 ctx 32768 (12 heads x 256 splits, 800 KB) took
-// 42.2 us merged in the last block against 18.5 with the combine kernel (H200).
-constexpr size_t kInKernelMergeBytes = 64 * 1024;
+// The last block of a head group merges its partials when that is one batch of loads for each
+// of its threads (merge_splits: every thread one (head, float4 column) item, each item's splits
+// shared by threads / items threads, at most kFoldBatch splits a thread); else the combine
+// kernel's B * H blocks of kCombineThreads merge them. Measured on the H100 (session 21, same
+// call), the combine kernel against the last block's merge: GQA 12/4 B=1 int8 19.9 -> 16.9 us
+// (66 splits of 3 heads: 33 a thread), bf16 21.3 -> 20.4, (32,8,128) fp8 36.6 -> 36.3, B=32 MQA
+// 21.8 -> 21.1 (192 items on 128 threads); where it is one batch the last block's merge was
+// level or ahead (B=32 GQA 51.1 / 51.9 against 51.5). A 64 KiB limit on the partials' bytes
+// decided it before the merge's loads went in batches.
+bool merge_fits_one_batch(int heads, int D, int threads, int splits) {
+  const int items = heads * D / 4;
+  return items <= threads && ceil_div(splits, threads / items) <= kFoldBatch;
+}
 
 // More blocks than a wave of resident ones holds, unsplit: the last wave runs part-empty (B=32,
 // 16 heads: 512 blocks on 396 slots take two waves, the second 29% full). The splits s that
@@ -667,9 +675,10 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   plan.chunk = ceil_div(std::max(ceil_div(s.max_len, want), tuning().min_split_rows), rows) * rows;
   plan.splits = ceil_div(s.max_len, plan.chunk);
   if (plan.kernel.interleaved) plan.chunk = rows;  // as many splits, each every splits-th row block
-  const size_t merge_bytes = (size_t)std::min(plan.G, plan.kernel.heads_per_block) * plan.splits * s.D * sizeof(float);
-  const size_t limit = tuning().in_kernel_merge_bytes >= 0 ? (size_t)tuning().in_kernel_merge_bytes : kInKernelMergeBytes;
-  plan.merge_in_kernel = merge_bytes <= limit;
+  const int heads = std::min(plan.G, plan.kernel.heads_per_block);
+  const size_t merge_bytes = (size_t)heads * plan.splits * s.D * sizeof(float);
+  plan.merge_in_kernel = tuning().in_kernel_merge_bytes >= 0 ? merge_bytes <= (size_t)tuning().in_kernel_merge_bytes
+                                                             : merge_fits_one_batch(heads, s.D, plan.kernel.threads, plan.splits);
   return plan;
 }
 

@@ -126,43 +126,57 @@ struct MergeScratch {  // shared memory of merge_splits
   float m[kThreads], l[kThreads];
 };
 
-// Folds the partial states s = first, first + stride, ... below n into (M, L, o), kFoldBatch at
-// a time: a batch's loads are straight-line code (an index past n loads state n - 1 and is then
-// made an empty state), so they are in flight together, and the batch costs one rescale:
+// Folds the partial states s0 + j stride (j < K) into (M, L, o): the K loads are straight-line
+// code, so they are in flight together (an index past n loads state n - 1 and is then made an
+// empty state), and the batch costs one rescale of the running state:
 //   M' = max(M, max_j m_j),  L' = 2^(M - M') L + sum_j 2^(m_j - M') l_j,  o' the same with o
+template <int K, int N, typename Load>
+__device__ __forceinline__ void fold_batch(float& M, float& L, float (&o)[N], int s0, int n, int stride, Load load) {
+  float m_b[K], l_b[K], o_b[K][N];
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    const bool past_n = s0 + j * stride >= n;
+    load(past_n ? n - 1 : s0 + j * stride, m_b[j], l_b[j], o_b[j]);
+    if (past_n) {
+      m_b[j] = -INFINITY, l_b[j] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < N; ++e) o_b[j][e] = 0.0f;
+    }
+  }
+  float mx = M;
+#pragma unroll
+  for (int j = 0; j < K; ++j) mx = fmaxf(mx, m_b[j]);
+  const float shift = finite_or_zero(mx), w = exp2f(M - shift);
+  M = mx;
+  L *= w;
+#pragma unroll
+  for (int e = 0; e < N; ++e) o[e] *= w;
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    const float w_j = exp2f(m_b[j] - shift);
+    L = fmaf(l_b[j], w_j, L);
+#pragma unroll
+    for (int e = 0; e < N; ++e) o[e] = fmaf(o_b[j][e], w_j, o[e]);
+  }
+}
+
+// Folds the partial states s = first, first + stride, ... below n (first < stride) into
+// (M, L, o), in batches of up to kFoldBatch (fold_batch). A batch's size is the smallest power of
+// two that holds first = 0's share of it, the same for every first, so the branches are uniform
+// and few loads are wasted when there are few states (a fixed batch of 8 cost the decode step's
+// 10-split merge and B = 32's 3-split ones 1-1.4%, H100, session 21).
 // Why batches: a fold that rescaled after each load waited one L2 round trip per state; Nsight
 // Compute found the combine pass of MQA at B = 1 (12 heads x 128 splits) stalled on exactly
 // that, 78% of its cycles, for 6.5 us of one SM's time (H100, session 21).
-constexpr int kFoldBatch = 8;
+constexpr int kFoldBatch = 8;  // (the batch sizes below: 8, 4, 2, 1)
 template <int N, typename Load>
 __device__ __forceinline__ void fold_states(float& M, float& L, float (&o)[N], int first, int n, int stride, Load load) {
-  for (int s0 = first; s0 < n; s0 += kFoldBatch * stride) {
-    float m_b[kFoldBatch], l_b[kFoldBatch], o_b[kFoldBatch][N];
-#pragma unroll
-    for (int j = 0; j < kFoldBatch; ++j) {
-      const bool past_n = s0 + j * stride >= n;
-      load(past_n ? n - 1 : s0 + j * stride, m_b[j], l_b[j], o_b[j]);
-      if (past_n) {
-        m_b[j] = -INFINITY, l_b[j] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < N; ++e) o_b[j][e] = 0.0f;
-      }
-    }
-    float mx = M;
-#pragma unroll
-    for (int j = 0; j < kFoldBatch; ++j) mx = fmaxf(mx, m_b[j]);
-    const float shift = finite_or_zero(mx), w = exp2f(M - shift);
-    M = mx;
-    L *= w;
-#pragma unroll
-    for (int e = 0; e < N; ++e) o[e] *= w;
-#pragma unroll
-    for (int j = 0; j < kFoldBatch; ++j) {
-      const float w_j = exp2f(m_b[j] - shift);
-      L = fmaf(l_b[j], w_j, L);
-#pragma unroll
-      for (int e = 0; e < N; ++e) o[e] = fmaf(o_b[j][e], w_j, o[e]);
-    }
+  for (int base = 0; base < n; base += kFoldBatch * stride) {
+    const int most = ceil_div(n - base, stride);  // states of this batch for first = 0
+    if (most > 4) fold_batch<8>(M, L, o, base + first, n, stride, load);
+    else if (most > 2) fold_batch<4>(M, L, o, base + first, n, stride, load);
+    else if (most == 2) fold_batch<2>(M, L, o, base + first, n, stride, load);
+    else fold_batch<1>(M, L, o, base + first, n, stride, load);
   }
 }
 
