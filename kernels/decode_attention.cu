@@ -24,12 +24,9 @@
 // With more than one split, the partials are merged by the log-sum-exp rule
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
 // (decode_attention_common.cuh: merge_splits), either by the last block of each head group to
-// finish (a count per head group in the workspace; one kernel per call) when its partials are
-// small, or by decode_combine_kernel (grid B * H, launched with programmatic dependent launch)
-// when one block would take too long over them (MQA: 12 heads x 100+ splits). Measured on the
-// H200 in one call (B=1, ctx 32768): in the last block against the combine kernel, 8-bit MHA
-// 28.1 / 29.0 us against 29.3 / 30.4, bf16 MHA and GQA level (31.8 / 31.6, 18.7 / 18.7), and the
-// GPT-2 decode step 12 kernels shorter (74 -> 62) at the same 0.27 ms.
+// finish (a count per head group in the workspace; one kernel per call) when each of its threads
+// folds at most one partial, or by decode_combine_kernel (grid B * H, launched with programmatic
+// dependent launch); the rule and its measurements: merge_in_last_block.
 // Measured on the H100 (bench_decode_attention, CUDA-core kernel): staging the rows through a
 // cp.async ring of 2-6 stages read 2-6% less than its register loads (there the CUDA cores,
 // not the loads, were the limit for grouped heads); sizing the splits for 0.5, 0.75 or 1.5
@@ -616,18 +613,20 @@ struct DecodePlan {
   SplitKernelChoice kernel;
 };
 
-// The last block of a head group merges its partials when that is one batch of loads for each
-// of its threads (merge_splits: every thread one (head, float4 column) item, each item's splits
-// shared by threads / items threads, at most kFoldBatch splits a thread); else the combine
-// kernel's B * H blocks of kCombineThreads merge them. Measured on the H100 (session 21, same
-// call), the combine kernel against the last block's merge: GQA 12/4 B=1 int8 19.9 -> 16.9 us
-// (66 splits of 3 heads: 33 a thread), bf16 21.3 -> 20.4, (32,8,128) fp8 36.6 -> 36.3, B=32 MQA
-// 21.8 -> 21.1 (192 items on 128 threads); where it is one batch the last block's merge was
-// level or ahead (B=32 GQA 51.1 / 51.9 against 51.5). A 64 KiB limit on the partials' bytes
-// decided it before the merge's loads went in batches.
-bool merge_fits_one_batch(int heads, int D, int threads, int splits) {
+// The last block of a head group merges its partials when each of its threads then folds at
+// most one (merge_splits: one (head, float4 column) item a thread, an item's splits shared by
+// threads / items threads); else the combine kernel's B * H blocks of kCombineThreads, one head
+// each, merge them. Measured on the H100 (session 21, call F: the merge forced either way, same
+// call, µs): at B = 1 the combine kernel won every row: MHA ctx 32768 39.4 against 39.9 (52
+// splits), D = 128 fp8 51.7 / 52.6, ctx 640 8.2 / 8.6 (10 splits), GQA 12/4 19.2 / 20.7, its int8
+// 16.5 / 20.2, (32,8,128) 52.5 / 54.9; and B = 4 ctx 2048 (13 splits) 15.6 / 15.8. With one
+// partial a thread the last block's merge was level or ahead: B = 8 ctx 1024 (6 splits) 15.9 /
+// 15.9 and 15.8 / 16.1 (call E), B = 16 ctx 2048 (3 splits) 39.7 / 39.9. Between them, B = 2 ctx
+// 4096 (27 splits) was level (15.8 / 15.7). A 64 KiB limit on the partials' bytes decided it
+// before the merge's loads went in batches.
+bool merge_in_last_block(int heads, int D, int threads, int splits) {
   const int items = heads * D / 4;
-  return items <= threads && ceil_div(splits, threads / items) <= kFoldBatch;
+  return items <= threads && splits <= threads / items;
 }
 
 // More blocks than a wave of resident ones holds, unsplit: the last wave runs part-empty (B=32,
@@ -678,7 +677,7 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   const int heads = std::min(plan.G, plan.kernel.heads_per_block);
   const size_t merge_bytes = (size_t)heads * plan.splits * s.D * sizeof(float);
   plan.merge_in_kernel = tuning().in_kernel_merge_bytes >= 0 ? merge_bytes <= (size_t)tuning().in_kernel_merge_bytes
-                                                             : merge_fits_one_batch(heads, s.D, plan.kernel.threads, plan.splits);
+                                                             : merge_in_last_block(heads, s.D, plan.kernel.threads, plan.splits);
   return plan;
 }
 
