@@ -15,7 +15,8 @@
 //   o_h = sum_t softmax(s)_t V[b, g, t]
 // Split along t across thread blocks ("flash-decoding"): each block produces a partial
 // (max, sum, unnormalised o) for its chunk in fp32 workspace; the last block of each head group
-// to finish merges them (one kernel per call), or a combine kernel when they are large (MQA).
+// to finish merges them (one kernel per call) when each of its threads then folds at most one
+// partial, else a combine kernel (one block per query head).
 // The number of splits depends only on (B, Hkv, max_len), never on lengths[], so a decode
 // step can be captured once in a CUDA graph and replayed while the lengths grow.
 // bf16 activations over a bf16/fp8/int8 cache run on tensor cores (q, K, P and V as bf16, or
@@ -87,7 +88,7 @@ struct DecodeAttentionTuning {
   bool tensor_cores = true;  // false: the CUDA-core split kernel also for bf16 activations (--cuda-cores)
   bool mha_tensor_cores = false;  // true: the tensor-core kernel also for MHA (--mha-tensor-cores)
   int min_split_rows = 0;   // cache rows per split at least this (--min-split-rows)
-  long in_kernel_merge_bytes = -1;  // >= 0: the last block merges partials up to this size (--merge-bytes)
+  long in_kernel_merge_bytes = -1;  // >= 0: the last block merges partials up to this size, else the combine kernel (--merge-bytes)
   double blocks_per_sm = 0.0;  // > 0: splits sized for this many blocks per SM, whatever fits (--blocks-per-sm)
   int mma_warps = 0;  // warps per block of the tensor-core kernel: 4 or 8 (0: the default) (--mma-warps)
   bool fit_waves = true;  // false: no extra splits to fill the last wave (--no-fit-waves)

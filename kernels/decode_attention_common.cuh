@@ -260,8 +260,8 @@ struct PlainStateRows {
 // (states that saw no row have m = -inf, l = 0, o = 0), into M = max_w m_w,
 //   L = sum_w 2^(m_w - M) l_w,  O = sum_w 2^(m_w - M) o_w,
 // and writes O / L to the output when the block saw every row (one split), else (M, L, O) as
-// the partial of (b, h0 + h, split), which the last block of the head group merges (scratch:
-// merge_splits' shared memory).
+// the partial of (b, h0 + h, split), which the head group's last block (a.merge_in_kernel;
+// scratch: merge_splits' shared memory) or the combine kernel merges.
 template <int D, int kWarps, typename ORows>
 __device__ __forceinline__ void write_block_state(const DecodeArgs& a, const DecodeBlock& blk, int head_stride,
                                                   const float* m, const float* l, ORows o_rows,
