@@ -16,6 +16,14 @@ timeout 60 f/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 1,12,1
   --shape 1,12,1,64,32768,bf16 --shape 1,32,8,128,32768,bf16 --shape 1,12,4,64,32768,int8 --shape 1,32,8,128,32768,fp8 > "$W/decode.jsonl" 2>&1
 timeout 60 python3 scripts/bench_decode_sdpa.py --shape 1,12,64,32768 --shape 32,12,64,4096 > "$W/decode_sdpa.txt" 2>&1
 timeout 60 f/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 --kv-cache bf16 --no-baseline --batches 1,8,32 --out runs/g > "$W/generate.txt" 2>&1
+# 1b. 4 or 8 warps for the grouped kernel, alternated (session 21: 8 won D = 128 8-bit and B = 32, lost B = 1 D = 64)
+G="--shape 1,12,4,64,32768,bf16 --shape 1,12,4,64,32768,int8 --shape 1,12,1,64,32768,bf16 --shape 1,32,8,128,32768,bf16
+   --shape 1,32,8,128,32768,fp8 --shape 1,32,8,128,32768,int8 --shape 32,12,4,64,4096,bf16 --shape 32,12,1,64,4096,bf16
+   --shape 8,32,8,128,4096,fp8 --shape 1,12,4,64,640,bf16"
+for k in "" "--mma-warps 8" "" "--mma-warps 8"; do
+  echo "== $k"; timeout 30 f/bench_decode_attention $k $G 2>/dev/null | grep '"decode"' \
+    | python3 -c "import json,sys; [print(d['B'],d['H'],d['Hkv'],d['D'],d['ctx'],d['cache'],d['us'],d['read_us']) for d in map(json.loads, sys.stdin)]"
+done > "$W/warps.txt"
 echo "($((SECONDS - t0)) s)"; pack
 # 2. issue 14's seven rows beside cuDNN, two rounds (fwd and bwd TFLOP/s are columns 4 and 6)
 WU="--warmup-ms 800"
