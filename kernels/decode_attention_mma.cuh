@@ -333,9 +333,12 @@ struct MmaWarpState {
 template <int D>
 struct SwizzledStateRows {
   const float* o;
+  static constexpr int kFloatsPerChunk = tiles::kChunkBytes / 4;
   __device__ __forceinline__ static int index(int r, int d) {
-    const int c = d / 4;
-    return r * D + 4 * (c ^ (2 * ((c >> 3) & 3) + (r & 1))) + d % 4;
+    // the 3 bits of a chunk's place in its group of tiles::kChunksPerRow (= 8 bank groups): 2 from the
+    // group's index (which lane t, or unit u, stores it), 1 from the row's parity
+    const int c = d / kFloatsPerChunk, group = (int)((unsigned)c / tiles::kChunksPerRow % 4u);
+    return r * D + kFloatsPerChunk * (c ^ (2 * group + (r & 1))) + d % kFloatsPerChunk;
   }
   __device__ __forceinline__ float operator()(int r, int d) const { return o[index(r, d)]; }
 };
