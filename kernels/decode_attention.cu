@@ -625,8 +625,8 @@ struct DecodePlan {
 // 4096 (27 splits) was level (15.8 / 15.7). A 64 KiB limit on the partials' bytes decided it
 // before the merge's loads went in batches.
 bool merge_in_last_block(int heads, int D, int threads, int splits) {
-  const int items = heads * D / 4;
-  return items <= threads && splits <= threads / items;
+  const MergeLayout layout(heads, D, threads);
+  return layout.items <= threads && splits <= layout.rows;
 }
 
 // More blocks than a wave of resident ones holds, unsplit: the last wave runs part-empty (B=32,

@@ -180,6 +180,14 @@ __device__ __forceinline__ void fold_states(float& M, float& L, float (&o)[N], i
   }
 }
 
+// merge_splits' threads: one (head, float4 column) item each, an item's splits shared by `rows`
+// threads (the plan's merge_in_last_block reads it too).
+struct MergeLayout {
+  int items, rows;
+  __host__ __device__ MergeLayout(int heads, int D, int threads)
+      : items(heads * (D / 4)), rows(max(1, threads / items)) {}
+};
+
 // The combine of heads h0 .. h0 + heads - 1 of sequence b over its n splits, by one block of
 // kThreads threads: each (head, float4 column) of the output is merged from the n partials by
 // rows = kThreads / columns threads (thread r folds splits r, r + rows, ...), whose states then
@@ -191,7 +199,8 @@ __device__ __forceinline__ void merge_splits(const DecodeArgs& a, int b, int h0,
   constexpr int kCols = D / 4;
   float4* red_o = scratch.o;
   float *red_m = scratch.m, *red_l = scratch.l;
-  const int items = heads * kCols, rows = max(1, kThreads / items);
+  const MergeLayout layout(heads, D, kThreads);
+  const int items = layout.items, rows = layout.rows;
   auto write = [&](int c, float L, const float* o) {
     const float inv = L > 0.0f ? 1.0f / L : 0.0f;
     const int64_t off = (int64_t)b * a.o_batch_stride + (int64_t)(h0 + c / kCols) * D + 4 * (c % kCols);

@@ -100,15 +100,12 @@ struct MmaDecodeGeometry {
 //   k 2t, 2t+1  <->  d = kchunk(t, i) * kE + 4s + {0, 1};   k 2t+8, 2t+9  <->  d = ... + {2, 3}.
 // S's column n of n-tile j is token 8j + n of the warp's 16, so the S accumulators are P's A
 // fragment as they stand (P's k = token) and lane (g, t) reads V rows 2t, 2t+1, 2t+8, 2t+9.
-// The n index of PV is d, again in our order: n-tile jn, column g <-> vcol(jn, g), chosen so
-// that lane g's kVPerLane columns come in kUnits contiguous units (unit u at element (g + 8u) kU).
+// The n index of PV is d, again in our order: n-tile jn, column g <-> d = (g + 8 (jn / kU)) kU
+// + jn % kU, chosen so that lane g's kVPerLane columns come in kUnits contiguous units (unit u at
+// element (g + 8u) kU).
 template <int kChunksPerLane>
 __device__ __forceinline__ int kchunk(int t, int i) {
   return kChunksPerLane == 1 ? t : 2 * t + (i & 1) + 8 * (i >> 1);
-}
-template <int kU>
-__device__ __forceinline__ int vcol(int jn, int g) {
-  return (g + 8 * (jn / kU)) * kU + jn % kU;
 }
 
 // Two 8-bit values (bytes `sel` picks: 0x4140 bytes 0, 1; 0x4342 bytes 2, 3) -> fp16x2, exactly.
@@ -328,8 +325,9 @@ struct MmaWarpState {
 // Lane (g, t) stores runs of chunks of rows g, g + 8 from chunk (2t + 8u) kU / 4 on (see the
 // kernel's end), so the 8 lanes of a store phase (rows 2p, 2p + 1, t = 0..3) would share 2 bank
 // groups unpermuted (columns 16t or 32t apart: 16 wavefronts a float4 store instead of 4; as
-// scalar stores, Nsight Compute counted 65% of MQA's shared wavefronts excess); permuted they hit 8. The reads (write_block_state: consecutive d) stay conflict-free, since
-// the permutation stays within aligned groups of 8 chunks.
+// scalar stores, Nsight Compute counted 65% of MQA's shared wavefronts excess); permuted they
+// hit 8. The reads (write_block_state: consecutive d) stay conflict-free, since the permutation
+// stays within aligned groups of 8 chunks.
 template <int D>
 struct SwizzledStateRows {
   const float* o;
@@ -405,8 +403,9 @@ __global__ void __launch_bounds__(32 * kWarps) decode_mma_kernel(DecodeArgs a) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) st.l[r] = tiles::quad_sum(st.l[r]);
   const int base = warp * kMmaHeads;
-  // Lane (g, t) holds, of rows g and g + 8, columns vcol(jn, 2t) and vcol(jn, 2t + 1) for all jn:
-  // per unit u the 2 kU contiguous columns from (2t + 8u) kU, stored as float4 chunks
+  // Lane (g, t) holds, of rows g and g + 8, PV's columns 2t and 2t + 1 of every n-tile jn, that is
+  // (the fragment layout above) per unit u the 2 kU contiguous d from (2t + 8u) kU, stored as
+  // float4 chunks
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr)
 #pragma unroll
