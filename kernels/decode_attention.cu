@@ -504,7 +504,26 @@ SplitKernelChoice cuda_core_choice_for(int D, int G) {
 // The 8-warp kernel's plan keeps the warps per SM of the 4-warp one for bf16: one block per SM
 // (it fits only one at D = 128).
 constexpr double kMmaWaves = 0.5;
-constexpr int kMmaWarpsDefault = 4;
+
+// 8 warps a block (two slices a scheduler, 128-token tiles) at D = 128 when the splits are what fills
+// the GPU (B Hkv <= SMs: the 8-warp plan runs one block per SM) and the cache has at least
+// kEightWarpRowsPerSm rows (B Hkv max_len) per SM, so that each block runs many tiles; else 4.
+// Measured (sessions 21-22, same call each, µs, 4 -> 8 warps), (B, 32, 8, 128):
+//   B = 1 ctx 32768 (1986 rows per SM on 132 SMs): H200 fp8 35.1 -> 31.3, int8 37.1 -> 32.2, bf16
+//     41.7 -> 41.7; H100 fp8 35.4 -> 32.6, int8 37.4 -> 32.9, bf16 52.6 -> 52.3;
+//   B = 8 ctx 4096 (the same rows): fp8 35.5 -> 31.4 (H200), 36.0 -> 32.4 (H100);
+//   few tiles a block, H100: B = 1 ctx 4096 (248 rows per SM) bf16 14.1 -> 15.1, fp8 12.9 -> 13.5;
+//     ctx 640 bf16 9.7 -> 10.4;
+//   B = 32 ctx 4096 (256 blocks, two waves of the 8-warp kernel), H200: int8 94.0 -> 102.0.
+// At D = 64 8 warps lost at B = 1 on the H100 (MQA 12.5 -> 13.1, GQA ctx 640 7.9 -> 8.6) and
+// gained 1-3% at most (B = 32 GQA; GQA 12/4 ctx 32768 on the H200 16.8 -> 16.2). Between 248 and
+// 1986 rows per SM nothing was measured.
+constexpr int64_t kEightWarpRowsPerSm = 1024;
+int mma_warps(const KVCacheShape& s, int sms) {
+  if (tuning().mma_warps > 0) return tuning().mma_warps;
+  const int64_t kv_heads = (int64_t)s.B * s.Hkv;
+  return s.D == 128 && kv_heads <= sms && kv_heads * s.max_len >= kEightWarpRowsPerSm * sms ? 8 : 4;
+}
 
 template <KVCacheDType C, int D, int kWarps>
 SplitKernelChoice mma_choice() {
@@ -516,8 +535,7 @@ SplitKernelChoice mma_choice() {
   return k;
 }
 template <KVCacheDType C, int D>
-SplitKernelChoice mma_choice_for_warps() {
-  const int warps = tuning().mma_warps > 0 ? tuning().mma_warps : kMmaWarpsDefault;
+SplitKernelChoice mma_choice_for_warps(int warps) {
   return warps == 8 ? mma_choice<C, D, 8>() : mma_choice<C, D, 4>();
 }
 
@@ -541,7 +559,7 @@ SplitKernelChoice mha_direct_choice() {
 // ctx 32768 27.6 -> 26.5 / 26.6 us, D=128 56.0 -> 54.9 / 55.0, B=32 ctx 4096 77.3 / 77.1 -> 76.6;
 // over bf16 it lost at ctx 32768 (41.9 against 41.6) and B=32 (134.5 against 133.9), though it won
 // at the decode step's ctx 640 (8.2 against 8.6), so bf16 stays on CUDA cores.
-SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
+SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G, int sms) {
   const KVCacheDType c = p.shape.dtype;
   const int D = p.shape.D;
   if (p.act_bf16 && G == 1 && is_8bit(c) && tuning().tensor_cores && !tuning().mha_tensor_cores) {
@@ -550,14 +568,15 @@ SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G) {
     return D == 64 ? mha_direct_choice<KVCacheDType::INT8, 64>() : mha_direct_choice<KVCacheDType::INT8, 128>();
   }
   if (p.act_bf16 && c != KVCacheDType::FP32 && (G > 1 || tuning().mha_tensor_cores) && tuning().tensor_cores) {
+    const int warps = mma_warps(p.shape, sms);
     switch (c) {
       case KVCacheDType::BF16:
-        return D == 64 ? mma_choice_for_warps<KVCacheDType::BF16, 64>() : mma_choice_for_warps<KVCacheDType::BF16, 128>();
+        return D == 64 ? mma_choice_for_warps<KVCacheDType::BF16, 64>(warps) : mma_choice_for_warps<KVCacheDType::BF16, 128>(warps);
       case KVCacheDType::FP8_E4M3:
-        return D == 64 ? mma_choice_for_warps<KVCacheDType::FP8_E4M3, 64>()
-                       : mma_choice_for_warps<KVCacheDType::FP8_E4M3, 128>();
+        return D == 64 ? mma_choice_for_warps<KVCacheDType::FP8_E4M3, 64>(warps)
+                       : mma_choice_for_warps<KVCacheDType::FP8_E4M3, 128>(warps);
       case KVCacheDType::INT8:
-        return D == 64 ? mma_choice_for_warps<KVCacheDType::INT8, 64>() : mma_choice_for_warps<KVCacheDType::INT8, 128>();
+        return D == 64 ? mma_choice_for_warps<KVCacheDType::INT8, 64>(warps) : mma_choice_for_warps<KVCacheDType::INT8, 128>(warps);
       case KVCacheDType::FP32: break;
     }
   }
@@ -650,11 +669,11 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   check_shape(s, p.H, "decode_attention");
   DecodePlan plan;
   plan.G = p.H / s.Hkv;
-  plan.kernel = choose_split_kernel(p, plan.G);
-  plan.head_groups = ceil_div(plan.G, plan.kernel.heads_per_block);
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  plan.kernel = choose_split_kernel(p, plan.G, sms);
+  plan.head_groups = ceil_div(plan.G, plan.kernel.heads_per_block);
   const int per_sm = std::max(blocks_per_sm(dev, plan.kernel), 1);
   // The kernel's share of a wave of resident blocks over all (b, g, head group), so that every
   // SM keeps its share of loads in flight; the work per kv head (and so the splits) grows with B * Hkv *

@@ -580,24 +580,32 @@ std::vector<DecodeCase> decode_cases() {
 }
 INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cases()), decode_name);
 
-// The tensor-core kernel at 8 warps per block (DecodeAttentionTuning::mma_warps; 128-token
-// stages, a plan of one block per SM), on every case that runs on tensor cores, MHA included
+// The tensor-core kernel at each of its warp counts (DecodeAttentionTuning::mma_warps; the default
+// takes 8 at D = 128 over long caches, 4 elsewhere): 4 warps with 64-token stages, 8 with 128-token
+// stages and a plan of one block per SM, on every case that runs on tensor cores, MHA included
 // (mha_tensor_cores), and replayed from a graph.
-class DecodeAttentionEightWarps : public ::testing::TestWithParam<DecodeCase> {};
-
-struct EightWarps {  // the default tuning comes back even when a check fails
-  EightWarps() {
+struct ForcedWarps {  // the default tuning comes back even when a check fails
+  explicit ForcedWarps(int warps) {
     attn::DecodeAttentionTuning t;
-    t.mma_warps = 8;
+    t.mma_warps = warps;
     t.mha_tensor_cores = true;
     attn::set_decode_attention_tuning(t);
   }
-  ~EightWarps() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
+  ~ForcedWarps() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
 };
+
+class DecodeAttentionFourWarps : public ::testing::TestWithParam<DecodeCase> {};
+class DecodeAttentionEightWarps : public ::testing::TestWithParam<DecodeCase> {};
+
+TEST_P(DecodeAttentionFourWarps, MatchesFloat64Reference) {
+  SKIP_WITHOUT_GPU();
+  const ForcedWarps tuned(4);
+  run_decode_case(GetParam(), Launch::Stream);
+}
 
 TEST_P(DecodeAttentionEightWarps, MatchesFloat64Reference) {
   SKIP_WITHOUT_GPU();
-  const EightWarps tuned;
+  const ForcedWarps tuned(8);
   run_decode_case(GetParam(), Launch::Stream);
 }
 
@@ -607,11 +615,12 @@ std::vector<DecodeCase> tensor_core_cases() {
     if (c.act_bf16 && c.dtype != KVCacheDType::FP32) out.push_back(c);
   return out;
 }
+INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttentionFourWarps, ::testing::ValuesIn(tensor_core_cases()), decode_name);
 INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttentionEightWarps, ::testing::ValuesIn(tensor_core_cases()), decode_name);
 
 TEST(DecodeAttentionEightWarpsGraph, ReplayFollowsGrowingLengths) {
   SKIP_WITHOUT_GPU();
-  const EightWarps tuned;
+  const ForcedWarps tuned(8);
   run_decode_case({KVCacheDType::INT8, true, 12, 4, 128, 4100, {4097, 1, 1000}}, Launch::Graph);
   run_decode_case({KVCacheDType::BF16, true, 12, 1, 128, 2000, {17, 1999}}, Launch::Graph);
   run_decode_case({KVCacheDType::FP8_E4M3, true, 12, 12, 64, 1000, {128, 1000, 1}}, Launch::Graph);
