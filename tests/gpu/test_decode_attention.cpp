@@ -556,11 +556,13 @@ std::vector<DecodeCase> decode_cases() {
   out.push_back({KVCacheDType::INT8, true, 24, 2, 128, 4100, mixed});
   out.push_back({KVCacheDType::FP8_E4M3, true, 12, 1, 64, 2000, std::vector<int>(40, 1999)});
   // the tensor-core kernel's M tile of 16 query heads: exactly full (G = 16), two tiles (G = 32,
-  // 16 + 4 for G = 20), and the benchmark's shapes at the long context
+  // 16 + 4 for G = 20), and the benchmark's shapes at the long context (32/8 at D = 128: 8 warps
+  // by default, bf16 and fp8)
   out.push_back({KVCacheDType::BF16, true, 16, 1, 128, 4100, mixed});
   out.push_back({KVCacheDType::INT8, true, 32, 1, 64, 4100, mixed});
   out.push_back({KVCacheDType::FP8_E4M3, true, 40, 2, 128, 1100, {1000, 1}});
   out.push_back({KVCacheDType::BF16, true, 32, 8, 128, 32768, {32768, 1}});
+  out.push_back({KVCacheDType::FP8_E4M3, true, 32, 8, 128, 32768, {4097, 32768}});
   out.push_back({KVCacheDType::FP8_E4M3, true, 12, 4, 64, 32768, {32768}});
   out.push_back({KVCacheDType::INT8, true, 12, 1, 64, 32768, {32768, 17}});
   out.push_back({KVCacheDType::BF16, true, 12, 12, 64, 32768, {32768}});

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared in session 22 for the next (carry ["build-carry/s23a", ".gpucall/s23a.sh"]; ~31 MB with the tree): main
-# be28f27's binaries (f/: GPU tests, attnlab, the flash and decode benches) and tinyshakespeare (data/input.txt), for
+# be28f27's binaries (f/: GPU tests, attnlab, the flash and decode benches) and tinyshakespeare (f/input.txt), for
 # sm_90a. Env: LIM (s, default 540). Steps in order of worth; each is skipped when too little time is left.
 set -uo pipefail
 O=${OUT:-/tmp/out}; W=$O/w23a; mkdir -p "$W"; t0=$SECONDS
@@ -29,9 +29,12 @@ M="--shape 32,12,12,64,4096,bf16 --shape 1,12,12,64,32768,bf16 --shape 32,12,12,
 for r in 1 2; do for k in "" "--blocks-per-sm 4" "--blocks-per-sm 6" "--blocks-per-sm 8" "--waves 2" "--no-fit-waves" "--min-split-rows 1024" "--mha-tensor-cores"; do
   echo "== $r $k"; timeout 30 f/bench_decode_attention $k $M 2>/dev/null | grep '"decode"' | row; done; done > "$W/mha_plans.txt"
 echo "plans ($((SECONDS - t0)) s)"; pack
-# 4. issue 17 acceptance 3: HF transformers' generate() beside ours, GPT-2 124M shape, bf16, prompt 128 + 512
+# 4. the decode tests (the 32/8 fp8 case at 32768, which takes 8 warps by default, is new and has not run)
+timeout 150 f/attn_gpu_tests --gtest_filter='Decode*:KVCache*' > "$W/tests.log" 2>&1
+echo "decode tests exit $? $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]' "$W/tests.log" | tr '\n' ' ') ($((SECONDS - t0)) s)"; pack
+# 5. issue 17 acceptance 3: HF transformers' generate() beside ours, GPT-2 124M shape, bf16, prompt 128 + 512
 if [ "$(left)" -ge 200 ]; then
-  mkdir -p .deps/data && cp data/input.txt .deps/data/
+  mkdir -p .deps/data && cp f/input.txt .deps/data/
   f/attnlab train -c configs/gpt2_124m.toml --data.inputs='[".deps/data/input.txt"]' --training.max_iters=1 \
     --training.eval_interval=0 --training.eval_iters=1 --training.out_dir=\"runs/hf_g2\" --logging.progress=false > "$W/hf.log" 2>&1
   f/attnlab export-hf runs/hf_g2 runs/hf_g2_export >> "$W/hf.log" 2>&1
