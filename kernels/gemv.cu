@@ -33,6 +33,7 @@
 #include "kernels/common.cuh"
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/gemv.h"
+#include "kernels/grid_argmax.cuh"
 #include "kernels/tiles/hardware.cuh"
 #include "kernels/tiles/pdl.cuh"
 
@@ -89,17 +90,6 @@ __device__ __forceinline__ float gelu_tanh(float x) {
   const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
   return 0.5f * x * (1.0f + tanhf(u));
 }
-
-// (value, index) as one integer whose order is value first, then the smaller index: the float
-// bits made monotone (negative: all bits flipped; else the sign bit set), the index inverted.
-// -0 counts as +0, so equal values tie on the index as in argmax_rows.
-__device__ __forceinline__ u64 argmax_key(float v, int n) {
-  if (v == 0.0f) v = 0.0f;
-  uint32_t u = __float_as_uint(v);
-  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  return (static_cast<u64>(u) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(n));
-}
-__device__ __forceinline__ int32_t argmax_index(u64 key) { return key == 0 ? 0 : static_cast<int32_t>(~static_cast<uint32_t>(key)); }
 
 // a' (M rows, ld apart) into shared memory: a copy, then in place bf16(layernorm(a)) with the
 // row statistics of kernels/layernorm.cu (mean, then the centred second moment, in fp32).
@@ -286,25 +276,14 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
   if (!p.argmax) return;
 
   // argmax over the grid: lanes of a row (t = 0..3 of warp 0) -> block (shared atomics) ->
-  // grid (global atomics); the last block to finish writes the ids and zeroes the scratch.
+  // grid (grid_argmax.cuh)
   if (warp == 0) {
     best = max(best, __shfl_xor_sync(0xffffffffu, best, 1));
     best = max(best, __shfl_xor_sync(0xffffffffu, best, 2));
     if (t == 0 && row_live && best) atomicMax(&block_best[g], best);
   }
   __syncthreads();
-  u64* grid_best = p.argmax_scratch;
-  u64* done = p.argmax_scratch + kGemvMaxRows;
-  if (threadIdx.x < M && block_best[threadIdx.x]) atomicMax(&grid_best[threadIdx.x], block_best[threadIdx.x]);
-  __threadfence();
-  __syncthreads();
-  u64& last = block_best[kGemvMaxRows];
-  if (threadIdx.x == 0) last = atomicAdd(done, 1ull) == gridDim.x - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  if (threadIdx.x < M) p.argmax[threadIdx.x] = argmax_index(atomicExch(&grid_best[threadIdx.x], 0ull));
-  if (threadIdx.x == 0) *done = 0;
+  grid_argmax_finish(block_best, 0, M, p.argmax_scratch, M, p.argmax, reinterpret_cast<int*>(&block_best[kGemvMaxRows]));
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -316,8 +295,6 @@ void launch_gemv(const GemvArgs& p, int blocks, size_t smem, cudaStream_t stream
 }
 
 }  // namespace
-
-size_t gemv_argmax_scratch_bytes() { return (kGemvMaxRows + 1) * sizeof(u64); }
 
 void gemv(const GemvArgs& p, cudaStream_t stream) {
   ATTN_CHECK(p.M >= 1 && p.M <= kGemvMaxRows, "gemv: M = {} rows must be in [1, {}]", p.M, kGemvMaxRows);

@@ -14,7 +14,7 @@
 //     (kv ? v_cache : k_cache)[((m Hkv + g) max_len + positions[m]) D + d] (bf16 cache; skipped
 //     when positions[m] >= max_len).
 // Each of these is what the unfused path computes (layernorm, the matmul's bias/GELU epilogue,
-// residual_forward, gather_last_logits, argmax_rows, kv_cache_write), with the same roundings.
+// residual_forward, logits_argmax, kv_cache_write), with the same roundings.
 //
 // The kernel streams W once with 16-byte loads straight into mma.sync fragments (tensor cores,
 // 8 weight rows a tile, K split over 4 warps, several loads in flight), keeps a' in shared
@@ -22,8 +22,8 @@
 // waiting for the kernel before it (tiles/pdl.cuh).
 // Requirements (attn::Error otherwise): 1 <= M <= kGemvMaxRows, K % 8 == 0, M (K + 8) bf16 of
 // shared memory within the kernel's 100 KiB, every pointer 16-byte aligned, argmax_scratch given
-// with argmax. Graph-safe: argmax_scratch (gemv_argmax_scratch_bytes, zeroed once by the caller)
-// is zero again whenever a call has finished.
+// with argmax. Graph-safe: argmax_scratch (argmax_scratch_bytes(M) of kernels/generation.h,
+// zeroed once by the caller) is zero again whenever a call has finished (kernels/grid_argmax.cuh).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -48,16 +48,13 @@ struct GemvArgs {
   float* out_f32 = nullptr;                 // out_f32[m * ld_f32 + n], or null
   int64_t ld_f32 = 0;
   int32_t* argmax = nullptr;               // (M) or null
-  unsigned long long* argmax_scratch = nullptr;  // gemv_argmax_scratch_bytes(), zeroed once
+  unsigned long long* argmax_scratch = nullptr;  // argmax_scratch_bytes(M), zeroed once
   // cache append (bf16 cache), when k_cache
   __nv_bfloat16* k_cache = nullptr;
   __nv_bfloat16* v_cache = nullptr;
   const int32_t* positions = nullptr;  // (M) on the device
   int cache_col0 = 0, Hkv = 0, D = 0, max_len = 0;
 };
-
-// Device bytes of argmax_scratch: M packed (value, index) maxima and a block counter.
-size_t gemv_argmax_scratch_bytes();
 
 void gemv(const GemvArgs& args, cudaStream_t stream);
 

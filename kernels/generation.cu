@@ -1,7 +1,9 @@
 // Kernels of cached generation: see kernels/generation.h for the math of each.
 #include "core/cuda_check.h"
+#include "core/error.h"
 #include "kernels/common.cuh"
 #include "kernels/generation.h"
+#include "kernels/grid_argmax.cuh"
 #include "kernels/tiles/pdl.cuh"
 
 #include <cmath>
@@ -34,39 +36,44 @@ __global__ void gather_last_rows_kernel(T* out, const T* x, const int32_t* lengt
   out[i] = x[(b * seq + lengths[b] - 1) * C + c];
 }
 
-// (value, index) pairs ordered by value, then by the smaller index (std::max_element keeps the
-// first of equal maxima). The initial index INT32_MAX loses every tie, so -inf rows give 0.
-struct ArgmaxPair {
-  float v;
-  int32_t i;
-};
-__device__ __forceinline__ ArgmaxPair better(ArgmaxPair a, ArgmaxPair b) {
-  return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a;
-}
-
-// One block per row: each thread scans a stride of the row, then a warp-shuffle and a
-// shared-memory round reduce the per-thread bests. next[b] = argmax_v logits[b * V + v].
-constexpr int kArgmaxThreads = 1024;
-__global__ void __launch_bounds__(kArgmaxThreads) argmax_rows_kernel(int32_t* next, const float* logits, int V) {
-  const float* row = logits + static_cast<size_t>(blockIdx.x) * V;
-  ArgmaxPair best{-INFINITY, INT32_MAX};
-  for (int v = threadIdx.x; v < V; v += blockDim.x) best = better(best, ArgmaxPair{row[v], v});
-  for (int off = 16; off > 0; off >>= 1)
-    best = better(best, ArgmaxPair{__shfl_down_sync(0xffffffffu, best.v, off), __shfl_down_sync(0xffffffffu, best.i, off)});
-  __shared__ ArgmaxPair warp_best[kArgmaxThreads / 32];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  if (lane == 0) warp_best[warp] = best;
+// Block (chunk, b) of kLogitsChunk logits of row b: out[b, v] = float(logits[b, v]) (when out)
+// and the chunk's best key (grid_argmax.cuh), then the grid's: next[b] = argmax_v. A row's
+// chunks are many blocks, so the pass runs at memory speed even for a few rows.
+constexpr int kLogitsThreads = 256;
+constexpr int kLogitsChunk = 8 * kLogitsThreads;
+template <typename T>
+__global__ void __launch_bounds__(kLogitsThreads)
+    logits_argmax_kernel(int32_t* next, float* out, const T* logits, int B, int V, int Vp, unsigned long long* scratch) {
+  __shared__ unsigned long long warp_best[kLogitsThreads / 32];
+  __shared__ unsigned long long block_best[1];
+  __shared__ int last;
+  const int b = blockIdx.y, v0 = blockIdx.x * kLogitsChunk, v1 = min(V, v0 + kLogitsChunk);
+  unsigned long long best = 0;
+  for (int v = v0 + threadIdx.x; v < v1; v += kLogitsThreads) {
+    const float x = to_f(logits[static_cast<size_t>(b) * Vp + v]);
+    if (out) out[static_cast<size_t>(b) * V + v] = x;
+    if (!isnan(x)) best = max(best, argmax_key(x, v));
+  }
+  best = warp_max_key(best);
+  if (threadIdx.x % 32 == 0) warp_best[threadIdx.x / 32] = best;
   __syncthreads();
-  if (warp != 0) return;
-  best = lane < warps ? warp_best[lane] : ArgmaxPair{-INFINITY, INT32_MAX};
-  for (int off = 16; off > 0; off >>= 1)
-    best = better(best, ArgmaxPair{__shfl_down_sync(0xffffffffu, best.v, off), __shfl_down_sync(0xffffffffu, best.i, off)});
-  if (lane == 0) next[blockIdx.x] = best.i == INT32_MAX ? 0 : best.i;
+  if (threadIdx.x < 32) {
+    best = warp_max_key(threadIdx.x < kLogitsThreads / 32 ? warp_best[threadIdx.x] : 0ull);
+    if (threadIdx.x == 0) block_best[0] = best;
+  }
+  __syncthreads();
+  grid_argmax_finish(block_best, b, 1, scratch, B, next, &last);
 }
 
-void argmax_rows(int32_t* next, const float* logits, int B, int V, cudaStream_t stream) {
+size_t argmax_scratch_bytes(int rows) { return (static_cast<size_t>(rows) + 1) * sizeof(unsigned long long); }
+
+template <typename T>
+void logits_argmax(int32_t* next, float* out, const T* logits, int B, int V, int Vp, unsigned long long* scratch,
+                   cudaStream_t stream) {
+  ATTN_CHECK(next && logits && scratch && V >= 1 && Vp >= V, "logits_argmax: next, logits and scratch needed, 1 <= V <= Vp");
   if (B <= 0) return;
-  argmax_rows_kernel<<<B, kArgmaxThreads, 0, stream>>>(next, logits, V);
+  logits_argmax_kernel<T><<<dim3(ceil_div(V, kLogitsChunk), B), kLogitsThreads, 0, stream>>>(next, out, logits, B, V, Vp,
+                                                                                          scratch);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -92,5 +99,7 @@ template void start_decode_step<bf16>(bf16*, int32_t*, int32_t*, const int32_t*,
                                       cudaStream_t);
 template void gather_last_rows<float>(float*, const float*, const int32_t*, int, int, int, cudaStream_t);
 template void gather_last_rows<bf16>(bf16*, const bf16*, const int32_t*, int, int, int, cudaStream_t);
+template void logits_argmax<float>(int32_t*, float*, const float*, int, int, int, unsigned long long*, cudaStream_t);
+template void logits_argmax<bf16>(int32_t*, float*, const bf16*, int, int, int, unsigned long long*, cudaStream_t);
 
 }  // namespace attn::kern

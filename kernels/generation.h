@@ -18,8 +18,16 @@ void start_decode_step(T* out, int32_t* positions, int32_t* lengths, const int32
 template <typename T>
 void gather_last_rows(T* out, const T* x, const int32_t* lengths, int B, int seq, int C, cudaStream_t stream);
 
-// next[b] = argmax_v logits[b, v] over v < V, the first index among equal maxima (as
-// std::max_element): greedy decoding on the device, so a step returns B ids, not (B, V) floats.
-void argmax_rows(int32_t* next, const float* logits, int B, int V, cudaStream_t stream);
+// The logits of a decode step (logits (B, Vp), the vocabulary's V columns used), in one pass:
+//   out[b, v] = float(logits[b * Vp + v]) for v < V   (when out is not null)
+//   next[b]   = argmax_v logits[b, v], the first index among equal maxima (as std::max_element),
+//               NaNs skipped, 0 when a row has none: greedy decoding on the device, so a step
+//               returns B ids, not (B, V) floats.
+// scratch: argmax_scratch_bytes(B) on the device, zeroed once by the caller; zero again after
+// every call (graph-safe; kernels/grid_argmax.cuh).
+template <typename T>
+void logits_argmax(int32_t* next, float* out, const T* logits, int B, int V, int Vp, unsigned long long* scratch,
+                   cudaStream_t stream);
+size_t argmax_scratch_bytes(int rows);
 
 }  // namespace attn::kern

@@ -5,12 +5,15 @@
 //   kv_cache_write(all T positions from 0; padding beyond a prompt is overwritten by decode
 //   before it is ever read), y = causal attention (the backend's implementation: naive or
 //   flash), x += proj(y), x += mlp(ln_2(x)); then the row at lengths[b] - 1 of each prompt
-//   goes through ln_f and the LM head.
+//   goes through ln_f and the LM head. Each residual add and the layernorm after it (ln_2, the
+//   next layer's ln_1) are one kernel (kern::residual_layernorm_forward).
 // decode (one token per sequence, everything in device memory so it is captured once):
 //   positions = lengths; lengths += 1; x = wte[tok] + wpe[positions]   (kern::start_decode_step)
 //   per layer ln_1 -> qkv -> kv_cache_write at positions -> decode_attention over lengths ->
-//   proj -> residual -> ln_2 -> MLP -> residual;
-//   ln_f -> LM head -> (B, vocab) fp32 logits -> next[b] = argmax_v logits[b, v] (greedy ids).
+//   proj -> residual + ln_2 -> MLP -> residual + (the next ln_1, or ln_f);
+//   LM head -> (B, vocab) fp32 logits and next[b] = argmax_v logits[b, v] (greedy ids) in one
+//   pass (kern::logits_argmax). With cuBLASLt's matmuls that is 8-9 kernels a layer (B = 32,
+//   GPT-2 124M: 113 a step, 137 before the residual adds were fused).
 // bf16 activations at B <= kern::kGemvMaxRows (the batch-1 step): the matmuls are GEMVs
 // (kernels/gemv.h) with everything around them fused in, launched with programmatic dependent
 // launch so that each prefetches its weights while the kernel before it finishes:
@@ -165,12 +168,12 @@ class CudaGenerator final : public Generator {
     sub.B = nb;
     const size_t slots = static_cast<size_t>(b0) * c.n_kv_head * L_;
     const size_t skip = slots * c.head_dim() * kv_cache_element_bytes(opt_.cache);
+    kern::layernorm_forward(h_, mean_, rstd_, x_, P(m_.layout->layer(0).ln1_w), P(m_.layout->layer(0).ln1_b), Ni, C, s);
     for (int l = 0; l < c.n_layer; ++l) {
       const LayerParams& lp = m_.layout->layer(l);
       KVCacheLayer part = layers_[l];
       part.k = static_cast<char*>(part.k) + skip, part.v = static_cast<char*>(part.v) + skip;
       if (part.k_scale) part.k_scale += slots, part.v_scale += slots;
-      kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln1_w), P(lp.ln1_b), Ni, C, s);
       m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), Ni, C, QKV);
       kv_cache_write(qkv_, static_cast<int64_t>(seq) * QKV, QKV, act_bf16(), c.n_head, seq, zeros_, part, sub, s);
       if (!counted_.empty()) {
@@ -180,7 +183,7 @@ class CudaGenerator final : public Generator {
         attention_->set_token_counts(counts);
       }
       attention_->forward(qkv_, y_, att_saved_, att_scratch_, ash, DropoutState{}, s);
-      mlp_and_residuals(l, Ni);
+      mlp_and_residuals(l, Ni, l + 1 < c.n_layer ? ln1_into_h(l + 1) : NextNorm{});
     }
     kern::gather_last_rows(last_ + static_cast<size_t>(b0) * C, x_, lengths_dev_ + b0, nb, seq, C, s);
   }
@@ -219,19 +222,32 @@ class CudaGenerator final : public Generator {
   bool act_bf16() const { return m_.act == DType::BF16; }
   const T* P(int tensor) const { return static_cast<const T*>(m_.params) + m_.layout->get(tensor).offset; }
 
-  // x += proj(y); x += c_proj(gelu(c_fc(ln_2(x)))) for N rows of layer l.
-  void mlp_and_residuals(int l, int N) {
+  // The layernorm that reads a layer's output, fused into its last residual add: the next
+  // layer's ln_1 into h_, or ln_f into lnf_ (out null: none).
+  struct NextNorm {
+    const T *w = nullptr, *b = nullptr;
+    T* out = nullptr;
+  };
+  NextNorm ln1_into_h(int l) const { return {P(m_.layout->layer(l).ln1_w), P(m_.layout->layer(l).ln1_b), h_}; }
+  NextNorm lnf_into_lnf() const { return {P(m_.layout->lnf_w()), P(m_.layout->lnf_b()), lnf_}; }
+
+  // x += proj(y); h = ln_2(x); x += c_proj(gelu(c_fc(h))) for N rows of layer l, then
+  // next.out = next(x) when asked: each residual add fused with the layernorm after it
+  // (kern::residual_layernorm_forward, the same result as the two kernels).
+  void mlp_and_residuals(int l, int N, const NextNorm& next) {
     const GPTConfig& c = *m_.cfg;
     const LayerParams& lp = m_.layout->layer(l);
     const int C = c.n_embd;
     const size_t NC = static_cast<size_t>(N) * C;
     cudaStream_t s = m_.stream;
     m_.matmul->forward(branch_, y_, P(lp.attproj_w), P(lp.attproj_b), N, C, C);
-    kern::residual_forward(x_, x_, branch_, NC, DropoutState{}, s);
-    kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln2_w), P(lp.ln2_b), N, C, s);
+    kern::residual_layernorm_forward(x_, h_, mean_, rstd_, x_, branch_, P(lp.ln2_w), P(lp.ln2_b), N, C, DropoutState{}, s);
     m_.matmul->forward(fc_gelu_, h_, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/fc_);
     m_.matmul->forward(branch_, fc_gelu_, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C);
-    kern::residual_forward(x_, x_, branch_, NC, DropoutState{}, s);
+    if (next.out)
+      kern::residual_layernorm_forward(x_, next.out, mean_, rstd_, x_, branch_, next.w, next.b, N, C, DropoutState{}, s);
+    else
+      kern::residual_forward(x_, x_, branch_, NC, DropoutState{}, s);
   }
 
   // logits_f_ (B, V) = ln_f(rows) wte^T for the B rows at `rows`; copied to the host when out.
@@ -244,9 +260,15 @@ class CudaGenerator final : public Generator {
       return;
     }
     kern::layernorm_forward(lnf_, mean_, rstd_, rows, P(m_.layout->lnf_w()), P(m_.layout->lnf_b()), B_, c.n_embd, s);
-    m_.matmul->forward(logits_, lnf_, P(m_.layout->wte()), nullptr, B_, c.n_embd, c.padded_vocab_size);
-    kern::gather_last_logits(logits_f_, logits_, B_, 1, c.vocab_size, c.padded_vocab_size, s);
+    logits_of_lnf();
     if (out) download_logits(out);
+  }
+
+  // logits_f_ (B, V) = float(lnf_ wte^T) and next_dev_ = their argmax (one pass over the logits).
+  void logits_of_lnf() {
+    const GPTConfig& c = *m_.cfg;
+    m_.matmul->forward(logits_, lnf_, P(m_.layout->wte()), nullptr, B_, c.n_embd, c.padded_vocab_size);
+    kern::logits_argmax(next_dev_, logits_f_, logits_, B_, c.vocab_size, c.padded_vocab_size, argmax_scratch_, m_.stream);
   }
 
   void download_logits(float* out) {
@@ -262,29 +284,27 @@ class CudaGenerator final : public Generator {
     cudaStream_t s = m_.stream;
     kern::start_decode_step(x_, positions_, lengths_dev_, decode_tokens_, P(m_.layout->wte()), P(m_.layout->wpe()), B_,
                             C, s);
+    if (!gemv_) kern::layernorm_forward(h_, mean_, rstd_, x_, P(m_.layout->layer(0).ln1_w), P(m_.layout->layer(0).ln1_b), B_, C, s);
     for (int l = 0; l < c.n_layer; ++l) {
       const LayerParams& lp = m_.layout->layer(l);
       bool appended = false;
-      if (gemv_) {
+      if (gemv_)
         appended = gemv_qkv(l);
-      } else {
-        kern::layernorm_forward(h_, mean_, rstd_, x_, P(lp.ln1_w), P(lp.ln1_b), B_, C, s);
+      else
         m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), B_, C, QKV);
-      }
       if (!appended) kv_cache_write(qkv_, QKV, QKV, act_bf16(), c.n_head, 1, positions_, layers_[l], shape_, s);
       DecodeAttentionParams p = decode_params();
       p.cache = layers_[l];
       decode_attention(p, decode_ws_, s);
       if (gemv_) gemv_mlp_and_residuals(l);
-      else mlp_and_residuals(l, B_);
+      else mlp_and_residuals(l, B_, l + 1 < c.n_layer ? ln1_into_h(l + 1) : lnf_into_lnf());
     }
     if (gemv_) {
       kern::GemvArgs head = lm_head_args(x_);
       head.argmax = next_dev_, head.argmax_scratch = argmax_scratch_;
       kern::gemv(head, s);
     } else {
-      lm_head(x_, nullptr);
-      kern::argmax_rows(next_dev_, logits_f_, B_, c.vocab_size, s);
+      logits_of_lnf();
     }
   }
 
@@ -403,7 +423,7 @@ class CudaGenerator final : public Generator {
     const size_t ol = plan.add(B_ * C * t), olnf = plan.add(B_ * C * t);
     const size_t olog = plan.add(static_cast<size_t>(B_) * c.padded_vocab_size * t);
     const size_t olf = plan.add(static_cast<size_t>(B_) * c.vocab_size * sizeof(float));
-    const size_t oam = plan.add(kern::gemv_argmax_scratch_bytes());
+    const size_t oam = plan.add(kern::argmax_scratch_bytes(B_));
     counted_ = counted_tokens(m_.attention);  // the variants' token counts (NT each)
     const size_t oints = plan.add(((1 + counted_.size()) * NT + 5 * static_cast<size_t>(B_)) * sizeof(int32_t));
     char* a = static_cast<char*>(take(plan.bytes(), MemCategory::Activations));
@@ -413,7 +433,7 @@ class CudaGenerator final : public Generator {
     rstd_ = reinterpret_cast<float*>(a + orr), last_ = reinterpret_cast<T*>(a + ol), lnf_ = reinterpret_cast<T*>(a + olnf);
     logits_ = reinterpret_cast<T*>(a + olog), logits_f_ = reinterpret_cast<float*>(a + olf);
     argmax_scratch_ = reinterpret_cast<unsigned long long*>(a + oam);
-    CUDA_CHECK(cudaMemsetAsync(argmax_scratch_, 0, kern::gemv_argmax_scratch_bytes(), m_.stream));  // gemv.h: zeroed once
+    CUDA_CHECK(cudaMemsetAsync(argmax_scratch_, 0, kern::argmax_scratch_bytes(B_), m_.stream));  // zeroed once (grid_argmax.cuh)
     int32_t* ints = reinterpret_cast<int32_t*>(a + oints);
     prefill_tokens_ = ints, decode_tokens_ = ints + NT, lengths_dev_ = ints + NT + B_, positions_ = ints + NT + 2 * B_;
     zeros_ = ints + NT + 3 * B_, next_dev_ = ints + NT + 4 * B_, prefill_counts_ = ints + NT + 5 * B_;
@@ -455,7 +475,7 @@ class CudaGenerator final : public Generator {
           *zeros_ = nullptr, *next_dev_ = nullptr;
   void *att_saved_ = nullptr, *att_scratch_ = nullptr, *decode_ws_ = nullptr;
   bool gemv_ = false;  // the GEMV path of the decode step (see the top of the file)
-  unsigned long long* argmax_scratch_ = nullptr;  // the fused argmax's maxima and block counter
+  unsigned long long* argmax_scratch_ = nullptr;  // the greedy argmax's block counter and maxima (grid_argmax.cuh)
   int32_t* host_ints_ = nullptr;  // page-locked: prompt/token upload, then B ids of decode_greedy
   int32_t* host_next_ = nullptr;
   std::vector<int> lengths_;

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "kernels/gemv.h"
+#include "kernels/generation.h"
 #include "test_util.h"
 
 namespace {
@@ -119,8 +120,8 @@ TEST(Gemv, LmHeadArgmaxLaunchedAndReplayed) {
     tu::DevBuf<bf16> da(a), dw(w), dlw(lw), dlb(lb);
     tu::DevBuf<float> dlog(static_cast<size_t>(M) * ld);
     tu::DevBuf<int32_t> dnext(kern::kGemvMaxRows);
-    tu::DevBuf<unsigned char> scratch(kern::gemv_argmax_scratch_bytes());
-    ASSERT_CUDA(cudaMemset(scratch.get(), 0, kern::gemv_argmax_scratch_bytes()));
+    tu::DevBuf<unsigned char> scratch(kern::argmax_scratch_bytes(M));
+    ASSERT_CUDA(cudaMemset(scratch.get(), 0, kern::argmax_scratch_bytes(M)));
     kern::GemvArgs p;
     p.a = da.get(), p.w = dw.get(), p.ln_w = dlw.get(), p.ln_b = dlb.get(), p.M = M, p.N = N, p.K = K;
     p.out_f32 = dlog.get(), p.ld_f32 = ld, p.argmax = dnext.get();

@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "backend/generator.h"
 #include "core/error.h"
+#include "kernels/gemv.h"
 #include "model/gpt_cpu.h"
 #include "test_util.h"
 #include "train/generate.h"
@@ -165,6 +166,23 @@ TEST_P(GenerateGpu, Bf16LogitsWithinNoise) {
     EXPECT_LT(err, limit) << kv_cache_dtype_name(dt);
     EXPECT_GT(err, 0.0);
   }
+}
+
+// The cuBLASLt decode step (bf16 at B > kern::kGemvMaxRows: each residual add fused with the
+// layernorm after it, the logits and their argmax in one pass) within bf16 noise of float64,
+// prompts of lengths 1 to 13, replayed from a graph.
+TEST_P(GenerateGpu, Bf16WideBatchWithinNoise) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = gpu_backend("bf16", GetParam());
+  const auto params = params_for(gpu->layout(), 7, 1.0f);
+  gpu->set_params(params.data());
+  std::mt19937_64 rng(31);
+  std::vector<std::vector<int32_t>> seqs;
+  for (int b = 0; b < kern::kGemvMaxRows + 2; ++b) seqs.push_back(random_tokens(rng, b == 0 ? 1 : 1 + static_cast<int>(rng() % 13)));
+  const double err = worst_vs_fp64(*gpu, params, KVCacheDType::BF16, true, 12, 9, {}, seqs);
+  printf("bf16 %s, %d sequences: worst rms logits error vs fp64 %.3g\n", GetParam().c_str(), kern::kGemvMaxRows + 2, err);
+  EXPECT_LT(err, 2e-2);
+  EXPECT_GT(err, 0.0);
 }
 
 // The graph replays exactly the kernels of the launched step: identical logits.

@@ -1,7 +1,9 @@
-// Greedy decoding on the device (kern::argmax_rows, Generator::decode_greedy), the
+// Greedy decoding on the device (kern::logits_argmax, Generator::decode_greedy), the
 // inference-only CUDA backend (BackendOptions::inference_only), and that the cache precision
 // reaches the teacher-forced loss of a trained model (issue 9, acceptance 4). Suites are named
 // Generate* so that --gtest_filter='Generate*' (scripts/gpu_check.sh generate) selects them.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -13,6 +15,7 @@
 #include "backend/cuda_matmul.h"
 #include "backend/generator.h"
 #include "core/error.h"
+#include "kernels/gemv.h"
 #include "kernels/generation.h"
 #include "test_util.h"
 #include "train/generate.h"
@@ -21,18 +24,21 @@ namespace {
 
 using namespace attn;
 
-// The argmax kernel against std::max_element (first index among equal maxima) on rows with
-// planted ties, a row of -inf, a row whose maximum is the last column, at V = 37 (fewer than
-// the block's threads) and V = 50257 (GPT-2's vocabulary, many elements per thread).
-TEST(GenerateGreedy, ArgmaxKernelMatchesMaxElement) {
-  SKIP_WITHOUT_GPU();
+// The logits pass (kern::logits_argmax) against std::max_element (first index among equal
+// maxima) on rows with planted ties, a row of -inf, a row whose maximum is the last column, at
+// V = 37 (fewer than one block's chunk) and V = 50257 (GPT-2's vocabulary, 25 blocks a row),
+// from fp32 and from bf16 logits with padded rows (Vp > V, the padding larger than any logit);
+// the fp32 copy is exact, and a second call gives the same ids (the scratch is zero again).
+template <typename T>
+void check_logits_argmax() {
   for (int V : {37, 50257}) {
-    const int B = 7;
+    const int B = 7, Vp = V + 11;
     std::mt19937_64 rng(V);
     std::normal_distribution<float> n(0.0f, 3.0f);
-    std::vector<float> x(static_cast<size_t>(B) * V);
-    for (float& v : x) v = n(rng);
-    auto row = [&](int b) { return x.data() + static_cast<size_t>(b) * V; };
+    std::vector<float> x(static_cast<size_t>(B) * Vp, 1e30f);  // the padding columns: never counted
+    auto row = [&](int b) { return x.data() + static_cast<size_t>(b) * Vp; };
+    for (int b = 0; b < B; ++b)
+      for (int v = 0; v < V; ++v) row(b)[v] = static_cast<float>(T(n(rng)));  // representable in T
     // row 1: the maximum twice, the later copy in a lower thread's stride (tie goes to the first)
     row(1)[V - 2] = 100.0f, row(1)[5] = 100.0f;
     // row 2: the maximum in every column: index 0
@@ -41,19 +47,41 @@ TEST(GenerateGreedy, ArgmaxKernelMatchesMaxElement) {
     std::fill(row(3), row(3) + V, -std::numeric_limits<float>::infinity());
     // row 4: the maximum in the last column
     row(4)[V - 1] = 1000.0f;
-    // row 5: ties between two warps of the block, and across two blocks' worth of strides
+    // row 5: ties between two warps of a block, and across blocks
     row(5)[V / 2] = 55.0f, row(5)[V / 3] = 55.0f, row(5)[V - 1] = 55.0f;
-    tu::DevBuf<float> dx(x.size());
-    CUDA_CHECK(cudaMemcpy(dx.get(), x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice));
+    std::vector<T> xt(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xt[i] = T(x[i]);
+    tu::DevBuf<T> dx(xt.size());
+    CUDA_CHECK(cudaMemcpy(dx.get(), xt.data(), xt.size() * sizeof(T), cudaMemcpyHostToDevice));
     tu::DevBuf<int32_t> dnext(B);
-    CUDA_CHECK(cudaMemset(dnext.get(), 0xFF, B * sizeof(int32_t)));
-    kern::argmax_rows(dnext.get(), dx.get(), B, V, nullptr);
-    CUDA_CHECK(cudaDeviceSynchronize());
-    std::vector<int32_t> got(B);
-    CUDA_CHECK(cudaMemcpy(got.data(), dnext.get(), B * sizeof(int32_t), cudaMemcpyDeviceToHost));
+    tu::DevBuf<float> dout(static_cast<size_t>(B) * V);
+    tu::DevBuf<unsigned char> scratch(kern::argmax_scratch_bytes(B));
+    CUDA_CHECK(cudaMemset(scratch.get(), 0, kern::argmax_scratch_bytes(B)));
+    auto* sc = reinterpret_cast<unsigned long long*>(scratch.get());
+    for (int call = 0; call < 2; ++call) {
+      CUDA_CHECK(cudaMemset(dnext.get(), 0xFF, B * sizeof(int32_t)));
+      kern::logits_argmax(dnext.get(), call == 0 ? dout.get() : nullptr, dx.get(), B, V, Vp, sc, nullptr);
+      CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<int32_t> got(B);
+      CUDA_CHECK(cudaMemcpy(got.data(), dnext.get(), B * sizeof(int32_t), cudaMemcpyDeviceToHost));
+      for (int b = 0; b < B; ++b)
+        EXPECT_EQ(got[b], std::max_element(row(b), row(b) + V) - row(b)) << "V " << V << " row " << b << " call " << call;
+    }
+    std::vector<float> out(static_cast<size_t>(B) * V);
+    CUDA_CHECK(cudaMemcpy(out.data(), dout.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost));
     for (int b = 0; b < B; ++b)
-      EXPECT_EQ(got[b], std::max_element(row(b), row(b) + V) - row(b)) << "V " << V << " row " << b;
+      for (int v = 0; v < V; ++v) ASSERT_EQ(out[static_cast<size_t>(b) * V + v], row(b)[v]) << "V " << V << " row " << b << " v " << v;
   }
+}
+
+TEST(GenerateGreedy, LogitsArgmaxMatchesMaxElementFp32) {
+  SKIP_WITHOUT_GPU();
+  check_logits_argmax<float>();
+}
+
+TEST(GenerateGreedy, LogitsArgmaxMatchesMaxElementBf16) {
+  SKIP_WITHOUT_GPU();
+  check_logits_argmax<__nv_bfloat16>();
 }
 
 GPTConfig small_cfg() {
@@ -83,18 +111,21 @@ std::vector<float> spread_params(const ParamLayout& layout, uint64_t seed) {
 
 // decode_greedy returns exactly the argmax of what decode returns, step after step (launched
 // step, the captured step, replays), with prompts of different lengths and max_prompt below
-// max_len; the ids it returns are fed back as the next tokens.
+// max_len; the ids it returns are fed back as the next tokens. B = 3 takes the GEMV step, B =
+// kGemvMaxRows + 2 the cuBLASLt one (kern::logits_argmax).
 TEST(GenerateGreedy, DecodeGreedyEqualsArgmaxOfDecode) {
   SKIP_WITHOUT_GPU();
+  for (const int B : {3, kern::kGemvMaxRows + 2})
   for (KVCacheDType dt : {KVCacheDType::BF16, KVCacheDType::INT8}) {
     auto gpu = backend("bf16", false);
     const auto params = spread_params(gpu->layout(), 21);
     gpu->set_params(params.data());
-    const int B = 3, T = 11, V = 101, steps = 45;
+    const int T = 11, V = 101, steps = 45;
     std::mt19937_64 rng(22);
     std::vector<int32_t> prompts(B * T);
     for (auto& t : prompts) t = static_cast<int32_t>(rng() % V);
-    const std::vector<int> lengths{11, 1, 6};
+    std::vector<int> lengths{11, 1, 6};
+    while (static_cast<int>(lengths.size()) < B) lengths.push_back(1 + static_cast<int>(rng() % T));
     GeneratorOptions go;
     go.batch = B, go.max_len = T + steps + 1, go.max_prompt = T, go.cache = dt;
     auto host_side = gpu->make_generator(go), device_side = gpu->make_generator(go);
@@ -110,7 +141,7 @@ TEST(GenerateGreedy, DecodeGreedyEqualsArgmaxOfDecode) {
       device_side->decode_greedy(d.data(), d.data());
       for (int b = 0; b < B; ++b) {
         const int32_t want = static_cast<int32_t>(std::max_element(&logits[b * V], &logits[b * V] + V) - &logits[b * V]);
-        ASSERT_EQ(d[b], want) << kv_cache_dtype_name(dt) << " step " << s << " sequence " << b;
+        ASSERT_EQ(d[b], want) << kv_cache_dtype_name(dt) << " B " << B << " step " << s << " sequence " << b;
         distinct += want != a[b];
         a[b] = want;
       }
