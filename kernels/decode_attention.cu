@@ -505,24 +505,30 @@ SplitKernelChoice cuda_core_choice_for(int D, int G) {
 // (it fits only one at D = 128).
 constexpr double kMmaWaves = 0.5;
 
-// 8 warps a block (two slices a scheduler, 128-token tiles) at D = 128 when the splits are what fills
-// the GPU (B Hkv <= SMs: the 8-warp plan runs one block per SM) and the cache has at least
-// kEightWarpRowsPerSm rows (B Hkv max_len) per SM, so that each block runs many tiles; else 4.
-// Measured (sessions 21-22, same call each, µs, 4 -> 8 warps), (B, 32, 8, 128):
-//   B = 1 ctx 32768 (1986 rows per SM on 132 SMs): H200 fp8 35.1 -> 31.3, int8 37.1 -> 32.2, bf16
-//     41.7 -> 41.7; H100 fp8 35.4 -> 32.6, int8 37.4 -> 32.9, bf16 52.6 -> 52.3;
-//   B = 8 ctx 4096 (the same rows): fp8 35.5 -> 31.4 (H200), 36.0 -> 32.4 (H100);
-//   few tiles a block, H100: B = 1 ctx 4096 (248 rows per SM) bf16 14.1 -> 15.1, fp8 12.9 -> 13.5;
-//     ctx 640 bf16 9.7 -> 10.4;
-//   B = 32 ctx 4096 (256 blocks, two waves of the 8-warp kernel), H200: int8 94.0 -> 102.0.
-// At D = 64 8 warps lost at B = 1 on the H100 (MQA 12.5 -> 13.1, GQA ctx 640 7.9 -> 8.6) and
-// gained 1-3% at most (B = 32 GQA; GQA 12/4 ctx 32768 on the H200 16.8 -> 16.2). Between 248 and
-// 1986 rows per SM nothing was measured.
-constexpr int64_t kEightWarpRowsPerSm = 1024;
+// 8 warps a block (two slices a scheduler, 128-token tiles) for 8-bit caches at D = 128 when the
+// splits are what fills the GPU (B Hkv <= SMs: the 8-warp plan runs one block per SM) and the
+// cache has at least kEightWarpRowsPerSm rows (B Hkv max_len) per SM, so that each block runs
+// many tiles; else 4. Measured (same call each, µs, 4 -> 8 warps), (B, 32, 8, 128):
+//   1986 rows per SM on 132 SMs (B = 1 ctx 32768, B = 8 ctx 4096), sessions 21-22: H200 fp8
+//     35.1 -> 31.3, int8 37.1 -> 32.2, B = 8 fp8 35.5 -> 31.4; H100 fp8 35.4 -> 32.6, int8
+//     37.4 -> 32.9; bf16 level (H200 41.7 -> 41.7, H100 52.6 -> 52.3);
+//   993 rows per SM (B = 1 ctx 16384, 2 x 8192, 4 x 4096, 16 x 1024), session 23 on the H100, two
+//     rounds: fp8 22.5-22.7 -> 21.5-21.7, int8 23.6-23.7 -> 21.9-22.1, bf16 28.7-31.0 -> 28.9-31.1;
+//   496 rows per SM (B = 1 ctx 8192, 2 x 4096): fp8 16.0-16.1 -> 16.1-16.3, int8 16.5-16.7 ->
+//     16.3-16.4, bf16 level;
+//   fewer, H100: B = 1 ctx 4096 (248 rows per SM) bf16 14.1 -> 15.1, fp8 12.9 -> 13.5; ctx 640
+//     bf16 9.7 -> 10.4; B = 32 ctx 4096 (256 blocks, two waves of the 8-warp kernel), H200: int8
+//     94.0 -> 102.0.
+// So bf16 never gains (its 4-warp ring already keeps the loads in flight), and 8-bit gains from
+// about a thousand rows per SM. At D = 64 8 warps lost at B = 1 on the H100 (MQA 12.5 -> 13.1,
+// GQA ctx 640 7.9 -> 8.6) and gained 1-3% at most (B = 32 GQA; GQA 12/4 ctx 32768 on the H200
+// 16.8 -> 16.2).
+constexpr int64_t kEightWarpRowsPerSm = 768;
 int mma_warps(const KVCacheShape& s, int sms) {
   if (tuning().mma_warps > 0) return tuning().mma_warps;
   const int64_t kv_heads = (int64_t)s.B * s.Hkv;
-  return s.D == 128 && kv_heads <= sms && kv_heads * s.max_len >= kEightWarpRowsPerSm * sms ? 8 : 4;
+  const bool long_cache = kv_heads <= sms && kv_heads * s.max_len >= kEightWarpRowsPerSm * sms;
+  return is_8bit(s.dtype) && s.D == 128 && long_cache ? 8 : 4;
 }
 
 template <KVCacheDType C, int D, int kWarps>

@@ -90,7 +90,7 @@ struct DecodeAttentionTuning {
   int min_split_rows = 0;   // cache rows per split at least this (--min-split-rows)
   long in_kernel_merge_bytes = -1;  // >= 0: the last block merges partials up to this size, else the combine kernel (--merge-bytes)
   double blocks_per_sm = 0.0;  // > 0: splits sized for this many blocks per SM, whatever fits (--blocks-per-sm)
-  int mma_warps = 0;  // warps per block of the tensor-core kernel: 4 or 8 (0: the default, 8 at D = 128 over a long cache) (--mma-warps)
+  int mma_warps = 0;  // warps per block of the tensor-core kernel: 4 or 8 (0: the default, 8 for 8-bit caches at D = 128 over a long cache) (--mma-warps)
   bool fit_waves = true;  // false: no extra splits to fill the last wave (--no-fit-waves)
 };
 void set_decode_attention_tuning(const DecodeAttentionTuning& t);

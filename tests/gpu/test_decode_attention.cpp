@@ -556,8 +556,8 @@ std::vector<DecodeCase> decode_cases() {
   out.push_back({KVCacheDType::INT8, true, 24, 2, 128, 4100, mixed});
   out.push_back({KVCacheDType::FP8_E4M3, true, 12, 1, 64, 2000, std::vector<int>(40, 1999)});
   // the tensor-core kernel's M tile of 16 query heads: exactly full (G = 16), two tiles (G = 32,
-  // 16 + 4 for G = 20), and the benchmark's shapes at the long context (32/8 at D = 128: 8 warps
-  // by default, bf16 and fp8)
+  // 16 + 4 for G = 20), and the benchmark's shapes at the long context (32/8 at D = 128: bf16 on
+  // 4 warps, fp8 on 8 by default)
   out.push_back({KVCacheDType::BF16, true, 16, 1, 128, 4100, mixed});
   out.push_back({KVCacheDType::INT8, true, 32, 1, 64, 4100, mixed});
   out.push_back({KVCacheDType::FP8_E4M3, true, 40, 2, 128, 1100, {1000, 1}});
@@ -583,7 +583,7 @@ std::vector<DecodeCase> decode_cases() {
 INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cases()), decode_name);
 
 // The tensor-core kernel at each of its warp counts (DecodeAttentionTuning::mma_warps; the default
-// takes 8 at D = 128 over long caches, 4 elsewhere): 4 warps with 64-token stages, 8 with 128-token
+// takes 8 for 8-bit caches at D = 128 over long caches, 4 elsewhere): 4 warps with 64-token stages, 8 with 128-token
 // stages and a plan of one block per SM, on every case that runs on tensor cores, MHA included
 // (mha_tensor_cores), and replayed from a graph.
 struct ForcedWarps {  // the default tuning comes back even when a check fails
