@@ -12,8 +12,9 @@
 //   per layer ln_1 -> qkv -> kv_cache_write at positions -> decode_attention over lengths ->
 //   proj -> residual + ln_2 -> MLP -> residual + (the next ln_1, or ln_f);
 //   LM head -> (B, vocab) fp32 logits and next[b] = argmax_v logits[b, v] (greedy ids) in one
-//   pass (kern::logits_argmax). With cuBLASLt's matmuls that is 8-9 kernels a layer (B = 32,
-//   GPT-2 124M: 113 a step, 137 before the residual adds were fused).
+//   pass (kern::logits_argmax). With cuBLASLt's matmuls that is 9 kernels a layer at B = 32
+//   (fc_proj's split-K reduction one of them): 112 a step for GPT-2 124M, 137 before the
+//   residual adds were fused (H100, session 23: 0.660 -> 0.630 ms a step).
 // bf16 activations at B <= kern::kGemvMaxRows (the batch-1 step): the matmuls are GEMVs
 // (kernels/gemv.h) with everything around them fused in, launched with programmatic dependent
 // launch so that each prefetches its weights while the kernel before it finishes:
@@ -21,7 +22,8 @@
 //   decode_attention (one split kernel: the last block of each head merges; a combine pass only
 //   for large partials) -> [proj + bias + residual] -> [ln_2 + fc + bias + GELU] ->
 //   [fc_proj + bias + residual];  [ln_f + LM head + fp32 logits + argmax]
-// (5 kernels a layer with a bf16 cache: 1 + 12 x 5 + 1 = 62 for GPT-2 124M, against >= 138 unfused);
+// (5 kernels a layer with a bf16 cache: 1 + 12 x 5 + 1 = 62 for GPT-2 124M; 74 when decode
+// attention's splits need the combine kernel, as at B = 1);
 // the same roundings as the unfused path. Larger batches and fp32 keep cuBLASLt.
 // The decode step is launched kernel by kernel on the first call (this also settles the
 // cuBLASLt algorithm choices), captured into a CUDA graph on the second and replayed after
