@@ -170,7 +170,7 @@ class CudaGenerator final : public Generator {
     sub.B = nb;
     const size_t slots = static_cast<size_t>(b0) * c.n_kv_head * L_;
     const size_t skip = slots * c.head_dim() * kv_cache_element_bytes(opt_.cache);
-    kern::layernorm_forward(h_, mean_, rstd_, x_, P(m_.layout->layer(0).ln1_w), P(m_.layout->layer(0).ln1_b), Ni, C, s);
+    layernorm(ln1_into_h(0), x_, Ni);
     for (int l = 0; l < c.n_layer; ++l) {
       const LayerParams& lp = m_.layout->layer(l);
       KVCacheLayer part = layers_[l];
@@ -185,7 +185,7 @@ class CudaGenerator final : public Generator {
         attention_->set_token_counts(counts);
       }
       attention_->forward(qkv_, y_, att_saved_, att_scratch_, ash, DropoutState{}, s);
-      mlp_and_residuals(l, Ni, l + 1 < c.n_layer ? ln1_into_h(l + 1) : NextNorm{});
+      mlp_and_residuals(l, Ni, l + 1 < c.n_layer ? ln1_into_h(l + 1) : Norm{});
     }
     kern::gather_last_rows(last_ + static_cast<size_t>(b0) * C, x_, lengths_dev_ + b0, nb, seq, C, s);
   }
@@ -224,19 +224,23 @@ class CudaGenerator final : public Generator {
   bool act_bf16() const { return m_.act == DType::BF16; }
   const T* P(int tensor) const { return static_cast<const T*>(m_.params) + m_.layout->get(tensor).offset; }
 
-  // The layernorm that reads a layer's output, fused into its last residual add: the next
-  // layer's ln_1 into h_, or ln_f into lnf_ (out null: none).
-  struct NextNorm {
+  // A layernorm's weights and where it writes: a layer's ln_1 into h_, or ln_f into lnf_ (out
+  // null: none). mlp_and_residuals fuses the one that reads a layer's output into its last
+  // residual add; the first layer's ln_1 and the prefill's ln_f run alone (layernorm()).
+  struct Norm {
     const T *w = nullptr, *b = nullptr;
     T* out = nullptr;
   };
-  NextNorm ln1_into_h(int l) const { return {P(m_.layout->layer(l).ln1_w), P(m_.layout->layer(l).ln1_b), h_}; }
-  NextNorm lnf_into_lnf() const { return {P(m_.layout->lnf_w()), P(m_.layout->lnf_b()), lnf_}; }
+  Norm ln1_into_h(int l) const { return {P(m_.layout->layer(l).ln1_w), P(m_.layout->layer(l).ln1_b), h_}; }
+  Norm lnf_into_lnf() const { return {P(m_.layout->lnf_w()), P(m_.layout->lnf_b()), lnf_}; }
+  void layernorm(const Norm& norm, const T* in, int rows) {
+    kern::layernorm_forward(norm.out, mean_, rstd_, in, norm.w, norm.b, rows, m_.cfg->n_embd, m_.stream);
+  }
 
   // x += proj(y); h = ln_2(x); x += c_proj(gelu(c_fc(h))) for N rows of layer l, then
   // next.out = next(x) when asked: each residual add fused with the layernorm after it
   // (kern::residual_layernorm_forward, the same result as the two kernels).
-  void mlp_and_residuals(int l, int N, const NextNorm& next) {
+  void mlp_and_residuals(int l, int N, const Norm& next) {
     const GPTConfig& c = *m_.cfg;
     const LayerParams& lp = m_.layout->layer(l);
     const int C = c.n_embd;
@@ -254,14 +258,12 @@ class CudaGenerator final : public Generator {
 
   // logits_f_ (B, V) = ln_f(rows) wte^T for the B rows at `rows`; copied to the host when out.
   void lm_head(const T* rows, float* out) {
-    const GPTConfig& c = *m_.cfg;
-    cudaStream_t s = m_.stream;
     if (gemv_) {
-      kern::gemv(lm_head_args(rows), s);
+      kern::gemv(lm_head_args(rows), m_.stream);
       if (out) download_logits(out);
       return;
     }
-    kern::layernorm_forward(lnf_, mean_, rstd_, rows, P(m_.layout->lnf_w()), P(m_.layout->lnf_b()), B_, c.n_embd, s);
+    layernorm(lnf_into_lnf(), rows, B_);
     logits_of_lnf();
     if (out) download_logits(out);
   }
@@ -286,7 +288,7 @@ class CudaGenerator final : public Generator {
     cudaStream_t s = m_.stream;
     kern::start_decode_step(x_, positions_, lengths_dev_, decode_tokens_, P(m_.layout->wte()), P(m_.layout->wpe()), B_,
                             C, s);
-    if (!gemv_) kern::layernorm_forward(h_, mean_, rstd_, x_, P(m_.layout->layer(0).ln1_w), P(m_.layout->layer(0).ln1_b), B_, C, s);
+    if (!gemv_) layernorm(ln1_into_h(0), x_, B_);
     for (int l = 0; l < c.n_layer; ++l) {
       const LayerParams& lp = m_.layout->layer(l);
       bool appended = false;
