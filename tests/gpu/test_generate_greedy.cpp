@@ -34,11 +34,11 @@ void check_logits_argmax() {
   for (int V : {37, 50257}) {
     const int B = 7, Vp = V + 11;
     std::mt19937_64 rng(V);
-    std::normal_distribution<float> n(0.0f, 3.0f);
-    std::vector<float> x(static_cast<size_t>(B) * Vp, 1e30f);  // the padding columns: never counted
+    std::normal_distribution<double> n(0.0, 3.0);
+    tu::Vec x(static_cast<size_t>(B) * Vp, 1e30);  // the padding columns: never counted
     auto row = [&](int b) { return x.data() + static_cast<size_t>(b) * Vp; };
     for (int b = 0; b < B; ++b)
-      for (int v = 0; v < V; ++v) row(b)[v] = static_cast<float>(T(n(rng)));  // representable in T
+      for (int v = 0; v < V; ++v) row(b)[v] = tu::from_t<T>(tu::to_t<T>(n(rng)));  // representable in T
     // row 1: the maximum twice, the later copy in a lower thread's stride (tie goes to the first)
     row(1)[V - 2] = 100.0f, row(1)[5] = 100.0f;
     // row 2: the maximum in every column: index 0
@@ -49,10 +49,7 @@ void check_logits_argmax() {
     row(4)[V - 1] = 1000.0f;
     // row 5: ties between two warps of a block, and across blocks
     row(5)[V / 2] = 55.0f, row(5)[V / 3] = 55.0f, row(5)[V - 1] = 55.0f;
-    std::vector<T> xt(x.size());
-    for (size_t i = 0; i < x.size(); ++i) xt[i] = T(x[i]);
-    tu::DevBuf<T> dx(xt.size());
-    CUDA_CHECK(cudaMemcpy(dx.get(), xt.data(), xt.size() * sizeof(T), cudaMemcpyHostToDevice));
+    const tu::DevBuf<T> dx(x);
     tu::DevBuf<int32_t> dnext(B);
     tu::DevBuf<float> dout(static_cast<size_t>(B) * V);
     tu::DevBuf<unsigned char> scratch(kern::argmax_scratch_bytes(B));
@@ -67,8 +64,7 @@ void check_logits_argmax() {
       for (int b = 0; b < B; ++b)
         EXPECT_EQ(got[b], std::max_element(row(b), row(b) + V) - row(b)) << "V " << V << " row " << b << " call " << call;
     }
-    std::vector<float> out(static_cast<size_t>(B) * V);
-    CUDA_CHECK(cudaMemcpy(out.data(), dout.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    const tu::Vec out = dout.download();
     for (int b = 0; b < B; ++b)
       for (int v = 0; v < V; ++v) ASSERT_EQ(out[static_cast<size_t>(b) * V + v], row(b)[v]) << "V " << V << " row " << b << " v " << v;
   }
