@@ -404,6 +404,8 @@ struct WriteArgs {
 //   even, clamped to +-127) or e4m3(x / scale) (nearest even, saturating); else stored = x.
 template <KVCacheDType C>
 __global__ void kv_cache_write_kernel(WriteArgs a) {
+  tiles::wait_for_predecessor();  // programmatic dependent launch: qkv and start are written
+  tiles::launch_dependents();
   const int64_t w = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (w >= (int64_t)a.B * a.n_new * 2 * a.Hkv) return;  // whole warps leave together
@@ -817,13 +819,13 @@ void kv_cache_write(const void* qkv, int64_t qkv_batch_stride, int64_t qkv_token
   constexpr int kThreads = 256;
   const int64_t warps = (int64_t)shape.B * n_new * 2 * shape.Hkv;
   const unsigned blocks = (unsigned)ceil_div<int64_t>(warps * 32, kThreads);
+  auto launch = [&](auto kernel) { tiles::launch_pdl(kernel, dim3(blocks), dim3(kThreads), 0, stream, a); };
   switch (shape.dtype) {
-    case KVCacheDType::FP32: kv_cache_write_kernel<KVCacheDType::FP32><<<blocks, kThreads, 0, stream>>>(a); break;
-    case KVCacheDType::BF16: kv_cache_write_kernel<KVCacheDType::BF16><<<blocks, kThreads, 0, stream>>>(a); break;
-    case KVCacheDType::FP8_E4M3: kv_cache_write_kernel<KVCacheDType::FP8_E4M3><<<blocks, kThreads, 0, stream>>>(a); break;
-    case KVCacheDType::INT8: kv_cache_write_kernel<KVCacheDType::INT8><<<blocks, kThreads, 0, stream>>>(a); break;
+    case KVCacheDType::FP32: launch(kv_cache_write_kernel<KVCacheDType::FP32>); break;
+    case KVCacheDType::BF16: launch(kv_cache_write_kernel<KVCacheDType::BF16>); break;
+    case KVCacheDType::FP8_E4M3: launch(kv_cache_write_kernel<KVCacheDType::FP8_E4M3>); break;
+    case KVCacheDType::INT8: launch(kv_cache_write_kernel<KVCacheDType::INT8>); break;
   }
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace attn

@@ -6,6 +6,7 @@
 #include "kernels/fp8_cast.cuh"
 #include "kernels/fp8_cast.h"
 #include "kernels/kernels.h"
+#include "kernels/tiles/pdl.cuh"
 
 namespace attn::kern {
 
@@ -201,6 +202,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     layernorm_forward_rows_kernel(T* out, float* mean, float* rstd, T* res_out, const T* inp, const T* branch,
                                   const T* w, const T* b, int N, int C, float drop_p, float drop_scale,
                                   DeviceValue<uint64_t> drop_key_src) {
+  // Launched with programmatic dependent launch: its launch overlaps the tail of the kernel
+  // before it (the decode step's rows are few, so the launch is most of its time).
+  tiles::wait_for_predecessor();
+  tiles::launch_dependents();
   const uint64_t drop_key = drop_key_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size;
   const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
@@ -477,9 +482,9 @@ void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* 
                        cudaStream_t stream) {
   if (N == 0) return;
   if (rows_fit_registers<T>(C)) {
-    layernorm_forward_rows_kernel<T><<<ceil_div(N, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream>>>(
-        out, mean, rstd, nullptr, inp, nullptr, weight, bias, N, C, 0.0f, 1.0f, 0);
-    CUDA_CHECK_LAUNCH();
+    tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, kWarpsPerBlock)), dim3(kWarpsPerBlock * 32), 0,
+                      stream, out, mean, rstd, nullptr, inp, nullptr, weight, bias, N, C, 0.0f, 1.0f,
+                      DeviceValue<uint64_t>(0));
     return;
   }
   const int block = 256, rows_per_block = block / 32;
@@ -499,9 +504,8 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
     return;
   }
   const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-  layernorm_forward_rows_kernel<T><<<ceil_div(N, kWarpsPerBlock), kWarpsPerBlock * 32, 0, stream>>>(
-      out, mean, rstd, res_out, res, branch, weight, bias, N, C, drop.p, scale, drop.device_key());
-  CUDA_CHECK_LAUNCH();
+  tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, kWarpsPerBlock)), dim3(kWarpsPerBlock * 32), 0,
+                    stream, out, mean, rstd, res_out, res, branch, weight, bias, N, C, drop.p, scale, drop.device_key());
 }
 
 bool layernorm_fp8_supports(int N, int C) { return N % kFp8LnHalf == 0 && rows_fit_registers<bf16>(C); }
