@@ -283,8 +283,13 @@ constexpr int kDecodeMinBlocks =
 
 // Loads straight into registers, the next iteration's issued before the current one is
 // computed (kLoadsPerLane 16- or 8-byte loads of K and of V per lane in flight).
-template <KVCacheDType C, int D, int kHG>
+// kAppend (a bf16 cache of bf16 activations, DecodeAttentionParams::append_at): the newest row of
+// each sequence is not in the cache yet; the loop stops short of it, and split 0 takes it from the
+// packed qkv row afterwards and stores it. A separate instantiation, so that the kernel without it
+// is the same machine code.
+template <KVCacheDType C, int D, int kHG, bool kAppend = false>
 __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) decode_split_kernel(DecodeArgs a) {
+  static_assert(!kAppend || C == KVCacheDType::BF16, "the append copies bf16 activations into a bf16 cache");
   using Geo = DecodeGeometry<C, D, kHG>;
   using Raw = typename Geo::Raw;
   constexpr int kN = Geo::kLoadsPerLane, kR = Geo::kRowsPerLoad;
@@ -337,11 +342,11 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
   st.heads = blk.heads;
   st.init(a, blk.b, blk.h0, col);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
-  const int t_end = blk.t_end;
+  const int t_end = kAppend ? blk.t_end - 1 : blk.t_end;  // (kAppend: the newest row comes last)
 #pragma unroll
   for (int n = 0; n < kN; ++n) {  // the newest row, from L2 (the copy loaded before the wait may be stale)
     const int t = blk.t_begin + lane_row + n * kR;
-    if (t != blk.length - 1) continue;
+    if (kAppend || t != blk.length - 1) continue;
     k_cur[n] = __ldcg(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
     v_cur[n] = __ldcg(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
     if constexpr (is_8bit(C)) {
@@ -368,6 +373,34 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
       v_cur[n] = v_next[n];
       ks_cur[n] = ks_next[n];
       vs_cur[n] = vs_next[n];
+    }
+  }
+  if constexpr (kAppend) {
+    if (blk.split == 0) {
+      // The newest row as one more iteration of a single row (row 0 of the iteration: the lanes
+      // of warp 0's first row, one Raw of K and V each; all other rows masked). Its bytes are the
+      // bf16 activations', and head group 0 stores them.
+      const int t = blk.length - 1;
+#pragma unroll
+      for (int n = 0; n < kN; ++n) {
+        k_cur[n] = Raw{};
+        v_cur[n] = Raw{};
+        ks_cur[n] = vs_cur[n] = 1.0f;
+      }
+      if (lane_row == 0) {
+        const uint8_t* row = static_cast<const uint8_t*>(a.q) +
+                             ((int64_t)blk.b * a.q_batch_stride + (int64_t)(a.H + blk.g) * D) * element_bytes(C) +
+                             col * Geo::kLoadBytes;
+        const int64_t v_off = (int64_t)a.Hkv * kRowBytes;  // V heads follow the K heads
+        k_cur[0] = __ldcg(reinterpret_cast<const Raw*>(row));
+        v_cur[0] = __ldcg(reinterpret_cast<const Raw*>(row + v_off));
+        if (blk.head_group == 0) {
+          const size_t at = (blk.row0 + t) * kRowBytes + col * Geo::kLoadBytes;
+          *reinterpret_cast<Raw*>(a.k + at) = k_cur[0];
+          *reinterpret_cast<Raw*>(a.v + at) = v_cur[0];
+        }
+      }
+      st.consume(k_cur, v_cur, ks_cur, vs_cur, lane_row, 1);
     }
   }
   st.finish(a, blk, warp, row_in_load, col);
@@ -475,15 +508,17 @@ struct SplitKernelChoice {
   double waves = 1.0;       // the splits fill this many waves of resident blocks,
   double blocks_per_sm = 0.0;  // or, when > 0, this many blocks per SM
   bool splits_at_most_sms = false;  // and a kv head gets at most one split per SM
+  bool appends = false;  // takes the newest rows from the packed qkv rows and appends them (append_at)
 };
 
 // The CUDA-core kernel of (C, D, heads per block): a full wave of resident blocks, its rows per
 // iteration from its register geometry.
-template <KVCacheDType C, int D, int kHG>
+template <KVCacheDType C, int D, int kHG, bool kAppend = false>
 SplitKernelChoice cuda_core_choice() {
   SplitKernelChoice k;
-  k.kernel = decode_split_kernel<C, D, kHG>;
+  k.kernel = decode_split_kernel<C, D, kHG, kAppend>;
   k.heads_per_block = kHG;
+  k.appends = kAppend;
   k.rows = DecodeGeometry<C, D, kHG>::kBlockRows;
   k.interleaved = true;
   return k;
@@ -588,6 +623,8 @@ SplitKernelChoice choose_split_kernel(const DecodeAttentionParams& p, int G, int
       case KVCacheDType::FP32: break;
     }
   }
+  if (p.append_at && p.act_bf16 && c == KVCacheDType::BF16 && G == 1)  // MHA over bf16: the append in the kernel
+    return D == 64 ? cuda_core_choice<KVCacheDType::BF16, 64, 1, true>() : cuda_core_choice<KVCacheDType::BF16, 128, 1, true>();
   switch (c) {
     case KVCacheDType::FP32: return cuda_core_choice_for<KVCacheDType::FP32>(D, G);
     case KVCacheDType::BF16: return cuda_core_choice_for<KVCacheDType::BF16>(D, G);
@@ -637,6 +674,7 @@ int blocks_per_sm(int dev, const SplitKernelChoice& k) {
 struct DecodePlan {
   int G = 1, head_groups = 1, splits = 1, chunk = 0;
   bool merge_in_kernel = true;  // the head group's last block merges (else the combine kernel)
+  bool fused_append = false;    // append_at is done by the split kernel (else by a kv_cache_write first)
   SplitKernelChoice kernel;
 };
 
@@ -705,6 +743,7 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   const size_t merge_bytes = (size_t)heads * plan.splits * s.D * sizeof(float);
   plan.merge_in_kernel = tuning().in_kernel_merge_bytes >= 0 ? merge_bytes <= (size_t)tuning().in_kernel_merge_bytes
                                                              : merge_in_last_block(heads, s.D, plan.kernel.threads, plan.splits);
+  plan.fused_append = plan.kernel.appends;
   return plan;
 }
 
@@ -738,6 +777,8 @@ void set_decode_attention_tuning(const DecodeAttentionTuning& t) {
   kern::tuning() = t;
 }
 
+bool decode_attention_fuses_append(const DecodeAttentionParams& p) { return kern::plan_decode(p).fused_append; }
+
 size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p) {
   return kern::DecodeWorkspace(p, kern::plan_decode(p), nullptr).bytes;
 }
@@ -758,6 +799,8 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   ATTN_CHECK(p.lengths, "decode_attention: lengths must be given");
 
   const DecodeWorkspace ws(p, plan, workspace);
+  if (p.append_at && !plan.fused_append)
+    kv_cache_write(p.q, p.q_batch_stride, p.q_batch_stride, p.act_bf16, p.H, 1, p.append_at, p.cache, s, stream);
 
   DecodeArgs a{};
   a.q = p.q;
@@ -765,8 +808,8 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.o = p.o;
   a.o_batch_stride = p.o_batch_stride;
   a.act_bf16 = p.act_bf16;
-  a.k = static_cast<const uint8_t*>(p.cache.k);
-  a.v = static_cast<const uint8_t*>(p.cache.v);
+  a.k = static_cast<uint8_t*>(p.cache.k);
+  a.v = static_cast<uint8_t*>(p.cache.v);
   a.k_scale = p.cache.k_scale;
   a.v_scale = p.cache.v_scale;
   a.lengths = p.lengths;

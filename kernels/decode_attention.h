@@ -10,7 +10,7 @@
 //   (qmax 127 for int8, 448 for e4m3; scale = 1 when amax = 0); x = stored * scale.
 //
 // Decode: one new query token per sequence (its K and V already written at position
-// lengths[b] - 1), for query head h (kv head g = h / (H / Hkv)):
+// lengths[b] - 1, or appended by the call: append_at), for query head h (kv head g = h / (H / Hkv)):
 //   s_t = scale * q_h . K[b, g, t]     for t < lengths[b]
 //   o_h = sum_t softmax(s)_t V[b, g, t]
 // Split along t across thread blocks ("flash-decoding"): each block produces a partial
@@ -66,7 +66,17 @@ struct DecodeAttentionParams {
   const int32_t* lengths = nullptr;  // (B) on the device, 1 <= lengths[b] <= max_len
   int H = 0;
   float scale = 0.0f;             // usually 1/sqrt(D)
+  // When set, the newest row of each sequence (position append_at[b] = lengths[b] - 1, on the
+  // device) is not in the cache yet: its K and V are the rest of the packed qkv row at q (K
+  // heads, then V heads, after the H query heads), and the call appends them as
+  // kv_cache_write(q, q_batch_stride, .., n_new = 1, append_at) would before attending. The
+  // CUDA-core kernel (MHA) does it itself for a bf16 cache of bf16 activations
+  // (decode_attention_fuses_append); otherwise a kv_cache_write runs first.
+  const int32_t* append_at = nullptr;
 };
+
+// Whether decode_attention appends the new rows inside its own kernel (no kv_cache_write launch).
+bool decode_attention_fuses_append(const DecodeAttentionParams& p);
 
 // Workspace of a decode call (256-byte aligned pointer expected): the splits' partial results
 // and, per head group, a count of its finished blocks that the last one resets. Zero the counts

@@ -25,8 +25,8 @@ struct DecodeArgs {
   void* o;  // written by the block when splits == 1, else by the head group's last block
   int64_t o_batch_stride;
   bool act_bf16;
-  const uint8_t* k;
-  const uint8_t* v;
+  uint8_t* k;  // written only by the split kernel's append (kAppend)
+  uint8_t* v;
   const float* k_scale;  // nullptr unless 8-bit
   const float* v_scale;
   const int32_t* lengths;

@@ -9,8 +9,9 @@
 //   next layer's ln_1) are one kernel (kern::residual_layernorm_forward).
 // decode (one token per sequence, everything in device memory so it is captured once):
 //   positions = lengths; lengths += 1; x = wte[tok] + wpe[positions]   (kern::start_decode_step)
-//   per layer ln_1 -> qkv -> kv_cache_write at positions -> decode_attention over lengths ->
-//   proj -> residual + ln_2 -> MLP -> residual + (the next ln_1, or ln_f);
+//   per layer ln_1 -> qkv -> decode_attention over lengths, which appends K/V at positions
+//   (DecodeAttentionParams::append_at) -> proj -> residual + ln_2 -> MLP -> residual + (the
+//   next ln_1, or ln_f);
 //   LM head -> (B, vocab) fp32 logits and next[b] = argmax_v logits[b, v] (greedy ids) in one
 //   pass (kern::logits_argmax). With cuBLASLt's matmuls that is 9 kernels a layer at B = 32
 //   (fc_proj's split-K reduction one of them): 112 a step for GPT-2 124M, 137 before the
@@ -296,9 +297,9 @@ class CudaGenerator final : public Generator {
         appended = gemv_qkv(l);
       else
         m_.matmul->forward(qkv_, h_, P(lp.qkv_w), P(lp.qkv_b), B_, C, QKV);
-      if (!appended) kv_cache_write(qkv_, QKV, QKV, act_bf16(), c.n_head, 1, positions_, layers_[l], shape_, s);
       DecodeAttentionParams p = decode_params();
       p.cache = layers_[l];
+      if (!appended) p.append_at = positions_;  // K/V appended by the attention (in its kernel where it can)
       decode_attention(p, decode_ws_, s);
       if (gemv_) gemv_mlp_and_residuals(l);
       else mlp_and_residuals(l, B_, l + 1 < c.n_layer ? ln1_into_h(l + 1) : lnf_into_lnf());
@@ -463,7 +464,7 @@ class CudaGenerator final : public Generator {
   GeneratorOptions opt_;
   // Default rows of one prefill pass: enough for the matmuls to run at full speed, few enough
   // that the prefill activations stay small next to the cache (~25 MiB for GPT-2 124M in bf16).
-  static constexpr int kPrefillRows = 1024;
+  static constexpr int kPrefillRows = 4096;
   int B_ = 0, L_ = 0, P_ = 0, rows_ = 0;  // batch, cache positions, longest prompt, rows per prefill pass
   KVCacheShape shape_;
   std::unique_ptr<CudaAttention> attention_;

@@ -370,7 +370,10 @@ class DecodeAttention : public ::testing::TestWithParam<DecodeCase> {};
 // CUDA graph for lengths - 1 and replayed after the lengths grew to c.lengths (the split count
 // must not depend on them).
 enum class Launch { Stream, DefaultStream, Graph };
-void run_decode_case(const DecodeCase& c, Launch launch) {
+// append: the newest row of each sequence (lengths[b] - 1) is poisoned in the uploaded cache
+// and given instead in the packed qkv row (DecodeAttentionParams::append_at); the call must
+// attend to it and leave exactly its stored bytes (and scales) in the cache.
+void run_decode_case(const DecodeCase& c, Launch launch, bool append = false) {
   const int B = (int)c.lengths.size(), D = c.D, H = c.H, Hkv = c.Hkv;
   const uint64_t seed = 99 + 7 * D + 31 * H + 131 * Hkv + (uint64_t)c.max_len + 17 * (int)c.dtype;
   const HostCache hc = make_cache(c, seed);
@@ -383,6 +386,19 @@ void run_decode_case(const DecodeCase& c, Launch launch) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> qkv((size_t)B * q_stride);
   for (float& x : qkv) x = nd(gen);
+  ASSERT_TRUE(!append || launch != Launch::Graph) << "the graph case replays at two lengths: not with append";
+  HostCache upload = hc;  // with append: the newest rows poisoned (0xFF: NaN, scales NaN), their K/V in qkv
+  for (int b = 0; append && b < B; ++b)
+    for (int g = 0; g < Hkv; ++g) {
+      const size_t row = ((size_t)b * Hkv + g) * c.max_len + c.lengths[b] - 1;
+      for (int d = 0; d < D; ++d) {
+        qkv[(size_t)b * q_stride + (size_t)(H + g) * D + d] = hc.raw_k[row * D + d];
+        qkv[(size_t)b * q_stride + (size_t)(H + Hkv + g) * D + d] = hc.raw_v[row * D + d];
+      }
+      std::fill_n(upload.bytes_k.begin() + row * D * eb, D * eb, 0xFF);
+      std::fill_n(upload.bytes_v.begin() + row * D * eb, D * eb, 0xFF);
+      upload.scales_k[row] = upload.scales_v[row] = NAN;
+    }
   const std::vector<uint8_t> q_b = act_bytes(qkv, c.act_bf16);
   std::vector<double> q((size_t)B * H * D);
   for (int b = 0; b < B; ++b)
@@ -393,10 +409,14 @@ void run_decode_case(const DecodeCase& c, Launch launch) {
       d_vs(rows * 4), d_len(B * 4);
   ASSERT_TRUE(d_q.p && d_o.p && d_k.p && d_v.p && d_ks.p && d_vs.p && d_len.p) << "cudaMalloc";
   d_q.upload(q_b.data());
-  d_k.upload(hc.bytes_k.data());
-  d_v.upload(hc.bytes_v.data());
-  d_ks.upload(hc.scales_k.data());
-  d_vs.upload(hc.scales_v.data());
+  d_k.upload(upload.bytes_k.data());
+  d_v.upload(upload.bytes_v.data());
+  d_ks.upload(upload.scales_k.data());
+  d_vs.upload(upload.scales_v.data());
+  std::vector<int32_t> newest(c.lengths.begin(), c.lengths.end());
+  for (int32_t& t : newest) t -= 1;
+  DevBytes d_pos(B * 4);
+  d_pos.upload(newest.data());
   ASSERT_CUDA(cudaMemset(d_o.p, 0xFF, d_o.n));  // NaN poison: padding must stay, outputs must be overwritten
 
   attn::DecodeAttentionParams p;
@@ -415,6 +435,7 @@ void run_decode_case(const DecodeCase& c, Launch launch) {
   p.lengths = d_len.as<int32_t>();
   p.H = H;
   p.scale = (float)scale;
+  if (append) p.append_at = d_pos.as<int32_t>();
   size_t ws_bytes = 0;
   ASSERT_NO_THROW(ws_bytes = attn::decode_attention_workspace_bytes(p));
   DevBytes ws(ws_bytes);
@@ -454,6 +475,30 @@ void run_decode_case(const DecodeCase& c, Launch launch) {
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(g);
     cudaStreamDestroy(stream);
+  }
+  if (append) {  // the cache now holds exactly what kv_cache_write stores for the rows
+    auto bytes_differing = [](const std::vector<uint8_t>& got, const std::vector<uint8_t>& want) {
+      size_t n = 0;
+      for (size_t i = 0; i < want.size(); ++i) n += got[i] != want[i];
+      return n;
+    };
+    EXPECT_EQ(bytes_differing(d_k.download(), hc.bytes_k), 0u) << "K cache after the append";
+    EXPECT_EQ(bytes_differing(d_v.download(), hc.bytes_v), 0u) << "V cache after the append";
+    if (is_8bit(c.dtype)) {
+      auto same_scales = [&](const DevBytes& d, const std::vector<float>& want) {
+        const std::vector<uint8_t> got = d.download();
+        size_t differ = 0;
+        for (int b = 0; b < B; ++b)
+          for (int g = 0; g < Hkv; ++g)
+            for (int t = 0; t < c.lengths[b]; ++t) {
+              const size_t row = ((size_t)b * Hkv + g) * c.max_len + t;
+              differ += std::memcmp(got.data() + 4 * row, &want[row], 4) != 0;
+            }
+        return differ;
+      };
+      EXPECT_EQ(same_scales(d_ks, hc.scales_k), 0u) << "K scales after the append";
+      EXPECT_EQ(same_scales(d_vs, hc.scales_v), 0u) << "V scales after the append";
+    }
   }
   const std::vector<uint8_t> o_b = d_o.download();
   std::vector<double> o((size_t)B * H * D);
@@ -689,6 +734,41 @@ TEST(DecodeAttentionMerge, BothMergesMatchFloat64Reference) {
       run_decode_case({KVCacheDType::INT8, true, 8, 8, 128, 2000, {1999, 17}}, Launch::Graph);
       run_decode_case({KVCacheDType::FP8_E4M3, true, 12, 4, 64, 32768, {32768}}, Launch::Stream);
     }
+  }
+}
+
+// The newest rows appended by the call (DecodeAttentionParams::append_at): in the split kernel
+// (bf16 MHA: one split a head as at B = 32, many splits, one-token sequences, D = 128) and by
+// the kv_cache_write it launches first everywhere else (GQA and MQA on tensor cores, 8-bit
+// caches, fp32 activations).
+TEST(DecodeAttentionAppend, MatchesFloat64ReferenceAndWritesTheRows) {
+  SKIP_WITHOUT_GPU();
+  struct AppendCase {
+    DecodeCase c;
+    bool fused;
+  };
+  const std::vector<AppendCase> cases = {
+      {{KVCacheDType::BF16, true, 12, 12, 64, 700, std::vector<int>(40, 640)}, true},
+      {{KVCacheDType::BF16, true, 12, 12, 64, 4100, {4097, 1, 17, 1000}}, true},
+      {{KVCacheDType::BF16, true, 4, 4, 64, 300, {1}}, true},
+      {{KVCacheDType::BF16, true, 8, 8, 128, 1100, {1000, 2, 65}}, true},
+      {{KVCacheDType::BF16, true, 12, 4, 64, 1100, {1000, 1}}, false},
+      {{KVCacheDType::BF16, true, 6, 1, 128, 700, {700, 33}}, false},
+      {{KVCacheDType::INT8, true, 4, 4, 64, 1100, {1000, 1}}, false},
+      {{KVCacheDType::FP8_E4M3, true, 8, 2, 128, 700, {5, 699}}, false},
+      {{KVCacheDType::FP32, false, 4, 4, 64, 700, {699, 1}}, false},
+      {{KVCacheDType::BF16, false, 4, 4, 64, 700, {699, 1}}, false},
+  };
+  for (const AppendCase& a : cases) {
+    SCOPED_TRACE(std::string(dtype_name(a.c.dtype)) + " H " + std::to_string(a.c.H) + " Hkv " + std::to_string(a.c.Hkv) +
+                 " D " + std::to_string(a.c.D) + " lengths " + ::testing::PrintToString(a.c.lengths));
+    attn::DecodeAttentionParams p;
+    p.act_bf16 = a.c.act_bf16;
+    p.shape = {(int)a.c.lengths.size(), a.c.Hkv, a.c.max_len, a.c.D, a.c.dtype};
+    p.H = a.c.H;
+    p.append_at = reinterpret_cast<const int32_t*>(16);  // (only its presence matters to the plan)
+    EXPECT_EQ(attn::decode_attention_fuses_append(p), a.fused);
+    run_decode_case(a.c, Launch::Stream, /*append=*/true);
   }
 }
 
