@@ -13,14 +13,16 @@
 //   (DecodeAttentionParams::append_at) -> proj -> residual + ln_2 -> MLP -> residual + (the
 //   next ln_1, or ln_f);
 //   LM head -> (B, vocab) fp32 logits and next[b] = argmax_v logits[b, v] (greedy ids) in one
-//   pass (kern::logits_argmax). With cuBLASLt's matmuls that is 9 kernels a layer at B = 32
-//   (fc_proj's split-K reduction one of them): 112 a step for GPT-2 124M, 137 before the
-//   residual adds were fused (H100, session 23: 0.660 -> 0.630 ms a step).
+//   pass (kern::logits_argmax). With cuBLASLt's matmuls that is 8 kernels a layer at B = 32
+//   (fc_proj's split-K reduction one of them): 100 a step for GPT-2 124M; 137 before the
+//   residual adds were fused, 112 before the append moved into decode attention (H100, sessions
+//   23 and 24: 0.660 -> 0.630 -> 0.610 ms a step, the last step with the layernorms on
+//   programmatic dependent launch).
 // bf16 activations at B <= kern::kGemvMaxRows (the batch-1 step): the matmuls are GEMVs
 // (kernels/gemv.h) with everything around them fused in, launched with programmatic dependent
 // launch so that each prefetches its weights while the kernel before it finishes:
-//   [ln_1 + qkv + bias + K/V append to a bf16 cache] -> (kv_cache_write for 8-bit caches) ->
-//   decode_attention (one split kernel: the last block of each head merges; a combine pass only
+//   [ln_1 + qkv + bias + K/V append to a bf16 cache] -> (8-bit caches: decode_attention's
+//   kv_cache_write) -> decode_attention (one split kernel: the last block of each head merges; a combine pass only
 //   for large partials) -> [proj + bias + residual] -> [ln_2 + fc + bias + GELU] ->
 //   [fc_proj + bias + residual];  [ln_f + LM head + fp32 logits + argmax]
 // (5 kernels a layer with a bf16 cache: 1 + 12 x 5 + 1 = 62 for GPT-2 124M; 74 when decode
@@ -462,8 +464,10 @@ class CudaGenerator final : public Generator {
 
   CudaModelView m_;
   GeneratorOptions opt_;
-  // Default rows of one prefill pass: enough for the matmuls to run at full speed, few enough
-  // that the prefill activations stay small next to the cache (~25 MiB for GPT-2 124M in bf16).
+  // Default rows of one prefill pass: few enough that the prefill activations stay small next
+  // to the cache (~100 MiB for GPT-2 124M in bf16). A pass costs ~2 ms whether it has 128 rows or
+  // 1024 (H100, session 24), so B = 32 prompts of 128 go in one pass: 8.1 -> 4.2 ms, peak 0.998
+  // -> 1.121 GiB (HF's static cache: 1.349).
   static constexpr int kPrefillRows = 4096;
   int B_ = 0, L_ = 0, P_ = 0, rows_ = 0;  // batch, cache positions, longest prompt, rows per prefill pass
   KVCacheShape shape_;
