@@ -20,7 +20,8 @@
 //  - decode_split_kernel (below), MHA over bf16, fp32 activations or an fp32 cache (fp32
 //    accuracy): CUDA cores, 4 query heads per block (MHA: 1), 16-byte loads (8-byte for 8-bit
 //    with 4 heads) straight into registers, the next iteration's issued before the current one
-//    is computed.
+//    is computed. Its kAppend instantiation (bf16 MHA with append_at) also appends the newest
+//    row; every other kernel has a kv_cache_write launched before it for that.
 // With more than one split, the partials are merged by the log-sum-exp rule
 //   M = max_s m_s,  o = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s
 // (decode_attention_common.cuh: merge_splits), either by the last block of each head group to

@@ -50,7 +50,8 @@ struct KVCacheShape {
 //   qkv[b * qkv_batch_stride + i * qkv_token_stride + ...]  ((H + 2 Hkv) D per token: q heads,
 //   then k heads, then v heads; activation dtype bf16 when act_bf16 else fp32)
 // into cache positions start[b] + i, i < n_new (positions >= max_len are not written).
-// start: (B) int32 on the device. Quantizes for the 8-bit precisions.
+// start: (B) int32 on the device. Quantizes for the 8-bit precisions. Launched with
+// programmatic dependent launch: it waits for the kernel before it, then lets the next start.
 void kv_cache_write(const void* qkv, int64_t qkv_batch_stride, int64_t qkv_token_stride, bool act_bf16, int H,
                     int n_new, const int32_t* start, const KVCacheLayer& cache, const KVCacheShape& shape,
                     cudaStream_t stream);
