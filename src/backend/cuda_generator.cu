@@ -22,8 +22,8 @@
 // (kernels/gemv.h) with everything around them fused in, launched with programmatic dependent
 // launch so that each prefetches its weights while the kernel before it finishes:
 //   [ln_1 + qkv + bias + K/V append to a bf16 cache] -> (8-bit caches: decode_attention's
-//   kv_cache_write) -> decode_attention (one split kernel: the last block of each head merges; a combine pass only
-//   for large partials) -> [proj + bias + residual] -> [ln_2 + fc + bias + GELU] ->
+//   kv_cache_write) -> decode_attention (one split kernel: the last block of each head merges;
+//   a combine pass only for large partials) -> [proj + bias + residual] -> [ln_2 + fc + bias + GELU] ->
 //   [fc_proj + bias + residual];  [ln_f + LM head + fp32 logits + argmax]
 // (5 kernels a layer with a bf16 cache: 1 + 12 x 5 + 1 = 62 for GPT-2 124M; 74 when decode
 // attention's splits need the combine kernel, as at B = 1);
