@@ -675,7 +675,6 @@ int blocks_per_sm(int dev, const SplitKernelChoice& k) {
 struct DecodePlan {
   int G = 1, head_groups = 1, splits = 1, chunk = 0;
   bool merge_in_kernel = true;  // the head group's last block merges (else the combine kernel)
-  bool fused_append = false;    // append_at is done by the split kernel (else by a kv_cache_write first)
   SplitKernelChoice kernel;
 };
 
@@ -744,7 +743,6 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   const size_t merge_bytes = (size_t)heads * plan.splits * s.D * sizeof(float);
   plan.merge_in_kernel = tuning().in_kernel_merge_bytes >= 0 ? merge_bytes <= (size_t)tuning().in_kernel_merge_bytes
                                                              : merge_in_last_block(heads, s.D, plan.kernel.threads, plan.splits);
-  plan.fused_append = plan.kernel.appends;
   return plan;
 }
 
@@ -778,7 +776,7 @@ void set_decode_attention_tuning(const DecodeAttentionTuning& t) {
   kern::tuning() = t;
 }
 
-bool decode_attention_fuses_append(const DecodeAttentionParams& p) { return kern::plan_decode(p).fused_append; }
+bool decode_attention_fuses_append(const DecodeAttentionParams& p) { return kern::plan_decode(p).kernel.appends; }
 
 size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p) {
   return kern::DecodeWorkspace(p, kern::plan_decode(p), nullptr).bytes;
@@ -800,7 +798,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   ATTN_CHECK(p.lengths, "decode_attention: lengths must be given");
 
   const DecodeWorkspace ws(p, plan, workspace);
-  if (p.append_at && !plan.fused_append)
+  if (p.append_at && !plan.kernel.appends)  // else the split kernel appends
     kv_cache_write(p.q, p.q_batch_stride, p.q_batch_stride, p.act_bf16, p.H, 1, p.append_at, p.cache, s, stream);
 
   DecodeArgs a{};
