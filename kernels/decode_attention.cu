@@ -337,22 +337,24 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
   };
   load(blk.t_begin, min(blk.t_begin + a.chunk, a.max_len), k_cur, v_cur, ks_cur, vs_cur, true);
   blk.read_length(a);
-  tiles::wait_for_predecessor();  // q and the newest row are written
+  tiles::wait_for_predecessor();  // q (and, without kAppend, the newest row) are written
   tiles::launch_dependents();     // the combine pass may start (it waits for this grid)
   DecodeLaneState<C, D, kHG> st;
   st.heads = blk.heads;
   st.init(a, blk.b, blk.h0, col);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
   const int t_end = kAppend ? blk.t_end - 1 : blk.t_end;  // (kAppend: the newest row comes last)
+  if constexpr (!kAppend) {  // (kAppend: the newest row is not in the cache; it comes last, below)
 #pragma unroll
-  for (int n = 0; n < kN; ++n) {  // the newest row, from L2 (the copy loaded before the wait may be stale)
-    const int t = blk.t_begin + lane_row + n * kR;
-    if (kAppend || t != blk.length - 1) continue;
-    k_cur[n] = __ldcg(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
-    v_cur[n] = __ldcg(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
-    if constexpr (is_8bit(C)) {
-      ks_cur[n] = __ldcg(k_scale + t);
-      vs_cur[n] = __ldcg(v_scale + t);
+    for (int n = 0; n < kN; ++n) {  // the newest row, from L2 (the copy loaded before the wait may be stale)
+      const int t = blk.t_begin + lane_row + n * kR;
+      if (t != blk.length - 1) continue;
+      k_cur[n] = __ldcg(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
+      v_cur[n] = __ldcg(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
+      if constexpr (is_8bit(C)) {
+        ks_cur[n] = __ldcg(k_scale + t);
+        vs_cur[n] = __ldcg(v_scale + t);
+      }
     }
   }
 #pragma unroll
@@ -798,7 +800,7 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   ATTN_CHECK(p.lengths, "decode_attention: lengths must be given");
 
   const DecodeWorkspace ws(p, plan, workspace);
-  if (p.append_at && !plan.kernel.appends)  // else the split kernel appends
+  if (p.append_at && !plan.kernel.appends)  // else the split kernel appends (one new token: no token stride)
     kv_cache_write(p.q, p.q_batch_stride, p.q_batch_stride, p.act_bf16, p.H, 1, p.append_at, p.cache, s, stream);
 
   DecodeArgs a{};
