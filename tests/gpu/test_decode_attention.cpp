@@ -609,6 +609,9 @@ std::vector<DecodeCase> decode_cases() {
   out.push_back({KVCacheDType::BF16, true, 32, 8, 128, 32768, {32768, 1}});
   out.push_back({KVCacheDType::FP8_E4M3, true, 32, 8, 128, 32768, {4097, 32768}});
   out.push_back({KVCacheDType::FP8_E4M3, true, 12, 4, 64, 32768, {32768}});
+  // 8-bit MHA (the direct-fragment kernel) at the long context: its plan's many splits
+  out.push_back({KVCacheDType::FP8_E4M3, true, 12, 12, 64, 32768, {32768, 77}});
+  out.push_back({KVCacheDType::INT8, true, 12, 12, 64, 32768, {32768}});
   out.push_back({KVCacheDType::INT8, true, 12, 1, 64, 32768, {32768, 17}});
   out.push_back({KVCacheDType::BF16, true, 12, 12, 64, 32768, {32768}});
   // many sequences on the tensor cores: MHA and GQA, lengths not multiples of the 64-token tile
