@@ -54,6 +54,15 @@ template <typename T>
 void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, const T* res, const T* branch,
                                 const T* weight, const T* bias, int N, int C, DropoutState drop,
                                 cudaStream_t stream);
+// The same with the branch summed from split-K partials (CudaMatmul::forward_split_k_partials):
+//   branch = T(sum_s partials[s] + branch_bias)  (partials (splits, N, C) fp32, s in order),
+//   res_out = T(res + branch),  out = layernorm(res_out)
+// i.e. the unsplit matmul with its bias epilogue, then residual_layernorm_forward, without the
+// matmul's reduction kernel. C a multiple of 16 bytes' elements, up to 1024.
+template <typename T>
+void residual_layernorm_forward_split_k(T* res_out, T* out, float* mean, float* rstd, const T* res,
+                                        const float* partials, int splits, const T* branch_bias, const T* weight,
+                                        const T* bias, int N, int C, cudaStream_t stream);
 
 // ---- GELU, tanh approximation (gelu.cu) ----------------------------------------------
 template <typename T>

@@ -133,7 +133,45 @@ bool rows_fit_registers(int C) {
   return C % W == 0 && C <= 32 * kRowRegs;
 }
 
-// The row math of the forward kernels below, by one warp for row n. With branch != nullptr (the
+// Where the fused residual's branch comes from: pack pk of row `row` (its W elements at flat index
+// i = row C + pk W). Stored: the branch tensor (null: no residual). Split-K: summed from the fp32
+// partials of CudaMatmul::forward_split_k_partials plus the bias,
+//   branch_c = T(sum_s parts[s][row, c] + bias_c)   (s in order),
+// what cuBLASLt's split-K reduction with the bias epilogue stores for the unsplit matmul.
+template <typename T>
+struct StoredBranch {
+  const T* p;
+  __device__ __forceinline__ bool present() const { return p != nullptr; }
+  __device__ __forceinline__ Pack128<T> load(size_t i, int /*c*/) const { return load128cs(p + i); }
+};
+template <typename T>
+struct SplitKBranch {
+  const float* parts;  // (splits, N, C)
+  const T* bias;       // (C)
+  size_t split_stride;  // N C
+  int splits;
+  __device__ __forceinline__ bool present() const { return true; }
+  __device__ __forceinline__ Pack128<T> load(size_t i, int c) const {
+    constexpr int W = Pack128<T>::size;
+    static_assert(W % 4 == 0, "a pack is whole float4s of partials");
+    float acc[W] = {};
+    for (int s = 0; s < splits; ++s) {
+      const float4* q = reinterpret_cast<const float4*>(parts + s * split_stride + i);
+#pragma unroll
+      for (int j = 0; j < W / 4; ++j) {
+        const float4 v = __ldcs(q + j);
+        acc[4 * j] += v.x, acc[4 * j + 1] += v.y, acc[4 * j + 2] += v.z, acc[4 * j + 3] += v.w;
+      }
+    }
+    const Pack128<T> b = load128(bias + c);
+    Pack128<T> out;
+#pragma unroll
+    for (int j = 0; j < W; ++j) out.set(j, acc[j] + b.get(j));
+    return out;
+  }
+};
+
+// The row math of the forward kernels below, by one warp for row n. With a branch present (the
 // fused residual of the transformer block):
 //   r_c = T(res_c + drop(branch_c)),  res_out[n, c] = r_c,  and r is normalised below
 // (the rounded value, exactly what a separate residual kernel would have stored); else r = inp.
@@ -142,9 +180,9 @@ bool rows_fit_registers(int C) {
 // mean[n] and rstd[n] are written; each pack of out (row n's pack pk) goes to emit(pk, pack):
 // the bf16/fp32 kernel stores it, the fp8 one casts it. Dropout indices are the flat element
 // index n * C + c, as in residual_forward. Every lane of the warp calls it (shuffles).
-template <typename T, typename Emit>
+template <typename T, typename Branch, typename Emit>
 __device__ __forceinline__ void layernorm_row(int row, float* mean, float* rstd, T* res_out, const T* inp,
-                                              const T* branch, const T* w, const T* b, int C, float drop_p,
+                                              const Branch& branch, const T* w, const T* b, int C, float drop_p,
                                               float drop_scale, uint64_t drop_key, Emit&& emit) {
   constexpr int W = Pack128<T>::size, kPacks = kRowRegs / W;
   const int lane = threadIdx.x % 32;
@@ -158,8 +196,8 @@ __device__ __forceinline__ void layernorm_row(int row, float* mean, float* rstd,
     if (pk < packs) {
       const size_t i = base + static_cast<size_t>(pk) * W;
       Pack128<T> r = load128(inp + i);
-      if (branch != nullptr) {
-        const Pack128<T> br = load128cs(branch + i);
+      if (branch.present()) {
+        const Pack128<T> br = branch.load(i, pk * W);
 #pragma unroll
         for (int j = 0; j < W; ++j) {
           const float m = drop_p > 0.0f ? dropout_mult(drop_key, i + j, drop_p, drop_scale) : 1.0f;
@@ -197,9 +235,9 @@ __device__ __forceinline__ void layernorm_row(int row, float* mean, float* rstd,
 }
 
 // One warp per row (layernorm_row): out[n, :] = the row's output packs.
-template <typename T>
+template <typename T, typename Branch = StoredBranch<T>>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    layernorm_forward_rows_kernel(T* out, float* mean, float* rstd, T* res_out, const T* inp, const T* branch,
+    layernorm_forward_rows_kernel(T* out, float* mean, float* rstd, T* res_out, const T* inp, Branch branch,
                                   const T* w, const T* b, int N, int C, float drop_p, float drop_scale,
                                   DeviceValue<uint64_t> drop_key_src) {
   // Launched with programmatic dependent launch: its launch overlaps the tail of the kernel
@@ -294,7 +332,7 @@ __global__ void __launch_bounds__(kFp8LnWarps * 32, kFp8LnBlocksPerSm)
     const int tr = warp * kFp8LnRowsPerWarp + i, row = r0 + tr;
     if (row >= N) break;
     uint8_t* q_row = q + static_cast<size_t>(row) * C;
-    layernorm_row(row, mean, rstd, res_out, inp, branch, w, b, C, drop_p, drop_scale, drop_key,
+    layernorm_row(row, mean, rstd, res_out, inp, StoredBranch<bf16>{branch}, w, b, C, drop_p, drop_scale, drop_key,
                   [&](int pk, const Pack128<bf16>& o) {
                     float f[W];
 #pragma unroll
@@ -483,7 +521,7 @@ void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* 
   if (N == 0) return;
   if (rows_fit_registers<T>(C)) {
     tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, kWarpsPerBlock)), dim3(kWarpsPerBlock * 32), 0,
-                      stream, out, mean, rstd, nullptr, inp, nullptr, weight, bias, N, C, 0.0f, 1.0f,
+                      stream, out, mean, rstd, nullptr, inp, StoredBranch<T>{nullptr}, weight, bias, N, C, 0.0f, 1.0f,
                       DeviceValue<uint64_t>(0));
     return;
   }
@@ -505,7 +543,22 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
   }
   const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
   tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, kWarpsPerBlock)), dim3(kWarpsPerBlock * 32), 0,
-                    stream, out, mean, rstd, res_out, res, branch, weight, bias, N, C, drop.p, scale, drop.device_key());
+                    stream, out, mean, rstd, res_out, res, StoredBranch<T>{branch}, weight, bias, N, C, drop.p, scale,
+                    drop.device_key());
+}
+
+template <typename T>
+void residual_layernorm_forward_split_k(T* res_out, T* out, float* mean, float* rstd, const T* res,
+                                        const float* partials, int splits, const T* branch_bias, const T* weight,
+                                        const T* bias, int N, int C, cudaStream_t stream) {
+  ATTN_CHECK(rows_fit_registers<T>(C) && splits >= 1 && partials && branch_bias,
+             "residual + layernorm from split-K partials: C = {} must be a multiple of {} up to {}, splits = {} >= 1, "
+             "partials and the branch's bias given", C, Pack128<T>::size, 32 * kRowRegs, splits);
+  if (N == 0) return;
+  const SplitKBranch<T> branch{partials, branch_bias, static_cast<size_t>(N) * C, splits};
+  tiles::launch_pdl(layernorm_forward_rows_kernel<T, SplitKBranch<T>>, dim3(ceil_div(N, kWarpsPerBlock)),
+                    dim3(kWarpsPerBlock * 32), 0, stream, out, mean, rstd, res_out, res, branch, weight, bias, N, C, 0.0f,
+                    1.0f, DeviceValue<uint64_t>(0));
 }
 
 bool layernorm_fp8_supports(int N, int C) { return N % kFp8LnHalf == 0 && rows_fit_registers<bf16>(C); }
@@ -573,7 +626,9 @@ void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, c
   template void layernorm_backward<T>(T*, float*, float*, float*, const T*, const T*, const T*, const float*,      \
                                       const float*, int, int, bool, bool, cudaStream_t);                         \
   template void residual_layernorm_forward<T>(T*, T*, float*, float*, const T*, const T*, const T*, const T*, int, \
-                                              int, DropoutState, cudaStream_t);
+                                              int, DropoutState, cudaStream_t);                                  \
+  template void residual_layernorm_forward_split_k<T>(T*, T*, float*, float*, const T*, const float*, int,       \
+                                                      const T*, const T*, const T*, int, int, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 

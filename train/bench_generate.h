@@ -25,6 +25,7 @@ struct GenerateBenchOptions {
   double hbm_bytes_per_s = 0;          // the weight-read limit's bandwidth; 0: the device's peak
                                        // (cuda_peak_memory_bytes_per_s), an H100 SXM's 3.35e12 on the CPU
   int profile_steps = 0;               // > 0: trace this many decode steps after the timed ones (CUDA)
+  int fc_proj_splits = 0;              // GeneratorOptions::fc_proj_splits (0: the default)
 };
 
 struct GenerateBenchRow {

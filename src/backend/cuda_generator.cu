@@ -76,6 +76,7 @@ class CudaGenerator final : public Generator {
                c.head_dim());
     shape_.B = B_, shape_.Hkv = c.n_kv_head, shape_.max_len = L_, shape_.D = c.head_dim(), shape_.dtype = opt_.cache;
     gemv_ = act_bf16() && B_ <= kern::kGemvMaxRows && c.n_embd % 8 == 0;
+    fc_proj_splits_ = choose_fc_proj_splits(c.n_embd);
     const size_t cache = kv_cache_bytes(c, B_, L_, opt_.cache);
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
@@ -243,7 +244,10 @@ class CudaGenerator final : public Generator {
   // x += proj(y); h = ln_2(x); x += c_proj(gelu(c_fc(h))) for N rows of layer l, then
   // next.out = next(x) when asked: each residual add fused with the layernorm after it
   // (kern::residual_layernorm_forward, the same result as the two kernels).
-  void mlp_and_residuals(int l, int N, const Norm& next) {
+  // split_k (the decode step, fc_proj_splits_ > 1): c_proj as fp32 partials over K slices, summed
+  // by the residual + layernorm after it (kern::residual_layernorm_forward_split_k) instead of
+  // cuBLASLt's split-K reduction kernel; the same sum, one kernel fewer a layer.
+  void mlp_and_residuals(int l, int N, const Norm& next, bool split_k = false) {
     const GPTConfig& c = *m_.cfg;
     const LayerParams& lp = m_.layout->layer(l);
     const int C = c.n_embd;
@@ -252,6 +256,13 @@ class CudaGenerator final : public Generator {
     m_.matmul->forward(branch_, y_, P(lp.attproj_w), P(lp.attproj_b), N, C, C);
     kern::residual_layernorm_forward(x_, h_, mean_, rstd_, x_, branch_, P(lp.ln2_w), P(lp.ln2_b), N, C, DropoutState{}, s);
     m_.matmul->forward(fc_gelu_, h_, P(lp.fc_w), P(lp.fc_b), N, C, 4 * C, /*pre_gelu=*/fc_);
+    if (split_k && next.out) {
+      ATTN_CHECK(N <= B_ && fc_proj_splits_ > 1, "split c_proj: {} rows, partials for {}", N, B_);
+      m_.matmul->forward_split_k_partials(fc_proj_parts_, fc_gelu_, P(lp.fcproj_w), N, 4 * C, C, fc_proj_splits_);
+      kern::residual_layernorm_forward_split_k(x_, next.out, mean_, rstd_, x_, fc_proj_parts_, fc_proj_splits_,
+                                               P(lp.fcproj_b), next.w, next.b, N, C, s);
+      return;
+    }
     m_.matmul->forward(branch_, fc_gelu_, P(lp.fcproj_w), P(lp.fcproj_b), N, 4 * C, C);
     if (next.out)
       kern::residual_layernorm_forward(x_, next.out, mean_, rstd_, x_, branch_, next.w, next.b, N, C, DropoutState{}, s);
@@ -304,7 +315,7 @@ class CudaGenerator final : public Generator {
       if (!appended) p.append_at = positions_;  // K/V appended by the attention (in its kernel where it can)
       decode_attention(p, decode_ws_, s);
       if (gemv_) gemv_mlp_and_residuals(l);
-      else mlp_and_residuals(l, B_, l + 1 < c.n_layer ? ln1_into_h(l + 1) : lnf_into_lnf());
+      else mlp_and_residuals(l, B_, l + 1 < c.n_layer ? ln1_into_h(l + 1) : lnf_into_lnf(), fc_proj_splits_ > 1);
     }
     if (gemv_) {
       kern::GemvArgs head = lm_head_args(x_);
@@ -431,6 +442,7 @@ class CudaGenerator final : public Generator {
     const size_t olog = plan.add(static_cast<size_t>(B_) * c.padded_vocab_size * t);
     const size_t olf = plan.add(static_cast<size_t>(B_) * c.vocab_size * sizeof(float));
     const size_t oam = plan.add(kern::argmax_scratch_bytes(B_));
+    const size_t oparts = plan.add(fc_proj_splits_ > 1 ? static_cast<size_t>(fc_proj_splits_) * B_ * C * sizeof(float) : 0);
     counted_ = counted_tokens(m_.attention);  // the variants' token counts (NT each)
     const size_t oints = plan.add(((1 + counted_.size()) * NT + 5 * static_cast<size_t>(B_)) * sizeof(int32_t));
     char* a = static_cast<char*>(take(plan.bytes(), MemCategory::Activations));
@@ -440,6 +452,7 @@ class CudaGenerator final : public Generator {
     rstd_ = reinterpret_cast<float*>(a + orr), last_ = reinterpret_cast<T*>(a + ol), lnf_ = reinterpret_cast<T*>(a + olnf);
     logits_ = reinterpret_cast<T*>(a + olog), logits_f_ = reinterpret_cast<float*>(a + olf);
     argmax_scratch_ = reinterpret_cast<unsigned long long*>(a + oam);
+    fc_proj_parts_ = fc_proj_splits_ > 1 ? reinterpret_cast<float*>(a + oparts) : nullptr;
     CUDA_CHECK(cudaMemsetAsync(argmax_scratch_, 0, kern::argmax_scratch_bytes(B_), m_.stream));  // zeroed once (grid_argmax.cuh)
     int32_t* ints = reinterpret_cast<int32_t*>(a + oints);
     prefill_tokens_ = ints, decode_tokens_ = ints + NT, lengths_dev_ = ints + NT + B_, positions_ = ints + NT + 2 * B_;
@@ -485,6 +498,25 @@ class CudaGenerator final : public Generator {
           *zeros_ = nullptr, *next_dev_ = nullptr;
   void *att_saved_ = nullptr, *att_scratch_ = nullptr, *decode_ws_ = nullptr;
   bool gemv_ = false;  // the GEMV path of the decode step (see the top of the file)
+  // c_proj's K slices in the cuBLASLt decode step (1: unsplit), and their fp32 partials (S, B, C)
+  static constexpr int kFcProjSplits = 6;
+  // GeneratorOptions::fc_proj_splits, or by default the most slices up to kFcProjSplits that cut
+  // K = 4 C into equal multiples of 8; 1 where the step is not the bf16 cuBLASLt one or the fused
+  // layernorm cannot hold C.
+  int choose_fc_proj_splits(int C) const {
+    const int asked = opt_.fc_proj_splits, K = 4 * C;
+    ATTN_CHECK(asked >= 0, "generation fc_proj_splits = {} must be >= 0 (0: the default, 1: unsplit)", asked);
+    auto cuts = [K](int s) { return K % s == 0 && (K / s) % 8 == 0; };
+    ATTN_CHECK(asked <= 1 || cuts(asked), "generation fc_proj_splits = {} must cut c_proj's K = {} into equal multiples of 8",
+               asked, K);
+    if (!act_bf16() || gemv_ || C % 8 != 0 || C > 1024) return 1;
+    if (asked > 0) return asked;
+    int s = kFcProjSplits;
+    while (s > 1 && !cuts(s)) --s;
+    return s;
+  }
+  int fc_proj_splits_ = 1;
+  float* fc_proj_parts_ = nullptr;
   unsigned long long* argmax_scratch_ = nullptr;  // the greedy argmax's block counter and maxima (grid_argmax.cuh)
   int32_t* host_ints_ = nullptr;  // page-locked: prompt/token upload, then B ids of decode_greedy
   int32_t* host_next_ = nullptr;

@@ -42,6 +42,8 @@ struct CudaMatmul::Call {
   const void* bias = nullptr;  // bias (BIAS) or bias-gradient output (BGRADB)
   const void* aux = nullptr;   // GELU input (GELU_AUX_BIAS writes it, DGELU reads it)
   int64_t aux_ld = 0;
+  int batch = 1;  // strided batch: A, B, D of batch i at i stride_a, i stride_b, i stride_d elements
+  int64_t stride_a = 0, stride_b = 0, stride_d = 0;
 };
 
 CudaMatmul::CudaMatmul(DType act, Epilogues epilogues, void* workspace, cudaStream_t stream, size_t workspace_bytes,
@@ -70,7 +72,8 @@ void CudaMatmul::note_fallback(const std::string& what) {
 bool CudaMatmul::lt_matmul(const Call& c) {
   const Key key{c.transA, c.transB, c.m, c.n, c.k, c.lda, c.ldb, c.ldd, static_cast<int>(c.a_type) * 64 + static_cast<int>(c.b_type),
                 static_cast<int>(c.d_type), static_cast<int>(c.epilogue), (c.beta != 0.0f) + 2 * c.fast_accum, alignment_of(c.A),
-                alignment_of(c.B), alignment_of(c.D), static_cast<int>(c.aux_ld)};
+                alignment_of(c.B), alignment_of(c.D), static_cast<int>(c.aux_ld), c.batch, static_cast<int>(c.stride_a),
+                static_cast<int>(c.stride_b), static_cast<int>(c.stride_d)};
 
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
@@ -96,6 +99,14 @@ bool CudaMatmul::lt_matmul(const Call& c) {
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, c.a_type, c.transA ? c.k : c.m, c.transA ? c.m : c.k, c.lda));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, c.b_type, c.transB ? c.n : c.k, c.transB ? c.k : c.n, c.ldb));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, c.d_type, c.m, c.n, c.ldd));
+  if (c.batch > 1) {
+    const std::pair<cublasLtMatrixLayout_t, int64_t> strided[] = {{la, c.stride_a}, {lb, c.stride_b}, {ld, c.stride_d}};
+    for (const auto& [layout, stride] : strided) {
+      CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &c.batch, sizeof(c.batch)));
+      CUBLAS_CHECK(
+          cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+    }
+  }
 
   auto it = cache_.find(key);
   if (it == cache_.end()) it = cache_.emplace(key, choose_algorithm(c, desc, la, lb, ld)).first;
@@ -287,6 +298,24 @@ void CudaMatmul::forward(void* out, const void* inp, const void* weight, const v
   c.A = weight, c.B = inp;
   if (!matmul_bias_gelu(c, out, act_, N, OC, bias, pre_gelu, ""))
     fail("cuBLASLt has no matmul algorithm for ({} x {}) @ ({} x {})^T", N, IC, OC, IC);
+}
+
+// forward()'s product split over K for a reduction the caller fuses: partials[s] (N, OC, fp32) =
+// inp[:, s k : (s + 1) k] W[:, s k : (s + 1) k]^T with k = IC / splits, one strided-batched call
+// (batch s: A and B advanced by s k elements, D by N OC).
+void CudaMatmul::forward_split_k_partials(float* partials, const void* inp, const void* weight, int N, int IC, int OC,
+                                          int splits) {
+  ATTN_CHECK(splits >= 1 && IC % splits == 0 && (IC / splits) % 8 == 0,
+             "split-K partials: IC = {} must split into {} parts of a multiple of 8", IC, splits);
+  Call c;
+  c.transA = true;
+  c.m = OC, c.n = N, c.k = IC / splits;
+  c.lda = IC, c.ldb = IC, c.ldd = OC;
+  c.a_type = c.b_type = cuda_type(act_), c.d_type = CUDA_R_32F;
+  c.A = weight, c.B = inp, c.D = partials;
+  c.batch = splits, c.stride_a = c.k, c.stride_b = c.k, c.stride_d = static_cast<int64_t>(N) * OC;
+  if (!lt_matmul(c))
+    fail("cuBLASLt has no matmul algorithm for ({} x {}) @ ({} x {})^T in {} fp32 partials", N, IC, OC, IC, splits);
 }
 
 // Row-major dinp (N, IC) = dout (N, OC) W (OC, IC) is column-major dinp^T (IC, N) =

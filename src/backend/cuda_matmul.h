@@ -60,6 +60,12 @@ class CudaMatmul {
   // With pre_gelu: pre_gelu = inp W^T + bias, out = gelu_tanh(pre_gelu) (both (N, OC)).
   void forward(void* out, const void* inp, const void* weight, const void* bias, int N, int IC, int OC,
                void* pre_gelu = nullptr);
+  // forward()'s product over `splits` equal slices of IC, unreduced: partials (splits, N, OC) fp32,
+  // partials[s] = inp[:, slice s] W[:, slice s]^T (one strided-batched call). The caller sums them
+  // (with the bias) where it reads them: the decode step's residual + layernorm
+  // (kern::residual_layernorm_forward_partials), instead of cuBLASLt's own split-K reduction
+  // kernel. IC / splits a multiple of 8.
+  void forward_split_k_partials(float* partials, const void* inp, const void* weight, int N, int IC, int OC, int splits);
   // dinp = dout W (overwritten). With pre_gelu (N, IC): dinp = (dout W) * gelu'(pre_gelu).
   void backward_input(void* dinp, const void* dout, const void* weight, int N, int IC, int OC,
                       const void* pre_gelu = nullptr);
@@ -137,7 +143,7 @@ class CudaMatmul {
   bool autotune_;
   int autotuned_shapes_ = 0, autotune_changes_ = 0;
   cublasLtHandle_t lt_ = nullptr;
-  using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int>;
+  using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int, int>;
   struct Cached {
     bool ok = false;
     cublasLtMatmulAlgo_t algo{};

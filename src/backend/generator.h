@@ -30,6 +30,9 @@ struct GeneratorOptions {
                                           // more sequences run in several passes (0: 1024)
   KVCacheDType cache = KVCacheDType::FP32;  // what K and V are stored in
   bool cuda_graph = true;                 // CUDA: replay the captured decode step (else launch each kernel)
+  int fc_proj_splits = 0;                 // CUDA, bf16 decode steps on cuBLASLt (B > 8): c_proj's product in
+                                          // this many K slices, summed by the residual + layernorm after it
+                                          // (0: the default, 1: cuBLASLt's own matmul and reduction)
 };
 
 // Bytes of the KV cache: 2 (K and V) * layers * B * Hkv * max_len * D * element bytes,

@@ -169,8 +169,9 @@ TEST_P(GenerateGpu, Bf16LogitsWithinNoise) {
 }
 
 // The cuBLASLt decode step (bf16 at B > kern::kGemvMaxRows: each residual add fused with the
-// layernorm after it, the logits and their argmax in one pass) within bf16 noise of float64,
-// prompts of lengths 1 to 13, replayed from a graph.
+// layernorm after it, c_proj's split-K partials summed by it (GeneratorOptions::fc_proj_splits:
+// K = 4 x 256 in the default's 4 slices), the logits and their argmax in one pass) within bf16
+// noise of float64, prompts of lengths 1 to 13, replayed from a graph.
 TEST_P(GenerateGpu, Bf16WideBatchWithinNoise) {
   SKIP_WITHOUT_GPU();
   auto gpu = gpu_backend("bf16", GetParam());
@@ -258,6 +259,23 @@ TEST(GenerateGpuMemory, RefusesACacheLargerThanTheDevice) {
   EXPECT_NE(msg.find("KV cache"), std::string::npos) << msg;
   EXPECT_NE(msg.find("384.00 GiB"), std::string::npos) << msg;
   EXPECT_NE(msg.find("free on the GPU"), std::string::npos) << msg;
+}
+
+// GeneratorOptions::fc_proj_splits below 0, or not cutting K evenly: one error naming the option.
+TEST(GenerateGpuOptions, RefusesNegativeFcProjSplits) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = gpu_backend("bf16", "naive");
+  GeneratorOptions go;
+  for (const int bad : {-1, 3}) {  // (3 does not cut K = 1024 into equal parts)
+    go.batch = 12, go.max_len = 32, go.cache = KVCacheDType::BF16, go.fc_proj_splits = bad;
+    std::string msg;
+    try {
+      gpu->make_generator(go);
+    } catch (const attn::Error& e) {
+      msg = e.what();
+    }
+    EXPECT_NE(msg.find("fc_proj_splits"), std::string::npos) << bad << ": " << msg;
+  }
 }
 
 // Prefix-LM (kernels/variants/prefix_lm.h): flash prefill with the prefix mask, then the decode

@@ -4,7 +4,9 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 
+#include "core/error.h"
 #include "kernels/kernels.h"
 #include "reference.h"
 #include "test_util.h"
@@ -164,6 +166,46 @@ TYPED_TEST(Kernels, ResidualLayerNormForward) {
       EXPECT_REL(d_rstd.download(), rstd, 1e-5, "fused layernorm rstd" + tag);
     }
   }
+}
+
+// residual_layernorm_forward_split_k: the branch summed from fp32 split-K partials plus its bias
+// and rounded to T, then the residual (rounded) and its layernorm, against float64; the decode
+// step's shapes (C = 768, 32 and 1 rows, 6 slices) and smaller odd ones; C off the pack refused.
+TYPED_TEST(Kernels, ResidualLayerNormForwardSplitK) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  const std::tuple<int, int, int> shapes[] = {{32, 768, 6}, {1, 768, 6}, {5, 72, 3}, {33, 1024, 1}};
+  for (const auto& [N, C, S] : shapes) {
+    const size_t n = static_cast<size_t>(N) * C;
+    const Vec parts = tu::random_vec(n * S, 95, 0.7), bb = tu::rounded<T>(tu::random_vec(C, 96, 0.5));
+    const Vec res = tu::rounded<T>(tu::random_vec(n, 97, 2.0, 0.5));
+    const Vec w = tu::rounded<T>(tu::random_vec(C, 98, 0.3, 1.0)), b = tu::rounded<T>(tu::random_vec(C, 99, 0.1));
+    DevBuf<float> d_parts(parts), d_mean(N), d_rstd(N);
+    DevBuf<T> d_bb(bb), d_res(res), d_w(w), d_b(b), d_sum(n), d_out(n);
+    attn::kern::residual_layernorm_forward_split_k(d_sum.get(), d_out.get(), d_mean.get(), d_rstd.get(), d_res.get(),
+                                                   d_parts.get(), S, d_bb.get(), d_w.get(), d_b.get(), N, C, 0);
+    Vec branch(n), sum(n);
+    for (size_t i = 0; i < n; ++i) {
+      double acc = 0.0;
+      for (int s = 0; s < S; ++s) acc += parts[s * n + i];
+      branch[i] = acc + bb[i % C];
+    }
+    const Vec branch_t = tu::rounded<T>(branch);
+    for (size_t i = 0; i < n; ++i) sum[i] = res[i] + branch_t[i];
+    Vec out, mean, rstd;
+    ref::layernorm_forward(out, mean, rstd, tu::rounded<T>(sum), w, b, N, C);
+    const std::string tag = " N=" + std::to_string(N) + " C=" + std::to_string(C) + " splits=" + std::to_string(S);
+    EXPECT_REL(d_sum.download(), sum, tu::tol<T>(), "split-K residual" + tag);
+    EXPECT_REL(d_out.download(), out, tu::tol<T>(), "split-K layernorm out" + tag);
+    EXPECT_REL(d_mean.download(), mean, 1e-5, "split-K layernorm mean" + tag);
+    EXPECT_REL(d_rstd.download(), rstd, 1e-5, "split-K layernorm rstd" + tag);
+  }
+  DevBuf<float> d_parts(64), d_mean(1), d_rstd(1);
+  DevBuf<T> d_v(64);
+  EXPECT_THROW(attn::kern::residual_layernorm_forward_split_k(d_v.get(), d_v.get(), d_mean.get(), d_rstd.get(), d_v.get(),
+                                                              d_parts.get(), 2, d_v.get(), d_v.get(), d_v.get(), 1, 37, 0),
+               attn::Error);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
 }
 
 TYPED_TEST(Kernels, Gelu) {

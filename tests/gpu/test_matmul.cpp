@@ -3,7 +3,10 @@
 #include <string>
 #include <tuple>
 
+#include <fmt/format.h>
+
 #include "backend/cuda_matmul.h"
+#include "core/error.h"
 #include "kernels/kernels.h"
 #include "reference.h"
 #include "test_util.h"
@@ -100,6 +103,41 @@ TYPED_TEST(Matmul, ForwardBackward) {
                 epi_name, mm.autotuned_shapes(), mm.autotune_changes());
     EXPECT_GT(mm.autotuned_shapes(), 0) << epi_name;
   }
+}
+
+// forward_split_k_partials: partials[s] = x[:, slice s] W[:, slice s]^T in fp32, each slice
+// against the float64 reference (GPT-2's c_proj at the decode step's 32 and 3 rows, 6 and 4
+// slices; an odd N; a slice count that does not divide IC is refused).
+TYPED_TEST(Matmul, SplitKPartials) {
+  SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  DevBuf<char> ws(attn::CudaMatmul::kWorkspaceBytes);
+  attn::CudaMatmul mm(tu::dtype_of<T>(), attn::CudaMatmul::Epilogues::All, ws.get(), 0);
+  const std::tuple<int, int, int, int> shapes[] = {{32, 3072, 768, 6}, {3, 3072, 768, 4}, {7, 288, 72, 3}};
+  for (const auto& [N, IC, OC, S] : shapes) {
+    const Vec x = tu::rounded<T>(tu::random_vec(static_cast<size_t>(N) * IC, 41));
+    const Vec W = tu::rounded<T>(tu::random_vec(static_cast<size_t>(OC) * IC, 42, 0.2));
+    DevBuf<T> d_x(x), d_W(W);
+    DevBuf<float> d_parts(static_cast<size_t>(S) * N * OC);
+    mm.forward_split_k_partials(d_parts.get(), d_x.get(), d_W.get(), N, IC, OC, S);
+    const Vec got = d_parts.download();
+    const int k = IC / S;
+    for (int s = 0; s < S; ++s) {
+      Vec want(static_cast<size_t>(N) * OC, 0.0), part(static_cast<size_t>(N) * OC);
+      for (int n = 0; n < N; ++n)
+        for (int o = 0; o < OC; ++o) {
+          double acc = 0.0;
+          for (int i = s * k; i < (s + 1) * k; ++i) acc += x[static_cast<size_t>(n) * IC + i] * W[static_cast<size_t>(o) * IC + i];
+          want[static_cast<size_t>(n) * OC + o] = acc;
+          part[static_cast<size_t>(n) * OC + o] = got[(static_cast<size_t>(s) * N + n) * OC + o];
+        }
+      EXPECT_REL(part, want, 1e-5, fmt::format(" {} N={} IC={} OC={} slice {} of {}", tu::type_name<T>(), N, IC, OC, s, S));
+    }
+  }
+  DevBuf<float> d_parts(1024);
+  DevBuf<T> d_x(1024), d_W(1024);
+  EXPECT_THROW(mm.forward_split_k_partials(d_parts.get(), d_x.get(), d_W.get(), 1, 72, 8, 5), attn::Error);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
 }
 
 // tf32 (device.precision = "tf32"): fp32 buffers, CUBLAS_COMPUTE_32F_FAST_TF32. Each operand is
