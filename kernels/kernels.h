@@ -59,6 +59,7 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
 //   res_out = T(res + branch),  out = layernorm(res_out)
 // i.e. the unsplit matmul with its bias epilogue, then residual_layernorm_forward, without the
 // matmul's reduction kernel. C a multiple of 16 bytes' elements, up to 1024.
+constexpr int kResidualLayernormMaxSplits = 8;
 template <typename T>
 void residual_layernorm_forward_split_k(T* res_out, T* out, float* mean, float* rstd, const T* res,
                                         const float* partials, int splits, const T* branch_bias, const T* weight,

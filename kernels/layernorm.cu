@@ -121,6 +121,11 @@ __global__ void layernorm_backward_params_final_kernel(float* dweight, float* db
 // bf16 and fp32 both keep 32 floats of a row per lane: C <= 1024 (GPT-2 small/medium).
 constexpr int kRowRegs = 32;
 constexpr int kWarpsPerBlock = 8;  // forward
+// Forward rows kernels over fewer rows than this (decode steps, short passes) run one warp a
+// block, so that the rows' loads come from as many SMs as there are rows (32 rows of a B = 32
+// decode step: 32 SMs, not 4).
+constexpr int kSpreadRows = 1024;
+int forward_warps_per_block(int N) { return N < kSpreadRows ? 1 : kWarpsPerBlock; }
 // Backward: at most ~160 registers per thread (two rows' packs + the fp32 gradient sums), so
 // blocks of 4 warps fit 3 to an SM and 384 blocks are one wave on an H100 (132 SMs). The grid depends on
 // N only: the summation order does not depend on the GPU.
@@ -144,6 +149,7 @@ struct StoredBranch {
   __device__ __forceinline__ bool present() const { return p != nullptr; }
   __device__ __forceinline__ Pack128<T> load(size_t i, int /*c*/) const { return load128cs(p + i); }
 };
+constexpr int kSplitKMaxSplits = kResidualLayernormMaxSplits;
 template <typename T>
 struct SplitKBranch {
   const float* parts;  // (splits, N, C)
@@ -154,15 +160,21 @@ struct SplitKBranch {
   __device__ __forceinline__ Pack128<T> load(size_t i, int c) const {
     constexpr int W = Pack128<T>::size;
     static_assert(W % 4 == 0, "a pack is whole float4s of partials");
-    float acc[W] = {};
-    for (int s = 0; s < splits; ++s) {
-      const float4* q = reinterpret_cast<const float4*>(parts + s * split_stride + i);
+    // every slice's loads issued before the first add (unrolled to kMaxSplits, predicated): one
+    // L2 round trip, not one a slice
+    float4 v[kSplitKMaxSplits][W / 4];
 #pragma unroll
-      for (int j = 0; j < W / 4; ++j) {
-        const float4 v = __ldcs(q + j);
-        acc[4 * j] += v.x, acc[4 * j + 1] += v.y, acc[4 * j + 2] += v.z, acc[4 * j + 3] += v.w;
-      }
-    }
+    for (int s = 0; s < kSplitKMaxSplits; ++s)
+#pragma unroll
+      for (int j = 0; j < W / 4; ++j)
+        v[s][j] = s < splits ? __ldcs(reinterpret_cast<const float4*>(parts + s * split_stride + i) + j)
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
+    float acc[W] = {};
+#pragma unroll
+    for (int s = 0; s < kSplitKMaxSplits; ++s)
+#pragma unroll
+      for (int j = 0; j < W / 4; ++j)
+        acc[4 * j] += v[s][j].x, acc[4 * j + 1] += v[s][j].y, acc[4 * j + 2] += v[s][j].z, acc[4 * j + 3] += v[s][j].w;
     const Pack128<T> b = load128(bias + c);
     Pack128<T> out;
 #pragma unroll
@@ -180,7 +192,7 @@ struct SplitKBranch {
 // mean[n] and rstd[n] are written; each pack of out (row n's pack pk) goes to emit(pk, pack):
 // the bf16/fp32 kernel stores it, the fp8 one casts it. Dropout indices are the flat element
 // index n * C + c, as in residual_forward. Every lane of the warp calls it (shuffles).
-template <typename T, typename Branch, typename Emit>
+template <bool kLoadsFirst, typename T, typename Branch, typename Emit>
 __device__ __forceinline__ void layernorm_row(int row, float* mean, float* rstd, T* res_out, const T* inp,
                                               const Branch& branch, const T* w, const T* b, int C, float drop_p,
                                               float drop_scale, uint64_t drop_key, Emit&& emit) {
@@ -190,18 +202,33 @@ __device__ __forceinline__ void layernorm_row(int row, float* mean, float* rstd,
   const size_t base = static_cast<size_t>(row) * C;
   float x[kRowRegs];
   float sum = 0.0f;
+  // kLoadsFirst: every pack's loads before the first store (res_out may alias inp, so a store
+  // keeps the next pack's loads behind it): one memory round trip a row, not one a pack, for the
+  // registers of all the packs (the decode step's few rows wait on that latency; the fp8 kernel,
+  // held to 64 registers, loads a pack at a time)
+  Pack128<T> in[kPacks], br[kPacks];
+  auto load_pack = [&](int k) {
+    const size_t i = base + static_cast<size_t>(k * 32 + lane) * W;
+    in[k] = load128(inp + i);
+    if (branch.present()) br[k] = branch.load(i, (k * 32 + lane) * W);
+  };
+  if constexpr (kLoadsFirst) {
+#pragma unroll
+    for (int k = 0; k < kPacks; ++k)
+      if (k * 32 + lane < packs) load_pack(k);
+  }
 #pragma unroll
   for (int k = 0; k < kPacks; ++k) {
     const int pk = k * 32 + lane;
     if (pk < packs) {
       const size_t i = base + static_cast<size_t>(pk) * W;
-      Pack128<T> r = load128(inp + i);
+      if constexpr (!kLoadsFirst) load_pack(k);
+      Pack128<T> r = in[k];
       if (branch.present()) {
-        const Pack128<T> br = branch.load(i, pk * W);
 #pragma unroll
         for (int j = 0; j < W; ++j) {
           const float m = drop_p > 0.0f ? dropout_mult(drop_key, i + j, drop_p, drop_scale) : 1.0f;
-          r.set(j, r.get(j) + br.get(j) * m);
+          r.set(j, r.get(j) + br[k].get(j) * m);
         }
         store128(res_out + i, r);
       }
@@ -246,10 +273,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   tiles::launch_dependents();
   const uint64_t drop_key = drop_key_src.get();  // core/device_value.h
   constexpr int W = Pack128<T>::size;
-  const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32;
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   if (row >= N) return;
   T* out_row = out + static_cast<size_t>(row) * C;
-  layernorm_row(row, mean, rstd, res_out, inp, branch, w, b, C, drop_p, drop_scale, drop_key,
+  layernorm_row<true>(row, mean, rstd, res_out, inp, branch, w, b, C, drop_p, drop_scale, drop_key,
                 [&](int pk, const Pack128<T>& o) { store128(out_row + pk * W, o); });
 }
 
@@ -332,7 +359,7 @@ __global__ void __launch_bounds__(kFp8LnWarps * 32, kFp8LnBlocksPerSm)
     const int tr = warp * kFp8LnRowsPerWarp + i, row = r0 + tr;
     if (row >= N) break;
     uint8_t* q_row = q + static_cast<size_t>(row) * C;
-    layernorm_row(row, mean, rstd, res_out, inp, StoredBranch<bf16>{branch}, w, b, C, drop_p, drop_scale, drop_key,
+    layernorm_row<false>(row, mean, rstd, res_out, inp, StoredBranch<bf16>{branch}, w, b, C, drop_p, drop_scale, drop_key,
                   [&](int pk, const Pack128<bf16>& o) {
                     float f[W];
 #pragma unroll
@@ -520,7 +547,8 @@ void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* 
                        cudaStream_t stream) {
   if (N == 0) return;
   if (rows_fit_registers<T>(C)) {
-    tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, kWarpsPerBlock)), dim3(kWarpsPerBlock * 32), 0,
+    const int warps = forward_warps_per_block(N);
+    tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, warps)), dim3(warps * 32), 0,
                       stream, out, mean, rstd, nullptr, inp, StoredBranch<T>{nullptr}, weight, bias, N, C, 0.0f, 1.0f,
                       DeviceValue<uint64_t>(0));
     return;
@@ -542,7 +570,8 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
     return;
   }
   const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-  tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, kWarpsPerBlock)), dim3(kWarpsPerBlock * 32), 0,
+  const int warps = forward_warps_per_block(N);
+  tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, warps)), dim3(warps * 32), 0,
                     stream, out, mean, rstd, res_out, res, StoredBranch<T>{branch}, weight, bias, N, C, drop.p, scale,
                     drop.device_key());
 }
@@ -551,13 +580,15 @@ template <typename T>
 void residual_layernorm_forward_split_k(T* res_out, T* out, float* mean, float* rstd, const T* res,
                                         const float* partials, int splits, const T* branch_bias, const T* weight,
                                         const T* bias, int N, int C, cudaStream_t stream) {
-  ATTN_CHECK(rows_fit_registers<T>(C) && splits >= 1 && partials && branch_bias,
-             "residual + layernorm from split-K partials: C = {} must be a multiple of {} up to {}, splits = {} >= 1, "
-             "partials and the branch's bias given", C, Pack128<T>::size, 32 * kRowRegs, splits);
+  ATTN_CHECK(rows_fit_registers<T>(C) && splits >= 1 && splits <= kSplitKMaxSplits && partials && branch_bias,
+             "residual + layernorm from split-K partials: C = {} must be a multiple of {} up to {}, splits = {} in "
+             "[1, {}], partials and the branch's bias given", C, Pack128<T>::size, 32 * kRowRegs, splits,
+             kSplitKMaxSplits);
   if (N == 0) return;
   const SplitKBranch<T> branch{partials, branch_bias, static_cast<size_t>(N) * C, splits};
-  tiles::launch_pdl(layernorm_forward_rows_kernel<T, SplitKBranch<T>>, dim3(ceil_div(N, kWarpsPerBlock)),
-                    dim3(kWarpsPerBlock * 32), 0, stream, out, mean, rstd, res_out, res, branch, weight, bias, N, C, 0.0f,
+  const int warps = forward_warps_per_block(N);
+  tiles::launch_pdl(layernorm_forward_rows_kernel<T, SplitKBranch<T>>, dim3(ceil_div(N, warps)), dim3(warps * 32), 0,
+                    stream, out, mean, rstd, res_out, res, branch, weight, bias, N, C, 0.0f,
                     1.0f, DeviceValue<uint64_t>(0));
 }
 

@@ -507,8 +507,9 @@ class CudaGenerator final : public Generator {
     const int asked = opt_.fc_proj_splits, K = 4 * C;
     ATTN_CHECK(asked >= 0, "generation fc_proj_splits = {} must be >= 0 (0: the default, 1: unsplit)", asked);
     auto cuts = [K](int s) { return K % s == 0 && (K / s) % 8 == 0; };
-    ATTN_CHECK(asked <= 1 || cuts(asked), "generation fc_proj_splits = {} must cut c_proj's K = {} into equal multiples of 8",
-               asked, K);
+    ATTN_CHECK(asked <= 1 || (asked <= kern::kResidualLayernormMaxSplits && cuts(asked)),
+               "generation fc_proj_splits = {} must be at most {} and cut c_proj's K = {} into equal multiples of 8", asked,
+               kern::kResidualLayernormMaxSplits, K);
     if (!act_bf16() || gemv_ || C % 8 != 0 || C > 1024) return 1;
     if (asked > 0) return asked;
     int s = kFcProjSplits;
