@@ -13,11 +13,12 @@
 //   (DecodeAttentionParams::append_at) -> proj -> residual + ln_2 -> MLP -> residual + (the
 //   next ln_1, or ln_f);
 //   LM head -> (B, vocab) fp32 logits and next[b] = argmax_v logits[b, v] (greedy ids) in one
-//   pass (kern::logits_argmax). With cuBLASLt's matmuls that is 8 kernels a layer at B = 32
-//   (fc_proj's split-K reduction one of them): 100 a step for GPT-2 124M; 137 before the
-//   residual adds were fused, 112 before the append moved into decode attention (H100, sessions
-//   23 and 24: 0.660 -> 0.630 -> 0.610 ms a step, the last step with the layernorms on
-//   programmatic dependent launch).
+//   pass (kern::logits_argmax). With cuBLASLt's matmuls that is 7 kernels a layer at B = 32:
+//   88 a step for GPT-2 124M; 137 before the residual adds were fused, 112 before the append
+//   moved into decode attention, 100 before c_proj's split-K partials were summed by the
+//   layernorm after it instead of cuBLASLt's reduction kernel (H100, sessions 23, 24 and 27:
+//   0.660 -> 0.630 -> 0.610 -> 0.591 ms a step, the second with the layernorms on programmatic
+//   dependent launch).
 // bf16 activations at B <= kern::kGemvMaxRows (the batch-1 step): the matmuls are GEMVs
 // (kernels/gemv.h) with everything around them fused in, launched with programmatic dependent
 // launch so that each prefetches its weights while the kernel before it finishes:
