@@ -10,11 +10,13 @@ pack() { tar czf "$O/s27e.tgz.part" -C "$W" . && mv "$O/s27e.tgz.part" "$O/s27e.
 trap pack EXIT
 tar xzf build-carry/s27e/bins.tgz || { echo "untar failed"; exit 1; }
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader | tee "$W/gpu.txt"
+if [ "${TESTS:-1}" = 1 ]; then  # (TESTS=0: the code is call D's branch, tested there)
 timeout 100 f/attn_gpu_tests --gtest_filter='Matmul*:Kernels*:Generate*:Gemv*:DecodeAttentionAppend*' > "$W/t_main.log" 2>&1
 echo "tests exit $? $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]' "$W/t_main.log" | tr '\n' ' ') ($((SECONDS - t0)) s)"; pack
+fi
 gen() { timeout 60 f/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 --kv-cache bf16 \
   --no-baseline "$@" 2>&1 | grep -E '^cached|error'; }
-{ echo "== before HF"; gen --batches 1,16,32; } > "$W/step.txt"
+{ echo "== before HF"; gen --batches ${BATCHES:-1,16,32}; } > "$W/step.txt"
 echo "step ($((SECONDS - t0)) s)"; pack
 mkdir -p .deps/data && cp f/input.txt .deps/data/
 f/attnlab train -c configs/gpt2_124m.toml --data.inputs='[".deps/data/input.txt"]' --training.max_iters=1 \
