@@ -263,9 +263,10 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
     std::unique_ptr<Backend> baseline_be;
     auto report = [&](const GenerateBenchRow& r) {
       fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
-                 "{:4} kernels/step  {:10.0f} tokens/s  {:5.1f}% of weight-read limit  cache {} MiB (formula {})  peak {} GiB ({})\n",
+                 "{:4} kernels/step  {:10.0f} tokens/s ({:.0f} whole call)  {:5.1f}% of weight-read limit  cache {} MiB "
+                 "(formula {})  peak {} GiB ({})\n",
                  r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
-                 r.step_kernels, r.tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
+                 r.step_kernels, r.tokens_per_s, r.call_tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
                  gib(r.peak_bytes), r.peak_by_category);
       if (r.trace.steps > 0)
         fmt::print("\n{} (traced; untraced {:.2f} us/step):\n{}\n", cell_title(r), 1000 * r.ms_per_step,
