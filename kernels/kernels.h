@@ -58,8 +58,11 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
 //   branch = T(sum_s partials[s] + branch_bias)  (partials (splits, N, C) fp32, s in order),
 //   res_out = T(res + branch),  out = layernorm(res_out)
 // i.e. the unsplit matmul with its bias epilogue, then residual_layernorm_forward, without the
-// matmul's reduction kernel. C a multiple of 16 bytes' elements, up to 1024.
+// matmul's reduction kernel. C: residual_layernorm_split_k_supports (a multiple of 16 bytes'
+// elements, up to 1024); splits in [1, kResidualLayernormMaxSplits].
 constexpr int kResidualLayernormMaxSplits = 8;
+template <typename T>
+bool residual_layernorm_split_k_supports(int C);
 template <typename T>
 void residual_layernorm_forward_split_k(T* res_out, T* out, float* mean, float* rstd, const T* res,
                                         const float* partials, int splits, const T* branch_bias, const T* weight,

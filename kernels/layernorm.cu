@@ -149,7 +149,6 @@ struct StoredBranch {
   __device__ __forceinline__ bool present() const { return p != nullptr; }
   __device__ __forceinline__ Pack128<T> load(size_t i, int /*c*/) const { return load128cs(p + i); }
 };
-constexpr int kSplitKMaxSplits = kResidualLayernormMaxSplits;
 template <typename T>
 struct SplitKBranch {
   const float* parts;  // (splits, N, C)
@@ -160,18 +159,18 @@ struct SplitKBranch {
   __device__ __forceinline__ Pack128<T> load(size_t i, int c) const {
     constexpr int W = Pack128<T>::size;
     static_assert(W % 4 == 0, "a pack is whole float4s of partials");
-    // every slice's loads issued before the first add (unrolled to kMaxSplits, predicated): one
+    // every slice's loads issued before the first add (unrolled to the most slices, predicated): one
     // L2 round trip, not one a slice
-    float4 v[kSplitKMaxSplits][W / 4];
+    float4 v[kResidualLayernormMaxSplits][W / 4];
 #pragma unroll
-    for (int s = 0; s < kSplitKMaxSplits; ++s)
+    for (int s = 0; s < kResidualLayernormMaxSplits; ++s)
 #pragma unroll
       for (int j = 0; j < W / 4; ++j)
         v[s][j] = s < splits ? __ldcs(reinterpret_cast<const float4*>(parts + s * split_stride + i) + j)
                              : make_float4(0.f, 0.f, 0.f, 0.f);
     float acc[W] = {};
 #pragma unroll
-    for (int s = 0; s < kSplitKMaxSplits; ++s)
+    for (int s = 0; s < kResidualLayernormMaxSplits; ++s)
 #pragma unroll
       for (int j = 0; j < W / 4; ++j)
         acc[4 * j] += v[s][j].x, acc[4 * j + 1] += v[s][j].y, acc[4 * j + 2] += v[s][j].z, acc[4 * j + 3] += v[s][j].w;
@@ -278,6 +277,17 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   T* out_row = out + static_cast<size_t>(row) * C;
   layernorm_row<true>(row, mean, rstd, res_out, inp, branch, w, b, C, drop_p, drop_scale, drop_key,
                 [&](int pk, const Pack128<T>& o) { store128(out_row + pk * W, o); });
+}
+
+// The rows kernel over N rows (one warp a row; forward_warps_per_block), on programmatic
+// dependent launch.
+template <typename T, typename Branch>
+void launch_layernorm_rows(T* out, float* mean, float* rstd, T* res_out, const T* inp, const Branch& branch,
+                           const T* w, const T* b, int N, int C, float drop_p, float drop_scale,
+                           DeviceValue<uint64_t> drop_key, cudaStream_t stream) {
+  const int warps = forward_warps_per_block(N);
+  tiles::launch_pdl(layernorm_forward_rows_kernel<T, Branch>, dim3(ceil_div(N, warps)), dim3(warps * 32), 0, stream,
+                    out, mean, rstd, res_out, inp, branch, w, b, N, C, drop_p, drop_scale, drop_key);
 }
 
 // ---- the fp8 output: an fp8 linear's input, cast where it is produced ----------------------
@@ -547,10 +557,8 @@ void layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* 
                        cudaStream_t stream) {
   if (N == 0) return;
   if (rows_fit_registers<T>(C)) {
-    const int warps = forward_warps_per_block(N);
-    tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, warps)), dim3(warps * 32), 0,
-                      stream, out, mean, rstd, nullptr, inp, StoredBranch<T>{nullptr}, weight, bias, N, C, 0.0f, 1.0f,
-                      DeviceValue<uint64_t>(0));
+    launch_layernorm_rows(out, mean, rstd, static_cast<T*>(nullptr), inp, StoredBranch<T>{nullptr}, weight, bias, N, C,
+                          0.0f, 1.0f, DeviceValue<uint64_t>(0), stream);
     return;
   }
   const int block = 256, rows_per_block = block / 32;
@@ -570,26 +578,27 @@ void residual_layernorm_forward(T* res_out, T* out, float* mean, float* rstd, co
     return;
   }
   const float scale = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-  const int warps = forward_warps_per_block(N);
-  tiles::launch_pdl(layernorm_forward_rows_kernel<T>, dim3(ceil_div(N, warps)), dim3(warps * 32), 0,
-                    stream, out, mean, rstd, res_out, res, StoredBranch<T>{branch}, weight, bias, N, C, drop.p, scale,
-                    drop.device_key());
+  launch_layernorm_rows(out, mean, rstd, res_out, res, StoredBranch<T>{branch}, weight, bias, N, C, drop.p, scale,
+                        drop.device_key(), stream);
 }
 
 template <typename T>
 void residual_layernorm_forward_split_k(T* res_out, T* out, float* mean, float* rstd, const T* res,
                                         const float* partials, int splits, const T* branch_bias, const T* weight,
                                         const T* bias, int N, int C, cudaStream_t stream) {
-  ATTN_CHECK(rows_fit_registers<T>(C) && splits >= 1 && splits <= kSplitKMaxSplits && partials && branch_bias,
+  ATTN_CHECK(residual_layernorm_split_k_supports<T>(C) && splits >= 1 && splits <= kResidualLayernormMaxSplits &&
+                 partials && branch_bias,
              "residual + layernorm from split-K partials: C = {} must be a multiple of {} up to {}, splits = {} in "
              "[1, {}], partials and the branch's bias given", C, Pack128<T>::size, 32 * kRowRegs, splits,
-             kSplitKMaxSplits);
+             kResidualLayernormMaxSplits);
   if (N == 0) return;
-  const SplitKBranch<T> branch{partials, branch_bias, static_cast<size_t>(N) * C, splits};
-  const int warps = forward_warps_per_block(N);
-  tiles::launch_pdl(layernorm_forward_rows_kernel<T, SplitKBranch<T>>, dim3(ceil_div(N, warps)), dim3(warps * 32), 0,
-                    stream, out, mean, rstd, res_out, res, branch, weight, bias, N, C, 0.0f,
-                    1.0f, DeviceValue<uint64_t>(0));
+  launch_layernorm_rows(out, mean, rstd, res_out, res, SplitKBranch<T>{partials, branch_bias, static_cast<size_t>(N) * C, splits},
+                        weight, bias, N, C, 0.0f, 1.0f, DeviceValue<uint64_t>(0), stream);
+}
+
+template <typename T>
+bool residual_layernorm_split_k_supports(int C) {
+  return rows_fit_registers<T>(C);
 }
 
 bool layernorm_fp8_supports(int N, int C) { return N % kFp8LnHalf == 0 && rows_fit_registers<bf16>(C); }
@@ -659,7 +668,8 @@ void layernorm_backward(T* dinp, float* dweight, float* dbias, float* scratch, c
   template void residual_layernorm_forward<T>(T*, T*, float*, float*, const T*, const T*, const T*, const T*, int, \
                                               int, DropoutState, cudaStream_t);                                  \
   template void residual_layernorm_forward_split_k<T>(T*, T*, float*, float*, const T*, const float*, int,       \
-                                                      const T*, const T*, const T*, int, int, cudaStream_t);
+                                                      const T*, const T*, const T*, int, int, cudaStream_t);     \
+  template bool residual_layernorm_split_k_supports<T>(int);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 

@@ -503,7 +503,7 @@ class CudaGenerator final : public Generator {
   static constexpr int kFcProjSplits = 6;
   // GeneratorOptions::fc_proj_splits, or by default the most slices up to kFcProjSplits that cut
   // K = 4 C into equal multiples of 8; 1 where the step is not the bf16 cuBLASLt one or the fused
-  // layernorm cannot hold C.
+  // layernorm cannot hold C (kern::residual_layernorm_split_k_supports).
   int choose_fc_proj_splits(int C) const {
     const int asked = opt_.fc_proj_splits, K = 4 * C;
     ATTN_CHECK(asked >= 0, "generation fc_proj_splits = {} must be >= 0 (0: the default, 1: unsplit)", asked);
@@ -511,7 +511,7 @@ class CudaGenerator final : public Generator {
     ATTN_CHECK(asked <= 1 || (asked <= kern::kResidualLayernormMaxSplits && cuts(asked)),
                "generation fc_proj_splits = {} must be at most {} and cut c_proj's K = {} into equal multiples of 8", asked,
                kern::kResidualLayernormMaxSplits, K);
-    if (!act_bf16() || gemv_ || C % 8 != 0 || C > 1024) return 1;
+    if (!act_bf16() || gemv_ || !kern::residual_layernorm_split_k_supports<T>(C)) return 1;
     if (asked > 0) return asked;
     int s = kFcProjSplits;
     while (s > 1 && !cuts(s)) --s;

@@ -63,7 +63,7 @@ class CudaMatmul {
   // forward()'s product over `splits` equal slices of IC, unreduced: partials (splits, N, OC) fp32,
   // partials[s] = inp[:, slice s] W[:, slice s]^T (one strided-batched call). The caller sums them
   // (with the bias) where it reads them: the decode step's residual + layernorm
-  // (kern::residual_layernorm_forward_partials), instead of cuBLASLt's own split-K reduction
+  // (kern::residual_layernorm_forward_split_k), instead of cuBLASLt's own split-K reduction
   // kernel. IC / splits a multiple of 8.
   void forward_split_k_partials(float* partials, const void* inp, const void* weight, int N, int IC, int OC, int splits);
   // dinp = dout W (overwritten). With pre_gelu (N, IC): dinp = (dout W) * gelu'(pre_gelu).

@@ -14,6 +14,7 @@
 #include "kernels/gemv.h"
 #include "model/gpt_cpu.h"
 #include "test_util.h"
+#include "tests/test_support.h"
 #include "train/generate.h"
 
 namespace {
@@ -268,12 +269,7 @@ TEST(GenerateGpuOptions, RefusesNegativeFcProjSplits) {
   GeneratorOptions go;
   for (const int bad : {-1, 3}) {  // (3 does not cut K = 1024 into equal parts)
     go.batch = 12, go.max_len = 32, go.cache = KVCacheDType::BF16, go.fc_proj_splits = bad;
-    std::string msg;
-    try {
-      gpu->make_generator(go);
-    } catch (const attn::Error& e) {
-      msg = e.what();
-    }
+    const std::string msg = attn::testing::error_of([&] { gpu->make_generator(go); });
     EXPECT_NE(msg.find("fc_proj_splits"), std::string::npos) << bad << ": " << msg;
   }
 }
