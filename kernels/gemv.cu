@@ -27,7 +27,10 @@
 // splits, so SMs drain between them: 0.322 ms; with the max-shared split for all of them 0.292,
 // but the CUDA-core decode attention then lost 4-6% standalone). A persistent kernel with a grid barrier between
 // the step's stages is slower than this chain (tests/gpu/bench_step_boundary.cu: 1.9-2.7 us a
-// barrier against 0.7-1.1 us a launch).
+// barrier against 0.7-1.1 us a launch). Letting the next kernel start before this one's wait, so
+// that several kernels' weights load ahead of the one computing, lost too (session 28, H100, B = 1:
+// 0.263 -> 0.276 ms with the GEMVs early, 0.286-0.299 with decode attention as well): the waiting
+// kernels' blocks slow the kernel on the critical path by more than their early loads save.
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/common.cuh"
