@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Session 28, prepared and NOT RUN (too little device time was left). Copy to .gpucall/s28c.sh; carry ["build-carry/s28a", ".gpucall/s28c.sh"]): call A's f/bench_decode_attention (main's decode
-# kernels plus a uniform branch on the trigger, off here). The batch-32 step's attention shape (ctx 640, where the
+# Session 28, prepared and NOT RUN (too little device time was left). Build bench_decode_attention from main, strip it,
+# pack it as f/bench_decode_attention into build-carry/s28a/bins.tgz, copy this to .gpucall/s28c.sh, carry
+# ["build-carry/s28a", ".gpucall/s28c.sh"]. Main's decode kernels. The batch-32 step's attention shape (ctx 640, where the
 # step's split kernel reads at 87% of copy) against the plan's knobs: blocks per SM (more splits), the tensor-core MHA
 # kernel, the CUDA-core kernel; two rounds.
 set -uo pipefail
