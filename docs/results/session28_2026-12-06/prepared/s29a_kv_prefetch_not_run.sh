@@ -4,7 +4,8 @@
 # forked after the previous layer's attention and joined before this layer's. The projections and layernorms around
 # attention are latency-bound at B = 32 (DRAM mostly idle, ~25 us a layer), while attention reads 62 MB a layer at
 # ~87% of copy (23.7 us, 43% of the step). ATTN_EXP_KV_PREFETCH = percent of each sequence's rows (0: off).
-# Carry: build attnlab and attn_gpu_tests on the branch, main's attnlab as m/; strip; pack f/ and m/ into
+# Then the B = 32 attention shape against the plan's knobs (prepared/s28c_not_run.sh, folded in here).
+# Carry: build attnlab, attn_gpu_tests and bench_decode_attention on the branch, main's attnlab as m/; strip; pack f/ and m/ into
 # build-carry/s29a/bins.tgz (in /work/main: the session's checkout is what a call sends); copy this to
 # .gpucall/s29a.sh; carry ["build-carry/s29a", ".gpucall/s29a.sh"].
 set -uo pipefail
@@ -24,4 +25,19 @@ for p in 0 50; do mkdir -p p/$p; ATTN_EXP_KV_PREFETCH=$p timeout 60 f/attnlab be
   --new-tokens 512 --kv-cache bf16 --no-baseline --batches 32 --profile --out p/$p > p/$p/log.txt 2>&1; done
 tar czf "$W/profiles.tgz" p/*/decode_profile.md p/*/log.txt
 for p in 0 50; do echo "== prefetch $p%"; sed -n 5,16p p/$p/decode_profile.md | cut -c1-140; done
+S="--shape 32,12,12,64,640,bf16 --shape 32,12,12,64,1024,bf16 --shape 16,12,12,64,640,bf16"
+for r in 1 2; do
+  for k in "" "--blocks-per-sm 8" "--blocks-per-sm 10" "--blocks-per-sm 15" "--mha-tensor-cores" "--cuda-cores"; do
+    echo "== round $r knobs '$k'" >> "$W/decode.txt"; timeout 30 f/bench_decode_attention $S $k >> "$W/decode.txt" 2>&1
+  done
+done
+python3 - "$W/decode.txt" <<'PY'
+import json, sys
+knob = ""
+for line in open(sys.argv[1]):
+    if line.startswith("=="): knob = line.strip()[3:]; continue
+    try: o = json.loads(line)
+    except Exception: continue
+    if o.get("what") == "decode": print(f"{knob:40s} B={o['B']:2d} ctx={o['ctx']:5d} {o['us']:8.2f} us {o['frac_copy']:.3f} of copy")
+PY
 echo "total $((SECONDS - t0)) s"
