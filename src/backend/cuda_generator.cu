@@ -43,6 +43,7 @@
 #include "attention/cpu_attention.h"
 #include "attention/cuda_attention.h"
 #include "backend/cuda_graph.h"
+#include "backend/cuda_matmul.h"
 #include "backend/cuda_model_view.h"
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -507,7 +508,7 @@ class CudaGenerator final : public Generator {
   int choose_fc_proj_splits(int C) const {
     const int asked = opt_.fc_proj_splits, K = 4 * C;
     ATTN_CHECK(asked >= 0, "generation fc_proj_splits = {} must be >= 0 (0: the default, 1: unsplit)", asked);
-    auto cuts = [K](int s) { return K % s == 0 && (K / s) % 8 == 0; };
+    auto cuts = [K](int s) { return CudaMatmul::split_k_cuts(K, s); };
     ATTN_CHECK(asked <= 1 || (asked <= kern::kResidualLayernormMaxSplits && cuts(asked)),
                "generation fc_proj_splits = {} must be at most {} and cut c_proj's K = {} into equal multiples of 8", asked,
                kern::kResidualLayernormMaxSplits, K);

@@ -305,7 +305,7 @@ void CudaMatmul::forward(void* out, const void* inp, const void* weight, const v
 // (batch s: A and B advanced by s k elements, D by N OC).
 void CudaMatmul::forward_split_k_partials(float* partials, const void* inp, const void* weight, int N, int IC, int OC,
                                           int splits) {
-  ATTN_CHECK(splits >= 1 && IC % splits == 0 && (IC / splits) % 8 == 0,
+  ATTN_CHECK(split_k_cuts(IC, splits),
              "split-K partials: IC = {} must split into {} parts of a multiple of 8", IC, splits);
   Call c;
   c.transA = true;

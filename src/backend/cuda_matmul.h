@@ -66,6 +66,8 @@ class CudaMatmul {
   // (kern::residual_layernorm_forward_split_k), instead of cuBLASLt's own split-K reduction
   // kernel. IC / splits a multiple of 8.
   void forward_split_k_partials(float* partials, const void* inp, const void* weight, int N, int IC, int OC, int splits);
+  // Whether forward_split_k_partials takes `splits` slices of IC: equal, each a multiple of 8.
+  static bool split_k_cuts(int IC, int splits) { return splits >= 1 && IC % splits == 0 && (IC / splits) % 8 == 0; }
   // dinp = dout W (overwritten). With pre_gelu (N, IC): dinp = (dout W) * gelu'(pre_gelu).
   void backward_input(void* dinp, const void* dout, const void* weight, int N, int IC, int OC,
                       const void* pre_gelu = nullptr);
