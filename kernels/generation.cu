@@ -13,18 +13,19 @@ namespace attn::kern {
 
 // One block per sequence b: pos = lengths[b]; out[b, c] = wte[tokens[b], c] + wpe[pos, c] (the
 // sum in fp32, rounded once, as encoder.cu); then positions[b] = pos, lengths[b] = pos + 1 (after
-// every thread of the block has read lengths[b]). Lets the next kernel start its weight prefetch.
+// every thread of the block has read lengths[b]), and fed[b * fed_stride + pos] = tokens[b]. Lets
+// the next kernel start its weight prefetch.
 template <typename T>
 __global__ void start_decode_step_kernel(T* out, int32_t* positions, int32_t* lengths, const int32_t* tokens,
-                                         const T* wte, const T* wpe, int C) {
+                                         int32_t* fed, int fed_stride, const T* wte, const T* wpe, int C) {
   tiles::launch_dependents();
   const int b = blockIdx.x;
-  const int32_t pos = lengths[b];
-  const T* te = wte + static_cast<size_t>(tokens[b]) * C;
+  const int32_t pos = lengths[b], token = tokens[b];
+  const T* te = wte + static_cast<size_t>(token) * C;
   const T* pe = wpe + static_cast<size_t>(pos) * C;
   for (int c = threadIdx.x; c < C; c += blockDim.x) out[static_cast<size_t>(b) * C + c] = from_f<T>(to_f(te[c]) + to_f(pe[c]));
   __syncthreads();
-  if (threadIdx.x == 0) positions[b] = pos, lengths[b] = pos + 1;
+  if (threadIdx.x == 0) positions[b] = pos, lengths[b] = pos + 1, fed[static_cast<size_t>(b) * fed_stride + pos] = token;
 }
 
 // out[b, c] = x[(b * seq + lengths[b] - 1) * C + c]
@@ -78,11 +79,12 @@ void logits_argmax(int32_t* next, float* out, const T* logits, int B, int V, int
 }
 
 template <typename T>
-void start_decode_step(T* out, int32_t* positions, int32_t* lengths, const int32_t* tokens, const T* wte, const T* wpe,
-                       int B, int C, cudaStream_t stream) {
+void start_decode_step(T* out, int32_t* positions, int32_t* lengths, const int32_t* tokens, int32_t* fed, int fed_stride,
+                       const T* wte, const T* wpe, int B, int C, cudaStream_t stream) {
+  ATTN_CHECK(fed && fed_stride >= 1, "start_decode_step: fed (B, fed_stride >= 1) needed");
   if (B <= 0) return;
   constexpr int kThreads = 256;
-  start_decode_step_kernel<<<B, kThreads, 0, stream>>>(out, positions, lengths, tokens, wte, wpe, C);
+  start_decode_step_kernel<<<B, kThreads, 0, stream>>>(out, positions, lengths, tokens, fed, fed_stride, wte, wpe, C);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -93,10 +95,10 @@ void gather_last_rows(T* out, const T* x, const int32_t* lengths, int B, int seq
   CUDA_CHECK_LAUNCH();
 }
 
-template void start_decode_step<float>(float*, int32_t*, int32_t*, const int32_t*, const float*, const float*, int, int,
-                                       cudaStream_t);
-template void start_decode_step<bf16>(bf16*, int32_t*, int32_t*, const int32_t*, const bf16*, const bf16*, int, int,
-                                      cudaStream_t);
+template void start_decode_step<float>(float*, int32_t*, int32_t*, const int32_t*, int32_t*, int, const float*,
+                                       const float*, int, int, cudaStream_t);
+template void start_decode_step<bf16>(bf16*, int32_t*, int32_t*, const int32_t*, int32_t*, int, const bf16*, const bf16*,
+                                      int, int, cudaStream_t);
 template void gather_last_rows<float>(float*, const float*, const int32_t*, int, int, int, cudaStream_t);
 template void gather_last_rows<bf16>(bf16*, const bf16*, const int32_t*, int, int, int, cudaStream_t);
 template void logits_argmax<float>(int32_t*, float*, const float*, int, int, int, unsigned long long*, cudaStream_t);

@@ -10,9 +10,11 @@ namespace attn::kern {
 // The start of a decode step, one kernel (one token per sequence b):
 //   positions[b] = lengths[b];  lengths[b] += 1;
 //   out[b, :] = wte[tokens[b], :] + wpe[positions[b], :]   (the sum in fp32, rounded once)
+//   fed[b * fed_stride + positions[b]] = tokens[b]   (the tokens a run of steps was fed, when each
+//     step's tokens are the step before's argmax on the device: Generator::decode_greedy_steps)
 template <typename T>
-void start_decode_step(T* out, int32_t* positions, int32_t* lengths, const int32_t* tokens, const T* wte, const T* wpe,
-                       int B, int C, cudaStream_t stream);
+void start_decode_step(T* out, int32_t* positions, int32_t* lengths, const int32_t* tokens, int32_t* fed, int fed_stride,
+                       const T* wte, const T* wpe, int B, int C, cudaStream_t stream);
 
 // out[b, :] = x[b, lengths[b] - 1, :]   for x (B, seq, C): each prompt's last position
 template <typename T>

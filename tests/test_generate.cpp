@@ -257,6 +257,44 @@ TEST(GenerateCpu, DecodeGreedyIsTheArgmaxOfDecode) {
   }
 }
 
+// A run of greedy steps (decode_greedy_steps, the default: decode_greedy step by step) gives,
+// row by row, what decode_greedy gives fed its own ids, for runs of 1, 4 and 9 steps with
+// prompts of different lengths; a run longer than some sequence's room is refused by name and
+// leaves the generator where it was.
+TEST(GenerateCpu, DecodeGreedyStepsEqualsOneStepAtATime) {
+  auto be = make_cpu_backend(gen_config(), BackendOptions{});
+  const auto p = spread_params(be->layout(), 31);
+  be->set_params(p.data());
+  GeneratorOptions go;
+  go.batch = 2, go.max_len = 20;
+  auto stepwise = be->make_generator(go), runs = be->make_generator(go);
+  const std::vector<int32_t> prompts{5, 9, 11, 2, 0, 0};
+  const std::vector<int> lengths{3, 1};
+  std::vector<float> logits(2 * gen_config().vocab_size);
+  stepwise->prefill(prompts.data(), lengths.data(), 3, logits.data());
+  runs->prefill(prompts.data(), lengths.data(), 3, logits.data());
+  std::vector<int32_t> a{1, 2}, r{1, 2};
+  int distinct = 0;
+  for (const int steps : {1, 4, 9}) {
+    std::vector<int32_t> out(2 * steps);
+    runs->decode_greedy_steps(r.data(), steps, out.data());
+    for (int s = 0; s < steps; ++s) {
+      const std::vector<int32_t> before = a;
+      stepwise->decode_greedy(a.data(), a.data());
+      distinct += a != before;
+      for (int b = 0; b < 2; ++b) ASSERT_EQ(out[2 * s + b], a[b]) << "run of " << steps << ", step " << s << ", sequence " << b;
+    }
+    r = {out.end() - 2, out.end()};
+  }
+  EXPECT_GT(distinct, 3) << "the greedy ids never change: a weak test";
+  EXPECT_EQ(runs->length(0), 3 + 14);
+  std::vector<int32_t> out(2 * 4);
+  const std::string msg = attn::testing::error_of([&] { runs->decode_greedy_steps(r.data(), 4, out.data()); });
+  EXPECT_NE(msg.find("greedy run of 4 steps does not fit: sequence 0 has 3 of"), std::string::npos) << msg;
+  EXPECT_NE(attn::testing::error_of([&] { runs->decode_greedy_steps(r.data(), 0, out.data()); }).find("at least one step"), std::string::npos);
+  EXPECT_EQ(runs->length(0), 3 + 14);
+}
+
 TEST(GenerateCpu, TeacherForcedCachedLossEqualsForwardLoss) {
   const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);

@@ -1,10 +1,12 @@
 // The bench-generate grid (train/bench_generate.h). One backend per head layout; per cell a
-// fresh generator: prefill of random prompts, then greedy decode steps (Generator::decode_greedy:
-// the argmax on the device, B ids back per step, what `sample` does at temperature 0). The
-// first two decode steps are untimed: the first runs kernel by kernel and fixes cuBLASLt's
-// algorithms, the second captures the CUDA graph. With --profile the last profile_steps steps run
-// under a kernel trace instead of the clock. Backends are built for inference only (no gradients,
-// optimizer state or fp32 master): the peak is what generation needs.
+// fresh generator: prefill of random prompts, then greedy decode steps in runs of
+// kGreedyRunAhead (Generator::decode_greedy_steps: the argmax on the device feeds the next step,
+// B ids back per run, what `sample` does at temperature 0). The first two decode steps are
+// untimed: the first runs kernel by kernel and fixes cuBLASLt's algorithms, the second captures
+// the CUDA graph. With --profile the last profile_steps steps run as one run under a kernel trace
+// instead of the clock; the profile keeps their kernels (the run's 2-3 copies are left out, so
+// the steps are alike). Backends are built for inference only (no gradients, optimizer state or
+// fp32 master): the peak is what generation needs.
 #include "core/device.h"
 #include "train/bench_generate.h"
 
@@ -43,6 +45,19 @@ std::vector<int32_t> random_prompts(int B, int T, int V, uint64_t seed) {
   std::vector<int32_t> t(static_cast<size_t>(B) * T);
   for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<int32_t>(random_u64(seed, i) % static_cast<uint64_t>(V));
   return t;
+}
+
+// `steps` greedy steps in runs of at most `run` (decode_greedy_steps); next: the tokens fed to the
+// first, then the last step's ids.
+void greedy_runs(Generator& gen, int steps, int run, std::vector<int32_t>& next) {
+  const size_t B = next.size();
+  std::vector<int32_t> ids(static_cast<size_t>(std::min(run, std::max(steps, 1))) * B);
+  for (int done = 0; done < steps;) {
+    const int k = std::min(run, steps - done);
+    gen.decode_greedy_steps(next.data(), k, ids.data());
+    std::copy_n(ids.begin() + static_cast<ptrdiff_t>((k - 1) * B), B, next.begin());
+    done += k;
+  }
 }
 
 void argmax_rows(const std::vector<float>& logits, int B, int V, std::vector<int32_t>& out) {
@@ -98,13 +113,15 @@ GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new
   const int warm = std::min(kWarmSteps, new_tokens - 1), timed = new_tokens - 1 - warm - traced;
   for (int s = 0; s < warm; ++s) gen->decode_greedy(next.data(), next.data());
   t0 = Clock::now();
-  for (int s = 0; s < timed; ++s) gen->decode_greedy(next.data(), next.data());
+  greedy_runs(*gen, timed, kGreedyRunAhead, next);
   r.ms_per_step = timed > 0 ? ms_since(t0) / timed : 0;
   r.step_kernels = gen->decode_step_kernels();
   if (traced > 0) {
     std::unique_ptr<KernelTrace> trace = KernelTrace::start();
-    for (int s = 0; s < traced; ++s) gen->decode_greedy(next.data(), next.data());
-    r.trace = summarise_steps(trace->stop(), traced);
+    greedy_runs(*gen, traced, traced, next);
+    std::vector<TraceRecord> kernels = trace->stop();
+    std::erase_if(kernels, [](const TraceRecord& a) { return a.kind != TraceRecord::Kind::Kernel; });
+    r.trace = summarise_steps(kernels, traced);
   }
   finish_row(r, be, cfg, o);
   return r;

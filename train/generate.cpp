@@ -100,10 +100,14 @@ std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vec
   go.max_prompt = slides ? g.block_size - 1 : T;
   go.cache = cache;
   std::unique_ptr<Generator> gen = model.make_generator(go);
-  // Greedy (temperature 0) after the prompt: the argmax runs where the logits are (decode_greedy)
-  // and gives what sample_token's std::max_element gives.
+  // Greedy (temperature 0) after the prompt: the argmax runs where the logits are and gives what
+  // sample_token's std::max_element gives. The steps run ahead in runs of up to kGreedyRunAhead
+  // (decode_greedy_steps): `ahead` holds a run's ids, row `used` the next; ids past a stop token
+  // are dropped, as each sequence's ids depend on its own tokens only.
   const bool greedy = opt.temperature <= 0;
   bool have_next = false;
+  std::vector<int32_t> ahead;
+  size_t used = 0;
 
   std::vector<std::vector<int32_t>> out(B);
   std::vector<bool> done(B, false);
@@ -139,14 +143,24 @@ std::vector<std::vector<int32_t>> generate_cached(Backend& model, const std::vec
       all_done = false;
     }
     if (all_done || n + 1 == opt.max_new_tokens) break;
-    bool full = false;
-    for (int b = 0; b < B; ++b) full = full || gen->length(b) >= gen->max_len();
+    const bool run_on = greedy && used < ahead.size() / B;  // the steps of a run already decoded
+    auto room = [&] {  // steps every sequence has room for
+      int r = gen->max_len();
+      for (int b = 0; b < B; ++b) r = std::min(r, gen->max_len() - gen->length(b));
+      return r;
+    };
     // Past block_size the model sees the last block_size tokens (nanoGPT's crop): the K and V of
     // a position depend on its absolute position embedding, so the window is computed again.
-    if (full) prefill_windows();
+    if (!run_on && room() == 0) prefill_windows();
     for (int b = 0; b < B; ++b) seqs[b].push_back(next[b]);
     if (greedy) {
-      gen->decode_greedy(next.data(), next.data());
+      if (!run_on) {  // a run of steps fits the room left and the tokens still wanted
+        const int steps = std::min({room(), kGreedyRunAhead, opt.max_new_tokens - 1 - n});
+        ahead.resize(static_cast<size_t>(steps) * B);
+        gen->decode_greedy_steps(next.data(), steps, ahead.data());
+        used = 0;
+      }
+      std::copy_n(ahead.begin() + static_cast<ptrdiff_t>(used++ * B), B, next.begin());
       have_next = true;
     } else {
       gen->decode(next.data(), logits.data());

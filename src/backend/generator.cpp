@@ -49,4 +49,18 @@ void Generator::decode_greedy(const int32_t* tokens, int32_t* next) {
     next[b] = static_cast<int32_t>(std::max_element(row, row + V) - row);
   }
 }
+
+void Generator::decode_greedy_steps(const int32_t* tokens, int steps, int32_t* out) {
+  check_room_for_steps(*this, steps);
+  for (int s = 0; s < steps; ++s)
+    decode_greedy(s == 0 ? tokens : out + static_cast<size_t>(s - 1) * batch(), out + static_cast<size_t>(s) * batch());
+}
+
+void check_room_for_steps(const Generator& gen, int steps) {
+  ATTN_CHECK(steps >= 1, "a greedy run needs at least one step (asked {})", steps);
+  for (int b = 0; b < gen.batch(); ++b)
+    ATTN_CHECK(gen.length(b) + steps <= gen.max_len(),
+               "a greedy run of {} steps does not fit: sequence {} has {} of the cache's {} positions left", steps, b,
+               gen.max_len() - gen.length(b), gen.max_len());
+}
 }  // namespace attn

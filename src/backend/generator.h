@@ -21,6 +21,11 @@
 
 namespace attn {
 
+// Greedy steps decoded ahead at a time by generate_cached and bench-generate (decode_greedy_steps):
+// the host waits once a run, and a stop token wastes at most kGreedyRunAhead - 1 steps (~4 ms
+// for GPT-2 124M at batch 1); streamed tokens arrive in runs that short.
+constexpr int kGreedyRunAhead = 16;
+
 struct GeneratorOptions {
   int batch = 1;                          // sequences generated together
   int max_len = 0;                        // cache positions per sequence (0: model.block_size)
@@ -60,6 +65,13 @@ class Generator {
   // device and copies back only the B ids; this default calls decode and reduces on the host.
   // tokens and next may be the same array.
   virtual void decode_greedy(const int32_t* tokens, int32_t* next);
+  // Greedy decoding run ahead: `steps` decode_greedy steps in a row, the first fed `tokens`,
+  // each later one fed the ids of the step before; out (steps, batch) row s = the ids step s
+  // gives. Every sequence needs room for all of them (length(b) + steps <= max_len). The CUDA
+  // generator feeds the ids on the device and queues all the steps before it waits, so no
+  // round trip to the host sits between two steps (as serving engines overlap their scheduler);
+  // this default calls decode_greedy `steps` times.
+  virtual void decode_greedy_steps(const int32_t* tokens, int steps, int32_t* out);
   // Current length of sequence b (prompt + decoded tokens).
   virtual int length(int b) const = 0;
   // Kernels launched by one decode step once it is captured (0: not captured, or no GPU).
@@ -76,4 +88,6 @@ void check_kv_cache_fits(size_t need, size_t available, const GPTConfig& cfg, co
 // Validates batch and max_len against the model (names the option) and returns max_len with
 // 0 replaced by block_size.
 int resolved_max_len(const GPTConfig& cfg, const GeneratorOptions& opt);
+// Throws attn::Error unless steps >= 1 and every sequence has room for `steps` more positions.
+void check_room_for_steps(const Generator& gen, int steps);
 }  // namespace attn

@@ -136,7 +136,7 @@ std::string format_step_trace(const StepTrace& t) {
   }
   s += fmt::format("| | on the GPU: {} kernels, {} copies | {} | | {:.2f} | {:.2f} | {} |\n", t.kernels, t.copies,
                    t.kernels + t.copies, critical, idle, share(critical + idle));
-  s += fmt::format("| | on the host, between steps (sync, graph launch) | | | | {:.2f} | {} |\n", t.host_us,
+  s += fmt::format("| | on the host, between steps (graph launch, any sync) | | | | {:.2f} | {} |\n", t.host_us,
                    share(t.host_us));
   s += fmt::format("| | step period, mean of {} | | | | | {:.2f} us |\n", t.steps, t.period_us);
   return s;

@@ -158,6 +158,68 @@ TEST(GenerateGreedy, DecodeGreedyEqualsArgmaxOfDecode) {
   }
 }
 
+// Runs of greedy steps on the device (decode_greedy_steps: each step fed the argmax the step
+// before left on the device, ids read back once a run) give, row by row, the argmax of what
+// decode returns fed the same ids on a second generator: runs of 1, 2, 16 and 7 steps, prompts
+// of different lengths (the run's ids sit at different cache positions per sequence), the GEMV
+// step (B = 3) and the cuBLASLt one, the graph replayed and (B = 3) launched kernel by kernel.
+// A run longer than the room left is refused and runs nothing.
+TEST(GenerateGreedy, DecodeGreedyStepsEqualsArgmaxOfDecode) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    int B;
+    bool graph;
+  };
+  for (const Case k : {Case{3, true}, Case{3, false}, Case{kern::kGemvMaxRows + 2, true}}) {
+    SCOPED_TRACE(::testing::Message() << "B " << k.B << (k.graph ? " graph" : " launched"));
+    auto gpu = backend("bf16", false);
+    const auto params = spread_params(gpu->layout(), 23);
+    gpu->set_params(params.data());
+    const int B = k.B, T = 9, V = 101;
+    std::mt19937_64 rng(24);
+    std::vector<int32_t> prompts(B * T);
+    for (auto& t : prompts) t = static_cast<int32_t>(rng() % V);
+    std::vector<int> lengths{9, 1, 4};
+    while (static_cast<int>(lengths.size()) < B) lengths.push_back(1 + static_cast<int>(rng() % T));
+    GeneratorOptions go;
+    go.batch = B, go.max_len = T + 27, go.max_prompt = T, go.cache = KVCacheDType::BF16, go.cuda_graph = k.graph;
+    auto host_side = gpu->make_generator(go), runs = gpu->make_generator(go);
+    std::vector<float> logits(B * V);
+    host_side->prefill(prompts.data(), lengths.data(), T, logits.data());
+    runs->prefill(prompts.data(), lengths.data(), T, logits.data());
+    std::vector<int32_t> a(B);
+    auto argmax = [&](int b) { return static_cast<int32_t>(std::max_element(&logits[b * V], &logits[b * V] + V) - &logits[b * V]); };
+    for (int b = 0; b < B; ++b) a[b] = argmax(b);
+    std::vector<int32_t> r = a;
+    int distinct = 0;
+    for (const int steps : {1, 2, 16, 7}) {
+      std::vector<int32_t> out(static_cast<size_t>(B) * steps);
+      runs->decode_greedy_steps(r.data(), steps, out.data());
+      for (int s = 0; s < steps; ++s) {
+        host_side->decode(a.data(), logits.data());
+        for (int b = 0; b < B; ++b) {
+          const int32_t want = argmax(b);
+          ASSERT_EQ(out[static_cast<size_t>(s) * B + b], want) << "run of " << steps << ", step " << s << ", sequence " << b;
+          distinct += want != a[b];
+          a[b] = want;
+        }
+      }
+      r.assign(out.end() - B, out.end());
+    }
+    EXPECT_GT(distinct, 3) << "the greedy ids never change: a weak test";
+    EXPECT_EQ(runs->length(1), 1 + 26);
+    std::string msg;
+    try {
+      std::vector<int32_t> out(static_cast<size_t>(B) * 10);
+      runs->decode_greedy_steps(r.data(), 10, out.data());
+    } catch (const attn::Error& e) {
+      msg = e.what();
+    }
+    EXPECT_NE(msg.find("greedy run of 10 steps does not fit: sequence 0 has 1 of"), std::string::npos) << msg;
+    EXPECT_EQ(runs->length(0), 9 + 26);
+  }
+}
+
 // Prefill in several passes (GeneratorOptions::prefill_rows: 1 and 2 sequences per pass, the
 // last pass shorter) equals one pass: prefill logits and the decode steps after it read the
 // cache rows each pass wrote (an offset error in the cache or its 8-bit scales would show).
