@@ -511,8 +511,19 @@ struct SplitKernelChoice {
   double waves = 1.0;       // the splits fill this many waves of resident blocks,
   double blocks_per_sm = 0.0;  // or, when > 0, this many blocks per SM
   bool splits_at_most_sms = false;  // and a kv head gets at most one split per SM
+  double long_cache_blocks_per_sm = 0.0;  // > 0: where a default split has >= kLongSplitRows rows, this many blocks per SM
   bool appends = false;  // takes the newest rows from the packed qkv rows and appends them (append_at)
 };
+
+// Long caches: the bf16 CUDA-core MHA kernel takes fewer, longer splits (3 blocks per SM instead
+// of a full wave) once a split of the full-wave plan would hold at least kLongSplitRows rows; below
+// that the full wave stays. Measured on the H100 (session 29, call B, bench_decode_attention, us,
+// default -> 3 blocks per SM, 2-5 rounds): B=1 ctx 32768 40.06-40.45 -> 39.39-39.49, B=8 ctx
+// 4096 40.42-40.51 -> 39.58-39.68, B=4 ctx 4096 23.81-23.90 -> 23.55, B=16 ctx 2048
+// 40.58-40.77 -> 40.13-40.32, B=32 ctx 4096 134.82-135.04 -> 134.69, B=1 ctx 16384, 2 x 8192 and
+// D = 128 level; but B=8 ctx 640 (6 -> 4 splits of ~100 rows) 12.86-12.96 -> 13.18-13.34.
+constexpr double kLongCacheBlocksPerSm = 3.0;
+constexpr int kLongSplitRows = 256;
 
 // The CUDA-core kernel of (C, D, heads per block): a full wave of resident blocks, its rows per
 // iteration from its register geometry.
@@ -524,6 +535,7 @@ SplitKernelChoice cuda_core_choice() {
   k.appends = kAppend;
   k.rows = DecodeGeometry<C, D, kHG>::kBlockRows;
   k.interleaved = true;
+  if (C == KVCacheDType::BF16 && kHG == 1) k.long_cache_blocks_per_sm = kLongCacheBlocksPerSm;
   return k;
 }
 template <KVCacheDType C>
@@ -737,7 +749,11 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   if (want_splits == 0 && tuning().blocks_per_sm <= 0 && tuning().fit_waves)
     want_splits = wave_filling_splits(blocks_per_split, target, ceil_div(s.max_len, rows));
   if (plan.kernel.splits_at_most_sms && tuning().blocks_per_sm <= 0) want_splits = std::min<int64_t>(want_splits, sms);
-  const int want = (int)std::clamp<int64_t>(want_splits, 1, ceil_div(s.max_len, rows));
+  const int64_t most_splits = ceil_div(s.max_len, rows);
+  const bool long_splits = plan.kernel.long_cache_blocks_per_sm > 0 && tuning().blocks_per_sm <= 0 && tuning().waves <= 0 &&
+                           ceil_div<int64_t>(s.max_len, std::clamp<int64_t>(want_splits, 1, most_splits)) >= kLongSplitRows;
+  if (long_splits) want_splits = std::llround(plan.kernel.long_cache_blocks_per_sm * sms) / blocks_per_split;
+  const int want = (int)std::clamp<int64_t>(want_splits, 1, most_splits);
   plan.chunk = ceil_div(std::max(ceil_div(s.max_len, want), tuning().min_split_rows), rows) * rows;
   plan.splits = ceil_div(s.max_len, plan.chunk);
   if (plan.kernel.interleaved) plan.chunk = rows;  // as many splits, each every splits-th row block
