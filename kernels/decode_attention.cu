@@ -521,7 +521,9 @@ struct SplitKernelChoice {
 // default -> 3 blocks per SM, 2-5 rounds): B=1 ctx 32768 40.06-40.45 -> 39.39-39.49, B=8 ctx
 // 4096 40.42-40.51 -> 39.58-39.68, B=4 ctx 4096 23.81-23.90 -> 23.55, B=16 ctx 2048
 // 40.58-40.77 -> 40.13-40.32, B=32 ctx 4096 134.82-135.04 -> 134.69, B=1 ctx 16384, 2 x 8192 and
-// D = 128 level; but B=8 ctx 640 (6 -> 4 splits of ~100 rows) 12.86-12.96 -> 13.18-13.34.
+// D = 128 level; but B=8 ctx 640 (6 -> 4 splits of ~100 rows) 12.86-12.96 -> 13.18-13.34. The
+// rule leaves that shape alone: session 30, call A (H100, three rounds alternated), 13 MHA rows
+// at ratios 0.979-1.000 of today's plan, none slower; B=1 ctx 32768 at 85.5% of copy.
 constexpr double kLongCacheBlocksPerSm = 3.0;
 constexpr int kLongSplitRows = 256;
 
