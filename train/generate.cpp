@@ -2,19 +2,50 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <cstring>
+#include <functional>
 
 #include "core/error.h"
 #include "core/rng.h"
 
 namespace attn {
 
+namespace {
+
+// One 64-bit key per candidate whose integer order is sample_token's order: the logit
+// descending, then the id ascending (the float's bits made monotone above the inverted id; -0
+// counts as +0). Sorting plain integers is much faster than sorting ids through a comparator
+// that reads the logits.
+uint64_t candidate_key(float logit, int32_t id) {
+  if (logit == 0.0f) logit = 0.0f;
+  uint32_t u;
+  std::memcpy(&u, &logit, sizeof(u));
+  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return (static_cast<uint64_t>(u) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(id));
+}
+int32_t candidate_id(uint64_t key) { return static_cast<int32_t>(~static_cast<uint32_t>(key)); }
+
+// The ids of the `keep` most likely candidates, most likely first (ties: the smaller id):
+// nth_element and a sort of those, O(V + keep log keep), the exact prefix of a full sort.
+std::vector<int32_t> top_candidates(const float* logits, int vocab, int keep) {
+  std::vector<uint64_t> keys(vocab);
+  for (int v = 0; v < vocab; ++v) keys[v] = candidate_key(logits[v], v);
+  if (keep < vocab) std::nth_element(keys.begin(), keys.begin() + (keep - 1), keys.end(), std::greater<>());
+  std::sort(keys.begin(), keys.begin() + keep, std::greater<>());
+  std::vector<int32_t> ids(keep);
+  for (int i = 0; i < keep; ++i) ids[i] = candidate_id(keys[i]);
+  return ids;
+}
+
+}  // namespace
+
+// The candidates in order (logit descending, then id ascending), the first top_k kept; p_i =
+// exp((l_i - max) / T) summed in that order; top_p keeps the shortest prefix reaching top_p of
+// the sum; the draw is the first candidate whose running sum passes u * sum.
 int32_t sample_token(const float* logits, int vocab, const SamplingOptions& opt, uint64_t key, uint64_t index) {
   if (opt.temperature <= 0) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
-  std::vector<int32_t> ids(vocab);
-  std::iota(ids.begin(), ids.end(), 0);
-  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
   int keep = opt.top_k > 0 ? std::min(opt.top_k, vocab) : vocab;
+  const std::vector<int32_t> ids = top_candidates(logits, vocab, keep);
   std::vector<double> p(keep);
   const double mx = logits[ids[0]];
   double sum = 0;
