@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <utility>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "backend/cpu_generator.h"
 #include "backend/generator.h"
 #include "core/kv_cache_dtype.h"
+#include "core/rng.h"
 #include "fd_check.h"
 #include "model/gpt_cpu.h"
 #include "test_support.h"
@@ -293,6 +295,62 @@ TEST(GenerateCpu, DecodeGreedyStepsEqualsOneStepAtATime) {
   EXPECT_NE(msg.find("greedy run of 4 steps does not fit: sequence 0 has 3 of"), std::string::npos) << msg;
   EXPECT_NE(attn::testing::error_of([&] { runs->decode_greedy_steps(r.data(), 0, out.data()); }).find("at least one step"), std::string::npos);
   EXPECT_EQ(runs->length(0), 3 + 14);
+}
+
+// sample_token against the definition it had before its keys and partial selection: every id
+// sorted by (logit descending, id ascending), the first top_k kept, exp((l - max) / T) summed in
+// that order, the top_p prefix, then the first id whose running sum passes u * sum. Rows with
+// planted ties (within and across the top-k boundary), -0 beside +0, -inf and one huge logit;
+// top_k 0, 1, 7, 200, V and above V; top_p 1, 0.9, 0.3; two temperatures. The same token on
+// every draw.
+TEST(GenerateCpu, SampleTokenEqualsTheFullSortDefinition) {
+  auto reference = [](const std::vector<float>& l, const SamplingOptions& opt, uint64_t key, uint64_t index) {
+    const int V = static_cast<int>(l.size());
+    std::vector<int32_t> ids(V);
+    for (int v = 0; v < V; ++v) ids[v] = v;
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+    int keep = opt.top_k > 0 ? std::min(opt.top_k, V) : V;
+    std::vector<double> p(keep);
+    double sum = 0;
+    for (int i = 0; i < keep; ++i) sum += p[i] = std::exp((l[ids[i]] - static_cast<double>(l[ids[0]])) / opt.temperature);
+    if (opt.top_p < 1.0) {
+      double acc = 0;
+      int n = 0;
+      while (n < keep && acc < opt.top_p * sum) acc += p[n++];
+      keep = std::max(n, 1), sum = acc;
+    }
+    const double u = random_uniform(key, index) * sum;
+    double acc = 0;
+    for (int i = 0; i < keep; ++i)
+      if (u < (acc += p[i])) return ids[i];
+    return ids[keep - 1];
+  };
+  std::mt19937_64 rng(attn::testing::test_seed());
+  std::normal_distribution<float> n(0.0f, 2.0f);
+  const int V = 523;
+  int draws = 0, distinct_tokens = 0;
+  for (int row = 0; row < 12; ++row) {
+    std::vector<float> l(V);
+    for (float& x : l) x = std::round(n(rng) * 4.0f) / 4.0f;  // coarse: many exact ties
+    l[3] = -0.0f, l[4] = 0.0f, l[5] = -std::numeric_limits<float>::infinity();
+    if (row % 3 == 0) l[V - 1] = 40.0f;  // one candidate all but certain
+    for (int top_k : {0, 1, 7, 200, V, V + 5})
+      for (double top_p : {1.0, 0.9, 0.3})
+        for (double temperature : {0.7, 1.6}) {
+          SamplingOptions opt;
+          opt.temperature = temperature, opt.top_k = top_k, opt.top_p = top_p;
+          std::vector<bool> seen(V, false);
+          for (uint64_t i = 0; i < 6; ++i) {
+            const int32_t got = sample_token(l.data(), V, opt, 0xA11CE + row, i);
+            ASSERT_EQ(got, reference(l, opt, 0xA11CE + row, i))
+                << "row " << row << " top_k " << top_k << " top_p " << top_p << " T " << temperature << " draw " << i;
+            distinct_tokens += !seen[got];
+            seen[got] = true;
+            ++draws;
+          }
+        }
+  }
+  EXPECT_GT(distinct_tokens, draws / 4) << "the draws hardly vary: a weak test";
 }
 
 TEST(GenerateCpu, TeacherForcedCachedLossEqualsForwardLoss) {

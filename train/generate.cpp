@@ -2,19 +2,69 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
+#include <cstring>
+#include <functional>
 
 #include "core/error.h"
 #include "core/rng.h"
 
 namespace attn {
 
+namespace {
+
+// One 64-bit key per candidate whose integer order is sample_token's order: the logit
+// descending, then the id ascending (the float's bits made monotone above the inverted id; -0
+// counts as +0). Sorting plain integers is much faster than sorting ids through a comparator
+// that reads the logits.
+uint64_t candidate_key(float logit, int32_t id) {
+  if (logit == 0.0f) logit = 0.0f;
+  uint32_t u;
+  std::memcpy(&u, &logit, sizeof(u));
+  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return (static_cast<uint64_t>(u) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(id));
+}
+int32_t candidate_id(uint64_t key) { return static_cast<int32_t>(~static_cast<uint32_t>(key)); }
+
+// The ids of the `keep` most likely candidates, most likely first (ties: the smaller id), the
+// exact prefix of a full sort. Fewer than all: one pass keeping the best `keep` keys in a min-heap,
+// where most candidates cost one compare against the heap's least. sample_token over GPT-2's
+// 50257 logits at top_k 200 (nanoGPT's default), on the 2-core CI machine: 0.31 ms a token, against
+// 0.64 with nth_element and 5.1 with the full sort of ids through the logits it replaced (0 top_k:
+// 3.4 against 5.3 ms).
+std::vector<int32_t> top_candidates(const float* logits, int vocab, int keep) {
+  thread_local std::vector<uint64_t> keys;  // reused: a fresh 400 KB vector a token costs page faults
+  keys.clear();
+  if (keep < vocab) {
+    const auto least_first = std::greater<>();  // a min-heap: front() is the least key kept
+    for (int v = 0; v < vocab; ++v) {
+      const uint64_t k = candidate_key(logits[v], v);
+      if (static_cast<int>(keys.size()) < keep) {
+        keys.push_back(k);
+        std::push_heap(keys.begin(), keys.end(), least_first);
+      } else if (k > keys.front()) {
+        std::pop_heap(keys.begin(), keys.end(), least_first);
+        keys.back() = k;
+        std::push_heap(keys.begin(), keys.end(), least_first);
+      }
+    }
+  } else {
+    for (int v = 0; v < vocab; ++v) keys.push_back(candidate_key(logits[v], v));
+  }
+  std::sort(keys.begin(), keys.end(), std::greater<>());
+  std::vector<int32_t> ids(keep);
+  for (int i = 0; i < keep; ++i) ids[i] = candidate_id(keys[i]);
+  return ids;
+}
+
+}  // namespace
+
+// The candidates in order (logit descending, then id ascending), the first top_k kept; p_i =
+// exp((l_i - max) / T) summed in that order; top_p keeps the shortest prefix reaching top_p of
+// the sum; the draw is the first candidate whose running sum passes u * sum.
 int32_t sample_token(const float* logits, int vocab, const SamplingOptions& opt, uint64_t key, uint64_t index) {
   if (opt.temperature <= 0) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
-  std::vector<int32_t> ids(vocab);
-  std::iota(ids.begin(), ids.end(), 0);
-  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
   int keep = opt.top_k > 0 ? std::min(opt.top_k, vocab) : vocab;
+  const std::vector<int32_t> ids = top_candidates(logits, vocab, keep);
   std::vector<double> p(keep);
   const double mx = logits[ids[0]];
   double sum = 0;
