@@ -1,11 +1,10 @@
 // Greedy argmax over values spread across the blocks of one grid (the decode step's LM head:
 // kernels/gemv.cu, and the logits pass of kernels/generation.cu), in one kernel.
 //
-// A candidate (value v, index n) is one 64-bit key whose integer order is value first, then the
-// smaller index: the float bits made monotone (negative: all bits flipped; else the sign bit
-// set) above the inverted index. So max over keys = the first index of the largest value, as
-// std::max_element; NaNs are never made into keys (skipped), -0 counts as +0, and 0 means "no
-// candidate" (index 0 when a row has none).
+// A candidate (value v, index n) is one 64-bit key (core/argmax_key.h) whose integer order is
+// value first, then the smaller index, so max over keys = the first index of the largest value,
+// as std::max_element; NaNs are never made into keys (skipped), and 0 means "no candidate"
+// (index 0 when a row has none).
 // Each block folds its candidates of a row into one key, then grid_argmax_finish: the block's
 // keys go into the scratch (global atomicMax), and the last block to arrive reads the grid's
 // maxima, writes the indices and zeroes the scratch again, so a captured graph can replay it.
@@ -13,18 +12,9 @@
 #pragma once
 #include <cstdint>
 
+#include "core/argmax_key.h"
+
 namespace attn::kern {
-
-__device__ __forceinline__ unsigned long long argmax_key(float v, int n) {
-  if (v == 0.0f) v = 0.0f;
-  uint32_t u = __float_as_uint(v);
-  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  return (static_cast<unsigned long long>(u) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(n));
-}
-
-__device__ __forceinline__ int32_t argmax_index(unsigned long long key) {
-  return key == 0 ? 0 : static_cast<int32_t>(~static_cast<uint32_t>(key));
-}
 
 // The larger key of the warp, in every lane.
 __device__ __forceinline__ unsigned long long warp_max_key(unsigned long long key) {
