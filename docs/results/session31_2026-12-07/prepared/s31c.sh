@@ -2,7 +2,8 @@
 # Session 31, call C (carry ["build-carry/s31c", ".gpucall/s31c.sh"]): issue 17's H200 figures for main ac461a9, and
 # nothing else: it exits at once on any other GPU. m/: main's attnlab and bench_decode_attention (sm_90a, stripped),
 # input.txt for the HF export. 1. the step at B = 1 and 32, two rounds; 2. HF generate() (static + compile) at B = 1,
-# then ours again; 3. the decode rows with cuDNN beside them; 4. HF at B = 32, then ours again.
+# then ours again; 3. the decode rows with cuDNN beside them, and split plans for MHA B = 1 (bf16, fp8) if time is left;
+# 4. HF at B = 32, then ours again. NOHF=1: 1 and 3 only.
 set -uo pipefail
 O=${OUT:-/tmp/out}; W=$O/w31c; mkdir -p "$W"; t0=$SECONDS
 LIM=${LIM:-540}; left() { echo $((LIM - (SECONDS - t0))); }
@@ -34,6 +35,10 @@ for line in open(sys.argv[1]):
 PY
 timeout 30 python3 scripts/bench_decode_sdpa.py --shape 32,12,64,4096 --shape 1,12,64,32768 > "$W/sdpa.txt" 2>&1; grep -h cudnn "$W/sdpa.txt" | cut -c1-150
 timeout 25 m/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 32,12,12,64,4096,bf16 > "$W/decode2.jsonl" 2>&1; grep -h '"ours"' "$W/decode2.jsonl" | cut -c1-60,190-260
+if [ "$(left)" -gt 200 ] || { [ -n "${NOHF:-}" ] && [ "$(left)" -gt 40 ]; }; then
+for t in "" "--blocks-per-sm 2" "--blocks-per-sm 4" "--min-split-rows 512" "--min-split-rows 1024" "--waves 2"; do
+  echo "== tuning '$t'"; timeout 12 m/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 1,12,12,64,32768,fp8 $t 2>&1 | grep '"ours"' | cut -c1-60,190-260
+done | tee "$W/sweep.txt"; fi
 pack
 if [ -z "${NOHF:-}" ]; then T=$(( $(left) - 15 )); [ "$T" -gt 160 ] && T=160; hf 32 $T 2
 echo "== after HF B=32"; gen --batches 32 | tee -a "$W/step.txt"; fi
