@@ -12,6 +12,12 @@ trap pack EXIT
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader | tee "$W/gpu.txt"
 grep -q H200 "$W/gpu.txt" || { echo "not an H200: nothing to measure"; exit 3; }
 tar xzf build-carry/s31c/bins.tgz || { echo "untar failed"; exit 1; }
+show() { python3 -c "
+import json, sys
+for line in sys.stdin:
+    try: o = json.loads(line)
+    except Exception: continue
+    if o.get('who') == 'ours': print(f\"B={o['B']:2d} ctx={o['ctx']:5d} {o['cache']:5s} {o['us']:7.2f} us {o['frac_copy']:.3f} of copy\")"; }
 gen() { timeout 60 m/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 --kv-cache bf16 \
   --no-baseline "$@" 2>&1 | grep -E '^cached|error' | sed -E 's/ +/ /g' | cut -c1-150; }
 for r in 1 2; do echo "== round $r"; gen --batches 1,32; done | tee "$W/step.txt"
@@ -34,10 +40,10 @@ for line in open(sys.argv[1]):
     else: print(json.dumps(o)[:120])
 PY
 timeout 30 python3 scripts/bench_decode_sdpa.py --shape 32,12,64,4096 --shape 1,12,64,32768 > "$W/sdpa.txt" 2>&1; grep -h cudnn "$W/sdpa.txt" | cut -c1-150
-timeout 25 m/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 32,12,12,64,4096,bf16 > "$W/decode2.jsonl" 2>&1; grep -h '"ours"' "$W/decode2.jsonl" | cut -c1-60,190-260
+timeout 25 m/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 32,12,12,64,4096,bf16 > "$W/decode2.jsonl" 2>&1; show < "$W/decode2.jsonl"
 if [ "$(left)" -gt 200 ] || { [ -n "${NOHF:-}" ] && [ "$(left)" -gt 40 ]; }; then
 for t in "" "--blocks-per-sm 2" "--blocks-per-sm 4" "--min-split-rows 512" "--min-split-rows 1024" "--waves 2"; do
-  echo "== tuning '$t'"; timeout 12 m/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 1,12,12,64,32768,fp8 $t 2>&1 | grep '"ours"' | cut -c1-60,190-260
+  echo "== tuning '$t'"; timeout 12 m/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 1,12,12,64,32768,fp8 $t 2>&1 | show
 done | tee "$W/sweep.txt"; fi
 pack
 if [ -z "${NOHF:-}" ]; then T=$(( $(left) - 15 )); [ "$T" -gt 160 ] && T=160; hf 32 $T 2
