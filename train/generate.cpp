@@ -14,11 +14,11 @@ namespace {
 
 // The ids of the `keep` most likely candidates, most likely first (ties: the smaller id), the
 // exact prefix of a full sort, by their argmax keys (core/argmax_key.h: the keys sort in that
-// order, much faster than ids through a comparator that reads the logits). Fewer than all: one pass keeping the best `keep` keys in a min-heap,
-// where most candidates cost one compare against the heap's least. sample_token over GPT-2's
-// 50257 logits at top_k 200 (nanoGPT's default), on the 2-core CI machine: 0.31 ms a token, against
-// 0.64 with nth_element and 5.1 with the full sort of ids through the logits it replaced (0 top_k:
-// 3.4 against 5.3 ms).
+// order, much faster than ids through a comparator that reads the logits). Fewer than all: one
+// pass keeping the best `keep` keys in a min-heap, where most candidates cost one compare against
+// the heap's least. sample_token over GPT-2's 50257 logits at top_k 200 (nanoGPT's default), on
+// the 2-core CI machine: 0.31 ms a token, against 0.64 with nth_element and 5.1 with the full
+// sort of ids through the logits it replaced (0 top_k: 3.4 against 5.3 ms).
 std::vector<int32_t> top_candidates(const float* logits, int vocab, int keep) {
   thread_local std::vector<unsigned long long> keys;  // reused: a fresh 400 KB vector a token costs page faults
   keys.clear();
