@@ -34,7 +34,7 @@
 // Fusing fc and fc_proj into one kernel (blocks of 16 hidden units, their fc_proj partials summed
 // by 64-bit atomics into a fixed-point sum that the next GEMVs add) was correct and slower
 // (session 32, H100, branch s32-fused-mlp-dropped: B = 1 0.251 -> 0.344 ms, B = 8 0.382 -> 0.776):
-// 192 partials an output are ~147 k atomic adds a layer at B = 1, ~4 us at ~37 G a second.
+// 192 partials an output are ~147 k atomic adds a layer at B = 1, ~4 us at ~40 G a second.
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/common.cuh"
