@@ -96,7 +96,7 @@ GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new
   r.n_kv_head = g.n_kv_head;
   GeneratorOptions go;
   go.batch = B, go.max_len = prompt + new_tokens, go.max_prompt = prompt, go.cache = dt;
-  go.fc_proj_splits = o.fc_proj_splits;
+  go.fc_proj_splits = o.fc_proj_splits, go.prefill_graph = o.prefill_graph;
   std::unique_ptr<Generator> gen = be.make_generator(go);
   r.cache_bytes = static_cast<double>(gen->cache_bytes());
   r.cache_formula_bytes = static_cast<double>(kv_cache_bytes(g, B, go.max_len, dt));

@@ -26,6 +26,7 @@ struct GenerateBenchOptions {
                                        // (cuda_peak_memory_bytes_per_s), an H100 SXM's 3.35e12 on the CPU
   int profile_steps = 0;               // > 0: trace this many decode steps after the timed ones (CUDA)
   int fc_proj_splits = 0;              // GeneratorOptions::fc_proj_splits (0: the default)
+  bool prefill_graph = true;           // GeneratorOptions::prefill_graph
 };
 
 struct GenerateBenchRow {

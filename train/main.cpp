@@ -11,7 +11,8 @@
 //   attnlab check   RUN_OR_CKPT          (verifies every checkpoint's checksums)
 //   attnlab loss    --checkpoint RUN_OR_CKPT --tokens SHARD [--batch B] [--seq T]
 //   attnlab bench-generate -c CONFIG [--batches 1,32] [--prompt-lens 128] [--new-tokens 512] [--kv-cache bf16,int8]
-//                          [--kv-heads 12,4,1] [--no-baseline] [--profile[=N]] [--fc-proj-splits S] [--out DIR]
+//                          [--kv-heads 12,4,1] [--no-baseline] [--profile[=N]] [--fc-proj-splits S]
+//                          [--no-prefill-graph] [--out DIR]
 //   attnlab plot    RUN [RUN...] [--out FILE.png] [--x step|tokens]   (loss curves of runs in one figure)
 //   attnlab report  DIR          (report.html of an ablate or bench-generate --out folder)
 //
@@ -530,6 +531,8 @@ Subcommand add_bench_generate(CLI::App& app) {
   cmd->add_option("--fc-proj-splits", o.fc_proj_splits,
                   "CUDA, bf16, batches on cuBLASLt: c_proj's K slices summed by the layernorm after it "
                   "(default 6; 1: cuBLASLt's own reduction)");
+  cmd->add_flag("--prefill-graph,!--no-prefill-graph", o.prefill_graph,
+                "CUDA: replay a prompt length's prefill as a CUDA graph after its first call (default)");
   cmd->add_option("--out", o.out_dir, "write results.csv, results.md, env.json, *.png and report.html here");
   cmd->allow_extras();
   return {cmd, [cmd, a] {

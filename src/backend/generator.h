@@ -38,6 +38,8 @@ struct GeneratorOptions {
   int fc_proj_splits = 0;                 // CUDA, bf16 decode steps on cuBLASLt (B > 8): c_proj's product in
                                           // this many K slices, summed by the residual + layernorm after it
                                           // (0: the default, 1: cuBLASLt's own matmul and reduction)
+  bool prefill_graph = true;              // CUDA, with cuda_graph: a prompt length's prefill replayed as a graph
+                                          // after its first call (bench-generate --no-prefill-graph)
 };
 
 // Bytes of the KV cache: 2 (K and V) * layers * B * Hkv * max_len * D * element bytes,

@@ -264,6 +264,56 @@ TEST(GenerateGreedy, PrefillInPassesEqualsOnePass) {
   }
 }
 
+// A prompt length's second prefill replays the graph captured after its first
+// (GeneratorOptions::prefill_graph): with other prompts and other lengths (the uploads are in the
+// graph), its logits and the greedy steps after it equal, bit for bit, those of a generator that
+// launches every prefill kernel by kernel; bf16 GEMV path (B = 3) and cuBLASLt (B = 10), two
+// passes at B = 10.
+TEST(GenerateGreedy, PrefillReplayedEqualsLaunched) {
+  SKIP_WITHOUT_GPU();
+  auto gpu = backend("bf16", false);
+  const auto params = spread_params(gpu->layout(), 61);
+  gpu->set_params(params.data());
+  const int T = 11, V = 101;
+  for (const int B : {3, kern::kGemvMaxRows + 2}) {
+    SCOPED_TRACE(::testing::Message() << "B " << B);
+    std::mt19937_64 rng(62 + B);
+    auto prompts = [&] {
+      std::vector<int32_t> p(B * T);
+      for (auto& t : p) t = static_cast<int32_t>(rng() % V);
+      return p;
+    };
+    auto lengths = [&] {
+      std::vector<int> l(B);
+      for (auto& x : l) x = 1 + static_cast<int>(rng() % T);
+      return l;
+    };
+    const std::vector<int32_t> first = prompts(), second = prompts();
+    const std::vector<int> first_len = lengths(), second_len = lengths();
+    GeneratorOptions go;
+    go.batch = B, go.max_len = T + 12, go.max_prompt = T, go.cache = KVCacheDType::BF16, go.prefill_rows = B > 3 ? 6 * T : 0;
+    auto replayed = gpu->make_generator(go);
+    go.prefill_graph = false;
+    auto launched = gpu->make_generator(go);
+    std::vector<float> want(B * V), got(B * V);
+    replayed->prefill(first.data(), first_len.data(), T, got.data());  // launched, then captured
+    replayed->prefill(second.data(), second_len.data(), T, got.data());  // the graph
+    launched->prefill(first.data(), first_len.data(), T, want.data());
+    launched->prefill(second.data(), second_len.data(), T, want.data());
+    ASSERT_EQ(got, want) << "prefill logits";
+    auto argmax = [&](const std::vector<float>& l, int b) {
+      return static_cast<int32_t>(std::max_element(&l[b * V], &l[b * V] + V) - &l[b * V]);
+    };
+    std::vector<int32_t> next(B);
+    for (int b = 0; b < B; ++b) next[b] = argmax(want, b);
+    std::vector<int32_t> a(static_cast<size_t>(B) * 10), c(static_cast<size_t>(B) * 10);
+    replayed->decode_greedy_steps(next.data(), 10, a.data());
+    launched->decode_greedy_steps(next.data(), 10, c.data());
+    EXPECT_EQ(a, c) << "greedy steps after the prefill";
+    for (int b = 0; b < B; ++b) EXPECT_EQ(replayed->length(b), second_len[b] + 10);
+  }
+}
+
 // An inference-only bf16 backend holds only the bf16 weights: its memory is the training
 // backend's less gradients, moments and the fp32 master; its weights are the training
 // backend's bf16 copy (same rounding), so cached logits are bitwise equal; training calls are
