@@ -131,22 +131,28 @@ class CudaGenerator final : public Generator {
     }
     for (int b = 0; b < B_; ++b) host_ints_[N + b] = lengths[b];
     check_padding_is_invisible(seq);
-    // A prompt length's first prefill runs kernel by kernel (cuBLASLt and the attention settle
-    // their choices), then is captured for the calls after it (GeneratorOptions::prefill_graph):
-    // its ~100 small kernels cost more to launch one by one than to run (H100, session 33, GPT-2
-    // 124M, prompt 128: 2.6-3.4 -> 1.6 ms at B = 1, 2.7-4.1 -> 2.1-2.3 ms at B = 8).
-    cudaStream_t s = m_.stream;
-    auto graph = prefill_graphs_.find(seq);
-    if (graph != prefill_graphs_.end()) {
-      graph->second.launch(s);
-    } else {
-      enqueue_prefill(seq);
-    }
+    run_prefill(seq);
     if (logits) download_logits(logits);
-    const bool keep = opt_.cuda_graph && opt_.prefill_graph && prefill_graphs_.size() < kPrefillGraphs;
-    if (graph == prefill_graphs_.end() && keep) {
-      CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+
+  // A prompt length's first prefill runs kernel by kernel (cuBLASLt and the attention settle
+  // their choices), then is captured for the calls after it (GeneratorOptions::prefill_graph):
+  // its ~100 small kernels cost more to launch one by one than to run (H100, session 33, GPT-2
+  // 124M, prompt 128: 2.6-3.4 -> 1.6 ms at B = 1, 2.7-4.1 -> 2.1-2.3 ms at B = 8).
+  void run_prefill(int seq) {
+    cudaStream_t s = m_.stream;
+    if (auto graph = prefill_graphs_.find(seq); graph != prefill_graphs_.end()) {
+      graph->second.launch(s);
+      return;
+    }
+    enqueue_prefill(seq);
+    if (!opt_.cuda_graph || !opt_.prefill_graph || prefill_graphs_.size() >= kPrefillGraphs) return;
+    CUDA_CHECK(cudaStreamSynchronize(s));  // the launched prefill ends before the capture begins
+    try {
       prefill_graphs_[seq].capture(s, [&] { enqueue_prefill(seq); });
+    } catch (...) {  // no half-made graph left for the next call to launch
+      prefill_graphs_.erase(seq);
+      throw;
     }
   }
 
