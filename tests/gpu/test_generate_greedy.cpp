@@ -291,7 +291,8 @@ TEST(GenerateGreedy, PrefillReplayedEqualsLaunched) {
     const std::vector<int32_t> first = prompts(), second = prompts();
     const std::vector<int> first_len = lengths(), second_len = lengths();
     GeneratorOptions go;
-    go.batch = B, go.max_len = T + 12, go.max_prompt = T, go.cache = KVCacheDType::BF16, go.prefill_rows = B > 3 ? 6 * T : 0;
+    go.batch = B, go.max_len = T + 12, go.max_prompt = T, go.cache = KVCacheDType::BF16;
+    go.prefill_rows = B > 3 ? 6 * T : 0;  // B = 10: passes of 6 and 4 sequences
     auto replayed = gpu->make_generator(go);
     go.prefill_graph = false;
     auto launched = gpu->make_generator(go);
