@@ -1,7 +1,9 @@
 // Decode attention over a KV cache ("flash-decoding") and the cache writes that feed it.
 // The contract and the math are in kernels/decode_attention.h; here, how it runs:
 //
-// Three split kernels, grid (head groups x splits, Hkv, B), 128 threads; block (j, s, g, b)
+// Short caches take one kernel with no splits (kernels/decode_attention_short.cuh: MHA over bf16
+// whose whole head fits one block's shared memory; short_head_smem). Otherwise,
+// three split kernels, grid (head groups x splits, Hkv, B), 128 threads; block (j, s, g, b)
 // streams its split's cache rows below lengths[b] of kv head g once (the tensor-core kernel: rows
 // [s * chunk, (s + 1) * chunk); the MHA kernels: the row blocks s, s + splits, ... of chunk rows,
 // see DecodeBlock) and serves the query heads of head group j of kv head g from that read:
@@ -50,6 +52,7 @@
 #include "kernels/decode_attention_common.cuh"
 #include "kernels/decode_attention_mha.cuh"
 #include "kernels/decode_attention_mma.cuh"
+#include "kernels/decode_attention_short.cuh"
 #include "kernels/tiles/pdl.cuh"
 
 namespace attn {
@@ -686,6 +689,37 @@ int blocks_per_sm(int dev, const SplitKernelChoice& k) {
   return n;
 }
 
+// Short caches (kernels/decode_attention_short.cuh): MHA over a bf16 cache with bf16 activations
+// and no append, when one block's shared memory holds K and V of max_len rows and a block for
+// every (sequence, head) is resident at once (B H <= SMs): the whole head in one block, no
+// partials, no combine pass. The dynamic shared memory it may ask for is raised to the device's
+// opt-in maximum once per (device, kernel). Returns the block's bytes, or 0 where it does not apply.
+// Measured on the H100 (session 33, calls G and H, against the split kernels in the same call): the
+// GPT-2 124M decode step at B = 1 (context 640) 0.251-0.252 -> 0.244-0.245 ms, 74 -> 62 kernels,
+// B = 8 level; alone, L2 flushed: B = 8 ctx 640 12.80-12.90 -> 12.32-12.35 us, 4 x 16 heads D = 128
+// ctx 400 12.13 -> 11.87, B = 1 ctx 1024 level, B = 1 ctx 640 8.10-8.19 -> 8.26-8.29 (alone, no kernel
+// before it hides the one SM's copy of the head; in the step the qkv GEMV does).
+size_t short_head_smem(const DecodeAttentionParams& p, int G, int dev, int sms) {
+  const KVCacheShape& s = p.shape;
+  if (!tuning().short_heads || !p.act_bf16 || s.dtype != KVCacheDType::BF16 || G != 1 || p.append_at ||
+      (int64_t)s.B * p.H > sms)
+    return 0;
+  const size_t bytes = s.D == 64 ? ShortHeadLayout<64>(s.max_len).bytes : ShortHeadLayout<128>(s.max_len).bytes;
+  int optin = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (bytes > (size_t)optin) return 0;
+  static std::mutex mu;
+  static std::map<std::pair<int, int>, bool> raised;
+  const std::lock_guard<std::mutex> lock(mu);
+  if (!raised[{dev, s.D}]) {
+    const SplitKernel k = s.D == 64 ? decode_short_head_kernel<64> : decode_short_head_kernel<128>;
+    CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+    CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, (int)cudaSharedmemCarveoutMaxShared));
+    raised[{dev, s.D}] = true;
+  }
+  return bytes;
+}
+
 // How one decode call is cut up: a function of (dtype, activations, B, Hkv, max_len, D, G,
 // device) only.
 struct DecodePlan {
@@ -734,6 +768,12 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  if (const size_t smem = short_head_smem(p, plan.G, dev, sms); smem > 0) {
+    plan.kernel = SplitKernelChoice{s.D == 64 ? decode_short_head_kernel<64> : decode_short_head_kernel<128>, kShortThreads,
+                                    (int)smem, 1, s.max_len};
+    plan.chunk = s.max_len;  // one split, written to the output directly
+    return plan;
+  }
   plan.kernel = choose_split_kernel(p, plan.G, sms);
   plan.head_groups = ceil_div(plan.G, plan.kernel.heads_per_block);
   const int per_sm = std::max(blocks_per_sm(dev, plan.kernel), 1);

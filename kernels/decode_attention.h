@@ -18,7 +18,9 @@
 // to finish merges them (one kernel per call) when each of its threads then folds at most one
 // partial, else a combine kernel (one block per query head).
 // The number of splits depends only on (B, Hkv, max_len), never on lengths[], so a decode
-// step can be captured once in a CUDA graph and replayed while the lengths grow.
+// step can be captured once in a CUDA graph and replayed while the lengths grow. Short caches
+// (MHA over bf16, K and V of max_len rows within one block's shared memory, B H blocks resident
+// at once) take one block per (sequence, head) that loads the whole head and needs no merge.
 // bf16 activations over a bf16/fp8/int8 cache run on tensor cores (q, K, P and V as bf16, or
 // fp16 for the 8-bit caches, fp32 accumulation); fp32 activations or an fp32 cache on CUDA
 // cores in fp32.
@@ -103,6 +105,7 @@ struct DecodeAttentionTuning {
   double blocks_per_sm = 0.0;  // > 0: splits sized for this many blocks per SM, whatever fits (--blocks-per-sm)
   int mma_warps = 0;  // warps per block of the tensor-core kernel: 4 or 8 (0: the default, 8 for 8-bit caches at D = 128 over a long cache) (--mma-warps)
   bool fit_waves = true;  // false: no extra splits to fill the last wave (--no-fit-waves)
+  bool short_heads = true;  // false: never the whole-head kernel of short caches (--no-short-heads)
 };
 void set_decode_attention_tuning(const DecodeAttentionTuning& t);
 

@@ -9,6 +9,9 @@
 // fp32 master): the peak is what generation needs.
 #include "core/device.h"
 #include "train/bench_generate.h"
+#if defined(ATTN_WITH_CUDA)
+#include "kernels/decode_attention.h"
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -225,6 +228,13 @@ void write_profiles(const std::vector<GenerateBenchRow>& rows, const std::string
 std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const GenerateBenchOptions& opts) {
   GenerateBenchOptions o = opts;
   const std::string device = resolve_device(cfg.device.backend);
+#if defined(ATTN_WITH_CUDA)
+  if (device == "cuda") {  // process-wide, as bench_decode_attention's flags
+    DecodeAttentionTuning tune;
+    tune.short_heads = o.short_heads;
+    set_decode_attention_tuning(tune);
+  }
+#endif
   if (o.hbm_bytes_per_s <= 0) o.hbm_bytes_per_s = device == "cuda" ? cuda_peak_memory_bytes_per_s() : 3.35e12;
   ATTN_CHECK(o.hbm_bytes_per_s > 0, "bench-generate: the device reports no memory bandwidth; give --hbm-bytes-per-s");
   ATTN_CHECK(o.profile_steps == 0 || device == "cuda",

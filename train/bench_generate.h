@@ -27,6 +27,7 @@ struct GenerateBenchOptions {
   int profile_steps = 0;               // > 0: trace this many decode steps after the timed ones (CUDA)
   int fc_proj_splits = 0;              // GeneratorOptions::fc_proj_splits (0: the default)
   bool prefill_graph = true;           // GeneratorOptions::prefill_graph
+  bool short_heads = true;             // DecodeAttentionTuning::short_heads (process-wide)
 };
 
 struct GenerateBenchRow {

@@ -12,7 +12,7 @@
 //   attnlab loss    --checkpoint RUN_OR_CKPT --tokens SHARD [--batch B] [--seq T]
 //   attnlab bench-generate -c CONFIG [--batches 1,32] [--prompt-lens 128] [--new-tokens 512] [--kv-cache bf16,int8]
 //                          [--kv-heads 12,4,1] [--no-baseline] [--profile[=N]] [--fc-proj-splits S]
-//                          [--no-prefill-graph] [--out DIR]
+//                          [--no-prefill-graph] [--no-short-heads] [--out DIR]
 //   attnlab plot    RUN [RUN...] [--out FILE.png] [--x step|tokens]   (loss curves of runs in one figure)
 //   attnlab report  DIR          (report.html of an ablate or bench-generate --out folder)
 //
@@ -531,6 +531,9 @@ Subcommand add_bench_generate(CLI::App& app) {
   cmd->add_option("--fc-proj-splits", o.fc_proj_splits,
                   "CUDA, bf16, batches on cuBLASLt: c_proj's K slices summed by the layernorm after it "
                   "(default 6; 1: cuBLASLt's own reduction)");
+  cmd->add_flag("--short-heads,!--no-short-heads", o.short_heads,
+                "CUDA: short caches' decode attention as one block a head (default; --no-short-heads: the split "
+                "kernels)");
   cmd->add_flag("--prefill-graph,!--no-prefill-graph", o.prefill_graph,
                 "CUDA: replay a prompt length's prefill as a CUDA graph after its first call (default)");
   cmd->add_option("--out", o.out_dir, "write results.csv, results.md, env.json, *.png and report.html here");

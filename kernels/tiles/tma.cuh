@@ -1,6 +1,7 @@
 // TMA (the Tensor Memory Accelerator): host-side tensor maps for a (batch, token, head, dim)
 // bf16 view of a strided buffer, and the device-side bulk tensor load that lands one box in a
-// 128-byte-swizzled shared tile and signals an mbarrier with its byte count.
+// 128-byte-swizzled shared tile and signals an mbarrier with its byte count; and the plain bulk
+// copy of contiguous bytes (no map, no swizzle).
 //
 // The map is 4-D, innermost first: (dim d < D, token t < T, head < heads, batch < B), element
 // (d, t, head, b) at base + b*batch_stride + t*token_stride + head*D + d (strides in elements,
@@ -100,6 +101,14 @@ __device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map
       "[%6];\n" ::"r"(dst),
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
       : "memory");
+}
+
+// Copy `bytes` (a multiple of 16; src and dst 16-byte aligned) of contiguous global memory to
+// shared memory at dst, without a tensor map; its bytes complete a transaction on mbarrier `bar`.
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(reinterpret_cast<uint64_t>(src)), "r"(bytes), "r"(bar)
+               : "memory");
 }
 
 }  // namespace attn::tiles

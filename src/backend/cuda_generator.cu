@@ -26,8 +26,9 @@
 //   kv_cache_write) -> decode_attention (one split kernel: the last block of each head merges;
 //   a combine pass only for large partials) -> [proj + bias + residual] -> [ln_2 + fc + bias + GELU] ->
 //   [fc_proj + bias + residual];  [ln_f + LM head + fp32 logits + argmax]
-// (5 kernels a layer with a bf16 cache: 1 + 12 x 5 + 1 = 62 for GPT-2 124M; 74 when decode
-// attention's splits need the combine kernel, as at B = 1);
+// (5 kernels a layer with a bf16 cache: 1 + 12 x 5 + 1 = 62 for GPT-2 124M, at B = 1 too since
+// decode attention takes short caches as one block a head (kernels/decode_attention_short.cuh);
+// 74 where its splits need the combine kernel);
 // the same roundings as the unfused path. Larger batches and fp32 keep cuBLASLt.
 // The decode step is launched kernel by kernel on the first call (this also settles the
 // cuBLASLt algorithm choices), captured into a CUDA graph on the second and replayed after

@@ -16,7 +16,7 @@
 // Prints one JSON line per shape (scripts/bench_decode_sdpa.py prints PyTorch's peers).
 //
 // usage: bench_decode_attention [--reps N] [--flush read|write] [--shape B,H,Hkv,D,ctx,dtype ...]   (dtype bf16|fp8|int8|fp32)
-//        [--waves X] [--blocks-per-sm X] [--cuda-cores] [--mha-tensor-cores] [--min-split-rows N]
+//        [--waves X] [--blocks-per-sm X] [--cuda-cores] [--no-short-heads] [--mha-tensor-cores] [--min-split-rows N]
 //        [--merge-bytes N] [--mma-warps 4|8] [--no-fit-waves]   (DecodeAttentionTuning: splits sized for X waves of resident blocks,
 //        or for X blocks per SM; the CUDA-core split kernel also for bf16 activations; the
 //        tensor-core kernel also for MHA; at least N cache rows per split; the last block merges
@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--flush") && i + 1 < argc) flush_by_write = !std::strcmp(argv[++i], "write");
     else if (!std::strcmp(argv[i], "--waves") && i + 1 < argc) tune.waves = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--cuda-cores")) tune.tensor_cores = false;
+    else if (!std::strcmp(argv[i], "--no-short-heads")) tune.short_heads = false;
     else if (!std::strcmp(argv[i], "--no-fit-waves")) tune.fit_waves = false;
     else if (!std::strcmp(argv[i], "--mha-tensor-cores")) tune.mha_tensor_cores = true;
     else if (!std::strcmp(argv[i], "--min-split-rows") && i + 1 < argc) tune.min_split_rows = std::atoi(argv[++i]);

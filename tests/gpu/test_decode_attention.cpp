@@ -626,6 +626,12 @@ std::vector<DecodeCase> decode_cases() {
   out.push_back({KVCacheDType::BF16, true, 12, 12, 64, 700, many});
   out.push_back({KVCacheDType::INT8, true, 12, 12, 128, 700, many});
   out.push_back({KVCacheDType::FP8_E4M3, true, 24, 12, 64, 700, many});
+  // short caches, one block a (sequence, head) holding the whole head (kernels/decode_attention_short.cuh):
+  // lengths 1 to the capacity, the decode step's shape (B = 1, 12 heads, 640), D = 128 near its
+  // shared-memory limit
+  out.push_back({KVCacheDType::BF16, true, 4, 4, 64, 640, {640, 1, 17, 300}});
+  out.push_back({KVCacheDType::BF16, true, 12, 12, 64, 640, {639}});
+  out.push_back({KVCacheDType::BF16, true, 3, 3, 128, 400, {400, 2, 129}});
   return out;
 }
 INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cases()), decode_name);
@@ -687,6 +693,7 @@ TEST(DecodeAttentionTuning, RefusesOtherWarpCounts) {
 TEST(DecodeAttentionGraph, ReplayFollowsGrowingLengths) {
   SKIP_WITHOUT_GPU();
   run_decode_case({KVCacheDType::BF16, true, 8, 2, 64, 3000, {2049, 1, 700}}, Launch::Graph);
+  run_decode_case({KVCacheDType::BF16, true, 12, 12, 64, 640, {600, 2, 17}}, Launch::Graph);  // short caches
   run_decode_case({KVCacheDType::FP8_E4M3, true, 4, 4, 128, 600, {513, 2}}, Launch::Graph);
 }
 
@@ -695,6 +702,42 @@ TEST(DecodeAttentionGraph, TensorCoreReplayFollowsGrowingLengths) {
   run_decode_case({KVCacheDType::INT8, true, 12, 4, 128, 4100, {4097, 1, 1000}}, Launch::Graph);
   run_decode_case({KVCacheDType::BF16, true, 12, 1, 128, 2000, {17, 1999}}, Launch::Graph);
   run_decode_case({KVCacheDType::FP8_E4M3, true, 12, 12, 64, 1000, {64, 1000, 1}}, Launch::Graph);
+}
+
+// Short caches take the whole-head kernel: one split (the workspace holds one partial a head),
+// where DecodeAttentionTuning::short_heads = false splits them (the split kernels, which must
+// agree with the reference too); a cache too long for one block's shared memory, grouped heads, an
+// append in the call, or more blocks than SMs keep the split kernels either way.
+TEST(DecodeAttentionShort, OneSplitWhereTheHeadFitsAndSplitsWithout) {
+  SKIP_WITHOUT_GPU();
+  auto workspace = [](int B, int H, int Hkv, int D, int max_len, bool append) {
+    attn::DecodeAttentionParams p;
+    p.shape = {B, Hkv, max_len, D, KVCacheDType::BF16};
+    p.H = H;
+    p.act_bf16 = true;
+    if (append) p.append_at = reinterpret_cast<const int32_t*>(16);  // (only its presence matters to the plan)
+    return attn::decode_attention_workspace_bytes(p);
+  };
+  auto one_split = [](int B, int H, int Hkv, int D) {
+    return (size_t)B * H * (D + 2) * sizeof(float) + (size_t)B * Hkv * sizeof(unsigned);
+  };
+  EXPECT_EQ(workspace(1, 12, 12, 64, 640, false), one_split(1, 12, 12, 64));
+  EXPECT_EQ(workspace(3, 3, 3, 128, 400, false), one_split(3, 3, 3, 128));
+  EXPECT_GT(workspace(1, 12, 12, 64, 4000, false), one_split(1, 12, 12, 64));  // K and V past shared memory
+  EXPECT_GT(workspace(1, 12, 4, 64, 640, false), one_split(1, 12, 4, 64));     // grouped heads
+  EXPECT_GT(workspace(1, 12, 12, 64, 640, true), one_split(1, 12, 12, 64));    // the call appends
+  EXPECT_GT(workspace(16, 12, 12, 64, 640, false), one_split(16, 12, 12, 64)); // 192 blocks
+  struct Split {  // the default tuning comes back even when a check fails
+    Split() {
+      attn::DecodeAttentionTuning t;
+      t.short_heads = false;
+      attn::set_decode_attention_tuning(t);
+    }
+    ~Split() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
+  } split;
+  EXPECT_GT(workspace(1, 12, 12, 64, 640, false), one_split(1, 12, 12, 64));
+  run_decode_case({KVCacheDType::BF16, true, 12, 12, 64, 640, {639}}, Launch::Stream);
+  run_decode_case({KVCacheDType::BF16, true, 4, 4, 64, 640, {640, 1, 17, 300}}, Launch::Graph);
 }
 
 // The CUDA-core split kernel (fp32 activations use it; DecodeAttentionTuning::tensor_cores =
