@@ -640,28 +640,32 @@ INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttention, ::testing::ValuesIn(decode_cas
 // takes 8 for 8-bit caches at D = 128 over long caches, 4 elsewhere): 4 warps with 64-token stages, 8 with 128-token
 // stages and a plan of one block per SM, on every case that runs on tensor cores, MHA included
 // (mha_tensor_cores), and replayed from a graph.
-struct ForcedWarps {  // the default tuning comes back even when a check fails
-  explicit ForcedWarps(int warps) {
-    attn::DecodeAttentionTuning t;
-    t.mma_warps = warps;
-    t.mha_tensor_cores = true;
-    attn::set_decode_attention_tuning(t);
-  }
-  ~ForcedWarps() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
+// The process-wide decode tuning for a scope; the default comes back even when a check fails.
+struct ScopedTuning {
+  explicit ScopedTuning(const attn::DecodeAttentionTuning& t) { attn::set_decode_attention_tuning(t); }
+  ~ScopedTuning() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
+  ScopedTuning(const ScopedTuning&) = delete;
+  ScopedTuning& operator=(const ScopedTuning&) = delete;
 };
+attn::DecodeAttentionTuning forced_warps(int warps) {
+  attn::DecodeAttentionTuning t;
+  t.mma_warps = warps;
+  t.mha_tensor_cores = true;
+  return t;
+}
 
 class DecodeAttentionFourWarps : public ::testing::TestWithParam<DecodeCase> {};
 class DecodeAttentionEightWarps : public ::testing::TestWithParam<DecodeCase> {};
 
 TEST_P(DecodeAttentionFourWarps, MatchesFloat64Reference) {
   SKIP_WITHOUT_GPU();
-  const ForcedWarps tuned(4);
+  const ScopedTuning tuned(forced_warps(4));
   run_decode_case(GetParam(), Launch::Stream);
 }
 
 TEST_P(DecodeAttentionEightWarps, MatchesFloat64Reference) {
   SKIP_WITHOUT_GPU();
-  const ForcedWarps tuned(8);
+  const ScopedTuning tuned(forced_warps(8));
   run_decode_case(GetParam(), Launch::Stream);
 }
 
@@ -676,7 +680,7 @@ INSTANTIATE_TEST_SUITE_P(Decode, DecodeAttentionEightWarps, ::testing::ValuesIn(
 
 TEST(DecodeAttentionEightWarpsGraph, ReplayFollowsGrowingLengths) {
   SKIP_WITHOUT_GPU();
-  const ForcedWarps tuned(8);
+  const ScopedTuning tuned(forced_warps(8));
   run_decode_case({KVCacheDType::INT8, true, 12, 4, 128, 4100, {4097, 1, 1000}}, Launch::Graph);
   run_decode_case({KVCacheDType::BF16, true, 12, 1, 128, 2000, {17, 1999}}, Launch::Graph);
   run_decode_case({KVCacheDType::FP8_E4M3, true, 12, 12, 64, 1000, {128, 1000, 1}}, Launch::Graph);
@@ -727,14 +731,9 @@ TEST(DecodeAttentionShort, OneSplitWhereTheHeadFitsAndSplitsWithout) {
   EXPECT_GT(workspace(1, 12, 4, 64, 640, false), one_split(1, 12, 4, 64));     // grouped heads
   EXPECT_GT(workspace(1, 12, 12, 64, 640, true), one_split(1, 12, 12, 64));    // the call appends
   EXPECT_GT(workspace(16, 12, 12, 64, 640, false), one_split(16, 12, 12, 64)); // 192 blocks
-  struct Split {  // the default tuning comes back even when a check fails
-    Split() {
-      attn::DecodeAttentionTuning t;
-      t.short_heads = false;
-      attn::set_decode_attention_tuning(t);
-    }
-    ~Split() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
-  } split;
+  attn::DecodeAttentionTuning split_only;
+  split_only.short_heads = false;
+  const ScopedTuning tuned(split_only);
   EXPECT_GT(workspace(1, 12, 12, 64, 640, false), one_split(1, 12, 12, 64));
   run_decode_case({KVCacheDType::BF16, true, 12, 12, 64, 640, {639}}, Launch::Stream);
   run_decode_case({KVCacheDType::BF16, true, 4, 4, 64, 640, {640, 1, 17, 300}}, Launch::Graph);
@@ -745,14 +744,9 @@ TEST(DecodeAttentionShort, OneSplitWhereTheHeadFitsAndSplitsWithout) {
 // 8-bit MHA (16-byte loads, 16 columns a lane).
 TEST(DecodeAttentionCudaCores, MatchesFloat64Reference) {
   SKIP_WITHOUT_GPU();
-  struct CudaCores {  // the default tuning comes back even when a check fails
-    CudaCores() {
-      attn::DecodeAttentionTuning t;
-      t.tensor_cores = false;
-      attn::set_decode_attention_tuning(t);
-    }
-    ~CudaCores() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
-  } cuda_cores;
+  attn::DecodeAttentionTuning cuda_cores;
+  cuda_cores.tensor_cores = false;
+  const ScopedTuning tuned(cuda_cores);
   run_decode_case({KVCacheDType::BF16, true, 12, 4, 64, 4100, {4097, 17}}, Launch::Stream);
   run_decode_case({KVCacheDType::INT8, true, 6, 1, 128, 1100, {1000, 1}}, Launch::Stream);
   run_decode_case({KVCacheDType::FP8_E4M3, true, 4, 4, 64, 4100, {4097, 17, 1}}, Launch::Stream);
@@ -767,15 +761,10 @@ TEST(DecodeAttentionMerge, BothMergesMatchFloat64Reference) {
   for (long bytes : {0L, 1L << 40}) {
     for (bool tensor_cores : {true, false}) {
       SCOPED_TRACE("in_kernel_merge_bytes " + std::to_string(bytes) + (tensor_cores ? ", tensor cores" : ", cuda cores"));
-      struct Tuned {  // the default tuning comes back even when a check fails
-        Tuned(long bytes, bool tensor_cores) {
-          attn::DecodeAttentionTuning t;
-          t.in_kernel_merge_bytes = bytes;
-          t.tensor_cores = tensor_cores;
-          attn::set_decode_attention_tuning(t);
-        }
-        ~Tuned() { attn::set_decode_attention_tuning(attn::DecodeAttentionTuning{}); }
-      } tuned(bytes, tensor_cores);
+      attn::DecodeAttentionTuning t;
+      t.in_kernel_merge_bytes = bytes;
+      t.tensor_cores = tensor_cores;
+      const ScopedTuning tuned(t);
       run_decode_case({KVCacheDType::BF16, true, 12, 1, 64, 4100, {4097, 1, 1000}}, Launch::Graph);
       run_decode_case({KVCacheDType::INT8, true, 8, 8, 128, 2000, {1999, 17}}, Launch::Graph);
       run_decode_case({KVCacheDType::FP8_E4M3, true, 12, 4, 64, 32768, {32768}}, Launch::Stream);
