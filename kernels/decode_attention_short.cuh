@@ -26,7 +26,7 @@
 namespace attn::kern {
 namespace {
 
-constexpr int kShortThreads = 512;  // one block an SM (its shared memory): all of the SM's warps it can use
+constexpr int kShortThreads = 512;  // one block an SM (its shared memory): many warps share the work after the wait
 constexpr int kShortWarps = kShortThreads / 32;
 
 // Shared memory of one block (byte offsets, each 16-byte aligned): K and V (max_len rows each),
