@@ -57,6 +57,17 @@ __device__ __forceinline__ void store128(T* p, const Pack128<T>& x) {
   *reinterpret_cast<int4*>(p) = bits;
 }
 
+// 8 bf16 (one 16-byte pack, element 0 in the low half of the first word) as floats: bf16 is the
+// top half of an fp32.
+__device__ __forceinline__ void unpack_bf16x8(const uint4& u, float (&f)[8]) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
 // W consecutive elements as floats: one 16-byte access when W is the pack width (p 16-byte
 // aligned), else W scalar accesses.
 template <typename T, int W>

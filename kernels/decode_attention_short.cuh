@@ -49,7 +49,9 @@ struct ShortHeadLayout {
   }
 };
 
-// The block's reduction of v (max or sum) over its threads, in every thread.
+// The block's reduction of v (max or sum) over its threads, in every thread. common.cuh's
+// block_max / block_sum would do, but their static shared arrays come on top of this kernel's
+// dynamic shared memory, which is sized against the device's whole opt-in maximum (short_head_smem).
 template <bool kMax>
 __device__ __forceinline__ float block_reduce(float v, float* red) {
   for (int off = 16; off > 0; off >>= 1) {
@@ -63,16 +65,6 @@ __device__ __forceinline__ float block_reduce(float v, float* red) {
   for (int w = 1; w < kShortWarps; ++w) v = kMax ? fmaxf(v, red[w]) : v + red[w];
   __syncthreads();  // red may be written again
   return v;
-}
-
-// 8 bf16 of a 16-byte chunk as floats.
-__device__ __forceinline__ void unpack_bf16x8(const uint4& u, float (&f)[8]) {
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    f[2 * i] = __uint_as_float(w[i] << 16);
-    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-  }
 }
 
 template <int D>

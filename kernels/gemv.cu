@@ -83,15 +83,6 @@ __device__ __forceinline__ uint4 load_weights(const bf16* p) {
 }
 __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
-// 8 bf16 (one 16-byte pack, element 0 in the low half of the first word) as floats.
-__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[kPackElems]) {
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    f[2 * i] = __uint_as_float(w[i] << 16);
-    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-  }
-}
 
 __device__ __forceinline__ float gelu_tanh(float x) {
   const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
@@ -112,7 +103,7 @@ __device__ void stage_rows(const GemvArgs& p, bf16* as, int ld, float* stats, co
     float s = 0.0f;
     for (int k = lane * kPackElems; k < K; k += tiles::kWarpSize * kPackElems) {
       float f[kPackElems];
-      unpack8(*reinterpret_cast<const uint4*>(x + k), f);
+      unpack_bf16x8(*reinterpret_cast<const uint4*>(x + k), f);
 #pragma unroll
       for (int j = 0; j < kPackElems; ++j) s += f[j];
     }
@@ -120,7 +111,7 @@ __device__ void stage_rows(const GemvArgs& p, bf16* as, int ld, float* stats, co
     float v = 0.0f;
     for (int k = lane * kPackElems; k < K; k += tiles::kWarpSize * kPackElems) {
       float f[kPackElems];
-      unpack8(*reinterpret_cast<const uint4*>(x + k), f);
+      unpack_bf16x8(*reinterpret_cast<const uint4*>(x + k), f);
 #pragma unroll
       for (int j = 0; j < kPackElems; ++j) v += (f[j] - mean) * (f[j] - mean);
     }
@@ -131,12 +122,12 @@ __device__ void stage_rows(const GemvArgs& p, bf16* as, int ld, float* stats, co
   for (int k = threadIdx.x * kPackElems; k < K; k += kGemvThreads * kPackElems) {
     const bool first = k == static_cast<int>(threadIdx.x) * kPackElems;
     float w[kPackElems], b[kPackElems];
-    unpack8(first ? ln_w0 : *reinterpret_cast<const uint4*>(p.ln_w + k), w);
-    unpack8(first ? ln_b0 : *reinterpret_cast<const uint4*>(p.ln_b + k), b);
+    unpack_bf16x8(first ? ln_w0 : *reinterpret_cast<const uint4*>(p.ln_w + k), w);
+    unpack_bf16x8(first ? ln_b0 : *reinterpret_cast<const uint4*>(p.ln_b + k), b);
     for (int m = 0; m < M; ++m) {
       uint4* row = reinterpret_cast<uint4*>(as + m * ld + k);
       float x[kPackElems];
-      unpack8(*row, x);
+      unpack_bf16x8(*row, x);
       Pack128<bf16> o;
 #pragma unroll
       for (int j = 0; j < kPackElems; ++j) o.set(j, (x[j] - stats[m]) * stats[kGemvMaxRows + m] * w[j] + b[j]);
