@@ -699,6 +699,10 @@ int blocks_per_sm(int dev, const SplitKernelChoice& k) {
 // B = 8 level; alone, L2 flushed: B = 8 ctx 640 12.80-12.90 -> 12.32-12.35 us, 4 x 16 heads D = 128
 // ctx 400 12.13 -> 11.87, B = 1 ctx 1024 level, B = 1 ctx 640 8.10-8.19 -> 8.26-8.29 (alone, no kernel
 // before it hides the one SM's copy of the head; in the step the qkv GEMV does).
+// It launches at the smallest carveout that holds its block (DecodePlan::carveout), not the
+// largest, so that an SM keeps L1 for the kernels around it (session 34, call F, H100, with the
+// GEMVs at the same carveout from B = 8: alone, L2 flushed, B = 1 ctx 640 8.83 -> 8.74 us, ctx 128
+// 6.37 -> 6.24, B = 8 level; the step: backend/generator.h's kGemvCarveoutFromBatch).
 size_t short_head_smem(const DecodeAttentionParams& p, int G, int dev, int sms) {
   const KVCacheShape& s = p.shape;
   if (!tuning().short_heads || !p.act_bf16 || s.dtype != KVCacheDType::BF16 || G != 1 || p.append_at ||
@@ -714,7 +718,6 @@ size_t short_head_smem(const DecodeAttentionParams& p, int G, int dev, int sms) 
   if (!raised[{dev, s.D}]) {
     const SplitKernel k = s.D == 64 ? decode_short_head_kernel<64> : decode_short_head_kernel<128>;
     CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
-    CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, (int)cudaSharedmemCarveoutMaxShared));
     raised[{dev, s.D}] = true;
   }
   return bytes;
@@ -724,6 +727,7 @@ size_t short_head_smem(const DecodeAttentionParams& p, int G, int dev, int sms) 
 // device) only.
 struct DecodePlan {
   int G = 1, head_groups = 1, splits = 1, chunk = 0;
+  int carveout = -1;  // the split kernel's preferred shared-memory carveout for its launch (-1: none)
   bool merge_in_kernel = true;  // the head group's last block merges (else the combine kernel)
   SplitKernelChoice kernel;
 };
@@ -772,6 +776,7 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
     plan.kernel = SplitKernelChoice{s.D == 64 ? decode_short_head_kernel<64> : decode_short_head_kernel<128>, kShortThreads,
                                     (int)smem, 1, s.max_len};
     plan.chunk = s.max_len;  // one split, written to the output directly
+    plan.carveout = tiles::carveout_percent_for(smem + tiles::kSmemReservedPerBlock);
     return plan;
   }
   plan.kernel = choose_split_kernel(p, plan.G, sms);
@@ -838,6 +843,8 @@ void set_decode_attention_tuning(const DecodeAttentionTuning& t) {
 
 bool decode_attention_fuses_append(const DecodeAttentionParams& p) { return kern::plan_decode(p).kernel.appends; }
 
+int decode_attention_carveout(const DecodeAttentionParams& p) { return kern::plan_decode(p).carveout; }
+
 size_t decode_attention_workspace_bytes(const DecodeAttentionParams& p) {
   return kern::DecodeWorkspace(p, kern::plan_decode(p), nullptr).bytes;
 }
@@ -887,8 +894,8 @@ void decode_attention(const DecodeAttentionParams& p, void* workspace, cudaStrea
   a.merge_in_kernel = plan.merge_in_kernel;
   // Programmatic dependent launch (tiles/pdl.cuh): the kernel waits for its predecessor's
   // writes before reading anything, so its launch overlaps that kernel's tail.
-  tiles::launch_pdl(plan.kernel.kernel, dim3(plan.splits * plan.head_groups, s.Hkv, s.B), dim3(plan.kernel.threads),
-                    plan.kernel.smem, stream, a);
+  tiles::launch_pdl_carveout(plan.kernel.kernel, dim3(plan.splits * plan.head_groups, s.Hkv, s.B),
+                             dim3(plan.kernel.threads), plan.kernel.smem, stream, plan.carveout, a);
   if (plan.splits > 1 && !plan.merge_in_kernel)
     tiles::launch_pdl(s.D == 64 ? decode_combine_kernel<64> : decode_combine_kernel<128>, dim3(s.B * p.H),
                       dim3(kCombineThreads), 0, stream, a);

@@ -81,6 +81,12 @@ struct DecodeAttentionParams {
 // Whether decode_attention appends the new rows inside its own kernel (no kv_cache_write launch).
 bool decode_attention_fuses_append(const DecodeAttentionParams& p);
 
+// The preferred shared-memory carveout (percent, tiles::carveout_percent_for) decode_attention
+// launches with, or -1 for none. The short-cache kernel asks for the smallest configuration that
+// holds its block, not the largest; the decode step's GEMVs at B >= kGemvCarveoutFromBatch ask for
+// the same one, so that the short kernel's blocks can start beside them (backend/generator.h).
+int decode_attention_carveout(const DecodeAttentionParams& p);
+
 // Workspace of a decode call (256-byte aligned pointer expected): the splits' partial results
 // and, per head group, a count of its finished blocks that the last one resets. Zero the counts
 // once with decode_attention_workspace_init before the first call (every call leaves them zero).

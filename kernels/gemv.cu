@@ -287,14 +287,14 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 template <int kInFlight>
-void launch_gemv(const GemvArgs& p, int blocks, size_t smem, cudaStream_t stream) {
+void launch_gemv(const GemvArgs& p, int blocks, size_t smem, cudaStream_t stream, int carveout_percent) {
   tiles::set_smem_limit_once<gemv_kernel<kInFlight>>(kSmemLimit);
-  tiles::launch_pdl(gemv_kernel<kInFlight>, dim3(blocks), dim3(kGemvThreads), smem, stream, p);
+  tiles::launch_pdl_carveout(gemv_kernel<kInFlight>, dim3(blocks), dim3(kGemvThreads), smem, stream, carveout_percent, p);
 }
 
 }  // namespace
 
-void gemv(const GemvArgs& p, cudaStream_t stream) {
+void gemv(const GemvArgs& p, cudaStream_t stream, int carveout_percent) {
   ATTN_CHECK(p.M >= 1 && p.M <= kGemvMaxRows, "gemv: M = {} rows must be in [1, {}]", p.M, kGemvMaxRows);
   ATTN_CHECK(p.N >= 1 && p.K >= kPackElems && p.K % kPackElems == 0, "gemv: N = {} must be >= 1 and K = {} a positive multiple of {}",
              p.N, p.K, kPackElems);
@@ -313,9 +313,9 @@ void gemv(const GemvArgs& p, cudaStream_t stream) {
   const int blocks = std::min(tiles_n, tiles::sm_count() * kGemvBlocksPerSm);
   // one tile a block of up to kDeepInFlight load-group chunks a lane (fc_proj): all of it before the wait
   if (blocks == tiles_n && chunks > kGemvWarps * kChunksInFlight && chunks <= kGemvWarps * kDeepInFlight)
-    launch_gemv<kDeepInFlight>(p, blocks, smem, stream);
+    launch_gemv<kDeepInFlight>(p, blocks, smem, stream, carveout_percent);
   else
-    launch_gemv<kChunksInFlight>(p, blocks, smem, stream);
+    launch_gemv<kChunksInFlight>(p, blocks, smem, stream, carveout_percent);
 }
 
 }  // namespace attn::kern

@@ -56,6 +56,8 @@ struct GemvArgs {
   int cache_col0 = 0, Hkv = 0, D = 0, max_len = 0;
 };
 
-void gemv(const GemvArgs& args, cudaStream_t stream);
+// carveout_percent >= 0: the launch's preferred shared-memory carveout (tiles/pdl.cuh), the one
+// the decode step's other kernels ask for (decode_attention_carveout); -1: none.
+void gemv(const GemvArgs& args, cudaStream_t stream, int carveout_percent = -1);
 
 }  // namespace attn::kern

@@ -100,6 +100,7 @@ GenerateBenchRow cached_cell(Backend& be, const Config& cfg, int prompt, int new
   GeneratorOptions go;
   go.batch = B, go.max_len = prompt + new_tokens, go.max_prompt = prompt, go.cache = dt;
   go.fc_proj_splits = o.fc_proj_splits, go.prefill_graph = o.prefill_graph;
+  go.gemv_carveout_from_batch = o.gemv_carveout_from_batch;
   std::unique_ptr<Generator> gen = be.make_generator(go);
   r.cache_bytes = static_cast<double>(gen->cache_bytes());
   r.cache_formula_bytes = static_cast<double>(kv_cache_bytes(g, B, go.max_len, dt));

@@ -28,6 +28,7 @@ struct GenerateBenchOptions {
   int fc_proj_splits = 0;              // GeneratorOptions::fc_proj_splits (0: the default)
   bool prefill_graph = true;           // GeneratorOptions::prefill_graph
   bool short_heads = true;             // DecodeAttentionTuning::short_heads (process-wide)
+  int gemv_carveout_from_batch = 0;    // GeneratorOptions::gemv_carveout_from_batch (0: the default)
 };
 
 struct GenerateBenchRow {

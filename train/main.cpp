@@ -12,7 +12,7 @@
 //   attnlab loss    --checkpoint RUN_OR_CKPT --tokens SHARD [--batch B] [--seq T]
 //   attnlab bench-generate -c CONFIG [--batches 1,32] [--prompt-lens 128] [--new-tokens 512] [--kv-cache bf16,int8]
 //                          [--kv-heads 12,4,1] [--no-baseline] [--profile[=N]] [--fc-proj-splits S]
-//                          [--no-prefill-graph] [--no-short-heads] [--out DIR]
+//                          [--no-prefill-graph] [--no-short-heads] [--gemv-carveout-from N] [--out DIR]
 //   attnlab plot    RUN [RUN...] [--out FILE.png] [--x step|tokens]   (loss curves of runs in one figure)
 //   attnlab report  DIR          (report.html of an ablate or bench-generate --out folder)
 //
@@ -536,6 +536,10 @@ Subcommand add_bench_generate(CLI::App& app) {
                 "kernels)");
   cmd->add_flag("--prefill-graph,!--no-prefill-graph", o.prefill_graph,
                 "CUDA: replay a prompt length's prefill as a CUDA graph after its first call (default)");
+  cmd->add_option("--gemv-carveout-from", o.gemv_carveout_from_batch,
+                  "CUDA, bf16 GEMV decode steps with short caches: from this batch on, the GEMVs take the short-cache "
+                  "attention's shared-memory carveout (default 8; 9: never)")
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--out", o.out_dir, "write results.csv, results.md, env.json, *.png and report.html here");
   cmd->allow_extras();
   return {cmd, [cmd, a] {

@@ -67,6 +67,20 @@ inline int max_smem_per_block() {
   return n;
 }
 
+// Shared memory the SM reserves per resident block (sm_90), on top of the block's own.
+constexpr int kSmemReservedPerBlock = 1024;
+
+// The smallest preferred carveout (percent of the SM's shared-memory maximum) whose shared memory
+// holds `bytes`; the driver rounds it up to the next configuration the SM has (on sm_90:
+// 0, 8, 16, 32, 64, 100, 132, 164, 196 or 228 KiB), and the rest of the 256 KiB is L1.
+inline int carveout_percent_for(size_t bytes) {
+  int per_sm = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, current_device()));
+  if (per_sm <= 0) return 100;
+  const size_t percent = (100 * bytes + per_sm - 1) / per_sm;
+  return percent > 100 ? 100 : static_cast<int>(percent);
+}
+
 // Raise a kernel's dynamic shared-memory limit once per device (cudaFuncSetAttribute is per
 // device; a bit per device ordinal < 64). max_shared_carveout: also ask for the whole unified
 // L1 / shared memory as shared, for kernels that fit two large blocks per SM.

@@ -8,6 +8,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <utility>
+
 #include "core/cuda_check.h"
 
 namespace attn::tiles {
@@ -27,23 +29,39 @@ __device__ __forceinline__ void launch_dependents() {
 }
 
 // Launches kernel<<<grid, block, smem, stream>>>(args...) with programmatic stream
-// serialization on created streams (the legacy default stream keeps plain stream order).
+// serialization on created streams (the legacy default stream keeps plain stream order) and,
+// when carveout_percent >= 0, that preferred shared-memory carveout for this launch (see
+// tiles::carveout_percent_for; kernels that share SMs in a chain ask for the same one, so that
+// no SM waits to drain and reconfigure its L1 / shared split between them).
 template <typename... KArgs, typename... Args>
-void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+void launch_pdl_carveout(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                         int carveout_percent, Args&&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
+  cudaLaunchAttribute attr[2];
+  unsigned n = 0;
   const bool default_stream = stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
-  cfg.numAttrs = default_stream ? 0 : 1;
+  if (!default_stream) {
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (carveout_percent >= 0) {
+    attr[n].id = cudaLaunchAttributePreferredSharedMemoryCarveout;
+    attr[n++].val.sharedMemCarveout = static_cast<unsigned>(carveout_percent);
+  }
+  cfg.attrs = attr;
+  cfg.numAttrs = n;
   const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
   if (e != cudaSuccess) (void)cudaGetLastError();  // a refused launch leaves no sticky error behind
   CUDA_CHECK(e);
+}
+
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  launch_pdl_carveout(kernel, grid, block, smem, stream, -1, std::forward<Args>(args)...);
 }
 
 }  // namespace attn::tiles

@@ -98,6 +98,9 @@ class CudaGenerator final : public Generator {
       release_all();
       throw;
     }
+    const int carveout_from = opt_.gemv_carveout_from_batch > 0 ? opt_.gemv_carveout_from_batch : kGemvCarveoutFromBatch;
+    if (gemv_ && opt_.cache == KVCacheDType::BF16 && B_ >= carveout_from)  // (the GEMV appends: no append_at)
+      gemv_carveout_ = decode_attention_carveout(decode_params());
   }
 
   ~CudaGenerator() override {
@@ -330,7 +333,7 @@ class CudaGenerator final : public Generator {
   // logits_f_ (B, V) = ln_f(rows) wte^T for the B rows at `rows`; copied to the host when out.
   void lm_head(const T* rows, float* out) {
     if (gemv_) {
-      kern::gemv(lm_head_args(rows), m_.stream);
+      kern::gemv(lm_head_args(rows), m_.stream, gemv_carveout_);
       if (out) download_logits(out);
       return;
     }
@@ -378,7 +381,7 @@ class CudaGenerator final : public Generator {
     if (gemv_) {
       kern::GemvArgs head = lm_head_args(x_);
       head.argmax = decode_tokens_, head.argmax_scratch = argmax_scratch_;
-      kern::gemv(head, s);
+      kern::gemv(head, s, gemv_carveout_);
     } else {
       logits_of_lnf();
     }
@@ -409,7 +412,7 @@ class CudaGenerator final : public Generator {
       g.positions = positions_, g.cache_col0 = c.n_head * c.head_dim(), g.Hkv = c.n_kv_head, g.D = c.head_dim();
       g.max_len = L_;
     }
-    kern::gemv(g, m_.stream);
+    kern::gemv(g, m_.stream, gemv_carveout_);
     return append;
   }
 
@@ -420,13 +423,13 @@ class CudaGenerator final : public Generator {
     const int C = c.n_embd;
     kern::GemvArgs proj = gemv_args(y_, lp.attproj_w, lp.attproj_b, C, C);
     proj.residual = A(x_), proj.out = A(x_);
-    kern::gemv(proj, m_.stream);
+    kern::gemv(proj, m_.stream, gemv_carveout_);
     kern::GemvArgs fc = gemv_args(x_, lp.fc_w, lp.fc_b, C, 4 * C);
     fc.ln_w = W(lp.ln2_w), fc.ln_b = W(lp.ln2_b), fc.gelu = true, fc.out = A(fc_gelu_);
-    kern::gemv(fc, m_.stream);
+    kern::gemv(fc, m_.stream, gemv_carveout_);
     kern::GemvArgs fcproj = gemv_args(fc_gelu_, lp.fcproj_w, lp.fcproj_b, 4 * C, C);
     fcproj.residual = A(x_), fcproj.out = A(x_);
-    kern::gemv(fcproj, m_.stream);
+    kern::gemv(fcproj, m_.stream, gemv_carveout_);
   }
 
   // logits_f_ (B, V) = float(bf16(ln_f(rows) wte^T)): the vocabulary rows only (not the padding).
@@ -559,6 +562,7 @@ class CudaGenerator final : public Generator {
   int32_t* fed_ = nullptr;  // (B, L): the token each decode step was fed, at its position (decode_greedy_steps)
   void *att_saved_ = nullptr, *att_scratch_ = nullptr, *decode_ws_ = nullptr;
   bool gemv_ = false;  // the GEMV path of the decode step (see the top of the file)
+  int gemv_carveout_ = -1;  // the GEMVs' launch carveout (GeneratorOptions::gemv_carveout_from_batch), -1: none
   // c_proj's K slices in the cuBLASLt decode step (1: unsplit), and their fp32 partials (S, B, C)
   static constexpr int kFcProjSplits = 6;
   // GeneratorOptions::fc_proj_splits, or by default the most slices up to kFcProjSplits that cut

@@ -40,7 +40,22 @@ struct GeneratorOptions {
                                           // (0: the default, 1: cuBLASLt's own matmul and reduction)
   bool prefill_graph = true;              // CUDA, with cuda_graph: a prompt length's prefill replayed as a graph
                                           // after its first call (bench-generate --no-prefill-graph)
+  int gemv_carveout_from_batch = 0;       // CUDA, GEMV decode steps whose attention runs the short-cache kernel: from
+                                          // this batch on, the GEMVs launch with that kernel's shared-memory carveout
+                                          // (decode_attention_carveout), so its blocks start beside theirs
+                                          // (0: kGemvCarveoutFromBatch; above kGemvMaxRows: never)
 };
+
+// GeneratorOptions::gemv_carveout_from_batch's default. Why: an SM changes its L1 / shared split
+// only when it is empty. The GEMVs (a few KB of shared memory) run at a small carveout, so the
+// short-cache attention's 180 KB blocks could start only on SMs the qkv GEMV had left, and copied
+// their heads after it instead of under it. At the attention's carveout the GEMVs keep 60 KB of
+// L1 instead of ~200, which costs them more than the attention gains at small batches.
+// Measured on the H100 (session 34, GPT-2 124M bf16, prompt 128 + 512, ms a step, main's kernels
+// -> this): call F, GEMVs from B = 8: B = 1, 2, 4 level (0.245, 0.260, 0.288), B = 8 0.381 ->
+// 0.339 / 0.341; call E, the GEMVs from B = 1: B = 1 0.246 -> 0.279, B = 2 0.261 -> 0.294,
+// B = 4 0.290 -> 0.296, B = 8 0.340.
+constexpr int kGemvCarveoutFromBatch = 8;
 
 // Bytes of the KV cache: 2 (K and V) * layers * B * Hkv * max_len * D * element bytes,
 // plus one fp32 scale per (layer, K/V, b, kv head, position) for the 8-bit precisions.

@@ -15,6 +15,7 @@
 #include "backend/cuda_matmul.h"
 #include "backend/generator.h"
 #include "core/error.h"
+#include "kernels/decode_attention.h"
 #include "kernels/gemv.h"
 #include "kernels/generation.h"
 #include "test_util.h"
@@ -313,6 +314,53 @@ TEST(GenerateGreedy, PrefillReplayedEqualsLaunched) {
     EXPECT_EQ(a, c) << "greedy steps after the prefill";
     for (int b = 0; b < B; ++b) EXPECT_EQ(replayed->length(b), second_len[b] + 10);
   }
+}
+
+// GeneratorOptions::gemv_carveout_from_batch changes how the SMs split L1 and shared memory,
+// never a value: the prefill logits, the decode logits and 12 greedy steps (graph replay) with
+// every GEMV of the step launched at the short-cache attention's carveout equal, bit for bit,
+// those with none (B = 2, GEMV path). The carveout is the short kernel's: a percentage for a short
+// bf16 cache, -1 where the split kernels run.
+TEST(GenerateGreedy, GemvCarveoutChangesNoValue) {
+  SKIP_WITHOUT_GPU();
+  attn::DecodeAttentionParams p;
+  p.shape = {2, 4, 25, 64, KVCacheDType::BF16};
+  p.H = 4;
+  p.act_bf16 = true;
+  const int short_carveout = attn::decode_attention_carveout(p);
+  EXPECT_GT(short_carveout, 0);
+  EXPECT_LE(short_carveout, 100);
+  p.shape.max_len = 40000;  // K and V past one block's shared memory: the split kernels
+  EXPECT_EQ(attn::decode_attention_carveout(p), -1);
+
+  auto gpu = backend("bf16", false);
+  const auto params = spread_params(gpu->layout(), 81);
+  gpu->set_params(params.data());
+  const int B = 2, T = 9, V = 101;
+  std::mt19937_64 rng(82);
+  std::vector<int32_t> prompt(B * T);
+  for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
+  const std::vector<int> lengths{T, 5};
+  GeneratorOptions go;
+  go.batch = B, go.max_len = T + 16, go.max_prompt = T, go.cache = KVCacheDType::BF16;
+  struct Out {
+    std::vector<float> prefill, decode;
+    std::vector<int32_t> steps;
+  };
+  auto run = [&](int from_batch) {
+    go.gemv_carveout_from_batch = from_batch;
+    auto gen = gpu->make_generator(go);
+    Out o{std::vector<float>(B * V), std::vector<float>(B * V), std::vector<int32_t>(B * 12)};
+    gen->prefill(prompt.data(), lengths.data(), T, o.prefill.data());
+    const std::vector<int32_t> next{5, 2};
+    gen->decode(next.data(), o.decode.data());
+    gen->decode_greedy_steps(next.data(), 12, o.steps.data());
+    return o;
+  };
+  const Out none = run(kern::kGemvMaxRows + 1), all = run(1);
+  EXPECT_EQ(all.prefill, none.prefill);
+  EXPECT_EQ(all.decode, none.decode);
+  EXPECT_EQ(all.steps, none.steps);
 }
 
 // An inference-only bf16 backend holds only the bf16 weights: its memory is the training
