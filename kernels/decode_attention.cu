@@ -703,23 +703,16 @@ int blocks_per_sm(int dev, const SplitKernelChoice& k) {
 // largest, so that an SM keeps L1 for the kernels around it (session 34, call F, H100, with the
 // GEMVs at the same carveout from B = 8: alone, L2 flushed, B = 1 ctx 640 8.83 -> 8.74 us, ctx 128
 // 6.37 -> 6.24, B = 8 level; the step: backend/generator.h's kGemvCarveoutFromBatch).
-size_t short_head_smem(const DecodeAttentionParams& p, int G, int dev, int sms) {
+size_t short_head_smem(const DecodeAttentionParams& p, int G, int sms) {
   const KVCacheShape& s = p.shape;
   if (!tuning().short_heads || !p.act_bf16 || s.dtype != KVCacheDType::BF16 || G != 1 || p.append_at ||
       (int64_t)s.B * p.H > sms)
     return 0;
   const size_t bytes = s.D == 64 ? ShortHeadLayout<64>(s.max_len).bytes : ShortHeadLayout<128>(s.max_len).bytes;
-  int optin = 0;
-  CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  const int optin = tiles::max_smem_per_block();
   if (bytes > (size_t)optin) return 0;
-  static std::mutex mu;
-  static std::map<std::pair<int, int>, bool> raised;
-  const std::lock_guard<std::mutex> lock(mu);
-  if (!raised[{dev, s.D}]) {
-    const SplitKernel k = s.D == 64 ? decode_short_head_kernel<64> : decode_short_head_kernel<128>;
-    CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
-    raised[{dev, s.D}] = true;
-  }
+  if (s.D == 64) tiles::set_smem_limit_once<decode_short_head_kernel<64>>(optin);
+  else tiles::set_smem_limit_once<decode_short_head_kernel<128>>(optin);
   return bytes;
 }
 
@@ -772,7 +765,7 @@ DecodePlan plan_decode(const DecodeAttentionParams& p) {
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  if (const size_t smem = short_head_smem(p, plan.G, dev, sms); smem > 0) {
+  if (const size_t smem = short_head_smem(p, plan.G, sms); smem > 0) {
     plan.kernel = SplitKernelChoice{s.D == 64 ? decode_short_head_kernel<64> : decode_short_head_kernel<128>, kShortThreads,
                                     (int)smem, 1, s.max_len};
     plan.chunk = s.max_len;  // one split, written to the output directly

@@ -333,7 +333,7 @@ class CudaGenerator final : public Generator {
   // logits_f_ (B, V) = ln_f(rows) wte^T for the B rows at `rows`; copied to the host when out.
   void lm_head(const T* rows, float* out) {
     if (gemv_) {
-      kern::gemv(lm_head_args(rows), m_.stream, gemv_carveout_);
+      gemv(lm_head_args(rows));
       if (out) download_logits(out);
       return;
     }
@@ -381,7 +381,7 @@ class CudaGenerator final : public Generator {
     if (gemv_) {
       kern::GemvArgs head = lm_head_args(x_);
       head.argmax = decode_tokens_, head.argmax_scratch = argmax_scratch_;
-      kern::gemv(head, s, gemv_carveout_);
+      gemv(head);
     } else {
       logits_of_lnf();
     }
@@ -391,6 +391,9 @@ class CudaGenerator final : public Generator {
   // P() as bf16: only called when T is bf16.
   const bf16* W(int tensor) const { return reinterpret_cast<const bf16*>(P(tensor)); }
   static bf16* A(T* p) { return reinterpret_cast<bf16*>(p); }
+
+  // Every GEMV of the generator, at the step's carveout (gemv_carveout_).
+  void gemv(const kern::GemvArgs& g) { kern::gemv(g, m_.stream, gemv_carveout_); }
 
   kern::GemvArgs gemv_args(const T* in, int tensor_w, int tensor_b, int K, int N) const {
     kern::GemvArgs g;
@@ -412,7 +415,7 @@ class CudaGenerator final : public Generator {
       g.positions = positions_, g.cache_col0 = c.n_head * c.head_dim(), g.Hkv = c.n_kv_head, g.D = c.head_dim();
       g.max_len = L_;
     }
-    kern::gemv(g, m_.stream, gemv_carveout_);
+    gemv(g);
     return append;
   }
 
@@ -423,13 +426,13 @@ class CudaGenerator final : public Generator {
     const int C = c.n_embd;
     kern::GemvArgs proj = gemv_args(y_, lp.attproj_w, lp.attproj_b, C, C);
     proj.residual = A(x_), proj.out = A(x_);
-    kern::gemv(proj, m_.stream, gemv_carveout_);
+    gemv(proj);
     kern::GemvArgs fc = gemv_args(x_, lp.fc_w, lp.fc_b, C, 4 * C);
     fc.ln_w = W(lp.ln2_w), fc.ln_b = W(lp.ln2_b), fc.gelu = true, fc.out = A(fc_gelu_);
-    kern::gemv(fc, m_.stream, gemv_carveout_);
+    gemv(fc);
     kern::GemvArgs fcproj = gemv_args(fc_gelu_, lp.fcproj_w, lp.fcproj_b, 4 * C, C);
     fcproj.residual = A(x_), fcproj.out = A(x_);
-    kern::gemv(fcproj, m_.stream, gemv_carveout_);
+    gemv(fcproj);
   }
 
   // logits_f_ (B, V) = float(bf16(ln_f(rows) wte^T)): the vocabulary rows only (not the padding).

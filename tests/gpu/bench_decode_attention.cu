@@ -91,29 +91,28 @@ __global__ void read_kv(const int4* k, const int4* v, size_t n16, int* sink) {
 // flight per SM, it bounds what a kernel that streams the cache through shared memory could read.
 constexpr int kBulkChunk = 16 * 1024, kBulkStages = 8;
 __global__ void __launch_bounds__(32) read_kv_bulk(const uint8_t* k, const uint8_t* v, size_t bytes, int* sink) {
-  extern __shared__ __align__(128) unsigned char ring[];
-  __shared__ __align__(8) uint64_t bars[kBulkStages];
+  extern __shared__ __align__(128) unsigned char buffers[];
+  __shared__ attn::tiles::RingBarriers<kBulkStages> ring;  // (its empty barriers unused: one thread both loads and reads)
   if (threadIdx.x != 0) return;
   const size_t per = (bytes + kBulkChunk - 1) / kBulkChunk, n = 2 * per;  // chunks of K, then of V
-  auto issue = [&](size_t c, int stage) {
+  auto issue = [&](size_t c, uint32_t use) {  // chunk c into the buffer of `use`
     const uint8_t* base = c < per ? k : v;
     const size_t off = (c % per) * kBulkChunk;
     const uint32_t len = (uint32_t)std::min<size_t>(kBulkChunk, bytes - off);
-    const uint32_t bar = attn::tiles::smem_addr(&bars[stage]);
-    attn::tiles::mbar_arrive_expect_tx(bar, len);
-    attn::tiles::bulk_load(attn::tiles::smem_addr(ring + (size_t)stage * kBulkChunk), base + off, len, bar);
+    attn::tiles::mbar_arrive_expect_tx(ring.full_bar(use), len);
+    attn::tiles::bulk_load(attn::tiles::smem_addr(buffers + (size_t)ring.stage(use) * kBulkChunk), base + off, len,
+                           ring.full_bar(use));
   };
-  for (int i = 0; i < kBulkStages; ++i) attn::tiles::mbar_init(attn::tiles::smem_addr(&bars[i]), 1);
+  ring.init(1);
   attn::tiles::fence_barrier_init();
   size_t next = blockIdx.x;
-  for (int i = 0; i < kBulkStages && next < n; ++i, next += gridDim.x) issue(next, i);
+  uint32_t issued = 0;
+  for (; issued < kBulkStages && next < n; ++issued, next += gridDim.x) issue(next, issued);
   int acc = 0;
-  uint32_t use = 0;
-  for (size_t c = blockIdx.x; c < n; c += gridDim.x, ++use) {
-    const int stage = (int)(use % kBulkStages);
-    attn::tiles::mbar_wait(attn::tiles::smem_addr(&bars[stage]), (use / kBulkStages) & 1u);
-    acc ^= reinterpret_cast<const int*>(ring + (size_t)stage * kBulkChunk)[0];
-    if (next < n) issue(next, stage), next += gridDim.x;
+  for (uint32_t use = 0; use < issued; ++use) {
+    ring.wait_full(use);
+    acc ^= reinterpret_cast<const int*>(buffers + (size_t)ring.stage(use) * kBulkChunk)[0];
+    if (next < n) issue(next, issued++), next += gridDim.x;
   }
   if (acc == 0x5eed1234) *sink = acc;
 }
