@@ -703,6 +703,11 @@ int blocks_per_sm(int dev, const SplitKernelChoice& k) {
 // largest, so that an SM keeps L1 for the kernels around it (session 34, call F, H100, with the
 // GEMVs at the same carveout from B = 8: alone, L2 flushed, B = 1 ctx 640 8.83 -> 8.74 us, ctx 128
 // 6.37 -> 6.24, B = 8 level; the step: backend/generator.h's kGemvCarveoutFromBatch).
+// Tried and dropped (session 35, call A, H100, branch s35-short-cluster-dropped): a head shared by a
+// thread-block cluster of 2 or 4 blocks, their states merged through distributed shared memory,
+// the GEMVs at the clusters' smaller carveout. Alone it won only at ctx 640 (8.6 -> 8.2 us) and
+// lost at ctx 128 (6.2 -> 7.7); in the step B = 1 was level (0.244 -> 0.245 ms), B = 2 and 4
+// 2-3% slower: the attention's critical time fell 2.5 us a step and the GEMVs' rose as much.
 size_t short_head_smem(const DecodeAttentionParams& p, int G, int sms) {
   const KVCacheShape& s = p.shape;
   if (!tuning().short_heads || !p.act_bf16 || s.dtype != KVCacheDType::BF16 || G != 1 || p.append_at ||
