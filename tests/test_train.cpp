@@ -9,6 +9,7 @@
 #include "data/prepare.h"
 #include "io/safetensors.h"
 #include "train/checkpoint.h"
+#include "train/figures.h"
 #include "train/hf_gpt2.h"
 #include "test_support.h"
 #include "train/trainer.h"
@@ -81,9 +82,9 @@ TEST(Train, ResumeIsExact) {
     ASSERT_EQ(sa.size(), sb.size());
     for (const auto& [name, values] : sa) EXPECT_TRUE(values == sb.at(name)) << name << " differs after resume";
     EXPECT_EQ(losses(root / "a"), losses(root / "b"));
-    // the figure is drawn by plot.py beside this binary (the build copies it there) when matplotlib
-    // imports; else it is warned of and skipped
-    const bool can_plot = fs::exists(fs::read_symlink("/proc/self/exe").parent_path() / "plot.py") &&
+    // drawn when plot.py is beside this binary (the build copies it there) and matplotlib imports;
+    // else warned of and skipped
+    const bool can_plot = fs::exists(attn::plot_script()) &&
                           std::system("/usr/bin/python3 -c 'import matplotlib' > /dev/null 2>&1") == 0;
     if (can_plot) EXPECT_TRUE(fs::exists(root / "b" / "loss.png"));
     EXPECT_TRUE(fs::exists(root / "b" / "config.toml"));

@@ -22,11 +22,6 @@ namespace {
 // plot.py's exit codes (its docstring)
 constexpr int kDrawn = 0, kMissingMatplotlib = 3, kNothingToDraw = 4, kCannotExec = 127;
 
-fs::path plot_script() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path("plot.py") : exe.parent_path() / "plot.py";
-}
 
 std::vector<std::string> interpreters() {
   if (const char* p = std::getenv("ATTN_PYTHON"); p != nullptr && *p != '\0') return {p};
@@ -60,6 +55,12 @@ std::string figure_status_text(FigureStatus s, const std::string& data_file) {
   }
   return fmt::format("figures failed: {} ended with an error (above); the data is in {}", plot_script().string(),
                      data_file);
+}
+
+std::filesystem::path plot_script() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path("plot.py") : exe.parent_path() / "plot.py";
 }
 
 FigureStatus run_plot_script(const std::vector<std::string>& args) {

@@ -4,6 +4,7 @@
 // binary, where these functions run it. The interpreter: $ATTN_PYTHON when set, else
 // /usr/bin/python3 (Debian's python3-matplotlib), else python3 on PATH.
 #pragma once
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ enum class FigureStatus {
 
 // One line for the statuses that are not `drawn`, naming the data file that stays.
 std::string figure_status_text(FigureStatus s, const std::string& data_file);
+
+// plot.py next to the running binary (where these functions look for it).
+std::filesystem::path plot_script();
 
 // Runs plot.py with these arguments (its subcommand first).
 FigureStatus run_plot_script(const std::vector<std::string>& args);
