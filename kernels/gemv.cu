@@ -11,8 +11,7 @@
 // The 4 warps of a block split K (chunk c goes to warp c % 4, kInFlight chunks a lane in
 // flight) and add their partial tiles in a fixed order (deterministic); warp 0 applies the
 // epilogue. Blocks grid-stride over the tiles and load the next tile's weights before the
-// epilogue of the current one; with several tiles a block (the LM head) the tile after next is
-// prefetched to L2 as each tile starts. Launched with programmatic dependent launch: the first
+// epilogue of the current one. Launched with programmatic dependent launch: the first
 // tile's weights are loaded (and the rest of its rows prefetched to L2) before waiting for the
 // kernel before it, and the cache append's position is read right after the wait, beside a'.
 // Two instantiations: 8 chunks a lane in flight (96 registers, 5 blocks per SM), and 24 for
@@ -35,6 +34,9 @@
 // by 64-bit atomics into a fixed-point sum that the next GEMVs add) was correct and slower
 // (session 32, H100, branch s32-fused-mlp-dropped: B = 1 0.251 -> 0.344 ms, B = 8 0.382 -> 0.776):
 // 192 partials an output are ~147 k atomic adds a layer at B = 1, ~4 us at ~40 G a second.
+// The LM head's blocks (several tiles each) no longer prefetch the tile after next to L2: without
+// it the step was 1% faster at B = 1 and 8 (session 35, H100, call B: 0.245 -> 0.242 ms and
+// 0.344 -> 0.341 in one binary, farther ahead slower still: 0.249 at 4 tiles, 0.250 at 6).
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/common.cuh"
@@ -228,13 +230,6 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   u64 best = 0;  // argmax (warp 0): this lane's best key for row g
   for (int parity = 0; tile < tiles_n;) {
-    if (gridDim.x < tiles_n && c0 == warp) {  // a tile starts, several a block (the LM head): the one after next into L2
-      const int ahead = tile + 2 * gridDim.x;
-      const int line = threadIdx.x * kLineElems;  // a thread per 128-byte line of the tile
-      if (ahead < tiles_n && line < kTileCols * K) {
-        prefetch_l2(weight_row(p, ahead, line / K) + line % K);
-      }
-    }
 #pragma unroll
     for (int u = 0; u < kInFlight; ++u) {
       const int c = c0 + u * kGemvWarps, k = c * kChunk + t * kPackElems;
