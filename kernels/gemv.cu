@@ -35,8 +35,12 @@
 // (session 32, H100, branch s32-fused-mlp-dropped: B = 1 0.251 -> 0.344 ms, B = 8 0.382 -> 0.776):
 // 192 partials an output are ~147 k atomic adds a layer at B = 1, ~4 us at ~40 G a second.
 // The LM head's blocks (several tiles each) no longer prefetch the tile after next to L2: without
-// it the step was 1% faster at B = 1 and 8 (session 35, H100, call B: 0.245 -> 0.242 ms and
-// 0.344 -> 0.341 in one binary, farther ahead slower still: 0.249 at 4 tiles, 0.250 at 6).
+// it the step is faster (session 36, H100, call A, three rounds: B = 1 0.246 -> 0.242 ms, B = 2
+// 0.260 -> 0.255, B = 4 0.289 -> 0.285, B = 8 level at 0.340; prefetching farther ahead was slower
+// still, session 35). Also dropped (session 36, branch s36-ln-warp-rows-dropped): the layernorm
+// prologue a warp a row with the row in registers and one barrier after the wait instead of three;
+// ln_w and ln_b then load after the wait, and the step went from 0.242 to 0.266 ms at B = 1 (fc
+// 39.4 -> 56.8 us of critical path a step, qkv 45.2 -> 51.6).
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "kernels/common.cuh"

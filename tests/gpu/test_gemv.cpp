@@ -95,7 +95,7 @@ TEST(Gemv, LayernormGeluResidual) {
 // The load plans (gemv.cu): one tile of several load groups a block (fc_proj's K = 3072, in the
 // kernel that loads a whole tile at once, and K = 5128, 6000 beyond it, M = 8 at the shared
 // memory limit), and blocks of several tiles of 2 groups each (more tiles than resident blocks,
-// the tile after next prefetched to L2).
+// the LM head's form).
 TEST(Gemv, LoadPlans) {
   SKIP_WITHOUT_GPU();
   run_case({1, 40, 3072, true, true}, 21);                // 3 groups, one load
