@@ -14,7 +14,8 @@
 //     (kv ? v_cache : k_cache)[((m Hkv + g) max_len + positions[m]) D + d] (bf16 cache; skipped
 //     when positions[m] >= max_len).
 // Each of these is what the unfused path computes (layernorm, the matmul's bias/GELU epilogue,
-// residual_forward, logits_argmax, kv_cache_write), with the same roundings.
+// residual_forward, logits_argmax, kv_cache_write), with the same roundings; the layernorm's
+// variance is taken in one pass here (E[a^2] - mean^2, fp32), in two there (gemv.cu says why).
 //
 // The kernel streams W once with 16-byte loads straight into mma.sync fragments (tensor cores,
 // 8 weight rows a tile, K split over 4 warps, several loads in flight), keeps a' in shared
