@@ -22,7 +22,6 @@ namespace {
 // plot.py's exit codes (its docstring)
 constexpr int kDrawn = 0, kMissingMatplotlib = 3, kNothingToDraw = 4, kCannotExec = 127;
 
-
 std::vector<std::string> interpreters() {
   if (const char* p = std::getenv("ATTN_PYTHON"); p != nullptr && *p != '\0') return {p};
   std::vector<std::string> out;
