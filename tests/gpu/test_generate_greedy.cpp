@@ -81,21 +81,21 @@ TEST(GenerateGreedy, LogitsArgmaxMatchesMaxElementBf16) {
   check_logits_argmax<__nv_bfloat16>();
 }
 
-GPTConfig small_cfg() {
+GPTConfig small_cfg(int n_kv_head = 2) {
   GPTConfig c;
   c.vocab_size = 101, c.padded_vocab_size = 128, c.block_size = 96;
-  c.n_layer = 2, c.n_head = 4, c.n_kv_head = 2, c.n_embd = 256;
+  c.n_layer = 2, c.n_head = 4, c.n_kv_head = n_kv_head, c.n_embd = 256;
   return c;
 }
 
 std::unique_ptr<Backend> backend(const std::string& precision, bool inference_only, int max_batch = 4,
-                                 int max_seq = 96) {
+                                 int max_seq = 96, int n_kv_head = 2) {
   BackendOptions o;
   o.device = "cuda", o.precision = precision, o.max_batch = max_batch, o.max_seq = max_seq;
   o.attention.impl = "flash";
   o.inference_only = inference_only;
   o.matmul_autotune = false;  // bitwise comparisons between two backends: the same algorithms
-  return make_backend(small_cfg(), o);
+  return make_backend(small_cfg(n_kv_head), o);
 }
 
 std::vector<float> spread_params(const ParamLayout& layout, uint64_t seed) {
@@ -316,11 +316,42 @@ TEST(GenerateGreedy, PrefillReplayedEqualsLaunched) {
   }
 }
 
+// Prefill logits, decode logits and 12 greedy steps (graph replay) of a 2-layer bf16 MHA model at
+// B = 2, prompt lengths 9 and 5: the GEMV step with the short-cache attention (one block a head),
+// under the options `go` adds to.
+struct ShortCacheRun {
+  std::vector<float> prefill, decode;
+  std::vector<int32_t> steps;
+};
+ShortCacheRun run_short_cache_generator(GeneratorOptions go) {
+  auto gpu = backend("bf16", false, 4, 96, /*n_kv_head=*/4);
+  const auto params = spread_params(gpu->layout(), 81);
+  gpu->set_params(params.data());
+  const int B = 2, T = 9, V = 101;
+  std::mt19937_64 rng(82);
+  std::vector<int32_t> prompt(B * T);
+  for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
+  const std::vector<int> lengths{T, 5};
+  go.batch = B, go.max_len = T + 16, go.max_prompt = T, go.cache = KVCacheDType::BF16;
+  auto gen = gpu->make_generator(go);
+  ShortCacheRun o{std::vector<float>(B * V), std::vector<float>(B * V), std::vector<int32_t>(B * 12)};
+  gen->prefill(prompt.data(), lengths.data(), T, o.prefill.data());
+  const std::vector<int32_t> next{5, 2};
+  gen->decode(next.data(), o.decode.data());
+  gen->decode_greedy_steps(next.data(), 12, o.steps.data());
+  return o;
+}
+
+void expect_same_run(const ShortCacheRun& a, const ShortCacheRun& b) {
+  EXPECT_EQ(a.prefill, b.prefill);
+  EXPECT_EQ(a.decode, b.decode);
+  EXPECT_EQ(a.steps, b.steps);
+}
+
 // GeneratorOptions::gemv_carveout_from_batch changes how the SMs split L1 and shared memory,
-// never a value: the prefill logits, the decode logits and 12 greedy steps (graph replay) with
-// every GEMV of the step launched at the short-cache attention's carveout equal, bit for bit,
-// those with none (B = 2, GEMV path). The carveout is the short kernel's: a percentage for a short
-// bf16 cache, -1 where the split kernels run.
+// never a value: every GEMV of the step launched at the short-cache attention's carveout gives
+// the same logits and tokens, bit for bit, as none. The carveout is the short kernel's: a
+// percentage for a short bf16 cache, -1 where the split kernels run.
 TEST(GenerateGreedy, GemvCarveoutChangesNoValue) {
   SKIP_WITHOUT_GPU();
   attn::DecodeAttentionParams p;
@@ -333,34 +364,10 @@ TEST(GenerateGreedy, GemvCarveoutChangesNoValue) {
   p.shape.max_len = 40000;  // K and V past one block's shared memory: the split kernels
   EXPECT_EQ(attn::decode_attention_carveout(p), -1);
 
-  auto gpu = backend("bf16", false);
-  const auto params = spread_params(gpu->layout(), 81);
-  gpu->set_params(params.data());
-  const int B = 2, T = 9, V = 101;
-  std::mt19937_64 rng(82);
-  std::vector<int32_t> prompt(B * T);
-  for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
-  const std::vector<int> lengths{T, 5};
-  GeneratorOptions go;
-  go.batch = B, go.max_len = T + 16, go.max_prompt = T, go.cache = KVCacheDType::BF16;
-  struct Out {
-    std::vector<float> prefill, decode;
-    std::vector<int32_t> steps;
-  };
-  auto run = [&](int from_batch) {
-    go.gemv_carveout_from_batch = from_batch;
-    auto gen = gpu->make_generator(go);
-    Out o{std::vector<float>(B * V), std::vector<float>(B * V), std::vector<int32_t>(B * 12)};
-    gen->prefill(prompt.data(), lengths.data(), T, o.prefill.data());
-    const std::vector<int32_t> next{5, 2};
-    gen->decode(next.data(), o.decode.data());
-    gen->decode_greedy_steps(next.data(), 12, o.steps.data());
-    return o;
-  };
-  const Out none = run(kern::kGemvMaxRows + 1), all = run(1);
-  EXPECT_EQ(all.prefill, none.prefill);
-  EXPECT_EQ(all.decode, none.decode);
-  EXPECT_EQ(all.steps, none.steps);
+  GeneratorOptions none, all;
+  none.gemv_carveout_from_batch = kern::kGemvMaxRows + 1;
+  all.gemv_carveout_from_batch = 1;
+  expect_same_run(run_short_cache_generator(all), run_short_cache_generator(none));
 }
 
 // An inference-only bf16 backend holds only the bf16 weights: its memory is the training
