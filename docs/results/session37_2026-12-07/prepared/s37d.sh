@@ -3,7 +3,7 @@
 # l/ = branch s37-mha-lazy (its 3 commits): the split kernels' running max (and the 8-bit V-scale reference) lag: 8-bit MHA and grouped
 # kernels one warp vote a step instead of shuffle reductions and a rescale; the CUDA-core kernel a lane's own test.
 # Any GPU: 0. l's decode and cache tests; 1. bench_decode_attention m / l alternated, two rounds; 2. the int8-cache
-# step m / l. On an H200 also issue 17's headline with m: HF generate() B = 1 and 32 beside ours, cuDNN. Env LIM (s).
+# step m / l; 3. bench-generate's tables and plots with main (issue 17, acceptance 4). On an H200 also issue 17's headline with m: HF generate() B = 1 and 32 beside ours, cuDNN. Env LIM (s).
 set -uo pipefail
 O=${OUT:-/tmp/out}; W=$O/w37d; mkdir -p "$W"; t0=$SECONDS
 LIM=${LIM:-500}; left() { echo $((LIM - (SECONDS - t0))); }
@@ -29,6 +29,9 @@ done; done | tee "$W/bench.txt"; pack
 gen() { local b=$1; shift; timeout 60 $b/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 \
   --no-baseline "$@" 2>&1 | grep -E '^cached|error' | sed -E 's/ +/ /g' | cut -c1-130; }
 for r in 1; do for v in m l; do echo "== int8 step $v"; gen $v --kv-cache int8 --batches 1,8; done; done | tee "$W/step_int8.txt"; pack
+# issue 17's acceptance 4 (tables and plots regenerated, with the kernels a step) on main, on whatever card this is
+mkdir -p "$W/gen_tables"; timeout 150 m/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 \
+  --batches 1,8,32 --kv-cache bf16,int8 --out "$W/gen_tables" > "$W/gen_tables/log.txt" 2>&1; echo "tables exit $? ($((SECONDS - t0)) s)"; pack
 grep -q H200 "$W/gpu.txt" || { echo "not an H200: no headline ($((SECONDS - t0)) s)"; exit 0; }
 { echo "== before HF"; gen m --kv-cache bf16 --batches 1; gen m --kv-cache bf16 --batches 1; gen m --kv-cache bf16 --batches 32; } | tee "$W/step.txt"
 mkdir -p .deps/data && cp input.txt .deps/data/
