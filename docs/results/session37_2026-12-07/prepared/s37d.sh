@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared in session 37 (its call D, never run: no device time left). Copy to .gpucall/s37d.sh. Carry ["build-carry/s37d", ".gpucall/s37d.sh"]: m/ = main 03f1780's build (22add1a, same kernels);
-# l/ = branch s37-mha-lazy (its 3 commits): the split kernels' running max (and the 8-bit V-scale reference) lag: 8-bit MHA and grouped
+# l/ = branch s37-mha-lazy (its kernel commits, built from ae7b28d): the split kernels' running max (and the 8-bit V-scale reference) lag: 8-bit MHA and grouped
 # kernels one warp vote a step instead of shuffle reductions and a rescale; the CUDA-core kernel a lane's own test.
 # Any GPU: 0. l's decode and cache tests; 1. bench_decode_attention m / l alternated, two rounds; 2. the int8-cache
 # step m / l; 3. bench-generate's tables and plots with main (issue 17, acceptance 4). On an H200 also issue 17's headline with m: HF generate() B = 1 and 32 beside ours, cuDNN. Env LIM (s).
