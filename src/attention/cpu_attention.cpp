@@ -101,39 +101,59 @@ void dropout_probs(S* dst, const S* src, int T, size_t head_index, const Dropout
   for (size_t e = 0; e < n; ++e) dst[e] = dropout_keep(dr.key, base + e, dr.p) ? src[e] * scale : S(0);
 }
 
+// What the forward and the backward both take from a call: the sizes, the score scale and cap,
+// whether dropout is on, and the variants' arguments (args points into counts: not copyable).
+template <typename S>
+struct NaiveCall {
+  int B, T, H, Hkv, D, C, group;
+  S scale, cap;
+  bool drop;
+  std::vector<std::vector<int32_t>> counts;
+  VariantArgs args;
+  NaiveCall(const AttentionShape& shape, const AttentionOptions& opts, const int32_t* inputs,
+            const DropoutState& dropout)
+      : B(shape.B), T(shape.T), H(shape.n_head), Hkv(shape.n_kv_head), D(shape.head_dim), C(H * D),
+        group(H / Hkv), scale(S(1) / std::sqrt(static_cast<S>(D))), cap(static_cast<S>(opts.softcap)),
+        drop(dropout.p > 0.0f), args(host_variant_args(opts, inputs, B, T, counts)) {}
+  NaiveCall(const NaiveCall&) = delete;
+  NaiveCall& operator=(const NaiveCall&) = delete;
+};
+
+// kv_head(b, g, mask, in, scratch) for every (sequence b, kv head g) of the call, in parallel:
+// mask gives row i's visible keys [key_lo(i), key_hi(i)], in is sequence b's packed q/k/v, scratch
+// this thread's. The query heads of kv head g are g * group .. (g + 1) * group - 1.
+template <typename S, typename KvHead>
+void for_each_kv_head(const NaiveCall<S>& c, const S* qkv, const AttentionShape& shape, const KvHead& kv_head) {
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int task = 0; task < c.B * c.Hkv; ++task) {
+    const int b = task / c.Hkv, g = task % c.Hkv;
+    kv_head(b, g, VariantMask(c.args, b, c.T), PackedHeads<const S>(qkv, shape, b), thread_scratch<S>(c.T));
+  }
+}
+
 }  // namespace
 
 template <typename S>
 void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, const AttentionShape& shape,
                              const AttentionOptions& opts, const DropoutState& dropout, S* lse) {
   check_call(shape, opts, inputs, dropout);
-  const int B = shape.B, T = shape.T, H = shape.n_head, Hkv = shape.n_kv_head, D = shape.head_dim;
-  const int C = H * D, group = H / Hkv;
-  const S scale = S(1) / std::sqrt(static_cast<S>(D)), cap = static_cast<S>(opts.softcap);
-  const bool drop = dropout.p > 0.0f;
-  using Strided = Eigen::OuterStride<>;
-  std::vector<std::vector<int32_t>> counts;
-  const VariantArgs args = host_variant_args(opts, inputs, B, T, counts);
-
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int task = 0; task < B * Hkv; ++task) {
-    const int b = task / Hkv, g = task % Hkv;
-    Scratch<S>& scr = thread_scratch<S>(T);
-    const VariantMask mask(args, b, T);  // row i sees exactly [key_lo(i), key_hi(i)]
-    const PackedHeads<const S> in(qkv, shape, b);
+  const NaiveCall<S> call(shape, opts, inputs, dropout);
+  const int T = call.T, H = call.H, D = call.D, C = call.C, group = call.group;
+  using In = PackedHeads<const S>;
+  const auto kv_head = [&](int b, int g, const VariantMask& mask, const In& in, Scratch<S>& scr) {
     const auto K = in.k(g), V = in.v(g);
     for (int h = g * group; h < (g + 1) * group; ++h) {
       const size_t head = static_cast<size_t>(b) * H + h;
       const S slope = opts.alibi ? Alibi::slope<S>(h, H) : S(0);
       const auto Q = in.q(h);
       MatMap<S> Ph(P + head * T * T, T, T);
-      Ph.noalias() = (scale * Q) * K.transpose();
+      Ph.noalias() = (call.scale * Q) * K.transpose();
       for (int i = 0; i < T; ++i) {
         S* r = Ph.data() + static_cast<size_t>(i) * T;
         const int lo = mask.key_lo(i), hi = mask.key_hi(i);
         S mx = -std::numeric_limits<S>::infinity(), unused;
         for (int j = lo; j <= hi; ++j) {
-          r[j] = modify_score(r[j], i, j, slope, cap, &unused);
+          r[j] = modify_score(r[j], i, j, slope, call.cap, &unused);
           mx = std::max(mx, r[j]);
         }
         S sum = 0;
@@ -149,15 +169,17 @@ void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, co
         if (lse) lse[head * T + i] = mx + std::log(sum);
         for (int j = lo; j <= hi; ++j) r[j] *= inv;
       }
-      StridedMatMap<S> Y(y + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D, T, D, Strided(C));
-      if (drop) {
+      StridedMatMap<S> Y(y + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D, T, D,
+                         Eigen::OuterStride<>(C));
+      if (call.drop) {
         dropout_probs(scr.a.data(), Ph.data(), T, head, dropout);
         Y.noalias() = MatMap<S>(scr.a.data(), T, T) * V;
       } else {
         Y.noalias() = Ph * V;
       }
     }
-  }
+  };
+  for_each_kv_head(call, qkv, shape, kv_head);
 }
 
 template <typename S>
@@ -165,20 +187,10 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
                               const AttentionShape& shape, const AttentionOptions& opts,
                               const DropoutState& dropout) {
   check_call(shape, opts, inputs, dropout);
-  const int B = shape.B, T = shape.T, H = shape.n_head, Hkv = shape.n_kv_head, D = shape.head_dim;
-  const int C = H * D, group = H / Hkv;
-  const S scale = S(1) / std::sqrt(static_cast<S>(D)), cap = static_cast<S>(opts.softcap);
-  const bool drop = dropout.p > 0.0f;
-  using Strided = Eigen::OuterStride<>;
-  std::vector<std::vector<int32_t>> counts;
-  const VariantArgs args = host_variant_args(opts, inputs, B, T, counts);
-
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int task = 0; task < B * Hkv; ++task) {
-    const int b = task / Hkv, g = task % Hkv;
-    Scratch<S>& scr = thread_scratch<S>(T);
-    const VariantMask mask(args, b, T);
-    const PackedHeads<const S> in(qkv, shape, b);
+  const NaiveCall<S> call(shape, opts, inputs, dropout);
+  const int T = call.T, H = call.H, D = call.D, C = call.C, group = call.group;
+  using In = PackedHeads<const S>;
+  const auto kv_head = [&](int b, int g, const VariantMask& mask, const In& in, Scratch<S>& scr) {
     const PackedHeads<S> grad(dqkv, shape, b);
     const auto K = in.k(g), V = in.v(g);
     auto dK = grad.k(g), dV = grad.v(g);
@@ -191,17 +203,17 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
       const auto Q = in.q(h);
       auto dQ = grad.q(h);
       ConstStridedMatMap<S> dY(dy + static_cast<size_t>(b) * T * C + static_cast<size_t>(h) * D, T, D,
-                               Strided(C));
+                               Eigen::OuterStride<>(C));
       ConstMatMap<S> Ph(P + head * T * T, T, T);
       // dV += Pd^T dy;  dPd = dy V^T;  dP = dropout_backward(dPd)
-      if (drop) {
+      if (call.drop) {
         dropout_probs(A.data(), Ph.data(), T, head, dropout);
         dV.noalias() += A.transpose() * dY;
       } else {
         dV.noalias() += Ph.transpose() * dY;
       }
       dS.noalias() = dY * V.transpose();
-      if (drop) dropout_probs(dS.data(), dS.data(), T, head, dropout);
+      if (call.drop) dropout_probs(dS.data(), dS.data(), T, head, dropout);
       // softmax backward: dS = P * (dP - rowsum(P * dP))
       for (int i = 0; i < T; ++i) {
         const S* p = Ph.data() + static_cast<size_t>(i) * T;
@@ -211,21 +223,22 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
         for (int j = 0; j < T; ++j) d[j] = p[j] * (d[j] - dot);
       }
       // soft-capping backward: d s_raw = d s_capped * (1 - tanh^2(s_raw / cap)), s_raw recomputed
-      if (cap > S(0)) {
-        A.noalias() = (scale * Q) * K.transpose();
+      if (call.cap > S(0)) {
+        A.noalias() = (call.scale * Q) * K.transpose();
         for (int i = 0; i < T; ++i) {
           for (int j = mask.key_lo(i); j <= mask.key_hi(i); ++j) {
             S dfac;
-            modify_score(A(i, j), i, j, slope, cap, &dfac);
+            modify_score(A(i, j), i, j, slope, call.cap, &dfac);
             dS(i, j) *= dfac;
           }
         }
       }
       // dQ = dS K / sqrt(D);  dK += dS^T Q / sqrt(D)
-      dQ.noalias() = (scale * dS) * K;
-      dK.noalias() += (scale * dS.transpose()) * Q;
+      dQ.noalias() = (call.scale * dS) * K;
+      dK.noalias() += (call.scale * dS.transpose()) * Q;
     }
-  }
+  };
+  for_each_kv_head(call, qkv, shape, kv_head);
 }
 
 template void naive_attention_forward<float>(float*, float*, const float*, const int32_t*, const AttentionShape&,

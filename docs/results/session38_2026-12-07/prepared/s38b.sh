@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 38, call B: issue 17's headline on an H200 with main (m/ = main 03f1780's build, the same kernels as 7e8fc73).
-# Exits at once on any other card. HF generate() B = 1 and 32 (static cache + torch.compile) beside ours before and
+# Any card: main's generation / GEMV tests (t/ = main 7e8fc73's attn_gpu_tests); then only on an H200: HF generate() B = 1 and 32 (static cache + torch.compile) beside ours before and
 # after; the decode rows and cuDNN; the B = 1 step's profile. Carry ["build-carry/s38b", ".gpucall/s38b.sh"]. Env LIM (s).
 set -uo pipefail
 O=${OUT:-/tmp/out}; W=$O/w38b; mkdir -p "$W"; t0=$SECONDS
@@ -8,8 +8,12 @@ LIM=${LIM:-500}; left() { echo $((LIM - (SECONDS - t0))); }
 pack() { tar czf "$O/s38b.tgz.part" -C "$W" . && mv "$O/s38b.tgz.part" "$O/s38b.tgz"; }
 trap pack EXIT
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader | tee "$W/gpu.txt"
-grep -q H200 "$W/gpu.txt" || { echo "not an H200: nothing to do"; exit 0; }
 tar xzf build-carry/s38b/bins.tgz || { echo "untar failed"; exit 1; }
+# Any card: main 7e8fc73's generation and GEMV tests (GenerateGreedy.GemvCarveoutChangesNoValue's inline form has not run on a GPU).
+timeout 90 t/attn_gpu_tests --gtest_filter='GenerateGreedy*:Gemv*:Generate*' > "$W/tests_t.log" 2>&1
+echo "t tests exit $? $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]|^\[  SKIPPED \] [0-9]' "$W/tests_t.log" | tr '\n' ' ') ($((SECONDS - t0)) s)"
+grep -E '^\[  FAILED|Failure' "$W/tests_t.log" | head -10; pack
+grep -q H200 "$W/gpu.txt" || { echo "not an H200: no headline"; exit 0; }
 gen() { local b=$1; shift; timeout 60 $b/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 \
   --no-baseline "$@" 2>&1 | grep -E '^cached|error' | sed -E 's/ +/ /g' | cut -c1-150; }
 { echo "== before HF"; gen m --kv-cache bf16 --batches 1; gen m --kv-cache bf16 --batches 1; gen m --kv-cache bf16 --batches 32; } | tee "$W/step.txt"
@@ -19,12 +23,12 @@ m/attnlab train -c configs/gpt2_124m.toml --data.inputs='[".deps/data/input.txt"
 m/attnlab export-hf runs/hf_g2 runs/hf_g2_export >> "$W/hf.log" 2>&1
 hf() { local b=$1 T=$2 R=$3; echo "HF B=$b gets $T s"; [ "$T" -gt 60 ] && timeout $T python3 scripts/hf_generate.py generate --hf runs/hf_g2_export \
   --vocab 50257 --batch $b --prompt 128 --new 512 --modes static --repeats $R --timeout $((T - 5)) 2>>"$W/hf.log" | tee -a "$W/hf_generate.json"; }
-T=$(( $(left) - 200 )); [ "$T" -gt 180 ] && T=180; hf 1 $T 3
+T=$(( $(left) - 70 )); [ "$T" -gt 150 ] && T=150; hf 1 $T 3
 { echo "== after HF B=1"; gen m --kv-cache bf16 --batches 1; gen m --kv-cache bf16 --batches 1; } | tee -a "$W/step.txt"; pack
 timeout 25 m/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 32,12,12,64,4096,bf16 --shape 1,12,4,64,32768,bf16 --shape 1,12,1,64,32768,bf16 \
   --shape 1,32,8,128,32768,bf16 --shape 1,12,12,64,32768,fp8 --shape 1,12,12,64,32768,int8 --shape 32,12,12,64,4096,fp8 --shape 32,12,12,64,4096,int8 > "$W/decode.jsonl" 2>&1
 timeout 30 python3 scripts/bench_decode_sdpa.py --shape 32,12,64,4096 --shape 1,12,64,32768 > "$W/sdpa.txt" 2>&1; grep -h cudnn "$W/sdpa.txt" | cut -c1-150; pack
-T=$(( $(left) - 40 )); [ "$T" -gt 150 ] && T=150; hf 32 $T 2
+T=$(( $(left) - 30 )); [ "$T" -gt 150 ] && T=150; hf 32 $T 2
 { echo "== after HF B=32"; gen m --kv-cache bf16 --batches 32; } | tee -a "$W/step.txt"; pack
 [ "$(left)" -gt 25 ] && { mkdir -p "$W/p1m"; timeout 20 m/attnlab bench-generate -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 \
   --no-baseline --batches 1 --kv-cache bf16 --profile --out "$W/p1m" > "$W/p1m/log.txt" 2>&1; }
