@@ -101,33 +101,32 @@ void dropout_probs(S* dst, const S* src, int T, size_t head_index, const Dropout
   for (size_t e = 0; e < n; ++e) dst[e] = dropout_keep(dr.key, base + e, dr.p) ? src[e] * scale : S(0);
 }
 
-// What the forward and the backward both take from a call: the sizes, the score scale and cap,
-// whether dropout is on, and the variants' arguments (args points into counts: not copyable).
+// What the forward and the backward both derive from a call beyond its shape: the score scale and
+// cap, whether dropout is on, and the variants' arguments (args points into counts: not copyable).
 template <typename S>
 struct NaiveCall {
-  int B, T, H, Hkv, D, C, group;
   S scale, cap;
   bool drop;
   std::vector<std::vector<int32_t>> counts;
   VariantArgs args;
   NaiveCall(const AttentionShape& shape, const AttentionOptions& opts, const int32_t* inputs,
             const DropoutState& dropout)
-      : B(shape.B), T(shape.T), H(shape.n_head), Hkv(shape.n_kv_head), D(shape.head_dim), C(H * D),
-        group(H / Hkv), scale(S(1) / std::sqrt(static_cast<S>(D))), cap(static_cast<S>(opts.softcap)),
-        drop(dropout.p > 0.0f), args(host_variant_args(opts, inputs, B, T, counts)) {}
+      : scale(S(1) / std::sqrt(static_cast<S>(shape.head_dim))), cap(static_cast<S>(opts.softcap)),
+        drop(dropout.p > 0.0f), args(host_variant_args(opts, inputs, shape.B, shape.T, counts)) {}
   NaiveCall(const NaiveCall&) = delete;
   NaiveCall& operator=(const NaiveCall&) = delete;
 };
 
-// kv_head(b, g, mask, in, scratch) for every (sequence b, kv head g) of the call, in parallel:
-// mask gives row i's visible keys [key_lo(i), key_hi(i)], in is sequence b's packed q/k/v, scratch
-// this thread's. The query heads of kv head g are g * group .. (g + 1) * group - 1.
+// kv_head(b, g, mask, in, scratch) for every (sequence b, kv head g), in parallel: mask gives row
+// i's visible keys [key_lo(i), key_hi(i)], in is sequence b's packed q/k/v, scratch this thread's.
+// The query heads of kv head g are g * group .. (g + 1) * group - 1, group = n_head / n_kv_head.
 template <typename S, typename KvHead>
-void for_each_kv_head(const NaiveCall<S>& c, const S* qkv, const AttentionShape& shape, const KvHead& kv_head) {
+void for_each_kv_head(const AttentionShape& shape, const VariantArgs& args, const S* qkv, const KvHead& kv_head) {
+  const int T = shape.T, Hkv = shape.n_kv_head;
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int task = 0; task < c.B * c.Hkv; ++task) {
-    const int b = task / c.Hkv, g = task % c.Hkv;
-    kv_head(b, g, VariantMask(c.args, b, c.T), PackedHeads<const S>(qkv, shape, b), thread_scratch<S>(c.T));
+  for (int task = 0; task < shape.B * Hkv; ++task) {
+    const int b = task / Hkv, g = task % Hkv;
+    kv_head(b, g, VariantMask(args, b, T), PackedHeads<const S>(qkv, shape, b), thread_scratch<S>(T));
   }
 }
 
@@ -138,7 +137,7 @@ void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, co
                              const AttentionOptions& opts, const DropoutState& dropout, S* lse) {
   check_call(shape, opts, inputs, dropout);
   const NaiveCall<S> call(shape, opts, inputs, dropout);
-  const int T = call.T, H = call.H, D = call.D, C = call.C, group = call.group;
+  const int T = shape.T, H = shape.n_head, D = shape.head_dim, C = H * D, group = H / shape.n_kv_head;
   using In = PackedHeads<const S>;
   const auto kv_head = [&](int b, int g, const VariantMask& mask, const In& in, Scratch<S>& scr) {
     const auto K = in.k(g), V = in.v(g);
@@ -179,7 +178,7 @@ void naive_attention_forward(S* y, S* P, const S* qkv, const int32_t* inputs, co
       }
     }
   };
-  for_each_kv_head(call, qkv, shape, kv_head);
+  for_each_kv_head(shape, call.args, qkv, kv_head);
 }
 
 template <typename S>
@@ -188,7 +187,7 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
                               const DropoutState& dropout) {
   check_call(shape, opts, inputs, dropout);
   const NaiveCall<S> call(shape, opts, inputs, dropout);
-  const int T = call.T, H = call.H, D = call.D, C = call.C, group = call.group;
+  const int T = shape.T, H = shape.n_head, D = shape.head_dim, C = H * D, group = H / shape.n_kv_head;
   using In = PackedHeads<const S>;
   const auto kv_head = [&](int b, int g, const VariantMask& mask, const In& in, Scratch<S>& scr) {
     const PackedHeads<S> grad(dqkv, shape, b);
@@ -238,7 +237,7 @@ void naive_attention_backward(S* dqkv, const S* dy, const S* qkv, const S* P, co
       dK.noalias() += (call.scale * dS.transpose()) * Q;
     }
   };
-  for_each_kv_head(call, qkv, shape, kv_head);
+  for_each_kv_head(shape, call.args, qkv, kv_head);
 }
 
 template void naive_attention_forward<float>(float*, float*, const float*, const int32_t*, const AttentionShape&,
