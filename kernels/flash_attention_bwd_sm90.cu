@@ -99,6 +99,7 @@ struct BwdSm90Cfg {
   static constexpr int kConsumerThreads = kConsumerWarpgroups * tiles::kWarpgroupThreads;
   static constexpr int BC = kConsumerWarpgroups * tiles::kWgmmaM;  // 128 keys per block
   static constexpr int BR = BR_;                                     // query rows per stage
+  static constexpr int kHeadDim = D;
   static constexpr int kStages = 2;                                  // Q / dO ring depth (3 measured no faster)
   static constexpr int kThreads = (1 + kConsumerWarpgroups) * tiles::kWarpgroupThreads;
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
@@ -265,9 +266,337 @@ __device__ __forceinline__ void bwd_probs_general(const float (&s)[4 * NQ], cons
   }
 }
 
+// One block's steps: every query head h of kv head g's group against every query block of
+// [qb0, qb0 + nper) (the blocks that see the key block), head-major. Both roles walk them in this
+// order; step `it` uses ring stage it % kStages, whose barriers are then at phase parity.
+template <int BR, int kStages>
+struct BwdSteps {
+  int g, G, qb0, nper, total;
+  struct Step {
+    int stage;
+    uint32_t parity;
+    int h, q0;
+  };
+  __device__ __forceinline__ Step operator[](int it) const {
+    return {it % kStages, (uint32_t)(it / kStages) & 1u, g * G + it / nper, (qb0 + it % nper) * BR};
+  }
+};
+
+// Producer, warp 0 of warpgroup 0. Lane 0 loads K and V once (one barrier), then for each step
+// waits for a free stage and issues the TMA loads of Q_i and dO_i into it; the 32 lanes copy
+// lse_i log2e and Dsum_i into the stage (rows >= T: lse = +inf so P = 0, Dsum = 0) and each
+// arrives on the stage's full barrier (32 arrivals + the TMA bytes complete a phase).
+template <class Cfg>
+__device__ __forceinline__ void bwd_produce(const BwdSm90Args& a, BwdSm90Barriers<Cfg::kStages>& bars, uint32_t smem,
+                                            float* sLse, float* sDsum, const BwdSteps<Cfg::BR, Cfg::kStages>& steps,
+                                            int k0, int b, int T, int H) {
+  using KVTile = typename Cfg::KVTile;
+  using QTile = typename Cfg::QTile;
+  constexpr int BR = Cfg::BR;
+  const FlashAttentionParams& f = a.p.fwd;
+  const int lane = tiles::lane_index();
+  if (lane == 0) {
+    const uint32_t kv_full = tiles::smem_addr(&bars.kv_full);
+    tiles::tma_prefetch(&a.q.map);
+    tiles::tma_prefetch(&a.dO.map);
+    tiles::tma_prefetch(&a.k.map);
+    tiles::tma_prefetch(&a.v.map);
+    tiles::mbar_arrive_expect_tx(kv_full, 2 * KVTile::kBytes);
+    const KVTile sK{smem + Cfg::kKOffset}, sV{smem + Cfg::kVOffset};
+    sK.load(a.k, kv_full, k0, steps.g, b);
+    sV.load(a.v, kv_full, k0, steps.g, b);
+  }
+  for (int it = 0; it < steps.total; ++it) {
+    const auto step = steps[it];
+    const uint32_t full = tiles::smem_addr(&bars.full[step.stage]);
+    tiles::mbar_wait(tiles::smem_addr(&bars.empty[step.stage]), step.parity ^ 1u);
+    if (lane == 0) {
+      mbar_expect_tx(full, 2 * QTile::kBytes);
+      const QTile sQ{smem + Cfg::kQOffset + step.stage * QTile::kBytes};
+      const QTile sdO{smem + Cfg::kdOOffset + step.stage * QTile::kBytes};
+      sQ.load(a.q, full, step.q0, step.h, b);
+      sdO.load(a.dO, full, step.q0, step.h, b);
+    }
+    const int64_t rbase = ((int64_t)b * H + step.h) * T;
+    for (int r = lane; r < BR; r += tiles::kWarpSize) {
+      const int q = step.q0 + r;
+      sLse[step.stage * BR + r] = q < T ? f.lse[rbase + q] * kLog2e : INFINITY;
+      sDsum[step.stage * BR + r] = q < T ? a.dsum[rbase + q] : 0.f;
+    }
+    tiles::mbar_arrive(full);  // release: this lane's stores are seen after the phase completes
+  }
+}
+
+// S^T = K_w Q_i^T, dP^T = V_w dO_i^T (64 keys x BR queries each, from shared memory), issued as
+// two commit groups: P^T can be computed while dP^T still runs.
+template <class Cfg>
+__device__ __forceinline__ void issue_s_dp(tiles::AccFragment<Cfg::BR>& s, tiles::AccFragment<Cfg::BR>& dp,
+                                           const typename Cfg::KVTile& sK, const typename Cfg::KVTile& sV,
+                                           const typename Cfg::QTile& sQ, const typename Cfg::QTile& sdO, int wg_key0) {
+  constexpr int BR = Cfg::BR, KD = Cfg::kHeadDim / tiles::kWgmmaK;
+  s.fence();
+  dp.fence();
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < KD; ++kk) wgmma_ss<BR, 0, 0>(s.v, sK.k_major_desc(wg_key0, kk), sQ.k_major_desc(0, kk), kk > 0);
+  wg_commit();
+#pragma unroll
+  for (int kk = 0; kk < KD; ++kk)
+    wgmma_ss<BR, 0, 0>(dp.v, sV.k_major_desc(wg_key0, kk), sdO.k_major_desc(0, kk), kk > 0);
+  wg_commit();
+  s.fence();
+  dp.fence();
+}
+
+// Where this consumer thread sits in its block: keys [64 cw, 64 cw + 64) of the block are its
+// warpgroup's, 16 of them its warp's, key_lo and key_lo + 8 its own.
+struct BwdThread {
+  int cw, wl, lane;
+  int k0, wg_key0, warp_key0, key_lo;
+  __device__ __forceinline__ BwdThread(int k0_)
+      : cw(tiles::warpgroup_index() - 1), wl(tiles::warp_in_warpgroup()), lane(tiles::lane_index()), k0(k0_),
+        wg_key0(cw * tiles::kWgmmaM), warp_key0(k0_ + wg_key0 + wl * tiles::kWarpRows), key_lo(warp_key0 + lane / 4) {}
+};
+
+// Plain kinds (full, causal). P^T = exp2(S^T sl2 - lse log2e) once S^T is done (s becomes P^T,
+// pa its bf16), then dS^T = P^T (dP^T - Dsum) once dP^T is (dp becomes dS^T, da its bf16). Per
+// warp (16 keys) the tile needs a mask only where it reaches past the diagonal or past T.
+template <class Cfg, bool CAUSAL>
+__device__ __forceinline__ void bwd_probs_plain(tiles::AccFragment<Cfg::BR>& s, tiles::AccFragment<Cfg::BR>& dp,
+                                                tiles::AFragment<Cfg::BR>& pa, tiles::AFragment<Cfg::BR>& da,
+                                                const float* sL, const float* sDs, const BwdThread& th, int q0, int T,
+                                                float sl2) {
+  constexpr int NQ = Cfg::BR / 8;
+  const int lane = th.lane, key_lo = th.key_lo;
+  wg_wait<1>();
+  s.fence();
+  const bool need_mask = th.k0 + Cfg::BC > T || (CAUSAL && th.warp_key0 + tiles::kWarpRows - 1 > q0);
+  // Masked element: key >= T, or key - q = causal_lim' + 8 (e >> 1) - 8 n - (e & 1) > 0.
+  const bool key_lo_out = key_lo >= T, key_hi_out = key_lo + 8 >= T;
+  const int causal_lim = q0 + 2 * (lane & 3) - key_lo;
+  auto probs = [&](auto mask_on) {
+    constexpr bool MASK = decltype(mask_on)::value;
+#pragma unroll
+    for (int n = 0; n < NQ; ++n) {
+      const int qc = n * 8 + 2 * (lane & 3);
+      const float2 L = *reinterpret_cast<const float2*>(sL + qc);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float pv = fast_exp2(fmaf(s.v[4 * n + e], sl2, -((e & 1) ? L.y : L.x)));
+        if constexpr (MASK) {  // key = key_lo + 8 (e >> 1), q = q0 + qc + (e & 1)
+          if (((e >> 1) ? key_hi_out : key_lo_out) || (CAUSAL && 8 * (e >> 1) - 8 * n - (e & 1) > causal_lim)) pv = 0.f;
+        }
+        s.v[4 * n + e] = pv;
+      }
+    }
+  };
+  if (need_mask)
+    probs(std::true_type{});
+  else
+    probs(std::false_type{});
+  pa.from(s);
+
+  wg_wait<0>();
+  dp.fence();
+#pragma unroll
+  for (int n = 0; n < NQ; ++n) {
+    const float2 Dd = *reinterpret_cast<const float2*>(sDs + n * 8 + 2 * (lane & 3));
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dp.v[4 * n + e] = s.v[4 * n + e] * (dp.v[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
+  }
+  da.from(dp);
+}
+
+// dS^T (bf16, da) -> shared memory: rows = keys; for the transposed dQ split dS, rows = queries.
+template <class Cfg>
+__device__ __forceinline__ void store_ds(const typename Cfg::DsTile& sdS, const tiles::AFragment<Cfg::BR>& da,
+                                         const BwdThread& th) {
+  constexpr int BR = Cfg::BR;
+  const int lane = th.lane;
+  if constexpr (Cfg::kDqSplit == DqSplit::kTransposed) {
+    // dS (row = query): register j of k-step kk is the 8 x 8 piece keys warp_row + 8 (j & 1) + 0..7,
+    // queries 16 kk + 8 (j >> 1) + 0..7 (the A fragment's layout); stmatrix .trans stores it as 8
+    // query rows of one 16-byte key chunk. Lane 8j + i addresses query row i of piece j.
+    const int j = lane / 8, i = lane % 8;
+    const int key_chunk = (th.wg_key0 + th.wl * tiles::kWarpRows) / 8 + (j & 1);
+#pragma unroll
+    for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
+      stsm_x4_t(sdS.chunk_addr(tiles::kWgmmaK * kk + 8 * (j >> 1) + i, key_chunk), da.v[kk]);
+  } else {
+    const int row = th.wg_key0 + th.wl * tiles::kWarpRows + lane / 4;
+#pragma unroll
+    for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk) + (lane & 3) * 4),
+                     "r"(da.v[kk][r])
+                     : "memory");
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk + 1) + (lane & 3) * 4),
+                     "r"(da.v[kk][2 + r])
+                     : "memory");
+      }
+  }
+}
+
+// This consumer's part of dQ_i = dS K (transposed split: dQ_i^T = K^T dS), issued as one commit
+// group: A MN-major (its contraction index, the key, runs down the tile's rows); B too, except dS.
+template <class Cfg>
+__device__ __forceinline__ void issue_dq_part(float (&acc)[Cfg::kDqN / 2], const typename Cfg::DsTile& sdS,
+                                              const typename Cfg::KVTile& sK, int cw) {
+  using KVTile = typename Cfg::KVTile;
+  using DsTile = typename Cfg::DsTile;
+  constexpr int D = Cfg::kHeadDim;
+  constexpr DqSplit kSplit = Cfg::kDqSplit;
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < Cfg::BC / tiles::kWgmmaK; ++kk) {
+    uint64_t da_desc, db_desc;
+    if constexpr (kSplit == DqSplit::kTransposed) {  // A = K^T (columns d of block cw), B = dS (K-major)
+      da_desc = wg_desc(sK.base + cw * KVTile::kBlockBytes + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
+                        tiles::kSwizzleAtomBytes);
+      db_desc = sdS.k_major_desc(0, kk);
+    } else {  // A = dS (query-major view of dS^T), B = K
+      const uint32_t ds_col = kSplit == DqSplit::kRows ? cw * DsTile::kBlockBytes : 0;  // queries [64 cw, ..)
+      const uint32_t k_col = kSplit == DqSplit::kRows                   ? 0
+                             : D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes
+                                                             : cw * 64;
+      da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes, tiles::kSwizzleAtomBytes);
+      db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes, tiles::kSwizzleAtomBytes);
+    }
+    wgmma_ss<Cfg::kDqN, 1, kSplit == DqSplit::kTransposed ? 0 : 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
+  }
+  wg_commit();
+  wg_fence_regs(acc);
+}
+
+// The transposed split's dQ_i^T part (rows d, columns queries) -> the row-major fp32 tile sDqf
+// (BR x D). Accumulator element 4n + e: d = 64 cw + 16 wl + g + 8 half(e), query 8n + 2t + (e & 1)
+// (g = lane / 4, t = lane % 4). A row of the tile is D * 4 bytes, so the bank is d's alone and a
+// warp's 16 rows d reach 16 banks: 2-way at best. The threads of odd t store their second row d
+// first so that a store reaches all 16 (the 4 threads of a quad would hit one bank).
+template <class Cfg>
+__device__ __forceinline__ void stage_dq_transposed(float* sDqf, const float (&acc)[Cfg::kDqN / 2],
+                                                    const BwdThread& th) {
+  constexpr int D = Cfg::kHeadDim, NQ = Cfg::BR / 8;
+  const int t = th.lane & 3;
+  const int dcol = th.cw * tiles::kWgmmaM + th.wl * tiles::kWarpRows + th.lane / 4;
+#pragma unroll
+  for (int n = 0; n < NQ; ++n)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        // x = acc[4n + 2r + c], with compile-time indices (a select; a run-time index would put acc in local memory)
+        const int r = j ^ (t & 1);
+        const float x = (t & 1) ? acc[4 * n + 2 * (j ^ 1) + c] : acc[4 * n + 2 * j + c];
+        sDqf[(8 * n + 2 * t + c) * D + dcol + 8 * r] = x;
+      }
+}
+
+// The row (kRows) or column (kCols) split's dQ_i part -> the row-major fp32 tile sDqf (BR x D, one
+// bulk copy), whose rows are D * 4 bytes apart: the same banks. Accumulator element (row, col) of
+// this thread: rows qrow0 + 16 wl + g (+ 8), columns col0 + 8n + 2 (lane % 4) (+ 1), g = lane / 4.
+// So that the 8 rows of a warp's store hit different banks, row g stores its column blocks
+// rotated by g: store step j writes column block (j + g) mod 8, which the caller has rotated into
+// register block j.
+template <class Cfg>
+__device__ __forceinline__ void stage_dq_rotated(float* sDqf, const float (&acc)[Cfg::kDqN / 2], const BwdThread& th) {
+  constexpr int D = Cfg::kHeadDim, NB = Cfg::kDqN / 8;
+  constexpr DqSplit kSplit = Cfg::kDqSplit;
+  const int cw = th.cw, wl = th.wl, lane = th.lane, g8 = lane / 4;
+  const int qrow0 = kSplit == DqSplit::kRows ? cw * tiles::kWgmmaM : 0;
+  const int col0 = kSplit == DqSplit::kRows ? 0 : cw * (D / 2);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = qrow0 + wl * tiles::kWarpRows + g8 + 8 * r;
+#pragma unroll
+    for (int j = 0; j < NB; ++j) {
+      const int col = col0 + ((j + g8) % NB) * 8 + 2 * (lane & 3);
+      *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * j + 2 * r], acc[4 * j + 2 * r + 1]);
+    }
+  }
+}
+
+// Epilogue, copy-out: the warp's rows < T of the staged dK, dV tiles (bf16 in sK, sV) as
+// 16-byte stores.
+template <class Cfg>
+__device__ __forceinline__ void copy_out_dk_dv(const typename Cfg::KVTile& sK, const typename Cfg::KVTile& sV,
+                                               const FlashAttentionBackwardParams& p, int g, int b, int k0,
+                                               int warp_row0, int T, int lane) {
+  constexpr int D = Cfg::kHeadDim;
+  __nv_bfloat16* dKg = static_cast<__nv_bfloat16*>(p.dk) + b * p.dk_batch_stride + g * D;
+  __nv_bfloat16* dVg = static_cast<__nv_bfloat16*>(p.dv) + b * p.dv_batch_stride + g * D;
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = 0; i < tiles::kWarpRows * CH / tiles::kWarpSize; ++i) {
+    const int idx = lane + i * tiles::kWarpSize;
+    const int row = warp_row0 + idx / CH, c = idx % CH;
+    if (k0 + row < T) {
+      uint4 x, y;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w)
+                   : "r"(sK.chunk_addr(row, c))
+                   : "memory");
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(y.x), "=r"(y.y), "=r"(y.z), "=r"(y.w)
+                   : "r"(sV.chunk_addr(row, c))
+                   : "memory");
+      *reinterpret_cast<uint4*>(dKg + (int64_t)(k0 + row) * p.dk_token_stride + c * 8) = x;
+      *reinterpret_cast<uint4*>(dVg + (int64_t)(k0 + row) * p.dv_token_stride + c * 8) = y;
+    }
+  }
+}
+
+// Epilogue, staging: dK * scale and dV to bf16 in the (then free) K / V tiles, this thread's rows
+// of the accumulators' layout.
+template <class Cfg>
+__device__ __forceinline__ void stage_dk_dv(const tiles::AccFragment<Cfg::kHeadDim>& dk,
+                                            const tiles::AccFragment<Cfg::kHeadDim>& dv, const typename Cfg::KVTile& sK,
+                                            const typename Cfg::KVTile& sV, const FlashAttentionParams& f, int wg_key0,
+                                            int lane) {
+  const int row0 = wg_key0 + dk.row0();
+#pragma unroll
+  for (int n = 0; n < Cfg::kHeadDim / 8; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t off = sK.chunk_addr(row0 + 8 * r, n) - sK.base + (lane & 3) * 4;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sK.base + off),
+                   "r"(pack_bf16(dk.v[4 * n + 2 * r] * f.scale, dk.v[4 * n + 2 * r + 1] * f.scale))
+                   : "memory");
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sV.base + off),
+                   "r"(pack_bf16(dv.v[4 * n + 2 * r], dv.v[4 * n + 2 * r + 1]))
+                   : "memory");
+    }
+}
+
+// Attention dropout in the backward: keep bit i of this thread's element i of the 64 x BR tile
+// (element 4n + e: key key_lo + 8 (e >> 1), query q0 + 8n + 2 (lane % 4) + (e & 1), as in
+// bwd_probs_general), drawn by rolled loops, one word each: the hash's temporaries, not 64 of
+// them, beside the live accumulators.
+template <int BR>
+__device__ __forceinline__ void draw_keep_bits(uint32_t (&keep_bits)[(BR / 2 + 31) / 32], const FlashDropout& drop,
+                                               int q0, int key_lo, int lane) {
+  constexpr int kElems = BR / 2;
+#pragma unroll
+  for (int w = 0; w < (kElems + 31) / 32; ++w) {
+    uint32_t bits = 0;
+#pragma unroll 1
+    for (int i = 32 * w; i < min(kElems, 32 * w + 32); ++i) {
+      const int n = i / 4, e = i % 4;
+      if (drop.mult(q0 + n * 8 + 2 * (lane & 3) + (e & 1), key_lo + ((e >> 1) << 3)) != 0.f) bits |= 1u << (i % 32);
+    }
+    keep_bits[w] = bits;
+  }
+}
+
 // DROPOUT: attention dropout (general kind only, a kernel of its own: registers). DQ: dQ_i = dS K
 // added into the fp32 workspace (atomic mode); false: the deterministic mode's main pass (dK, dV
 // only; dQ by flash_bwd_dq_bf16_kernel afterwards).
+// A consumer's step: wait full -> issue_s_dp -> P^T, dS^T (bwd_probs_plain, or the general kind's
+// loops) -> store_ds -> dV GEMM -> issue_dq_part, dK GEMM -> stage the dQ part -> bulk reduction ->
+// release the stage. The phases are functions only where that left the machine code byte for
+// byte the same (scripts/device_code_diff.sh); the general kind's probabilities and the dQ part's
+// register rotation stay inline, as extracted they came out in another register allocation.
 template <int D, MaskKind MK, bool DROPOUT, bool DQ>
 __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThreads, 1)
     flash_bwd_sm90_kernel(const __grid_constant__ BwdSm90Args a) {
@@ -275,7 +604,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
   constexpr bool GENERAL = MK == MaskKind::kGeneral;
   using Cfg = BwdSm90Cfg<D, bwd_query_rows<D, MK>()>;
-  constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NQ = BR / 8;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, NQ = BR / 8;
   constexpr int kStages = Cfg::kStages;
   using KVTile = typename Cfg::KVTile;
   using QTile = typename Cfg::QTile;
@@ -297,7 +626,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
   const FlashMask mask = flash_mask<GENERAL>(f, b);
   const int2 qr = query_block_range<BR, BC, MK>(mask, k0, T);
   const int nper = qr.y - qr.x;  // >= 1 for the plain kinds (k0 < T); general: may be 0
-  const int total = G * nper;    // (head, query block) steps, head-major
+  const BwdSteps<BR, kStages> steps{g, G, qr.x, nper, G * nper};
 
   if (GENERAL && threadIdx.x < BC) {  // the queries that see each key of the block (keys >= T: none)
     const int j = k0 + threadIdx.x;
@@ -313,57 +642,19 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
   }
   __syncthreads();  // the only block-wide barrier (sRange visible): the producer warpgroup leaves early
 
-  const KVTile sK{smem + Cfg::kKOffset}, sV{smem + Cfg::kVOffset};
-  const uint32_t kv_full = tiles::smem_addr(&bars.kv_full);
-
-  // ---------------------------------------------------------------------------- producer
   if (tiles::warpgroup_index() == 0) {
     tiles::warpgroup_release_registers<Cfg::kProducerRegs>();
-    if (threadIdx.x >= tiles::kWarpSize) return;
-    const int lane = tiles::lane_index();
-    if (lane == 0) {
-      tiles::tma_prefetch(&a.q.map);
-      tiles::tma_prefetch(&a.dO.map);
-      tiles::tma_prefetch(&a.k.map);
-      tiles::tma_prefetch(&a.v.map);
-      tiles::mbar_arrive_expect_tx(kv_full, 2 * KVTile::kBytes);
-      sK.load(a.k, kv_full, k0, g, b);
-      sV.load(a.v, kv_full, k0, g, b);
-    }
-    for (int it = 0; it < total; ++it) {
-      const int st = it % kStages;
-      const uint32_t parity = (it / kStages) & 1u;
-      const int h = g * G + it / nper, q0 = (qr.x + it % nper) * BR;
-      const uint32_t full = tiles::smem_addr(&bars.full[st]);
-      tiles::mbar_wait(tiles::smem_addr(&bars.empty[st]), parity ^ 1u);
-      if (lane == 0) {
-        mbar_expect_tx(full, 2 * QTile::kBytes);
-        const QTile sQ{smem + Cfg::kQOffset + st * QTile::kBytes};
-        const QTile sdO{smem + Cfg::kdOOffset + st * QTile::kBytes};
-        sQ.load(a.q, full, q0, h, b);
-        sdO.load(a.dO, full, q0, h, b);
-      }
-      const int64_t rbase = ((int64_t)b * H + h) * T;
-      for (int r = lane; r < BR; r += tiles::kWarpSize) {
-        const int q = q0 + r;
-        sLse[st * BR + r] = q < T ? f.lse[rbase + q] * kLog2e : INFINITY;
-        sDsum[st * BR + r] = q < T ? a.dsum[rbase + q] : 0.f;
-      }
-      tiles::mbar_arrive(full);  // release: this lane's stores are seen after the phase completes
-    }
+    if (threadIdx.x < tiles::kWarpSize) bwd_produce<Cfg>(a, bars, smem, sLse, sDsum, steps, k0, b, T, H);
     return;
   }
 
   // ---------------------------------------------------------------------------- consumers
   tiles::warpgroup_claim_registers<Cfg::kConsumerRegs>();
-  const int cw = tiles::warpgroup_index() - 1;  // keys [64 cw, 64 cw + 64) of the block
-  const int wl = tiles::warp_in_warpgroup(), lane = tiles::lane_index();
-  const int ctid = threadIdx.x - tiles::kWarpgroupThreads;  // 0 .. 255
-  const bool dq_issuer = ctid == 0;                        // issues the bulk dQ reductions
+  const BwdThread th(k0);
+  const int cw = th.cw, wl = th.wl, lane = th.lane;
+  const bool dq_issuer = threadIdx.x == tiles::kWarpgroupThreads;  // consumer thread 0 issues the bulk dQ reductions
   const float sl2 = f.scale * kLog2e;
-  const int wg_key0 = cw * tiles::kWgmmaM;                 // first key (block row) of this consumer
-  const int warp_key0 = k0 + wg_key0 + wl * tiles::kWarpRows;
-  const int key_lo = warp_key0 + lane / 4;                 // this thread's keys: key_lo, key_lo + 8
+  const KVTile sK{smem + Cfg::kKOffset}, sV{smem + Cfg::kVOffset};
   const DsTile sdS{smem + Cfg::kDsOffset};
   const uint32_t sDq = smem + Cfg::kDqOffset;
   float* sDqf = reinterpret_cast<float*>(smem_gen + Cfg::kDqOffset);
@@ -371,37 +662,25 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
   tiles::AccFragment<D> dk, dv;
   dk.fill(0.f);
   dv.fill(0.f);
-  tiles::mbar_wait(kv_full, 0);
+  tiles::mbar_wait(tiles::smem_addr(&bars.kv_full), 0);
 
   // General kind: the score modification of head mod_head (building one costs ~100 instructions
   // per warp: its slope's exp2f, division and loop over H).
   [[maybe_unused]] ScoreMod mod;
   [[maybe_unused]] int mod_head = -1;
-  for (int it = 0; it < total; ++it) {
-    const int st = it % kStages;
-    const uint32_t parity = (it / kStages) & 1u;
-    const int h = g * G + it / nper, q0 = (qr.x + it % nper) * BR;
+  for (int it = 0; it < steps.total; ++it) {
+    const auto step = steps[it];
+    const int st = step.stage, h = step.h, q0 = step.q0;
     const QTile sQ{smem + Cfg::kQOffset + st * QTile::kBytes};
     const QTile sdO{smem + Cfg::kdOOffset + st * QTile::kBytes};
     const float* sL = sLse + st * BR;
     const float* sDs = sDsum + st * BR;
-    tiles::mbar_wait(tiles::smem_addr(&bars.full[st]), parity);
+    tiles::mbar_wait(tiles::smem_addr(&bars.full[st]), step.parity);
 
     // S^T = K_w Q^T, dP^T = V_w dO^T (64 keys x BR queries each), two commit groups: P^T is
     // computed while dP^T still runs.
     tiles::AccFragment<BR> s, dp;
-    s.fence();
-    dp.fence();
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) wgmma_ss<BR, 0, 0>(s.v, sK.k_major_desc(wg_key0, kk), sQ.k_major_desc(0, kk), kk > 0);
-    wg_commit();
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk)
-      wgmma_ss<BR, 0, 0>(dp.v, sV.k_major_desc(wg_key0, kk), sdO.k_major_desc(0, kk), kk > 0);
-    wg_commit();
-    s.fence();
-    dp.fence();
+    issue_s_dp<Cfg>(s, dp, sK, sV, sQ, sdO, th.wg_key0);
     tiles::AFragment<BR> pa, da;
     if constexpr (GENERAL) {
       // Variants, ScoreMod, dropout: P^T and dS^T in one pass (the soft-capping derivative is
@@ -413,28 +692,14 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
       // the tile: the ranges are exact and non-decreasing, so the last key's query_lo and the
       // first key's query_hi decide (mask.all_visible of the rectangle, without the mask's state
       // in the consumers' registers; keys >= T have an empty range, so they are masked).
+      const int key_lo = th.key_lo;
       const int key_row = key_lo - k0;  // this thread's first key as a row of the block
-      const int warp_row = warp_key0 - k0;
+      const int warp_row = th.warp_key0 - k0;
       const bool need_mask = sRange[warp_row + tiles::kWarpRows - 1].x > q0 || sRange[warp_row].y < min(q0 + BR, T) - 1;
       [[maybe_unused]] const FlashDropout drop(f, b, h);  // DROPOUT only
       constexpr int kElems = BR / 2;                     // this thread's elements of the 64 x BR tile
       uint32_t keep_bits[(kElems + 31) / 32] = {};
-      if constexpr (DROPOUT) {
-        // Keep bit i of the thread's element i (key, query as in bwd_probs_general), drawn by
-        // rolled loops, one word each: the hash's temporaries, not 64 of them, beside the live
-        // accumulators.
-#pragma unroll
-        for (int w = 0; w < (kElems + 31) / 32; ++w) {
-          uint32_t bits = 0;
-#pragma unroll 1
-          for (int i = 32 * w; i < min(kElems, 32 * w + 32); ++i) {
-            const int n = i / 4, e = i % 4;
-            if (drop.mult(q0 + n * 8 + 2 * (lane & 3) + (e & 1), key_lo + ((e >> 1) << 3)) != 0.f)
-              bits |= 1u << (i % 32);
-          }
-          keep_bits[w] = bits;
-        }
-      }
+      if constexpr (DROPOUT) draw_keep_bits<BR>(keep_bits, drop, q0, key_lo, lane);
       // uniform per tile: one of eight loops (4 ModKinds x masked or not)
       auto probs = [&](auto modk_c, const ScoreMod& score_mod) {
         constexpr int MODK = decltype(modk_c)::value;
@@ -454,47 +719,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
         }
       });
     } else {
-      wg_wait<1>();
-      s.fence();
-
-      // P^T = exp2(S^T sl2 - lse log2e) (s becomes P^T). Per warp (16 keys) the tile needs a mask
-      // only where it reaches past the diagonal or past T.
-      const bool need_mask = k0 + BC > T || (CAUSAL && warp_key0 + tiles::kWarpRows - 1 > q0);
-      // Masked element: key >= T, or key - q = causal_lim' + 8 (e >> 1) - 8 n - (e & 1) > 0.
-      const bool key_lo_out = key_lo >= T, key_hi_out = key_lo + 8 >= T;
-      const int causal_lim = q0 + 2 * (lane & 3) - key_lo;
-      auto probs = [&](auto mask_on) {
-        constexpr bool MASK = decltype(mask_on)::value;
-#pragma unroll
-        for (int n = 0; n < NQ; ++n) {
-          const int qc = n * 8 + 2 * (lane & 3);
-          const float2 L = *reinterpret_cast<const float2*>(sL + qc);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float pv = fast_exp2(fmaf(s.v[4 * n + e], sl2, -((e & 1) ? L.y : L.x)));
-            if constexpr (MASK) {  // key = key_lo + 8 (e >> 1), q = q0 + qc + (e & 1)
-              if (((e >> 1) ? key_hi_out : key_lo_out) || (CAUSAL && 8 * (e >> 1) - 8 * n - (e & 1) > causal_lim)) pv = 0.f;
-            }
-            s.v[4 * n + e] = pv;
-          }
-        }
-      };
-      if (need_mask)
-        probs(std::true_type{});
-      else
-        probs(std::false_type{});
-      pa.from(s);
-
-      // dS^T = P^T (dP^T - Dsum) (dp becomes dS^T).
-      wg_wait<0>();
-      dp.fence();
-#pragma unroll
-      for (int n = 0; n < NQ; ++n) {
-        const float2 Dd = *reinterpret_cast<const float2*>(sDs + n * 8 + 2 * (lane & 3));
-#pragma unroll
-        for (int e = 0; e < 4; ++e) dp.v[4 * n + e] = s.v[4 * n + e] * (dp.v[4 * n + e] - ((e & 1) ? Dd.y : Dd.x));
-      }
-      da.from(dp);
+      bwd_probs_plain<Cfg, CAUSAL>(s, dp, pa, da, sL, sDs, th, q0, T, sl2);
     }
 
     // DQ: dS^T -> shared memory (rows = keys; transposed split: dS, rows = queries), once the previous step's dQ GEMMs are done with it
@@ -502,29 +727,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
     if constexpr (DQ) {
       if (dq_issuer) bulk_wait_group_read0();
       tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
-      if constexpr (Cfg::kDqSplit == DqSplit::kTransposed) {
-        // dS (row = query): register j of k-step kk is the 8 x 8 piece keys warp_row + 8 (j & 1) + 0..7,
-        // queries 16 kk + 8 (j >> 1) + 0..7 (the A fragment's layout); stmatrix .trans stores it as 8
-        // query rows of one 16-byte key chunk. Lane 8j + i addresses query row i of piece j.
-        const int j = lane / 8, i = lane % 8;
-        const int key_chunk = (wg_key0 + wl * tiles::kWarpRows) / 8 + (j & 1);
-#pragma unroll
-        for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
-          stsm_x4_t(sdS.chunk_addr(tiles::kWgmmaK * kk + 8 * (j >> 1) + i, key_chunk), da.v[kk]);
-      } else {
-        const int row = wg_key0 + wl * tiles::kWarpRows + lane / 4;
-#pragma unroll
-        for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk)
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk) + (lane & 3) * 4),
-                         "r"(da.v[kk][r])
-                         : "memory");
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sdS.chunk_addr(row + 8 * r, 2 * kk + 1) + (lane & 3) * 4),
-                         "r"(da.v[kk][2 + r])
-                         : "memory");
-          }
-      }
+      store_ds<Cfg>(sdS, da, th);
     }
 
     // Three commit groups (DQ; else dV and dK), run by the tensor cores in this order:
@@ -541,39 +744,20 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
     for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dv.v, pa.v[kk], sdO.mn_major_desc(kk), 1);
     wg_commit();
     dv.fence();
+    auto issue_dk = [&] {
+#pragma unroll
+      for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
+      wg_commit();
+      dk.fence();
+    };
 
     if constexpr (DQ) {
       fence_proxy_async();  // this thread's dS^T stores, visible to wgmma
       tiles::named_barrier_sync(kBarDsReady, Cfg::kConsumerThreads);
       float acc[Cfg::kDqN / 2];
       constexpr DqSplit kSplit = Cfg::kDqSplit;
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < BC / tiles::kWgmmaK; ++kk) {
-        // A MN-major (its contraction index, the key, runs down the tile's rows); B too, except dS.
-        uint64_t da_desc, db_desc;
-        if constexpr (kSplit == DqSplit::kTransposed) {  // A = K^T (columns d of block cw), B = dS (K-major)
-          da_desc = wg_desc(sK.base + cw * KVTile::kBlockBytes + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
-                            tiles::kSwizzleAtomBytes);
-          db_desc = sdS.k_major_desc(0, kk);
-        } else {  // A = dS (query-major view of dS^T), B = K
-          const uint32_t ds_col = kSplit == DqSplit::kRows ? cw * DsTile::kBlockBytes : 0;  // queries [64 cw, ..)
-          const uint32_t k_col = kSplit == DqSplit::kRows                   ? 0
-                                 : D == 2 * tiles::kSwizzleElems ? cw * KVTile::kBlockBytes
-                                                                 : cw * 64;
-          da_desc = wg_desc(sdS.base + ds_col + kk * DsTile::kRowStepBytes, DsTile::kBlockBytes,
-                            tiles::kSwizzleAtomBytes);
-          db_desc = wg_desc(sK.base + k_col + kk * KVTile::kRowStepBytes, KVTile::kBlockBytes,
-                            tiles::kSwizzleAtomBytes);
-        }
-        wgmma_ss<Cfg::kDqN, 1, kSplit == DqSplit::kTransposed ? 0 : 1>(acc, da_desc, db_desc, kk > 0 ? 1 : 0);
-      }
-      wg_commit();
-      wg_fence_regs(acc);
-#pragma unroll
-      for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
-      wg_commit();
-      dk.fence();
+      issue_dq_part<Cfg>(acc, sdS, sK, cw);
+      issue_dk();
       wg_wait<1>();  // dV and the dQ part done; dK may still run
       wg_fence_regs(acc);
       dv.fence();
@@ -583,32 +767,11 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
       float* dq_head = a.dq_accum + ((int64_t)b * H + h) * T * D;
       const int g8 = lane / 4;
       if constexpr (kSplit == DqSplit::kTransposed) {
-        // Accumulator element 4n + e: d = 64 cw + 16 wl + g8 + 8 half(e), query 8n + 2t + (e & 1)
-        // (t = lane % 4). A row of the tile is D * 4 bytes, so the bank is d's alone and a warp's
-        // 16 rows d reach 16 banks: 2-way at best. The threads of odd t store their second row d
-        // first so that a store reaches all 16 (the 4 threads of a quad would hit one bank).
-        const int t = lane & 3;
-        const int dcol = cw * tiles::kWgmmaM + wl * tiles::kWarpRows + g8;
-#pragma unroll
-        for (int n = 0; n < NQ; ++n)
-#pragma unroll
-          for (int j = 0; j < 2; ++j)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-              // x = acc[4n + 2r + c], with compile-time indices (a select; a run-time index would put acc in local memory)
-              const int r = j ^ (t & 1);
-              const float x = (t & 1) ? acc[4 * n + 2 * (j ^ 1) + c] : acc[4 * n + 2 * j + c];
-              sDqf[(8 * n + 2 * t + c) * D + dcol + 8 * r] = x;
-            }
+        stage_dq_transposed<Cfg>(sDqf, acc, th);
       } else {
-        // Accumulator element (row, col) of this thread: rows qrow0 + wl*16 + lane/4 (+8),
-        // columns col0 + 8n + 2(lane%4) (+1).
-        const int qrow0 = kSplit == DqSplit::kRows ? cw * tiles::kWgmmaM : 0;
-        const int col0 = kSplit == DqSplit::kRows ? 0 : cw * (D / 2);
-        // The tile is row-major (one bulk copy), rows D * 4 bytes apart: the same banks. So that the
-        // 8 rows of a warp's store hit different banks, row g = lane / 4 stores its column blocks
-        // rotated by g: store step j writes column block (j + g) mod 8. The rotation is a barrel
-        // shift of the registers (3 stages of selects; no dynamic register indexing).
+        // Rotated so that a warp's store reaches 8 banks (stage_dq_rotated): register block j then
+        // holds column block (j + g8) mod 8. A barrel shift of the registers, 3 stages of selects (no
+        // dynamic register indexing).
         constexpr int NB = Cfg::kDqN / 8;  // 8-column blocks of this consumer's part
         static_assert(NB == 8, "the rotation spreads 8 rows over 8 column blocks");
 #pragma unroll
@@ -622,15 +785,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
 #pragma unroll
           for (int i = 0; i < Cfg::kDqN / 2; ++i) acc[i] = rot[i];
         }
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int row = qrow0 + wl * tiles::kWarpRows + g8 + 8 * r;
-#pragma unroll
-          for (int j = 0; j < NB; ++j) {
-            const int col = col0 + ((j + g8) % NB) * 8 + 2 * (lane & 3);
-            *reinterpret_cast<float2*>(sDqf + row * D + col) = make_float2(acc[4 * j + 2 * r], acc[4 * j + 2 * r + 1]);
-          }
-        }
+        stage_dq_rotated<Cfg>(sDqf, acc, th);
       }
       fence_proxy_async();  // this thread's dQ stores, visible to the bulk copy
       tiles::named_barrier_sync(kBarDqReady, Cfg::kConsumerThreads);
@@ -640,10 +795,7 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
         bulk_commit_group();
       }
     } else {
-#pragma unroll
-      for (int kk = 0; kk < BR / tiles::kWgmmaK; ++kk) wgmma_rs<D, 1>(dk.v, da.v[kk], sQ.mn_major_desc(kk), 1);
-      wg_commit();
-      dk.fence();
+      issue_dk();
     }
     wg_wait<0>();  // dK done: Q, dO, lse and Dsum of the stage are read
     dk.fence();
@@ -658,42 +810,9 @@ __global__ void __launch_bounds__(BwdSm90Cfg<D, bwd_query_rows<D, MK>()>::kThrea
   // consumers' last dQ GEMMs (which read all of K) are done.
   if (DQ && dq_issuer) bulk_wait_group0();
   tiles::named_barrier_sync(kBarDsFree, Cfg::kConsumerThreads);
-  const int row0 = wg_key0 + dk.row0();
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const uint32_t off = sK.chunk_addr(row0 + 8 * r, n) - sK.base + (lane & 3) * 4;
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sK.base + off),
-                   "r"(pack_bf16(dk.v[4 * n + 2 * r] * f.scale, dk.v[4 * n + 2 * r + 1] * f.scale))
-                   : "memory");
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sV.base + off),
-                   "r"(pack_bf16(dv.v[4 * n + 2 * r], dv.v[4 * n + 2 * r + 1]))
-                   : "memory");
-    }
+  stage_dk_dv<Cfg>(dk, dv, sK, sV, f, th.wg_key0, lane);
   __syncwarp();
-  __nv_bfloat16* dKg = static_cast<__nv_bfloat16*>(p.dk) + b * p.dk_batch_stride + g * D;
-  __nv_bfloat16* dVg = static_cast<__nv_bfloat16*>(p.dv) + b * p.dv_batch_stride + g * D;
-  constexpr int CH = D / 8;
-  const int warp_row0 = wg_key0 + wl * tiles::kWarpRows;
-#pragma unroll
-  for (int i = 0; i < tiles::kWarpRows * CH / tiles::kWarpSize; ++i) {
-    const int idx = lane + i * tiles::kWarpSize;
-    const int row = warp_row0 + idx / CH, c = idx % CH;
-    if (k0 + row < T) {
-      uint4 x, y;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w)
-                   : "r"(sK.chunk_addr(row, c))
-                   : "memory");
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(y.x), "=r"(y.y), "=r"(y.z), "=r"(y.w)
-                   : "r"(sV.chunk_addr(row, c))
-                   : "memory");
-      *reinterpret_cast<uint4*>(dKg + (int64_t)(k0 + row) * p.dk_token_stride + c * 8) = x;
-      *reinterpret_cast<uint4*>(dVg + (int64_t)(k0 + row) * p.dv_token_stride + c * 8) = y;
-    }
-  }
+  copy_out_dk_dv<Cfg>(sK, sV, p, g, b, k0, th.wg_key0 + wl * tiles::kWarpRows, T, lane);
 }
 
 // ============================================================================================
