@@ -139,6 +139,46 @@ __device__ __forceinline__ void fwd_produce(const FwdArgs& a, FwdBarriers<FwdCfg
   }
 }
 
+// A tile's epilogue: l = the quad's row sums, O / l and lse = m scale + ln l (rows < T; -inf and
+// O = 0 where no key was visible), O to bf16 through this warp's own rows of the swizzled sO,
+// then 16-byte stores of the warp's rows < T.
+template <int D>
+__device__ __forceinline__ void fwd_store_tile(const typename FwdCfg<D>::QTile& sO, const tiles::AccFragment<D>& o,
+                                               const float (&l_run)[2], const float (&m_run)[2],
+                                               const FlashAttentionParams& p, const FwdTile& t, int T, int q0,
+                                               int warp_tile_row0, int thr_row0, int lane) {
+  constexpr int NO = D / 8;
+  __syncwarp();  // every lane's reads of sO for the previous tile are done
+  __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + t.b * p.o_batch_stride + t.h * D;
+  float* lse = p.lse + ((int64_t)t.b * p.H + t.h) * T;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float l = tiles::quad_sum(l_run[r]);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const int lrow = thr_row0 + 8 * r;
+    if ((lane & 3) == 0 && q0 + lrow < T) lse[q0 + lrow] = l > 0.f ? m_run[r] * p.scale + logf(l) : -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      const uint32_t v = pack_bf16(o.v[4 * n + 2 * r] * inv, o.v[4 * n + 2 * r + 1] * inv);
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sO.chunk_addr(lrow, n) + (lane & 3) * 4), "r"(v) : "memory");
+    }
+  }
+  __syncwarp();
+#pragma unroll
+  for (int i = 0; i < tiles::kWarpRows * NO / tiles::kWarpSize; ++i) {
+    const int idx = lane + i * tiles::kWarpSize;
+    const int lrow = warp_tile_row0 + idx / NO, c = idx % NO;
+    if (q0 + lrow < T) {
+      uint4 v;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                   : "r"(sO.chunk_addr(lrow, c))
+                   : "memory");
+      *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
+    }
+  }
+}
+
 template <int D, MaskKind MK, bool DROPOUT>
 __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     flash_fwd_wg_kernel(const __grid_constant__ FwdArgs a) {
@@ -402,36 +442,7 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
     use += nb;
 
     // Epilogue: row sums, normalize, lse; O through this warp's own rows of sO.
-    __syncwarp();  // every lane's reads of sO for the previous tile are done
-    __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + t.b * p.o_batch_stride + t.h * D;
-    float* lse = p.lse + ((int64_t)t.b * p.H + t.h) * T;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float l = tiles::quad_sum(l_run[r]);
-      const float inv = l > 0.f ? 1.f / l : 0.f;
-      const int lrow = thr_row0 + 8 * r;
-      if ((lane & 3) == 0 && q0 + lrow < T) lse[q0 + lrow] = l > 0.f ? m_run[r] * p.scale + logf(l) : -INFINITY;
-#pragma unroll
-      for (int n = 0; n < NO; ++n) {
-        const uint32_t v = pack_bf16(o.v[4 * n + 2 * r] * inv, o.v[4 * n + 2 * r + 1] * inv);
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sO.chunk_addr(lrow, n) + (lane & 3) * 4), "r"(v) : "memory");
-      }
-    }
-    __syncwarp();
-    const int warp_tile_row0 = warp_row0 - q0;
-#pragma unroll
-    for (int i = 0; i < tiles::kWarpRows * NO / tiles::kWarpSize; ++i) {
-      const int idx = lane + i * tiles::kWarpSize;
-      const int lrow = warp_tile_row0 + idx / NO, c = idx % NO;
-      if (q0 + lrow < T) {
-        uint4 v;
-        asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                     : "r"(sO.chunk_addr(lrow, c))
-                     : "memory");
-        *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
-      }
-    }
+    fwd_store_tile<D>(sO, o, l_run, m_run, p, t, T, q0, warp_row0 - q0, thr_row0, lane);
   }
 }
 
