@@ -161,16 +161,15 @@ int required_int(const nlohmann::json& js, const char* key, const std::string& p
   return js[key].get<int>();
 }
 
-}  // namespace
+// config.json of a GPT2LMHeadModel: only what computes our function is accepted; each refusal
+// names the key.
+struct HfGpt2Config {
+  int vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_positions = 0;
+  double resid_pdrop = 0.1, attn_pdrop = 0.1;
+  bool tied = true;
+};
 
-std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run_dir,
-                           const std::string& tokenizer_path) {
-  const fs::path in(hf_dir);
-  const std::string cfg_path = (in / "config.json").string();
-  const std::string st_path = (in / "model.safetensors").string();
-  ATTN_CHECK(fs::exists(cfg_path), "import-hf: '{}' has no config.json", hf_dir);
-  ATTN_CHECK(fs::exists(st_path), "import-hf: '{}' has no model.safetensors (only safetensors files are read)",
-             hf_dir);
+HfGpt2Config read_hf_config(const std::string& cfg_path) {
   nlohmann::json js;
   try {
     js = nlohmann::json::parse(read_text_file(cfg_path));
@@ -178,8 +177,6 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
     fail("'{}' is not valid JSON: {}", cfg_path, e.what());
   }
   ATTN_CHECK(js.is_object(), "'{}' is not a JSON object", cfg_path);
-
-  // Only what computes our function is accepted; each refusal names the config.json key.
   const std::string model_type = json_value<std::string>(js, "model_type", "", cfg_path);
   ATTN_CHECK(model_type == "gpt2", "'{}': model_type \"{}\" is not \"gpt2\"", cfg_path, model_type);
   const std::string act = json_value<std::string>(js, "activation_function", "gelu_new", cfg_path);
@@ -193,31 +190,42 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
              "'{}': scale_attn_by_inverse_layer_idx = true is not supported", cfg_path);
   ATTN_CHECK(!json_value<bool>(js, "add_cross_attention", false, cfg_path),
              "'{}': add_cross_attention = true is not supported", cfg_path);
-  const bool tied = json_value<bool>(js, "tie_word_embeddings", true, cfg_path);
+  HfGpt2Config c;
+  c.tied = json_value<bool>(js, "tie_word_embeddings", true, cfg_path);
+  c.vocab = required_int(js, "vocab_size", cfg_path);
+  c.n_embd = required_int(js, "n_embd", cfg_path);
+  c.n_layer = required_int(js, "n_layer", cfg_path);
+  c.n_head = required_int(js, "n_head", cfg_path);
+  c.n_positions = required_int(js, "n_positions", cfg_path);
+  const int n_inner = json_value<int>(js, "n_inner", 4 * c.n_embd, cfg_path);
+  ATTN_CHECK(n_inner == 4 * c.n_embd, "'{}': n_inner = {}: attnlab's MLP is 4 * n_embd = {} wide", cfg_path, n_inner,
+             4 * c.n_embd);
+  ATTN_CHECK(c.n_embd % c.n_head == 0, "'{}': n_embd = {} is not a multiple of n_head = {}", cfg_path, c.n_embd,
+             c.n_head);
+  c.resid_pdrop = json_value<double>(js, "resid_pdrop", 0.1, cfg_path);
+  c.attn_pdrop = json_value<double>(js, "attn_pdrop", 0.1, cfg_path);
+  return c;
+}
 
-  const int vocab = required_int(js, "vocab_size", cfg_path);
-  const int n_embd = required_int(js, "n_embd", cfg_path);
-  const int n_layer = required_int(js, "n_layer", cfg_path);
-  const int n_head = required_int(js, "n_head", cfg_path);
-  const int n_positions = required_int(js, "n_positions", cfg_path);
-  const int n_inner = json_value<int>(js, "n_inner", 4 * n_embd, cfg_path);
-  ATTN_CHECK(n_inner == 4 * n_embd, "'{}': n_inner = {}: attnlab's MLP is 4 * n_embd = {} wide", cfg_path, n_inner,
-             4 * n_embd);
-  ATTN_CHECK(n_embd % n_head == 0, "'{}': n_embd = {} is not a multiple of n_head = {}", cfg_path, n_embd, n_head);
-
-  // The run config: our own export's when it came along, else the defaults.
+// The run config: our own export's when it came along, else the defaults; the model from config.json.
+Config imported_run_config(const fs::path& in, const HfGpt2Config& hf, const std::string& out_run_dir) {
   const fs::path ours = in / "attnlab_config.toml";
   Config cfg = fs::exists(ours) ? load_config(ours.string()) : load_config("");
-  cfg.model.n_layer = n_layer, cfg.model.n_head = n_head, cfg.model.n_kv_head = 0;
-  cfg.model.n_embd = n_embd, cfg.model.block_size = n_positions;
-  cfg.model.dropout = json_value<double>(js, "resid_pdrop", 0.1, cfg_path);
-  cfg.model.attn_dropout = json_value<double>(js, "attn_pdrop", 0.1, cfg_path);
+  cfg.model.n_layer = hf.n_layer, cfg.model.n_head = hf.n_head, cfg.model.n_kv_head = 0;
+  cfg.model.n_embd = hf.n_embd, cfg.model.block_size = hf.n_positions;
+  cfg.model.dropout = hf.resid_pdrop;
+  cfg.model.attn_dropout = hf.attn_pdrop;
   static_cast<VariantOptions&>(cfg.attention) = VariantOptions{};  // GPT2: plain causal, no variant
   cfg.training.out_dir = out_run_dir;
   validate(cfg);
+  return cfg;
+}
 
-  // The tokenizer: given, or ours shipped with the export; its vocabulary must be the model's.
-  std::string tok_path = tokenizer_path;
+// The tokenizer: given, or ours shipped with the export, or HF's vocab.json + merges.txt (saved as
+// ours in the run); its vocabulary must be the model's. Empty: none found.
+std::string imported_tokenizer(const fs::path& in, const std::string& given, const std::string& out_run_dir, int vocab,
+                               const std::string& cfg_path) {
+  std::string tok_path = given;
   if (tok_path.empty() && fs::exists(in / "tokenizer.json")) {
     try {
       load_tokenizer((in / "tokenizer.json").string());
@@ -225,18 +233,59 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
     } catch (const Error&) {  // an HF tokenizer.json outside GPT-2's family: not usable here
     }
   }
-  if (tok_path.empty() && has_gpt2_vocab_files(hf_dir)) {  // HF's vocab.json + merges.txt: saved as ours
+  if (tok_path.empty() && has_gpt2_vocab_files(in.string())) {
     fs::create_directories(out_run_dir);
     tok_path = (fs::path(out_run_dir) / "tokenizer.json").string();
-    load_gpt2_tokenizer(hf_dir).save(tok_path);
+    load_gpt2_tokenizer(in.string()).save(tok_path);
   }
   if (!tok_path.empty()) {
     const auto tok = load_tokenizer(tok_path);
     ATTN_CHECK(tok->vocab_size() == vocab, "import-hf: tokenizer '{}' has {} tokens but '{}' has vocab_size {}",
                tok_path, tok->vocab_size(), cfg_path, vocab);
   }
+  return tok_path;
+}
 
-  const GPTConfig g = make_gpt_config(cfg, vocab);
+// Tensors of the file that are not parameters of ours: the LM head when it is wte's matrix (we tie
+// them), and the causal-mask buffers older transformers versions saved. Anything else is refused.
+void check_extra_tensors(const SafetensorsFile& file, const std::set<std::string>& used, const std::string& prefix,
+                         const HfGpt2Config& hf, const std::string& st_path, const std::string& cfg_path) {
+  ATTN_CHECK(hf.tied || file.tensors.count("lm_head.weight"),
+             "'{}': tie_word_embeddings = false but '{}' has no lm_head.weight", cfg_path, st_path);
+  for (const auto& [name, t] : file.tensors) {
+    if (used.count(name)) continue;
+    if (name == "lm_head.weight") {
+      const LoadedTensor& wte = file.tensors.at(prefix + "wte.weight");
+      ATTN_CHECK(t.shape == wte.shape && t.data == wte.data,
+                 "'{}': lm_head.weight differs from {}wte.weight (tie_word_embeddings = {}): attnlab ties the LM head "
+                 "to the token embedding",
+                 st_path, prefix, hf.tied ? "true" : "false");
+      continue;
+    }
+    const auto ends_with = [&](const std::string& s) {
+      return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    if (ends_with(".attn.bias") || ends_with(".attn.masked_bias")) continue;
+    fail("'{}': unexpected tensor '{}' (not part of a GPT2LMHeadModel with n_layer = {})", st_path, name, hf.n_layer);
+  }
+}
+
+}  // namespace
+
+std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run_dir,
+                           const std::string& tokenizer_path) {
+  const fs::path in(hf_dir);
+  const std::string cfg_path = (in / "config.json").string();
+  const std::string st_path = (in / "model.safetensors").string();
+  ATTN_CHECK(fs::exists(cfg_path), "import-hf: '{}' has no config.json", hf_dir);
+  ATTN_CHECK(fs::exists(st_path), "import-hf: '{}' has no model.safetensors (only safetensors files are read)",
+             hf_dir);
+  const HfGpt2Config hf = read_hf_config(cfg_path);
+  const Config cfg = imported_run_config(in, hf, out_run_dir);
+  const std::string tok_path = imported_tokenizer(in, tokenizer_path, out_run_dir, hf.vocab, cfg_path);
+
+  // Every parameter of ours from its HF tensor (Conv1D matrices transposed to (out, in)).
+  const GPTConfig g = make_gpt_config(cfg, hf.vocab);
   const ParamLayout layout(g);
   const SafetensorsFile file = read_safetensors(st_path);
   std::string prefix;
@@ -245,7 +294,6 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
   else
     ATTN_CHECK(file.tensors.count("wte.weight"), "'{}' has no tensor 'transformer.wte.weight' (nor 'wte.weight')",
                st_path);
-
   std::vector<float> params(layout.total(), 0.0f);
   std::set<std::string> used;
   for (const ParamTensor& t : layout.tensors()) {
@@ -262,26 +310,7 @@ std::string import_hf_gpt2(const std::string& hf_dir, const std::string& out_run
       std::copy(it->second.data.begin(), it->second.data.end(), dst);  // wte: padding rows stay 0
     used.insert(name);
   }
-  ATTN_CHECK(tied || file.tensors.count("lm_head.weight"),
-             "'{}': tie_word_embeddings = false but '{}' has no lm_head.weight", cfg_path, st_path);
-  for (const auto& [name, t] : file.tensors) {
-    if (used.count(name)) continue;
-    if (name == "lm_head.weight") {
-      // We tie the head to wte; a separate head is accepted only when it is the same matrix.
-      const LoadedTensor& wte = file.tensors.at(prefix + "wte.weight");
-      ATTN_CHECK(t.shape == wte.shape && t.data == wte.data,
-                 "'{}': lm_head.weight differs from {}wte.weight (tie_word_embeddings = {}): attnlab ties the LM head "
-                 "to the token embedding",
-                 st_path, prefix, tied ? "true" : "false");
-      continue;
-    }
-    // The causal-mask buffers older transformers versions saved: constants, not parameters.
-    const auto ends_with = [&](const std::string& s) {
-      return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-    };
-    if (ends_with(".attn.bias") || ends_with(".attn.masked_bias")) continue;
-    fail("'{}': unexpected tensor '{}' (not part of a GPT2LMHeadModel with n_layer = {})", st_path, name, n_layer);
-  }
+  check_extra_tensors(file, used, prefix, hf, st_path, cfg_path);
 
   TrainState state;
   return save_checkpoint(out_run_dir, layout, params.data(), nullptr, nullptr, state, to_toml(cfg), tok_path, 1);
