@@ -197,12 +197,7 @@ std::string human_seconds(double s) {
   return t >= 3600 ? fmt::format("{}h{:02d}m", t / 3600, t / 60 % 60) : fmt::format("{}m{:02d}s", t / 60, t % 60);
 }
 
-}  // namespace
-
-DatasetInfo prepare_dataset(const PrepareOptions& opt, std::function<void(const std::string&)> log) {
-  const Log say = [&](const std::string& line) {
-    if (log) log(line);
-  };
+void check_prepare_options(const PrepareOptions& opt) {
   ATTN_CHECK(!opt.inputs.empty(), "prepare: no inputs given");
   ATTN_CHECK(!opt.out_dir.empty(), "prepare: no output directory given");
   ATTN_CHECK(opt.val_fraction > 0.0 && opt.val_fraction < 1.0,
@@ -214,6 +209,95 @@ DatasetInfo prepare_dataset(const PrepareOptions& opt, std::function<void(const 
                "prepare: unknown tokenizer '{}' (expected bpe, char or gpt2)", opt.tokenizer);
   ATTN_CHECK(opt.val_split == "auto" || opt.val_split == "documents" || opt.val_split == "tail",
              "prepare: unknown val_split '{}' (expected auto, documents or tail)", opt.val_split);
+}
+
+// Encodes the reader's documents in batches on every core (the next batch is read while this one
+// is encoded) and appends each document's ids to its split, with the EOT token between documents.
+// Reports progress every 5 s.
+void encode_documents(DocumentReader& reader, const Tokenizer& tokenizer, const PrepareOptions& opt, bool by_documents,
+                      int64_t disk_bytes, SplitWriter& train, SplitWriter& val, const Log& say) {
+  const int eot = tokenizer.eot_id();
+  std::vector<TextUnit> units, next_units;
+  std::vector<std::string_view> texts;
+  const auto t0 = Clock::now();
+  double last_report = 0;
+  bool more = reader.next_batch(opt.batch_bytes, units);
+  while (more) {
+    // The reader is used by one thread at a time: this task until get().
+    auto next = std::async(std::launch::async, [&] { return reader.next_batch(opt.batch_bytes, next_units); });
+    try {
+      texts.assign(units.size(), {});
+      for (size_t i = 0; i < units.size(); ++i) texts[i] = units[i].text;
+      size_t failed = 0;
+      std::vector<std::vector<int32_t>> ids;
+      try {
+        ids = encode_in_parallel(tokenizer, texts, opt.threads, &failed);
+      } catch (const Error& e) {
+        fail("prepare: document {}: {}", units[failed].document, e.what());
+      }
+      for (size_t i = 0; i < units.size(); ++i) {
+        SplitWriter& split = by_documents && is_val_document(units[i].document, opt.val_fraction) ? val : train;
+        if (units[i].starts_document && split.tokens() > 0 && eot >= 0) split.append(eot);
+        split.append(ids[i]);
+      }
+    } catch (...) {
+      next.wait();
+      throw;
+    }
+    more = next.get();
+    units.swap(next_units);
+    next_units.clear();
+    const double t = seconds_since(t0);
+    if (t - last_report >= 5) {
+      last_report = t;
+      const double done = static_cast<double>(reader.disk_bytes_read()) / std::max<int64_t>(disk_bytes, 1);
+      say(fmt::format("{:5.1f}% | {:.0f} MB of text | {:.1f} MB/s | {:.2f}M tokens/s | ETA {}", 100 * done,
+                      reader.text_bytes_read() / 1e6, reader.text_bytes_read() / 1e6 / t,
+                      (train.tokens() + val.tokens()) / 1e6 / t, human_seconds(t / done - t)));
+    }
+  }
+  if (reader.documents() == 0) fail("prepare: no text found in {}", join(opt.inputs));
+  const int64_t n = train.tokens() + val.tokens();
+  say(fmt::format("{} documents, {:.2f} MB of text -> {} tokens ({:.2f} bytes/token) in {:.2f} s ({:.1f} MB/s)",
+                  reader.documents(), reader.text_bytes_read() / 1e6, n,
+                  static_cast<double>(reader.text_bytes_read()) / std::max<int64_t>(n, 1), seconds_since(t0),
+                  reader.text_bytes_read() / 1e6 / seconds_since(t0)));
+}
+
+struct SplitShards {
+  int64_t tokens = 0;
+  std::vector<std::string> shards;
+};
+
+// meta.json, written last (atomically): a directory without it holds no dataset.
+void write_dataset_meta(const fs::path& out_dir, const Tokenizer& tokenizer, const SplitShards& train,
+                        const SplitShards& val, const PrepareOptions& opt, bool by_documents,
+                        const DocumentReader& reader) {
+  nlohmann::json meta;
+  meta["format"] = "attnlab-dataset";
+  meta["version"] = kDatasetMetaVersion;
+  meta["tokenizer"] = {{"path", "tokenizer.json"},
+                       {"type", tokenizer.type()},
+                       {"vocab_size", tokenizer.vocab_size()},
+                       {"eot_id", tokenizer.eot_id()}};
+  meta["splits"]["train"] = {{"tokens", train.tokens}, {"shards", train.shards}};
+  meta["splits"]["val"] = {{"tokens", val.tokens}, {"shards", val.shards}};
+  meta["val_fraction"] = opt.val_fraction;
+  meta["val_split"] = by_documents ? "documents" : "tail";
+  meta["documents"] = reader.documents();
+  meta["bytes"] = reader.text_bytes_read();
+  meta["sources"] = reader.sources();
+  write_file_atomic((out_dir / "meta.json").string(),
+                    meta.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "dataset meta");
+}
+
+}  // namespace
+
+DatasetInfo prepare_dataset(const PrepareOptions& opt, std::function<void(const std::string&)> log) {
+  const Log say = [&](const std::string& line) {
+    if (log) log(line);
+  };
+  check_prepare_options(opt);
 
   // 1. Input files and the tokenizer.
   const std::vector<InputFile> files = collect_input_files(opt.inputs, log);
@@ -233,86 +317,31 @@ DatasetInfo prepare_dataset(const PrepareOptions& opt, std::function<void(const 
   fs::create_directories(out_dir, ec);
   if (ec) fail("prepare: cannot create output directory {} ({})", opt.out_dir, ec.message());
   remove_previous_outputs(out_dir);
-  const int vocab = tokenizer->vocab_size(), eot = tokenizer->eot_id();
+  const int vocab = tokenizer->vocab_size();
   SplitWriter train(out_dir, "train", opt.shard_tokens, vocab), val(out_dir, "val", opt.shard_tokens, vocab);
 
-  // 3. Encode batches of documents on every core; write each document's ids to its split.
   try {
+    // 3. Every document's ids into its split; by tail: nanoGPT's split, train = the first
+    // int(n * (1 - val_fraction)) tokens.
     DocumentReader reader(files, opt.jsonl_key, log);
-    std::vector<TextUnit> units, next_units;
-    std::vector<std::string_view> texts;
-    const auto t0 = Clock::now();
-    double last_report = 0;
-    bool more = reader.next_batch(opt.batch_bytes, units);
-    while (more) {
-      // The next batch is read while this one is encoded and written (the reader is used
-      // by one thread at a time: this task until get()).
-      auto next = std::async(std::launch::async, [&] { return reader.next_batch(opt.batch_bytes, next_units); });
-      try {
-        texts.assign(units.size(), {});
-        for (size_t i = 0; i < units.size(); ++i) texts[i] = units[i].text;
-        size_t failed = 0;
-        std::vector<std::vector<int32_t>> ids;
-        try {
-          ids = encode_in_parallel(*tokenizer, texts, opt.threads, &failed);
-        } catch (const Error& e) {
-          fail("prepare: document {}: {}", units[failed].document, e.what());
-        }
-        for (size_t i = 0; i < units.size(); ++i) {
-          SplitWriter& split = by_documents && is_val_document(units[i].document, opt.val_fraction) ? val : train;
-          if (units[i].starts_document && split.tokens() > 0 && eot >= 0) split.append(eot);
-          split.append(ids[i]);
-        }
-      } catch (...) {
-        next.wait();
-        throw;
-      }
-      more = next.get();
-      units.swap(next_units);
-      next_units.clear();
-      const double t = seconds_since(t0);
-      if (t - last_report >= 5) {
-        last_report = t;
-        const double done = static_cast<double>(reader.disk_bytes_read()) / std::max<int64_t>(disk_bytes, 1);
-        say(fmt::format("{:5.1f}% | {:.0f} MB of text | {:.1f} MB/s | {:.2f}M tokens/s | ETA {}", 100 * done,
-                        reader.text_bytes_read() / 1e6, reader.text_bytes_read() / 1e6 / t,
-                        (train.tokens() + val.tokens()) / 1e6 / t, human_seconds(t / done - t)));
-      }
-    }
-    if (reader.documents() == 0) fail("prepare: no text found in {}", join(opt.inputs));
+    encode_documents(reader, *tokenizer, opt, by_documents, disk_bytes, train, val, say);
     const int64_t n = train.tokens() + val.tokens();
-    say(fmt::format("{} documents, {:.2f} MB of text -> {} tokens ({:.2f} bytes/token) in {:.2f} s ({:.1f} MB/s)",
-                    reader.documents(), reader.text_bytes_read() / 1e6, n,
-                    static_cast<double>(reader.text_bytes_read()) / std::max<int64_t>(n, 1), seconds_since(t0),
-                    reader.text_bytes_read() / 1e6 / seconds_since(t0)));
-    std::vector<std::string> train_names = train.finish(), val_names = val.finish();
-    int64_t n_train = train.tokens(), n_val = val.tokens();
-    if (!by_documents) {  // nanoGPT: train = the first int(n * (1 - val_fraction)) tokens
-      n_train = static_cast<int64_t>(std::floor(static_cast<double>(n) * (1.0 - opt.val_fraction)));
-      n_val = n - n_train;
-      if (n_train >= 2 && n_val >= 2) val_names = carve_tail(out_dir, train_names, n_train, opt.shard_tokens, vocab);
+    SplitShards tr{train.tokens(), train.finish()}, va{val.tokens(), val.finish()};
+    if (!by_documents) {
+      tr.tokens = static_cast<int64_t>(std::floor(static_cast<double>(n) * (1.0 - opt.val_fraction)));
+      va.tokens = n - tr.tokens;
+      if (tr.tokens >= 2 && va.tokens >= 2)
+        va.shards = carve_tail(out_dir, tr.shards, tr.tokens, opt.shard_tokens, vocab);
     }
-    ATTN_CHECK(n_train >= 2 && n_val >= 2,
+    ATTN_CHECK(tr.tokens >= 2 && va.tokens >= 2,
                "prepare: {} tokens are too few to split with val_fraction {} by {} (train {}, val {}; each needs >= 2)",
-               n, opt.val_fraction, by_documents ? "documents (val_split = documents)" : "tail", n_train, n_val);
+               n, opt.val_fraction, by_documents ? "documents (val_split = documents)" : "tail", tr.tokens, va.tokens);
 
     // 4. Tokenizer and, last, meta.json.
     tokenizer->save((out_dir / "tokenizer.json").string());
-    nlohmann::json meta;
-    meta["format"] = "attnlab-dataset";
-    meta["version"] = kDatasetMetaVersion;
-    meta["tokenizer"] = {{"path", "tokenizer.json"}, {"type", tokenizer->type()}, {"vocab_size", vocab}, {"eot_id", eot}};
-    meta["splits"]["train"] = {{"tokens", n_train}, {"shards", train_names}};
-    meta["splits"]["val"] = {{"tokens", n_val}, {"shards", val_names}};
-    meta["val_fraction"] = opt.val_fraction;
-    meta["val_split"] = by_documents ? "documents" : "tail";
-    meta["documents"] = reader.documents();
-    meta["bytes"] = reader.text_bytes_read();
-    meta["sources"] = reader.sources();
-    write_file_atomic((out_dir / "meta.json").string(),
-                      meta.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "dataset meta");
+    write_dataset_meta(out_dir, *tokenizer, tr, va, opt, by_documents, reader);
     say(fmt::format("wrote {}: train {} tokens ({} shards), val {} tokens ({} shards), split by {}", opt.out_dir,
-                    n_train, train_names.size(), n_val, val_names.size(), by_documents ? "documents" : "tail"));
+                    tr.tokens, tr.shards.size(), va.tokens, va.shards.size(), by_documents ? "documents" : "tail"));
   } catch (...) {
     remove_previous_outputs(out_dir);  // no partial dataset is left behind
     throw;
