@@ -6,6 +6,7 @@
 //
 // usage: bench_flash_attention [--precision bf16|fp32|tf32] [--full] [--det] [--reps N] [--warmup-ms MS]
 //                              [--shape B,H,Hkv,T,D ...] [--window W] [--alibi] [--softcap C] [--doc-len L]
+//                              [--trace N]
 //   --precision: bf16 (default), fp32 (3xTF32 tensor-core kernels) or tf32 (1xTF32); fp32 and
 //            tf32 default to the shapes of issue 20, (16,12,1024,64) and (2,12,8192,64)
 //   --full : non-causal instead of causal;  --det : also time the deterministic backward
@@ -15,6 +16,10 @@
 //            GPU and the series after it a throttled one; with MS ~1500 every series (ours and
 //            scripts/bench_sdpa.py's, which takes the same flag) runs in the steady state.
 //   --shape: time these shapes (Hkv < H: grouped-query) instead of the issue's five
+//   --trace N: after the timings, N + 1 forward+backward calls under a kernel trace (CUPTI,
+//            src/backend/kernel_trace.h): per shape, a table of where one call's time goes, kernel
+//            by kernel and memset by memset (the backward's pre-pass, dQ zeroing and convert
+//            included), with the gaps between them
 //   --window W / --alibi / --softcap C / --doc-len L: sliding window, ALiBi, soft-capping,
 //            document mask with documents of L tokens. TFLOP/s stays the nominal count of the
 //            unmasked (causal or full) problem, so with masks compare the ms.
@@ -28,9 +33,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "backend/kernel_trace.h"
 #include "core/cuda_check.h"
 #include "kernels/flash_attention.h"
 #include "bench_util.h"
@@ -58,7 +65,7 @@ using attn::bench::median;
 int main(int argc, char** argv) {
   bool causal = true, det = false, alibi = false;
   std::string precision = "bf16";
-  int reps = 20, window = 0, doc_len = 0, warmup_ms = 0;
+  int reps = 20, window = 0, doc_len = 0, warmup_ms = 0, trace_calls = 0;
   float softcap = 0.0f;
   struct Shape { int B, H, Hkv, T, D; };
   std::vector<Shape> shapes;
@@ -74,6 +81,7 @@ int main(int argc, char** argv) {
     }
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--warmup-ms") && i + 1 < argc) warmup_ms = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--trace") && i + 1 < argc) trace_calls = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--window") && i + 1 < argc) window = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--alibi")) alibi = true;
     else if (!std::strcmp(argv[i], "--softcap") && i + 1 < argc) softcap = (float)std::atof(argv[++i]);
@@ -219,6 +227,17 @@ int main(int argc, char** argv) {
     if (det) std::printf("  %9.3f %7.1f (ws %.1f MB)", t_bd, 2.5 * flop_f / t_bd * 1e-9, ws_det / 1048576.0);
     std::printf("\n");
     std::fflush(stdout);
+    if (trace_calls > 0) {  // each forward+backward call is one "step" of the trace
+      try {
+        std::unique_ptr<attn::KernelTrace> trace = attn::KernelTrace::start();
+        for (int i = 0; i <= trace_calls; ++i) both(sets[i % nrot]);
+        const attn::StepTrace st = attn::summarise_steps(trace->stop(), trace_calls + 1);
+        std::printf("\ntrace of %s, forward+backward:\n%s\n", name, attn::format_step_trace(st).c_str());
+      } catch (const std::exception& e) {
+        std::printf("trace of %s: error: %s\n", name, e.what());
+      }
+      std::fflush(stdout);
+    }
     for (auto& s : sets) {
       CUDA_CHECK(cudaFree(s.qkv));
       CUDA_CHECK(cudaFree(s.dqkv));
