@@ -18,8 +18,8 @@
 //   --shape: time these shapes (Hkv < H: grouped-query) instead of the issue's five
 //   --trace N: after the timings, N + 1 forward+backward calls under a kernel trace (CUPTI,
 //            src/backend/kernel_trace.h): per shape, a table of where one call's time goes, kernel
-//            by kernel and memset by memset (the backward's pre-pass, dQ zeroing and convert
-//            included), with the gaps between them
+//            by kernel (the backward's pre-pass, which also zeroes dQ's accumulator, and its dQ
+//            convert included), with the gaps between them
 //   --window W / --alibi / --softcap C / --doc-len L: sliding window, ALiBi, soft-capping,
 //            document mask with documents of L tokens. TFLOP/s stays the nominal count of the
 //            unmasked (causal or full) problem, so with masks compare the ms.

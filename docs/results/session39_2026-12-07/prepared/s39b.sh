@@ -3,7 +3,7 @@
 # goes on issue 14's open rows: bench_flash_attention --trace (f/ = main after session 39's --trace commit; the flash
 # kernels are byte-identical to 1c00733's) on 1,12,12,16384,64 causal, window 1024 and soft-capping 30, and on
 # 4,12,12,4096,64 causal. The trace splits one forward+backward call into its kernels and memsets (forward, the
-# backward's Dsum pre-pass, dQ zeroing, main pass, dQ convert) and the gaps between them: how much of the window's
+# backward's pre-pass (Dsum and dQ zeroing), main pass, dQ convert) and the gaps between them: how much of the window's
 # fixed 0.172 ms (RESULTS, twelfth session) is side passes and launches.
 # Carry ["build-carry/s39b", ".gpucall/s39b.sh"].
 set -uo pipefail
