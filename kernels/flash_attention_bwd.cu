@@ -103,12 +103,92 @@ struct DqCfg {
   static constexpr int SMEM = (2 * BR + 4 * BC) * D * 2;
 };
 
+// The dQ pass's products for one key block (mma.sync m16n8k16, this warp's 16 query rows):
+// S = Q K^T and dP = dO V^T (NS 8-key column tiles each), from the swizzled tiles by ldmatrix.
+template <int D, int NS>
+__device__ __forceinline__ void dq_pass_scores(float (&s)[NS][4], float (&dp)[NS][4], uint32_t sQ, uint32_t sdO,
+                                               uint32_t sK, uint32_t sV, int a_row, int a_chk, int b_row, int b_chk) {
+#pragma unroll
+  for (int n = 0; n < NS; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[n][e] = 0.f, dp[n][e] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t aq[4], ao[4];
+    ldsm_x4(aq, sQ + swz<D>(a_row, 2 * kk + a_chk));
+    ldsm_x4(ao, sdO + swz<D>(a_row, 2 * kk + a_chk));
+#pragma unroll
+    for (int np = 0; np < NS / 2; ++np) {
+      uint32_t bk[4], bv[4];
+      ldsm_x4(bk, sK + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
+      ldsm_x4(bv, sV + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
+      mma16816(s[2 * np], aq, bk[0], bk[1]);
+      mma16816(s[2 * np + 1], aq, bk[2], bk[3]);
+      mma16816(dp[2 * np], ao, bv[0], bv[1]);
+      mma16816(dp[2 * np + 1], ao, bv[2], bv[3]);
+    }
+  }
+}
+
+// dQ += dS K for one key block: dS (this warp's 16 rows x 8 NS keys, fp32 in ds) as bf16 A
+// fragments, K^T's fragments by ldmatrix .trans.
+template <int D, int NS>
+__device__ __forceinline__ void dq_pass_accumulate(float (&dq)[D / 8][4], const float (&ds)[NS][4], uint32_t sK,
+                                                   int t_row, int t_chk) {
+#pragma unroll
+  for (int kk = 0; kk < NS / 2; ++kk) {
+    uint32_t a[4];
+    a[0] = pack_bf16(ds[2 * kk][0], ds[2 * kk][1]);
+    a[1] = pack_bf16(ds[2 * kk][2], ds[2 * kk][3]);
+    a[2] = pack_bf16(ds[2 * kk + 1][0], ds[2 * kk + 1][1]);
+    a[3] = pack_bf16(ds[2 * kk + 1][2], ds[2 * kk + 1][3]);
+#pragma unroll
+    for (int dd = 0; dd < D / 16; ++dd) {
+      uint32_t bk[4];
+      ldsm_x4_t(bk, sK + swz<D>(kk * 16 + t_row, 2 * dd + t_chk));
+      mma16816(dq[2 * dd], a, bk[0], bk[1]);
+      mma16816(dq[2 * dd + 1], a, bk[2], bk[3]);
+    }
+  }
+}
+
+// The dQ pass's epilogue: this warp's 16 rows of dQ * scale (mma.sync accumulators: row
+// lane / 4 (+ 8), columns 8n + 2 (lane % 4) (+ 1)) to bf16 in its own rows of the swizzled tile at
+// sQ, then 16-byte stores of the rows < T.
+template <int D>
+__device__ __forceinline__ void store_dq_rows(uint32_t sQ, const float (&dq)[D / 8][4],
+                                              const FlashAttentionBackwardParams& p, int b, int h, int q0, int T,
+                                              int warp, int lane) {
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = warp * 16 + (lane >> 2) + r * 8;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sQ + swz<D>(row, n) + (lane & 3) * 4),
+                   "r"(pack_bf16(dq[n][2 * r] * p.fwd.scale, dq[n][2 * r + 1] * p.fwd.scale)));
+    }
+  __syncwarp();
+  __nv_bfloat16* dQg = static_cast<__nv_bfloat16*>(p.dq) + b * p.dq_batch_stride + h * D;
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = 0; i < 16 * CH / 32; ++i) {
+    const int idx = lane + i * 32;
+    const int row = warp * 16 + idx / CH, c = idx % CH;
+    if (q0 + row < T) {
+      uint4 x;
+      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
+                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(sQ + swz<D>(row, c)));
+      *reinterpret_cast<uint4*>(dQg + (int64_t)(q0 + row) * p.dq_token_stride + c * 8) = x;
+    }
+  }
+}
+
 template <int D, bool DROPOUT>
 __global__ void __launch_bounds__(128)
     flash_bwd_dq_bf16_kernel(const __grid_constant__ FlashAttentionBackwardParams p, const float* __restrict__ dsum) {
   using Cfg = DqCfg<D>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, NT = Cfg::NT;
-  constexpr int KD = D / 16, NS = BC / 8;
+  constexpr int NS = BC / 8;
   extern __shared__ __align__(128) uint8_t smem[];
   const uint32_t sQ = smem_u32(smem);
   const uint32_t sdO = sQ + BR * D * 2;
@@ -179,26 +259,7 @@ __global__ void __launch_bounds__(128)
     cp_async_commit();
 
     float s[NS][4], dp[NS][4];
-#pragma unroll
-    for (int n = 0; n < NS; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = 0.f, dp[n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      uint32_t aq[4], ao[4];
-      ldsm_x4(aq, sQ + swz<D>(a_row, 2 * kk + a_chk));
-      ldsm_x4(ao, sdO + swz<D>(a_row, 2 * kk + a_chk));
-#pragma unroll
-      for (int np = 0; np < NS / 2; ++np) {
-        uint32_t bk[4], bv[4];
-        ldsm_x4(bk, sK + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
-        ldsm_x4(bv, sV + swz<D>(np * 16 + b_row, 2 * kk + b_chk));
-        mma16816(s[2 * np], aq, bk[0], bk[1]);
-        mma16816(s[2 * np + 1], aq, bk[2], bk[3]);
-        mma16816(dp[2 * np], ao, bv[0], bv[1]);
-        mma16816(dp[2 * np + 1], ao, bv[2], bv[3]);
-      }
-    }
+    dq_pass_scores<D, NS>(s, dp, sQ, sdO, sK, sV, a_row, a_chk, b_row, b_chk);
     const int key0 = j * BC;
     {
       if constexpr (DROPOUT) {  // dP = keep * dPd / (1 - p) before dS is formed
@@ -242,48 +303,13 @@ __global__ void __launch_bounds__(128)
         need_mask ? probs(modk_c, std::true_type{}) : probs(modk_c, std::false_type{});
       });
     }
-#pragma unroll
-    for (int kk = 0; kk < BC / 16; ++kk) {
-      uint32_t a[4];
-      a[0] = pack_bf16(dp[2 * kk][0], dp[2 * kk][1]);
-      a[1] = pack_bf16(dp[2 * kk][2], dp[2 * kk][3]);
-      a[2] = pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-      a[3] = pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
-#pragma unroll
-      for (int dd = 0; dd < D / 16; ++dd) {
-        uint32_t bk[4];
-        ldsm_x4_t(bk, sK + swz<D>(kk * 16 + t_row, 2 * dd + t_chk));
-        mma16816(dq[2 * dd], a, bk[0], bk[1]);
-        mma16816(dq[2 * dd + 1], a, bk[2], bk[3]);
-      }
-    }
+    dq_pass_accumulate<D, NS>(dq, dp, sK, t_row, t_chk);
   }
 
-  // Write dQ * scale through this warp's own rows of sQ.
+  // dQ * scale out through this warp's own rows of sQ.
   cp_async_wait<0>();
   __syncwarp();  // every lane's ldmatrix reads of sQ done before any lane overwrites it
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = warp * 16 + (lane >> 2) + r * 8;
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sQ + swz<D>(row, n) + (lane & 3) * 4),
-                   "r"(pack_bf16(dq[n][2 * r] * f.scale, dq[n][2 * r + 1] * f.scale)));
-    }
-  __syncwarp();
-  __nv_bfloat16* dQg = static_cast<__nv_bfloat16*>(p.dq) + b * p.dq_batch_stride + h * D;
-  constexpr int CH = D / 8;
-#pragma unroll
-  for (int i = 0; i < 16 * CH / 32; ++i) {
-    const int idx = lane + i * 32;
-    const int row = warp * 16 + idx / CH, c = idx % CH;
-    if (q0 + row < T) {
-      uint4 x;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(sQ + swz<D>(row, c)));
-      *reinterpret_cast<uint4*>(dQg + (int64_t)(q0 + row) * p.dq_token_stride + c * 8) = x;
-    }
-  }
+  store_dq_rows<D>(sQ, dq, p, b, h, q0, T, warp, lane);
 }
 
 // ============================================================================================
