@@ -285,6 +285,72 @@ template <KVCacheDType C, int D, int kHG>
 constexpr int kDecodeMinBlocks =
     kHG == 1 ? (is_8bit(C) ? 3 : (C == KVCacheDType::BF16 && D == 64 ? 5 : 4)) : (is_8bit(C) ? 2 : 3);
 
+// The first iteration's copy of the newest row (position length - 1), loaded before the wait for
+// the kernel that writes it, may be stale: this lane loads it again, from L2.
+template <KVCacheDType C, int kR, class Raw, int kN>
+__device__ __forceinline__ void reload_newest_row(const DecodeBlock& blk, Raw (&k_cur)[kN], Raw (&v_cur)[kN],
+                                                  float (&ks_cur)[kN], float (&vs_cur)[kN], const uint8_t* k_base,
+                                                  const uint8_t* v_base, const float* k_scale, const float* v_scale,
+                                                  int row_bytes, int lane_row) {
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {
+    const int t = blk.t_begin + lane_row + n * kR;
+    if (t != blk.length - 1) continue;
+    k_cur[n] = __ldcg(reinterpret_cast<const Raw*>(k_base + (size_t)t * row_bytes));
+    v_cur[n] = __ldcg(reinterpret_cast<const Raw*>(v_base + (size_t)t * row_bytes));
+    if constexpr (is_8bit(C)) {
+      ks_cur[n] = __ldcg(k_scale + t);
+      vs_cur[n] = __ldcg(v_scale + t);
+    }
+  }
+}
+
+// This lane's rows first + n * kR at or past `end` as zeros with unit scales.
+template <int kR, class Raw, int kN>
+__device__ __forceinline__ void zero_rows_from(int first, int end, Raw (&k_cur)[kN], Raw (&v_cur)[kN],
+                                               float (&ks_cur)[kN], float (&vs_cur)[kN]) {
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {
+    if (first + n * kR < end) continue;
+    k_cur[n] = Raw{};
+    v_cur[n] = Raw{};
+    ks_cur[n] = 1.0f;
+    vs_cur[n] = 1.0f;
+  }
+}
+
+// kAppend, split 0: the newest row as one more iteration of a single row (row 0 of the iteration:
+// the lanes of warp 0's first row, one Raw of K and V each; all other rows masked). Its bytes are
+// the bf16 activations' (the packed qkv row), and head group 0 stores them into the cache.
+template <KVCacheDType C, int D, int kHG, class Raw, int kN>
+__device__ __forceinline__ void consume_appended_row(const DecodeArgs& a, const DecodeBlock& blk,
+                                                     DecodeLaneState<C, D, kHG>& st, Raw (&k_cur)[kN], Raw (&v_cur)[kN],
+                                                     float (&ks_cur)[kN], float (&vs_cur)[kN], int lane_row, int col) {
+  using Geo = DecodeGeometry<C, D, kHG>;
+  constexpr int kRowBytes = D * element_bytes(C);
+  const int t = blk.length - 1;
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {
+    k_cur[n] = Raw{};
+    v_cur[n] = Raw{};
+    ks_cur[n] = vs_cur[n] = 1.0f;
+  }
+  if (lane_row == 0) {
+    const uint8_t* row = static_cast<const uint8_t*>(a.q) +
+                         ((int64_t)blk.b * a.q_batch_stride + (int64_t)(a.H + blk.g) * D) * element_bytes(C) +
+                         col * Geo::kLoadBytes;
+    const int64_t v_off = (int64_t)a.Hkv * kRowBytes;  // V heads follow the K heads
+    k_cur[0] = __ldcg(reinterpret_cast<const Raw*>(row));
+    v_cur[0] = __ldcg(reinterpret_cast<const Raw*>(row + v_off));
+    if (blk.head_group == 0) {
+      const size_t at = (blk.row0 + t) * kRowBytes + col * Geo::kLoadBytes;
+      *reinterpret_cast<Raw*>(a.k + at) = k_cur[0];
+      *reinterpret_cast<Raw*>(a.v + at) = v_cur[0];
+    }
+  }
+  st.consume(k_cur, v_cur, ks_cur, vs_cur, lane_row, 1);
+}
+
 // Loads straight into registers, the next iteration's issued before the current one is
 // computed (kLoadsPerLane 16- or 8-byte loads of K and of V per lane in flight).
 // kAppend (a bf16 cache of bf16 activations, DecodeAttentionParams::append_at): the newest row of
@@ -346,28 +412,11 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
   st.heads = blk.heads;
   st.init(a, blk.b, blk.h0, col);
   if (blk.t_begin >= blk.t_end) return;  // this chunk lies beyond the sequence (the whole block agrees)
-  const int t_end = kAppend ? blk.t_end - 1 : blk.t_end;  // (kAppend: the newest row comes last)
-  if constexpr (!kAppend) {  // (kAppend: the newest row is not in the cache; it comes last, below)
-#pragma unroll
-    for (int n = 0; n < kN; ++n) {  // the newest row, from L2 (the copy loaded before the wait may be stale)
-      const int t = blk.t_begin + lane_row + n * kR;
-      if (t != blk.length - 1) continue;
-      k_cur[n] = __ldcg(reinterpret_cast<const Raw*>(k_base + (size_t)t * kRowBytes));
-      v_cur[n] = __ldcg(reinterpret_cast<const Raw*>(v_base + (size_t)t * kRowBytes));
-      if constexpr (is_8bit(C)) {
-        ks_cur[n] = __ldcg(k_scale + t);
-        vs_cur[n] = __ldcg(v_scale + t);
-      }
-    }
-  }
-#pragma unroll
-  for (int n = 0; n < kN; ++n) {
-    if (blk.t_begin + lane_row + n * kR < t_end) continue;
-    k_cur[n] = Raw{};
-    v_cur[n] = Raw{};
-    ks_cur[n] = 1.0f;
-    vs_cur[n] = 1.0f;
-  }
+  // kAppend: the newest row is not in the cache; it comes last, from the qkv row (below).
+  const int t_end = kAppend ? blk.t_end - 1 : blk.t_end;
+  if constexpr (!kAppend) reload_newest_row<C, kR>(blk, k_cur, v_cur, ks_cur, vs_cur, k_base, v_base, k_scale, v_scale,
+                                                   kRowBytes, lane_row);
+  zero_rows_from<kR>(blk.t_begin + lane_row, t_end, k_cur, v_cur, ks_cur, vs_cur);
   for (int t0 = blk.t_begin; t0 < t_end; t0 += blk.step) {
     Raw k_next[kN], v_next[kN];
     float ks_next[kN], vs_next[kN];
@@ -382,32 +431,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocks<C, D, kHG>) d
     }
   }
   if constexpr (kAppend) {
-    if (blk.split == 0) {
-      // The newest row as one more iteration of a single row (row 0 of the iteration: the lanes
-      // of warp 0's first row, one Raw of K and V each; all other rows masked). Its bytes are the
-      // bf16 activations', and head group 0 stores them.
-      const int t = blk.length - 1;
-#pragma unroll
-      for (int n = 0; n < kN; ++n) {
-        k_cur[n] = Raw{};
-        v_cur[n] = Raw{};
-        ks_cur[n] = vs_cur[n] = 1.0f;
-      }
-      if (lane_row == 0) {
-        const uint8_t* row = static_cast<const uint8_t*>(a.q) +
-                             ((int64_t)blk.b * a.q_batch_stride + (int64_t)(a.H + blk.g) * D) * element_bytes(C) +
-                             col * Geo::kLoadBytes;
-        const int64_t v_off = (int64_t)a.Hkv * kRowBytes;  // V heads follow the K heads
-        k_cur[0] = __ldcg(reinterpret_cast<const Raw*>(row));
-        v_cur[0] = __ldcg(reinterpret_cast<const Raw*>(row + v_off));
-        if (blk.head_group == 0) {
-          const size_t at = (blk.row0 + t) * kRowBytes + col * Geo::kLoadBytes;
-          *reinterpret_cast<Raw*>(a.k + at) = k_cur[0];
-          *reinterpret_cast<Raw*>(a.v + at) = v_cur[0];
-        }
-      }
-      st.consume(k_cur, v_cur, ks_cur, vs_cur, lane_row, 1);
-    }
+    if (blk.split == 0) consume_appended_row<C, D, kHG>(a, blk, st, k_cur, v_cur, ks_cur, vs_cur, lane_row, col);
   }
   st.finish(a, blk, warp, row_in_load, col);
 }
