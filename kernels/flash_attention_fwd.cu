@@ -139,6 +139,95 @@ __device__ __forceinline__ void fwd_produce(const FwdArgs& a, FwdBarriers<FwdCfg
   }
 }
 
+// One block's online-softmax step on this thread's two rows, in the log2 domain: s (the modified
+// scores; raw = raw.a s + raw.b) becomes P = exp2(raw sl2 - m sl2), sum the thread's part of P's row
+// sums, alpha the factor that rescales the previous O and l (1 when the maximum stayed), m_run the
+// rows' maxima; o_rescale: alpha is not 1 somewhere in the warp.
+// The running maximum moves only when a row's new maximum exceeds it by more than kStaleMaxLog2
+// (in exp2 units) somewhere in the warp; otherwise every row keeps its maximum, alpha = 1 and the
+// O rescale (2 NO FMULs per row and thread) is skipped. P then reaches at most 2^kStaleMaxLog2
+// (bf16 and the fp32 sums hold that exactly as well), and lse, O = acc / l and the backward (which
+// recomputes P from lse) do not depend on which maximum was used.
+template <bool GENERAL, int BC>
+__device__ __forceinline__ void online_softmax_step(tiles::AccFragment<BC>& s, float (&m_run)[2], bool& o_rescale,
+                                                    float (&alpha)[2], float (&sum)[2], const ScoreMod::Affine& raw,
+                                                    float sl2) {
+  constexpr int NS = BC / 8;
+  float m_cand[2];
+  bool grows = false;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s.v[4 * n + 2 * r], s.v[4 * n + 2 * r + 1]));
+    if constexpr (GENERAL) mx = fmaf(mx, raw.a, raw.b);  // a > 0: the raw maximum (-inf stays -inf)
+    m_cand[r] = fmaxf(m_run[r], tiles::quad_max(mx));
+    grows |= m_cand[r] != -INFINITY && !((m_cand[r] - m_run[r]) * sl2 <= kStaleMaxLog2);  // (-inf start: grows)
+  }
+  o_rescale = __any_sync(0xffffffffu, grows);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float m_new = o_rescale ? m_cand[r] : m_run[r];
+    const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
+    alpha[r] = o_rescale ? fast_exp2(m_run[r] * sl2 - m_sc) : 1.f;
+    m_run[r] = m_new;
+    // exp2(raw sl2 - m_sc) = exp2(s.v[e] ea + eb), all on the MUFU. With soft-capping its
+    // tanh takes a MUFU op per score too, but moving every other exp2 to the FMA pipe (a
+    // polynomial, ~10 instructions) was slower, forward and backward: the loop is issue-bound
+    // (docs/RESULTS.md, session 14).
+    constexpr int kExpKind = GENERAL ? kModRuntime : kModNone;
+    const float ea = raw.exp_scale<kExpKind>(sl2), eb = raw.exp_shift<kExpKind>(sl2, m_sc);
+    float acc = 0.f;
+#pragma unroll
+    for (int n = 0; n < NS; ++n)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        float& x = s.v[4 * n + 2 * r + c];
+        x = fast_exp2(fmaf(x, ea, eb));
+        acc += x;
+      }
+    sum[r] = acc;
+  }
+}
+
+// General kind: the score modification (ALiBi, soft-capping: ScoreMod) of one block's scores, one
+// uniform branch around the whole block, never per element. kq0: key - query of this thread's
+// element 0. raw: how the raw score follows from the modified one (raw = a s + b).
+template <int BC>
+__device__ __forceinline__ void apply_score_mod(tiles::AccFragment<BC>& s, ScoreMod::Affine& raw, const ScoreMod& mod,
+                                                int modk, float kq0) {
+  with_mod_kind(modk, [&](auto modk_c) {
+    constexpr int MODK = decltype(modk_c)::value;
+    const ScoreMod::Affine aff = mod.affine<MODK>(kq0);
+#pragma unroll
+    for (int e = 0; e < BC / 2; ++e) s.v[e] = mod.value<MODK>(s.v[e], float(s.col_offset(e) - 8 * s.half(e)), aff);
+    raw = aff;
+  });
+}
+
+// Plain kinds: the scores of keys >= T (and, causal, of keys past this thread's rows row_lo and
+// row_lo + 8) to -inf; col0: the key of this thread's element 0.
+template <bool CAUSAL, int BC>
+__device__ __forceinline__ void mask_scores_plain(tiles::AccFragment<BC>& s, int col0, int row_lo, int T) {
+#pragma unroll
+  for (int e = 0; e < BC / 2; ++e) {
+    const int col = col0 + s.col_offset(e);
+    if (col >= T || (CAUSAL && col > row_lo + 8 * s.half(e))) s.v[e] = -INFINITY;
+  }
+}
+
+// General kind: the scores of keys outside this thread's rows' ranges [klo0, khi0] and
+// [klo1, khi1] (rows row_lo, row_lo + 8) to -inf; col0: the key of this thread's element 0.
+template <int BC>
+__device__ __forceinline__ void mask_scores_general(tiles::AccFragment<BC>& s, int col0, int klo0, int khi0, int klo1,
+                                                    int khi1) {
+#pragma unroll
+  for (int e = 0; e < BC / 2; ++e) {
+    const int col = col0 + s.col_offset(e);
+    if (col < (s.half(e) ? klo1 : klo0) || col > (s.half(e) ? khi1 : khi0)) s.v[e] = -INFINITY;
+  }
+}
+
 // A tile's epilogue: l = the quad's row sums, O / l and lse = m scale + ln l (rows < T; -inf and
 // O = 0 where no key was visible), O to bf16 through this warp's own rows of the swizzled sO,
 // then 16-byte stores of the warp's rows < T.
@@ -190,7 +279,7 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
   constexpr bool GENERAL = MK == MaskKind::kGeneral;
   constexpr bool CAUSAL = MK == MaskKind::kCausal;
   using Cfg = FwdCfg<D>;
-  constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NS = BC / 8, NO = D / 8;
+  constexpr int BR = Cfg::BR, BC = Cfg::BC, KD = D / tiles::kWgmmaK, NO = D / 8;
   using Ring = tiles::RingBarriers<Cfg::kStages>;
   using KVTile = typename Cfg::KVTile;
   extern __shared__ uint8_t smem_raw[];
@@ -279,73 +368,13 @@ __global__ void __launch_bounds__(FwdCfg<D>::kThreads, 1)
       const int key0 = j * BC;
       ScoreMod::Affine raw{1.f, 0.f, 0.f};  // the raw score of the thread's s.v[e]: raw.a * s.v[e] + raw.b
       if constexpr (GENERAL) {
-        if (modk != kModNone) {  // uniform branches around the whole block, never per element
-          // j - i of element e: this thread's (key0 + col0) - row_lo, plus a constant per register.
-          const float kq0 = (float)(key0 + thr_col0 - row_lo);
-          with_mod_kind(modk, [&](auto modk_c) {
-            constexpr int MODK = decltype(modk_c)::value;
-            const ScoreMod::Affine aff = mod.affine<MODK>(kq0);
-#pragma unroll
-            for (int e = 0; e < BC / 2; ++e)
-              s.v[e] = mod.value<MODK>(s.v[e], float(s.col_offset(e) - 8 * s.half(e)), aff);
-            raw = aff;
-          });
-        }
-        if (key0 < full_lo || key0 + BC - 1 > full_hi) {
-#pragma unroll
-          for (int e = 0; e < BC / 2; ++e) {
-            const int col = key0 + thr_col0 + s.col_offset(e);
-            if (col < (s.half(e) ? klo1 : klo0) || col > (s.half(e) ? khi1 : khi0)) s.v[e] = -INFINITY;
-          }
-        }
+        // j - i of element e: this thread's (key0 + col0) - row_lo, plus a constant per register.
+        if (modk != kModNone) apply_score_mod(s, raw, mod, modk, (float)(key0 + thr_col0 - row_lo));
+        if (key0 < full_lo || key0 + BC - 1 > full_hi) mask_scores_general(s, key0 + thr_col0, klo0, khi0, klo1, khi1);
       } else if (key0 + BC > T || (CAUSAL && key0 + BC - 1 > warp_row0)) {
-#pragma unroll
-        for (int e = 0; e < BC / 2; ++e) {
-          const int col = key0 + thr_col0 + s.col_offset(e);
-          if (col >= T || (CAUSAL && col > row_lo + 8 * s.half(e))) s.v[e] = -INFINITY;
-        }
+        mask_scores_plain<CAUSAL>(s, key0 + thr_col0, row_lo, T);
       }
-      // The running maximum moves only when a row's new maximum exceeds it by more than
-      // kStaleMaxLog2 (in exp2 units) somewhere in the warp; otherwise every row keeps its
-      // maximum, alpha = 1 and the O rescale (2 NO FMULs per row and thread) is skipped. P then
-      // reaches at most 2^kStaleMaxLog2 (bf16 and the fp32 sums hold that exactly as well), and
-      // lse, O = acc / l and the backward (which recomputes P from lse) do not depend on which
-      // maximum was used.
-      float m_cand[2];
-      bool grows = false;
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < NS; ++n) mx = fmaxf(mx, fmaxf(s.v[4 * n + 2 * r], s.v[4 * n + 2 * r + 1]));
-        if constexpr (GENERAL) mx = fmaf(mx, raw.a, raw.b);  // a > 0: the raw maximum (-inf stays -inf)
-        m_cand[r] = fmaxf(m_run[r], tiles::quad_max(mx));
-        grows |= m_cand[r] != -INFINITY && !((m_cand[r] - m_run[r]) * sl2 <= kStaleMaxLog2);  // (-inf start: grows)
-      }
-      o_rescale = __any_sync(0xffffffffu, grows);
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const float m_new = o_rescale ? m_cand[r] : m_run[r];
-        const float m_sc = m_new == -INFINITY ? 0.f : m_new * sl2;
-        alpha[r] = o_rescale ? fast_exp2(m_run[r] * sl2 - m_sc) : 1.f;
-        m_run[r] = m_new;
-        // exp2(raw sl2 - m_sc) = exp2(s.v[e] ea + eb), all on the MUFU. With soft-capping its
-        // tanh takes a MUFU op per score too, but moving every other exp2 to the FMA pipe (a
-        // polynomial, ~10 instructions) was slower, forward and backward: the loop is issue-bound
-        // (docs/RESULTS.md, session 14).
-        constexpr int kExpKind = GENERAL ? kModRuntime : kModNone;
-        const float ea = raw.exp_scale<kExpKind>(sl2), eb = raw.exp_shift<kExpKind>(sl2, m_sc);
-        float acc = 0.f;
-#pragma unroll
-        for (int n = 0; n < NS; ++n)
-#pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            float& x = s.v[4 * n + 2 * r + c];
-            x = fast_exp2(fmaf(x, ea, eb));
-            acc += x;
-          }
-        sum[r] = acc;
-      }
+      online_softmax_step<GENERAL>(s, m_run, o_rescale, alpha, sum, raw, sl2);
       if constexpr (DROPOUT) {  // after the row sums: l normalizes by the undropped P
 #pragma unroll
         for (int e = 0; e < BC / 2; ++e) s.v[e] *= drop.mult(row_lo + 8 * s.half(e), key0 + thr_col0 + s.col_offset(e));
