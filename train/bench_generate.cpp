@@ -224,6 +224,40 @@ void write_profiles(const std::vector<GenerateBenchRow>& rows, const std::string
   ATTN_CHECK(md.good() && js.good(), "writing {}/decode_profile.md or .json failed (disk full?)", dir);
 }
 
+// The longest context of the grid (prompt + new tokens), each cell checked against the model and
+// the profile's needs.
+int checked_max_context(const GenerateBenchOptions& o, int block_size) {
+  int max_ctx = 1;
+  for (int p : o.prompt_lens)
+    for (int n : o.new_tokens) {
+      ATTN_CHECK(p >= 1 && n >= 1, "bench-generate: prompt length {} and new tokens {} must be >= 1", p, n);
+      ATTN_CHECK(p + n <= block_size, "bench-generate: prompt {} + new tokens {} exceed model.block_size = {}", p, n,
+                 block_size);
+      // the timed steps keep their meaning: at least kMinTimedSteps of them before the traced ones
+      const int least = o.profile_steps + kWarmSteps + kMinTimedSteps + 1;  // + 1: prefill yields the first token
+      ATTN_CHECK(o.profile_steps == 0 || n >= least,
+                 "bench-generate --profile traces {} decode steps after the timed ones: --new-tokens {} must be at "
+                 "least {}",
+                 o.profile_steps, n, least);
+      max_ctx = std::max(max_ctx, p + n);
+    }
+  return max_ctx;
+}
+
+// A row as one line on stdout (and its traced step, when profiled).
+void print_row(const GenerateBenchRow& r) {
+  fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
+             "{:4} kernels/step  {:10.0f} tokens/s ({:.0f} whole call)  {:5.1f}% of weight-read limit  cache {} MiB "
+             "(formula {})  peak {} GiB ({})\n",
+             r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
+             r.step_kernels, r.tokens_per_s, r.call_tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes),
+             mib(r.cache_formula_bytes), gib(r.peak_bytes), r.peak_by_category);
+  if (r.trace.steps > 0)
+    fmt::print("\n{} (traced; untraced {:.2f} us/step):\n{}\n", cell_title(r), 1000 * r.ms_per_step,
+               format_step_trace(r.trace));
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const GenerateBenchOptions& opts) {
@@ -251,21 +285,9 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
     caches.push_back(activation_dtype(parse_precision(cfg.device.precision).value()) == DType::BF16
                          ? KVCacheDType::BF16
                          : KVCacheDType::FP32);
-  int max_batch = 1, max_ctx = 1;
+  int max_batch = 1;
   for (int b : o.batches) max_batch = std::max(max_batch, b);
-  for (int p : o.prompt_lens)
-    for (int n : o.new_tokens) {
-      ATTN_CHECK(p >= 1 && n >= 1, "bench-generate: prompt length {} and new tokens {} must be >= 1", p, n);
-      ATTN_CHECK(p + n <= base.block_size, "bench-generate: prompt {} + new tokens {} exceed model.block_size = {}", p,
-                 n, base.block_size);
-      // the timed steps keep their meaning: at least kMinTimedSteps of them before the traced ones
-      const int least = o.profile_steps + kWarmSteps + kMinTimedSteps + 1;  // + 1: prefill yields the first token
-      ATTN_CHECK(o.profile_steps == 0 || n >= least,
-                 "bench-generate --profile traces {} decode steps after the timed ones: --new-tokens {} must be at "
-                 "least {}",
-                 o.profile_steps, n, least);
-      max_ctx = std::max(max_ctx, p + n);
-    }
+  const int max_ctx = checked_max_context(o, base.block_size);
   if (!o.out_dir.empty()) write_environment(o.out_dir, device);
   fmt::print("weight-read limit at {:.3g} bytes/s\n", o.hbm_bytes_per_s);
   std::vector<GenerateBenchRow> rows;
@@ -290,16 +312,7 @@ std::vector<GenerateBenchRow> run_generate_benchmark(const Config& cfg, const Ge
     };
     std::unique_ptr<Backend> baseline_be;
     auto report = [&](const GenerateBenchRow& r) {
-      fmt::print("{:8} {:5} kv_heads={:<3} B={:<4} prompt={:<5} new={:<5} prefill {:8.2f} ms  {:8.3f} ms/step  "
-                 "{:4} kernels/step  {:10.0f} tokens/s ({:.0f} whole call)  {:5.1f}% of weight-read limit  cache {} MiB "
-                 "(formula {})  peak {} GiB ({})\n",
-                 r.mode, r.cache, r.n_kv_head, r.batch, r.prompt, r.new_tokens, r.prefill_ms, r.ms_per_step,
-                 r.step_kernels, r.tokens_per_s, r.call_tokens_per_s, 100 * r.weight_limit_fraction, mib(r.cache_bytes), mib(r.cache_formula_bytes),
-                 gib(r.peak_bytes), r.peak_by_category);
-      if (r.trace.steps > 0)
-        fmt::print("\n{} (traced; untraced {:.2f} us/step):\n{}\n", cell_title(r), 1000 * r.ms_per_step,
-                   format_step_trace(r.trace));
-      std::fflush(stdout);
+      print_row(r);
       rows.push_back(r);
     };
     for (int p : o.prompt_lens)
