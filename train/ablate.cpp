@@ -89,6 +89,65 @@ void collect_grid(const toml::table& t, const std::string& prefix, GridSpec& spe
   }
 }
 
+// An array of tables of the grid file, each with a string `name` (non-empty) and the rest its own
+// keys.
+std::vector<const toml::table*> named_tables(const toml::table& doc, const char* key, const std::string& path) {
+  std::vector<const toml::table*> out;
+  if (const auto* n = doc.get(key)) {
+    const auto* arr = n->as_array();
+    ATTN_CHECK(arr != nullptr && arr->is_array_of_tables(), "{}: {} must be an array of tables ([[{}]])", path, key,
+               key);
+    for (const auto& t : *arr) {
+      const auto* name = t.as_table()->get("name");
+      ATTN_CHECK(name != nullptr && name->is_string() && !name->as_string()->get().empty(),
+                 "{}: every [[{}]] needs a name = \"...\"", path, key);
+      out.push_back(t.as_table());
+    }
+  }
+  return out;
+}
+
+// A [[variant]] table: single values (overrides) under a unique name.
+NamedVariant read_variant(const toml::table& t, const std::vector<NamedVariant>& earlier, const std::string& path) {
+  NamedVariant v{t.get("name")->as_string()->get(), {}};
+  for (const auto& o : earlier) ATTN_CHECK(o.name != v.name, "{}: two [[variant]] tables are named '{}'", path, v.name);
+  GridSpec own;
+  toml::table rest = t;
+  rest.erase("name");
+  collect_grid(rest, "", own, path);
+  ATTN_CHECK(own.axes.empty(), "{}: [[variant]] '{}': {} is an array; a variant sets single values", path, v.name,
+             own.axes.empty() ? "" : own.axes.front().key);
+  v.overrides = std::move(own.fixed);
+  return v;
+}
+
+// A [[torch]] table: a PyTorch peer (scripts/torch_gpt.py) with its SDPA backend, compile flag and precision.
+TorchPeer read_torch_peer(const toml::table& t, const std::string& path) {
+  TorchPeer peer;
+  peer.name = t.get("name")->as_string()->get();
+  for (const auto& [k, node] : t) {
+    const std::string key(k.str());
+    if (key == "name") continue;
+    if (key == "sdpa" && node.is_string()) {
+      peer.sdpa = node.as_string()->get();
+    } else if (key == "compile" && node.is_boolean()) {
+      peer.compile = node.as_boolean()->get();
+    } else if (key == "precision" && node.is_string()) {
+      peer.precision = node.as_string()->get();
+      ATTN_CHECK(peer.precision == "bf16" || peer.precision == "tf32" || peer.precision == "fp32",
+                 "{}: [[torch]] '{}': precision = \"{}\" (expected \"bf16\", \"tf32\" or \"fp32\")", path, peer.name,
+                 peer.precision);
+    } else {
+      fail("{}: [[torch]] '{}': unknown key '{}' (expected name, sdpa = \"flash\"|\"cudnn\"|\"math\"|..., "
+           "compile = true|false and precision = \"bf16\"|\"tf32\"|\"fp32\")",
+           path, peer.name, key);
+    }
+  }
+  ATTN_CHECK(!peer.sdpa.empty(), "{}: [[torch]] '{}' needs sdpa = \"flash\", \"cudnn\", \"math\", ...", path,
+             peer.name);
+  return peer;
+}
+
 GridSpec load_grid(const std::string& path) {
   toml::table doc;
   try {
@@ -96,14 +155,6 @@ GridSpec load_grid(const std::string& path) {
   } catch (const toml::parse_error& e) {
     fail("{}: {} (line {})", path, std::string(e.description()), e.source().begin.line);
   }
-  GridSpec spec;
-  auto get_int = [&](const char* key, int& out) {
-    if (const auto* n = doc.get(key)) {
-      const auto v = n->value<int64_t>();
-      ATTN_CHECK(v.has_value() && *v >= 0, "{}: {} must be a non-negative integer", path, key);
-      out = static_cast<int>(*v);
-    }
-  };
   for (const auto& [k, node] : doc) {
     const std::string key(k.str());
     ATTN_CHECK(key == "grid" || key == "tokens_per_batch" || key == "steps" || key == "warmup" ||
@@ -119,62 +170,19 @@ GridSpec load_grid(const std::string& path) {
       out = n->as_string()->get();
     }
   };
+  auto get_int = [&](const char* key, int& out) {
+    if (const auto* n = doc.get(key)) {
+      const auto v = n->value<int64_t>();
+      ATTN_CHECK(v.has_value() && *v >= 0, "{}: {} must be a non-negative integer", path, key);
+      out = static_cast<int>(*v);
+    }
+  };
+  GridSpec spec;
   get_string("python", spec.python);
   get_string("torch_script", spec.torch_script);
-  // an array of tables, each with a string `name` (unique) and the rest its own keys
-  auto tables_of = [&](const char* key) {
-    std::vector<const toml::table*> out;
-    if (const auto* n = doc.get(key)) {
-      const auto* arr = n->as_array();
-      ATTN_CHECK(arr != nullptr && arr->is_array_of_tables(), "{}: {} must be an array of tables ([[{}]])", path, key,
-                 key);
-      for (const auto& t : *arr) {
-        const auto* name = t.as_table()->get("name");
-        ATTN_CHECK(name != nullptr && name->is_string() && !name->as_string()->get().empty(),
-                   "{}: every [[{}]] needs a name = \"...\"", path, key);
-        out.push_back(t.as_table());
-      }
-    }
-    return out;
-  };
-  for (const toml::table* t : tables_of("variant")) {
-    NamedVariant v{t->get("name")->as_string()->get(), {}};
-    for (const auto& o : spec.variants)
-      ATTN_CHECK(o.name != v.name, "{}: two [[variant]] tables are named '{}'", path, v.name);
-    GridSpec own;
-    toml::table rest = *t;
-    rest.erase("name");
-    collect_grid(rest, "", own, path);
-    ATTN_CHECK(own.axes.empty(), "{}: [[variant]] '{}': {} is an array; a variant sets single values", path, v.name,
-               own.axes.empty() ? "" : own.axes.front().key);
-    v.overrides = std::move(own.fixed);
-    spec.variants.push_back(std::move(v));
-  }
-  for (const toml::table* t : tables_of("torch")) {
-    TorchPeer peer;
-    peer.name = t->get("name")->as_string()->get();
-    for (const auto& [k, node] : *t) {
-      const std::string key(k.str());
-      if (key == "name") continue;
-      if (key == "sdpa" && node.is_string()) {
-        peer.sdpa = node.as_string()->get();
-      } else if (key == "compile" && node.is_boolean()) {
-        peer.compile = node.as_boolean()->get();
-      } else if (key == "precision" && node.is_string()) {
-        peer.precision = node.as_string()->get();
-        ATTN_CHECK(peer.precision == "bf16" || peer.precision == "tf32" || peer.precision == "fp32",
-                   "{}: [[torch]] '{}': precision = \"{}\" (expected \"bf16\", \"tf32\" or \"fp32\")", path,
-                   peer.name, peer.precision);
-      } else {
-        fail("{}: [[torch]] '{}': unknown key '{}' (expected name, sdpa = \"flash\"|\"cudnn\"|\"math\"|..., "
-             "compile = true|false and precision = \"bf16\"|\"tf32\"|\"fp32\")",
-             path, peer.name, key);
-      }
-    }
-    ATTN_CHECK(!peer.sdpa.empty(), "{}: [[torch]] '{}' needs sdpa = \"flash\", \"cudnn\", \"math\", ...", path,
-               peer.name);
-    spec.torch.push_back(std::move(peer));
-  }
+  for (const toml::table* t : named_tables(doc, "variant", path))
+    spec.variants.push_back(read_variant(*t, spec.variants, path));
+  for (const toml::table* t : named_tables(doc, "torch", path)) spec.torch.push_back(read_torch_peer(*t, path));
   get_int("tokens_per_batch", spec.tokens_per_batch);
   get_int("steps", spec.steps);
   get_int("warmup", spec.warmup);
