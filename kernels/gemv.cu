@@ -182,6 +182,51 @@ __device__ __forceinline__ void load_chunks(uint4 (&w)[kInFlight], const GemvArg
   }
 }
 
+// A tile is complete: warps 1.. hand their partial sums to warp 0 (through `part`), which adds
+// them and runs the epilogue of its row g's two columns; bias and residual of the block's first
+// tile (first_tile) were loaded before the wait. The fused argmax keeps this lane's best key.
+__device__ __forceinline__ void finish_tile(const GemvArgs& p, int N, float (&acc)[4], float* part, int warp, int lane,
+                                            int g, int t, int tile, int first_tile, bool row_live,
+                                            const float (&bias0)[2], const float (&res0)[2], int position, u64& best) {
+  if (warp > 0) {
+    part[((warp - 1) * tiles::kWarpSize + lane) * 2] = acc[0];
+    part[((warp - 1) * tiles::kWarpSize + lane) * 2 + 1] = acc[1];
+  }
+  __syncthreads();
+  if (warp == 0) {
+    for (int v = 0; v < kGemvWarps - 1; ++v) {
+      acc[0] += part[(v * tiles::kWarpSize + lane) * 2];
+      acc[1] += part[(v * tiles::kWarpSize + lane) * 2 + 1];
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int n = tile * kTileCols + 2 * t + i;
+      if (row_live && n < N) {
+        const bool first = tile == first_tile;
+        const float bias = first ? bias0[i] : p.bias ? __bfloat162float(p.bias[n]) : 0.0f;
+        const float res =
+            first ? res0[i] : p.residual ? __bfloat162float(p.residual[static_cast<size_t>(g) * N + n]) : 0.0f;
+        const float y = epilogue(p, g, n, acc[i], bias, res, position);
+        if (p.argmax && !isnan(y)) best = max(best, argmax_key(y, n));
+      }
+    }
+  }
+}
+
+// The fused argmax's last part: this lane's best key for row g (warp 0) -> the row's over its 4
+// lanes -> the block's (shared atomics) -> the grid's (grid_argmax.cuh).
+__device__ __forceinline__ void argmax_over_grid(const GemvArgs& p, int M, u64* block_best, u64 best, int warp, int g,
+                                                 int t, bool row_live) {
+  if (warp == 0) {
+    best = max(best, __shfl_xor_sync(0xffffffffu, best, 1));
+    best = max(best, __shfl_xor_sync(0xffffffffu, best, 2));
+    if (t == 0 && row_live && best) atomicMax(&block_best[g], best);
+  }
+  __syncthreads();
+  grid_argmax_finish(block_best, 0, M, p.argmax_scratch, M, p.argmax,
+                     reinterpret_cast<int*>(&block_best[kGemvMaxRows]));
+}
+
 // out = epilogue(a' W^T) for M <= 8 rows; see gemv.h and the top of this file.
 template <int kInFlight>
 __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? kGemvBlocksPerSm : kDeepBlocksPerSm)
@@ -248,38 +293,13 @@ __global__ void __launch_bounds__(kGemvThreads, kInFlight == kChunksInFlight ? k
     if (next_tile < tiles_n) load_chunks<kInFlight>(w, p, next_tile, next_c0, g, t);
     if (next_tile != tile) {  // the tile is complete: warps 1.. hand their partials to warp 0
       float* part = partials + parity * (kGemvWarps - 1) * tiles::kWarpSize * 2;
-      if (warp > 0) part[((warp - 1) * tiles::kWarpSize + lane) * 2] = acc[0], part[((warp - 1) * tiles::kWarpSize + lane) * 2 + 1] = acc[1];
-      __syncthreads();
-      if (warp == 0) {
-        for (int v = 0; v < kGemvWarps - 1; ++v) acc[0] += part[(v * tiles::kWarpSize + lane) * 2], acc[1] += part[(v * tiles::kWarpSize + lane) * 2 + 1];
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const int n = tile * kTileCols + 2 * t + i;
-          if (row_live && n < N) {
-            const bool first = tile == first_tile;
-            const float bias = first ? bias0[i] : p.bias ? __bfloat162float(p.bias[n]) : 0.0f;
-            const float res = first ? res0[i] : p.residual ? __bfloat162float(p.residual[static_cast<size_t>(g) * N + n]) : 0.0f;
-            const float y = epilogue(p, g, n, acc[i], bias, res, position);
-            if (p.argmax && !isnan(y)) best = max(best, argmax_key(y, n));
-          }
-        }
-      }
+      finish_tile(p, N, acc, part, warp, lane, g, t, tile, first_tile, row_live, bias0, res0, position, best);
       acc[0] = acc[1] = acc[2] = acc[3] = 0.0f;
       parity ^= 1;
     }
     tile = next_tile, c0 = next_c0;
   }
-  if (!p.argmax) return;
-
-  // argmax over the grid: lanes of a row (t = 0..3 of warp 0) -> block (shared atomics) ->
-  // grid (grid_argmax.cuh)
-  if (warp == 0) {
-    best = max(best, __shfl_xor_sync(0xffffffffu, best, 1));
-    best = max(best, __shfl_xor_sync(0xffffffffu, best, 2));
-    if (t == 0 && row_live && best) atomicMax(&block_best[g], best);
-  }
-  __syncthreads();
-  grid_argmax_finish(block_best, 0, M, p.argmax_scratch, M, p.argmax, reinterpret_cast<int*>(&block_best[kGemvMaxRows]));
+  if (p.argmax) argmax_over_grid(p, M, block_best, best, warp, g, t, row_live);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
