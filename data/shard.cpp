@@ -103,6 +103,7 @@ ShardWriter::~ShardWriter() {
 }
 
 void ShardWriter::append(std::span<const int32_t> tokens) {
+  if (tokens.empty()) return;  // (fwrite of an empty buffer would pass its null data pointer)
   const size_t width = dtype_bytes(dtype_);
   buffer_.resize(tokens.size() * width);
   for (size_t i = 0; i < tokens.size(); ++i) {
