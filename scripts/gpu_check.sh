@@ -3,7 +3,7 @@
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
 #                        [graphstep] [tf32] [fp32flash] [flashdropout] [shakespeareflash] [fp8quality]
-#                        [sanitize14] [windowsweep] [boundary]
+#                        [sanitize14] [windowsweep] [flashtrace] [boundary]
 #                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
@@ -337,6 +337,17 @@ print(f"window sweep: f+b = {a:.4f} ms + {b:.5f} ms x blocks/tile; causal {causa
       f"{w1024} ms = {causal[0] / w1024:.2f}x; with no fixed cost at most {causal[0] / (b * blocks(1024)):.2f}x")
 PY
 )"
+fi
+
+if has flashtrace; then
+  # Where one forward+backward call's time goes, kernel by kernel (bench_flash_attention --trace: the CUPTI
+  # kernel trace), on issue 14's open rows: T=16384 D=64 causal, window 1024 and soft-capping 30, and T=4096.
+  echo "== flash kernel traces"
+  for args in "1,12,12,16384,64" "1,12,12,16384,64 --window 1024" "1,12,12,16384,64 --softcap 30" "4,12,12,4096,64"; do
+    read -r shape extra <<< "$args"
+    "$BUILD/bench_flash_attention" --reps 10 --warmup-ms 300 --trace 5 --shape $shape $extra 2>&1
+  done | tee "$OUT/flash_trace.txt"
+  row "flashtrace: $(grep -c '^trace of' "$OUT/flash_trace.txt") traces, $(grep -c 'trace of .*error' "$OUT/flash_trace.txt") errors (flash_trace.txt)"
 fi
 
 if has prefix; then
