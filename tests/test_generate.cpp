@@ -43,6 +43,14 @@ std::vector<float> spread_params(const ParamLayout& layout, uint64_t seed) {
   return p;
 }
 
+// The test model on the CPU with spread_params(seed) as its weights.
+std::unique_ptr<Backend> spread_cpu_model(uint64_t seed) {
+  auto be = make_cpu_backend(gen_config(), BackendOptions{});
+  const auto p = spread_params(be->layout(), seed);
+  be->set_params(p.data());
+  return be;
+}
+
 std::vector<int32_t> random_tokens(std::mt19937_64& rng, int n, int V) {
   std::uniform_int_distribution<int32_t> d(0, V - 1);
   std::vector<int32_t> t(n);
@@ -55,9 +63,7 @@ std::vector<int32_t> random_tokens(std::mt19937_64& rng, int n, int V) {
 TEST(GenerateCpu, GreedyCachedEqualsRecomputeFp32) {
   const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);
-  auto be = make_cpu_backend(gen_config(), BackendOptions{});
-  const auto p = spread_params(be->layout(), seed);
-  be->set_params(p.data());
+  auto be = spread_cpu_model(seed);
   std::mt19937_64 rng(seed);
   const auto prompt = random_tokens(rng, 7, 53);
   SamplingOptions opt;
@@ -171,9 +177,7 @@ TEST(GenerateCpu, PrefixLmCachedLogitsEqualRecomputeFp64) {
 TEST(GenerateCpu, BatchedPromptsOfDifferentLengthsEqualEachAlone) {
   const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);
-  auto be = make_cpu_backend(gen_config(), BackendOptions{});
-  const auto p = spread_params(be->layout(), seed);
-  be->set_params(p.data());
+  auto be = spread_cpu_model(seed);
   std::mt19937_64 rng(seed);
   const std::vector<std::vector<int32_t>> prompts{random_tokens(rng, 1, 53), random_tokens(rng, 11, 53),
                                                   random_tokens(rng, 4, 53)};
@@ -189,9 +193,7 @@ TEST(GenerateCpu, BatchedPromptsOfDifferentLengthsEqualEachAlone) {
 }
 
 TEST(GenerateCpu, StopsAtTheStopTokenAndGoesPastTheBlock) {
-  auto be = make_cpu_backend(gen_config(), BackendOptions{});
-  const auto p = spread_params(be->layout(), 5);
-  be->set_params(p.data());
+  auto be = spread_cpu_model(5);
   SamplingOptions opt;
   opt.temperature = 0;
   opt.max_new_tokens = 3 * 48;  // three blocks: the context slides (it used to end at the full cache)
@@ -212,9 +214,7 @@ TEST(GenerateCpu, PastBlockSizeBatchedCachedEqualsRecompute) {
   const uint64_t seed = attn::testing::test_seed();
   SCOPED_TRACE(seed);
   const GPTConfig g = gen_config();
-  auto be = make_cpu_backend(g, BackendOptions{});
-  const auto p = spread_params(be->layout(), seed);
-  be->set_params(p.data());
+  auto be = spread_cpu_model(seed);
   std::mt19937_64 rng(seed);
   const std::vector<std::vector<int32_t>> prompts{random_tokens(rng, 2 * g.block_size, 53), random_tokens(rng, 3, 53),
                                                   random_tokens(rng, g.block_size - 1, 53), random_tokens(rng, 1, 53)};
@@ -264,9 +264,7 @@ TEST(GenerateCpu, DecodeGreedyIsTheArgmaxOfDecode) {
 // prompts of different lengths; a run longer than some sequence's room is refused by name and
 // leaves the generator where it was.
 TEST(GenerateCpu, DecodeGreedyStepsEqualsOneStepAtATime) {
-  auto be = make_cpu_backend(gen_config(), BackendOptions{});
-  const auto p = spread_params(be->layout(), 31);
-  be->set_params(p.data());
+  auto be = spread_cpu_model(31);
   GeneratorOptions go;
   go.batch = 2, go.max_len = 20;
   auto stepwise = be->make_generator(go), runs = be->make_generator(go);
