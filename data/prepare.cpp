@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/choices.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/bpe_tokenizer.h"
@@ -205,10 +206,10 @@ void check_prepare_options(const PrepareOptions& opt) {
              opt.val_fraction);
   ATTN_CHECK(opt.shard_tokens > 0, "prepare: shard_tokens {} must be positive", opt.shard_tokens);
   if (opt.tokenizer_path.empty())
-    ATTN_CHECK(opt.tokenizer == "bpe" || opt.tokenizer == "char" || opt.tokenizer == "gpt2",
-               "prepare: unknown tokenizer '{}' (expected bpe, char or gpt2)", opt.tokenizer);
-  ATTN_CHECK(opt.val_split == "auto" || opt.val_split == "documents" || opt.val_split == "tail",
-             "prepare: unknown val_split '{}' (expected auto, documents or tail)", opt.val_split);
+    ATTN_CHECK(is_one_of(opt.tokenizer, kTokenizerNames), "prepare: unknown tokenizer '{}' (expected {})",
+               opt.tokenizer, or_list(kTokenizerNames, false));
+  ATTN_CHECK(is_one_of(opt.val_split, kValSplitNames), "prepare: unknown val_split '{}' (expected {})", opt.val_split,
+             or_list(kValSplitNames, false));
 }
 
 // Encodes the reader's documents in batches on every core (the next batch is read while this one

@@ -18,9 +18,11 @@
 //                files (a single file reproduces nanoGPT's split exactly), else "documents".
 // A progress line (MB/s, tokens/s, ETA) is logged every few seconds.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/dataset.h"
@@ -28,6 +30,11 @@
 namespace attn {
 
 constexpr int kAutoDocumentSplitFiles = 100;
+
+// The values of `tokenizer` and `val_split` (and of data.tokenizer / data.val_split, which the
+// config checks against these same lists: core/choices.h).
+inline constexpr std::array<std::string_view, 3> kTokenizerNames{"bpe", "char", "gpt2"};
+inline constexpr std::array<std::string_view, 3> kValSplitNames{"auto", "documents", "tail"};
 
 struct PrepareOptions {
   std::vector<std::string> inputs;  // files or folders (recursive, sorted for determinism)

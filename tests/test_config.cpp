@@ -105,6 +105,9 @@ TEST(Config, ImpossibleValuesAreRefused) {
   refuses({"--schedule.min_lr=1.0"}, "schedule.min_lr");
   refuses({"--training.batch_size=0"}, "training.batch_size");
   refuses({"--device.backend=tpu"}, "device.backend");
+  // data.tokenizer / data.val_split: the lists `attnlab prepare` checks (data/prepare.h)
+  refuses({"--data.tokenizer=\"wordpiece\""}, "data.tokenizer must be \"bpe\", \"char\" or \"gpt2\" (got \"wordpiece\")");
+  refuses({"--data.val_split=\"head\""}, "data.val_split must be \"auto\", \"documents\" or \"tail\" (got \"head\")");
 }
 
 // device.cuda_graph: on by default, off from a file or the command line, a boolean only (the

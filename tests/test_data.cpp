@@ -401,8 +401,11 @@ TEST(Prepare, BadInputsAreErrors) {
   expect_error([&] { prepare_dataset(opt, nullptr); }, {"val_fraction"});
   opt.val_fraction = 0.1;
   opt.tokenizer = "wordpiece";
-  expect_error([&] { prepare_dataset(opt, nullptr); }, {"wordpiece"});
+  expect_error([&] { prepare_dataset(opt, nullptr); }, {"wordpiece", "(expected bpe, char or gpt2)"});
   opt.tokenizer = "char";
+  opt.val_split = "head";
+  expect_error([&] { prepare_dataset(opt, nullptr); }, {"head", "(expected auto, documents or tail)"});
+  opt.val_split = "auto";
   write_bytes(in.file("tiny.txt"), "abc");
   opt.inputs = {in.file("tiny.txt")};
   expect_error([&] { prepare_dataset(opt, nullptr); }, {"too few"});

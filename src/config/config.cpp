@@ -9,8 +9,10 @@
 #include <toml++/toml.h>
 
 #include "attention/registry.h"
+#include "core/choices.h"
 #include "core/error.h"
 #include "core/precision.h"
+#include "data/prepare.h"
 
 namespace attn {
 
@@ -299,10 +301,10 @@ void validate(const Config& c) {
   require(ap.key.empty(), ap.key.c_str(), ap.problem);
 
   const auto& d = c.data;
-  require(d.tokenizer == "bpe" || d.tokenizer == "char" || d.tokenizer == "gpt2", "data.tokenizer",
-          fmt::format("must be \"bpe\", \"char\" or \"gpt2\" (got \"{}\")", d.tokenizer));
-  require(d.val_split == "auto" || d.val_split == "documents" || d.val_split == "tail", "data.val_split",
-          fmt::format("must be \"auto\", \"documents\" or \"tail\" (got \"{}\")", d.val_split));
+  require(is_one_of(d.tokenizer, kTokenizerNames), "data.tokenizer",
+          fmt::format("must be {} (got \"{}\")", or_list(kTokenizerNames, true), d.tokenizer));
+  require(is_one_of(d.val_split, kValSplitNames), "data.val_split",
+          fmt::format("must be {} (got \"{}\")", or_list(kValSplitNames, true), d.val_split));
   require(!d.jsonl_key.empty(), "data.jsonl_key", "must name the text field of .jsonl inputs");
   require(d.tokenizer != "bpe" || d.vocab_size >= 257, "data.vocab_size", fmt::format("must be >= 257 for BPE (got {})", d.vocab_size));
   require(d.val_fraction > 0 && d.val_fraction < 1, "data.val_fraction", "must be in (0, 1)");
