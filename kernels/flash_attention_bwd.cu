@@ -21,6 +21,7 @@
 #include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_dropout.cuh"
 #include "kernels/flash_attention_mask.cuh"
+#include "kernels/tiles/copy_out.cuh"
 
 namespace attn::flash {
 
@@ -169,18 +170,10 @@ __device__ __forceinline__ void store_dq_rows(uint32_t sQ, const float (&dq)[D /
     }
   __syncwarp();
   __nv_bfloat16* dQg = static_cast<__nv_bfloat16*>(p.dq) + b * p.dq_batch_stride + h * D;
-  constexpr int CH = D / 8;
-#pragma unroll
-  for (int i = 0; i < 16 * CH / 32; ++i) {
-    const int idx = lane + i * 32;
-    const int row = warp * 16 + idx / CH, c = idx % CH;
-    if (q0 + row < T) {
-      uint4 x;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(sQ + swz<D>(row, c)));
-      *reinterpret_cast<uint4*>(dQg + (int64_t)(q0 + row) * p.dq_token_stride + c * 8) = x;
-    }
-  }
+  const int row0 = warp * tiles::kWarpRows;
+  tiles::store_warp_rows<D / 8>([sQ](int r, int c) { return sQ + swz<D>(r, c); }, row0,
+                                dQg + (int64_t)(q0 + row0) * p.dq_token_stride, p.dq_token_stride, T - (q0 + row0),
+                                lane);
 }
 
 template <int D, bool DROPOUT>

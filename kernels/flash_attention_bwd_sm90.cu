@@ -526,25 +526,9 @@ __device__ __forceinline__ void copy_out_dk_dv(const typename Cfg::KVTile& sK, c
   constexpr int D = Cfg::kHeadDim;
   __nv_bfloat16* dKg = static_cast<__nv_bfloat16*>(p.dk) + b * p.dk_batch_stride + g * D;
   __nv_bfloat16* dVg = static_cast<__nv_bfloat16*>(p.dv) + b * p.dv_batch_stride + g * D;
-  constexpr int CH = D / 8;
-#pragma unroll
-  for (int i = 0; i < tiles::kWarpRows * CH / tiles::kWarpSize; ++i) {
-    const int idx = lane + i * tiles::kWarpSize;
-    const int row = warp_row0 + idx / CH, c = idx % CH;
-    if (k0 + row < T) {
-      uint4 x, y;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w)
-                   : "r"(sK.chunk_addr(row, c))
-                   : "memory");
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(y.x), "=r"(y.y), "=r"(y.z), "=r"(y.w)
-                   : "r"(sV.chunk_addr(row, c))
-                   : "memory");
-      *reinterpret_cast<uint4*>(dKg + (int64_t)(k0 + row) * p.dk_token_stride + c * 8) = x;
-      *reinterpret_cast<uint4*>(dVg + (int64_t)(k0 + row) * p.dv_token_stride + c * 8) = y;
-    }
-  }
+  const int rows = T - (k0 + warp_row0);
+  sK.store_warp_rows(warp_row0, dKg + (int64_t)(k0 + warp_row0) * p.dk_token_stride, p.dk_token_stride, rows, lane);
+  sV.store_warp_rows(warp_row0, dVg + (int64_t)(k0 + warp_row0) * p.dv_token_stride, p.dv_token_stride, rows, lane);
 }
 
 // Epilogue, staging: dK * scale and dV to bf16 in the (then free) K / V tiles, this thread's rows
@@ -555,18 +539,8 @@ __device__ __forceinline__ void stage_dk_dv(const tiles::AccFragment<Cfg::kHeadD
                                             const typename Cfg::KVTile& sV, const FlashAttentionParams& f, int wg_key0,
                                             int lane) {
   const int row0 = wg_key0 + dk.row0();
-#pragma unroll
-  for (int n = 0; n < Cfg::kHeadDim / 8; ++n)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const uint32_t off = sK.chunk_addr(row0 + 8 * r, n) - sK.base + (lane & 3) * 4;
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sK.base + off),
-                   "r"(pack_bf16(dk.v[4 * n + 2 * r] * f.scale, dk.v[4 * n + 2 * r + 1] * f.scale))
-                   : "memory");
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sV.base + off),
-                   "r"(pack_bf16(dv.v[4 * n + 2 * r], dv.v[4 * n + 2 * r + 1]))
-                   : "memory");
-    }
+  sK.stage(dk, row0, {f.scale, f.scale}, lane);
+  sV.stage(dv, row0, {1.f, 1.f}, lane);
 }
 
 // Attention dropout in the backward: keep bit i of this thread's element i of the 64 x BR tile

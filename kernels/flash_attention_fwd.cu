@@ -236,36 +236,21 @@ __device__ __forceinline__ void fwd_store_tile(const typename FwdCfg<D>::QTile& 
                                                const float (&l_run)[2], const float (&m_run)[2],
                                                const FlashAttentionParams& p, const FwdTile& t, int T, int q0,
                                                int warp_tile_row0, int thr_row0, int lane) {
-  constexpr int NO = D / 8;
   __syncwarp();  // every lane's reads of sO for the previous tile are done
   __nv_bfloat16* Og = static_cast<__nv_bfloat16*>(p.o) + t.b * p.o_batch_stride + t.h * D;
   float* lse = p.lse + ((int64_t)t.b * p.H + t.h) * T;
+  float inv[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const float l = tiles::quad_sum(l_run[r]);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
+    inv[r] = l > 0.f ? 1.f / l : 0.f;
     const int lrow = thr_row0 + 8 * r;
     if ((lane & 3) == 0 && q0 + lrow < T) lse[q0 + lrow] = l > 0.f ? m_run[r] * p.scale + logf(l) : -INFINITY;
-#pragma unroll
-    for (int n = 0; n < NO; ++n) {
-      const uint32_t v = pack_bf16(o.v[4 * n + 2 * r] * inv, o.v[4 * n + 2 * r + 1] * inv);
-      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sO.chunk_addr(lrow, n) + (lane & 3) * 4), "r"(v) : "memory");
-    }
   }
+  sO.stage(o, thr_row0, inv, lane);
   __syncwarp();
-#pragma unroll
-  for (int i = 0; i < tiles::kWarpRows * NO / tiles::kWarpSize; ++i) {
-    const int idx = lane + i * tiles::kWarpSize;
-    const int lrow = warp_tile_row0 + idx / NO, c = idx % NO;
-    if (q0 + lrow < T) {
-      uint4 v;
-      asm volatile("ld.shared.v4.b32 {%0,%1,%2,%3}, [%4];\n"
-                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                   : "r"(sO.chunk_addr(lrow, c))
-                   : "memory");
-      *reinterpret_cast<uint4*>(Og + (int64_t)(q0 + lrow) * p.o_token_stride + c * 8) = v;
-    }
-  }
+  sO.store_warp_rows(warp_tile_row0, Og + (int64_t)(q0 + warp_tile_row0) * p.o_token_stride, p.o_token_stride,
+                     T - (q0 + warp_tile_row0), lane);
 }
 
 template <int D, MaskKind MK, bool DROPOUT>

@@ -13,7 +13,9 @@
 
 #include <cstdint>
 
+#include "kernels/flash_attention_common.cuh"
 #include "kernels/flash_attention_wgmma.cuh"
+#include "kernels/tiles/copy_out.cuh"
 #include "kernels/tiles/hardware.cuh"
 #include "kernels/tiles/tma.cuh"
 
@@ -48,6 +50,26 @@ struct SwizzledTile {
   // wgmma descriptor of the tile as an MN-major operand: rows [16 kk, 16 kk + 16), all columns.
   __device__ __forceinline__ uint64_t mn_major_desc(int kk) const {
     return attn::flash::wg_desc(base + kk * kRowStepBytes, kBlockBytes, kSwizzleAtomBytes);
+  }
+  // An epilogue's staging: this thread's elements of a 64 x C accumulator fragment (fragment.cuh:
+  // rows row0 and row0 + 8, 2 columns per 8-column group), element of row row0 + 8 h times
+  // scale[h], as bf16 into the same places of the tile, 4-byte stores.
+  template <class Acc>
+  __device__ __forceinline__ void stage(const Acc& acc, int row0, const float (&scale)[2], int lane) const {
+    static_assert(Acc::kCols == C, "a fragment as wide as the tile");
+#pragma unroll
+    for (int n = 0; n < C / 8; ++n)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t v = attn::flash::pack_bf16(acc.v[4 * n + 2 * h] * scale[h], acc.v[4 * n + 2 * h + 1] * scale[h]);
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(chunk_addr(row0 + 8 * h, n) + (lane & 3) * 4), "r"(v) : "memory");
+      }
+  }
+  // One warp's copy-out of rows [row0, row0 + kWarpRows) to global rows dst + i * stride, the
+  // first `rows` of them (copy_out.cuh).
+  __device__ __forceinline__ void store_warp_rows(int row0, __nv_bfloat16* dst, int64_t stride, int rows,
+                                                  int lane) const {
+    tiles::store_warp_rows<C / 8>([this](int r, int c) { return chunk_addr(r, c); }, row0, dst, stride, rows, lane);
   }
   // TMA: rows [row0, row0 + R) of (head, batch) of a make_bf16_head_map view with box rows R;
   // kBytes arrive on `bar` (out-of-range rows as zeros). One thread issues it.
