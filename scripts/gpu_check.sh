@@ -3,7 +3,7 @@
 #   scripts/gpu_check.sh [tests] [bench] [curves] [flash] [shakespeare] [xdevice] [sanitize] [variants] [decode]
 #                        [speed] [generate] [hf] [ddp] [llmc] [report] [gpt2tok] [prefix] [loss] [fwdsanitize]
 #                        [graphstep] [tf32] [fp32flash] [flashdropout] [shakespeareflash] [fp8quality]
-#                        [sanitize14] [windowsweep] [flashtrace] [boundary]
+#                        [sanitize14] [windowsweep] [flashtrace] [boundary] [decodesweep]
 #                        (default: tests bench flash)
 # Uses a carried build in $BUILD (default build) when it has the binaries, else builds one.
 # $BASE (optional): an older build's folder, benchmarked beside it (before/after) in the llmc, flash
@@ -348,6 +348,21 @@ if has flashtrace; then
     "$BUILD/bench_flash_attention" --reps 10 --warmup-ms 300 --trace 5 --shape $shape $extra 2>&1
   done | tee "$OUT/flash_trace.txt"
   row "flashtrace: $(grep -c '^trace of' "$OUT/flash_trace.txt") traces, $(grep -c 'trace of .*error' "$OUT/flash_trace.txt") errors (flash_trace.txt)"
+fi
+
+if has decodesweep; then
+  # Issue 17: each decode kernel's time as a fixed part plus a part per byte, beside a plain read of the same bytes
+  # (B = 1, contexts 640 .. 32768; bf16 / int8 / fp8 MHA, bf16 GQA 12/4 and MQA 12/1), fitted by
+  # scripts/fit_decode_sweep.py: where a kernel loses to the read, at its start and end or per byte.
+  echo "== decode sweep: fixed and per-byte cost against a plain read"
+  [ -x "$BUILD/bench_decode_attention" ] || cmake --build "$BUILD" -j"$(nproc)" --target bench_decode_attention > "$OUT/build_decode.log" 2>&1
+  sweep=(); for c in 640 2048 8192 32768; do
+    for d in bf16 int8 fp8; do sweep+=(--shape 1,12,12,64,$c,$d); done
+    sweep+=(--shape 1,12,4,64,$c,bf16 --shape 1,12,1,64,$c,bf16)
+  done
+  "$BUILD/bench_decode_attention" "${sweep[@]}" > "$OUT/decode_sweep.jsonl" 2> "$OUT/decode_sweep.err"
+  python3 scripts/fit_decode_sweep.py "$OUT/decode_sweep.jsonl" | tee "$OUT/decode_sweep_fit.md"
+  row "decodesweep: $(grep -c '^| [0-9]' "$OUT/decode_sweep_fit.md") fitted kinds (decode_sweep_fit.md)"
 fi
 
 if has prefix; then

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Fit the decode sweep of s39a.sh: per kernel kind (heads, kv heads, cache dtype), the time as a
+"""Fit a decode sweep (bench_decode_attention at several contexts): per kernel kind (heads, kv heads, cache dtype), the time as a
 fixed part plus a part per byte, us = a + b * MB, for the kernel and for a plain read of the same
 bytes. The gap a_kernel - a_read is the kernel's own fixed cost (split start, merge, tail); b says
 whether the kernel streams as fast as the read.
-usage: fit_sweep.py sweep.jsonl"""
+usage: scripts/fit_decode_sweep.py sweep.jsonl   (scripts/gpu_check.sh decodesweep writes one)"""
 import json
 import sys
 from collections import defaultdict
