@@ -160,17 +160,17 @@ template <int D>
 __device__ __forceinline__ void store_dq_rows(uint32_t sQ, const float (&dq)[D / 8][4],
                                               const FlashAttentionBackwardParams& p, int b, int h, int q0, int T,
                                               int warp, int lane) {
+  const int row0 = warp * tiles::kWarpRows;  // this warp's first row of the tile
 #pragma unroll
   for (int n = 0; n < D / 8; ++n)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int row = warp * 16 + (lane >> 2) + r * 8;
+      const int row = row0 + (lane >> 2) + r * 8;
       asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(sQ + swz<D>(row, n) + (lane & 3) * 4),
                    "r"(pack_bf16(dq[n][2 * r] * p.fwd.scale, dq[n][2 * r + 1] * p.fwd.scale)));
     }
   __syncwarp();
   __nv_bfloat16* dQg = static_cast<__nv_bfloat16*>(p.dq) + b * p.dq_batch_stride + h * D;
-  const int row0 = warp * tiles::kWarpRows;
   tiles::store_warp_rows<D / 8>([sQ](int r, int c) { return sQ + swz<D>(r, c); }, row0,
                                 dQg + (int64_t)(q0 + row0) * p.dq_token_stride, p.dq_token_stride, T - (q0 + row0),
                                 lane);
