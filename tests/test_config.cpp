@@ -104,7 +104,8 @@ TEST(Config, ImpossibleValuesAreRefused) {
   refuses({"--optimizer.lr=-1"}, "optimizer.lr");
   refuses({"--schedule.min_lr=1.0"}, "schedule.min_lr");
   refuses({"--training.batch_size=0"}, "training.batch_size");
-  refuses({"--device.backend=tpu"}, "device.backend");
+  refuses({"--device.backend=tpu"}, "device.backend must be \"auto\", \"cpu\" or \"cuda\" (got \"tpu\")");
+  refuses({"--schedule.decay=\"linear\""}, "schedule.decay must be \"cosine\" or \"constant\"");
   // data.tokenizer / data.val_split: the lists `attnlab prepare` checks (data/prepare.h)
   refuses({"--data.tokenizer=\"wordpiece\""}, "data.tokenizer must be \"bpe\", \"char\" or \"gpt2\" (got \"wordpiece\")");
   refuses({"--data.val_split=\"head\""}, "data.val_split must be \"auto\", \"documents\" or \"tail\" (got \"head\")");

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -319,7 +320,8 @@ void validate(const Config& c) {
   require(o.grad_clip >= 0, "optimizer.grad_clip", "must be >= 0 (0 = off)");
 
   const auto& s = c.schedule;
-  require(s.decay == "cosine" || s.decay == "constant", "schedule.decay", "must be \"cosine\" or \"constant\"");
+  constexpr std::array<std::string_view, 2> kDecayNames{"cosine", "constant"};
+  require(is_one_of(s.decay, kDecayNames), "schedule.decay", fmt::format("must be {}", or_list(kDecayNames, true)));
   require(s.warmup_iters >= 0, "schedule.warmup_iters", "must be >= 0");
   require(s.decay_iters >= 0, "schedule.decay_iters", "must be >= 0");
   require(s.min_lr >= 0 && s.min_lr <= o.lr, "schedule.min_lr",
@@ -341,8 +343,9 @@ void validate(const Config& c) {
   require(c.checkpoint.keep >= 1, "checkpoint.keep", "must be >= 1");
 
   const auto& dv = c.device;
-  require(dv.backend == "auto" || dv.backend == "cpu" || dv.backend == "cuda", "device.backend",
-          fmt::format("must be \"auto\", \"cpu\" or \"cuda\" (got \"{}\")", dv.backend));
+  constexpr std::array<std::string_view, 3> kBackendNames{"auto", "cpu", "cuda"};
+  require(is_one_of(dv.backend, kBackendNames), "device.backend",
+          fmt::format("must be {} (got \"{}\")", or_list(kBackendNames, true), dv.backend));
   require(parse_precision(dv.precision).has_value(), "device.precision",
           fmt::format("must be {} (got \"{}\")", kPrecisionChoices, dv.precision));
   require(dv.threads >= 0, "device.threads", "must be >= 0 (0 = all cores)");
