@@ -4,7 +4,7 @@
 # generate() B = 1 and 32 (static cache + torch.compile) beside bench-generate before and after, the decode rows,
 # cuDNN's decode). Then on any card, with the time left: Nsight Compute on the flash forward (XU and tensor pipes,
 # plain vs soft-capping 30: is the soft-capping forward bound by the special-function unit?) and on the int8 MHA
-# decode kernel beside bf16's (issue 17's 0.6 row).
+# decode kernel beside bf16's (issue 17's 0.6 row). On an H200 with time left, bench-generate's tables too.
 # Carry ["build-carry/m.txz", ".gpucall"] (.gpucall/input.txt = ../shared/data/tinyshakespeare/input.txt);
 # run `LIM=540 bash .gpucall/s41b.sh`.
 set -uo pipefail
@@ -46,6 +46,10 @@ ncu_dec() { local tag=$1 re=$2; shift 2; timeout 60 ncu --clock-control none -k 
   echo "ncu $tag exit $?"; grep -E "Duration|DRAM Throughput|Memory Throughput|Issued Warp Per|No Eligible|Active Warps Per|Warp Cycles Per Issued|Achieved Occupancy" "$W/ncu_dec_$tag.txt" | head -10; }
 
 if grep -q H200 "$W/gpu.txt"; then headline; else echo "not an H200: no headline"; fi
+# issue 17's acceptance 4 on this card: bench-generate's tables (results.md / .csv, report.html), kernels a step
+grep -q H200 "$W/gpu.txt" && [ "$(left)" -gt 150 ] && { mkdir -p "$W/gen_tables"; timeout 120 $m/attnlab bench-generate \
+  -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 --batches 1,8,32 --kv-cache bf16,int8 --out "$W/gen_tables" \
+  > "$W/gen_tables/log.txt" 2>&1; echo "tables exit $? ($((SECONDS - t0)) s)"; pack; }
 [ "$(left)" -gt 70 ] && { ncu_pipes plain; ncu_pipes softcap --softcap 30; pack; }
 [ "$(left)" -gt 50 ] && { ncu_dec int8 decode_mha_direct --shape 1,12,12,64,32768,int8; ncu_dec bf16 decode_split --shape 1,12,12,64,32768,bf16; pack; }
 echo "total $((SECONDS - t0)) s"
