@@ -28,7 +28,7 @@ tests() { local v=$1 f=$2 lim=$3; timeout $lim $B/$v/attn_gpu_tests --gtest_filt
   grep -E '^\[  FAILED|Failure' "$W/tests_$v.log" | head -8; pack; }
 tests d '*BehindLateWriter*:DecodeAttentionAppend*:DecodeAttentionGraph*:Decode/DecodeAttention.*/int8*:Decode/DecodeAttention.*/fp8*:Decode/DecodeAttention.*/bf16*Hkv12*:Decode/DecodeAttention.*/bf16_actbf16_H4_Hkv4*:GenerateGreedy*' 100
 tests q 'FlashAttentionPersistent*:*FlashAttention*:FlashVariants*' 90
-tests p '*FlashAttention*:FlashVariants*:TrainStepGraph*' 100
+tests p '*FlashAttention*:FlashVariants*:*TrainStepGraph*flash*' 120
 tests c 'FlashVariants*' 60
 
 X="--reps 20 --warmup-ms 300"
