@@ -4,7 +4,8 @@
 # generate() B = 1 and 32 (static cache + torch.compile) beside bench-generate before and after, the decode rows,
 # cuDNN's decode). Then on any card, with the time left: Nsight Compute on the flash forward (XU and tensor pipes,
 # plain vs soft-capping 30: is the soft-capping forward bound by the special-function unit?) and on the int8 MHA
-# decode kernel beside bf16's (issue 17's 0.6 row). On an H200 with time left, bench-generate's tables too.
+# decode kernel beside bf16's (issue 17's 0.6 row). On an H200 with time left, bench-generate's tables too. Before the
+# Nsight Compute steps (session 42): plain / ALiBi / soft-capping 30 on issue 14's five shapes (variants.txt).
 # Carry ["build-carry/m.txz", ".gpucall"] (.gpucall/input.txt = ../shared/data/tinyshakespeare/input.txt);
 # run `LIM=540 bash .gpucall/s41b.sh`.
 set -uo pipefail
@@ -32,6 +33,9 @@ headline() {
   timeout 25 $m/bench_decode_attention --shape 1,12,12,64,32768,bf16 --shape 32,12,12,64,4096,bf16 --shape 1,12,4,64,32768,bf16 --shape 1,12,1,64,32768,bf16 \
     --shape 1,32,8,128,32768,bf16 --shape 1,12,12,64,32768,fp8 --shape 1,12,12,64,32768,int8 --shape 32,12,12,64,4096,fp8 --shape 32,12,12,64,4096,int8 > "$W/decode.jsonl" 2>&1
   timeout 30 python3 scripts/bench_decode_sdpa.py --shape 32,12,64,4096 --shape 1,12,64,32768 > "$W/sdpa.txt" 2>&1; grep -h cudnn "$W/sdpa.txt" | cut -c1-150; pack
+  # the B = 32 plan on this card (0.987x cuDNN in session 32; session 37's sweep ran only on an H100): 14 s (session 42)
+  for f in "" "--blocks-per-sm 2" "--blocks-per-sm 4" "--waves 2" "--no-fit-waves" "--min-split-rows 1024" "--merge-bytes 0" "--mha-tensor-cores"; do
+    echo "sweep B=32 [$f] $(timeout 15 $m/bench_decode_attention --shape 32,12,12,64,4096,bf16 $f 2>&1 | grep -o '"us": *[0-9.]*')"; done | tee "$W/sweep32.txt"
   T=$(( $(left) - 100 )); [ "$T" -gt 150 ] && T=150; hf 32 $T 2
   { echo "== after HF B=32"; gen --kv-cache bf16 --batches 32; } | tee -a "$W/step.txt"; pack
 }
@@ -50,6 +54,11 @@ if grep -q H200 "$W/gpu.txt"; then headline; else echo "not an H200: no headline
 grep -q H200 "$W/gpu.txt" && [ "$(left)" -gt 150 ] && { mkdir -p "$W/gen_tables"; timeout 120 $m/attnlab bench-generate \
   -c configs/gpt2_124m.toml --prompt-lens 128 --new-tokens 512 --batches 1,8,32 --kv-cache bf16,int8 --out "$W/gen_tables" \
   > "$W/gen_tables/log.txt" 2>&1; echo "tables exit $? ($((SECONDS - t0)) s)"; pack; }
+# issue 14's variants row on all five shapes (last measured at T = 16384 only; ALiBi was 1.13x at 16,12,12,1024,64 in
+# session 14): main plain / ALiBi / soft-capping 30 interleaved, forward+backward ms (added in session 42)
+variants() { for r in 1 2; do for v in "" "--alibi" "--softcap 30"; do echo "== m $v"; timeout 60 $m/bench_flash_attention \
+  --reps 20 --warmup-ms 300 $v; done; done > "$W/variants.txt" 2>&1; grep -E "^==|^ *[0-9]+,[0-9]" "$W/variants.txt" | cut -c1-120; }
+[ "$(left)" -gt 150 ] && { variants; pack; }
 [ "$(left)" -gt 70 ] && { ncu_pipes plain; ncu_pipes softcap --softcap 30; pack; }
 [ "$(left)" -gt 50 ] && { ncu_dec int8 decode_mha_direct --shape 1,12,12,64,32768,int8; ncu_dec bf16 decode_split --shape 1,12,12,64,32768,bf16; pack; }
 echo "total $((SECONDS - t0)) s"
