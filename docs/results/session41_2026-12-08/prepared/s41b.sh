@@ -59,6 +59,12 @@ grep -q H200 "$W/gpu.txt" && [ "$(left)" -gt 150 ] && { mkdir -p "$W/gen_tables"
 variants() { for r in 1 2; do for v in "" "--alibi" "--softcap 30"; do echo "== m $v"; timeout 60 $m/bench_flash_attention \
   --reps 20 --warmup-ms 300 $v; done; done > "$W/variants.txt" 2>&1; grep -E "^==|^ *[0-9]+,[0-9]" "$W/variants.txt" | cut -c1-120; }
 [ "$(left)" -gt 150 ] && { variants; pack; }
+# where the short shapes' time goes (kernels of one call; session 42): the side passes (Dsum pre-pass, dQ convert)
+# move B H T D bytes, as many at 16,12,12,1024,64 as at 1,12,12,16384,64 (61 us of its 3233 on the H100): an estimated
+# 16% of the short call. Beside it ALiBi: its forward's and backward's shares of its overhead at the short shape.
+[ "$(left)" -gt 110 ] && { for v in "" "--alibi"; do timeout 40 $m/bench_flash_attention --reps 10 --warmup-ms 300 --trace 5 \
+  --shape 16,12,12,1024,64 --shape 8,16,16,2048,128 $v; done > "$W/trace_short.txt" 2>&1
+  grep -E "^trace|flash_|on the GPU" "$W/trace_short.txt" | cut -c1-110; pack; }
 [ "$(left)" -gt 70 ] && { ncu_pipes plain; ncu_pipes softcap --softcap 30; pack; }
 [ "$(left)" -gt 50 ] && { ncu_dec int8 decode_mha_direct --shape 1,12,12,64,32768,int8; ncu_dec bf16 decode_split --shape 1,12,12,64,32768,bf16; pack; }
 echo "total $((SECONDS - t0)) s"
